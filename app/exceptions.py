@@ -1,0 +1,174 @@
+"""The one error tree of the toolkit.
+
+::
+
+    GosWebSocketError
+     ├── ConfigurationError                  bad settings or route files (start-up stops)
+     ├── ServiceNotFound (KeyError)          an unknown container id
+     ├── NotRegistered (KeyError)            a registry lookup missed
+     │    ├── PusherNotFound
+     │    ├── PushHandlerNotFound
+     │    ├── TopicNotFound
+     │    └── RpcNotFound
+     ├── RoutingError
+     │    ├── RouteDefinitionError           a route that cannot be compiled or loaded
+     │    ├── ResourceNotFound               the GOS name for the two "not found" cases
+     │    │    ├── RouteNotFound             generate(): no route by that name
+     │    │    └── NoRouteMatch              match(): no route matches the channel
+     │    ├── MissingMandatoryParameters     generate(): variables without a value
+     │    └── InvalidParameter               generate(): a value breaks its requirement
+     ├── PusherError
+     │    ├── InvalidPushArgument (ValueError)   bad data or an unknown context key
+     │    └── PushFailed                     the transport could not deliver (``__cause__`` set)
+     ├── PushHandlerError
+     │    ├── MessageDecodeError (ValueError)  a body that is not a GOS envelope
+     │    └── PushUnsupported                the topic has no ``on_push``
+     └── WampError
+          ├── ProtocolError                  a frame that breaks WAMP (connection closed 1007)
+          ├── FirewallRejection              a secured topic refused a client
+          └── RpcError                       an RPC handler's failure, with a code for CALLERROR
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class GosWebSocketError(Exception):
+    """Root of every error the toolkit raises on purpose."""
+
+
+class ConfigurationError(GosWebSocketError):
+    """Settings or route files that cannot be used; ``problems`` holds one line each."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ServiceNotFound(GosWebSocketError, KeyError):
+    """An id that names no service of the container."""
+
+    def __init__(self, service_id: str, known: Iterable[str]) -> None:
+        self.service_id = service_id
+        self.known = sorted(known)
+        super().__init__(
+            f'Unknown service id "{service_id}"; known ones are: {", ".join(self.known)}'
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class NotRegistered(GosWebSocketError, KeyError):
+    """A registry has nothing under the name asked for."""
+
+    kind = "service"
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        self.name = name
+        self.known = sorted(known)
+        message = f'A {self.kind} named "{name}" has not been registered.'
+        if self.known:
+            message += f" Registered: {', '.join(self.known)}."
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class PusherNotFound(NotRegistered):
+    kind = "pusher"
+
+
+class PushHandlerNotFound(NotRegistered):
+    kind = "push handler"
+
+
+class TopicNotFound(NotRegistered):
+    kind = "topic"
+
+
+class RpcNotFound(NotRegistered):
+    kind = "RPC handler"
+
+
+class RoutingError(GosWebSocketError):
+    """Base of the pub/sub router's errors."""
+
+
+class RouteDefinitionError(RoutingError):
+    """A route pattern, requirement or file that cannot be used."""
+
+
+class ResourceNotFound(RoutingError):
+    """GOS's ResourceNotFoundException: an unknown route or a channel nothing matches."""
+
+
+class RouteNotFound(ResourceNotFound):
+    """``generate()`` was given a route name that does not exist."""
+
+
+class NoRouteMatch(ResourceNotFound):
+    """``match()`` found no route for the channel."""
+
+
+class MissingMandatoryParameters(RoutingError):
+    """``generate()`` lacks values for some variables."""
+
+
+class InvalidParameter(RoutingError):
+    """``generate()`` got a value its requirement refuses."""
+
+
+class PusherError(GosWebSocketError):
+    """Base of the pushers' errors."""
+
+
+class InvalidPushArgument(PusherError, ValueError):
+    """``push()`` was called with data or context it cannot send."""
+
+
+class PushFailed(PusherError):
+    """The transport did not take the push; the cause is chained."""
+
+    def __init__(self, message: str, *, transport: str = "", route_name: str = "") -> None:
+        self.transport = transport
+        self.route_name = route_name
+        super().__init__(message)
+
+
+class PushHandlerError(GosWebSocketError):
+    """Base of the push handlers' errors."""
+
+
+class MessageDecodeError(PushHandlerError, ValueError):
+    """A transport body that is not a GOS envelope ``{"topic": ..., "data": ...}``."""
+
+
+class PushUnsupported(PushHandlerError):
+    """A push reached a topic that does not implement ``on_push``."""
+
+    def __init__(self, topic_name: str) -> None:
+        self.topic_name = topic_name
+        super().__init__(f'The "{topic_name}" topic does not support push notifications')
+
+
+class WampError(GosWebSocketError):
+    """Base of WAMP protocol and application errors."""
+
+
+class ProtocolError(WampError):
+    """A frame that breaks WAMP v1; the connection is closed with 1007."""
+
+
+class FirewallRejection(WampError):
+    """A secured topic refused the client."""
+
+
+class RpcError(WampError):
+    """An RPC failure with the code GOS puts in CALLERROR details."""
+
+    def __init__(self, message: str, code: int = 500) -> None:
+        self.code = code
+        super().__init__(message)
