@@ -1,0 +1,1 @@
+"""Pushers and server push handlers: the contract in ``base``, one module per transport."""
