@@ -1,0 +1,144 @@
+"""A private RabbitMQ node on loopback for one test run: started once, stoppable and restartable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+class BrokerSetupError(RuntimeError):
+    """RabbitMQ is not installed or would not start; the message says what to do."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RabbitMQNode:
+    """One broker in a temp dir, listening on 127.0.0.1 only (AMQP, dist port and epmd)."""
+
+    def __init__(self) -> None:
+        if not (RABBIT_BIN / "rabbitmq-server").exists():
+            raise BrokerSetupError(
+                "rabbitmq-server is not installed: run `make test` (it installs it), "
+                "or `apt-get install -y rabbitmq-server`"
+            )
+        self.dir = Path(tempfile.mkdtemp(prefix="gos-rabbit-"))
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.nodename = f"gostest{self.port}@localhost"
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self._process: subprocess.Popen[bytes] | None = None
+        (self.dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            "loopback_users.guest = true\n"
+            "log.console = false\n"
+        )
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        (self.dir / "rabbitmq-env.conf").write_text("")
+
+    @property
+    def env(self) -> dict[str, str]:
+        d = str(self.dir)
+        return {
+            **os.environ,
+            "HOME": d,
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": f"{d}/mnesia",
+            "RABBITMQ_LOG_BASE": f"{d}/log",
+            "RABBITMQ_CONFIG_FILE": f"{d}/rabbitmq",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{d}/enabled_plugins",
+            "RABBITMQ_PID_FILE": f"{d}/rmq.pid",
+            "RABBITMQ_CONF_ENV_FILE": f"{d}/rabbitmq-env.conf",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the node and wait until it accepts AMQP connections."""
+        log = open(self.dir / "server.out", "ab")  # noqa: SIM115 - lives as long as the node
+        self._process = subprocess.Popen(
+            [str(RABBIT_BIN / "rabbitmq-server")],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise BrokerSetupError(
+                    f"rabbitmq-server exited with {self._process.returncode}; "
+                    f"see {self.dir / 'server.out'}"
+                )
+            if self._amqp_answers():
+                return
+            time.sleep(0.25)
+        raise BrokerSetupError(f"RabbitMQ did not accept connections within {timeout} s")
+
+    def _amqp_answers(self) -> bool:
+        """True once the broker answers the AMQP protocol header with its Connection.Start."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"AMQP\x00\x00\x09\x01")
+                return len(sock.recv(8)) > 0
+        except OSError:
+            return False
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.nodename, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def stop_app(self) -> None:
+        """Stop the broker application (connections drop, data stays): a broker outage."""
+        self.ctl("stop_app")
+
+    def start_app(self) -> None:
+        """Start the application again after stop_app() and wait for AMQP."""
+        self.ctl("start_app")
+        self._wait_ready(60)
+
+    def purge(self, queue: str) -> None:
+        self.ctl("purge_queue", queue)
+
+    def stop(self) -> None:
+        """Stop the node and epmd, and remove the temp dir."""
+        if self._process is not None and self._process.poll() is None:
+            self.ctl("stop", str(self.dir / "rmq.pid"), timeout=30)
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait(timeout=5)
+        subprocess.run(
+            ["epmd", "-kill"],
+            env={**os.environ, "ERL_EPMD_PORT": str(self.epmd_port)},
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
