@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -164,16 +164,13 @@ class EventDispatcher:
 
 def register_listeners(
     dispatcher: EventDispatcher,
-    listeners: dict[str, list[Listener | tuple[Listener, int]]],
+    listeners: Iterable[tuple[str, Listener] | tuple[str, Listener, int]],
 ) -> EventDispatcher:
-    """Attach listeners given as ``{event: [listener | (listener, priority)]}``.
+    """Attach listeners given as ``(event_name, listener[, priority])`` tuples.
 
-    This is how the container feeds the dispatcher from a provider collection.
+    This is how the container feeds the dispatcher from its ``event_listeners`` collection.
     """
-    for event_name, entries in listeners.items():
-        for entry in entries:
-            if isinstance(entry, tuple):
-                dispatcher.add_listener(event_name, entry[0], entry[1])
-            else:
-                dispatcher.add_listener(event_name, entry)
+    for entry in listeners:
+        priority = entry[2] if len(entry) == 3 else 0
+        dispatcher.add_listener(entry[0], entry[1], priority)
     return dispatcher

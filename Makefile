@@ -1,0 +1,49 @@
+# `make run` serves the demo; `make test` installs everything the suite needs and runs it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: run test lint format system-deps npm-deps bench bench-full clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python 3.11+ is required (found $$($(PYTHON) --version))"; exit 1; }
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m app server
+
+# System packages the suite starts for real: a private RabbitMQ node, Chromium for browser tests.
+system-deps:
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+		echo "installing rabbitmq-server"; \
+		$(APT) update -qq && $(APT) install -y -qq rabbitmq-server >/dev/null; \
+	fi
+	@command -v epmd >/dev/null || { echo "epmd missing after installing rabbitmq-server"; exit 1; }
+
+npm-deps:
+	@command -v npm >/dev/null || { echo "npm is required for the interop tests"; exit 1; }
+	@if [ -f tests/interop/package.json ]; then \
+		npm install --prefix tests/interop --no-audit --no-fund --silent; fi
+
+test: $(STAMP) system-deps npm-deps
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/interop/node_modules

@@ -1,0 +1,35 @@
+"""``python -m app``: the entry point that builds the container and runs the CLI."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app import cli
+
+
+def _services(config: Path | None, overrides: dict[str, Any]) -> cli.Services:
+    # Imported here so `app` itself never depends on the composition root at import time.
+    import containers
+
+    container = containers.create_container(config)
+    container.settings()  # validate now: bad config must stop start-up before anything runs
+    if overrides.get("profile"):
+        container.gos_web_socket.server.add_kwargs(profile=True)
+
+    def resolve(service_id: str) -> Any:
+        if service_id == "settings":
+            return container.settings()
+        return containers.get_service(container, service_id)
+
+    return resolve
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.main(argv, _services)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The command line: ``server``, ``push``, ``routes``, ``config`` (``python -m app`` / ``gos-websocket``).
+
+The composition root (``app/__main__.py``) hands in a ``Services`` factory, so this module
+parses arguments and runs commands without knowing how the container is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import yaml
+
+from app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class Services(Protocol):
+    """What the commands need from the container, by service id."""
+
+    def __call__(self, service_id: str) -> Any: ...
+
+
+ServicesFactory = Callable[[Path | None, dict[str, Any]], Services]
+"""Builds the services from ``--config`` and overrides; raises ConfigurationError."""
+
+
+def _port(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError("The port option must be a numeric value.")
+    return int(value)
+
+
+def _key_value(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {value!r}")
+    return key, val
+
+
+def _json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, metavar="PATH", help="settings YAML file")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    parser = argparse.ArgumentParser(
+        prog="gos-websocket",
+        description="WAMP v1 WebSocket server with AMQP, ZeroMQ and WAMP pushers.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    server = commands.add_parser("server", parents=[common], help="run the WebSocket server")
+    server.add_argument("-a", "--host", help="address to listen on (default: server.host)")
+    server.add_argument("-p", "--port", type=_port, help="port (default: server.port)")
+    server.add_argument(
+        "-m", "--profile", action="store_true", help="print memory, connections, pushes/s"
+    )
+
+    push = commands.add_parser("push", parents=[common], help="push data to a route's topic")
+    push.add_argument("route", help="route name, e.g. acme_topic")
+    push.add_argument(
+        "-p", "--param", type=_key_value, action="append", default=[], metavar="KEY=VALUE"
+    )
+    push.add_argument("-d", "--data", type=_json, default={}, metavar="JSON", help="push data")
+    push.add_argument("--pusher", default=None, metavar="NAME", help="pusher alias (amqp, ...)")
+    push.add_argument("--context", type=_json, default={}, metavar="JSON")
+
+    routes = commands.add_parser("routes", parents=[common], help="list the pub/sub routes")
+    routes.add_argument("--match", metavar="CHANNEL", help="show the route matching CHANNEL")
+
+    commands.add_parser("config", parents=[common], help="print the resolved settings")
+    return parser
+
+
+def _print_routes(services: Services, match: str | None, out: TextIO) -> int:
+    router = services("gos_web_socket.router")
+    if match is not None:
+        request = router.match(match)
+        out.write(f"route:    {request.route_name}\n")
+        out.write(f"pattern:  {request.route.pattern}\n")
+        out.write(f"callback: {request.route.callback}\n")
+        for key, value in request.attributes.items():
+            out.write(f"  {key}={value}\n")
+        return EXIT_OK
+    rows = [("NAME", "PATTERN", "CALLBACK", "REQUIREMENTS")]
+    for name, route in router.collection.items():
+        requirements = ", ".join(f"{k}={v}" for k, v in route.requirements.items())
+        rows.append((name, route.pattern, route.callback, requirements or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])))
+        out.write(f"  {row[3]}\n")
+    return EXIT_OK
+
+
+def _print_config(services: Services, out: TextIO) -> int:
+    settings = services("settings")
+    tree = {"gos_web_socket": settings.model_dump(mode="json")}
+    out.write(yaml.safe_dump(tree, sort_keys=False, default_flow_style=False))
+    return EXIT_OK
+
+
+async def _push(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    registry = services("gos_web_socket.pusher_registry")
+    if args.pusher is None:
+        if not registry:
+            raise ConfigurationError(["pushers: no pusher is enabled"])
+        args.pusher = next(iter(registry))
+    pusher = registry[args.pusher]
+    try:
+        await pusher.push(args.data, args.route, dict(args.param), args.context)
+    finally:
+        await pusher.close()
+    out.write(f"pushed to {args.route} through {args.pusher}\n")
+    return EXIT_OK
+
+
+async def _serve(services: Services, args: argparse.Namespace) -> int:
+    server = services("gos_web_socket.server")
+    await server.run(host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def main(
+    argv: Sequence[str] | None,
+    services_factory: ServicesFactory,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Run one command; returns the exit code (2 for bad config or usage, 1 for failures)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    overrides: dict[str, Any] = {}
+    if args.command == "server" and args.profile:
+        overrides["profile"] = True
+    try:
+        services = services_factory(args.config, overrides)
+        if args.command == "routes":
+            return _print_routes(services, args.match, out)
+        if args.command == "config":
+            return _print_config(services, out)
+        if args.command == "push":
+            return asyncio.run(_push(services, args, out))
+        return asyncio.run(_serve(services, args))
+    except ConfigurationError as exc:
+        for problem in exc.problems:
+            err.write(f"config error: {problem}\n")
+        return EXIT_USAGE
+    except RoutingError as exc:
+        err.write(f"routing error: {exc}\n")
+        return EXIT_FAILURE
+    except GosWebSocketError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK

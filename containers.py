@@ -1,0 +1,253 @@
+"""The composition root: every service of the toolkit under its GOS id.
+
+An id is the provider's attribute path below the root ``Container``::
+
+    gos_web_socket.amqp.pusher                       AmqpPusher
+    gos_web_socket.amqp.server_push_handler          AmqpServerPushHandler
+    gos_web_socket.zmq.pusher                        ZmqPusher
+    gos_web_socket.zmq.server_push_handler           ZmqServerPushHandler
+    gos_web_socket.wamp.pusher                       WampPusher
+    gos_web_socket.pusher_registry                   enabled pushers by alias   (tag gos_web_socket.pusher)
+    gos_web_socket.server_push_handler.registry      enabled handlers by alias  (tag gos_web_socket.push_handler)
+    gos_web_socket.topic_registry                    topics by name             (tag gos_web_socket.topic)
+    gos_web_socket.rpc_registry                      RPC handlers by name       (tag gos_web_socket.rpc)
+    gos_web_socket.router / .event_dispatcher / .server
+
+so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
+``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dependency_injector import containers, providers
+
+from app.demo import AcmeRpc, AcmeTopic
+from app.events import EventDispatcher, Listener, register_listeners
+from app.exceptions import ServiceNotFound
+from app.registry import (
+    PusherRegistry,
+    Registry,
+    RpcRegistry,
+    ServerPushHandlerRegistry,
+    TopicRegistry,
+)
+from app.router import RouteCollection, Router, load_routes
+from app.server import WampServer
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from app.transports.wamp import WampPusher
+from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from settings import AmqpSettings, Settings, WampSettings, ZmqSettings, load_settings
+
+R = TypeVar("R", bound=Registry[Any])
+
+BUILTIN_TRANSPORTS = ("amqp", "wamp", "zmq")
+
+# 3.x spellings of the same services, accepted by get_service().
+ALIASES = {
+    "gos_web_socket.pusher.amqp": "gos_web_socket.amqp.pusher",
+    "gos_web_socket.pusher.wamp": "gos_web_socket.wamp.pusher",
+    "gos_web_socket.pusher.amqp.push_handler": "gos_web_socket.amqp.server_push_handler",
+    "gos_web_socket.registry.pusher": "gos_web_socket.pusher_registry",
+    "gos_web_socket.registry.server_push_handler": "gos_web_socket.server_push_handler.registry",
+}
+
+
+def build_router(resources: Iterable[Path]) -> Router:
+    """Load every routing file, in order, into one router."""
+    collection = RouteCollection()
+    for resource in resources:
+        collection.add_collection(load_routes(resource))
+    return Router(collection)
+
+
+def enabled_registry(
+    registry_class: type[R], items: Mapping[str, Any], enabled: Iterable[str]
+) -> R:
+    """Built-in transports join only when enabled (GOS removes the others); custom ones always."""
+    on = set(enabled)
+    return registry_class(
+        {name: item for name, item in items.items() if name not in BUILTIN_TRANSPORTS or name in on}
+    )
+
+
+def named_registry(registry_class: type[R], items: Iterable[Any]) -> R:
+    """Topics and RPC handlers name themselves: the route callback that reaches them."""
+    return registry_class({item.name: item for item in items})
+
+
+def build_dispatcher(listeners: Iterable[tuple[str, Listener, int]]) -> EventDispatcher:
+    return register_listeners(EventDispatcher(), listeners)
+
+
+class Amqp(containers.DeclarativeContainer):
+    """``gos_web_socket.amqp.*``"""
+
+    settings = providers.Dependency(instance_of=AmqpSettings)
+    router = providers.Dependency(instance_of=Router)
+    event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
+
+    pusher = providers.Singleton(AmqpPusher, settings=settings, router=router)
+    server_push_handler = providers.Singleton(
+        AmqpServerPushHandler,
+        settings=settings,
+        router=router,
+        dispatcher=event_dispatcher,
+    )
+
+
+class Zmq(containers.DeclarativeContainer):
+    """``gos_web_socket.zmq.*``"""
+
+    settings = providers.Dependency(instance_of=ZmqSettings)
+    router = providers.Dependency(instance_of=Router)
+    event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
+
+    pusher = providers.Singleton(ZmqPusher, settings=settings, router=router)
+    server_push_handler = providers.Singleton(
+        ZmqServerPushHandler,
+        settings=settings,
+        router=router,
+        dispatcher=event_dispatcher,
+    )
+
+
+class Wamp(containers.DeclarativeContainer):
+    """``gos_web_socket.wamp.*`` (no push handler: its PUBLISH reaches topics directly)."""
+
+    settings = providers.Dependency(instance_of=WampSettings)
+    router = providers.Dependency(instance_of=Router)
+
+    pusher = providers.Singleton(WampPusher, settings=settings, router=router)
+
+
+class PushHandlers(containers.DeclarativeContainer):
+    """``gos_web_socket.server_push_handler.*``: the tag collection and its registry."""
+
+    enabled = providers.Dependency(instance_of=list)
+    amqp = providers.Dependency()
+    zmq = providers.Dependency()
+    collection = providers.Dict(
+        amqp=amqp,
+        zmq=zmq,
+    )
+    registry = providers.Singleton(
+        enabled_registry,
+        ServerPushHandlerRegistry,
+        items=collection,
+        enabled=enabled,
+    )
+
+
+class GosWebSocket(containers.DeclarativeContainer):
+    """``gos_web_socket.*``"""
+
+    settings = providers.Dependency(instance_of=Settings)
+
+    # routing and events
+    router = providers.Singleton(build_router, resources=settings.provided.server.router.resources)
+    event_listeners = providers.List()
+    event_dispatcher = providers.Singleton(build_dispatcher, listeners=event_listeners)
+
+    # transports
+    amqp = providers.Container(
+        Amqp,
+        settings=settings.provided.pushers.amqp,
+        router=router,
+        event_dispatcher=event_dispatcher,
+    )
+    zmq = providers.Container(
+        Zmq,
+        settings=settings.provided.pushers.zmq,
+        router=router,
+        event_dispatcher=event_dispatcher,
+    )
+    wamp = providers.Container(
+        Wamp,
+        settings=settings.provided.pushers.wamp,
+        router=router,
+    )
+
+    # collections (GOS tags) and registries
+    pushers = providers.Dict(
+        amqp=amqp.pusher,
+        wamp=wamp.pusher,
+        zmq=zmq.pusher,
+    )
+    pusher_registry = providers.Singleton(
+        enabled_registry,
+        PusherRegistry,
+        items=pushers,
+        enabled=settings.provided.pushers.enabled_names.call(),
+    )
+    server_push_handler = providers.Container(
+        PushHandlers,
+        enabled=settings.provided.pushers.enabled_names.call(),
+        amqp=amqp.server_push_handler,
+        zmq=zmq.server_push_handler,
+    )
+    topics = providers.List(providers.Singleton(AcmeTopic))
+    topic_registry = providers.Singleton(named_registry, TopicRegistry, items=topics)
+    rpcs = providers.List(providers.Singleton(AcmeRpc))
+    rpc_registry = providers.Singleton(named_registry, RpcRegistry, items=rpcs)
+
+    # server
+    server = providers.Singleton(
+        WampServer,
+        settings=settings,
+        router=router,
+        topics=topic_registry,
+        rpcs=rpc_registry,
+        dispatcher=event_dispatcher,
+        push_handlers=server_push_handler.registry,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    """The root. ``Container(settings=Settings(...))`` replaces the settings in tests."""
+
+    settings = providers.Singleton(load_settings)
+    gos_web_socket = providers.Container(GosWebSocket, settings=settings)
+
+
+def create_container(config: Path | None = None, **overrides: Any) -> Container:
+    """A container reading ``config`` (or the default YAML) plus the environment."""
+    container = Container()
+    if config is not None or overrides:
+        container.settings.override(providers.Singleton(load_settings, config, **overrides))
+    return container
+
+
+def _walk(node: Any, prefix: str) -> Iterable[tuple[str, Any]]:
+    for name, provider in node.providers.items():
+        path = f"{prefix}{name}"
+        if isinstance(provider, providers.Container):
+            yield from _walk(provider, f"{path}.")
+        elif not isinstance(provider, providers.Dependency):
+            yield path, provider
+
+
+def service_ids(container: Container) -> list[str]:
+    """Every id ``get_service`` resolves, sub-containers included."""
+    return sorted(path for path, _ in _walk(container, ""))
+
+
+def get_service(container: Container, service_id: str) -> Any:
+    """Resolve a GOS service id (or a 3.x alias) to its instance.
+
+    Raises:
+        ServiceNotFound: the id names no provider; the message lists the known ids.
+    """
+    path = ALIASES.get(service_id, service_id)
+    node: Any = container
+    for part in path.split("."):
+        provider = node.providers.get(part) if hasattr(node, "providers") else None
+        if provider is None or isinstance(provider, providers.Dependency):
+            raise ServiceNotFound(service_id, service_ids(container))
+        node = provider
+    if isinstance(node, providers.Container):
+        raise ServiceNotFound(service_id, service_ids(container))
+    return node()
