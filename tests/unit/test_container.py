@@ -1,0 +1,154 @@
+"""The container: every GOS id resolves, tags are provider collections, users wire and override."""
+
+from __future__ import annotations
+
+import pytest
+from dependency_injector import providers
+
+import containers
+from app.demo import AcmeRpc, AcmeTopic
+from app.events import EventDispatcher
+from app.exceptions import ServiceNotFound
+from app.registry import PusherRegistry, RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
+from app.router import Router
+from app.server import WampServer
+from app.server.rpc import RpcHandler
+from app.server.topic import TopicHandler
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
+from app.transports.wamp import WampPusher
+from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from settings import load_settings
+from tests.unit import sample_user_module
+
+EXPECTED = {
+    "gos_web_socket.amqp.pusher": AmqpPusher,
+    "gos_web_socket.wamp.pusher": WampPusher,
+    "gos_web_socket.zmq.pusher": ZmqPusher,
+    "gos_web_socket.amqp.server_push_handler": AmqpServerPushHandler,
+    "gos_web_socket.zmq.server_push_handler": ZmqServerPushHandler,
+    "gos_web_socket.pusher_registry": PusherRegistry,
+    "gos_web_socket.server_push_handler.registry": ServerPushHandlerRegistry,
+    "gos_web_socket.topic_registry": TopicRegistry,
+    "gos_web_socket.rpc_registry": RpcRegistry,
+    "gos_web_socket.router": Router,
+    "gos_web_socket.event_dispatcher": EventDispatcher,
+    "gos_web_socket.server": WampServer,
+    # 3.x spellings
+    "gos_web_socket.pusher.amqp": AmqpPusher,
+    "gos_web_socket.registry.pusher": PusherRegistry,
+}
+
+
+@pytest.fixture
+def container() -> containers.Container:
+    settings = load_settings(
+        pushers={
+            "amqp": {"enabled": True, "login": "guest", "password": "guest"},
+            "wamp": {"enabled": True},
+        }
+    )
+    c = containers.Container(settings=providers.Object(settings))
+    yield c
+    c.unwire()
+    c.reset_override()
+
+
+def test_dependencies_are_satisfied(container: containers.Container) -> None:
+    """check_dependencies() finds no undefined Dependency provider."""
+    container.check_dependencies()
+
+
+@pytest.mark.parametrize(("service_id", "cls"), sorted(EXPECTED.items()))
+def test_every_id_resolves(container: containers.Container, service_id: str, cls: type) -> None:
+    """Each id of ARCHITECTURE.md (and the 3.x aliases) resolves to its class."""
+    assert isinstance(containers.get_service(container, service_id), cls)
+
+
+def test_singletons_are_shared(container: containers.Container) -> None:
+    """The registry holds the very pusher the id resolves to."""
+    pusher = containers.get_service(container, "gos_web_socket.amqp.pusher")
+    assert containers.get_service(container, "gos_web_socket.pusher_registry")["amqp"] is pusher
+    router = containers.get_service(container, "gos_web_socket.router")
+    assert pusher.router is router
+
+
+def test_unknown_id_lists_the_known_ones(container: containers.Container) -> None:
+    """A typo is answered with the ids that exist."""
+    with pytest.raises(ServiceNotFound) as info:
+        containers.get_service(container, "gos_web_socket.amqp.pushr")
+    message = str(info.value)
+    assert "gos_web_socket.amqp.pushr" in message and "gos_web_socket.amqp.pusher" in message
+    assert "gos_web_socket.server_push_handler.registry" in message
+
+
+def test_disabled_pushers_leave_the_registries() -> None:
+    """As in GOS, a pusher that is not enabled is not registered."""
+    c = containers.Container(settings=providers.Object(load_settings()))
+    assert list(containers.get_service(c, "gos_web_socket.pusher_registry")) == ["zmq"]
+    handlers = containers.get_service(c, "gos_web_socket.server_push_handler.registry")
+    assert list(handlers) == ["zmq"]
+
+
+def test_registries_hold_the_demo_topic_and_rpc(container: containers.Container) -> None:
+    """Topics and RPC handlers are registered under their own names (the route callbacks)."""
+    topics = containers.get_service(container, "gos_web_socket.topic_registry")
+    rpcs = containers.get_service(container, "gos_web_socket.rpc_registry")
+    assert isinstance(topics["acme.topic"], AcmeTopic)
+    assert isinstance(rpcs["acme.rpc"], AcmeRpc)
+
+
+class ShoutTopic(TopicHandler):
+    name = "acme.shout"
+
+
+class ClockRpc(RpcHandler):
+    name = "acme.clock"
+
+
+def test_user_adds_pusher_handler_topic_rpc_and_listener(container: containers.Container) -> None:
+    """A user extends every collection from outside the toolkit, and the registries see it."""
+    gws = container.gos_web_socket
+    gws.pushers.add_kwargs(memory=providers.Singleton(InMemoryPusher, router=gws.router))
+    gws.server_push_handler.collection.add_kwargs(
+        memory=providers.Singleton(
+            InMemoryServerPushHandler, router=gws.router, dispatcher=gws.event_dispatcher
+        )
+    )
+    gws.topics.add_args(providers.Singleton(ShoutTopic))
+    gws.rpcs.add_args(providers.Singleton(ClockRpc))
+    seen: list[object] = []
+    gws.event_listeners.add_args(providers.Object(("gos_web_socket.push_fail", seen.append, 10)))
+
+    pushers = containers.get_service(container, "gos_web_socket.pusher_registry")
+    assert isinstance(pushers["memory"], InMemoryPusher) and pushers["memory"].name == "memory"
+    handlers = containers.get_service(container, "gos_web_socket.server_push_handler.registry")
+    assert isinstance(handlers["memory"], InMemoryServerPushHandler)
+    assert isinstance(containers.get_service(container, "gos_web_socket.topic_registry")["acme.shout"], ShoutTopic)
+    assert isinstance(containers.get_service(container, "gos_web_socket.rpc_registry")["acme.clock"], ClockRpc)
+    dispatcher = containers.get_service(container, "gos_web_socket.event_dispatcher")
+    assert seen.append in dispatcher.listeners("gos_web_socket.push_fail")
+
+
+async def test_custom_pusher_pushes_through_the_router(container: containers.Container) -> None:
+    """The custom pusher gets the channel generated from the route, as built-in ones do."""
+    gws = container.gos_web_socket
+    gws.pushers.add_kwargs(memory=providers.Singleton(InMemoryPusher, router=gws.router))
+    pusher = containers.get_service(container, "gos_web_socket.pusher_registry")["memory"]
+    await pusher.push("hi", "acme_topic", {"room": "42"})
+    assert pusher.sent[0][0].topic == "acme/channel/42" and pusher.sent[0][0].data == ["hi"]
+
+
+async def test_wired_user_module_gets_pushers_by_id_and_overrides(
+    container: containers.Container,
+) -> None:
+    """Provide["gos_web_socket.zmq.pusher"] injects; an override replaces it."""
+    container.wire(modules=[sample_user_module])
+    assert sample_user_module.notify_room("42") is containers.get_service(
+        container, "gos_web_socket.zmq.pusher"
+    )
+    assert isinstance(await sample_user_module.order_view({}), AmqpPusher)
+    fake = InMemoryPusher(containers.get_service(container, "gos_web_socket.router"))
+    with container.gos_web_socket.zmq.pusher.override(fake):
+        assert sample_user_module.notify_room("42") is fake
+    assert isinstance(sample_user_module.notify_room("42"), ZmqPusher)
