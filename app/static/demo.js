@@ -51,6 +51,14 @@ window.gosSocket = socket; // for the console (and the browser tests)
 let channel = null; // the room the page wants to be in, joined whenever connected
 
 function onEvent(uri, payload) {
+  // The WAMP pusher sends its data JSON-encoded as a string, as GOS does: show what it holds.
+  if (typeof payload === "string") {
+    try {
+      payload = JSON.parse(payload);
+    } catch {
+      // a plain string event
+    }
+  }
   log("event", `${uri} ${JSON.stringify(payload)}`);
 }
 
