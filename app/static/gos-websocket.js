@@ -233,18 +233,22 @@ export class GosSocket {
 
   // ---- PREFIX -------------------------------------------------------------------------------
 
-  /** Define a CURIE prefix (`prefix("event", "http://example.com/event")`) for later URIs. */
+  /** Define a CURIE prefix (`prefix("event", "http://example.com/event#")`) for later URIs. */
   prefix(curie, uri) {
     this._prefixes.set(curie, uri);
     if (this.isConnected()) this._send([PREFIX, curie, uri]);
   }
 
-  /** The full URI for a CURIE, by the server's rule; other URIs come back unchanged. */
+  /**
+   * The full URI for a CURIE: prefix URI + reference, as the WAMP v1 spec, AutobahnJS and our
+   * server do (`prefix("room", "acme/channel/")` makes "room:42" mean "acme/channel/42").
+   * URIs with `://` and unknown prefixes come back unchanged.
+   */
   resolve(uri) {
-    if (/^https?:\/\//.test(uri) || !uri.includes(":")) return uri;
     const at = uri.indexOf(":");
+    if (at < 0 || uri.startsWith("//", at + 1)) return uri;
     const prefix = this._prefixes.get(uri.slice(0, at));
-    return prefix === undefined ? uri : `${prefix}#${uri.slice(at + 1)}`;
+    return prefix === undefined ? uri : prefix + uri.slice(at + 1);
   }
 
   // ---- pub/sub ------------------------------------------------------------------------------

@@ -152,6 +152,60 @@ async def test_client_api_promises_errors_and_publish_options(stack: Stack, page
     await wait_for_event(page, "not for me", PUSH_DEADLINE)  # the page's own socket got both
 
 
+async def test_client_prefixes_and_eligible_lists(stack: Stack, page: Page) -> None:
+    """CURIEs resolve as the server resolves them; eligible and exclude pick the receivers."""
+    await open_demo(page, stack)
+    result = await page.evaluate(
+        """async (url) => {
+        const { connect } = await import("/gos-websocket.js");
+        const socket = connect(url, { retryDelay: 100 });
+        await new Promise((resolve) => socket.on("socket/connect", resolve));
+        socket.prefix("room", "acme/channel/");
+        socket.prefix("calc", "acme/rpc/");
+        const out = { resolved: socket.resolve("room:42"), untouched: socket.resolve("ws://x:1/") };
+        out.sum = await socket.rpcCall("calc:sum", [4, 5]);
+        const seen = [];
+        socket.subscribeToChannel("room:42", (uri, payload) => seen.push([uri, payload.msg]));
+        const page = window.gosSocket.sessionId;
+        socket.publishToTopic("room:42", { msg: "page only" }, { eligible: [page] });
+        socket.publishToTopic("room:42", { msg: "all but page" }, { exclude: [page] });
+        await new Promise((resolve) => {
+            const check = () => (seen.length ? resolve() : setTimeout(check, 10));
+            check();
+        });
+        out.seen = seen;
+        socket.close();
+        return out;
+    }""",
+        f"ws://127.0.0.1:{stack.server.port}/",
+    )
+    assert result["resolved"] == CHANNEL
+    assert result["untouched"] == "ws://x:1/"
+    assert result["sum"] == [9]
+    assert result["seen"] == [[CHANNEL, "all but page"]]
+    await wait_for_event(page, "page only", PUSH_DEADLINE)
+    assert "all but page" not in (await page.text_content("#events") or "")
+
+
+async def test_client_backs_off_then_gives_up(stack: Stack, page: Page, unused_port: int) -> None:
+    """Retries wait retryDelay * backoffFactor**n, then socket/disconnect says retries exceeded."""
+    await page.goto(stack.url)
+    events = await page.evaluate(
+        """async (url) => {
+        const { GosSocket } = await import("/gos-websocket.js");
+        const socket = GosSocket.connect(url, { retryDelay: 50, maxRetries: 2 });
+        const events = [];
+        await new Promise((resolve) => socket.on("socket/disconnect", (e) => {
+            events.push([e.code, e.delay ?? null]);
+            if (e.code === 2) resolve();
+        }));
+        return events;
+    }""",
+        f"ws://127.0.0.1:{unused_port}/",
+    )
+    assert events == [[5, 50], [5, 100], [2, None]]
+
+
 async def test_page_recovers_after_a_server_restart(full_stack: Stack, page: Page) -> None:
     """Stop + start on the same port: the page shows the outage, reconnects, receives again."""
     stack = full_stack
