@@ -53,6 +53,7 @@ class WampStub:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         factory = WebSocketServerFactory(f"ws://127.0.0.1:{self.port}", loop=loop)  # type: ignore[no-untyped-call]
+
         class BoundStubProtocol(_StubProtocol):
             pass
 
