@@ -117,6 +117,7 @@ def _sanitize(key: str, regex: object) -> str:
 
 
 def _compile(route: Route) -> CompiledRoute:
+    """Tokenise the pattern and build its anchored regex, as Symfony's RouteCompiler does."""
     pattern = route.pattern
     utf8 = bool(route.options.get("utf8"))
     if not utf8 and not pattern.isascii():
