@@ -27,6 +27,10 @@ system-deps:
 		$(APT) update -qq && $(APT) install -y -qq rabbitmq-server >/dev/null; \
 	fi
 	@command -v epmd >/dev/null || { echo "epmd missing after installing rabbitmq-server"; exit 1; }
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing chromium"; \
+		$(APT) update -qq && $(APT) install -y -qq chromium >/dev/null; \
+	fi
 
 npm-deps:
 	@command -v npm >/dev/null || { echo "npm is required for the interop tests"; exit 1; }
