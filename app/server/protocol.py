@@ -267,7 +267,9 @@ class WampConnection(WebSocketServerProtocol):
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999)."""
         if self.state == _STATE_OPEN:
-            self.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:123], isReply=False)
+            # A close reason holds at most 123 bytes; never cut a UTF-8 sequence in half.
+            reason_utf8 = reason.encode()[:123].decode("utf-8", "ignore").encode()
+            self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)
 
     def fail(self, reason: str, error: BaseException | None = None) -> None:
         """Close this connection with 1007 because of what it sent; the server carries on."""
