@@ -2,15 +2,15 @@
 
 An id is the provider's attribute path below the root ``Container``::
 
-    gos_web_socket.amqp.pusher                       AmqpPusher
-    gos_web_socket.amqp.server_push_handler          AmqpServerPushHandler
-    gos_web_socket.zmq.pusher                        ZmqPusher
-    gos_web_socket.zmq.server_push_handler           ZmqServerPushHandler
-    gos_web_socket.wamp.pusher                       WampPusher
-    gos_web_socket.pusher_registry                   enabled pushers by alias   (tag gos_web_socket.pusher)
-    gos_web_socket.server_push_handler.registry      enabled handlers by alias  (tag gos_web_socket.push_handler)
-    gos_web_socket.topic_registry                    topics by name             (tag gos_web_socket.topic)
-    gos_web_socket.rpc_registry                      RPC handlers by name       (tag gos_web_socket.rpc)
+    gos_web_socket.amqp.pusher                   AmqpPusher
+    gos_web_socket.amqp.server_push_handler      AmqpServerPushHandler
+    gos_web_socket.zmq.pusher                    ZmqPusher
+    gos_web_socket.zmq.server_push_handler       ZmqServerPushHandler
+    gos_web_socket.wamp.pusher                   WampPusher
+    gos_web_socket.pusher_registry               enabled pushers (tag gos_web_socket.pusher)
+    gos_web_socket.server_push_handler.registry  enabled handlers (tag gos_web_socket.push_handler)
+    gos_web_socket.topic_registry                topics by name (tag gos_web_socket.topic)
+    gos_web_socket.rpc_registry                  RPC handlers by name (tag gos_web_socket.rpc)
     gos_web_socket.router / .event_dispatcher / .server
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from dependency_injector import containers, providers
 
 from app.demo import AcmeRpc, AcmeTopic
@@ -37,7 +38,6 @@ from app.registry import (
 )
 from app.router import RouteCollection, Router, load_routes
 from app.server import WampServer
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from settings import AmqpSettings, Settings, WampSettings, ZmqSettings, load_settings
@@ -128,8 +128,8 @@ class PushHandlers(containers.DeclarativeContainer):
     """``gos_web_socket.server_push_handler.*``: the tag collection and its registry."""
 
     enabled = providers.Dependency(instance_of=list)
-    amqp = providers.Dependency()
-    zmq = providers.Dependency()
+    amqp: providers.Dependency[Any] = providers.Dependency()
+    zmq: providers.Dependency[Any] = providers.Dependency()
     collection = providers.Dict(
         amqp=amqp,
         zmq=zmq,

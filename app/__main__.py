@@ -17,7 +17,7 @@ def _services(config: Path | None, overrides: dict[str, Any]) -> cli.Services:
     container = containers.create_container(config)
     container.settings()  # validate now: bad config must stop start-up before anything runs
     if overrides.get("profile"):
-        container.gos_web_socket.server.add_kwargs(profile=True)
+        containers.get_service(container, "gos_web_socket.server").profile = True
 
     def resolve(service_id: str) -> Any:
         if service_id == "settings":

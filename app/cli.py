@@ -1,4 +1,4 @@
-"""The command line: ``server``, ``push``, ``routes``, ``config`` (``python -m app`` / ``gos-websocket``).
+"""The command line (``python -m app`` / ``gos-websocket``): server, push, routes, config.
 
 The composition root (``app/__main__.py``) hands in a ``Services`` factory, so this module
 parses arguments and runs commands without knowing how the container is built.

@@ -1,4 +1,4 @@
-"""Event names, event classes and the dispatcher (Symfony's, with priorities and async listeners)."""
+"""Event names, event classes and the dispatcher (priorities, sync and async listeners)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,9 @@ class ServerSettings(_Node):
     router: RouterSettings = Field(default_factory=RouterSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     max_frame_size: int = Field(65536, ge=128, description="bytes; larger frames close with 1009")
-    max_message_size: int = Field(65536, ge=128, description="bytes; larger messages close with 1009")
+    max_message_size: int = Field(
+        65536, ge=128, description="bytes; larger messages close with 1009"
+    )
     max_outgoing_buffer: int = Field(
         1_048_576, ge=4096, description="bytes queued to one client before it is cut off"
     )

@@ -70,6 +70,7 @@ class WampServer:
         self._connections: set[WampConnection] = set()
         self._all_closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._all_closed.set()
 
     # -- what connections and topics use --------------------------------------------------
 
@@ -216,11 +217,11 @@ class WampServer:
             self._listener = None
         logger.info("WAMP server stopped")
 
-    async def run(self) -> None:
+    async def run(self, host: str | None = None, port: int | None = None) -> None:
         """Serve until SIGINT or SIGTERM, then stop gracefully."""
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
-        await self.start()
+        await self.start(host, port)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
         try:

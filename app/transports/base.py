@@ -115,10 +115,10 @@ class Pusher(ABC):
     async def _do_push(self, message: Message, context: dict[str, Any]) -> None:
         """Deliver one envelope; raise PushFailed (chained) when the transport refuses."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most pushers override it
         """Release the connection; a later push connects again."""
 
-    def _forget_connection(self) -> None:
+    def _forget_connection(self) -> None:  # noqa: B027 - optional hook
         """Drop connection objects bound to a loop that is gone (no I/O: the loop is closed)."""
 
     def _bind_loop(self) -> None:

@@ -1,4 +1,4 @@
-"""In-memory pusher and push handler: doubles for users' tests, and the model of a custom transport."""
+"""In-memory pusher and push handler: test doubles, and the model of a custom transport."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ class SampleRpc(RpcHandler):
     async def echo(self, connection: WampConnection, request: WampRequest, params: Any) -> Any:
         return params
 
-    async def addFunc(self, connection: WampConnection, request: WampRequest, params: Any) -> Any:  # noqa: N802
+    async def addFunc(self, connection: WampConnection, request: WampRequest, params: Any) -> Any:
         return sum(params)
 
     async def snake_case(

@@ -14,6 +14,8 @@ def notify_room(room: str, pusher: Any = Provide["gos_web_socket.zmq.pusher"]) -
 
 
 @inject
-async def order_view(request: dict[str, Any], pusher: Any = Provide["gos_web_socket.amqp.pusher"]) -> Any:
+async def order_view(
+    request: dict[str, Any], pusher: Any = Provide["gos_web_socket.amqp.pusher"]
+) -> Any:
     """A web-framework-style async view."""
     return pusher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from dependency_injector import providers
 
 import containers
@@ -14,7 +15,6 @@ from app.router import Router
 from app.server import WampServer
 from app.server.rpc import RpcHandler
 from app.server.topic import TopicHandler
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
@@ -124,8 +124,12 @@ def test_user_adds_pusher_handler_topic_rpc_and_listener(container: containers.C
     assert isinstance(pushers["memory"], InMemoryPusher) and pushers["memory"].name == "memory"
     handlers = containers.get_service(container, "gos_web_socket.server_push_handler.registry")
     assert isinstance(handlers["memory"], InMemoryServerPushHandler)
-    assert isinstance(containers.get_service(container, "gos_web_socket.topic_registry")["acme.shout"], ShoutTopic)
-    assert isinstance(containers.get_service(container, "gos_web_socket.rpc_registry")["acme.clock"], ClockRpc)
+    assert isinstance(
+        containers.get_service(container, "gos_web_socket.topic_registry")["acme.shout"], ShoutTopic
+    )
+    assert isinstance(
+        containers.get_service(container, "gos_web_socket.rpc_registry")["acme.clock"], ClockRpc
+    )
     dispatcher = containers.get_service(container, "gos_web_socket.event_dispatcher")
     assert seen.append in dispatcher.listeners("gos_web_socket.push_fail")
 
