@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -12,7 +13,7 @@ from tests.browser.conftest import CHANNEL, ROOM, Stack, wait_until
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
+README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
 PUSH_DEADLINE = 2.0  # seconds from push() to the event in the page
 
 
@@ -224,8 +225,14 @@ async def test_page_recovers_after_a_server_restart(full_stack: Stack, page: Pag
         assert elapsed < PUSH_DEADLINE
 
 
-async def test_screenshot_of_the_demo_page(full_stack: Stack, page: Page) -> None:
-    """A populated demo page for the README: a publish, a push per pusher, an RPC result."""
+async def test_screenshot_of_the_demo_page(full_stack: Stack, page: Page, tmp_path: Path) -> None:
+    """A populated demo page: a publish, a push per pusher, an RPC result.
+
+    ``GOS_UPDATE_shot=1`` writes it to docs/demo.png for the README; by default it goes
+    to a temp dir so a test run leaves the tree clean.
+    """
+    update = os.environ.get("GOS_UPDATE_shot") == "1"
+    shot = README_shot if update else tmp_path / "demo.png"
     stack = full_stack
     await open_demo(page, stack)
     await page.fill("#message", "Hello from the browser")
@@ -239,7 +246,7 @@ async def test_screenshot_of_the_demo_page(full_stack: Stack, page: Page) -> Non
         await push_and_see(stack, page, transport, text)
     await page.click("#rpc-form button")
     await page.wait_for_function("document.getElementById('rpc-result').dataset.status === 'ok'")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert SCREENSHOT.read_bytes().startswith(b"\x89PNG")
-    assert SCREENSHOT.stat().st_size > 10_000
+    shot.parent.mkdir(exist_ok=True)
+    await page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    assert shot.stat().st_size > 10_000
