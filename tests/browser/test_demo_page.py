@@ -228,11 +228,11 @@ async def test_page_recovers_after_a_server_restart(full_stack: Stack, page: Pag
 async def test_screenshot_of_the_demo_page(full_stack: Stack, page: Page, tmp_path: Path) -> None:
     """A populated demo page: a publish, a push per pusher, an RPC result.
 
-    ``GOS_UPDATE_shot=1`` writes it to docs/demo.png for the README; by default it goes
+    ``GOS_UPDATE_SCREENSHOT=1`` writes it to docs/demo.png for the README; by default it goes
     to a temp dir so a test run leaves the tree clean.
     """
-    update = os.environ.get("GOS_UPDATE_shot") == "1"
-    shot = README_shot if update else tmp_path / "demo.png"
+    update = os.environ.get("GOS_UPDATE_SCREENSHOT") == "1"
+    shot = README_SCREENSHOT if update else tmp_path / "demo.png"
     stack = full_stack
     await open_demo(page, stack)
     await page.fill("#message", "Hello from the browser")
