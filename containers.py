@@ -23,11 +23,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from dependency_injector import containers, providers
 
 from app.demo import AcmeRpc, AcmeTopic
-from app.events import EventDispatcher, Listener, register_listeners
+from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
 from app.exceptions import ServiceNotFound
 from app.registry import (
     PusherRegistry,
@@ -38,8 +37,10 @@ from app.registry import (
 )
 from app.router import RouteCollection, Router, load_routes
 from app.server import WampServer
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from app.web import HttpService
 from settings import AmqpSettings, Settings, WampSettings, ZmqSettings, load_settings
 
 R = TypeVar("R", bound=Registry[Any])
@@ -149,7 +150,11 @@ class GosWebSocket(containers.DeclarativeContainer):
 
     # routing and events
     router = providers.Singleton(build_router, resources=settings.provided.server.router.resources)
-    event_listeners = providers.List()
+    http = providers.Singleton(HttpService, settings=settings)
+    event_listeners = providers.List(
+        # The demo page and its routes start with the WebSocket server.
+        providers.List(SERVER_LAUNCHED, http.provided.on_server_launched, 0),
+    )
     event_dispatcher = providers.Singleton(build_dispatcher, listeners=event_listeners)
 
     # transports

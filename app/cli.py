@@ -136,7 +136,10 @@ async def _push(services: Services, args: argparse.Namespace, out: TextIO) -> in
 
 async def _serve(services: Services, args: argparse.Namespace) -> int:
     server = services("gos_web_socket.server")
-    await server.run(host=args.host, port=args.port)
+    try:
+        await server.run(host=args.host, port=args.port)
+    finally:
+        await services("gos_web_socket.http").close()
     return EXIT_OK
 
 
