@@ -51,6 +51,14 @@ class RouterSettings(_Node):
     resources: list[Path] = Field(default_factory=lambda: [DEFAULT_ROUTING])
 
 
+class HttpSettings(_Node):
+    """The HTTP server beside the WebSocket one: the demo page, the browser client, health."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+
+
 class ServerSettings(_Node):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(1337, ge=1, le=65535)
@@ -62,6 +70,7 @@ class ServerSettings(_Node):
     keepalive_interval: int = Field(30, ge=1)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     max_frame_size: int = Field(65536, ge=128, description="bytes; larger frames close with 1009")
     max_message_size: int = Field(65536, ge=128, description="bytes; larger messages close with 1009")
     max_outgoing_buffer: int = Field(
@@ -90,6 +99,10 @@ class AmqpSettings(_Node):
     dead_letter_exchange: str = Field("gos_websocket_dlx", min_length=1)
     dead_letter_queue: str = Field("gos_websocket_dead", min_length=1)
     dedup_window: int = Field(10_000, ge=0, description="message ids remembered per handler")
+    reconnect_interval: float = Field(1.0, gt=0, description="seconds between reconnect attempts")
+    binding_keys: list[str] = Field(
+        default_factory=lambda: [""], min_length=1, description="keys binding queue to exchange"
+    )
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> Self:
