@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -19,6 +20,10 @@ from typing import Any, TextIO
 from settings.models import LoggingSettings
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_VARIABLE = re.compile(r"[0-9a-fA-F]{8,}|\d+")
+"""Ids, addresses and counts in messages that libraries format before logging (autobahn)."""
+LOGGER_BUDGET = 5
+"""A logger may pass ``LOGGER_BUDGET * burst`` records per level and interval, whatever the text."""
 _NO_LIMIT = "rate_limit"
 """``extra={"rate_limit": False}`` exempts a record (the profile report, for one)."""
 
@@ -73,8 +78,11 @@ class RateLimitFilter(logging.Filter):
 
     The key is the logger, the level and the *template* (``record.msg``), not the arguments:
     in a flood the arguments are the attacker's (connection ids, parser errors), so keying on
-    them would let every bad frame through. The last record let through in a window gets
-    ``rate_limited=<interval>s``; the first one of the next window gets ``suppressed=<count>``.
+    them would let every bad frame through. Messages formatted before logging (autobahn's
+    "dropping connection to peer tcp4:1.2.3.4:5678") are keyed with their numbers and ids
+    blanked, and each logger has a ceiling of ``LOGGER_BUDGET * burst`` per level for text
+    that varies in other ways. The last record let through for a template gets
+    ``rate_limited=<interval>s``; its first one in the next window gets ``suppressed=<count>``.
     """
 
     def __init__(
@@ -95,25 +103,36 @@ class RateLimitFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.burst <= 0 or getattr(record, _NO_LIMIT, True) is False:
             return True
-        template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
-        key = (record.name, record.levelno, template)
+        msg = record.msg
+        if not isinstance(msg, str):
+            template = type(msg).__name__
+        else:
+            template = msg if record.args else _VARIABLE.sub("#", msg)
         now = self.clock()
         with self._lock:
-            window = self._windows.get(key)
-            if window is None or now >= window.ends:
-                held = window.suppressed if window is not None else 0
-                if window is None and len(self._windows) >= self.max_keys:
-                    self._forget_expired(now)
-                window = self._windows[key] = _Window(now + self.interval)
-                if held:
-                    record.suppressed = held
-            if window.passed < self.burst:
+            window, held = self._window((record.name, record.levelno, template), now)
+            budget, _ = self._window((record.name, record.levelno, ""), now)
+            if held:
+                record.suppressed = held
+            if window.passed < self.burst and budget.passed < LOGGER_BUDGET * self.burst:
                 window.passed += 1
+                budget.passed += 1
                 if window.passed == self.burst:
                     record.rate_limited = f"{self.interval:g}s"
                 return True
             window.suppressed += 1
             return False
+
+    def _window(self, key: tuple[str, int, str], now: float) -> tuple[_Window, int]:
+        """The current window of ``key`` and how many records the expired one held back."""
+        window = self._windows.get(key)
+        if window is not None and now < window.ends:
+            return window, 0
+        held = window.suppressed if window is not None else 0
+        if window is None and len(self._windows) >= self.max_keys:
+            self._forget_expired(now)
+        window = self._windows[key] = _Window(now + self.interval)
+        return window, held
 
     def _forget_expired(self, now: float) -> None:
         """Keep the table bounded when templates vary (f-strings in log calls)."""
