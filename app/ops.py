@@ -161,7 +161,11 @@ class OpsService:
         if event.profile:
             report = ProfileReport(server)
             server.timers.add("profile", self.settings.profile_interval, report.tick)
-        await self.start()
+        try:
+            await self.start()
+        except OSError as exc:  # the WebSocket server must run on without its ops port
+            where = f"{self.settings.host}:{self.settings.port}"
+            logger.error("metrics and health listener cannot listen on %s: %s", where, exc)
 
     async def close(self) -> None:
         await self.http.close()
