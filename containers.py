@@ -12,6 +12,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.topic_registry                topics by name (tag gos_web_socket.topic)
     gos_web_socket.rpc_registry                  RPC handlers by name (tag gos_web_socket.rpc)
     gos_web_socket.router / .event_dispatcher / .server
+    gos_web_socket.ops                               /metrics, /health, profile   (app.ops)
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -28,6 +29,7 @@ from dependency_injector import containers, providers
 from app.demo import AcmeRpc, AcmeTopic
 from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
 from app.exceptions import ServiceNotFound
+from app.ops import OpsService, launched_listener
 from app.registry import (
     PusherRegistry,
     Registry,
@@ -198,6 +200,12 @@ class GosWebSocket(containers.DeclarativeContainer):
     topic_registry = providers.Singleton(named_registry, TopicRegistry, items=topics)
     rpcs = providers.List(providers.Singleton(AcmeRpc))
     rpc_registry = providers.Singleton(named_registry, RpcRegistry, items=rpcs)
+
+    # operations: /metrics and /health on server.metrics, the -m profile report
+    ops = providers.Singleton(
+        OpsService, settings=settings.provided.server.metrics, pushers=pusher_registry
+    )
+    event_listeners.add_args(providers.Callable(launched_listener, ops))
 
     # server
     server = providers.Singleton(

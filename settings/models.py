@@ -59,6 +59,15 @@ class HttpSettings(_Node):
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
 
 
+class MetricsSettings(_Node):
+    """The operations listener: Prometheus text on ``/metrics``, readiness on ``/health``."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(9337, ge=0, le=65535, description="0 picks a free port")
+    profile_interval: float = Field(5.0, gt=0, description="seconds between `server -m` reports")
+
+
 class ServerSettings(_Node):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(1337, ge=1, le=65535)
@@ -71,6 +80,7 @@ class ServerSettings(_Node):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     max_frame_size: int = Field(65536, ge=128, description="bytes; larger frames close with 1009")
     max_message_size: int = Field(
         65536, ge=128, description="bytes; larger messages close with 1009"
@@ -146,6 +156,19 @@ class PushersSettings(_Node):
         return [name for name in ("amqp", "wamp", "zmq") if getattr(self, name).enabled]
 
 
+class RateLimitSettings(_Node):
+    """At most ``burst`` records of one message template per ``interval`` seconds."""
+
+    burst: int = Field(10, ge=0, description="0 turns rate limiting off")
+    interval: float = Field(60.0, gt=0)
+
+
+class LoggingSettings(_Node):
+    format: Literal["kv", "json"] = "kv"
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+
+
 class Settings(BaseSettings):
     """The whole ``gos_web_socket`` tree.
 
@@ -162,6 +185,7 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     pushers: PushersSettings = Field(default_factory=PushersSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     # GOS keeps these two at the root; ``server.origins`` etc. are accepted too and merged.
     origins: list[str] = Field(default_factory=list)
     blocked_ip_addresses: list[str] = Field(default_factory=list)

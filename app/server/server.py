@@ -19,6 +19,7 @@ from app.server.protocol import CLOSE_GOING_AWAY, WampConnection, WampServerFact
 from app.server.rpc import RpcHandler
 from app.server.timers import PeriodicTimers
 from app.server.topic import Topic, TopicHandler
+from app.stats import ServerStats
 from settings.models import Settings
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class WampServer:
         self._all_closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all_closed.set()
+        self.stats = ServerStats()
 
     # -- what connections and topics use --------------------------------------------------
 
@@ -78,6 +80,11 @@ class WampServer:
     def connections(self) -> int:
         """How many clients have an open WAMP session."""
         return len(self._connections)
+
+    @property
+    def accepting(self) -> bool:
+        """True while the listening socket takes new connections (health checks read this)."""
+        return self._listener is not None and self._listener.is_serving()
 
     @property
     def topics(self) -> Mapping[str, Topic]:
@@ -118,7 +125,12 @@ class WampServer:
             FirewallRejection: a ``SecuredTopic`` refused the push.
             Exception: whatever the topic's ``on_push`` raised.
         """
-        logger.debug("pusher %s pushed to %s", provider, request.matched)
+        logger.debug(
+            "pusher %s pushed to %s",
+            provider,
+            request.matched,
+            extra={"handler": provider, "route": request.route_name},
+        )
         topic = self.manager.topic(request.matched)
         await self.topic_dispatcher.push(topic, request, data, provider)
 

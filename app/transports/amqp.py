@@ -367,6 +367,7 @@ class AmqpServerPushHandler(ServerPushHandler):
             self._connection = await open_connection(
                 self.settings, f"gos push handler {self.node_id}", self.settings.push_timeout
             )
+            self._connection.reconnect_callbacks.add(self._on_reconnect)
             self._channel = await self._connection.channel(publisher_confirms=False)
             await self._channel.set_qos(prefetch_count=self.settings.prefetch_count)
             exchange = await declare_exchange(self._channel, self.settings)
@@ -383,6 +384,10 @@ class AmqpServerPushHandler(ServerPushHandler):
                 f"{self.settings.host}:{self.settings.port}: {exc!r}"
             ) from exc
         logger.info("AMQP push handler consuming %s on %s", self.queue_name, self.settings.host)
+
+    def _on_reconnect(self, connection: object) -> None:
+        self.stats.reconnects += 1
+        logger.info("AMQP push handler reconnected", extra={"handler": self.name})
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait(message)  # before any await: keeps delivery order
@@ -401,6 +406,8 @@ class AmqpServerPushHandler(ServerPushHandler):
     async def _process(self, app: PushableServer, message: AbstractIncomingMessage) -> None:
         message_id = message.message_id
         if message_id is not None and message_id in self._seen:
+            self.stats.received += 1
+            self.stats.deduplicated += 1
             if self._seen[message_id]:
                 await self._ack(message)  # a redelivered duplicate: the topic had it already
             else:
