@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import signal
 import ssl
 from collections.abc import Coroutine, Mapping
@@ -30,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-PROFILE_INTERVAL = 60.0
 """Seconds between memory reports under ``--profile`` (GOS's MemoryUsagePeriodicTimer)."""
 
 
@@ -188,12 +186,6 @@ class WampServer:
                 await handler.start(self)
             except Exception as exc:
                 logger.error("push handler %s did not start: %r", name, exc)
-        if self.profile:
-            self.timers.add("memory", PROFILE_INTERVAL, self._log_memory)
-
-    def _log_memory(self) -> None:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        logger.info("memory: peak RSS %.1f MiB, %d connections", peak / 1024, self.connections)
 
     async def stop(self) -> None:
         """Stop accepting, close the push handlers, close clients with 1001, then return.
