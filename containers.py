@@ -12,6 +12,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.topic_registry                topics by name (tag gos_web_socket.topic)
     gos_web_socket.rpc_registry                  RPC handlers by name (tag gos_web_socket.rpc)
     gos_web_socket.router / .event_dispatcher / .server
+    gos_web_socket.ops                               /metrics, /health, profile   (app.ops)
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -23,12 +24,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from dependency_injector import containers, providers
 
 from app.demo import AcmeRpc, AcmeTopic
-from app.events import EventDispatcher, Listener, register_listeners
+from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
 from app.exceptions import ServiceNotFound
+from app.ops import OpsService, launched_listener
 from app.registry import (
     PusherRegistry,
     Registry,
@@ -38,8 +39,10 @@ from app.registry import (
 )
 from app.router import RouteCollection, Router, load_routes
 from app.server import WampServer
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from app.web import HttpService
 from settings import AmqpSettings, Settings, WampSettings, ZmqSettings, load_settings
 
 R = TypeVar("R", bound=Registry[Any])
@@ -149,7 +152,11 @@ class GosWebSocket(containers.DeclarativeContainer):
 
     # routing and events
     router = providers.Singleton(build_router, resources=settings.provided.server.router.resources)
-    event_listeners = providers.List()
+    http = providers.Singleton(HttpService, settings=settings)
+    event_listeners = providers.List(
+        # The demo page and its routes start with the WebSocket server.
+        providers.List(SERVER_LAUNCHED, http.provided.on_server_launched, 0),
+    )
     event_dispatcher = providers.Singleton(build_dispatcher, listeners=event_listeners)
 
     # transports
@@ -193,6 +200,12 @@ class GosWebSocket(containers.DeclarativeContainer):
     topic_registry = providers.Singleton(named_registry, TopicRegistry, items=topics)
     rpcs = providers.List(providers.Singleton(AcmeRpc))
     rpc_registry = providers.Singleton(named_registry, RpcRegistry, items=rpcs)
+
+    # operations: /metrics and /health on server.metrics, the -m profile report
+    ops = providers.Singleton(
+        OpsService, settings=settings.provided.server.metrics, pushers=pusher_registry
+    )
+    event_listeners.add_args(providers.Callable(launched_listener, ops))
 
     # server
     server = providers.Singleton(

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TextIO
 import yaml
 
 from app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
+from app.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     routes.add_argument("--match", metavar="CHANNEL", help="show the route matching CHANNEL")
 
     commands.add_parser("config", parents=[common], help="print the resolved settings")
+
+    health = commands.add_parser("health", parents=[common], help="ask a running server if ready")
+    health.add_argument("-a", "--host", help="metrics address (default: server.metrics.host)")
+    health.add_argument(
+        "-p", "--port", type=_port, help="metrics port (default: server.metrics.port)"
+    )
+    health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
     return parser
 
 
@@ -134,9 +142,26 @@ async def _push(services: Services, args: argparse.Namespace, out: TextIO) -> in
     return EXIT_OK
 
 
+def _health(services: Services, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from app.ops import check_health  # imported here: the other commands need no HTTP client
+
+    metrics = services("settings").server.metrics
+    host, port = args.host or metrics.host, metrics.port if args.port is None else args.port
+    try:
+        status, body = check_health(host, port, args.timeout)
+    except OSError as exc:
+        err.write(f"not healthy: no server answering at {host}:{port} ({exc})\n")
+        return EXIT_FAILURE
+    out.write(json.dumps(body, indent=2) + "\n")
+    return EXIT_OK if status == 200 else EXIT_FAILURE
+
+
 async def _serve(services: Services, args: argparse.Namespace) -> int:
     server = services("gos_web_socket.server")
-    await server.run(host=args.host, port=args.port)
+    try:
+        await server.run(host=args.host, port=args.port)
+    finally:
+        await services("gos_web_socket.http").close()
     return EXIT_OK
 
 
@@ -157,10 +182,13 @@ def main(
         overrides["profile"] = True
     try:
         services = services_factory(args.config, overrides)
+        configure_logging(services("settings").logging, args.verbose)
         if args.command == "routes":
             return _print_routes(services, args.match, out)
         if args.command == "config":
             return _print_config(services, out)
+        if args.command == "health":
+            return _health(services, args, out, err)
         if args.command == "push":
             return asyncio.run(_push(services, args, out))
         return asyncio.run(_serve(services, args))

@@ -51,6 +51,23 @@ class RouterSettings(_Node):
     resources: list[Path] = Field(default_factory=lambda: [DEFAULT_ROUTING])
 
 
+class HttpSettings(_Node):
+    """The HTTP server beside the WebSocket one: the demo page, the browser client, health."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+
+
+class MetricsSettings(_Node):
+    """The operations listener: Prometheus text on ``/metrics``, readiness on ``/health``."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(9337, ge=0, le=65535, description="0 picks a free port")
+    profile_interval: float = Field(5.0, gt=0, description="seconds between `server -m` reports")
+
+
 class ServerSettings(_Node):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(1337, ge=1, le=65535)
@@ -62,6 +79,8 @@ class ServerSettings(_Node):
     keepalive_interval: int = Field(30, ge=1)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     max_frame_size: int = Field(65536, ge=128, description="bytes; larger frames close with 1009")
     max_message_size: int = Field(
         65536, ge=128, description="bytes; larger messages close with 1009"
@@ -93,6 +112,10 @@ class AmqpSettings(_Node):
     dead_letter_exchange: str = Field("gos_websocket_dlx", min_length=1)
     dead_letter_queue: str = Field("gos_websocket_dead", min_length=1)
     dedup_window: int = Field(10_000, ge=0, description="message ids remembered per handler")
+    reconnect_interval: float = Field(1.0, gt=0, description="seconds between reconnect attempts")
+    binding_keys: list[str] = Field(
+        default_factory=lambda: [""], min_length=1, description="keys binding queue to exchange"
+    )
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> Self:
@@ -134,6 +157,19 @@ class PushersSettings(_Node):
         return [name for name in ("amqp", "wamp", "zmq") if getattr(self, name).enabled]
 
 
+class RateLimitSettings(_Node):
+    """At most ``burst`` records of one message template per ``interval`` seconds."""
+
+    burst: int = Field(10, ge=0, description="0 turns rate limiting off")
+    interval: float = Field(60.0, gt=0)
+
+
+class LoggingSettings(_Node):
+    format: Literal["kv", "json"] = "kv"
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+
+
 class Settings(BaseSettings):
     """The whole ``gos_web_socket`` tree.
 
@@ -150,6 +186,7 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     pushers: PushersSettings = Field(default_factory=PushersSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     # GOS keeps these two at the root; ``server.origins`` etc. are accepted too and merged.
     origins: list[str] = Field(default_factory=list)
     blocked_ip_addresses: list[str] = Field(default_factory=list)

@@ -222,6 +222,7 @@ class WampConnection(WebSocketServerProtocol):
             return  # the client speaks first (HELLO)
         welcome = dumps([WELCOME, self.session_id, 1, SERVER_IDENT]).encode()
         self.sendData(app.frame(welcome))
+        app.stats.frames_out += 1
         self._enqueue(self._connected)
 
     async def _connected(self) -> None:
@@ -257,16 +258,19 @@ class WampConnection(WebSocketServerProtocol):
         if self.state != _STATE_OPEN or transport is None:
             return False
         transport.write(frame)
+        self.app.stats.frames_out += 1
         if transport.get_write_buffer_size() > self._max_buffer:
             self._cut_off(transport.get_write_buffer_size())
         return True
 
     def _cut_off(self, pending: int) -> None:
+        self.app.stats.cut_off += 1
         logger.warning(
             "connection %s cut off: %d bytes unread, max_outgoing_buffer is %d",
             self.session_id,
             pending,
             self._max_buffer,
+            extra={"conn_id": self.session_id},
         )
         self.wasNotCleanReason = "client did not read (outgoing buffer over limit)"
         self.dropConnection(abort=True)
@@ -311,7 +315,12 @@ class WampConnection(WebSocketServerProtocol):
         """Close this connection with 1007 because of what it sent; the server carries on."""
         if self._closed or self.state != _STATE_OPEN:
             return
-        logger.warning("connection %s closed with 1007: %s", self.session_id, reason)
+        logger.warning(
+            "connection %s closed with 1007: %s",
+            self.session_id,
+            reason,
+            extra={"conn_id": self.session_id},
+        )
         self._jobs.clear()
         event = ClientErrorEvent(connection=self, error=error or ProtocolError(reason))
         self.app.spawn(self.app.dispatcher.dispatch(CLIENT_ERROR, event))
@@ -320,6 +329,7 @@ class WampConnection(WebSocketServerProtocol):
     # -- input ------------------------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.app.stats.frames_in += 1
         if self._closed or self.state != _STATE_OPEN:
             return
         if self.wamp2 is not None:
@@ -420,7 +430,12 @@ class WampConnection(WebSocketServerProtocol):
                 except ResourceNotFound as exc:
                     self.fail(str(exc), exc)
                 except Exception as exc:
-                    logger.error("connection %s: unexpected error: %r", self.session_id, exc)
+                    logger.error(
+                        "connection %s: unexpected error: %r",
+                        self.session_id,
+                        exc,
+                        extra={"conn_id": self.session_id},
+                    )
                     logger.debug("traceback", exc_info=True)
                     self.fail(f"server error: {exc}", exc)
         finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import signal
 import ssl
 from collections.abc import Coroutine, Mapping
@@ -20,6 +19,7 @@ from app.server.rpc import RpcHandler
 from app.server.timers import PeriodicTimers
 from app.server.topic import Topic, TopicHandler
 from app.server.wamp2 import serializers
+from app.stats import ServerStats
 from settings.models import Settings
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-PROFILE_INTERVAL = 60.0
 """Seconds between memory reports under ``--profile`` (GOS's MemoryUsagePeriodicTimer)."""
 
 
@@ -73,6 +72,7 @@ class WampServer:
         self._all_closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all_closed.set()
+        self.stats = ServerStats()
 
     # -- what connections and topics use --------------------------------------------------
 
@@ -80,6 +80,11 @@ class WampServer:
     def connections(self) -> int:
         """How many clients have an open WAMP session."""
         return len(self._connections)
+
+    @property
+    def accepting(self) -> bool:
+        """True while the listening socket takes new connections (health checks read this)."""
+        return self._listener is not None and self._listener.is_serving()
 
     @property
     def topics(self) -> Mapping[str, Topic]:
@@ -120,7 +125,12 @@ class WampServer:
             FirewallRejection: a ``SecuredTopic`` refused the push.
             Exception: whatever the topic's ``on_push`` raised.
         """
-        logger.debug("pusher %s pushed to %s", provider, request.matched)
+        logger.debug(
+            "pusher %s pushed to %s",
+            provider,
+            request.matched,
+            extra={"handler": provider, "route": request.route_name},
+        )
         topic = self.manager.topic(request.matched)
         await self.topic_dispatcher.push(topic, request, data, provider)
 
@@ -178,12 +188,6 @@ class WampServer:
                 await handler.start(self)
             except Exception as exc:
                 logger.error("push handler %s did not start: %r", name, exc)
-        if self.profile:
-            self.timers.add("memory", PROFILE_INTERVAL, self._log_memory)
-
-    def _log_memory(self) -> None:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        logger.info("memory: peak RSS %.1f MiB, %d connections", peak / 1024, self.connections)
 
     async def stop(self) -> None:
         """Stop accepting, close the push handlers, close clients with 1001, then return.

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
@@ -24,6 +25,7 @@ from app.events import (
 )
 from app.exceptions import PusherError, PushFailed
 from app.message import Message
+from app.stats import PusherStats, PushHandlerStats
 
 if TYPE_CHECKING:
     from app.router import Router, WampRequest
@@ -92,6 +94,7 @@ class Pusher(ABC):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: _LoopThread | None = None
         self._bridge_lock = threading.Lock()
+        self.stats = PusherStats()
 
     async def push(
         self,
@@ -108,8 +111,13 @@ class Pusher(ABC):
             PushFailed: the transport did not take the push (the cause is chained).
         """
         self._bind_loop()
-        channel = self.router.generate(route_name, route_parameters or {})
-        await self._do_push(Message.create(channel, data), dict(context or {}))
+        try:
+            channel = self.router.generate(route_name, route_parameters or {})
+            await self._do_push(Message.create(channel, data), dict(context or {}))
+        except Exception:
+            self.stats.failed += 1
+            raise
+        self.stats.sent += 1
 
     @abstractmethod
     async def _do_push(self, message: Message, context: dict[str, Any]) -> None:
@@ -195,6 +203,7 @@ class ServerPushHandler(ABC):
     def __init__(self, router: Router, dispatcher: EventDispatcher) -> None:
         self.router = router
         self.dispatcher = dispatcher
+        self.stats = PushHandlerStats()
 
     @abstractmethod
     async def start(self, app: PushableServer) -> None:
@@ -211,7 +220,7 @@ class ServerPushHandler(ABC):
 
     def _log_failure(self, error: Exception) -> None:
         """One line per failed body; transports that may see floods override this to rate-limit."""
-        logger.warning("push handler %s failed: %s", self.name, error)
+        logger.warning("push handler %s failed: %s", self.name, error, extra={"handler": self.name})
 
     async def handle_body(self, app: PushableServer, body: bytes | str) -> Message:
         """Deliver one raw body to its topic and fire ``push_success``.
@@ -219,11 +228,14 @@ class ServerPushHandler(ABC):
         On any failure ``push_fail`` fires with the raw body and the error, and the error is
         raised again so the transport can reject the message.
         """
+        self.stats.received += 1
+        started = time.perf_counter()
         raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         try:
             message = Message.decode(body)
             request = self.router.match(message.topic)
             await app.on_push(request, message.data, self.name)
+            self.stats.latency.observe(time.perf_counter() - started)
         except Exception as exc:
             self._log_failure(exc)
             await self.dispatcher.dispatch(

@@ -1,0 +1,201 @@
+"""Prometheus metrics of one WAMP server, in a registry of its own.
+
+Three sources, none of them costing the hot path more than an int increment:
+
+- callback gauges read the server's live state (connections, subscriptions, topics) at scrape;
+- ``client_connected``, ``push_success`` and ``push_fail`` listeners count into plain ints;
+- a collector reads those and the counters of ``app.stats`` (frames, cut-offs, pushes received,
+  deduplicated, reconnects, push-to-broadcast time, pushes sent and failed by pushers).
+
+A registry per server keeps two servers in one process (and tests) from sharing counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from app.events import (
+    CLIENT_CONNECTED,
+    PUSH_FAIL,
+    PUSH_SUCCESS,
+    ClientConnectedEvent,
+    PushHandlerFailEvent,
+    PushHandlerSuccessEvent,
+)
+
+if TYPE_CHECKING:
+    from app.server import WampServer
+    from app.transports.base import Pusher
+
+NAMESPACE = "gos_websocket"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The classic text format: what every Prometheus version scrapes."""
+
+HANDLER_LABELS = ("handler", "transport")
+PUSHER_LABELS = ("pusher", "transport")
+
+
+def transport_of(component: object) -> str:
+    """The transport a handler or pusher speaks: its class's ``name`` (``amqp``, ``zmq``), which
+    stays put when the registry gives the instance another alias; else its module's last part."""
+    cls = type(component)
+    name = getattr(cls, "name", "")
+    return name if isinstance(name, str) and name else cls.__module__.rsplit(".", 1)[-1]
+
+
+def subscriptions(server: WampServer) -> int:
+    """Subscriptions across live topics (one client in three topics counts three)."""
+    return sum(len(topic) for topic in server.topics.values())
+
+
+class ServerMetrics:
+    """Every metric of ``server`` (and of the in-process ``pushers``), ready to scrape."""
+
+    def __init__(
+        self,
+        server: WampServer,
+        pushers: Mapping[str, Pusher] | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.server = server
+        self.pushers: Mapping[str, Pusher] = pushers or {}
+        self.registry = registry or CollectorRegistry()
+        self.connections_opened = 0
+        self.handled: Counter[tuple[str, str]] = Counter()
+        self.failed: Counter[tuple[str, str]] = Counter()
+
+        def gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, namespace=NAMESPACE, registry=self.registry)
+
+        gauge("connections", "Open WAMP sessions.").set_function(lambda: server.connections)
+        gauge("subscriptions", "Subscriptions across live topics.").set_function(
+            lambda: subscriptions(server)
+        )
+        gauge("topics", "Topics with at least one subscriber.").set_function(
+            lambda: len(server.topics)
+        )
+        self.registry.register(_Collector(self))
+
+        self._listeners: list[tuple[str, Any]] = [
+            (CLIENT_CONNECTED, self._on_connected),
+            (PUSH_SUCCESS, self._on_push_success),
+            (PUSH_FAIL, self._on_push_fail),
+        ]
+        for event_name, listener in self._listeners:
+            server.dispatcher.add_listener(event_name, listener)
+
+    def detach(self) -> None:
+        """Stop counting events (the server's dispatcher outlives this object in tests)."""
+        for event_name, listener in self._listeners:
+            self.server.dispatcher.remove_listener(event_name, listener)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+    def _on_connected(self, event: ClientConnectedEvent) -> None:
+        self.connections_opened += 1
+
+    def _on_push_success(self, event: PushHandlerSuccessEvent) -> None:
+        self.handled[event.push_handler.name, transport_of(event.push_handler)] += 1
+
+    def _on_push_fail(self, event: PushHandlerFailEvent) -> None:
+        self.failed[event.push_handler.name, transport_of(event.push_handler)] += 1
+
+
+class _Collector:
+    """Turns the counts into metric families at scrape time."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        server = self.metrics.server
+        stats = server.stats
+        yield _counter(
+            "connections_opened", "WAMP sessions opened.", self.metrics.connections_opened
+        )
+        yield _counter(
+            "frames_received", "WebSocket messages received from clients.", stats.frames_in
+        )
+        yield _counter("frames_sent", "WebSocket frames written to clients.", stats.frames_out)
+        yield _counter(
+            "clients_cut_off",
+            "Clients dropped for not reading (output over max_outgoing_buffer).",
+            stats.cut_off,
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_accepting",
+            "1 while the server takes new connections.",
+            value=1 if server.accepting else 0,
+        )
+        yield from self._handler_metrics()
+        yield from self._pusher_metrics()
+
+    def _handler_metrics(self) -> Iterable[Metric]:
+        families = {
+            "received": _labelled("pushes_received", "Push bodies taken from the transport."),
+            "handled": _labelled("pushes_handled", "Pushes whose topic on_push returned."),
+            "failed": _labelled("pushes_failed", "Pushes not decoded, routed or handled."),
+            "deduplicated": _labelled("pushes_deduplicated", "Redeliveries dropped by id."),
+            "reconnects": _labelled("push_handler_reconnects", "Connections regained."),
+        }
+        consuming = GaugeMetricFamily(
+            f"{NAMESPACE}_push_handler_consuming",
+            "1 while the push handler can receive pushes.",
+            labels=HANDLER_LABELS,
+        )
+        latency = HistogramMetricFamily(
+            f"{NAMESPACE}_push_broadcast_seconds",
+            "Time from taking a push body to its topic's on_push returning.",
+            labels=HANDLER_LABELS,
+        )
+        for name, handler in self.metrics.server.push_handlers.items():
+            key = (name, transport_of(handler))
+            labels = list(key)
+            hs = handler.stats
+            families["received"].add_metric(labels, hs.received)
+            families["handled"].add_metric(labels, self.metrics.handled[key])
+            families["failed"].add_metric(labels, self.metrics.failed[key])
+            families["deduplicated"].add_metric(labels, hs.deduplicated)
+            families["reconnects"].add_metric(labels, hs.reconnects)
+            consuming.add_metric(labels, 1 if handler.is_consuming else 0)
+            latency.add_metric(labels, hs.latency.cumulative(), hs.latency.sum)
+        yield from families.values()
+        yield consuming
+        yield latency
+
+    def _pusher_metrics(self) -> Iterable[Metric]:
+        sent = CounterMetricFamily(
+            f"{NAMESPACE}_pusher_sent",
+            "Pushes a pusher handed to its transport.",
+            labels=PUSHER_LABELS,
+        )
+        failed = CounterMetricFamily(
+            f"{NAMESPACE}_pusher_failed", "Pushes a pusher could not send.", labels=PUSHER_LABELS
+        )
+        for name, pusher in self.metrics.pushers.items():
+            labels = [name, transport_of(pusher)]
+            sent.add_metric(labels, pusher.stats.sent)
+            failed.add_metric(labels, pusher.stats.failed)
+        yield sent
+        yield failed
+
+
+def _counter(name: str, documentation: str, value: int) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{NAMESPACE}_{name}", documentation, value=value)
+
+
+def _labelled(name: str, documentation: str) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{NAMESPACE}_{name}", documentation, labels=HANDLER_LABELS)

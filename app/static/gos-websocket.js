@@ -1,0 +1,324 @@
+// gos-websocket.js: a WAMP v1 browser client with the API of GosWebSocketBundle's GosSocket.
+// One ES module, no build step, no dependencies:
+//
+//   import { GosSocket } from "/static/gos-websocket.js";
+//   const socket = GosSocket.connect("ws://127.0.0.1:1337/", { retryDelay: 1000 });
+//   socket.on("socket/connect", () => socket.subscribeToChannel("acme/channel/42", (uri, payload) => {}));
+//
+// Beyond the GOS client it re-subscribes its channels and re-sends its prefixes after a reconnect,
+// so a page survives a server restart without code of its own.
+
+const WELCOME = 0;
+const PREFIX = 1;
+const CALL = 2;
+const CALLRESULT = 3;
+const CALLERROR = 4;
+const SUBSCRIBE = 5;
+const UNSUBSCRIBE = 6;
+const PUBLISH = 7;
+const EVENT = 8;
+
+// The hangup codes of AutobahnJS 0.8, which GOS pages may already test for.
+export const CONNECTION_CLOSED = 0;
+export const CONNECTION_LOST = 1;
+export const CONNECTION_RETRIES_EXCEEDED = 2;
+export const CONNECTION_UNREACHABLE = 3;
+export const CONNECTION_UNSUPPORTED = 4;
+export const CONNECTION_UNREACHABLE_SCHEDULED_RECONNECT = 5;
+export const CONNECTION_LOST_SCHEDULED_RECONNECT = 6;
+
+export const CONNECTION_LOST_URI = "gos:error#connection-lost";
+
+const DEFAULTS = {
+  retryDelay: 5000, // ms before the first retry (GOS default)
+  maxRetries: 10, // retries after a failure; 0 disables reconnecting (GOS default 10)
+  backoffFactor: 2, // each retry waits this much longer than the one before
+  maxRetryDelay: 60000, // ms; the backoff stops growing here
+  skipSubprotocolCheck: false,
+  skipSubprotocolAnnounce: false,
+};
+
+/** A WAMP v1 connection that reconnects by itself; create it with GosSocket.connect(). */
+export class GosSocket {
+  /** Open a connection to `uri` (ws:// or wss://) and keep it open; returns the socket. */
+  static connect(uri, sessionConfig = {}) {
+    const socket = new GosSocket(uri, sessionConfig);
+    socket.open();
+    return socket;
+  }
+
+  constructor(uri, sessionConfig = {}) {
+    this.uri = uri;
+    this.config = { ...DEFAULTS, ...sessionConfig };
+    this.sessionId = null;
+    this.serverIdent = null;
+    this._ws = null;
+    this._listeners = new Map(); // event name -> Set of callbacks
+    this._channels = new Map(); // resolved topic URI -> { uri as given, callbacks: Set }
+    this._prefixes = new Map(); // curie -> uri
+    this._calls = new Map(); // call id -> { resolve, reject, uri }
+    this._retries = 0;
+    this._retryTimer = null;
+    this._closing = false;
+  }
+
+  // ---- events -------------------------------------------------------------------------------
+
+  /** Listen to "socket/connect" (the socket) or "socket/disconnect" ({code, reason, ...}). */
+  on(event, listener) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(listener);
+    return this;
+  }
+
+  off(event, listener) {
+    this._listeners.get(event)?.delete(listener);
+    return this;
+  }
+
+  _fire(event, data) {
+    for (const listener of [...(this._listeners.get(event) ?? [])]) {
+      try {
+        listener(data);
+      } catch (error) {
+        console.error(`gos-websocket: a ${event} listener failed`, error);
+      }
+    }
+  }
+
+  // ---- connection ---------------------------------------------------------------------------
+
+  /** True once the server's WELCOME arrived and until the connection drops. */
+  isConnected() {
+    return this.sessionId !== null && this._ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Start connecting (GosSocket.connect calls this); a no-op while a connection is open. */
+  open() {
+    this._closing = false;
+    if (this._ws !== null) return;
+    clearTimeout(this._retryTimer);
+    this._retryTimer = null;
+    const protocols = this.config.skipSubprotocolAnnounce ? [] : ["wamp"];
+    let ws;
+    try {
+      ws = new WebSocket(this.uri, protocols);
+    } catch (error) {
+      // A malformed URI can never work: say so once, do not retry.
+      this._fire("socket/disconnect", { code: CONNECTION_UNSUPPORTED, reason: String(error) });
+      return;
+    }
+    this._ws = ws;
+    let welcomed = false;
+    ws.onopen = () => {
+      if (!this.config.skipSubprotocolCheck && ws.protocol !== "wamp") {
+        ws.close(1002, "server did not agree on the wamp subprotocol");
+      }
+    };
+    ws.onmessage = (message) => {
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        ws.close(1007, "frame is not JSON");
+        return;
+      }
+      if (!Array.isArray(frame)) {
+        ws.close(1007, "frame is not a JSON array");
+        return;
+      }
+      if (frame[0] === WELCOME) {
+        if (welcomed) {
+          ws.close(1002, "second WELCOME");
+          return;
+        }
+        welcomed = true;
+        this._welcome(frame);
+      } else if (welcomed) {
+        this._dispatch(frame);
+      }
+    };
+    ws.onclose = (close) => this._closed(ws, welcomed, close);
+  }
+
+  /** Close for good: no reconnect; pending calls reject. */
+  close() {
+    this._closing = true;
+    clearTimeout(this._retryTimer);
+    this._retryTimer = null;
+    this._ws?.close(1000);
+  }
+
+  _welcome([, sessionId, , serverIdent]) {
+    this.sessionId = String(sessionId);
+    this.serverIdent = serverIdent ?? null;
+    this._retries = 0;
+    // Restore what the previous connection had: prefixes first, as later URIs may use them.
+    for (const [curie, uri] of this._prefixes) this._send([PREFIX, curie, uri]);
+    for (const channel of this._channels.values()) this._send([SUBSCRIBE, channel.uri]);
+    this._fire("socket/connect", this);
+  }
+
+  _closed(ws, welcomed, close) {
+    if (this._ws !== ws) return;
+    this._ws = null;
+    this.sessionId = null;
+    const lost = { uri: CONNECTION_LOST_URI, desc: "connection lost", details: null };
+    for (const call of this._calls.values()) call.reject(lost);
+    this._calls.clear();
+
+    const detail = { wasClean: close.wasClean, closeCode: close.code };
+    if (this._closing) {
+      this._fire("socket/disconnect", { code: CONNECTION_CLOSED, reason: "closed", ...detail });
+      return;
+    }
+    if (this._retries >= this.config.maxRetries) {
+      const code = this.config.maxRetries > 0 ? CONNECTION_RETRIES_EXCEEDED : CONNECTION_LOST;
+      const reason = welcomed ? "connection lost" : "maximum number of retries exceeded";
+      this._fire("socket/disconnect", { code, reason, ...detail });
+      return;
+    }
+    const delay = Math.min(
+      this.config.retryDelay * this.config.backoffFactor ** this._retries,
+      this.config.maxRetryDelay,
+    );
+    this._retries += 1;
+    this._fire("socket/disconnect", {
+      code: welcomed
+        ? CONNECTION_LOST_SCHEDULED_RECONNECT
+        : CONNECTION_UNREACHABLE_SCHEDULED_RECONNECT,
+      reason: welcomed ? "connection lost" : "server unreachable",
+      retry: this._retries,
+      maxRetries: this.config.maxRetries,
+      delay,
+      ...detail,
+    });
+    this._retryTimer = setTimeout(() => this.open(), delay);
+  }
+
+  _send(frame) {
+    this._ws.send(JSON.stringify(frame));
+  }
+
+  _requireSession() {
+    if (!this.isConnected()) throw new Error("GosSocket is not connected");
+  }
+
+  // ---- frames from the server ---------------------------------------------------------------
+
+  _dispatch(frame) {
+    const [type, id] = frame;
+    if (type === EVENT) {
+      const channel = this._channels.get(this.resolve(id));
+      for (const callback of [...(channel?.callbacks ?? [])]) {
+        try {
+          callback(id, frame[2]);
+        } catch (error) {
+          console.error(`gos-websocket: a callback for ${id} failed`, error);
+        }
+      }
+    } else if (type === CALLRESULT || type === CALLERROR) {
+      const call = this._calls.get(id);
+      if (call === undefined) return; // e.g. GOS topic errors carry the topic in the id slot
+      this._calls.delete(id);
+      if (type === CALLRESULT) {
+        call.resolve(frame[2]);
+      } else {
+        const error = { uri: frame[2], desc: frame[3], details: frame[4] ?? null };
+        if (frame.length > 4) error.detail = frame[4]; // AutobahnJS 0.8 spelling
+        call.reject(error);
+      }
+    }
+  }
+
+  // ---- PREFIX -------------------------------------------------------------------------------
+
+  /** Define a CURIE prefix (`prefix("event", "http://example.com/event#")`) for later URIs. */
+  prefix(curie, uri) {
+    this._prefixes.set(curie, uri);
+    if (this.isConnected()) this._send([PREFIX, curie, uri]);
+  }
+
+  /**
+   * The full URI for a CURIE: prefix URI + reference, as the WAMP v1 spec, AutobahnJS and our
+   * server do (`prefix("room", "acme/channel/")` makes "room:42" mean "acme/channel/42").
+   * URIs with `://` and unknown prefixes come back unchanged.
+   */
+  resolve(uri) {
+    const at = uri.indexOf(":");
+    if (at < 0 || uri.startsWith("//", at + 1)) return uri;
+    const prefix = this._prefixes.get(uri.slice(0, at));
+    return prefix === undefined ? uri : prefix + uri.slice(at + 1);
+  }
+
+  // ---- pub/sub ------------------------------------------------------------------------------
+
+  /** Call `callback(uri, payload)` for each event on `uri`; re-subscribed after reconnects. */
+  subscribeToChannel(uri, callback) {
+    this._requireSession();
+    const key = this.resolve(uri);
+    let channel = this._channels.get(key);
+    if (channel === undefined) {
+      channel = { uri, callbacks: new Set() };
+      this._channels.set(key, channel);
+      this._send([SUBSCRIBE, uri]);
+    }
+    channel.callbacks.add(callback); // the same callback twice is one subscription (GOS swallows)
+  }
+
+  /** Drop `callback` (or every callback when omitted); the last one leaves the channel. */
+  unsubscribeFromChannel(uri, callback) {
+    this._requireSession();
+    const key = this.resolve(uri);
+    const channel = this._channels.get(key);
+    if (channel === undefined) return; // not subscribed: GOS swallows the error
+    if (callback === undefined) channel.callbacks.clear();
+    else channel.callbacks.delete(callback);
+    if (channel.callbacks.size === 0) {
+      this._channels.delete(key);
+      this._send([UNSUBSCRIBE, uri]);
+    }
+  }
+
+  /** The channels this socket is subscribed to (as given to subscribeToChannel). */
+  channels() {
+    return [...this._channels.values()].map((channel) => channel.uri);
+  }
+
+  /**
+   * Publish `data` on `uri`. Options: `excludeMe` (bool), `exclude` and `eligible` (lists of
+   * session ids); without options the frame has three elements, as AutobahnJS sends it.
+   */
+  publishToTopic(uri, data = {}, { excludeMe = false, exclude, eligible } = {}) {
+    this._requireSession();
+    const frame = [PUBLISH, uri, data];
+    if (eligible !== undefined) frame.push(exclude ?? [], eligible);
+    else if (exclude !== undefined) frame.push(exclude);
+    else if (excludeMe) frame.push(true);
+    this._send(frame);
+  }
+
+  // ---- RPC ----------------------------------------------------------------------------------
+
+  /** Call procedure `uri` with `data`; resolves with the result, rejects with {uri, desc, details}. */
+  rpcCall(uri, data = {}) {
+    this._requireSession();
+    let id;
+    do id = Math.random().toString(36).slice(2);
+    while (this._calls.has(id));
+    return new Promise((resolve, reject) => {
+      this._calls.set(id, { resolve, reject, uri });
+      this._send([CALL, id, uri, data]);
+    });
+  }
+}
+
+/** Same as GosSocket.connect. */
+export function connect(uri, sessionConfig = {}) {
+  return GosSocket.connect(uri, sessionConfig);
+}
+
+// The deprecated GOS names, for pages written against them.
+export const WS = { connect };
+export const Socket = GosSocket;
+export default GosSocket;

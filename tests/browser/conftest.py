@@ -1,0 +1,191 @@
+"""Fixtures for the browser tests: Debian's Chromium through Playwright, and a real server stack.
+
+The stack is the container's own: WampServer, the AMQP and ZeroMQ push handlers and all three
+pushers, with the HTTP service started by the ``server_launched`` listener, as in ``make run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+
+import containers
+from app.events import SERVER_LAUNCHED
+from app.web import HttpService
+from settings import Settings
+from tests.support.rabbitmq import RabbitMQNode, free_port
+
+try:
+    from playwright.async_api import Browser, Page, async_playwright
+except ImportError:  # fail in the fixture, with the fix, rather than a bare collection error
+    async_playwright = None
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOM = "42"
+CHANNEL = f"acme/channel/{ROOM}"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium and Playwright; a missing one fails (never skips) with what to run."""
+    if async_playwright is None:
+        pytest.fail("playwright is not installed: run make test (it installs the dev dependencies)")
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run make test: it installs chromium")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    """Headless Chromium, one per test (cheap: about 0.3 s to launch)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0, what: str = "") -> None:
+    """Poll a server-side condition (no fixed sleeps): subscriptions, consumers, connections."""
+    deadline = time.monotonic() + within
+    while True:
+        if condition():
+            return
+        assert time.monotonic() < deadline, f"not within {within}s: {what}"
+        await asyncio.sleep(0.01)
+
+
+class Stack:
+    """A running server with its HTTP side, push handlers and pushers, restartable in place."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.container = containers.Container()
+        self.container.settings.override(providers.Object(settings))
+        self.server: Any = self.service("gos_web_socket.server")
+        self.http = HttpService(settings)
+        dispatcher = self.service("gos_web_socket.event_dispatcher")
+        dispatcher.add_listener(SERVER_LAUNCHED, self.http.on_server_launched)
+
+    def service(self, service_id: str) -> Any:
+        return containers.get_service(self.container, service_id)
+
+    @property
+    def url(self) -> str:
+        """The demo page, served by the HTTP service the server launch started."""
+        return f"http://127.0.0.1:{self.http.port}/"
+
+    def pusher(self, name: str) -> Any:
+        return self.service("gos_web_socket.pusher_registry")[name]
+
+    async def start(self) -> None:
+        await self.server.start()
+        handlers = self.service("gos_web_socket.server_push_handler.registry")
+        await wait_until(
+            lambda: all(handler.is_consuming for handler in handlers.values()),
+            within=15,
+            what="push handlers consuming",
+        )
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    async def restart(self) -> None:
+        """Stop and start the WebSocket server on the same port, as a deploy would."""
+        await self.stop()
+        await self.start()
+
+    def subscribers(self, channel: str = CHANNEL) -> int:
+        topic = self.server.topics.get(channel)
+        return 0 if topic is None else len(topic)
+
+    async def close(self) -> None:
+        for pusher in self.service("gos_web_socket.pusher_registry").values():
+            await pusher.close()
+        await self.stop()
+        await self.http.close()
+
+
+def stack_settings(amqp: RabbitMQNode | None) -> Settings:
+    """Free ports for everything; a private exchange and queue on the shared test broker."""
+    ws_port = free_port()
+    name = f"browser_{uuid.uuid4().hex[:8]}"
+    pushers: dict[str, Any] = {
+        "zmq": {"enabled": True, "port": free_port()},
+        "wamp": {"enabled": True, "port": ws_port},
+        "amqp": {"enabled": False},
+    }
+    if amqp is not None:
+        pushers["amqp"] = {
+            "enabled": True,
+            "port": amqp.port,
+            "login": "guest",
+            "password": "guest",
+            "queue_name": name,
+            "exchange_name": name,
+            "dead_letter_exchange": f"{name}_dlx",
+            "dead_letter_queue": f"{name}_dead",
+            "push_timeout": 5,
+        }
+    return Settings(
+        server={"host": "127.0.0.1", "port": ws_port, "http": {"port": 0}, "shutdown_timeout": 2},
+        pushers=pushers,
+    )
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    """Server + ZeroMQ and WAMP pushers (no broker needed)."""
+    running = Stack(stack_settings(None))
+    await running.start()
+    yield running
+    await running.close()
+
+
+@pytest.fixture
+async def full_stack(rabbitmq: RabbitMQNode) -> AsyncIterator[Stack]:
+    """Server + AMQP (the run's private broker), ZeroMQ and WAMP pushers."""
+    running = Stack(stack_settings(rabbitmq))
+    await running.start()
+    yield running
+    await running.close()
+
+
+@pytest.fixture(params=["amqp", "zmq", "wamp"])
+async def pusher_stack(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Stack, str]]:
+    """A stack and one pusher name; only the AMQP case needs (and starts) the broker."""
+    node = request.getfixturevalue("rabbitmq") if request.param == "amqp" else None
+    running = Stack(stack_settings(node))
+    await running.start()
+    yield running, request.param
+    await running.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh page that records its console errors and uncaught exceptions."""
+    context = await browser.new_context(viewport={"width": 1100, "height": 640})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.errors = errors  # type: ignore[attr-defined]
+    yield page
+    await context.close()
