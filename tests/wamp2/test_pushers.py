@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,11 +13,13 @@ from app.events import EventDispatcher
 from app.message import Message
 from app.router import Router, load_routes
 from app.server import WampServer
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.memory import InMemoryServerPushHandler
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
-from settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
-from tests.support.server import running_server, url_of
+from settings.models import DEFAULT_ROUTING, AmqpSettings, WampSettings, ZmqSettings
+from tests.support.rabbitmq import RabbitMQNode
+from tests.support.server import eventually, running_server, url_of
 from tests.support.wamp_client import WampTestClient
 from tests.wamp2.client import V2Client
 
@@ -64,6 +67,35 @@ async def test_zmq_push_reaches_v2_subscriber(
         await pusher.push({"msg": "zmq"}, "acme_topic", LOBBY)
         assert await client.next_event(CHANNEL) == {"msg": "zmq"}
     await client.leave()
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_amqp_push_reaches_v2_subscriber(
+    rabbitmq: RabbitMQNode, router: Router, serializer: str
+) -> None:
+    """AmqpPusher → RabbitMQ → AmqpServerPushHandler → acme.topic → EVENT to autobahn-python."""
+    tag = uuid.uuid4().hex[:8]
+    settings = AmqpSettings(
+        enabled=True,
+        port=rabbitmq.port,
+        login="guest",
+        password="guest",
+        queue_name=f"wamp2_{tag}",
+        exchange_name=f"wamp2_{tag}_exchange",
+        dead_letter_exchange=f"wamp2_{tag}_dlx",
+        dead_letter_queue=f"wamp2_{tag}_dead",
+        push_timeout=10,
+    )
+    handler = AmqpServerPushHandler(settings, router, EventDispatcher())
+    async with running_server(
+        topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"amqp": handler}
+    ) as server:
+        await eventually(lambda: handler.is_consuming, timeout=20, what="the AMQP consumer")
+        client = await subscriber(server, serializer)
+        async with AmqpPusher(settings, router) as pusher:
+            await pusher.push({"msg": "amqp"}, "acme_topic", LOBBY)
+            assert await client.next_event(CHANNEL, timeout=20) == {"msg": "amqp"}
+        await client.leave()
 
 
 async def test_in_memory_push_reaches_v2_subscriber(server: WampServer) -> None:

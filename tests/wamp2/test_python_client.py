@@ -178,4 +178,5 @@ async def test_server_stop_says_goodbye() -> None:
         client = await V2Client.join(url_of(server))
         await server.stop()
         details = await client.left
+        await client.leave()  # the transport is gone too
     assert details.reason == "wamp.close.system_shutdown"
