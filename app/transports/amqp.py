@@ -264,13 +264,14 @@ class AmqpPusher(Pusher):
             except _TRANSIENT as exc:
                 last_error = exc
                 logger.debug("AMQP publish failed, retrying: %r", exc)
-            if loop.time() + delay >= deadline:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 raise PushFailed(
                     f"AMQP broker at {self.settings.host}:{self.settings.port} did not confirm "
                     f"the push within {self.settings.push_timeout} s: {last_error!r}",
                     transport=self.name,
                 ) from last_error
-            await asyncio.sleep(delay)
+            await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
 
     async def _get_exchange(self, deadline: float) -> AbstractExchange:
@@ -322,6 +323,8 @@ class AmqpServerPushHandler(ServerPushHandler):
     """
 
     name = "amqp"
+    drain_timeout = 5.0
+    """Seconds ``close()`` lets the worker finish deliveries already received."""
 
     def __init__(
         self,
@@ -341,7 +344,7 @@ class AmqpServerPushHandler(ServerPushHandler):
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: ConsumerTag | None = None
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._unacked: AbstractIncomingMessage | None = None
         self._unacked_count = 0
@@ -394,8 +397,7 @@ class AmqpServerPushHandler(ServerPushHandler):
 
     async def _work(self, app: PushableServer) -> None:
         inbox = self._inbox
-        while True:
-            message = await inbox.get()
+        while (message := await inbox.get()) is not None:  # None: close() wants us to stop
             try:
                 await self._process(app, message)
                 if inbox.empty():
@@ -453,18 +455,26 @@ class AmqpServerPushHandler(ServerPushHandler):
             logger.debug("AMQP reject lost: %r", exc)
 
     async def close(self) -> None:
-        """Stop consuming, ack what was handled, and close; unhandled deliveries go back."""
+        """Stop consuming, finish what was delivered, and close; the rest goes back to the queue.
+
+        Finishing in-flight deliveries (up to ``drain_timeout``) keeps a restart from handing
+        the same push to a topic twice.
+        """
         queue, tag = self._queue, self._consumer_tag
         self._queue, self._consumer_tag = None, None
-        if queue is not None and tag is not None:
-            try:
-                await queue.cancel(tag)
-            except (AMQPError, ChannelInvalidStateError, RuntimeError, OSError) as exc:
+        if queue is not None and tag is not None and self.is_consuming:
+            try:  # bounded: a robust channel waits for the broker, which may be away
+                await asyncio.wait_for(queue.cancel(tag), self.drain_timeout)
+            except (AMQPError, RuntimeError, OSError) as exc:
                 logger.debug("AMQP cancel failed: %r", exc)
         worker, self._worker = self._worker, None
         if worker is not None:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            self._inbox.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(worker), self.drain_timeout)
+            except TimeoutError:
+                worker.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
         await self._flush_acks()
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:

@@ -41,6 +41,7 @@ class RabbitMQNode:
         self.nodename = f"gostest{self.port}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         (self.dir / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
             "loopback_users.guest = true\n"
@@ -80,7 +81,26 @@ class RabbitMQNode:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._start_watchdog()
         self._wait_ready(timeout)
+
+    def _start_watchdog(self) -> None:
+        """Kill the broker and its epmd if this process dies without tearing down (SIGKILL,
+        a CI timeout), so no broker outlives its test run."""
+        assert self._process is not None
+        script = (
+            f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+            f"kill -9 -{self._process.pid} 2>/dev/null; "
+            f"sleep 1; ERL_EPMD_PORT={self.epmd_port} epmd -kill >/dev/null 2>&1; "
+            f"rm -rf {self.dir}"
+        )
+        self._watchdog = subprocess.Popen(
+            ["sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -141,4 +161,7 @@ class RabbitMQNode:
             timeout=10,
             check=False,
         )
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait(timeout=5)
         shutil.rmtree(self.dir, ignore_errors=True)

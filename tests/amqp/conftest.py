@@ -1,0 +1,154 @@
+"""AMQP suite fixtures: unique broker names per test, a recording server, wait helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import pytest
+
+from app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher
+from app.exceptions import PushUnsupported
+from app.router import Route, RouteCollection, Router
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from settings.models import AmqpSettings
+from tests.support.rabbitmq import RabbitMQNode
+
+
+async def wait_until(
+    predicate: Callable[[], bool], within: float = 10.0, step: float = 0.01
+) -> None:
+    """Poll ``predicate`` until true; fail the test with a clear message at the deadline."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(step)
+
+
+def make_router() -> Router:
+    """acme_topic as shipped, plus plain_topic whose topic cannot take pushes."""
+    routes = RouteCollection()
+    routes.add("acme_topic", Route("acme/channel/{room}", "acme.topic"))
+    routes.add("plain_topic", Route("acme/plain/{room}", "acme.plain"))
+    return Router(routes)
+
+
+@dataclass
+class RecordingServer:
+    """A PushableServer that records pushes; plain_topic cannot take pushes, {"boom"} raises."""
+
+    received: list[tuple[str, Any]] = field(default_factory=list)
+
+    async def on_push(self, request: Any, data: Any, provider: str) -> None:
+        if request.route_name == "plain_topic":
+            raise PushUnsupported(request.route_name)
+        if isinstance(data, dict) and data.get("boom"):
+            raise RuntimeError("on_push exploded")
+        self.received.append((request.matched, data))
+
+    def counts(self, key: str = "n") -> Counter[Any]:
+        return Counter(data[key] for _, data in self.received if isinstance(data, dict))
+
+
+@dataclass
+class EventLog:
+    success: list[Any] = field(default_factory=list)
+    fail: list[Any] = field(default_factory=list)
+
+
+@pytest.fixture
+def router() -> Router:
+    return make_router()
+
+
+@pytest.fixture
+def events() -> EventLog:
+    return EventLog()
+
+
+@pytest.fixture
+def dispatcher(events: EventLog) -> EventDispatcher:
+    dispatcher = EventDispatcher()
+    dispatcher.add_listener(PUSH_SUCCESS, events.success.append)
+    dispatcher.add_listener(PUSH_FAIL, events.fail.append)
+    return dispatcher
+
+
+@pytest.fixture
+def amqp_settings(rabbitmq: RabbitMQNode) -> AmqpSettings:
+    """Settings pointing at the run's broker, with names no other test uses."""
+    uid = uuid.uuid4().hex[:8]
+    return AmqpSettings(
+        host="127.0.0.1",
+        port=rabbitmq.port,
+        login="guest",
+        password="guest",
+        queue_name=f"q_{uid}",
+        exchange_name=f"x_{uid}",
+        dead_letter_exchange=f"dlx_{uid}",
+        dead_letter_queue=f"dlq_{uid}",
+        push_timeout=15,
+        reconnect_interval=0.5,
+    )
+
+
+@pytest.fixture
+async def raw_channel(rabbitmq: RabbitMQNode) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A plain aio-pika channel for inspecting queues and publishing as PHP would."""
+    connection = await aio_pika.connect(rabbitmq.url)
+    try:
+        yield await connection.channel()
+    finally:
+        await connection.close()
+
+
+async def drain(channel: aio_pika.abc.AbstractChannel, queue_name: str) -> list[bytes]:
+    """Every body waiting in ``queue_name`` (basic.get until empty)."""
+    queue = await channel.get_queue(queue_name, ensure=True)
+    bodies = []
+    while (message := await queue.get(fail=False, no_ack=True)) is not None:
+        bodies.append(message.body)
+    return bodies
+
+
+@pytest.fixture
+async def pusher(amqp_settings: AmqpSettings, router: Router) -> AsyncIterator[AmqpPusher]:
+    """An AMQP pusher on the test's names, closed after the test."""
+    pusher = AmqpPusher(amqp_settings, router)
+    try:
+        yield pusher
+    finally:
+        await pusher.close()
+
+
+StartHandler = Callable[..., Awaitable[AmqpServerPushHandler]]
+
+
+@pytest.fixture
+async def start_handler(
+    amqp_settings: AmqpSettings, router: Router, dispatcher: EventDispatcher
+) -> AsyncIterator[StartHandler]:
+    """Start handlers (settings overridable per call); every one is closed after the test."""
+    started: list[AmqpServerPushHandler] = []
+
+    async def start(
+        app: Any, node_id: str | None = None, **overrides: Any
+    ) -> AmqpServerPushHandler:
+        settings = amqp_settings.model_copy(update=overrides)
+        handler = AmqpServerPushHandler(settings, router, dispatcher, node_id=node_id)
+        started.append(handler)
+        await handler.start(app)
+        return handler
+
+    try:
+        yield start
+    finally:
+        for handler in started:
+            await handler.close()

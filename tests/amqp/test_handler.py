@@ -1,0 +1,209 @@
+"""The AMQP push handler: poison messages, dedup, order, restarts, GOS wire format, nodes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import pytest
+
+from app.exceptions import MessageDecodeError, NoRouteMatch, PushHandlerError, PushUnsupported
+from app.message import Message
+from app.router import Router
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from settings.models import AmqpSettings
+from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, drain, wait_until
+from tests.support.rabbitmq import RabbitMQNode, free_port
+
+
+async def _publish_raw(
+    channel: aio_pika.abc.AbstractChannel,
+    settings: AmqpSettings,
+    body: bytes,
+    **properties: object,
+) -> None:
+    """Publish as a foreign producer would: our exchange, routing key '', given properties."""
+    exchange = await channel.get_exchange(settings.exchange_name)
+    await exchange.publish(aio_pika.Message(body, **properties), routing_key="")  # type: ignore[arg-type]
+
+
+async def test_gos_php_message_is_delivered(
+    start_handler: StartHandler,
+    amqp_settings: AmqpSettings,
+    raw_channel: aio_pika.abc.AbstractChannel,
+) -> None:
+    """A body exactly as PHP's GOS publishes it (escaped slash, no properties) reaches the topic."""
+    server = RecordingServer()
+    await start_handler(server)
+    php_body = b'{"topic":"acme\\/channel\\/42","data":["hi"]}'
+    await _publish_raw(raw_channel, amqp_settings, php_body)
+    await wait_until(lambda: len(server.received) == 1)
+    assert server.received == [("acme/channel/42", ["hi"])]
+
+
+async def test_poison_messages_go_to_the_dead_letter_queue(
+    start_handler: StartHandler,
+    pusher: AmqpPusher,
+    amqp_settings: AmqpSettings,
+    raw_channel: aio_pika.abc.AbstractChannel,
+    events: EventLog,
+) -> None:
+    """Every kind of poison among good pushes: goods delivered, poisons dead-lettered once."""
+    server = RecordingServer()
+    handler = await start_handler(server)
+    raw_poisons = [
+        b"{not json",
+        b'{"topic":"acme/channel/1"}',
+        b'{"topic":"nowhere/at/all","data":[]}',
+    ]
+    expected_dead: list[bytes] = []
+    for i in range(30):
+        await pusher.push({"n": i}, "acme_topic", {"room": "1"})
+        kind = i % 5
+        if kind < 3:
+            await _publish_raw(raw_channel, amqp_settings, raw_poisons[kind])
+            expected_dead.append(raw_poisons[kind])
+        elif kind == 3:
+            await pusher.push({"n": f"p{i}"}, "plain_topic", {"room": "1"})
+            expected_dead.append(Message("acme/plain/1", {"n": f"p{i}"}).encode())
+        else:
+            await pusher.push({"boom": True, "i": i}, "acme_topic", {"room": "1"})
+            expected_dead.append(Message("acme/channel/1", {"boom": True, "i": i}).encode())
+
+    await wait_until(lambda: len(server.received) == 30 and len(events.fail) == 30)
+    assert sorted(server.counts().items()) == [(i, 1) for i in range(30)]
+    dead: list[bytes] = []
+
+    async def collect() -> bool:
+        dead.extend(await drain(raw_channel, amqp_settings.dead_letter_queue))
+        return len(dead) >= 30
+
+    for _ in range(200):
+        if await collect():
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(dead) == sorted(expected_dead)
+    assert sorted(e.message.encode() for e in events.fail) == sorted(expected_dead)
+    kinds = {type(e.error) for e in events.fail}
+    assert {MessageDecodeError, NoRouteMatch, PushUnsupported, RuntimeError} <= kinds
+    assert len(events.success) == 30
+    assert handler.is_consuming
+    await pusher.push({"n": "after"}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: server.counts()["after"] == 1)
+
+
+async def test_duplicate_message_id_is_delivered_once(
+    start_handler: StartHandler,
+    amqp_settings: AmqpSettings,
+    raw_channel: aio_pika.abc.AbstractChannel,
+    events: EventLog,
+    rabbitmq: RabbitMQNode,
+) -> None:
+    """The same message_id three times reaches the topic once; all copies are acked."""
+    server = RecordingServer()
+    await start_handler(server)
+    body = b'{"topic":"acme/channel/9","data":{"n":"dup"}}'
+    for _ in range(3):
+        await _publish_raw(raw_channel, amqp_settings, body, message_id="same-id")
+    await _publish_raw(raw_channel, amqp_settings, body.replace(b"dup", b"end"), message_id="x")
+    await wait_until(lambda: server.counts()["end"] == 1)
+    assert server.counts()["dup"] == 1
+    assert len(events.success) == 2 and events.fail == []
+    queue = await raw_channel.declare_queue(amqp_settings.queue_name, passive=True)
+    assert queue.declaration_result.message_count == 0
+
+
+async def test_push_order_is_preserved(start_handler: StartHandler, pusher: AmqpPusher) -> None:
+    """Pushes made one after another reach the topic in the same order."""
+    server = RecordingServer()
+    await start_handler(server)
+    for i in range(300):
+        await pusher.push({"n": i}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(server.received) == 300)
+    assert [data["n"] for _, data in server.received] == list(range(300))
+
+
+async def test_pushes_wait_in_the_shared_queue_while_the_server_is_down(
+    start_handler: StartHandler, pusher: AmqpPusher
+) -> None:
+    """Server stopped while pushes go on: after its restart every waiting push arrives once."""
+    server = RecordingServer()
+    handler = await start_handler(server)
+
+    async def produce() -> None:
+        for i in range(400):
+            await pusher.push({"n": i}, "acme_topic", {"room": "1"})
+
+    producing = asyncio.create_task(produce())
+    await wait_until(lambda: len(server.received) >= 50)
+    await handler.close()
+    assert not handler.is_consuming
+    stopped_at = len(server.received)
+    await producing
+    assert stopped_at < 400, "the handler should have stopped before the pushes ended"
+    await start_handler(server)
+    await wait_until(lambda: len(server.received) >= 400)
+    assert sorted(server.counts().items()) == [(i, 1) for i in range(400)]
+
+
+async def test_shared_queue_competing_consumers(
+    start_handler: StartHandler, pusher: AmqpPusher
+) -> None:
+    """Two nodes on the shared GOS queue: each push reaches exactly one of them."""
+    first, second = RecordingServer(), RecordingServer()
+    await start_handler(first, node_id="a", prefetch_count=1)
+    await start_handler(second, node_id="b", prefetch_count=1)
+    await asyncio.gather(*(pusher.push({"n": i}, "acme_topic", {"room": "1"}) for i in range(200)))
+    await wait_until(lambda: len(first.received) + len(second.received) == 200)
+    merged = first.counts() + second.counts()
+    assert len(merged) == 200 and set(merged.values()) == {1}
+    assert first.received and second.received
+
+
+async def test_per_node_queues_each_get_every_push(
+    start_handler: StartHandler,
+    amqp_settings: AmqpSettings,
+    router: Router,
+    rabbitmq: RabbitMQNode,
+) -> None:
+    """per_node mode: one push reaches both nodes; a closed node's queue expires."""
+    first, second = RecordingServer(), RecordingServer()
+    node_a = await start_handler(first, node_id="a", queue_mode="per_node", node_queue_expires=1000)
+    node_b = await start_handler(
+        second, node_id="b", queue_mode="per_node", node_queue_expires=1000
+    )
+    assert (node_a.queue_name, node_b.queue_name) == (
+        f"{amqp_settings.queue_name}.a",
+        f"{amqp_settings.queue_name}.b",
+    )
+    pusher = AmqpPusher(amqp_settings.model_copy(update={"queue_mode": "per_node"}), router)
+    try:
+        await pusher.push("hi", "acme_topic", {"room": "42"})
+    finally:
+        await pusher.close()
+    await wait_until(lambda: len(first.received) == 1 and len(second.received) == 1)
+    assert first.received == second.received == [("acme/channel/42", ["hi"])]
+
+    await node_b.close()
+
+    def queue_names() -> str:
+        return rabbitmq.ctl("list_queues", "-q", "name").stdout
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while node_b.queue_name in queue_names():
+        assert asyncio.get_running_loop().time() < deadline, "node b's queue did not expire"
+        await asyncio.sleep(0.5)
+    assert node_a.queue_name in queue_names()
+
+
+async def test_start_without_broker_raises(
+    amqp_settings: AmqpSettings, router: Router, dispatcher: object
+) -> None:
+    """A handler that cannot reach its broker fails start() with PushHandlerError."""
+    settings = amqp_settings.model_copy(update={"port": free_port(), "push_timeout": 1})
+    handler = AmqpServerPushHandler(settings, router, dispatcher)  # type: ignore[arg-type]
+    with pytest.raises(PushHandlerError, match="cannot consume"):
+        await handler.start(RecordingServer())
+    assert not handler.is_consuming
+    await handler.close()  # safe after a failed start
+    await handler.close()  # and twice

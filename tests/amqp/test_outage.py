@@ -1,0 +1,60 @@
+"""Broker outages: pushes retry through a RabbitMQ restart and the handler resumes by itself."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.router import Router
+from app.transports.amqp import AmqpPusher
+from settings.models import AmqpSettings
+from tests.amqp.conftest import RecordingServer, StartHandler, wait_until
+from tests.support.rabbitmq import RabbitMQNode
+
+
+async def test_broker_restart_during_2000_pushes(
+    start_handler: StartHandler,
+    amqp_settings: AmqpSettings,
+    router: Router,
+    rabbitmq: RabbitMQNode,
+) -> None:
+    """The broker stopped and started amid 2,000 pushes: every one reaches the topic once."""
+    server = RecordingServer()
+    handler = await start_handler(server)
+    pusher = AmqpPusher(amqp_settings.model_copy(update={"push_timeout": 60}), router)
+    broker_down = asyncio.Event()
+    pushed = 0
+
+    async def produce() -> None:
+        nonlocal pushed
+        for start in range(0, 2000, 50):  # 50 confirms in flight at a time
+            if start == 1000:
+                await broker_down.wait()  # the second half is pushed into the outage
+            batch = range(start, start + 50)
+            await asyncio.gather(
+                *(pusher.push({"n": i}, "acme_topic", {"room": "1"}) for i in batch)
+            )
+            pushed = start + 50
+
+    producing = asyncio.create_task(produce())
+    broker_stopped = False
+    try:
+        await wait_until(lambda: len(server.received) >= 400, within=30)
+        broker_stopped = True
+        await asyncio.to_thread(rabbitmq.stop_app)
+        await wait_until(lambda: not handler.is_consuming, within=10)
+        broker_down.set()
+        await wait_until(lambda: pushed == 1000, within=10)
+        assert not producing.done()  # pushes are waiting for the broker, not failing
+        await asyncio.to_thread(rabbitmq.start_app)
+        broker_stopped = False
+        await asyncio.wait_for(producing, 60)
+        await wait_until(lambda: len(server.received) >= 2000, within=60)
+        await wait_until(lambda: handler.is_consuming, within=10)
+        counts = server.counts()
+        assert len(counts) == 2000 and set(counts.values()) == {1}
+        assert len(server.received) == 2000
+    finally:
+        if broker_stopped:
+            await asyncio.to_thread(rabbitmq.start_app)  # leave a working broker to the others
+        producing.cancel()
+        await pusher.close()
