@@ -89,6 +89,7 @@ class ServerSettings(_Node):
         1_048_576, ge=4096, description="bytes queued to one client before it is cut off"
     )
     shutdown_timeout: float = Field(5.0, gt=0)
+    realm: str = Field("realm1", min_length=1, description="the one realm WAMP v2 clients join")
 
 
 class AmqpSettings(_Node):

@@ -8,7 +8,7 @@ params, request}]``. A push has no connection to answer, so its errors are raise
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from app.exceptions import FirewallRejection, PushUnsupported, RpcError, TopicNotFound
@@ -52,14 +52,23 @@ class TopicDispatcher:
             logger.error("registering the timers of topic %s failed: %r", topic.id, exc)
 
     async def subscribe(
-        self, connection: WampConnection, topic: Topic, request: WampRequest
+        self,
+        connection: WampConnection,
+        topic: Topic,
+        request: WampRequest,
+        accepted: Callable[[], None] | None = None,
     ) -> None:
-        await self._dispatch(ON_SUBSCRIBE, connection, topic, request)
+        """``accepted`` runs once ``secure()`` passed, before the hook (WAMP v2's SUBSCRIBED)."""
+        await self._dispatch(ON_SUBSCRIBE, connection, topic, request, accepted=accepted)
 
     async def unsubscribe(
-        self, connection: WampConnection, topic: Topic, request: WampRequest
+        self,
+        connection: WampConnection,
+        topic: Topic,
+        request: WampRequest,
+        accepted: Callable[[], None] | None = None,
     ) -> None:
-        await self._dispatch(ON_UNSUBSCRIBE, connection, topic, request)
+        await self._dispatch(ON_UNSUBSCRIBE, connection, topic, request, accepted=accepted)
 
     async def publish(
         self,
@@ -81,6 +90,7 @@ class TopicDispatcher:
         event: Any = None,
         exclude: list[str] | None = None,
         eligible: list[str] | None = None,
+        accepted: Callable[[], None] | None = None,
     ) -> None:
         handler = self._handler(request)
         if handler is None:
@@ -96,6 +106,8 @@ class TopicDispatcher:
                 desc = f"Could not secure topic, connection rejected: {exc}"
                 self._refuse(connection, topic, verb, desc, 500, exc)
                 return
+        if accepted is not None:
+            accepted()
         self._register_timers(handler, topic)
         try:
             if verb == ON_SUBSCRIBE:

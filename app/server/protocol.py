@@ -8,6 +8,9 @@ What the GOS clients need and autobahn does not do by itself:
 - frames that break WAMP close only this connection, with 1007 and one log line;
 - a client whose unsent output passes ``max_outgoing_buffer`` is cut off.
 
+A client offering ``wamp.2.json`` or ``wamp.2.msgpack`` (before ``wamp`` in its list) speaks
+WAMP v2 instead: its messages go to a ``Wamp2Session`` (app/server/wamp2.py).
+
 Messages of one connection are handled in arrival order by a short-lived worker task,
 so a user hook that awaits never lets a later PUBLISH overtake the SUBSCRIBE before it.
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -42,6 +44,7 @@ from app.events import (
 from app.exceptions import ProtocolError, ResourceNotFound
 from app.message import dumps
 from app.server.timers import PeriodicTimers
+from app.server.wamp2 import Serializer, Wamp2Session, new_session_id
 
 if TYPE_CHECKING:
     from app.router import WampRequest
@@ -101,13 +104,18 @@ class WampConnection(WebSocketServerProtocol):
 
     Public attributes: ``session_id``, ``remote_address``, ``timers`` (cancelled on close),
     ``user_data`` (free for user code, e.g. the authenticated user) and ``subscriptions``.
+    ``wamp2`` is None for a WAMP v1 client. ``session_id`` is a decimal string, the same
+    number a WAMP v2 client is given as its integer session id.
     """
 
     factory: WampServerFactory
 
     def __init__(self) -> None:
         super().__init__()
-        self.session_id = secrets.token_hex(12)
+        self.session_id = str(new_session_id())
+        self.wamp2: Wamp2Session | None = None
+        self.serializer: Serializer | None = None
+        """The WAMP v2 serializer; None for WAMP v1 (how ``Topic.broadcast`` frames EVENTs)."""
         self.remote_address = ""
         self.prefixes: dict[str, str] = {}
         self.subscriptions: dict[str, tuple[Topic, WampRequest]] = {}
@@ -170,7 +178,20 @@ class WampConnection(WebSocketServerProtocol):
             raw = self._raw_origin or ""
             if origin_host(raw) not in app.allowed_origins:
                 return self._refuse_origin(raw, request)
-        return SUBPROTOCOL if SUBPROTOCOL in request.protocols else None
+        return self._choose_protocol(request.protocols)
+
+    def _choose_protocol(self, offered: list[str]) -> str | None:
+        """The first subprotocol we speak, in the client's order of preference; None is v1."""
+        serializers = self.app.wamp2_serializers
+        for name in offered:
+            if name == SUBPROTOCOL:
+                return name
+            serializer = serializers.get(name)
+            if serializer is not None:
+                self.serializer = serializer
+                self.wamp2 = Wamp2Session(self, serializer)
+                return name
+        return None
 
     async def _refuse_origin(self, origin: str, request: ConnectionRequest) -> str | None:
         logger.info("origin %r of %s refused", origin, self.remote_address)
@@ -197,6 +218,8 @@ class WampConnection(WebSocketServerProtocol):
         self._opened = True
         app = self.app
         app.register(self)
+        if self.wamp2 is not None:
+            return  # the client speaks first (HELLO)
         welcome = dumps([WELCOME, self.session_id, 1, SERVER_IDENT]).encode()
         self.sendData(app.frame(welcome))
         app.stats.frames_out += 1
@@ -220,7 +243,8 @@ class WampConnection(WebSocketServerProtocol):
             entry = app.manager.unsubscribe(self, topic_id)
             if entry is not None:
                 await app.topic_dispatcher.unsubscribe(self, entry[0], entry[1])
-        await app.dispatcher.dispatch(CLIENT_DISCONNECTED, ClientDisconnectedEvent(self))
+        if self.wamp2 is None or self.wamp2.welcomed:  # v2: only after CLIENT_CONNECTED
+            await app.dispatcher.dispatch(CLIENT_DISCONNECTED, ClientDisconnectedEvent(self))
 
     # -- output -----------------------------------------------------------------------------
 
@@ -252,17 +276,27 @@ class WampConnection(WebSocketServerProtocol):
         self.dropConnection(abort=True)
 
     def send_message(self, message: list[Any]) -> bool:
-        """Send one WAMP message (a list) to this client."""
+        """Send one WAMP message (a list) to this client, in its WAMP version's serialization."""
+        if self.wamp2 is not None:
+            return self.wamp2.send(message)
         return self.write_frame(self.app.frame(dumps(message).encode()))
 
     def send_event(self, topic_uri: str, payload: Any) -> bool:
-        """EVENT to this client only, whether or not it subscribed."""
+        """EVENT to this client only; v1: whether or not it subscribed, v2: if it subscribed."""
+        if self.wamp2 is not None:
+            return self.wamp2.event(topic_uri, payload)
         return self.send_message([EVENT, topic_uri, payload])
 
     def call_result(self, call_id: Any, result: Any) -> None:
+        if self.wamp2 is not None:
+            self.wamp2.result(result)
+            return
         self.send_message([CALLRESULT, call_id, result])
 
     def call_error(self, call_id: Any, error_uri: str, desc: str, details: Any = None) -> None:
+        if self.wamp2 is not None:
+            self.wamp2.call_error(desc, details)  # answers the v2 request being handled
+            return
         message = [CALLERROR, call_id, error_uri, desc]
         if details is not None:
             message.append(details)
@@ -271,6 +305,8 @@ class WampConnection(WebSocketServerProtocol):
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999)."""
         if self.state == _STATE_OPEN:
+            if self.wamp2 is not None:
+                self.wamp2.closing(code, reason)  # ABORT or GOODBYE first
             # A close reason holds at most 123 bytes; never cut a UTF-8 sequence in half.
             reason_utf8 = reason.encode()[:123].decode("utf-8", "ignore").encode()
             self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)
@@ -295,6 +331,9 @@ class WampConnection(WebSocketServerProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.app.stats.frames_in += 1
         if self._closed or self.state != _STATE_OPEN:
+            return
+        if self.wamp2 is not None:
+            self.wamp2.receive(payload, isBinary)
             return
         try:
             self._receive(payload, isBinary)

@@ -18,6 +18,7 @@ from app.server.protocol import CLOSE_GOING_AWAY, WampConnection, WampServerFact
 from app.server.rpc import RpcHandler
 from app.server.timers import PeriodicTimers
 from app.server.topic import Topic, TopicHandler
+from app.server.wamp2 import serializers
 from app.stats import ServerStats
 from settings.models import Settings
 
@@ -33,7 +34,7 @@ T = TypeVar("T")
 
 
 class WampServer:
-    """Serves WAMP v1 to browsers and receives pushes from the push handlers.
+    """Serves WAMP v1 and v2 to browsers and receives pushes from the push handlers.
 
     Construction does no I/O; ``start()`` binds, ``stop()`` closes everything within
     ``settings.server.shutdown_timeout`` seconds, ``run()`` does both around SIGINT/SIGTERM.
@@ -61,6 +62,7 @@ class WampServer:
         self.blocked_ips = frozenset(settings.blocked_ips if server.ip_address_check else ())
         self.max_outgoing_buffer = server.max_outgoing_buffer
         self.manager = TopicManager(self.frame)
+        self.wamp2_serializers = serializers(self.frame)
         self.topic_dispatcher = TopicDispatcher(topics)
         self.rpc_dispatcher = RpcDispatcher(rpcs)
         self.timers = PeriodicTimers("server")
@@ -89,11 +91,11 @@ class WampServer:
         """Live topics by channel (each has at least one subscriber)."""
         return self.manager.topics
 
-    def frame(self, payload: bytes) -> bytes:
-        """The wire bytes of one unmasked text frame, built once (autobahn prepareMessage)."""
+    def frame(self, payload: bytes, binary: bool = False) -> bytes:
+        """The wire bytes of one unmasked text (or binary) frame, built once (prepareMessage)."""
         if self._factory is None:
             raise RuntimeError("the server is not started")
-        prepared = self._factory.prepareMessage(payload, doNotCompress=True)
+        prepared = self._factory.prepareMessage(payload, isBinary=binary, doNotCompress=True)
         return prepared.payloadHybi  # type: ignore[no-any-return]
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:

@@ -6,17 +6,22 @@ behind a route callback, shared by every channel the route matches.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 from app.message import dumps
 from app.server.timers import PeriodicTimers
+from app.server.wamp2 import new_publication_id
 
 if TYPE_CHECKING:
     from app.router import WampRequest
     from app.server.protocol import WampConnection
 
 EVENT = 8
+
+_subscription_ids = itertools.count(1)
+"""WAMP v2 subscription ids: router scope, one per live topic."""
 
 FrameBuilder = Callable[[bytes], bytes]
 """Turns a text payload into the complete wire bytes of one unmasked WebSocket frame."""
@@ -25,18 +30,31 @@ FrameBuilder = Callable[[bytes], bytes]
 class Topic:
     """One channel and the connections subscribed to it, by session id.
 
-    ``broadcast`` encodes and frames the EVENT once, then writes the same bytes to every
-    open subscriber: the cost per subscriber is one ``transport.write``.
+    ``broadcast`` encodes and frames the EVENT once per wire format (WAMP v1, v2 JSON, v2
+    msgpack), then writes the same bytes to every open subscriber of that format: the cost per
+    subscriber is one ``transport.write``. ``subscription_id`` is the v2 id of this topic, shared
+    by all its v2 subscribers so that they can share one frame.
     """
 
-    __slots__ = ("id", "timers", "timers_registered", "_subscribers", "_frame")
+    __slots__ = (
+        "id",
+        "timers",
+        "timers_registered",
+        "subscription_id",
+        "_subscribers",
+        "_frame",
+        "_v2",
+    )
 
     def __init__(self, topic_id: str, frame: FrameBuilder) -> None:
         self.id = topic_id
         self.timers = PeriodicTimers(f"topic {topic_id}")
         self.timers_registered = False
+        self.subscription_id = next(_subscription_ids)
         self._subscribers: dict[str, WampConnection] = {}
         self._frame = frame
+        self._v2: set[str] = set()
+        """Session ids of the subscribers speaking WAMP v2."""
 
     def broadcast(
         self,
@@ -56,8 +74,10 @@ class Topic:
             targets = [subscribers[s] for s in set(eligible) if s in subscribers]
         else:
             targets = list(subscribers.values())
-        frame = self._frame(dumps([EVENT, self.id, payload]).encode())
         skip = set(exclude) if exclude else None
+        if self._v2:
+            return self._broadcast_mixed(targets, payload, skip)
+        frame = self._frame(dumps([EVENT, self.id, payload]).encode())
         sent = 0
         for connection in targets:
             if skip is not None and connection.session_id in skip:
@@ -66,11 +86,36 @@ class Topic:
                 sent += 1
         return sent
 
+    def _broadcast_mixed(
+        self, targets: list[WampConnection], payload: Any, skip: set[str] | None
+    ) -> int:
+        """``broadcast`` with v2 subscribers: one frame per serializer, built when first needed."""
+        publication = new_publication_id()
+        frames: dict[object, bytes] = {}
+        sent = 0
+        for connection in targets:
+            if skip is not None and connection.session_id in skip:
+                continue
+            serializer = connection.serializer
+            frame = frames.get(serializer)
+            if frame is None:
+                if serializer is None:
+                    frame = self._frame(dumps([EVENT, self.id, payload]).encode())
+                else:
+                    frame = serializer.event_frame(self.subscription_id, publication, payload)
+                frames[serializer] = frame
+            if connection.write_frame(frame):
+                sent += 1
+        return sent
+
     def add(self, connection: WampConnection) -> None:
         self._subscribers[connection.session_id] = connection
+        if connection.serializer is not None:
+            self._v2.add(connection.session_id)
 
     def remove(self, connection: WampConnection) -> None:
         self._subscribers.pop(connection.session_id, None)
+        self._v2.discard(connection.session_id)
 
     def has(self, connection: WampConnection) -> bool:
         return self._subscribers.get(connection.session_id) is connection

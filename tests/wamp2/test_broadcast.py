@@ -1,0 +1,93 @@
+"""Topic.broadcast frames an EVENT once per wire format, however many subscribers share it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+import msgpack
+
+from app.server import Topic, WampConnection
+from app.server.wamp2 import Serializer, serializers
+
+
+class FakeConnection:
+    """What Topic needs of a connection: an id, a serializer and ``write_frame``."""
+
+    def __init__(self, session_id: str, serializer: Serializer | None) -> None:
+        self.session_id = session_id
+        self.serializer = serializer
+        self.frames: list[bytes] = []
+
+    def write_frame(self, frame: bytes) -> bool:
+        self.frames.append(frame)
+        return True
+
+
+class FrameCounter:
+    """A frame builder that records each payload it frames (the frame is the payload)."""
+
+    def __init__(self) -> None:
+        self.built: list[tuple[bytes, bool]] = []
+
+    def __call__(self, payload: bytes, binary: bool = False) -> bytes:
+        self.built.append((payload, binary))
+        return payload
+
+
+def make_topic() -> tuple[Topic, FrameCounter, dict[str, Serializer], list[FakeConnection]]:
+    frame = FrameCounter()
+    by_name = serializers(frame)
+    kinds = [None, None, by_name["wamp.2.json"], by_name["wamp.2.json"], by_name["wamp.2.msgpack"]]
+    topic = Topic("acme/channel/lobby", frame)
+    connections = [FakeConnection(str(n), kind) for n, kind in enumerate(kinds, start=1)]
+    for connection in connections:
+        topic.add(cast(WampConnection, connection))
+    return topic, frame, by_name, connections
+
+
+def test_one_frame_per_wire_format() -> None:
+    """Five subscribers in three formats: three frames built, every subscriber written once."""
+    topic, frame, _, connections = make_topic()
+    assert topic.broadcast({"n": 1}) == 5
+    assert len(frame.built) == 3
+    v1, _, v2_json, v2_json_too, v2_msgpack = connections
+    assert json.loads(v1.frames[0]) == [8, "acme/channel/lobby", {"n": 1}]
+    assert v2_json.frames == v2_json_too.frames
+    event: list[Any] = json.loads(v2_json.frames[0])
+    assert event[:2] == [36, topic.subscription_id] and event[3:] == [{}, [{"n": 1}]]
+    assert msgpack.unpackb(v2_msgpack.frames[0]) == event  # same publication id in both
+    assert frame.built[-1][1] is True  # msgpack goes out as a binary frame
+
+
+def test_v1_only_topic_builds_one_frame() -> None:
+    """Without v2 subscribers the v1 path is unchanged: one frame, no v2 encoding."""
+    frame = FrameCounter()
+    topic = Topic("acme/channel/lobby", frame)
+    for n in range(3):
+        topic.add(cast(WampConnection, FakeConnection(str(n), None)))
+    assert topic.broadcast("hi", exclude=["0"]) == 2
+    assert frame.built == [(b'[8,"acme/channel/lobby","hi"]', False)]
+
+
+def test_exclude_and_eligible_across_formats() -> None:
+    """exclude and eligible apply to v1 and v2 subscribers by the same string session ids."""
+    topic, _, _, connections = make_topic()
+    assert topic.broadcast("x", exclude=["1", "3"]) == 3
+    assert topic.broadcast("y", eligible=["2", "5"]) == 2
+    assert [len(c.frames) for c in connections] == [0, 2, 0, 1, 2]
+
+
+def test_removing_the_last_v2_subscriber_restores_the_v1_path() -> None:
+    """Once only v1 subscribers remain, a broadcast builds the v1 frame alone."""
+    topic, frame, _, connections = make_topic()
+    for connection in connections[2:]:
+        topic.remove(cast(WampConnection, connection))
+    topic.broadcast("z")
+    assert len(frame.built) == 1
+
+
+def test_subscription_ids_are_per_topic() -> None:
+    """Every topic has its own subscription id."""
+    frame = FrameCounter()
+    assert Topic("a", frame).subscription_id != Topic("b", frame).subscription_id

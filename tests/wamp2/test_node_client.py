@@ -1,0 +1,98 @@
+"""autobahn-js (npm ``autobahn``, WAMP v2) in Node against the server: join, push, publish, call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.demo import AcmeRpc, AcmeTopic
+from app.events import EventDispatcher
+from app.message import Message
+from app.router import Router, load_routes
+from app.server import WampServer
+from app.transports.memory import InMemoryServerPushHandler
+from settings.models import DEFAULT_ROUTING
+from tests.support.server import running_server, url_of
+
+HERE = Path(__file__).resolve().parent
+AUTOBAHN_JS = HERE.parent / "interop" / "node_modules" / "autobahn"
+CHANNEL = "acme/channel/lobby"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[WampServer]:
+    """The demo server with an in-memory push handler to push from the test."""
+    dispatcher = EventDispatcher()
+    memory = InMemoryServerPushHandler(Router(load_routes(DEFAULT_ROUTING)), dispatcher)
+    async with running_server(
+        topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"memory": memory}
+    ) as server:
+        yield server
+
+
+def node_command() -> list[str]:
+    """Node with a global WebSocket (built in from Node 22, behind a flag in Node 20)."""
+    if not AUTOBAHN_JS.is_dir():
+        pytest.fail("tests/interop/node_modules/autobahn is missing: run make test (npm install)")
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed; the interop tests need Node 20 or later")
+    probe = [node, "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"]
+    flags = (
+        [] if subprocess.run(probe, check=False).returncode == 0 else ["--experimental-websocket"]
+    )
+    return [node, *flags, str(HERE / "autobahn_node.js")]
+
+
+async def next_step(process: asyncio.subprocess.Process, step: str) -> dict[str, Any]:
+    """The next JSON line the script prints; it must be ``step``."""
+    assert process.stdout is not None
+    async with asyncio.timeout(15):
+        line = await process.stdout.readline()
+    assert line, f"the node script ended before {step!r}"
+    report: dict[str, Any] = json.loads(line)
+    assert report["step"] == step, report
+    return report
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_autobahn_js_in_node(server: WampServer, serializer: str) -> None:
+    """autobahn-js joins, gets a push, publishes acknowledged, calls acme/rpc/sum, leaves."""
+    process = await asyncio.create_subprocess_exec(
+        *node_command(),
+        url_of(server),
+        "realm1",
+        serializer,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        subscribed = await next_step(process, "subscribed")
+        assert subscribed["realm"] == "realm1"
+        assert subscribed["protocol"] == f"wamp.2.{serializer}"
+        assert str(subscribed["session"]) in {c.session_id for c in server._connections}
+        memory = server.push_handlers["memory"]
+        assert isinstance(memory, InMemoryServerPushHandler)
+        await memory.feed(Message(CHANNEL, {"msg": "pushed"}).encode())
+        assert (await next_step(process, "event"))["args"] == [{"msg": "pushed"}]
+        published = await next_step(process, "published")
+        assert 1 <= published["publication"] <= 2**53
+        assert published["own"]["args"] == [{"from": "node"}]
+        called = await next_step(process, "called")
+        assert called["sum"] == 5
+        assert called["callError"]["error"] == "wamp.error.invalid_argument"
+        assert called["callError"]["args"] == ["sum takes numbers only"]
+        assert (await next_step(process, "closed"))["reason"] == "closed"
+        async with asyncio.timeout(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
