@@ -89,22 +89,24 @@ class Topic:
     def _broadcast_mixed(
         self, targets: list[WampConnection], payload: Any, skip: set[str] | None
     ) -> int:
-        """``broadcast`` with v2 subscribers: one frame per serializer, built when first needed."""
+        """``broadcast`` with v2 subscribers: one frame per serializer.
+
+        Every frame is built before the first write, so a payload one serializer cannot carry
+        (msgpack bytes for a JSON client) raises before anyone got the event: all or nothing.
+        """
         publication = new_publication_id()
+        recipients = [c for c in targets if skip is None or c.session_id not in skip]
         frames: dict[object, bytes] = {}
+        for serializer in dict.fromkeys(c.serializer for c in recipients):
+            if serializer is None:
+                frames[None] = self._frame(dumps([EVENT, self.id, payload]).encode())
+            else:
+                frames[serializer] = serializer.event_frame(
+                    self.subscription_id, publication, payload
+                )
         sent = 0
-        for connection in targets:
-            if skip is not None and connection.session_id in skip:
-                continue
-            serializer = connection.serializer
-            frame = frames.get(serializer)
-            if frame is None:
-                if serializer is None:
-                    frame = self._frame(dumps([EVENT, self.id, payload]).encode())
-                else:
-                    frame = serializer.event_frame(self.subscription_id, publication, payload)
-                frames[serializer] = frame
-            if connection.write_frame(frame):
+        for connection in recipients:
+            if connection.write_frame(frames[connection.serializer]):
                 sent += 1
         return sent
 

@@ -91,3 +91,15 @@ def test_subscription_ids_are_per_topic() -> None:
     """Every topic has its own subscription id."""
     frame = FrameCounter()
     assert Topic("a", frame).subscription_id != Topic("b", frame).subscription_id
+
+
+def test_a_payload_one_format_cannot_carry_reaches_nobody() -> None:
+    """msgpack bytes cannot go to JSON clients: the broadcast fails before any write."""
+    topic, _, _, connections = make_topic()
+    try:
+        topic.broadcast({"blob": b"\x00\x01"})
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise AssertionError("bytes were framed for a JSON subscriber")
+    assert all(connection.frames == [] for connection in connections)
