@@ -20,6 +20,7 @@ import containers
 from app.events import SERVER_LAUNCHED
 from app.web import HttpService
 from settings import Settings
+from tests.support.chromium import launch, require_chromium
 from tests.support.rabbitmq import RabbitMQNode, free_port
 
 try:
@@ -27,16 +28,6 @@ try:
 except ImportError:  # fail in the fixture, with the fix, rather than a bare collection error
     async_playwright = None
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROOM = "42"
 CHANNEL = f"acme/channel/{ROOM}"
 
@@ -44,20 +35,14 @@ CHANNEL = f"acme/channel/{ROOM}"
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium and Playwright; a missing one fails (never skips) with what to run."""
-    if async_playwright is None:
-        pytest.fail("playwright is not installed: run make test (it installs the dev dependencies)")
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run make test: it installs chromium")
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture
 async def browser(chromium: Path) -> AsyncIterator[Browser]:
     """Headless Chromium, one per test (cheap: about 0.3 s to launch)."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = await launch(playwright)
         yield browser
         await browser.close()
 

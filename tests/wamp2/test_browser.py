@@ -14,6 +14,7 @@ from app.router import Router, load_routes
 from app.server import WampServer
 from app.transports.memory import InMemoryServerPushHandler
 from settings.models import DEFAULT_ROUTING
+from tests.support.chromium import launch, require_chromium
 from tests.support.server import eventually, running_server, url_of
 
 try:
@@ -24,38 +25,23 @@ except ImportError:  # fail in the fixture, with the fix, rather than a bare col
 HERE = Path(__file__).resolve().parent
 PAGE = HERE / "autobahn_page.html"
 AUTOBAHN_BROWSER = HERE.parent / "interop" / "node_modules" / "autobahn-browser"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CHANNEL = "acme/channel/lobby"
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium, Playwright and autobahn-browser; a missing one fails (never skips)."""
-    if async_playwright is None:
-        pytest.fail("playwright is not installed: run make test (it installs the dev dependencies)")
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run make test, it installs chromium")
+    chromium = require_chromium()
     if not AUTOBAHN_BROWSER.is_dir():
         pytest.fail("tests/interop/node_modules is missing: run make test (npm install)")
-    return CHROMIUM
+    return chromium
 
 
 @pytest.fixture
 async def page(chromium: Path) -> AsyncIterator[Page]:
     """The test page in headless Chromium."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = await launch(playwright)
         page = await browser.new_page()
         await page.goto(PAGE.as_uri())
         yield page
