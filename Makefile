@@ -41,8 +41,8 @@ test: $(STAMP) system-deps npm-deps
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff format --no-cache --check .
 	$(VENV)/bin/mypy
 
 format: $(STAMP)

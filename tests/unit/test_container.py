@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from dependency_injector import providers
 
 import containers
@@ -15,6 +14,7 @@ from app.router import Router
 from app.server import WampServer
 from app.server.rpc import RpcHandler
 from app.server.topic import TopicHandler
+from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
