@@ -90,6 +90,10 @@ class AmqpSettings(_Node):
     dead_letter_exchange: str = Field("gos_websocket_dlx", min_length=1)
     dead_letter_queue: str = Field("gos_websocket_dead", min_length=1)
     dedup_window: int = Field(10_000, ge=0, description="message ids remembered per handler")
+    reconnect_interval: float = Field(1.0, gt=0, description="seconds between reconnect attempts")
+    binding_keys: list[str] = Field(
+        default_factory=lambda: [""], min_length=1, description="keys binding queue to exchange"
+    )
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> Self:

@@ -1,0 +1,236 @@
+"""Load pub/sub routes from routing files in the GosPubSubRouterBundle 2.x YAML format."""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.exceptions import RouteDefinitionError
+from app.router.collection import RouteCollection
+from app.router.route import Route
+
+__all__ = ["ALLOWED_KEYS", "load_routes", "load_routes_from_mapping"]
+
+ALLOWED_KEYS = (
+    "resource",
+    "type",
+    "channel",
+    "pattern",
+    "handler",
+    "callback",
+    "defaults",
+    "requirements",
+    "options",
+    "exclude",
+)
+"""The keys a route or import entry may use (``channel`` and ``handler`` are deprecated)."""
+
+# The files being loaded, outermost first, to refuse an import cycle instead of recursing forever.
+_loading: ContextVar[tuple[Path, ...]] = ContextVar("_loading", default=())
+
+
+def load_routes(path: str | Path) -> RouteCollection:
+    """Load a routing file and, recursively, the files it imports.
+
+    Raises:
+        RouteDefinitionError: the file cannot be read or parsed, or defines a bad route; the
+            message names the file and the entry.
+    """
+    file = Path(path).resolve()
+    chain = _loading.get()
+    if file in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, file))
+        raise RouteDefinitionError(f'The routing file "{file}" imports itself: {cycle}.')
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise RouteDefinitionError(f'Cannot read the routing file "{file}": {reason}.') from exc
+    except yaml.YAMLError as exc:
+        raise RouteDefinitionError(f'The file "{file}" does not contain valid YAML: {exc}') from exc
+    token = _loading.set((*chain, file))
+    try:
+        return load_routes_from_mapping(data, str(file))
+    finally:
+        _loading.reset(token)
+
+
+def load_routes_from_mapping(
+    data: Mapping[str, Any] | None, source: str = "<memory>"
+) -> RouteCollection:
+    """Build routes from parsed YAML; ``resource`` paths are relative to ``source``'s folder.
+
+    Raises:
+        RouteDefinitionError: an entry is malformed; the message names ``source`` and the entry.
+    """
+    collection = RouteCollection()
+    if data is None:  # an empty file
+        return collection
+    if not isinstance(data, Mapping):
+        raise RouteDefinitionError(f'The file "{source}" must contain a YAML mapping.')
+    for key, definition in data.items():
+        name = str(key)
+        config = _validate(definition, name, source)
+        if "resource" in config:
+            collection.add_collection(_import(config, name, source))
+        else:
+            collection.add(name, _route(config, name, source))
+    return collection
+
+
+def _validate(definition: object, name: str, source: str) -> dict[str, Any]:
+    """Check an entry's keys and resolve the deprecated aliases; null values count as absent."""
+    if not isinstance(definition, Mapping):
+        raise RouteDefinitionError(f'The definition of "{name}" in "{source}" must be a mapping.')
+    unknown = '", "'.join(str(key) for key in definition if key not in ALLOWED_KEYS)
+    if unknown:
+        allowed = '", "'.join(ALLOWED_KEYS)
+        raise RouteDefinitionError(
+            f'The routing file "{source}" contains unsupported keys for "{name}": "{unknown}". '
+            f'Expected one of: "{allowed}".'
+        )
+    config = {key: value for key, value in definition.items() if value is not None}
+    if "resource" in config:
+        for key in ("pattern", "channel", "callback", "handler"):
+            if key in config:
+                raise RouteDefinitionError(
+                    f'The routing file "{source}" must not specify both the "resource" key '
+                    f'and the "{key}" key for "{name}". '
+                    "Choose between an import and a route definition."
+                )
+        return config
+    if "type" in config:
+        raise RouteDefinitionError(
+            f'The "type" key for the route definition "{name}" in "{source}" is unsupported. '
+            'It is only available for imports in combination with the "resource" key.'
+        )
+    config["pattern"] = _aliased(config, "pattern", "channel", name, source)
+    config["callback"] = _aliased(config, "callback", "handler", name, source)
+    return config
+
+
+def _aliased(config: dict[str, Any], key: str, alias: str, name: str, source: str) -> Any:
+    if key in config and alias in config:
+        raise RouteDefinitionError(
+            f'The route "{name}" in file "{source}" must not specify both the "{alias}" key '
+            f'and the "{key}" key.'
+        )
+    if alias in config:
+        warnings.warn(
+            f'Setting the "{alias}" key for the route "{name}" in file "{source}" is deprecated, '
+            f'use the "{key}" key instead.',
+            DeprecationWarning,
+            stacklevel=5,
+        )
+        return config.pop(alias)
+    if key not in config:
+        raise RouteDefinitionError(
+            f'You must define a "{key}" for the route "{name}" in file "{source}".'
+        )
+    return config[key]
+
+
+def _route(config: dict[str, Any], name: str, source: str) -> Route:
+    pattern, callback = config["pattern"], config["callback"]
+    if isinstance(callback, Mapping):  # the legacy `handler: {callback: ..., args: [...]}` shape
+        callback = callback.get("callback")
+    for key, value in (("pattern", pattern), ("callback", callback)):
+        if not isinstance(value, str):
+            raise RouteDefinitionError(
+                f'The "{key}" of route "{name}" in "{source}" must be a string.'
+            )
+    defaults, requirements, options = _extras(config, name, source)
+    with _context(f'route "{name}" in "{source}"'):
+        route = Route(pattern, callback, defaults, requirements, options)
+        route.compile()
+    return route
+
+
+def _import(config: dict[str, Any], name: str, source: str) -> RouteCollection:
+    """Load an import entry's files, then apply its defaults, requirements and options."""
+    resource, kind = config["resource"], config.get("type")
+    if not isinstance(resource, str):
+        raise RouteDefinitionError(f'The "resource" of "{name}" in "{source}" must be a string.')
+    if kind not in (None, "yaml", "glob"):
+        raise RouteDefinitionError(
+            f'The import "{name}" in "{source}" has type "{kind}"; '
+            'only "yaml" and "glob" resources can be loaded.'
+        )
+    exclude = config.get("exclude", [])
+    if not isinstance(exclude, str) and not (
+        isinstance(exclude, list) and all(isinstance(item, str) for item in exclude)
+    ):
+        raise RouteDefinitionError(
+            f'The "exclude" of "{name}" in "{source}" must be a string or a list of strings.'
+        )
+    defaults, requirements, options = _extras(config, name, source)
+    base = Path(source).parent
+    files = [base / resource]
+    if kind == "glob" or any(char in resource for char in "*?["):
+        excluded = {Path(p).resolve() for p in _globs(base, exclude)}
+        found = (Path(p) for p in _globs(base, resource))
+        files = [p for p in found if p.is_file() and p.resolve() not in excluded]
+    collection = RouteCollection()
+    with _context(f'import "{name}" in "{source}"'):
+        for file in files:
+            for route_name, route in load_routes(file).items():
+                merged = Route(
+                    route.pattern,
+                    route.callback,
+                    {**route.defaults, **defaults},
+                    requirements,
+                    {**route.options, **options},
+                )
+                # The route's own requirements are sanitised already; the import's override them.
+                merged.requirements = {**route.requirements, **merged.requirements}
+                merged.compile()
+                collection.add(route_name, merged)
+    return collection
+
+
+def _globs(base: Path, patterns: str | list[str]) -> list[str]:
+    listed = [patterns] if isinstance(patterns, str) else patterns
+    return sorted(p for pattern in listed for p in glob.glob(str(base / pattern), recursive=True))
+
+
+def _extras(
+    config: dict[str, Any], name: str, source: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The entry's ``defaults``, ``requirements`` and ``options``, each checked to be a mapping."""
+    found: list[dict[str, Any]] = []
+    for key in ("defaults", "requirements", "options"):
+        value = config.get(key, {})
+        if key == "requirements" and isinstance(value, list):
+            value = dict(enumerate(value))  # PHP sees a YAML list as integer keys
+        if not isinstance(value, Mapping):
+            raise RouteDefinitionError(f'The "{key}" of "{name}" in "{source}" must be a mapping.')
+        for item, content in value.items():
+            if isinstance(item, str):
+                continue
+            if key == "requirements":
+                raise RouteDefinitionError(
+                    f"A placeholder name must be a string ({item!r} given). Did you forget to "
+                    f'specify the placeholder key for the requirement "{content}" of route '
+                    f'"{name}" in "{source}"?'
+                )
+            raise RouteDefinitionError(
+                f'The "{key}" of "{name}" in "{source}" must have string keys ({item!r} given).'
+            )
+        found.append(dict(value))
+    return found[0], found[1], found[2]
+
+
+@contextmanager
+def _context(what: str) -> Iterator[None]:
+    """Prefix a definition error with the entry and file it comes from."""
+    try:
+        yield
+    except RouteDefinitionError as exc:
+        raise RouteDefinitionError(f"Invalid {what}: {exc}") from exc

@@ -1,0 +1,278 @@
+"""Pub/sub routes and their compilation into anchored regular expressions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.exceptions import RouteDefinitionError
+
+__all__ = ["CompiledRoute", "Route", "TextToken", "Token", "VariableToken"]
+
+SEPARATORS = "/,;.:-_~+*=@|"
+"""Characters that may be left out together with an optional variable that follows them."""
+
+MAX_VARIABLE_LENGTH = 32
+"""The longest variable name PCRE accepted as a subpattern name; kept for parity."""
+
+_SEPARATOR_SET = frozenset(SEPARATORS)
+_PHP_TRIM = " \t\n\r\0\x0b"
+# Variable names are ASCII word characters, as in PubSubRouter (its regex has no `u` flag).
+_VARIABLE = re.compile(r"\{\w+\}", re.ASCII)
+_INLINE = re.compile(r"\{(\w++)(<.*?>)?(\?[^}]*+)?\}", re.ASCII)
+_NEEDS_UTF8 = re.compile(r"(?<!\\)\\(?:\\\\)*+(?:X|[pP][{CLMNPSZ]|x\{[A-Fa-f0-9]{3})")
+_UNICODE_ESCAPE = re.compile(r"\\(?:[pP](?:\{\w+\}|[A-Z])|x\{[0-9A-Fa-f]+\})")
+# Python's `re` has no \p{..}; these are the Unicode properties we can spell without it.
+_PROPERTIES = {"L": (r"[^\W\d_]", r"[\W\d_]"), "N": (r"\d", r"\D"), "Nd": (r"\d", r"\D")}
+
+
+@dataclass(frozen=True, slots=True)
+class TextToken:
+    """Static text of a pattern."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class VariableToken:
+    """A ``{name}`` placeholder with the separator in front of it and its Python regex."""
+
+    separator: str
+    requirement: str
+    name: str
+
+
+Token = TextToken | VariableToken
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    """What matching and generation need; ``tokens`` are in pattern order (left to right)."""
+
+    static_prefix: str
+    regex: re.Pattern[str]
+    variables: tuple[str, ...]
+    tokens: tuple[Token, ...]
+
+
+class Route:
+    """A channel pattern bound to a callback (the topic or RPC handler's name).
+
+    Treat a route as read-only once compiled: ``compile()`` caches its result.
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        callback: str,
+        defaults: Mapping[str, Any] | None = None,
+        requirements: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.defaults: dict[str, Any] = {}
+        self.requirements: dict[str, str] = {}
+        self.pattern = _INLINE.sub(self._take_inline, pattern).strip(_PHP_TRIM)
+        self.callback = callback
+        self.defaults.update(defaults or {})
+        for key, regex in (requirements or {}).items():
+            self.requirements[key] = _sanitize(key, regex)
+        self.options: dict[str, Any] = dict(options or {})
+        self._compiled: CompiledRoute | None = None
+
+    def _take_inline(self, found: re.Match[str]) -> str:
+        """Move ``<requirement>`` and ``?default`` out of a placeholder, leaving ``{name}``."""
+        name, requirement, default = found.groups()
+        if default is not None:
+            self.defaults[name] = default[1:] or None
+        if requirement is not None:
+            self.requirements[name] = _sanitize(name, requirement[1:-1])
+        return "{" + name + "}"
+
+    def compile(self) -> CompiledRoute:
+        """Compile once and cache; raises RouteDefinitionError for an unusable pattern."""
+        if self._compiled is None:
+            self._compiled = _compile(self)
+        return self._compiled
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Route):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.pattern, self.callback, self.defaults, self.requirements, self.options)
+
+    def __repr__(self) -> str:
+        return f"Route({self.pattern!r}, {self.callback!r})"
+
+
+def _sanitize(key: str, regex: object) -> str:
+    """Strip the anchors the compiler adds itself; refuse what cannot be a requirement."""
+    if not isinstance(regex, str):
+        raise RouteDefinitionError(f'Routing requirement for "{key}" must be a string.')
+    if regex.startswith("^"):
+        regex = regex[1:]
+    elif regex.startswith("\\A"):
+        regex = regex[2:]
+    if regex.endswith("$"):
+        regex = regex[:-1]
+    elif regex.endswith("\\z"):
+        regex = regex[:-2]
+    if not regex:
+        raise RouteDefinitionError(f'Routing requirement for "{key}" cannot be empty.')
+    return regex
+
+
+def _compile(route: Route) -> CompiledRoute:
+    pattern = route.pattern
+    utf8 = bool(route.options.get("utf8"))
+    if not utf8 and not pattern.isascii():
+        raise RouteDefinitionError(
+            f'Cannot use UTF-8 route patterns without setting the "utf8" option '
+            f'for pattern "{pattern}".'
+        )
+    tokens: list[Token] = []
+    variables: list[str] = []
+    position = 0
+    for found in _VARIABLE.finditer(pattern):
+        name = found.group()[1:-1]
+        preceding = pattern[position : found.start()]
+        position = found.end()
+        _check_name(name, variables, pattern)
+        separator = preceding[-1] if preceding and preceding[-1] in _SEPARATOR_SET else ""
+        text = preceding[: len(preceding) - len(separator)]
+        if text:
+            tokens.append(TextToken(text))
+        requirement = route.requirements.get(name)
+        if requirement is None:
+            requirement = _default_requirement(pattern[position:])
+        else:
+            if not utf8 and (not requirement.isascii() or _NEEDS_UTF8.search(requirement)):
+                raise RouteDefinitionError(
+                    f'Cannot use UTF-8 route requirements without setting the "utf8" option '
+                    f'for variable "{name}" in pattern "{pattern}".'
+                )
+            requirement = _to_python(requirement)
+        tokens.append(VariableToken(separator, requirement, name))
+        variables.append(name)
+    if position < len(pattern):
+        tokens.append(TextToken(pattern[position:]))
+
+    body = _regex_body(tokens, route.defaults)
+    flags = re.DOTALL if utf8 else re.DOTALL | re.ASCII
+    try:
+        regex = re.compile(f"^{body}\\Z", flags)
+    except re.error as exc:
+        raise RouteDefinitionError(
+            f'Route pattern "{pattern}" does not compile to a valid regular expression: {exc}.'
+        ) from exc
+    prefix = _static_prefix(tokens, route.defaults)
+    return CompiledRoute(prefix, regex, tuple(variables), tuple(tokens))
+
+
+def _check_name(name: str, seen: list[str], pattern: str) -> None:
+    if name[0].isdigit():
+        raise RouteDefinitionError(
+            f'Variable name "{name}" cannot start with a digit in route pattern "{pattern}". '
+            "Please use a different name."
+        )
+    if name in seen:
+        raise RouteDefinitionError(
+            f'Route pattern "{pattern}" cannot reference variable name "{name}" more than once.'
+        )
+    if len(name) > MAX_VARIABLE_LENGTH:
+        raise RouteDefinitionError(
+            f'Variable name "{name}" cannot be longer than {MAX_VARIABLE_LENGTH} characters '
+            f'in route pattern "{pattern}". Please use a shorter name.'
+        )
+
+
+def _default_requirement(following: str) -> str:
+    """Exclude "/" and the next separator, so a following optional variable can still match."""
+    rest = _VARIABLE.sub("", following)
+    next_separator = rest[0] if rest and rest[0] in _SEPARATOR_SET else ""
+    excluded = "/" if next_separator in ("", "/") else "/" + re.escape(next_separator)
+    requirement = f"[^{excluded}]+"
+    if not following or (next_separator and not _VARIABLE.match(following)):
+        # Backtracking cannot help when a forbidden character must come next: go possessive.
+        requirement += "+"
+    return requirement
+
+
+def _to_python(regex: str) -> str:
+    """Make groups non-capturing and spell the PCRE Unicode escapes Python lacks."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\":
+            escape = _UNICODE_ESCAPE.match(regex, i)
+            text = escape.group() if escape else regex[i : i + 2]
+            out.append(_python_escape(text, in_class) if escape else text)
+            i += len(text)
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            # A "]" right after "[" or "[^" is a literal, not the end of the class.
+            end = i + 1 + regex.startswith("^", i + 1)
+            end += regex.startswith("]", end)
+            out.append(regex[i:end])
+            i, in_class = end, True
+            continue
+        elif char == "(" and not regex.startswith("?", i + 1):
+            char = "(?:"
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _python_escape(escape: str, in_class: bool) -> str:
+    """Translate ``\\x{hhhh}`` and a few ``\\p`` properties; leave the rest for re to refuse."""
+    if escape[1] == "x":
+        return f"\\U{int(escape[3:-1], 16):08x}"
+    positive, negative = _PROPERTIES.get(escape[2:].strip("{}"), (escape, escape))
+    spelled = negative if escape[1] == "P" else positive
+    return escape if in_class and spelled.startswith("[") else spelled
+
+
+def _regex_body(tokens: list[Token], defaults: Mapping[str, Any]) -> str:
+    """Join the token regexes; trailing variables with defaults nest as optional groups."""
+    first_optional = len(tokens)
+    for index in range(len(tokens) - 1, -1, -1):
+        token = tokens[index]
+        if not (isinstance(token, VariableToken) and token.name in defaults):
+            break
+        first_optional = index
+    parts: list[str] = []
+    for index, token in enumerate(tokens):
+        if isinstance(token, TextToken):
+            parts.append(re.escape(token.text))
+            continue
+        group = f"{re.escape(token.separator)}(?P<{token.name}>{token.requirement})"
+        if index == 0 and first_optional == 0:
+            parts.append(group + "?")  # a lone optional variable keeps its separator
+        elif index >= first_optional:
+            parts.append("(?:" + group)
+            if index == len(tokens) - 1:
+                parts.append(")?" * (len(tokens) - first_optional - (first_optional == 0)))
+        else:
+            parts.append(group)
+    return "".join(parts)
+
+
+def _static_prefix(tokens: list[Token], defaults: Mapping[str, Any]) -> str:
+    """The text every matching channel starts with; a cheap filter before the regex."""
+    if not tokens:
+        return ""
+    first = tokens[0]
+    if isinstance(first, VariableToken):
+        return "" if first.name in defaults or first.separator == "/" else first.separator
+    prefix = first.text
+    second = tokens[1] if len(tokens) > 1 else None
+    if isinstance(second, VariableToken) and second.separator != "/":
+        if second.name not in defaults:
+            prefix += second.separator
+    return prefix
