@@ -1,6 +1,7 @@
 """Pushers, each in its own process: the producer side of every system.
 
-* ``RawPusher``: bare aio-pika publish with publisher confirms (pipelined), or a bare pyzmq PUSH.
+* ``RawPusher``: bare aio-pika publish (persistent, mandatory, publisher confirms, pipelined) as
+  ours does it, or a bare pyzmq PUSH.
 * ``SioPusher``: a ``write_only`` ``AsyncAioPikaManager`` emitting to the room (confirms on, its
   default), python-socketio's documented way to emit from an external process.
 * ``OursPusher``: our ``AmqpPusher`` / ``ZmqPusher`` ``push()``.
@@ -70,8 +71,9 @@ class RawPusher(BasePusher):
             self.connection = await aio_pika.connect(self.amqp_url)
             channel = await self.connection.channel(publisher_confirms=True)
             self.exchange = await channel.declare_exchange(
-                "bench_raw", aio_pika.ExchangeType.DIRECT
+                "bench_raw", aio_pika.ExchangeType.DIRECT, durable=True
             )
+            self.persistent = aio_pika.DeliveryMode.PERSISTENT
             self.message_cls = aio_pika.Message
         else:
             import zmq
@@ -85,7 +87,8 @@ class RawPusher(BasePusher):
     async def push(self, seq: int, warmup: bool = False) -> None:
         body = envelope(seq, warmup)
         if self.transport == "amqp":
-            await self.exchange.publish(self.message_cls(body), routing_key=ROOM)
+            message = self.message_cls(body, delivery_mode=self.persistent)
+            await self.exchange.publish(message, routing_key=ROOM, mandatory=True)
         else:
             await self.sock.send(body)
 

@@ -1,7 +1,8 @@
 """The three systems under test, each run as an agent in its own process.
 
 * ``RawServer``: the raw limit. Bare autobahn WebSocket protocol that keeps a set of WAMP v1
-  subscribers, fed by a bare aio-pika consumer (prefetch 100, ack after the broadcast, as ours)
+  subscribers, fed by a bare aio-pika consumer (durable queue, prefetch 100, ack after the
+  broadcast: the broker does the same work as for ours)
   or a bare pyzmq PULL socket. Each push is decoded, encoded once as a WAMP EVENT, prepared once
   and written with a guarded ``transport.write`` per subscriber: the fastest correct loop
   (docs/reference performance §1.1).
@@ -95,8 +96,10 @@ class RawServer(Agent):
         self.connection = await aio_pika.connect(self.amqp_url)
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=100)
-        exchange = await channel.declare_exchange("bench_raw", aio_pika.ExchangeType.DIRECT)
-        queue = await channel.declare_queue("bench_raw", auto_delete=True)
+        exchange = await channel.declare_exchange(
+            "bench_raw", aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        queue = await channel.declare_queue("bench_raw", durable=True)
         await queue.bind(exchange, routing_key=ROOM)
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:

@@ -1,0 +1,42 @@
+"""Our side, built from the toolkit's own classes with benchmark settings."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from settings import AmqpSettings, ZmqSettings
+
+
+def amqp_settings(url: str) -> AmqpSettings:
+    parts = urlsplit(url)
+    return AmqpSettings(
+        enabled=True,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5672,
+        login=parts.username or "guest",
+        password=parts.password or "guest",
+    )
+
+
+def zmq_settings(port: int) -> ZmqSettings:
+    return ZmqSettings(enabled=True, host="127.0.0.1", port=port, linger=0)
+
+
+def router() -> Any:
+    """The demo routes (acme_topic: acme/channel/{room})."""
+    from app.router import Router, load_routes
+    from settings import DEFAULT_ROUTING
+
+    return Router(load_routes(DEFAULT_ROUTING))
+
+
+def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
+    """Our AmqpPusher or ZmqPusher on the demo routes."""
+    if transport == "amqp":
+        from app.transports.amqp import AmqpPusher
+
+        return AmqpPusher(amqp_settings(amqp_url), router())
+    from app.transports.zmq import ZmqPusher
+
+    return ZmqPusher(zmq_settings(zmq_port), router())
