@@ -209,6 +209,10 @@ class ServerPushHandler(ABC):
     def is_consuming(self) -> bool:
         """True while pushes can arrive (health checks read this)."""
 
+    def _log_failure(self, error: Exception) -> None:
+        """One line per failed body; transports that may see floods override this to rate-limit."""
+        logger.warning("push handler %s failed: %s", self.name, error)
+
     async def handle_body(self, app: PushableServer, body: bytes | str) -> Message:
         """Deliver one raw body to its topic and fire ``push_success``.
 
@@ -221,7 +225,7 @@ class ServerPushHandler(ABC):
             request = self.router.match(message.topic)
             await app.on_push(request, message.data, self.name)
         except Exception as exc:
-            logger.warning("push handler %s failed: %s", self.name, exc)
+            self._log_failure(exc)
             await self.dispatcher.dispatch(
                 PUSH_FAIL, PushHandlerFailEvent(message=raw, push_handler=self, error=exc)
             )

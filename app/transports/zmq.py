@@ -1,0 +1,271 @@
+"""ZeroMQ transport: a PUSH pusher and a PULL server push handler (GOS 1.x's ZMQ pair).
+
+Delivery is at-most-once: ZeroMQ has no acknowledgement. Pushers connect, the handler binds
+(loopback by default), and every frame is one GOS envelope ``{"topic": ..., "data": ...}``.
+
+Two choices keep a push from ever blocking a web request for long:
+
+- ``ZMQ_IMMEDIATE``: a message is queued only on a completed connection, so with no handler
+  listening ``push()`` waits for one up to ``send_timeout`` and then raises ``PushFailed``
+  (instead of piling up in a queue nobody will read).
+- ``linger``: GOS's default ``-1`` ("flush queued messages on close, however long it takes")
+  is bounded here by ``send_timeout``; a value of 0 or more is used as is (milliseconds).
+  Closing a socket never blocks; the toolkit's context is terminated at interpreter exit so
+  that messages still queued on closed sockets get their (bounded) linger to reach the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import zmq
+import zmq.asyncio
+
+from app.exceptions import PushFailed, PushHandlerError
+from app.message import Message
+from app.transports.base import PushableServer, Pusher, ServerPushHandler
+
+if TYPE_CHECKING:
+    from app.events import EventDispatcher
+    from app.router import Router
+    from settings.models import ZmqSettings
+
+__all__ = ["ZmqPusher", "ZmqServerPushHandler", "endpoint", "shared_context"]
+
+logger = logging.getLogger(__name__)
+
+_context: zmq.asyncio.Context | None = None
+_context_pid = 0
+_context_lock = threading.Lock()
+_sockets: weakref.WeakSet[zmq.asyncio.Socket] = weakref.WeakSet()
+_exit_wait = 0.0  # the longest linger (s) given to a closed socket; bounds the exit flush
+
+
+def shared_context() -> zmq.asyncio.Context:
+    """The toolkit's one ZeroMQ context in this process (a fresh one after ``fork``).
+
+    It is the toolkit's own, not ``zmq.Context.instance()``, so terminating it at exit waits
+    only for our sockets. Use it for ``inproc://`` peers of our pushers and handlers.
+    """
+    global _context, _context_pid
+    with _context_lock:
+        if _context is None or _context.closed or _context_pid != os.getpid():
+            _context = zmq.asyncio.Context()
+            _context_pid = os.getpid()
+        return _context
+
+
+def endpoint(settings: ZmqSettings) -> str:
+    """``protocol://host:port``, exactly as GOS builds it from the same keys."""
+    return f"{settings.protocol}://{settings.host}:{settings.port}"
+
+
+def _open_socket(kind: int, options: Mapping[zmq.SocketOption, int]) -> zmq.asyncio.Socket:
+    sock = shared_context().socket(kind)
+    for option, value in options.items():
+        sock.setsockopt(option, value)
+    _sockets.add(sock)
+    return sock
+
+
+def _close_socket(sock: zmq.asyncio.Socket) -> None:
+    """Close without blocking; the socket's own LINGER (always bounded) applies."""
+    global _exit_wait
+    linger = sock.getsockopt(zmq.LINGER) if not sock.closed else 0
+    assert isinstance(linger, int)
+    _exit_wait = max(_exit_wait, linger / 1000)
+    sock.close()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Give closed sockets their linger to deliver, but never hold the exit up for longer.
+
+    Skipped when one of our sockets is still open: terminating would wait for it forever.
+    """
+    ctx = _context
+    if ctx is None or ctx.closed or _context_pid != os.getpid():
+        return
+    if any(not sock.closed for sock in list(_sockets)):
+        return
+    terminator = threading.Thread(target=ctx.term, name="zmq-exit-flush", daemon=True)
+    terminator.start()
+    terminator.join(_exit_wait + 0.5)
+
+
+BIND_RETRY = 0.5  # seconds start() retries a port that a closed handler may still hold
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+class ZmqPusher(Pusher):
+    """A PUSH socket connected to the handler; one per pusher, on the pusher's home loop.
+
+    ``persistent: false`` opens a socket for each push and closes it after (GOS's per-request
+    context), which costs a TCP connect per push; the default keeps one socket.
+    ``context`` is accepted and ignored, as in GOS.
+    """
+
+    name = "zmq"
+
+    def __init__(self, settings: ZmqSettings, router: Router) -> None:
+        super().__init__(router)
+        self.settings = settings
+        self.endpoint = endpoint(settings)
+        linger = settings.linger if settings.linger >= 0 else _ms(settings.send_timeout)
+        self._options = {
+            zmq.IMMEDIATE: 1,
+            zmq.SNDTIMEO: _ms(settings.send_timeout),
+            zmq.LINGER: linger,
+        }
+        self._socket: zmq.asyncio.Socket | None = None
+
+    def _connect(self) -> zmq.asyncio.Socket:
+        sock = _open_socket(zmq.PUSH, self._options)
+        try:
+            sock.connect(self.endpoint)
+        except zmq.ZMQError:
+            _close_socket(sock)
+            raise
+        return sock
+
+    async def _do_push(self, message: Message, context: dict[str, Any]) -> None:
+        frame = message.encode()
+        sock = None
+        try:
+            if self.settings.persistent:
+                sock = self._socket
+                if sock is None:
+                    sock = self._socket = self._connect()
+            else:
+                sock = self._connect()
+            await sock.send(frame)
+        except zmq.Again as exc:
+            raise PushFailed(
+                f"no ZeroMQ peer at {self.endpoint} took the push within "
+                f"{self.settings.send_timeout} s (is the server running?)",
+                transport=self.name,
+            ) from exc
+        except zmq.ZMQError as exc:
+            raise PushFailed(
+                f"ZeroMQ push to {self.endpoint} failed: {exc}", transport=self.name
+            ) from exc
+        finally:
+            if sock is not None and not self.settings.persistent:
+                _close_socket(sock)
+
+    async def close(self) -> None:
+        """Close the socket; queued messages get the bounded linger to reach the handler."""
+        self._forget_connection()
+
+    def _forget_connection(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            _close_socket(sock)
+
+
+class _FailureLog:
+    """At most one warning per interval, saying how many failures it held back."""
+
+    def __init__(self, name: str, interval: float = 10.0) -> None:
+        self.name = name
+        self.interval = interval
+        self._next = 0.0
+        self._held = 0
+
+    def note(self, error: Exception) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._held += 1
+            return
+        more = f" ({self._held} more since the last report)" if self._held else ""
+        logger.warning("push handler %s dropped a body: %s%s", self.name, error, more)
+        self._held = 0
+        self._next = now + self.interval
+
+
+class ZmqServerPushHandler(ServerPushHandler):
+    """A PULL socket bound to ``protocol://host:port``; each frame is one push.
+
+    A frame that cannot be decoded, routed or handled fires ``push_fail`` and is dropped;
+    the handler goes on with the next one (there is nobody to reject it to).
+    """
+
+    name = "zmq"
+
+    def __init__(self, settings: ZmqSettings, router: Router, dispatcher: EventDispatcher) -> None:
+        super().__init__(router, dispatcher)
+        self.settings = settings
+        self.endpoint = endpoint(settings)
+        self._socket: zmq.asyncio.Socket | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failures = _FailureLog(self.name)
+
+    @property
+    def is_consuming(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self, app: PushableServer) -> None:
+        """Bind and start receiving; frames sent before this are lost (at-most-once)."""
+        if self.is_consuming:
+            return
+        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0})
+        try:
+            await self._bind(sock)
+        except BaseException:
+            _close_socket(sock)
+            raise
+        logger.info("ZMQ transport listening on %s", self.endpoint)
+        self._socket = sock
+        self._task = asyncio.create_task(self._receive(app, sock), name="zmq-push-handler")
+
+    async def _bind(self, sock: zmq.asyncio.Socket) -> None:
+        """Bind, retrying briefly on EADDRINUSE: libzmq frees a closed listener asynchronously,
+        so a handler restarted in the same process may find its port still taken."""
+        deadline = time.monotonic() + BIND_RETRY
+        while True:
+            try:
+                sock.bind(self.endpoint)
+                return
+            except zmq.ZMQError as exc:
+                if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
+                    raise PushHandlerError(
+                        f"ZMQ transport cannot bind {self.endpoint}: {exc}"
+                    ) from exc
+            await asyncio.sleep(0.02)
+
+    async def _receive(self, app: PushableServer, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            try:
+                parts = await sock.recv_multipart()
+            except zmq.ZMQError as exc:
+                if not sock.closed:
+                    logger.error("ZMQ transport on %s stopped: %s", self.endpoint, exc)
+                return
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            try:
+                await self.handle_body(app, body)
+            except Exception:
+                pass  # push_fail fired and _log_failure noted it; at-most-once: drop it
+
+    def _log_failure(self, error: Exception) -> None:
+        self._failures.note(error)
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        sock, self._socket = self._socket, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+        if sock is not None:
+            _close_socket(sock)

@@ -1,0 +1,90 @@
+"""Fixtures for the ZeroMQ transport: the demo routes, a recording server, the event log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from app.events import (
+    PUSH_FAIL,
+    PUSH_SUCCESS,
+    EventDispatcher,
+    PushHandlerFailEvent,
+    PushHandlerSuccessEvent,
+)
+from app.exceptions import PushUnsupported
+from app.router import Router, WampRequest, load_routes
+from app.transports.zmq import ZmqServerPushHandler
+from settings.models import DEFAULT_ROUTING, ZmqSettings
+
+
+@dataclass
+class RecordingServer:
+    """A PushableServer that queues what reaches ``acme.topic`` and refuses other topics."""
+
+    pushes: asyncio.Queue[tuple[WampRequest, Any, str]] = field(default_factory=asyncio.Queue)
+
+    async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
+        if request.route.callback != "acme.topic":
+            raise PushUnsupported(request.route.callback)
+        self.pushes.put_nowait((request, data, provider))
+
+    async def take(self, count: int, within: float = 10.0) -> list[tuple[WampRequest, Any, str]]:
+        async with asyncio.timeout(within):
+            return [await self.pushes.get() for _ in range(count)]
+
+
+@dataclass
+class EventLog:
+    """Every push_success and push_fail event, in order."""
+
+    successes: list[PushHandlerSuccessEvent] = field(default_factory=list)
+    failures: list[PushHandlerFailEvent] = field(default_factory=list)
+
+
+@pytest.fixture
+def router() -> Router:
+    return Router(load_routes(DEFAULT_ROUTING))
+
+
+@pytest.fixture
+def events() -> EventLog:
+    return EventLog()
+
+
+@pytest.fixture
+def dispatcher(events: EventLog) -> EventDispatcher:
+    dispatcher = EventDispatcher()
+    dispatcher.add_listener(PUSH_SUCCESS, events.successes.append)
+    dispatcher.add_listener(PUSH_FAIL, events.failures.append)
+    return dispatcher
+
+
+@pytest.fixture
+def zmq_settings(unused_port: int) -> ZmqSettings:
+    return ZmqSettings(port=unused_port, send_timeout=0.5)
+
+
+@pytest.fixture
+def server() -> RecordingServer:
+    return RecordingServer()
+
+
+@pytest.fixture
+async def handler(
+    zmq_settings: ZmqSettings,
+    router: Router,
+    dispatcher: EventDispatcher,
+    server: RecordingServer,
+) -> AsyncIterator[ZmqServerPushHandler]:
+    """A started handler feeding ``server``."""
+    handler = ZmqServerPushHandler(settings=zmq_settings, router=router, dispatcher=dispatcher)
+    await handler.start(server)
+    try:
+        yield handler
+    finally:
+        await handler.close()
