@@ -1,0 +1,71 @@
+"""Topic bookkeeping (GOS's TopicManager): the one place that knows who is subscribed to what.
+
+Rules (GOS §4.3, with the #475 timer leak fixed):
+
+- a connection is added to its topic *before* the subscribe hook runs, so the hook counts it;
+- subscribing twice, or unsubscribing from a topic not joined, does nothing;
+- a connection leaves only the topics it joined; a topic that empties leaves the lookup and
+  its timers are cancelled;
+- pushes and publishes to a channel nobody joined get a throw-away topic that is never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from app.server.topic import FrameBuilder, Topic
+
+if TYPE_CHECKING:
+    from app.router import WampRequest
+    from app.server.protocol import WampConnection
+
+
+class TopicManager:
+    """Live topics by channel, and each connection's subscriptions."""
+
+    def __init__(self, frame: FrameBuilder) -> None:
+        self._frame = frame
+        self._topics: dict[str, Topic] = {}
+
+    @property
+    def topics(self) -> Mapping[str, Topic]:
+        """The live topics: every one has at least one subscriber."""
+        return self._topics
+
+    def topic(self, topic_id: str) -> Topic:
+        """The live topic for ``topic_id``, or an empty one that is not stored."""
+        return self._topics.get(topic_id) or Topic(topic_id, self._frame)
+
+    def subscribe(
+        self, connection: WampConnection, topic_id: str, request: WampRequest
+    ) -> Topic | None:
+        """Add the connection; None when it was already subscribed (no hook must run)."""
+        if topic_id in connection.subscriptions:
+            return None
+        topic = self._topics.get(topic_id)
+        if topic is None:
+            topic = self._topics[topic_id] = Topic(topic_id, self._frame)
+        topic.add(connection)
+        connection.subscriptions[topic_id] = (topic, request)
+        return topic
+
+    def unsubscribe(
+        self, connection: WampConnection, topic_id: str
+    ) -> tuple[Topic, WampRequest] | None:
+        """Remove the connection; None when it was not subscribed (no hook must run)."""
+        entry = connection.subscriptions.pop(topic_id, None)
+        if entry is None:
+            return None
+        topic = entry[0]
+        topic.remove(connection)
+        if not len(topic) and self._topics.get(topic_id) is topic:
+            del self._topics[topic_id]
+            topic.timers.cancel_all()
+        return entry
+
+    def clear(self) -> None:
+        """Forget every topic and stop their timers (server shutdown)."""
+        for topic in self._topics.values():
+            topic.timers.cancel_all()
+        self._topics.clear()

@@ -1,0 +1,231 @@
+"""The WAMP v1 server: listening socket, live connections, push entry point, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import signal
+import ssl
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
+from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
+from app.server.dispatch import RpcDispatcher, TopicDispatcher
+from app.server.manager import TopicManager
+from app.server.protocol import CLOSE_GOING_AWAY, WampConnection, WampServerFactory
+from app.server.rpc import RpcHandler
+from app.server.timers import PeriodicTimers
+from app.server.topic import Topic, TopicHandler
+from settings.models import Settings
+
+if TYPE_CHECKING:
+    from app.router import Router, WampRequest
+    from app.transports.base import ServerPushHandler
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PROFILE_INTERVAL = 60.0
+"""Seconds between memory reports under ``--profile`` (GOS's MemoryUsagePeriodicTimer)."""
+
+
+class WampServer:
+    """Serves WAMP v1 to browsers and receives pushes from the push handlers.
+
+    Construction does no I/O; ``start()`` binds, ``stop()`` closes everything within
+    ``settings.server.shutdown_timeout`` seconds, ``run()`` does both around SIGINT/SIGTERM.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        topics: TopicRegistry[TopicHandler],
+        rpcs: RpcRegistry[RpcHandler],
+        dispatcher: EventDispatcher,
+        push_handlers: ServerPushHandlerRegistry[ServerPushHandler],
+        profile: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.router = router
+        self.dispatcher = dispatcher
+        self.push_handlers = push_handlers
+        self.profile = profile
+        self.host = settings.server.host
+        self.port = settings.server.port
+        server = settings.server
+        self.allowed_origins = frozenset(settings.allowed_origins)
+        self.blocked_ips = frozenset(settings.blocked_ips if server.ip_address_check else ())
+        self.max_outgoing_buffer = server.max_outgoing_buffer
+        self.manager = TopicManager(self.frame)
+        self.topic_dispatcher = TopicDispatcher(topics)
+        self.rpc_dispatcher = RpcDispatcher(rpcs)
+        self.timers = PeriodicTimers("server")
+        self._factory: WampServerFactory | None = None
+        self._listener: asyncio.Server | None = None
+        self._connections: set[WampConnection] = set()
+        self._all_closed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- what connections and topics use --------------------------------------------------
+
+    @property
+    def connections(self) -> int:
+        """How many clients have an open WAMP session."""
+        return len(self._connections)
+
+    @property
+    def topics(self) -> Mapping[str, Topic]:
+        """Live topics by channel (each has at least one subscriber)."""
+        return self.manager.topics
+
+    def frame(self, payload: bytes) -> bytes:
+        """The wire bytes of one unmasked text frame, built once (autobahn prepareMessage)."""
+        if self._factory is None:
+            raise RuntimeError("the server is not started")
+        prepared = self._factory.prepareMessage(payload, doNotCompress=True)
+        return prepared.payloadHybi  # type: ignore[no-any-return]
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coro`` as a task the server keeps until it finishes (and cancels on stop)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def register(self, connection: WampConnection) -> None:
+        self._connections.add(connection)
+        self._all_closed.clear()
+
+    def unregister(self, connection: WampConnection) -> None:
+        self._connections.discard(connection)
+        if not self._connections:
+            self._all_closed.set()
+
+    # -- pushes -----------------------------------------------------------------------------
+
+    async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
+        """Hand a routed push to its topic's ``on_push`` (``PushableServer``).
+
+        Raises:
+            TopicNotFound: no topic handler is registered for the route callback.
+            PushUnsupported: the handler is not a ``PushableTopic``.
+            FirewallRejection: a ``SecuredTopic`` refused the push.
+            Exception: whatever the topic's ``on_push`` raised.
+        """
+        logger.debug("pusher %s pushed to %s", provider, request.matched)
+        topic = self.manager.topic(request.matched)
+        await self.topic_dispatcher.push(topic, request, data, provider)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        tls = self.settings.server.tls
+        if not tls.enabled:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        assert tls.certfile is not None  # the settings model requires it when enabled
+        context.load_cert_chain(tls.certfile, tls.keyfile)
+        return context
+
+    def _build_factory(self, host: str, secure: bool) -> WampServerFactory:
+        server = self.settings.server
+        url_host = f"[{host}]" if ":" in host else host
+        factory = WampServerFactory(self, f"{'wss' if secure else 'ws'}://{url_host}")
+        keepalive = server.keepalive_interval if server.keepalive_ping else 0
+        factory.setProtocolOptions(  # type: ignore[no-untyped-call]
+            maxFramePayloadSize=server.max_frame_size,
+            maxMessagePayloadSize=server.max_message_size,
+            # Send a close frame with the code (1007, 1009) instead of dropping TCP.
+            failByDrop=False,
+            # The origin check is ours (in onConnect); autobahn must let every origin through.
+            allowedOrigins=["*"],
+            allowNullOrigin=True,
+            # GOS keepalive: a ping every interval; no pong by the next one closes.
+            autoPingInterval=keepalive,
+            autoPingTimeout=keepalive,
+        )
+        return factory
+
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        """Listen, announce ``server_launched`` and start every push handler.
+
+        ``port=0`` binds a free port; ``self.port`` holds the real one afterwards. A push
+        handler that fails to start is logged and the server keeps running, as in GOS.
+        """
+        if self._listener is not None:
+            raise RuntimeError("the server is already started")
+        loop = asyncio.get_running_loop()
+        host = host or self.settings.server.host
+        port = self.settings.server.port if port is None else port
+        context = self._ssl_context()
+        self._factory = self._build_factory(host, context is not None)
+        self._listener = await loop.create_server(self._factory, host, port, ssl=context)
+        self.host, self.port = host, self._listener.sockets[0].getsockname()[1]
+        self._all_closed.set()
+        logger.info("Launching WAMP server on %s:%s (pid %s)", host, self.port, os.getpid())
+        event = ServerLaunchedEvent(loop=loop, server=self, profile=self.profile)
+        await self.dispatcher.dispatch(SERVER_LAUNCHED, event)
+        for name, handler in self.push_handlers.items():
+            try:
+                await handler.start(self)
+            except Exception as exc:
+                logger.error("push handler %s did not start: %r", name, exc)
+        if self.profile:
+            self.timers.add("memory", PROFILE_INTERVAL, self._log_memory)
+
+    def _log_memory(self) -> None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        logger.info("memory: peak RSS %.1f MiB, %d connections", peak / 1024, self.connections)
+
+    async def stop(self) -> None:
+        """Stop accepting, close the push handlers, close clients with 1001, then return.
+
+        Clients that do not finish the closing handshake within ``shutdown_timeout`` seconds
+        are dropped.
+        """
+        timeout = self.settings.server.shutdown_timeout
+        if self._listener is not None:
+            self._listener.close()
+        self.timers.cancel_all()
+        for name, handler in self.push_handlers.items():
+            try:
+                await asyncio.wait_for(handler.close(), timeout)
+            except Exception as exc:
+                logger.error("push handler %s did not close: %r", name, exc)
+        for connection in list(self._connections):
+            connection.close(CLOSE_GOING_AWAY, "server shutting down")
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout)
+        except TimeoutError:
+            logger.warning("%d client(s) did not close in time; dropping", self.connections)
+            for connection in list(self._connections):
+                connection.dropConnection(abort=True)
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+            for task in pending:
+                task.cancel()
+        self.manager.clear()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+        logger.info("WAMP server stopped")
+
+    async def run(self) -> None:
+        """Serve until SIGINT or SIGTERM, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        await self.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        try:
+            await stopping.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.stop()
