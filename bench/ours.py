@@ -40,3 +40,42 @@ def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
     from app.transports.zmq import ZmqPusher
 
     return ZmqPusher(zmq_settings(zmq_port), router())
+
+
+def make_server(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
+    """Our WampServer with the demo topic and one push handler (AMQP or ZeroMQ).
+
+    Settings are the defaults except the enabled transport; ``max_outgoing_buffer`` stays at its
+    default (1 MiB), so the slow-reader guard runs on every write as in production.
+    """
+    from app.demo import AcmeRpc, AcmeTopic
+    from app.events import EventDispatcher
+    from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
+    from app.server import WampServer
+    from settings import PushersSettings, Settings
+
+    routes = router()
+    dispatcher = EventDispatcher()
+    if transport == "amqp":
+        from app.transports.amqp import AmqpServerPushHandler
+
+        amqp = amqp_settings(amqp_url)
+        pushers = PushersSettings(
+            amqp=amqp, zmq=zmq_settings(1).model_copy(update={"enabled": False})
+        )
+        handler: Any = AmqpServerPushHandler(amqp, routes, dispatcher)
+    else:
+        from app.transports.zmq import ZmqServerPushHandler
+
+        zmq = zmq_settings(zmq_port)
+        pushers = PushersSettings(zmq=zmq)
+        handler = ZmqServerPushHandler(zmq, routes, dispatcher)
+    settings = Settings(pushers=pushers)
+    return WampServer(
+        settings,
+        routes,
+        TopicRegistry({"acme.topic": AcmeTopic()}),
+        RpcRegistry({"acme.rpc": AcmeRpc()}),
+        dispatcher,
+        ServerPushHandlerRegistry({transport: handler}),
+    )

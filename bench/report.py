@@ -123,7 +123,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines += [
         "",
         "Offered rates for the latency figures (pushes/s): "
-        + ", ".join(f"N={n:,}: {rate:g}" for n, rate in meta.get("rates", {}).items())
+        + ", ".join(f"N={int(n):,}: {rate:g}" for n, rate in meta.get("rates", {}).items())
         + f", for {meta.get('rate_seconds')} s each.",
         "",
     ]

@@ -163,3 +163,27 @@ class SioServer(Agent):
     async def close(self) -> None:
         if hasattr(self, "runner"):
             await self.runner.cleanup()
+
+
+class OursServer(Agent):
+    """Our WampServer with the AMQP or ZeroMQ server push handler."""
+
+    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
+        self.transport = transport
+        self.amqp_url = amqp_url
+        self.zmq_port = zmq_port
+
+    async def do_start(self) -> int:
+        from bench.ours import make_server
+
+        self.server = make_server(self.transport, self.amqp_url, self.zmq_port)
+        await self.server.start("127.0.0.1", 0)
+        handler = next(iter(self.server.push_handlers.values()))
+        if not handler.is_consuming:
+            raise RuntimeError(f"our {self.transport} push handler is not consuming")
+        port: int = self.server.port
+        return port
+
+    async def close(self) -> None:
+        if hasattr(self, "server"):
+            await self.server.stop()
