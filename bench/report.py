@@ -10,9 +10,11 @@ FIGURES = [
     ("amqp_push", "deliveries_per_s", "AMQP push, deliveries/s", "/s", True),
     ("amqp_push", "p50_ms", "AMQP push, p50 latency", "ms", False),
     ("amqp_push", "p99_ms", "AMQP push, p99 latency", "ms", False),
+    ("amqp_push", "server_cpu_us_per_delivery", "AMQP push, server CPU", "µs/delivery", False),
     ("zmq_push", "deliveries_per_s", "ZeroMQ push, deliveries/s", "/s", True),
     ("zmq_push", "p50_ms", "ZeroMQ push, p50 latency", "ms", False),
     ("zmq_push", "p99_ms", "ZeroMQ push, p99 latency", "ms", False),
+    ("zmq_push", "server_cpu_us_per_delivery", "ZeroMQ push, server CPU", "µs/delivery", False),
     ("idle", "kib_per_conn", "idle connection, server RSS", "KiB/conn", False),
     ("sync_push", "pushes_per_s", "sync push() with confirms", "pushes/s", True),
 ]
@@ -30,6 +32,9 @@ TARGETS = [
     ("idle", "kib_per_conn", 1000, "raw", 1.3),
     ("idle", "kib_per_conn", 5000, "raw", 1.3),
 ]
+
+
+EXTRA = {"fix": "ours + fix", "batch": "ours + batch"}  # patched variants (bench/experiments.py)
 
 
 def lookup(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
@@ -74,6 +79,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ours = table.get((scenario, "ours", n), {}).get(metric)
             sio = table.get((scenario, "sio", n), {}).get(metric)
             raw = table.get((scenario, "raw", n), {}).get(metric)
+            extra = {e: table.get((scenario, e, n), {}).get(metric) for e in EXTRA}
             if ours is None and sio is None and raw is None:
                 continue
             out.append(
@@ -89,12 +95,17 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "raw": raw,
                     "ours_sio": ratio(ours, sio),
                     "ours_raw": ratio(ours, raw),
+                    **extra,
+                    **{f"{e}_raw": ratio(v, raw) for e, v in extra.items()},
                 }
             )
     return out
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    extras = [e for e in EXTRA if any(r["system"] == e for r in rows)]
+    head = "".join(f" {EXTRA[e]} | {e} / raw |" for e in extras)
+    rule = "---:|---:|" * len(extras)
     lines = [
         "# Benchmark results",
         "",
@@ -105,8 +116,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "Ratios are ours / other. Higher is better for rates (↑), lower for latency and "
         "memory (↓). `n/a`: python-socketio has no asyncio ZeroMQ manager.",
         "",
-        "| figure | unit | ours | python-socketio | raw limit | ours / socketio | ours / raw |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| figure | unit | ours | python-socketio | raw limit | ours / socketio | ours / raw |"
+        + head,
+        "|---|---|---:|---:|---:|---:|---:|" + rule,
     ]
     for r in ratios(rows):
         arrow = "↑" if r["higher_is_better"] else "↓"
@@ -116,9 +128,10 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         rr = fmt(r["ours_raw"]) + target_note(
             r["scenario"], r["metric"], r["n"], "raw", r["ours_raw"]
         )
+        cells = "".join(f" {fmt(r[e])} | {fmt(r[e + '_raw'])} |" for e in extras)
         lines.append(
             f"| {r['label']} {arrow} | {r['unit']} | {fmt(r['ours'])} | {sio} | "
-            f"{fmt(r['raw'])} | {rs} | {rr} |"
+            f"{fmt(r['raw'])} | {rs} | {rr} |" + cells
         )
     lines += [
         "",
@@ -127,6 +140,18 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         + f", for {meta.get('rate_seconds')} s each.",
         "",
     ]
+    for r in rows:
+        if r["scenario"] == "sync_push" and r.get("transient_pushes_per_s"):
+            lines.append(
+                f"- sync push: the raw client (pika) on a transient queue, as python-socketio's "
+                f"queues are, did {r['transient_pushes_per_s']:,.0f} pushes/s; on the durable "
+                f"queue ours uses, {r['pushes_per_s']:,.0f}."
+            )
+    if extras:
+        lines.append(
+            "- " + ", ".join(f"`{EXTRA[e]}`" for e in extras) + ": ours with the candidate "
+            "fixes of bench/experiments.py (see docs/bench.md); not part of the comparison."
+        )
     lost = [r for r in rows if r.get("expected") and r.get("delivered", 0) < r["expected"]]
     for r in lost:
         lines.append(

@@ -6,7 +6,10 @@
 * python-socketio: ``KombuManager(write_only=True)`` ``emit()``, its sync external emitter, with
   kombu's ``confirm_publish`` transport option so every emit waits for the broker's ack.
 
-Each runs in its own process, in a worker thread, sequentially: one push, one confirm.
+Each runs in its own process, in a worker thread, sequentially: one push, one confirm. Ours and
+raw publish persistent messages to a durable queue, so the broker writes them to disk before it
+confirms; python-socketio's queues are transient. The raw row therefore also measures pika on a
+transient queue (``transient_pushes_per_s``), which shows what durability costs.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ class SyncPusher(Agent):
         return await asyncio.to_thread(self._run, count)
 
     def _run(self, count: int) -> dict[str, Any]:
-        push, close = getattr(self, "_" + self.system)()
+        result = self._measure(getattr(self, "_" + self.system), count)
+        if self.system == "raw":  # the same client on a transient queue: the cost of durability
+            transient = self._measure(self._raw_transient, count)
+            result["transient_pushes_per_s"] = transient["pushes_per_s"]
+        return result
+
+    def _measure(self, make: Callable[[], Any], count: int) -> dict[str, Any]:
+        push, close = make()
         try:
             for i in range(5):  # connect and declare outside the clock
                 push(-1 - i)
@@ -69,6 +79,27 @@ class SyncPusher(Agent):
             channel.basic_publish("bench_raw", ROOM, envelope(seq), props, mandatory=True)
 
         return push, connection.close
+
+    def _raw_transient(self) -> tuple[Callable[[int], None], Callable[[], None]]:
+        """Like python-socketio's: non-durable queue (bounded here), messages not persisted."""
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.exchange_declare("bench_transient", "fanout")
+        channel.queue_declare("bench_transient", arguments={"x-max-length": 1000})
+        channel.queue_bind("bench_transient", "bench_transient")
+        props = pika.BasicProperties(content_type="application/json")
+
+        def push(seq: int) -> None:
+            channel.basic_publish("bench_transient", "", envelope(seq), props)
+
+        def close() -> None:
+            channel.queue_delete("bench_transient")
+            connection.close()
+
+        return push, close
 
     def _sio(self) -> tuple[Callable[[int], None], Callable[[], None]]:
         import socketio

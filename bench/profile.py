@@ -1,0 +1,127 @@
+"""Profile the server side of AMQP push to N subscribers with py-spy (ours and the raw limit).
+
+The pusher floods the queue so the server is busy for the whole sampling window; py-spy samples
+the server process without pausing it. Output in bench/results/: the collapsed stacks
+(``profile-<system>-amqp-<n>.txt``, loadable in speedscope) and ``profile.md``, the top
+functions by self and by inclusive time.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.runner import Setup, fleets_for
+
+FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:]*)(?::\d+)?\)$")
+
+
+def short(frame: str) -> str:
+    """``func (path/to/file.py:12)`` -> ``file.py:func``."""
+    m = FRAME.match(frame)
+    if not m:
+        return frame
+    path = m["file"]
+    for marker in ("site-packages/", "lib/python3.11/", "/work/wt/bench/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{path}:{m['func']}"
+
+
+def summarise(
+    collapsed: Path, top: int = 15
+) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = [short(f) for f in stack.split(";")]
+        total += n
+        own[frames[-1]] += n
+        for f in set(frames):
+            inclusive[f] += n
+    return total, own.most_common(top), inclusive.most_common(top)
+
+
+def profile_one(system: str, broker: str, out: Path, seconds: float, n: int) -> Path:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    setup = Setup(system, "amqp", broker)
+    try:
+        setup.connect(n, fleets_for(n))
+        pusher = setup.start_pusher()
+        setup.warm_up(n)
+        path = out / f"profile-{system}-amqp-{n}.txt"
+        record = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(setup.server.pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        cpu0 = sum(setup.server_cpu())
+        t0 = time.monotonic()
+        pusher.call("burst", int(seconds * 200), 100, timeout=seconds + 120)
+        record.wait(timeout=seconds + 60)
+        got = setup.fleet_sum("count")
+        cpu = sum(setup.server_cpu()) - cpu0
+        print(
+            f"{system}: {got:,} deliveries, server CPU {cpu:.1f} s in {time.monotonic() - t0:.1f} s"
+        )
+        return path
+    finally:
+        setup.stop()
+
+
+def profile_ours(out: Path, seconds: float, n: int) -> int:
+    from tests.support.rabbitmq import RabbitMQNode
+
+    out.mkdir(parents=True, exist_ok=True)
+    node = RabbitMQNode()
+    node.start()
+    lines = [
+        f"# py-spy profile: AMQP push to {n:,} subscribers, server process",
+        "",
+        f"{seconds:.0f} s at 200 Hz, non-blocking, while the queue is flooded.",
+        "",
+    ]
+    try:
+        for system in ("ours", "raw"):
+            path = profile_one(system, node.url, out, seconds, n)
+            total, own, inclusive = summarise(path)
+            lines += [
+                f"## {system} ({total:,} samples, `{path.name}`)",
+                "",
+                "| self % | function | | inclusive % | function |",
+                "|---:|---|---|---:|---|",
+            ]
+            for (f1, c1), (f2, c2) in zip(own, inclusive, strict=False):
+                lines.append(
+                    f"| {100 * c1 / total:.1f} | `{f1}` | | {100 * c2 / total:.1f} | `{f2}` |"
+                )
+            lines.append("")
+    finally:
+        node.stop()
+    (out / "profile.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
