@@ -52,6 +52,3 @@ class RouteCollection(Mapping[str, Route]):
         clone = RouteCollection()
         clone._routes = copy.deepcopy(self._routes)
         return clone
-
-    def __repr__(self) -> str:
-        return f"RouteCollection({list(self._routes)!r})"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,31 +17,16 @@ from app.router.route import Route
 
 __all__ = ["ALLOWED_KEYS", "load_routes", "load_routes_from_mapping"]
 
-ALLOWED_KEYS = (
-    "resource",
-    "type",
-    "channel",
-    "pattern",
-    "handler",
-    "callback",
-    "defaults",
-    "requirements",
-    "options",
-    "exclude",
-)
-"""The keys a route or import entry may use (``channel`` and ``handler`` are deprecated)."""
+# Keys of a route or import entry; `channel` and `handler` are deprecated aliases.
+_KEYS = "resource type channel pattern handler callback defaults requirements options exclude"
+ALLOWED_KEYS = tuple(_KEYS.split())
 
 # The files being loaded, outermost first, to refuse an import cycle instead of recursing forever.
 _loading: ContextVar[tuple[Path, ...]] = ContextVar("_loading", default=())
 
 
 def load_routes(path: str | Path) -> RouteCollection:
-    """Load a routing file and, recursively, the files it imports.
-
-    Raises:
-        RouteDefinitionError: the file cannot be read or parsed, or defines a bad route; the
-            message names the file and the entry.
-    """
+    """Load a routing file and the files it imports; any problem is a RouteDefinitionError."""
     file = Path(path).resolve()
     chain = _loading.get()
     if file in chain:
@@ -65,11 +49,7 @@ def load_routes(path: str | Path) -> RouteCollection:
 def load_routes_from_mapping(
     data: Mapping[str, Any] | None, source: str = "<memory>"
 ) -> RouteCollection:
-    """Build routes from parsed YAML; ``resource`` paths are relative to ``source``'s folder.
-
-    Raises:
-        RouteDefinitionError: an entry is malformed; the message names ``source`` and the entry.
-    """
+    """Build routes from parsed YAML; ``resource`` paths are relative to ``source``'s folder."""
     collection = RouteCollection()
     if data is None:  # an empty file
         return collection
@@ -141,11 +121,11 @@ def _route(config: dict[str, Any], name: str, source: str) -> Route:
     pattern, callback = config["pattern"], config["callback"]
     if isinstance(callback, Mapping):  # the legacy `handler: {callback: ..., args: [...]}` shape
         callback = callback.get("callback")
-    for key, value in (("pattern", pattern), ("callback", callback)):
-        if not isinstance(value, str):
-            raise RouteDefinitionError(
-                f'The "{key}" of route "{name}" in "{source}" must be a string.'
-            )
+    if not isinstance(pattern, str) or not isinstance(callback, str):
+        what = "pattern" if not isinstance(pattern, str) else "callback"
+        raise RouteDefinitionError(
+            f'The "{what}" of route "{name}" in "{source}" must be a string.'
+        )
     defaults, requirements, options = _extras(config, name, source)
     with _context(f'route "{name}" in "{source}"'):
         route = Route(pattern, callback, defaults, requirements, options)
@@ -154,50 +134,24 @@ def _route(config: dict[str, Any], name: str, source: str) -> Route:
 
 
 def _import(config: dict[str, Any], name: str, source: str) -> RouteCollection:
-    """Load an import entry's files, then apply its defaults, requirements and options."""
+    """Load an imported file, then lay the entry's defaults, requirements and options over it."""
     resource, kind = config["resource"], config.get("type")
-    if not isinstance(resource, str):
-        raise RouteDefinitionError(f'The "resource" of "{name}" in "{source}" must be a string.')
-    if kind not in (None, "yaml", "glob"):
+    if not isinstance(resource, str) or kind not in (None, "yaml"):
         raise RouteDefinitionError(
-            f'The import "{name}" in "{source}" has type "{kind}"; '
-            'only "yaml" and "glob" resources can be loaded.'
-        )
-    exclude = config.get("exclude", [])
-    if not isinstance(exclude, str) and not (
-        isinstance(exclude, list) and all(isinstance(item, str) for item in exclude)
-    ):
-        raise RouteDefinitionError(
-            f'The "exclude" of "{name}" in "{source}" must be a string or a list of strings.'
+            f'The import "{name}" in "{source}" needs a YAML file path as "resource" '
+            f"(got {resource!r} of type {kind!r}); only YAML routing files are supported."
         )
     defaults, requirements, options = _extras(config, name, source)
-    base = Path(source).parent
-    files = [base / resource]
-    if kind == "glob" or any(char in resource for char in "*?["):
-        excluded = {Path(p).resolve() for p in _globs(base, exclude)}
-        found = (Path(p) for p in _globs(base, resource))
-        files = [p for p in found if p.is_file() and p.resolve() not in excluded]
     collection = RouteCollection()
     with _context(f'import "{name}" in "{source}"'):
-        for file in files:
-            for route_name, route in load_routes(file).items():
-                merged = Route(
-                    route.pattern,
-                    route.callback,
-                    {**route.defaults, **defaults},
-                    requirements,
-                    {**route.options, **options},
-                )
-                # The route's own requirements are sanitised already; the import's override them.
-                merged.requirements = {**route.requirements, **merged.requirements}
-                merged.compile()
-                collection.add(route_name, merged)
+        for route_name, route in load_routes(Path(source).parent / resource).items():
+            merged = Route(route.pattern, route.callback, route.defaults | defaults, requirements)
+            # The route's own requirements are sanitised already; the import's override them.
+            merged.requirements = route.requirements | merged.requirements
+            merged.options = route.options | options
+            merged.compile()
+            collection.add(route_name, merged)
     return collection
-
-
-def _globs(base: Path, patterns: str | list[str]) -> list[str]:
-    listed = [patterns] if isinstance(patterns, str) else patterns
-    return sorted(p for pattern in listed for p in glob.glob(str(base / pattern), recursive=True))
 
 
 def _extras(
@@ -212,17 +166,12 @@ def _extras(
         if not isinstance(value, Mapping):
             raise RouteDefinitionError(f'The "{key}" of "{name}" in "{source}" must be a mapping.')
         for item, content in value.items():
-            if isinstance(item, str):
-                continue
-            if key == "requirements":
+            if key == "requirements" and not isinstance(item, str):
                 raise RouteDefinitionError(
                     f"A placeholder name must be a string ({item!r} given). Did you forget to "
                     f'specify the placeholder key for the requirement "{content}" of route '
                     f'"{name}" in "{source}"?'
                 )
-            raise RouteDefinitionError(
-                f'The "{key}" of "{name}" in "{source}" must have string keys ({item!r} given).'
-            )
         found.append(dict(value))
     return found[0], found[1], found[2]
 

@@ -11,11 +11,8 @@ from app.exceptions import RouteDefinitionError
 
 __all__ = ["CompiledRoute", "Route", "TextToken", "Token", "VariableToken"]
 
-SEPARATORS = "/,;.:-_~+*=@|"
-"""Characters that may be left out together with an optional variable that follows them."""
-
-MAX_VARIABLE_LENGTH = 32
-"""The longest variable name PCRE accepted as a subpattern name; kept for parity."""
+SEPARATORS = "/,;.:-_~+*=@|"  # may be left out together with an optional variable after them
+MAX_VARIABLE_LENGTH = 32  # PCRE's limit on subpattern names, kept for parity
 
 _SEPARATOR_SET = frozenset(SEPARATORS)
 _PHP_TRIM = " \t\n\r\0\x0b"
@@ -23,7 +20,10 @@ _PHP_TRIM = " \t\n\r\0\x0b"
 _VARIABLE = re.compile(r"\{\w+\}", re.ASCII)
 _INLINE = re.compile(r"\{(\w++)(<.*?>)?(\?[^}]*+)?\}", re.ASCII)
 _NEEDS_UTF8 = re.compile(r"(?<!\\)\\(?:\\\\)*+(?:X|[pP][{CLMNPSZ]|x\{[A-Fa-f0-9]{3})")
-_UNICODE_ESCAPE = re.compile(r"\\(?:[pP](?:\{\w+\}|[A-Z])|x\{[0-9A-Fa-f]+\})")
+# Requirement pieces to rewrite: \p escapes, \x{..}, other escapes, classes, capturing "(".
+_PIECES = re.compile(
+    r"\\[pP](?:\{\w+\}|[A-Z])|\\x\{[0-9A-Fa-f]+\}|\\.|\[\^?\]?(?:\\.|[^]\\])*\]|\((?!\?)", re.DOTALL
+)
 # Python's `re` has no \p{..}; these are the Unicode properties we can spell without it.
 _PROPERTIES = {"L": (r"[^\W\d_]", r"[\W\d_]"), "N": (r"\d", r"\D"), "Nd": (r"\d", r"\D")}
 
@@ -104,28 +104,20 @@ class Route:
     def _key(self) -> tuple[Any, ...]:
         return (self.pattern, self.callback, self.defaults, self.requirements, self.options)
 
-    def __repr__(self) -> str:
-        return f"Route({self.pattern!r}, {self.callback!r})"
-
 
 def _sanitize(key: str, regex: object) -> str:
     """Strip the anchors the compiler adds itself; refuse what cannot be a requirement."""
     if not isinstance(regex, str):
         raise RouteDefinitionError(f'Routing requirement for "{key}" must be a string.')
-    if regex.startswith("^"):
-        regex = regex[1:]
-    elif regex.startswith("\\A"):
-        regex = regex[2:]
-    if regex.endswith("$"):
-        regex = regex[:-1]
-    elif regex.endswith("\\z"):
-        regex = regex[:-2]
+    regex = regex[1:] if regex.startswith("^") else regex.removeprefix("\\A")
+    regex = regex[:-1] if regex.endswith("$") else regex.removesuffix("\\z")
     if not regex:
         raise RouteDefinitionError(f'Routing requirement for "{key}" cannot be empty.')
     return regex
 
 
 def _compile(route: Route) -> CompiledRoute:
+    """Tokenise the pattern and build its anchored regex, as Symfony's RouteCompiler does."""
     pattern = route.pattern
     utf8 = bool(route.options.get("utf8"))
     if not utf8 and not pattern.isascii():
@@ -202,40 +194,20 @@ def _default_requirement(following: str) -> str:
 
 
 def _to_python(regex: str) -> str:
-    """Make groups non-capturing and spell the PCRE Unicode escapes Python lacks."""
-    out: list[str] = []
-    i, in_class = 0, False
-    while i < len(regex):
-        char = regex[i]
-        if char == "\\":
-            escape = _UNICODE_ESCAPE.match(regex, i)
-            text = escape.group() if escape else regex[i : i + 2]
-            out.append(_python_escape(text, in_class) if escape else text)
-            i += len(text)
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            # A "]" right after "[" or "[^" is a literal, not the end of the class.
-            end = i + 1 + regex.startswith("^", i + 1)
-            end += regex.startswith("]", end)
-            out.append(regex[i:end])
-            i, in_class = end, True
-            continue
-        elif char == "(" and not regex.startswith("?", i + 1):
-            char = "(?:"
-        out.append(char)
-        i += 1
-    return "".join(out)
+    """Make groups non-capturing and spell the PCRE Unicode escapes Python's re lacks."""
+    return _PIECES.sub(_python_piece, regex)
 
 
-def _python_escape(escape: str, in_class: bool) -> str:
-    """Translate ``\\x{hhhh}`` and a few ``\\p`` properties; leave the rest for re to refuse."""
-    if escape[1] == "x":
-        return f"\\U{int(escape[3:-1], 16):08x}"
-    positive, negative = _PROPERTIES.get(escape[2:].strip("{}"), (escape, escape))
-    spelled = negative if escape[1] == "P" else positive
-    return escape if in_class and spelled.startswith("[") else spelled
+def _python_piece(piece: re.Match[str]) -> str:
+    text = piece.group()
+    if text == "(":
+        return "(?:"
+    if text.startswith("\\x{"):
+        return f"\\U{int(text[3:-1], 16):08x}"
+    if text[:2] in ("\\p", "\\P"):  # unknown properties stay, for re to refuse
+        positive, negative = _PROPERTIES.get(text[2:].strip("{}"), (text, text))
+        return negative if text[1] == "P" else positive
+    return text  # other escapes and whole character classes are kept as they are
 
 
 def _regex_body(tokens: list[Token], defaults: Mapping[str, Any]) -> str:
@@ -272,7 +244,6 @@ def _static_prefix(tokens: list[Token], defaults: Mapping[str, Any]) -> str:
         return "" if first.name in defaults or first.separator == "/" else first.separator
     prefix = first.text
     second = tokens[1] if len(tokens) > 1 else None
-    if isinstance(second, VariableToken) and second.separator != "/":
-        if second.name not in defaults:
-            prefix += second.separator
+    if isinstance(second, VariableToken) and second.name not in defaults:
+        prefix += "" if second.separator == "/" else second.separator
     return prefix

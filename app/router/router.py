@@ -16,7 +16,8 @@ __all__ = ["Router", "WampRequest"]
 
 logger = logging.getLogger(__name__)
 
-_LOOKAROUND = re.compile(r"\(\?<?[=!]")
+# A lookaround group, with at most one level of groups nested inside it.
+_LOOKAROUND = re.compile(r"\(\?<?[=!](?:[^()\\]|\\.|\((?:[^()\\]|\\.)*\))*\)", re.DOTALL)
 
 _Entry = tuple[str, Route, str, re.Pattern[str]]
 _Hit = tuple[str, Route, dict[str, Any]]
@@ -59,11 +60,7 @@ class Router:
         return self._collection
 
     def match(self, channel: str) -> WampRequest:
-        """Find the first route, in definition order, whose pattern matches the whole channel.
-
-        Raises:
-            NoRouteMatch: no route matches.
-        """
+        """The first route, in definition order, matching the whole channel; else NoRouteMatch."""
         hit = self._static.get(channel) or _first_match(channel, self._dynamic)
         if hit is None:
             logger.error("Unable to find route for %s", channel)
@@ -108,10 +105,10 @@ class Router:
                 optional = False
                 continue
             value = merged[token.name]
-            if optional and token.name in defaults:
-                if value is None or _php_str(value) == _php_str(defaults[token.name]):
-                    continue
             text = _php_str(value)
+            omittable = optional and token.name in defaults
+            if omittable and (value is None or text == _php_str(defaults[token.name])):
+                continue
             if checks[token.name].fullmatch(text) is None:
                 expected = route.requirements.get(token.name, token.requirement)
                 raise InvalidParameter(
@@ -126,14 +123,10 @@ class Router:
 def _first_match(channel: str, entries: Sequence[_Entry]) -> _Hit | None:
     """Linear scan in definition order; captures that took no part in the match are skipped."""
     for name, route, prefix, regex in entries:
-        if not channel.startswith(prefix):
-            continue
-        found = regex.match(channel)
-        if found is None:
-            continue
-        attributes = dict(route.defaults)
-        attributes.update((k, v) for k, v in found.groupdict().items() if v is not None)
-        return name, route, attributes
+        if channel.startswith(prefix) and (found := regex.match(channel)):
+            attributes = dict(route.defaults)
+            attributes.update((k, v) for k, v in found.groupdict().items() if v is not None)
+            return name, route, attributes
     return None
 
 
@@ -141,34 +134,10 @@ def _checks(route: Route, compiled: CompiledRoute) -> dict[str, re.Pattern[str]]
     """Per-variable patterns for generate(): case-insensitive, lookarounds removed."""
     flags = re.IGNORECASE if route.options.get("utf8") else re.IGNORECASE | re.ASCII
     return {
-        token.name: re.compile(_strip_lookarounds(token.requirement), flags)
+        token.name: re.compile(_LOOKAROUND.sub("", token.requirement), flags)
         for token in compiled.tokens
         if not isinstance(token, TextToken)
     }
-
-
-def _strip_lookarounds(regex: str) -> str:
-    """Drop ``(?=..)``, ``(?!..)``, ``(?<=..)`` and ``(?<!..)``: they look past the value."""
-    out: list[str] = []
-    i = 0
-    while i < len(regex):
-        if regex[i] == "\\":
-            out.append(regex[i : i + 2])
-            i += 2
-        elif _LOOKAROUND.match(regex, i):
-            depth = 0
-            while i < len(regex):
-                if regex[i] == "\\":
-                    i += 2
-                    continue
-                depth += (regex[i] == "(") - (regex[i] == ")")
-                i += 1
-                if depth == 0:
-                    break
-        else:
-            out.append(regex[i])
-            i += 1
-    return "".join(out)
 
 
 def _php_str(value: Any) -> str:

@@ -65,9 +65,12 @@ Job = Callable[[], Awaitable[None]]
 
 
 def origin_host(origin: str) -> str:
-    """The host part of an Origin header, falling back to the raw value (GOS's OriginCheck)."""
+    """The host part of an Origin header, falling back to the raw value (GOS's OriginCheck).
+
+    A value without a scheme (``127.0.0.1:8080``, from the PHP client) is read as a host.
+    """
     try:
-        host = urlsplit(origin).hostname
+        host = urlsplit(origin if "://" in origin else f"//{origin}").hostname
     except ValueError:
         host = None
     return host or origin
@@ -117,6 +120,7 @@ class WampConnection(WebSocketServerProtocol):
         self._closed = False
         self._origin_seen = False
         self._raw_origin: str | None = None
+        self._max_buffer = 0
 
     @property
     def app(self) -> WampServer:
@@ -138,6 +142,7 @@ class WampConnection(WebSocketServerProtocol):
                 )
             )
             return
+        self._max_buffer = self.app.max_outgoing_buffer
         super().connection_made(transport)  # type: ignore[no-untyped-call]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -228,7 +233,7 @@ class WampConnection(WebSocketServerProtocol):
         if self.state != _STATE_OPEN or transport is None:
             return False
         transport.write(frame)
-        if transport.get_write_buffer_size() > self.app.max_outgoing_buffer:
+        if transport.get_write_buffer_size() > self._max_buffer:
             self._cut_off(transport.get_write_buffer_size())
         return True
 
@@ -237,7 +242,7 @@ class WampConnection(WebSocketServerProtocol):
             "connection %s cut off: %d bytes unread, max_outgoing_buffer is %d",
             self.session_id,
             pending,
-            self.app.max_outgoing_buffer,
+            self._max_buffer,
         )
         self.wasNotCleanReason = "client did not read (outgoing buffer over limit)"
         self.dropConnection(abort=True)
@@ -262,7 +267,9 @@ class WampConnection(WebSocketServerProtocol):
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999)."""
         if self.state == _STATE_OPEN:
-            self.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:123], isReply=False)
+            # A close reason holds at most 123 bytes; never cut a UTF-8 sequence in half.
+            reason_utf8 = reason.encode()[:123].decode("utf-8", "ignore").encode()
+            self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)
 
     def fail(self, reason: str, error: BaseException | None = None) -> None:
         """Close this connection with 1007 because of what it sent; the server carries on."""

@@ -70,6 +70,7 @@ class WampServer:
         self._connections: set[WampConnection] = set()
         self._all_closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._all_closed.set()
 
     # -- what connections and topics use --------------------------------------------------
 

@@ -55,7 +55,7 @@ async def test_push_reaches_subscribers(demo_server: WampServer, connect: Client
 
 
 async def test_push_errors_propagate(demo_server: WampServer) -> None:
-    """on_push raises TopicNotFound / PushUnsupported instead of swallowing."""
+    """on_push raises TopicNotFound for a route whose callback is no topic (GOS swallowed it)."""
     request = demo_server.router.match("acme/rpc/sum")  # callback acme.rpc: no such topic
     with pytest.raises(TopicNotFound):
         await demo_server.on_push(request, {}, "test")

@@ -48,7 +48,9 @@ def test_adjacent_variables() -> None:
     """`{x}{y}{z}.{_format}` fills adjacent variables and omits trailing defaults."""
     route = Route("{x}{y}{z}.{_format}", "cb", {"z": "default-z", "_format": "html"}, {"y": "\\d+"})
     assert _generate(route, {"x": "foo", "y": "123"}) == "foo123"
-    assert _generate(route, {"x": "foo", "y": "123", "z": "bar", "_format": "xml"}) == "foo123bar.xml"
+    assert (
+        _generate(route, {"x": "foo", "y": "123", "z": "bar", "_format": "xml"}) == "foo123bar.xml"
+    )
     with pytest.raises(InvalidParameter):
         _generate(route, {"x": "do.t", "y": "123", "z": "bar", "_format": "xml"})
 

@@ -267,7 +267,9 @@ def test_default_requirement_excludes_slash() -> None:
 
 def test_default_requirement_excludes_the_next_separator() -> None:
     """page may not contain the dot that separates it from a constrained _format."""
-    router = _router(("test", Route("{page}.{_format}", "cb", requirements={"_format": "html|xml"})))
+    router = _router(
+        ("test", Route("{page}.{_format}", "cb", requirements={"_format": "html|xml"}))
+    )
     with pytest.raises(NoRouteMatch):
         router.match("do.t.html")
 

@@ -45,7 +45,9 @@ def test_explicit_values_override_inline_ones() -> None:
 
 def test_attributes_are_kept() -> None:
     """Pattern (trimmed), callback, defaults, requirements and options are plain attributes."""
-    route = Route("  chat/{room} ", "acme.topic", {"room": "lobby"}, {"room": "\\w+"}, {"utf8": True})
+    route = Route(
+        "  chat/{room} ", "acme.topic", {"room": "lobby"}, {"room": "\\w+"}, {"utf8": True}
+    )
     assert route.pattern == "chat/{room}"
     assert route.callback == "acme.topic"
     assert route.defaults == {"room": "lobby"}
@@ -65,7 +67,9 @@ def test_requirement_anchors_are_stripped(given: str, kept: str) -> None:
 @pytest.mark.parametrize("empty", ["", "^", "$", "^$", "\\A\\z"])
 def test_empty_requirement_is_refused(empty: str) -> None:
     """A requirement that is empty once sanitised raises with Symfony's message."""
-    with pytest.raises(RouteDefinitionError, match='^Routing requirement for "x" cannot be empty.$'):
+    with pytest.raises(
+        RouteDefinitionError, match='^Routing requirement for "x" cannot be empty.$'
+    ):
         Route("{x}", "cb", requirements={"x": empty})
 
 
