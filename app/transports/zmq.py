@@ -129,6 +129,8 @@ class ZmqPusher(Pusher):
             zmq.LINGER: linger,
         }
         self._socket: zmq.asyncio.Socket | None = None
+        self._fast: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking sends
+        self._waiting = 0  # pushes waiting for room; while any do, new ones queue behind them
 
     def _connect(self) -> zmq.asyncio.Socket:
         sock = _open_socket(zmq.PUSH, self._options)
@@ -141,15 +143,15 @@ class ZmqPusher(Pusher):
 
     async def _do_push(self, message: Message, context: dict[str, Any]) -> None:
         frame = message.encode()
-        sock = None
         try:
             if self.settings.persistent:
-                sock = self._socket
-                if sock is None:
-                    sock = self._socket = self._connect()
+                await self._send(frame)
             else:
                 sock = self._connect()
-            await sock.send(frame)
+                try:
+                    await sock.send(frame)
+                finally:
+                    _close_socket(sock)
         except zmq.Again as exc:
             raise PushFailed(
                 f"no ZeroMQ peer at {self.endpoint} took the push within "
@@ -160,16 +162,31 @@ class ZmqPusher(Pusher):
             raise PushFailed(
                 f"ZeroMQ push to {self.endpoint} failed: {exc}", transport=self.name
             ) from exc
+
+    async def _send(self, frame: bytes) -> None:
+        """Send on the kept socket: a plain non-blocking send when there is room (the common
+        case, without a Future), else an awaited send that SNDTIMEO bounds."""
+        if self._socket is None or self._fast is None:
+            self._socket = self._connect()
+            self._fast = zmq.Socket.shadow(self._socket.underlying)
+        if not self._waiting:
+            try:
+                self._fast.send(frame, zmq.DONTWAIT)
+                return
+            except zmq.Again:
+                pass
+        self._waiting += 1
+        try:
+            await self._socket.send(frame)
         finally:
-            if sock is not None and not self.settings.persistent:
-                _close_socket(sock)
+            self._waiting -= 1
 
     async def close(self) -> None:
         """Close the socket; queued messages get the bounded linger to reach the handler."""
         self._forget_connection()
 
     def _forget_connection(self) -> None:
-        sock, self._socket = self._socket, None
+        sock, self._socket, self._fast = self._socket, None, None
         if sock is not None:
             _close_socket(sock)
 

@@ -1,0 +1,81 @@
+"""End to end: ZmqPusher → ZmqServerPushHandler → WampServer → acme.topic → WAMP subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.demo import AcmeRpc, AcmeTopic
+from app.events import EventDispatcher
+from app.router import Router
+from app.server import WampServer
+from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from settings.models import ZmqSettings
+from tests.support.server import running_server, url_of
+from tests.support.wamp_client import WampTestClient
+from tests.zmq.conftest import EventLog
+
+CHANNEL = "acme/channel/lobby"
+
+
+@pytest.fixture
+async def demo_server(
+    zmq_settings: ZmqSettings, router: Router, dispatcher: EventDispatcher
+) -> AsyncIterator[WampServer]:
+    """The demo server with the ZeroMQ push handler started by the server itself."""
+    handler = ZmqServerPushHandler(settings=zmq_settings, router=router, dispatcher=dispatcher)
+    async with running_server(
+        topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"zmq": handler}
+    ) as server:
+        assert handler.is_consuming
+        yield server
+
+
+@pytest.fixture
+async def subscriber(demo_server: WampServer) -> AsyncIterator[WampTestClient]:
+    """A browser stand-in subscribed to the lobby (the CALL round trip confirms it)."""
+    client = await WampTestClient.connect(url_of(demo_server))
+    client.subscribe(CHANNEL)
+    await client.call("acme/rpc/echo", "subscribed")
+    yield client
+    await client.close()
+
+
+async def test_async_push_reaches_subscriber(
+    subscriber: WampTestClient, zmq_settings: ZmqSettings, router: Router, events: EventLog
+) -> None:
+    """An awaited push becomes an EVENT on the subscribed channel, data unchanged."""
+    async with ZmqPusher(settings=zmq_settings, router=router) as pusher:
+        await pusher.push({"msg": "hi"}, "acme_topic", {"room": "lobby"})
+        assert await subscriber.next_event(CHANNEL) == {"msg": "hi"}
+    assert len(events.successes) == 1
+
+
+async def test_pushes_from_eight_threads_reach_subscriber(
+    subscriber: WampTestClient, zmq_settings: ZmqSettings, router: Router
+) -> None:
+    """Eight threads calling push_sync at once: the subscriber gets every push."""
+    pusher = ZmqPusher(settings=zmq_settings, router=router)
+    start = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        start.wait()
+        for i in range(25):
+            pusher.push_sync({"t": n, "i": i}, "acme_topic", {"room": "lobby"}, timeout=5)
+
+    def run_all() -> None:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        pusher.close_sync()
+
+    await asyncio.to_thread(run_all)
+    received = [await subscriber.next_event(CHANNEL) for _ in range(200)]
+    assert sorted((e["t"], e["i"]) for e in received) == [
+        (n, i) for n in range(8) for i in range(25)
+    ]
