@@ -1,4 +1,4 @@
-"""Profile the server side of AMQP push to N subscribers with py-spy (ours and the raw limit).
+"""Profile the server side of AMQP push to N subscribers with py-spy (ours, raw, ours + batch).
 
 The pusher floods the queue so the server is busy for the whole sampling window; py-spy samples
 the server process without pausing it. Output in bench/results/: the collapsed stacks
@@ -8,6 +8,7 @@ functions by self and by inclusive time.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +19,15 @@ from pathlib import Path
 
 from bench.runner import Setup, fleets_for
 
+# Frames every sample passes through (process start-up, the event loop itself): not informative.
+BOILERPLATE = (
+    "multiprocessing/",
+    "asyncio/runners",
+    "asyncio/base_events",
+    "asyncio/events",
+    "<string>",
+    "bench/agent.py",
+)
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:]*)(?::\d+)?\)$")
 
 
@@ -48,11 +58,12 @@ def summarise(
         total += n
         own[frames[-1]] += n
         for f in set(frames):
-            inclusive[f] += n
+            if not f.startswith(BOILERPLATE):
+                inclusive[f] += n
     return total, own.most_common(top), inclusive.most_common(top)
 
 
-def profile_one(system: str, broker: str, out: Path, seconds: float, n: int) -> Path:
+def profile_one(system: str, broker: str, out: Path, seconds: float, n: int) -> tuple[Path, str]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     setup = Setup(system, "amqp", broker)
     try:
@@ -102,15 +113,19 @@ def profile_ours(out: Path, seconds: float, n: int) -> int:
     lines = [
         f"# py-spy profile: AMQP push to {n:,} subscribers, server process",
         "",
-        f"{seconds:.0f} s at 200 Hz, non-blocking, while the queue is flooded.",
+        f"{seconds:.0f} s at 200 Hz, non-blocking, while the queue is flooded; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start. `batch` is ours with "
+        "the coalesced-writes fix of bench/experiments.py.",
         "",
     ]
     try:
-        for system in ("ours", "raw"):
-            path = profile_one(system, node.url, out, seconds, n)
+        for system in ("ours", "raw", "batch"):
+            path, note = profile_one(system, node.url, out, seconds, n)
             total, own, inclusive = summarise(path)
             lines += [
                 f"## {system} ({total:,} samples, `{path.name}`)",
+                "",
+                note + ".",
                 "",
                 "| self % | function | | inclusive % | function |",
                 "|---:|---|---|---:|---|",
