@@ -96,10 +96,13 @@ def profile_one(system: str, broker: str, out: Path, seconds: float, n: int) -> 
         record.wait(timeout=seconds + 60)
         got = setup.fleet_sum("count")
         cpu = sum(setup.server_cpu()) - cpu0
-        print(
-            f"{system}: {got:,} deliveries, server CPU {cpu:.1f} s in {time.monotonic() - t0:.1f} s"
+        wall = time.monotonic() - t0
+        note = (
+            f"{got:,} deliveries in {wall:.1f} s ({got / wall:,.0f}/s), server CPU {cpu:.1f} s "
+            f"({cpu / max(got, 1) * 1e6:.2f} µs per delivery)"
         )
-        return path
+        print(f"{system}: {note}", flush=True)
+        return path, note
     finally:
         setup.stop()
 
