@@ -1,0 +1,312 @@
+"""The scenarios: start a system, its subscribers and its pusher in separate processes, measure.
+
+Every case starts fresh processes; the systems of one figure run one after another in the same
+run (rotating their order between repetitions), so background load hits them alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from bench.agent import Child, call_all
+
+SYSTEMS = ("ours", "sio", "raw")
+# Ours with a fix of bench/experiments.py applied; run only when asked for.
+PATCHES = {"fix": "fast_broadcast", "batch": "coalesced_writes"}
+EXTRA_SYSTEMS = tuple(PATCHES)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Counts and durations of one run mode."""
+
+    name: str
+    ns: tuple[int, ...] = (1, 100, 1000)
+    deliveries: int = 200_000  # per throughput case: pushes = deliveries / N (bounded below)
+    max_pushes: int = 5_000
+    # Offered push rates for the latency figures: below every system's capacity on 2 cores
+    # (python-socketio delivers about 10 pushes/s to 1,000 subscribers), so latency is not queueing.
+    rates: dict[int, float] = field(default_factory=lambda: {1: 200.0, 100: 30.0, 1000: 5.0})
+    rate_seconds: float = 3.0
+    idle_counts: tuple[int, ...] = (1000, 5000)
+    sync_count: int = 300
+    reps: int = 1
+    case_timeout: float = 60.0
+
+
+QUICK = Profile("quick", deliveries=150_000, max_pushes=2_000, rate_seconds=3.0, sync_count=300)
+FULL = Profile(
+    "full", deliveries=400_000, max_pushes=10_000, rate_seconds=10.0, sync_count=2_000, reps=3
+)
+
+
+def fleets_for(n: int) -> int:
+    """Client processes: one per 500 subscribers, so the fleet is not the bottleneck."""
+    return max(1, min(4, (n + 499) // 500))
+
+
+def split(n: int, parts: int) -> list[int]:
+    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+
+
+def ws_url(system: str, port: int) -> str:
+    if system == "sio":
+        return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+    return f"ws://127.0.0.1:{port}/"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+class Setup:
+    """One system's server, subscriber fleets and pusher, stopped together."""
+
+    def __init__(self, system: str, transport: str, broker: str) -> None:
+        self.system = system
+        self.transport = transport
+        self.children: list[Child] = []
+        kwargs: dict[str, Any] = {"amqp_url": broker}
+        if system != "sio":
+            kwargs.update(transport=transport, zmq_port=free_port() if transport == "zmq" else 0)
+        self.kwargs = kwargs
+        self.kind = "ours" if system in PATCHES else system
+        server_kwargs = {**kwargs, "patched": PATCHES[system]} if system in PATCHES else kwargs
+        self.server = self._child(f"{self.kind}_server", **server_kwargs)
+        self.port = self.server.call("start", timeout=60)
+        self.url = ws_url(system, self.port)
+        self.dialect = "sio" if system == "sio" else "wamp"
+        self.fleets: list[Child] = []
+        self.pusher: Child | None = None
+
+    def _child(self, kind: str, **kwargs: Any) -> Child:
+        child = Child(kind, **kwargs)
+        self.children.append(child)
+        return child
+
+    def connect(self, n: int, fleets: int) -> int:
+        while len(self.fleets) < fleets:
+            self.fleets.append(self._child("fleet"))
+        args = [(self.url, self.dialect, k) for k in split(n, len(self.fleets))]
+        return sum(call_all(self.fleets, "connect", args, timeout=180))
+
+    def start_pusher(self) -> Child:
+        self.pusher = self._child(f"{self.kind}_pusher", **self.kwargs)
+        self.pusher.call("start", timeout=60)
+        return self.pusher
+
+    def fleet_sum(self, cmd: str) -> int:
+        return sum(call_all(self.fleets, cmd, [()] * len(self.fleets), timeout=30))
+
+    def warm_up(self, n: int, timeout: float = 30.0) -> None:
+        """Push warm-ups until every subscriber got one: subscriptions and consumers work."""
+        assert self.pusher is not None
+        deadline = time.monotonic() + timeout
+        while self.fleet_sum("ready") < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.system}: only {self.fleet_sum('ready')}/{n} ready")
+            self.pusher.call("warmup")
+            time.sleep(0.2)
+        time.sleep(0.3)  # let the last warm-ups land before counting starts
+
+    def wait_delivered(self, expected: int, timeout: float, stall: float = 5.0) -> int:
+        """Poll until all frames arrived, the count stalls for ``stall`` s, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
+        while True:
+            got = self.fleet_sum("count")
+            now = time.monotonic()
+            if got >= expected or now > deadline:
+                return got
+            if got != last:
+                last, since = got, now
+            elif now - since > stall:
+                return got
+            time.sleep(0.05)
+
+    def collect(self) -> list[dict[str, Any]]:
+        return call_all(self.fleets, "collect", [()] * len(self.fleets), timeout=60)
+
+    def server_cpu(self) -> tuple[float, float]:
+        """User and system CPU seconds of the server process so far."""
+        times = psutil.Process(self.server.pid).cpu_times()
+        return float(times.user), float(times.system)
+
+    def server_rss(self) -> int:
+        return int(psutil.Process(self.server.pid).memory_info().rss)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+
+
+def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> dict[str, Any]:
+    """Deliveries/s for a burst, then latency at a fixed offered rate, to N subscribers."""
+    setup = Setup(system, transport, broker)
+    try:
+        connected = setup.connect(n, fleets_for(n))
+        if connected != n:
+            raise RuntimeError(f"{system}: {connected}/{n} subscribers connected")
+        pusher = setup.start_pusher()
+        setup.warm_up(n)
+
+        pushes = max(20, min(p.max_pushes, p.deliveries // n))
+        call_all(setup.fleets, "reset", [(False,)] * len(setup.fleets), timeout=10)
+        user0, sys0 = setup.server_cpu()
+        sent = pusher.call("burst", pushes, 100, timeout=p.case_timeout)
+        got = setup.wait_delivered(pushes * n, p.case_timeout)
+        user1, sys1 = setup.server_cpu()
+        user, system_ = user1 - user0, sys1 - sys0
+        cpu = user + system_
+        stats = setup.collect()
+        last = max(s["last"] for s in stats if s["count"]) if got else sent["t1"]
+        seconds = (last - sent["t0"]) / 1e9
+
+        rate = p.rates[n]
+        call_all(setup.fleets, "reset", [(True,)] * len(setup.fleets), timeout=10)
+        offered = pusher.call("rate", rate, p.rate_seconds, timeout=p.rate_seconds + 60)
+        expected = offered["sent"] * n
+        got_lat = setup.wait_delivered(expected, 30)
+        samples = [x for s in setup.collect() for x in s["samples"]]
+        return {
+            "scenario": f"{transport}_push",
+            "system": system,
+            "transport": transport,
+            "n": n,
+            "pushes": pushes,
+            "delivered": got,
+            "expected": pushes * n,
+            "seconds": round(seconds, 4),
+            "deliveries_per_s": round(got / seconds, 1),
+            "pushes_per_s": round(got / n / seconds, 1),
+            "server_cpu_s": round(cpu, 3),
+            "server_cpu_us_per_delivery": round(cpu / max(got, 1) * 1e6, 3),
+            "server_user_us_per_delivery": round(user / max(got, 1) * 1e6, 3),
+            "server_sys_us_per_delivery": round(system_ / max(got, 1) * 1e6, 3),
+            "rate": rate,
+            "rate_seconds": p.rate_seconds,
+            "rate_late_s": offered["late_s"],
+            "lat_delivered": got_lat,
+            "lat_expected": expected,
+            "p50_ms": round(percentile(samples, 0.50) / 1e6, 3) if samples else None,
+            "p99_ms": round(percentile(samples, 0.99) / 1e6, 3) if samples else None,
+            "max_ms": round(max(samples) / 1e6, 3) if samples else None,
+        }
+    finally:
+        setup.stop()
+
+
+def idle_case(system: str, counts: tuple[int, ...], broker: str) -> list[dict[str, Any]]:
+    """Server RSS growth per idle, subscribed connection, measured at each count."""
+    setup = Setup(system, "amqp", broker)
+    try:
+        primer = setup._child("fleet")
+        primer.call("connect", setup.url, setup.dialect, 1)  # lazy per-server setup happens here
+        time.sleep(1.0)
+        base = setup.server_rss()
+        rows, total = [], 0
+        for count in counts:
+            total += setup.connect(count - total, fleets_for(count))
+            time.sleep(2.0)
+            open_now = setup.fleet_sum("open")
+            rss = setup.server_rss()
+            rows.append(
+                {
+                    "scenario": "idle",
+                    "system": system,
+                    "transport": "amqp",
+                    "n": count,
+                    "connected": open_now,
+                    "rss_base_mib": round(base / 2**20, 2),
+                    "rss_mib": round(rss / 2**20, 2),
+                    "kib_per_conn": round((rss - base) / max(open_now, 1) / 1024, 2),
+                }
+            )
+        return rows
+    finally:
+        setup.stop()
+
+
+def sync_case(system: str, count: int, broker: str) -> dict[str, Any]:
+    """Pushes/s from synchronous code, each push returning after the broker confirmed it."""
+    setup = Setup(system, "amqp", broker)  # the server consumes, as in production
+    try:
+        child = setup._child("sync_pusher", system=setup.kind, amqp_url=broker)
+        result = child.call("run", count, timeout=300)
+        return {"scenario": "sync_push", "system": system, "transport": "amqp", "n": 0, **result}
+    finally:
+        setup.stop()
+
+
+def interleave(reps: int, systems: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(rep, system) with the order rotated each repetition."""
+    out = []
+    for rep in range(reps):
+        k = rep % len(systems)
+        out += [(rep, s) for s in systems[k:] + systems[:k]]
+    return out
+
+
+def run_all(
+    p: Profile,
+    broker: str,
+    scenarios: list[str],
+    systems: tuple[str, ...],
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def record(row: dict[str, Any], rep: int) -> None:
+        row["rep"] = rep
+        rows.append(row)
+        log(" ".join(f"{k}={v}" for k, v in row.items() if k != "scenario"))
+
+    for scenario in scenarios:
+        log(f"== {scenario}")
+        if scenario in ("amqp", "zmq"):
+            present = tuple(s for s in systems if scenario == "amqp" or s != "sio")
+            for n in p.ns:
+                for rep, system in interleave(p.reps, present):
+                    record(push_case(system, scenario, n, broker, p), rep)
+        elif scenario == "idle":
+            for rep, system in interleave(p.reps, systems):
+                for row in idle_case(system, p.idle_counts, broker):
+                    record(row, rep)
+        elif scenario == "sync":
+            for rep, system in interleave(p.reps, systems):
+                record(sync_case(system, p.sync_count, broker), rep)
+    return rows
+
+
+def median_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (scenario, system, n): the median of each number over repetitions."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["scenario"], row["system"], row["n"]), []).append(row)
+    out = []
+    for group in groups.values():
+        merged = dict(group[0])
+        for key, value in group[0].items():
+            if isinstance(value, int | float) and key not in ("n", "rep"):
+                values = [r[key] for r in group if r.get(key) is not None]
+                merged[key] = statistics.median(values) if values else None
+        merged["reps"] = len(group)
+        merged.pop("rep", None)
+        out.append(merged)
+    return out

@@ -1,0 +1,198 @@
+"""The three systems under test, each run as an agent in its own process.
+
+* ``RawServer``: the raw limit. Bare autobahn WebSocket protocol that keeps a set of WAMP v1
+  subscribers, fed by a bare aio-pika consumer (durable queue, prefetch 100, ack after the
+  broadcast: the broker does the same work as for ours)
+  or a bare pyzmq PULL socket. Each push is decoded, encoded once as a WAMP EVENT, prepared once
+  and written with a guarded ``transport.write`` per subscriber: the fastest correct loop
+  (docs/reference performance §1.1).
+* ``SioServer``: python-socketio ``AsyncServer`` on aiohttp with ``AsyncAioPikaManager`` on the
+  same broker, as shipped (its listener uses prefetch 1); clients ``join`` a room.
+* ``OursServer``: our ``WampServer`` with the AMQP or ZeroMQ server push handler; with
+  ``patched`` (systems ``fix`` and ``batch``) a fix of ``bench/experiments.py`` is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+from bench.agent import Agent
+from bench.wire import ROOM
+
+
+def listen_socket() -> socket.socket:
+    """A bound, listening loopback socket on a free port."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+class RawServer(Agent):
+    """Bare aio-pika (or pyzmq) in, bare autobahn prepared broadcast out."""
+
+    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
+        self.transport = transport
+        self.amqp_url = amqp_url
+        self.zmq_port = zmq_port
+        self.topics: dict[str, set[Any]] = {}
+        self._closers: list[Any] = []
+
+    async def do_start(self) -> int:
+        from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
+
+        server = self
+
+        class Protocol(WebSocketServerProtocol):  # type: ignore[misc]
+            def onConnect(self, request: Any) -> str | None:  # noqa: N802
+                return "wamp" if "wamp" in request.protocols else None
+
+            def onOpen(self) -> None:  # noqa: N802
+                self.subscribed: list[str] = []
+                self.sendMessage(b'[0,"raw",1,"raw"]')
+
+            def onMessage(self, payload: bytes, is_binary: bool) -> None:  # noqa: N802
+                msg = json.loads(payload)
+                if msg[0] == 5:
+                    server.topics.setdefault(msg[1], set()).add(self)
+                    self.subscribed.append(msg[1])
+
+            def onClose(self, *args: Any) -> None:  # noqa: N802
+                for topic in getattr(self, "subscribed", ()):
+                    server.topics.get(topic, set()).discard(self)
+
+        loop = asyncio.get_running_loop()
+        self.factory = WebSocketServerFactory(loop=loop)
+        self.factory.protocol = Protocol
+        self.factory.setProtocolOptions(allowNullOrigin=True)
+        ws = await loop.create_server(self.factory, sock=listen_socket())
+        self._closers.append(ws.close)
+        if self.transport == "amqp":
+            await self._start_amqp()
+        else:
+            await self._start_zmq()
+        port: int = ws.sockets[0].getsockname()[1]
+        return port
+
+    def broadcast(self, body: bytes) -> None:
+        envelope = json.loads(body)
+        subscribers = self.topics.get(envelope["topic"])
+        if not subscribers:
+            return
+        event = json.dumps([8, envelope["topic"], envelope["data"]], separators=(",", ":"))
+        frame = self.factory.prepareMessage(event.encode()).payloadHybi
+        for proto in subscribers:
+            transport = proto.transport
+            if transport is not None and proto.state == proto.STATE_OPEN:
+                transport.write(frame)
+
+    async def _start_amqp(self) -> None:
+        import aio_pika
+
+        self.connection = await aio_pika.connect(self.amqp_url)
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=100)
+        exchange = await channel.declare_exchange(
+            "bench_raw", aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        queue = await channel.declare_queue("bench_raw", durable=True)
+        await queue.bind(exchange, routing_key=ROOM)
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            self.broadcast(message.body)
+            await message.ack()
+
+        await queue.consume(on_message)
+
+    async def _start_zmq(self) -> None:
+        import zmq
+        import zmq.asyncio
+
+        self.zctx = zmq.asyncio.Context()
+        self.zctx.linger = 0
+        pull = self.zctx.socket(zmq.PULL)
+        pull.bind(f"tcp://127.0.0.1:{self.zmq_port}")
+
+        async def receive() -> None:
+            while True:
+                self.broadcast(await pull.recv())
+
+        self.task = asyncio.create_task(receive())
+
+    async def close(self) -> None:
+        for closer in self._closers:
+            closer()
+        if self.transport == "amqp" and hasattr(self, "connection"):
+            await self.connection.close()
+        if hasattr(self, "task"):
+            self.task.cancel()
+            self.zctx.destroy(linger=0)
+
+
+class SioServer(Agent):
+    """python-socketio AsyncServer on aiohttp with AsyncAioPikaManager."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self.amqp_url = amqp_url
+
+    async def do_start(self) -> int:
+        import socketio
+        from aiohttp import web
+
+        manager = socketio.AsyncAioPikaManager(self.amqp_url, channel="bench_sio")
+        sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+
+        @sio.event  # type: ignore[untyped-decorator]
+        async def join(sid: str, room: str) -> str:
+            await sio.enter_room(sid, room)
+            return "ok"
+
+        app = web.Application()
+        sio.attach(app)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        sock = listen_socket()
+        await web.SockSite(self.runner, sock).start()
+        port: int = sock.getsockname()[1]
+        return port
+
+    async def close(self) -> None:
+        if hasattr(self, "runner"):
+            await self.runner.cleanup()
+
+
+class OursServer(Agent):
+    """Our WampServer with the AMQP or ZeroMQ server push handler."""
+
+    def __init__(
+        self, transport: str, amqp_url: str = "", zmq_port: int = 0, patched: str = ""
+    ) -> None:
+        self.transport = transport
+        self.amqp_url = amqp_url
+        self.zmq_port = zmq_port
+        self.patched = patched
+
+    async def do_start(self) -> int:
+        from bench.ours import make_server
+
+        if self.patched:
+            from bench import experiments
+
+            getattr(experiments, f"apply_{self.patched}")()
+
+        self.server = make_server(self.transport, self.amqp_url, self.zmq_port)
+        await self.server.start("127.0.0.1", 0)
+        handler = next(iter(self.server.push_handlers.values()))
+        if not handler.is_consuming:
+            raise RuntimeError(f"our {self.transport} push handler is not consuming")
+        port: int = self.server.port
+        return port
+
+    async def close(self) -> None:
+        if hasattr(self, "server"):
+            await self.server.stop()

@@ -1,0 +1,117 @@
+"""``push()`` from synchronous code, each call returning once the broker confirmed the message.
+
+* ours: ``AmqpPusher.push_sync()`` (a private loop thread carries the aio-pika connection);
+* raw: pika ``BlockingConnection`` with ``confirm_delivery()``, one ``basic_publish`` per push
+  (persistent, mandatory), the plain blocking client the way ours publishes;
+* python-socketio: ``KombuManager(write_only=True)`` ``emit()``, its sync external emitter, with
+  kombu's ``confirm_publish`` transport option so every emit waits for the broker's ack.
+
+Each runs in its own process, in a worker thread, sequentially: one push, one confirm. Ours and
+raw publish persistent messages to a durable queue, so the broker writes them to disk before it
+confirms; python-socketio's queues are transient. The raw row therefore also measures pika on a
+transient queue (``transient_pushes_per_s``), which shows what durability costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.agent import Agent
+from bench.wire import ROOM, ROUTE, data, envelope
+
+
+class SyncPusher(Agent):
+    def __init__(self, system: str, amqp_url: str) -> None:
+        self.system = system
+        self.amqp_url = amqp_url
+
+    async def do_run(self, count: int) -> dict[str, Any]:
+        return await asyncio.to_thread(self._run, count)
+
+    def _run(self, count: int) -> dict[str, Any]:
+        result = self._measure(getattr(self, "_" + self.system), count)
+        if self.system == "raw":  # the same client on a transient queue: the cost of durability
+            transient = self._measure(self._raw_transient, count)
+            result["transient_pushes_per_s"] = transient["pushes_per_s"]
+        return result
+
+    def _measure(self, make: Callable[[], Any], count: int) -> dict[str, Any]:
+        push, close = make()
+        try:
+            for i in range(5):  # connect and declare outside the clock
+                push(-1 - i)
+            t0 = time.perf_counter()
+            for i in range(count):
+                push(i)
+            seconds = time.perf_counter() - t0
+        finally:
+            close()
+        return {
+            "pushes": count,
+            "seconds": round(seconds, 4),
+            "pushes_per_s": round(count / seconds, 1),
+            "ms_per_push": round(seconds / count * 1e3, 3),
+        }
+
+    def _ours(self) -> tuple[Callable[[int], None], Callable[[], None]]:
+        from bench.ours import make_pusher
+
+        pusher = make_pusher("amqp", self.amqp_url)
+
+        def push(seq: int) -> None:
+            pusher.push_sync(data(seq), ROUTE, {"room": ROOM}, timeout=30)
+
+        return push, pusher.close_sync
+
+    def _raw(self) -> tuple[Callable[[int], None], Callable[[], None]]:
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.exchange_declare("bench_raw", "direct", durable=True)
+        props = pika.BasicProperties(content_type="application/json", delivery_mode=2)
+
+        def push(seq: int) -> None:
+            channel.basic_publish("bench_raw", ROOM, envelope(seq), props, mandatory=True)
+
+        return push, connection.close
+
+    def _raw_transient(self) -> tuple[Callable[[int], None], Callable[[], None]]:
+        """Like python-socketio's: non-durable queue (bounded here), messages not persisted."""
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.exchange_declare("bench_transient", "fanout")
+        channel.queue_declare("bench_transient", arguments={"x-max-length": 1000})
+        channel.queue_bind("bench_transient", "bench_transient")
+        props = pika.BasicProperties(content_type="application/json")
+
+        def push(seq: int) -> None:
+            channel.basic_publish("bench_transient", "", envelope(seq), props)
+
+        def close() -> None:
+            channel.queue_delete("bench_transient")
+            connection.close()
+
+        return push, close
+
+    def _sio(self) -> tuple[Callable[[int], None], Callable[[], None]]:
+        import socketio
+
+        manager = socketio.KombuManager(
+            self.amqp_url.rstrip("/") + "//",
+            channel="bench_sio",
+            write_only=True,
+            connection_options={"transport_options": {"confirm_publish": True}},
+        )
+
+        def push(seq: int) -> None:
+            manager.emit("push", data(seq), namespace="/", room=ROOM)
+
+        return push, manager.publisher_connection.release
