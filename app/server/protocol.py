@@ -23,7 +23,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -129,6 +129,7 @@ class WampConnection(WebSocketServerProtocol):
         self._origin_seen = False
         self._raw_origin: str | None = None
         self._max_buffer = 0
+        self._pending: list[bytes] | None = None
 
     @property
     def app(self) -> WampServer:
@@ -152,6 +153,8 @@ class WampConnection(WebSocketServerProtocol):
             return
         self._max_buffer = self.app.max_outgoing_buffer
         super().connection_made(transport)  # type: ignore[no-untyped-call]
+        # asyncio calls pause_writing() once the unsent bytes pass this mark.
+        cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=self._max_buffer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._blocked:
@@ -249,19 +252,37 @@ class WampConnection(WebSocketServerProtocol):
     # -- output -----------------------------------------------------------------------------
 
     def write_frame(self, frame: bytes) -> bool:
-        """Write ready frame bytes if the connection is open; False when it is not.
+        """Queue ready frame bytes if the connection is open; False when it is not.
 
-        A client whose unsent bytes pass ``max_outgoing_buffer`` is aborted: the frame
-        would otherwise sit in server memory for as long as the client does not read.
+        Frames queued during one event-loop turn leave together in one ``transport.write``
+        (``flush``): under load a broadcast costs one ``send()`` per client per turn, not per
+        push, and the syscall is what dominates a broadcast.
         """
-        transport = self.transport
-        if self.state != _STATE_OPEN or transport is None:
+        if self.state != _STATE_OPEN or self.transport is None:
             return False
-        transport.write(frame)
-        self.app.stats.frames_out += 1
-        if transport.get_write_buffer_size() > self._max_buffer:
-            self._cut_off(transport.get_write_buffer_size())
+        pending = self._pending
+        if pending is None:
+            self._pending = [frame]
+            self.app.schedule_flush(self)
+        else:
+            pending.append(frame)
         return True
+
+    def flush(self) -> None:
+        """Write the queued frames, in order, in one write."""
+        frames, self._pending = self._pending, None
+        transport = self.transport
+        if not frames or self.state != _STATE_OPEN or transport is None:
+            return
+        self.app.stats.frames_out += len(frames)
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def pause_writing(self) -> None:
+        """The client's unsent bytes passed ``max_outgoing_buffer``: it does not read, cut it
+        off rather than hold its frames in server memory for as long as it does not read."""
+        transport = self.transport
+        if transport is not None and self.state == _STATE_OPEN:
+            self._cut_off(transport.get_write_buffer_size())
 
     def _cut_off(self, pending: int) -> None:
         self.app.stats.cut_off += 1
@@ -307,6 +328,7 @@ class WampConnection(WebSocketServerProtocol):
         if self.state == _STATE_OPEN:
             if self.wamp2 is not None:
                 self.wamp2.closing(code, reason)  # ABORT or GOODBYE first
+            self.flush()  # queued frames go before the close frame
             # A close reason holds at most 123 bytes; never cut a UTF-8 sequence in half.
             reason_utf8 = reason.encode()[:123].decode("utf-8", "ignore").encode()
             self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)

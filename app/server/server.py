@@ -73,6 +73,7 @@ class WampServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all_closed.set()
         self.stats = ServerStats()
+        self._unflushed: list[WampConnection] = []
 
     # -- what connections and topics use --------------------------------------------------
 
@@ -97,6 +98,17 @@ class WampServer:
             raise RuntimeError("the server is not started")
         prepared = self._factory.prepareMessage(payload, isBinary=binary, doNotCompress=True)
         return prepared.payloadHybi  # type: ignore[no-any-return]
+
+    def schedule_flush(self, connection: WampConnection) -> None:
+        """Have ``connection.flush()`` run at the end of this loop turn (once per turn)."""
+        if not self._unflushed:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._unflushed.append(connection)
+
+    def _flush(self) -> None:
+        connections, self._unflushed = self._unflushed, []
+        for connection in connections:
+            connection.flush()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``coro`` as a task the server keeps until it finishes (and cancels on stop)."""
