@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: run test lint format system-deps npm-deps bench bench-full clean
+.PHONY: run test lint format system-deps npm-deps bench bench-full bench-profile clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -48,6 +48,19 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Benchmarks: ours vs python-socketio vs the raw limits, side by side in one run (bench/).
+bench: $(STAMP) system-deps
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench
+
+bench-full: $(STAMP) system-deps
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench --full
+
+bench-profile: $(STAMP) system-deps
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench profile
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/interop/node_modules
