@@ -199,7 +199,7 @@ def main(
     except RoutingError as exc:
         err.write(f"routing error: {exc}\n")
         return EXIT_FAILURE
-    except GosWebSocketError as exc:
+    except (GosWebSocketError, OSError) as exc:  # OSError: e.g. the port is taken
         err.write(f"error: {exc}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:

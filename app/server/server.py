@@ -239,10 +239,12 @@ class WampServer:
         """Serve until SIGINT or SIGTERM, then stop gracefully."""
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
-        await self.start(host, port)
+        # Handlers first: a signal while the push handlers are still starting (clients can
+        # already connect) must stop the server gracefully too, not kill it.
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
         try:
+            await self.start(host, port)
             await stopping.wait()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
