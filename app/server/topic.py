@@ -7,6 +7,7 @@ behind a route callback, shared by every channel the route matches.
 from __future__ import annotations
 
 import itertools
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -171,12 +172,12 @@ class TopicHandler:
         """
 
 
-class PushableTopic(TopicHandler):
+class PushableTopic(TopicHandler, ABC):
     """A topic that accepts pushes from push handlers (AMQP, ZeroMQ, custom)."""
 
+    @abstractmethod
     async def on_push(self, topic: Topic, request: WampRequest, data: Any, provider: str) -> None:
         """``data`` was pushed through ``provider``; typically ``topic.broadcast(data)``."""
-        raise NotImplementedError
 
 
 class SecuredTopic(TopicHandler):

@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -84,7 +85,7 @@ FrameBuilder = Callable[[bytes, bool], bytes]
 """(payload, is_binary) to the wire bytes of one server frame (``WampServer.frame``)."""
 
 
-class Serializer:
+class Serializer(ABC):
     """One WAMP v2 serialization: how a message list becomes a frame and back."""
 
     subprotocol: ClassVar[str]
@@ -93,11 +94,11 @@ class Serializer:
     def __init__(self, frame: FrameBuilder) -> None:
         self._frame = frame
 
-    def encode(self, message: list[Any]) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def encode(self, message: list[Any]) -> bytes: ...
 
-    def decode(self, payload: bytes) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def decode(self, payload: bytes) -> Any: ...
 
     def frame(self, message: list[Any]) -> bytes:
         """The complete frame of ``message``, ready for ``write_frame``."""
