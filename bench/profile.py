@@ -1,4 +1,4 @@
-"""Profile the server side of AMQP push to N subscribers with py-spy (ours, raw, ours + batch).
+"""Profile the server side of AMQP push to N subscribers with py-spy (ours and the raw limit).
 
 The pusher floods the queue so the server is busy for the whole sampling window; py-spy samples
 the server process without pausing it. Output in bench/results/: the collapsed stacks
@@ -28,6 +28,7 @@ BOILERPLATE = (
     "<string>",
     "bench/agent.py",
 )
+ROOT = f"{Path(__file__).resolve().parents[1]}/"
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:]*)(?::\d+)?\)$")
 
 
@@ -37,7 +38,7 @@ def short(frame: str) -> str:
     if not m:
         return frame
     path = m["file"]
-    for marker in ("site-packages/", "lib/python3.11/", "/work/wt/bench/"):
+    for marker in ("site-packages/", "lib/python3.11/", ROOT):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{path}:{m['func']}"
@@ -117,12 +118,11 @@ def profile_ours(out: Path, seconds: float, n: int) -> int:
         f"# py-spy profile: AMQP push to {n:,} subscribers, server process",
         "",
         f"{seconds:.0f} s at 200 Hz, non-blocking, while the queue is flooded; load average "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start. `batch` is ours with "
-        "the coalesced-writes fix of bench/experiments.py.",
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start.",
         "",
     ]
     try:
-        for system in ("ours", "raw", "batch"):
+        for system in ("ours", "raw"):
             path, note = profile_one(system, node.url, out, seconds, n)
             total, own, inclusive = summarise(path)
             lines += [

@@ -34,9 +34,6 @@ TARGETS = [
 ]
 
 
-EXTRA = {"fix": "ours + fix", "batch": "ours + batch"}  # patched variants (bench/experiments.py)
-
-
 def lookup(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
     return {(r["scenario"], r["system"], r["n"]): r for r in rows}
 
@@ -79,7 +76,6 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ours = table.get((scenario, "ours", n), {}).get(metric)
             sio = table.get((scenario, "sio", n), {}).get(metric)
             raw = table.get((scenario, "raw", n), {}).get(metric)
-            extra = {e: table.get((scenario, e, n), {}).get(metric) for e in EXTRA}
             if ours is None and sio is None and raw is None:
                 continue
             out.append(
@@ -95,17 +91,12 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "raw": raw,
                     "ours_sio": ratio(ours, sio),
                     "ours_raw": ratio(ours, raw),
-                    **extra,
-                    **{f"{e}_raw": ratio(v, raw) for e, v in extra.items()},
                 }
             )
     return out
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    extras = [e for e in EXTRA if any(r["system"] == e for r in rows)]
-    head = "".join(f" {EXTRA[e]} | {e} / raw |" for e in extras)
-    rule = "---:|---:|" * len(extras)
     lines = [
         "# Benchmark results",
         "",
@@ -116,9 +107,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "Ratios are ours / other. Higher is better for rates (↑), lower for latency and "
         "memory (↓). `n/a`: python-socketio has no asyncio ZeroMQ manager.",
         "",
-        "| figure | unit | ours | python-socketio | raw limit | ours / socketio | ours / raw |"
-        + head,
-        "|---|---|---:|---:|---:|---:|---:|" + rule,
+        "| figure | unit | ours | python-socketio | raw limit | ours / socketio | ours / raw |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in ratios(rows):
         arrow = "↑" if r["higher_is_better"] else "↓"
@@ -128,10 +118,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         rr = fmt(r["ours_raw"]) + target_note(
             r["scenario"], r["metric"], r["n"], "raw", r["ours_raw"]
         )
-        cells = "".join(f" {fmt(r[e])} | {fmt(r[e + '_raw'])} |" for e in extras)
         lines.append(
             f"| {r['label']} {arrow} | {r['unit']} | {fmt(r['ours'])} | {sio} | "
-            f"{fmt(r['raw'])} | {rs} | {rr} |" + cells
+            f"{fmt(r['raw'])} | {rs} | {rr} |"
         )
     lines += [
         "",
@@ -147,11 +136,6 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"queues are, did {r['transient_pushes_per_s']:,.0f} pushes/s; on the durable "
                 f"queue ours uses, {r['pushes_per_s']:,.0f}."
             )
-    if extras:
-        lines.append(
-            "- " + ", ".join(f"`{EXTRA[e]}`" for e in extras) + ": ours with the candidate "
-            "fixes of bench/experiments.py (see docs/bench.md); not part of the comparison."
-        )
     lost = [r for r in rows if r.get("expected") and r.get("delivered", 0) < r["expected"]]
     for r in lost:
         lines.append(

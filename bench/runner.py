@@ -17,9 +17,6 @@ import psutil
 from bench.agent import Child, call_all
 
 SYSTEMS = ("ours", "sio", "raw")
-# Ours with a fix of bench/experiments.py applied; run only when asked for.
-PATCHES = {"fix": "fast_broadcast", "batch": "coalesced_writes"}
-EXTRA_SYSTEMS = tuple(PATCHES)
 
 
 @dataclass(frozen=True)
@@ -86,9 +83,7 @@ class Setup:
         if system != "sio":
             kwargs.update(transport=transport, zmq_port=free_port() if transport == "zmq" else 0)
         self.kwargs = kwargs
-        self.kind = "ours" if system in PATCHES else system
-        server_kwargs = {**kwargs, "patched": PATCHES[system]} if system in PATCHES else kwargs
-        self.server = self._child(f"{self.kind}_server", **server_kwargs)
+        self.server = self._child(f"{system}_server", **kwargs)
         self.port = self.server.call("start", timeout=60)
         self.url = ws_url(system, self.port)
         self.dialect = "sio" if system == "sio" else "wamp"
@@ -107,7 +102,7 @@ class Setup:
         return sum(call_all(self.fleets, "connect", args, timeout=180))
 
     def start_pusher(self) -> Child:
-        self.pusher = self._child(f"{self.kind}_pusher", **self.kwargs)
+        self.pusher = self._child(f"{self.system}_pusher", **self.kwargs)
         self.pusher.call("start", timeout=60)
         return self.pusher
 
@@ -247,7 +242,7 @@ def sync_case(system: str, count: int, broker: str) -> dict[str, Any]:
     """Pushes/s from synchronous code, each push returning after the broker confirmed it."""
     setup = Setup(system, "amqp", broker)  # the server consumes, as in production
     try:
-        child = setup._child("sync_pusher", system=setup.kind, amqp_url=broker)
+        child = setup._child("sync_pusher", system=system, amqp_url=broker)
         result = child.call("run", count, timeout=300)
         return {"scenario": "sync_push", "system": system, "transport": "amqp", "n": 0, **result}
     finally:

@@ -8,8 +8,7 @@
   (docs/reference performance §1.1).
 * ``SioServer``: python-socketio ``AsyncServer`` on aiohttp with ``AsyncAioPikaManager`` on the
   same broker, as shipped (its listener uses prefetch 1); clients ``join`` a room.
-* ``OursServer``: our ``WampServer`` with the AMQP or ZeroMQ server push handler; with
-  ``patched`` (systems ``fix`` and ``batch``) a fix of ``bench/experiments.py`` is applied.
+* ``OursServer``: our ``WampServer`` with the AMQP or ZeroMQ server push handler.
 """
 
 from __future__ import annotations
@@ -169,21 +168,13 @@ class SioServer(Agent):
 class OursServer(Agent):
     """Our WampServer with the AMQP or ZeroMQ server push handler."""
 
-    def __init__(
-        self, transport: str, amqp_url: str = "", zmq_port: int = 0, patched: str = ""
-    ) -> None:
+    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
-        self.patched = patched
 
     async def do_start(self) -> int:
         from bench.ours import make_server
-
-        if self.patched:
-            from bench import experiments
-
-            getattr(experiments, f"apply_{self.patched}")()
 
         self.server = make_server(self.transport, self.amqp_url, self.zmq_port)
         await self.server.start("127.0.0.1", 0)
