@@ -32,8 +32,8 @@ class Topic:
     """One channel and the connections subscribed to it, by session id.
 
     ``broadcast`` encodes and frames the EVENT once per wire format (WAMP v1, v2 JSON, v2
-    msgpack), then writes the same bytes to every open subscriber of that format: the cost per
-    subscriber is one ``transport.write``. ``subscription_id`` is the v2 id of this topic, shared
+    msgpack), then queues the same bytes for every open subscriber of that format; each client's
+    frames of one loop turn leave in one ``transport.write``. ``subscription_id`` is the v2 id of this topic, shared
     by all its v2 subscribers so that they can share one frame.
     """
 
