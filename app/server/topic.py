@@ -33,8 +33,8 @@ class Topic:
 
     ``broadcast`` encodes and frames the EVENT once per wire format (WAMP v1, v2 JSON, v2
     msgpack), then queues the same bytes for every open subscriber of that format; each client's
-    frames of one loop turn leave in one ``transport.write``. ``subscription_id`` is the v2 id of this topic, shared
-    by all its v2 subscribers so that they can share one frame.
+    frames of one loop turn leave in one ``transport.write``. ``subscription_id`` is the v2 id
+    of this topic, shared by all its v2 subscribers so that they can share one frame.
     """
 
     __slots__ = (
