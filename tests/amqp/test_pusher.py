@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aio_pika
@@ -19,6 +17,7 @@ from app.transports.amqp import AMQP_IMMEDIATE, AMQP_MANDATORY, AmqpPusher
 from settings.models import AmqpSettings
 from tests.amqp.conftest import RecordingServer, StartHandler, wait_until
 from tests.support.rabbitmq import free_port
+from tests.support.threads import run_threads
 
 
 async def _get_one(channel: aio_pika.abc.AbstractChannel, queue: str) -> Any:
@@ -134,17 +133,13 @@ async def test_push_sync_from_eight_threads(
     if home == "running test loop":  # an async push first binds the pusher to this loop
         await pusher.push({"n": "async"}, "acme_topic", {"room": "7"})
         expected += 1
-    barrier = threading.Barrier(8)
 
     def worker(thread: int) -> None:
-        barrier.wait()
         for i in range(50):
             pusher.push_sync({"n": f"{thread}-{i}"}, "acme_topic", {"room": "7"}, timeout=30)
 
-    loop = asyncio.get_running_loop()
     try:
-        with ThreadPoolExecutor(max_workers=8) as threads:  # 8 real threads, not the default pool
-            await asyncio.gather(*(loop.run_in_executor(threads, worker, t) for t in range(8)))
+        await asyncio.to_thread(run_threads, worker)
         await wait_until(lambda: len(server.received) >= expected)
         assert len(server.counts()) == expected and set(server.counts().values()) == {1}
     finally:

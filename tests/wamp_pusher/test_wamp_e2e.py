@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +14,7 @@ from app.server import WampServer
 from app.transports.wamp import WampPusher
 from settings.models import WampSettings
 from tests.support.server import make_server, url_of
+from tests.support.threads import run_threads
 from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/lobby"
@@ -66,21 +66,12 @@ async def test_pushes_from_eight_threads_reach_subscriber(
 ) -> None:
     """Eight threads calling push_sync at once over one connection: every push arrives."""
     pusher = WampPusher(settings=wamp_settings, router=router)
-    start = threading.Barrier(8)
 
     def worker(n: int) -> None:
-        start.wait()
         for i in range(25):
             pusher.push_sync({"t": n, "i": i}, "acme_topic", {"room": "lobby"}, timeout=5)
 
-    def run_all() -> None:
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    await asyncio.to_thread(run_all)
+    await asyncio.to_thread(run_threads, worker)
     received = [json.loads(await subscriber.next_event(CHANNEL)) for _ in range(200)]
     await asyncio.to_thread(pusher.close_sync)
     assert sorted((e["t"], e["i"]) for e in received) == [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 
 import pytest
@@ -13,6 +12,7 @@ from app.exceptions import PushFailed
 from app.router import Router
 from app.transports.wamp import WampPusher
 from settings.models import WampSettings
+from tests.support.threads import run_threads
 from tests.wamp_pusher.conftest import WampStub
 
 
@@ -50,21 +50,12 @@ async def test_push_sync_from_eight_threads(
 ) -> None:
     """Eight threads calling push_sync at once share one connection; every push arrives."""
     pusher = WampPusher(settings=wamp_settings, router=router)
-    start = threading.Barrier(8)
 
     def worker(n: int) -> None:
-        start.wait()
         for i in range(50):
             pusher.push_sync({"t": n, "i": i}, "acme_topic", {"room": f"t{n}"}, timeout=5)
 
-    def run_all() -> None:
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    await asyncio.to_thread(run_all)
+    await asyncio.to_thread(run_threads, worker)
     frames = await stub.take(400)
     await asyncio.to_thread(pusher.close_sync)
     pushed = sorted((d["t"], d["i"]) for d in (json.loads(f[2]) for f in frames))

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from app.exceptions import (
 from app.router import Router
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler, endpoint, shared_context
 from settings.models import ZmqSettings
+from tests.support.threads import run_threads
 from tests.zmq.conftest import EventLog, RecordingServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,22 +82,13 @@ async def test_push_sync_from_eight_threads(
 ) -> None:
     """Eight threads calling push_sync at once: every push arrives exactly once."""
     pusher = ZmqPusher(settings=zmq_settings, router=router)
-    start = threading.Barrier(8)
 
     def worker(n: int) -> None:
-        start.wait()
         for i in range(50):
             pusher.push_sync({"thread": n, "i": i}, "acme_topic", {"room": f"t{n}"}, timeout=5)
 
-    def run_all() -> None:
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        pusher.close_sync()
-
-    await asyncio.to_thread(run_all)
+    await asyncio.to_thread(run_threads, worker)
+    await asyncio.to_thread(pusher.close_sync)
     received = await server.take(400)
     assert sorted((d["thread"], d["i"]) for _, d, _ in received) == [
         (n, i) for n in range(8) for i in range(50)

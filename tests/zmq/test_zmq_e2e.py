@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +14,7 @@ from app.server import WampServer
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from settings.models import ZmqSettings
 from tests.support.server import running_server, url_of
+from tests.support.threads import run_threads
 from tests.support.wamp_client import WampTestClient
 from tests.zmq.conftest import EventLog
 
@@ -59,22 +59,13 @@ async def test_pushes_from_eight_threads_reach_subscriber(
 ) -> None:
     """Eight threads calling push_sync at once: the subscriber gets every push."""
     pusher = ZmqPusher(settings=zmq_settings, router=router)
-    start = threading.Barrier(8)
 
     def worker(n: int) -> None:
-        start.wait()
         for i in range(25):
             pusher.push_sync({"t": n, "i": i}, "acme_topic", {"room": "lobby"}, timeout=5)
 
-    def run_all() -> None:
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        pusher.close_sync()
-
-    await asyncio.to_thread(run_all)
+    await asyncio.to_thread(run_threads, worker)
+    await asyncio.to_thread(pusher.close_sync)
     received = [await subscriber.next_event(CHANNEL) for _ in range(200)]
     assert sorted((e["t"], e["i"]) for e in received) == [
         (n, i) for n in range(8) for i in range(25)
