@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -84,19 +83,7 @@ def dispatcher(events: EventLog) -> EventDispatcher:
 @pytest.fixture
 def amqp_settings(rabbitmq: RabbitMQNode) -> AmqpSettings:
     """Settings pointing at the run's broker, with names no other test uses."""
-    uid = uuid.uuid4().hex[:8]
-    return AmqpSettings(
-        host="127.0.0.1",
-        port=rabbitmq.port,
-        login="guest",
-        password="guest",
-        queue_name=f"q_{uid}",
-        exchange_name=f"x_{uid}",
-        dead_letter_exchange=f"dlx_{uid}",
-        dead_letter_queue=f"dlq_{uid}",
-        push_timeout=15,
-        reconnect_interval=0.5,
-    )
+    return rabbitmq.amqp_settings(push_timeout=15, reconnect_interval=0.5)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,20 +25,7 @@ from tests.support.rabbitmq import RabbitMQNode
 
 def amqp_settings(rabbitmq: RabbitMQNode) -> AmqpSettings:
     """Queue and exchanges of this test only, on the run's private broker."""
-    tag = uuid.uuid4().hex[:8]
-    return AmqpSettings(
-        enabled=True,
-        host="127.0.0.1",
-        port=rabbitmq.port,
-        login="guest",
-        password="guest",
-        queue_name=f"ops_{tag}",
-        exchange_name=f"ops_{tag}_exchange",
-        dead_letter_exchange=f"ops_{tag}_dlx",
-        dead_letter_queue=f"ops_{tag}_dead",
-        push_timeout=10,
-        reconnect_interval=0.2,
-    )
+    return rabbitmq.amqp_settings(push_timeout=10, reconnect_interval=0.2)
 
 
 @dataclass

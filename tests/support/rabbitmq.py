@@ -9,7 +9,11 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import Any
+
+from settings.models import AmqpSettings
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
@@ -123,6 +127,23 @@ class RabbitMQNode:
                 return len(sock.recv(8)) > 0
         except OSError:
             return False
+
+    def amqp_settings(self, **overrides: Any) -> AmqpSettings:
+        """Enabled AMQP settings on this node, with queue and exchange names no other test uses."""
+        tag = uuid.uuid4().hex[:8]
+        values: dict[str, Any] = {
+            "enabled": True,
+            "host": "127.0.0.1",
+            "port": self.port,
+            "login": "guest",
+            "password": "guest",
+            "queue_name": f"q_{tag}",
+            "exchange_name": f"x_{tag}",
+            "dead_letter_exchange": f"dlx_{tag}",
+            "dead_letter_queue": f"dlq_{tag}",
+            **overrides,
+        }
+        return AmqpSettings(**values)
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,7 +16,7 @@ from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.memory import InMemoryServerPushHandler
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
-from settings.models import DEFAULT_ROUTING, AmqpSettings, WampSettings, ZmqSettings
+from settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import eventually, running_server, url_of
 from tests.support.wamp_client import WampTestClient
@@ -74,18 +73,7 @@ async def test_amqp_push_reaches_v2_subscriber(
     rabbitmq: RabbitMQNode, router: Router, serializer: str
 ) -> None:
     """AmqpPusher → RabbitMQ → AmqpServerPushHandler → acme.topic → EVENT to autobahn-python."""
-    tag = uuid.uuid4().hex[:8]
-    settings = AmqpSettings(
-        enabled=True,
-        port=rabbitmq.port,
-        login="guest",
-        password="guest",
-        queue_name=f"wamp2_{tag}",
-        exchange_name=f"wamp2_{tag}_exchange",
-        dead_letter_exchange=f"wamp2_{tag}_dlx",
-        dead_letter_queue=f"wamp2_{tag}_dead",
-        push_timeout=10,
-    )
+    settings = rabbitmq.amqp_settings(push_timeout=10)
     handler = AmqpServerPushHandler(settings, router, EventDispatcher())
     async with running_server(
         topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"amqp": handler}
