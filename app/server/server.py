@@ -74,6 +74,7 @@ class WampServer:
         self._all_closed.set()
         self.stats = ServerStats()
         self._unflushed: list[WampConnection] = []
+        self._flush_done: asyncio.Future[None] | None = None
 
     # -- what connections and topics use --------------------------------------------------
 
@@ -107,8 +108,19 @@ class WampServer:
 
     def _flush(self) -> None:
         connections, self._unflushed = self._unflushed, []
+        done, self._flush_done = self._flush_done, None
         for connection in connections:
             connection.flush()
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    async def flushed(self) -> None:
+        """Return once every frame queued so far was handed to its client's transport."""
+        if not self._unflushed:
+            return
+        if self._flush_done is None:
+            self._flush_done = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._flush_done)
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``coro`` as a task the server keeps until it finishes (and cancels on stop)."""

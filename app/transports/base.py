@@ -44,6 +44,14 @@ class PushableServer(Protocol):
 
     async def on_push(self, request: WampRequest, data: Any, provider: str) -> None: ...
 
+    async def flushed(self) -> None:
+        """Return once every frame queued so far was handed to its client's transport.
+
+        A transport with acknowledgements awaits this before it acks: ``on_push`` only queues
+        the frames, which leave at the end of the loop turn.
+        """
+        ...
+
 
 class SupportsPush(Protocol):
     """All that backend code needs of a pusher."""

@@ -52,6 +52,9 @@ class RecordingServer:
             raise RuntimeError("on_push exploded")
         self.received.append((request.matched, data))
 
+    async def flushed(self) -> None:
+        """Nothing is queued: a recorded push is already delivered."""
+
     def counts(self, key: str = "n") -> Counter[Any]:
         return Counter(data[key] for _, data in self.received if isinstance(data, dict))
 

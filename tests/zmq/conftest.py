@@ -33,6 +33,9 @@ class RecordingServer:
             raise PushUnsupported(request.route.callback)
         self.pushes.put_nowait((request, data, provider))
 
+    async def flushed(self) -> None:
+        """Nothing is queued: a recorded push is already delivered."""
+
     async def take(self, count: int, within: float = 10.0) -> list[tuple[WampRequest, Any, str]]:
         async with asyncio.timeout(within):
             return [await self.pushes.get() for _ in range(count)]
