@@ -14,7 +14,8 @@ def _services(config: Path | None, overrides: dict[str, Any]) -> cli.Services:
     # Imported here so `app` itself never depends on the composition root at import time.
     import containers
 
-    container = containers.create_container(config)
+    settings = {key: value for key, value in overrides.items() if key != "profile"}
+    container = containers.create_container(config, **settings)
     container.settings()  # validate now: bad config must stop start-up before anything runs
     if overrides.get("profile"):
         containers.get_service(container, "gos_web_socket.server").profile = True

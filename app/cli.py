@@ -156,12 +156,8 @@ def _health(services: Services, args: argparse.Namespace, out: TextIO, err: Text
     return EXIT_OK if status == 200 else EXIT_FAILURE
 
 
-async def _serve(services: Services, args: argparse.Namespace) -> int:
-    server = services("gos_web_socket.server")
-    try:
-        await server.run(host=args.host, port=args.port)
-    finally:
-        await services("gos_web_socket.http").close()
+async def _serve(services: Services) -> int:
+    await services("gos_web_socket.runtime").run()
     return EXIT_OK
 
 
@@ -178,8 +174,12 @@ def main(
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     overrides: dict[str, Any] = {}
-    if args.command == "server" and args.profile:
-        overrides["profile"] = True
+    if args.command == "server":
+        if args.profile:
+            overrides["profile"] = True
+        # -a / -p are settings like any other: the container builds the server from them
+        address = {"host": args.host, "port": args.port}
+        overrides["server"] = {key: value for key, value in address.items() if value is not None}
     try:
         services = services_factory(args.config, overrides)
         configure_logging(services("settings").logging, args.verbose)
@@ -191,7 +191,7 @@ def main(
             return _health(services, args, out, err)
         if args.command == "push":
             return asyncio.run(_push(services, args, out))
-        return asyncio.run(_serve(services, args))
+        return asyncio.run(_serve(services))
     except ConfigurationError as exc:
         for problem in exc.problems:
             err.write(f"config error: {problem}\n")
