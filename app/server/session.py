@@ -94,11 +94,11 @@ class Failure:
         return self.details.get("code")
 
 
-Request = TypeVar("Request")
+RequestT = TypeVar("RequestT")
 """What a session needs to answer one request (v1: the call id, v2: the request's type and id)."""
 
 
-class Session(ABC, Generic[Request]):
+class Session(ABC, Generic[RequestT]):
     """One client's WAMP conversation over its connection.
 
     The connection calls ``opened``, ``receive`` and ``closing``; topics and user code call
@@ -125,9 +125,9 @@ class Session(ABC, Generic[Request]):
         """Send one EVENT to this client alone; False when it was not sent."""
 
     @abstractmethod
-    def result(self, request: Request, result: Result) -> None:
+    def result(self, request: RequestT, result: Result) -> None:
         """Encode and send the answer to a call."""
 
     @abstractmethod
-    def error(self, request: Request, failure: Failure) -> None:
+    def error(self, request: RequestT, failure: Failure) -> None:
         """Encode and send the error answer to a request."""
