@@ -1,8 +1,8 @@
-"""From a routed WAMP verb to the user's topic or RPC handler, with GOS's error replies.
+"""From a routed WAMP verb to the user's topic or RPC handler, and what it came to.
 
-Topic errors answer ``[4, topic, topic, desc, {code, topic, request, event}]`` (the call-id
-slot holds the topic URI, as in GOS); RPC errors ``[4, callId, procUri, desc, {code, rpc,
-params, request}]``. A push has no connection to answer, so its errors are raised.
+A failed verb is a ``Failure`` with GOS's details: ``{code, topic, request, event}`` for topics,
+``{code, rpc, params, request}`` for calls; the client's session encodes it (WAMP v1 as
+CALLERROR, v2 as ERROR). A push has no connection to answer, so its errors are raised.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from app.exceptions import FirewallRejection, PushUnsupported, RpcError, TopicNotFound
+from app.server.handlers import PushableTopic, SecuredTopic, TopicHandler
 from app.server.rpc import RpcHandler
-from app.server.topic import PushableTopic, SecuredTopic, Topic, TopicHandler
+from app.server.session import Failure, Result
+from app.server.topic import Topic
 
 if TYPE_CHECKING:
     from app.router import WampRequest
-    from app.server.protocol import WampConnection
+    from app.server.connection import WampConnection
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +59,9 @@ class TopicDispatcher:
         topic: Topic,
         request: WampRequest,
         accepted: Callable[[], None] | None = None,
-    ) -> None:
+    ) -> Failure | None:
         """``accepted`` runs once ``secure()`` passed, before the hook (WAMP v2's SUBSCRIBED)."""
-        await self._dispatch(ON_SUBSCRIBE, connection, topic, request, accepted=accepted)
+        return await self._dispatch(ON_SUBSCRIBE, connection, topic, request, accepted=accepted)
 
     async def unsubscribe(
         self,
@@ -67,8 +69,8 @@ class TopicDispatcher:
         topic: Topic,
         request: WampRequest,
         accepted: Callable[[], None] | None = None,
-    ) -> None:
-        await self._dispatch(ON_UNSUBSCRIBE, connection, topic, request, accepted=accepted)
+    ) -> Failure | None:
+        return await self._dispatch(ON_UNSUBSCRIBE, connection, topic, request, accepted=accepted)
 
     async def publish(
         self,
@@ -78,8 +80,10 @@ class TopicDispatcher:
         event: Any,
         exclude: list[str],
         eligible: list[str],
-    ) -> None:
-        await self._dispatch(ON_PUBLISH, connection, topic, request, event, exclude, eligible)
+    ) -> Failure | None:
+        return await self._dispatch(
+            ON_PUBLISH, connection, topic, request, event, exclude, eligible
+        )
 
     async def _dispatch(
         self,
@@ -91,21 +95,19 @@ class TopicDispatcher:
         exclude: list[str] | None = None,
         eligible: list[str] | None = None,
         accepted: Callable[[], None] | None = None,
-    ) -> None:
+    ) -> Failure | None:
         handler = self._handler(request)
         if handler is None:
-            return
+            return None
         if isinstance(handler, SecuredTopic):
             try:
                 await handler.secure(connection, topic, request, event, exclude, eligible)
             except FirewallRejection as exc:
                 desc = f"You are not authorized to perform this action: {exc}"
-                self._refuse(connection, topic, verb, desc, 401, exc)
-                return
+                return self._refused(connection, topic, verb, desc, 401, exc)
             except Exception as exc:
                 desc = f"Could not secure topic, connection rejected: {exc}"
-                self._refuse(connection, topic, verb, desc, 500, exc)
-                return
+                return self._refused(connection, topic, verb, desc, 500, exc)
         if accepted is not None:
             accepted()
         self._register_timers(handler, topic)
@@ -123,17 +125,19 @@ class TopicDispatcher:
                 "connection %s: topic %s %s failed: %r", connection.session_id, topic.id, verb, exc
             )
             logger.debug("traceback", exc_info=True)
-            connection.call_error(topic.id, topic.id, str(exc), _topic_details(500, verb))
+            return Failure(topic.id, str(exc), _topic_details(500, verb), error=exc)
+        return None
 
     @staticmethod
-    def _refuse(
+    def _refused(
         connection: WampConnection, topic: Topic, verb: str, desc: str, code: int, exc: Exception
-    ) -> None:
+    ) -> Failure:
+        """A refusal by ``secure()``: the client is told, then disconnected."""
         logger.warning(
             "connection %s refused by topic %s (%s): %s", connection.session_id, topic.id, verb, exc
         )
-        connection.call_error(topic.id, topic.id, desc, _topic_details(code, verb))
-        connection.close(1008, "refused by a secured topic")
+        details = _topic_details(code, verb)
+        return Failure(topic.id, desc, details, disconnect=True, error=exc)
 
     async def push(self, topic: Topic, request: WampRequest, data: Any, provider: str) -> None:
         """Hand a push to its topic's ``on_push``; every failure is raised to the caller."""
@@ -154,47 +158,46 @@ def _topic_details(code: int, verb: str) -> dict[str, Any]:
 
 
 class RpcDispatcher:
-    """Calls ``handler.<method>(connection, request, params)`` and answers with §4.5's shapes."""
+    """Calls ``handler.<method>(connection, request, params)``; failures in §4.5's shapes."""
 
     def __init__(self, handlers: Mapping[str, RpcHandler]) -> None:
         self.handlers = handlers
 
     async def call(
-        self,
-        connection: WampConnection,
-        call_id: str,
-        uri: str,
-        request: WampRequest,
-        params: Any,
-    ) -> None:
-        def fail(desc: str, code: int) -> None:
-            details = {"code": code, "rpc": {}, "params": params, "request": {}}
-            connection.call_error(call_id, uri, desc, details)
-
+        self, connection: WampConnection, uri: str, request: WampRequest, params: Any
+    ) -> Result | Failure:
         handler = self.handlers.get(request.route.callback)
         if handler is None:
             logger.error('no RPC handler "%s" for %s', request.route.callback, uri)
-            fail(
-                f'A RPC handler for the "{request.route_name}" route has not been registered.', 404
-            )
-            return
+            desc = f'A RPC handler for the "{request.route_name}" route has not been registered.'
+            return rpc_failure(uri, desc, 404, params)
         method = handler.find_method(str(request.attributes.get("method", "")))
         if method is None:
-            fail("Could not execute RPC callback, method not found", 404)
-            return
+            return rpc_failure(uri, "Could not execute RPC callback, method not found", 404, params)
         try:
             result = await method(connection, request, params)
         except Exception as exc:
             code = exc.code if isinstance(exc, RpcError) else 500
             logger.error("connection %s: RPC %s failed: %r", connection.session_id, uri, exc)
             logger.debug("traceback", exc_info=True)
-            fail(str(exc), code)
-            return
+            return rpc_failure(uri, str(exc), code, params, exc)
         if result is None or result is False:
-            fail("RPC Error", 500)
-            return
+            return rpc_failure(uri, "RPC Error", 500, params)
         if isinstance(result, tuple):
             result = list(result)
         elif not isinstance(result, list | dict):
             result = [result]
-        connection.call_result(call_id, result)
+        return Result(result)
+
+
+def rpc_failure(
+    uri: str,
+    desc: str,
+    code: int,
+    params: Any,
+    error: Exception | None = None,
+    no_route: bool = False,
+) -> Failure:
+    """A failed call with GOS's details ``{code, rpc, params, request}``."""
+    details = {"code": code, "rpc": {}, "params": params, "request": {}}
+    return Failure(uri, desc, details, no_route=no_route, error=error)

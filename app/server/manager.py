@@ -14,18 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from app.server.topic import FrameBuilder, Topic
+from app.server.topic import Topic
 
 if TYPE_CHECKING:
     from app.router import WampRequest
-    from app.server.protocol import WampConnection
+    from app.server.connection import WampConnection
 
 
 class TopicManager:
     """Live topics by channel, and each connection's subscriptions."""
 
-    def __init__(self, frame: FrameBuilder) -> None:
-        self._frame = frame
+    def __init__(self) -> None:
         self._topics: dict[str, Topic] = {}
 
     @property
@@ -35,7 +34,7 @@ class TopicManager:
 
     def topic(self, topic_id: str) -> Topic:
         """The live topic for ``topic_id``, or an empty one that is not stored."""
-        return self._topics.get(topic_id) or Topic(topic_id, self._frame)
+        return self._topics.get(topic_id) or Topic(topic_id)
 
     def subscribe(
         self, connection: WampConnection, topic_id: str, request: WampRequest
@@ -45,7 +44,7 @@ class TopicManager:
             return None
         topic = self._topics.get(topic_id)
         if topic is None:
-            topic = self._topics[topic_id] = Topic(topic_id, self._frame)
+            topic = self._topics[topic_id] = Topic(topic_id)
         topic.add(connection)
         connection.subscriptions[topic_id] = (topic, request)
         return topic

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.router import WampRequest
-    from app.server.protocol import WampConnection
+    from app.server.connection import WampConnection
 
 RpcMethod = Callable[["WampConnection", "WampRequest", Any], Awaitable[Any]]
 
@@ -31,8 +31,9 @@ class RpcHandler:
 
     A route like ``acme/rpc/{method}`` calls ``await handler.<method>(connection, request,
     params)``. The method may be spelled as GOS camel-cases it (``addFunc``) or in
-    snake_case (``add_func``). Its result becomes CALLRESULT; ``None`` or ``False`` become
-    CALLERROR "RPC Error"; raise ``RpcError(message, code)`` for a specific CALLERROR.
+    snake_case (``add_func``). Its result is the call's answer (v1 CALLRESULT, v2 RESULT; a
+    ``KeywordArguments`` dict is v2's ``ArgumentsKw``); ``None`` or ``False`` answer the error
+    "RPC Error"; raise ``RpcError(message, code)`` for a specific error.
     """
 
     name: str = ""

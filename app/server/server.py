@@ -1,4 +1,8 @@
-"""The WAMP v1 server: listening socket, live connections, push entry point, lifecycle."""
+"""The WAMP server (v1 and v2): listening socket, live connections, push entry point, lifecycle.
+
+It builds its parts and hands each the few collaborators it needs: connections get
+``ConnectionServices``, sessions the ``Broker``, topics nothing but their wire formats.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from app.exceptions import ListenError
 from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
+from app.server.broker import Broker
+from app.server.connection import (
+    CLOSE_GOING_AWAY,
+    ConnectionServices,
+    WampConnection,
+    WampServerFactory,
+)
 from app.server.dispatch import RpcDispatcher, TopicDispatcher
+from app.server.guard import Guard
+from app.server.handlers import TopicHandler
 from app.server.manager import TopicManager
-from app.server.protocol import CLOSE_GOING_AWAY, WampConnection, WampServerFactory
 from app.server.rpc import RpcHandler
+from app.server.subprotocols import Subprotocols
 from app.server.timers import PeriodicTimers
-from app.server.topic import Topic, TopicHandler
-from app.server.wamp2 import serializers
+from app.server.topic import Topic
 from app.stats import ServerStats
 from settings.models import Settings
 
@@ -58,14 +70,10 @@ class WampServer:
         self.profile = profile
         self.host = settings.server.host
         self.port = settings.server.port
-        server = settings.server
-        self.allowed_origins = frozenset(settings.allowed_origins)
-        self.blocked_ips = frozenset(settings.blocked_ips if server.ip_address_check else ())
-        self.max_outgoing_buffer = server.max_outgoing_buffer
-        self.manager = TopicManager(self.frame)
-        self.wamp2_serializers = serializers(self.frame)
-        self.topic_dispatcher = TopicDispatcher(topics)
-        self.rpc_dispatcher = RpcDispatcher(rpcs)
+        self.guard = Guard.from_settings(settings, dispatcher)
+        self.manager = TopicManager()
+        self.broker = Broker(router, self.manager, TopicDispatcher(topics), RpcDispatcher(rpcs))
+        self.subprotocols = Subprotocols(self.broker, self.frame, settings.server.realm)
         self.timers = PeriodicTimers("server")
         self._factory: WampServerFactory | None = None
         self._listener: asyncio.Server | None = None
@@ -156,8 +164,7 @@ class WampServer:
             request.matched,
             extra={"handler": provider, "route": request.route_name},
         )
-        topic = self.manager.topic(request.matched)
-        await self.topic_dispatcher.push(topic, request, data, provider)
+        await self.broker.push(request, data, provider)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -170,10 +177,25 @@ class WampServer:
         context.load_cert_chain(tls.certfile, tls.keyfile)
         return context
 
+    def _connection_services(self) -> ConnectionServices:
+        return ConnectionServices(
+            guard=self.guard,
+            dispatcher=self.dispatcher,
+            stats=self.stats,
+            max_outgoing_buffer=self.settings.server.max_outgoing_buffer,
+            spawn=self.spawn,
+            schedule_flush=self.schedule_flush,
+            register=self.register,
+            unregister=self.unregister,
+            choose_session=self.subprotocols.choose,
+            leave=self.broker.leave,
+        )
+
     def _build_factory(self, host: str, secure: bool) -> WampServerFactory:
         server = self.settings.server
         url_host = f"[{host}]" if ":" in host else host
-        factory = WampServerFactory(self, f"{'wss' if secure else 'ws'}://{url_host}")
+        url = f"{'wss' if secure else 'ws'}://{url_host}"
+        factory = WampServerFactory(self._connection_services(), url)
         keepalive = server.keepalive_interval if server.keepalive_ping else 0
         factory.setProtocolOptions(  # type: ignore[no-untyped-call]
             maxFramePayloadSize=server.max_frame_size,

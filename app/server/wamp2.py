@@ -1,11 +1,12 @@
-"""WAMP v2 Basic Profile (broker and dealer roles) for a ``WampConnection``.
+"""WAMP v2 Basic Profile (broker and dealer roles): its codes, serializers and ``Wamp2Session``.
 
-A connection whose client chose ``wamp.2.json`` or ``wamp.2.msgpack`` gets a ``Wamp2Session``;
-every message then goes through it instead of the WAMP v1 parser. The session maps v2 verbs onto
-the same router, topic manager, topic handlers and RPC handlers that serve v1:
+A connection whose client chose ``wamp.2.json`` or ``wamp.2.msgpack`` gets a ``Wamp2Session``. It
+parses and encodes v2 and nothing else; its verbs go to the same ``Broker`` as v1's:
 
 - SUBSCRIBE / UNSUBSCRIBE / PUBLISH run the topic hooks (``secure()`` first), CALL runs the RPC
-  handler; their v1 error answers (CALLERROR) become v2 ERROR messages;
+  handler; a ``Failure`` becomes ERROR with an error URI chosen by its GOS code;
+- keyword arguments pass through: a PUBLISH's ``ArgumentsKw`` reach v2 subscribers as EVENT
+  ``ArgumentsKw`` (v1 subscribers get the dict), a CALL's reach the RPC method as its params;
 - session ids are integers in v2 and decimal strings everywhere else (``connection.session_id``
   of session 42 is ``"42"``), so PUBLISH ``exclude``/``eligible`` mean the same in both versions;
 - a subscription id belongs to the topic, not to the subscriber, so one EVENT frame serves
@@ -19,9 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import secrets
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -29,11 +28,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
-from app.exceptions import ProtocolError, ResourceNotFound
+from app.exceptions import ProtocolError
 from app.message import dumps
+from app.server.session import (
+    MAX_ID,
+    SERVER_AGENT,
+    Failure,
+    FrameBuilder,
+    KeywordArguments,
+    Result,
+    Session,
+    WireFormat,
+    new_publication_id,
+)
 
 if TYPE_CHECKING:
-    from app.server.protocol import WampConnection
+    from app.server.broker import Broker
+    from app.server.connection import WampConnection
+    from app.server.topic import Topic
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +54,6 @@ PUBLISH, PUBLISHED = 16, 17
 SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, EVENT = 32, 33, 34, 35, 36
 CALL, RESULT = 48, 50
 REGISTER, UNREGISTER = 64, 66
-
-MAX_ID = 2**53
-"""IDs are integers in [1, 2^53] so that JavaScript clients read them exactly."""
 
 # Error and close reasons of the Basic Profile.
 PROTOCOL_VIOLATION = "wamp.error.protocol_violation"
@@ -66,29 +75,12 @@ ROUTER_ROLES = {
 }
 
 _ERROR_BY_CODE = {400: INVALID_ARGUMENT, 401: NOT_AUTHORIZED, 403: NOT_AUTHORIZED}
-"""The GOS ``code`` of a CALLERROR, as a v2 error URI (anything else: runtime_error)."""
-
-_publication_ids = random.Random(secrets.randbits(64))
+"""The GOS ``code`` of a ``Failure`` as a v2 error URI (anything else: runtime_error)."""
 
 
-def new_session_id() -> int:
-    """A random session id in [1, 2^53] (the spec's global scope)."""
-    return secrets.randbelow(MAX_ID) + 1
+class Serializer(WireFormat):
+    """One WAMP v2 serialization (its ``name`` is the subprotocol): message list to frame, back."""
 
-
-def new_publication_id() -> int:
-    """A random publication id in [1, 2^53]; not a secret, so the fast generator."""
-    return _publication_ids.randint(1, MAX_ID)
-
-
-FrameBuilder = Callable[[bytes, bool], bytes]
-"""(payload, is_binary) to the wire bytes of one server frame (``WampServer.frame``)."""
-
-
-class Serializer(ABC):
-    """One WAMP v2 serialization: how a message list becomes a frame and back."""
-
-    subprotocol: ClassVar[str]
     binary: ClassVar[bool]
 
     def __init__(self, frame: FrameBuilder) -> None:
@@ -104,16 +96,16 @@ class Serializer(ABC):
         """The complete frame of ``message``, ready for ``write_frame``."""
         return self._frame(self.encode(message), self.binary)
 
-    def event_frame(self, subscription: int, publication: int, payload: Any) -> bytes:
-        """EVENT ``[36, subscription, publication, {}, [payload]]`` as one frame."""
+    def event_frame(self, topic: str, subscription: int, publication: int, payload: Any) -> bytes:
+        """EVENT ``[36, subscription, publication, {}, [payload]]`` as one frame; a
+        ``KeywordArguments`` payload is the EVENT's ``ArgumentsKw``: ``[..., {}, [], kwargs]``."""
+        if isinstance(payload, KeywordArguments):
+            return self.frame([EVENT, subscription, publication, {}, [], payload])
         return self.frame([EVENT, subscription, publication, {}, [payload]])
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 class JsonSerializer(Serializer):
-    subprotocol = "wamp.2.json"
+    name = "wamp.2.json"
     binary = False
 
     def encode(self, message: list[Any]) -> bytes:
@@ -124,7 +116,7 @@ class JsonSerializer(Serializer):
 
 
 class MsgpackSerializer(Serializer):
-    subprotocol = "wamp.2.msgpack"
+    name = "wamp.2.msgpack"
     binary = True
 
     def encode(self, message: list[Any]) -> bytes:
@@ -136,12 +128,12 @@ class MsgpackSerializer(Serializer):
 
 def serializers(frame: FrameBuilder) -> dict[str, Serializer]:
     """The v2 serializers of one server, by WebSocket subprotocol."""
-    return {cls.subprotocol: cls(frame) for cls in (JsonSerializer, MsgpackSerializer)}
+    return {cls.name: cls(frame) for cls in (JsonSerializer, MsgpackSerializer)}
 
 
 @dataclass(slots=True)
-class _Request:
-    """The v2 request the connection's worker is handling now."""
+class Request:
+    """One v2 request: what its answer needs, and whether it was answered (once only)."""
 
     kind: int
     id: int
@@ -198,26 +190,32 @@ def _flag(options: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-class Wamp2Session:
+class Wamp2Session(Session[Request]):
     """The WAMP v2 side of one connection: session state, parsing and the v2 replies."""
 
-    def __init__(self, connection: WampConnection, serializer: Serializer) -> None:
+    def __init__(
+        self, connection: WampConnection, serializer: Serializer, broker: Broker, realm: str
+    ) -> None:
         self.connection = connection
-        self.serializer = serializer
+        self.wire_format: Serializer = serializer
+        self.broker = broker
+        self.realm = realm
         self.welcomed = False
         """True from the WELCOME on; the session then counts as connected (events fired)."""
         self.ended = False
         """True once ABORT or GOODBYE was sent or received: later messages are ignored."""
-        self._current: _Request | None = None
 
     @property
     def session_id(self) -> int:
         return int(self.connection.session_id)
 
     def send(self, message: list[Any]) -> bool:
-        return self.connection.write_frame(self.serializer.frame(message))
+        return self.connection.write_frame(self.wire_format.frame(message))
 
-    # -- input ------------------------------------------------------------------------------
+    # -- the session contract -----------------------------------------------------------------
+
+    def opened(self) -> None:
+        """Nothing to send: the client speaks first (HELLO)."""
 
     def receive(self, payload: bytes, is_binary: bool) -> None:
         """Handle one WebSocket message; a protocol violation aborts this session only."""
@@ -228,11 +226,61 @@ class Wamp2Session:
         except ProtocolError as exc:
             self.connection.fail(str(exc), exc)
 
+    def closing(self, code: int, reason: str) -> None:
+        """The server closes the connection: say so in WAMP first (ABORT or GOODBYE)."""
+        if self.ended:
+            return
+        self.ended = True
+        details = {"message": reason} if reason else {}
+        if code == 1007:
+            self.send([ABORT, details, PROTOCOL_VIOLATION])
+            return
+        reason_uri = {1001: SYSTEM_SHUTDOWN, 1008: NOT_AUTHORIZED}.get(code, CLOSE_REALM)
+        self.send([GOODBYE if self.welcomed else ABORT, details, reason_uri])
+
+    def event(self, topic: str, payload: Any) -> bool:
+        """EVENT to this client alone, on its subscription to ``topic``; False without one."""
+        entry = self.connection.subscriptions.get(topic)
+        if entry is None:
+            return False
+        subscription = entry[0].subscription_id
+        frame = self.wire_format.event_frame(topic, subscription, new_publication_id(), payload)
+        return self.connection.write_frame(frame)
+
+    def result(self, request: Request, result: Result) -> None:
+        """RESULT: a list is the arguments, a dict the one argument, ``KeywordArguments`` the
+        keyword arguments."""
+        value = result.value
+        message: list[Any] = [RESULT, request.id, {}]
+        if isinstance(value, KeywordArguments):
+            message += [[], value]
+        elif isinstance(value, list):
+            if value:
+                message.append(value)
+        else:
+            message.append([value])
+        self._acknowledge(request, message)
+
+    def error(self, request: Request, failure: Failure) -> None:
+        """ERROR with the URI for the failure's GOS code; its details are the ERROR's kwargs."""
+        code = failure.code
+        if failure.no_route:
+            error_uri = NO_SUCH_PROCEDURE if request.kind == CALL else INVALID_URI
+        elif code == 404 and request.kind == CALL:
+            error_uri = NO_SUCH_PROCEDURE
+        elif type(code) is int:
+            error_uri = _ERROR_BY_CODE.get(code, RUNTIME_ERROR)
+        else:
+            error_uri = RUNTIME_ERROR
+        self._error(request, error_uri, failure.desc, failure.details)
+
+    # -- parsing ------------------------------------------------------------------------------
+
     def _decode(self, payload: bytes, is_binary: bool) -> list[Any]:
-        serializer = self.serializer
+        serializer = self.wire_format
         if is_binary != serializer.binary:
             kind = "binary" if is_binary else "text"
-            raise ProtocolError(f"a {kind} message on {serializer.subprotocol}")
+            raise ProtocolError(f"a {kind} message on {serializer.name}")
         try:
             message = serializer.decode(payload)
         except Exception as exc:  # every codec has its own error classes
@@ -253,16 +301,15 @@ class Wamp2Session:
             self._hello(message)
         elif kind == SUBSCRIBE:
             _length(message, 4, 4, "SUBSCRIBE")
-            request_id = _id(message[1], "SUBSCRIBE request")
+            request = Request(SUBSCRIBE, _id(message[1], "SUBSCRIBE request"))
             _dict(message[2], "SUBSCRIBE options")
             uri = _str(message[3], "SUBSCRIBE topic")
-            self._enqueue(SUBSCRIBE, request_id, partial(self._subscribe, request_id, uri))
+            self._enqueue(request, partial(self._subscribe, request, uri))
         elif kind == UNSUBSCRIBE:
             _length(message, 3, 3, "UNSUBSCRIBE")
-            request_id = _id(message[1], "UNSUBSCRIBE request")
+            request = Request(UNSUBSCRIBE, _id(message[1], "UNSUBSCRIBE request"))
             subscription = _id(message[2], "UNSUBSCRIBE subscription")
-            job = partial(self._unsubscribe, request_id, subscription)
-            self._enqueue(UNSUBSCRIBE, request_id, job)
+            self._enqueue(request, partial(self._unsubscribe, request, subscription))
         elif kind == PUBLISH:
             self._publish_message(message)
         elif kind == CALL:
@@ -270,7 +317,7 @@ class Wamp2Session:
         elif kind == GOODBYE:
             _length(message, 3, 3, "GOODBYE")
             self.ended = True  # answer what came before, then leave
-            self.connection._enqueue(self._goodbye)
+            self.connection.enqueue(self._goodbye)
         elif kind in (REGISTER, UNREGISTER):
             # The server's procedures are its RpcHandlers; clients cannot add callees.
             _length(message, 3, 4, "REGISTER/UNREGISTER")
@@ -291,8 +338,7 @@ class Wamp2Session:
         if not isinstance(roles, dict) or not roles:
             raise ProtocolError("HELLO must announce at least one role in details.roles")
         connection = self.connection
-        expected = connection.app.settings.server.realm
-        if realm != expected:
+        if realm != self.realm:
             logger.info("connection %s asked for unknown realm %r", connection.session_id, realm)
             self.ended = True
             self.send([ABORT, {"message": f"no realm {realm!r} here"}, NO_SUCH_REALM])
@@ -300,15 +346,15 @@ class Wamp2Session:
             return
         self.welcomed = True
         welcome_details = {
-            "realm": expected,
+            "realm": self.realm,
             "authid": connection.session_id,
             "authrole": "anonymous",
             "authmethod": "anonymous",
-            "agent": connection.factory.server,
+            "agent": SERVER_AGENT,
             "roles": ROUTER_ROLES,
         }
         self.send([WELCOME, self.session_id, welcome_details])
-        connection._enqueue(connection._connected)
+        connection.joined()
 
     def _publish_message(self, message: list[Any]) -> None:
         _length(message, 4, 6, "PUBLISH")
@@ -321,90 +367,61 @@ class Wamp2Session:
         eligible = _ids(options, "eligible") or []
         if _flag(options, "exclude_me", True):
             exclude.append(self.connection.session_id)
-
-        job = partial(self._publish, request_id, uri, args, kwargs, exclude, eligible, acknowledge)
-        self._enqueue(PUBLISH, request_id, job, answer_errors=acknowledge)
+        request = Request(PUBLISH, request_id, answer_errors=acknowledge)
+        job = partial(self._publish, request, uri, args, kwargs, exclude, eligible, acknowledge)
+        self._enqueue(request, job)
 
     def _call_message(self, message: list[Any]) -> None:
         _length(message, 4, 6, "CALL")
-        request_id = _id(message[1], "CALL request")
+        request = Request(CALL, _id(message[1], "CALL request"))
         _dict(message[2], "CALL options")
         uri = _str(message[3], "CALL procedure")
         args, kwargs = _payload(message, 4, "CALL")
-        self._enqueue(CALL, request_id, partial(self._call, request_id, uri, args, kwargs))
+        self._enqueue(request, partial(self._call, request, uri, args, kwargs))
 
-    # -- jobs (run in order by the connection's worker) ---------------------------------------
+    # -- requests (run in order by the connection's worker) -----------------------------------
 
-    def _enqueue(
-        self,
-        kind: int,
-        request_id: int,
-        job: Callable[[], Awaitable[None]],
-        answer_errors: bool = True,
-    ) -> None:
+    def _enqueue(self, request: Request, job: Callable[[], Awaitable[None]]) -> None:
         async def run() -> None:
-            self._current = _Request(kind, request_id, answer_errors)
             try:
                 await job()
             except Exception as exc:
                 logger.error(
                     "connection %s: v2 request %d failed: %r",
                     self.connection.session_id,
-                    request_id,
+                    request.id,
                     exc,
                 )
                 logger.debug("traceback", exc_info=True)
-                self.error(RUNTIME_ERROR, str(exc))
-            finally:
-                self._current = None
+                self._error(request, RUNTIME_ERROR, str(exc))
 
-        self.connection._enqueue(run)
+        self.connection.enqueue(run)
 
-    async def _subscribe(self, request_id: int, uri: str) -> None:
-        connection = self.connection
-        app = connection.app
-        try:
-            request = app.router.match(uri)
-        except ResourceNotFound as exc:
-            self.error(INVALID_URI, str(exc))
-            return
-        topic = app.manager.subscribe(connection, uri, request)
-        if topic is None:  # subscribed already: the same subscription again
-            known = connection.subscriptions[uri][0]
-            self._acknowledge([SUBSCRIBED, request_id, known.subscription_id])
-            return
-        answer = [SUBSCRIBED, request_id, topic.subscription_id]
-        # SUBSCRIBED must precede any EVENT that on_subscribe broadcasts.
-        await app.topic_dispatcher.subscribe(
-            connection, topic, request, accepted=partial(self._acknowledge, answer)
-        )
-        self._acknowledge(answer)  # no handler for the route: nothing ran, still subscribed
+    async def _subscribe(self, request: Request, uri: str) -> None:
+        def accepted(topic: Topic) -> None:  # SUBSCRIBED goes before what on_subscribe sends
+            self._acknowledge(request, [SUBSCRIBED, request.id, topic.subscription_id])
 
-    async def _unsubscribe(self, request_id: int, subscription: int) -> None:
-        connection = self.connection
-        uri = next(
-            (
-                uri
-                for uri, entry in connection.subscriptions.items()
-                if entry[0].subscription_id == subscription
-            ),
-            None,
-        )
+        outcome = await self.broker.subscribe(self.connection, uri, accepted)
+        if isinstance(outcome, Failure):
+            self._failed(request, outcome)
+        else:  # subscribed before, or no handler for the route: subscribed all the same
+            accepted(outcome)
+
+    async def _unsubscribe(self, request: Request, subscription: int) -> None:
+        joined = self.connection.subscriptions.items()
+        uri = next((uri for uri, (t, _) in joined if t.subscription_id == subscription), None)
         if uri is None:
-            self.error(NO_SUCH_SUBSCRIPTION, f"no subscription {subscription}")
+            self._error(request, NO_SUCH_SUBSCRIPTION, f"no subscription {subscription}")
             return
-        app = connection.app
-        entry = app.manager.unsubscribe(connection, uri)
-        answer = [UNSUBSCRIBED, request_id]
-        if entry is not None:
-            await app.topic_dispatcher.unsubscribe(
-                connection, entry[0], entry[1], accepted=partial(self._acknowledge, answer)
-            )
-        self._acknowledge(answer)
+        accepted = partial(self._acknowledge, request, [UNSUBSCRIBED, request.id])
+        failure = await self.broker.unsubscribe(self.connection, uri, accepted)
+        if failure is not None:
+            self._failed(request, failure)
+        accepted()
 
     async def _publish(
         self,
-        request_id: int,
+        request: Request,
         uri: str,
         args: list[Any],
         kwargs: dict[str, Any],
@@ -413,40 +430,33 @@ class Wamp2Session:
         acknowledge: bool,
     ) -> None:
         if args and kwargs:
-            self.error(INVALID_ARGUMENT, "publish either arguments or keyword arguments")
+            self._error(request, INVALID_ARGUMENT, "publish either arguments or keyword arguments")
             return
-        event: Any = kwargs if kwargs else (args[0] if len(args) == 1 else args or None)
-        connection = self.connection
-        app = connection.app
-        try:
-            request = app.router.match(uri)
-        except ResourceNotFound as exc:
-            self.error(INVALID_URI, str(exc))
-            return
-        topic = app.manager.topic(uri)
-        await app.topic_dispatcher.publish(connection, topic, request, event, exclude, eligible)
-        if acknowledge:
-            self._acknowledge([PUBLISHED, request_id, new_publication_id()])
+        event: Any = KeywordArguments(kwargs) if kwargs else _one(args)
+        failure = await self.broker.publish(self.connection, uri, event, exclude, eligible)
+        if failure is not None:
+            self._failed(request, failure)
+        elif acknowledge:
+            self._acknowledge(request, [PUBLISHED, request.id, new_publication_id()])
 
     async def _call(
-        self, request_id: int, uri: str, args: list[Any], kwargs: dict[str, Any]
+        self, request: Request, uri: str, args: list[Any], kwargs: dict[str, Any]
     ) -> None:
         if args and kwargs:
-            self.error(INVALID_ARGUMENT, "call with either arguments or keyword arguments")
+            desc = "call with either arguments or keyword arguments"
+            self._error(request, INVALID_ARGUMENT, desc)
             return
         if kwargs:
-            params: Any = kwargs
+            params: Any = KeywordArguments(kwargs)
         elif len(args) == 1 and isinstance(args[0], list | dict):
             params = args[0]  # as in v1: a single list or dict argument is the params
         else:
             params = args
-        app = self.connection.app
-        try:
-            request = app.router.match(uri)
-        except ResourceNotFound as exc:
-            self.error(NO_SUCH_PROCEDURE, str(exc), {"code": 404, "params": params})
-            return
-        await app.rpc_dispatcher.call(self.connection, str(request_id), uri, request, params)
+        outcome = await self.broker.call(self.connection, uri, params)
+        if isinstance(outcome, Result):
+            self.result(request, outcome)
+        else:
+            self._failed(request, outcome)
 
     async def _goodbye(self) -> None:
         self.send([GOODBYE, {}, GOODBYE_AND_OUT])
@@ -454,68 +464,33 @@ class Wamp2Session:
 
     # -- answers ------------------------------------------------------------------------------
 
-    def _acknowledge(self, message: list[Any]) -> None:
-        """Send the success reply of the current request, once."""
-        current = self._current
-        if current is None or current.answered:
-            return
-        current.answered = True
-        self.send(message)
+    def _acknowledge(self, request: Request, message: list[Any]) -> None:
+        """Send the success reply of ``request``, unless it was answered."""
+        if not request.answered:
+            request.answered = True
+            self.send(message)
 
-    def result(self, result: Any) -> None:
-        """RESULT for the current CALL: a list is the arguments, a dict the one argument."""
-        current = self._current
-        if current is None or current.kind != CALL:
-            logger.warning("connection %s: a result outside a v2 CALL", self.connection.session_id)
-            return
-        args = result if isinstance(result, list) else [result]
-        message: list[Any] = [RESULT, current.id, {}]
-        if args:
-            message.append(args)
-        self._acknowledge(message)
+    def _failed(self, request: Request, failure: Failure) -> None:
+        self.error(request, failure)
+        if failure.disconnect:
+            self.connection.refuse()
 
-    def error(self, error_uri: str, desc: str, kwargs: dict[str, Any] | None = None) -> None:
-        """ERROR for the current request, unless it was answered or wants no errors."""
-        current = self._current
-        if current is None or current.answered:
+    def _error(
+        self, request: Request, error_uri: str, desc: str, kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """ERROR for ``request``, unless it was answered or wants no errors."""
+        if request.answered:
             logger.debug("connection %s: v2 error not sent: %s", self.connection.session_id, desc)
             return
-        current.answered = True
-        if not current.answer_errors:
+        request.answered = True
+        if not request.answer_errors:
             return
-        message: list[Any] = [ERROR, current.kind, current.id, {}, error_uri, [desc]]
+        message: list[Any] = [ERROR, request.kind, request.id, {}, error_uri, [desc]]
         if kwargs:
             message.append(kwargs)
         self.send(message)
 
-    def call_error(self, desc: str, details: Any) -> None:
-        """A v1 CALLERROR (``details.code`` as in GOS) as a v2 ERROR."""
-        kwargs = details if isinstance(details, dict) else None
-        code = kwargs.get("code") if kwargs else None
-        current = self._current
-        if code == 404 and current is not None and current.kind == CALL:
-            error_uri = NO_SUCH_PROCEDURE
-        elif type(code) is int:
-            error_uri = _ERROR_BY_CODE.get(code, RUNTIME_ERROR)
-        else:
-            error_uri = RUNTIME_ERROR
-        self.error(error_uri, desc, kwargs)
 
-    def event(self, topic_uri: str, payload: Any) -> bool:
-        """EVENT to this client alone, on its subscription to ``topic_uri``; False without one."""
-        entry = self.connection.subscriptions.get(topic_uri)
-        if entry is None:
-            return False
-        return self.send([EVENT, entry[0].subscription_id, new_publication_id(), {}, [payload]])
-
-    def closing(self, code: int, reason: str) -> None:
-        """The server closes the connection: say so in WAMP first (ABORT or GOODBYE)."""
-        if self.ended:
-            return
-        self.ended = True
-        details = {"message": reason} if reason else {}
-        if code == 1007:
-            self.send([ABORT, details, PROTOCOL_VIOLATION])
-            return
-        reason_uri = {1001: SYSTEM_SHUTDOWN, 1008: NOT_AUTHORIZED}.get(code, CLOSE_REALM)
-        self.send([GOODBYE if self.welcomed else ABORT, details, reason_uri])
+def _one(args: list[Any]) -> Any:
+    """The event of positional arguments: the one argument, the list of several, or None."""
+    return args[0] if len(args) == 1 else args or None

@@ -23,8 +23,17 @@ from urllib.parse import urlsplit
 
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 
-WELCOME, PREFIX, CALL, CALLRESULT, CALLERROR = 0, 1, 2, 3, 4
-SUBSCRIBE, UNSUBSCRIBE, PUBLISH, EVENT = 5, 6, 7, 8
+from app.server.wamp1 import (  # the protocol's codes live in one place
+    CALL,
+    CALLERROR,
+    CALLRESULT,
+    EVENT,
+    PREFIX,
+    PUBLISH,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    WELCOME,
+)
 
 
 class CallError(Exception):

@@ -12,8 +12,8 @@ from app.exceptions import ServiceNotFound
 from app.registry import PusherRegistry, RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
 from app.router import Router
 from app.server import WampServer
+from app.server.handlers import TopicHandler
 from app.server.rpc import RpcHandler
-from app.server.topic import TopicHandler
 from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 from app.transports.wamp import WampPusher

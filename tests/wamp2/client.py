@@ -105,10 +105,16 @@ class V2Client:
 
     async def next_event(self, topic: str, timeout: float = 5.0) -> Any:
         """The payload of the next EVENT on ``topic`` (our server sends it as the one argument)."""
-        async with asyncio.timeout(timeout):
-            args, kwargs = await self._events[topic].get()
+        args, kwargs = await self.next_arguments(topic, timeout)
         assert len(args) == 1 and not kwargs, (args, kwargs)
         return args[0]
+
+    async def next_arguments(
+        self, topic: str, timeout: float = 5.0
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The positional and keyword arguments of the next EVENT on ``topic``."""
+        async with asyncio.timeout(timeout):
+            return await self._events[topic].get()
 
     def pending(self, topic: str) -> int:
         """Events received on ``topic`` and not read yet."""

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
 import msgpack
 
-from app.server import Topic, WampConnection
-from app.server.wamp2 import Serializer, serializers
+from app.server import KeywordArguments, Topic, WireFormat
+from app.server.wamp1 import Wamp1Format
+from app.server.wamp2 import serializers
 
 
 class FakeConnection:
-    """What Topic needs of a connection: an id, a serializer and ``write_frame``."""
+    """What Topic needs of a connection: an id, a wire format and ``write_frame``."""
 
-    def __init__(self, session_id: str, serializer: Serializer | None) -> None:
+    def __init__(self, session_id: str, wire_format: WireFormat) -> None:
         self.session_id = session_id
-        self.serializer = serializer
+        self.wire_format = wire_format
         self.frames: list[bytes] = []
 
     def write_frame(self, frame: bytes) -> bool:
         self.frames.append(frame)
         return True
+
+    def send_event(self, topic: str, payload: Any) -> bool:
+        raise AssertionError("a broadcast writes frames, it never sends one event at a time")
 
 
 class FrameCounter:
@@ -35,20 +39,20 @@ class FrameCounter:
         return payload
 
 
-def make_topic() -> tuple[Topic, FrameCounter, dict[str, Serializer], list[FakeConnection]]:
+def make_topic() -> tuple[Topic, FrameCounter, list[FakeConnection]]:
     frame = FrameCounter()
-    by_name = serializers(frame)
-    kinds = [None, None, by_name["wamp.2.json"], by_name["wamp.2.json"], by_name["wamp.2.msgpack"]]
-    topic = Topic("acme/channel/lobby", frame)
+    v1, v2 = Wamp1Format(frame), serializers(frame)
+    kinds = [v1, v1, v2["wamp.2.json"], v2["wamp.2.json"], v2["wamp.2.msgpack"]]
+    topic = Topic("acme/channel/lobby")
     connections = [FakeConnection(str(n), kind) for n, kind in enumerate(kinds, start=1)]
     for connection in connections:
-        topic.add(cast(WampConnection, connection))
-    return topic, frame, by_name, connections
+        topic.add(connection)
+    return topic, frame, connections
 
 
 def test_one_frame_per_wire_format() -> None:
     """Five subscribers in three formats: three frames built, every subscriber written once."""
-    topic, frame, _, connections = make_topic()
+    topic, frame, connections = make_topic()
     assert topic.broadcast({"n": 1}) == 5
     assert len(frame.built) == 3
     v1, _, v2_json, v2_json_too, v2_msgpack = connections
@@ -61,18 +65,19 @@ def test_one_frame_per_wire_format() -> None:
 
 
 def test_v1_only_topic_builds_one_frame() -> None:
-    """Without v2 subscribers the v1 path is unchanged: one frame, no v2 encoding."""
+    """Without v2 subscribers a broadcast builds the v1 frame alone, no v2 encoding."""
     frame = FrameCounter()
-    topic = Topic("acme/channel/lobby", frame)
+    topic = Topic("acme/channel/lobby")
+    v1 = Wamp1Format(frame)
     for n in range(3):
-        topic.add(cast(WampConnection, FakeConnection(str(n), None)))
+        topic.add(FakeConnection(str(n), v1))
     assert topic.broadcast("hi", exclude=["0"]) == 2
     assert frame.built == [(b'[8,"acme/channel/lobby","hi"]', False)]
 
 
 def test_exclude_and_eligible_across_formats() -> None:
     """exclude and eligible apply to v1 and v2 subscribers by the same string session ids."""
-    topic, _, _, connections = make_topic()
+    topic, _, connections = make_topic()
     assert topic.broadcast("x", exclude=["1", "3"]) == 3
     assert topic.broadcast("y", eligible=["2", "5"]) == 2
     assert [len(c.frames) for c in connections] == [0, 2, 0, 1, 2]
@@ -80,22 +85,21 @@ def test_exclude_and_eligible_across_formats() -> None:
 
 def test_removing_the_last_v2_subscriber_restores_the_v1_path() -> None:
     """Once only v1 subscribers remain, a broadcast builds the v1 frame alone."""
-    topic, frame, _, connections = make_topic()
+    topic, frame, connections = make_topic()
     for connection in connections[2:]:
-        topic.remove(cast(WampConnection, connection))
+        topic.remove(connection)
     topic.broadcast("z")
     assert len(frame.built) == 1
 
 
 def test_subscription_ids_are_per_topic() -> None:
     """Every topic has its own subscription id."""
-    frame = FrameCounter()
-    assert Topic("a", frame).subscription_id != Topic("b", frame).subscription_id
+    assert Topic("a").subscription_id != Topic("b").subscription_id
 
 
 def test_a_payload_one_format_cannot_carry_reaches_nobody() -> None:
     """msgpack bytes cannot go to JSON clients: the broadcast fails before any write."""
-    topic, _, _, connections = make_topic()
+    topic, _, connections = make_topic()
     try:
         topic.broadcast({"blob": b"\x00\x01"})
     except (TypeError, ValueError):
@@ -103,3 +107,21 @@ def test_a_payload_one_format_cannot_carry_reaches_nobody() -> None:
     else:
         raise AssertionError("bytes were framed for a JSON subscriber")
     assert all(connection.frames == [] for connection in connections)
+
+
+def test_keyword_arguments_are_v2_arguments_kw_and_the_v1_payload() -> None:
+    """A KeywordArguments payload: v2 EVENT ArgumentsKw with empty Arguments, v1 the dict."""
+    topic, _, connections = make_topic()
+    assert topic.broadcast(KeywordArguments(room="lobby")) == 5
+    v1, _, v2_json, _, v2_msgpack = connections
+    assert json.loads(v1.frames[0]) == [8, "acme/channel/lobby", {"room": "lobby"}]
+    event: list[Any] = json.loads(v2_json.frames[0])
+    assert event[3:] == [{}, [], {"room": "lobby"}]
+    assert msgpack.unpackb(v2_msgpack.frames[0]) == event
+
+
+def test_eligible_and_exclude_together() -> None:
+    """eligible picks recipients in every format, and exclude still removes some of them."""
+    topic, _, connections = make_topic()
+    assert topic.broadcast("e", exclude=["3"], eligible=["1", "3", "5", "9"]) == 2
+    assert [len(c.frames) for c in connections] == [1, 0, 0, 0, 1]

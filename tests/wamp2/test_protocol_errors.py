@@ -105,7 +105,7 @@ async def test_bad_client_does_not_disturb_others(
     """Other v1 and v2 clients go on working while one v2 client is aborted."""
     good = await join()
     v1 = await WampTestClient.connect(url_of(demo_server))
-    with caplog.at_level(logging.WARNING, logger="app.server.protocol"):
+    with caplog.at_level(logging.WARNING, logger="app.server.connection"):
         bad = await RawPeer.connect(url_of(demo_server))
         bad.send_raw(b"not json")
         await expect_abort(bad)

@@ -1,0 +1,328 @@
+"""One client's WebSocket connection on autobahn's asyncio protocol; it holds one WAMP session.
+
+What the GOS clients need and autobahn does not do by itself:
+
+- a session's first frame (v1 WELCOME) can leave in the same ``transport.write`` as the 101
+  (``send_now``; the PHP client reads once);
+- an ``Origin`` without a scheme (``Origin: 127.0.0.1``, the PHP client) is accepted;
+- the first subprotocol we speak is chosen in the client's order, and a handshake offering
+  none is accepted (it speaks WAMP v1);
+- what breaks the protocol closes only this connection, with 1007 and one log line (``fail``);
+- a client whose unsent output passes ``max_outgoing_buffer`` is cut off.
+
+Parsing and encoding belong to the session (app/server/session.py). Its requests run in arrival
+order on a short-lived worker task (``enqueue``), so a user hook that awaits never lets a later
+PUBLISH overtake the SUBSCRIBE before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionRequest
+
+from app.events import (
+    CLIENT_CONNECTED,
+    CLIENT_DISCONNECTED,
+    CLIENT_ERROR,
+    ClientConnectedEvent,
+    ClientDisconnectedEvent,
+    ClientErrorEvent,
+    EventDispatcher,
+)
+from app.exceptions import ProtocolError
+from app.server.guard import Guard, normalise_origin
+from app.server.session import SERVER_AGENT, Session, WireFormat, new_session_id
+from app.server.timers import PeriodicTimers
+from app.stats import ServerStats
+
+if TYPE_CHECKING:
+    from app.router import WampRequest
+    from app.server.topic import Topic
+
+logger = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_INVALID_PAYLOAD = 1007
+CLOSE_POLICY = 1008
+_STATE_OPEN = WebSocketServerProtocol.STATE_OPEN
+
+Job = Callable[[], Awaitable[None]]
+Failed = Callable[[str, Exception], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionServices:
+    """What a connection needs of its server, and nothing more."""
+
+    guard: Guard
+    dispatcher: EventDispatcher
+    stats: ServerStats
+    max_outgoing_buffer: int
+    spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]
+    """Run a coroutine as a task that the server cancels on stop."""
+    schedule_flush: Callable[[WampConnection], None]
+    """Have ``connection.flush()`` run once at the end of this loop turn."""
+    register: Callable[[WampConnection], None]
+    unregister: Callable[[WampConnection], None]
+    choose_session: Callable[[WampConnection, list[str]], tuple[str | None, Session[Any]]]
+    """The subprotocol to answer (None: none) and the session speaking it, from the offered ones."""
+    leave: Callable[[WampConnection], Awaitable[None]]
+    """Unsubscribe a closed connection from every topic it joined (the hooks run)."""
+
+
+class JobQueue:
+    """One connection's requests, run in arrival order on a short-lived worker task."""
+
+    def __init__(self, owner: str, services: ConnectionServices, failed: Failed) -> None:
+        self._owner = owner
+        self._spawn = services.spawn
+        self._failed = failed
+        self._jobs: deque[Job] = deque()
+        self._worker: asyncio.Task[None] | None = None
+
+    def put(self, job: Job) -> None:
+        self._jobs.append(job)
+        if self._worker is None:
+            self._worker = self._spawn(self._work())
+
+    def clear(self) -> None:
+        """Drop the jobs not started yet (the connection is closing)."""
+        self._jobs.clear()
+
+    async def _work(self) -> None:
+        try:
+            while self._jobs:
+                job = self._jobs.popleft()
+                try:
+                    await job()
+                except Exception as exc:
+                    extra = {"conn_id": self._owner}
+                    logger.error(
+                        "connection %s: unexpected error: %r", self._owner, exc, extra=extra
+                    )
+                    logger.debug("traceback", exc_info=True)
+                    self._failed(f"server error: {exc}", exc)
+        finally:
+            self._worker = None
+
+
+class WampConnection(WebSocketServerProtocol):
+    """A client of the WAMP server (v1 or v2); user hooks receive it as ``connection``.
+
+    Public attributes: ``session_id`` (a decimal string; a v2 client gets the same number as
+    its integer session id), ``remote_address``, ``timers`` (cancelled on close), ``user_data``
+    (free for user code, e.g. the authenticated user), ``subscriptions``, and ``session``: the
+    ``Wamp1Session`` or ``Wamp2Session`` chosen during the handshake.
+    """
+
+    factory: WampServerFactory
+    session: Session[Any]
+    _services: ConnectionServices
+    _jobs: JobQueue
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session_id = str(new_session_id())
+        self.remote_address = ""
+        self.subscriptions: dict[str, tuple[Topic, WampRequest]] = {}
+        self.timers = PeriodicTimers(f"connection {self.session_id}")
+        self.user_data: dict[str, Any] = {}
+        self._blocked = self._opened = self._joined = self._closed = False
+        self._origin_seen = False
+        self._raw_origin: str | None = None
+        self._pending: list[bytes] | None = None
+        self._log_extra = {"conn_id": self.session_id}
+
+    @property
+    def wire_format(self) -> WireFormat:
+        """How topics frame this client's EVENTs (its session's format)."""
+        return self.session.wire_format
+
+    # -- transport and handshake ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        services = self._services = self.factory.services
+        self._jobs = JobQueue(self.session_id, services, self.fail)
+        peer = transport.get_extra_info("peername")
+        self.remote_address = str(peer[0]).removeprefix("::ffff:") if peer else ""
+        if services.guard.blocks(self.remote_address):
+            self._blocked = True  # GOS's BlockedIpCheck: close before any HTTP, no reply
+            transport.close()
+            services.spawn(services.guard.blocked(self, self.remote_address))
+            return
+        super().connection_made(transport)  # type: ignore[no-untyped-call]
+        # asyncio calls pause_writing() once the unsent bytes pass this mark.
+        limit = services.max_outgoing_buffer
+        cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=limit)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._blocked:
+            super().connection_lost(exc)  # type: ignore[no-untyped-call]
+
+    def data_received(self, data: bytes) -> None:
+        if not self._blocked:
+            super().data_received(data)  # type: ignore[no-untyped-call]
+
+    def processHandshake(self) -> None:
+        if not self._origin_seen:
+            end = self.data.find(b"\r\n\r\n")
+            if end >= 0:
+                self._origin_seen = True
+                head, self._raw_origin = normalise_origin(self.data[:end])
+                self.data = head + self.data[end:]
+        super().processHandshake()
+
+    def onConnect(  # type: ignore[override]  # autobahn also takes a coroutine
+        self, request: ConnectionRequest
+    ) -> str | None | Awaitable[str | None]:
+        guard = self._services.guard
+        if guard.refuses_origin(self._raw_origin):
+            return guard.refuse_origin(self, self.remote_address, self._raw_origin or "", request)
+        subprotocol, self.session = self._services.choose_session(self, request.protocols)
+        return subprotocol
+
+    def succeedHandshake(self, res: Any) -> None:
+        # Collect the 101 response and what onOpen sends with send_now into one write.
+        chunks: list[bytes] = []
+        # An instance attribute shadows the method for the duration of the call.
+        self.__dict__["sendData"] = lambda data, sync=False, chopsize=None: chunks.append(data)
+        try:
+            super().succeedHandshake(res)
+        finally:
+            del self.__dict__["sendData"]
+            if chunks:
+                self.sendData(b"".join(chunks))
+
+    def onOpen(self) -> None:
+        self._opened = True
+        self._services.register(self)
+        self.session.opened()
+
+    def joined(self) -> None:
+        """The session is established (v1: on open, v2: WELCOME sent): ``client_connected``."""
+        self._joined = True
+        self._jobs.put(self._connected)
+
+    async def _connected(self) -> None:
+        await self._services.dispatcher.dispatch(CLIENT_CONNECTED, ClientConnectedEvent(self))
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self._opened or self._closed:
+            return
+        self._closed = True
+        self.timers.cancel_all()
+        self._services.unregister(self)
+        self._jobs.clear()
+        self._jobs.put(self._leave)
+
+    async def _leave(self) -> None:
+        await self._services.leave(self)
+        if self._joined:  # a v2 client that never got WELCOME never connected
+            event = ClientDisconnectedEvent(self)
+            await self._services.dispatcher.dispatch(CLIENT_DISCONNECTED, event)
+
+    # -- output -----------------------------------------------------------------------------
+
+    def send_now(self, frame: bytes) -> None:
+        """Write ``frame`` at once; from ``Session.opened`` it shares the 101's write."""
+        self.sendData(frame)
+        self._services.stats.frames_out += 1
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Queue ready frame bytes if the connection is open; False when it is not.
+
+        Frames queued during one event-loop turn leave together in one ``transport.write``
+        (``flush``): under load a broadcast costs one ``send()`` per client per turn, not per
+        push, and the syscall is what dominates a broadcast.
+        """
+        if self.state != _STATE_OPEN or self.transport is None:
+            return False
+        pending = self._pending
+        if pending is None:
+            self._pending = [frame]
+            self._services.schedule_flush(self)
+        else:
+            pending.append(frame)
+        return True
+
+    def flush(self) -> None:
+        """Write the queued frames, in order, in one write."""
+        frames, self._pending = self._pending, None
+        transport = self.transport
+        if not frames or self.state != _STATE_OPEN or transport is None:
+            return
+        self._services.stats.frames_out += len(frames)
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def pause_writing(self) -> None:
+        """The client's unsent bytes passed ``max_outgoing_buffer``: it does not read, so cut it
+        off rather than hold its frames in server memory for as long as it does not read."""
+        transport = self.transport
+        if transport is not None and self.state == _STATE_OPEN:
+            self._services.stats.cut_off += 1
+            unread, limit = transport.get_write_buffer_size(), self._services.max_outgoing_buffer
+            message = "connection %s cut off: %d bytes unread, max_outgoing_buffer is %d"
+            logger.warning(message, self.session_id, unread, limit, extra=self._log_extra)
+            self.wasNotCleanReason = "client did not read (outgoing buffer over limit)"
+            self.dropConnection(abort=True)
+
+    def send_event(self, topic: str, payload: Any) -> bool:
+        """EVENT to this client only; v1: whether or not it subscribed, v2: if it subscribed."""
+        return self.session.event(topic, payload)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999)."""
+        if self.state == _STATE_OPEN:
+            self.session.closing(code, reason)
+            self.flush()  # queued frames go before the close frame
+            # A close reason holds at most 123 bytes; never cut a UTF-8 sequence in half.
+            reason_utf8 = reason.encode()[:123].decode("utf-8", "ignore").encode()
+            self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)
+
+    def refuse(self) -> None:
+        """Close with 1008 once the client was told that a secured topic refused it."""
+        self.close(CLOSE_POLICY, "refused by a secured topic")
+
+    def fail(self, reason: str, error: BaseException | None = None) -> None:
+        """Close this connection with 1007 because of what it sent; the server carries on."""
+        if self._closed or self.state != _STATE_OPEN:
+            return
+        logger.warning(
+            "connection %s closed with 1007: %s", self.session_id, reason, extra=self._log_extra
+        )
+        self._jobs.clear()
+        event = ClientErrorEvent(connection=self, error=error or ProtocolError(reason))
+        self._services.spawn(self._services.dispatcher.dispatch(CLIENT_ERROR, event))
+        self.close(CLOSE_INVALID_PAYLOAD, reason)
+
+    # -- input ------------------------------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self._services.stats.frames_in += 1
+        if not self._closed and self.state == _STATE_OPEN:
+            self.session.receive(payload, isBinary)
+
+    def enqueue(self, job: Job) -> None:
+        """Run ``job`` after the jobs queued before it (the session's requests, in order)."""
+        self._jobs.put(job)
+
+    def __repr__(self) -> str:
+        return f"WampConnection({self.session_id}, {self.remote_address})"
+
+
+class WampServerFactory(WebSocketServerFactory):
+    """Builds a ``WampConnection`` per TCP connection; create it inside the running loop."""
+
+    protocol = WampConnection
+
+    def __init__(self, services: ConnectionServices, url: str) -> None:
+        loop = asyncio.get_running_loop()
+        super().__init__(url, loop=loop, server=SERVER_AGENT)  # type: ignore[no-untyped-call]
+        self.services = services
