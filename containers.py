@@ -31,7 +31,7 @@ from app import lifecycle
 from app.demo import AcmeRpc, AcmeTopic
 from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
 from app.exceptions import ServiceNotFound
-from app.ops import OpsService, launched_listener
+from app.ops import OpsService, launched_listener, readiness
 from app.registry import (
     PusherRegistry,
     Registry,
@@ -219,6 +219,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         rpcs=rpc_registry,
         dispatcher=event_dispatcher,
         push_handlers=server_push_handler.registry,
+        readiness=providers.Object(readiness),
     )
 
     # lifecycle: each resource depends on the one before it, so init_resources() starts them

@@ -41,6 +41,7 @@ from app.server.guard import Guard, normalise_origin
 from app.server.session import SERVER_AGENT, Session, WireFormat, new_session_id
 from app.server.timers import PeriodicTimers
 from app.stats import ServerStats
+from app.web import Response, encode_response, parse_request
 
 if TYPE_CHECKING:
     from app.router import WampRequest
@@ -75,6 +76,8 @@ class ConnectionServices:
     """The subprotocol to answer (None: none) and the session speaking it, from the offered ones."""
     leave: Callable[[WampConnection], Awaitable[None]]
     """Unsubscribe a closed connection from every topic it joined (the hooks run)."""
+    health: Callable[[], tuple[bool, dict[str, Any]]] | None = None
+    """Readiness for a plain ``GET /health`` (no Upgrade); None: autobahn answers as usual."""
 
 
 class JobQueue:
@@ -175,9 +178,25 @@ class WampConnection(WebSocketServerProtocol):
             end = self.data.find(b"\r\n\r\n")
             if end >= 0:
                 self._origin_seen = True
+                if self._answer_health(self.data[:end]):
+                    return
                 head, self._raw_origin = normalise_origin(self.data[:end])
                 self.data = head + self.data[end:]
         super().processHandshake()
+
+    def _answer_health(self, head: bytes) -> bool:
+        """A load balancer's ``GET /health`` without Upgrade: answer it as the ops port does."""
+        health = self._services.health
+        if health is None or not head.startswith((b"GET /health", b"HEAD /health")):
+            return False
+        request = parse_request(head)
+        if request is None or request.path != "/health" or "upgrade" in request.headers:
+            return False
+        ready, body = health()
+        reply = Response.json(body, 200 if ready else 503)
+        self.transport.write(encode_response(reply, head_only=request.method == "HEAD"))
+        self.transport.close()
+        return True
 
     def onConnect(  # type: ignore[override]  # autobahn also takes a coroutine
         self, request: ConnectionRequest

@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+Readiness = Callable[["WampServer"], tuple[bool, dict[str, Any]]]
+"""Whether a server is ready, and a JSON body saying why (``app.ops.readiness``)."""
+
 """Seconds between memory reports under ``--profile`` (GOS's MemoryUsagePeriodicTimer)."""
 
 
@@ -62,8 +65,11 @@ class WampServer:
         dispatcher: EventDispatcher,
         push_handlers: ServerPushHandlerRegistry[ServerPushHandler],
         profile: bool = False,
+        readiness: Readiness | None = None,
     ) -> None:
         self.settings = settings
+        self.readiness = readiness
+        """Answers a plain ``GET /health`` on the WebSocket port (where load balancers probe)."""
         self.router = router
         self.dispatcher = dispatcher
         self.push_handlers = push_handlers
@@ -189,7 +195,12 @@ class WampServer:
             unregister=self.unregister,
             choose_session=self.subprotocols.choose,
             leave=self.broker.leave,
+            health=None if self.readiness is None else self._health,
         )
+
+    def _health(self) -> tuple[bool, dict[str, Any]]:
+        assert self.readiness is not None
+        return self.readiness(self)
 
     def _build_factory(self, host: str, secure: bool) -> WampServerFactory:
         server = self.settings.server

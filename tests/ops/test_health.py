@@ -15,6 +15,7 @@ import pytest
 from app.ops import check_health
 from tests.ops.conftest import amqp_settings, http_get, ops_stack, poll, scrape
 from tests.support.rabbitmq import RabbitMQNode, free_port
+from tests.support.wamp_client import WampTestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,3 +99,20 @@ def test_check_health_raises_oserror_when_nothing_answers() -> None:
     """The client reports a missing server as OSError, which the command turns into exit 1."""
     with pytest.raises(OSError):
         check_health("127.0.0.1", free_port(), timeout=2)
+
+
+async def test_health_is_answered_on_the_websocket_port_too() -> None:
+    """A plain GET /health (no Upgrade) on the WebSocket port answers as the ops port does,
+    and WebSocket clients on that port are unaffected."""
+    async with ops_stack() as stack:
+        ws_port = stack.server.port
+        status, body = await health(ws_port)
+        assert (status, body) == await health(stack.ops.port)
+        assert (status, body["status"]) == (200, "ready")
+        result = await health_command("-p", str(ws_port))
+        assert result.returncode == 0, result.stderr
+        client = await WampTestClient.connect(stack.ws_url)
+        assert client.is_open and client.session_id
+        await client.close()
+        await stack.server.stop()
+        assert (await health(stack.ops.port))[0] == 503
