@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -283,19 +282,3 @@ class WampServer:
             await self._listener.wait_closed()
             self._listener = None
         logger.info("WAMP server stopped")
-
-    async def run(self, host: str | None = None, port: int | None = None) -> None:
-        """Serve until SIGINT or SIGTERM, then stop gracefully."""
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        # Handlers first: a signal while the push handlers are still starting (clients can
-        # already connect) must stop the server gracefully too, not kill it.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
-        try:
-            await self.start(host, port)
-            await stopping.wait()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await self.stop()

@@ -307,16 +307,17 @@ SERVE = """
 import asyncio
 from app.demo import AcmeTopic
 from app.events import SERVER_LAUNCHED, EventDispatcher
-from tests.support.server import make_server
+from tests.support.server import RUNTIME, make_container, service
 
 dispatcher = EventDispatcher()
 dispatcher.add_listener(SERVER_LAUNCHED, lambda event: print(event.server.port, flush=True))
-asyncio.run(make_server(topics=[AcmeTopic()], dispatcher=dispatcher, port={port}).run())
+container = make_container(topics=[AcmeTopic()], dispatcher=dispatcher, port={port})
+asyncio.run(service(container, RUNTIME).run())
 """
 
 
 async def test_run_stops_on_sigterm() -> None:
-    """run() serves until SIGTERM, then closes clients with 1001 and exits 0."""
+    """The runtime's run() serves until SIGTERM, then closes clients with 1001 and exits 0."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
