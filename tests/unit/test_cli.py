@@ -293,3 +293,12 @@ def test_an_unexpected_error_is_one_line_not_a_traceback() -> None:
     code = cli.main(["routes"], broken_services, out=io.StringIO(), err=err)
     assert code == 1
     assert err.getvalue() == "error: RuntimeError: boom second line\n"
+
+
+def test_health_port_option_is_the_metrics_listener() -> None:
+    """`health -a 127.0.0.1 -p PORT` asks PORT; nothing listens there, so exit 1 naming it."""
+    port = free_port()
+    result = run("health", "-a", "127.0.0.1", "-p", str(port), "--timeout", "2")
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"not healthy: no server answering at 127.0.0.1:{port} ")

@@ -357,3 +357,13 @@ def test_unclaimed_lists_custom_nodes_no_transport_reads(tmp_path: Path) -> None
     s = load_settings(write(tmp_path, text))
     assert s.pushers.unclaimed(["amqp", "wamp", "zmq", "mine"]) == ["typo"]
     assert s.pushers.unclaimed([]) == ["mine", "typo"]
+
+
+def test_explicit_values_merge_into_the_file_and_beat_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_settings(server={"port": ...}) (the CLI's -p) changes one key and keeps the others."""
+    monkeypatch.setenv("GOS_WEB_SOCKET__SERVER__PORT", "9999")
+    path = write(tmp_path, "gos_web_socket:\n  server: {host: 0.0.0.0, keepalive_interval: 7}\n")
+    s = load_settings(path, server={"port": 1234})
+    assert (s.server.host, s.server.port, s.server.keepalive_interval) == ("0.0.0.0", 1234, 7)
