@@ -13,6 +13,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.rpc_registry                  RPC handlers by name (tag gos_web_socket.rpc)
     gos_web_socket.router / .event_dispatcher / .server
     gos_web_socket.ops                               /metrics, /health, profile   (app.ops)
+    gos_web_socket.runtime                           starts and stops all of it (app.lifecycle)
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 
 from dependency_injector import containers, providers
 
+from app import lifecycle
 from app.demo import AcmeRpc, AcmeTopic
 from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
 from app.exceptions import ServiceNotFound
@@ -148,6 +150,7 @@ class PushHandlers(containers.DeclarativeContainer):
 class GosWebSocket(containers.DeclarativeContainer):
     """``gos_web_socket.*``"""
 
+    __self__ = providers.Self()
     settings = providers.Dependency(instance_of=Settings)
 
     # routing and events
@@ -217,6 +220,14 @@ class GosWebSocket(containers.DeclarativeContainer):
         dispatcher=event_dispatcher,
         push_handlers=server_push_handler.registry,
     )
+
+    # lifecycle: each resource depends on the one before it, so init_resources() starts them
+    # in this order and shutdown_resources() stops them in reverse (app.lifecycle)
+    running_pushers = providers.Resource(lifecycle.open_pushers, pusher_registry)
+    ops_listener = providers.Resource(lifecycle.listening, ops, running_pushers)
+    http_listener = providers.Resource(lifecycle.listening, http, ops_listener)
+    running_server = providers.Resource(lifecycle.serving, server, http_listener)
+    runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
 
 
 class Container(containers.DeclarativeContainer):

@@ -187,12 +187,8 @@ def _health(services: Services, args: argparse.Namespace, out: TextIO, err: Text
     return EXIT_OK if status == 200 else EXIT_FAILURE
 
 
-async def _serve(services: Services, args: argparse.Namespace) -> int:
-    server = services("gos_web_socket.server")
-    try:
-        await server.run(host=args.host, port=args.port)
-    finally:
-        await services("gos_web_socket.http").close()
+async def _serve(services: Services) -> int:
+    await services("gos_web_socket.runtime").run()
     return EXIT_OK
 
 
@@ -236,7 +232,7 @@ def main(
             return _health(services, args, out, err)
         if args.command == "push":
             return asyncio.run(_push(services, args, out))
-        return asyncio.run(_serve(services, args))
+        return asyncio.run(_serve(services))
     except ConfigurationError as exc:
         for problem in exc.problems:
             err.write(f"config error: {_one_line(problem)}\n")

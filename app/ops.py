@@ -150,22 +150,23 @@ class OpsService:
         return self.metrics
 
     async def start(self) -> None:
-        """Listen unless disabled; a second call while listening does nothing."""
+        """Listen unless disabled; a second call while listening does nothing.
+
+        Raises:
+            ListenError: ``server.metrics`` names an address that cannot be bound.
+        """
         if self.settings.enabled and not self.http.running:
-            await self.http.start(self.settings.host, self.settings.port)
+            await self.http.start(
+                self.settings.host, self.settings.port, "server.metrics", "metrics and health"
+            )
 
     async def on_server_launched(self, event: ServerLaunchedEvent) -> None:
-        """The ``server_launched`` listener: measure that server, serve, and profile under -m."""
+        """The ``server_launched`` listener: measure that server, and profile it under -m."""
         server: WampServer = event.server
         self.attach(server)
         if event.profile:
             report = ProfileReport(server)
             server.timers.add("profile", self.settings.profile_interval, report.tick)
-        try:
-            await self.start()
-        except OSError as exc:  # the WebSocket server must run on without its ops port
-            where = f"{self.settings.host}:{self.settings.port}"
-            logger.error("metrics and health listener cannot listen on %s: %s", where, exc)
 
     async def close(self) -> None:
         await self.http.close()

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from app.exceptions import ListenError
+
 if TYPE_CHECKING:
     from app.events import ServerLaunchedEvent
     from settings import Settings
@@ -121,9 +123,20 @@ class StaticHttpServer:
     def running(self) -> bool:
         return self._server is not None
 
-    async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._handle, host, port, limit=MAX_HEAD)
-        logger.info("HTTP server on http://%s:%d/", host, self.port)
+    async def start(
+        self, host: str, port: int, setting: str = "server.http", role: str = "demo page"
+    ) -> None:
+        """Listen on ``host:port``; ``setting`` (the config node) and ``role`` name the listener
+        in its start-up line and in the error.
+
+        Raises:
+            ListenError: the address cannot be bound (taken, not local, no permission).
+        """
+        try:
+            self._server = await asyncio.start_server(self._handle, host, port, limit=MAX_HEAD)
+        except OSError as exc:
+            raise ListenError(setting, host, port, exc) from exc
+        logger.info("%s listener (%s) on http://%s:%d/", role, setting, host, self.port)
 
     async def close(self) -> None:
         if self._server is None:
@@ -268,11 +281,10 @@ class HttpService:
         await self.server.start(http.host, http.port)
 
     async def on_server_launched(self, event: ServerLaunchedEvent) -> None:
-        """The ``gos_web_socket.server_launched`` listener: serve the page for that server."""
+        """The ``gos_web_socket.server_launched`` listener: point the page at that server."""
         port = getattr(event.server, "port", None)
         if isinstance(port, int) and port > 0:
             self.ws_port = port
-        await self.start()
 
     async def close(self) -> None:
         await self.server.close()

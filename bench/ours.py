@@ -42,40 +42,32 @@ def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
     return ZmqPusher(zmq_settings(zmq_port), router())
 
 
-def make_server(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
-    """Our WampServer with the demo topic and one push handler (AMQP or ZeroMQ).
+def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
+    """The runtime of the project's container, as `python -m app server` builds it: demo topic
+    and RPC, one push handler (AMQP or ZeroMQ), the metrics listener and the demo page.
 
-    Settings are the defaults except the enabled transport; ``max_outgoing_buffer`` stays at its
-    default (1 MiB), so the slow-reader guard runs on every write as in production.
+    Only the addresses differ (free ports) and the other transports are off;
+    ``max_outgoing_buffer`` stays at its default (1 MiB), so the slow-reader guard runs on every
+    write as in production.
     """
-    from app.demo import AcmeRpc, AcmeTopic
-    from app.events import EventDispatcher
-    from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
-    from app.server import WampServer
-    from settings import PushersSettings, Settings
+    import containers
+    from settings import Settings
 
-    routes = router()
-    dispatcher = EventDispatcher()
+    off = {"enabled": False}
+    pushers: dict[str, Any] = {"amqp": off, "wamp": off, "zmq": off}
     if transport == "amqp":
-        from app.transports.amqp import AmqpServerPushHandler
-
-        amqp = amqp_settings(amqp_url)
-        pushers = PushersSettings(
-            amqp=amqp, zmq=zmq_settings(1).model_copy(update={"enabled": False})
-        )
-        handler: Any = AmqpServerPushHandler(amqp, routes, dispatcher)
+        pushers["amqp"] = amqp_settings(amqp_url)
     else:
-        from app.transports.zmq import ZmqServerPushHandler
-
-        zmq = zmq_settings(zmq_port)
-        pushers = PushersSettings(zmq=zmq)
-        handler = ZmqServerPushHandler(zmq, routes, dispatcher)
-    settings = Settings(pushers=pushers)
-    return WampServer(
-        settings,
-        routes,
-        TopicRegistry({"acme.topic": AcmeTopic()}),
-        RpcRegistry({"acme.rpc": AcmeRpc()}),
-        dispatcher,
-        ServerPushHandlerRegistry({transport: handler}),
+        pushers["zmq"] = zmq_settings(zmq_port)
+    settings = Settings(
+        server={
+            "host": "127.0.0.1",
+            "port": 0,
+            "http": {"host": "127.0.0.1", "port": 0},
+            "metrics": {"host": "127.0.0.1", "port": 0},
+        },
+        pushers=pushers,
     )
+    container = containers.create_container()
+    container.settings.override(settings)
+    return containers.get_service(container, "gos_web_socket.runtime")

@@ -166,7 +166,7 @@ class SioServer(Agent):
 
 
 class OursServer(Agent):
-    """Our WampServer with the AMQP or ZeroMQ server push handler."""
+    """Our server process as the container runs it, with the AMQP or ZeroMQ push handler."""
 
     def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
         self.transport = transport
@@ -174,16 +174,20 @@ class OursServer(Agent):
         self.zmq_port = zmq_port
 
     async def do_start(self) -> int:
-        from bench.ours import make_server
+        from bench.ours import make_runtime
 
-        self.server = make_server(self.transport, self.amqp_url, self.zmq_port)
-        await self.server.start("127.0.0.1", 0)
-        handler = next(iter(self.server.push_handlers.values()))
-        if not handler.is_consuming:
-            raise RuntimeError(f"our {self.transport} push handler is not consuming")
-        port: int = self.server.port
+        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port)
+        await self.runtime.start()
+        server = self.runtime.server
+        handler = next(iter(server.push_handlers.values()))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not handler.is_consuming:  # the supervisor starts handlers in the background
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"our {self.transport} push handler is not consuming")
+            await asyncio.sleep(0.05)
+        port: int = server.port
         return port
 
     async def close(self) -> None:
-        if hasattr(self, "server"):
-            await self.server.stop()
+        if hasattr(self, "runtime"):
+            await self.runtime.stop()

@@ -91,7 +91,7 @@ class MetricsSettings(_Node):
 
 class ServerSettings(_Node):
     host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(1337, ge=1, le=65535)
+    port: int = Field(1337, ge=0, le=65535, description="0 picks a free port")
     origin_check: bool = False
     origins: list[str] = Field(default_factory=list)
     ip_address_check: bool = False

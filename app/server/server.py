@@ -11,6 +11,7 @@ from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
+from app.exceptions import ListenError
 from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
 from app.server.dispatch import RpcDispatcher, TopicDispatcher
 from app.server.manager import TopicManager
@@ -201,7 +202,10 @@ class WampServer:
         port = self.settings.server.port if port is None else port
         context = self._ssl_context()
         self._factory = self._build_factory(host, context is not None)
-        self._listener = await loop.create_server(self._factory, host, port, ssl=context)
+        try:
+            self._listener = await loop.create_server(self._factory, host, port, ssl=context)
+        except OSError as exc:
+            raise ListenError("server.port", host, port, exc) from exc
         self.host, self.port = host, self._listener.sockets[0].getsockname()[1]
         self._all_closed.set()
         logger.info("Launching WAMP server on %s:%s (pid %s)", host, self.port, os.getpid())

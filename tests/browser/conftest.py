@@ -1,7 +1,7 @@
 """Fixtures for the browser tests: Debian's Chromium through Playwright, and a real server stack.
 
 The stack is the container's own: WampServer, the AMQP and ZeroMQ push handlers and all three
-pushers, with the HTTP service started by the ``server_launched`` listener, as in ``make run``.
+pushers, started and stopped by the container's runtime, as in ``make run``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import pytest
 from dependency_injector import providers
 
 import containers
-from app.events import SERVER_LAUNCHED
-from app.web import HttpService
 from settings import Settings
 from tests.support.chromium import launch, require_chromium
 from tests.support.rabbitmq import RabbitMQNode, free_port
@@ -58,30 +56,29 @@ async def wait_until(condition: Callable[[], bool], within: float = 5.0, what: s
 
 
 class Stack:
-    """A running server with its HTTP side, push handlers and pushers, restartable in place."""
+    """The container's runtime (server, push handlers, pushers, the demo page), restartable."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.container = containers.Container()
         self.container.settings.override(providers.Object(settings))
+        self.runtime: Any = self.service("gos_web_socket.runtime")
         self.server: Any = self.service("gos_web_socket.server")
-        self.http = HttpService(settings)
-        dispatcher = self.service("gos_web_socket.event_dispatcher")
-        dispatcher.add_listener(SERVER_LAUNCHED, self.http.on_server_launched)
+        self.http: Any = self.service("gos_web_socket.http")
 
     def service(self, service_id: str) -> Any:
         return containers.get_service(self.container, service_id)
 
     @property
     def url(self) -> str:
-        """The demo page, served by the HTTP service the server launch started."""
+        """The demo page, served by the runtime's HTTP listener."""
         return f"http://127.0.0.1:{self.http.port}/"
 
     def pusher(self, name: str) -> Any:
         return self.service("gos_web_socket.pusher_registry")[name]
 
     async def start(self) -> None:
-        await self.server.start()
+        await self.runtime.start()
         handlers = self.service("gos_web_socket.server_push_handler.registry")
         await wait_until(
             lambda: all(handler.is_consuming for handler in handlers.values()),
@@ -90,10 +87,10 @@ class Stack:
         )
 
     async def stop(self) -> None:
-        await self.server.stop()
+        await self.runtime.stop()
 
     async def restart(self) -> None:
-        """Stop and start the WebSocket server on the same port, as a deploy would."""
+        """Stop and start the whole process's runtime on the same ports, as a deploy would."""
         await self.stop()
         await self.start()
 
@@ -102,10 +99,7 @@ class Stack:
         return 0 if topic is None else len(topic)
 
     async def close(self) -> None:
-        for pusher in self.service("gos_web_socket.pusher_registry").values():
-            await pusher.close()
         await self.stop()
-        await self.http.close()
 
 
 def stack_settings(amqp: RabbitMQNode | None) -> Settings:
@@ -130,7 +124,13 @@ def stack_settings(amqp: RabbitMQNode | None) -> Settings:
             "push_timeout": 5,
         }
     return Settings(
-        server={"host": "127.0.0.1", "port": ws_port, "http": {"port": 0}, "shutdown_timeout": 2},
+        server={
+            "host": "127.0.0.1",
+            "port": ws_port,
+            "http": {"port": free_port()},  # the same port after a restart: the page reloads
+            "metrics": {"port": 0},
+            "shutdown_timeout": 2,
+        },
         pushers=pushers,
     )
 

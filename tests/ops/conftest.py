@@ -6,21 +6,20 @@ import asyncio
 import contextlib
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.demo import AcmeTopic
-from app.events import SERVER_LAUNCHED, EventDispatcher
 from app.ops import OpsService
-from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
-from app.router import Router, load_routes
+from app.router import Router
 from app.server import WampServer
 from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from settings.models import DEFAULT_ROUTING, AmqpSettings, MetricsSettings, Settings
+from settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.server import running, service
 
 
 def amqp_settings(rabbitmq: RabbitMQNode) -> AmqpSettings:
@@ -43,31 +42,16 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def ops_stack(amqp: AmqpSettings | None = None) -> AsyncIterator[Stack]:
-    """Server (demo topic, optional AMQP handler and pusher) with ``OpsService`` on a free port."""
-    router = Router(load_routes(DEFAULT_ROUTING))
-    dispatcher = EventDispatcher()
-    handler = AmqpServerPushHandler(amqp, router, dispatcher) if amqp else None
-    pusher = AmqpPusher(amqp, router) if amqp else None
-    handlers: Mapping[str, Any] = {"amqp": handler} if handler else {}
-    pushers: Mapping[str, Any] = {"amqp": pusher} if pusher else {}
-    server = WampServer(
-        Settings(server={"host": "127.0.0.1"}),
-        router,
-        TopicRegistry({AcmeTopic.name: AcmeTopic()}),
-        RpcRegistry({}),
-        dispatcher,
-        ServerPushHandlerRegistry(handlers),
-    )
-    ops = OpsService(MetricsSettings(host="127.0.0.1", port=0), pushers)
-    dispatcher.add_listener(SERVER_LAUNCHED, ops.on_server_launched)
-    await server.start(port=0)
-    try:
-        yield Stack(server, ops, router, handler, pusher)
-    finally:
-        if pusher is not None:
-            await pusher.close()
-        await server.stop()
-        await ops.close()
+    """The container's runtime: demo topic, the metrics listener on a free port, and the AMQP
+    push handler and pusher when ``amqp`` is given."""
+    pushers = {"amqp": amqp} if amqp else {}
+    metrics = {"enabled": True, "host": "127.0.0.1", "port": 0}
+    async with running(topics=[AcmeTopic()], pushers=pushers, metrics=metrics) as container:
+        server = service(container, "gos_web_socket.server")
+        handler = server.push_handlers.get("amqp")
+        pusher = service(container, "gos_web_socket.pusher_registry").get("amqp")
+        ops = service(container, "gos_web_socket.ops")
+        yield Stack(server, ops, server.router, handler, pusher)
 
 
 def _get(port: int, path: str) -> tuple[int, str]:

@@ -1,4 +1,4 @@
-"""Start a real WampServer on 127.0.0.1 (port 0) for a test, with the routes you give."""
+"""A real server for a test, built by the project's container as `python -m app server` is."""
 
 from __future__ import annotations
 
@@ -8,29 +8,41 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dependency_injector import providers
+
+import containers
 from app.events import EventDispatcher
-from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
+from app.registry import ServerPushHandlerRegistry
 from app.router import Router, load_routes, load_routes_from_mapping
 from app.server import RpcHandler, TopicHandler, WampServer
 from settings.models import DEFAULT_ROUTING, Settings
 
+SERVER = "gos_web_socket.server"
+RUNTIME = "gos_web_socket.runtime"
 
-def make_server(
+
+def make_container(
     topics: Iterable[TopicHandler] = (),
     rpcs: Iterable[RpcHandler] = (),
     push_handlers: Mapping[str, Any] | None = None,
     routes: Mapping[str, Any] | str | Path | None = None,
     dispatcher: EventDispatcher | None = None,
+    pushers: Mapping[str, Any] | None = None,
     **server_settings: Any,
-) -> WampServer:
-    """A server (not started) on 127.0.0.1 port 0; ``server_settings`` go to ``server:``.
+) -> containers.Container:
+    """The project's container for a test: 127.0.0.1 port 0, only the parts the test names.
 
-    ``routes`` is a routing mapping (GOS YAML shape) or a file; default: settings/routing.yaml.
+    ``server_settings`` go to ``server:`` (the demo HTTP page and the metrics listener stay
+    off unless named there); ``pushers`` to ``pushers:`` (every transport off unless named);
+    ``push_handlers`` replaces the handler registry; ``routes`` is a routing mapping (GOS YAML
+    shape) or a file (default: settings/routing.yaml).
     """
     origins = server_settings.pop("origins", [])
     blocked = server_settings.pop("blocked_ip_addresses", [])
+    off = {"enabled": False}
     settings = Settings(
-        server={"host": "127.0.0.1", "port": 1337, **server_settings},
+        server={"host": "127.0.0.1", "port": 0, "http": off, "metrics": off, **server_settings},
+        pushers={"amqp": off, "wamp": off, "zmq": off, **(pushers or {})},
         origins=origins,
         blocked_ip_addresses=blocked,
     )
@@ -38,25 +50,45 @@ def make_server(
         collection = load_routes(routes or DEFAULT_ROUTING)
     else:
         collection = load_routes_from_mapping(routes)
-    return WampServer(
-        settings,
-        Router(collection),
-        TopicRegistry({t.name: t for t in topics}),
-        RpcRegistry({r.name: r for r in rpcs}),
-        dispatcher or EventDispatcher(),
-        ServerPushHandlerRegistry(push_handlers or {}),
-    )
+    container = containers.Container()
+    container.settings.override(providers.Object(settings))
+    gos = container.gos_web_socket
+    gos.router.override(providers.Object(Router(collection)))
+    gos.topics.override(providers.List(*(providers.Object(t) for t in topics)))
+    gos.rpcs.override(providers.List(*(providers.Object(r) for r in rpcs)))
+    if push_handlers is not None:
+        registry = ServerPushHandlerRegistry(push_handlers)
+        gos.server_push_handler.registry.override(providers.Object(registry))
+    if dispatcher is not None:
+        gos.event_dispatcher.override(providers.Object(dispatcher))
+    return container
+
+
+def make_server(*args: Any, **kwargs: Any) -> WampServer:
+    """The container's server (not started) for ``make_container(...)``."""
+    server: WampServer = service(make_container(*args, **kwargs), SERVER)
+    return server
+
+
+@contextlib.asynccontextmanager
+async def running(*args: Any, **kwargs: Any) -> AsyncIterator[containers.Container]:
+    """``make_container(...)`` with its runtime started (as `python -m app server` starts it),
+    stopped on exit; ``service(container, id)`` reaches its parts."""
+    container = make_container(*args, **kwargs)
+    async with service(container, RUNTIME):
+        yield container
 
 
 @contextlib.asynccontextmanager
 async def running_server(*args: Any, **kwargs: Any) -> AsyncIterator[WampServer]:
-    """``make_server(...)`` started on a free port, stopped on exit."""
-    server = make_server(*args, **kwargs)
-    await server.start(port=0)
-    try:
-        yield server
-    finally:
-        await server.stop()
+    """``make_container(...)`` started on a free port, stopped on exit; yields its server."""
+    async with running(*args, **kwargs) as container:
+        yield service(container, SERVER)
+
+
+def service(container: containers.Container, service_id: str) -> Any:
+    """The service of ``container`` under its GOS id."""
+    return containers.get_service(container, service_id)
 
 
 def url_of(server: WampServer, scheme: str = "ws") -> str:

@@ -1,0 +1,131 @@
+"""The server process's lifecycle: resources the container starts in order and stops in reverse.
+
+``containers.py`` declares one ``providers.Resource`` per part, each depending on the one
+before it, so ``init_resources()`` starts them in this order and ``shutdown_resources()``
+stops them in the reverse one::
+
+    pushers      nothing to start (they connect on first push); closed last
+    listeners    /metrics and /health, then the demo HTTP page: a port that cannot be bound
+                 stops start-up with ListenError before any client is accepted
+    server       the WebSocket listener, then the push handlers under their supervisor
+
+``Runtime`` is what the CLI, the tests and the benchmark start and stop, so all three run the
+same process the container describes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from app.server import WampServer
+    from app.transports.base import Pusher
+
+logger = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    """A side listener of the server process (the ops port, the demo page)."""
+
+    async def start(self) -> None:
+        """Bind, or do nothing when disabled; raises ListenError when the address is taken."""
+
+    async def close(self) -> None: ...
+
+
+class Resources(Protocol):
+    """What ``Runtime`` needs of a container: dependency-injector's resource methods."""
+
+    def init_resources(self) -> Awaitable[None] | None: ...
+
+    def shutdown_resources(self) -> Awaitable[None] | None: ...
+
+
+async def open_pushers(pushers: Mapping[str, Pusher]) -> AsyncIterator[Mapping[str, Pusher]]:
+    """The pushers of this process; each is closed on the way down, after the server stopped."""
+    try:
+        yield pushers
+    finally:
+        for name, pusher in pushers.items():
+            try:
+                await pusher.close()
+            except Exception as exc:  # one pusher failing to close must not keep others open
+                logger.error("pusher %s did not close: %r", name, exc)
+
+
+async def listening(listener: Listener, *after: object) -> AsyncIterator[Listener]:
+    """``listener`` bound for as long as the resource lives (``after``: resources started first)."""
+    await listener.start()
+    try:
+        yield listener
+    finally:
+        await listener.close()
+
+
+async def serving(server: WampServer, *after: object) -> AsyncIterator[WampServer]:
+    """The WebSocket server and its push handlers, stopped gracefully on the way down."""
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+class Runtime:
+    """Starts and stops the container's resources; ``run()`` serves until SIGINT or SIGTERM."""
+
+    def __init__(self, resources: Resources, server: WampServer) -> None:
+        self._resources = resources
+        self.server = server
+        self._started = False
+
+    async def start(self) -> None:
+        """Start every resource; if one fails, those already started are stopped again."""
+        self._started = True
+        try:
+            await _maybe(self._resources.init_resources())
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop every started resource in reverse order; a second call does nothing."""
+        if not self._started:
+            return
+        self._started = False
+        await _maybe(self._resources.shutdown_resources())
+
+    async def run(self) -> None:
+        """Serve until SIGINT or SIGTERM, then stop everything gracefully.
+
+        The signal handlers go in first: a signal while the push handlers are still starting
+        (clients can already connect) must stop the process gracefully too, not kill it.
+        """
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        try:
+            await self.start()
+            await stopping.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop()
+
+
+async def _maybe(result: Awaitable[None] | None) -> None:
+    """dependency-injector returns an awaitable only when some resource is async."""
+    if result is not None:
+        await result
