@@ -44,6 +44,12 @@ class _Node(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_node(cls, data: Any) -> Any:
+        # `tls:` with nothing under it (children commented out) is an empty node, as in Symfony.
+        return {} if data is None else data
+
 
 class TransportSettings(_Node):
     """The base of a pusher node ``pushers.<name>``; a custom transport subclasses it.

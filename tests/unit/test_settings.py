@@ -367,3 +367,11 @@ def test_explicit_values_merge_into_the_file_and_beat_the_environment(
     path = write(tmp_path, "gos_web_socket:\n  server: {host: 0.0.0.0, keepalive_interval: 7}\n")
     s = load_settings(path, server={"port": 1234})
     assert (s.server.host, s.server.port, s.server.keepalive_interval) == ("0.0.0.0", 1234, 7)
+
+
+def test_nodes_with_nothing_under_them_are_empty(tmp_path: Path) -> None:
+    """`server:`, `tls:` or `pushers:` with their children commented out keep the defaults."""
+    text = "gos_web_socket:\n  server:\n    tls:\n  pushers:\n  logging:\n"
+    s = load_settings(write(tmp_path, text))
+    assert s.server.port == 1337 and s.server.tls.enabled is False
+    assert s.pushers.enabled_names() == ["zmq"] and s.logging.format == "kv"
