@@ -268,7 +268,9 @@ class Settings(BaseSettings):
     """The whole ``gos_web_socket`` tree.
 
     Sources, strongest first: constructor arguments, ``GOS_WEB_SOCKET__A__B`` environment
-    variables, then the YAML file (``settings/gos_web_socket.yaml`` or ``--config PATH``).
+    variables, then the YAML file (``settings/gos_web_socket.yaml`` or ``--config PATH``) as
+    ``read_config_file`` normalises it: pusher nodes written there are enabled, relative paths
+    point beside the file. Environment variables only override values.
     """
 
     model_config = SettingsConfigDict(
