@@ -151,9 +151,18 @@ def _print_routes(services: Services, match: str | None, out: TextIO) -> int:
     return EXIT_OK
 
 
+SECRET_WORDS = ("password", "secret", "token")
+"""Keys of custom pusher nodes masked by `config` (their models are unknown here)."""
+
+
 def _print_config(services: Services, out: TextIO) -> int:
     settings = services("settings")
     tree = {"gos_web_socket": settings.model_dump(mode="json")}
+    for name in settings.pushers.custom:
+        node = tree["gos_web_socket"]["pushers"][name]
+        for key in node:
+            if any(word in key.lower() for word in SECRET_WORDS):
+                node[key] = "**********"
     out.write(yaml.safe_dump(tree, sort_keys=False, default_flow_style=False))
     return EXIT_OK
 

@@ -302,3 +302,20 @@ def test_health_port_option_is_the_metrics_listener() -> None:
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"not healthy: no server answering at 127.0.0.1:{port} ")
+
+
+def test_config_prints_custom_pusher_nodes_with_secrets_masked(tmp_path: Path) -> None:
+    """A custom transport's node is shown as written, but password-like keys are masked."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "gos_web_socket:\n  pushers:\n    mine: {host: h, api_token: t0ps3cret, password: pw1}\n"
+    )
+    result = run("config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    mine = yaml.safe_load(result.stdout)["gos_web_socket"]["pushers"]["mine"]
+    assert mine == {
+        "enabled": True,
+        "host": "h",
+        "api_token": "**********",
+        "password": "**********",
+    }
