@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from app import cli
 
 
-def _services(config: Path | None, overrides: dict[str, Any]) -> cli.Services:
+def _services(config: Path | None, overrides: Mapping[str, Any], profile: bool) -> cli.Services:
     # Imported here so `app` itself never depends on the composition root at import time.
     import containers
 
-    settings = {key: value for key, value in overrides.items() if key != "profile"}
-    container = containers.create_container(config, **settings)
+    container = containers.create_container(config, **overrides)
     container.settings()  # validate now: bad config must stop start-up before anything runs
-    if overrides.get("profile"):
+    if profile:
         containers.get_service(container, "gos_web_socket.server").profile = True
 
     def resolve(service_id: str) -> Any:
@@ -29,6 +28,7 @@ def _services(config: Path | None, overrides: dict[str, Any]) -> cli.Services:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``gos-websocket`` console script and ``python -m app``."""
     return cli.main(argv, _services)
 
 

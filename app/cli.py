@@ -1,7 +1,9 @@
-"""The command line (``python -m app`` / ``gos-websocket``): server, push, routes, config.
+"""The command line (``python -m app`` / ``gos-websocket``): server, push, routes, config, health.
 
 The composition root (``app/__main__.py``) hands in a ``Services`` factory, so this module
-parses arguments and runs commands without knowing how the container is built.
+parses arguments and runs commands without knowing how the container is built. Every failure
+ends as one line on stderr (``config error: ...`` exit 2, ``error: ...`` exit 1), never a traceback
+unless ``--verbose`` asks for one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -19,6 +21,7 @@ import yaml
 
 from app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
 from app.logs import configure_logging
+from settings.models import LoggingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +36,22 @@ class Services(Protocol):
     def __call__(self, service_id: str) -> Any: ...
 
 
-ServicesFactory = Callable[[Path | None, dict[str, Any]], Services]
-"""Builds the services from ``--config`` and overrides; raises ConfigurationError."""
+class ServicesFactory(Protocol):
+    """Builds the services from ``--config``, settings given on the command line and ``-m``.
+
+    ``overrides`` is a nested settings tree (``{"server": {"port": 8080}}``) that beats the
+    file and the environment. Raises ConfigurationError.
+    """
+
+    def __call__(
+        self, config: Path | None, overrides: Mapping[str, Any], profile: bool
+    ) -> Services: ...
+
+
+ONE_SHOT_COMMANDS = frozenset({"push", "routes", "config", "health"})
+QUIET_LOGGERS = ("aio_pika", "aiormq", "pamqp", "autobahn", "txaio", "zmq", "app.transports")
+"""Broker and WebSocket clients and our pushers: their retry chatter is silenced for one-shot
+commands, where the command's own error line says what failed (``-v`` shows them again)."""
 
 
 def _port(value: str) -> int:
@@ -57,15 +74,27 @@ def _json(value: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {value!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common(top_level: bool) -> argparse.ArgumentParser:
+    # The sub-commands repeat these options with SUPPRESS defaults, so an option given before the
+    # sub-command is not overwritten by the sub-parser's default.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, metavar="PATH", help="settings YAML file")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    config_default: Any = None if top_level else argparse.SUPPRESS
+    verbose_default: Any = False if top_level else argparse.SUPPRESS
+    common.add_argument(
+        "--config", type=Path, metavar="PATH", default=config_default, help="settings YAML file"
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=verbose_default, help="debug logging"
+    )
+    return common
 
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(top_level=False)
     parser = argparse.ArgumentParser(
         prog="gos-websocket",
         description="WAMP v1 WebSocket server with AMQP, ZeroMQ and WAMP pushers.",
-        parents=[common],
+        parents=[_common(top_level=True)],
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -91,9 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("config", parents=[common], help="print the resolved settings")
 
     health = commands.add_parser("health", parents=[common], help="ask a running server if ready")
-    health.add_argument("-a", "--host", help="metrics address (default: server.metrics.host)")
     health.add_argument(
-        "-p", "--port", type=_port, help="metrics port (default: server.metrics.port)"
+        "-a", "--host", help="metrics listener address (default: server.metrics.host)"
+    )
+    health.add_argument(
+        "-p", "--port", type=_port, help="metrics listener port (default: server.metrics.port)"
     )
     health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
     return parser
@@ -120,9 +151,18 @@ def _print_routes(services: Services, match: str | None, out: TextIO) -> int:
     return EXIT_OK
 
 
+SECRET_WORDS = ("password", "secret", "token")
+"""Keys of custom pusher nodes masked by `config` (their models are unknown here)."""
+
+
 def _print_config(services: Services, out: TextIO) -> int:
     settings = services("settings")
     tree = {"gos_web_socket": settings.model_dump(mode="json")}
+    for name in settings.pushers.custom:
+        node = tree["gos_web_socket"]["pushers"][name]
+        for key in node:
+            if any(word in key.lower() for word in SECRET_WORDS):
+                node[key] = "**********"
     out.write(yaml.safe_dump(tree, sort_keys=False, default_flow_style=False))
     return EXIT_OK
 
@@ -145,8 +185,8 @@ async def _push(services: Services, args: argparse.Namespace, out: TextIO) -> in
 def _health(services: Services, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from app.ops import check_health  # imported here: the other commands need no HTTP client
 
-    metrics = services("settings").server.metrics
-    host, port = args.host or metrics.host, metrics.port if args.port is None else args.port
+    metrics = services("settings").server.metrics  # -a / -p are already merged in
+    host, port = metrics.host, metrics.port
     try:
         status, body = check_health(host, port, args.timeout)
     except OSError as exc:
@@ -161,6 +201,21 @@ async def _serve(services: Services) -> int:
     return EXIT_OK
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Options that set a settings key, as a nested tree: validated like the file's values."""
+    values = {key: getattr(args, key, None) for key in ("host", "port")}  # server and health
+    given = {key: value for key, value in values.items() if value is not None}
+    if not given:
+        return {}
+    if args.command == "health":
+        return {"server": {"metrics": given}}
+    return {"server": given}
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).splitlines())
+
+
 def main(
     argv: Sequence[str] | None,
     services_factory: ServicesFactory,
@@ -169,20 +224,15 @@ def main(
 ) -> int:
     """Run one command; returns the exit code (2 for bad config or usage, 1 for failures)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    overrides: dict[str, Any] = {}
-    if args.command == "server":
-        if args.profile:
-            overrides["profile"] = True
-        # -a / -p are settings like any other: the container builds the server from them
-        address = {"host": args.host, "port": args.port}
-        overrides["server"] = {key: value for key, value in address.items() if value is not None}
+    # Default log format until the settings are read (a deprecated key is logged while reading).
+    configure_logging(LoggingSettings(), args.verbose, err)
+    if args.command in ONE_SHOT_COMMANDS and not args.verbose:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    profile = args.command == "server" and args.profile
     try:
-        services = services_factory(args.config, overrides)
-        configure_logging(services("settings").logging, args.verbose)
+        services = services_factory(args.config, _overrides(args), profile)
+        configure_logging(services("settings").logging, args.verbose, err)
         if args.command == "routes":
             return _print_routes(services, args.match, out)
         if args.command == "config":
@@ -194,13 +244,18 @@ def main(
         return asyncio.run(_serve(services))
     except ConfigurationError as exc:
         for problem in exc.problems:
-            err.write(f"config error: {problem}\n")
+            err.write(f"config error: {_one_line(problem)}\n")
         return EXIT_USAGE
     except RoutingError as exc:
-        err.write(f"routing error: {exc}\n")
+        err.write(f"routing error: {_one_line(exc)}\n")
         return EXIT_FAILURE
     except (GosWebSocketError, OSError) as exc:  # OSError: e.g. the port is taken
-        err.write(f"error: {exc}\n")
+        err.write(f"error: {_one_line(exc)}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:  # a bug or a library's own error: still one line, unless -v
+        if args.verbose:
+            logger.exception("%s failed", args.command)
+        err.write(f"error: {type(exc).__name__}: {_one_line(exc)}\n")
+        return EXIT_FAILURE

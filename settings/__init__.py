@@ -1,6 +1,7 @@
 """Settings models and the loader; the default YAML files live beside them."""
 
 from settings.models import (
+    BUILTIN_PUSHERS,
     DEFAULT_CONFIG,
     DEFAULT_ROUTING,
     AmqpSettings,
@@ -13,12 +14,14 @@ from settings.models import (
     ServerSettings,
     Settings,
     TlsSettings,
+    TransportSettings,
     WampSettings,
     ZmqSettings,
     load_settings,
 )
 
 __all__ = [
+    "BUILTIN_PUSHERS",
     "DEFAULT_CONFIG",
     "DEFAULT_ROUTING",
     "AmqpSettings",
@@ -31,6 +34,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "TlsSettings",
+    "TransportSettings",
     "WampSettings",
     "ZmqSettings",
     "load_settings",

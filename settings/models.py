@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import contextvars
+import inspect
+import logging
+import types
+import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from app.exceptions import ConfigurationError
+
+logger = logging.getLogger(__name__)
 
 SETTINGS_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = SETTINGS_DIR / "gos_web_socket.yaml"
 DEFAULT_ROUTING = SETTINGS_DIR / "routing.yaml"
 ENV_PREFIX = "GOS_WEB_SOCKET__"
+ROOT_KEY = "gos_web_socket"
+BUILTIN_PUSHERS = ("amqp", "wamp", "zmq")
 
-_config_file: contextvars.ContextVar[Path] = contextvars.ContextVar(
-    "gos_config_file", default=DEFAULT_CONFIG
+_file_tree: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "gos_file_tree", default=None
 )
+"""The ``gos_web_socket`` mapping of the file ``load_settings`` read; None: the shipped file."""
 
 Port = int  # validated by Field bounds where used
 
@@ -32,6 +43,22 @@ class _Node(BaseModel):
     """A config node: unknown keys are errors, as in Symfony's config tree."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_node(cls, data: Any) -> Any:
+        # `tls:` with nothing under it (children commented out) is an empty node, as in Symfony.
+        return {} if data is None else data
+
+
+class TransportSettings(_Node):
+    """The base of a pusher node ``pushers.<name>``; a custom transport subclasses it.
+
+    A node written in a config file is enabled unless it says ``enabled: false`` (Symfony's
+    ``canBeEnabled()``); read yours with ``settings.pushers.node("<name>", YourSettings)``.
+    """
+
+    enabled: bool = True
 
 
 class TlsSettings(_Node):
@@ -92,7 +119,7 @@ class ServerSettings(_Node):
     realm: str = Field("realm1", min_length=1, description="the one realm WAMP v2 clients join")
 
 
-class AmqpSettings(_Node):
+class AmqpSettings(TransportSettings):
     enabled: bool = False
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(5672, ge=1, le=65535)
@@ -126,7 +153,7 @@ class AmqpSettings(_Node):
         return self
 
 
-class WampSettings(_Node):
+class WampSettings(TransportSettings):
     enabled: bool = False
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(1337, ge=1, le=65535)
@@ -137,7 +164,7 @@ class WampSettings(_Node):
     max_backoff: float = Field(5.0, gt=0)
 
 
-class ZmqSettings(_Node):
+class ZmqSettings(TransportSettings):
     enabled: bool = True
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(5555, ge=1, le=65535)
@@ -148,13 +175,80 @@ class ZmqSettings(_Node):
     send_timeout: float = Field(2.0, gt=0, description="seconds a push may wait for a peer")
 
 
+N = TypeVar("N", bound=BaseModel)
+
+
+class _CustomNode(BaseModel):
+    """A ``pushers.<name>`` node no built-in model claims: kept as given, ``enabled`` checked."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: bool = True
+
+
 class PushersSettings(_Node):
+    """``pushers``: the built-in amqp, wamp and zmq nodes plus any custom transport's node."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, _CustomNode] = Field(init=False)
+
     amqp: AmqpSettings = Field(default_factory=AmqpSettings)
     wamp: WampSettings = Field(default_factory=WampSettings)
     zmq: ZmqSettings = Field(default_factory=ZmqSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_default_keys(cls, data: Any) -> Any:
+        # GOS 1.x/2.x documented `default:` under each pusher, marked "Unused"; accept those files.
+        if not isinstance(data, Mapping):
+            return data
+        dropped = [
+            name
+            for name in BUILTIN_PUSHERS
+            if isinstance(data.get(name), Mapping) and "default" in data[name]
+        ]
+        if not dropped:
+            return data
+        logger.warning(
+            "deprecated config key ignored: %s (unused in GOS; a configured pusher is enabled, "
+            "`enabled: false` disables it)",
+            ", ".join(f"pushers.{name}.default" for name in dropped),
+        )
+        cleaned = {n: {k: v for k, v in data[n].items() if k != "default"} for n in dropped}
+        return {**data, **cleaned}
+
+    @property
+    def custom(self) -> dict[str, _CustomNode]:
+        return dict(self.__pydantic_extra__ or {})
+
     def enabled_names(self) -> list[str]:
-        return [name for name in ("amqp", "wamp", "zmq") if getattr(self, name).enabled]
+        """Enabled pushers: the built-in ones, then custom nodes in config order."""
+        builtin = [name for name in BUILTIN_PUSHERS if getattr(self, name).enabled]
+        return builtin + [name for name, node in self.custom.items() if node.enabled]
+
+    def node(self, name: str, model: type[N]) -> N:
+        """The ``pushers.<name>`` node validated against a transport's own model.
+
+        A missing node gives the model's defaults. Raises:
+            ConfigurationError: one line per problem, key paths under ``pushers.<name>.``.
+        """
+        if name in BUILTIN_PUSHERS:
+            builtin = getattr(self, name)
+            if not isinstance(builtin, model):
+                raise TypeError(f"pushers.{name} is a {type(builtin).__name__}, not a {model}")
+            return builtin
+        raw = self.custom.get(name)
+        try:
+            return model.model_validate(raw.model_dump(exclude_unset=True) if raw else {})
+        except ValidationError as exc:
+            raise ConfigurationError(
+                describe(error, model, ("pushers", name)) for error in exc.errors()
+            ) from None
+
+    def unclaimed(self, known_names: Iterable[str]) -> list[str]:
+        """Custom node names no transport in ``known_names`` reads (the container decides)."""
+        known = set(known_names)
+        return [name for name in self.custom if name not in known]
 
 
 class RateLimitSettings(_Node):
@@ -174,7 +268,9 @@ class Settings(BaseSettings):
     """The whole ``gos_web_socket`` tree.
 
     Sources, strongest first: constructor arguments, ``GOS_WEB_SOCKET__A__B`` environment
-    variables, then the YAML file (``settings/gos_web_socket.yaml`` or ``--config PATH``).
+    variables, then the YAML file (``settings/gos_web_socket.yaml`` or ``--config PATH``) as
+    ``read_config_file`` normalises it: pusher nodes written there are enabled, relative paths
+    point beside the file. Environment variables only override values.
     """
 
     model_config = SettingsConfigDict(
@@ -216,17 +312,131 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_source = YamlConfigSettingsSource(
-            settings_cls, yaml_file=_config_file.get(), yaml_config_section="gos_web_socket"
+        tree = _file_tree.get()
+        file_source = InitSettingsSource(
+            settings_cls, init_kwargs=read_config_file(DEFAULT_CONFIG) if tree is None else tree
         )
-        return (init_settings, env_settings, yaml_source)
+        return (init_settings, env_settings, file_source)
 
 
-def _describe(error: Any) -> str:
-    path = ".".join(str(part) for part in error["loc"]) or "gos_web_socket"
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    if mark is None:
+        return f"{path}: invalid YAML: {problem}"
+    return f"{path}: invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def _kind(value: Any) -> str:
+    kinds = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
+def _enable_present_pushers(tree: dict[str, Any]) -> None:
+    """A pusher node written in the file is enabled unless it says otherwise (canBeEnabled)."""
+    pushers = tree.get("pushers")
+    if not isinstance(pushers, dict):
+        return
+    for name, node in pushers.items():
+        if node is None:
+            pushers[name] = {"enabled": True}
+        elif isinstance(node, dict):
+            node.setdefault("enabled", True)
+
+
+def _relative_to(base: Path, value: Any) -> Any:
+    if isinstance(value, str) and value and not Path(value).is_absolute():
+        return str(base / value)
+    return value
+
+
+def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
+    """Relative file paths in a config file name files beside it, not in the working directory."""
+    server = tree.get("server")
+    if not isinstance(server, dict):
+        return
+    router, tls = server.get("router"), server.get("tls")
+    if isinstance(router, dict) and isinstance(router.get("resources"), list):
+        router["resources"] = [_relative_to(base, item) for item in router["resources"]]
+    if isinstance(tls, dict):
+        for key in ("certfile", "keyfile"):
+            if key in tls:
+                tls[key] = _relative_to(base, tls[key])
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The ``gos_web_socket`` mapping of a YAML file, normalised (enabled nodes, paths).
+
+    Raises:
+        ConfigurationError: the file cannot be read, is not YAML, or has no valid root.
+    """
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            [f"--config: {str(path)!r} is not a readable file ({exc.strerror})"]
+        ) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError([_yaml_error(path, exc)]) from None
+    expected = f"expected the root key {ROOT_KEY}:"
+    if document is None:
+        raise ConfigurationError([f"{path}: the file is empty; {expected}"])
+    if not isinstance(document, dict):
+        raise ConfigurationError([f"{path}: the file holds {_kind(document)}; {expected}"])
+    unknown = [key for key in document if key != ROOT_KEY]
+    if unknown:
+        raise ConfigurationError(
+            f"{path}: unknown root key {key} (allowed: {ROOT_KEY})" for key in unknown
+        )
+    tree = document.get(ROOT_KEY)
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigurationError(
+            [f"{ROOT_KEY}: {tree!r} is not allowed: the node must be a mapping of settings"]
+        )
+    _enable_present_pushers(tree)
+    _resolve_paths(tree, path.resolve().parent)
+    return tree
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation such as ``TlsSettings`` or ``list[X] | None``."""
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list, dict):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _allowed_keys(root: type[BaseModel], loc: Iterable[int | str]) -> list[str]:
+    model: type[BaseModel] | None = root
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def describe(error: Any, root: type[BaseModel], prefix: tuple[str, ...] = ()) -> str:
+    """One line for one pydantic error: the key path, the value, what is allowed."""
+    loc = tuple(error["loc"])
+    path = ".".join(str(part) for part in (*prefix, *loc)) or ROOT_KEY
     message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {path} (allowed: {', '.join(_allowed_keys(root, loc[:-1]))})"
     if error["type"] in ("missing",):
         return f"{path}: missing; {message.lower()}"
+    if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        message = "the node must be a mapping of settings"
     value = error.get("input")
     if isinstance(value, dict):  # a node-level rule: the node itself is the value
         return f"{path}: {message}"
@@ -242,12 +452,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     config_file = Path(path) if path is not None else DEFAULT_CONFIG
     if not config_file.is_file():
         raise ConfigurationError([f"--config: {str(config_file)!r} is not a readable file"])
-    token = _config_file.set(config_file)
+    token = _file_tree.set(read_config_file(config_file))
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigurationError(_describe(error) for error in exc.errors()) from None
-    except (OSError, ValueError) as exc:  # YAML syntax errors surface as ValueError subclasses
-        raise ConfigurationError([f"{config_file}: {exc}"]) from None
+        raise ConfigurationError(describe(error, Settings) for error in exc.errors()) from None
     finally:
-        _config_file.reset(token)
+        _file_tree.reset(token)

@@ -2,23 +2,46 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app import cli
+from tests.support.rabbitmq import free_port
+from tests.unit.test_settings import GOS_PUSHERS_BLOCK
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def one_config_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a command stopped by bad config (exit 2, no traceback)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("config error: ")
+    return lines[0].removeprefix("config error: ")
 
 
 def test_routes_lists_the_demo_routes() -> None:
@@ -105,3 +128,194 @@ def test_push_with_unknown_pusher_lists_registered_ones() -> None:
     assert result.returncode == 1
     assert 'A pusher named "amqp" has not been registered.' in result.stderr
     assert "zmq" in result.stderr
+
+
+def test_documented_gos_pushers_block_loads_with_all_three_enabled(tmp_path: Path) -> None:
+    """The bundle's documented pushers block: exit 0, amqp/wamp/zmq on, one deprecation line."""
+    path = tmp_path / "gos.yaml"
+    path.write_text(GOS_PUSHERS_BLOCK)
+    result = run("config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    pushers = yaml.safe_load(result.stdout)["gos_web_socket"]["pushers"]
+    assert {name: node["enabled"] for name, node in pushers.items()} == {
+        "amqp": True,
+        "wamp": True,
+        "zmq": True,
+    }
+    assert pushers["amqp"]["login"] == "guest" and "default" not in pushers["amqp"]
+    (line,) = result.stderr.splitlines()
+    assert "level=warning" in line and "deprecated config key ignored" in line
+    assert "pushers.amqp.default, pushers.wamp.default, pushers.zmq.default" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("gos_websocket:\n  server: {port: 1}\n", "unknown root key gos_websocket"),
+        ("server:\n  port: 1\n", "unknown root key server (allowed: gos_web_socket)"),
+        ("", "the file is empty"),
+        ("gos_web_socket:\n  server: [\n", "invalid YAML at line 3, column 1"),
+        ("- a\n", "the file holds a list"),
+        ("gos_web_socket:\n  server: {port: 70000}\n", "server.port: 70000 is not allowed"),
+        ("gos_web_socket:\n  pushers: {zmq: {prot: 1}}\n", "unknown key pushers.zmq.prot"),
+    ],
+    ids=["gos_websocket-root", "server-root", "empty", "invalid-yaml", "list", "port", "unknown"],
+)
+def test_config_file_mistakes_give_one_line_and_exit_2(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """Each mistake in a --config file: `config error: ...`, exit 2, no traceback."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert expected in one_config_error(run("server", "--config", str(path)))
+
+
+@pytest.mark.parametrize("command", ["server", "health"])
+def test_out_of_range_port_option_is_one_config_line(command: str) -> None:
+    """`server -p 70000` names server.port; `health -p 70000` the metrics listener's port."""
+    line = one_config_error(run(command, "-p", "70000"))
+    key = "server.port" if command == "server" else "server.metrics.port"
+    assert line == f"{key}: 70000 is not allowed: Input should be less than or equal to 65535"
+
+
+def test_config_option_works_before_and_after_the_subcommand(tmp_path: Path) -> None:
+    """`--config PATH config` and `config --config PATH` both read PATH."""
+    path = tmp_path / "c.yaml"
+    path.write_text("gos_web_socket:\n  server:\n    port: 4242\n")
+    for args in (("--config", str(path), "config"), ("config", "--config", str(path))):
+        result = run(*args)
+        assert result.returncode == 0, result.stderr
+        assert yaml.safe_load(result.stdout)["gos_web_socket"]["server"]["port"] == 4242
+
+
+def test_config_option_before_the_subcommand_reports_its_errors(tmp_path: Path) -> None:
+    """A bad file given before the sub-command is read, not silently replaced by the default."""
+    path = tmp_path / "c.yaml"
+    path.write_text("gos_web_socket:\n  server:\n    port: -1\n")
+    assert one_config_error(run("--config", str(path), "routes")).startswith("server.port: -1 ")
+
+
+def test_relative_router_resources_follow_the_config_file_not_the_cwd(tmp_path: Path) -> None:
+    """`routes --config conf/gos.yaml` run from another folder loads conf/routes/chat.yaml."""
+    conf = tmp_path / "conf"
+    (conf / "routes").mkdir(parents=True)
+    (conf / "routes" / "chat.yaml").write_text(
+        'chat_room:\n  pattern: "chat/{room}"\n  callback: "chat.topic"\n'
+    )
+    (conf / "gos.yaml").write_text(
+        "gos_web_socket:\n  server:\n    router:\n      resources: [routes/chat.yaml]\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run("routes", "--config", str(conf / "gos.yaml"), cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert "chat_room" in result.stdout and "chat/{room}" in result.stdout
+    assert "acme_topic" not in result.stdout
+
+
+PUSHER_DOWN = {
+    "amqp": (
+        {
+            "GOS_WEB_SOCKET__PUSHERS__AMQP__ENABLED": "true",
+            "GOS_WEB_SOCKET__PUSHERS__AMQP__LOGIN": "guest",
+            "GOS_WEB_SOCKET__PUSHERS__AMQP__PASSWORD": "guest",
+            "GOS_WEB_SOCKET__PUSHERS__AMQP__PORT": "{port}",
+            "GOS_WEB_SOCKET__PUSHERS__AMQP__PUSH_TIMEOUT": "1",
+        },
+        "error: AMQP broker at 127.0.0.1:{port} did not confirm the push within 1.0 s",
+    ),
+    "wamp": (
+        {
+            "GOS_WEB_SOCKET__PUSHERS__WAMP__ENABLED": "true",
+            "GOS_WEB_SOCKET__PUSHERS__WAMP__PORT": "{port}",
+            "GOS_WEB_SOCKET__PUSHERS__WAMP__TIMEOUT": "1",
+        },
+        "error: WAMP server ws://127.0.0.1:{port}/ not reachable",
+    ),
+    "zmq": (
+        {
+            "GOS_WEB_SOCKET__PUSHERS__ZMQ__PORT": "{port}",
+            "GOS_WEB_SOCKET__PUSHERS__ZMQ__SEND_TIMEOUT": "0.5",
+        },
+        "error: no ZeroMQ peer at tcp://127.0.0.1:{port} took the push",
+    ),
+}
+
+
+@pytest.mark.parametrize("pusher", sorted(PUSHER_DOWN))
+def test_push_to_a_peer_that_is_down_is_one_error_line(pusher: str) -> None:
+    """A pusher towards a closed port: exit 1, exactly one stderr line, no client library logs."""
+    port = str(free_port())
+    env, expected = PUSHER_DOWN[pusher]
+    result = run(
+        "push", "acme_topic", "-p", "room=1", "-d", '{"a": 1}', "--pusher", pusher,
+        env={key: value.format(port=port) for key, value in env.items()},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(expected.format(port=port)), line
+    assert result.stdout == ""
+
+
+def test_verbose_push_shows_the_client_library_logs() -> None:
+    """`-v` before the sub-command keeps the broker client's own lines for debugging."""
+    result = run(
+        "-v", "push", "acme_topic", "-p", "room=1", "--pusher", "amqp",
+        env={
+            key: value.format(port=free_port()) for key, value in PUSHER_DOWN["amqp"][0].items()
+        },
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "logger=aiormq" in result.stderr and len(result.stderr.splitlines()) > 1
+
+
+@pytest.fixture
+def logging_state() -> Iterator[None]:
+    """cli.main configures the root logger and quiets loggers: put them back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in cli.QUIET_LOGGERS}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in quiet.items():
+        logging.getLogger(name).setLevel(old)
+
+
+@pytest.mark.usefixtures("logging_state")
+def test_an_unexpected_error_is_one_line_not_a_traceback() -> None:
+    """A bug surfacing as RuntimeError still ends as one `error:` line and exit 1."""
+
+    def broken_services(config: Path | None, overrides: Mapping[str, Any], profile: bool) -> Any:
+        raise RuntimeError("boom\nsecond line")
+
+    err = io.StringIO()
+    code = cli.main(["routes"], broken_services, out=io.StringIO(), err=err)
+    assert code == 1
+    assert err.getvalue() == "error: RuntimeError: boom second line\n"
+
+
+def test_health_port_option_is_the_metrics_listener() -> None:
+    """`health -a 127.0.0.1 -p PORT` asks PORT; nothing listens there, so exit 1 naming it."""
+    port = free_port()
+    result = run("health", "-a", "127.0.0.1", "-p", str(port), "--timeout", "2")
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"not healthy: no server answering at 127.0.0.1:{port} ")
+
+
+def test_config_prints_custom_pusher_nodes_with_secrets_masked(tmp_path: Path) -> None:
+    """A custom transport's node is shown as written, but password-like keys are masked."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "gos_web_socket:\n  pushers:\n    mine: {host: h, api_token: t0ps3cret, password: pw1}\n"
+    )
+    result = run("config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    mine = yaml.safe_load(result.stdout)["gos_web_socket"]["pushers"]["mine"]
+    assert mine == {
+        "enabled": True,
+        "host": "h",
+        "api_token": "**********",
+        "password": "**********",
+    }
