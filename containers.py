@@ -30,7 +30,7 @@ from dependency_injector import containers, providers
 from app import lifecycle
 from app.demo import AcmeRpc, AcmeTopic
 from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
-from app.exceptions import ServiceNotFound
+from app.exceptions import ConfigurationError, ServiceNotFound
 from app.ops import OpsService, launched_listener, readiness
 from app.registry import (
     PusherRegistry,
@@ -45,7 +45,14 @@ from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from app.web import HttpService
-from settings import AmqpSettings, Settings, WampSettings, ZmqSettings, load_settings
+from settings import (
+    AmqpSettings,
+    PushersSettings,
+    Settings,
+    WampSettings,
+    ZmqSettings,
+    load_settings,
+)
 
 R = TypeVar("R", bound=Registry[Any])
 
@@ -70,13 +77,34 @@ def build_router(resources: Iterable[Path]) -> Router:
 
 
 def enabled_registry(
-    registry_class: type[R], items: Mapping[str, Any], enabled: Iterable[str]
+    registry_class: type[R],
+    items: Mapping[str, Any],
+    pushers: PushersSettings,
+    known: Iterable[str] = (),
 ) -> R:
-    """Built-in transports join only when enabled (GOS removes the others); custom ones always."""
-    on = set(enabled)
+    """The transports of ``items`` that are on: a built-in one when enabled (GOS removes the
+    others), a custom one unless its ``pushers.<name>`` node says ``enabled: false``.
+
+    Raises:
+        ConfigurationError: a ``pushers.<name>`` node that no transport in ``items`` or
+            ``known`` reads (a typo would otherwise be ignored).
+    """
+    names = sorted({*BUILTIN_TRANSPORTS, *items, *known})
+    unknown = pushers.unclaimed(names)
+    if unknown:
+        allowed = ", ".join(names)
+        raise ConfigurationError([f"unknown key pushers.{n} (allowed: {allowed})" for n in unknown])
+    on = set(pushers.enabled_names())
+    configured = {*BUILTIN_TRANSPORTS, *pushers.custom}
     return registry_class(
-        {name: item for name, item in items.items() if name not in BUILTIN_TRANSPORTS or name in on}
+        {name: item for name, item in items.items() if name not in configured or name in on}
     )
+
+
+def collection_names(collection: providers.Dict) -> list[str]:
+    """The aliases of a tag collection, without building its services (they may depend on
+    the registry that asks)."""
+    return list(collection.kwargs)
 
 
 def named_registry(registry_class: type[R], items: Iterable[Any]) -> R:
@@ -132,7 +160,8 @@ class Wamp(containers.DeclarativeContainer):
 class PushHandlers(containers.DeclarativeContainer):
     """``gos_web_socket.server_push_handler.*``: the tag collection and its registry."""
 
-    enabled = providers.Dependency(instance_of=list)
+    pushers_settings = providers.Dependency(instance_of=PushersSettings)
+    known = providers.Dependency(instance_of=list)
     amqp: providers.Dependency[Any] = providers.Dependency()
     zmq: providers.Dependency[Any] = providers.Dependency()
     collection = providers.Dict(
@@ -143,7 +172,8 @@ class PushHandlers(containers.DeclarativeContainer):
         enabled_registry,
         ServerPushHandlerRegistry,
         items=collection,
-        enabled=enabled,
+        pushers=pushers_settings,
+        known=known,
     )
 
 
@@ -187,17 +217,19 @@ class GosWebSocket(containers.DeclarativeContainer):
         wamp=wamp.pusher,
         zmq=zmq.pusher,
     )
+    server_push_handler = providers.Container(
+        PushHandlers,
+        pushers_settings=settings.provided.pushers,
+        known=providers.Callable(collection_names, pushers.provider),
+        amqp=amqp.server_push_handler,
+        zmq=zmq.server_push_handler,
+    )
     pusher_registry = providers.Singleton(
         enabled_registry,
         PusherRegistry,
         items=pushers,
-        enabled=settings.provided.pushers.enabled_names.call(),
-    )
-    server_push_handler = providers.Container(
-        PushHandlers,
-        enabled=settings.provided.pushers.enabled_names.call(),
-        amqp=amqp.server_push_handler,
-        zmq=zmq.server_push_handler,
+        pushers=settings.provided.pushers,
+        known=providers.Callable(collection_names, server_push_handler.collection.provider),
     )
     topics = providers.List(providers.Singleton(AcmeTopic))
     topic_registry = providers.Singleton(named_registry, TopicRegistry, items=topics)

@@ -319,3 +319,14 @@ def test_config_prints_custom_pusher_nodes_with_secrets_masked(tmp_path: Path) -
         "api_token": "**********",
         "password": "**********",
     }
+
+
+@pytest.mark.parametrize("command", [["push", "acme_topic", "-p", "room=1"], ["server"]])
+def test_a_pusher_node_no_transport_reads_is_an_unknown_key(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`pushers.zmqq:` (a typo) stops push and server with one line listing the transports."""
+    path = tmp_path / "c.yaml"
+    path.write_text("gos_web_socket:\n  pushers:\n    zmqq: {port: 5555}\n")
+    result = run(*command, "--config", str(path))
+    assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, wamp, zmq)"
