@@ -159,7 +159,7 @@ async def test_malformed_frames_fail_one_by_one(
     assert len(events.failures) == len(bad)
     errors = [type(event.error) for event in events.failures]
     assert errors == [MessageDecodeError] * 4 + [NoRouteMatch, PushUnsupported]
-    dropped = [r for r in caplog.records if "dropped a body" in r.getMessage()]
+    dropped = [r for r in caplog.records if "could not deliver a body" in r.getMessage()]
     assert len(dropped) == 1 and dropped[0].exc_info is None  # rate-limited, no traceback
     assert len(events.successes) == len(good) + 1
     assert handler.is_consuming
