@@ -7,20 +7,30 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.events import EventDispatcher
-from app.exceptions import PushHandlerError
+from app.exceptions import PushFailed, PushHandlerError
 from app.message import Message
 from app.router import Router
 from app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
 
 
 class InMemoryPusher(Pusher):
-    """Records every envelope in ``sent`` instead of sending it."""
+    """Records every envelope in ``sent``; linked to a ``target`` handler, also queues it there.
 
-    def __init__(self, router: Router) -> None:
+    With a target, ``push()`` returns once the body is queued (as a broker would take it);
+    when the target is not started, the push fails with ``PushFailed``.
+    """
+
+    def __init__(self, router: Router, target: InMemoryServerPushHandler | None = None) -> None:
         super().__init__(router)
+        self.target = target
         self.sent: list[tuple[Message, dict[str, Any]]] = []
 
     async def send(self, message: Message, context: dict[str, Any]) -> None:
+        if self.target is not None:
+            try:
+                self.target.memory.put(MemoryDelivery(message.encode()))
+            except PushHandlerError as exc:
+                raise PushFailed(f"in-memory push failed: {exc}", transport="memory") from exc
         self.sent.append((message, context))
 
 
@@ -32,6 +42,7 @@ class MemoryDelivery(Delivery):
     def __init__(self, body: bytes, message_id: str | None = None) -> None:
         super().__init__(body, message_id)
         self.outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.outcome.add_done_callback(_seen)  # a pushed delivery has nobody waiting for it
 
     async def ack(self, multiple: bool = False) -> None:
         if not self.outcome.done():
@@ -40,6 +51,11 @@ class MemoryDelivery(Delivery):
     async def reject(self, error: Exception) -> None:
         if not self.outcome.done():
             self.outcome.set_exception(error)
+
+
+def _seen(outcome: asyncio.Future[None]) -> None:
+    if not outcome.cancelled():
+        outcome.exception()
 
 
 class InMemoryReceiver(Receiver):
