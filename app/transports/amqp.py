@@ -418,8 +418,11 @@ class AmqpReceiver(Receiver):
                 channel, self.settings, exchange, self.queue_name, per_node=self.per_node
             )
         except ChannelPreconditionFailed as exc:
-            # The refusal closed the channel: adopt the queue as it is on a fresh one.
+            # The refusal closed the channel: adopt the queue as it is on a fresh one (that
+            # close is expected, so it must not read as a lost connection).
+            channel.close_callbacks.discard(self._on_close)
             channel = await self._open_channel()
+            self._inbox = asyncio.Queue()
             queue = await channel.declare_queue(self.queue_name, passive=True)
             for key in self.settings.binding_keys:
                 await queue.bind(self.settings.exchange_name, key)
