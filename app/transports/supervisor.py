@@ -123,7 +123,8 @@ class Supervisor:
                 state.status = "consuming"
                 began = time.monotonic()
                 error = await handler.stopped()
-                if self._closing:
+                if self._closing or error is None:  # None: someone closed it on purpose
+                    state.status = "closed"
                     return
                 if time.monotonic() - began >= self.max_backoff:
                     delay = self.first_backoff  # it ran a while: this is a fresh failure
