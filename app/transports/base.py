@@ -13,7 +13,7 @@ A transport implements two small things, and everything else lives here, once:
   duplicate message ids, keeps delivery order, and acks only after the server wrote the frames
   (``PushableServer.flushed``). ``Supervisor`` restarts a handler whose start or receive failed.
 
-See "Write your own transport" in docs/server.md for a worked example.
+See docs/transports.md for the guarantees and a worked example ("Write your own transport").
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """One rig per transport: a pusher, the receiving side, and a way to put a raw body on the wire.
 
+The transports: memory, zmq, amqp, the WAMP pusher, and ``lines`` (line_transport.py here),
+the example custom transport of docs/transports.md, to show the contract is enough to write one.
+
 Every receiving rig runs its handler under a ``Supervisor`` (as the server does) and feeds a
 recording server; the WAMP rig's receiving side is a real ``WampServer`` whose demo topic relays
 the PUBLISH to a subscriber (a WAMP pusher reaches ``on_publish``, there is no push handler).
@@ -29,13 +32,14 @@ from app.transports.supervisor import Supervisor
 from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler, endpoint, shared_context
 from settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
+from tests.contract.line_transport import LinePusher, LineReceiver
 from tests.support.rabbitmq import RabbitMQNode, free_port
 from tests.support.server import running_server, url_of
 from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/42"
 ROOM = {"room": "42"}
-RECEIVING = ["memory", "zmq", "amqp"]
+RECEIVING = ["memory", "zmq", "amqp", "lines"]
 ALL = [*RECEIVING, "wamp"]
 
 
@@ -136,6 +140,31 @@ async def _zmq_rig(router: Router, server: RecordingServer) -> Rig:
     return await _supervised(rig, server)
 
 
+async def _line_rig(router: Router, server: RecordingServer) -> Rig:
+    """The example transport of docs/transports.md, wrapped as any custom one is."""
+    failures: list[PushHandlerFailEvent] = []
+    port = free_port()
+    handler = ServerPushHandler(router, _dispatcher(failures), LineReceiver("127.0.0.1", port))
+    handler.name = "lines"
+
+    async def send_raw(body: bytes) -> None:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(body + b"\n")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    rig = Rig(
+        "lines",
+        LinePusher(router, "127.0.0.1", port),
+        lambda within: _queue_take(server.pushes, within),
+        handler,
+        send_raw=send_raw,
+        failures=failures,
+    )
+    return await _supervised(rig, server)
+
+
 async def _amqp_rig(router: Router, server: RecordingServer, node: RabbitMQNode) -> Rig:
     failures: list[PushHandlerFailEvent] = []
     settings = node.amqp_settings(push_timeout=15)
@@ -189,6 +218,8 @@ async def _build(request: pytest.FixtureRequest, router: Router) -> AsyncIterato
         rig = await _memory_rig(router, server)
     elif transport == "zmq":
         rig = await _zmq_rig(router, server)
+    elif transport == "lines":
+        rig = await _line_rig(router, server)
     else:
         rig = await _amqp_rig(router, server, request.getfixturevalue("rabbitmq"))
     try:

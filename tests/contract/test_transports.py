@@ -1,4 +1,5 @@
-"""The transport contract, the same behaviour over every transport (memory, zmq, amqp, wamp).
+"""The transport contract, the same behaviour over every transport (memory, zmq, amqp, wamp,
+and the example custom transport ``lines``).
 
 Push after close is defined as: the pusher connects again and the push is delivered (a pusher
 is reusable; ``close()`` only releases its connection).
