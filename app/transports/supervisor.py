@@ -31,6 +31,8 @@ class HandlerState:
     """Attempts made after a failure (the same number as the handler's ``stats.restarts``)."""
     last_error: str = ""
     """The cause of the last failure, ``repr``-ed; empty until one happened."""
+    backoff: float = 0.0
+    """Seconds of the last wait before a retry (doubling up to ``max_backoff``)."""
 
 
 class Supervisor:
@@ -130,7 +132,7 @@ class Supervisor:
                     delay = self.first_backoff  # it ran a while: this is a fresh failure
                 self._failed(name, state, "stopped", error)
             await handler.close()
-            state.status = "backoff"
+            state.status, state.backoff = "backoff", delay
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff)
             state.restarts += 1
