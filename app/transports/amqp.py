@@ -151,6 +151,16 @@ async def declare_queue(
     return queue
 
 
+async def adopt_queue(
+    channel: AbstractChannel, settings: AmqpSettings, queue_name: str
+) -> AbstractQueue:
+    """A queue that exists with other arguments, taken as it is (passive) and bound."""
+    queue = await channel.declare_queue(queue_name, passive=True)
+    for key in settings.binding_keys:
+        await queue.bind(settings.exchange_name, key)
+    return queue
+
+
 # -- the pusher ------------------------------------------------------------------------------
 
 
@@ -285,9 +295,16 @@ class AmqpPusher(Pusher):
                     exchange = await declare_exchange(channel, self.settings)
                     if self.settings.queue_mode == "shared":
                         # The shared queue buffers pushes made before any server ever started.
-                        await declare_queue(
-                            channel, self.settings, exchange, self.settings.queue_name
-                        )
+                        try:
+                            await declare_queue(
+                                channel, self.settings, exchange, self.settings.queue_name
+                            )
+                        except ChannelPreconditionFailed:
+                            # It exists with other arguments (GOS's PHP server): bind it as it
+                            # is, on a fresh channel (the refusal closed this one).
+                            channel = await connection.channel(on_return_raises=True)
+                            exchange = await declare_exchange(channel, self.settings)
+                            await adopt_queue(channel, self.settings, self.settings.queue_name)
                 except BaseException:
                     await connection.close()
                     raise
@@ -423,9 +440,7 @@ class AmqpReceiver(Receiver):
             channel.close_callbacks.discard(self._on_close)
             channel = await self._open_channel()
             self._inbox = asyncio.Queue()
-            queue = await channel.declare_queue(self.queue_name, passive=True)
-            for key in self.settings.binding_keys:
-                await queue.bind(self.settings.exchange_name, key)
+            queue = await adopt_queue(channel, self.settings, self.queue_name)
             self._dead_letters = await connection.channel(publisher_confirms=True)
             self.adopted = True
             if (self.settings.host, self.queue_name) not in _adopted_logged:

@@ -90,11 +90,12 @@ async def test_php_declared_queue_is_adopted(
     supervise: Supervise,
     raw_channel: aio_pika.abc.AbstractChannel,
     events: EventLog,
+    router: Router,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """gos_websocket declared by PHP (durable, no arguments) is consumed as it is: a PHP push is
     delivered, a poison one lands in the DLQ with its reason and one push_fail, and the good
-    pushes after it are delivered."""
+    pushes after it are delivered; our own pusher adopts the queue too."""
     await raw_channel.declare_queue("gos_websocket", durable=True)
     server = RecordingServer()
     try:
@@ -109,6 +110,10 @@ async def test_php_declared_queue_is_adopted(
             await exchange.publish(aio_pika.Message(body), routing_key="")  # as PHP does
         await wait_until(lambda: len(server.received) == 2)
         assert server.received == [("acme/channel/42", ["hi"]), ("acme/channel/42", ["after"])]
+        async with AmqpPusher(handler.settings, router) as pusher:  # ours adopts it too
+            await pusher.push({"n": 3}, "acme_topic", {"room": "42"})
+        await wait_until(lambda: len(server.received) == 3)
+        assert server.received[2] == ("acme/channel/42", {"n": 3})
         assert [type(event.error) for event in events.fail] == [MessageDecodeError]
         dlq = await raw_channel.get_queue(handler.settings.dead_letter_queue)
         dead = await dlq.get(no_ack=True, timeout=5)
