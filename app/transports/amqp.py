@@ -417,6 +417,7 @@ class AmqpReceiver(Receiver):
 
     async def _open(self) -> None:
         self._inbox = asyncio.Queue()
+        self.adopted = False
         timeout = self.settings.connect_timeout or self.settings.push_timeout
         connection = await asyncio.wait_for(
             aio_pika.connect(
