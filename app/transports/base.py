@@ -322,7 +322,7 @@ class RateLimitedLog:
             return
         if self._held:
             message += f" ({self._held} more since the last report)"
-        self.log.warning(message, *args, extra=extra or None)
+        self.log.warning(message, *args, extra=extra or None, stacklevel=2)
         self._held = 0
         self._next = now + self.interval
 
