@@ -4,6 +4,7 @@
 
     GosWebSocketError
      ├── ConfigurationError                  bad settings or route files (start-up stops)
+     ├── ListenError                         a listener cannot bind its address (start-up stops)
      ├── ServiceNotFound (KeyError)          an unknown container id
      ├── NotRegistered (KeyError)            a registry lookup missed
      │    ├── PusherNotFound
@@ -31,6 +32,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 
@@ -44,6 +46,16 @@ class ConfigurationError(GosWebSocketError):
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class ListenError(GosWebSocketError):
+    """A listener cannot bind: names the setting that chose the address, and why."""
+
+    def __init__(self, setting: str, host: str, port: int, cause: BaseException) -> None:
+        self.setting, self.host, self.port = setting, host, port
+        errno = getattr(cause, "errno", None)
+        reason = os.strerror(errno) if isinstance(errno, int) else str(cause)
+        super().__init__(f"{setting}: cannot listen on {host}:{port}: {reason}")
 
 
 class ServiceNotFound(GosWebSocketError, KeyError):

@@ -280,6 +280,8 @@ class Receiver(ABC):
 
         Raises:
             PushHandlerError: the transport is not reachable (the supervisor retries later).
+            ListenError, ConfigurationError: retrying cannot help (an address that cannot be
+                bound, bad settings): on the first attempt, the server's start-up stops.
         """
 
     @abstractmethod

@@ -14,11 +14,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.exceptions import ConfigurationError, ListenError
 from app.transports.base import PushableServer, RateLimitedLog, ServerPushHandler
 
-__all__ = ["HandlerState", "Supervisor"]
+__all__ = ["FATAL_START_ERRORS", "HandlerState", "Supervisor"]
 
 logger = logging.getLogger(__name__)
+
+FATAL_START_ERRORS = (ListenError, ConfigurationError)
+"""Errors that retrying cannot fix: raised from ``Supervisor.start()`` on the first attempt."""
 
 
 @dataclass
@@ -70,10 +74,17 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._first_attempts: dict[str, asyncio.Event] = {}
         self._closing = False
+        self._fatal: Exception | None = None
 
     async def start(self) -> None:
-        """Supervise every handler; returns after the first attempts (at most a short wait)."""
+        """Supervise every handler; returns after the first attempts (at most a short wait).
+
+        Raises:
+            ListenError, ConfigurationError: a handler's first start failed in a way retrying
+                cannot fix (its address is taken); every handler is closed again.
+        """
         self._closing = False
+        self._fatal = None
         for name, handler in self.handlers.items():
             if name in self._tasks and not self._tasks[name].done():
                 continue
@@ -86,6 +97,10 @@ class Supervisor:
             await asyncio.wait(waits, timeout=self.first_attempt_wait)
             for wait in waits:
                 wait.cancel()
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            await self.close()
+            raise fatal
 
     async def close(self, within: float = 10.0) -> None:
         """Stop supervising and close every handler (each bounded by ``within`` seconds)."""
@@ -112,6 +127,14 @@ class Supervisor:
             state.status = "starting"
             try:
                 await handler.start(self.app)
+            except FATAL_START_ERRORS as exc:
+                if not attempted.is_set():  # start-up: stop it with this one line
+                    self._fatal = exc
+                    state.status, state.last_error = "closed", repr(exc)
+                    attempted.set()
+                    return
+                logger.error("push handler %s cannot start: %s", name, exc)  # keep trying
+                self._failed(name, state, "did not start", exc)
             except Exception as exc:
                 attempted.set()
                 self._failed(name, state, "did not start", exc)

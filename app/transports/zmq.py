@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 import zmq.asyncio
 
-from app.exceptions import PushFailed, PushHandlerError
+from app.exceptions import ListenError, PushFailed, PushHandlerError
 from app.message import Message
 from app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
 
@@ -202,6 +202,7 @@ class ZmqReceiver(Receiver):
     """Frames taken per ``receive()`` when more are already waiting."""
 
     def __init__(self, settings: ZmqSettings) -> None:
+        self.settings = settings
         self.endpoint = endpoint(settings)
         self._socket: zmq.asyncio.Socket | None = None
         self._fast: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking reads
@@ -226,7 +227,12 @@ class ZmqReceiver(Receiver):
 
     async def _bind(self, sock: zmq.asyncio.Socket) -> None:
         """Bind, retrying briefly on EADDRINUSE: libzmq frees a closed listener asynchronously,
-        so a handler restarted in the same process may find its port still taken."""
+        so a handler restarted in the same process may find its port still taken.
+
+        Raises:
+            ListenError: the address cannot be bound (taken, not local); retrying will not
+                help, so a server's start-up stops with one line naming ``pushers.zmq``.
+        """
         deadline = time.monotonic() + BIND_RETRY
         while True:
             try:
@@ -234,8 +240,8 @@ class ZmqReceiver(Receiver):
                 return
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
-                    raise PushHandlerError(
-                        f"ZMQ transport cannot bind {self.endpoint}: {exc}"
+                    raise ListenError(
+                        "pushers.zmq", self.settings.host, self.settings.port, exc
                     ) from exc
             await asyncio.sleep(0.02)
 

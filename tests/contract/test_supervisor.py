@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 
 from app.events import EventDispatcher
-from app.exceptions import PushHandlerError
+from app.exceptions import ListenError, PushHandlerError
 from app.router import Router
 from app.transports.base import ServerPushHandler
 from app.transports.memory import InMemoryReceiver, InMemoryServerPushHandler, MemoryDelivery
@@ -104,3 +105,51 @@ async def test_close_during_backoff_closes_the_handler(router: Router) -> None:
     await asyncio.wait_for(supervisor.close(), 5)
     assert supervisor.states["memory"].status == "closed" and not handler.is_consuming
     assert receiver.opens == 1
+
+
+class TakenReceiver(FlakyReceiver):
+    """Its opens in ``taken`` fail with ListenError (the address is in use), others as usual."""
+
+    def __init__(self, taken: set[int]) -> None:
+        super().__init__(failures=0)
+        self.taken = taken
+
+    async def open(self) -> None:
+        self.opens += 1
+        if self.opens in self.taken:
+            raise ListenError("pushers.lines", "127.0.0.1", 7000, OSError(98, "in use"))
+        await InMemoryReceiver.open(self)
+
+
+async def test_an_address_in_use_at_start_up_is_raised(router: Router) -> None:
+    """ListenError on the first start is not retried: start() raises it and closes all."""
+    receiver = TakenReceiver(taken={1})
+    handler = ServerPushHandler(router, EventDispatcher(), receiver)
+    supervisor = Supervisor({"lines": handler}, RecordingServer(), first_backoff=0.01)
+    with pytest.raises(ListenError, match="pushers.lines: cannot listen on 127.0.0.1:7000"):
+        await supervisor.start()
+    await asyncio.sleep(0.05)  # a retry would have come by now
+    assert receiver.opens == 1 and supervisor.states["lines"].status == "closed"
+
+
+async def test_an_address_in_use_on_a_restart_is_retried(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After start-up the server cannot stop any more: a ListenError on a restart is retried."""
+    receiver = TakenReceiver(taken={2})
+    handler = ServerPushHandler(router, EventDispatcher(), receiver)
+    supervisor = Supervisor({"lines": handler}, RecordingServer(), first_backoff=0.01)
+    await supervisor.start()
+    try:
+        receive = receiver.receive
+
+        async def crash_once() -> Any:
+            monkeypatch.setattr(receiver, "receive", receive)
+            raise PushHandlerError("injected")
+
+        monkeypatch.setattr(receiver, "receive", crash_once)
+        receiver.put(MemoryDelivery(b"{}"))  # wakes the pending receive; the next one crashes
+        await eventually(lambda: receiver.opens == 3 and handler.is_consuming, 5)
+        assert handler.stats.restarts == 2
+    finally:
+        await supervisor.close()

@@ -8,15 +8,17 @@ from typing import Any
 
 import pytest
 import zmq
+import zmq.asyncio
 
 from app.demo import AcmeRpc, AcmeTopic
 from app.events import EventDispatcher
+from app.exceptions import ListenError
 from app.metrics import ServerMetrics
 from app.router import Router
 from app.server import WampServer
-from app.transports.zmq import ZmqPusher, ZmqReceiver, ZmqServerPushHandler
+from app.transports.zmq import ZmqPusher, ZmqReceiver, ZmqServerPushHandler, endpoint
 from settings.models import ZmqSettings
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import eventually, make_server, running_server, url_of
 from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/lobby"
@@ -83,3 +85,24 @@ async def test_failing_socket_recv_is_restarted(
     finally:
         await pusher.close()
         await client.close()
+
+
+async def test_a_taken_port_stops_server_start_up(
+    zmq_settings: ZmqSettings, router: Router, dispatcher: EventDispatcher
+) -> None:
+    """The ZeroMQ port is taken: WampServer.start() raises ListenError naming pushers.zmq
+    (retrying cannot help), instead of retrying for ever."""
+    squatter = zmq.asyncio.Context.instance().socket(zmq.PULL)
+    squatter.bind(endpoint(zmq_settings))
+    try:
+        handler = ZmqServerPushHandler(zmq_settings, router, dispatcher)
+        server = make_server(topics=[AcmeTopic()], push_handlers={"zmq": handler})
+        with pytest.raises(ListenError) as error:
+            await server.start(port=0)
+        await server.stop()
+    finally:
+        squatter.close(linger=0)
+    assert str(error.value) == (
+        f"pushers.zmq: cannot listen on 127.0.0.1:{zmq_settings.port}: Address already in use"
+    )
+    assert not handler.is_consuming and server.supervisor.states["zmq"].status == "closed"
