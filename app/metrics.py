@@ -5,7 +5,7 @@ Three sources, none of them costing the hot path more than an int increment:
 - callback gauges read the server's live state (connections, subscriptions, topics) at scrape;
 - ``client_connected``, ``push_success`` and ``push_fail`` listeners count into plain ints;
 - a collector reads those and the counters of ``app.stats`` (frames, cut-offs, pushes received,
-  deduplicated, reconnects, push-to-broadcast time, pushes sent and failed by pushers).
+  deduplicated, reconnects, restarts, push-to-broadcast time, pushes sent and failed by pushers).
 
 A registry per server keeps two servers in one process (and tests) from sharing counts.
 """
@@ -150,6 +150,9 @@ class _Collector:
             "failed": _labelled("pushes_failed", "Pushes not decoded, routed or handled."),
             "deduplicated": _labelled("pushes_deduplicated", "Redeliveries dropped by id."),
             "reconnects": _labelled("push_handler_reconnects", "Connections regained."),
+            "restarts": _labelled(
+                "push_handler_restarts", "Restarts by the supervisor after a failure."
+            ),
         }
         consuming = GaugeMetricFamily(
             f"{NAMESPACE}_push_handler_consuming",
@@ -170,6 +173,7 @@ class _Collector:
             families["failed"].add_metric(labels, self.metrics.failed[key])
             families["deduplicated"].add_metric(labels, hs.deduplicated)
             families["reconnects"].add_metric(labels, hs.reconnects)
+            families["restarts"].add_metric(labels, hs.restarts)
             consuming.add_metric(labels, 1 if handler.is_consuming else 0)
             latency.add_metric(labels, hs.latency.cumulative(), hs.latency.sum)
         yield from families.values()

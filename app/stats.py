@@ -58,7 +58,7 @@ class ServerStats:
 class PushHandlerStats:
     """What one push handler received; handled and failed come from the push events."""
 
-    __slots__ = ("received", "deduplicated", "reconnects", "latency")
+    __slots__ = ("received", "deduplicated", "reconnects", "restarts", "latency")
 
     def __init__(self) -> None:
         self.received = 0
@@ -67,6 +67,8 @@ class PushHandlerStats:
         """Redeliveries dropped because their message id was already handled."""
         self.reconnects = 0
         """Times the transport connection came back after being lost."""
+        self.restarts = 0
+        """Times the supervisor started the handler again after a failed start or a crash."""
         self.latency = LatencyHistogram()
         """Seconds from taking a body to the topic's ``on_push`` returning (the broadcast)."""
 

@@ -32,6 +32,7 @@ from app.server.subprotocols import Subprotocols
 from app.server.timers import PeriodicTimers
 from app.server.topic import Topic
 from app.stats import ServerStats
+from app.transports.supervisor import Supervisor
 from settings.models import Settings
 
 if TYPE_CHECKING:
@@ -224,8 +225,8 @@ class WampServer:
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         """Listen, announce ``server_launched`` and start every push handler.
 
-        ``port=0`` binds a free port; ``self.port`` holds the real one afterwards. A push
-        handler that fails to start is logged and the server keeps running, as in GOS.
+        ``port=0`` binds a free port; ``self.port`` holds the real one afterwards. Push
+        handlers run under ``self.supervisor``: one that cannot start yet is retried.
         """
         if self._listener is not None:
             raise RuntimeError("the server is already started")
@@ -243,11 +244,8 @@ class WampServer:
         logger.info("Launching WAMP server on %s:%s (pid %s)", host, self.port, os.getpid())
         event = ServerLaunchedEvent(loop=loop, server=self, profile=self.profile)
         await self.dispatcher.dispatch(SERVER_LAUNCHED, event)
-        for name, handler in self.push_handlers.items():
-            try:
-                await handler.start(self)
-            except Exception as exc:
-                logger.error("push handler %s did not start: %r", name, exc)
+        self.supervisor = Supervisor(self.push_handlers, self)  # retries until each consumes
+        await self.supervisor.start()
 
     async def stop(self) -> None:
         """Stop accepting, close the push handlers, close clients with 1001, then return.
@@ -259,11 +257,9 @@ class WampServer:
         if self._listener is not None:
             self._listener.close()
         self.timers.cancel_all()
-        for name, handler in self.push_handlers.items():
-            try:
-                await asyncio.wait_for(handler.close(), timeout)
-            except Exception as exc:
-                logger.error("push handler %s did not close: %r", name, exc)
+        supervisor: Supervisor | None = getattr(self, "supervisor", None)  # None: never started
+        if supervisor is not None:
+            await supervisor.close(timeout)
         for connection in list(self._connections):
             connection.close(CLOSE_GOING_AWAY, "server shutting down")
         try:

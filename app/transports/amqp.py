@@ -13,13 +13,14 @@ import logging
 import os
 import socket
 import uuid
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
@@ -40,7 +41,7 @@ from yarl import URL
 from app.events import EventDispatcher
 from app.exceptions import InvalidPushArgument, PushFailed, PushHandlerError
 from app.message import Message
-from app.transports.base import PushableServer, Pusher, ServerPushHandler
+from app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
 from settings.models import AmqpSettings
 
 if TYPE_CHECKING:
@@ -116,9 +117,7 @@ async def open_connection(
     return connection
 
 
-async def declare_exchange(
-    channel: AbstractRobustChannel, settings: AmqpSettings
-) -> AbstractExchange:
+async def declare_exchange(channel: AbstractChannel, settings: AmqpSettings) -> AbstractExchange:
     """GOS's exchange: durable, direct."""
     return await channel.declare_exchange(
         settings.exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
@@ -126,7 +125,7 @@ async def declare_exchange(
 
 
 async def declare_queue(
-    channel: AbstractRobustChannel,
+    channel: AbstractChannel,
     settings: AmqpSettings,
     exchange: AbstractExchange,
     queue_name: str,
@@ -149,6 +148,16 @@ async def declare_queue(
     queue = await channel.declare_queue(queue_name, durable=True, arguments=arguments)
     for key in settings.binding_keys:
         await queue.bind(exchange, key)
+    return queue
+
+
+async def adopt_queue(
+    channel: AbstractChannel, settings: AmqpSettings, queue_name: str
+) -> AbstractQueue:
+    """A queue that exists with other arguments, taken as it is (passive) and bound."""
+    queue = await channel.declare_queue(queue_name, passive=True)
+    for key in settings.binding_keys:
+        await queue.bind(settings.exchange_name, key)
     return queue
 
 
@@ -235,7 +244,7 @@ class AmqpPusher(Pusher):
     def is_connected(self) -> bool:
         return self._connection is not None and self._connection.connected.is_set()
 
-    async def _do_push(self, message: Message, context: dict[str, Any]) -> None:
+    async def send(self, message: Message, context: dict[str, Any]) -> None:
         amqp_message, routing_key = build_message(message, context)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.push_timeout
@@ -286,9 +295,16 @@ class AmqpPusher(Pusher):
                     exchange = await declare_exchange(channel, self.settings)
                     if self.settings.queue_mode == "shared":
                         # The shared queue buffers pushes made before any server ever started.
-                        await declare_queue(
-                            channel, self.settings, exchange, self.settings.queue_name
-                        )
+                        try:
+                            await declare_queue(
+                                channel, self.settings, exchange, self.settings.queue_name
+                            )
+                        except ChannelPreconditionFailed:
+                            # It exists with other arguments (GOS's PHP server): bind it as it
+                            # is, on a fresh channel (the refusal closed this one).
+                            channel = await connection.channel(on_return_raises=True)
+                            exchange = await declare_exchange(channel, self.settings)
+                            await adopt_queue(channel, self.settings, self.settings.queue_name)
                 except BaseException:
                     await connection.close()
                     raise
@@ -315,16 +331,219 @@ def default_node_id() -> str:
     return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
 
 
-class AmqpServerPushHandler(ServerPushHandler):
-    """Consumes the push queue and hands every message to its topic, in order.
+DEAD_LETTER_REASON = "x-gos-reject-reason"
+"""Header carrying why a push was dead-lettered by the handler itself (on an adopted queue)."""
 
-    Deliveries go through a local FIFO to one worker task, so pushes reach topics in queue
-    order. Acks are batched (``multiple=True``) while the FIFO holds more work.
+_SETTLE_ERRORS = (AMQPError, ChannelInvalidStateError, RuntimeError, OSError)
+_adopted_logged: set[tuple[str, str]] = set()  # (host, queue): warn once per process
+
+
+class AmqpDelivery(Delivery):
+    """One AMQP message; its ack and reject go to the channel it came on."""
+
+    __slots__ = ("message", "receiver")
+
+    def __init__(self, message: AbstractIncomingMessage, receiver: AmqpReceiver) -> None:
+        super().__init__(message.body, message.message_id)
+        self.message = message
+        self.receiver = receiver
+
+    async def ack(self, multiple: bool = False) -> None:
+        try:
+            await self.message.ack(multiple=multiple)
+        except _SETTLE_ERRORS as exc:
+            # Its channel died: the broker redelivers, and dedup keeps the topic from a repeat.
+            logger.debug("AMQP ack lost: %r", exc)
+
+    async def reject(self, error: Exception) -> None:
+        await self.receiver.dead_letter(self.message, error)
+
+
+class AmqpReceiver(Receiver):
+    """Consumes one queue over a plain (not robust) connection: the supervisor reconnects.
+
+    The topology is declared on open: the exchange, the dead-letter exchange and queue, the
+    push queue with ``x-dead-letter-exchange``, and its bindings. A queue that already exists
+    with other arguments (GOS's PHP server declared ``gos_websocket`` without any) is adopted
+    as it is: consumed after a passive declare, bound, and poison messages are published to
+    the dead-letter queue by the receiver (reason in the ``x-gos-reject-reason`` header) and
+    then acked.
+    """
+
+    acknowledges = True
+    acks_multiple = True
+
+    def __init__(
+        self, settings: AmqpSettings, queue_name: str, node_id: str, per_node: bool
+    ) -> None:
+        self.settings = settings
+        self.queue_name = queue_name
+        self.node_id = node_id
+        self.per_node = per_node
+        self.max_batch = max(1, settings.prefetch_count // 2)
+        self.adopted = False
+        """True when the queue was found with other arguments and is consumed as it is."""
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._dead_letters: AbstractChannel | None = None  # with confirms, for adopted queues
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: ConsumerTag | None = None
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | BaseException | None] = asyncio.Queue()
+
+    @property
+    def is_open(self) -> bool:
+        return (
+            self._consumer_tag is not None
+            and self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def open(self) -> None:
+        where = f"{self.settings.host}:{self.settings.port}"
+        try:
+            await self._open()
+        except (AMQPError, OSError, RuntimeError, TimeoutError) as exc:
+            raise PushHandlerError(
+                f"AMQP push handler cannot consume {self.queue_name!r} on {where}: {exc!r}"
+            ) from exc
+        logger.info(
+            "AMQP push handler consuming %s on %s%s",
+            self.queue_name,
+            where,
+            " (adopted as it is)" if self.adopted else "",
+        )
+
+    async def _open(self) -> None:
+        self._inbox = asyncio.Queue()
+        self.adopted = False
+        timeout = self.settings.connect_timeout or self.settings.push_timeout
+        connection = await asyncio.wait_for(
+            aio_pika.connect(
+                broker_url(self.settings),
+                client_properties={"connection_name": f"gos push handler {self.node_id}"},
+                timeout=timeout,
+            ),
+            timeout,
+        )
+        self._connection = connection
+        connection.close_callbacks.add(self._on_close)
+        channel = await self._open_channel()
+        exchange = await declare_exchange(channel, self.settings)
+        try:
+            queue = await declare_queue(
+                channel, self.settings, exchange, self.queue_name, per_node=self.per_node
+            )
+        except ChannelPreconditionFailed as exc:
+            # The refusal closed the channel: adopt the queue as it is on a fresh one (that
+            # close is expected, so it must not read as a lost connection).
+            channel.close_callbacks.discard(self._on_close)
+            channel = await self._open_channel()
+            self._inbox = asyncio.Queue()
+            queue = await adopt_queue(channel, self.settings, self.queue_name)
+            self._dead_letters = await connection.channel(publisher_confirms=True)
+            self.adopted = True
+            if (self.settings.host, self.queue_name) not in _adopted_logged:
+                _adopted_logged.add((self.settings.host, self.queue_name))
+                logger.warning(
+                    "AMQP queue %s exists with other arguments (%s); consuming it as it is. It "
+                    "has no broker-side dead-lettering: the handler publishes poison messages "
+                    "to %s itself",
+                    self.queue_name,
+                    exc,
+                    self.settings.dead_letter_queue,
+                )
+        self._queue = queue
+        self._consumer_tag = await queue.consume(self._on_message)
+
+    async def _open_channel(self) -> AbstractChannel:
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self.settings.prefetch_count)
+        channel.close_callbacks.add(self._on_close)
+        self._channel = channel
+        return channel
+
+    def _on_close(self, sender: object, exc: BaseException | None = None) -> None:
+        if sender is self._connection or sender is self._channel:
+            self._inbox.put_nowait(exc or ConnectionError("closed by the broker"))
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._inbox.put_nowait(message)  # before any await: keeps delivery order
+
+    async def receive(self) -> Sequence[Delivery]:
+        inbox = self._inbox
+        batch: list[Delivery] = []
+        item = await inbox.get()
+        while True:
+            if item is None:
+                return batch  # cancel(): what was taken, then []
+            if isinstance(item, BaseException):
+                if batch:  # settle these first (their acks fail; the broker redelivers)
+                    inbox.put_nowait(item)
+                    return batch
+                if self._connection is None:
+                    return []  # close() ran
+                raise PushHandlerError(f"AMQP connection lost: {item!r}") from item
+            batch.append(AmqpDelivery(item, self))
+            if len(batch) >= self.max_batch or inbox.empty():
+                return batch
+            item = inbox.get_nowait()
+
+    async def dead_letter(self, message: AbstractIncomingMessage, error: Exception) -> None:
+        """Reject without requeue, or, on an adopted queue, publish to the DLQ and ack."""
+        try:
+            if self._dead_letters is None:
+                await message.reject(requeue=False)
+                return
+            headers = dict(message.headers or {})
+            headers[DEAD_LETTER_REASON] = str(error)[:1000] or type(error).__name__
+            await self._dead_letters.default_exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    message_id=message.message_id,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                self.settings.dead_letter_queue,
+            )
+            await message.ack()
+        except _SETTLE_ERRORS as exc:
+            logger.debug("AMQP reject lost: %r", exc)  # redelivered, and rejected again
+
+    async def cancel(self) -> None:
+        queue, tag = self._queue, self._consumer_tag
+        self._consumer_tag = None
+        if queue is not None and tag is not None and self._channel is not None:
+            if not self._channel.is_closed:
+                try:
+                    await queue.cancel(tag)
+                except _SETTLE_ERRORS as exc:
+                    logger.debug("AMQP cancel failed: %r", exc)
+        self._inbox.put_nowait(None)
+
+    async def close(self) -> None:
+        connection = self._connection
+        self._connection = self._channel = self._dead_letters = None
+        self._queue, self._consumer_tag = None, None
+        self._inbox.put_nowait(None)
+        if connection is not None and not connection.is_closed:
+            try:
+                await connection.close()
+            except _SETTLE_ERRORS as exc:
+                logger.debug("AMQP close failed: %r", exc)
+
+
+class AmqpServerPushHandler(ServerPushHandler):
+    """Consumes the push queue (an ``AmqpReceiver``) and hands every message to its topic.
+
+    Pushes reach topics in queue order. Acks wait until the server wrote the frames, and are
+    batched (``multiple=True``, at most ``prefetch_count // 2`` per batch).
     """
 
     name = "amqp"
-    drain_timeout = 5.0
-    """Seconds ``close()`` lets the worker finish deliveries already received."""
 
     def __init__(
         self,
@@ -333,149 +552,11 @@ class AmqpServerPushHandler(ServerPushHandler):
         dispatcher: EventDispatcher,
         node_id: str | None = None,
     ) -> None:
-        super().__init__(router, dispatcher)
         self.settings = settings
         self.node_id = node_id or default_node_id()
         self.per_node = settings.queue_mode == "per_node"
         self.queue_name = (
             f"{settings.queue_name}.{self.node_id}" if self.per_node else settings.queue_name
         )
-        self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractRobustChannel | None = None
-        self._queue: AbstractQueue | None = None
-        self._consumer_tag: ConsumerTag | None = None
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
-        self._unacked: AbstractIncomingMessage | None = None
-        self._unacked_count = 0
-        self._ack_batch = max(1, settings.prefetch_count // 2)
-        self._seen: OrderedDict[str, bool] = OrderedDict()  # message_id -> delivered
-
-    @property
-    def is_consuming(self) -> bool:
-        return (
-            self._worker is not None
-            and not self._worker.done()
-            and self._connection is not None
-            and self._connection.connected.is_set()
-            and self._channel is not None
-            and not self._channel.is_closed
-        )
-
-    async def start(self, app: PushableServer) -> None:
-        """Declare the topology and consume; raises PushHandlerError if the broker is away."""
-        if self._worker is not None:
-            raise PushHandlerError("AMQP push handler is already started")
-        try:
-            self._connection = await open_connection(
-                self.settings, f"gos push handler {self.node_id}", self.settings.push_timeout
-            )
-            self._connection.reconnect_callbacks.add(self._on_reconnect)
-            self._channel = await self._connection.channel(publisher_confirms=False)
-            await self._channel.set_qos(prefetch_count=self.settings.prefetch_count)
-            exchange = await declare_exchange(self._channel, self.settings)
-            self._queue = await declare_queue(
-                self._channel, self.settings, exchange, self.queue_name, per_node=self.per_node
-            )
-            self._inbox = asyncio.Queue()
-            self._worker = asyncio.create_task(self._work(app), name=f"amqp-push-{self.node_id}")
-            self._consumer_tag = await self._queue.consume(self._on_message)
-        except (AMQPError, OSError, RuntimeError) as exc:
-            await self.close()
-            raise PushHandlerError(
-                f"AMQP push handler cannot consume {self.queue_name!r} on "
-                f"{self.settings.host}:{self.settings.port}: {exc!r}"
-            ) from exc
-        logger.info("AMQP push handler consuming %s on %s", self.queue_name, self.settings.host)
-
-    def _on_reconnect(self, connection: object) -> None:
-        self.stats.reconnects += 1
-        logger.info("AMQP push handler reconnected", extra={"handler": self.name})
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._inbox.put_nowait(message)  # before any await: keeps delivery order
-
-    async def _work(self, app: PushableServer) -> None:
-        inbox = self._inbox
-        while (message := await inbox.get()) is not None:  # None: close() wants us to stop
-            try:
-                await self._process(app, message)
-                if inbox.empty():
-                    await self._flush_acks()
-            except Exception:  # never let one message stop the consumer
-                logger.exception("AMQP push handler failed on a message")
-
-    async def _process(self, app: PushableServer, message: AbstractIncomingMessage) -> None:
-        message_id = message.message_id
-        if message_id is not None and message_id in self._seen:
-            self.stats.received += 1
-            self.stats.deduplicated += 1
-            if self._seen[message_id]:
-                await self._ack(message)  # a redelivered duplicate: the topic had it already
-            else:
-                await self._reject(message)
-            return
-        try:
-            await self.handle_body(app, message.body)
-        except Exception:  # handle_body fired push_fail already
-            self._remember(message_id, False)
-            await self._reject(message)
-            return
-        self._remember(message_id, True)
-        await self._ack(message)
-
-    def _remember(self, message_id: str | None, delivered: bool) -> None:
-        if message_id is None or not self.settings.dedup_window:
-            return
-        self._seen[message_id] = delivered
-        if len(self._seen) > self.settings.dedup_window:
-            self._seen.popitem(last=False)
-
-    async def _ack(self, message: AbstractIncomingMessage) -> None:
-        self._unacked = message
-        self._unacked_count += 1
-        if self._unacked_count >= self._ack_batch:
-            await self._flush_acks()
-
-    async def _flush_acks(self) -> None:
-        message, self._unacked, self._unacked_count = self._unacked, None, 0
-        if message is None:
-            return
-        try:
-            await message.ack(multiple=True)
-        except (AMQPError, ChannelInvalidStateError, RuntimeError) as exc:
-            # Its channel died: the broker redelivers, and dedup keeps the topic from a repeat.
-            logger.debug("AMQP ack lost: %r", exc)
-
-    async def _reject(self, message: AbstractIncomingMessage) -> None:
-        await self._flush_acks()  # keep acks ahead of the reject, in delivery order
-        try:
-            await message.reject(requeue=False)
-        except (AMQPError, ChannelInvalidStateError, RuntimeError) as exc:
-            logger.debug("AMQP reject lost: %r", exc)
-
-    async def close(self) -> None:
-        """Stop consuming, finish what was delivered, and close; the rest goes back to the queue.
-
-        Finishing in-flight deliveries (up to ``drain_timeout``) keeps a restart from handing
-        the same push to a topic twice.
-        """
-        queue, tag = self._queue, self._consumer_tag
-        self._queue, self._consumer_tag = None, None
-        if queue is not None and tag is not None and self.is_consuming:
-            try:  # bounded: a robust channel waits for the broker, which may be away
-                await asyncio.wait_for(queue.cancel(tag), self.drain_timeout)
-            except (AMQPError, RuntimeError, OSError) as exc:
-                logger.debug("AMQP cancel failed: %r", exc)
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            self._inbox.put_nowait(None)
-            try:
-                await asyncio.wait_for(asyncio.shield(worker), self.drain_timeout)
-            except TimeoutError:
-                worker.cancel()
-                await asyncio.gather(worker, return_exceptions=True)
-        await self._flush_acks()
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None:
-            await connection.close()
+        self.amqp = AmqpReceiver(settings, self.queue_name, self.node_id, self.per_node)
+        super().__init__(router, dispatcher, self.amqp, dedup_window=settings.dedup_window)

@@ -1,8 +1,19 @@
-"""The contract every transport implements: ``Pusher`` (producer side) and ``ServerPushHandler``.
+"""The transport contract: a sender (``Pusher.send``) and a receiver (``Receiver``/``Delivery``).
 
-A pusher turns ``push(data, route_name, route_parameters, context)`` into a GOS envelope on its
-transport; a server push handler, inside the WebSocket server, turns bodies back into envelopes
-and hands them to the topic of the matching route through ``PushableServer.on_push``.
+A transport implements two small things, and everything else lives here, once:
+
+- **Sender**: subclass ``Pusher``, set ``name``, implement ``send(envelope, context)`` (hand one
+  envelope to the transport, raise ``PushFailed`` if it did not take it) and, if it holds a
+  connection, ``close()``. ``Pusher.push`` does the routing (``router.generate``), builds the
+  envelope, counts, and offers the sync bridge (``push_sync``/``close_sync``).
+- **Receiver**: subclass ``Receiver`` (``open``, ``receive``, ``cancel``, ``close``, ``is_open``)
+  whose ``receive()`` returns ``Delivery`` objects (body, message id, ``ack``, ``reject``). Wrap
+  it in a ``ServerPushHandler``: that decodes the envelope, routes it (``router.match``), hands
+  it to the topic (``PushableServer.on_push``), fires ``push_success``/``push_fail``, drops
+  duplicate message ids, keeps delivery order, and acks only after the server wrote the frames
+  (``PushableServer.flushed``). ``Supervisor`` restarts a handler whose start or receive failed.
+
+See docs/transports.md for the guarantees and a worked example ("Write your own transport").
 """
 
 from __future__ import annotations
@@ -13,8 +24,9 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
+from collections import OrderedDict
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 from app.events import (
     PUSH_FAIL,
@@ -23,7 +35,7 @@ from app.events import (
     PushHandlerFailEvent,
     PushHandlerSuccessEvent,
 )
-from app.exceptions import PusherError, PushFailed
+from app.exceptions import PusherError, PushFailed, PushHandlerError
 from app.message import Message
 from app.stats import PusherStats, PushHandlerStats
 
@@ -121,18 +133,30 @@ class Pusher(ABC):
         self._bind_loop()
         try:
             channel = self.router.generate(route_name, route_parameters or {})
-            await self._do_push(Message.create(channel, data), dict(context or {}))
+            await self.send(Message.create(channel, data), dict(context or {}))
         except Exception:
             self.stats.failed += 1
             raise
         self.stats.sent += 1
 
     @abstractmethod
-    async def _do_push(self, message: Message, context: dict[str, Any]) -> None:
-        """Deliver one envelope; raise PushFailed (chained) when the transport refuses."""
+    async def send(self, envelope: Message, context: dict[str, Any]) -> None:
+        """The sender contract: hand one envelope to the transport, return once it took it.
+
+        ``envelope.encode()`` is the GOS wire body ``{"topic": ..., "data": ...}`` (JSON bytes);
+        ``envelope.topic`` is the channel the router generated. ``context`` is the caller's
+        transport options, as given to ``push()``: refuse keys you do not know.
+
+        Raises:
+            InvalidPushArgument: data or context this transport cannot send.
+            PushFailed: the transport did not take it; chain the native error (``from exc``).
+        """
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most pushers override it
-        """Release the connection; a later push connects again."""
+        """Release the connection; safe to call twice.
+
+        A pusher is reusable: a push after ``close()`` connects again (it is not an error).
+        """
 
     def _forget_connection(self) -> None:  # noqa: B027 - optional hook
         """Drop connection objects bound to a loop that is gone (no I/O: the loop is closed)."""
@@ -202,33 +226,256 @@ class Pusher(ABC):
         await self.close()
 
 
-class ServerPushHandler(ABC):
-    """Base of every push handler: decode, route, hand to the topic, fire the event."""
+# -- the receiver contract ------------------------------------------------------------------
+
+
+class Delivery:
+    """One body taken from a transport, settled exactly once by the handler.
+
+    The base class is the at-most-once case: ``ack`` and ``reject`` do nothing. A transport
+    with acknowledgements subclasses it and overrides both. Neither may raise for a transport
+    that went away meanwhile (log it; the redelivery is dropped by message id).
+
+    Attributes:
+        body: the raw bytes, a GOS envelope ``{"topic": ..., "data": ...}`` if all is well.
+        message_id: the sender's id when the transport carries one; repeats are dropped.
+    """
+
+    __slots__ = ("body", "message_id")
+
+    def __init__(self, body: bytes, message_id: str | None = None) -> None:
+        self.body = body
+        self.message_id = message_id
+
+    async def ack(self, multiple: bool = False) -> None:
+        """The push reached its topic and the frames were written: forget it.
+
+        ``multiple=True`` (only used when the receiver's ``acks_multiple`` is true) also acks
+        every earlier unsettled delivery of the same receiver.
+        """
+
+    async def reject(self, error: Exception) -> None:
+        """The push cannot be delivered (``str(error)`` is the reason): dead-letter or drop it,
+        never redeliver it as is."""
+
+
+class Receiver(ABC):
+    """The receiving half of a transport: what a stranger writes to add a push handler.
+
+    The handler calls ``open()``, then ``receive()`` in a loop from one task, and on shutdown
+    ``cancel()`` then ``close()``. After a failure it calls ``close()`` and, later, ``open()``
+    again: a receiver must be reusable.
+    """
+
+    acknowledges: ClassVar[bool] = False
+    """True when ``ack()`` tells the transport a push is done (at-least-once). The handler then
+    acks only after ``PushableServer.flushed()``; at-most-once transports skip that wait."""
+
+    acks_multiple: ClassVar[bool] = False
+    """True when ``ack(multiple=True)`` settles all earlier deliveries (AMQP): one ack a batch."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect or bind and start receiving.
+
+        Raises:
+            PushHandlerError: the transport is not reachable (the supervisor retries later).
+            ListenError, ConfigurationError: retrying cannot help (an address that cannot be
+                bound, bad settings): on the first attempt, the server's start-up stops.
+        """
+
+    @abstractmethod
+    async def receive(self) -> Sequence[Delivery]:
+        """Wait for at least one delivery; return every one that is ready, in order.
+
+        Returns an empty sequence once ``cancel()`` or ``close()`` was called.
+
+        Raises:
+            PushHandlerError: the transport failed (connection lost, socket error); the
+                supervisor closes and reopens the receiver.
+        """
+
+    async def cancel(self) -> None:  # noqa: B027 - optional: most receivers stop in close()
+        """Stop taking new deliveries; ``receive()`` returns those already taken, then ``[]``."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the transport; deliveries not yet settled go back to it. Safe to call twice."""
+
+    @property
+    @abstractmethod
+    def is_open(self) -> bool:
+        """True while deliveries can arrive."""
+
+
+class RateLimitedLog:
+    """At most one warning per ``interval`` seconds, saying how many it held back."""
+
+    def __init__(self, log: logging.Logger, interval: float = 10.0) -> None:
+        self.log = log
+        self.interval = interval
+        self._next = 0.0
+        self._held = 0
+
+    def warning(self, message: str, *args: object, **extra: Any) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._held += 1
+            return
+        if self._held:
+            message += f" ({self._held} more since the last report)"
+        self.log.warning(message, *args, extra=extra or None, stacklevel=2)
+        self._held = 0
+        self._next = now + self.interval
+
+
+# -- the push handler: everything a transport shares ----------------------------------------
+
+
+class ServerPushHandler:
+    """Runs one ``Receiver``: decode, route, hand to the topic, fire the event, settle.
+
+    Pushes reach topics one by one in delivery order. A delivery whose ``message_id`` was seen
+    in the last ``dedup_window`` deliveries is settled like the first one was and not handed to
+    the topic again. With an acknowledging receiver, the deliveries of a batch are acked after
+    one ``await app.flushed()``; a reject first settles the acks before it (delivery order).
+    """
 
     name: str = ""
     """The alias under which the handler is registered; also the ``provider`` of pushes."""
 
-    def __init__(self, router: Router, dispatcher: EventDispatcher) -> None:
+    drain_timeout = 5.0
+    """Seconds ``close()`` lets the handler finish deliveries it already took."""
+
+    def __init__(
+        self,
+        router: Router,
+        dispatcher: EventDispatcher,
+        receiver: Receiver,
+        *,
+        dedup_window: int = 10_000,
+    ) -> None:
         self.router = router
         self.dispatcher = dispatcher
+        self.receiver = receiver
+        self.dedup_window = dedup_window
         self.stats = PushHandlerStats()
-
-    @abstractmethod
-    async def start(self, app: PushableServer) -> None:
-        """Start receiving in the background; return once pushes are being consumed."""
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Stop receiving and release the transport; safe to call twice."""
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._seen: OrderedDict[str, bool] = OrderedDict()  # message_id -> delivered
+        self._failures = RateLimitedLog(logger)
 
     @property
-    @abstractmethod
     def is_consuming(self) -> bool:
         """True while pushes can arrive (health checks read this)."""
+        return self._task is not None and not self._task.done() and self.receiver.is_open
+
+    async def start(self, app: PushableServer) -> None:
+        """Open the receiver and receive in the background; return once it consumes.
+
+        Raises:
+            PushHandlerError: the transport is not reachable (the receiver is closed again).
+        """
+        if self._task is not None and not self._task.done():
+            return
+        self._closing = False
+        try:
+            await self.receiver.open()
+        except BaseException:
+            await self.receiver.close()
+            raise
+        self._task = asyncio.create_task(self._run(app), name=f"push-handler-{self.name}")
+
+    async def stopped(self) -> BaseException | None:
+        """Wait until the receive loop ends; return what ended it (``None``: ``close()``)."""
+        task = self._task
+        if task is None:
+            return None
+        await asyncio.wait({task})
+        if task.cancelled():
+            return None if self._closing else asyncio.CancelledError()
+        return task.exception()
+
+    async def close(self) -> None:
+        """Stop receiving, finish deliveries already taken (``drain_timeout``), release.
+
+        Safe to call twice; ``start()`` works again afterwards.
+        """
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(self.receiver.cancel(), self.drain_timeout)
+            except Exception as exc:
+                logger.debug("push handler %s: cancel failed: %r", self.name, exc)
+            await asyncio.wait({task}, timeout=self.drain_timeout)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        await self.receiver.close()
+
+    async def _run(self, app: PushableServer) -> None:
+        receiver = self.receiver
+        while True:
+            batch = await receiver.receive()
+            if not batch:
+                if self._closing:
+                    return
+                raise PushHandlerError(f"push handler {self.name}: the receiver stopped")
+            await self._settle_batch(app, batch)
+
+    async def _settle_batch(self, app: PushableServer, batch: Sequence[Delivery]) -> None:
+        handled: list[Delivery] = []
+        for delivery in batch:
+            error = await self._deliver(app, delivery)
+            if error is None:
+                handled.append(delivery)
+                continue
+            await self._ack(app, handled)  # acks ahead of the reject: delivery order
+            handled = []
+            await delivery.reject(error)
+        await self._ack(app, handled)
+
+    async def _ack(self, app: PushableServer, handled: list[Delivery]) -> None:
+        if not handled:
+            return
+        if self.receiver.acknowledges:
+            await app.flushed()  # on_push only queued the frames; ack once they are written
+        if self.receiver.acks_multiple:
+            await handled[-1].ack(multiple=True)
+        else:
+            for delivery in handled:
+                await delivery.ack()
+
+    async def _deliver(self, app: PushableServer, delivery: Delivery) -> Exception | None:
+        """Hand one delivery to its topic; return the error that should reject it, if any."""
+        message_id = delivery.message_id
+        if message_id is not None and message_id in self._seen:
+            self.stats.received += 1
+            self.stats.deduplicated += 1
+            if self._seen[message_id]:
+                return None  # a redelivered duplicate: the topic had it already
+            return PushHandlerError(f"message {message_id} failed before; rejecting it again")
+        try:
+            await self.handle_body(app, delivery.body)
+        except Exception as exc:  # handle_body fired push_fail already
+            self._remember(message_id, False)
+            return exc
+        self._remember(message_id, True)
+        return None
+
+    def _remember(self, message_id: str | None, delivered: bool) -> None:
+        if message_id is None or not self.dedup_window:
+            return
+        self._seen[message_id] = delivered
+        if len(self._seen) > self.dedup_window:
+            self._seen.popitem(last=False)
 
     def _log_failure(self, error: Exception) -> None:
-        """One line per failed body; transports that may see floods override this to rate-limit."""
-        logger.warning("push handler %s failed: %s", self.name, error, extra={"handler": self.name})
+        """Failed bodies may come in floods: one warning per interval, with the count held."""
+        self._failures.warning(
+            "push handler %s could not deliver a body: %s", self.name, error, handler=self.name
+        )
 
     async def handle_body(self, app: PushableServer, body: bytes | str) -> Message:
         """Deliver one raw body to its topic and fire ``push_success``.

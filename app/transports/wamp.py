@@ -118,7 +118,7 @@ class WampPusher(Pusher):
         self._last_error: BaseException | None = None
         self._closing = False
 
-    async def _do_push(self, message: Message, context: dict[str, Any]) -> None:
+    async def send(self, message: Message, context: dict[str, Any]) -> None:
         frame = publish_frame(message)
         protocol = self._protocol
         if protocol is None or not protocol.can_send:

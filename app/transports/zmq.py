@@ -23,22 +23,22 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 import zmq.asyncio
 
-from app.exceptions import PushFailed, PushHandlerError
+from app.exceptions import ListenError, PushFailed, PushHandlerError
 from app.message import Message
-from app.transports.base import PushableServer, Pusher, ServerPushHandler
+from app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
 
 if TYPE_CHECKING:
     from app.events import EventDispatcher
     from app.router import Router
     from settings.models import ZmqSettings
 
-__all__ = ["ZmqPusher", "ZmqServerPushHandler", "endpoint", "shared_context"]
+__all__ = ["ZmqPusher", "ZmqReceiver", "ZmqServerPushHandler", "endpoint", "shared_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class ZmqPusher(Pusher):
             raise
         return sock
 
-    async def _do_push(self, message: Message, context: dict[str, Any]) -> None:
+    async def send(self, message: Message, context: dict[str, Any]) -> None:
         frame = message.encode()
         try:
             if self.settings.persistent:
@@ -191,28 +191,104 @@ class ZmqPusher(Pusher):
             _close_socket(sock)
 
 
-class _FailureLog:
-    """At most one warning per interval, saying how many failures it held back."""
+class ZmqReceiver(Receiver):
+    """A PULL socket bound to the endpoint; each frame (parts joined) is one delivery.
 
-    def __init__(self, name: str, interval: float = 10.0) -> None:
-        self.name = name
-        self.interval = interval
-        self._next = 0.0
-        self._held = 0
+    ZeroMQ has no acknowledgement, so ``ack`` and ``reject`` do nothing: a frame that cannot be
+    delivered fires ``push_fail`` and is dropped (at-most-once).
+    """
 
-    def note(self, error: Exception) -> None:
-        now = time.monotonic()
-        if now < self._next:
-            self._held += 1
-            return
-        more = f" ({self._held} more since the last report)" if self._held else ""
-        logger.warning("push handler %s dropped a body: %s%s", self.name, error, more)
-        self._held = 0
-        self._next = now + self.interval
+    max_batch = 64
+    """Frames taken per ``receive()`` when more are already waiting."""
+
+    def __init__(self, settings: ZmqSettings) -> None:
+        self.settings = settings
+        self.endpoint = endpoint(settings)
+        self._socket: zmq.asyncio.Socket | None = None
+        self._fast: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking reads
+        self._pending: asyncio.Future[list[bytes]] | None = None
+        self._cancelled = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._socket is not None and not self._cancelled
+
+    async def open(self) -> None:
+        """Bind; frames sent before this are lost (at-most-once)."""
+        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0})
+        try:
+            await self._bind(sock)
+        except BaseException:
+            _close_socket(sock)
+            raise
+        logger.info("ZMQ transport listening on %s", self.endpoint)
+        self._socket, self._cancelled = sock, False
+        self._fast = zmq.Socket.shadow(sock.underlying)
+
+    async def _bind(self, sock: zmq.asyncio.Socket) -> None:
+        """Bind, retrying briefly on EADDRINUSE: libzmq frees a closed listener asynchronously,
+        so a handler restarted in the same process may find its port still taken.
+
+        Raises:
+            ListenError: the address cannot be bound (taken, not local); retrying will not
+                help, so a server's start-up stops with one line naming ``pushers.zmq``.
+        """
+        deadline = time.monotonic() + BIND_RETRY
+        while True:
+            try:
+                sock.bind(self.endpoint)
+                return
+            except zmq.ZMQError as exc:
+                if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
+                    raise ListenError(
+                        "pushers.zmq", self.settings.host, self.settings.port, exc
+                    ) from exc
+            await asyncio.sleep(0.02)
+
+    async def receive(self) -> Sequence[Delivery]:
+        sock, fast = self._socket, self._fast
+        if sock is None or fast is None or self._cancelled:
+            return []
+        pending = self._pending = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
+        try:
+            parts = await pending
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._cancelled and not (task is not None and task.cancelling()):
+                return []  # cancel() woke us up
+            raise
+        except zmq.ZMQError as exc:
+            raise PushHandlerError(f"ZMQ transport on {self.endpoint} failed: {exc}") from exc
+        finally:
+            self._pending = None
+        batch = [Delivery(_join(parts))]
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(Delivery(_join(fast.recv_multipart(zmq.DONTWAIT))))
+            except zmq.Again:
+                break
+            except zmq.ZMQError as exc:
+                raise PushHandlerError(f"ZMQ transport on {self.endpoint} failed: {exc}") from exc
+        return batch
+
+    async def cancel(self) -> None:
+        self._cancelled = True
+        if self._pending is not None:
+            self._pending.cancel()
+
+    async def close(self) -> None:
+        await self.cancel()
+        sock, self._socket, self._fast = self._socket, None, None
+        if sock is not None:
+            _close_socket(sock)
+
+
+def _join(parts: list[bytes]) -> bytes:
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class ZmqServerPushHandler(ServerPushHandler):
-    """A PULL socket bound to ``protocol://host:port``; each frame is one push.
+    """A ``ZmqReceiver`` bound to ``protocol://host:port``; each frame is one push.
 
     A frame that cannot be decoded, routed or handled fires ``push_fail`` and is dropped;
     the handler goes on with the next one (there is nobody to reject it to).
@@ -221,68 +297,6 @@ class ZmqServerPushHandler(ServerPushHandler):
     name = "zmq"
 
     def __init__(self, settings: ZmqSettings, router: Router, dispatcher: EventDispatcher) -> None:
-        super().__init__(router, dispatcher)
         self.settings = settings
         self.endpoint = endpoint(settings)
-        self._socket: zmq.asyncio.Socket | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._failures = _FailureLog(self.name)
-
-    @property
-    def is_consuming(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def start(self, app: PushableServer) -> None:
-        """Bind and start receiving; frames sent before this are lost (at-most-once)."""
-        if self.is_consuming:
-            return
-        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0})
-        try:
-            await self._bind(sock)
-        except BaseException:
-            _close_socket(sock)
-            raise
-        logger.info("ZMQ transport listening on %s", self.endpoint)
-        self._socket = sock
-        self._task = asyncio.create_task(self._receive(app, sock), name="zmq-push-handler")
-
-    async def _bind(self, sock: zmq.asyncio.Socket) -> None:
-        """Bind, retrying briefly on EADDRINUSE: libzmq frees a closed listener asynchronously,
-        so a handler restarted in the same process may find its port still taken."""
-        deadline = time.monotonic() + BIND_RETRY
-        while True:
-            try:
-                sock.bind(self.endpoint)
-                return
-            except zmq.ZMQError as exc:
-                if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
-                    raise PushHandlerError(
-                        f"ZMQ transport cannot bind {self.endpoint}: {exc}"
-                    ) from exc
-            await asyncio.sleep(0.02)
-
-    async def _receive(self, app: PushableServer, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            try:
-                parts = await sock.recv_multipart()
-            except zmq.ZMQError as exc:
-                if not sock.closed:
-                    logger.error("ZMQ transport on %s stopped: %s", self.endpoint, exc)
-                return
-            body = parts[0] if len(parts) == 1 else b"".join(parts)
-            try:
-                await self.handle_body(app, body)
-            except Exception:
-                pass  # push_fail fired and _log_failure noted it; at-most-once: drop it
-
-    def _log_failure(self, error: Exception) -> None:
-        self._failures.note(error)
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        sock, self._socket = self._socket, None
-        if task is not None:
-            task.cancel()
-            await asyncio.wait({task})
-        if sock is not None:
-            _close_socket(sock)
+        super().__init__(router, dispatcher, ZmqReceiver(settings), dedup_window=0)

@@ -16,6 +16,7 @@ from app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher
 from app.exceptions import PushUnsupported
 from app.router import Route, RouteCollection, Router
 from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from app.transports.supervisor import Supervisor
 from settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode
 
@@ -142,3 +143,33 @@ async def start_handler(
     finally:
         for handler in started:
             await handler.close()
+
+
+Supervise = Callable[..., Awaitable[tuple[AmqpServerPushHandler, Supervisor]]]
+
+
+@pytest.fixture
+async def supervise(
+    amqp_settings: AmqpSettings, router: Router, dispatcher: EventDispatcher
+) -> AsyncIterator[Supervise]:
+    """Run handlers under a Supervisor, as the server does; every one is closed after the test."""
+    started: list[Supervisor] = []
+
+    async def run(
+        app: Any,
+        node_id: str | None = None,
+        supervisor: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> tuple[AmqpServerPushHandler, Supervisor]:
+        settings = amqp_settings.model_copy(update=overrides)
+        handler = AmqpServerPushHandler(settings, router, dispatcher, node_id=node_id)
+        running = Supervisor({"amqp": handler}, app, **(supervisor or {}))
+        started.append(running)
+        await running.start()
+        return handler, running
+
+    try:
+        yield run
+    finally:
+        for running in started:
+            await running.close()

@@ -1,4 +1,4 @@
-"""Broker outages: pushes retry through a RabbitMQ restart and the handler resumes by itself."""
+"""Broker outages: pushes retry through a RabbitMQ restart and the supervised handler resumes."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import pytest
 from app.router import Router
 from app.transports.amqp import AmqpPusher
 from settings.models import AmqpSettings
-from tests.amqp.conftest import RecordingServer, StartHandler, wait_until
+from tests.amqp.conftest import RecordingServer, Supervise, wait_until
 from tests.support.rabbitmq import RabbitMQNode
 
 
 async def test_broker_restart_during_2000_pushes(
-    start_handler: StartHandler,
+    supervise: Supervise,
     amqp_settings: AmqpSettings,
     router: Router,
     rabbitmq: RabbitMQNode,
 ) -> None:
     """The broker stopped and started amid 2,000 pushes: every one reaches the topic once."""
     server = RecordingServer()
-    handler = await start_handler(server)
+    handler, _ = await supervise(server)
     pusher = AmqpPusher(amqp_settings.model_copy(update={"push_timeout": 60}), router)
     broker_down = asyncio.Event()
     pushed = 0

@@ -163,6 +163,32 @@ class RabbitMQNode:
         self.ctl("start_app")
         self._wait_ready(60)
 
+    def kill(self) -> None:
+        """SIGKILL the node (no shutdown at all: a crash); its data stays for ``start()``."""
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(timeout=15)
+        if self._watchdog is not None:  # start() gives the new node its own
+            self._watchdog.kill()
+            self._watchdog.wait(timeout=5)
+            self._watchdog = None
+
+    def queue_counts(self, queue: str) -> tuple[int, int]:
+        """``(ready, unacknowledged)`` messages of ``queue``, as the broker counts them."""
+        out = self.ctl(
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ).stdout
+        for line in out.splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[0] == queue:
+                return int(fields[1]), int(fields[2])
+        raise LookupError(f"queue {queue!r} not found on the broker: {out!r}")
+
     def purge(self, queue: str) -> None:
         self.ctl("purge_queue", queue)
 

@@ -16,10 +16,10 @@ import zmq.asyncio
 
 from app.events import EventDispatcher
 from app.exceptions import (
+    ListenError,
     MessageDecodeError,
     NoRouteMatch,
     PushFailed,
-    PushHandlerError,
     PushUnsupported,
 )
 from app.router import Router
@@ -159,7 +159,7 @@ async def test_malformed_frames_fail_one_by_one(
     assert len(events.failures) == len(bad)
     errors = [type(event.error) for event in events.failures]
     assert errors == [MessageDecodeError] * 4 + [NoRouteMatch, PushUnsupported]
-    dropped = [r for r in caplog.records if "dropped a body" in r.getMessage()]
+    dropped = [r for r in caplog.records if "could not deliver a body" in r.getMessage()]
     assert len(dropped) == 1 and dropped[0].exc_info is None  # rate-limited, no traceback
     assert len(events.successes) == len(good) + 1
     assert handler.is_consuming
@@ -220,10 +220,12 @@ async def test_bind_conflict_is_a_clear_error(
     router: Router,
     dispatcher: EventDispatcher,
 ) -> None:
-    """A second handler on a taken port fails at start, naming the endpoint."""
+    """A second handler on a taken port fails at start with ListenError naming the setting."""
     other = ZmqServerPushHandler(settings=zmq_settings, router=router, dispatcher=dispatcher)
-    with pytest.raises(PushHandlerError, match=endpoint(zmq_settings)):
+    taken = f"pushers.zmq: cannot listen on 127.0.0.1:{zmq_settings.port}: Address already in use"
+    with pytest.raises(ListenError) as error:
         await other.start(RecordingServer())
+    assert str(error.value) == taken
     assert not other.is_consuming and handler.is_consuming
 
 

@@ -1,0 +1,108 @@
+"""A ZeroMQ receive loop that fails is restarted by the server's supervisor and delivers again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from app.demo import AcmeRpc, AcmeTopic
+from app.events import EventDispatcher
+from app.exceptions import ListenError
+from app.metrics import ServerMetrics
+from app.router import Router
+from app.server import WampServer
+from app.transports.zmq import ZmqPusher, ZmqReceiver, ZmqServerPushHandler, endpoint
+from settings.models import ZmqSettings
+from tests.support.server import eventually, make_server, running_server, url_of
+from tests.support.wamp_client import WampTestClient
+
+CHANNEL = "acme/channel/lobby"
+
+
+@pytest.fixture
+async def demo_server(
+    zmq_settings: ZmqSettings, router: Router, dispatcher: EventDispatcher
+) -> AsyncIterator[WampServer]:
+    handler = ZmqServerPushHandler(settings=zmq_settings, router=router, dispatcher=dispatcher)
+    async with running_server(
+        topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"zmq": handler}
+    ) as server:
+        yield server
+
+
+async def test_failing_socket_recv_is_restarted(
+    demo_server: WampServer, zmq_settings: ZmqSettings, router: Router
+) -> None:
+    """The PULL socket's recv fails once: the supervisor restarts the loop, a push reaches the
+    subscriber again, and /metrics shows restarts 1."""
+    handler = demo_server.push_handlers["zmq"]
+    receiver = handler.receiver
+    assert isinstance(receiver, ZmqReceiver) and receiver._socket is not None
+    sock = receiver._socket
+    recv = sock.recv_multipart
+    failed = asyncio.Event()
+
+    def failing_recv(*args: Any, **kwargs: Any) -> asyncio.Future[list[bytes]]:
+        future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+        if failed.is_set():
+            return recv(*args, **kwargs)  # type: ignore[return-value]
+        failed.set()
+        future.set_exception(zmq.ZMQError(zmq.EFSM, "injected recv failure"))
+        return future
+
+    sock.recv_multipart = failing_recv  # type: ignore[method-assign]
+    client = await WampTestClient.connect(url_of(demo_server))
+    client.subscribe(CHANNEL)
+    await client.call("acme/rpc/echo", "subscribed")
+    pusher = ZmqPusher(zmq_settings, router)
+    try:
+        await pusher.push({"msg": "before"}, "acme_topic", {"room": "lobby"})  # the pending recv
+        assert await client.next_event(CHANNEL) == {"msg": "before"}
+        await asyncio.wait_for(failed.wait(), 5)
+        await eventually(lambda: handler.is_consuming and handler.stats.restarts == 1, 10)
+        for _ in range(3):  # at-most-once: a push into the old connection may be lost
+            await pusher.push({"msg": "after"}, "acme_topic", {"room": "lobby"})
+            try:
+                assert await client.next_event(CHANNEL, timeout=2) == {"msg": "after"}
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise AssertionError("no push reached the subscriber after the restart")
+        assert handler.stats.restarts == 1
+        assert "injected recv failure" in demo_server.supervisor.states["zmq"].last_error
+        metrics = ServerMetrics(demo_server)
+        try:
+            text = metrics.render().decode()
+        finally:
+            metrics.detach()
+        assert 'push_handler_restarts_total{handler="zmq",transport="zmq"} 1.0' in text
+    finally:
+        await pusher.close()
+        await client.close()
+
+
+async def test_a_taken_port_stops_server_start_up(
+    zmq_settings: ZmqSettings, router: Router, dispatcher: EventDispatcher
+) -> None:
+    """The ZeroMQ port is taken: WampServer.start() raises ListenError naming pushers.zmq
+    (retrying cannot help), instead of retrying for ever."""
+    squatter = zmq.asyncio.Context.instance().socket(zmq.PULL)
+    squatter.bind(endpoint(zmq_settings))
+    try:
+        handler = ZmqServerPushHandler(zmq_settings, router, dispatcher)
+        server = make_server(topics=[AcmeTopic()], push_handlers={"zmq": handler})
+        with pytest.raises(ListenError) as error:
+            await server.start(port=0)
+        await server.stop()
+    finally:
+        squatter.close(linger=0)
+    assert str(error.value) == (
+        f"pushers.zmq: cannot listen on 127.0.0.1:{zmq_settings.port}: Address already in use"
+    )
+    assert not handler.is_consuming and server.supervisor.states["zmq"].status == "closed"
