@@ -256,7 +256,11 @@ class GosWebSocket(containers.DeclarativeContainer):
 
     # lifecycle: each resource depends on the one before it, so init_resources() starts them
     # in this order and shutdown_resources() stops them in reverse (app.lifecycle)
-    running_pushers = providers.Resource(lifecycle.open_pushers, pusher_registry)
+    running_pushers = providers.Resource(
+        lifecycle.open_pushers,
+        pusher_registry,
+        timeout=settings.provided.server.shutdown_timeout,
+    )
     ops_listener = providers.Resource(lifecycle.listening, ops, running_pushers)
     http_listener = providers.Resource(lifecycle.listening, http, ops_listener)
     running_server = providers.Resource(lifecycle.serving, server, http_listener)

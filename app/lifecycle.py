@@ -45,12 +45,19 @@ class Resources(Protocol):
     def shutdown_resources(self) -> Awaitable[None] | None: ...
 
 
-async def open_pushers(pushers: Mapping[str, Pusher]) -> AsyncIterator[Mapping[str, Pusher]]:
-    """The pushers of this process; each is closed on the way down, after the server stopped."""
+async def open_pushers(
+    pushers: Mapping[str, Pusher], timeout: float = 5.0
+) -> AsyncIterator[Mapping[str, Pusher]]:
+    """The pushers of this process; on the way down, after the server stopped, each finishes
+    the pushes under way (at most ``timeout`` seconds) and is closed."""
     try:
         yield pushers
     finally:
         for name, pusher in pushers.items():
+            try:
+                await asyncio.wait_for(pusher.drained(), timeout)
+            except TimeoutError:
+                logger.warning("pusher %s: pushes still under way after %s s", name, timeout)
             try:
                 await pusher.close()
             except Exception as exc:  # one pusher failing to close must not keep others open

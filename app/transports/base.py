@@ -114,6 +114,7 @@ class Pusher(ABC):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: _LoopThread | None = None
         self._bridge_lock = threading.Lock()
+        self._pushing = 0
         self.stats = PusherStats()
 
     async def push(
@@ -131,13 +132,25 @@ class Pusher(ABC):
             PushFailed: the transport did not take the push (the cause is chained).
         """
         self._bind_loop()
+        self._pushing += 1
         try:
             channel = self.router.generate(route_name, route_parameters or {})
             await self.send(Message.create(channel, data), dict(context or {}))
         except Exception:
             self.stats.failed += 1
             raise
+        finally:
+            self._pushing -= 1
         self.stats.sent += 1
+
+    async def drained(self) -> None:
+        """Return once no ``push()`` is under way (waiting for its confirm, say).
+
+        The lifecycle awaits this, bounded by ``shutdown_timeout``, before ``close()``, so a
+        stopping process does not fail pushes that its own code started.
+        """
+        while self._pushing:
+            await asyncio.sleep(0.01)  # pushes may run on another thread's loop: poll
 
     @abstractmethod
     async def send(self, envelope: Message, context: dict[str, Any]) -> None:

@@ -1,0 +1,85 @@
+"""The runtime the container owns: start order, reverse stop, pushes under way finished first."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+
+from app.events import SERVER_LAUNCHED, EventDispatcher
+from app.exceptions import ListenError
+from app.message import Message
+from app.router import Router
+from app.transports.base import Pusher
+from tests.support.rabbitmq import free_port
+from tests.support.server import RUNTIME, SERVER, make_container, service
+
+
+class SlowPusher(Pusher):
+    """A custom pusher whose sends wait for the test; records when it was closed."""
+
+    name = "slow"
+
+    def __init__(self, router: Router, log: list[str]) -> None:
+        super().__init__(router)
+        self.release = asyncio.Event()
+        self.log = log
+
+    async def send(self, envelope: Message, context: dict[str, Any]) -> None:
+        await self.release.wait()
+        self.log.append(f"sent {envelope.topic}")
+
+    async def close(self) -> None:
+        self.log.append("pusher closed")
+
+
+async def test_stop_finishes_pushes_under_way_and_closes_pushers_after_the_server() -> None:
+    """SIGTERM's order: the server stops first, then a push already under way completes, then
+    the pusher is closed; nothing is closed before the server stopped."""
+    log: list[str] = []
+    dispatcher = EventDispatcher()
+    container = make_container(dispatcher=dispatcher)
+    gos = container.gos_web_socket
+    router = service(container, "gos_web_socket.router")
+    pusher = SlowPusher(router, log)
+    gos.pushers.add_kwargs(slow=providers.Object(pusher))
+    server = service(container, SERVER)
+    dispatcher.add_listener(SERVER_LAUNCHED, lambda event: log.append("server launched"))
+    original_stop = server.stop
+
+    async def stop() -> None:
+        await original_stop()
+        log.append("server stopped")
+
+    server.stop = stop
+    runtime = service(container, RUNTIME)
+    await runtime.start()
+    push = asyncio.create_task(pusher.push({"n": 1}, "acme_topic", {"room": "1"}))
+    await asyncio.sleep(0.05)
+    stopping = asyncio.create_task(runtime.stop())
+    await asyncio.sleep(0.2)
+    assert log == ["server launched", "server stopped"]  # the pusher waits for its push
+    pusher.release.set()
+    await asyncio.wait_for(stopping, 5)
+    await push
+    assert log == ["server launched", "server stopped", "sent acme/channel/1", "pusher closed"]
+
+
+async def test_a_listener_that_cannot_bind_stops_start_and_leaves_nothing_running() -> None:
+    """A taken metrics port: start() raises ListenError naming it, and the WebSocket server
+    (which would start after it) never listened."""
+    port = free_port()
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
+    try:
+        container = make_container(metrics={"enabled": True, "port": port})
+        runtime = service(container, RUNTIME)
+        with pytest.raises(ListenError) as raised:
+            await runtime.start()
+        expected = f"server.metrics: cannot listen on 127.0.0.1:{port}: Address already in use"
+        assert str(raised.value) == expected
+        assert not service(container, SERVER).accepting
+    finally:
+        taken.close()
+        await taken.wait_closed()
