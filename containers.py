@@ -259,7 +259,7 @@ class GosWebSocket(containers.DeclarativeContainer):
     running_pushers = providers.Resource(
         lifecycle.open_pushers,
         pusher_registry,
-        timeout=settings.provided.server.shutdown_timeout,
+        drain_within=settings.provided.server.shutdown_timeout,
     )
     ops_listener = providers.Resource(lifecycle.listening, ops, running_pushers)
     http_listener = providers.Resource(lifecycle.listening, http, ops_listener)

@@ -46,18 +46,18 @@ class Resources(Protocol):
 
 
 async def open_pushers(
-    pushers: Mapping[str, Pusher], timeout: float = 5.0
+    pushers: Mapping[str, Pusher], drain_within: float = 5.0
 ) -> AsyncIterator[Mapping[str, Pusher]]:
     """The pushers of this process; on the way down, after the server stopped, each finishes
-    the pushes under way (at most ``timeout`` seconds) and is closed."""
+    the pushes under way (at most ``drain_within`` seconds) and is closed."""
     try:
         yield pushers
     finally:
         for name, pusher in pushers.items():
             try:
-                await asyncio.wait_for(pusher.drained(), timeout)
+                await asyncio.wait_for(pusher.drained(), drain_within)
             except TimeoutError:
-                logger.warning("pusher %s: pushes still under way after %s s", name, timeout)
+                logger.warning("pusher %s: pushes still under way after %s s", name, drain_within)
             try:
                 await pusher.close()
             except Exception as exc:  # one pusher failing to close must not keep others open

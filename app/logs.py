@@ -53,7 +53,7 @@ def _kv_value(value: Any) -> str:
 
 
 class KeyValueFormatter(logging.Formatter):
-    """``ts=... level=warning logger=app.server.protocol msg="..." conn_id=3f2a...``"""
+    """``ts=... level=warning logger=app.server.connection msg="..." conn_id=3f2a...``"""
 
     def format(self, record: logging.LogRecord) -> str:
         return " ".join(f"{key}={_kv_value(value)}" for key, value in record_fields(record).items())

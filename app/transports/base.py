@@ -149,8 +149,10 @@ class Pusher(ABC):
         The lifecycle awaits this, bounded by ``shutdown_timeout``, before ``close()``, so a
         stopping process does not fail pushes that its own code started.
         """
-        while self._pushing:
-            await asyncio.sleep(0.01)  # pushes may run on another thread's loop: poll
+        # Pushes may run on another thread's loop (push_sync), so an asyncio.Event of this
+        # loop could not be set by them: poll.
+        while self._pushing:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
     @abstractmethod
     async def send(self, envelope: Message, context: dict[str, Any]) -> None:

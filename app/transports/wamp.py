@@ -23,6 +23,7 @@ from autobahn.exception import Disconnected
 
 from app.exceptions import InvalidPushArgument, ProtocolError, PushFailed
 from app.message import Message, dumps
+from app.server.wamp1 import PUBLISH, WELCOME
 from app.transports.base import Pusher
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ __all__ = ["WampPusher", "publish_frame"]
 
 logger = logging.getLogger(__name__)
 
-PUBLISH = 7
-WELCOME = 0
 FIRST_BACKOFF = 0.05
 
 
