@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from app.exceptions import ConfigurationError
+from settings.auth import AuthenticationSettings
 
 logger = logging.getLogger(__name__)
 
@@ -286,6 +287,7 @@ class Settings(BaseSettings):
     # GOS keeps these two at the root; ``server.origins`` etc. are accepted too and merged.
     origins: list[str] = Field(default_factory=list)
     blocked_ip_addresses: list[str] = Field(default_factory=list)
+    authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
 
     @model_validator(mode="after")
     def _no_default_origins(self) -> Self:
@@ -352,6 +354,11 @@ def _relative_to(base: Path, value: Any) -> Any:
 
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
     """Relative file paths in a config file name files beside it, not in the working directory."""
+    jwt = ((tree.get("authentication") or {}).get("providers") or {}).get("jwt")
+    if isinstance(jwt, dict):
+        for key in ("public_key_file", "jwks_file"):
+            if key in jwt:
+                jwt[key] = _relative_to(base, jwt[key])
     server = tree.get("server")
     if not isinstance(server, dict):
         return
