@@ -354,8 +354,11 @@ def _relative_to(base: Path, value: Any) -> Any:
 
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
     """Relative file paths in a config file name files beside it, not in the working directory."""
-    jwt = ((tree.get("authentication") or {}).get("providers") or {}).get("jwt")
-    if isinstance(jwt, dict):
+    node: Any = tree
+    for key in ("authentication", "providers", "jwt"):
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        jwt = node
         for key in ("public_key_file", "jwks_file"):
             if key in jwt:
                 jwt[key] = _relative_to(base, jwt[key])
