@@ -160,6 +160,9 @@ class WampSettings(TransportSettings):
     port: int = Field(1337, ge=1, le=65535)
     ssl: bool = False
     origin: str | None = None
+    token: SecretStr | None = None
+    """A JWT for a server with authentication (sent as ``Authorization: Bearer``); with role
+    ``ROLE_GOS_PUSHER`` its PUBLISH passes every route's publish rule (it is a push)."""
     # Beyond GOS: bounded waits and reconnects.
     timeout: float = Field(5.0, gt=0, description="seconds a push may wait for the connection")
     max_backoff: float = Field(5.0, gt=0)

@@ -13,7 +13,8 @@
 A rule is ``anyone`` (the default: what GOS allows today), ``authenticated``, ``nobody``,
 ``owner`` (parameter ``user_id``) or ``owner:<parameter>``, or ``roles:A,B`` (any of them).
 The broker checks the rule before any topic or RPC code runs; ``SecuredTopic.secure()``
-stays for everything else.
+stays for everything else. Server pushes (AMQP, ZeroMQ) go to ``on_push`` and no rule applies;
+the WAMP pusher publishes as a client, so its token carries ``PUSHER_ROLE``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from app.router import Router, WampRequest
 from app.router.route import Route
 
 VERBS = ("subscribe", "publish", "call")
+PUSHER_ROLE = "ROLE_GOS_PUSHER"
+"""The WAMP pusher's PUBLISH is a push, not a client's: a user holding this role (only a token
+signed with your key can give it) passes every ``publish`` rule, ``nobody`` included."""
 KINDS = ("anyone", "authenticated", "nobody", "owner", "roles")
 OPTION = "auth"
 
@@ -129,7 +133,9 @@ class RouteRules:
     def refusal(self, verb: str, user: User, request: WampRequest) -> Rule | None:
         """The rule that refuses ``user`` to ``verb`` on ``request``'s route; None: allowed."""
         rule = self.rule(verb, request.route_name)
-        if rule.allows(user, request.attributes):
+        if rule.allows(user, request.attributes) or (
+            verb == "publish" and user.has_role(PUSHER_ROLE)
+        ):
             return None
         self.refused[verb] += 1
         return rule

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,11 +16,12 @@ from app.exceptions import ConfigurationError
 from app.router import Router, load_routes, load_routes_from_mapping
 from app.server import WampServer
 from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from app.transports.wamp import WampPusher
 from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
-from settings.models import DEFAULT_ROUTING, ZmqSettings
+from settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.auth.conftest import Keys, jwt_node
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import running_server, url_of
+from tests.support.server import eventually, running_server, url_of
 from tests.support.wamp_client import WampTestClient
 from tests.wamp2.client import V2Client
 
@@ -198,3 +200,23 @@ def test_role_rule() -> None:
     assert rule.allows(User("1", frozenset({"ROLE_OPS"})), {})
     assert not rule.allows(User("1", frozenset({"ROLE_USER"})), {})
     assert not rule.allows(User(), {})
+
+
+async def test_wamp_pusher_with_pusher_token_reaches_user_42(
+    server: WampServer, keys: Keys, router: Router
+) -> None:
+    """The WAMP pusher publishes as a client: with a ROLE_GOS_PUSHER token its push reaches
+    user 42 (as GOS, the data arrives JSON-encoded); without a token it is refused."""
+    mine = await v1(server, keys.hs256("42"))
+    mine.subscribe(MINE)
+    await mine.call("acme/rpc/echo", [])  # the SUBSCRIBE is done
+    token = keys.hs256("backend", roles=["ROLE_GOS_PUSHER"])
+    settings = WampSettings(port=server.port, token=token)
+    async with WampPusher(settings, router) as pusher:
+        await pusher.push({"msg": "wamp"}, "acme_user", USER_42)
+        assert json.loads(await mine.next_event(MINE)) == {"msg": "wamp"}
+    async with WampPusher(WampSettings(port=server.port), router) as anonymous_pusher:
+        await anonymous_pusher.push({"msg": "forged"}, "acme_user", USER_42)
+        await eventually(lambda: server.broker.rules.refused["publish"] == 1)
+    assert mine.unread_events() == []
+    await mine.close()
