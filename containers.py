@@ -32,6 +32,7 @@ from dependency_injector import containers, providers
 
 from app import lifecycle
 from app.auth import Authenticator, ConnectionRepository
+from app.auth.demo import DemoTokens, launched_listener as demo_listener
 from app.demo import AcmeRpc, AcmeTopic
 from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
 from app.exceptions import ConfigurationError, ServiceNotFound
@@ -248,10 +249,14 @@ class GosWebSocket(containers.DeclarativeContainer):
 
     # authentication: add a custom provider with authentication_providers.add_args(...)
     authentication_providers = providers.List()
+    demo_tokens = providers.Singleton(
+        DemoTokens, enabled=settings.provided.server.http.demo_tokens, pushers=pusher_registry
+    )
+    event_listeners.add_args(providers.Callable(demo_listener, demo_tokens, http))
     authenticator = providers.Singleton(
         Authenticator.from_settings,
         settings.provided.authentication,
-        custom=authentication_providers,
+        custom=demo_tokens.provided.providers.call(authentication_providers),
     )
 
     # server

@@ -85,6 +85,8 @@ class HttpSettings(_Node):
     enabled: bool = True
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    demo_tokens: bool = False
+    """``make run`` only: ``/demo/token?user=ID`` signs a token for anyone (app.auth.demo)."""
 
 
 class MetricsSettings(_Node):

@@ -81,3 +81,52 @@ async def test_expired_token_is_refreshed_and_pushes_arrive_again(
     assert await page.evaluate("window.seen") == [1, 2]
     assert issued == [2, 3600]
     assert auth_stack.server.authenticator.expired == 1
+
+
+@pytest.fixture
+async def demo_stack() -> AsyncIterator[Stack]:
+    """The stack as ``make run`` starts it: demo tokens on, anonymous allowed."""
+    settings = stack_settings(None)
+    http = settings.server.http.model_copy(update={"demo_tokens": True})
+    server = settings.server.model_copy(update={"http": http})
+    running = Stack(settings.model_copy(update={"server": server}))
+    await running.start()
+    yield running
+    await running.close()
+
+
+async def test_demo_page_shows_two_users_with_their_own_pushes(
+    demo_stack: Stack, page: Page
+) -> None:
+    """With demo tokens, the page connects users 42 and 43 side by side; the push button of
+    each reaches that user's column alone, and the anonymous room still works."""
+    await page.goto(demo_stack.url)
+    for user in ("42", "43"):
+        await wait_until(lambda u=user: demo_stack.subscribers(f"acme/user/{u}") == 1, what=user)
+    await page.click('.user[data-user="42"] button')
+    await page.wait_for_function(
+        "document.querySelectorAll('.user[data-user=\"42\"] li').length === 1"
+    )
+    await page.click('.user[data-user="43"] button')
+    await page.wait_for_function(
+        "document.querySelectorAll('.user[data-user=\"43\"] li').length === 1"
+    )
+    texts = await page.evaluate(
+        """() => Object.fromEntries(["42", "43"].map((u) => [u,
+            [...document.querySelectorAll(`.user[data-user="${u}"] li`)]
+                .map((li) => li.textContent)]))"""
+    )
+    assert texts == {"42": ['{"msg":"hello 42","to":"42"}'], "43": ['{"msg":"hello 43","to":"43"}']}
+    users = {c.user.id for c in demo_stack.server.live_connections}
+    assert users == {"42", "43", None}  # the room's socket is anonymous
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_demo_page_without_demo_tokens_hides_private_channels(
+    auth_stack: Stack, page: Page
+) -> None:
+    """Without demo tokens there is no /demo/token and the private card stays hidden."""
+    await page.goto(auth_stack.url + "demo/mode")
+    assert await page.evaluate("JSON.parse(document.body.innerText)") == {"demo_tokens": False}
+    response = await page.goto(auth_stack.url + "demo/token?user=42")
+    assert response is not None and response.status == 404
