@@ -19,7 +19,7 @@ from app.metrics import ServerMetrics
 from app.server import WampServer
 from examples.signed_cookie_provider import SignedCookieProvider
 from settings.auth import JwtProviderSettings
-from settings.models import Settings
+from settings.models import Settings, load_settings
 from tests.auth.conftest import Keys, Serve, handshake_status, jwt_node
 from tests.support.server import SERVER, make_container, service, url_of
 from tests.support.wamp_client import WampTestClient
@@ -168,3 +168,24 @@ async def test_identity_metrics(strict: WampServer, keys: Keys) -> None:
         await client.close()
     finally:
         metrics.detach()
+
+
+def test_config_file_paths_and_unknown_keys(keys: Keys, tmp_path: Path) -> None:
+    """public_key_file is read beside the config file; a misspelt key under the jwt node is one
+    line listing the node's keys."""
+    (tmp_path / "key.pem").write_text(keys.rsa_public)
+    config = tmp_path / "gos.yaml"
+    config.write_text(
+        "gos_web_socket:\n  authentication:\n    providers:\n      jwt:\n"
+        "        enabled: true\n        algorithms: [RS256]\n        public_key_file: key.pem\n"
+        "        audience: gos\n"
+    )
+    settings = load_settings(config)
+    assert settings.authentication.providers.jwt.public_key_file == tmp_path / "key.pem"
+    provider = JwtProvider(settings.authentication.providers.jwt)
+    assert provider.authenticate(Credentials(query={"token": keys.rs256("5")})).id == "5"
+    config.write_text("gos_web_socket:\n  authentication:\n    providers:\n      jwt: {secrt: x}\n")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(config)
+    (line,) = error.value.problems
+    assert line.startswith("unknown key authentication.providers.jwt.secrt (allowed: enabled,")
