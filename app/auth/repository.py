@@ -27,8 +27,7 @@ class ConnectionRepository:
         """The subscribers of ``topic``, or every open connection when it is None."""
         if topic is None:
             return sorted(self.server.live_connections, key=lambda c: c.session_id)
-        channel = topic if isinstance(topic, str) else topic.id
-        live = self.server.topics.get(channel)
+        live = self.server.topics.get(topic) if isinstance(topic, str) else topic
         connections: Iterable[WampConnection] = live if live is not None else ()  # type: ignore[assignment]
         return list(connections)
 
