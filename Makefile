@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m app server
+	GOS_WEB_SOCKET__SERVER__HTTP__DEMO_TOKENS=true $(PY) -m app server
 
 # System packages the suite starts for real: a private RabbitMQ node, Chromium for browser tests.
 system-deps:

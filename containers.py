@@ -12,6 +12,9 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.topic_registry                topics by name (tag gos_web_socket.topic)
     gos_web_socket.rpc_registry                  RPC handlers by name (tag gos_web_socket.rpc)
     gos_web_socket.router / .event_dispatcher / .server
+    gos_web_socket.authentication_providers      custom providers, after the built-in JWT one
+    gos_web_socket.authenticator                 providers in order → connection.user (app.auth)
+    gos_web_socket.connection_repository         who is connected, by topic, user, role
     gos_web_socket.ops                               /metrics, /health, profile   (app.ops)
     gos_web_socket.runtime                           starts and stops all of it (app.lifecycle)
 
@@ -28,6 +31,8 @@ from typing import Any, TypeVar
 from dependency_injector import containers, providers
 
 from app import lifecycle
+from app.auth import Authenticator, ConnectionRepository
+from app.auth.demo import DemoTokens, launched_listener as demo_listener
 from app.demo import AcmeRpc, AcmeTopic
 from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
 from app.exceptions import ConfigurationError, ServiceNotFound
@@ -242,6 +247,18 @@ class GosWebSocket(containers.DeclarativeContainer):
     )
     event_listeners.add_args(providers.Callable(launched_listener, ops))
 
+    # authentication: add a custom provider with authentication_providers.add_args(...)
+    authentication_providers = providers.List()
+    demo_tokens = providers.Singleton(
+        DemoTokens, enabled=settings.provided.server.http.demo_tokens, pushers=pusher_registry
+    )
+    event_listeners.add_args(providers.Callable(demo_listener, demo_tokens, http))
+    authenticator = providers.Singleton(
+        Authenticator.from_settings,
+        settings.provided.authentication,
+        custom=demo_tokens.provided.providers.call(authentication_providers),
+    )
+
     # server
     server = providers.Singleton(
         WampServer,
@@ -252,7 +269,9 @@ class GosWebSocket(containers.DeclarativeContainer):
         dispatcher=event_dispatcher,
         push_handlers=server_push_handler.registry,
         readiness=providers.Object(readiness),
+        authenticator=authenticator,
     )
+    connection_repository = providers.Singleton(ConnectionRepository, server)
 
     # lifecycle: each resource depends on the one before it, so init_resources() starts them
     # in this order and shutdown_resources() stops them in reverse (app.lifecycle)

@@ -27,6 +27,8 @@
      └── WampError
           ├── ProtocolError                  a frame that breaks WAMP (connection closed 1007)
           ├── FirewallRejection              a secured topic refused a client
+          │    └── NotAuthorized             a route's auth rule refused a subscribe/publish/call
+          ├── AuthenticationFailed           a credential was refused (``reason`` says why)
           └── RpcError                       an RPC handler's failure, with a code for CALLERROR
 """
 
@@ -176,6 +178,19 @@ class ProtocolError(WampError):
 
 class FirewallRejection(WampError):
     """A secured topic refused the client."""
+
+
+class NotAuthorized(FirewallRejection):
+    """A route's ``auth`` rule refused the connection's user (no user code ran)."""
+
+
+class AuthenticationFailed(WampError):
+    """A credential the client presented was refused; ``reason`` is one word for logs and
+    metrics (``expired``, ``bad_signature``, ...), never the credential itself."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        self.reason = reason
+        super().__init__(message or reason)
 
 
 class RpcError(WampError):

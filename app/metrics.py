@@ -25,6 +25,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
+from app.auth.metrics import auth_metrics
 from app.events import (
     CLIENT_CONNECTED,
     PUSH_FAIL,
@@ -142,6 +143,7 @@ class _Collector:
         )
         yield from self._handler_metrics()
         yield from self._pusher_metrics()
+        yield from auth_metrics(server, NAMESPACE)
 
     def _handler_metrics(self) -> Iterable[Metric]:
         families = {

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from app.exceptions import ConfigurationError
+from settings.auth import AuthenticationSettings
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class HttpSettings(_Node):
     enabled: bool = True
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    demo_tokens: bool = False
+    """``make run`` only: ``/demo/token?user=ID`` signs a token for anyone (app.auth.demo)."""
 
 
 class MetricsSettings(_Node):
@@ -159,6 +162,9 @@ class WampSettings(TransportSettings):
     port: int = Field(1337, ge=1, le=65535)
     ssl: bool = False
     origin: str | None = None
+    token: SecretStr | None = None
+    """A JWT for a server with authentication (sent as ``Authorization: Bearer``); with role
+    ``ROLE_GOS_PUSHER`` its PUBLISH passes every route's publish rule (it is a push)."""
     # Beyond GOS: bounded waits and reconnects.
     timeout: float = Field(5.0, gt=0, description="seconds a push may wait for the connection")
     max_backoff: float = Field(5.0, gt=0)
@@ -286,6 +292,7 @@ class Settings(BaseSettings):
     # GOS keeps these two at the root; ``server.origins`` etc. are accepted too and merged.
     origins: list[str] = Field(default_factory=list)
     blocked_ip_addresses: list[str] = Field(default_factory=list)
+    authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
 
     @model_validator(mode="after")
     def _no_default_origins(self) -> Self:
@@ -352,6 +359,14 @@ def _relative_to(base: Path, value: Any) -> Any:
 
 def _resolve_paths(tree: dict[str, Any], base: Path) -> None:
     """Relative file paths in a config file name files beside it, not in the working directory."""
+    node: Any = tree
+    for key in ("authentication", "providers", "jwt"):
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        jwt = node
+        for key in ("public_key_file", "jwks_file"):
+            if key in jwt:
+                jwt[key] = _relative_to(base, jwt[key])
     server = tree.get("server")
     if not isinstance(server, dict):
         return

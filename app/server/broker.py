@@ -8,11 +8,14 @@ themselves; authorization, history and presence have one place to go here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from app.exceptions import ResourceNotFound
+from app.auth.authenticator import Authenticator
+from app.auth.authorization import RouteRules
+from app.exceptions import NotAuthorized, ResourceNotFound
 from app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from app.server.manager import TopicManager
 from app.server.session import Failure, Result
@@ -21,6 +24,8 @@ from app.server.topic import Topic
 if TYPE_CHECKING:
     from app.router import Router, WampRequest
     from app.server.connection import WampConnection
+
+logger = logging.getLogger(__name__)
 
 
 class Broker:
@@ -32,11 +37,37 @@ class Broker:
         manager: TopicManager,
         topics: TopicDispatcher,
         rpcs: RpcDispatcher,
+        authenticator: Authenticator | None = None,
+        rules: RouteRules | None = None,
     ) -> None:
         self.router = router
         self.manager = manager
         self.topics = topics
         self.rpcs = rpcs
+        self.authenticator = authenticator or Authenticator([])
+        """Who a v2 session is, at HELLO (v1 connections are authenticated at the handshake)."""
+        self.rules = RouteRules.from_router(router) if rules is None else rules
+        """Each route's ``options.auth``: who may subscribe, publish and call."""
+
+    def _refused(self, verb: str, connection: WampConnection, request: WampRequest) -> str | None:
+        """Why the route's rule refuses ``verb`` to this connection's user; None: allowed."""
+        rule = self.rules.refusal(verb, connection.user, request)
+        if rule is None:
+            return None
+        logger.info(
+            "%s on %s refused to connection %s: route %s allows %s",
+            verb,
+            request.matched,
+            connection.session_id,
+            request.route_name,
+            rule,
+            extra={"conn_id": connection.session_id, "route": request.route_name},
+        )
+        return f"not authorized: {verb} on {request.matched} needs {rule}"
+
+    @staticmethod
+    def _not_authorized(uri: str, desc: str) -> Failure:
+        return Failure(uri, desc, {"code": 403}, error=NotAuthorized(desc))
 
     async def subscribe(
         self,
@@ -52,6 +83,9 @@ class Broker:
             request = self.router.match(uri)
         except ResourceNotFound as exc:
             return Failure(uri, str(exc), {}, no_route=True, error=exc)
+        refused = self._refused("subscribe", connection, request)
+        if refused is not None:
+            return self._not_authorized(uri, refused)
         topic = self.manager.subscribe(connection, uri, request)
         if topic is None:
             return connection.subscriptions[uri][0]
@@ -88,6 +122,9 @@ class Broker:
             request = self.router.match(uri)
         except ResourceNotFound as exc:
             return Failure(uri, str(exc), {}, no_route=True, error=exc)
+        refused = self._refused("publish", connection, request)
+        if refused is not None:
+            return self._not_authorized(uri, refused)
         topic = self.manager.topic(uri)
         return await self.topics.publish(connection, topic, request, event, exclude, eligible)
 
@@ -97,6 +134,9 @@ class Broker:
             request = self.router.match(uri)
         except ResourceNotFound as exc:
             return rpc_failure(uri, str(exc), 404, params, exc, no_route=True)
+        refused = self._refused("call", connection, request)
+        if refused is not None:
+            return rpc_failure(uri, refused, 403, params, NotAuthorized(refused))
         return await self.rpcs.call(connection, uri, request, params)
 
     async def push(self, request: WampRequest, data: Any, provider: str) -> None:

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, cast
 from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
 
+from app.auth.credentials import Credentials
+from app.auth.user import ANONYMOUS, User
 from app.events import (
     CLIENT_CONNECTED,
     CLIENT_DISCONNECTED,
@@ -44,6 +46,7 @@ from app.stats import ServerStats
 from app.web import Response, encode_response, parse_request
 
 if TYPE_CHECKING:
+    from app.auth.authenticator import Authenticator
     from app.router import WampRequest
     from app.server.topic import Topic
 
@@ -78,6 +81,8 @@ class ConnectionServices:
     """Unsubscribe a closed connection from every topic it joined (the hooks run)."""
     health: Callable[[], tuple[bool, dict[str, Any]]] | None = None
     """Readiness for a plain ``GET /health`` (no Upgrade); None: autobahn answers as usual."""
+    authenticator: Authenticator | None = None
+    """Sets ``connection.user`` (app/auth); None: every connection is anonymous."""
 
 
 class JobQueue:
@@ -121,8 +126,9 @@ class WampConnection(WebSocketServerProtocol):
 
     Public attributes: ``session_id`` (a decimal string; a v2 client gets the same number as
     its integer session id), ``remote_address``, ``timers`` (cancelled on close), ``user_data``
-    (free for user code, e.g. the authenticated user), ``subscriptions``, and ``session``: the
-    ``Wamp1Session`` or ``Wamp2Session`` chosen during the handshake.
+    (free for user code), ``subscriptions``, ``session``: the ``Wamp1Session`` or
+    ``Wamp2Session`` chosen during the handshake, and ``user``: who the authenticator says
+    it is (``app.auth.User``; anonymous has no id), from the handshake's ``credentials``.
     """
 
     factory: WampServerFactory
@@ -137,6 +143,8 @@ class WampConnection(WebSocketServerProtocol):
         self.subscriptions: dict[str, tuple[Topic, WampRequest]] = {}
         self.timers = PeriodicTimers(f"connection {self.session_id}")
         self.user_data: dict[str, Any] = {}
+        self.user: User = ANONYMOUS
+        self.credentials = Credentials()
         self._blocked = self._opened = self._joined = self._closed = False
         self._origin_seen = False
         self._raw_origin: str | None = None
@@ -205,6 +213,8 @@ class WampConnection(WebSocketServerProtocol):
         if guard.refuses_origin(self._raw_origin):
             return guard.refuse_origin(self, self.remote_address, self._raw_origin or "", request)
         subprotocol, self.session = self._services.choose_session(self, request.protocols)
+        if self._services.authenticator is not None:
+            self._services.authenticator.handshake(self, request)  # v1: 401 when refused
         return subprotocol
 
     def succeedHandshake(self, res: Any) -> None:

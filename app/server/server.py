@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from app.auth.authenticator import Authenticator
 from app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from app.exceptions import ListenError
 from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
@@ -66,6 +67,7 @@ class WampServer:
         push_handlers: ServerPushHandlerRegistry[ServerPushHandler],
         profile: bool = False,
         readiness: Readiness | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.settings = settings
         self.readiness = readiness
@@ -78,7 +80,15 @@ class WampServer:
         self.port = settings.server.port
         self.guard = Guard.from_settings(settings, dispatcher)
         self.manager = TopicManager()
-        self.broker = Broker(router, self.manager, TopicDispatcher(topics), RpcDispatcher(rpcs))
+        self.authenticator = authenticator or Authenticator.from_settings(settings.authentication)
+        """Who each connection is (``connection.user``); the container gives its providers."""
+        self.broker = Broker(
+            router,
+            self.manager,
+            TopicDispatcher(topics),
+            RpcDispatcher(rpcs),
+            self.authenticator,
+        )
         self.subprotocols = Subprotocols(self.broker, self.frame, settings.server.realm)
         self.timers = PeriodicTimers("server")
         self._factory: WampServerFactory | None = None
@@ -97,6 +107,11 @@ class WampServer:
     def connections(self) -> int:
         """How many clients have an open WAMP session."""
         return len(self._connections)
+
+    @property
+    def live_connections(self) -> frozenset[WampConnection]:
+        """The clients with an open WebSocket (the connection repository reads them)."""
+        return frozenset(self._connections)
 
     @property
     def accepting(self) -> bool:
@@ -196,6 +211,7 @@ class WampServer:
             choose_session=self.subprotocols.choose,
             leave=self.broker.leave,
             health=None if self.readiness is None else self._health,
+            authenticator=self.authenticator,
         )
 
     def _health(self) -> tuple[bool, dict[str, Any]]:

@@ -108,6 +108,9 @@ class Session(ABC, Generic[RequestT]):
     wire_format: WireFormat
     """How topics frame this session's EVENTs."""
 
+    authenticates_in_session: ClassVar[bool] = False
+    """True when the protocol authenticates itself (v2 HELLO); else the handshake does (v1)."""
+
     @abstractmethod
     def opened(self) -> None:
         """The WebSocket handshake is done (v1 sends WELCOME, v2 waits for HELLO)."""

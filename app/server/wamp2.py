@@ -43,13 +43,14 @@ from app.server.session import (
 )
 
 if TYPE_CHECKING:
+    from app.auth.user import User
     from app.server.broker import Broker
     from app.server.connection import WampConnection
     from app.server.topic import Topic
 
 logger = logging.getLogger(__name__)
 
-HELLO, WELCOME, ABORT, GOODBYE, ERROR = 1, 2, 3, 6, 8
+HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE, ERROR = 1, 2, 3, 4, 5, 6, 8
 PUBLISH, PUBLISHED = 16, 17
 SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, EVENT = 32, 33, 34, 35, 36
 CALL, RESULT = 48, 50
@@ -193,6 +194,8 @@ def _flag(options: dict[str, Any], key: str, default: bool) -> bool:
 class Wamp2Session(Session[Request]):
     """The WAMP v2 side of one connection: session state, parsing and the v2 replies."""
 
+    authenticates_in_session = True  # at HELLO: handshake credentials or a ticket
+
     def __init__(
         self, connection: WampConnection, serializer: Serializer, broker: Broker, realm: str
     ) -> None:
@@ -204,6 +207,8 @@ class Wamp2Session(Session[Request]):
         """True from the WELCOME on; the session then counts as connected (events fired)."""
         self.ended = False
         """True once ABORT or GOODBYE was sent or received: later messages are ignored."""
+        self.challenged = False
+        """True from CHALLENGE (ticket) until AUTHENTICATE."""
 
     @property
     def session_id(self) -> int:
@@ -296,7 +301,10 @@ class Wamp2Session(Session[Request]):
             self.ended = True
             self.connection.close(1000, "aborted by the client")
         elif not self.welcomed:
-            if kind != HELLO:
+            if kind == AUTHENTICATE and self.challenged:
+                self._authenticate(message)
+                return
+            if kind != HELLO or self.challenged:
                 raise ProtocolError(f"message type {kind} before HELLO")
             self._hello(message)
         elif kind == SUBSCRIBE:
@@ -344,12 +352,40 @@ class Wamp2Session(Session[Request]):
             self.send([ABORT, {"message": f"no realm {realm!r} here"}, NO_SUCH_REALM])
             connection.close(1000, "no such realm")
             return
+        authenticator = self.broker.authenticator
+        methods = details.get("authmethods")
+        if isinstance(methods, list) and "ticket" in methods and authenticator.takes_tickets:
+            self.challenged = True
+            self.send([CHALLENGE, "ticket", {}])
+            return
+        self._admit(authenticator.admit(connection), "anonymous")
+
+    def _authenticate(self, message: list[Any]) -> None:
+        """AUTHENTICATE ``[5, ticket, extra]`` after CHALLENGE ticket."""
+        _length(message, 2, 3, "AUTHENTICATE")
+        ticket = _str(message[1], "AUTHENTICATE signature")
+        self.challenged = False
+        self._admit(self.broker.authenticator.admit(self.connection, ticket), "ticket")
+
+    def _admit(self, user: User | None, method: str) -> None:
+        """WELCOME the user the authenticator admitted, or ABORT not_authorized."""
+        connection = self.connection
+        if user is None:
+            self.ended = True
+            self.send([ABORT, {"message": "not authorized"}, NOT_AUTHORIZED])
+            connection.close(1000, "not authorized")
+            return
         self.welcomed = True
+        if user.is_anonymous:
+            authid, authrole, method = connection.session_id, "anonymous", "anonymous"
+        else:
+            authid, authrole = user.id or "", min(user.roles, default="user")
+            method = method if method == "ticket" else user.provider
         welcome_details = {
             "realm": self.realm,
-            "authid": connection.session_id,
-            "authrole": "anonymous",
-            "authmethod": "anonymous",
+            "authid": authid,
+            "authrole": authrole,
+            "authmethod": method,
             "agent": SERVER_AGENT,
             "roles": ROUTER_ROLES,
         }

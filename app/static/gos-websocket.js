@@ -7,6 +7,12 @@
 //
 // Beyond the GOS client it re-subscribes its channels and re-sends its prefixes after a reconnect,
 // so a page survives a server restart without code of its own.
+//
+// Authentication (docs/auth.md): `token` is sent as the `?token=` query parameter; `getToken()`
+// (may return a Promise) is asked for a fresh one before the first connection when there is no
+// `token`, when the server closes with 4001 (token expired), and after a refused handshake.
+//
+//   GosSocket.connect(url, { getToken: async () => (await (await fetch("/ws-token")).json()).token });
 
 const WELCOME = 0;
 const PREFIX = 1;
@@ -29,6 +35,9 @@ export const CONNECTION_LOST_SCHEDULED_RECONNECT = 6;
 
 export const CONNECTION_LOST_URI = "gos:error#connection-lost";
 
+/** The server's close code when the token's `exp` passed (app.auth.CLOSE_TOKEN_EXPIRED). */
+export const CLOSE_TOKEN_EXPIRED = 4001;
+
 const DEFAULTS = {
   retryDelay: 5000, // ms before the first retry (GOS default)
   maxRetries: 10, // retries after a failure; 0 disables reconnecting (GOS default 10)
@@ -36,6 +45,9 @@ const DEFAULTS = {
   maxRetryDelay: 60000, // ms; the backoff stops growing here
   skipSubprotocolCheck: false,
   skipSubprotocolAnnounce: false,
+  token: null, // a JWT for the server's jwt provider, sent as ?token=
+  getToken: null, // () => token or Promise<token>: asked again when the token expired
+  tokenParameter: "token",
 };
 
 /** A WAMP v1 connection that reconnects by itself; create it with GosSocket.connect(). */
@@ -60,6 +72,8 @@ export class GosSocket {
     this._retries = 0;
     this._retryTimer = null;
     this._closing = false;
+    this._token = this.config.token;
+    this._needToken = !this._token && typeof this.config.getToken === "function";
   }
 
   // ---- events -------------------------------------------------------------------------------
@@ -99,10 +113,14 @@ export class GosSocket {
     if (this._ws !== null) return;
     clearTimeout(this._retryTimer);
     this._retryTimer = null;
+    if (this._needToken) {
+      this._refreshToken();
+      return;
+    }
     const protocols = this.config.skipSubprotocolAnnounce ? [] : ["wamp"];
     let ws;
     try {
-      ws = new WebSocket(this.uri, protocols);
+      ws = new WebSocket(this._url(), protocols);
     } catch (error) {
       // A malformed URI can never work: say so once, do not retry.
       this._fire("socket/disconnect", { code: CONNECTION_UNSUPPORTED, reason: String(error) });
@@ -141,6 +159,33 @@ export class GosSocket {
     ws.onclose = (close) => this._closed(ws, welcomed, close);
   }
 
+  /** The URI with the current token as its query parameter (the URI itself without one). */
+  _url() {
+    if (!this._token) return this.uri;
+    const url = new URL(this.uri);
+    url.searchParams.set(this.config.tokenParameter, this._token);
+    return url.toString();
+  }
+
+  /** Ask the page for a token, then connect; a failure counts as an unreachable server. */
+  _refreshToken() {
+    this._needToken = false;
+    Promise.resolve()
+      .then(() => this.config.getToken())
+      .then(
+        (token) => {
+          this._token = token;
+          if (!this._closing) this.open();
+        },
+        (error) => {
+          console.warn("gos-websocket: getToken() failed", error);
+          this._needToken = true;
+          this._ws = { readyState: WebSocket.CLOSED }; // let _closed schedule the retry
+          this._closed(this._ws, false, { wasClean: false, code: 1006 });
+        },
+      );
+  }
+
   /** Close for good: no reconnect; pending calls reject. */
   close() {
     this._closing = true;
@@ -170,6 +215,20 @@ export class GosSocket {
     const detail = { wasClean: close.wasClean, closeCode: close.code };
     if (this._closing) {
       this._fire("socket/disconnect", { code: CONNECTION_CLOSED, reason: "closed", ...detail });
+      return;
+    }
+    const canRefresh = typeof this.config.getToken === "function";
+    if (canRefresh && (close.code === CLOSE_TOKEN_EXPIRED || !welcomed)) this._needToken = true;
+    if (canRefresh && close.code === CLOSE_TOKEN_EXPIRED) {
+      // Not a failure: reconnect at once with a fresh token.
+      this._fire("socket/disconnect", {
+        code: CONNECTION_LOST_SCHEDULED_RECONNECT,
+        reason: "token expired",
+        retry: 0,
+        delay: 0,
+        ...detail,
+      });
+      this.open();
       return;
     }
     if (this._retries >= this.config.maxRetries) {

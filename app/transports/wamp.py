@@ -166,8 +166,10 @@ class WampPusher(Pusher):
         loop = asyncio.get_running_loop()
         if self._factory is None:
             # Built on the running loop: a factory bound to another loop never completes.
+            token = self.settings.token
+            headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
             factory = WebSocketClientFactory(  # type: ignore[no-untyped-call]
-                self.url, origin=self.origin, protocols=["wamp"], loop=loop
+                self.url, origin=self.origin, protocols=["wamp"], loop=loop, headers=headers
             )
             factory.protocol = _PublisherProtocol
             factory.setProtocolOptions(  # type: ignore[no-untyped-call]

@@ -28,6 +28,7 @@ def make_container(
     routes: Mapping[str, Any] | str | Path | None = None,
     dispatcher: EventDispatcher | None = None,
     pushers: Mapping[str, Any] | None = None,
+    authentication: Mapping[str, Any] | None = None,
     **server_settings: Any,
 ) -> containers.Container:
     """The project's container for a test: 127.0.0.1 port 0, only the parts the test names.
@@ -35,7 +36,7 @@ def make_container(
     ``server_settings`` go to ``server:`` (the demo HTTP page and the metrics listener stay
     off unless named there); ``pushers`` to ``pushers:`` (every transport off unless named);
     ``push_handlers`` replaces the handler registry; ``routes`` is a routing mapping (GOS YAML
-    shape) or a file (default: settings/routing.yaml).
+    shape) or a file (default: settings/routing.yaml); ``authentication`` is that node.
     """
     origins = server_settings.pop("origins", [])
     blocked = server_settings.pop("blocked_ip_addresses", [])
@@ -45,6 +46,7 @@ def make_container(
         pushers={"amqp": off, "wamp": off, "zmq": off, **(pushers or {})},
         origins=origins,
         blocked_ip_addresses=blocked,
+        authentication=dict(authentication or {}),
     )
     if routes is None or isinstance(routes, str | Path):
         collection = load_routes(routes or DEFAULT_ROUTING)

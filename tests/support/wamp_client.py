@@ -88,6 +88,7 @@ class WampTestClient:
         origin: str | None = None,
         timeout: float = 5.0,
         ssl: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> WampTestClient:
         """Open the connection and wait for WELCOME; raises ConnectFailed otherwise."""
         client = cls()
@@ -95,7 +96,7 @@ class WampTestClient:
         secure = parts.scheme == "wss"
         loop = asyncio.get_running_loop()
         factory = WebSocketClientFactory(
-            url, origin=origin, protocols=list(subprotocols) or None, loop=loop
+            url, origin=origin, protocols=list(subprotocols) or None, loop=loop, headers=headers
         )
         factory.protocol = _Protocol
         host = parts.hostname or "127.0.0.1"

@@ -207,7 +207,8 @@ def test_unknown_key_at_the_top_of_the_tree(tmp_path: Path) -> None:
     """An unknown key directly under gos_web_socket lists the root's keys."""
     (line,) = problems(write(tmp_path, "gos_web_socket:\n  servers: {}\n"))
     assert line == (
-        "unknown key servers (allowed: server, pushers, logging, origins, blocked_ip_addresses)"
+        "unknown key servers (allowed: server, pushers, logging, origins, blocked_ip_addresses, "
+        "authentication)"
     )
 
 

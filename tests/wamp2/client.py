@@ -39,6 +39,18 @@ class JoinFailed(ConnectionError):
 class _Session(ApplicationSession):  # type: ignore[misc]
     client: V2Client
 
+    def onConnect(self) -> None:
+        ticket = self.client.ticket
+        if ticket is None:
+            super().onConnect()
+            return
+        self.join(self.config.realm, authmethods=["ticket"], authid=self.client.authid)
+
+    def onChallenge(self, challenge: Any) -> str:
+        """Ticket auth as autobahn does it: the ticket is the AUTHENTICATE signature."""
+        assert challenge.method == "ticket" and self.client.ticket is not None
+        return self.client.ticket
+
     async def onJoin(self, details: SessionDetails) -> None:
         self.client._joined.set_result(details)
 
@@ -63,6 +75,8 @@ class V2Client:
         loop = asyncio.get_running_loop()
         self.session: ApplicationSession = None
         self.details: SessionDetails = None
+        self.ticket: str | None = None
+        self.authid: str | None = None
         self.left: asyncio.Future[CloseDetails] = loop.create_future()
         self.disconnected: asyncio.Future[None] = loop.create_future()
         self._joined: asyncio.Future[SessionDetails] = loop.create_future()
@@ -71,10 +85,19 @@ class V2Client:
 
     @classmethod
     async def join(
-        cls, url: str, realm: str = "realm1", serializer: str = "json", timeout: float = 5.0
+        cls,
+        url: str,
+        realm: str = "realm1",
+        serializer: str = "json",
+        timeout: float = 5.0,
+        ticket: str | None = None,
+        authid: str | None = None,
     ) -> V2Client:
-        """Connect with ``ApplicationRunner`` and wait for WELCOME; raises JoinFailed on ABORT."""
+        """Connect with ``ApplicationRunner`` and wait for WELCOME; raises JoinFailed on ABORT.
+
+        With ``ticket``, HELLO offers ticket auth and answers the CHALLENGE with it."""
         client = cls()
+        client.ticket, client.authid = ticket, authid
 
         def make(config: ComponentConfig) -> _Session:
             session = _Session(config)

@@ -1,0 +1,46 @@
+"""What a client presented to prove who it is: read once from the handshake (and v2 HELLO)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from http.cookies import CookieError, SimpleCookie
+
+from autobahn.websocket.types import ConnectionRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The handshake's headers (lower-case names), query parameters and cookies, the remote
+    address, and for WAMP v2 the ``ticket`` of AUTHENTICATE (None before, or without one)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    remote_address: str = ""
+    ticket: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_request(cls, request: ConnectionRequest, remote_address: str = "") -> Credentials:
+        """autobahn's request: headers (lower-case), the first value of each query parameter."""
+        headers = {str(k).lower(): str(v) for k, v in (request.headers or {}).items()}
+        query = {str(k): str(v[0]) for k, v in (request.params or {}).items() if v}
+        return cls(headers, query, parse_cookies(headers.get("cookie", "")), remote_address)
+
+    def with_ticket(self, ticket: str) -> Credentials:
+        return replace(self, ticket=ticket)
+
+    def bearer(self) -> str | None:
+        """The token of ``Authorization: Bearer <token>`` (None without one)."""
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """A ``Cookie`` header as a dict; a malformed header counts as no cookies."""
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return {}
+    return {name: morsel.value for name, morsel in jar.items()}
