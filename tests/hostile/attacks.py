@@ -257,14 +257,19 @@ async def before_hello(wire: Wire, host: str, port: int) -> None:
         await wire.send(_text([32, 1, {}, "acme/channel/x"]))
 
 
+HEAD_MB = 8
+"""Size of ``huge_head``'s request: 500 x handshake_max_bytes. (The issue sent 24 MB; today's
+server parses a head in time quadratic in its size, and 2 x 24 MB froze it for a minute.)"""
+
+
 async def huge_head(wire: Wire, host: str, port: int) -> None:
-    """A 24 MB upgrade request head (complete: the server must parse or refuse it)."""
+    """A ``HEAD_MB`` upgrade request head (complete: the server must parse or refuse it)."""
     line = b"X-Pad: " + b"a" * 1016 + b"\r\n"
     start = php_upgrade_request(host, port).removesuffix(b"\r\n")
     wire.read_frames(http=True)  # an early HTTP answer or EOF ends the attack
     try:
         await wire.send(start)
-        for _ in range(24 * 1024 // 64):
+        for _ in range(HEAD_MB * 1024 // 64):
             await wire.send(line * 64)
         await wire.send(b"\r\n")
     except ConnectionError:
@@ -285,11 +290,12 @@ async def silent(wire: Wire, host: str, port: int) -> None:
 async def late_handshake(wire: Wire, host: str, port: int) -> None:
     """Finish the handshake around the 5 s opening-handshake timeout, then vanish at once.
 
-    The finishing CRLF lands between 4.9 and 5.1 s, so some connections are timed out by the
-    server in the same loop turn as their handshake completes (the ghost-session case).
+    The finishing CRLF lands between 4.95 and 5.05 s, so some connections are timed out by
+    the server in the same loop turn as their handshake completes (the ghost-session case; a
+    race, so it is hit by some runs and some connections only).
     """
     await wire.send(php_upgrade_request(host, port).removesuffix(b"\r\n"))
-    await asyncio.sleep(4.9 + 0.2 * (int.from_bytes(os.urandom(2)) / 65535))
+    await asyncio.sleep(4.95 + 0.1 * (int.from_bytes(os.urandom(2)) / 65535))
     try:
         await wire.send(b"\r\n")
     except ConnectionError:

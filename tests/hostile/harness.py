@@ -35,6 +35,8 @@ RATE = 50
 SUBSCRIBERS = 50
 CROWDS = 3
 CALM = 1.5
+SETTLE = 3.0
+"""Seconds a phase may wait, after its attackers reported, for their sessions to go."""
 """Seconds without attackers before the first phase (the latency every phase is held to)."""
 
 PLAN: list[tuple[str, int]] = [
@@ -52,7 +54,7 @@ PLAN: list[tuple[str, int]] = [
     ("huge_head", 2),
     ("slow_handshake", 8),
     ("silent", 8),
-    ("late_handshake", 20),
+    ("late_handshake", 40),
 ]
 """Attack kinds in order, each alone in its phase so that a figure names its cause."""
 
@@ -68,10 +70,10 @@ MIXED: dict[str, int] = {
     "binary_on_v1": 12,
     "garbage_msgpack": 12,
     "before_hello": 12,
-    "huge_head": 4,
+    "huge_head": 2,
     "slow_handshake": 24,
     "silent": 24,
-    "late_handshake": 24,
+    "late_handshake": 26,
 }
 """The last phase, ``mixed``: every kind at once, 200 attackers (the issue's run)."""
 
@@ -217,13 +219,17 @@ def _tracebacks(server: ServerProcess) -> int:
     return server.output.count("Traceback (most recent call last)")
 
 
-async def _wait_sessions(server: ServerProcess, within: float) -> int:
-    """Registered sessions, polled until 0 or ``within`` seconds passed."""
+async def _wait_sessions(server: ServerProcess, within: float, down_to: int = 0) -> int:
+    """Registered sessions, polled until ``down_to`` or ``within`` seconds passed (-1: the
+    server did not answer ``/metrics`` in time)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
-        sessions = int((await scrape(server.metrics_port))["gos_websocket_connections"])
-        if sessions == 0 or loop.time() > deadline:
+        try:
+            sessions = int((await scrape(server.metrics_port))["gos_websocket_connections"])
+        except OSError:  # also a timeout: the server is too busy to answer /metrics
+            sessions = -1
+        if 0 <= sessions <= down_to or loop.time() > deadline:
             return sessions
         await asyncio.sleep(0.2)
 
@@ -311,6 +317,9 @@ async def _attack(
                 )
             )
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))  # at least 1 s
+            # The phase lasts until its attackers' sessions are gone from the server (what
+            # they still cost counts against them, not against the next kind).
+            await _wait_sessions(server, within=SETTLE, down_to=SUBSCRIBERS + 1)
             phase.outcomes = [Outcome(**o) for answer in answers for o in answer]
             phase.seconds = round(time.monotonic() - began, 2)
             phase.rss_after = rss(pid)
