@@ -16,6 +16,7 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from tests.support.raw_ws import masked_frame, parse_frames, php_upgrade_request
 
@@ -83,7 +84,7 @@ class Wire:
         reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
         return cls(kind, reader, writer)
 
-    def _end(self, end: str, code: int | None = None, detail: str = "") -> None:
+    def finish(self, end: str, code: int | None = None, detail: str = "") -> None:
         if not self.ended.done():
             seconds = round(time.monotonic() - self.started, 3)
             self.ended.set_result(Outcome(self.kind, end, code, seconds, self.sent, detail))
@@ -102,11 +103,11 @@ class Wire:
             await self.send(request)
             head = await self.reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            self._end("eof" if isinstance(exc, asyncio.IncompleteReadError) else "reset")
+            self.finish("eof" if isinstance(exc, asyncio.IncompleteReadError) else "reset")
             return False
         status = head.split(b" ", 2)[1]
         if status != b"101":
-            self._end("http", int(status), head.split(b"\r\n", 1)[0].decode(errors="replace"))
+            self.finish("http", int(status), head.split(b"\r\n", 1)[0].decode(errors="replace"))
             return False
         self.read_frames()
         return True
@@ -122,30 +123,30 @@ class Wire:
             while True:
                 data = await self.reader.read(CHUNK)
                 if not data:
-                    self._end("eof")
+                    self.finish("eof")
                     return
                 if http:
                     line = (rest + data).split(b"\r\n", 1)[0]
                     status = line.split(b" ")[1] if line.startswith(b"HTTP/") else b""
                     code = int(status) if status.isdigit() else None
-                    self._end("http", code, line[:200].decode(errors="replace"))
+                    self.finish("http", code, line[:200].decode(errors="replace"))
                     return
                 frames, rest = parse_frames(rest + data)
                 for frame in frames:
                     self.frames += 1
                     if frame.opcode == 0x8:
                         code = struct.unpack("!H", frame.payload[:2])[0] if frame.payload else 1005
-                        self._end("close", code, frame.payload[2:].decode(errors="replace"))
+                        self.finish("close", code, frame.payload[2:].decode(errors="replace"))
                         return
         except ConnectionError:
-            self._end("reset")
+            self.finish("reset")
 
     async def wait(self, seconds: float) -> Outcome:
         """The server's answer within ``seconds``; ``open`` if it never ended the connection."""
         try:
             await asyncio.wait_for(asyncio.shield(self.ended), seconds)
         except TimeoutError:
-            self._end("open")
+            self.finish("open")
         return self.ended.result()
 
     async def close(self) -> None:
@@ -300,7 +301,7 @@ async def late_handshake(wire: Wire, host: str, port: int) -> None:
         await wire.send(b"\r\n")
     except ConnectionError:
         pass
-    wire._end("gone")
+    wire.finish("gone")
 
 
 ATTACKS: dict[str, Attack] = {
@@ -363,13 +364,14 @@ async def attack(kind: str, host: str, port: int) -> Outcome:
     try:
         # The server's answer may come while the attacker is still sending (or blocked on a
         # server that stopped reading): whichever happens first ends the attack.
-        await asyncio.wait([sending, wire.ended], timeout=DEADLINE, return_when="FIRST_COMPLETED")
+        either: list[asyncio.Future[Any]] = [sending, wire.ended]
+        await asyncio.wait(either, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED)
         if not sending.done():
             sending.cancel()
         elif sending.exception() is not None and not isinstance(
             sending.exception(), ConnectionError
         ):
-            wire._end("error", detail=repr(sending.exception()))
+            wire.finish("error", detail=repr(sending.exception()))
         spent = time.monotonic() - wire.started
         patience = DEADLINE - spent if kind in SERVER_ENDS else min(GRACE, DEADLINE - spent)
         return await wire.wait(max(0.1, patience))

@@ -220,16 +220,19 @@ def _tracebacks(server: ServerProcess) -> int:
 
 
 async def _wait_sessions(server: ServerProcess, within: float, down_to: int = 0) -> int:
-    """Registered sessions, polled until ``down_to`` or ``within`` seconds passed (-1: the
-    server did not answer ``/metrics`` in time)."""
+    """Registered sessions, polled until at most ``down_to`` are left and the server answers
+    ``/metrics`` within 50 ms (it is idle again), or ``within`` seconds passed (-1: the
+    server did not answer ``/metrics`` at all)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
+        asked = loop.time()
         try:
             sessions = int((await scrape(server.metrics_port))["gos_websocket_connections"])
         except OSError:  # also a timeout: the server is too busy to answer /metrics
             sessions = -1
-        if 0 <= sessions <= down_to or loop.time() > deadline:
+        idle = loop.time() - asked < 0.05
+        if (idle and 0 <= sessions <= down_to) or loop.time() > deadline:
             return sessions
         await asyncio.sleep(0.2)
 
