@@ -181,8 +181,8 @@ class ProtocolError(WampError):
 class PayloadRejected(ProtocolError):
     """A client frame the decoder refuses (``app.limits.decode_json``).
 
-    ``reason`` names the rule: ``json_max_depth`` or ``invalid_json`` (close 1007), or
-    ``max_message_size`` (close 1009).
+    ``reason`` names the rule: ``json_max_depth``, ``invalid_utf8`` or ``invalid_json``
+    (close 1007), or ``max_message_size`` (close 1009).
     """
 
     def __init__(self, reason: str, message: str) -> None:

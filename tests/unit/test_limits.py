@@ -80,12 +80,24 @@ def test_decode_json_refuses_a_payload_over_the_size_limit_with_1009() -> None:
     assert (caught.value.reason, caught.value.code) == ("max_message_size", 1009)
 
 
-@pytest.mark.parametrize("frame", [b"[1, 2", b"\xff\xfe[]", b"", b"NaN]"])
+@pytest.mark.parametrize("frame", [b"[1, 2", b"", b"NaN]", b"[1] [2]"])
 def test_decode_json_refuses_what_is_not_json(frame: bytes) -> None:
-    """Broken JSON and invalid UTF-8 are PayloadRejected ``invalid_json`` with 1007."""
+    """Broken JSON is PayloadRejected ``invalid_json`` with 1007."""
     with pytest.raises(PayloadRejected) as caught:
         decode_json(frame, 65536, 64)
     assert (caught.value.reason, caught.value.code) == ("invalid_json", 1007)
+
+
+def test_decode_json_refuses_invalid_utf8() -> None:
+    """Bytes that are not UTF-8 are PayloadRejected ``invalid_utf8`` with 1007."""
+    with pytest.raises(PayloadRejected) as caught:
+        decode_json(b'[7, "\xff\xfe"]', 65536, 64)
+    assert (caught.value.reason, caught.value.code) == ("invalid_utf8", 1007)
+
+
+def test_decode_json_accepts_whitespace_around_the_value() -> None:
+    """Leading and trailing whitespace is valid JSON, as for ``json.loads``."""
+    assert decode_json(b" \r\n[1, {}]\t ", 65536, 64) == [1, {}]
 
 
 def test_prefixes_are_capped_in_entries() -> None:
