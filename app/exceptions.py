@@ -26,7 +26,7 @@
      │    └── PushUnsupported                the topic has no ``on_push``
      └── WampError
           ├── ProtocolError                  a frame that breaks WAMP (closed with ``code``: 1007)
-          │    ├── PayloadRejected           too deep, too large or not JSON (1007; 1009 too large)
+          │    ├── PayloadRejected           bad JSON, too deep: 1007; too big: 1009; binary: 1003
           │    └── LimitExceeded             a per-connection budget is spent (1008)
           ├── FirewallRejection              a secured topic refused a client
           └── RpcError                       an RPC handler's failure, with a code for CALLERROR
@@ -182,12 +182,12 @@ class PayloadRejected(ProtocolError):
     """A client frame the decoder refuses (``app.limits.decode_json``).
 
     ``reason`` names the rule: ``json_max_depth``, ``invalid_utf8`` or ``invalid_json``
-    (close 1007), or ``max_message_size`` (close 1009).
+    (close 1007), ``max_message_size`` (close 1009) or ``binary_on_text_protocol`` (1003).
     """
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
-        self.code = 1009 if reason == "max_message_size" else 1007
+        self.code = {"max_message_size": 1009, "binary_on_text_protocol": 1003}.get(reason, 1007)
         super().__init__(message)
 
 

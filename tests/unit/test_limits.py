@@ -169,3 +169,11 @@ def test_a_bad_limit_is_one_readable_line(monkeypatch: pytest.MonkeyPatch) -> No
     assert caught.value.problems == [
         "server.limits.messages_per_second: '0' is not allowed: Input should be greater than 0"
     ]
+
+
+def test_payload_rejected_carries_the_close_code_of_its_reason() -> None:
+    """Each PayloadRejected reason closes with the code CLOSE_CODES documents."""
+    for reason in ("json_max_depth", "invalid_json", "invalid_utf8", "max_message_size"):
+        assert PayloadRejected(reason, "x").code == CLOSE_CODES[reason]
+    binary = PayloadRejected("binary_on_text_protocol", "binary frame; WAMP v1 uses text")
+    assert binary.code == CLOSE_CODES["binary_on_text_protocol"] == 1003
