@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import zmq
+import zmq.asyncio
+
 from app.router import Router, load_routes
 from app.transports.zmq import ZmqPusher
 from settings.models import DEFAULT_ROUTING, ZmqSettings
@@ -366,3 +369,38 @@ def _account(result: Run, report: dict[str, Any], sent_at: dict[int, Any]) -> No
     for phase in result.phases:
         window = [rtt for sent, rtt in report["rpc_rtt"] if phase.began <= sent < phase.ended]
         phase.rpc_worst_ms = max(window) / 1e6 if window else 0.0
+
+
+async def zmq_frame_growth(megabytes: int = 100) -> tuple[float, bool]:
+    """Send one frame of ``megabytes`` MB to a fresh server's ZeroMQ push handler.
+
+    Returns how much the server's peak RSS (``VmHWM``) grew, in MiB, and whether a normal
+    push sent afterwards still reached a subscriber.
+    """
+    server = await ServerProcess(server_env()).start()
+    context = zmq.asyncio.Context()
+    try:
+        subscriber = await server.subscriber(f"acme/channel/{ROOM}")
+        assert server.process is not None
+        peak_before = rss(server.process.pid, "VmHWM")
+        port = int(setting(server.env, "PUSHERS__ZMQ__PORT"))
+        sock = context.socket(zmq.PUSH)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://127.0.0.1:{port}")
+        await sock.send(b'{"topic": "' + b"x" * (megabytes * 1_000_000) + b'"}')
+        await asyncio.sleep(3.0)  # long enough for libzmq to read 100 MB over loopback
+        sock.close()
+        growth = (rss(server.process.pid, "VmHWM") - peak_before) / MiB
+        pusher = ZmqPusher(ZmqSettings(port=port), Router(load_routes(DEFAULT_ROUTING)))
+        try:
+            await pusher.push({"after": True}, "acme_topic", {"room": ROOM})
+            delivered = await subscriber.next_event(CHANNEL, timeout=5) == {"after": True}
+        except TimeoutError:
+            delivered = False
+        finally:
+            await pusher.close()
+            await subscriber.close()
+        return growth, delivered
+    finally:
+        context.destroy(linger=0)
+        await server.stop()

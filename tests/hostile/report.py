@@ -1,6 +1,7 @@
 """The attack run as a script, for the issue note: ``python -m tests.hostile.report``.
 
-Prints one row per attack kind (the figures the tests assert) and the run's totals. Options:
+Prints one row per attack kind (the figures the tests assert), the run's totals and the
+100 MB ZeroMQ frame's cost. Options:
 ``--only KIND[,KIND]`` runs those kinds alone; ``--json`` prints the raw figures.
 """
 
@@ -11,7 +12,7 @@ import asyncio
 import json
 from dataclasses import asdict
 
-from tests.hostile.harness import PLAN, MiB, Run, run
+from tests.hostile.harness import PLAN, MiB, Run, run, zmq_frame_growth
 
 
 def table(result: Run) -> str:
@@ -43,7 +44,15 @@ def main() -> None:
     kinds = set(filter(None, args.only.split(",")))
     plan = [(kind, n) for kind, n in PLAN if not kinds or kind in kinds]
     result = asyncio.run(run(plan, None if not kinds else {}))
-    print(json.dumps(asdict(result), default=str) if args.json else table(result))
+    growth, delivered = asyncio.run(zmq_frame_growth(100)) if not kinds else (0.0, True)
+    if args.json:
+        figures = asdict(result) | {"zmq_100mb_growth_mib": growth, "zmq_push_after": delivered}
+        print(json.dumps(figures, default=str))
+        return
+    print(table(result))
+    if not kinds:
+        after = "arrived" if delivered else "was LOST"
+        print(f"zmq: one 100 MB frame grew peak RSS by {growth:.0f} MiB; a push after it {after}")
 
 
 if __name__ == "__main__":
