@@ -13,6 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from app.exceptions import ResourceNotFound
+from app.limits import check_count
 from app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from app.server.manager import TopicManager
 from app.server.session import Failure, Result
@@ -47,7 +48,14 @@ class Broker:
         """Join ``uri``; ``accepted(topic)`` runs once ``secure()`` passed, before the hook.
 
         Subscribing again answers the topic joined before and runs nothing.
+
+        Raises:
+            LimitExceeded: a new topic would pass ``server.limits.max_subscriptions``.
         """
+        if uri not in connection.subscriptions:
+            limit = connection.limits.max_subscriptions
+            count = len(connection.subscriptions)
+            check_count("max_subscriptions", count, limit, "subscriptions")
         try:
             request = self.router.match(uri)
         except ResourceNotFound as exc:

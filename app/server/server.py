@@ -79,7 +79,13 @@ class WampServer:
         self.guard = Guard.from_settings(settings, dispatcher)
         self.manager = TopicManager()
         self.broker = Broker(router, self.manager, TopicDispatcher(topics), RpcDispatcher(rpcs))
-        self.subprotocols = Subprotocols(self.broker, self.frame, settings.server.realm)
+        self.subprotocols = Subprotocols(
+            self.broker,
+            self.frame,
+            settings.server.realm,
+            settings.server.max_message_size,
+            settings.server.limits.json_max_depth,
+        )
         self.timers = PeriodicTimers("server")
         self._factory: WampServerFactory | None = None
         self._listener: asyncio.Server | None = None
@@ -196,6 +202,8 @@ class WampServer:
             choose_session=self.subprotocols.choose,
             leave=self.broker.leave,
             health=None if self.readiness is None else self._health,
+            limits=self.settings.server.limits,
+            max_message_size=self.settings.server.max_message_size,
         )
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
@@ -219,6 +227,8 @@ class WampServer:
             # GOS keepalive: a ping every interval; no pong by the next one closes.
             autoPingInterval=keepalive,
             autoPingTimeout=keepalive,
+            # From accept to a finished handshake (server.limits.handshake_timeout).
+            openHandshakeTimeout=server.limits.handshake_timeout,
         )
         return factory
 
