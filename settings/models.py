@@ -118,7 +118,7 @@ class LimitsSettings(_Node):
         16, ge=1, description="RPC calls of one client not yet answered; over: close 1008"
     )
     max_queued_jobs: int = Field(
-        64, ge=1, description="messages of one client waiting for its worker; over: close 1008"
+        256, ge=1, description="messages of one client waiting for its worker; over: close 1008"
     )
     json_max_depth: int = Field(
         64, ge=2, le=500, description="nesting of a client's JSON frame; deeper: close 1007"

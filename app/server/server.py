@@ -46,7 +46,9 @@ T = TypeVar("T")
 Readiness = Callable[["WampServer"], tuple[bool, dict[str, Any]]]
 """Whether a server is ready, and a JSON body saying why (``app.ops.readiness``)."""
 
-"""Seconds between memory reports under ``--profile`` (GOS's MemoryUsagePeriodicTimer)."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel completes before we accept them (asyncio's default is 100): a
+burst beyond it is SYN-retried for seconds, and its handshake timeout starts that late."""
 
 
 class WampServer:
@@ -246,7 +248,9 @@ class WampServer:
         context = self._ssl_context()
         self._factory = self._build_factory(host, context is not None)
         try:
-            self._listener = await loop.create_server(self._factory, host, port, ssl=context)
+            self._listener = await loop.create_server(
+                self._factory, host, port, ssl=context, backlog=LISTEN_BACKLOG
+            )
         except OSError as exc:
             raise ListenError("server.port", host, port, exc) from exc
         self.host, self.port = host, self._listener.sockets[0].getsockname()[1]

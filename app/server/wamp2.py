@@ -242,7 +242,7 @@ class Wamp2Session(Session[Request]):
             return
         self.ended = True
         details = {"message": reason} if reason else {}
-        if code == 1007:
+        if code in (1003, 1007, 1009):  # what the client sent broke the protocol
             self.send([ABORT, details, PROTOCOL_VIOLATION])
             return
         reason_uri = {1001: SYSTEM_SHUTDOWN, 1008: NOT_AUTHORIZED}.get(code, CLOSE_REALM)
