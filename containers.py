@@ -143,6 +143,8 @@ class Zmq(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=ZmqSettings)
     router = providers.Dependency(instance_of=Router)
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
+    max_message_size = providers.Dependency(instance_of=int, default=1 << 20)
+    """``server.limits.zmq_max_message_size``: ZMQ_MAXMSGSIZE of the PULL socket."""
 
     pusher = providers.Singleton(ZmqPusher, settings=settings, router=router)
     server_push_handler = providers.Singleton(
@@ -150,6 +152,7 @@ class Zmq(containers.DeclarativeContainer):
         settings=settings,
         router=router,
         dispatcher=event_dispatcher,
+        max_message_size=max_message_size,
     )
 
 
@@ -209,6 +212,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         settings=settings.provided.pushers.zmq,
         router=router,
         event_dispatcher=event_dispatcher,
+        max_message_size=settings.provided.server.limits.zmq_max_message_size,
     )
     wamp = providers.Container(
         Wamp,

@@ -25,7 +25,9 @@
      │    ├── MessageDecodeError (ValueError)  a body that is not a GOS envelope
      │    └── PushUnsupported                the topic has no ``on_push``
      └── WampError
-          ├── ProtocolError                  a frame that breaks WAMP (connection closed 1007)
+          ├── ProtocolError                  a frame that breaks WAMP (closed with ``code``: 1007)
+          │    ├── PayloadRejected           bad JSON, too deep: 1007; too big: 1009; binary: 1003
+          │    └── LimitExceeded             a per-connection budget is spent (1008)
           ├── FirewallRejection              a secured topic refused a client
           │    └── NotAuthorized             a route's auth rule refused a subscribe/publish/call
           ├── AuthenticationFailed           a credential was refused (``reason`` says why)
@@ -173,7 +175,36 @@ class WampError(GosWebSocketError):
 
 
 class ProtocolError(WampError):
-    """A frame that breaks WAMP v1; the connection is closed with 1007."""
+    """A frame that breaks WAMP; the connection is closed with ``code`` (1007 invalid payload)."""
+
+    code: int = 1007
+
+
+class PayloadRejected(ProtocolError):
+    """A client frame the decoder refuses (``app.limits.decode_json``).
+
+    ``reason`` names the rule: ``json_max_depth``, ``invalid_utf8`` or ``invalid_json``
+    (close 1007), ``max_message_size`` (close 1009) or ``binary_on_text_protocol`` (1003).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.code = {"max_message_size": 1009, "binary_on_text_protocol": 1003}.get(reason, 1007)
+        super().__init__(message)
+
+
+class LimitExceeded(ProtocolError):
+    """A client spent one of its per-connection budgets; it is closed with 1008.
+
+    ``reason`` is the setting's name under ``server.limits`` (``messages_per_second``,
+    ``max_prefixes``, ...), what a metric per reason is labelled with.
+    """
+
+    code = 1008
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{message} (server.limits.{reason})")
 
 
 class FirewallRejection(WampError):

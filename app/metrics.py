@@ -136,6 +136,14 @@ class _Collector:
             "Clients dropped for not reading (output over max_outgoing_buffer).",
             stats.cut_off,
         )
+        closed = CounterMetricFamily(
+            f"{NAMESPACE}_clients_closed",
+            "Clients closed for what they sent (a spent budget, a bad frame), by reason.",
+            labels=("reason",),
+        )
+        for reason, count in sorted(stats.closed.items()):
+            closed.add_metric([reason], count)
+        yield closed
         yield GaugeMetricFamily(
             f"{NAMESPACE}_accepting",
             "1 while the server takes new connections.",

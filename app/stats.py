@@ -44,7 +44,7 @@ class LatencyHistogram:
 class ServerStats:
     """WebSocket traffic of one server."""
 
-    __slots__ = ("frames_in", "frames_out", "cut_off")
+    __slots__ = ("frames_in", "frames_out", "cut_off", "closed")
 
     def __init__(self) -> None:
         self.frames_in = 0
@@ -53,6 +53,9 @@ class ServerStats:
         """Frames written to clients: WELCOME, EVENTs (one per subscriber), call results."""
         self.cut_off = 0
         """Clients dropped because their unread output passed ``max_outgoing_buffer``."""
+        self.closed: dict[str, int] = {}
+        """Clients the server closed for what they sent, by reason (a ``server.limits`` name,
+        ``invalid_json``, ``max_message_size``...; docs/security.md)."""
 
 
 class PushHandlerStats:

@@ -98,6 +98,48 @@ class MetricsSettings(_Node):
     profile_interval: float = Field(5.0, gt=0, description="seconds between `server -m` reports")
 
 
+class LimitsSettings(_Node):
+    """Per-connection budgets against hostile clients (docs/security.md: each default, why,
+    and the close code a client gets at the limit)."""
+
+    messages_per_second: float = Field(
+        100.0, gt=0, description="sustained inbound WAMP messages per second; over: close 1008"
+    )
+    messages_burst: int = Field(
+        200, ge=1, description="messages a client may send at once (a page subscribing)"
+    )
+    pings_per_second: float = Field(1.0, gt=0, description="sustained pings; over: close 1008")
+    pings_burst: int = Field(5, ge=1, description="pings a client may send at once")
+    max_prefixes: int = Field(64, ge=0, description="WAMP v1 PREFIX entries; over: close 1008")
+    max_prefix_bytes: int = Field(
+        16_384, ge=0, description="bytes of all PREFIX entries together; over: close 1008"
+    )
+    max_subscriptions: int = Field(
+        256, ge=1, description="topics one client may subscribe to; over: close 1008"
+    )
+    max_pending_calls: int = Field(
+        16, ge=1, description="RPC calls of one client not yet answered; over: close 1008"
+    )
+    max_queued_jobs: int = Field(
+        256, ge=1, description="messages of one client waiting for its worker; over: close 1008"
+    )
+    json_max_depth: int = Field(
+        64, ge=2, le=500, description="nesting of a client's JSON frame; deeper: close 1007"
+    )
+    handshake_max_bytes: int = Field(
+        16_384, ge=1024, description="bytes of the HTTP upgrade request head; over: HTTP 431"
+    )
+    handshake_timeout: float = Field(
+        5.0, gt=0, description="seconds from TCP accept to a finished handshake; then: drop"
+    )
+    messages_per_turn: int = Field(
+        8, ge=1, description="messages of one client handled per event-loop turn (fairness)"
+    )
+    zmq_max_message_size: int = Field(
+        1_048_576, ge=128, description="bytes of one ZeroMQ push frame (ZMQ_MAXMSGSIZE)"
+    )
+
+
 class ServerSettings(_Node):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(1337, ge=0, le=65535, description="0 picks a free port")
@@ -120,6 +162,7 @@ class ServerSettings(_Node):
     )
     shutdown_timeout: float = Field(5.0, gt=0)
     realm: str = Field("realm1", min_length=1, description="the one realm WAMP v2 clients join")
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
 
 class AmqpSettings(TransportSettings):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from app.auth.authenticator import Authenticator
 from app.auth.authorization import RouteRules
 from app.exceptions import NotAuthorized, ResourceNotFound
+from app.limits import check_count
 from app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from app.server.manager import TopicManager
 from app.server.session import Failure, Result
@@ -78,7 +79,14 @@ class Broker:
         """Join ``uri``; ``accepted(topic)`` runs once ``secure()`` passed, before the hook.
 
         Subscribing again answers the topic joined before and runs nothing.
+
+        Raises:
+            LimitExceeded: a new topic would pass ``server.limits.max_subscriptions``.
         """
+        if uri not in connection.subscriptions:
+            limit = connection.limits.max_subscriptions
+            count = len(connection.subscriptions)
+            check_count("max_subscriptions", count, limit, "subscriptions")
         try:
             request = self.router.match(uri)
         except ResourceNotFound as exc:

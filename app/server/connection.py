@@ -7,8 +7,13 @@ What the GOS clients need and autobahn does not do by itself:
 - an ``Origin`` without a scheme (``Origin: 127.0.0.1``, the PHP client) is accepted;
 - the first subprotocol we speak is chosen in the client's order, and a handshake offering
   none is accepted (it speaks WAMP v1);
-- what breaks the protocol closes only this connection, with 1007 and one log line (``fail``);
-- a client whose unsent output passes ``max_outgoing_buffer`` is cut off.
+- what breaks the protocol closes only this connection, with the error's code (1007 by
+  default) and one log line (``fail``);
+- a client whose unsent output passes ``max_outgoing_buffer`` is cut off;
+- per-connection budgets (``server.limits``, docs/security.md): inbound messages and pings per
+  second (token buckets), queued jobs and pending calls, the handshake head's size; over one,
+  the client is closed with 1008 and its reads stop;
+- a connection that is gone is unregistered whatever state its handshake was in (``_gone``).
 
 Parsing and encoding belong to the session (app/server/session.py). Its requests run in arrival
 order on a short-lived worker task (``enqueue``), so a user hook that awaits never lets a later
@@ -19,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -38,12 +44,14 @@ from app.events import (
     ClientErrorEvent,
     EventDispatcher,
 )
-from app.exceptions import ProtocolError
+from app.exceptions import LimitExceeded, ProtocolError
+from app.limits import TokenBucket, check_count
 from app.server.guard import Guard, normalise_origin
 from app.server.session import SERVER_AGENT, Session, WireFormat, new_session_id
 from app.server.timers import PeriodicTimers
 from app.stats import ServerStats
 from app.web import Response, encode_response, parse_request
+from settings.models import LimitsSettings
 
 if TYPE_CHECKING:
     from app.auth.authenticator import Authenticator
@@ -55,7 +63,17 @@ logger = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_POLICY = 1008
+CLOSE_MESSAGE_TOO_BIG = 1009
 _STATE_OPEN = WebSocketServerProtocol.STATE_OPEN
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
+REFUSED_LINGER = 1.0
+"""Seconds a refused client's connection stays (reads paused) so that it reads our answer
+before the TCP close: closing a socket with unread input sends a reset, which may discard it."""
+_AUTOBAHN_REASONS = {1002: "protocol_error", 1007: "invalid_utf8", 1009: "max_message_size"}
+"""What autobahn itself closes for (frame checks happen before ``onMessage``)."""
 
 Job = Callable[[], Awaitable[None]]
 Failed = Callable[[str, Exception], None]
@@ -83,6 +101,10 @@ class ConnectionServices:
     """Readiness for a plain ``GET /health`` (no Upgrade); None: autobahn answers as usual."""
     authenticator: Authenticator | None = None
     """Sets ``connection.user`` (app/auth); None: every connection is anonymous."""
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    """The per-connection budgets (``server.limits``)."""
+    max_message_size: int = 65536
+    """``server.max_message_size``: what a session's JSON decode refuses beyond (1009)."""
 
 
 class JobQueue:
@@ -94,8 +116,12 @@ class JobQueue:
         self._failed = failed
         self._jobs: deque[Job] = deque()
         self._worker: asyncio.Task[None] | None = None
+        self._max_jobs = services.limits.max_queued_jobs
+        self._per_turn = services.limits.messages_per_turn
 
     def put(self, job: Job) -> None:
+        """Queue ``job``; raises ``LimitExceeded`` (``max_queued_jobs``) when the queue is full."""
+        check_count("max_queued_jobs", len(self._jobs), self._max_jobs, "queued messages")
         self._jobs.append(job)
         if self._worker is None:
             self._worker = self._spawn(self._work())
@@ -105,11 +131,16 @@ class JobQueue:
         self._jobs.clear()
 
     async def _work(self) -> None:
+        """Run the jobs; every ``messages_per_turn`` jobs, yield to the loop (fairness: a job
+        that never awaits would otherwise let one client's burst hold the loop)."""
+        done = 0
         try:
             while self._jobs:
                 job = self._jobs.popleft()
                 try:
                     await job()
+                except ProtocolError as exc:  # the client's fault: closed, one log line
+                    self._failed(str(exc), exc)
                 except Exception as exc:
                     extra = {"conn_id": self._owner}
                     logger.error(
@@ -117,6 +148,9 @@ class JobQueue:
                     )
                     logger.debug("traceback", exc_info=True)
                     self._failed(f"server error: {exc}", exc)
+                done += 1
+                if done % self._per_turn == 0:
+                    await asyncio.sleep(0)
         finally:
             self._worker = None
 
@@ -145,7 +179,13 @@ class WampConnection(WebSocketServerProtocol):
         self.user_data: dict[str, Any] = {}
         self.user: User = ANONYMOUS
         self.credentials = Credentials()
-        self._blocked = self._opened = self._joined = self._closed = False
+        self._blocked = self._opened = self._joined = self._closed = self._lost = False
+        self._refused = False
+        """True once the client was refused (431, a spent budget): its input is ignored."""
+        self._close_reason = ""
+        """Why we closed the client (a ``server.limits`` name, ``invalid_json``...), counted."""
+        self.pending_calls = 0
+        """RPC calls of this client queued or running (``server.limits.max_pending_calls``)."""
         self._origin_seen = False
         self._raw_origin: str | None = None
         self._pending: list[bytes] | None = None
@@ -158,9 +198,22 @@ class WampConnection(WebSocketServerProtocol):
 
     # -- transport and handshake ------------------------------------------------------------
 
+    @property
+    def limits(self) -> LimitsSettings:
+        """This connection's budgets (``server.limits``)."""
+        return self._services.limits
+
+    @property
+    def max_message_size(self) -> int:
+        """``server.max_message_size``, bytes."""
+        return self._services.max_message_size
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         services = self._services = self.factory.services
         self._jobs = JobQueue(self.session_id, services, self.fail)
+        limits = services.limits
+        self._messages = TokenBucket(limits.messages_per_second, limits.messages_burst)
+        self._pings = TokenBucket(limits.pings_per_second, limits.pings_burst)
         peer = transport.get_extra_info("peername")
         self.remote_address = str(peer[0]).removeprefix("::ffff:") if peer else ""
         if services.guard.blocks(self.remote_address):
@@ -174,16 +227,28 @@ class WampConnection(WebSocketServerProtocol):
         cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=limit)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self._blocked:
+        if self._blocked:
+            return
+        try:
             super().connection_lost(exc)  # type: ignore[no-untyped-call]
+        except asyncio.InvalidStateError:
+            # autobahn resolves its is_closed future twice when its opening-handshake timeout
+            # dropped a connection whose handshake then completed: onClose never ran.
+            logger.debug("connection %s: lost during its handshake", self.session_id)
+        finally:
+            self._gone()
 
     def data_received(self, data: bytes) -> None:
-        if not self._blocked:
+        if not self._blocked and not self._refused:
             super().data_received(data)  # type: ignore[no-untyped-call]
 
     def processHandshake(self) -> None:
         if not self._origin_seen:
             end = self.data.find(b"\r\n\r\n")
+            limit = self._services.limits.handshake_max_bytes
+            if end > limit or (end < 0 and len(self.data) > limit):
+                self._refuse_head(limit)
+                return
             if end >= 0:
                 self._origin_seen = True
                 if self._answer_health(self.data[:end]):
@@ -191,6 +256,36 @@ class WampConnection(WebSocketServerProtocol):
                 head, self._raw_origin = normalise_origin(self.data[:end])
                 self.data = head + self.data[end:]
         super().processHandshake()
+
+    def _refuse_head(self, limit: int) -> None:
+        """HTTP 431 for a request head over ``handshake_max_bytes``; nothing more is read."""
+        self._refused = True
+        size = len(self.data)
+        self.data = b""
+        self._count_close("handshake_max_bytes")
+        message = "connection %s refused with HTTP 431: a request head of %d+ bytes, limit %d"
+        logger.warning(message, self.session_id, size, limit, extra=self._log_extra)
+        transport = cast(asyncio.Transport, self.transport)
+        transport.write(_HEAD_TOO_LARGE)
+        self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """Read nothing more from this client and drop it after ``REFUSED_LINGER`` seconds.
+
+        What was read and not parsed yet is dropped too, so that the rest of a flood is not
+        parsed (autobahn's frame loop stops once ``self.data`` is empty).
+        """
+        self._refused = True
+        self.data = b""
+        self.receive_queue.clear()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+            asyncio.get_running_loop().call_later(REFUSED_LINGER, self._drop_refused)
+
+    def _drop_refused(self) -> None:
+        if self.transport is not None:
+            self.dropConnection(abort=True)
 
     def _answer_health(self, head: bytes) -> bool:
         """A load balancer's ``GET /health`` without Upgrade: answer it as the ops port does."""
@@ -230,6 +325,8 @@ class WampConnection(WebSocketServerProtocol):
                 self.sendData(b"".join(chunks))
 
     def onOpen(self) -> None:
+        if self._lost or self.transport is None:
+            return  # the handshake completed after the connection was gone: no session
         self._opened = True
         self._services.register(self)
         self.session.opened()
@@ -242,7 +339,27 @@ class WampConnection(WebSocketServerProtocol):
     async def _connected(self) -> None:
         await self._services.dispatcher.dispatch(CLIENT_CONNECTED, ClientConnectedEvent(self))
 
+    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
+        """Autobahn refused a frame before ``onMessage`` (too big, not UTF-8, bad framing)."""
+        why = _AUTOBAHN_REASONS.get(code)
+        if why is not None and self.state == _STATE_OPEN:
+            self._count_close(why)
+            message = "connection %s closed with %d (%s): %s"
+            logger.warning(message, self.session_id, code, why, reason, extra=self._log_extra)
+        super()._fail_connection(code, reason)
+        if code == CLOSE_MESSAGE_TOO_BIG:
+            self._stop_reading()  # the rest of an oversized message is not worth reading
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self._gone()
+
+    def _gone(self) -> None:
+        """Unregister the connection, cancel its timers and leave its topics; idempotent.
+
+        From ``onClose``, and from ``connection_lost`` for when autobahn never calls
+        ``onClose`` (a handshake finished after its timeout dropped the connection).
+        """
+        self._lost = True
         if not self._opened or self._closed:
             return
         self._closed = True
@@ -320,27 +437,78 @@ class WampConnection(WebSocketServerProtocol):
         self.close(CLOSE_POLICY, "refused by a secured topic")
 
     def fail(self, reason: str, error: BaseException | None = None) -> None:
-        """Close this connection with 1007 because of what it sent; the server carries on."""
+        """Close this connection because of what it sent, with the error's ``code`` (1007 by
+        default; 1008 for a spent budget, whose reads then stop); the server carries on."""
         if self._closed or self.state != _STATE_OPEN:
             return
-        logger.warning(
-            "connection %s closed with 1007: %s", self.session_id, reason, extra=self._log_extra
-        )
+        code: int = getattr(error, "code", CLOSE_INVALID_PAYLOAD)
+        why: str = getattr(error, "reason", "")
+        if not why:
+            failed_us = error is not None and not isinstance(error, ProtocolError)
+            why = "server_error" if failed_us else "protocol_error"
+        self._count_close(why)
+        message = "connection %s closed with %d (%s): %s"
+        logger.warning(message, self.session_id, code, why, reason, extra=self._log_extra)
         self._jobs.clear()
         event = ClientErrorEvent(connection=self, error=error or ProtocolError(reason))
         self._services.spawn(self._services.dispatcher.dispatch(CLIENT_ERROR, event))
-        self.close(CLOSE_INVALID_PAYLOAD, reason)
+        self.close(code, reason)
+        if isinstance(error, LimitExceeded):
+            self._stop_reading()  # a flood: do not parse the rest of it
+
+    def _count_close(self, reason: str) -> None:
+        """One count per closed client in ``stats.closed`` (the metric per reason)."""
+        if not self._close_reason:
+            self._close_reason = reason
+            closed = self._services.stats.closed
+            closed[reason] = closed.get(reason, 0) + 1
 
     # -- input ------------------------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self._services.stats.frames_in += 1
         if not self._closed and self.state == _STATE_OPEN:
+            if not self._messages.take(time.monotonic()):
+                rate = self._services.limits.messages_per_second
+                over = LimitExceeded("messages_per_second", f"more than {rate:g} messages/s")
+                self.fail(str(over), over)
+                return
             self.session.receive(payload, isBinary)
 
+    def onPing(self, payload: bytes) -> None:
+        """Pong, within ``pings_per_second``; a ping flood is a write amplifier: close 1008."""
+        if self._pings.take(time.monotonic()):
+            super().onPing(payload)
+        elif self.state == _STATE_OPEN:
+            rate = self._services.limits.pings_per_second
+            over = LimitExceeded("pings_per_second", f"more than {rate:g} pings/s")
+            self.fail(str(over), over)
+
     def enqueue(self, job: Job) -> None:
-        """Run ``job`` after the jobs queued before it (the session's requests, in order)."""
+        """Run ``job`` after the jobs queued before it (the session's requests, in order).
+
+        Raises:
+            LimitExceeded: ``max_queued_jobs`` jobs wait already (the session closes 1008).
+        """
         self._jobs.put(job)
+
+    def enqueue_call(self, job: Job) -> None:
+        """``enqueue`` an RPC call, counted in ``pending_calls`` until it is answered.
+
+        Raises:
+            LimitExceeded: ``max_pending_calls`` or ``max_queued_jobs`` would be passed.
+        """
+        limit = self._services.limits.max_pending_calls
+        check_count("max_pending_calls", self.pending_calls, limit, "calls not answered")
+
+        async def call() -> None:
+            try:
+                await job()
+            finally:
+                self.pending_calls -= 1
+
+        self._jobs.put(call)
+        self.pending_calls += 1
 
     def __repr__(self) -> str:
         return f"WampConnection({self.session_id}, {self.remote_address})"

@@ -47,7 +47,9 @@ T = TypeVar("T")
 Readiness = Callable[["WampServer"], tuple[bool, dict[str, Any]]]
 """Whether a server is ready, and a JSON body saying why (``app.ops.readiness``)."""
 
-"""Seconds between memory reports under ``--profile`` (GOS's MemoryUsagePeriodicTimer)."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel completes before we accept them (asyncio's default is 100): a
+burst beyond it is SYN-retried for seconds, and its handshake timeout starts that late."""
 
 
 class WampServer:
@@ -89,7 +91,13 @@ class WampServer:
             RpcDispatcher(rpcs),
             self.authenticator,
         )
-        self.subprotocols = Subprotocols(self.broker, self.frame, settings.server.realm)
+        self.subprotocols = Subprotocols(
+            self.broker,
+            self.frame,
+            settings.server.realm,
+            settings.server.max_message_size,
+            settings.server.limits.json_max_depth,
+        )
         self.timers = PeriodicTimers("server")
         self._factory: WampServerFactory | None = None
         self._listener: asyncio.Server | None = None
@@ -212,6 +220,8 @@ class WampServer:
             leave=self.broker.leave,
             health=None if self.readiness is None else self._health,
             authenticator=self.authenticator,
+            limits=self.settings.server.limits,
+            max_message_size=self.settings.server.max_message_size,
         )
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
@@ -235,6 +245,8 @@ class WampServer:
             # GOS keepalive: a ping every interval; no pong by the next one closes.
             autoPingInterval=keepalive,
             autoPingTimeout=keepalive,
+            # From accept to a finished handshake (server.limits.handshake_timeout).
+            openHandshakeTimeout=server.limits.handshake_timeout,
         )
         return factory
 
@@ -252,7 +264,9 @@ class WampServer:
         context = self._ssl_context()
         self._factory = self._build_factory(host, context is not None)
         try:
-            self._listener = await loop.create_server(self._factory, host, port, ssl=context)
+            self._listener = await loop.create_server(
+                self._factory, host, port, ssl=context, backlog=LISTEN_BACKLOG
+            )
         except OSError as exc:
             raise ListenError("server.port", host, port, exc) from exc
         self.host, self.port = host, self._listener.sockets[0].getsockname()[1]

@@ -20,11 +20,18 @@ class Subprotocols:
     one EVENT per format, however many subscribers use it.
     """
 
-    def __init__(self, broker: Broker, frame: FrameBuilder, realm: str) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        frame: FrameBuilder,
+        realm: str,
+        max_message_size: int = 65536,
+        json_max_depth: int = 64,
+    ) -> None:
         self.broker = broker
         self.realm = realm
         self.wamp1 = Wamp1Format(frame)
-        self.wamp2 = serializers(frame)
+        self.wamp2 = serializers(frame, max_message_size, json_max_depth)
 
     def choose(
         self, connection: WampConnection, offered: list[str]

@@ -8,11 +8,11 @@ connection with 1007, and a refusal by ``secure()`` gets CALLERROR code 401 and 
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from app.exceptions import ProtocolError
+from app.exceptions import PayloadRejected, ProtocolError
+from app.limits import BoundedPrefixes, decode_json
 from app.message import dumps
 from app.server.session import SERVER_AGENT, Failure, FrameBuilder, Result, Session, WireFormat
 
@@ -52,7 +52,10 @@ class Wamp1Session(Session[Any]):
         self.connection = connection
         self.wire_format: Wamp1Format = wire_format
         self.broker = broker
-        self.prefixes: dict[str, str] = {}
+        limits = connection.limits
+        self.prefixes = BoundedPrefixes(limits.max_prefixes, limits.max_prefix_bytes)
+        self._max_bytes = connection.max_message_size
+        self._max_depth = limits.json_max_depth
 
     def send(self, message: list[Any]) -> bool:
         return self.connection.write_frame(self.wire_format.frame(message))
@@ -90,11 +93,8 @@ class Wamp1Session(Session[Any]):
 
     def _receive(self, payload: bytes, is_binary: bool) -> None:
         if is_binary:
-            raise ProtocolError("binary frame; WAMP v1 uses text frames")
-        try:
-            message = json.loads(payload)
-        except ValueError as exc:
-            raise ProtocolError(f"invalid JSON: {exc}") from None
+            raise PayloadRejected("binary_on_text_protocol", "binary frame; WAMP v1 uses text")
+        message = decode_json(payload, self._max_bytes, self._max_depth)
         if not isinstance(message, list) or not message:
             raise ProtocolError("a WAMP message must be a non-empty JSON array")
         kind = message[0]
@@ -107,13 +107,14 @@ class Wamp1Session(Session[Any]):
         enqueue = self.connection.enqueue
         if kind == PREFIX:
             curie, uri = _strings(message, 3, "PREFIX")
-            self.prefixes[curie] = uri
+            self.prefixes.define(curie, uri)
         elif kind == CALL:
             if len(message) < 3 or not isinstance(message[2], str):
                 raise ProtocolError("CALL needs [2, callId, procUri, ...]")
             args = message[3:]
             params = args[0] if len(args) == 1 and isinstance(args[0], list | dict) else args
-            enqueue(partial(self._call, message[1], self.resolve(message[2]), params))
+            call = partial(self._call, message[1], self.resolve(message[2]), params)
+            self.connection.enqueue_call(call)
         elif kind == SUBSCRIBE:
             (uri,) = _strings(message, 2, "SUBSCRIBE")
             enqueue(partial(self._subscribe, self.resolve(uri)))

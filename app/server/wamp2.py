@@ -18,7 +18,6 @@ closed; nothing a client sends reaches other clients' sessions.
 
 from __future__ import annotations
 
-import json
 import logging
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
-from app.exceptions import ProtocolError
+from app.exceptions import PayloadRejected, ProtocolError
+from app.limits import decode_json
 from app.message import dumps
 from app.server.session import (
     MAX_ID,
@@ -109,11 +109,17 @@ class JsonSerializer(Serializer):
     name = "wamp.2.json"
     binary = False
 
+    def __init__(self, frame: FrameBuilder, max_bytes: int = 65536, max_depth: int = 64) -> None:
+        super().__init__(frame)
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+
     def encode(self, message: list[Any]) -> bytes:
         return dumps(message).encode()
 
     def decode(self, payload: bytes) -> Any:
-        return json.loads(payload)
+        """Bounded in size and depth (``PayloadRejected``: 1007, or 1009 when too big)."""
+        return decode_json(payload, self.max_bytes, self.max_depth)
 
 
 class MsgpackSerializer(Serializer):
@@ -127,9 +133,13 @@ class MsgpackSerializer(Serializer):
         return msgpack.unpackb(payload, raw=False)
 
 
-def serializers(frame: FrameBuilder) -> dict[str, Serializer]:
-    """The v2 serializers of one server, by WebSocket subprotocol."""
-    return {cls.name: cls(frame) for cls in (JsonSerializer, MsgpackSerializer)}
+def serializers(
+    frame: FrameBuilder, max_bytes: int = 65536, max_depth: int = 64
+) -> dict[str, Serializer]:
+    """The v2 serializers of one server, by WebSocket subprotocol; JSON frames are decoded
+    within ``max_bytes`` and ``max_depth`` (``server.max_message_size``, ``json_max_depth``)."""
+    json_serializer = JsonSerializer(frame, max_bytes, max_depth)
+    return {json_serializer.name: json_serializer, MsgpackSerializer.name: MsgpackSerializer(frame)}
 
 
 @dataclass(slots=True)
@@ -237,7 +247,7 @@ class Wamp2Session(Session[Request]):
             return
         self.ended = True
         details = {"message": reason} if reason else {}
-        if code == 1007:
+        if code in (1003, 1007, 1009):  # what the client sent broke the protocol
             self.send([ABORT, details, PROTOCOL_VIOLATION])
             return
         reason_uri = {1001: SYSTEM_SHUTDOWN, 1008: NOT_AUTHORIZED}.get(code, CLOSE_REALM)
@@ -285,9 +295,13 @@ class Wamp2Session(Session[Request]):
         serializer = self.wire_format
         if is_binary != serializer.binary:
             kind = "binary" if is_binary else "text"
-            raise ProtocolError(f"a {kind} message on {serializer.name}")
+            raise PayloadRejected(
+                "binary_on_text_protocol", f"a {kind} message on {serializer.name}"
+            )
         try:
             message = serializer.decode(payload)
+        except ProtocolError:
+            raise
         except Exception as exc:  # every codec has its own error classes
             raise ProtocolError(f"undecodable message: {exc}") from None
         if not isinstance(message, list) or not message or type(message[0]) is not int:
@@ -413,14 +427,18 @@ class Wamp2Session(Session[Request]):
         _dict(message[2], "CALL options")
         uri = _str(message[3], "CALL procedure")
         args, kwargs = _payload(message, 4, "CALL")
-        self._enqueue(request, partial(self._call, request, uri, args, kwargs))
+        self._enqueue(request, partial(self._call, request, uri, args, kwargs), call=True)
 
     # -- requests (run in order by the connection's worker) -----------------------------------
 
-    def _enqueue(self, request: Request, job: Callable[[], Awaitable[None]]) -> None:
+    def _enqueue(
+        self, request: Request, job: Callable[[], Awaitable[None]], call: bool = False
+    ) -> None:
         async def run() -> None:
             try:
                 await job()
+            except ProtocolError:
+                raise  # the client's fault (a spent budget): the connection closes it
             except Exception as exc:
                 logger.error(
                     "connection %s: v2 request %d failed: %r",
@@ -431,7 +449,7 @@ class Wamp2Session(Session[Request]):
                 logger.debug("traceback", exc_info=True)
                 self._error(request, RUNTIME_ERROR, str(exc))
 
-        self.connection.enqueue(run)
+        (self.connection.enqueue_call if call else self.connection.enqueue)(run)
 
     async def _subscribe(self, request: Request, uri: str) -> None:
         def accepted(topic: Topic) -> None:  # SUBSCRIBED goes before what on_subscribe sends

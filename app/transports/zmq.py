@@ -201,9 +201,11 @@ class ZmqReceiver(Receiver):
     max_batch = 64
     """Frames taken per ``receive()`` when more are already waiting."""
 
-    def __init__(self, settings: ZmqSettings) -> None:
+    def __init__(self, settings: ZmqSettings, max_message_size: int = 1 << 20) -> None:
         self.settings = settings
         self.endpoint = endpoint(settings)
+        self.max_message_size = max_message_size
+        """``ZMQ_MAXMSGSIZE``: libzmq disconnects a peer sending a bigger frame, unread."""
         self._socket: zmq.asyncio.Socket | None = None
         self._fast: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking reads
         self._pending: asyncio.Future[list[bytes]] | None = None
@@ -215,7 +217,7 @@ class ZmqReceiver(Receiver):
 
     async def open(self) -> None:
         """Bind; frames sent before this are lost (at-most-once)."""
-        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0})
+        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.max_message_size})
         try:
             await self._bind(sock)
         except BaseException:
@@ -296,7 +298,15 @@ class ZmqServerPushHandler(ServerPushHandler):
 
     name = "zmq"
 
-    def __init__(self, settings: ZmqSettings, router: Router, dispatcher: EventDispatcher) -> None:
+    def __init__(
+        self,
+        settings: ZmqSettings,
+        router: Router,
+        dispatcher: EventDispatcher,
+        max_message_size: int = 1 << 20,
+    ) -> None:
+        """``max_message_size``: bytes of one frame (``server.limits.zmq_max_message_size``)."""
         self.settings = settings
         self.endpoint = endpoint(settings)
-        super().__init__(router, dispatcher, ZmqReceiver(settings), dedup_window=0)
+        receiver = ZmqReceiver(settings, max_message_size)
+        super().__init__(router, dispatcher, receiver, dedup_window=0)

@@ -268,10 +268,10 @@ async def test_bad_frame_closes_only_that_client(
     assert await good.next_event("chat/ok") == "alive"
 
 
-async def test_binary_frame_closes_with_1007(clients: list[WampTestClient]) -> None:
-    """WAMP v1 is text: a binary frame closes the connection with 1007."""
+async def test_binary_frame_closes_with_1003(clients: list[WampTestClient]) -> None:
+    """WAMP v1 is text: a binary frame closes with 1003 unsupported data (RFC 6455 §7.4.1)."""
     clients[0].send_raw(b'[5, "chat/a"]', binary=True)
-    assert await clients[0].wait_closed() == 1007
+    assert await clients[0].wait_closed() == 1003
 
 
 async def test_oversized_message_closes_with_1009() -> None:

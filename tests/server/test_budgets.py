@@ -1,0 +1,105 @@
+"""The per-connection budgets of ``server.limits`` as one client meets them over real sockets.
+
+``tests/hostile/`` attacks a server process with every kind at once; these are the single
+budgets, each at a small limit, with the close code, the metric per reason and the fact that
+other clients carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.demo import AcmeTopic
+from app.metrics import ServerMetrics
+from app.router import WampRequest
+from app.server import RpcHandler, WampConnection, WampServer
+from tests.support.server import running_server, url_of
+from tests.support.wamp_client import WampTestClient
+
+ROUTES = {
+    "chat": {"pattern": "chat/{room}", "callback": "acme.topic"},
+    "rpc": {"pattern": "app/rpc/{method}", "callback": "test.slow"},
+}
+LIMITS = {
+    "messages_per_second": 1,
+    "messages_burst": 20,
+    "max_subscriptions": 3,
+    "max_pending_calls": 2,
+}
+
+
+class SlowRpc(RpcHandler):
+    """``wait`` answers once the test sets ``release``: calls stay pending until then."""
+
+    name = "test.slow"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def wait(self, connection: WampConnection, request: WampRequest, params: Any) -> Any:
+        await self.release.wait()
+        return "done"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[WampServer]:
+    rpc = SlowRpc()
+    async with running_server(
+        topics=[AcmeTopic()], rpcs=[rpc], routes=ROUTES, limits=LIMITS
+    ) as running:
+        yield running
+    rpc.release.set()
+
+
+def closed_for(server: WampServer) -> dict[str, int]:
+    return dict(server.stats.closed)
+
+
+async def test_subscribing_past_max_subscriptions_closes_with_1008(server: WampServer) -> None:
+    """The 4th distinct topic closes the client with 1008; a bystander keeps its session."""
+    bystander = await WampTestClient.connect(url_of(server))
+    client = await WampTestClient.connect(url_of(server))
+    for room in ("a", "b", "c", "a", "d"):
+        client.subscribe(f"chat/{room}")
+    assert await client.wait_closed() == 1008
+    assert closed_for(server) == {"max_subscriptions": 1}
+    assert bystander.is_open
+    await bystander.close()
+
+
+async def test_calls_past_max_pending_calls_close_with_1008(server: WampServer) -> None:
+    """Three calls waiting for their answers, with max_pending_calls 2, close with 1008."""
+    client = await WampTestClient.connect(url_of(server))
+    for i in range(3):
+        client.send([2, str(i), "app/rpc/wait"])
+    assert await client.wait_closed() == 1008
+    assert closed_for(server) == {"max_pending_calls": 1}
+
+
+async def test_messages_past_the_burst_close_with_1008_and_count_in_the_metric(
+    server: WampServer,
+) -> None:
+    """21 messages at once over a burst of 20 close with 1008; the metric names the reason."""
+    client = await WampTestClient.connect(url_of(server))
+    for _ in range(21):
+        client.send([1, "p", "http://example.com/#"])
+    assert await client.wait_closed() == 1008
+    assert closed_for(server) == {"messages_per_second": 1}
+    text = ServerMetrics(server).render().decode()
+    assert 'gos_websocket_clients_closed_total{reason="messages_per_second"} 1.0' in text
+
+
+async def test_a_client_within_its_budgets_is_served(server: WampServer) -> None:
+    """Three subscriptions, a PREFIX and a call within the limits: nothing is closed."""
+    client = await WampTestClient.connect(url_of(server))
+    client.prefix("c", "chat/")
+    for room in ("a", "b", "c"):
+        client.subscribe(f"c:{room}")
+    with pytest.raises(TimeoutError):
+        await client.wait_closed(timeout=0.3)
+    assert closed_for(server) == {}
+    await client.close()
