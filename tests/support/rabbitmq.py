@@ -81,6 +81,7 @@ class RabbitMQNode:
         self._process = subprocess.Popen(
             [str(RABBIT_BIN / "rabbitmq-server")],
             env=self.env,
+            cwd=self.dir,  # an Erlang crash dump lands in the node's temp dir, not the repo
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -149,6 +150,7 @@ class RabbitMQNode:
         return subprocess.run(
             [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.nodename, *args],
             env=self.env,
+            cwd=self.dir,
             capture_output=True,
             text=True,
             timeout=timeout,
