@@ -8,8 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dependency_injector import providers
+
 import containers
-from app.testing import running
+from app.demo import AcmeRpc
+from app.events import SERVER_LAUNCHED
+from app.testing import (
+    WampTestClient,
+    make_container,
+    memory_pusher,
+    running,
+    url_of,
+    use_memory_pusher,
+)
 from tests.support.process import ServerProcess, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +38,7 @@ def test_the_example_projects_own_tests_pass() -> None:
     """examples/own_project's suite, run from its own directory as its user would, passes."""
     result = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider"], EXAMPLE)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
 
 
 def test_an_unimportable_container_is_one_line_and_exit_2() -> None:
@@ -65,20 +76,41 @@ async def test_the_demo_is_on_by_default() -> None:
         assert "acme.rpc" in gos.rpc_registry()
 
 
-async def test_demo_false_leaves_only_your_handlers() -> None:
-    """server.demo: false drops the demo handlers; a subclass's own topics stay."""
+LAUNCHED: list[object] = []
 
-    class Realtime(containers.Container):
-        from dependency_injector import providers as _p
 
-        from app.demo import AcmeRpc as _Rpc
+class Realtime(containers.Container):
+    """A user's container: the demo RPC handler as its own, and a listener."""
 
-        rpcs = _p.List(_p.Singleton(_Rpc))
+    rpcs = providers.List(providers.Singleton(AcmeRpc))
+    listeners = providers.List(providers.Object((SERVER_LAUNCHED, LAUNCHED.append, 0)))
 
+
+async def test_demo_false_leaves_only_your_handlers_and_listeners_run() -> None:
+    """server.demo: false drops the demo handlers; a subclass's own RPC handler and listener
+    are linked in."""
+    LAUNCHED.clear()
     async with running(Realtime, server={"demo": False}) as container:
         gos = container.gos_web_socket
         assert "acme.topic" not in gos.topic_registry()
         assert "acme.rpc" in gos.rpc_registry()
+        assert len(LAUNCHED) == 1
+
+
+async def test_the_memory_pusher_stands_in_for_a_transport() -> None:
+    """use_memory_pusher(replaces=["zmq"]) makes gos_web_socket.zmq.pusher the in-memory one,
+    and a push through it reaches a subscriber of the running server."""
+    container = make_container(memory=False, pushers={"zmq": {"enabled": False}})
+    use_memory_pusher(container, replaces=["zmq"])
+    zmq_pusher = containers.get_service(container, "gos_web_socket.zmq.pusher")
+    assert zmq_pusher is memory_pusher(container)
+    async with containers.get_service(container, "gos_web_socket.runtime"):
+        client = await WampTestClient.connect(url_of(container))
+        client.subscribe("acme/channel/lobby")
+        assert await client.call("acme/rpc/sum", 1, 2) == [3]  # SUBSCRIBE handled by now
+        await zmq_pusher.push({"hi": 1}, "acme_topic", {"room": "lobby"})
+        assert await client.next_event("acme/channel/lobby", timeout=5) == {"hi": 1}
+        await client.close()
 
 
 async def test_the_example_server_runs_and_a_push_reaches_its_topic() -> None:

@@ -8,7 +8,7 @@ import pytest
 from chat.realtime import Container
 
 from app.exceptions import TopicNotFound
-from app.testing import WampTestClient, running, url_of
+from app.testing import WampTestClient, memory_pusher, running, url_of
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 PUSHERS_OFF = {"zmq": {"enabled": False}}
@@ -43,3 +43,18 @@ async def test_the_demo_handlers_are_off() -> None:
         assert "chat.room" in registry
         with pytest.raises(TopicNotFound):
             registry["acme.topic"]
+
+
+async def test_a_push_reaches_the_room_through_the_in_memory_pusher() -> None:
+    """A push through the in-memory pusher reaches the room's subscriber with no broker, and
+    the pusher records it."""
+    async with running(Container, CONFIG, memory=True, pushers=PUSHERS_OFF) as container:
+        client = await WampTestClient.connect(url_of(container))
+        client.subscribe("chat/room/lobby")
+        await client.call("chat/rpc/shout", "ready")  # its SUBSCRIBE is handled by now
+        pusher = memory_pusher(container)
+        await pusher.push({"text": "hi"}, "chat_room", {"room": "lobby"})
+        event = await client.next_event("chat/room/lobby", timeout=5)
+        assert event == {"room": "lobby", "said": {"text": "hi"}}
+        assert [message.topic for message, _ in pusher.sent] == ["chat/room/lobby"]
+        await client.close()
