@@ -30,12 +30,16 @@ import containers
 from app.message import Message
 from app.router import Router
 from app.testing.wamp1 import CallError, ConnectFailed, WampTestClient
+from app.testing.wamp2 import JoinFailed, RawPeer, V2Client
 from app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 
 __all__ = [
     "MEMORY",
     "CallError",
     "ConnectFailed",
+    "JoinFailed",
+    "RawPeer",
+    "V2Client",
     "WampTestClient",
     "make_container",
     "memory_pusher",

@@ -38,7 +38,7 @@ def test_the_example_projects_own_tests_pass() -> None:
     """examples/own_project's suite, run from its own directory as its user would, passes."""
     result = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider"], EXAMPLE)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 passed" in result.stdout
+    assert "5 passed" in result.stdout
 
 
 def test_an_unimportable_container_is_one_line_and_exit_2() -> None:

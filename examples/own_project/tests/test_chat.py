@@ -8,7 +8,7 @@ import pytest
 from chat.realtime import Container
 
 from app.exceptions import TopicNotFound
-from app.testing import WampTestClient, memory_pusher, running, url_of
+from app.testing import V2Client, WampTestClient, memory_pusher, running, url_of
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 PUSHERS_OFF = {"zmq": {"enabled": False}}
@@ -58,3 +58,16 @@ async def test_a_push_reaches_the_room_through_the_in_memory_pusher() -> None:
         assert event == {"room": "lobby", "said": {"text": "hi"}}
         assert [message.topic for message, _ in pusher.sent] == ["chat/room/lobby"]
         await client.close()
+
+
+async def test_a_wamp_v2_client_gets_the_push_too() -> None:
+    """A WAMP v2 session (autobahn's) subscribed to the room receives a push, and its call
+    gets the RPC's value."""
+    async with running(Container, CONFIG, memory=True, pushers=PUSHERS_OFF) as container:
+        client = await V2Client.join(url_of(container))
+        await client.subscribe("chat/room/lobby")
+        assert await client.session.call("chat/rpc/shout", "v2") == "V2"
+        await memory_pusher(container).push({"text": "hi"}, "chat_room", {"room": "lobby"})
+        event = await client.next_event("chat/room/lobby", timeout=5)
+        assert event == {"room": "lobby", "said": {"text": "hi"}}
+        await client.leave()
