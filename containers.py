@@ -121,6 +121,11 @@ def build_dispatcher(listeners: Iterable[tuple[str, Listener, int]]) -> EventDis
     return register_listeners(EventDispatcher(), listeners)
 
 
+def with_demo(demo_enabled: bool, demo: Iterable[Any], own: Iterable[Any]) -> list[Any]:
+    """The shipped demo handlers (``server.demo``, on by default) followed by your own."""
+    return [*(demo if demo_enabled else ()), *own]
+
+
 class Amqp(containers.DeclarativeContainer):
     """``gos_web_socket.amqp.*``"""
 
@@ -240,10 +245,21 @@ class GosWebSocket(containers.DeclarativeContainer):
         pushers=settings.provided.pushers,
         known=providers.Callable(collection_names, server_push_handler.collection.provider),
     )
-    topics = providers.List(providers.Singleton(AcmeTopic))
-    topic_registry = providers.Singleton(named_registry, TopicRegistry, items=topics)
-    rpcs = providers.List(providers.Singleton(AcmeRpc))
-    rpc_registry = providers.Singleton(named_registry, RpcRegistry, items=rpcs)
+    # yours: topics.add_args(...) / rpcs.add_args(...); the demo ones unless server.demo is false
+    topics = providers.List()
+    demo_topics = providers.List(providers.Singleton(AcmeTopic))
+    topic_registry = providers.Singleton(
+        named_registry,
+        TopicRegistry,
+        items=providers.Callable(with_demo, settings.provided.server.demo, demo_topics, topics),
+    )
+    rpcs = providers.List()
+    demo_rpcs = providers.List(providers.Singleton(AcmeRpc))
+    rpc_registry = providers.Singleton(
+        named_registry,
+        RpcRegistry,
+        items=providers.Callable(with_demo, settings.provided.server.demo, demo_rpcs, rpcs),
+    )
 
     # operations: /metrics and /health on server.metrics, the -m profile report
     ops = providers.Singleton(
@@ -291,18 +307,85 @@ class GosWebSocket(containers.DeclarativeContainer):
 
 
 class Container(containers.DeclarativeContainer):
-    """The root. ``Container(settings=Settings(...))`` replaces the settings in tests."""
+    """The root. ``Container(settings=Settings(...))`` replaces the settings in tests.
+
+    Your own server subclasses it and fills the three lists (README "Your own server")::
+
+        class Realtime(Container):
+            topics = providers.List(providers.Singleton(ChatTopic))
+            rpcs = providers.List(providers.Singleton(MathRpc))
+            listeners = providers.List(providers.List(SERVER_LAUNCHED, on_launched, 0))
+
+    ``create_container`` links them below ``gos_web_socket`` (link_own).
+    """
 
     settings = providers.Singleton(load_settings)
+    topics = providers.List()
+    rpcs = providers.List()
+    listeners = providers.List()
     gos_web_socket = providers.Container(GosWebSocket, settings=settings)
 
 
-def create_container(config: Path | None = None, **overrides: Any) -> Container:
-    """A container reading ``config`` (or the default YAML) plus the environment."""
-    container = Container()
+OWN_PROVIDERS = {"topics": "topics", "rpcs": "rpcs", "listeners": "event_listeners"}
+"""The root's extension lists and the ``gos_web_socket`` lists they extend."""
+
+
+def link_own(container: Any) -> Any:
+    """Append a (sub)class's ``topics`` / ``rpcs`` / ``listeners`` to ``gos_web_socket``'s.
+
+    A subclass's redefined provider is a new object the inherited ``gos_web_socket`` never saw,
+    so the link is made on the instance (once: create_container and the CLI call it).
+    """
+    gos = container.gos_web_socket
+    for root_name, gos_name in OWN_PROVIDERS.items():
+        getattr(gos, gos_name).add_args(*getattr(container, root_name).args)
+    return container
+
+
+def create_container(
+    config: Path | None = None, container_class: type[Container] = Container, **overrides: Any
+) -> Container:
+    """A ``container_class`` (default: ours) reading ``config`` (or the default YAML) plus the
+    environment."""
+    container: Container = link_own(container_class())
     if config is not None or overrides:
         container.settings.override(providers.Singleton(load_settings, config, **overrides))
     return container
+
+
+def load_container_class(spec: str) -> type[Container]:
+    """``"mypkg.realtime:Container"`` → that class, which must subclass ``Container``.
+
+    Raises:
+        ConfigurationError: one line naming the spec and what failed.
+    """
+    import importlib
+    import os
+    import sys
+
+    # The console script, unlike `python -m`, does not put the working directory on the path;
+    # your package usually lives there.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigurationError(
+            [f"server.container: {spec!r} is not of the form 'package.module:Class'"]
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may fail in any way while importing
+        raise ConfigurationError(
+            [f"server.container: cannot import {module_name!r} ({type(exc).__name__}: {exc})"]
+        ) from None
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigurationError([f"server.container: {module_name!r} has no {attribute!r}"])
+    if not (isinstance(found, type) and issubclass(found, Container)):
+        raise ConfigurationError(
+            [f"server.container: {spec!r} is not a subclass of containers.Container"]
+        )
+    return found
 
 
 def _walk(node: Any, prefix: str) -> Iterable[tuple[str, Any]]:

@@ -12,10 +12,19 @@ from app import cli
 
 def _services(config: Path | None, overrides: Mapping[str, Any], profile: bool) -> cli.Services:
     # Imported here so `app` itself never depends on the composition root at import time.
-    import containers
+    from dependency_injector import providers
 
-    container = containers.create_container(config, **overrides)
-    container.settings()  # validate now: bad config must stop start-up before anything runs
+    import containers
+    from settings import load_settings
+
+    # Read once, before the container: server.container names the class to build, and bad
+    # config must stop start-up before anything runs.
+    settings = load_settings(config, **overrides)
+    container_class = containers.Container
+    if settings.server.container is not None:
+        container_class = containers.load_container_class(settings.server.container)
+    container = containers.link_own(container_class())
+    container.settings.override(providers.Object(settings))
     if profile:
         containers.get_service(container, "gos_web_socket.server").profile = True
 

@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "-m", "--profile", action="store_true", help="print memory, connections, pushes/s"
     )
+    server.add_argument(
+        "--container",
+        metavar="MODULE:CLASS",
+        help="your container, a subclass of containers.Container (default: server.container)",
+    )
 
     push = commands.add_parser("push", parents=[common], help="push data to a route's topic")
     push.add_argument("route", help="route name, e.g. acme_topic")
@@ -203,7 +208,8 @@ async def _serve(services: Services) -> int:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Options that set a settings key, as a nested tree: validated like the file's values."""
-    values = {key: getattr(args, key, None) for key in ("host", "port")}  # server and health
+    keys = ("host", "port", "container")  # server and health (container: server only)
+    values = {key: getattr(args, key, None) for key in keys}
     given = {key: value for key, value in values.items() if value is not None}
     if not given:
         return {}

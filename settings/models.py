@@ -163,6 +163,10 @@ class ServerSettings(_Node):
     shutdown_timeout: float = Field(5.0, gt=0)
     realm: str = Field("realm1", min_length=1, description="the one realm WAMP v2 clients join")
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    demo: bool = Field(True, description="register the shipped acme.topic / acme.rpc handlers")
+    container: str | None = Field(
+        None, description="your container, 'package.module:Class' (subclass of ours)"
+    )
 
 
 class AmqpSettings(TransportSettings):

@@ -112,7 +112,7 @@ $("rpc-form").addEventListener("submit", async (event) => {
   output.textContent = "...";
   try {
     const result = await socket.rpcCall("acme/rpc/sum", numbers);
-    output.textContent = JSON.stringify(Array.isArray(result) && result.length === 1 ? result[0] : result);
+    output.textContent = JSON.stringify(result);
     output.dataset.status = "ok";
   } catch (error) {
     output.textContent = `error: ${error.desc}`;

@@ -3,7 +3,7 @@
 //
 //   import { GosSocket } from "/static/gos-websocket.js";
 //   const socket = GosSocket.connect("ws://127.0.0.1:1337/", { retryDelay: 1000 });
-//   socket.on("socket/connect", () => socket.subscribeToChannel("acme/channel/42", (uri, payload) => {}));
+//   socket.on("socket/connect", () => socket.subscribeToChannel("acme/channel/lobby", (uri, payload) => {}));
 //
 // Beyond the GOS client it re-subscribes its channels and re-sends its prefixes after a reconnect,
 // so a page survives a server restart without code of its own.
@@ -359,14 +359,21 @@ export class GosSocket {
 
   // ---- RPC ----------------------------------------------------------------------------------
 
-  /** Call procedure `uri` with `data`; resolves with the result, rejects with {uri, desc, details}. */
-  rpcCall(uri, data = {}) {
+  /**
+   * Call procedure `uri` with `data`; resolves with what the handler returned, rejects with
+   * {uri, desc, details}. The server sends a returned `3` as `[3]` (GOS's CALLRESULT); a
+   * one-element list is unwrapped, so a handler that returned `[3]` resolves to `3` too:
+   * `{ raw: true }` resolves with the list as sent.
+   */
+  rpcCall(uri, data = {}, { raw = false } = {}) {
     this._requireSession();
     let id;
     do id = Math.random().toString(36).slice(2);
     while (this._calls.has(id));
     return new Promise((resolve, reject) => {
-      this._calls.set(id, { resolve, reject, uri });
+      const unwrap = (result) =>
+        !raw && Array.isArray(result) && result.length === 1 ? result[0] : result;
+      this._calls.set(id, { resolve: (result) => resolve(unwrap(result)), reject, uri });
       this._send([CALL, id, uri, data]);
     });
   }

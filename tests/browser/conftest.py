@@ -26,7 +26,7 @@ try:
 except ImportError:  # fail in the fixture, with the fix, rather than a bare collection error
     async_playwright = None
 
-ROOM = "42"
+ROOM = "lobby"  # the room the README pushes to
 CHANNEL = f"acme/channel/{ROOM}"
 
 

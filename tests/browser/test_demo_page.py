@@ -47,7 +47,8 @@ async def push_and_see(stack: Stack, page: Page, transport: str, text: str) -> f
 
 
 async def test_page_loads_connects_and_joins_the_room(stack: Stack, page: Page) -> None:
-    """The page finds the server through /config.js, connects and subscribes to room 42."""
+    """The page finds the server through /config.js, connects and subscribes to room lobby,
+    the one the README pushes to."""
     await open_demo(page, stack)
     assert await page.text_content("#state") == "connected"
     ws_url = f"ws://127.0.0.1:{stack.server.port}/"
@@ -89,13 +90,13 @@ async def test_publish_from_the_page_reaches_everyone_in_the_room(
 async def test_joining_another_room_leaves_the_first(stack: Stack, page: Page) -> None:
     """Join unsubscribes the old channel, so the old room's pushes stop arriving."""
     await open_demo(page, stack)
-    await page.fill("#room", "lobby")
+    await page.fill("#room", "orders")
     await page.click("#join-form button")
-    await wait_until(lambda: stack.subscribers("acme/channel/lobby") == 1, what="joined lobby")
-    await wait_until(lambda: stack.subscribers() == 0, what="left room 42")
-    assert await page.evaluate("window.gosSocket.channels()") == ["acme/channel/lobby"]
-    await stack.pusher("zmq").push({"msg": "for the lobby"}, "acme_topic", {"room": "lobby"})
-    await wait_for_event(page, "for the lobby", PUSH_DEADLINE)
+    await wait_until(lambda: stack.subscribers("acme/channel/orders") == 1, what="joined orders")
+    await wait_until(lambda: stack.subscribers() == 0, what="left room lobby")
+    assert await page.evaluate("window.gosSocket.channels()") == ["acme/channel/orders"]
+    await stack.pusher("zmq").push({"msg": "for orders"}, "acme_topic", {"room": "orders"})
+    await wait_for_event(page, "for orders", PUSH_DEADLINE)
 
 
 async def test_rpc_sum_shows_the_result_and_errors(stack: Stack, page: Page) -> None:
@@ -124,12 +125,14 @@ async def test_client_api_promises_errors_and_publish_options(stack: Stack, page
         socket.open();
         out.session = (await connected) === socket && socket.isConnected();
         out.sum = await socket.rpcCall("acme/rpc/sum", [2, 3]);
+        out.raw = await socket.rpcCall("acme/rpc/sum", [2, 3], { raw: true });
+        out.echo = await socket.rpcCall("acme/rpc/echo", { a: [1, 2] });
         out.error = await socket.rpcCall("acme/rpc/sum", ["x"]).catch((e) => e);
         const seen = [];
-        socket.subscribeToChannel("acme/channel/42", (uri, payload) => seen.push(payload.msg));
-        socket.subscribeToChannel("acme/channel/42", (uri, payload) => seen.push(payload.msg));
-        socket.publishToTopic("acme/channel/42", { msg: "not for me" }, { excludeMe: true });
-        socket.publishToTopic("acme/channel/42", { msg: "for all" });
+        socket.subscribeToChannel("acme/channel/lobby", (uri, payload) => seen.push(payload.msg));
+        socket.subscribeToChannel("acme/channel/lobby", (uri, payload) => seen.push(payload.msg));
+        socket.publishToTopic("acme/channel/lobby", { msg: "not for me" }, { excludeMe: true });
+        socket.publishToTopic("acme/channel/lobby", { msg: "for all" });
         await new Promise((resolve) => {
             const check = () => (seen.includes("for all") ? resolve() : setTimeout(check, 10));
             check();
@@ -144,7 +147,9 @@ async def test_client_api_promises_errors_and_publish_options(stack: Stack, page
     )
     assert result["thrown"] == "GosSocket is not connected"
     assert result["session"] is True
-    assert result["sum"] == [5]
+    assert result["sum"] == 5  # what the handler returned, not GOS's wire [5]
+    assert result["raw"] == [5]
+    assert result["echo"] == {"a": [1, 2]}
     assert result["error"]["uri"] == "acme/rpc/sum"
     assert result["error"]["desc"] == "sum takes numbers only"
     assert result["error"]["details"]["code"] == 400
@@ -163,13 +168,14 @@ async def test_client_prefixes_and_eligible_lists(stack: Stack, page: Page) -> N
         await new Promise((resolve) => socket.on("socket/connect", resolve));
         socket.prefix("room", "acme/channel/");
         socket.prefix("calc", "acme/rpc/");
-        const out = { resolved: socket.resolve("room:42"), untouched: socket.resolve("ws://x:1/") };
+        const out = { resolved: socket.resolve("room:lobby") };
+        out.untouched = socket.resolve("ws://x:1/");
         out.sum = await socket.rpcCall("calc:sum", [4, 5]);
         const seen = [];
-        socket.subscribeToChannel("room:42", (uri, payload) => seen.push([uri, payload.msg]));
+        socket.subscribeToChannel("room:lobby", (uri, payload) => seen.push([uri, payload.msg]));
         const page = window.gosSocket.sessionId;
-        socket.publishToTopic("room:42", { msg: "page only" }, { eligible: [page] });
-        socket.publishToTopic("room:42", { msg: "all but page" }, { exclude: [page] });
+        socket.publishToTopic("room:lobby", { msg: "page only" }, { eligible: [page] });
+        socket.publishToTopic("room:lobby", { msg: "all but page" }, { exclude: [page] });
         await new Promise((resolve) => {
             const check = () => (seen.length ? resolve() : setTimeout(check, 10));
             check();
@@ -182,7 +188,7 @@ async def test_client_prefixes_and_eligible_lists(stack: Stack, page: Page) -> N
     )
     assert result["resolved"] == CHANNEL
     assert result["untouched"] == "ws://x:1/"
-    assert result["sum"] == [9]
+    assert result["sum"] == 9
     assert result["seen"] == [[CHANNEL, "all but page"]]
     await wait_for_event(page, "page only", PUSH_DEADLINE)
     assert "all but page" not in (await page.text_content("#events") or "")
@@ -250,3 +256,22 @@ async def test_screenshot_of_the_demo_page(full_stack: Stack, page: Page, tmp_pa
     await page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes().startswith(b"\x89PNG")
     assert shot.stat().st_size > 10_000
+
+
+async def test_the_page_fits_a_phone_without_sideways_scrolling(
+    browser: Browser, stack: Stack
+) -> None:
+    """At 375 px and 320 px wide the connected page, with an event, has no horizontal scroll."""
+    for width in (375, 320):
+        context = await browser.new_context(viewport={"width": width, "height": 700})
+        page = await context.new_page()
+        try:
+            await open_demo(page, stack)
+            await push_and_see(stack, page, "zmq", "a push on a phone " + "x" * 60)
+            fits = await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            widths = await page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            assert fits, f"{width} px viewport: scrollWidth, innerWidth = {widths}"
+        finally:
+            await context.close()

@@ -67,10 +67,13 @@ def port_is_free(port: int) -> bool:
 
 
 class ServerProcess:
-    """One `python -m app server` process; its output goes to a file (a pipe could fill up)."""
+    """One `python -m app server` process; its output goes to a file (a pipe could fill up).
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    ``cwd`` is where it runs: the repository, or a user's project (examples/own_project)."""
+
+    def __init__(self, env: dict[str, str], *args: str, cwd: Path = ROOT) -> None:
         self.env = env
+        self.cwd = cwd
         self.args = args
         self.ws_url = f"ws://127.0.0.1:{setting(env, 'SERVER__PORT')}/"
         self.metrics_port = int(setting(env, "SERVER__METRICS__PORT"))
@@ -79,7 +82,7 @@ class ServerProcess:
 
     async def start(self) -> ServerProcess:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", "server", *self.args, cwd=ROOT, env=self.env,
+            sys.executable, "-m", "app", "server", *self.args, cwd=self.cwd, env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=self._output, stderr=self._output,
         )  # fmt: skip
         return self

@@ -56,6 +56,9 @@ def make_container(
     container.settings.override(providers.Object(settings))
     gos = container.gos_web_socket
     gos.router.override(providers.Object(Router(collection)))
+    # Only the handlers the test names: the demo ones are dropped as server.demo: false does.
+    gos.demo_topics.override(providers.List())
+    gos.demo_rpcs.override(providers.List())
     gos.topics.override(providers.List(*(providers.Object(t) for t in topics)))
     gos.rpcs.override(providers.List(*(providers.Object(r) for r in rpcs)))
     if push_handlers is not None:
