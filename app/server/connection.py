@@ -254,7 +254,7 @@ class WampConnection(WebSocketServerProtocol):
                 return
             if end >= 0:
                 self._origin_seen = True
-                if self._answer_health(self.data[:end]) or self._forwarded_blocked(end):
+                if self._forwarded_blocked(end) or self._answer_health(self.data[:end]):
                     return
                 head, self._raw_origin = normalise_origin(self.data[:end])
                 self.data = head + self.data[end:]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from app.events import EventDispatcher
 from app.server.guard import Guard
@@ -79,3 +82,12 @@ def test_trusted_proxies_must_be_addresses_or_networks() -> None:
     """A proxy that is not an IP address or CIDR network is a one-line settings error."""
     with pytest.raises(ValueError, match="trusted_proxies: 'proxy.local' is not an IP address"):
         Settings(server={"trusted_proxies": ["proxy.local"]})
+
+
+def test_deploy_docs_settings_block_is_valid() -> None:
+    """The trusted-proxies YAML in docs/deploy.md loads as settings, as written."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    settings = Settings(**yaml.safe_load(block)["gos_web_socket"])
+    assert settings.server.trusted_proxies == ["127.0.0.1"]
+    assert settings.blocked_ips == ["203.0.113.9"]
