@@ -267,7 +267,11 @@ class WampConnection(WebSocketServerProtocol):
             return False
         request = parse_request(self.data[:end])
         headers = request.headers if request is not None else {}
-        self.remote_address = guard.client_address(self.remote_address, headers)
+        proxy = self.remote_address
+        self.remote_address = guard.client_address(proxy, headers)
+        logger.debug(
+            "connection %s: client %s via proxy %s", self.session_id, self.remote_address, proxy
+        )
         if not guard.blocks(self.remote_address):
             return False
         self._refused = True
