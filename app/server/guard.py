@@ -108,6 +108,8 @@ class Guard:
 
     def trusts(self, address: str) -> bool:
         """True when ``address`` (a TCP peer or a hop) is one of ``server.trusted_proxies``."""
+        if not self.trusted_proxies:
+            return False  # the default: no parsing on a connection's path
         ip = _address(address)
         return ip is not None and any(ip in network for network in self.trusted_proxies)
 
