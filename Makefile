@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	GOS_WEB_SOCKET__SERVER__HTTP__DEMO_TOKENS=true $(PY) -m app server
 
-# System packages the suite starts for real: a private RabbitMQ node, Chromium for browser tests.
+# System packages the suite starts for real: a private RabbitMQ node, Chromium for browser tests,
+# nginx in front of the server (deploy/nginx.conf).
 system-deps:
 	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
 		echo "installing rabbitmq-server"; \
@@ -31,6 +32,11 @@ system-deps:
 		echo "installing chromium"; \
 		$(APT) update -qq && $(APT) install -y -qq chromium >/dev/null; \
 	fi
+	@if [ ! -x /usr/sbin/nginx ]; then \
+		echo "installing nginx (the deployment tests run it on loopback)"; \
+		$(APT) update -qq && $(APT) install -y -qq nginx >/dev/null; \
+	fi
+	@[ -x /usr/sbin/nginx ] || { echo "nginx missing after installing Debian's nginx package"; exit 1; }
 
 npm-deps:
 	@command -v npm >/dev/null || { echo "npm is required for the interop tests"; exit 1; }

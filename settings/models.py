@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import ipaddress
 import logging
 import types
 import typing
@@ -147,6 +148,10 @@ class ServerSettings(_Node):
     origins: list[str] = Field(default_factory=list)
     ip_address_check: bool = False
     blocked_ip_addresses: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="proxy addresses or networks whose X-Forwarded-For / Forwarded is believed",
+    )
     keepalive_ping: bool = False
     keepalive_interval: int = Field(30, ge=1)
     tls: TlsSettings = Field(default_factory=TlsSettings)
@@ -167,6 +172,16 @@ class ServerSettings(_Node):
     container: str | None = Field(
         None, description="your container, 'package.module:Class' (subclass of ours)"
     )
+
+    @model_validator(mode="after")
+    def _proxy_networks(self) -> Self:
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                message = f"trusted_proxies: {proxy!r} is not an IP address or network (CIDR)"
+                raise ValueError(message) from None
+        return self
 
 
 class AmqpSettings(TransportSettings):

@@ -69,6 +69,7 @@ _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"Content-Length: 0\r\nConnection: close\r\n\r\n"
 )
+_FORBIDDEN = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 REFUSED_LINGER = 1.0
 """Seconds a refused client's connection stays (reads paused) so that it reads our answer
 before the TCP close: closing a socket with unread input sends a reset, which may discard it."""
@@ -216,7 +217,9 @@ class WampConnection(WebSocketServerProtocol):
         self._pings = TokenBucket(limits.pings_per_second, limits.pings_burst)
         peer = transport.get_extra_info("peername")
         self.remote_address = str(peer[0]).removeprefix("::ffff:") if peer else ""
-        if services.guard.blocks(self.remote_address):
+        # Behind a trusted proxy the client's address is known only once the head is read.
+        proxied = services.guard.trusts(self.remote_address)
+        if not proxied and services.guard.blocks(self.remote_address):
             self._blocked = True  # GOS's BlockedIpCheck: close before any HTTP, no reply
             transport.close()
             services.spawn(services.guard.blocked(self, self.remote_address))
@@ -251,11 +254,33 @@ class WampConnection(WebSocketServerProtocol):
                 return
             if end >= 0:
                 self._origin_seen = True
-                if self._answer_health(self.data[:end]):
+                if self._forwarded_blocked(end) or self._answer_health(self.data[:end]):
                     return
                 head, self._raw_origin = normalise_origin(self.data[:end])
                 self.data = head + self.data[end:]
         super().processHandshake()
+
+    def _forwarded_blocked(self, end: int) -> bool:
+        """Read the client's address from a trusted proxy's headers; True (403 sent) if blocked."""
+        guard = self._services.guard
+        if not guard.trusts(self.remote_address):
+            return False
+        request = parse_request(self.data[:end])
+        headers = request.headers if request is not None else {}
+        proxy = self.remote_address
+        self.remote_address = guard.client_address(proxy, headers)
+        logger.debug(
+            "connection %s: client %s via proxy %s", self.session_id, self.remote_address, proxy
+        )
+        if not guard.blocks(self.remote_address):
+            return False
+        self._refused = True
+        self.data = b""
+        transport = cast(asyncio.Transport, self.transport)
+        transport.write(_FORBIDDEN)
+        transport.close()
+        self._services.spawn(guard.blocked(self, self.remote_address))
+        return True
 
     def _refuse_head(self, limit: int) -> None:
         """HTTP 431 for a request head over ``handshake_max_bytes``; nothing more is read."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -53,6 +55,39 @@ def normalise_origin(head: bytes) -> tuple[bytes, str | None]:
     return b"\r\n".join(line for line in lines if line), raw
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address from a header element (``[::1]:80``, ``"1.2.3.4:5"``, ``1.2.3.4``), or None."""
+    value = value.strip().strip('"')
+    if value.startswith("["):
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def forwarded_chain(headers: Mapping[str, str]) -> list[str]:
+    """The client addresses a proxy reported, nearest last: ``Forwarded`` ``for=``, else
+    ``X-Forwarded-For`` (an element that is not an IP address, e.g. ``unknown``, stays as is)."""
+    if "forwarded" in headers:
+        chain = []
+        for element in headers["forwarded"].split(","):
+            for pair in element.split(";"):
+                name, _, value = pair.strip().partition("=")
+                if name.strip().lower() == "for":
+                    chain.append(value.strip())
+        return chain
+    return [item.strip() for item in headers.get("x-forwarded-for", "").split(",") if item.strip()]
+
+
 @dataclass(frozen=True, slots=True)
 class Guard:
     """The origin and IP checks of one server, and the events a refusal fires."""
@@ -61,13 +96,35 @@ class Guard:
     allowed_origins: frozenset[str]
     blocked_ips: frozenset[str]
     dispatcher: EventDispatcher
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings, dispatcher: EventDispatcher) -> Guard:
         server = settings.server
         blocked = frozenset(settings.blocked_ips if server.ip_address_check else ())
         origins = frozenset(settings.allowed_origins)
-        return cls(server.origin_check, origins, blocked, dispatcher)
+        proxies = tuple(ipaddress.ip_network(p, strict=False) for p in server.trusted_proxies)
+        return cls(server.origin_check, origins, blocked, dispatcher, proxies)
+
+    def trusts(self, address: str) -> bool:
+        """True when ``address`` (a TCP peer or a hop) is one of ``server.trusted_proxies``."""
+        if not self.trusted_proxies:
+            return False  # the default: no parsing on a connection's path
+        ip = _address(address)
+        return ip is not None and any(ip in network for network in self.trusted_proxies)
+
+    def client_address(self, peer: str, headers: Mapping[str, str]) -> str:
+        """The client's address: the peer's own, or, from a trusted proxy, the nearest
+        forwarded hop that is not itself a trusted proxy (hops a client wrote are not read)."""
+        if not self.trusts(peer):
+            return peer
+        address = peer
+        for hop in reversed(forwarded_chain(headers)):
+            ip = _address(hop)
+            address = str(ip) if ip is not None else hop.strip('"')
+            if ip is None or not self.trusts(address):
+                break
+        return address
 
     def blocks(self, address: str) -> bool:
         """True for an address to close before any HTTP (an empty set blocks nobody)."""

@@ -89,8 +89,12 @@ class WampTestClient:
         timeout: float = 5.0,
         ssl: Any = None,
         headers: dict[str, str] | None = None,
+        local_host: str | None = None,
     ) -> WampTestClient:
-        """Open the connection and wait for WELCOME; raises ConnectFailed otherwise."""
+        """Open the connection and wait for WELCOME; raises ConnectFailed otherwise.
+
+        ``local_host`` binds the client's end to that address (e.g. ``127.0.0.5``), so that a
+        test can connect from an address of its choosing on loopback."""
         client = cls()
         parts = urlsplit(url)
         secure = parts.scheme == "wss"
@@ -102,7 +106,14 @@ class WampTestClient:
         host = parts.hostname or "127.0.0.1"
         port = parts.port or (443 if secure else 80)
         _, protocol = await asyncio.wait_for(
-            loop.create_connection(factory, host, port, ssl=ssl if secure else None), timeout
+            loop.create_connection(
+                factory,
+                host,
+                port,
+                ssl=ssl if secure else None,
+                local_addr=(local_host, 0) if local_host else None,
+            ),
+            timeout,
         )
         protocol.client = client
         client._protocol = protocol
