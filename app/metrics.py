@@ -25,7 +25,6 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from app.auth.metrics import auth_metrics
 from app.events import (
     CLIENT_CONNECTED,
     PUSH_FAIL,
@@ -136,14 +135,12 @@ class _Collector:
             "Clients dropped for not reading (output over max_outgoing_buffer).",
             stats.cut_off,
         )
-        closed = CounterMetricFamily(
-            f"{NAMESPACE}_clients_closed",
+        yield _counts_by(
+            "clients_closed",
             "Clients closed for what they sent (a spent budget, a bad frame), by reason.",
-            labels=("reason",),
+            "reason",
+            stats.closed,
         )
-        for reason, count in sorted(stats.closed.items()):
-            closed.add_metric([reason], count)
-        yield closed
         yield GaugeMetricFamily(
             f"{NAMESPACE}_accepting",
             "1 while the server takes new connections.",
@@ -151,7 +148,35 @@ class _Collector:
         )
         yield from self._handler_metrics()
         yield from self._pusher_metrics()
-        yield from auth_metrics(server, NAMESPACE)
+        yield from self._identity_metrics()
+
+    def _identity_metrics(self) -> Iterable[Metric]:
+        """Users admitted by provider, refusals by reason, expiries, route-rule refusals."""
+        server = self.metrics.server
+        authenticator = server.authenticator
+        yield _counts_by(
+            "auth_accepted",
+            "Connections authenticated, by provider (anonymous included).",
+            "provider",
+            authenticator.accepted,
+        )
+        yield _counts_by(
+            "auth_refused",
+            "Connections refused by authentication, by reason (missing, expired, bad_signature).",
+            "reason",
+            authenticator.refused,
+        )
+        yield _counts_by(
+            "authz_refused",
+            "Subscribes, publishes and calls refused by a route's auth rule, by verb.",
+            "verb",
+            server.broker.rules.refused,
+        )
+        yield _counter(
+            "auth_expired",
+            "Live connections closed because their token expired.",
+            authenticator.expired,
+        )
 
     def _handler_metrics(self) -> Iterable[Metric]:
         families = {
@@ -209,6 +234,16 @@ class _Collector:
 
 def _counter(name: str, documentation: str, value: int) -> CounterMetricFamily:
     return CounterMetricFamily(f"{NAMESPACE}_{name}", documentation, value=value)
+
+
+def _counts_by(
+    name: str, documentation: str, label: str, counts: Mapping[str, int]
+) -> CounterMetricFamily:
+    """One counter with a sample per key of ``counts`` (a reason, a provider, a verb)."""
+    family = CounterMetricFamily(f"{NAMESPACE}_{name}", documentation, labels=(label,))
+    for key, count in sorted(counts.items()):
+        family.add_metric([key], count)
+    return family
 
 
 def _labelled(name: str, documentation: str) -> CounterMetricFamily:
