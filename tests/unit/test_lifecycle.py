@@ -25,9 +25,11 @@ class SlowPusher(Pusher):
     def __init__(self, router: Router, log: list[str]) -> None:
         super().__init__(router)
         self.release = asyncio.Event()
+        self.sending = asyncio.Event()
         self.log = log
 
     async def send(self, envelope: Message, context: dict[str, Any]) -> None:
+        self.sending.set()
         await self.release.wait()
         self.log.append(f"sent {envelope.topic}")
 
@@ -48,18 +50,23 @@ async def test_stop_finishes_pushes_under_way_and_closes_pushers_after_the_serve
     server = service(container, SERVER)
     dispatcher.add_listener(SERVER_LAUNCHED, lambda event: log.append("server launched"))
     original_stop = server.stop
+    server_stopped = asyncio.Event()
 
     async def stop() -> None:
         await original_stop()
         log.append("server stopped")
+        server_stopped.set()
 
     server.stop = stop
     runtime = service(container, RUNTIME)
     await runtime.start()
     push = asyncio.create_task(pusher.push({"n": 1}, "acme_topic", {"room": "1"}))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(pusher.sending.wait(), 5)
     stopping = asyncio.create_task(runtime.stop())
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(server_stopped.wait(), 5)
+    # The stop goes on to the listeners and then waits for the push: it must not finish.
+    done, _ = await asyncio.wait({stopping}, timeout=0.3)
+    assert not done
     assert log == ["server launched", "server stopped"]  # the pusher waits for its push
     pusher.release.set()
     await asyncio.wait_for(stopping, 5)
