@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import os
 import signal
@@ -28,6 +27,7 @@ from app.server import WampServer
 from tests.support.rabbitmq import free_port
 from tests.support.raw_ws import masked_frame, parse_frames, split_http
 from tests.support.server import eventually, make_server, running_server, url_of
+from tests.support.tls import self_signed
 from tests.support.wamp_client import ConnectFailed, WampTestClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,37 +168,6 @@ async def test_keepalive_closes_silent_clients_only() -> None:
 
 
 # -- TLS --------------------------------------------------------------------------------------
-
-
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return certfile, keyfile
 
 
 async def test_tls_serves_wss(tmp_path: Path) -> None:
