@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	GOS_WEB_SOCKET__SERVER__HTTP__DEMO_TOKENS=true $(PY) -m app server
+	GOS_WEB_SOCKET__SERVER__HTTP__DEMO_TOKENS=true $(PY) -m gos_web_socket.app server
 
 # System packages the suite starts for real: a private RabbitMQ node, Chromium for browser tests,
 # nginx in front of the server (deploy/nginx.conf).
@@ -47,6 +47,7 @@ test: $(STAMP) system-deps npm-deps
 	$(PY) -m pytest
 
 lint: $(STAMP)
+	mkdir -p $(VENV)/mypy && ln -sfn $(CURDIR) $(VENV)/mypy/gos_web_socket
 	$(VENV)/bin/ruff check --no-cache .
 	$(VENV)/bin/ruff format --no-cache --check .
 	$(VENV)/bin/mypy

@@ -30,27 +30,27 @@ from typing import Any, TypeVar
 
 from dependency_injector import containers, providers
 
-from app import lifecycle
-from app.auth import Authenticator, ConnectionRepository
-from app.auth.demo import DemoTokens, launched_listener as demo_listener
-from app.demo import AcmeRpc, AcmeTopic
-from app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
-from app.exceptions import ConfigurationError, ServiceNotFound
-from app.ops import OpsService, launched_listener, readiness
-from app.registry import (
+from gos_web_socket.app import lifecycle
+from gos_web_socket.app.auth import Authenticator, ConnectionRepository
+from gos_web_socket.app.auth.demo import DemoTokens, launched_listener as demo_listener
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
+from gos_web_socket.app.exceptions import ConfigurationError, ServiceNotFound
+from gos_web_socket.app.ops import OpsService, launched_listener, readiness
+from gos_web_socket.app.registry import (
     PusherRegistry,
     Registry,
     RpcRegistry,
     ServerPushHandlerRegistry,
     TopicRegistry,
 )
-from app.router import RouteCollection, Router, load_routes
-from app.server import WampServer
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from app.transports.wamp import WampPusher
-from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
-from app.web import HttpService
-from settings import (
+from gos_web_socket.app.router import RouteCollection, Router, load_routes
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.wamp import WampPusher
+from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.app.web import HttpService
+from gos_web_socket.settings import (
     AmqpSettings,
     PushersSettings,
     Settings,

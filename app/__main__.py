@@ -1,4 +1,4 @@
-"""``python -m app``: the entry point that builds the container and runs the CLI."""
+"""``python -m gos_web_socket.app``: the entry point that builds the container and runs the CLI."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app import cli
+from gos_web_socket.app import cli
 
 
 def _services(config: Path | None, overrides: Mapping[str, Any], profile: bool) -> cli.Services:
     # Imported here so `app` itself never depends on the composition root at import time.
     from dependency_injector import providers
 
-    import containers
-    from settings import load_settings
+    from gos_web_socket import containers
+    from gos_web_socket.settings import load_settings
 
     # Read once, before the container: server.container names the class to build, and bad
     # config must stop start-up before anything runs.
@@ -37,7 +37,7 @@ def _services(config: Path | None, overrides: Mapping[str, Any], profile: bool) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``gos-websocket`` console script and ``python -m app``."""
+    """The ``gos-websocket`` console script and ``python -m gos_web_socket.app``."""
     return cli.main(argv, _services)
 
 

@@ -1,4 +1,4 @@
-"""The command line (``python -m app`` / ``gos-websocket``): server, push, routes, config, health.
+"""The command line (``gos-websocket``): server, push, routes, config, health.
 
 The composition root (``app/__main__.py``) hands in a ``Services`` factory, so this module
 parses arguments and runs commands without knowing how the container is built. Every failure
@@ -19,9 +19,9 @@ from typing import Any, Protocol, TextIO
 
 import yaml
 
-from app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
-from app.logs import configure_logging
-from settings.models import LoggingSettings
+from gos_web_socket.app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
+from gos_web_socket.app.logs import configure_logging
+from gos_web_socket.settings.models import LoggingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,15 @@ class ServicesFactory(Protocol):
 
 
 ONE_SHOT_COMMANDS = frozenset({"push", "routes", "config", "health"})
-QUIET_LOGGERS = ("aio_pika", "aiormq", "pamqp", "autobahn", "txaio", "zmq", "app.transports")
+QUIET_LOGGERS = (
+    "aio_pika",
+    "aiormq",
+    "pamqp",
+    "autobahn",
+    "txaio",
+    "zmq",
+    "gos_web_socket.app.transports",
+)
 """Broker and WebSocket clients and our pushers: their retry chatter is silenced for one-shot
 commands, where the command's own error line says what failed (``-v`` shows them again)."""
 
@@ -188,7 +196,9 @@ async def _push(services: Services, args: argparse.Namespace, out: TextIO) -> in
 
 
 def _health(services: Services, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from app.ops import check_health  # imported here: the other commands need no HTTP client
+    from gos_web_socket.app.ops import (
+        check_health,  # imported here: the other commands need no HTTP client
+    )
 
     metrics = services("settings").server.metrics  # -a / -p are already merged in
     host, port = metrics.host, metrics.port

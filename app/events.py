@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.transports.base import ServerPushHandler
+    from gos_web_socket.app.transports.base import ServerPushHandler
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from app.server import WampServer
-    from app.transports.base import Pusher
+    from gos_web_socket.app.server import WampServer
+    from gos_web_socket.app.transports.base import Pusher
 
 logger = logging.getLogger(__name__)
 

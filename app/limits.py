@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.exceptions import LimitExceeded, PayloadRejected
+from gos_web_socket.app.exceptions import LimitExceeded, PayloadRejected
 
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_INVALID_PAYLOAD = 1007

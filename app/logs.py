@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from settings.models import LoggingSettings
+from gos_web_socket.settings.models import LoggingSettings
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _VARIABLE = re.compile(r"[0-9a-fA-F]{8,}|\d+")

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from app.exceptions import InvalidPushArgument, MessageDecodeError
+from gos_web_socket.app.exceptions import InvalidPushArgument, MessageDecodeError
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 

@@ -25,7 +25,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from app.events import (
+from gos_web_socket.app.events import (
     CLIENT_CONNECTED,
     PUSH_FAIL,
     PUSH_SUCCESS,
@@ -35,8 +35,8 @@ from app.events import (
 )
 
 if TYPE_CHECKING:
-    from app.server import WampServer
-    from app.transports.base import Pusher
+    from gos_web_socket.app.server import WampServer
+    from gos_web_socket.app.transports.base import Pusher
 
 NAMESPACE = "gos_websocket"
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4

@@ -8,7 +8,7 @@ and is started by the ``server_launched`` listener, like the demo page's HTTP se
     ...
     await ops.close()
 
-``check_health`` is the client side, used by ``python -m app health``.
+``check_health`` is the client side, used by ``gos-websocket health``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.metrics import CONTENT_TYPE, ServerMetrics, subscriptions, transport_of
-from app.web import Request, Response, StaticHttpServer
+from gos_web_socket.app.metrics import CONTENT_TYPE, ServerMetrics, subscriptions, transport_of
+from gos_web_socket.app.web import Request, Response, StaticHttpServer
 
 if TYPE_CHECKING:
-    from app.events import ServerLaunchedEvent
-    from app.server import WampServer
-    from app.transports.base import Pusher
-    from settings.models import MetricsSettings
+    from gos_web_socket.app.events import ServerLaunchedEvent
+    from gos_web_socket.app.server import WampServer
+    from gos_web_socket.app.transports.base import Pusher
+    from gos_web_socket.settings.models import MetricsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class OpsService:
         return Response.json(body, 200 if ready else 503)
 
 
-# -- the client side (python -m app health) ------------------------------------------------------
+# -- the client side (gos-websocket health) ---------------------------------------
 
 
 def check_health(host: str, port: int, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
@@ -208,6 +208,6 @@ def check_health(host: str, port: int, timeout: float = 5.0) -> tuple[int, dict[
 
 def launched_listener(ops: OpsService) -> tuple[str, Any, int]:
     """``ops.on_server_launched`` as an ``event_listeners`` entry for the container."""
-    from app.events import SERVER_LAUNCHED
+    from gos_web_socket.app.events import SERVER_LAUNCHED
 
     return SERVER_LAUNCHED, ops.on_server_launched, 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Generic, TypeVar
 
-from app.exceptions import (
+from gos_web_socket.app.exceptions import (
     NotRegistered,
     PusherNotFound,
     PushHandlerNotFound,

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from app.exceptions import ListenError
+from gos_web_socket.app.exceptions import ListenError
 
 if TYPE_CHECKING:
-    from app.events import ServerLaunchedEvent
-    from settings import Settings
+    from gos_web_socket.app.events import ServerLaunchedEvent
+    from gos_web_socket.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from settings import AmqpSettings, ZmqSettings
+from gos_web_socket.settings import AmqpSettings, ZmqSettings
 
 
 def amqp_settings(url: str) -> AmqpSettings:
@@ -25,8 +25,8 @@ def zmq_settings(port: int) -> ZmqSettings:
 
 def router() -> Any:
     """The demo routes (acme_topic: acme/channel/{room})."""
-    from app.router import Router, load_routes
-    from settings import DEFAULT_ROUTING
+    from gos_web_socket.app.router import Router, load_routes
+    from gos_web_socket.settings import DEFAULT_ROUTING
 
     return Router(load_routes(DEFAULT_ROUTING))
 
@@ -34,24 +34,24 @@ def router() -> Any:
 def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
     """Our AmqpPusher or ZmqPusher on the demo routes."""
     if transport == "amqp":
-        from app.transports.amqp import AmqpPusher
+        from gos_web_socket.app.transports.amqp import AmqpPusher
 
         return AmqpPusher(amqp_settings(amqp_url), router())
-    from app.transports.zmq import ZmqPusher
+    from gos_web_socket.app.transports.zmq import ZmqPusher
 
     return ZmqPusher(zmq_settings(zmq_port), router())
 
 
 def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
-    """The runtime of the project's container, as `python -m app server` builds it: demo topic
+    """The runtime of the project's container, as `gos-websocket server` builds it: demo topic
     and RPC, one push handler (AMQP or ZeroMQ), the metrics listener and the demo page.
 
     Only the addresses differ (free ports) and the other transports are off;
     ``max_outgoing_buffer`` stays at its default (1 MiB), so the slow-reader guard runs on every
     write as in production.
     """
-    import containers
-    from settings import Settings
+    from gos_web_socket import containers
+    from gos_web_socket.settings import Settings
 
     off = {"enabled": False}
     pushers: dict[str, Any] = {"amqp": off, "wamp": off, "zmq": off}

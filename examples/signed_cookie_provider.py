@@ -21,8 +21,8 @@ from typing import Any
 from dependency_injector import providers
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from app.auth import AuthenticationProvider, Credentials, User
-from app.exceptions import AuthenticationFailed
+from gos_web_socket.app.auth import AuthenticationProvider, Credentials, User
+from gos_web_socket.app.exceptions import AuthenticationFailed
 
 
 class SignedCookieProvider(AuthenticationProvider):
@@ -61,7 +61,7 @@ class SignedCookieProvider(AuthenticationProvider):
 
 
 async def main() -> None:
-    from containers import create_container
+    from gos_web_socket.containers import create_container
 
     secret = "change-me: the Flask SECRET_KEY"
     container = create_container()

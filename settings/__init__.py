@@ -1,6 +1,6 @@
 """Settings models and the loader; the default YAML files live beside them."""
 
-from settings.models import (
+from gos_web_socket.settings.models import (
     BUILTIN_PUSHERS,
     DEFAULT_CONFIG,
     DEFAULT_ROUTING,

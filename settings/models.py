@@ -21,8 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from app.exceptions import ConfigurationError
-from settings.auth import AuthenticationSettings
+from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.settings.auth import AuthenticationSettings
 
 logger = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 
-from app.auth.credentials import Credentials
-from app.auth.jwt import JwtProvider
-from app.auth.providers import AuthenticationProvider
-from app.auth.user import ANONYMOUS, User
-from app.exceptions import AuthenticationFailed
-from settings.auth import AuthenticationSettings
+from gos_web_socket.app.auth.credentials import Credentials
+from gos_web_socket.app.auth.jwt import JwtProvider
+from gos_web_socket.app.auth.providers import AuthenticationProvider
+from gos_web_socket.app.auth.user import ANONYMOUS, User
+from gos_web_socket.app.exceptions import AuthenticationFailed
+from gos_web_socket.settings.auth import AuthenticationSettings
 
 if TYPE_CHECKING:
-    from app.server.connection import WampConnection
+    from gos_web_socket.app.server.connection import WampConnection
 
 logger = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.auth.user import User
-from app.exceptions import ConfigurationError
-from app.router import Router, WampRequest
-from app.router.route import Route
+from gos_web_socket.app.auth.user import User
+from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.app.router import Router, WampRequest
+from gos_web_socket.app.router.route import Route
 
 VERBS = ("subscribe", "publish", "call")
 PUSHER_ROLE = "ROLE_GOS_PUSHER"

@@ -18,10 +18,10 @@ from typing import Any
 
 import jwt
 
-from app.auth.jwt import JwtProvider
-from app.auth.providers import AuthenticationProvider
-from app.web import HttpService, Request, Response
-from settings.auth import JwtProviderSettings
+from gos_web_socket.app.auth.jwt import JwtProvider
+from gos_web_socket.app.auth.providers import AuthenticationProvider
+from gos_web_socket.app.web import HttpService, Request, Response
+from gos_web_socket.settings.auth import JwtProviderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class DemoTokens:
 
 def launched_listener(demo: DemoTokens, http: HttpService) -> tuple[str, Any, int]:
     """Install the demo routes when the server launches (an ``event_listeners`` entry)."""
-    from app.events import SERVER_LAUNCHED
+    from gos_web_socket.app.events import SERVER_LAUNCHED
 
     async def install(event: Any) -> None:
         demo.install(http)

@@ -30,11 +30,11 @@ from jwt.exceptions import (
     PyJWKSetError,
 )
 
-from app.auth.credentials import Credentials
-from app.auth.providers import AuthenticationProvider
-from app.auth.user import User
-from app.exceptions import AuthenticationFailed, ConfigurationError
-from settings.auth import HMAC_ALGORITHMS, JwtProviderSettings
+from gos_web_socket.app.auth.credentials import Credentials
+from gos_web_socket.app.auth.providers import AuthenticationProvider
+from gos_web_socket.app.auth.user import User
+from gos_web_socket.app.exceptions import AuthenticationFailed, ConfigurationError
+from gos_web_socket.settings.auth import HMAC_ALGORITHMS, JwtProviderSettings
 
 REASONS = (
     "malformed",

@@ -11,8 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from app.auth.credentials import Credentials
-from app.auth.user import User
+from gos_web_socket.app.auth.credentials import Credentials
+from gos_web_socket.app.auth.user import User
 
 
 class AuthenticationProvider(ABC):

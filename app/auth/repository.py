@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from app.auth.user import User
+from gos_web_socket.app.auth.user import User
 
 if TYPE_CHECKING:
-    from app.server.connection import WampConnection
-    from app.server.server import WampServer
-    from app.server.topic import Topic
+    from gos_web_socket.app.server.connection import WampConnection
+    from gos_web_socket.app.server.server import WampServer
+    from gos_web_socket.app.server.topic import Topic
 
 
 class ConnectionRepository:

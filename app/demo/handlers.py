@@ -5,9 +5,9 @@ from __future__ import annotations
 from numbers import Real
 from typing import Any
 
-from app.exceptions import RpcError
-from app.router import WampRequest
-from app.server import PushableTopic, RpcHandler, Topic, WampConnection
+from gos_web_socket.app.exceptions import RpcError
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import PushableTopic, RpcHandler, Topic, WampConnection
 
 
 class AcmeTopic(PushableTopic):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.router.collection import RouteCollection
-from app.router.loader import load_routes, load_routes_from_mapping
-from app.router.route import Route
-from app.router.router import Router, WampRequest
+from gos_web_socket.app.router.collection import RouteCollection
+from gos_web_socket.app.router.loader import load_routes, load_routes_from_mapping
+from gos_web_socket.app.router.route import Route
+from gos_web_socket.app.router.router import Router, WampRequest
 
 __all__ = [
     "Route",

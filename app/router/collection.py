@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping
 
-from app.router.route import Route
+from gos_web_socket.app.router.route import Route
 
 __all__ = ["RouteCollection"]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from app.exceptions import RouteDefinitionError
-from app.router.collection import RouteCollection
-from app.router.route import Route
+from gos_web_socket.app.exceptions import RouteDefinitionError
+from gos_web_socket.app.router.collection import RouteCollection
+from gos_web_socket.app.router.route import Route
 
 __all__ = ["ALLOWED_KEYS", "load_routes", "load_routes_from_mapping"]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.exceptions import RouteDefinitionError
+from gos_web_socket.app.exceptions import RouteDefinitionError
 
 __all__ = ["CompiledRoute", "Route", "TextToken", "Token", "VariableToken"]
 

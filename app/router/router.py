@@ -8,9 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.exceptions import InvalidParameter, MissingMandatoryParameters, NoRouteMatch, RouteNotFound
-from app.router.collection import RouteCollection
-from app.router.route import CompiledRoute, Route, TextToken
+from gos_web_socket.app.exceptions import (
+    InvalidParameter,
+    MissingMandatoryParameters,
+    NoRouteMatch,
+    RouteNotFound,
+)
+from gos_web_socket.app.router.collection import RouteCollection
+from gos_web_socket.app.router.route import CompiledRoute, Route, TextToken
 
 __all__ = ["Router", "WampRequest"]
 

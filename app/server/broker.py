@@ -13,18 +13,18 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from app.auth.authenticator import Authenticator
-from app.auth.authorization import RouteRules
-from app.exceptions import NotAuthorized, ResourceNotFound
-from app.limits import check_count
-from app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
-from app.server.manager import TopicManager
-from app.server.session import Failure, Result
-from app.server.topic import Topic
+from gos_web_socket.app.auth.authenticator import Authenticator
+from gos_web_socket.app.auth.authorization import RouteRules
+from gos_web_socket.app.exceptions import NotAuthorized, ResourceNotFound
+from gos_web_socket.app.limits import check_count
+from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
+from gos_web_socket.app.server.manager import TopicManager
+from gos_web_socket.app.server.session import Failure, Result
+from gos_web_socket.app.server.topic import Topic
 
 if TYPE_CHECKING:
-    from app.router import Router, WampRequest
-    from app.server.connection import WampConnection
+    from gos_web_socket.app.router import Router, WampRequest
+    from gos_web_socket.app.server.connection import WampConnection
 
 logger = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, cast
 from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
 
-from app.auth.credentials import Credentials
-from app.auth.user import ANONYMOUS, User
-from app.events import (
+from gos_web_socket.app.auth.credentials import Credentials
+from gos_web_socket.app.auth.user import ANONYMOUS, User
+from gos_web_socket.app.events import (
     CLIENT_CONNECTED,
     CLIENT_DISCONNECTED,
     CLIENT_ERROR,
@@ -44,19 +44,19 @@ from app.events import (
     ClientErrorEvent,
     EventDispatcher,
 )
-from app.exceptions import LimitExceeded, ProtocolError
-from app.limits import TokenBucket, check_count
-from app.server.guard import Guard, normalise_origin
-from app.server.session import SERVER_AGENT, Session, WireFormat, new_session_id
-from app.server.timers import PeriodicTimers
-from app.stats import ServerStats
-from app.web import Response, encode_response, parse_request
-from settings.models import LimitsSettings
+from gos_web_socket.app.exceptions import LimitExceeded, ProtocolError
+from gos_web_socket.app.limits import TokenBucket, check_count
+from gos_web_socket.app.server.guard import Guard, normalise_origin
+from gos_web_socket.app.server.session import SERVER_AGENT, Session, WireFormat, new_session_id
+from gos_web_socket.app.server.timers import PeriodicTimers
+from gos_web_socket.app.stats import ServerStats
+from gos_web_socket.app.web import Response, encode_response, parse_request
+from gos_web_socket.settings.models import LimitsSettings
 
 if TYPE_CHECKING:
-    from app.auth.authenticator import Authenticator
-    from app.router import WampRequest
-    from app.server.topic import Topic
+    from gos_web_socket.app.auth.authenticator import Authenticator
+    from gos_web_socket.app.router import WampRequest
+    from gos_web_socket.app.server.topic import Topic
 
 logger = logging.getLogger(__name__)
 

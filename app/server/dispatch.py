@@ -11,15 +11,20 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from app.exceptions import FirewallRejection, PushUnsupported, RpcError, TopicNotFound
-from app.server.handlers import PushableTopic, SecuredTopic, TopicHandler
-from app.server.rpc import RpcHandler
-from app.server.session import Failure, Result
-from app.server.topic import Topic
+from gos_web_socket.app.exceptions import (
+    FirewallRejection,
+    PushUnsupported,
+    RpcError,
+    TopicNotFound,
+)
+from gos_web_socket.app.server.handlers import PushableTopic, SecuredTopic, TopicHandler
+from gos_web_socket.app.server.rpc import RpcHandler
+from gos_web_socket.app.server.session import Failure, Result
+from gos_web_socket.app.server.topic import Topic
 
 if TYPE_CHECKING:
-    from app.router import WampRequest
-    from app.server.connection import WampConnection
+    from gos_web_socket.app.router import WampRequest
+    from gos_web_socket.app.server.connection import WampConnection
 
 logger = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from urllib.parse import urlsplit
 
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 
-from app.events import (
+from gos_web_socket.app.events import (
     CLIENT_REJECTED,
     CONNECTION_REJECTED,
     ClientRejectedEvent,
     ConnectionRejectedEvent,
     EventDispatcher,
 )
-from settings.models import Settings
+from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
 

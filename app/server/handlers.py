@@ -9,11 +9,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from app.server.topic import Topic
+from gos_web_socket.app.server.topic import Topic
 
 if TYPE_CHECKING:
-    from app.router import WampRequest
-    from app.server.connection import WampConnection
+    from gos_web_socket.app.router import WampRequest
+    from gos_web_socket.app.server.connection import WampConnection
 
 
 class TopicHandler:

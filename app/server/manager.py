@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from app.server.topic import Topic
+from gos_web_socket.app.server.topic import Topic
 
 if TYPE_CHECKING:
-    from app.router import WampRequest
-    from app.server.connection import WampConnection
+    from gos_web_socket.app.router import WampRequest
+    from gos_web_socket.app.server.connection import WampConnection
 
 
 class TopicManager:

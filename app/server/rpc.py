@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.router import WampRequest
-    from app.server.connection import WampConnection
+    from gos_web_socket.app.router import WampRequest
+    from gos_web_socket.app.server.connection import WampConnection
 
 RpcMethod = Callable[["WampConnection", "WampRequest", Any], Awaitable[Any]]
 

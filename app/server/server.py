@@ -13,32 +13,32 @@ import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.auth.authenticator import Authenticator
-from app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
-from app.exceptions import ListenError
-from app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
-from app.server.broker import Broker
-from app.server.connection import (
+from gos_web_socket.app.auth.authenticator import Authenticator
+from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
+from gos_web_socket.app.exceptions import ListenError
+from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
+from gos_web_socket.app.server.broker import Broker
+from gos_web_socket.app.server.connection import (
     CLOSE_GOING_AWAY,
     ConnectionServices,
     WampConnection,
     WampServerFactory,
 )
-from app.server.dispatch import RpcDispatcher, TopicDispatcher
-from app.server.guard import Guard
-from app.server.handlers import TopicHandler
-from app.server.manager import TopicManager
-from app.server.rpc import RpcHandler
-from app.server.subprotocols import Subprotocols
-from app.server.timers import PeriodicTimers
-from app.server.topic import Topic
-from app.stats import ServerStats
-from app.transports.supervisor import Supervisor
-from settings.models import Settings
+from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher
+from gos_web_socket.app.server.guard import Guard
+from gos_web_socket.app.server.handlers import TopicHandler
+from gos_web_socket.app.server.manager import TopicManager
+from gos_web_socket.app.server.rpc import RpcHandler
+from gos_web_socket.app.server.subprotocols import Subprotocols
+from gos_web_socket.app.server.timers import PeriodicTimers
+from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.stats import ServerStats
+from gos_web_socket.app.transports.supervisor import Supervisor
+from gos_web_socket.settings.models import Settings
 
 if TYPE_CHECKING:
-    from app.router import Router, WampRequest
-    from app.transports.base import ServerPushHandler
+    from gos_web_socket.app.router import Router, WampRequest
+    from gos_web_socket.app.transports.base import ServerPushHandler
 
 logger = logging.getLogger(__name__)
 

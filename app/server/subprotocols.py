@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app.server.broker import Broker
-from app.server.session import FrameBuilder, Session
-from app.server.wamp1 import SUBPROTOCOL, Wamp1Format, Wamp1Session
-from app.server.wamp2 import Wamp2Session, serializers
+from gos_web_socket.app.server.broker import Broker
+from gos_web_socket.app.server.session import FrameBuilder, Session
+from gos_web_socket.app.server.wamp1 import SUBPROTOCOL, Wamp1Format, Wamp1Session
+from gos_web_socket.app.server.wamp2 import Wamp2Session, serializers
 
 if TYPE_CHECKING:
-    from app.server.connection import WampConnection
+    from gos_web_socket.app.server.connection import WampConnection
 
 
 class Subprotocols:

@@ -10,8 +10,8 @@ import itertools
 from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
-from app.server.session import WireFormat, new_publication_id
-from app.server.timers import PeriodicTimers
+from gos_web_socket.app.server.session import WireFormat, new_publication_id
+from gos_web_socket.app.server.timers import PeriodicTimers
 
 _subscription_ids = itertools.count(1)
 """WAMP v2 subscription ids: router scope, one per live topic."""

@@ -11,14 +11,21 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from app.exceptions import PayloadRejected, ProtocolError
-from app.limits import BoundedPrefixes, decode_json
-from app.message import dumps
-from app.server.session import SERVER_AGENT, Failure, FrameBuilder, Result, Session, WireFormat
+from gos_web_socket.app.exceptions import PayloadRejected, ProtocolError
+from gos_web_socket.app.limits import BoundedPrefixes, decode_json
+from gos_web_socket.app.message import dumps
+from gos_web_socket.app.server.session import (
+    SERVER_AGENT,
+    Failure,
+    FrameBuilder,
+    Result,
+    Session,
+    WireFormat,
+)
 
 if TYPE_CHECKING:
-    from app.server.broker import Broker
-    from app.server.connection import WampConnection
+    from gos_web_socket.app.server.broker import Broker
+    from gos_web_socket.app.server.connection import WampConnection
 
 WELCOME, PREFIX, CALL, CALLRESULT, CALLERROR = 0, 1, 2, 3, 4
 SUBSCRIBE, UNSUBSCRIBE, PUBLISH, EVENT = 5, 6, 7, 8

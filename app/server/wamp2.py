@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
-from app.exceptions import PayloadRejected, ProtocolError
-from app.limits import decode_json
-from app.message import dumps
-from app.server.session import (
+from gos_web_socket.app.exceptions import PayloadRejected, ProtocolError
+from gos_web_socket.app.limits import decode_json
+from gos_web_socket.app.message import dumps
+from gos_web_socket.app.server.session import (
     MAX_ID,
     SERVER_AGENT,
     Failure,
@@ -43,10 +43,10 @@ from app.server.session import (
 )
 
 if TYPE_CHECKING:
-    from app.auth.user import User
-    from app.server.broker import Broker
-    from app.server.connection import WampConnection
-    from app.server.topic import Topic
+    from gos_web_socket.app.auth.user import User
+    from gos_web_socket.app.server.broker import Broker
+    from gos_web_socket.app.server.connection import WampConnection
+    from gos_web_socket.app.server.topic import Topic
 
 logger = logging.getLogger(__name__)
 

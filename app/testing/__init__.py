@@ -2,7 +2,7 @@
 
 Use it from your tests (pytest with pytest-asyncio)::
 
-    from app.testing import WampTestClient, running, url_of
+    from gos_web_socket.app.testing import WampTestClient, running, url_of
 
     async def test_a_client_gets_what_another_publishes():
         async with running(Realtime, config=Path("config.yaml")) as container:
@@ -26,12 +26,12 @@ from typing import Any
 
 from dependency_injector import providers
 
-import containers
-from app.message import Message
-from app.router import Router
-from app.testing.wamp1 import CallError, ConnectFailed, WampTestClient
-from app.testing.wamp2 import JoinFailed, RawPeer, V2Client
-from app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
+from gos_web_socket import containers
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.testing.wamp1 import CallError, ConnectFailed, WampTestClient
+from gos_web_socket.app.testing.wamp2 import JoinFailed, RawPeer, V2Client
+from gos_web_socket.app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 
 __all__ = [
     "MEMORY",

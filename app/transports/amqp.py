@@ -38,14 +38,14 @@ from aio_pika.exceptions import (
 from aiormq.exceptions import ChannelAccessRefused
 from yarl import URL
 
-from app.events import EventDispatcher
-from app.exceptions import InvalidPushArgument, PushFailed, PushHandlerError
-from app.message import Message
-from app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
-from settings.models import AmqpSettings
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.exceptions import InvalidPushArgument, PushFailed, PushHandlerError
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
+from gos_web_socket.settings.models import AmqpSettings
 
 if TYPE_CHECKING:
-    from app.router import Router
+    from gos_web_socket.app.router import Router
 
 logger = logging.getLogger(__name__)
 

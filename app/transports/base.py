@@ -28,19 +28,19 @@ from collections import OrderedDict
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
-from app.events import (
+from gos_web_socket.app.events import (
     PUSH_FAIL,
     PUSH_SUCCESS,
     EventDispatcher,
     PushHandlerFailEvent,
     PushHandlerSuccessEvent,
 )
-from app.exceptions import PusherError, PushFailed, PushHandlerError
-from app.message import Message
-from app.stats import PusherStats, PushHandlerStats
+from gos_web_socket.app.exceptions import PusherError, PushFailed, PushHandlerError
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.stats import PusherStats, PushHandlerStats
 
 if TYPE_CHECKING:
-    from app.router import Router, WampRequest
+    from gos_web_socket.app.router import Router, WampRequest
 
 logger = logging.getLogger(__name__)
 

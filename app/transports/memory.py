@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from app.events import EventDispatcher
-from app.exceptions import PushFailed, PushHandlerError
-from app.message import Message
-from app.router import Router
-from app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.exceptions import PushFailed, PushHandlerError
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
 
 
 class InMemoryPusher(Pusher):

@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.exceptions import ConfigurationError, ListenError
-from app.transports.base import PushableServer, RateLimitedLog, ServerPushHandler
+from gos_web_socket.app.exceptions import ConfigurationError, ListenError
+from gos_web_socket.app.transports.base import PushableServer, RateLimitedLog, ServerPushHandler
 
 __all__ = ["FATAL_START_ERRORS", "HandlerState", "Supervisor"]
 

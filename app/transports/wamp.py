@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.exception import Disconnected
 
-from app.exceptions import InvalidPushArgument, ProtocolError, PushFailed
-from app.message import Message, dumps
-from app.server.wamp1 import PUBLISH, WELCOME
-from app.transports.base import Pusher
+from gos_web_socket.app.exceptions import InvalidPushArgument, ProtocolError, PushFailed
+from gos_web_socket.app.message import Message, dumps
+from gos_web_socket.app.server.wamp1 import PUBLISH, WELCOME
+from gos_web_socket.app.transports.base import Pusher
 
 if TYPE_CHECKING:
-    from app.router import Router
-    from settings.models import WampSettings
+    from gos_web_socket.app.router import Router
+    from gos_web_socket.settings.models import WampSettings
 
 __all__ = ["WampPusher", "publish_frame"]
 

@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 import zmq.asyncio
 
-from app.exceptions import ListenError, PushFailed, PushHandlerError
-from app.message import Message
-from app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
+from gos_web_socket.app.exceptions import ListenError, PushFailed, PushHandlerError
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
 
 if TYPE_CHECKING:
-    from app.events import EventDispatcher
-    from app.router import Router
-    from settings.models import ZmqSettings
+    from gos_web_socket.app.events import EventDispatcher
+    from gos_web_socket.app.router import Router
+    from gos_web_socket.settings.models import ZmqSettings
 
 __all__ = ["ZmqPusher", "ZmqReceiver", "ZmqServerPushHandler", "endpoint", "shared_context"]
 

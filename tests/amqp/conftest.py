@@ -12,12 +12,12 @@ from typing import Any
 import aio_pika
 import pytest
 
-from app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher
-from app.exceptions import PushUnsupported
-from app.router import Route, RouteCollection, Router
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from app.transports.supervisor import Supervisor
-from settings.models import AmqpSettings
+from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher
+from gos_web_socket.app.exceptions import PushUnsupported
+from gos_web_socket.app.router import Route, RouteCollection, Router
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.supervisor import Supervisor
+from gos_web_socket.settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode
 
 

@@ -12,13 +12,13 @@ from typing import Any
 import aio_pika
 import pytest
 
-from app.demo import AcmeTopic
-from app.events import EventDispatcher
-from app.exceptions import MessageDecodeError, NoRouteMatch, PushUnsupported
-from app.router import Router, WampRequest, load_routes_from_mapping
-from app.server import PushableTopic, Topic, TopicHandler, WampServer
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from settings.models import AmqpSettings
+from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.exceptions import MessageDecodeError, NoRouteMatch, PushUnsupported
+from gos_web_socket.app.router import Router, WampRequest, load_routes_from_mapping
+from gos_web_socket.app.server import PushableTopic, Topic, TopicHandler, WampServer
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, drain, wait_until
 from tests.support.server import make_server, url_of
 from tests.support.wamp_client import WampTestClient

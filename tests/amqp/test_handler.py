@@ -7,11 +7,16 @@ import asyncio
 import aio_pika
 import pytest
 
-from app.exceptions import MessageDecodeError, NoRouteMatch, PushHandlerError, PushUnsupported
-from app.message import Message
-from app.router import Router
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from settings.models import AmqpSettings
+from gos_web_socket.app.exceptions import (
+    MessageDecodeError,
+    NoRouteMatch,
+    PushHandlerError,
+    PushUnsupported,
+)
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, drain, wait_until
 from tests.support.rabbitmq import RabbitMQNode, free_port
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from app.router import Router
-from app.transports.amqp import AmqpPusher
-from settings.models import AmqpSettings
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import RecordingServer, Supervise, wait_until
 from tests.support.rabbitmq import RabbitMQNode
 

@@ -11,10 +11,10 @@ import aio_pika
 import pytest
 from aio_pika.exceptions import PublishError
 
-from app.exceptions import InvalidPushArgument, PushFailed, RouteNotFound
-from app.router import Router
-from app.transports.amqp import AMQP_IMMEDIATE, AMQP_MANDATORY, AmqpPusher
-from settings.models import AmqpSettings
+from gos_web_socket.app.exceptions import InvalidPushArgument, PushFailed, RouteNotFound
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.amqp import AMQP_IMMEDIATE, AMQP_MANDATORY, AmqpPusher
+from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import RecordingServer, StartHandler, wait_until
 from tests.support.rabbitmq import free_port
 from tests.support.threads import run_threads

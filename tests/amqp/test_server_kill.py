@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aio_pika
 
-from app.router import Router
-from app.transports.amqp import AmqpPusher
-from settings.models import AmqpSettings
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import wait_until
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.wamp_client import WampTestClient
@@ -25,10 +25,10 @@ BACKLOG = 6000
 # subscriber is there before the backlog drains), then the AMQP handler under a Supervisor.
 SERVER = """
 import asyncio, json, sys
-from app.demo import AcmeRpc, AcmeTopic
-from app.transports.amqp import AmqpServerPushHandler
-from app.transports.supervisor import Supervisor
-from settings.models import AmqpSettings
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.transports.amqp import AmqpServerPushHandler
+from gos_web_socket.app.transports.supervisor import Supervisor
+from gos_web_socket.settings.models import AmqpSettings
 from tests.support.server import make_server
 
 async def main():

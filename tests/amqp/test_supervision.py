@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import aio_pika
 import pytest
 
-from app.exceptions import MessageDecodeError
-from app.router import Router
-from app.transports.amqp import DEAD_LETTER_REASON, AmqpPusher
-from settings.models import AmqpSettings
+from gos_web_socket.app.exceptions import MessageDecodeError
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.amqp import DEAD_LETTER_REASON, AmqpPusher
+from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, Supervise, wait_until
 from tests.support.rabbitmq import RabbitMQNode
 
@@ -99,7 +99,7 @@ async def test_php_declared_queue_is_adopted(
     await raw_channel.declare_queue("gos_websocket", durable=True)
     server = RecordingServer()
     try:
-        with caplog.at_level(logging.WARNING, "app.transports.amqp"):
+        with caplog.at_level(logging.WARNING, "gos_web_socket.app.transports.amqp"):
             handler, _ = await supervise(
                 server, queue_name="gos_websocket", exchange_name="gos_websocket_exchange"
             )

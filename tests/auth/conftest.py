@@ -19,8 +19,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.server import WampServer
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.server import WampServer
 from tests.support.raw_ws import php_upgrade_request
 from tests.support.server import running_server
 

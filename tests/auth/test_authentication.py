@@ -10,8 +10,8 @@ from typing import Any
 import jwt
 import pytest
 
-from app.auth import CLOSE_TOKEN_EXPIRED
-from app.server import WampServer
+from gos_web_socket.app.auth import CLOSE_TOKEN_EXPIRED
+from gos_web_socket.app.server import WampServer
 from tests.auth.conftest import Keys, Serve, handshake_status
 from tests.support.server import eventually, url_of
 from tests.support.wamp_client import WampTestClient
@@ -151,9 +151,11 @@ async def test_refusal_logs_reason_never_token(
 ) -> None:
     """One warning per refusal names the reason; the token appears nowhere in the log."""
     token = keys.hs256(exp=int(time.time()) - 60)
-    with caplog.at_level(logging.WARNING, logger="app.auth.authenticator"):
+    with caplog.at_level(logging.WARNING, logger="gos_web_socket.app.auth.authenticator"):
         assert await handshake_status(strict, f"/?token={token}") == 401
-    lines = [r.getMessage() for r in caplog.records if r.name == "app.auth.authenticator"]
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == "gos_web_socket.app.auth.authenticator"
+    ]
     assert len(lines) == 1 and "(expired)" in lines[0]
     assert token not in caplog.text and token.split(".")[2] not in caplog.text
 

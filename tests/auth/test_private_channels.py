@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from app.auth import RouteRules
-from app.demo import AcmeRpc, AcmeTopic
-from app.events import EventDispatcher
-from app.exceptions import ConfigurationError
-from app.router import Router, load_routes, load_routes_from_mapping
-from app.server import WampServer
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from app.transports.wamp import WampPusher
-from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
-from settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
+from gos_web_socket.app.auth import RouteRules
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.app.router import Router, load_routes, load_routes_from_mapping
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.wamp import WampPusher
+from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.auth.conftest import Keys, jwt_node
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import eventually, running_server, url_of
@@ -194,7 +194,7 @@ def test_bad_rules_are_start_up_errors(auth: Any, problem: str) -> None:
 
 def test_role_rule() -> None:
     """roles:A,B admits a user holding either role and nobody else."""
-    from app.auth import User
+    from gos_web_socket.app.auth import User
 
     rule = rules_of({"call": "roles:ROLE_ADMIN, ROLE_OPS"}).rule("call", "r")
     assert rule.allows(User("1", frozenset({"ROLE_OPS"})), {})

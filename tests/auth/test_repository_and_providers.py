@@ -12,14 +12,14 @@ from cryptography.hazmat.primitives import serialization
 from dependency_injector import providers
 from jwt.algorithms import ECAlgorithm
 
-from app.auth import ConnectionRepository, Credentials, JwtProvider
-from app.demo import AcmeRpc, AcmeTopic
-from app.exceptions import AuthenticationFailed, ConfigurationError
-from app.metrics import ServerMetrics
-from app.server import WampServer
 from examples.signed_cookie_provider import SignedCookieProvider
-from settings.auth import JwtProviderSettings
-from settings.models import Settings, load_settings
+from gos_web_socket.app.auth import ConnectionRepository, Credentials, JwtProvider
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.exceptions import AuthenticationFailed, ConfigurationError
+from gos_web_socket.app.metrics import ServerMetrics
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.settings.auth import JwtProviderSettings
+from gos_web_socket.settings.models import Settings, load_settings
 from tests.auth.conftest import Keys, Serve, handshake_status, jwt_node
 from tests.support.server import SERVER, make_container, service, url_of
 from tests.support.wamp_client import WampTestClient

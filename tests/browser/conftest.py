@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from dependency_injector import providers
 
-import containers
-from settings import Settings
+from gos_web_socket import containers
+from gos_web_socket.settings import Settings
 from tests.support.chromium import launch, require_chromium
 from tests.support.rabbitmq import RabbitMQNode, free_port
 

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from playwright.async_api import Page
 
-from settings.auth import AuthenticationSettings
+from gos_web_socket.settings.auth import AuthenticationSettings
 from tests.browser.conftest import Stack, stack_settings, wait_until
 
 MINE = "acme/user/42"

@@ -21,17 +21,26 @@ import aio_pika
 import pytest
 import zmq
 
-from app.demo import AcmeTopic
-from app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher, PushHandlerFailEvent
-from app.exceptions import PushUnsupported
-from app.router import Router, WampRequest, load_routes
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from app.transports.base import Pusher, ServerPushHandler
-from app.transports.memory import InMemoryPusher, InMemoryServerPushHandler, MemoryDelivery
-from app.transports.supervisor import Supervisor
-from app.transports.wamp import WampPusher
-from app.transports.zmq import ZmqPusher, ZmqServerPushHandler, endpoint, shared_context
-from settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
+from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher, PushHandlerFailEvent
+from gos_web_socket.app.exceptions import PushUnsupported
+from gos_web_socket.app.router import Router, WampRequest, load_routes
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.base import Pusher, ServerPushHandler
+from gos_web_socket.app.transports.memory import (
+    InMemoryPusher,
+    InMemoryServerPushHandler,
+    MemoryDelivery,
+)
+from gos_web_socket.app.transports.supervisor import Supervisor
+from gos_web_socket.app.transports.wamp import WampPusher
+from gos_web_socket.app.transports.zmq import (
+    ZmqPusher,
+    ZmqServerPushHandler,
+    endpoint,
+    shared_context,
+)
+from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.contract.line_transport import LinePusher, LineReceiver
 from tests.support.rabbitmq import RabbitMQNode, free_port
 from tests.support.server import running_server, url_of

@@ -12,10 +12,10 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from app.exceptions import InvalidPushArgument, PushFailed, PushHandlerError
-from app.message import Message
-from app.router import Router
-from app.transports.base import Delivery, Pusher, Receiver
+from gos_web_socket.app.exceptions import InvalidPushArgument, PushFailed, PushHandlerError
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver
 
 
 class LinePusher(Pusher):

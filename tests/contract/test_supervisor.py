@@ -8,12 +8,16 @@ from typing import Any
 
 import pytest
 
-from app.events import EventDispatcher
-from app.exceptions import ListenError, PushHandlerError
-from app.router import Router
-from app.transports.base import ServerPushHandler
-from app.transports.memory import InMemoryReceiver, InMemoryServerPushHandler, MemoryDelivery
-from app.transports.supervisor import Supervisor
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.exceptions import ListenError, PushHandlerError
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.base import ServerPushHandler
+from gos_web_socket.app.transports.memory import (
+    InMemoryReceiver,
+    InMemoryServerPushHandler,
+    MemoryDelivery,
+)
+from gos_web_socket.app.transports.supervisor import Supervisor
 from tests.contract.conftest import RecordingServer
 from tests.support.server import eventually
 
@@ -70,11 +74,15 @@ async def test_failures_are_logged_with_the_cause_and_rate_limited(
     """Three quick failures make one warning naming the cause, then one line when it consumes."""
     handler, _ = flaky_handler(router, failures=3)
     supervisor = Supervisor({"memory": handler}, RecordingServer(), first_backoff=0.01)
-    with caplog.at_level(logging.INFO, "app.transports.supervisor"):
+    with caplog.at_level(logging.INFO, "gos_web_socket.app.transports.supervisor"):
         await supervisor.start()
         await eventually(lambda: handler.is_consuming, 5)
         await supervisor.close()
-    messages = [r.getMessage() for r in caplog.records if r.name == "app.transports.supervisor"]
+    messages = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "gos_web_socket.app.transports.supervisor"
+    ]
     assert messages == [
         "push handler memory did not start: broker away (attempt 1); retrying (restart 1)",
         "push handler memory consuming again",

@@ -12,8 +12,13 @@ from typing import Any
 
 import pytest
 
-from app.exceptions import MessageDecodeError, NoRouteMatch, PushHandlerError, RouteNotFound
-from app.message import Message
+from gos_web_socket.app.exceptions import (
+    MessageDecodeError,
+    NoRouteMatch,
+    PushHandlerError,
+    RouteNotFound,
+)
+from gos_web_socket.app.message import Message
 from tests.contract.conftest import ROOM, Rig
 from tests.support.server import eventually
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from dependency_injector import providers
 
-import containers
-from app.demo import AcmeRpc
-from app.events import SERVER_LAUNCHED
-from app.testing import (
+from gos_web_socket import containers
+from gos_web_socket.app.demo import AcmeRpc
+from gos_web_socket.app.events import SERVER_LAUNCHED
+from gos_web_socket.app.testing import (
     WampTestClient,
     make_container,
     memory_pusher,
@@ -43,7 +43,9 @@ def test_the_example_projects_own_tests_pass() -> None:
 
 def test_an_unimportable_container_is_one_line_and_exit_2() -> None:
     """--container naming a missing module ends with one config error line, exit 2."""
-    result = _run(["-m", "app", "server", "--container", "nowhere.realtime:Container"], ROOT)
+    result = _run(
+        ["-m", "gos_web_socket.app", "server", "--container", "nowhere.realtime:Container"], ROOT
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "config error: server.container: cannot import 'nowhere.realtime'"
@@ -53,7 +55,7 @@ def test_an_unimportable_container_is_one_line_and_exit_2() -> None:
 
 def test_a_non_container_is_one_line_and_exit_2() -> None:
     """--container naming something that is not a Container subclass is refused, exit 2."""
-    result = _run(["-m", "app", "server", "--container", "json:loads"], ROOT)
+    result = _run(["-m", "gos_web_socket.app", "server", "--container", "json:loads"], ROOT)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "config error: server.container: 'json:loads' is not a subclass of containers.Container"
@@ -62,7 +64,7 @@ def test_a_non_container_is_one_line_and_exit_2() -> None:
 
 def test_routes_of_the_example_config_are_its_own() -> None:
     """`routes --config config.yaml`, run in the example project, lists its own routes only."""
-    result = _run(["-m", "app", "routes", "--config", "config.yaml"], EXAMPLE)
+    result = _run(["-m", "gos_web_socket.app", "routes", "--config", "config.yaml"], EXAMPLE)
     assert result.returncode == 0, result.stderr
     assert "chat_room" in result.stdout
     assert "acme_topic" not in result.stdout
@@ -125,7 +127,7 @@ async def test_the_example_server_runs_and_a_push_reaches_its_topic() -> None:
         assert await client.call("chat/rpc/shout", "ready") == ["READY"]  # SUBSCRIBE handled
         push = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "app", "push", "chat_room", "-p", "room=lobby",
+            [sys.executable, "-m", "gos_web_socket.app", "push", "chat_room", "-p", "room=lobby",
              "-d", '{"text": "hi"}', "--config", "config.yaml"],
             cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip

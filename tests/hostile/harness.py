@@ -1,6 +1,6 @@
 """The attack run: a real server process, good subscribers, pushes at 50/s, attackers by kind.
 
-``run()`` starts `python -m app server` (``ServerProcess``), one process of good subscribers
+``run()`` starts `gos-websocket server` (``ServerProcess``), one process of good subscribers
 and ``CROWDS`` processes of attackers, pushes ``{"n", "t"}`` through the ZeroMQ pusher at
 ``RATE`` per second for the whole run, and sends the attack kinds one after another (a phase
 per kind, its attackers all at once, spread over the crowd processes), so that every figure of
@@ -25,9 +25,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from app.router import Router, load_routes
-from app.transports.zmq import ZmqPusher
-from settings.models import DEFAULT_ROUTING, ZmqSettings
+from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 from tests.hostile.attacks import EXPECTED, Outcome
 from tests.ops.conftest import scrape
 from tests.support.process import ROOT, ServerProcess, server_env, setting

@@ -1,4 +1,4 @@
-"""`python -m app server` and `python -m app push` as users run them, in separate processes."""
+"""`gos-websocket server` and `gos-websocket push` as users run them, in separate processes."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ async def test_cli_push_reaches_a_subscriber_of_a_running_server(
     client = await server_process.subscriber("acme/channel/42")
     try:
         push = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", "push", "acme_topic", "-p", "room=42",
+            sys.executable, "-m", "gos_web_socket.app", "push", "acme_topic", "-p", "room=42",
             "-d", f'{{"msg": "hi via {pusher}"}}', "--pusher", pusher,
             cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

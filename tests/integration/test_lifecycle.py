@@ -1,6 +1,6 @@
 """The server process's lifecycle as production meets it: taken ports, signals, kills, late brokers.
 
-Each test runs `python -m app server` as a real process against the run's private RabbitMQ and
+Each test runs `gos-websocket server` as a real process against the run's private RabbitMQ and
 checks what users see: exit codes, one error line, and that no confirmed push is lost.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from app.router import Router, load_routes
-from app.transports.amqp import AmqpPusher
-from settings.models import DEFAULT_ROUTING, AmqpSettings
+from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.settings.models import DEFAULT_ROUTING, AmqpSettings
 from tests.ops.conftest import http_get
 from tests.support.process import ServerProcess, port_is_free, server_env, setting
 from tests.support.rabbitmq import RabbitMQNode

@@ -12,12 +12,12 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.demo import AcmeTopic
-from app.ops import OpsService
-from app.router import Router
-from app.server import WampServer
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from settings.models import AmqpSettings
+from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.ops import OpsService
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import running, service
 

@@ -1,4 +1,4 @@
-"""GET /health and `python -m app health` against a real server and a broker that goes away."""
+"""GET /health and `gos-websocket health` against a real server and a broker that goes away."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.ops import check_health
+from gos_web_socket.app.ops import check_health
 from tests.ops.conftest import amqp_settings, http_get, ops_stack, poll, scrape
 from tests.support.rabbitmq import RabbitMQNode, free_port
 from tests.support.wamp_client import WampTestClient
@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def health_command(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m app health ...` in a subprocess, off the loop that serves the server."""
+    """`gos-websocket health ...` in a subprocess, off the loop that serves the server."""
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "app", "health", *args],
+        [sys.executable, "-m", "gos_web_socket.app", "health", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

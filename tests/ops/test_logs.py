@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.logs import KeyValueFormatter, RateLimitFilter, make_handler
-from settings.models import LoggingSettings
+from gos_web_socket.app.logs import KeyValueFormatter, RateLimitFilter, make_handler
+from gos_web_socket.settings.models import LoggingSettings
 from tests.ops.conftest import ops_stack
 
 HANDSHAKE = (
@@ -56,7 +56,7 @@ class FakeClock:
 def record(
     msg: str, *args: object, level: int = logging.WARNING, **extra: object
 ) -> logging.LogRecord:
-    rec = logging.LogRecord("app.test", level, __file__, 1, msg, args, None)
+    rec = logging.LogRecord("gos_web_socket.app.test", level, __file__, 1, msg, args, None)
     rec.__dict__.update(extra)
     return rec
 
@@ -132,7 +132,7 @@ def test_key_value_lines_carry_context_and_stay_one_line() -> None:
         record("closed: %s", 'evil"\ninjected=1', conn_id="abc123", route="acme_topic")
     )
     assert "\n" not in line
-    assert line.split(" ", 1)[1].startswith("level=warning logger=app.test ")
+    assert line.split(" ", 1)[1].startswith("level=warning logger=gos_web_socket.app.test ")
     assert 'msg="closed: evil\\"\\ninjected=1"' in line
     assert line.endswith("conn_id=abc123 route=acme_topic")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import aio_pika
 import pytest
 
-from app.exceptions import RoutingError
-from app.message import Message
-from app.metrics import subscriptions
-from settings.models import AmqpSettings
+from gos_web_socket.app.exceptions import RoutingError
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.metrics import subscriptions
+from gos_web_socket.settings.models import AmqpSettings
 from tests.ops.conftest import amqp_settings, http_get, ops_stack, poll, scrape
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import eventually

@@ -8,9 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from app.router import Router, load_routes
-from app.transports.zmq import ZmqPusher
-from settings.models import DEFAULT_ROUTING, ZmqSettings
+from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 from tests.support.rabbitmq import free_port
 from tests.support.wamp_client import WampTestClient
 
@@ -32,7 +32,7 @@ async def test_profile_prints_memory_connections_and_pushes_per_second() -> None
         "GOS_WEB_SOCKET__PUSHERS__ZMQ__PORT": str(zmq_port),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", "server", "-p", str(ws_port), "-m",
+        sys.executable, "-m", "gos_web_socket.app", "server", "-p", str(ws_port), "-m",
         cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None

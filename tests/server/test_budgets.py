@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from app.demo import AcmeTopic
-from app.metrics import ServerMetrics
-from app.router import WampRequest
-from app.server import RpcHandler, WampConnection, WampServer
+from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.metrics import ServerMetrics
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import RpcHandler, WampConnection, WampServer
 from tests.support.server import running_server, url_of
 from tests.support.wamp_client import WampTestClient
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.exceptions import TopicNotFound
-from app.server import WampServer
+from gos_web_socket.app.exceptions import TopicNotFound
+from gos_web_socket.app.server import WampServer
 from tests.server.conftest import ClientFactory
 from tests.support.wamp_client import CallError
 

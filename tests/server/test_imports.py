@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = "app.server"
+PACKAGE = "gos_web_socket.app.server"
 SOURCE = Path(__file__).resolve().parents[2] / "app" / "server"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.server import WampServer
+from gos_web_socket.app.server import WampServer
 from tests.support.server import url_of
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.server import WampServer
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.server import WampServer
 from tests.support.raw_ws import (
     close_frame,
     masked_frame,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.events import (
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.events import (
     CLIENT_REJECTED,
     CONNECTION_REJECTED,
     SERVER_LAUNCHED,
@@ -23,7 +23,7 @@ from app.events import (
     ConnectionRejectedEvent,
     EventDispatcher,
 )
-from app.server import WampServer
+from gos_web_socket.app.server import WampServer
 from tests.support.rabbitmq import free_port
 from tests.support.raw_ws import masked_frame, parse_frames, split_http
 from tests.support.server import eventually, make_server, running_server, url_of
@@ -274,8 +274,8 @@ async def test_stop_closes_clients_with_1001_promptly() -> None:
 
 SERVE = """
 import asyncio
-from app.demo import AcmeTopic
-from app.events import SERVER_LAUNCHED, EventDispatcher
+from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
 from tests.support.server import RUNTIME, make_container, service
 
 dispatcher = EventDispatcher()

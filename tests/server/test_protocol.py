@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.demo import AcmeTopic
-from app.exceptions import RpcError
-from app.router import WampRequest
-from app.server import RpcHandler, WampConnection, WampServer
+from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.exceptions import RpcError
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import RpcHandler, WampConnection, WampServer
 from tests.support.server import running_server, url_of
 from tests.support.wamp_client import CallError, WampTestClient
 
@@ -259,10 +259,12 @@ async def test_bad_frame_closes_only_that_client(
     bad, good, _ = clients
     good.subscribe("chat/ok")
     await good.call("app/rpc/echo", 0)
-    with caplog.at_level(logging.WARNING, logger="app.server"):
+    with caplog.at_level(logging.WARNING, logger="gos_web_socket.app.server"):
         bad.send_raw(frame)
         assert await bad.wait_closed() == 1007
-    lines = [r.getMessage() for r in caplog.records if r.name.startswith("app.server")]
+    lines = [
+        r.getMessage() for r in caplog.records if r.name.startswith("gos_web_socket.app.server")
+    ]
     assert len(lines) == 1 and bad.session_id in lines[0] and "1007" in lines[0]
     good.publish("chat/ok", "alive")
     assert await good.next_event("chat/ok") == "alive"

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from app.events import (
+from gos_web_socket.app.events import (
     CLIENT_CONNECTED,
     CLIENT_DISCONNECTED,
     CLIENT_ERROR,
     EventDispatcher,
 )
-from app.exceptions import FirewallRejection, PushUnsupported, TopicNotFound
-from app.router import WampRequest
-from app.server import (
+from gos_web_socket.app.exceptions import FirewallRejection, PushUnsupported, TopicNotFound
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import (
     PushableTopic,
     SecuredTopic,
     Topic,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.events import EventDispatcher
-from app.server.guard import Guard
-from settings.models import Settings
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.server.guard import Guard
+from gos_web_socket.settings.models import Settings
 from tests.support.server import running_server, url_of
 from tests.support.wamp_client import ConnectFailed, WampTestClient
 

@@ -1,4 +1,4 @@
-"""`python -m app server` as a real process for a test: its environment, start, signals, output."""
+"""`gos-websocket server` as a real process for a test: its environment, start, signals, output."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import sys
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ def server_env(
     """
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        # the checkout first (tests.*), then what the caller had: a worktree's gos_web_socket alias
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "GOS_WEB_SOCKET__SERVER__PORT": str(ws_port or free_port()),
         "GOS_WEB_SOCKET__SERVER__HTTP__PORT": "0",
         "GOS_WEB_SOCKET__SERVER__METRICS__PORT": str(free_port()),
@@ -67,14 +69,22 @@ def port_is_free(port: int) -> bool:
 
 
 class ServerProcess:
-    """One `python -m app server` process; its output goes to a file (a pipe could fill up).
+    """One `gos-websocket server` process; its output goes to a file (a pipe could fill up).
 
-    ``cwd`` is where it runs: the repository, or a user's project (examples/own_project)."""
+    ``cwd`` is where it runs: the repository, or a user's project (examples/own_project);
+    ``program`` what runs: this checkout's, or an installed console script."""
 
-    def __init__(self, env: dict[str, str], *args: str, cwd: Path = ROOT) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *args: str,
+        cwd: Path = ROOT,
+        program: Sequence[str] = (sys.executable, "-m", "gos_web_socket.app"),
+    ) -> None:
         self.env = env
         self.cwd = cwd
         self.args = args
+        self.program = tuple(program)
         self.ws_url = f"ws://127.0.0.1:{setting(env, 'SERVER__PORT')}/"
         self.metrics_port = int(setting(env, "SERVER__METRICS__PORT"))
         self._output = tempfile.TemporaryFile()
@@ -82,7 +92,8 @@ class ServerProcess:
 
     async def start(self) -> ServerProcess:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", "server", *self.args, cwd=self.cwd, env=self.env,
+            *self.program, "server", *self.args,
+            cwd=self.cwd, env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=self._output, stderr=self._output,
         )  # fmt: skip
         return self

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from settings.models import AmqpSettings
+from gos_web_socket.settings.models import AmqpSettings
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 

@@ -1,4 +1,4 @@
-"""A real server for a test, built by the project's container as `python -m app server` is."""
+"""A real server for a test, built by the project's container as `gos-websocket server` is."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 from dependency_injector import providers
 
-import containers
-from app.events import EventDispatcher
-from app.registry import ServerPushHandlerRegistry
-from app.router import Router, load_routes, load_routes_from_mapping
-from app.server import RpcHandler, TopicHandler, WampServer
-from settings.models import DEFAULT_ROUTING, Settings
+from gos_web_socket import containers
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.registry import ServerPushHandlerRegistry
+from gos_web_socket.app.router import Router, load_routes, load_routes_from_mapping
+from gos_web_socket.app.server import RpcHandler, TopicHandler, WampServer
+from gos_web_socket.settings.models import DEFAULT_ROUTING, Settings
 
 SERVER = "gos_web_socket.server"
 RUNTIME = "gos_web_socket.runtime"
@@ -77,7 +77,7 @@ def make_server(*args: Any, **kwargs: Any) -> WampServer:
 
 @contextlib.asynccontextmanager
 async def running(*args: Any, **kwargs: Any) -> AsyncIterator[containers.Container]:
-    """``make_container(...)`` with its runtime started (as `python -m app server` starts it),
+    """``make_container(...)`` with its runtime started (as `gos-websocket server` starts it),
     stopped on exit; ``service(container, id)`` reaches its parts."""
     container = make_container(*args, **kwargs)
     async with service(container, RUNTIME):

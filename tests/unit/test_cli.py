@@ -1,4 +1,4 @@
-"""The command line, run as users run it: `python -m app ...` in a subprocess."""
+"""The command line, run as users run it: `gos-websocket ...` in a subprocess."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app import cli
+from gos_web_socket.app import cli
 from tests.support.rabbitmq import free_port
 from tests.unit.test_settings import GOS_PUSHERS_BLOCK
 
@@ -25,7 +25,7 @@ def run(
     *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app", *args],
+        [sys.executable, "-m", "gos_web_socket.app", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,

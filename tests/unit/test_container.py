@@ -5,20 +5,25 @@ from __future__ import annotations
 import pytest
 from dependency_injector import providers
 
-import containers
-from app.demo import AcmeRpc, AcmeTopic
-from app.events import EventDispatcher
-from app.exceptions import ServiceNotFound
-from app.registry import PusherRegistry, RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
-from app.router import Router
-from app.server import WampServer
-from app.server.handlers import TopicHandler
-from app.server.rpc import RpcHandler
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
-from app.transports.wamp import WampPusher
-from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
-from settings import load_settings
+from gos_web_socket import containers
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.exceptions import ServiceNotFound
+from gos_web_socket.app.registry import (
+    PusherRegistry,
+    RpcRegistry,
+    ServerPushHandlerRegistry,
+    TopicRegistry,
+)
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.server.handlers import TopicHandler
+from gos_web_socket.app.server.rpc import RpcHandler
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
+from gos_web_socket.app.transports.wamp import WampPusher
+from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.settings import load_settings
 from tests.unit import sample_user_module
 
 EXPECTED = {

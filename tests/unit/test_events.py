@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.events import (
+from gos_web_socket.app.events import (
     PUSH_FAIL,
     PUSH_SUCCESS,
     ClientConnectedEvent,

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from dependency_injector import providers
 
-from app.events import SERVER_LAUNCHED, EventDispatcher
-from app.exceptions import ListenError
-from app.message import Message
-from app.router import Router
-from app.transports.base import Pusher
+from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
+from gos_web_socket.app.exceptions import ListenError
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.base import Pusher
 from tests.support.rabbitmq import free_port
 from tests.support.server import RUNTIME, SERVER, make_container, service
 

@@ -6,10 +6,21 @@ import json
 
 import pytest
 
-from app.exceptions import ConfigurationError, LimitExceeded, PayloadRejected, ProtocolError
-from app.limits import CLOSE_CODES, BoundedPrefixes, TokenBucket, check_count, decode_json
-from settings import load_settings
-from settings.models import LimitsSettings, ServerSettings
+from gos_web_socket.app.exceptions import (
+    ConfigurationError,
+    LimitExceeded,
+    PayloadRejected,
+    ProtocolError,
+)
+from gos_web_socket.app.limits import (
+    CLOSE_CODES,
+    BoundedPrefixes,
+    TokenBucket,
+    check_count,
+    decode_json,
+)
+from gos_web_socket.settings import load_settings
+from gos_web_socket.settings.models import LimitsSettings, ServerSettings
 
 
 def nested(depth: int) -> bytes:

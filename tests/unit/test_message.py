@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.exceptions import InvalidPushArgument, MessageDecodeError
-from app.message import Message
+from gos_web_socket.app.exceptions import InvalidPushArgument, MessageDecodeError
+from gos_web_socket.app.message import Message
 
 
 def test_string_data_becomes_a_one_item_list() -> None:

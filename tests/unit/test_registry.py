@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.exceptions import NotRegistered, PusherNotFound, PushHandlerNotFound
-from app.registry import PusherRegistry, ServerPushHandlerRegistry
+from gos_web_socket.app.exceptions import NotRegistered, PusherNotFound, PushHandlerNotFound
+from gos_web_socket.app.registry import PusherRegistry, ServerPushHandlerRegistry
 
 
 class Named:

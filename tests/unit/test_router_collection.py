@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.router import Route, RouteCollection
+from gos_web_socket.app.router import Route, RouteCollection
 
 
 def _collection(*names: str) -> RouteCollection:

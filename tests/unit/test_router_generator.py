@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from app.exceptions import (
+from gos_web_socket.app.exceptions import (
     InvalidParameter,
     MissingMandatoryParameters,
     ResourceNotFound,
     RouteNotFound,
 )
-from app.router import Route, RouteCollection, Router
+from gos_web_socket.app.router import Route, RouteCollection, Router
 
 
 def _generate(route: Route, parameters: dict[str, Any] | None = None) -> str:

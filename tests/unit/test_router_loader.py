@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.exceptions import RouteDefinitionError
-from app.router import Router, load_routes, load_routes_from_mapping
+from gos_web_socket.app.exceptions import RouteDefinitionError
+from gos_web_socket.app.router import Router, load_routes, load_routes_from_mapping
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
 

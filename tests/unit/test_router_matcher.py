@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from app.exceptions import NoRouteMatch, ResourceNotFound
-from app.router import Route, RouteCollection, Router, WampRequest
+from gos_web_socket.app.exceptions import NoRouteMatch, ResourceNotFound
+from gos_web_socket.app.router import Route, RouteCollection, Router, WampRequest
 
 
 def _router(*routes: tuple[str, Route]) -> Router:

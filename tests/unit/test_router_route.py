@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from app.exceptions import RouteDefinitionError
-from app.router import Route
-from app.router.route import TextToken, VariableToken
+from gos_web_socket.app.exceptions import RouteDefinitionError
+from gos_web_socket.app.router import Route
+from gos_web_socket.app.router.route import TextToken, VariableToken
 
 
 @pytest.mark.parametrize(

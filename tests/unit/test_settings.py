@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import Field
 
-from app.exceptions import ConfigurationError
-from settings import DEFAULT_ROUTING, TransportSettings, ZmqSettings, load_settings
+from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.settings import DEFAULT_ROUTING, TransportSettings, ZmqSettings, load_settings
 
 
 def test_defaults_are_the_gos_defaults() -> None:
@@ -148,7 +148,7 @@ def test_documented_gos_pushers_block_loads_enabled_with_one_deprecation(
     assert s.pushers.amqp.login == "guest" and s.pushers.amqp.password is not None
     assert s.pushers.amqp.password.get_secret_value() == "guest"
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and warnings[0].name == "settings.models"
+    assert len(warnings) == 1 and warnings[0].name == "gos_web_socket.settings.models"
     message = warnings[0].getMessage()
     assert "deprecated" in message
     assert all(f"pushers.{name}.default" in message for name in ("amqp", "wamp", "zmq"))

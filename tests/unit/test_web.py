@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.web import HttpService, Request, Response, StaticHttpServer, start_http
-from settings import Settings
+from gos_web_socket.app.web import HttpService, Request, Response, StaticHttpServer, start_http
+from gos_web_socket.settings import Settings
 
 
 async def fetch(

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.server import WampServer
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.server import WampServer
 from tests.support.server import running_server, url_of
 from tests.wamp2.client import V2Client
 

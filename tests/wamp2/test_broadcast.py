@@ -7,9 +7,9 @@ from typing import Any
 
 import msgpack
 
-from app.server import KeywordArguments, Topic, WireFormat
-from app.server.wamp1 import Wamp1Format
-from app.server.wamp2 import serializers
+from gos_web_socket.app.server import KeywordArguments, Topic, WireFormat
+from gos_web_socket.app.server.wamp1 import Wamp1Format
+from gos_web_socket.app.server.wamp2 import serializers
 
 
 class FakeConnection:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.events import EventDispatcher
-from app.message import Message
-from app.router import Router, load_routes
-from app.server import WampServer
-from app.transports.memory import InMemoryServerPushHandler
-from settings.models import DEFAULT_ROUTING
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
+from gos_web_socket.settings.models import DEFAULT_ROUTING
 from tests.support.chromium import launch, require_chromium
 from tests.support.server import eventually, running_server, url_of
 

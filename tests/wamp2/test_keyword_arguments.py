@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from autobahn.wamp.types import CallResult, PublishOptions
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.router import WampRequest
-from app.server import KeywordArguments, WampConnection, WampServer
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import KeywordArguments, WampConnection, WampServer
 from tests.support.server import running_server, url_of
 from tests.support.wamp_client import WampTestClient
 from tests.wamp2.client import V2Client

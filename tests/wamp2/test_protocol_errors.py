@@ -9,9 +9,9 @@ import msgpack
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from app.exceptions import FirewallRejection
-from app.router import WampRequest
-from app.server import SecuredTopic, Topic, WampConnection, WampServer
+from gos_web_socket.app.exceptions import FirewallRejection
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import SecuredTopic, Topic, WampConnection, WampServer
 from tests.support.server import running_server, url_of
 from tests.support.wamp_client import WampTestClient
 from tests.wamp2.client import RawPeer, V2Client
@@ -105,7 +105,7 @@ async def test_bad_client_does_not_disturb_others(
     """Other v1 and v2 clients go on working while one v2 client is aborted."""
     good = await join()
     v1 = await WampTestClient.connect(url_of(demo_server))
-    with caplog.at_level(logging.WARNING, logger="app.server.connection"):
+    with caplog.at_level(logging.WARNING, logger="gos_web_socket.app.server.connection"):
         bad = await RawPeer.connect(url_of(demo_server))
         bad.send_raw(b"not json")
         await expect_abort(bad)

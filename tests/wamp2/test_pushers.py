@@ -7,16 +7,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.events import EventDispatcher
-from app.message import Message
-from app.router import Router, load_routes
-from app.server import WampServer
-from app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from app.transports.memory import InMemoryServerPushHandler
-from app.transports.wamp import WampPusher
-from app.transports.zmq import ZmqPusher, ZmqServerPushHandler
-from settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
+from gos_web_socket.app.transports.wamp import WampPusher
+from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import eventually, running_server, url_of
 from tests.support.wamp_client import WampTestClient

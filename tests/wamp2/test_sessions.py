@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.server import Wamp1Session, Wamp2Session, WampConnection, WampServer
-from app.server.wamp1 import Wamp1Format
-from app.server.wamp2 import MsgpackSerializer
+from gos_web_socket.app.server import Wamp1Session, Wamp2Session, WampConnection, WampServer
+from gos_web_socket.app.server.wamp1 import Wamp1Format
+from gos_web_socket.app.server.wamp2 import MsgpackSerializer
 from tests.support.server import eventually, url_of
 from tests.support.wamp_client import WampTestClient
 from tests.wamp2.client import RawPeer

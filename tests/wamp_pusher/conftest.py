@@ -11,8 +11,8 @@ import pytest
 from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
 
-from app.router import Router, load_routes
-from settings.models import DEFAULT_ROUTING, WampSettings
+from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings
 
 
 class _StubProtocol(WebSocketServerProtocol):

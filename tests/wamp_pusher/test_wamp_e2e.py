@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.router import Router
-from app.server import WampServer
-from app.transports.wamp import WampPusher
-from settings.models import WampSettings
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.transports.wamp import WampPusher
+from gos_web_socket.settings.models import WampSettings
 from tests.support.server import make_server, url_of
 from tests.support.threads import run_threads
 from tests.support.wamp_client import WampTestClient

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from app.exceptions import PushFailed
-from app.router import Router
-from app.transports.wamp import WampPusher
-from settings.models import WampSettings
+from gos_web_socket.app.exceptions import PushFailed
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.wamp import WampPusher
+from gos_web_socket.settings.models import WampSettings
 from tests.support.threads import run_threads
 from tests.wamp_pusher.conftest import WampStub
 

@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from app.events import (
+from gos_web_socket.app.events import (
     PUSH_FAIL,
     PUSH_SUCCESS,
     EventDispatcher,
     PushHandlerFailEvent,
     PushHandlerSuccessEvent,
 )
-from app.exceptions import PushUnsupported
-from app.router import Router, WampRequest, load_routes
-from app.transports.zmq import ZmqServerPushHandler
-from settings.models import DEFAULT_ROUTING, ZmqSettings
+from gos_web_socket.app.exceptions import PushUnsupported
+from gos_web_socket.app.router import Router, WampRequest, load_routes
+from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
+from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 
 
 @dataclass

@@ -10,14 +10,14 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from app.demo import AcmeRpc, AcmeTopic
-from app.events import EventDispatcher
-from app.exceptions import ListenError
-from app.metrics import ServerMetrics
-from app.router import Router
-from app.server import WampServer
-from app.transports.zmq import ZmqPusher, ZmqReceiver, ZmqServerPushHandler, endpoint
-from settings.models import ZmqSettings
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.exceptions import ListenError
+from gos_web_socket.app.metrics import ServerMetrics
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqReceiver, ZmqServerPushHandler, endpoint
+from gos_web_socket.settings.models import ZmqSettings
 from tests.support.server import eventually, make_server, running_server, url_of
 from tests.support.wamp_client import WampTestClient
 

@@ -14,17 +14,22 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from app.events import EventDispatcher
-from app.exceptions import (
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.exceptions import (
     ListenError,
     MessageDecodeError,
     NoRouteMatch,
     PushFailed,
     PushUnsupported,
 )
-from app.router import Router
-from app.transports.zmq import ZmqPusher, ZmqServerPushHandler, endpoint, shared_context
-from settings.models import ZmqSettings
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.zmq import (
+    ZmqPusher,
+    ZmqServerPushHandler,
+    endpoint,
+    shared_context,
+)
+from gos_web_socket.settings.models import ZmqSettings
 from tests.support.threads import run_threads
 from tests.zmq.conftest import EventLog, RecordingServer
 
@@ -234,10 +239,10 @@ def test_close_with_default_linger_when_nothing_listened_exits(unused_port: int)
     result = run_python(
         f"""
         import time
-        from app.exceptions import PushFailed
-        from app.router import Router, load_routes
-        from app.transports.zmq import ZmqPusher
-        from settings.models import DEFAULT_ROUTING, ZmqSettings
+        from gos_web_socket.app.exceptions import PushFailed
+        from gos_web_socket.app.router import Router, load_routes
+        from gos_web_socket.app.transports.zmq import ZmqPusher
+        from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 
         settings = ZmqSettings(port={unused_port}, send_timeout=0.3)
         assert settings.linger == -1
@@ -264,9 +269,9 @@ async def test_pushes_of_an_exiting_process_are_flushed(
 ) -> None:
     """A script that pushes, closes and exits at once still delivers every push."""
     code = f"""
-        from app.router import Router, load_routes
-        from app.transports.zmq import ZmqPusher
-        from settings.models import DEFAULT_ROUTING, ZmqSettings
+        from gos_web_socket.app.router import Router, load_routes
+        from gos_web_socket.app.transports.zmq import ZmqPusher
+        from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 
         pusher = ZmqPusher(settings=ZmqSettings(port={zmq_settings.port}),
                            router=Router(load_routes(DEFAULT_ROUTING)))

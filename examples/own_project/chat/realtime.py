@@ -6,9 +6,9 @@ from typing import Any
 
 from dependency_injector import providers
 
-import containers
-from app.router import WampRequest
-from app.server import PushableTopic, RpcHandler, Topic, WampConnection
+from gos_web_socket import containers
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import PushableTopic, RpcHandler, Topic, WampConnection
 
 
 class ChatTopic(PushableTopic):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from chat.realtime import Container
 
-from app.exceptions import TopicNotFound
-from app.testing import V2Client, WampTestClient, memory_pusher, running, url_of
+from gos_web_socket.app.exceptions import TopicNotFound
+from gos_web_socket.app.testing import V2Client, WampTestClient, memory_pusher, running, url_of
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 PUSHERS_OFF = {"zmq": {"enabled": False}}
