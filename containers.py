@@ -17,6 +17,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.connection_repository         who is connected, by topic, user, role
     gos_web_socket.ops                               /metrics, /health, profile   (app.ops)
     gos_web_socket.runtime                           starts and stops all of it (app.lifecycle)
+    gos_web_socket.worker                            the WorkerRole in a server.workers process
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -50,6 +51,7 @@ from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from gos_web_socket.app.transports.wamp import WampPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
+from gos_web_socket.app.workers import WorkerRole
 from gos_web_socket.settings import (
     AmqpSettings,
     PushersSettings,
@@ -121,6 +123,16 @@ def build_dispatcher(listeners: Iterable[tuple[str, Listener, int]]) -> EventDis
     return register_listeners(EventDispatcher(), listeners)
 
 
+def zmq_fanout(worker: WorkerRole | None) -> str | None:
+    """In a worker of ``server.workers``: the parent's ZeroMQ fan-out to subscribe to."""
+    return None if worker is None else worker.fanout
+
+
+def is_worker(worker: WorkerRole | None) -> bool:
+    """Workers share the WebSocket port (SO_REUSEPORT)."""
+    return worker is not None
+
+
 def with_demo(demo_enabled: bool, demo: Iterable[Any], own: Iterable[Any]) -> list[Any]:
     """The shipped demo handlers (``server.demo``, on by default) followed by your own."""
     return [*(demo if demo_enabled else ()), *own]
@@ -150,6 +162,8 @@ class Zmq(containers.DeclarativeContainer):
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
     max_message_size = providers.Dependency(instance_of=int, default=1 << 20)
     """``server.limits.zmq_max_message_size``: ZMQ_MAXMSGSIZE of the PULL socket."""
+    fanout: providers.Dependency[Any] = providers.Dependency(default=None)
+    """A worker's ZeroMQ fan-out endpoint (``app.workers``); None: bind the PULL socket."""
 
     pusher = providers.Singleton(ZmqPusher, settings=settings, router=router)
     server_push_handler = providers.Singleton(
@@ -158,6 +172,7 @@ class Zmq(containers.DeclarativeContainer):
         router=router,
         dispatcher=event_dispatcher,
         max_message_size=max_message_size,
+        fanout=fanout,
     )
 
 
@@ -195,6 +210,8 @@ class GosWebSocket(containers.DeclarativeContainer):
 
     __self__ = providers.Self()
     settings = providers.Dependency(instance_of=Settings)
+    worker: providers.Object[WorkerRole | None] = providers.Object(None)
+    """The ``WorkerRole`` when this process is one of ``server.workers`` (app.workers)."""
 
     # routing and events
     router = providers.Singleton(build_router, resources=settings.provided.server.router.resources)
@@ -218,6 +235,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         router=router,
         event_dispatcher=event_dispatcher,
         max_message_size=settings.provided.server.limits.zmq_max_message_size,
+        fanout=providers.Callable(zmq_fanout, worker),
     )
     wamp = providers.Container(
         Wamp,
@@ -290,6 +308,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         push_handlers=server_push_handler.registry,
         readiness=providers.Object(readiness),
         authenticator=authenticator,
+        reuse_port=providers.Callable(is_worker, worker),
     )
     connection_repository = providers.Singleton(ConnectionRepository, server)
 

@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from gos_web_socket.app import cli
+from gos_web_socket.app.workers import WorkerRole
 
 
-def _services(config: Path | None, overrides: Mapping[str, Any], profile: bool) -> cli.Services:
+def _services(
+    config: Path | None,
+    overrides: Mapping[str, Any],
+    profile: bool,
+    worker: WorkerRole | None = None,
+) -> cli.Services:
     # Imported here so `app` itself never depends on the composition root at import time.
     from dependency_injector import providers
 
@@ -25,6 +31,8 @@ def _services(config: Path | None, overrides: Mapping[str, Any], profile: bool) 
         container_class = containers.load_container_class(settings.server.container)
     container = containers.link_own(container_class())
     container.settings.override(providers.Object(settings))
+    if worker is not None:  # one process of server.workers (app.workers)
+        container.gos_web_socket.worker.override(providers.Object(worker))
     if profile:
         containers.get_service(container, "gos_web_socket.server").profile = True
 

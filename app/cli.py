@@ -20,7 +20,16 @@ from typing import Any, Protocol, TextIO
 import yaml
 
 from gos_web_socket.app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
+from gos_web_socket.app.lifecycle import event_loop_factory
 from gos_web_socket.app.logs import configure_logging
+from gos_web_socket.app.workers import (
+    ParentLink,
+    WorkerCommand,
+    WorkerPool,
+    WorkerRole,
+    check_workers,
+    worker_overrides,
+)
 from gos_web_socket.settings.models import LoggingSettings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +53,11 @@ class ServicesFactory(Protocol):
     """
 
     def __call__(
-        self, config: Path | None, overrides: Mapping[str, Any], profile: bool
+        self,
+        config: Path | None,
+        overrides: Mapping[str, Any],
+        profile: bool,
+        worker: WorkerRole | None = None,
     ) -> Services: ...
 
 
@@ -117,6 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:CLASS",
         help="your container, a subclass of containers.Container (default: server.container)",
     )
+
+    worker = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="one process of a `server` with server.workers > 1 (the server starts these)",
+    )
+    worker.add_argument("--index", type=int, required=True, help="the worker's slot, from 0")
+    worker.add_argument(
+        "--link-fd", type=int, required=True, help="the parent's socket (reports, lifeline)"
+    )
+    worker.add_argument("--fanout", help="the parent's ZeroMQ fan-out endpoint (ipc://...)")
+    worker.add_argument("-a", "--host", help="address to listen on")
+    worker.add_argument("-p", "--port", type=_port, required=True, help="the shared port")
+    worker.add_argument("-m", "--profile", action="store_true", help="profile report")
+    worker.add_argument("--container", metavar="MODULE:CLASS", help="your container")
 
     push = commands.add_parser("push", parents=[common], help="push data to a route's topic")
     push.add_argument("route", help="route name, e.g. acme_topic")
@@ -216,9 +244,55 @@ async def _serve(services: Services) -> int:
     return EXIT_OK
 
 
+async def _serve_worker(services: Services, role: WorkerRole) -> int:
+    """One worker: the usual runtime, reporting to the parent and stopping when it is gone."""
+    link = ParentLink(role.link_fd)
+    runtime = services("gos_web_socket.runtime")
+    ops = services("gos_web_socket.ops")
+    link.on_parent_gone(runtime.stop_soon)
+    try:
+        await runtime.run(on_ready=lambda: link.report(ops.port if ops.http.running else None))
+    finally:
+        link.close()
+    return EXIT_OK
+
+
+def _worker_command(args: argparse.Namespace) -> WorkerCommand:
+    """How the parent starts a worker: this program with the server's own options."""
+
+    def command(role: WorkerRole) -> list[str]:
+        argv = [sys.executable, "-m", "gos_web_socket.app"]
+        if args.config is not None:
+            argv += ["--config", str(args.config)]
+        if args.verbose:
+            argv.append("-v")
+        argv += ["worker", "--index", str(role.index), "--link-fd", str(role.link_fd)]
+        argv += ["-p", str(role.port)]
+        if role.fanout is not None:
+            argv += ["--fanout", role.fanout]
+        if args.host is not None:
+            argv += ["-a", args.host]
+        if args.container is not None:
+            argv += ["--container", args.container]
+        if args.profile:
+            argv.append("-m")
+        return argv
+
+    return command
+
+
+def _run_loop(services: Services, main: Any) -> int:
+    """Run the coroutine ``main()`` on the loop ``server.event_loop`` chooses."""
+    factory = event_loop_factory(services("settings").server.event_loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        logger.info("event loop: %s", type(runner.get_loop()).__module__.partition(".")[0])
+        result: int = runner.run(main())
+        return result
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Options that set a settings key, as a nested tree: validated like the file's values."""
-    keys = ("host", "port", "container")  # server and health (container: server only)
+    keys = ("host", "port", "container")  # server, worker and health (container: not health)
     values = {key: getattr(args, key, None) for key in keys}
     given = {key: value for key, value in values.items() if value is not None}
     if not given:
@@ -226,6 +300,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "health":
         return {"server": {"metrics": given}}
     return {"server": given}
+
+
+def _worker_role(args: argparse.Namespace) -> WorkerRole | None:
+    if args.command != "worker":
+        return None
+    return WorkerRole(args.index, args.link_fd, args.port, args.fanout)
 
 
 def _one_line(text: object) -> str:
@@ -245,9 +325,13 @@ def main(
     if args.command in ONE_SHOT_COMMANDS and not args.verbose:
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-    profile = args.command == "server" and args.profile
+    profile = args.command in ("server", "worker") and args.profile
+    role = _worker_role(args)
     try:
-        services = services_factory(args.config, _overrides(args), profile)
+        overrides = _overrides(args)
+        if role is not None:
+            overrides = {"server": {**overrides["server"], **worker_overrides(role)["server"]}}
+        services = services_factory(args.config, overrides, profile, role)
         configure_logging(services("settings").logging, args.verbose, err)
         if args.command == "routes":
             return _print_routes(services, args.match, out)
@@ -257,7 +341,14 @@ def main(
             return _health(services, args, out, err)
         if args.command == "push":
             return asyncio.run(_push(services, args, out))
-        return asyncio.run(_serve(services))
+        if role is not None:
+            return _run_loop(services, lambda: _serve_worker(services, role))
+        settings = services("settings")
+        if settings.server.worker_count > 1:
+            check_workers(settings)
+            pool = WorkerPool(settings, _worker_command(args))
+            return _run_loop(services, pool.run)
+        return _run_loop(services, lambda: _serve(services))
     except ConfigurationError as exc:
         for problem in exc.problems:
             err.write(f"config error: {_one_line(problem)}\n")

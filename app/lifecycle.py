@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+
+from gos_web_socket.app.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server import WampServer
@@ -89,6 +91,7 @@ class Runtime:
         self._resources = resources
         self.server = server
         self._started = False
+        self._stopping: asyncio.Event | None = None
 
     async def start(self) -> None:
         """Start every resource; if one fails, those already started are stopped again."""
@@ -106,23 +109,31 @@ class Runtime:
         self._started = False
         await _maybe(self._resources.shutdown_resources())
 
-    async def run(self) -> None:
-        """Serve until SIGINT or SIGTERM, then stop everything gracefully.
+    async def run(self, on_ready: Callable[[], object] | None = None) -> None:
+        """Serve until SIGINT, SIGTERM or ``stop_soon()``, then stop everything gracefully.
 
         The signal handlers go in first: a signal while the push handlers are still starting
         (clients can already connect) must stop the process gracefully too, not kill it.
+        ``on_ready`` is called once everything started (a worker reports to its parent).
         """
         loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
+        stopping = self._stopping = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
         try:
             await self.start()
+            if on_ready is not None:
+                on_ready()
             await stopping.wait()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.stop()
+
+    def stop_soon(self) -> None:
+        """Have ``run()`` stop as on SIGTERM (a worker whose parent is gone)."""
+        if self._stopping is not None:
+            self._stopping.set()
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -130,6 +141,33 @@ class Runtime:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.stop()
+
+
+EventLoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def event_loop_factory(choice: str) -> EventLoopFactory | None:
+    """The loop ``server.event_loop`` asks for (None: asyncio's own).
+
+    ``auto`` takes uvloop when it is installed (the ``fast`` extra), else asyncio.
+
+    Raises:
+        ConfigurationError: ``uvloop`` is asked for and not installed.
+    """
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "auto":
+            return None
+        raise ConfigurationError(
+            [
+                "server.event_loop: 'uvloop' is not allowed: uvloop is not installed "
+                "(pip install 'gos-web-socket[fast]'; or auto, asyncio)"
+            ]
+        ) from None
+    return uvloop.new_event_loop
 
 
 async def _maybe(result: Awaitable[None] | None) -> None:

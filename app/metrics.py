@@ -248,3 +248,47 @@ def _counts_by(
 
 def _labelled(name: str, documentation: str) -> CounterMetricFamily:
     return CounterMetricFamily(f"{NAMESPACE}_{name}", documentation, labels=HANDLER_LABELS)
+
+
+# -- several workers as one (server.workers) -----------------------------------------------------
+
+
+def merge_exposition(texts: Iterable[str], extra: Iterable[Metric] = ()) -> bytes:
+    """Several workers' ``/metrics`` as one: samples with the same name and labels added up.
+
+    Counters, histograms and the connection gauges add up across workers as they would across
+    nodes; the 0/1 gauges (``accepting``, ``push_handler_consuming``) become counts of workers.
+    ``extra`` families (the parent's own: workers, restarts, fan-out) are appended as given.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: dict[str, Metric] = {}
+    sums: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            merged = families.setdefault(
+                family.name, Metric(family.name, family.documentation, family.type)
+            )
+            totals = sums.setdefault(merged.name, {})
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if sample.name.endswith("_created"):  # a start time: the earliest, not a sum
+                    totals[key] = min(totals.get(key, sample.value), sample.value)
+                else:
+                    totals[key] = totals.get(key, 0.0) + sample.value
+    for name, merged in families.items():
+        for (sample_name, labels), value in sums[name].items():
+            merged.add_sample(sample_name, dict(labels), value)
+    registry = CollectorRegistry()
+    registry.register(_Fixed([*families.values(), *extra]))
+    return generate_latest(registry)
+
+
+class _Fixed:
+    """A collector of families built beforehand (the merged ones)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return iter(self.families)

@@ -13,6 +13,7 @@ and is started by the ``server_launched`` listener, like the demo page's HTTP se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import resource
@@ -24,13 +25,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gos_web_socket.app.metrics import CONTENT_TYPE, ServerMetrics, subscriptions, transport_of
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from gos_web_socket.app.metrics import (
+    CONTENT_TYPE,
+    NAMESPACE,
+    ServerMetrics,
+    merge_exposition,
+    subscriptions,
+    transport_of,
+)
 from gos_web_socket.app.web import Request, Response, StaticHttpServer
 
 if TYPE_CHECKING:
     from gos_web_socket.app.events import ServerLaunchedEvent
     from gos_web_socket.app.server import WampServer
     from gos_web_socket.app.transports.base import Pusher
+    from gos_web_socket.app.workers import WorkerPool
     from gos_web_socket.settings.models import MetricsSettings
 
 logger = logging.getLogger(__name__)
@@ -181,6 +192,165 @@ class OpsService:
     def _health(self, request: Request) -> Response:
         ready, body = readiness(self.server)
         return Response.json(body, 200 if ready else 503)
+
+
+# -- the parent of several workers (server.workers) ------------------------------------------
+
+
+SCRAPE_TIMEOUT = 2.0
+"""Seconds the parent waits for one worker's /metrics or /health."""
+
+
+class WorkerOps:
+    """``/metrics`` and ``/health`` of a multi-worker server, on ``server.metrics``.
+
+    Each request asks every worker's private ops port and adds the answers up
+    (``merge_exposition``, ``merge_readiness``), so one scrape covers the whole server.
+    """
+
+    def __init__(self, settings: MetricsSettings, pool: WorkerPool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.http = RoutesOnlyHttpServer()
+        self.http.register("/metrics", self._metrics)
+        self.http.register("/health", self._health)
+
+    async def start(self) -> None:
+        """Listen unless disabled. Raises: ListenError."""
+        if self.settings.enabled:
+            await self.http.start(
+                self.settings.host, self.settings.port, "server.metrics", "metrics and health"
+            )
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def _ask(self, path: str) -> dict[int, tuple[int, bytes] | None]:
+        """Every worker's answer to ``path`` by slot; None for a worker that is down or silent."""
+        slots = self.pool.slots
+
+        async def one(port: int | None) -> tuple[int, bytes] | None:
+            if port is None:
+                return None
+            try:
+                return await http_get("127.0.0.1", port, path, SCRAPE_TIMEOUT)
+            except OSError:
+                return None
+
+        answers = await asyncio.gather(*(one(s.ops_port if s.ready else None) for s in slots))
+        return {slot.index: answer for slot, answer in zip(slots, answers, strict=True)}
+
+    async def _metrics(self, request: Request) -> Response:
+        answers = await self._ask("/metrics")
+        texts = [body.decode() for status, body in filter(None, answers.values()) if status == 200]
+        return Response(200, merge_exposition(texts, self._own_metrics()), CONTENT_TYPE)
+
+    def _own_metrics(self) -> list[Metric]:
+        pool = self.pool
+        fanout = pool.fanout
+        families: list[Metric] = [
+            GaugeMetricFamily(f"{NAMESPACE}_workers", "Worker processes configured.", pool.count),
+            GaugeMetricFamily(
+                f"{NAMESPACE}_workers_ready",
+                "Worker processes up and serving.",
+                sum(1 for slot in pool.slots if slot.ready),
+            ),
+            CounterMetricFamily(
+                f"{NAMESPACE}_worker_restarts",
+                "Workers started again after one died.",
+                sum(slot.restarts for slot in pool.slots),
+            ),
+        ]
+        if fanout is not None:
+            families.append(
+                CounterMetricFamily(
+                    f"{NAMESPACE}_zmq_fanout_forwarded",
+                    "ZeroMQ pushes the parent forwarded to the workers.",
+                    fanout.forwarded,
+                )
+            )
+        return families
+
+    async def _health(self, request: Request) -> Response:
+        answers = await self._ask("/health")
+        bodies: dict[int, dict[str, Any] | None] = {}
+        for index, answer in answers.items():
+            try:
+                bodies[index] = None if answer is None else json.loads(answer[1])
+            except ValueError:
+                bodies[index] = None
+        fanout = self.pool.fanout
+        ready, body = merge_readiness(bodies, None if fanout is None else fanout.is_open)
+        for slot in self.pool.slots:  # which process is which (to signal one, to see restarts)
+            if body["workers"][str(slot.index)] is not None:
+                body["workers"][str(slot.index)]["pid"] = slot.pid
+        return Response.json(body, 200 if ready else 503)
+
+
+def merge_readiness(
+    workers: Mapping[int, dict[str, Any] | None], fanout_open: bool | None
+) -> tuple[bool, dict[str, Any]]:
+    """The server's readiness from each worker's ``/health`` body (None: down or silent).
+
+    ``ready``: every worker ready; ``degraded``: some are (still 200: the kernel sends new
+    connections to the live ones only); ``not ready`` (503): none is, or the ZeroMQ fan-out
+    (``fanout_open``; None when ZeroMQ is off) is down.
+    """
+    failing: list[str] = []
+    ready_count = accepting = connections = 0
+    for index, body in sorted(workers.items()):
+        if body is None:
+            failing.append(f"worker {index}: not running")
+            continue
+        if body.get("status") == "ready":
+            ready_count += 1
+        failing.extend(f"worker {index}: {problem}" for problem in body.get("failing", []))
+        server = body.get("server", {})
+        accepting += 1 if server.get("accepting") else 0
+        connections += int(server.get("connections", 0))
+    if fanout_open is False:
+        failing.append("zmq fan-out: not forwarding")
+    if ready_count == len(workers) and not failing:
+        status = "ready"
+    elif ready_count and fanout_open is not False:
+        status = "degraded"
+    else:
+        status = "not ready"
+    body = {
+        "status": status,
+        "failing": failing,
+        "server": {
+            "accepting": accepting > 0,
+            "connections": connections,
+            "workers": len(workers),
+            "workers_ready": ready_count,
+        },
+        "workers": {str(index): body for index, body in sorted(workers.items())},
+    }
+    return status != "not ready", body
+
+
+async def http_get(host: str, port: int, path: str, timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109
+    """One plain HTTP/1.0 GET; the status and the body.
+
+    Raises:
+        OSError: nothing answers, it took longer than ``timeout``, or the reply is not HTTP.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+                reply = await reader.read()
+            finally:
+                writer.close()
+    except TimeoutError as exc:
+        raise OSError(f"http://{host}:{port}{path} did not answer in {timeout} s") from exc
+    head, _, body = reply.partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise OSError(f"http://{host}:{port}{path} did not answer with HTTP")
+    return int(parts[1]), body
 
 
 # -- the client side (gos-websocket health) ---------------------------------------

@@ -6,6 +6,7 @@ import contextvars
 import inspect
 import ipaddress
 import logging
+import os
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -13,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -172,6 +181,39 @@ class ServerSettings(_Node):
     container: str | None = Field(
         None, description="your container, 'package.module:Class' (subclass of ours)"
     )
+    workers: int | Literal["auto"] = Field(
+        1, description="server processes on the port (SO_REUSEPORT); auto: one per core"
+    )
+    listen_backlog: int = Field(
+        4096,
+        ge=1,
+        description="connections the kernel completes before accept (capped by somaxconn)",
+    )
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto", description="auto: uvloop when installed, else asyncio"
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> Any:
+        # One readable line instead of pydantic's two (one per member of the union).
+        if value == "auto":
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise ValueError("a number of processes (1 or more) or 'auto'")
+
+    @property
+    def worker_count(self) -> int:
+        """``workers`` as a number: ``auto`` is the cores this process may run on."""
+        if self.workers != "auto":
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
 
     @model_validator(mode="after")
     def _proxy_networks(self) -> Self:

@@ -47,10 +47,6 @@ T = TypeVar("T")
 Readiness = Callable[["WampServer"], tuple[bool, dict[str, Any]]]
 """Whether a server is ready, and a JSON body saying why (``app.ops.readiness``)."""
 
-LISTEN_BACKLOG = 1024
-"""Connections the kernel completes before we accept them (asyncio's default is 100): a
-burst beyond it is SYN-retried for seconds, and its handshake timeout starts that late."""
-
 
 class WampServer:
     """Serves WAMP v1 and v2 to browsers and receives pushes from the push handlers.
@@ -70,8 +66,11 @@ class WampServer:
         profile: bool = False,
         readiness: Readiness | None = None,
         authenticator: Authenticator | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
+        self.reuse_port = reuse_port
+        """SO_REUSEPORT: several worker processes share the port (``server.workers``)."""
         self.readiness = readiness
         """Answers a plain ``GET /health`` on the WebSocket port (where load balancers probe)."""
         self.router = router
@@ -264,8 +263,15 @@ class WampServer:
         context = self._ssl_context()
         self._factory = self._build_factory(host, context is not None)
         try:
+            # server.listen_backlog (asyncio's default is 100): a mass reconnect beyond the
+            # backlog is SYN-retried for seconds, and its handshake timeout starts that late.
             self._listener = await loop.create_server(
-                self._factory, host, port, ssl=context, backlog=LISTEN_BACKLOG
+                self._factory,
+                host,
+                port,
+                ssl=context,
+                backlog=self.settings.server.listen_backlog,
+                reuse_port=self.reuse_port or None,
             )
         except OSError as exc:
             raise ListenError("server.port", host, port, exc) from exc

@@ -38,7 +38,15 @@ if TYPE_CHECKING:
     from gos_web_socket.app.router import Router
     from gos_web_socket.settings.models import ZmqSettings
 
-__all__ = ["ZmqPusher", "ZmqReceiver", "ZmqServerPushHandler", "endpoint", "shared_context"]
+__all__ = [
+    "ZmqFanout",
+    "ZmqPusher",
+    "ZmqReceiver",
+    "ZmqServerPushHandler",
+    "ZmqSubscriber",
+    "endpoint",
+    "shared_context",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +110,11 @@ def _flush_at_exit() -> None:
 
 
 BIND_RETRY = 0.5  # seconds start() retries a port that a closed handler may still hold
+FANOUT_WELCOME = b"\x00gos-fanout"
+"""What the fan-out's XPUB sends each worker that subscribes (never a JSON envelope): a worker
+consumes only once it got it, so its /health turns ready when pushes really reach it."""
+FANOUT_HWM = 100_000
+"""Frames the fan-out queues per worker before dropping (at-most-once, like ZeroMQ itself)."""
 
 
 def _ms(seconds: float) -> int:
@@ -285,6 +298,125 @@ class ZmqReceiver(Receiver):
             _close_socket(sock)
 
 
+class ZmqSubscriber(ZmqReceiver):
+    """A worker's receiver behind ``ZmqFanout``: a SUB socket connected to the parent's XPUB.
+
+    With ``server.workers`` above 1 only the parent binds the pushers' PULL endpoint; every
+    worker subscribes to everything the parent forwards, so each push reaches every worker.
+    """
+
+    def __init__(
+        self,
+        settings: ZmqSettings,
+        fanout: str,
+        max_message_size: int = 1 << 20,
+        welcome_timeout: float = 5.0,
+    ) -> None:
+        super().__init__(settings, max_message_size)
+        self.endpoint = fanout
+        self.welcome_timeout = welcome_timeout
+
+    async def open(self) -> None:
+        """Connect and subscribe; return once the fan-out's welcome arrived.
+
+        Raises:
+            PushHandlerError: no fan-out answered within ``welcome_timeout`` (retried).
+        """
+        options = {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.max_message_size, zmq.RCVHWM: FANOUT_HWM}
+        sock = _open_socket(zmq.SUB, options)
+        try:
+            sock.connect(self.endpoint)
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+            async with asyncio.timeout(self.welcome_timeout):
+                while _join(await sock.recv_multipart()) != FANOUT_WELCOME:
+                    pass  # a push that raced the welcome: lost, as before the subscription
+        except TimeoutError:
+            _close_socket(sock)
+            raise PushHandlerError(
+                f"no ZeroMQ fan-out answered at {self.endpoint} within {self.welcome_timeout} s"
+            ) from None
+        except BaseException:
+            _close_socket(sock)
+            raise
+        logger.info("ZMQ transport subscribed to the workers' fan-out %s", self.endpoint)
+        self._socket, self._cancelled = sock, False
+        self._fast = zmq.Socket.shadow(sock.underlying)
+
+    async def receive(self) -> Sequence[Delivery]:
+        while True:
+            batch = await super().receive()
+            kept = [delivery for delivery in batch if delivery.body != FANOUT_WELCOME]
+            if kept or not batch:  # a lone welcome (the fan-out reconnected): wait again
+                return kept
+
+
+class ZmqFanout:
+    """The one PULL socket of a multi-worker server (in the parent), forwarded to every worker.
+
+    Pushers connect to ``pushers.zmq`` as always; the parent binds it and republishes each frame
+    on an XPUB socket at ``publish`` (an ``ipc://`` path), to which each worker's
+    ``ZmqSubscriber`` subscribes. A worker restarting misses what was sent meanwhile
+    (at-most-once, as with one process).
+    """
+
+    def __init__(self, settings: ZmqSettings, publish: str, max_message_size: int = 1 << 20):
+        self.pull = ZmqReceiver(settings, max_message_size)
+        self.publish = publish
+        self.forwarded = 0
+        """Frames taken from pushers and published to the workers."""
+        self._xpub: zmq.asyncio.Socket | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def is_open(self) -> bool:
+        return self.pull.is_open and all(not task.done() for task in self._tasks)
+
+    async def start(self) -> None:
+        """Bind the workers' side, then the pushers' side.
+
+        Raises:
+            ListenError: the ``pushers.zmq`` address cannot be bound.
+        """
+        xpub = _open_socket(zmq.XPUB, {zmq.LINGER: 0, zmq.SNDHWM: FANOUT_HWM, zmq.XPUB_VERBOSE: 1})
+        xpub.setsockopt(zmq.XPUB_WELCOME_MSG, FANOUT_WELCOME)
+        xpub.bind(self.publish)
+        self._xpub = xpub
+        try:
+            await self.pull.open()
+        except BaseException:
+            await self.close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self._forward(xpub), name="zmq-fanout"),
+            asyncio.create_task(self._drain_subscriptions(xpub), name="zmq-fanout-subs"),
+        ]
+
+    async def _forward(self, xpub: zmq.asyncio.Socket) -> None:
+        while True:
+            batch = await self.pull.receive()
+            if not batch:
+                return
+            for delivery in batch:
+                await xpub.send(delivery.body)
+            self.forwarded += len(batch)
+
+    async def _drain_subscriptions(self, xpub: zmq.asyncio.Socket) -> None:
+        """Read the workers' (un)subscribe messages, which XPUB queues for us, and drop them."""
+        while True:
+            await xpub.recv()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        self._tasks = []
+        await self.pull.close()
+        xpub, self._xpub = self._xpub, None
+        if xpub is not None:
+            _close_socket(xpub)
+
+
 def _join(parts: list[bytes]) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -304,9 +436,16 @@ class ZmqServerPushHandler(ServerPushHandler):
         router: Router,
         dispatcher: EventDispatcher,
         max_message_size: int = 1 << 20,
+        fanout: str | None = None,
     ) -> None:
-        """``max_message_size``: bytes of one frame (``server.limits.zmq_max_message_size``)."""
+        """``max_message_size``: bytes of one frame (``server.limits.zmq_max_message_size``);
+        ``fanout``: in a worker of ``server.workers``, the parent's ``ZmqFanout`` endpoint to
+        subscribe to instead of binding the PULL endpoint itself."""
         self.settings = settings
         self.endpoint = endpoint(settings)
-        receiver = ZmqReceiver(settings, max_message_size)
+        receiver: ZmqReceiver = (
+            ZmqReceiver(settings, max_message_size)
+            if fanout is None
+            else ZmqSubscriber(settings, fanout, max_message_size)
+        )
         super().__init__(router, dispatcher, receiver, dedup_window=0)

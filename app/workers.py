@@ -1,0 +1,384 @@
+"""``server.workers``: N server processes on one port, and the parent that supervises them.
+
+With ``workers: 1`` (the default) none of this runs: ``gos-websocket server`` is the one
+process it always was. With more, the ``server`` command becomes the parent::
+
+    parent (WorkerPool)                       no WebSocket clients of its own
+      ├─ ZmqFanout    binds pushers.zmq (PULL), republishes every frame on ipc:// (XPUB)
+      ├─ /metrics, /health on server.metrics: every worker's, added up (ops.WorkerOps)
+      └─ worker 0..N-1   `gos-websocket worker`: the usual Runtime, the port with SO_REUSEPORT,
+                         ZeroMQ pushes from the fan-out (ZmqSubscriber), AMQP as a node of its
+                         own (queue_mode per_node or stream), /metrics on a private port
+
+A worker tells the parent it is up with one JSON line on a socket pair (``ParentLink``); the
+same socket tells the worker when the parent is gone (it then stops as on SIGTERM). A worker
+that dies is started again after a backoff; one that dies before it was ever up stops the
+start-up with its exit code (a taken port, bad config: retrying cannot help). SIGTERM or
+SIGINT to the parent sends SIGTERM to every worker, which drains as a single process does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gos_web_socket.app.exceptions import ConfigurationError, ListenError
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.ops import WorkerOps
+    from gos_web_socket.app.transports.zmq import ZmqFanout
+    from gos_web_socket.settings.models import Settings
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ParentLink",
+    "WorkerCommand",
+    "WorkerPool",
+    "WorkerRole",
+    "WorkerSlot",
+    "check_workers",
+    "worker_overrides",
+]
+
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 30.0
+"""Seconds a worker must have lived for its slot's backoff to start again from FIRST_BACKOFF."""
+START_TIMEOUT = 60.0
+"""Seconds a worker may take from exec to ready (imports, binding, push handlers)."""
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """What makes a process a worker: its slot, the parent's socket, the ZeroMQ fan-out."""
+
+    index: int
+    link_fd: int
+    port: int
+    """The WebSocket port every worker binds (the parent chose it when ``server.port`` is 0)."""
+    fanout: str | None = None
+    """The parent's ``ZmqFanout`` endpoint; None when ZeroMQ is off."""
+
+
+WorkerCommand = Callable[[WorkerRole], Sequence[str]]
+"""The command line that starts one worker (the CLI builds it from its own arguments)."""
+
+
+def check_workers(settings: Settings) -> None:
+    """Refuse what would lose pushes with several workers.
+
+    Raises:
+        ConfigurationError: AMQP on the shared queue: the workers would be competing consumers
+            and each push would reach the clients of one worker only.
+    """
+    if settings.server.worker_count < 2:
+        return
+    amqp = settings.pushers.amqp
+    if amqp.enabled and amqp.queue_mode == "shared":
+        raise ConfigurationError(
+            [
+                f"pushers.amqp.queue_mode: 'shared' is not allowed with server.workers "
+                f"{settings.server.workers!r} (each push would reach one worker's clients): "
+                "use per_node (a queue per worker) or stream"
+            ]
+        )
+
+
+def worker_overrides(role: WorkerRole) -> dict[str, Any]:
+    """Settings a worker changes: the parent's port, a private ops port, the demo page on
+    worker 0 only (one HTTP port cannot be bound twice)."""
+    server: dict[str, Any] = {
+        "port": role.port,
+        "workers": 1,
+        "metrics": {"host": "127.0.0.1", "port": 0},
+    }
+    if role.index > 0:
+        server["http"] = {"enabled": False}
+    return {"server": server}
+
+
+class ParentLink:
+    """A worker's end of its socket pair: report once ready, notice when the parent is gone."""
+
+    def __init__(self, fd: int) -> None:
+        self._sock = socket.socket(fileno=fd)
+
+    def report(self, ops_port: int | None) -> None:
+        """Tell the parent this worker serves (and where its /metrics is)."""
+        line = json.dumps({"pid": os.getpid(), "ops_port": ops_port}) + "\n"
+        self._sock.sendall(line.encode())
+
+    def on_parent_gone(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the parent's end closes (it exited or was killed)."""
+        loop = asyncio.get_running_loop()
+        sock = self._sock
+        sock.setblocking(False)
+
+        def readable() -> None:
+            try:
+                data = sock.recv(64)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(sock.fileno())
+                callback()
+
+        loop.add_reader(sock.fileno(), readable)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
+
+
+@dataclass
+class WorkerSlot:
+    """One worker position: its current process, and how it fared (for /health, /metrics)."""
+
+    index: int
+    process: asyncio.subprocess.Process | None = None
+    ops_port: int | None = None
+    ready: bool = False
+    restarts: int = 0
+    started_at: float = 0.0
+    backoff: float = FIRST_BACKOFF
+    link: asyncio.StreamWriter | None = field(default=None, repr=False)
+    """The parent's end of the socket pair; closing it (or dying) tells the worker to stop."""
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+
+class WorkerPool:
+    """The parent of ``server.workers`` processes (see the module docstring)."""
+
+    def __init__(self, settings: Settings, command: WorkerCommand) -> None:
+        self.settings = settings
+        self.command = command
+        self.count = settings.server.worker_count
+        self.slots = [WorkerSlot(index) for index in range(self.count)]
+        self.port = settings.server.port
+        self.fanout: ZmqFanout | None = None
+        self.ops: WorkerOps | None = None
+        self._dir: Path | None = None
+        self._port_holder: socket.socket | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- start ----------------------------------------------------------------------------------
+
+    def _reserve_port(self) -> None:
+        """``port: 0``: choose the port once, so that every worker binds the same one; a bound
+        socket that never listens keeps it ours without taking connections."""
+        if self.port != 0:
+            return
+        host = self.settings.server.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        holder = socket.socket(family, socket.SOCK_STREAM)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            holder.bind((host, 0))
+        except OSError as exc:
+            holder.close()
+            raise ListenError("server.port", host, 0, exc) from exc
+        self._port_holder = holder
+        self.port = holder.getsockname()[1]
+
+    async def _start_parts(self) -> None:
+        from gos_web_socket.app.ops import WorkerOps
+        from gos_web_socket.app.transports.zmq import ZmqFanout
+
+        self._reserve_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))
+        zmq = self.settings.pushers.zmq
+        if zmq.enabled:
+            self.fanout = ZmqFanout(
+                zmq, f"ipc://{self._dir}/zmq", self.settings.server.limits.zmq_max_message_size
+            )
+            await self.fanout.start()
+        self.ops = WorkerOps(self.settings.server.metrics, self)
+        await self.ops.start()
+
+    def _spawn_args(self, slot: WorkerSlot) -> tuple[Sequence[str], socket.socket, socket.socket]:
+        ours, theirs = socket.socketpair()
+        fanout = None if self.fanout is None else self.fanout.publish
+        role = WorkerRole(slot.index, theirs.fileno(), self.port, fanout)
+        return self.command(role), ours, theirs
+
+    async def _spawn(self, slot: WorkerSlot) -> asyncio.StreamReader:
+        argv, ours, theirs = self._spawn_args(slot)
+        try:
+            slot.process = await asyncio.create_subprocess_exec(
+                *argv, pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL
+            )
+        finally:
+            theirs.close()
+        slot.ready, slot.ops_port = False, None
+        slot.started_at = time.monotonic()
+        reader, slot.link = await asyncio.open_connection(sock=ours)
+        logger.info("worker %d started (pid %d)", slot.index, slot.process.pid)
+        return reader
+
+    async def _until_ready(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> bool:
+        """Wait for the worker's report; False when it exited (or went silent) first."""
+        try:
+            line = await asyncio.wait_for(reader.readline(), START_TIMEOUT)
+        except TimeoutError:
+            logger.error("worker %d did not report within %s s", slot.index, START_TIMEOUT)
+            await self._terminate(slot, kill_after=5.0)
+            return False
+        if not line:
+            return False
+        report = json.loads(line)
+        slot.ops_port, slot.ready = report.get("ops_port"), True
+        return True
+
+    async def _exit_code(self, slot: WorkerSlot) -> int:
+        assert slot.process is not None
+        code = await slot.process.wait()
+        slot.ready = False
+        if slot.link is not None:
+            slot.link.close()
+            slot.link = None
+        return code
+
+    # -- supervise ------------------------------------------------------------------------------
+
+    async def _watch(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
+        """Restart the slot's worker whenever it dies, until the pool stops."""
+        while True:
+            code = await self._exit_code(slot)
+            if self._stopping.is_set():
+                return
+            lived = time.monotonic() - slot.started_at
+            if lived >= STABLE_AFTER:
+                slot.backoff = FIRST_BACKOFF
+            logger.warning(
+                "worker %d (pid %s) exited with %s after %.1f s; restarting in %.1f s",
+                slot.index,
+                slot.pid,
+                code,
+                lived,
+                slot.backoff,
+            )
+            try:
+                await asyncio.wait_for(self._stopping.wait(), slot.backoff)
+                return
+            except TimeoutError:
+                pass
+            slot.backoff = min(slot.backoff * 2, MAX_BACKOFF)
+            slot.restarts += 1
+            reader = await self._spawn(slot)
+            if await self._until_ready(slot, reader):
+                logger.info("worker %d is back (pid %s)", slot.index, slot.pid)
+
+    async def run(self) -> int:
+        """Start everything, serve until SIGTERM/SIGINT, stop every worker; the exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopping.set)
+        try:
+            await self._start_parts()
+            code = await self._start_workers()
+            if code != 0:
+                return code
+            logger.info(
+                "%d workers serving on %s:%s (parent pid %d)",
+                self.count,
+                self.settings.server.host,
+                self.port,
+                os.getpid(),
+            )
+            await self._stopping.wait()
+            return await self._stop_workers()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            self._stopping.set()
+            await self._stop_workers()
+            await self._close_parts()
+
+    async def _start_workers(self) -> int:
+        """Start every worker and wait until each is ready; else stop them and return the
+        first failed worker's exit code."""
+        readers = [await self._spawn(slot) for slot in self.slots]
+        waits = [
+            asyncio.create_task(self._until_ready(slot, reader))
+            for slot, reader in zip(self.slots, readers, strict=True)
+        ]
+        stop = asyncio.create_task(self._stopping.wait())
+        everyone: asyncio.Future[list[bool]] = asyncio.gather(*waits)
+        first: list[asyncio.Future[Any]] = [stop, everyone]
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not all(wait.done() for wait in waits):  # SIGTERM during start-up
+            for wait in waits:
+                wait.cancel()
+            return 0
+        for slot, wait in zip(self.slots, waits, strict=True):
+            if not wait.result():
+                self._stopping.set()
+                code = await self._exit_code(slot)
+                logger.error("worker %d exited with %s while starting", slot.index, code)
+                return code or 1
+        for slot, reader in zip(self.slots, readers, strict=True):
+            task = asyncio.create_task(self._watch(slot, reader), name=f"worker-{slot.index}")
+            self._tasks.add(task)
+        return 0
+
+    async def _terminate(self, slot: WorkerSlot, kill_after: float) -> int | None:
+        process = slot.process
+        if process is None:
+            return None
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), kill_after)
+            except TimeoutError:
+                logger.warning("worker %d did not stop in %s s; killing it", slot.index, kill_after)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        return process.returncode
+
+    async def _stop_workers(self) -> int:
+        """SIGTERM every worker; each drains within ``shutdown_timeout`` or is killed."""
+        self._stopping.set()
+        kill_after = self.settings.server.shutdown_timeout * 2 + 5
+        codes = await asyncio.gather(*(self._terminate(slot, kill_after) for slot in self.slots))
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        return 0 if all(code in (0, None) for code in codes) else 1
+
+    async def _close_parts(self) -> None:
+        for slot in self.slots:
+            if slot.link is not None:
+                slot.link.close()
+                slot.link = None
+        if self.ops is not None:
+            await self.ops.close()
+        if self.fanout is not None:
+            await self.fanout.close()
+        if self._port_holder is not None:
+            self._port_holder.close()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
