@@ -331,7 +331,10 @@ def main(
         overrides = _overrides(args)
         if role is not None:
             overrides = {"server": {**overrides["server"], **worker_overrides(role)["server"]}}
-        services = services_factory(args.config, overrides, profile, role)
+        if role is None:  # a factory written before workers takes three arguments
+            services = services_factory(args.config, overrides, profile)
+        else:
+            services = services_factory(args.config, overrides, profile, worker=role)
         configure_logging(services("settings").logging, args.verbose, err)
         if args.command == "routes":
             return _print_routes(services, args.match, out)

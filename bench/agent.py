@@ -22,11 +22,16 @@ KINDS = {
     "raw_server": "bench.servers:RawServer",
     "sio_server": "bench.servers:SioServer",
     "ours_server": "bench.servers:OursServer",
+    "ours-uvloop_server": "bench.servers:OursServer",
     "raw_pusher": "bench.pushers:RawPusher",
     "sio_pusher": "bench.pushers:SioPusher",
     "ours_pusher": "bench.pushers:OursPusher",
+    "ours-uvloop_pusher": "bench.pushers:OursPusher",
     "sync_pusher": "bench.sync_push:SyncPusher",
+    "hundred_k_fleet": "bench.hundred_k:RawFleet",
 }
+UVLOOP_KINDS = frozenset({"ours-uvloop_server"})
+"""Agents run on uvloop (server.event_loop: uvloop); every other one on asyncio's own loop."""
 
 
 def raise_nofile() -> None:
@@ -85,7 +90,13 @@ def _child_main(kind: str, kwargs: dict[str, Any], conn: Connection, max_life: f
         agent = cls(**kwargs)
         await agent.serve(conn, max_life)
 
-    asyncio.run(main())
+    factory = None
+    if kind in UVLOOP_KINDS:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
 
 
 class Child:

@@ -74,6 +74,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for scenario, metric, label, unit, higher in FIGURES:
         for n in ns:
             ours = table.get((scenario, "ours", n), {}).get(metric)
+            uvloop = table.get((scenario, "ours-uvloop", n), {}).get(metric)
             sio = table.get((scenario, "sio", n), {}).get(metric)
             raw = table.get((scenario, "raw", n), {}).get(metric)
             if ours is None and sio is None and raw is None:
@@ -87,6 +88,8 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "higher_is_better": higher,
                     "n": n,
                     "ours": ours,
+                    "uvloop": uvloop,
+                    "uvloop_ours": ratio(uvloop, ours),
                     "sio": sio,
                     "raw": raw,
                     "ours_sio": ratio(ours, sio),
@@ -107,8 +110,12 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "Ratios are ours / other. Higher is better for rates (↑), lower for latency and "
         "memory (↓). `n/a`: python-socketio has no asyncio ZeroMQ manager.",
         "",
-        "| figure | unit | ours | python-socketio | raw limit | ours / socketio | ours / raw |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "`ours` runs on asyncio's loop; `ours uvloop` is the same server on uvloop "
+        "(server.event_loop), and `uvloop / asyncio` the ratio of the two.",
+        "",
+        "| figure | unit | ours | python-socketio | raw limit | ours / socketio | ours / raw "
+        "| ours uvloop | uvloop / asyncio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in ratios(rows):
         arrow = "↑" if r["higher_is_better"] else "↓"
@@ -120,7 +127,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {r['label']} {arrow} | {r['unit']} | {fmt(r['ours'])} | {sio} | "
-            f"{fmt(r['raw'])} | {rs} | {rr} |"
+            f"{fmt(r['raw'])} | {rs} | {rr} | {fmt(r['uvloop'])} | {fmt(r['uvloop_ours'])} |"
         )
     lines += [
         "",
