@@ -132,6 +132,8 @@ class BoundedPrefixes(dict[str, str]):
     Re-defining a CURIE replaces its entry (and its byte count), as the spec allows.
     """
 
+    __slots__ = ("max_bytes", "max_entries", "size")  # one per connection: no __dict__
+
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         super().__init__()
         self.max_entries = max_entries

@@ -23,7 +23,7 @@ class Credentials:
     @classmethod
     def from_request(cls, request: ConnectionRequest, remote_address: str = "") -> Credentials:
         """autobahn's request: headers (lower-case), the first value of each query parameter."""
-        headers = {str(k).lower(): str(v) for k, v in (request.headers or {}).items()}
+        headers = {_lower(str(k)): str(v) for k, v in (request.headers or {}).items()}
         query = {str(k): str(v[0]) for k, v in (request.params or {}).items() if v}
         return cls(headers, query, parse_cookies(headers.get("cookie", "")), remote_address)
 
@@ -34,6 +34,12 @@ class Credentials:
         """The token of ``Authorization: Bearer <token>`` (None without one)."""
         scheme, _, token = self.headers.get("authorization", "").partition(" ")
         return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _lower(name: str) -> str:
+    """``name`` in lower case; the same string when it already is (autobahn's header names
+    are), so that every connection does not keep a second copy of each name."""
+    return name if name.islower() else name.lower()
 
 
 def parse_cookies(header: str) -> dict[str, str]:

@@ -233,7 +233,7 @@ class WampServer:
         url = f"{'wss' if secure else 'ws'}://{url_host}"
         factory = WampServerFactory(self._connection_services(), url)
         keepalive = server.keepalive_interval if server.keepalive_ping else 0
-        factory.setProtocolOptions(  # type: ignore[no-untyped-call]
+        factory.setProtocolOptions(
             maxFramePayloadSize=server.max_frame_size,
             maxMessagePayloadSize=server.max_message_size,
             # Send a close frame with the code (1007, 1009) instead of dropping TCP.
