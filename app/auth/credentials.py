@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from http.cookies import CookieError, SimpleCookie
+from types import MappingProxyType
 
 from autobahn.websocket.types import ConnectionRequest
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+"""No query parameters, no cookies: one read-only mapping for every such connection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +27,14 @@ class Credentials:
     @classmethod
     def from_request(cls, request: ConnectionRequest, remote_address: str = "") -> Credentials:
         """autobahn's request: headers (lower-case), the first value of each query parameter."""
-        headers = {_lower(str(k)): str(v) for k, v in (request.headers or {}).items()}
-        query = {str(k): str(v[0]) for k, v in (request.params or {}).items() if v}
-        return cls(headers, query, parse_cookies(headers.get("cookie", "")), remote_address)
+        raw = request.headers or {}
+        if all(type(k) is str and k.islower() and type(v) is str for k, v in raw.items()):
+            headers = raw  # autobahn's own dict is already that: one per connection, not two
+        else:
+            headers = {str(k).lower(): str(v) for k, v in raw.items()}
+        query = {str(k): str(v[0]) for k, v in (request.params or {}).items() if v} or _EMPTY
+        cookie = headers.get("cookie")
+        return cls(headers, query, parse_cookies(cookie) if cookie else _EMPTY, remote_address)
 
     def with_ticket(self, ticket: str) -> Credentials:
         return replace(self, ticket=ticket)
@@ -34,12 +43,6 @@ class Credentials:
         """The token of ``Authorization: Bearer <token>`` (None without one)."""
         scheme, _, token = self.headers.get("authorization", "").partition(" ")
         return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def _lower(name: str) -> str:
-    """``name`` in lower case; the same string when it already is (autobahn's header names
-    are), so that every connection does not keep a second copy of each name."""
-    return name if name.islower() else name.lower()
 
 
 def parse_cookies(header: str) -> dict[str, str]:

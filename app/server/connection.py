@@ -121,6 +121,8 @@ class SmallQueue(list[Any]):
 class JobQueue:
     """One connection's requests, run in arrival order on a short-lived worker task."""
 
+    __slots__ = ("_failed", "_jobs", "_max_jobs", "_owner", "_per_turn", "_spawn", "_worker")
+
     def __init__(self, owner: str, services: ConnectionServices, failed: Failed) -> None:
         self._owner = owner
         self._spawn = services.spawn
@@ -402,11 +404,17 @@ class WampConnection(WebSocketServerProtocol):
         if self._lost or self.transport is None:
             return  # the handshake completed after the connection was gone: no session
         self._opened = True
-        # The raw request and response heads are autobahn's handshake leftovers, unread from
-        # now on (the parsed headers stay in http_headers): 0.5 KiB less per idle connection.
-        self.http_request_data, self.http_response_data = b"", ""
+        self._drop_handshake_leftovers()
         self._services.register(self)
         self.session.opened()
+
+    def _drop_handshake_leftovers(self) -> None:
+        """Forget what autobahn reads only during the handshake: the raw request and response
+        heads, the status line, the key, the offered subprotocols (the parsed headers stay in
+        ``http_headers``). About 0.6 KiB less for every idle connection."""
+        self.http_request_data, self.http_response_data = b"", ""
+        self.http_status_line = self._wskey = ""
+        self.websocket_protocols = []
 
     def joined(self) -> None:
         """The session is established (v1: on open, v2: WELCOME sent): ``client_connected``."""
