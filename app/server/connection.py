@@ -108,6 +108,10 @@ class ConnectionServices:
     """``server.max_message_size``: what a session's JSON decode refuses beyond (1009)."""
 
 
+_EVENT_NAMES: dict[tuple[str, ...], list[str]] = {}
+"""autobahn's observable event names, one list per distinct set (``set_valid_events``)."""
+
+
 class SmallQueue(list[Any]):
     """The part of ``deque`` that autobahn's receive and send queues use (append, popleft,
     clear, len), on a list: they rarely hold more than two items, so ``pop(0)`` is cheap."""
@@ -214,6 +218,14 @@ class WampConnection(WebSocketServerProtocol):
         self.subscriptions: dict[str, tuple[Topic, WampRequest]] = {}
         self.user: User = ANONYMOUS
         self.credentials = Credentials()
+
+    def set_valid_events(self, valid_events: list[str] | None = None) -> None:
+        """autobahn gives every connection a copy of the same event names and a dict of their
+        last results; the names are one list for all connections here (autobahn only reads
+        it), and the results dict starts empty (autobahn writes it when a listener fires)."""
+        names = tuple(valid_events or ())
+        self._valid_events = _EVENT_NAMES.setdefault(names, list(names))
+        self._results: dict[str, Any] = {}
 
     @property
     def user_data(self) -> dict[str, Any]:

@@ -180,3 +180,16 @@ async def test_bad_event_loop_is_one_config_line() -> None:
         "config error: server.event_loop: 'trio' is not allowed: "
         "Input should be 'auto', 'asyncio' or 'uvloop'" in server.output
     )
+
+
+async def test_workers_stop_when_the_parent_is_killed(workers: ServerProcess) -> None:
+    """SIGKILL of the parent (no chance to stop anyone): the workers notice and exit."""
+    _, body = await health(workers)
+    pids = [w["pid"] for w in body["workers"].values()]
+    workers.signal(signal.SIGKILL)
+    await workers.wait(10)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while [pid for pid in pids if not _gone(pid)]:
+        assert loop.time() < deadline, "a worker outlived its parent"
+        await asyncio.sleep(0.1)
