@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
@@ -193,3 +194,16 @@ async def test_workers_stop_when_the_parent_is_killed(workers: ServerProcess) ->
     while [pid for pid in pids if not _gone(pid)]:
         assert loop.time() < deadline, "a worker outlived its parent"
         await asyncio.sleep(0.1)
+
+
+async def test_a_taken_port_stops_the_start_up_with_one_line() -> None:
+    """The WebSocket port held by another process: the first worker fails, the parent stops
+    the others and exits 1 with the worker's one-line error."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = await ServerProcess(server_env(ws_port=port, SERVER__WORKERS=2)).start()
+        assert await server.wait(60) == 1
+    assert f"error: server.port: cannot listen on 127.0.0.1:{port}" in server.output
+    assert "exited with 1 while starting" in server.output
