@@ -323,20 +323,22 @@ class WorkerPool:
             for slot, reader in zip(self.slots, readers, strict=True)
         ]
         stop = asyncio.create_task(self._stopping.wait())
-        everyone: asyncio.Future[list[bool]] = asyncio.gather(*waits)
-        first: list[asyncio.Future[Any]] = [stop, everyone]
-        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not all(wait.done() for wait in waits):  # SIGTERM during start-up
-            for wait in waits:
-                wait.cancel()
-            return 0
-        for slot, wait in zip(self.slots, waits, strict=True):
-            if not wait.result():
-                self._stopping.set()
-                code = await self._exit_code(slot)
-                logger.error("worker %d exited with %s while starting", slot.index, code)
-                return code or 1
+        pending: set[asyncio.Future[Any]] = {stop, *waits}
+        try:
+            while not all(wait.done() for wait in waits):
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:  # SIGTERM during start-up
+                    return 0
+                failed = [slot for slot, w in zip(self.slots, waits, strict=True) if w in done]
+                failed = [slot for slot in failed if not waits[slot.index].result()]
+                if failed:  # one cannot start: the others would not fare better
+                    self._stopping.set()
+                    code = await self._exit_code(failed[0])
+                    logger.error("worker %d exited with %s while starting", failed[0].index, code)
+                    return code or 1
+        finally:
+            for waiting in (stop, *waits):
+                waiting.cancel()
         for slot, reader in zip(self.slots, readers, strict=True):
             task = asyncio.create_task(self._watch(slot, reader), name=f"worker-{slot.index}")
             self._tasks.add(task)
