@@ -18,7 +18,9 @@ app = Flask(__name__)
 
 @app.post("/rooms/<room>/messages")
 @inject
-def post_message(room: str, pusher: Pusher = Provide["gos_web_socket.zmq.pusher"]) -> object:
+def post_message(
+    room: str, pusher: Pusher = Provide["gos_web_socket.zmq.pusher"]
+) -> tuple[dict[str, bool], int]:
     pusher.push_sync({"text": request.json["text"]}, "acme_topic", {"room": room})
     return {"pushed": True}, 201
 
