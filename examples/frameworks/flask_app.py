@@ -28,4 +28,4 @@ def post_message(
 # at start-up: settings/gos_web_socket.yaml + the GOS_WEB_SOCKET__* environment
 container = containers.create_container()
 container.wire(modules=[__name__])
-atexit.register(container.gos_web_socket.zmq.pusher().close_sync)
+atexit.register(containers.get_service(container, "gos_web_socket.zmq.pusher").close_sync)
