@@ -2,8 +2,7 @@
 
 Run: ``uvicorn fastapi_app:app`` in this directory, with ``make run`` serving, then
 ``curl -X POST -H 'Content-Type: application/json' -d '{"text": "hi"}'
-http://127.0.0.1:8000/rooms/lobby/messages``. Starlette is the same: its ``lifespan`` and
-``request.state`` are what FastAPI uses here.
+http://127.0.0.1:8000/rooms/lobby/messages``. Plain Starlette: starlette_app.py.
 """
 
 from collections.abc import AsyncIterator

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from gos_web_socket import containers
 from gos_web_socket.app.testing import WampTestClient, running, url_of
@@ -149,11 +150,12 @@ async def test_django_view_and_post_save_signal_push(tmp_path: Path) -> None:
             assert await client.next_event(CHANNEL, timeout=10) == {"announce": "hello"}
 
 
-async def test_fastapi_route_pushes_with_the_lifespans_pusher() -> None:
-    """Under uvicorn, the route awaits the pusher the lifespan opened; the push reaches the
-    subscriber, and the lifespan's shutdown closes the pusher."""
+@pytest.mark.parametrize("app_spec", ["fastapi_app:app", "starlette_app:app"])
+async def test_async_route_pushes_with_the_lifespans_pusher(app_spec: str) -> None:
+    """Under uvicorn (FastAPI, then plain Starlette), the route awaits the pusher the lifespan
+    opened; the push reaches the subscriber, and the lifespan's shutdown closes the pusher."""
     zmq_port, http_port = free_port(), free_port()
-    args = ["-m", "uvicorn", "fastapi_app:app", "--port", str(http_port)]
+    args = ["-m", "uvicorn", app_spec, "--port", str(http_port)]
     async with server_and_subscriber(zmq={"port": zmq_port}) as (_, client):
         async with app_process(args, EXAMPLES, zmq_env(zmq_port)) as app:
             base = f"http://127.0.0.1:{http_port}"
