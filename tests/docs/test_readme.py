@@ -113,6 +113,7 @@ def test_every_block_is_checked() -> None:
     test here runs; none is left without a language tag."""
     unchecked = [str(b) for b in BLOCKS if not (b.source or b.lang in GENERIC or b.line in CLAIMED)]
     assert unchecked == []
+    assert [str(b) for b in BLOCKS if not b.lang] == []
     assert len(BLOCKS) > 20
 
 
@@ -200,6 +201,7 @@ def transcript(code: str) -> list[tuple[str, list[str]]]:
 async def run(
     args: list[str], env: dict[str, str], cwd: Path = ROOT, within: float = 120
 ) -> tuple[int, str, str]:
+    """Run a command to its end: exit code, stdout, stderr."""
     process = await asyncio.create_subprocess_exec(
         *args, cwd=cwd, env=env,
         stdin=asyncio.subprocess.DEVNULL,
