@@ -61,6 +61,15 @@ class TransportSettings(_Node):
     """
 
     enabled: bool = True
+    # How push_sync() waits (app.transports.base.Pusher; docs/pushers.md).
+    confirm_mode: Literal["wait", "background"] = Field(
+        "wait",
+        description="wait: push_sync() returns once the transport confirmed the push; "
+        "background: once the pusher's loop has it (flush() reports failures)",
+    )
+    max_in_flight: int = Field(
+        1000, ge=1, le=1_000_000, description="background pushes not yet confirmed, at most"
+    )
 
 
 class TlsSettings(_Node):

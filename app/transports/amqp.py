@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -232,8 +232,13 @@ class AmqpPusher(Pusher):
 
     name = "amqp"
 
-    def __init__(self, settings: AmqpSettings, router: Router) -> None:
-        super().__init__(router)
+    def __init__(
+        self,
+        settings: AmqpSettings,
+        router: Router,
+        dispatcher: EventDispatcher | Callable[[], EventDispatcher] | None = None,
+    ) -> None:
+        super().__init__(router, settings=settings, dispatcher=dispatcher)
         self.settings = settings
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None  # strong ref: aio-pika holds it weakly
@@ -246,6 +251,7 @@ class AmqpPusher(Pusher):
 
     async def send(self, message: Message, context: dict[str, Any]) -> None:
         amqp_message, routing_key = build_message(message, context)
+        message_id = amqp_message.message_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.push_timeout
         delay = 0.05
@@ -262,11 +268,14 @@ class AmqpPusher(Pusher):
                     f'bound to exchange "{self.settings.exchange_name}" with routing key '
                     f'"{routing_key}"',
                     transport=self.name,
+                    message_id=message_id,
                 ) from exc
             except _FATAL as exc:
-                await self.close()  # the channel is gone; start afresh on the next push
+                await self.disconnect()  # the channel is gone; start afresh on the next push
                 raise PushFailed(
-                    f"AMQP broker refused the push: {exc}", transport=self.name
+                    f"AMQP broker refused the push: {exc}",
+                    transport=self.name,
+                    message_id=message_id,
                 ) from exc
             except TimeoutError as exc:
                 last_error = last_error or exc
@@ -279,6 +288,7 @@ class AmqpPusher(Pusher):
                     f"AMQP broker at {self.settings.host}:{self.settings.port} did not confirm "
                     f"the push within {self.settings.push_timeout} s: {last_error!r}",
                     transport=self.name,
+                    message_id=message_id,
                 ) from last_error
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
@@ -311,7 +321,7 @@ class AmqpPusher(Pusher):
                 self._connection, self._channel, self._exchange = connection, channel, exchange
             return self._exchange
 
-    async def close(self) -> None:
+    async def disconnect(self) -> None:
         """Close the connection; the next push opens a new one."""
         connection = self._connection
         self._connection = self._channel = self._exchange = None
