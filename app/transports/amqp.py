@@ -252,6 +252,7 @@ class AmqpPusher(Pusher):
     async def send(self, message: Message, context: dict[str, Any]) -> None:
         amqp_message, routing_key = build_message(message, context)
         message_id = amqp_message.message_id
+        body, properties = amqp_message.body, amqp_message.properties
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.push_timeout
         delay = 0.05
@@ -260,7 +261,21 @@ class AmqpPusher(Pusher):
             try:
                 async with asyncio.timeout_at(deadline):
                     exchange = await self._get_exchange(deadline)
-                    await exchange.publish(amqp_message, routing_key, mandatory=True)
+                    if exchange.channel.is_closed:
+                        raise ChannelInvalidStateError("the pusher's channel is closed")
+                    # aiormq's own publish with wait=False: the confirm is what we wait for.
+                    # aio-pika's Exchange.publish also waits for the socket to drain under
+                    # the channel lock, which serialises concurrent publishes (background
+                    # pushes) one loop round trip each.
+                    channel = await exchange.channel.get_underlay_channel()
+                    await channel.basic_publish(
+                        body,
+                        exchange=exchange.name,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=True,
+                        wait=False,
+                    )
                 return
             except PublishError as exc:
                 raise PushFailed(
