@@ -15,7 +15,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aio_pika
 from aio_pika.abc import (
@@ -35,6 +35,7 @@ from aio_pika.exceptions import (
     ChannelPreconditionFailed,
     PublishError,
 )
+from aiormq.channel import Channel as AiormqChannel
 from aiormq.exceptions import ChannelAccessRefused
 from yarl import URL
 
@@ -258,16 +259,21 @@ class AmqpPusher(Pusher):
         delay = 0.05
         last_error: BaseException | None = None
         while True:
+            # One attempt waits at most confirm_timeout: a publish caught by a reconnect can
+            # lose its confirm without an error; publishing it again (same message id, which
+            # the handler drops if it is a repeat) is the way out.
+            attempt_deadline = min(deadline, loop.time() + self.settings.confirm_timeout)
             try:
-                async with asyncio.timeout_at(deadline):
-                    exchange = await self._get_exchange(deadline)
-                    if exchange.channel.is_closed:
+                async with asyncio.timeout_at(attempt_deadline):
+                    exchange = await self._get_exchange(attempt_deadline)
+                    robust = self._channel
+                    if robust is None or robust.is_closed:
                         raise ChannelInvalidStateError("the pusher's channel is closed")
                     # aiormq's own publish with wait=False: the confirm is what we wait for.
                     # aio-pika's Exchange.publish also waits for the socket to drain under
                     # the channel lock, which serialises concurrent publishes (background
                     # pushes) one loop round trip each.
-                    channel = await exchange.channel.get_underlay_channel()
+                    channel = cast(AiormqChannel, await robust.get_underlay_channel())
                     await channel.basic_publish(
                         body,
                         exchange=exchange.name,
@@ -294,6 +300,7 @@ class AmqpPusher(Pusher):
                 ) from exc
             except TimeoutError as exc:
                 last_error = last_error or exc
+                logger.debug("AMQP publish of %s unconfirmed, publishing it again", message_id)
             except _TRANSIENT as exc:
                 last_error = exc
                 logger.debug("AMQP publish failed, retrying: %r", exc)
