@@ -37,6 +37,7 @@ from aio_pika.exceptions import (
 )
 from aiormq.channel import Channel as AiormqChannel
 from aiormq.exceptions import ChannelAccessRefused
+from pamqp.commands import Basic
 from yarl import URL
 
 from gos_web_socket.app.events import EventDispatcher
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from gos_web_socket.app.router import Router
 
 logger = logging.getLogger(__name__)
+
+BasicProperties = Basic.Properties
 
 # php-amqp's publish flags, accepted in ``context["publish_flags"]`` as GOS passed them.
 AMQP_NOPARAM = 0
@@ -193,8 +196,19 @@ def _publish_flags(value: Any) -> None:
         )
 
 
-def build_message(message: Message, context: Mapping[str, Any]) -> tuple[aio_pika.Message, str]:
-    """The AMQP message and routing key for one push; refuses context it cannot honour."""
+def build_message(
+    message: Message, context: Mapping[str, Any]
+) -> tuple[bytes, BasicProperties, str]:
+    """Body, AMQP properties and routing key of one push; refuses context it cannot honour.
+
+    Without ``attributes`` (the usual push) the properties are built directly: aio-pika's
+    ``Message`` (which validates and converts attributes) costs a tenth of a publish.
+    """
+    if not context:
+        plain = BasicProperties(
+            content_type="application/json", delivery_mode=2, message_id=uuid.uuid4().hex
+        )
+        return message.encode(), plain, ""
     unknown = sorted(set(context) - set(CONTEXT_KEYS))
     if unknown:
         raise InvalidPushArgument(
@@ -223,9 +237,10 @@ def build_message(message: Message, context: Mapping[str, Any]) -> tuple[aio_pik
         **attributes,
     }
     try:
-        return aio_pika.Message(message.encode(), **properties), routing_key
+        amqp_message = aio_pika.Message(message.encode(), **properties)
     except (TypeError, ValueError) as exc:
         raise InvalidPushArgument(f"invalid AMQP attributes: {exc}") from exc
+    return amqp_message.body, amqp_message.properties, routing_key
 
 
 class AmqpPusher(Pusher):
@@ -251,9 +266,8 @@ class AmqpPusher(Pusher):
         return self._connection is not None and self._connection.connected.is_set()
 
     async def send(self, message: Message, context: dict[str, Any]) -> None:
-        amqp_message, routing_key = build_message(message, context)
-        message_id = amqp_message.message_id
-        body, properties = amqp_message.body, amqp_message.properties
+        body, properties, routing_key = build_message(message, context)
+        message_id = properties.message_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.push_timeout
         delay = 0.05

@@ -123,13 +123,17 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class _InFlight:
     """Background pushes handed to the home loop and not settled yet; shared by threads.
 
-    ``enter`` is the back-pressure: it blocks the caller while ``size`` are in flight.
-    ``leave`` settles one (keeping its failure); ``take`` hands the failures to ``flush()``.
+    ``enter`` is the back-pressure: it blocks the caller while ``size`` are in flight, and
+    wakes it once a quarter of the window is free again (waking a blocked caller for every
+    confirm would hand the GIL back and forth once a push). ``leave`` settles one (keeping
+    its failure); ``take`` hands the failures to ``flush()``.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.count = 0
+        self._blocked = 0  # callers waiting in enter()
+        self._wake_at = 0  # ... until count is down to this
         self._settled = 0
         self._failures: list[FailedPush] = []
         self._unkept = 0
@@ -137,8 +141,14 @@ class _InFlight:
 
     def enter(self, size: int, timeout: float | None) -> bool:
         with self._cond:
-            if self.count >= size and not self._cond.wait_for(lambda: self.count < size, timeout):
-                return False
+            if self.count >= size:
+                self._wake_at = size - max(1, size // 4)
+                self._blocked += 1
+                try:
+                    if not self._cond.wait_for(lambda: self.count < size, timeout):
+                        return False
+                finally:
+                    self._blocked -= 1
             self.count += 1
             return True
 
@@ -154,7 +164,9 @@ class _InFlight:
                     self._unkept += 1
             if self.count == 0:
                 waiters, self._idle = self._idle, []
-            self._cond.notify_all()
+                self._cond.notify_all()
+            elif self._blocked and self.count <= self._wake_at:
+                self._cond.notify_all()
         for loop, future in waiters:
             try:
                 loop.call_soon_threadsafe(_resolve, future)
