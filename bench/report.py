@@ -157,12 +157,13 @@ def sync_background_notes(rows: list[dict[str, Any]]) -> list[str]:
         f"- sync push in `confirm_mode: background` (every confirm in, `flush_sync()` "
         f"included): {background:,.0f} pushes/s, {fmt(ratio(background, ours['pushes_per_s']))}x "
         f"waiting for each ({ours['pushes_per_s']:,.0f}/s); the calls alone "
-        f"{ours['background_calls_per_s']:,.0f}/s"
+        f"{ours['background_calls_per_s']:,.0f}/s; pusher CPU "
+        f"{fmt(ours.get('background_cpu_us_per_push'))} µs/push"
     ]
     if sio is not None:
         parts.append(
             f"; {fmt(ratio(background, sio['pushes_per_s']))}x python-socketio's emit with "
-            f"confirms ({sio['pushes_per_s']:,.0f}/s)"
+            f"confirms ({sio['pushes_per_s']:,.0f}/s, {fmt(sio.get('cpu_us_per_push'))} µs/push)"
         )
         if sio.get("no_confirm_pushes_per_s"):
             parts.append(

@@ -44,6 +44,7 @@ class SyncPusher(Agent):
         if self.system == "sio":  # python-socketio's default: no publisher confirms
             no_confirm = self._measure(lambda: self._sio(confirm=False), count * 5)
             result["no_confirm_pushes_per_s"] = no_confirm["pushes_per_s"]
+            result["no_confirm_cpu_us_per_push"] = no_confirm["cpu_us_per_push"]
         if self.system == "raw":  # the same client on a transient queue: the cost of durability
             transient = self._measure(self._raw_transient, count)
             result["transient_pushes_per_s"] = transient["pushes_per_s"]
@@ -58,12 +59,13 @@ class SyncPusher(Agent):
             for i in range(5):  # connect and declare outside the clock
                 push(-1 - i)
             settle()
-            t0 = time.perf_counter()
+            cpu0, t0 = time.process_time(), time.perf_counter()
             for i in range(count):
                 push(i)
             calls = time.perf_counter() - t0
             settle()
             seconds = time.perf_counter() - t0
+            cpu = time.process_time() - cpu0
         finally:
             close()
         return {
@@ -72,6 +74,8 @@ class SyncPusher(Agent):
             "pushes_per_s": round(count / seconds, 1),
             "ms_per_push": round(seconds / count * 1e3, 3),
             "calls_per_s": round(count / calls, 1),
+            # this process (every thread): what the pusher itself costs, broker aside
+            "cpu_us_per_push": round(cpu / count * 1e6, 1),
         }
 
     def _ours(self) -> tuple[Callable[[int], None], Callable[[], None]]:
