@@ -158,7 +158,8 @@ def sync_background_notes(rows: list[dict[str, Any]]) -> list[str]:
         f"included): {background:,.0f} pushes/s, {fmt(ratio(background, ours['pushes_per_s']))}x "
         f"waiting for each ({ours['pushes_per_s']:,.0f}/s); the calls alone "
         f"{ours['background_calls_per_s']:,.0f}/s; pusher CPU "
-        f"{fmt(ours.get('background_cpu_us_per_push'))} µs/push"
+        f"{fmt(ours.get('background_cpu_us_per_push'))} µs/push; with transient messages "
+        f"(no disk write before the confirm) {fmt(ours.get('background_transient_pushes_per_s'))}/s"
     ]
     if sio is not None:
         parts.append(

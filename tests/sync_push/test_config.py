@@ -9,7 +9,7 @@ import pytest
 
 from gos_web_socket import containers
 from gos_web_socket.app.events import PUSH_FAIL, EventDispatcher, PusherFailEvent
-from gos_web_socket.app.exceptions import ConfigurationError, PushFailed
+from gos_web_socket.app.exceptions import ConfigurationError, FailedPush, PushFailed
 from gos_web_socket.settings import load_settings
 from tests.support.rabbitmq import free_port
 from tests.support.server import make_container
@@ -76,3 +76,25 @@ def test_container_pusher_reads_its_node_and_fires_push_fail_on_its_dispatcher()
     assert all("no ZeroMQ peer" in str(f.error) for f in info.value.failures)
     assert sorted(e.failure.data["n"] for e in seen) == [0, 1, 2]
     assert all(e.pusher is pusher for e in seen)
+
+
+async def test_server_metrics_count_pusher_failures_once_not_as_handler_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pusher's background failure on the server's dispatcher: the handler-failure metric
+    ignores it (no listener error), gos_websocket_pusher_failed_total counts it."""
+    from gos_web_socket.app.metrics import ServerMetrics
+    from tests.support.server import make_server
+
+    server = make_server()
+    pusher = containers.get_service(make_container(), "gos_web_socket.zmq.pusher")
+    pusher.stats.failed = 1
+    metrics = ServerMetrics(server, {"zmq": pusher})
+    failure = FailedPush("acme_topic", "acme/channel/1", None, PushFailed("gone"))
+    await server.dispatcher.dispatch(
+        PUSH_FAIL, PusherFailEvent(message="{}", pusher=pusher, failure=failure)
+    )
+    assert "failed" not in caplog.text
+    text = metrics.render().decode()
+    assert 'gos_websocket_pusher_failed_total{pusher="zmq",transport="zmq"} 1.0' in text
+    assert not metrics.failed
