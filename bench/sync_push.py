@@ -29,9 +29,20 @@ from bench.wire import ROOM, ROUTE, data, envelope
 
 
 class SyncPusher(Agent):
-    def __init__(self, system: str, amqp_url: str) -> None:
+    def __init__(self, system: str, amqp_url: str, pids: dict[str, int] | None = None) -> None:
         self.system = system
         self.amqp_url = amqp_url
+        self.pids = {name: pid for name, pid in (pids or {}).items() if pid}
+        """Other processes whose CPU per push is reported: the system's server, the broker."""
+
+    def _cpu_of_others(self) -> dict[str, float]:
+        import psutil
+
+        out = {}
+        for name, pid in self.pids.items():
+            times = psutil.Process(pid).cpu_times()
+            out[name] = float(times.user + times.system + times.children_user)
+        return out
 
     async def do_run(self, count: int) -> dict[str, Any]:
         return await asyncio.to_thread(self._run, count)
@@ -45,10 +56,13 @@ class SyncPusher(Agent):
             # confirms without writing them to disk
             transient = self._measure(lambda: self._ours_background(persistent=False), count * 5)
             result["background_transient_pushes_per_s"] = transient["pushes_per_s"]
+            result["background_transient_broker_cpu_us_per_push"] = transient.get(
+                "broker_cpu_us_per_push"
+            )
         if self.system == "sio":  # python-socketio's default: no publisher confirms
             no_confirm = self._measure(lambda: self._sio(confirm=False), count * 5)
             result["no_confirm_pushes_per_s"] = no_confirm["pushes_per_s"]
-            result["no_confirm_cpu_us_per_push"] = no_confirm["cpu_us_per_push"]
+            result |= {f"no_confirm_{k}": v for k, v in no_confirm.items() if "cpu" in k}
         if self.system == "raw":  # the same client on a transient queue: the cost of durability
             transient = self._measure(self._raw_transient, count)
             result["transient_pushes_per_s"] = transient["pushes_per_s"]
@@ -63,6 +77,7 @@ class SyncPusher(Agent):
             for i in range(5):  # connect and declare outside the clock
                 push(-1 - i)
             settle()
+            others0 = self._cpu_of_others()
             cpu0, t0 = time.process_time(), time.perf_counter()
             for i in range(count):
                 push(i)
@@ -70,6 +85,7 @@ class SyncPusher(Agent):
             settle()
             seconds = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
+            others = {k: v - others0[k] for k, v in self._cpu_of_others().items()}
         finally:
             close()
         return {
@@ -80,6 +96,7 @@ class SyncPusher(Agent):
             "calls_per_s": round(count / calls, 1),
             # this process (every thread): what the pusher itself costs, broker aside
             "cpu_us_per_push": round(cpu / count * 1e6, 1),
+            **{f"{k}_cpu_us_per_push": round(v / count * 1e6, 1) for k, v in others.items()},
         }
 
     def _ours(self) -> tuple[Callable[[int], None], Callable[[], None]]:
