@@ -500,7 +500,8 @@ class Pusher(ABC):
                 transport=self.name,
                 route_name=route_name,
             )
-        _background_pushers.add(self)
+        if not self._handoff and not self._background:
+            _background_pushers.add(self)  # flushed at exit if nobody does it
         self._handoff.append((route_name, parameters, dict(context or {}), envelope))
         if self._handoff_scheduled:
             return
