@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aio_pika
@@ -77,6 +77,19 @@ async def raw_channel(rabbitmq: RabbitMQNode) -> AsyncIterator[aio_pika.abc.Abst
         yield await connection.channel()
     finally:
         await connection.close()
+
+
+async def stalled(count: Callable[[], int], within: float = 20.0) -> int:
+    """Wait until ``count()`` stops moving for 0.5 s; return where it stopped."""
+    deadline = asyncio.get_running_loop().time() + within
+    last = count()
+    while True:
+        await asyncio.sleep(0.5)
+        if count() == last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still moving after {within} s")
+        last = count()
 
 
 def push_many(pusher: AmqpPusher, numbers: range, **options: Any) -> None:
@@ -184,11 +197,12 @@ async def test_broker_restart_during_a_background_burst_loses_nothing(
         broker_down = True
         await asyncio.to_thread(rabbitmq.stop_app)
         await wait_until(lambda: not handler.is_consuming, within=10)
-        await wait_until(lambda: pusher.in_flight == pusher.max_in_flight, within=10)
-        stalled_at = pushed
+        stalled_at = await stalled(lambda: pushed)  # push_sync waits for room
+        # No confirm comes back: the window stays as full as it was (a blocked caller is
+        # woken once a quarter is free, so it may have stopped anywhere in the last quarter).
         await asyncio.sleep(0.5)
-        assert pushed == stalled_at  # push_sync waits for room: nothing piles up
-        assert pusher.in_flight == pusher.max_in_flight
+        assert pushed == stalled_at
+        assert pusher.max_in_flight * 3 // 4 <= pusher.in_flight <= pusher.max_in_flight
         await asyncio.to_thread(rabbitmq.start_app)
         broker_down = False
         await wait_until(lambda: len(server.counts()) >= stalled_at + 500, within=60)
