@@ -127,13 +127,19 @@ def with_demo(demo_enabled: bool, demo: Iterable[Any], own: Iterable[Any]) -> li
 
 
 class Amqp(containers.DeclarativeContainer):
-    """``gos_web_socket.amqp.*``"""
+    """``gos_web_socket.amqp.*``
+
+    Pushers get the dispatcher's provider, called at their first failed background push:
+    the dispatcher's listeners (``/metrics``) depend on the pushers.
+    """
 
     settings = providers.Dependency(instance_of=AmqpSettings)
     router = providers.Dependency(instance_of=Router)
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
 
-    pusher = providers.Singleton(AmqpPusher, settings=settings, router=router)
+    pusher = providers.Singleton(
+        AmqpPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+    )
     server_push_handler = providers.Singleton(
         AmqpServerPushHandler,
         settings=settings,
@@ -151,7 +157,9 @@ class Zmq(containers.DeclarativeContainer):
     max_message_size = providers.Dependency(instance_of=int, default=1 << 20)
     """``server.limits.zmq_max_message_size``: ZMQ_MAXMSGSIZE of the PULL socket."""
 
-    pusher = providers.Singleton(ZmqPusher, settings=settings, router=router)
+    pusher = providers.Singleton(
+        ZmqPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+    )
     server_push_handler = providers.Singleton(
         ZmqServerPushHandler,
         settings=settings,
@@ -166,8 +174,11 @@ class Wamp(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=WampSettings)
     router = providers.Dependency(instance_of=Router)
+    event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
 
-    pusher = providers.Singleton(WampPusher, settings=settings, router=router)
+    pusher = providers.Singleton(
+        WampPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+    )
 
 
 class PushHandlers(containers.DeclarativeContainer):
@@ -223,6 +234,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         Wamp,
         settings=settings.provided.pushers.wamp,
         router=router,
+        event_dispatcher=event_dispatcher,
     )
 
     # collections (GOS tags) and registries

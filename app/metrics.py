@@ -30,6 +30,7 @@ from gos_web_socket.app.events import (
     PUSH_FAIL,
     PUSH_SUCCESS,
     ClientConnectedEvent,
+    PusherFailEvent,
     PushHandlerFailEvent,
     PushHandlerSuccessEvent,
 )
@@ -110,7 +111,9 @@ class ServerMetrics:
     def _on_push_success(self, event: PushHandlerSuccessEvent) -> None:
         self.handled[event.push_handler.name, transport_of(event.push_handler)] += 1
 
-    def _on_push_fail(self, event: PushHandlerFailEvent) -> None:
+    def _on_push_fail(self, event: PushHandlerFailEvent | PusherFailEvent) -> None:
+        if not isinstance(event, PushHandlerFailEvent):
+            return  # a background push of a pusher: counted in gos_web_socket_pusher_failed
         self.failed[event.push_handler.name, transport_of(event.push_handler)] += 1
 
 

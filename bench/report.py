@@ -129,6 +129,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         + f", for {meta.get('rate_seconds')} s each.",
         "",
     ]
+    lines += sync_background_notes(rows)
     for r in rows:
         if r["scenario"] == "sync_push" and r.get("transient_pushes_per_s"):
             lines.append(
@@ -143,6 +144,35 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{r['expected']:,} frames arrived before the case's time bound."
         )
     return "\n".join(lines) + "\n"
+
+
+def sync_background_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Ours in confirm_mode background against waiting and python-socketio's emit."""
+    table = lookup(rows)
+    ours, sio = table.get(("sync_push", "ours", 0)), table.get(("sync_push", "sio", 0))
+    if ours is None or not ours.get("background_pushes_per_s"):
+        return []
+    background = ours["background_pushes_per_s"]
+    parts = [
+        f"- sync push in `confirm_mode: background` (every confirm in, `flush_sync()` "
+        f"included): {background:,.0f} pushes/s, {fmt(ratio(background, ours['pushes_per_s']))}x "
+        f"waiting for each ({ours['pushes_per_s']:,.0f}/s); the calls alone "
+        f"{ours['background_calls_per_s']:,.0f}/s; pusher CPU "
+        f"{fmt(ours.get('background_cpu_us_per_push'))} µs/push; with transient messages "
+        f"(no disk write before the confirm) {fmt(ours.get('background_transient_pushes_per_s'))}/s"
+    ]
+    if sio is not None:
+        parts.append(
+            f"; {fmt(ratio(background, sio['pushes_per_s']))}x python-socketio's emit with "
+            f"confirms ({sio['pushes_per_s']:,.0f}/s, {fmt(sio.get('cpu_us_per_push'))} µs/push)"
+        )
+        if sio.get("no_confirm_pushes_per_s"):
+            parts.append(
+                f", {fmt(ratio(background, sio['no_confirm_pushes_per_s']))}x its emit "
+                f"without confirms, which waits for nothing "
+                f"({sio['no_confirm_pushes_per_s']:,.0f}/s)"
+            )
+    return ["".join(parts) + "."]
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:

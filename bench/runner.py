@@ -238,11 +238,27 @@ def idle_case(system: str, counts: tuple[int, ...], broker: str) -> list[dict[st
         setup.stop()
 
 
+def broker_pid(broker: str) -> int:
+    """The Erlang VM of the private broker whose AMQP port ``broker`` names (0: not found)."""
+    port = broker.rsplit(":", 1)[-1].strip("/")
+    for process in psutil.process_iter(["name", "environ"]):
+        environ = process.info["environ"] or {}
+        if "beam" in (process.info["name"] or "") and environ.get("RABBITMQ_NODE_PORT") == port:
+            return int(process.pid)
+    return 0
+
+
 def sync_case(system: str, count: int, broker: str) -> dict[str, Any]:
     """Pushes/s from synchronous code, each push returning after the broker confirmed it."""
     setup = Setup(system, "amqp", broker)  # the server consumes, as in production
     try:
-        child = setup._child("sync_pusher", system=system, amqp_url=broker)
+        # One subscriber in the room: python-socketio's server starts consuming its queue only
+        # once a client connected (without one its exchange has no queue and the broker drops
+        # every emit), and every system then delivers each push to someone.
+        setup.connect(1, 1)
+        time.sleep(1.0)
+        pids = {"server": setup.server.pid, "broker": broker_pid(broker)}
+        child = setup._child("sync_pusher", system=system, amqp_url=broker, pids=pids)
         result = child.call("run", count, timeout=300)
         return {"scenario": "sync_push", "system": system, "transport": "amqp", "n": 0, **result}
     finally:

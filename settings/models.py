@@ -61,6 +61,15 @@ class TransportSettings(_Node):
     """
 
     enabled: bool = True
+    # How push_sync() waits (app.transports.base.Pusher; docs/pushers.md).
+    confirm_mode: Literal["wait", "background"] = Field(
+        "wait",
+        description="wait: push_sync() returns once the transport confirmed the push; "
+        "background: once the pusher's loop has it (flush() reports failures)",
+    )
+    max_in_flight: int = Field(
+        1000, ge=1, le=1_000_000, description="background pushes not yet confirmed, at most"
+    )
 
 
 class TlsSettings(_Node):
@@ -198,6 +207,9 @@ class AmqpSettings(TransportSettings):
     exchange_name: str = Field("gos_websocket_exchange", min_length=1)
     # Beyond GOS: delivery guarantees and multi-node.
     push_timeout: float = Field(30.0, gt=0, description="seconds push() retries before failing")
+    confirm_timeout: float = Field(
+        10.0, gt=0, description="seconds one publish waits for its confirm before it is retried"
+    )
     prefetch_count: int = Field(100, ge=1)
     queue_mode: Literal["shared", "per_node"] = "shared"
     node_queue_expires: int = Field(60_000, ge=1000, description="ms a node's queue outlives it")
