@@ -3,6 +3,7 @@
 python -m bench                 quick run (make bench)
 python -m bench --full          full run (make bench-full)
 python -m bench --scenarios amqp,idle --systems ours,raw
+python -m bench --scenarios amqp --systems ours,picows,websockets --ns 100 --reps 3
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
 """
@@ -15,6 +16,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tests.support.rabbitmq import RabbitMQNode
 
     profile = FULL if args.full else QUICK
+    if args.ns:
+        profile = replace(profile, ns=tuple(int(n) for n in args.ns.split(",")))
+    if args.reps:
+        profile = replace(profile, reps=args.reps)
+    if args.rate_seconds:
+        profile = replace(profile, rate_seconds=args.rate_seconds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scenarios = args.scenarios.split(",")
@@ -140,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="real counts and durations")
     parser.add_argument("--scenarios", default="amqp,zmq,idle,sync")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--ns", default="", help="subscriber counts, e.g. 100,1000 (default: all)")
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default: the mode's)")
+    parser.add_argument(
+        "--rate-seconds", type=float, default=0.0, help="latency window (default: the mode's)"
+    )
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--seconds", type=float, default=20.0, help="profile: sampling time")
     parser.add_argument("--n", type=int, default=1000, help="profile: subscribers")

@@ -22,6 +22,8 @@ KINDS = {
     "raw_server": "bench.servers:RawServer",
     "sio_server": "bench.servers:SioServer",
     "ours_server": "bench.servers:OursServer",
+    "picows_server": "bench.rawlimit:PicowsServer",
+    "websockets_server": "bench.rawlimit:WebsocketsServer",
     "raw_pusher": "bench.pushers:RawPusher",
     "sio_pusher": "bench.pushers:SioPusher",
     "ours_pusher": "bench.pushers:OursPusher",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from typing import Any
 
@@ -166,16 +167,29 @@ class SioServer(Agent):
 
 
 class OursServer(Agent):
-    """Our server process as the container runs it, with the AMQP or ZeroMQ push handler."""
+    """Our server process as the container runs it, with the AMQP or ZeroMQ push handler.
 
-    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
+    ``env`` is set in this process before the container is built: settings overrides the way
+    an operator gives them (``GOS_WEB_SOCKET__SERVER__WORKERS=auto``), so a variant of ours is
+    one entry in ``bench.runner.SYSTEM_TABLE``.
+    """
+
+    def __init__(
+        self,
+        transport: str,
+        amqp_url: str = "",
+        zmq_port: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
+        self.env = env or {}
 
     async def do_start(self) -> int:
         from bench.ours import make_runtime
 
+        os.environ.update(self.env)
         self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port)
         await self.runtime.start()
         server = self.runtime.server
