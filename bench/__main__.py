@@ -6,6 +6,7 @@ python -m bench --scenarios amqp,idle --systems ours,raw
 python -m bench --scenarios amqp --systems ours,picows,websockets --ns 100 --reps 3
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
+python -m bench heap --systems ours,ours-nofreeze,picows   GC: tracked objects, full-collection time
 """
 
 from __future__ import annotations
@@ -132,6 +133,42 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_heap(args: argparse.Namespace) -> int:
+    """Tracked objects and one full collection's time in each server: after start-up, then
+    with N idle subscribers (ZeroMQ push handler: no broker needed)."""
+    from bench.agent import Child, call_all
+    from bench.runner import SYSTEM_TABLE, fleets_for, free_port, split, ws_url
+
+    for system in args.systems.split(","):
+        spec = SYSTEM_TABLE[system]
+        if spec.dialect != "wamp":
+            continue
+        kwargs: dict[str, Any] = {"transport": "zmq", "zmq_port": free_port()}
+        if spec.server == "ours_server":
+            kwargs["gc_freeze"] = spec.gc_freeze
+        with Child(spec.server, **kwargs) as server:
+            port = server.call("start", timeout=60)
+            started = server.call("heap")
+            fleets = [Child("fleet") for _ in range(fleets_for(args.n))]
+            try:
+                urls = [(ws_url("wamp", port), "wamp", k) for k in split(args.n, len(fleets))]
+                call_all(fleets, "connect", urls, timeout=180)
+                time.sleep(2.0)
+                server.call("heap")  # the first collection also frees the handshakes' garbage
+                loaded = server.call("heap")
+            finally:
+                for fleet in fleets:
+                    fleet.stop()
+        print(
+            f"{system}: start-up {started['objects']:,} tracked objects "
+            f"({started['frozen']:,} frozen), full collection {started['full_ms']} ms; with "
+            f"{args.n:,} subscribers {loaded['objects']:,} tracked "
+            f"({(loaded['objects'] - started['objects']) / args.n:.1f} per connection), "
+            f"full collection {loaded['full_ms']} ms"
+        )
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from bench.profile import profile_ours
 
@@ -144,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "report", "profile"])
+    parser.add_argument(
+        "command", nargs="?", default="run", choices=["run", "report", "profile", "heap"]
+    )
     parser.add_argument("--full", action="store_true", help="real counts and durations")
     parser.add_argument("--scenarios", default="amqp,zmq,idle,sync")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
@@ -157,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="profile: sampling time")
     parser.add_argument("--n", type=int, default=1000, help="profile: subscribers")
     args = parser.parse_args(argv)
-    return {"run": cmd_run, "report": cmd_report, "profile": cmd_profile}[args.command](args)
+    commands = {"run": cmd_run, "report": cmd_report, "profile": cmd_profile, "heap": cmd_heap}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ class System:
     """The raw pushers' exchange (each raw server consumes its own queue)."""
     env: tuple[tuple[str, str], ...] = ()
     """Environment of our server process: settings overrides such as the number of workers."""
+    gc_freeze: bool = True
+    """Ours only: False undoes ``Runtime.start``'s ``gc.freeze()`` (the A/B of that change)."""
 
 
 SYSTEM_TABLE: dict[str, System] = {
@@ -36,6 +38,7 @@ SYSTEM_TABLE: dict[str, System] = {
     "raw": System("raw_server", "raw_pusher", exchange="bench_raw"),
     "picows": System("picows_server", "raw_pusher", exchange="bench_picows"),
     "websockets": System("websockets_server", "raw_pusher", exchange="bench_websockets"),
+    "ours-nofreeze": System("ours_server", "ours_pusher", gc_freeze=False),
     # Our server as `make run` builds it with `server.workers` set through the environment
     # (issue 18 item 1). Not in the default run until that setting exists in main: today the
     # settings refuse the unknown key, and the case fails with that one line.
@@ -118,7 +121,9 @@ class Setup:
         if spec.dialect != "sio":
             kwargs.update(transport=transport, zmq_port=free_port() if transport == "zmq" else 0)
         self.kwargs = kwargs
-        server_kwargs = dict(kwargs, env=dict(spec.env)) if spec.server == "ours_server" else kwargs
+        server_kwargs = kwargs
+        if spec.server == "ours_server":
+            server_kwargs = dict(kwargs, env=dict(spec.env), gc_freeze=spec.gc_freeze)
         self.server = self._child(spec.server, **server_kwargs)
         self.port = self.server.call("start", timeout=60)
         self.dialect = spec.dialect
@@ -232,9 +237,11 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
 
         rate = p.rates[n]
         call_all(setup.fleets, "reset", [(True,)] * len(setup.fleets), timeout=10)
+        setup.server.call("gc")  # the server's collections during the latency window
         offered = pusher.call("rate", rate, p.rate_seconds, timeout=p.rate_seconds + 60)
         expected = offered["sent"] * n
         got_lat = setup.wait_delivered(expected, 30)
+        gc_stats = {f"lat_{k}": v for k, v in setup.server.call("gc").items()}
         samples = [x for s in setup.collect() for x in s["samples"]]
         return {
             "scenario": f"{transport}_push",
@@ -259,6 +266,7 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
             "p50_ms": round(percentile(samples, 0.50) / 1e6, 3) if samples else None,
             "p99_ms": round(percentile(samples, 0.99) / 1e6, 3) if samples else None,
             "max_ms": round(max(samples) / 1e6, 3) if samples else None,
+            **gc_stats,
         }
     finally:
         setup.stop()

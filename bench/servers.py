@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -171,7 +172,8 @@ class OursServer(Agent):
 
     ``env`` is set in this process before the container is built: settings overrides the way
     an operator gives them (``GOS_WEB_SOCKET__SERVER__WORKERS=auto``), so a variant of ours is
-    one entry in ``bench.runner.SYSTEM_TABLE``.
+    one entry in ``bench.runner.SYSTEM_TABLE``. ``gc_freeze=False`` undoes the start-up
+    ``gc.freeze()`` of ``Runtime.start`` (the A/B of that change).
     """
 
     def __init__(
@@ -180,11 +182,13 @@ class OursServer(Agent):
         amqp_url: str = "",
         zmq_port: int = 0,
         env: dict[str, str] | None = None,
+        gc_freeze: bool = True,
     ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
         self.env = env or {}
+        self.gc_freeze = gc_freeze
 
     async def do_start(self) -> int:
         from bench.ours import make_runtime
@@ -192,6 +196,8 @@ class OursServer(Agent):
         os.environ.update(self.env)
         self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port)
         await self.runtime.start()
+        if not self.gc_freeze:  # A/B: the heap as it was before Runtime.start froze it
+            gc.unfreeze()
         server = self.runtime.server
         handler = next(iter(server.push_handlers.values()))
         deadline = asyncio.get_running_loop().time() + 30
