@@ -74,8 +74,25 @@ def write_reports(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     chart(rows, out / "chart.png")
 
 
+def start_broker(log: Any, tries: int = 5) -> Any:
+    """A private RabbitMQ; a few tries, as its distribution port (AMQP port + 20,000) may be
+    taken by a client socket of something else on a busy machine."""
+    from tests.support.rabbitmq import BrokerSetupError, RabbitMQNode
+
+    for attempt in range(1, tries + 1):
+        node = RabbitMQNode()
+        try:
+            node.start()
+            return node
+        except BrokerSetupError as exc:
+            node.stop()
+            if attempt == tries:
+                raise
+            log(f"broker did not start ({exc}); trying another port")
+    raise AssertionError("unreachable")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from tests.support.rabbitmq import RabbitMQNode
 
     profile = FULL if args.full else QUICK
     if args.ns:
@@ -105,8 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     log(f"{meta['machine']}; load {meta['load_before']}; starting a private RabbitMQ")
-    node = RabbitMQNode()
-    node.start()
+    node = start_broker(log)
     t0 = time.monotonic()
     try:
         rows = run_all(profile, node.url, scenarios, systems, log)
