@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import chart, markdown
-from bench.runner import FULL, QUICK, SYSTEMS, median_rows, run_all
+from bench.runner import FULL, QUICK, SYSTEM_TABLE, SYSTEMS, median_rows, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = (
@@ -104,7 +104,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scenarios = args.scenarios.split(",")
-    systems = tuple(s for s in SYSTEMS if s in args.systems.split(","))
+    systems = tuple(args.systems.split(","))
+    unknown = [s for s in systems if s not in SYSTEM_TABLE]
+    if unknown:
+        raise SystemExit(
+            f"--systems: unknown {', '.join(unknown)}; known: {', '.join(SYSTEM_TABLE)}"
+        )
     meta: dict[str, Any] = {
         "profile": profile.name,
         "reps": profile.reps,

@@ -46,6 +46,7 @@ from gos_web_socket.app.events import (
 )
 from gos_web_socket.app.exceptions import LimitExceeded, ProtocolError
 from gos_web_socket.app.limits import TokenBucket, check_count
+from gos_web_socket.app.server.compression import DeflateFormat, negotiated_window
 from gos_web_socket.app.server.guard import Guard, normalise_origin
 from gos_web_socket.app.server.session import SERVER_AGENT, Session, WireFormat, new_session_id
 from gos_web_socket.app.server.timers import PeriodicTimers
@@ -190,12 +191,17 @@ class WampConnection(WebSocketServerProtocol):
         self._origin_seen = False
         self._raw_origin: str | None = None
         self._pending: list[bytes] | None = None
+        self._deflate_window: int | None = None
+        """permessage-deflate's server window bits once negotiated (app/server/compression.py)."""
         self._log_extra = {"conn_id": self.session_id}
 
     @property
     def wire_format(self) -> WireFormat:
-        """How topics frame this client's EVENTs (its session's format)."""
-        return self.session.wire_format
+        """How topics frame this client's EVENTs: its session's format, compressed when the
+        handshake agreed on permessage-deflate."""
+        if self._deflate_window is None:
+            return self.session.wire_format
+        return DeflateFormat(self.session.wire_format, self._deflate_window)
 
     # -- transport and handshake ------------------------------------------------------------
 
@@ -353,6 +359,7 @@ class WampConnection(WebSocketServerProtocol):
         if self._lost or self.transport is None:
             return  # the handshake completed after the connection was gone: no session
         self._opened = True
+        self._deflate_window = negotiated_window(self)
         self._services.register(self)
         self.session.opened()
 
