@@ -6,6 +6,7 @@ python -m bench --scenarios amqp,idle --systems ours,raw
 python -m bench --scenarios amqp --systems ours,picows,websockets --ns 100 --reps 3
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
+python -m bench deflate         permessage-deflate: frame bytes and broadcast CPU per delivery
 python -m bench heap --systems ours,ours-nofreeze,picows   GC: tracked objects, full-collection time
 """
 
@@ -190,6 +191,14 @@ def cmd_heap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deflate(args: argparse.Namespace) -> int:
+    from bench.deflate import run
+
+    for n in (100, 1000):
+        print(run(n), end="\n\n")
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from bench.profile import profile_ours
 
@@ -203,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", nargs="?", default="run", choices=["run", "report", "profile", "heap"]
+        "command", nargs="?", default="run", choices=["run", "report", "profile", "heap", "deflate"]
     )
     parser.add_argument("--full", action="store_true", help="real counts and durations")
     parser.add_argument("--scenarios", default="amqp,zmq,idle,sync")
@@ -217,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="profile: sampling time")
     parser.add_argument("--n", type=int, default=1000, help="profile: subscribers")
     args = parser.parse_args(argv)
-    commands = {"run": cmd_run, "report": cmd_report, "profile": cmd_profile, "heap": cmd_heap}
+    commands = {
+        "run": cmd_run,
+        "report": cmd_report,
+        "profile": cmd_profile,
+        "heap": cmd_heap,
+        "deflate": cmd_deflate,
+    }
     return commands[args.command](args)
 
 

@@ -11,6 +11,13 @@ FIGURES = [
     ("amqp_push", "p50_ms", "AMQP push, p50 latency", "ms", False),
     ("amqp_push", "p99_ms", "AMQP push, p99 latency", "ms", False),
     ("amqp_push", "server_cpu_us_per_delivery", "AMQP push, server CPU", "µs/delivery", False),
+    (
+        "amqp_push",
+        "lat_cpu_us_per_push",
+        "AMQP push, server CPU at the offered rate",
+        "µs/push",
+        False,
+    ),
     ("zmq_push", "deliveries_per_s", "ZeroMQ push, deliveries/s", "/s", True),
     ("zmq_push", "p50_ms", "ZeroMQ push, p50 latency", "ms", False),
     ("zmq_push", "p99_ms", "ZeroMQ push, p99 latency", "ms", False),

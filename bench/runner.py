@@ -6,6 +6,7 @@ run (rotating their order between repetitions), so background load hits them ali
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +31,9 @@ class System:
     """Environment of our server process: settings overrides such as the number of workers."""
     gc_freeze: bool = True
     """Ours only: False undoes ``Runtime.start``'s ``gc.freeze()`` (the A/B of that change)."""
+    code_env: str = ""
+    """Ours only: the environment variable naming a directory with a ``gos_web_socket`` link
+    to another checkout, whose server this system runs (``BENCH_BASELINE``)."""
 
 
 SYSTEM_TABLE: dict[str, System] = {
@@ -39,6 +43,9 @@ SYSTEM_TABLE: dict[str, System] = {
     "picows": System("picows_server", "raw_pusher", exchange="bench_picows"),
     "websockets": System("websockets_server", "raw_pusher", exchange="bench_websockets"),
     "ours-nofreeze": System("ours_server", "ours_pusher", gc_freeze=False),
+    # Ours from another checkout, for an A/B in one run: BENCH_BASELINE=/tmp/base where
+    # /tmp/base/gos_web_socket links to that checkout (e.g. main).
+    "ours-baseline": System("ours_server", "ours_pusher", code_env="BENCH_BASELINE"),
     # Our server as `make run` builds it with `server.workers` set through the environment
     # (issue 18 item 1). Not in the default run until that setting exists in main: today the
     # settings refuse the unknown key, and the case fails with that one line.
@@ -124,6 +131,11 @@ class Setup:
         server_kwargs = kwargs
         if spec.server == "ours_server":
             server_kwargs = dict(kwargs, env=dict(spec.env), gc_freeze=spec.gc_freeze)
+            if spec.code_env:
+                code = os.environ.get(spec.code_env, "")
+                if not code:
+                    raise RuntimeError(f"{system}: set {spec.code_env} (see SYSTEM_TABLE)")
+                server_kwargs["code"] = code
         self.server = self._child(spec.server, **server_kwargs)
         self.port = self.server.call("start", timeout=60)
         self.dialect = spec.dialect
@@ -238,9 +250,11 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
         rate = p.rates[n]
         call_all(setup.fleets, "reset", [(True,)] * len(setup.fleets), timeout=10)
         setup.server.call("gc")  # the server's collections during the latency window
+        cpu0 = sum(setup.server_cpu())
         offered = pusher.call("rate", rate, p.rate_seconds, timeout=p.rate_seconds + 60)
         expected = offered["sent"] * n
         got_lat = setup.wait_delivered(expected, 30)
+        lat_cpu = sum(setup.server_cpu()) - cpu0  # includes the idle polling after the window
         gc_stats = {f"lat_{k}": v for k, v in setup.server.call("gc").items()}
         samples = [x for s in setup.collect() for x in s["samples"]]
         return {
@@ -266,6 +280,7 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
             "p50_ms": round(percentile(samples, 0.50) / 1e6, 3) if samples else None,
             "p99_ms": round(percentile(samples, 0.99) / 1e6, 3) if samples else None,
             "max_ms": round(max(samples) / 1e6, 3) if samples else None,
+            "lat_cpu_us_per_push": round(lat_cpu / max(offered["sent"], 1) * 1e6, 1),
             **gc_stats,
         }
     finally:
