@@ -202,7 +202,9 @@ def cmd_deflate(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from bench.profile import profile_ours
 
-    return profile_ours(Path(args.out), args.seconds, args.n)
+    given = args.systems != ",".join(SYSTEMS)  # profile's default: ours and two raw limits
+    systems = tuple(args.systems.split(",")) if given else ("ours", "picows", "raw")
+    return profile_ours(Path(args.out), args.seconds, args.n, systems)
 
 
 def main(argv: list[str] | None = None) -> int:
