@@ -48,7 +48,7 @@ SYSTEM_TABLE: dict[str, System] = {
     "ours-baseline": System("ours_server", "ours_pusher", code_env="BENCH_BASELINE"),
     # Our server as `make run` builds it with `server.workers` set through the environment
     # (issue 18 item 1). Not in the default run until that setting exists in main: today the
-    # settings refuse the unknown key, and the case fails with that one line.
+    # settings refuse the unknown key (server.workers: extra inputs are not permitted).
     "ours-w2": System(
         "ours_server", "ours_pusher", env=(("GOS_WEB_SOCKET__SERVER__WORKERS", "2"),)
     ),
