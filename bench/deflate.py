@@ -71,8 +71,9 @@ class Sink:
 
 def plain_frame(payload: bytes, binary: bool = False) -> bytes:
     """What ``WampServer.frame`` builds: one unmasked text frame (up to 64 KiB here)."""
+    first = 0x82 if binary else 0x81
     size = len(payload)
-    head = bytes((0x81, size)) if size < 126 else bytes((0x81, 126)) + size.to_bytes(2, "big")
+    head = bytes((first, size)) if size < 126 else bytes((first, 126)) + size.to_bytes(2, "big")
     return head + payload
 
 

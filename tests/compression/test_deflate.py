@@ -16,6 +16,7 @@ from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import PushableTopic, Topic, WampServer
 from gos_web_socket.app.server.compression import DeflateFormat, deflate_frame, unframe
 from gos_web_socket.app.server.session import WireFormat
+from gos_web_socket.app.server.wamp2 import serializers
 from tests.support.server import eventually, running_server
 
 ROUTES = {"news": {"pattern": "news/{id}", "callback": "news"}}
@@ -177,3 +178,19 @@ def test_a_short_event_stays_uncompressed_and_windows_are_honoured() -> None:
     _, body = unframe(small)
     assert zlib.decompressobj(-9).decompress(body + b"\x00\x00\xff\xff") == data
     assert DeflateFormat(inner, 9) != DeflateFormat(inner, 15)
+
+
+def test_v2_msgpack_events_are_compressed_as_binary_frames() -> None:
+    """A WAMP v2 MessagePack EVENT keeps its binary opcode with RSV1 set and inflates to the
+    serializer's own bytes."""
+    def frame(payload: bytes, binary: bool) -> bytes:
+        return bytes((0x82 if binary else 0x81, 126)) + len(payload).to_bytes(2, "big") + payload
+
+    msgpack = serializers(frame)["wamp.2.msgpack"]
+    plain = msgpack.event_frame(CHANNEL, 7, 9, PAYLOAD)
+    packed = DeflateFormat(msgpack).event_frame(CHANNEL, 7, 9, PAYLOAD)
+    first, body = unframe(packed)
+    assert first == 0xC2  # FIN, RSV1, binary
+    inflated = zlib.decompressobj(-15).decompress(body + b"\x00\x00\xff\xff")
+    assert inflated == unframe(plain)[1]
+    assert msgpack.decode(inflated)[0] == 36  # EVENT
