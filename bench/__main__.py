@@ -75,31 +75,14 @@ def write_reports(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     chart(rows, out / "chart.png")
 
 
-def low_port() -> int:
-    """A free loopback port in 20000-32767, under Linux's ephemeral range."""
-    import random
-    import socket
-
-    while True:
-        port = random.randrange(20000, 32768)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-
-
 def start_broker(log: Any, tries: int = 5) -> Any:
-    """A private RabbitMQ; a few tries, as its distribution port (AMQP port + 20,000) may be
-    taken by a client socket of something else on a busy machine."""
+    """A private RabbitMQ; a few tries, as one of its ports may be taken by another process's
+    sockets on a busy machine (main's RabbitMQNode now picks its Erlang ports below the
+    ephemeral range, which makes that rare)."""
     from tests.support.rabbitmq import BrokerSetupError, RabbitMQNode
 
     for attempt in range(1, tries + 1):
         node = RabbitMQNode()
-        # Below the ephemeral range: a port there can't be held by another test's TIME-WAIT
-        # sockets (Erlang binds its distribution port without SO_REUSEADDR).
-        node.dist_port, node.epmd_port = low_port(), low_port()
         try:
             node.start()
             return node
