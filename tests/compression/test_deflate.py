@@ -183,6 +183,7 @@ def test_a_short_event_stays_uncompressed_and_windows_are_honoured() -> None:
 def test_v2_msgpack_events_are_compressed_as_binary_frames() -> None:
     """A WAMP v2 MessagePack EVENT keeps its binary opcode with RSV1 set and inflates to the
     serializer's own bytes."""
+
     def frame(payload: bytes, binary: bool) -> bytes:
         return bytes((0x82 if binary else 0x81, 126)) + len(payload).to_bytes(2, "big") + payload
 
