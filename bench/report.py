@@ -11,6 +11,13 @@ FIGURES = [
     ("amqp_push", "p50_ms", "AMQP push, p50 latency", "ms", False),
     ("amqp_push", "p99_ms", "AMQP push, p99 latency", "ms", False),
     ("amqp_push", "server_cpu_us_per_delivery", "AMQP push, server CPU", "µs/delivery", False),
+    (
+        "amqp_push",
+        "lat_cpu_us_per_push",
+        "AMQP push, server CPU at the offered rate",
+        "µs/push",
+        False,
+    ),
     ("zmq_push", "deliveries_per_s", "ZeroMQ push, deliveries/s", "/s", True),
     ("zmq_push", "p50_ms", "ZeroMQ push, p50 latency", "ms", False),
     ("zmq_push", "p99_ms", "ZeroMQ push, p99 latency", "ms", False),
@@ -19,14 +26,20 @@ FIGURES = [
     ("sync_push", "pushes_per_s", "sync push() with confirms", "pushes/s", True),
 ]
 
+LIMITS = ("picows", "websockets")
+"""The coalescing raw limits (bench/rawlimit.py); ``limit`` is the better of them per figure."""
+
 # (scenario, metric, n, other system, bound): ours/other must be >= bound (higher is better)
-# or <= bound (lower is better).
+# or <= bound (lower is better). ``limit``: the better coalescing raw limit (issue 18); ``raw``:
+# the old one-write-per-push autobahn limit (issue 11's targets).
 TARGETS = [
     ("amqp_push", "deliveries_per_s", 1000, "sio", 5.0),
     ("amqp_push", "deliveries_per_s", 1000, "raw", 0.7),
+    ("amqp_push", "deliveries_per_s", 1000, "limit", 0.8),
     ("amqp_push", "p99_ms", 1, "raw", 2.0),
     ("amqp_push", "p99_ms", 100, "raw", 2.0),
     ("amqp_push", "p99_ms", 1000, "raw", 2.0),
+    ("amqp_push", "p99_ms", 100, "limit", 1.5),
     ("idle", "kib_per_conn", 1000, "sio", 0.5),
     ("idle", "kib_per_conn", 5000, "sio", 0.5),
     ("idle", "kib_per_conn", 1000, "raw", 1.3),
@@ -73,10 +86,12 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for scenario, metric, label, unit, higher in FIGURES:
         for n in ns:
-            ours = table.get((scenario, "ours", n), {}).get(metric)
-            sio = table.get((scenario, "sio", n), {}).get(metric)
-            raw = table.get((scenario, "raw", n), {}).get(metric)
-            if ours is None and sio is None and raw is None:
+            value = {s: table.get((scenario, s, n), {}).get(metric) for s in ("ours", "sio", "raw")}
+            limits = {s: table.get((scenario, s, n), {}).get(metric) for s in LIMITS}
+            measured = [(v, s) for s, v in limits.items() if v is not None]
+            best = (max if higher else min)(measured) if measured else (None, None)
+            ours, sio, raw = value["ours"], value["sio"], value["raw"]
+            if all(v is None for v in (*value.values(), *limits.values())):
                 continue
             out.append(
                 {
@@ -89,8 +104,12 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "ours": ours,
                     "sio": sio,
                     "raw": raw,
+                    **limits,
+                    "limit": best[0],
+                    "limit_system": best[1],
                     "ours_sio": ratio(ours, sio),
                     "ours_raw": ratio(ours, raw),
+                    "ours_limit": ratio(ours, best[0]),
                 }
             )
     return out
@@ -105,10 +124,14 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta.get('load_before')} before, {meta.get('load_after')} after.",
         "",
         "Ratios are ours / other. Higher is better for rates (↑), lower for latency and "
-        "memory (↓). `n/a`: python-socketio has no asyncio ZeroMQ manager.",
+        "memory (↓). `n/a`: python-socketio has no asyncio ZeroMQ manager. `raw`: bare "
+        "autobahn, one write per subscriber per push; `picows`, `websockets`: the coalescing "
+        "raw limits (one write per subscriber per loop turn, bench/rawlimit.py); `limit`: the "
+        "better of those two for that figure.",
         "",
-        "| figure | unit | ours | python-socketio | raw limit | ours / socketio | ours / raw |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| figure | unit | ours | python-socketio | raw (autobahn) | picows | websockets "
+        "| ours / socketio | ours / raw | ours / limit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in ratios(rows):
         arrow = "↑" if r["higher_is_better"] else "↓"
@@ -118,9 +141,14 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         rr = fmt(r["ours_raw"]) + target_note(
             r["scenario"], r["metric"], r["n"], "raw", r["ours_raw"]
         )
+        rl = fmt(r["ours_limit"]) + target_note(
+            r["scenario"], r["metric"], r["n"], "limit", r["ours_limit"]
+        )
+        if r["limit_system"]:
+            rl += f" ({r['limit_system']})"
         lines.append(
             f"| {r['label']} {arrow} | {r['unit']} | {fmt(r['ours'])} | {sio} | "
-            f"{fmt(r['raw'])} | {rs} | {rr} |"
+            f"{fmt(r['raw'])} | {fmt(r['picows'])} | {fmt(r['websockets'])} | {rs} | {rr} | {rl} |"
         )
     lines += [
         "",
@@ -185,23 +213,26 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     labels = [f"{r['label']} {'↑' if r['higher_is_better'] else '↓'}" for r in items]
     y = list(range(len(items)))
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(items) + 1.5))
-    h = 0.38
-    sio = [r["ours_sio"] or 0 for r in items]
-    raw = [r["ours_raw"] or 0 for r in items]
-    ax.barh([i - h / 2 for i in y], sio, h, label="ours / python-socketio", color="#4c72b0")
-    ax.barh([i + h / 2 for i in y], raw, h, label="ours / raw limit", color="#dd8452")
-    for i, (a, b) in enumerate(zip(sio, raw, strict=True)):
-        if a:
-            ax.text(a, i - h / 2, f" {a:.2f}", va="center", fontsize=7)
-        if b:
-            ax.text(b, i + h / 2, f" {b:.2f}", va="center", fontsize=7)
+    h = 0.27
+    series = [
+        ("ours_sio", "ours / python-socketio", "#4c72b0"),
+        ("ours_raw", "ours / raw (autobahn, write per push)", "#dd8452"),
+        ("ours_limit", "ours / coalescing raw limit (best of picows, websockets)", "#55a868"),
+    ]
+    for k, (key, label, color) in enumerate(series):
+        values = [r[key] or 0 for r in items]
+        offset = (k - 1) * h
+        ax.barh([i + offset for i in y], values, h, label=label, color=color)
+        for i, v in enumerate(values):
+            if v:
+                ax.text(v, i + offset, f" {v:.2f}", va="center", fontsize=6)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("ratio ours / other (log scale; ↑ rows: >1 is better, ↓ rows: <1 is better)")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Ours vs python-socketio and the raw limit (same run, same machine)")
+    ax.set_title("Ours vs python-socketio and the raw limits (same run, same machine)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -6,6 +6,7 @@ run (rotating their order between repetitions), so background load hits them ali
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -16,7 +17,49 @@ import psutil
 
 from bench.agent import Child, call_all
 
-SYSTEMS = ("ours", "sio", "raw")
+
+@dataclass(frozen=True)
+class System:
+    """How one system under test is run: its server and pusher agents (bench/agent.py KINDS)."""
+
+    server: str
+    pusher: str
+    dialect: str = "wamp"
+    exchange: str = ""
+    """The raw pushers' exchange (each raw server consumes its own queue)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment of our server process: settings overrides such as the number of workers."""
+    gc_freeze: bool = True
+    """Ours only: False undoes ``Runtime.start``'s ``gc.freeze()`` (the A/B of that change)."""
+    code_env: str = ""
+    """Ours only: the environment variable naming a directory with a ``gos_web_socket`` link
+    to another checkout, whose server this system runs (``BENCH_BASELINE``)."""
+
+
+SYSTEM_TABLE: dict[str, System] = {
+    "ours": System("ours_server", "ours_pusher"),
+    "sio": System("sio_server", "sio_pusher", dialect="sio"),
+    "raw": System("raw_server", "raw_pusher", exchange="bench_raw"),
+    "picows": System("picows_server", "raw_pusher", exchange="bench_picows"),
+    "websockets": System("websockets_server", "raw_pusher", exchange="bench_websockets"),
+    "ours-nofreeze": System("ours_server", "ours_pusher", gc_freeze=False),
+    # Ours from another checkout, for an A/B in one run: BENCH_BASELINE=/tmp/base where
+    # /tmp/base/gos_web_socket links to that checkout (e.g. main).
+    "ours-baseline": System("ours_server", "ours_pusher", code_env="BENCH_BASELINE"),
+    # Our server as `make run` builds it with `server.workers` set through the environment
+    # (issue 18 item 1). Not in the default run until that setting exists in main: today the
+    # settings refuse the unknown key (server.workers: extra inputs are not permitted).
+    "ours-w2": System(
+        "ours_server", "ours_pusher", env=(("GOS_WEB_SOCKET__SERVER__WORKERS", "2"),)
+    ),
+    "ours-wauto": System(
+        "ours_server", "ours_pusher", env=(("GOS_WEB_SOCKET__SERVER__WORKERS", "auto"),)
+    ),
+}
+SYSTEMS = ("ours", "sio", "raw", "picows", "websockets")
+"""The default run; ``--systems`` may name any key of ``SYSTEM_TABLE``."""
+_SYNC_SYSTEMS = ("ours", "sio", "raw")
+"""The sync-push figure is about the pusher; the coalescing raw limits push as raw does."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +72,8 @@ class Profile:
     max_pushes: int = 5_000
     # Offered push rates for the latency figures: below every system's capacity on 2 cores
     # (python-socketio delivers about 10 pushes/s to 1,000 subscribers), so latency is not queueing.
-    rates: dict[int, float] = field(default_factory=lambda: {1: 200.0, 100: 30.0, 1000: 5.0})
+    # N = 100 at 100 pushes/s: issue 18's latency-under-load point (it was 30 /s before).
+    rates: dict[int, float] = field(default_factory=lambda: {1: 200.0, 100: 100.0, 1000: 5.0})
     rate_seconds: float = 3.0
     idle_counts: tuple[int, ...] = (1000, 5000)
     sync_count: int = 300
@@ -52,8 +96,8 @@ def split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
-def ws_url(system: str, port: int) -> str:
-    if system == "sio":
+def ws_url(dialect: str, port: int) -> str:
+    if dialect == "sio":
         return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
     return f"ws://127.0.0.1:{port}/"
 
@@ -77,16 +121,25 @@ class Setup:
 
     def __init__(self, system: str, transport: str, broker: str) -> None:
         self.system = system
+        self.spec = spec = SYSTEM_TABLE[system]
         self.transport = transport
         self.children: list[Child] = []
         kwargs: dict[str, Any] = {"amqp_url": broker}
-        if system != "sio":
+        if spec.dialect != "sio":
             kwargs.update(transport=transport, zmq_port=free_port() if transport == "zmq" else 0)
         self.kwargs = kwargs
-        self.server = self._child(f"{system}_server", **kwargs)
+        server_kwargs = kwargs
+        if spec.server == "ours_server":
+            server_kwargs = dict(kwargs, env=dict(spec.env), gc_freeze=spec.gc_freeze)
+            if spec.code_env:
+                code = os.environ.get(spec.code_env, "")
+                if not code:
+                    raise RuntimeError(f"{system}: set {spec.code_env} (see SYSTEM_TABLE)")
+                server_kwargs["code"] = code
+        self.server = self._child(spec.server, **server_kwargs)
         self.port = self.server.call("start", timeout=60)
-        self.url = ws_url(system, self.port)
-        self.dialect = "sio" if system == "sio" else "wamp"
+        self.dialect = spec.dialect
+        self.url = ws_url(self.dialect, self.port)
         self.fleets: list[Child] = []
         self.pusher: Child | None = None
 
@@ -102,7 +155,10 @@ class Setup:
         return sum(call_all(self.fleets, "connect", args, timeout=180))
 
     def start_pusher(self) -> Child:
-        self.pusher = self._child(f"{self.system}_pusher", **self.kwargs)
+        kwargs = dict(self.kwargs)
+        if self.spec.exchange:
+            kwargs["exchange"] = self.spec.exchange
+        self.pusher = self._child(self.spec.pusher, **kwargs)
         self.pusher.call("start", timeout=60)
         return self.pusher
 
@@ -138,13 +194,31 @@ class Setup:
     def collect(self) -> list[dict[str, Any]]:
         return call_all(self.fleets, "collect", [()] * len(self.fleets), timeout=60)
 
+    def server_processes(self) -> list[psutil.Process]:
+        """The server agent and every process under it (workers, when a variant has them)."""
+        root = psutil.Process(self.server.pid)
+        return [root, *root.children(recursive=True)]
+
     def server_cpu(self) -> tuple[float, float]:
-        """User and system CPU seconds of the server process so far."""
-        times = psutil.Process(self.server.pid).cpu_times()
-        return float(times.user), float(times.system)
+        """User and system CPU seconds of the server's processes so far (children that
+        ended are not counted: workers live for the whole case)."""
+        user = system = 0.0
+        for proc in self.server_processes():
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            user, system = user + times.user, system + times.system
+        return user, system
 
     def server_rss(self) -> int:
-        return int(psutil.Process(self.server.pid).memory_info().rss)
+        total = 0
+        for proc in self.server_processes():
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -175,9 +249,13 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
 
         rate = p.rates[n]
         call_all(setup.fleets, "reset", [(True,)] * len(setup.fleets), timeout=10)
+        setup.server.call("gc")  # the server's collections during the latency window
+        cpu0 = sum(setup.server_cpu())
         offered = pusher.call("rate", rate, p.rate_seconds, timeout=p.rate_seconds + 60)
         expected = offered["sent"] * n
         got_lat = setup.wait_delivered(expected, 30)
+        lat_cpu = sum(setup.server_cpu()) - cpu0  # includes the idle polling after the window
+        gc_stats = {f"lat_{k}": v for k, v in setup.server.call("gc").items()}
         samples = [x for s in setup.collect() for x in s["samples"]]
         return {
             "scenario": f"{transport}_push",
@@ -202,6 +280,8 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
             "p50_ms": round(percentile(samples, 0.50) / 1e6, 3) if samples else None,
             "p99_ms": round(percentile(samples, 0.99) / 1e6, 3) if samples else None,
             "max_ms": round(max(samples) / 1e6, 3) if samples else None,
+            "lat_cpu_us_per_push": round(lat_cpu / max(offered["sent"], 1) * 1e6, 1),
+            **gc_stats,
         }
     finally:
         setup.stop()
@@ -300,7 +380,8 @@ def run_all(
                 for row in idle_case(system, p.idle_counts, broker):
                     record(row, rep)
         elif scenario == "sync":
-            for rep, system in interleave(p.reps, systems):
+            synced = tuple(s for s in systems if s in _SYNC_SYSTEMS)
+            for rep, system in interleave(p.reps, synced):
                 record(sync_case(system, p.sync_count, broker), rep)
     return rows
 

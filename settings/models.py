@@ -175,6 +175,9 @@ class ServerSettings(_Node):
         1_048_576, ge=4096, description="bytes queued to one client before it is cut off"
     )
     shutdown_timeout: float = Field(5.0, gt=0)
+    compression: bool = Field(
+        False, description="permessage-deflate for clients that offer it (EVENTs compressed once)"
+    )
     realm: str = Field("realm1", min_length=1, description="the one realm WAMP v2 clients join")
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     demo: bool = Field(True, description="register the shipped acme.topic / acme.rpc handlers")

@@ -18,6 +18,7 @@ from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLa
 from gos_web_socket.app.exceptions import ListenError
 from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
 from gos_web_socket.app.server.broker import Broker
+from gos_web_socket.app.server.compression import accept_offer
 from gos_web_socket.app.server.connection import (
     CLOSE_GOING_AWAY,
     ConnectionServices,
@@ -248,6 +249,10 @@ class WampServer:
             # From accept to a finished handshake (server.limits.handshake_timeout).
             openHandshakeTimeout=server.limits.handshake_timeout,
         )
+        if server.compression:  # permessage-deflate, EVENTs compressed once per broadcast
+            factory.setProtocolOptions(  # type: ignore[no-untyped-call]
+                perMessageCompressionAccept=accept_offer, allowNullOrigin=True
+            )
         return factory
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
