@@ -36,6 +36,7 @@ from gos_web_socket.app.events import (
     PushHandlerSuccessEvent,
 )
 from gos_web_socket.app.exceptions import PusherError, PushFailed, PushHandlerError
+from gos_web_socket.app.history import LOCAL, Position, pushing
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.stats import PusherStats, PushHandlerStats
 
@@ -254,13 +255,18 @@ class Delivery:
     Attributes:
         body: the raw bytes, a GOS envelope ``{"topic": ..., "data": ...}`` if all is well.
         message_id: the sender's id when the transport carries one; repeats are dropped.
+        position: the push's position in a log every node reads (app/history.py), if any.
     """
 
-    __slots__ = ("body", "message_id")
+    __slots__ = ("body", "message_id", "position")
 
-    def __init__(self, body: bytes, message_id: str | None = None) -> None:
+    def __init__(
+        self, body: bytes, message_id: str | None = None, position: Position | None = None
+    ) -> None:
         self.body = body
         self.message_id = message_id
+        self.position = position
+        """Where the push is in the transport's log (a stream); None: this process numbers it."""
 
     async def ack(self, multiple: bool = False) -> None:
         """The push reached its topic and the frames were written: forget it.
@@ -471,11 +477,14 @@ class ServerPushHandler:
             if self._seen[message_id]:
                 return None  # a redelivered duplicate: the topic had it already
             return PushHandlerError(f"message {message_id} failed before; rejecting it again")
+        token = pushing.set(delivery.position or LOCAL.next())
         try:
             await self.handle_body(app, delivery.body)
         except Exception as exc:  # handle_body fired push_fail already
             self._remember(message_id, False)
             return exc
+        finally:
+            pushing.reset(token)
         self._remember(message_id, True)
         return None
 

@@ -1,0 +1,251 @@
+"""Channel history: the last pushes of a channel, each with a position, and recovery from one.
+
+A position is ``(epoch, offset)``. Offsets grow with every push a log takes; the epoch names
+the log, and changes whenever offsets could repeat:
+
+- in ``queue_mode: stream`` the log is the RabbitMQ stream: the offset is the stream offset
+  and the epoch identifies the stream (app/transports/amqp.py), the same on every node;
+- otherwise (ZeroMQ, memory, AMQP queues) the log is this process: a counter, and an epoch
+  drawn at random when the process starts.
+
+The push handler says which position the push it is delivering has (``pushing``); a topic
+whose route keeps history records what it broadcasts during that push under that position.
+A client that comes back with the last position it saw gets everything after it when the
+history still holds it (``recovered``), or is told that it cannot (``recovered: false``: the
+epoch changed or the history was cut), so that the application reloads its state.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gos_web_socket.app.exceptions import ProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a push is in its log: ``offset`` within ``epoch``."""
+
+    epoch: str
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+    @classmethod
+    def parse(cls, value: Any, what: str) -> Position | None:
+        """``{"epoch": str, "offset": int}`` from a client, None for null; else ProtocolError."""
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ProtocolError(f"{what} must be a dict with epoch and offset")
+        epoch, offset = value.get("epoch"), value.get("offset")
+        if not isinstance(epoch, str) or type(offset) is not int or offset < -1:
+            raise ProtocolError(f"{what} needs epoch (a string) and offset (an integer >= -1)")
+        return cls(epoch, offset)
+
+
+class LocalLog:
+    """The log of a process without a broker log: an epoch per start and a counter."""
+
+    def __init__(self) -> None:
+        self.epoch = secrets.token_hex(6)
+        self._offsets = itertools.count()
+
+    def next(self) -> Position:
+        return Position(self.epoch, next(self._offsets))
+
+
+LOCAL = LocalLog()
+"""This process's log: positions of pushes that come from no broker log."""
+
+pushing: contextvars.ContextVar[Position | None] = contextvars.ContextVar(
+    "gos_pushing", default=None
+)
+"""The position of the push being delivered (set by the push handler around ``on_push``)."""
+
+filling: contextvars.ContextVar[bool] = contextvars.ContextVar("gos_filling", default=False)
+"""True while a node refills history from its log: broadcasts are recorded, not sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One recorded broadcast: its position and the payload the subscribers got."""
+
+    position: Position
+    payload: Any
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a client coming back from ``since`` gets: what it missed, and whether that is all.
+
+    ``position`` is where the client stands afterwards (the last replayed publication, or the
+    channel's current position when nothing was missed); ``recovered`` is False when some
+    publications after ``since`` are no longer known (another epoch, history cut).
+    """
+
+    publications: list[Publication]
+    recovered: bool
+    position: Position | None
+
+    def as_dict(self, with_publications: bool = True) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "recovered": self.recovered,
+            "position": self.position.as_dict() if self.position else None,
+        }
+        if with_publications:
+            answer["publications"] = [
+                {**p.position.as_dict(), "data": p.payload} for p in self.publications
+            ]
+        return answer
+
+
+class ChannelHistory:
+    """The last ``size`` publications of one channel, each kept ``ttl`` seconds at most.
+
+    ``complete_after`` is the offset after which nothing was dropped: a recovery from an offset
+    at or above it is complete. A new history (a channel first seen, a node just started) is
+    complete only from its first publication on, unless a fill says more.
+    """
+
+    __slots__ = ("channel", "size", "ttl", "epoch", "complete_after", "_items", "_clock")
+
+    def __init__(
+        self, channel: str, size: int, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.channel = channel
+        self.size = size
+        self.ttl = ttl
+        self.epoch: str | None = None
+        self.complete_after: int | None = None
+        self._items: deque[Publication] = deque()
+        self._clock = clock
+
+    def record(self, position: Position, payload: Any) -> None:
+        """Keep one publication; another epoch starts the history afresh."""
+        if position.epoch != self.epoch:
+            self.epoch = position.epoch
+            self._items.clear()
+            self.complete_after = position.offset - 1
+        elif self._items and position.offset <= self._items[-1].position.offset:
+            return  # already kept (a fill that overlaps live pushes)
+        self._items.append(Publication(position, payload, self._clock()))
+        self._trim()
+
+    def start_at(self, position: Position) -> None:
+        """Say that nothing after ``position`` was missed (a fill read the log from there)."""
+        if self.epoch != position.epoch:
+            self.epoch = position.epoch
+            self._items.clear()
+            self.complete_after = position.offset
+        elif self.complete_after is None or position.offset < self.complete_after:
+            self.complete_after = position.offset
+
+    def _trim(self) -> None:
+        items = self._items
+        cutoff = self._clock() - self.ttl
+        while items and (len(items) > self.size or items[0].at < cutoff):
+            self.complete_after = items.popleft().position.offset
+
+    @property
+    def position(self) -> Position | None:
+        """The last publication's position (None: nothing kept yet)."""
+        self._trim()
+        return self._items[-1].position if self._items else None
+
+    def since(self, since: Position) -> Recovery:
+        """Every publication after ``since`` and whether that is all of them."""
+        self._trim()
+        if self.epoch is None:
+            return Recovery([], False, None)
+        if since.epoch != self.epoch:
+            return Recovery([], False, self.position)
+        missed = [p for p in self._items if p.position.offset > since.offset]
+        complete = self.complete_after is not None and since.offset >= self.complete_after
+        last = missed[-1].position if missed else (self.position or since)
+        return Recovery(missed, complete, last)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Publication]:
+        return iter(list(self._items))
+
+
+class HistoryStore:
+    """Every channel's history, created on the first publication of a route that keeps one.
+
+    ``limits(channel)`` answers the route's ``(size, ttl)`` or None; the store asks once per
+    channel it meets. A channel whose history emptied (ttl) is forgotten at the next sweep.
+    """
+
+    def __init__(self, limits: Callable[[str], tuple[int, float] | None]) -> None:
+        self._limits = limits
+        self._channels: dict[str, ChannelHistory] = {}
+        self._without: set[str] = set()
+        self.replayed = 0
+        """Publications sent to clients by recoveries."""
+        self.recoveries: dict[bool, int] = {True: 0, False: 0}
+        """Recoveries by outcome (complete: True)."""
+
+    def channel(self, channel: str) -> ChannelHistory | None:
+        """The channel's history; None when its route keeps none."""
+        history = self._channels.get(channel)
+        if history is not None or channel in self._without:
+            return history
+        limits = self._limits(channel)
+        if limits is None:
+            if len(self._without) > 100_000:
+                self._without.clear()
+            self._without.add(channel)
+            return None
+        history = self._channels[channel] = ChannelHistory(channel, *limits)
+        return history
+
+    def record(self, channel: str, payload: Any) -> Position | None:
+        """Record a broadcast made while a push is delivered; its position, or None."""
+        position = pushing.get()
+        if position is None:
+            return None
+        history = self.channel(channel)
+        if history is None:
+            return None
+        history.record(position, payload)
+        return position
+
+    def recover(self, channel: str, since: Position) -> Recovery:
+        """What a client of ``channel`` missed after ``since`` (counted in the metrics)."""
+        history = self.channel(channel)
+        if history is None:
+            recovery = Recovery([], False, None)
+        else:
+            recovery = history.since(since)
+        self.count(recovery)
+        return recovery
+
+    def count(self, recovery: Recovery) -> None:
+        self.recoveries[recovery.recovered] += 1
+        self.replayed += len(recovery.publications)
+
+    def start_all_at(self, position: Position, channels: Iterable[str]) -> None:
+        for channel in channels:
+            history = self.channel(channel)
+            if history is not None:
+                history.start_at(position)
+
+    def sweep(self) -> None:
+        """Forget channels whose history emptied."""
+        for name in [n for n, h in self._channels.items() if h.position is None]:
+            del self._channels[name]
+
+    def __len__(self) -> int:
+        return len(self._channels)
