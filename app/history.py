@@ -22,11 +22,14 @@ import itertools
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gos_web_socket.app.exceptions import ProtocolError
+from gos_web_socket.app.exceptions import ProtocolError, ResourceNotFound
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.router import Router
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +61,15 @@ class LocalLog:
     def __init__(self) -> None:
         self.epoch = secrets.token_hex(6)
         self._offsets = itertools.count()
+        self.last = -1
 
     def next(self) -> Position:
-        return Position(self.epoch, next(self._offsets))
+        self.last = next(self._offsets)
+        return Position(self.epoch, self.last)
+
+    def current(self) -> Position:
+        """The last position handed out (offset -1: none yet)."""
+        return Position(self.epoch, self.last)
 
 
 LOCAL = LocalLog()
@@ -120,13 +129,18 @@ class ChannelHistory:
     __slots__ = ("channel", "size", "ttl", "epoch", "complete_after", "_items", "_clock")
 
     def __init__(
-        self, channel: str, size: int, ttl: float, clock: Callable[[], float] = time.monotonic
+        self,
+        channel: str,
+        size: int,
+        ttl: float,
+        since: Position | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.channel = channel
         self.size = size
         self.ttl = ttl
-        self.epoch: str | None = None
-        self.complete_after: int | None = None
+        self.epoch: str | None = since.epoch if since else None
+        self.complete_after: int | None = since.offset if since else None
         self._items: deque[Publication] = deque()
         self._clock = clock
 
@@ -140,15 +154,6 @@ class ChannelHistory:
             return  # already kept (a fill that overlaps live pushes)
         self._items.append(Publication(position, payload, self._clock()))
         self._trim()
-
-    def start_at(self, position: Position) -> None:
-        """Say that nothing after ``position`` was missed (a fill read the log from there)."""
-        if self.epoch != position.epoch:
-            self.epoch = position.epoch
-            self._items.clear()
-            self.complete_after = position.offset
-        elif self.complete_after is None or position.offset < self.complete_after:
-            self.complete_after = position.offset
 
     def _trim(self) -> None:
         items = self._items
@@ -174,6 +179,13 @@ class ChannelHistory:
         last = missed[-1].position if missed else (self.position or since)
         return Recovery(missed, complete, last)
 
+    def current(self, log: Position | None) -> Position | None:
+        """Where a client that saw everything stands: the last publication, or the log's."""
+        mine = self.position
+        if log is None or log.epoch != self.epoch:
+            return mine
+        return log if mine is None or log.offset > mine.offset else mine
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -182,20 +194,35 @@ class ChannelHistory:
 
 
 class HistoryStore:
-    """Every channel's history, created on the first publication of a route that keeps one.
+    """Every channel's history, created when a route that keeps one first needs it.
 
     ``limits(channel)`` answers the route's ``(size, ttl)`` or None; the store asks once per
-    channel it meets. A channel whose history emptied (ttl) is forgotten at the next sweep.
+    channel it meets. The store also follows the log (``note``, every push delivered): from
+    the first push of an epoch on it has seen every later one, in order, so a history created
+    afterwards is complete from that point on (``begin``) even for a channel it never had.
     """
 
-    def __init__(self, limits: Callable[[str], tuple[int, float] | None]) -> None:
+    def __init__(
+        self, limits: Callable[[str], tuple[int, float] | None], log: LocalLog | None = None
+    ) -> None:
         self._limits = limits
         self._channels: dict[str, ChannelHistory] = {}
         self._without: set[str] = set()
+        self.begin: Position | None = log.current() if log else None
+        """The position after which this node saw every push of the epoch (``log``: this
+        process's log, when no broker log numbers the pushes)."""
+        self.last: Position | None = self.begin
+        """The last push this node delivered."""
         self.replayed = 0
         """Publications sent to clients by recoveries."""
         self.recoveries: dict[bool, int] = {True: 0, False: 0}
         """Recoveries by outcome (complete: True)."""
+
+    def note(self, position: Position) -> None:
+        """A push at ``position`` is being delivered (logs deliver in order, gap-free)."""
+        if self.begin is None or position.epoch != self.begin.epoch:
+            self.begin = Position(position.epoch, position.offset - 1)
+        self.last = position
 
     def channel(self, channel: str) -> ChannelHistory | None:
         """The channel's history; None when its route keeps none."""
@@ -208,39 +235,34 @@ class HistoryStore:
                 self._without.clear()
             self._without.add(channel)
             return None
-        history = self._channels[channel] = ChannelHistory(channel, *limits)
+        size, ttl = limits
+        history = self._channels[channel] = ChannelHistory(channel, size, ttl, self.begin)
         return history
 
-    def record(self, channel: str, payload: Any) -> Position | None:
+    def record(self, history: ChannelHistory, payload: Any) -> Position | None:
         """Record a broadcast made while a push is delivered; its position, or None."""
         position = pushing.get()
         if position is None:
             return None
-        history = self.channel(channel)
-        if history is None:
-            return None
         history.record(position, payload)
         return position
 
-    def recover(self, channel: str, since: Position) -> Recovery:
-        """What a client of ``channel`` missed after ``since`` (counted in the metrics)."""
+    def recover(self, channel: str, since: Position | None) -> Recovery:
+        """What a client of ``channel`` missed after ``since`` (None: just where it stands)."""
         history = self.channel(channel)
         if history is None:
-            recovery = Recovery([], False, None)
-        else:
-            recovery = history.since(since)
-        self.count(recovery)
-        return recovery
-
-    def count(self, recovery: Recovery) -> None:
+            return Recovery([], False, None)
+        if since is None:
+            return Recovery([], True, history.current(self.last))
+        recovery = history.since(since)
+        if not recovery.publications:  # where it stands now: the channel's or the log's
+            now = history.current(self.last)
+            recovery = Recovery(
+                [], recovery.recovered, now or (since if recovery.recovered else None)
+            )
         self.recoveries[recovery.recovered] += 1
         self.replayed += len(recovery.publications)
-
-    def start_all_at(self, position: Position, channels: Iterable[str]) -> None:
-        for channel in channels:
-            history = self.channel(channel)
-            if history is not None:
-                history.start_at(position)
+        return recovery
 
     def sweep(self) -> None:
         """Forget channels whose history emptied."""
@@ -249,3 +271,16 @@ class HistoryStore:
 
     def __len__(self) -> int:
         return len(self._channels)
+
+
+def route_limits(router: Router) -> Callable[[str], tuple[int, float] | None]:
+    """``HistoryStore`` limits from the routes' ``history: {size, ttl}``."""
+
+    def limits(channel: str) -> tuple[int, float] | None:
+        try:
+            history = router.match(channel).route.history
+        except ResourceNotFound:
+            return None
+        return None if history is None else (history.size, history.ttl)
+
+    return limits

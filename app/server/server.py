@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.exceptions import ListenError
+from gos_web_socket.app.history import LOCAL, HistoryStore, route_limits
 from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
 from gos_web_socket.app.server.broker import Broker
 from gos_web_socket.app.server.connection import (
@@ -81,7 +82,10 @@ class WampServer:
         self.host = settings.server.host
         self.port = settings.server.port
         self.guard = Guard.from_settings(settings, dispatcher)
-        self.manager = TopicManager()
+        stream = settings.pushers.amqp.enabled and settings.pushers.amqp.queue_mode == "stream"
+        self.history = HistoryStore(route_limits(router), log=None if stream else LOCAL)
+        """Channel histories; positions are the stream's in stream mode, else this process's."""
+        self.manager = TopicManager(self.history)
         self.authenticator = authenticator or Authenticator.from_settings(settings.authentication)
         """Who each connection is (``connection.user``); the container gives its providers."""
         self.broker = Broker(

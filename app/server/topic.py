@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
+from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery, filling
 from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
@@ -40,10 +41,27 @@ class Topic:
     subscription id, shared by all its v2 subscribers so that they can share one frame.
     """
 
-    __slots__ = ("id", "timers", "timers_registered", "subscription_id", "_subscribers", "_formats")
+    __slots__ = (
+        "id",
+        "timers",
+        "timers_registered",
+        "subscription_id",
+        "history",
+        "store",
+        "_subscribers",
+        "_formats",
+    )
 
-    def __init__(self, topic_id: str) -> None:
+    def __init__(
+        self,
+        topic_id: str,
+        history: ChannelHistory | None = None,
+        store: HistoryStore | None = None,
+    ) -> None:
         self.id = topic_id
+        self.history = history
+        """The channel's history when its route keeps one (``history: {size, ttl}``)."""
+        self.store = store
         self.timers = PeriodicTimers(f"topic {topic_id}")
         self.timers_registered = False
         self.subscription_id = next(_subscription_ids)
@@ -62,13 +80,22 @@ class Topic:
         Session ids in ``exclude`` are skipped; a non-empty ``eligible`` limits the recipients
         to those ids. Every frame is built before the first write, so a payload that one format
         cannot carry (msgpack bytes for a JSON client) raises before anyone got it.
+
+        On a channel with history, a broadcast to everyone made while a push is delivered is
+        recorded under the push's position, which v2 EVENTs carry in ``details._position``;
+        a filtered broadcast (``exclude``/``eligible``) is not kept, so no recovery leaks it.
         """
+        position = None
+        if self.history is not None and self.store is not None and not exclude and not eligible:
+            position = self.store.record(self.history, payload)
+            if filling.get():
+                return 0
         if not self._formats:
             return 0
         publication = new_publication_id()
         topic, subscription = self.id, self.subscription_id
         groups = [
-            (wire.event_frame(topic, subscription, publication, payload), members)
+            (wire.event_frame(topic, subscription, publication, payload, position), members)
             for wire, members in self._formats.items()
         ]
         skip = set(exclude) if exclude else None
@@ -85,6 +112,19 @@ class Topic:
                 if connection.write_frame(frame):
                     sent += 1
         return sent
+
+    def replay(self, connection: Subscriber, recovery: Recovery) -> None:
+        """Write what a recovering client missed, each EVENT with its position."""
+        wire, subscription = connection.wire_format, self.subscription_id
+        for publication in recovery.publications:
+            frame = wire.event_frame(
+                self.id,
+                subscription,
+                new_publication_id(),
+                publication.payload,
+                publication.position,
+            )
+            connection.write_frame(frame)
 
     def add(self, connection: Subscriber) -> None:
         session_id = connection.session_id
