@@ -203,9 +203,14 @@ class HistoryStore:
     """
 
     def __init__(
-        self, limits: Callable[[str], tuple[int, float] | None], log: LocalLog | None = None
+        self,
+        limits: Callable[[str], tuple[int, float] | None],
+        log: LocalLog | None = None,
+        origin: Callable[[], Position | None] | None = None,
     ) -> None:
         self._limits = limits
+        self._origin = origin
+        """Where a broker log's reader started (``Receiver.opened_at``), asked until known."""
         self._channels: dict[str, ChannelHistory] = {}
         self._without: set[str] = set()
         self.begin: Position | None = log.current() if log else None
@@ -220,9 +225,15 @@ class HistoryStore:
 
     def note(self, position: Position) -> None:
         """A push at ``position`` is being delivered (logs deliver in order, gap-free)."""
-        if self.begin is None or position.epoch != self.begin.epoch:
+        begin = self._begin()
+        if begin is None or position.epoch != begin.epoch:
             self.begin = Position(position.epoch, position.offset - 1)
         self.last = position
+
+    def _begin(self) -> Position | None:
+        if self.begin is None and self._origin is not None:
+            self.begin = self.last = self._origin()
+        return self.begin
 
     def channel(self, channel: str) -> ChannelHistory | None:
         """The channel's history; None when its route keeps none."""
@@ -236,7 +247,7 @@ class HistoryStore:
             self._without.add(channel)
             return None
         size, ttl = limits
-        history = self._channels[channel] = ChannelHistory(channel, size, ttl, self.begin)
+        history = self._channels[channel] = ChannelHistory(channel, size, ttl, self._begin())
         return history
 
     def record(self, history: ChannelHistory, payload: Any) -> Position | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.exceptions import ListenError
-from gos_web_socket.app.history import LOCAL, HistoryStore, route_limits
+from gos_web_socket.app.history import LOCAL, HistoryStore, Position, route_limits
 from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
 from gos_web_socket.app.server.broker import Broker
 from gos_web_socket.app.server.connection import (
@@ -83,7 +83,9 @@ class WampServer:
         self.port = settings.server.port
         self.guard = Guard.from_settings(settings, dispatcher)
         stream = settings.pushers.amqp.enabled and settings.pushers.amqp.queue_mode == "stream"
-        self.history = HistoryStore(route_limits(router), log=None if stream else LOCAL)
+        self.history = HistoryStore(
+            route_limits(router), log=None if stream else LOCAL, origin=self._log_origin
+        )
         """Channel histories; positions are the stream's in stream mode, else this process's."""
         self.manager = TopicManager(self.history)
         self.authenticator = authenticator or Authenticator.from_settings(settings.authentication)
@@ -181,6 +183,13 @@ class WampServer:
             self._all_closed.set()
 
     # -- pushes -----------------------------------------------------------------------------
+
+    def _log_origin(self) -> Position | None:
+        """Where the first push handler reading a broker log started (stream mode)."""
+        for handler in self.push_handlers.values():
+            if handler.receiver.opened_at is not None and handler.is_consuming:
+                return handler.receiver.opened_at
+        return None
 
     async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
         """Hand a routed push to its topic's ``on_push`` (``PushableServer``).

@@ -718,6 +718,8 @@ class AmqpStreamReceiver(AmqpReceiver):
         """Where the last ``open()`` started reading."""
         self.head: int | None = None
         """The first offset the stream held at the last ``open()``."""
+        self.resume_at: int | None = None
+        """The first offset this node had not handled; those before it are refills."""
 
     async def _open(self) -> None:
         self.offsets.lock()
@@ -770,13 +772,56 @@ class AmqpStreamReceiver(AmqpReceiver):
         finally:
             await channel.close()
 
+    async def tail(self) -> int | None:
+        """The stream's last offset: the most a reader from ``last`` (its last chunk) gets
+        before a quiet 0.2 s (None: the stream is empty)."""
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            await channel.set_qos(prefetch_count=self.settings.prefetch_count)
+            queue = await channel.get_queue(self.queue_name, ensure=False)
+            offsets: asyncio.Queue[int] = asyncio.Queue()
+
+            async def take(message: AbstractIncomingMessage) -> None:
+                offsets.put_nowait(stream_offset(message))
+                await message.ack()
+
+            await queue.consume(take, arguments={STREAM_OFFSET: "last"})
+            last: int | None = None
+            wait = self.settings.stream.probe_timeout
+            while True:
+                try:
+                    offset = await asyncio.wait_for(offsets.get(), wait)
+                except TimeoutError:
+                    return last
+                last = offset if last is None else max(last, offset)
+                wait = 0.2
+        finally:
+            await channel.close()
+
     async def _start_offset(self, queue: AbstractQueue) -> int | str:
+        """Where to consume from: ``stream.fill`` pushes before the resume point, read back
+        (``refill``) so that channel history holds what the node delivered before it stopped."""
+        start = await self._choose_start()
+        self.resume_at = start if isinstance(start, int) else None
+        self.opened_at = None
+        if isinstance(start, int) and self.epoch is not None:
+            fill = self.settings.stream.fill
+            if fill and start > (self.head or 0):
+                start = max(start - fill, self.head or 0)
+            self.opened_at = Position(self.epoch, start - 1)
+        return start
+
+    async def _choose_start(self) -> int | str:
         head = await self.probe("first")
         self.head = head[0] if head else None
         self.epoch = head[1] if head else None
         saved = self.offsets.load()
         if saved is None:
-            return "first" if head is None else "next"
+            if head is None:
+                return "first"
+            tail = await self.tail()  # a new node: after what the stream holds now
+            return "next" if tail is None else tail + 1
         if head is not None and saved.epoch == self.epoch:
             return saved.offset + 1
         there = await self.probe(saved.offset) if head is not None else None
@@ -802,11 +847,15 @@ class AmqpStreamReceiver(AmqpReceiver):
         offset = stream_offset(message)
         if self.epoch is None:  # the stream was empty at open: its first message names it
             self.epoch = message_identity(offset, message)
-        return AmqpStreamDelivery(message, self, Position(self.epoch, offset))
+        delivery = AmqpStreamDelivery(message, self, Position(self.epoch, offset))
+        delivery.refill = self.resume_at is not None and offset < self.resume_at
+        return delivery
 
     def handled(self, delivery: AmqpStreamDelivery) -> None:
-        """Write down the offset of the last push the node is done with."""
+        """Write down the offset of the last push the node is done with (not a refill's)."""
         assert delivery.position is not None
+        if delivery.refill:
+            return
         self.offsets.save(
             SavedOffset(delivery.position.epoch, delivery.position.offset, delivery.identity)
         )

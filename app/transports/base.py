@@ -36,7 +36,7 @@ from gos_web_socket.app.events import (
     PushHandlerSuccessEvent,
 )
 from gos_web_socket.app.exceptions import PusherError, PushFailed, PushHandlerError
-from gos_web_socket.app.history import LOCAL, Position, pushing
+from gos_web_socket.app.history import LOCAL, Position, filling, pushing
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.stats import PusherStats, PushHandlerStats
 
@@ -258,7 +258,7 @@ class Delivery:
         position: the push's position in a log every node reads (app/history.py), if any.
     """
 
-    __slots__ = ("body", "message_id", "position")
+    __slots__ = ("body", "message_id", "position", "refill")
 
     def __init__(
         self, body: bytes, message_id: str | None = None, position: Position | None = None
@@ -267,6 +267,10 @@ class Delivery:
         self.message_id = message_id
         self.position = position
         """Where the push is in the transport's log (a stream); None: this process numbers it."""
+        self.refill = False
+        """True for a push handled before the node restarted, read back from the log to fill
+        channel history: ``on_push`` runs, its broadcasts are recorded and not sent, no event
+        fires and nothing is counted."""
 
     async def ack(self, multiple: bool = False) -> None:
         """The push reached its topic and the frames were written: forget it.
@@ -294,6 +298,10 @@ class Receiver(ABC):
 
     acks_multiple: ClassVar[bool] = False
     """True when ``ack(multiple=True)`` settles all earlier deliveries (AMQP): one ack a batch."""
+
+    opened_at: Position | None = None
+    """For a receiver of a log every node reads (a stream): after ``open()``, the position
+    after which it delivers every push, in order. None for other transports."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -471,6 +479,10 @@ class ServerPushHandler:
     async def _deliver(self, app: PushableServer, delivery: Delivery) -> Exception | None:
         """Hand one delivery to its topic; return the error that should reject it, if any."""
         message_id = delivery.message_id
+        if delivery.refill:  # settled before the restart, whatever happens now
+            if message_id is None or message_id not in self._seen:
+                await self._refill(app, delivery)
+            return None
         if message_id is not None and message_id in self._seen:
             self.stats.received += 1
             self.stats.deduplicated += 1
@@ -487,6 +499,19 @@ class ServerPushHandler:
             pushing.reset(token)
         self._remember(message_id, True)
         return None
+
+    async def _refill(self, app: PushableServer, delivery: Delivery) -> None:
+        """Run a push read back from the log so that its broadcasts fill channel history."""
+        tokens = pushing.set(delivery.position), filling.set(True)
+        try:
+            message = Message.decode(delivery.body)
+            await app.on_push(self.router.match(message.topic), message.data, self.name)
+        except Exception as exc:  # it failed the first time too; it was settled then
+            logger.debug("push handler %s: refill of a push failed: %r", self.name, exc)
+        finally:
+            filling.reset(tokens[1])
+            pushing.reset(tokens[0])
+        self._remember(delivery.message_id, True)
 
     def _remember(self, message_id: str | None, delivered: bool) -> None:
         if message_id is None or not self.dedup_window:

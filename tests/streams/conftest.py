@@ -23,13 +23,14 @@ def router() -> Router:
 
 @pytest.fixture
 def stream_settings(rabbitmq: RabbitMQNode, tmp_path: Path) -> AmqpSettings:
-    """``queue_mode: stream`` on names no other test uses; offsets under the test's tmp dir."""
+    """``queue_mode: stream`` on names no other test uses; offsets under the test's tmp dir;
+    no history fill (a test that wants one says ``stream.fill``)."""
     return rabbitmq.amqp_settings(
         push_timeout=15,
         reconnect_interval=0.5,
         queue_mode="stream",
         prefetch_count=50,
-        stream=StreamSettings(state_dir=tmp_path / "state", probe_timeout=0.3),
+        stream=StreamSettings(state_dir=tmp_path / "state", probe_timeout=0.3, fill=0),
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import aio_pika
 import pytest
 
 from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.app.history import filling
 from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpStreamReceiver
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import RecordingServer, drain, wait_until
@@ -52,7 +54,7 @@ async def test_a_restarted_node_resumes_after_its_last_offset(
     restarted = RecordingServer()
     node = await start_node(restarted, "a")
     assert isinstance(node.amqp, AmqpStreamReceiver)
-    assert node.amqp.start == saved["offset"] + 1
+    assert node.amqp.start == node.amqp.resume_at == saved["offset"] + 1
     await wait_until(lambda: len(restarted.received) >= 200)
     await push_range(pusher, 300, 310)
     await wait_until(lambda: len(restarted.received) >= 210)
@@ -129,3 +131,34 @@ async def test_a_poison_push_is_dead_lettered_and_passed(
     finally:
         await connection.close()
     assert [json.loads(body)["data"] for body in dead] == [{"boom": True}]
+
+
+class FillRecorder(RecordingServer):
+    """Records, for every push, whether it came as a history refill."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refills: list[bool] = []
+
+    async def on_push(self, request: Any, data: Any, provider: str) -> None:
+        self.refills.append(filling.get())
+        await super().on_push(request, data, provider)
+
+
+async def test_a_restarted_node_refills_what_it_handled_before(
+    pusher: AmqpPusher, start_node: StartNode, stream_settings: AmqpSettings
+) -> None:
+    """With stream.fill 30, a restarted node reads its last 30 pushes back as refills (for
+    history only), then the ones it missed as live pushes, each once."""
+    stream = stream_settings.stream.model_copy(update={"fill": 30})
+    node = await start_node(RecordingServer(), "a", stream=stream)
+    await push_range(pusher, 0, 100)
+    await wait_until(lambda: node.stats.received >= 100)
+    await node.close()
+    await push_range(pusher, 100, 150)
+    server = FillRecorder()
+    node = await start_node(server, "a", stream=stream)
+    await wait_until(lambda: len(server.received) >= 80)
+    assert numbers(server) == list(range(70, 150))
+    assert server.refills == [True] * 30 + [False] * 50
+    assert node.stats.received == 50  # refills are not counted as pushes
