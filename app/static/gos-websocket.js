@@ -359,7 +359,9 @@ export class GosSocket {
       const value = kwargs && args.length === 0 ? kwargs : one && !Array.isArray(args[0]) ? args[0] : args;
       request.resolve?.(value);
     } else if (type === V2.ERROR) {
-      const error = { uri: frame[4], desc: frame[5]?.[0] ?? "", details: frame[6] ?? null };
+      // GOS's shape (uri: what was called), with the v2 error URI beside it.
+      const desc = frame[5]?.[0] ?? "";
+      const error = { uri: request.uri ?? frame[4], desc, details: frame[6] ?? null, error: frame[4] };
       if (request.reject) request.reject(error);
       else console.warn(`gos-websocket: ${error.uri}: ${error.desc}`);
     }
@@ -517,7 +519,7 @@ export class GosSocket {
       const unwrap = (result) =>
         !raw && Array.isArray(result) && result.length === 1 ? result[0] : result;
       if (this.protocol !== "wamp") {
-        const settle = { resolve: (result) => resolve(unwrap(result)), reject };
+        const settle = { resolve: (result) => resolve(unwrap(result)), reject, uri };
         const procedure = this.resolve(uri);
         this._request((request) => [V2.CALL, request, {}, procedure, [data]], settle);
         return;

@@ -64,3 +64,7 @@ async def start_node(stream_settings: AmqpSettings, router: Router) -> AsyncIter
     finally:
         for handler in started:
             await handler.close()
+
+
+# Headless Chromium and a page that records its errors, as the browser suite has them.
+from tests.browser.conftest import browser, chromium, page  # noqa: E402,F401
