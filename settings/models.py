@@ -164,7 +164,10 @@ class ServerSettings(_Node):
         65536, ge=128, description="bytes; larger messages close with 1009"
     )
     max_outgoing_buffer: int = Field(
-        1_048_576, ge=4096, description="bytes queued to one client before it is cut off"
+        1_048_576, ge=4096, description="bytes a client may leave unread for a while"
+    )
+    slow_reader_timeout: float = Field(
+        2.0, gt=0, description="seconds over max_outgoing_buffer before a client is cut off"
     )
     shutdown_timeout: float = Field(5.0, gt=0)
     realm: str = Field("realm1", min_length=1, description="the one realm WAMP v2 clients join")

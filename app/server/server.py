@@ -225,6 +225,7 @@ class WampServer:
             dispatcher=self.dispatcher,
             stats=self.stats,
             max_outgoing_buffer=self.settings.server.max_outgoing_buffer,
+            slow_reader_timeout=self.settings.server.slow_reader_timeout,
             spawn=self.spawn,
             schedule_flush=self.schedule_flush,
             register=self.register,
