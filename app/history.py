@@ -276,9 +276,13 @@ class HistoryStore:
         return recovery
 
     def sweep(self) -> None:
-        """Forget channels whose history emptied."""
+        """Forget channels whose history emptied (ttl). What they dropped stays dropped: a
+        history made for such a channel later is complete only after the last of it."""
         for name in [n for n, h in self._channels.items() if h.position is None]:
-            del self._channels[name]
+            history = self._channels.pop(name)
+            begin, dropped = self.begin, history.complete_after
+            if begin is not None and dropped is not None and history.epoch == begin.epoch:
+                self.begin = Position(begin.epoch, max(begin.offset, dropped))
 
     def __len__(self) -> int:
         return len(self._channels)

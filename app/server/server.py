@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+HISTORY_SWEEP = 30.0
+"""Seconds between sweeps of channel histories emptied by their ttl."""
+
 T = TypeVar("T")
 
 Readiness = Callable[["WampServer"], tuple[bool, dict[str, Any]]]
@@ -290,6 +293,7 @@ class WampServer:
         await self.dispatcher.dispatch(SERVER_LAUNCHED, event)
         self.supervisor = Supervisor(self.push_handlers, self)  # retries until each consumes
         await self.supervisor.start()
+        self.timers.add("history-sweep", HISTORY_SWEEP, self.history.sweep)
 
     async def stop(self) -> None:
         """Stop accepting, close the push handlers, close clients with 1001, then return.

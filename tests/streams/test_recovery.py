@@ -12,6 +12,7 @@ import yaml
 
 from gos_web_socket import containers
 from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.router import Router, load_routes_from_mapping
 from gos_web_socket.app.testing import memory_pusher, use_memory_pusher
 from gos_web_socket.app.transports.base import Pusher
@@ -180,3 +181,23 @@ async def test_the_history_rpc_needs_a_subscription(server: containers.Container
     with pytest.raises(Exception, match="subscribe to acme/channel/1 first"):
         await client.call("gos/history", CHANNEL, None)
     await client.close()
+
+
+async def test_recoveries_are_counted_in_the_metrics(server: containers.Container) -> None:
+    """recoveries_total by outcome and recovery_replayed_total count what recoveries did."""
+    pusher = memory_pusher(server)
+    first = await RecoveringPeer.connect(url(server), CHANNEL)
+    await first.report()
+    await push(pusher, 0, 3)
+    last = (await first.read(3)).position
+    first.close()
+    await push(pusher, 3, 7)
+    for since in (last, {"epoch": "gone", "offset": 1}):
+        peer = await RecoveringPeer.connect(url(server), CHANNEL, since=since)
+        await peer.report()
+        peer.close()
+    text = ServerMetrics(service(server, "gos_web_socket.server")).render().decode()
+    assert 'gos_websocket_recoveries_total{outcome="complete"} 1.0' in text
+    assert 'gos_websocket_recoveries_total{outcome="incomplete"} 1.0' in text
+    assert "gos_websocket_recovery_replayed_total 4.0" in text
+    assert "gos_websocket_history_channels 1.0" in text
