@@ -3,6 +3,7 @@
 python -m bench                 quick run (make bench)
 python -m bench --full          full run (make bench-full)
 python -m bench --scenarios amqp,idle --systems ours,raw
+python -m bench --scenarios stream   queue_mode stream vs shared, ours at 1,000 subscribers
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
 """
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", nargs="?", default="run", choices=["run", "report", "profile"])
     parser.add_argument("--full", action="store_true", help="real counts and durations")
-    parser.add_argument("--scenarios", default="amqp,zmq,idle,sync")
+    parser.add_argument("--scenarios", default="amqp,zmq,idle,sync,stream")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--seconds", type=float, default=20.0, help="profile: sampling time")

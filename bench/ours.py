@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from gos_web_socket.settings import AmqpSettings, ZmqSettings
+from gos_web_socket.settings.models import StreamSettings
 
 
-def amqp_settings(url: str) -> AmqpSettings:
+def amqp_settings(url: str, tag: str = "") -> AmqpSettings:
+    """The shared GOS queue; with ``tag``, ``queue_mode: stream`` on a stream of its own
+    (``gos_websocket.<tag>.stream``) and an offset file in a temporary directory."""
     parts = urlsplit(url)
+    extra: dict[str, Any] = {}
+    if tag:
+        state = Path(tempfile.gettempdir()) / f"gos-bench-{tag}"
+        extra = {
+            "queue_mode": "stream",
+            "queue_name": f"gos_websocket.{tag}",
+            "stream": StreamSettings(state_dir=state, node_name=f"bench-{os.getpid()}"),
+        }
     return AmqpSettings(
         enabled=True,
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5672,
         login=parts.username or "guest",
         password=parts.password or "guest",
+        **extra,
     )
 
 
@@ -31,18 +46,18 @@ def router() -> Any:
     return Router(load_routes(DEFAULT_ROUTING))
 
 
-def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
-    """Our AmqpPusher or ZmqPusher on the demo routes."""
-    if transport == "amqp":
+def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = "") -> Any:
+    """Our AmqpPusher or ZmqPusher on the demo routes (``stream``: AMQP in stream mode)."""
+    if transport in ("amqp", "stream"):
         from gos_web_socket.app.transports.amqp import AmqpPusher
 
-        return AmqpPusher(amqp_settings(amqp_url), router())
+        return AmqpPusher(amqp_settings(amqp_url, tag), router())
     from gos_web_socket.app.transports.zmq import ZmqPusher
 
     return ZmqPusher(zmq_settings(zmq_port), router())
 
 
-def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
+def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = "") -> Any:
     """The runtime of the project's container, as `gos-websocket server` builds it: demo topic
     and RPC, one push handler (AMQP or ZeroMQ), the metrics listener and the demo page.
 
@@ -55,8 +70,8 @@ def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
 
     off = {"enabled": False}
     pushers: dict[str, Any] = {"amqp": off, "wamp": off, "zmq": off}
-    if transport == "amqp":
-        pushers["amqp"] = amqp_settings(amqp_url)
+    if transport in ("amqp", "stream"):
+        pushers["amqp"] = amqp_settings(amqp_url, tag)
     else:
         pushers["zmq"] = zmq_settings(zmq_port)
     settings = Settings(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +83,8 @@ class Setup:
         kwargs: dict[str, Any] = {"amqp_url": broker}
         if system != "sio":
             kwargs.update(transport=transport, zmq_port=free_port() if transport == "zmq" else 0)
+        if transport == "stream":  # a stream of its own for each case
+            kwargs["tag"] = uuid.uuid4().hex[:8]
         self.kwargs = kwargs
         self.server = self._child(f"{system}_server", **kwargs)
         self.port = self.server.call("start", timeout=60)
@@ -279,6 +282,15 @@ def run_all(
             for n in p.ns:
                 for rep, system in interleave(p.reps, present):
                     record(push_case(system, scenario, n, broker, p), rep)
+        elif scenario == "stream":
+            # Ours only: the same push case with the shared queue and with queue_mode stream.
+            n = max(p.ns)
+            for rep in range(p.reps):
+                modes = ("amqp", "stream") if rep % 2 == 0 else ("stream", "amqp")
+                for transport in modes:
+                    row = push_case("ours", transport, n, broker, p)
+                    row["scenario"] = "stream_push" if transport == "stream" else "shared_push"
+                    record(row, rep)
         elif scenario == "idle":
             for rep, system in interleave(p.reps, systems):
                 for row in idle_case(system, p.idle_counts, broker):

@@ -168,15 +168,18 @@ class SioServer(Agent):
 class OursServer(Agent):
     """Our server process as the container runs it, with the AMQP or ZeroMQ push handler."""
 
-    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
+    def __init__(
+        self, transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = ""
+    ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
+        self.tag = tag
 
     async def do_start(self) -> int:
         from bench.ours import make_runtime
 
-        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port)
+        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port, self.tag)
         await self.runtime.start()
         server = self.runtime.server
         handler = next(iter(server.push_handlers.values()))
