@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gos_web_socket.settings import AmqpSettings, ZmqSettings
+import yaml
+
+from gos_web_socket.settings import DEFAULT_ROUTING, AmqpSettings, ZmqSettings
 from gos_web_socket.settings.models import StreamSettings
 
 
@@ -22,7 +23,7 @@ def amqp_settings(url: str, tag: str = "") -> AmqpSettings:
         extra = {
             "queue_mode": "stream",
             "queue_name": f"gos_websocket.{tag}",
-            "stream": StreamSettings(state_dir=state, node_name=f"bench-{os.getpid()}"),
+            "stream": StreamSettings(state_dir=state, node_name=f"bench-{tag}"),
         }
     return AmqpSettings(
         enabled=True,
@@ -57,7 +58,9 @@ def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str 
     return ZmqPusher(zmq_settings(zmq_port), router())
 
 
-def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = "") -> Any:
+def make_runtime(
+    transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = "", history: bool = False
+) -> Any:
     """The runtime of the project's container, as `gos-websocket server` builds it: demo topic
     and RPC, one push handler (AMQP or ZeroMQ), the metrics listener and the demo page.
 
@@ -74,15 +77,19 @@ def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str
         pushers["amqp"] = amqp_settings(amqp_url, tag)
     else:
         pushers["zmq"] = zmq_settings(zmq_port)
-    settings = Settings(
-        server={
-            "host": "127.0.0.1",
-            "port": 0,
-            "http": {"host": "127.0.0.1", "port": 0},
-            "metrics": {"host": "127.0.0.1", "port": 0},
-        },
-        pushers=pushers,
-    )
+    server: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "http": {"host": "127.0.0.1", "port": 0},
+        "metrics": {"host": "127.0.0.1", "port": 0},
+    }
+    if history:  # the demo routes, acme_topic keeping 5,000 pushes per channel for 10 minutes
+        routes = yaml.safe_load(DEFAULT_ROUTING.read_text())
+        routes["acme_topic"]["history"] = {"size": 5000, "ttl": 600}
+        path = Path(tempfile.mkdtemp(prefix="gos-bench-routes-")) / "routing.yaml"
+        path.write_text(yaml.safe_dump(routes))
+        server["router"] = {"resources": [str(path)]}
+    settings = Settings(server=server, pushers=pushers)
     container = containers.create_container()
     container.settings.override(settings)
     return containers.get_service(container, "gos_web_socket.runtime")

@@ -36,6 +36,7 @@ class Profile:
     sync_count: int = 300
     reps: int = 1
     case_timeout: float = 60.0
+    recovery_clients: int = 5000
 
 
 QUICK = Profile("quick", deliveries=150_000, max_pushes=2_000, rate_seconds=3.0, sync_count=300)
@@ -291,6 +292,11 @@ def run_all(
                     row = push_case("ours", transport, n, broker, p)
                     row["scenario"] = "stream_push" if transport == "stream" else "shared_push"
                     record(row, rep)
+        elif scenario == "recovery":
+            from bench.recovery import recovery_case
+
+            for rep in range(p.reps):
+                record(recovery_case(broker, p.recovery_clients), rep)
         elif scenario == "idle":
             for rep, system in interleave(p.reps, systems):
                 for row in idle_case(system, p.idle_counts, broker):

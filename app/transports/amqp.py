@@ -499,10 +499,13 @@ class AmqpReceiver(Receiver):
                 if self._connection is None:
                     return []  # close() ran
                 raise PushHandlerError(f"AMQP connection lost: {item!r}") from item
-            batch.append(AmqpDelivery(item, self))
+            batch.append(self._delivery(item))
             if len(batch) >= self.max_batch or inbox.empty():
                 return batch
             item = inbox.get_nowait()
+
+    def _delivery(self, message: AbstractIncomingMessage) -> AmqpDelivery:
+        return AmqpDelivery(message, self)
 
     async def dead_letter(self, message: AbstractIncomingMessage, error: Exception) -> None:
         """Reject without requeue, or, on an adopted queue, publish to the DLQ and ack."""
@@ -671,7 +674,7 @@ class OffsetFile:
 class AmqpStreamDelivery(AmqpDelivery):
     """A stream message: acked for the broker's credit, and its offset written down."""
 
-    __slots__ = ("identity",)
+    __slots__ = ()
 
     receiver: AmqpStreamReceiver
 
@@ -680,7 +683,6 @@ class AmqpStreamDelivery(AmqpDelivery):
     ) -> None:
         super().__init__(message, receiver)
         self.position = position
-        self.identity = message_identity(position.offset, message)
 
     async def ack(self, multiple: bool = False) -> None:
         await super().ack(multiple)
@@ -837,13 +839,7 @@ class AmqpStreamReceiver(AmqpReceiver):
         )
         return "first"
 
-    async def receive(self) -> Sequence[Delivery]:
-        batch = await super().receive()
-        return [self._positioned(d) for d in batch]
-
-    def _positioned(self, delivery: Delivery) -> Delivery:
-        assert isinstance(delivery, AmqpDelivery)
-        message = delivery.message
+    def _delivery(self, message: AbstractIncomingMessage) -> AmqpDelivery:
         offset = stream_offset(message)
         if self.epoch is None:  # the stream was empty at open: its first message names it
             self.epoch = message_identity(offset, message)
@@ -853,12 +849,12 @@ class AmqpStreamReceiver(AmqpReceiver):
 
     def handled(self, delivery: AmqpStreamDelivery) -> None:
         """Write down the offset of the last push the node is done with (not a refill's)."""
-        assert delivery.position is not None
+        position = delivery.position
+        assert position is not None
         if delivery.refill:
             return
-        self.offsets.save(
-            SavedOffset(delivery.position.epoch, delivery.position.offset, delivery.identity)
-        )
+        identity = message_identity(position.offset, delivery.message)
+        self.offsets.save(SavedOffset(position.epoch, position.offset, identity))
 
     async def close(self) -> None:
         await super().close()
