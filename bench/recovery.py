@@ -36,6 +36,7 @@ class Recovering(WSListener):  # type: ignore[misc]
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.owner.connected = False
+        self.owner.fleet.lost(self.owner)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type != WSMsgType.TEXT:
@@ -73,13 +74,15 @@ class Recovering(WSListener):  # type: ignore[misc]
 
 
 class RecoveringClient:
-    def __init__(self) -> None:
+    def __init__(self, fleet: RecoveryFleet) -> None:
+        self.fleet = fleet
         self.position: dict[str, Any] | None = None
         self.subscription: int | None = None
         self.connected = False
         self.seen: dict[int, int] = {}
         self.reports: list[bool] = []
         self.dropped = 0
+        self.reconnects = 0
 
 
 class RecoveryFleet(Agent):
@@ -88,6 +91,28 @@ class RecoveryFleet(Agent):
     def __init__(self) -> None:
         self.clients: list[RecoveringClient] = []
         self.transports: list[WSTransport] = []
+        self.url = ""
+        """Where a lost client reconnects by itself (as the browser client does); "": not."""
+        self._lost: set[RecoveringClient] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def lost(self, client: RecoveringClient) -> None:
+        if self.url:
+            self._lost.add(client)
+            if self._task is None or self._task.done():
+                self._task = asyncio.get_running_loop().create_task(self._reconnect_lost())
+
+    async def _reconnect_lost(self) -> None:
+        """Reconnect clients the server dropped (cut off while slow), half a second later."""
+        while self._lost:
+            await asyncio.sleep(0.5)
+            batch, self._lost = list(self._lost), set()
+            for client in batch:
+                client.reconnects += 1
+            try:
+                await self._open(self.url, batch, 100)
+            except RuntimeError:
+                self._lost.update(c for c in batch if not c.connected)
 
     async def _open(self, url: str, clients: list[RecoveringClient], parallel: int) -> None:
         gate = asyncio.Semaphore(parallel)
@@ -104,12 +129,14 @@ class RecoveryFleet(Agent):
 
         results = await asyncio.gather(*(one(c) for c in clients), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
+        if errors and self.url:  # the automatic reconnect tries them again
+            self._lost.update(c for c in clients if not c.connected)
+        elif errors:
             raise RuntimeError(f"{len(errors)} of {len(clients)} connections failed: {errors[0]!r}")
 
     async def do_connect(self, url: str, n: int, parallel: int = 50) -> int:
         """Open ``n`` clients; return how many got their first recovery report."""
-        new = [RecoveringClient() for _ in range(n)]
+        new = [RecoveringClient(self) for _ in range(n)]
         self.clients += new
         await self._open(url, new, parallel)
         for _ in range(600):
@@ -122,8 +149,10 @@ class RecoveryFleet(Agent):
         return sum(c.connected for c in self.clients)
 
     async def do_reconnect(self, url: str, parallel: int = 100) -> int:
-        """Reconnect every client with its last position; return how many are connected."""
+        """Reconnect every client with its last position; return how many are connected.
+        From now on a client the server drops reconnects by itself."""
         self.transports.clear()
+        self.url = url
         await self._open(url, self.clients, parallel)
         return sum(c.connected for c in self.clients)
 
@@ -141,9 +170,13 @@ class RecoveryFleet(Agent):
             "duplicates": sum(twice),
             "incomplete": sum(not c.reports[-1] for c in self.clients if c.reports),
             "dropped_by_client": sum(c.dropped for c in self.clients),
+            "reconnects": sum(c.reconnects for c in self.clients),
         }
 
     async def close(self) -> None:
+        self.url = ""
+        if self._task is not None:
+            self._task.cancel()
         for transport in self.transports:
             transport.disconnect()
         await asyncio.sleep(0.1)
@@ -207,6 +240,7 @@ def recovery_case(
             "duplicates": sum(s["duplicates"] for s in summaries),
             "incomplete_recoveries": sum(s["incomplete"] for s in summaries),
             "dropped_by_client": sum(s["dropped_by_client"] for s in summaries),
+            "lost_and_reconnected": sum(s["reconnects"] for s in summaries),
             "down_s": round(t_up - t_stop, 3),
             "reconnect_s": round(t_reconnected - t_up, 3),
             "all_recovered_after_restart_s": round(t_done - t_up, 3),

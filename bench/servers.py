@@ -169,17 +169,25 @@ class OursServer(Agent):
     """Our server process as the container runs it, with the AMQP or ZeroMQ push handler."""
 
     def __init__(
-        self, transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = ""
+        self,
+        transport: str,
+        amqp_url: str = "",
+        zmq_port: int = 0,
+        tag: str = "",
+        history: bool = False,
     ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
         self.tag = tag
+        self.history = history
 
     async def do_start(self) -> int:
         from bench.ours import make_runtime
 
-        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port, self.tag)
+        self.runtime = make_runtime(
+            self.transport, self.amqp_url, self.zmq_port, self.tag, self.history
+        )
         await self.runtime.start()
         server = self.runtime.server
         handler = next(iter(server.push_handlers.values()))
