@@ -171,6 +171,7 @@ class RecoveryFleet(Agent):
             "incomplete": sum(not c.reports[-1] for c in self.clients if c.reports),
             "dropped_by_client": sum(c.dropped for c in self.clients),
             "reconnects": sum(c.reconnects for c in self.clients),
+            "missing_seqs": sorted({s for c in self.clients for s in range(count) if s not in c.seen})[:50],
         }
 
     async def close(self) -> None:
@@ -241,6 +242,7 @@ def recovery_case(
             "incomplete_recoveries": sum(s["incomplete"] for s in summaries),
             "dropped_by_client": sum(s["dropped_by_client"] for s in summaries),
             "lost_and_reconnected": sum(s["reconnects"] for s in summaries),
+            "missing_seqs": sorted({x for s in summaries for x in s["missing_seqs"]})[:50],
             "down_s": round(t_up - t_stop, 3),
             "reconnect_s": round(t_reconnected - t_up, 3),
             "all_recovered_after_restart_s": round(t_done - t_up, 3),
