@@ -81,7 +81,8 @@ pushing: contextvars.ContextVar[Position | None] = contextvars.ContextVar(
 """The position of the push being delivered (set by the push handler around ``on_push``)."""
 
 filling: contextvars.ContextVar[bool] = contextvars.ContextVar("gos_filling", default=False)
-"""True while a node refills history from its log: broadcasts are recorded, not sent."""
+"""True while a node refills history from its log: broadcasts are recorded, and sent only to
+clients that recovered on this node (``Topic.replay``)."""
 
 
 @dataclass(frozen=True, slots=True)

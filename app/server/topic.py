@@ -50,6 +50,7 @@ class Topic:
         "store",
         "_subscribers",
         "_formats",
+        "_recovering",
     )
 
     def __init__(
@@ -68,6 +69,8 @@ class Topic:
         self._subscribers: dict[str, Subscriber] = {}
         self._formats: dict[WireFormat, dict[str, Subscriber]] = {}
         """The subscribers again, grouped by wire format: one frame per group."""
+        self._recovering: set[str] = set()
+        """Session ids of subscribers that recovered here: they follow positions."""
 
     def broadcast(
         self,
@@ -89,7 +92,13 @@ class Topic:
         if self.history is not None and self.store is not None and not exclude and not eligible:
             position = self.store.record(self.history, payload)
             if filling.get():
-                return 0
+                # A push handled before the node restarted: only clients that recovered here
+                # get it (their replay stopped short of it; they drop what they had).
+                if not self._recovering:
+                    return 0
+                eligible = self._recovering
+        elif filling.get():
+            return 0
         if not self._formats:
             return 0
         publication = new_publication_id()
@@ -114,7 +123,10 @@ class Topic:
         return sent
 
     def replay(self, connection: Subscriber, recovery: Recovery) -> None:
-        """Write what a recovering client missed, each EVENT with its position."""
+        """Write what a recovering client missed, each EVENT with its position; from now on it
+        also gets the pushes this node reads back from its log (``filling``)."""
+        if self.has(connection):
+            self._recovering.add(connection.session_id)
         wire, subscription = connection.wire_format, self.subscription_id
         for publication in recovery.publications:
             frame = wire.event_frame(
@@ -136,6 +148,7 @@ class Topic:
         if self._subscribers.get(session_id) is not connection:
             return
         del self._subscribers[session_id]
+        self._recovering.discard(session_id)
         wire = connection.wire_format
         members = self._formats[wire]
         del members[session_id]

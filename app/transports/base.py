@@ -269,8 +269,8 @@ class Delivery:
         """Where the push is in the transport's log (a stream); None: this process numbers it."""
         self.refill = False
         """True for a push handled before the node restarted, read back from the log to fill
-        channel history: ``on_push`` runs, its broadcasts are recorded and not sent, no event
-        fires and nothing is counted."""
+        channel history: ``on_push`` runs, its broadcasts are recorded and sent only to clients
+        that recovered on this node (they follow positions), no event fires, nothing is counted."""
 
     async def ack(self, multiple: bool = False) -> None:
         """The push reached its topic and the frames were written: forget it.

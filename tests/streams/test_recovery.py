@@ -12,10 +12,12 @@ import yaml
 
 from gos_web_socket import containers
 from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.history import LOCAL
 from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.router import Router, load_routes_from_mapping
 from gos_web_socket.app.testing import memory_pusher, use_memory_pusher
 from gos_web_socket.app.transports.base import Pusher
+from gos_web_socket.app.transports.memory import MemoryDelivery
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.settings.models import ZmqSettings
 from tests.streams.recovery import ROUTES, RecoveringPeer
@@ -201,3 +203,28 @@ async def test_recoveries_are_counted_in_the_metrics(server: containers.Containe
     assert 'gos_websocket_recoveries_total{outcome="incomplete"} 1.0' in text
     assert "gos_websocket_recovery_replayed_total 4.0" in text
     assert "gos_websocket_history_channels 1.0" in text
+
+
+async def test_pushes_read_back_at_start_reach_only_clients_that_recovered(
+    server: containers.Container,
+) -> None:
+    """A refilled push (handled before a restart) is recorded and sent to v2 clients that
+    recovered on this node, which drop what they had; a plain v1 subscriber never gets it."""
+    recovering = await RecoveringPeer.connect(url(server), CHANNEL)
+    await recovering.report()
+    plain = await WampTestClient.connect(url(server))
+    plain.subscribe(CHANNEL)
+    await plain.call("gos/history", CHANNEL, None)  # subscribed for sure
+    handler = service(server, "gos_web_socket.server_push_handler.registry")["memory"]
+    refill = MemoryDelivery(json.dumps({"topic": CHANNEL, "data": {"n": "old"}}).encode())
+    refill.position = LOCAL.next()
+    refill.refill = True
+    handler.memory.put(refill)
+    await refill.outcome
+    await push(memory_pusher(server), 0, 1)
+    got = await recovering.read(2)
+    assert [p["n"] for p in got.payloads] == ["old", 0]
+    assert got.positions[0] == refill.position.as_dict()
+    assert await plain.next_event(CHANNEL) == {"n": 0}  # the refill never reached it
+    recovering.close()
+    await plain.close()
