@@ -69,8 +69,8 @@ async def test_a_client_away_for_500_pushes_recovers_on_either_node(cluster: Clu
 async def test_a_restarted_node_delivers_nothing_twice_and_its_clients_recover(
     cluster: Cluster,
 ) -> None:
-    """Node stopped while pushes go on, then restarted: it resumes after its offset (no
-    repeat to live subscribers) and, from the history it refilled, its clients recover."""
+    """Node stopped while pushes go on, then restarted: it resumes after its offset (nothing
+    twice to a subscriber) and, from the history it refilled, its clients recover."""
     a = await cluster.start("a")
     client = await RecoveringPeer.connect(a.ws_url, CHANNEL)
     await client.report()
@@ -98,8 +98,9 @@ async def test_a_restarted_node_delivers_nothing_twice_and_its_clients_recover(
                 raise AssertionError(f"watcher saw {[p['n'] for p in watched.payloads]}") from None
     assert report["recovered"] is True  # replayed, or live if the node was still catching up
     assert [p["n"] for p in got.payloads] == list(range(100, 310))
-    # A client that joined during the catch-up saw each push once, none of the refilled ones.
+    # A client that joined during the catch-up saw each push once, in order, with no gap (if
+    # it joined during the fill, pushes read back follow its position too).
     seen = [p["n"] for p in watched.payloads]
-    assert seen == list(range(seen[0], 310)) and seen[0] >= 100
+    assert seen == list(range(seen[0], 310))
     back.close()
     watcher.close()
