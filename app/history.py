@@ -269,9 +269,9 @@ class HistoryStore:
         recovery = history.since(since)
         if not recovery.publications:  # where it stands now: the channel's or the log's
             now = history.current(self.last)
-            recovery = Recovery(
-                [], recovery.recovered, now or (since if recovery.recovered else None)
-            )
+            if recovery.recovered and (now is None or now.offset < since.offset):
+                now = since  # a node still reading its fill is behind the client: never back
+            recovery = Recovery([], recovery.recovered, now)
         self.recoveries[recovery.recovered] += 1
         self.replayed += len(recovery.publications)
         return recovery

@@ -55,7 +55,10 @@ class Recovering(WSListener):  # type: ignore[misc]
             if "_recovery" in details:
                 report = details["_recovery"]
                 owner.reports.append(bool(report["recovered"]))
-                owner.position = report["position"] or owner.position
+                at, last = report["position"], owner.position
+                newer = at and (not last or at["epoch"] != last["epoch"])
+                if newer or (at and last and at["offset"] > last["offset"]):
+                    owner.position = at  # forward only, as the shipped client does
                 return
             position = details.get("_position")
             if position is not None:
@@ -171,7 +174,9 @@ class RecoveryFleet(Agent):
             "incomplete": sum(not c.reports[-1] for c in self.clients if c.reports),
             "dropped_by_client": sum(c.dropped for c in self.clients),
             "reconnects": sum(c.reconnects for c in self.clients),
-            "missing_seqs": sorted({s for c in self.clients for s in range(count) if s not in c.seen})[:50],
+            "missing_seqs": sorted(
+                {s for c in self.clients for s in range(count) if s not in c.seen}
+            )[:50],
         }
 
     async def close(self) -> None:

@@ -106,3 +106,16 @@ def test_a_route_history_needs_a_size_and_ttl_in_range() -> None:
         )
     with pytest.raises(RouteDefinitionError, match="history: 5: expected a mapping"):
         load_routes_from_mapping({"r": {"pattern": "a/{x}", "callback": "t", "history": 5}})
+
+
+def test_a_recovery_never_moves_a_client_back() -> None:
+    """A node whose history is behind the client (still reading its fill) answers the client's
+    own position, not an older one."""
+    store = HistoryStore(lambda channel: (10, 60))
+    store.note(Position("e", 5))
+    history = store.channel("c")
+    assert history is not None
+    history.record(Position("e", 6), "a")
+    recovery = store.recover("c", Position("e", 40))
+    assert recovery.recovered is True and recovery.publications == []
+    assert recovery.position == Position("e", 40)
