@@ -4,6 +4,7 @@ python -m bench                 quick run (make bench)
 python -m bench --full          full run (make bench-full)
 python -m bench --scenarios amqp,idle --systems ours,raw
 python -m bench --scenarios amqp --systems ours,picows,websockets --ns 100 --reps 3
+python -m bench --scenarios stream   queue_mode stream vs shared, ours at 1,000 subscribers
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
 python -m bench deflate         permessage-deflate: frame bytes and broadcast CPU per delivery
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "command", nargs="?", default="run", choices=["run", "report", "profile", "heap", "deflate"]
     )
     parser.add_argument("--full", action="store_true", help="real counts and durations")
-    parser.add_argument("--scenarios", default="amqp,zmq,idle,sync")
+    parser.add_argument("--scenarios", default="amqp,zmq,idle,sync,stream")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--ns", default="", help="subscriber counts, e.g. 100,1000 (default: all)")
     parser.add_argument("--reps", type=int, default=0, help="repetitions (default: the mode's)")

@@ -30,6 +30,7 @@ KINDS = {
     "sio_pusher": "bench.pushers:SioPusher",
     "ours_pusher": "bench.pushers:OursPusher",
     "sync_pusher": "bench.sync_push:SyncPusher",
+    "recovery_fleet": "bench.recovery:RecoveryFleet",
 }
 
 

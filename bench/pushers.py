@@ -122,15 +122,18 @@ class SioPusher(BasePusher):
 
 
 class OursPusher(BasePusher):
-    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
+    def __init__(
+        self, transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = ""
+    ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
+        self.tag = tag
 
     async def do_start(self) -> None:
         from bench.ours import make_pusher
 
-        self.pusher = make_pusher(self.transport, self.amqp_url, self.zmq_port)
+        self.pusher = make_pusher(self.transport, self.amqp_url, self.zmq_port, self.tag)
         await self.pusher.push(data(-1, warmup=True), ROUTE, {"room": "nobody"})
 
     async def push(self, seq: int, warmup: bool = False) -> None:

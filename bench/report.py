@@ -165,6 +165,17 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"queues are, did {r['transient_pushes_per_s']:,.0f} pushes/s; on the durable "
                 f"queue ours uses, {r['pushes_per_s']:,.0f}."
             )
+    shared = {r["n"]: r for r in rows if r["scenario"] == "shared_push"}
+    for r in rows:
+        if r["scenario"] == "stream_push" and r["n"] in shared:
+            base = shared[r["n"]]
+            ratio = r["deliveries_per_s"] / base["deliveries_per_s"]
+            lines.append(
+                f"- queue_mode stream vs shared, AMQP push to {r['n']:,} subscribers (ours): "
+                f"{r['deliveries_per_s']:,.0f} vs {base['deliveries_per_s']:,.0f} deliveries/s, "
+                f"ratio {ratio:.2f} (target >= 0.8{'' if ratio >= 0.8 else ': missed'}); p99 "
+                f"{r['p99_ms']} vs {base['p99_ms']} ms."
+            )
     lost = [r for r in rows if r.get("expected") and r.get("delivered", 0) < r["expected"]]
     for r in lost:
         lines.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,7 @@ class Profile:
     sync_count: int = 300
     reps: int = 1
     case_timeout: float = 60.0
+    recovery_clients: int = 5000
 
 
 QUICK = Profile("quick", deliveries=150_000, max_pushes=2_000, rate_seconds=3.0, sync_count=300)
@@ -127,6 +129,8 @@ class Setup:
         kwargs: dict[str, Any] = {"amqp_url": broker}
         if spec.dialect != "sio":
             kwargs.update(transport=transport, zmq_port=free_port() if transport == "zmq" else 0)
+        if transport == "stream":  # a stream of its own for each case
+            kwargs["tag"] = uuid.uuid4().hex[:8]
         self.kwargs = kwargs
         server_kwargs = kwargs
         if spec.server == "ours_server":
@@ -375,6 +379,20 @@ def run_all(
             for n in p.ns:
                 for rep, system in interleave(p.reps, present):
                     record(push_case(system, scenario, n, broker, p), rep)
+        elif scenario == "stream":
+            # Ours only: the same push case with the shared queue and with queue_mode stream.
+            n = max(p.ns)
+            for rep in range(p.reps):
+                modes = ("amqp", "stream") if rep % 2 == 0 else ("stream", "amqp")
+                for transport in modes:
+                    row = push_case("ours", transport, n, broker, p)
+                    row["scenario"] = "stream_push" if transport == "stream" else "shared_push"
+                    record(row, rep)
+        elif scenario == "recovery":
+            from bench.recovery import recovery_case
+
+            for rep in range(p.reps):
+                record(recovery_case(broker, p.recovery_clients), rep)
         elif scenario == "idle":
             for rep, system in interleave(p.reps, systems):
                 for row in idle_case(system, p.idle_counts, broker):

@@ -187,6 +187,8 @@ class OursServer(Agent):
         env: dict[str, str] | None = None,
         gc_freeze: bool = True,
         code: str = "",
+        tag: str = "",
+        history: bool = False,
     ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
@@ -194,6 +196,8 @@ class OursServer(Agent):
         self.env = env or {}
         self.gc_freeze = gc_freeze
         self.code = code
+        self.tag = tag
+        self.history = history
 
     async def do_start(self) -> int:
         if self.code:  # a directory holding a gos_web_socket link: that checkout's server
@@ -201,7 +205,9 @@ class OursServer(Agent):
         from bench.ours import make_runtime
 
         os.environ.update(self.env)
-        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port)
+        # Only when asked: a baseline checkout's make_runtime may not take them yet.
+        extra = (self.tag, self.history) if self.tag or self.history else ()
+        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port, *extra)
         await self.runtime.start()
         if not self.gc_freeze:  # A/B: the heap as it was before Runtime.start froze it
             gc.unfreeze()

@@ -6,6 +6,7 @@ import contextvars
 import inspect
 import ipaddress
 import logging
+import socket
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -172,7 +173,10 @@ class ServerSettings(_Node):
         65536, ge=128, description="bytes; larger messages close with 1009"
     )
     max_outgoing_buffer: int = Field(
-        1_048_576, ge=4096, description="bytes queued to one client before it is cut off"
+        1_048_576, ge=4096, description="bytes a client may leave unread for a while"
+    )
+    slow_reader_timeout: float = Field(
+        2.0, gt=0, description="seconds over max_outgoing_buffer before a client is cut off"
     )
     shutdown_timeout: float = Field(5.0, gt=0)
     compression: bool = Field(
@@ -196,6 +200,21 @@ class ServerSettings(_Node):
         return self
 
 
+class StreamSettings(_Node):
+    """``pushers.amqp.stream``: the stream read in ``queue_mode: stream`` (docs/streams.md)."""
+
+    name: str = Field("", description="stream queue name; empty: <queue_name>.stream")
+    max_age: str = Field("1h", pattern=r"^[0-9]+(Y|M|D|h|m|s)$", description="x-max-age retention")
+    max_length_bytes: int | None = Field(None, ge=1, description="x-max-length-bytes retention")
+    node_name: str = Field("", description="this node's stable name; empty: the host name")
+    state_dir: Path = Field(Path("var/gos_web_socket"), description="where a node keeps its offset")
+    probe_timeout: float = Field(1.0, gt=0, description="seconds to wait for one stream message")
+    fill: int = Field(1000, ge=0, description="pushes read back into history at start")
+
+    def state_name(self) -> str:
+        return self.node_name or socket.gethostname()
+
+
 class AmqpSettings(TransportSettings):
     enabled: bool = False
     host: str = Field("127.0.0.1", min_length=1)
@@ -214,8 +233,9 @@ class AmqpSettings(TransportSettings):
         10.0, gt=0, description="seconds one publish waits for its confirm before it is retried"
     )
     prefetch_count: int = Field(100, ge=1)
-    queue_mode: Literal["shared", "per_node"] = "shared"
+    queue_mode: Literal["shared", "per_node", "stream"] = "shared"
     node_queue_expires: int = Field(60_000, ge=1000, description="ms a node's queue outlives it")
+    stream: StreamSettings = Field(default_factory=lambda: StreamSettings())
     dead_letter_exchange: str = Field("gos_websocket_dlx", min_length=1)
     dead_letter_queue: str = Field("gos_websocket_dead", min_length=1)
     dedup_window: int = Field(10_000, ge=0, description="message ids remembered per handler")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobahn.websocket.compress import (
     PerMessageDeflateOffer,
@@ -27,6 +27,9 @@ from autobahn.websocket.compress import (
 )
 
 from gos_web_socket.app.server.session import WireFormat
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.history import Position
 
 MIN_SIZE = 64
 """Payloads shorter than this go out uncompressed: deflate would save nothing."""
@@ -106,8 +109,15 @@ class DeflateFormat(WireFormat):
 
     name = "deflate"
 
-    def event_frame(self, topic: str, subscription: int, publication: int, payload: Any) -> bytes:
-        frame = self.inner.event_frame(topic, subscription, publication, payload)
+    def event_frame(
+        self,
+        topic: str,
+        subscription: int,
+        publication: int,
+        payload: Any,
+        position: Position | None = None,
+    ) -> bytes:
+        frame = self.inner.event_frame(topic, subscription, publication, payload, position)
         first, data = unframe(frame)
         if len(data) < MIN_SIZE:
             return frame

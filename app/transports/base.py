@@ -40,6 +40,7 @@ from gos_web_socket.app.events import (
     PushHandlerSuccessEvent,
 )
 from gos_web_socket.app.exceptions import FailedPush, PusherError, PushFailed, PushHandlerError
+from gos_web_socket.app.history import LOCAL, Position, filling, pushing
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.stats import PusherStats, PushHandlerStats
 
@@ -617,13 +618,22 @@ class Delivery:
     Attributes:
         body: the raw bytes, a GOS envelope ``{"topic": ..., "data": ...}`` if all is well.
         message_id: the sender's id when the transport carries one; repeats are dropped.
+        position: the push's position in a log every node reads (app/history.py), if any.
     """
 
-    __slots__ = ("body", "message_id")
+    __slots__ = ("body", "message_id", "position", "refill")
 
-    def __init__(self, body: bytes, message_id: str | None = None) -> None:
+    def __init__(
+        self, body: bytes, message_id: str | None = None, position: Position | None = None
+    ) -> None:
         self.body = body
         self.message_id = message_id
+        self.position = position
+        """Where the push is in the transport's log (a stream); None: this process numbers it."""
+        self.refill = False
+        """True for a push handled before the node restarted, read back from the log to fill
+        channel history: ``on_push`` runs, its broadcasts are recorded and sent only to clients
+        that recovered on this node (they follow positions), no event fires, nothing is counted."""
 
     async def ack(self, multiple: bool = False) -> None:
         """The push reached its topic and the frames were written: forget it.
@@ -651,6 +661,10 @@ class Receiver(ABC):
 
     acks_multiple: ClassVar[bool] = False
     """True when ``ack(multiple=True)`` settles all earlier deliveries (AMQP): one ack a batch."""
+
+    opened_at: Position | None = None
+    """For a receiver of a log every node reads (a stream): after ``open()``, the position
+    after which it delivers every push, in order. None for other transports."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -828,19 +842,39 @@ class ServerPushHandler:
     async def _deliver(self, app: PushableServer, delivery: Delivery) -> Exception | None:
         """Hand one delivery to its topic; return the error that should reject it, if any."""
         message_id = delivery.message_id
+        if delivery.refill:  # settled before the restart, whatever happens now
+            if message_id is None or message_id not in self._seen:
+                await self._refill(app, delivery)
+            return None
         if message_id is not None and message_id in self._seen:
             self.stats.received += 1
             self.stats.deduplicated += 1
             if self._seen[message_id]:
                 return None  # a redelivered duplicate: the topic had it already
             return PushHandlerError(f"message {message_id} failed before; rejecting it again")
+        token = pushing.set(delivery.position or LOCAL.next())
         try:
             await self.handle_body(app, delivery.body)
         except Exception as exc:  # handle_body fired push_fail already
             self._remember(message_id, False)
             return exc
+        finally:
+            pushing.reset(token)
         self._remember(message_id, True)
         return None
+
+    async def _refill(self, app: PushableServer, delivery: Delivery) -> None:
+        """Run a push read back from the log so that its broadcasts fill channel history."""
+        tokens = pushing.set(delivery.position), filling.set(True)
+        try:
+            message = Message.decode(delivery.body)
+            await app.on_push(self.router.match(message.topic), message.data, self.name)
+        except Exception as exc:  # it failed the first time too; it was settled then
+            logger.debug("push handler %s: refill of a push failed: %r", self.name, exc)
+        finally:
+            filling.reset(tokens[1])
+            pushing.reset(tokens[0])
+        self._remember(delivery.message_id, True)
 
     def _remember(self, message_id: str | None, delivered: bool) -> None:
         if message_id is None or not self.dedup_window:
