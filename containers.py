@@ -139,13 +139,19 @@ def with_demo(demo_enabled: bool, demo: Iterable[Any], own: Iterable[Any]) -> li
 
 
 class Amqp(containers.DeclarativeContainer):
-    """``gos_web_socket.amqp.*``"""
+    """``gos_web_socket.amqp.*``
+
+    Pushers get the dispatcher's provider, called at their first failed background push:
+    the dispatcher's listeners (``/metrics``) depend on the pushers.
+    """
 
     settings = providers.Dependency(instance_of=AmqpSettings)
     router = providers.Dependency(instance_of=Router)
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
 
-    pusher = providers.Singleton(AmqpPusher, settings=settings, router=router)
+    pusher = providers.Singleton(
+        AmqpPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+    )
     server_push_handler = providers.Singleton(
         AmqpServerPushHandler,
         settings=settings,
@@ -165,7 +171,9 @@ class Zmq(containers.DeclarativeContainer):
     fanout: providers.Dependency[Any] = providers.Dependency(default=None)
     """A worker's ZeroMQ fan-out endpoint (``app.workers``); None: bind the PULL socket."""
 
-    pusher = providers.Singleton(ZmqPusher, settings=settings, router=router)
+    pusher = providers.Singleton(
+        ZmqPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+    )
     server_push_handler = providers.Singleton(
         ZmqServerPushHandler,
         settings=settings,
@@ -181,8 +189,11 @@ class Wamp(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=WampSettings)
     router = providers.Dependency(instance_of=Router)
+    event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
 
-    pusher = providers.Singleton(WampPusher, settings=settings, router=router)
+    pusher = providers.Singleton(
+        WampPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+    )
 
 
 class PushHandlers(containers.DeclarativeContainer):
@@ -241,6 +252,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         Wamp,
         settings=settings.provided.pushers.wamp,
         router=router,
+        event_dispatcher=event_dispatcher,
     )
 
     # collections (GOS tags) and registries
@@ -328,12 +340,16 @@ class GosWebSocket(containers.DeclarativeContainer):
 class Container(containers.DeclarativeContainer):
     """The root. ``Container(settings=Settings(...))`` replaces the settings in tests.
 
-    Your own server subclasses it and fills the three lists (README "Your own server")::
+    Your own server subclasses it and fills three lists and two dicts (README "Your own
+    server"); a provider of ours is reached through the class, e.g. ``Container.gos_web_socket
+    .router``, and is rebound to each instance's own::
 
         class Realtime(Container):
             topics = providers.List(providers.Singleton(ChatTopic))
             rpcs = providers.List(providers.Singleton(MathRpc))
             listeners = providers.List(providers.List(SERVER_LAUNCHED, on_launched, 0))
+            pushers = providers.Dict(acme=providers.Singleton(AcmePusher, router=ROUTER))
+            push_handlers = providers.Dict(acme=providers.Singleton(ServerPushHandler, ...))
 
     ``create_container`` links them below ``gos_web_socket`` (link_own).
     """
@@ -342,22 +358,31 @@ class Container(containers.DeclarativeContainer):
     topics = providers.List()
     rpcs = providers.List()
     listeners = providers.List()
+    pushers = providers.Dict()
+    push_handlers = providers.Dict()
     gos_web_socket = providers.Container(GosWebSocket, settings=settings)
 
 
-OWN_PROVIDERS = {"topics": "topics", "rpcs": "rpcs", "listeners": "event_listeners"}
-"""The root's extension lists and the ``gos_web_socket`` lists they extend."""
+OWN_LISTS = {"topics": "topics", "rpcs": "rpcs", "listeners": "event_listeners"}
+OWN_DICTS = {"pushers": "pushers", "push_handlers": "server_push_handler.collection"}
+"""The root's extension lists and dicts (by alias: tags ``gos_web_socket.pusher`` and
+``gos_web_socket.push_handler``) and the ``gos_web_socket`` collections they extend."""
 
 
 def link_own(container: Any) -> Any:
-    """Append a (sub)class's ``topics`` / ``rpcs`` / ``listeners`` to ``gos_web_socket``'s.
+    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections.
 
     A subclass's redefined provider is a new object the inherited ``gos_web_socket`` never saw,
     so the link is made on the instance (once: create_container and the CLI call it).
     """
     gos = container.gos_web_socket
-    for root_name, gos_name in OWN_PROVIDERS.items():
+    for root_name, gos_name in OWN_LISTS.items():
         getattr(gos, gos_name).add_args(*getattr(container, root_name).args)
+    for root_name, gos_path in OWN_DICTS.items():
+        target = gos
+        for part in gos_path.split("."):
+            target = getattr(target, part)
+        target.add_kwargs(**getattr(container, root_name).kwargs)
     return container
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.transports.base import ServerPushHandler
+    from gos_web_socket.app.exceptions import FailedPush
+    from gos_web_socket.app.transports.base import Pusher, ServerPushHandler
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,24 @@ class PushHandlerFailEvent(PushHandlerEvent):
     """The push could not be decoded, routed or handled; ``error`` is why."""
 
     error: BaseException | None = None
+
+
+@dataclass
+class PusherFailEvent(Event):
+    """A background push (``confirm_mode: background``) failed after ``push_sync()`` returned.
+
+    Fired under ``push_fail`` on the pusher's event loop (its private loop thread for sync
+    callers), once per failed push; ``flush()`` / ``close()`` then list it in their
+    ``PushFailed``. ``message`` and ``error`` read as on ``PushHandlerFailEvent``.
+    """
+
+    message: str
+    pusher: Pusher
+    failure: FailedPush
+
+    @property
+    def error(self) -> BaseException:
+        return self.failure.error
 
 
 Listener = Callable[[Any], None] | Callable[[Any], Awaitable[None]]

@@ -20,7 +20,8 @@
      │    └── InvalidParameter               generate(): a value breaks its requirement
      ├── PusherError
      │    ├── InvalidPushArgument (ValueError)   bad data or an unknown context key
-     │    └── PushFailed                     the transport could not deliver (``__cause__`` set)
+     │    └── PushFailed                     the transport could not deliver (``__cause__`` set);
+     │                                       after background pushes, ``failures`` lists each
      ├── PushHandlerError
      │    ├── MessageDecodeError (ValueError)  a body that is not a GOS envelope
      │    └── PushUnsupported                the topic has no ``on_push``
@@ -37,7 +38,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 
 class GosWebSocketError(Exception):
@@ -145,12 +148,49 @@ class InvalidPushArgument(PusherError, ValueError):
     """``push()`` was called with data or context it cannot send."""
 
 
-class PushFailed(PusherError):
-    """The transport did not take the push; the cause is chained."""
+@dataclass(frozen=True)
+class FailedPush:
+    """One push that failed after ``push_sync()`` had returned (``confirm_mode: background``).
 
-    def __init__(self, message: str, *, transport: str = "", route_name: str = "") -> None:
+    It holds what the caller passed, so the push can be made again, and the transport's
+    ``message_id`` when it has one (AMQP), to find it in the broker's or the server's logs.
+    """
+
+    route_name: str
+    channel: str
+    message_id: str | None
+    error: BaseException
+    data: Any = None
+    route_parameters: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.route_name} ({self.channel}), message id {self.message_id or 'none'}: "
+            f"{self.error}"
+        )
+
+
+class PushFailed(PusherError):
+    """The transport did not take the push; the cause is chained.
+
+    ``message_id`` is the transport's id of the push when it has one. Raised by ``flush()`` /
+    ``close()`` after background pushes, ``failures`` holds every one that failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transport: str = "",
+        route_name: str = "",
+        message_id: str | None = None,
+        failures: Sequence[FailedPush] = (),
+    ) -> None:
         self.transport = transport
         self.route_name = route_name
+        self.message_id = message_id
+        self.failures = list(failures)
         super().__init__(message)
 
 

@@ -5,7 +5,8 @@ Three sources, none of them costing the hot path more than an int increment:
 - callback gauges read the server's live state (connections, subscriptions, topics) at scrape;
 - ``client_connected``, ``push_success`` and ``push_fail`` listeners count into plain ints;
 - a collector reads those and the counters of ``app.stats`` (frames, cut-offs, pushes received,
-  deduplicated, reconnects, restarts, push-to-broadcast time, pushes sent and failed by pushers).
+  deduplicated, reconnects, restarts, push-to-broadcast time, pushes sent and failed by pushers)
+  and of the channel history (recoveries by outcome, publications replayed).
 
 A registry per server keeps two servers in one process (and tests) from sharing counts.
 """
@@ -30,6 +31,7 @@ from gos_web_socket.app.events import (
     PUSH_FAIL,
     PUSH_SUCCESS,
     ClientConnectedEvent,
+    PusherFailEvent,
     PushHandlerFailEvent,
     PushHandlerSuccessEvent,
 )
@@ -110,7 +112,9 @@ class ServerMetrics:
     def _on_push_success(self, event: PushHandlerSuccessEvent) -> None:
         self.handled[event.push_handler.name, transport_of(event.push_handler)] += 1
 
-    def _on_push_fail(self, event: PushHandlerFailEvent) -> None:
+    def _on_push_fail(self, event: PushHandlerFailEvent | PusherFailEvent) -> None:
+        if not isinstance(event, PushHandlerFailEvent):
+            return  # a background push of a pusher: counted in gos_web_socket_pusher_failed
         self.failed[event.push_handler.name, transport_of(event.push_handler)] += 1
 
 
@@ -149,6 +153,26 @@ class _Collector:
         yield from self._handler_metrics()
         yield from self._pusher_metrics()
         yield from self._identity_metrics()
+        yield from self._history_metrics()
+
+    def _history_metrics(self) -> Iterable[Metric]:
+        """Recoveries by outcome, publications they replayed, channels keeping history."""
+        history = self.metrics.server.history
+        outcomes = {"complete": history.recoveries[True], "incomplete": history.recoveries[False]}
+        yield _counts_by(
+            "recoveries",
+            "Clients back with a position: complete (nothing lost) or incomplete (reload).",
+            "outcome",
+            outcomes,
+        )
+        yield _counter(
+            "recovery_replayed", "Publications sent again by recoveries.", history.replayed
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_history_channels",
+            "Channels keeping history (routes with history: {size, ttl}).",
+            value=len(history),
+        )
 
     def _identity_metrics(self) -> Iterable[Metric]:
         """Users admitted by provider, refusals by reason, expiries, route-rule refusals."""

@@ -3,8 +3,12 @@
 python -m bench                 quick run (make bench)
 python -m bench --full          full run (make bench-full)
 python -m bench --scenarios amqp,idle --systems ours,raw
+python -m bench --scenarios amqp --systems ours,picows,websockets --ns 100 --reps 3
+python -m bench --scenarios stream   queue_mode stream vs shared, ours at 1,000 subscribers
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
+python -m bench deflate         permessage-deflate: frame bytes and broadcast CPU per delivery
+python -m bench heap --systems ours,ours-nofreeze,picows   GC: tracked objects, full-collection time
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from bench.report import chart, markdown
-from bench.runner import FULL, QUICK, SYSTEMS, median_rows, run_all
+from bench.runner import FULL, QUICK, SYSTEM_TABLE, SYSTEMS, median_rows, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = (
@@ -71,14 +76,43 @@ def write_reports(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     chart(rows, out / "chart.png")
 
 
+def start_broker(log: Any, tries: int = 5) -> Any:
+    """A private RabbitMQ; a few tries, as one of its ports may be taken by another process's
+    sockets on a busy machine (main's RabbitMQNode now picks its Erlang ports below the
+    ephemeral range, which makes that rare)."""
+    from tests.support.rabbitmq import BrokerSetupError, RabbitMQNode
+
+    for attempt in range(1, tries + 1):
+        node = RabbitMQNode()
+        try:
+            node.start()
+            return node
+        except BrokerSetupError as exc:
+            node.stop()
+            if attempt == tries:
+                raise
+            log(f"broker did not start ({exc}); trying another port")
+    raise AssertionError("unreachable")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from tests.support.rabbitmq import RabbitMQNode
 
     profile = FULL if args.full else QUICK
+    if args.ns:
+        profile = replace(profile, ns=tuple(int(n) for n in args.ns.split(",")))
+    if args.reps:
+        profile = replace(profile, reps=args.reps)
+    if args.rate_seconds:
+        profile = replace(profile, rate_seconds=args.rate_seconds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scenarios = args.scenarios.split(",")
-    systems = tuple(s for s in SYSTEMS if s in args.systems.split(","))
+    systems = tuple(args.systems.split(","))
+    unknown = [s for s in systems if s not in SYSTEM_TABLE]
+    if unknown:
+        raise SystemExit(
+            f"--systems: unknown {', '.join(unknown)}; known: {', '.join(SYSTEM_TABLE)}"
+        )
     meta: dict[str, Any] = {
         "profile": profile.name,
         "reps": profile.reps,
@@ -96,8 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     log(f"{meta['machine']}; load {meta['load_before']}; starting a private RabbitMQ")
-    node = RabbitMQNode()
-    node.start()
+    node = start_broker(log)
     t0 = time.monotonic()
     try:
         rows = run_all(profile, node.url, scenarios, systems, log)
@@ -124,10 +157,56 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_heap(args: argparse.Namespace) -> int:
+    """Tracked objects and one full collection's time in each server: after start-up, then
+    with N idle subscribers (ZeroMQ push handler: no broker needed)."""
+    from bench.agent import Child, call_all
+    from bench.runner import SYSTEM_TABLE, fleets_for, free_port, split, ws_url
+
+    for system in args.systems.split(","):
+        spec = SYSTEM_TABLE[system]
+        if spec.dialect != "wamp":
+            continue
+        kwargs: dict[str, Any] = {"transport": "zmq", "zmq_port": free_port()}
+        if spec.server == "ours_server":
+            kwargs["gc_freeze"] = spec.gc_freeze
+        with Child(spec.server, **kwargs) as server:
+            port = server.call("start", timeout=60)
+            started = server.call("heap")
+            fleets = [Child("fleet") for _ in range(fleets_for(args.n))]
+            try:
+                urls = [(ws_url("wamp", port), "wamp", k) for k in split(args.n, len(fleets))]
+                call_all(fleets, "connect", urls, timeout=180)
+                time.sleep(2.0)
+                server.call("heap")  # the first collection also frees the handshakes' garbage
+                loaded = server.call("heap")
+            finally:
+                for fleet in fleets:
+                    fleet.stop()
+        print(
+            f"{system}: start-up {started['objects']:,} tracked objects "
+            f"({started['frozen']:,} frozen), full collection {started['full_ms']} ms; with "
+            f"{args.n:,} subscribers {loaded['objects']:,} tracked "
+            f"({(loaded['objects'] - started['objects']) / args.n:.1f} per connection), "
+            f"full collection {loaded['full_ms']} ms"
+        )
+    return 0
+
+
+def cmd_deflate(args: argparse.Namespace) -> int:
+    from bench.deflate import run
+
+    for n in (100, 1000):
+        print(run(n), end="\n\n")
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from bench.profile import profile_ours
 
-    return profile_ours(Path(args.out), args.seconds, args.n)
+    given = args.systems != ",".join(SYSTEMS)  # profile's default: ours and two raw limits
+    systems = tuple(args.systems.split(",")) if given else ("ours", "picows", "raw")
+    return profile_ours(Path(args.out), args.seconds, args.n, systems)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,15 +215,29 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "report", "profile"])
+    parser.add_argument(
+        "command", nargs="?", default="run", choices=["run", "report", "profile", "heap", "deflate"]
+    )
     parser.add_argument("--full", action="store_true", help="real counts and durations")
-    parser.add_argument("--scenarios", default="amqp,zmq,idle,sync")
+    parser.add_argument("--scenarios", default="amqp,zmq,idle,sync,stream")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--ns", default="", help="subscriber counts, e.g. 100,1000 (default: all)")
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default: the mode's)")
+    parser.add_argument(
+        "--rate-seconds", type=float, default=0.0, help="latency window (default: the mode's)"
+    )
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--seconds", type=float, default=20.0, help="profile: sampling time")
     parser.add_argument("--n", type=int, default=1000, help="profile: subscribers")
     args = parser.parse_args(argv)
-    return {"run": cmd_run, "report": cmd_report, "profile": cmd_profile}[args.command](args)
+    commands = {
+        "run": cmd_run,
+        "report": cmd_report,
+        "profile": cmd_profile,
+        "heap": cmd_heap,
+        "deflate": cmd_deflate,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

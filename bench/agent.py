@@ -8,10 +8,12 @@ command at a time and exits by itself after ``max_life`` seconds, whatever the p
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import multiprocessing as mp
 import os
 import resource
+import time
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -22,12 +24,14 @@ KINDS = {
     "raw_server": "bench.servers:RawServer",
     "sio_server": "bench.servers:SioServer",
     "ours_server": "bench.servers:OursServer",
+    "picows_server": "bench.rawlimit:PicowsServer",
+    "websockets_server": "bench.rawlimit:WebsocketsServer",
     "ours-uvloop_server": "bench.servers:OursServer",
     "raw_pusher": "bench.pushers:RawPusher",
     "sio_pusher": "bench.pushers:SioPusher",
     "ours_pusher": "bench.pushers:OursPusher",
-    "ours-uvloop_pusher": "bench.pushers:OursPusher",
     "sync_pusher": "bench.sync_push:SyncPusher",
+    "recovery_fleet": "bench.recovery:RecoveryFleet",
     "hundred_k_fleet": "bench.hundred_k:RawFleet",
 }
 UVLOOP_KINDS = frozenset({"ours-uvloop_server"})
@@ -40,8 +44,58 @@ def raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class GcPauses:
+    """Every garbage collection of this process since the last reset: (generation, seconds).
+
+    A full (generation 2) collection stops the event loop for as long as it scans every tracked
+    object, so it shows up directly in push-to-receive latency; servers report these with their
+    latency figures.
+    """
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def summary(self) -> dict[str, Any]:
+        """Count, total and longest pause per generation (ms), then reset."""
+        out: dict[str, Any] = {}
+        for gen in (0, 1, 2):
+            times = [t for g, t in self.pauses if g == gen]
+            out[f"gc{gen}_count"] = len(times)
+            out[f"gc{gen}_total_ms"] = round(sum(times) * 1e3, 2)
+            out[f"gc{gen}_max_ms"] = round(max(times, default=0.0) * 1e3, 2)
+        self.pauses = []
+        return out
+
+
 class Agent:
     """Base of the child side: ``do_<command>`` coroutines answer the parent's commands."""
+
+    gc_pauses: GcPauses | None = None
+
+    async def do_heap(self) -> dict[str, Any]:
+        """Tracked objects, frozen objects and the time of one full collection (``bench heap``)."""
+        t0 = time.perf_counter()
+        gc.collect()
+        full = time.perf_counter() - t0
+        return {
+            "objects": len(gc.get_objects()),
+            "frozen": gc.get_freeze_count(),
+            "full_ms": round(full * 1e3, 2),
+        }
+
+    async def do_gc(self) -> dict[str, Any]:
+        """This process's collections since the previous call (the first call starts it)."""
+        if self.gc_pauses is None:
+            self.gc_pauses = GcPauses()
+        return self.gc_pauses.summary()
 
     async def close(self) -> None:
         """Release everything; called once when the child stops."""

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gos_web_socket.settings import AmqpSettings, ZmqSettings
+import yaml
+
+from gos_web_socket.settings import DEFAULT_ROUTING, AmqpSettings, ZmqSettings
+from gos_web_socket.settings.models import StreamSettings
 
 
-def amqp_settings(url: str) -> AmqpSettings:
+def amqp_settings(url: str, tag: str = "") -> AmqpSettings:
+    """The shared GOS queue; with ``tag``, ``queue_mode: stream`` on a stream of its own
+    (``gos_websocket.<tag>.stream``) and an offset file in a temporary directory."""
     parts = urlsplit(url)
+    extra: dict[str, Any] = {}
+    if tag:
+        state = Path(tempfile.gettempdir()) / f"gos-bench-{tag}"
+        extra = {
+            "queue_mode": "stream",
+            "queue_name": f"gos_websocket.{tag}",
+            "stream": StreamSettings(state_dir=state, node_name=f"bench-{tag}"),
+        }
     return AmqpSettings(
         enabled=True,
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5672,
         login=parts.username or "guest",
         password=parts.password or "guest",
+        **extra,
     )
 
 
@@ -31,18 +47,20 @@ def router() -> Any:
     return Router(load_routes(DEFAULT_ROUTING))
 
 
-def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
-    """Our AmqpPusher or ZmqPusher on the demo routes."""
-    if transport == "amqp":
+def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = "") -> Any:
+    """Our AmqpPusher or ZmqPusher on the demo routes (``stream``: AMQP in stream mode)."""
+    if transport in ("amqp", "stream"):
         from gos_web_socket.app.transports.amqp import AmqpPusher
 
-        return AmqpPusher(amqp_settings(amqp_url), router())
+        return AmqpPusher(amqp_settings(amqp_url, tag), router())
     from gos_web_socket.app.transports.zmq import ZmqPusher
 
     return ZmqPusher(zmq_settings(zmq_port), router())
 
 
-def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
+def make_runtime(
+    transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = "", history: bool = False
+) -> Any:
     """The runtime of the project's container, as `gos-websocket server` builds it: demo topic
     and RPC, one push handler (AMQP or ZeroMQ), the metrics listener and the demo page.
 
@@ -55,19 +73,23 @@ def make_runtime(transport: str, amqp_url: str = "", zmq_port: int = 0) -> Any:
 
     off = {"enabled": False}
     pushers: dict[str, Any] = {"amqp": off, "wamp": off, "zmq": off}
-    if transport == "amqp":
-        pushers["amqp"] = amqp_settings(amqp_url)
+    if transport in ("amqp", "stream"):
+        pushers["amqp"] = amqp_settings(amqp_url, tag)
     else:
         pushers["zmq"] = zmq_settings(zmq_port)
-    settings = Settings(
-        server={
-            "host": "127.0.0.1",
-            "port": 0,
-            "http": {"host": "127.0.0.1", "port": 0},
-            "metrics": {"host": "127.0.0.1", "port": 0},
-        },
-        pushers=pushers,
-    )
+    server: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "http": {"host": "127.0.0.1", "port": 0},
+        "metrics": {"host": "127.0.0.1", "port": 0},
+    }
+    if history:  # the demo routes, acme_topic keeping 5,000 pushes per channel for 10 minutes
+        routes = yaml.safe_load(DEFAULT_ROUTING.read_text())
+        routes["acme_topic"]["history"] = {"size": 5000, "ttl": 600}
+        path = Path(tempfile.mkdtemp(prefix="gos-bench-routes-")) / "routing.yaml"
+        path.write_text(yaml.safe_dump(routes))
+        server["router"] = {"resources": [str(path)]}
+    settings = Settings(server=server, pushers=pushers)
     container = containers.create_container()
     container.settings.override(settings)
     return containers.get_service(container, "gos_web_socket.runtime")

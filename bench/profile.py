@@ -1,4 +1,4 @@
-"""Profile the server side of AMQP push to N subscribers with py-spy (ours and the raw limit).
+"""Profile the server side of AMQP push to N subscribers with py-spy (ours and the raw limits).
 
 The pusher floods the queue so the server is busy for the whole sampling window; py-spy samples
 the server process without pausing it. Output in bench/results/: the collapsed stacks
@@ -108,12 +108,13 @@ def profile_one(system: str, broker: str, out: Path, seconds: float, n: int) -> 
         setup.stop()
 
 
-def profile_ours(out: Path, seconds: float, n: int) -> int:
-    from tests.support.rabbitmq import RabbitMQNode
+def profile_ours(
+    out: Path, seconds: float, n: int, systems: tuple[str, ...] = ("ours", "picows", "raw")
+) -> int:
+    from bench.__main__ import start_broker
 
     out.mkdir(parents=True, exist_ok=True)
-    node = RabbitMQNode()
-    node.start()
+    node = start_broker(print)
     lines = [
         f"# py-spy profile: AMQP push to {n:,} subscribers, server process",
         "",
@@ -122,7 +123,7 @@ def profile_ours(out: Path, seconds: float, n: int) -> int:
         "",
     ]
     try:
-        for system in ("ours", "raw"):
+        for system in systems:
             path, note = profile_one(system, node.url, out, seconds, n)
             total, own, inclusive = summarise(path)
             lines += [

@@ -59,10 +59,13 @@ class BasePusher(Agent):
 
 
 class RawPusher(BasePusher):
-    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
+    def __init__(
+        self, transport: str, amqp_url: str = "", zmq_port: int = 0, exchange: str = "bench_raw"
+    ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
+        self.exchange_name = exchange
 
     async def do_start(self) -> None:
         if self.transport == "amqp":
@@ -71,7 +74,7 @@ class RawPusher(BasePusher):
             self.connection = await aio_pika.connect(self.amqp_url)
             channel = await self.connection.channel(publisher_confirms=True)
             self.exchange = await channel.declare_exchange(
-                "bench_raw", aio_pika.ExchangeType.DIRECT, durable=True
+                self.exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
             )
             self.persistent = aio_pika.DeliveryMode.PERSISTENT
             self.message_cls = aio_pika.Message
@@ -119,15 +122,18 @@ class SioPusher(BasePusher):
 
 
 class OursPusher(BasePusher):
-    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
+    def __init__(
+        self, transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = ""
+    ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
+        self.tag = tag
 
     async def do_start(self) -> None:
         from bench.ours import make_pusher
 
-        self.pusher = make_pusher(self.transport, self.amqp_url, self.zmq_port)
+        self.pusher = make_pusher(self.transport, self.amqp_url, self.zmq_port, self.tag)
         await self.pusher.push(data(-1, warmup=True), ROUTE, {"room": "nobody"})
 
     async def push(self, seq: int, warmup: bool = False) -> None:

@@ -11,6 +11,13 @@ FIGURES = [
     ("amqp_push", "p50_ms", "AMQP push, p50 latency", "ms", False),
     ("amqp_push", "p99_ms", "AMQP push, p99 latency", "ms", False),
     ("amqp_push", "server_cpu_us_per_delivery", "AMQP push, server CPU", "µs/delivery", False),
+    (
+        "amqp_push",
+        "lat_cpu_us_per_push",
+        "AMQP push, server CPU at the offered rate",
+        "µs/push",
+        False,
+    ),
     ("zmq_push", "deliveries_per_s", "ZeroMQ push, deliveries/s", "/s", True),
     ("zmq_push", "p50_ms", "ZeroMQ push, p50 latency", "ms", False),
     ("zmq_push", "p99_ms", "ZeroMQ push, p99 latency", "ms", False),
@@ -19,14 +26,20 @@ FIGURES = [
     ("sync_push", "pushes_per_s", "sync push() with confirms", "pushes/s", True),
 ]
 
+LIMITS = ("picows", "websockets")
+"""The coalescing raw limits (bench/rawlimit.py); ``limit`` is the better of them per figure."""
+
 # (scenario, metric, n, other system, bound): ours/other must be >= bound (higher is better)
-# or <= bound (lower is better).
+# or <= bound (lower is better). ``limit``: the better coalescing raw limit (issue 18); ``raw``:
+# the old one-write-per-push autobahn limit (issue 11's targets).
 TARGETS = [
     ("amqp_push", "deliveries_per_s", 1000, "sio", 5.0),
     ("amqp_push", "deliveries_per_s", 1000, "raw", 0.7),
+    ("amqp_push", "deliveries_per_s", 1000, "limit", 0.8),
     ("amqp_push", "p99_ms", 1, "raw", 2.0),
     ("amqp_push", "p99_ms", 100, "raw", 2.0),
     ("amqp_push", "p99_ms", 1000, "raw", 2.0),
+    ("amqp_push", "p99_ms", 100, "limit", 1.5),
     ("idle", "kib_per_conn", 1000, "sio", 0.5),
     ("idle", "kib_per_conn", 5000, "sio", 0.5),
     ("idle", "kib_per_conn", 1000, "raw", 1.3),
@@ -73,11 +86,12 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for scenario, metric, label, unit, higher in FIGURES:
         for n in ns:
-            ours = table.get((scenario, "ours", n), {}).get(metric)
-            uvloop = table.get((scenario, "ours-uvloop", n), {}).get(metric)
-            sio = table.get((scenario, "sio", n), {}).get(metric)
-            raw = table.get((scenario, "raw", n), {}).get(metric)
-            if ours is None and sio is None and raw is None:
+            value = {s: table.get((scenario, s, n), {}).get(metric) for s in ("ours", "sio", "raw")}
+            limits = {s: table.get((scenario, s, n), {}).get(metric) for s in LIMITS}
+            measured = [(v, s) for s, v in limits.items() if v is not None]
+            best = (max if higher else min)(measured) if measured else (None, None)
+            ours, sio, raw = value["ours"], value["sio"], value["raw"]
+            if all(v is None for v in (*value.values(), *limits.values())):
                 continue
             out.append(
                 {
@@ -88,12 +102,14 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "higher_is_better": higher,
                     "n": n,
                     "ours": ours,
-                    "uvloop": uvloop,
-                    "uvloop_ours": ratio(uvloop, ours),
                     "sio": sio,
                     "raw": raw,
+                    **limits,
+                    "limit": best[0],
+                    "limit_system": best[1],
                     "ours_sio": ratio(ours, sio),
                     "ours_raw": ratio(ours, raw),
+                    "ours_limit": ratio(ours, best[0]),
                 }
             )
     return out
@@ -108,14 +124,14 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta.get('load_before')} before, {meta.get('load_after')} after.",
         "",
         "Ratios are ours / other. Higher is better for rates (↑), lower for latency and "
-        "memory (↓). `n/a`: python-socketio has no asyncio ZeroMQ manager.",
+        "memory (↓). `n/a`: python-socketio has no asyncio ZeroMQ manager. `raw`: bare "
+        "autobahn, one write per subscriber per push; `picows`, `websockets`: the coalescing "
+        "raw limits (one write per subscriber per loop turn, bench/rawlimit.py); `limit`: the "
+        "better of those two for that figure.",
         "",
-        "`ours` runs on asyncio's loop; `ours uvloop` is the same server on uvloop "
-        "(server.event_loop), and `uvloop / asyncio` the ratio of the two.",
-        "",
-        "| figure | unit | ours | python-socketio | raw limit | ours / socketio | ours / raw "
-        "| ours uvloop | uvloop / asyncio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| figure | unit | ours | python-socketio | raw (autobahn) | picows | websockets "
+        "| ours / socketio | ours / raw | ours / limit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in ratios(rows):
         arrow = "↑" if r["higher_is_better"] else "↓"
@@ -125,9 +141,14 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         rr = fmt(r["ours_raw"]) + target_note(
             r["scenario"], r["metric"], r["n"], "raw", r["ours_raw"]
         )
+        rl = fmt(r["ours_limit"]) + target_note(
+            r["scenario"], r["metric"], r["n"], "limit", r["ours_limit"]
+        )
+        if r["limit_system"]:
+            rl += f" ({r['limit_system']})"
         lines.append(
             f"| {r['label']} {arrow} | {r['unit']} | {fmt(r['ours'])} | {sio} | "
-            f"{fmt(r['raw'])} | {rs} | {rr} | {fmt(r['uvloop'])} | {fmt(r['uvloop_ours'])} |"
+            f"{fmt(r['raw'])} | {fmt(r['picows'])} | {fmt(r['websockets'])} | {rs} | {rr} | {rl} |"
         )
     lines += [
         "",
@@ -136,12 +157,25 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         + f", for {meta.get('rate_seconds')} s each.",
         "",
     ]
+    lines += sync_background_notes(rows)
+    lines += uvloop_notes(rows)
     for r in rows:
         if r["scenario"] == "sync_push" and r.get("transient_pushes_per_s"):
             lines.append(
                 f"- sync push: the raw client (pika) on a transient queue, as python-socketio's "
                 f"queues are, did {r['transient_pushes_per_s']:,.0f} pushes/s; on the durable "
                 f"queue ours uses, {r['pushes_per_s']:,.0f}."
+            )
+    shared = {r["n"]: r for r in rows if r["scenario"] == "shared_push"}
+    for r in rows:
+        if r["scenario"] == "stream_push" and r["n"] in shared:
+            base = shared[r["n"]]
+            ratio = r["deliveries_per_s"] / base["deliveries_per_s"]
+            lines.append(
+                f"- queue_mode stream vs shared, AMQP push to {r['n']:,} subscribers (ours): "
+                f"{r['deliveries_per_s']:,.0f} vs {base['deliveries_per_s']:,.0f} deliveries/s, "
+                f"ratio {ratio:.2f} (target >= 0.8{'' if ratio >= 0.8 else ': missed'}); p99 "
+                f"{r['p99_ms']} vs {base['p99_ms']} ms."
             )
     lost = [r for r in rows if r.get("expected") and r.get("delivered", 0) < r["expected"]]
     for r in lost:
@@ -150,6 +184,51 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{r['expected']:,} frames arrived before the case's time bound."
         )
     return "\n".join(lines) + "\n"
+
+
+def uvloop_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """``ours-uvloop`` (the same server on uvloop) against ``ours`` (asyncio), figure by figure."""
+    table = lookup(rows)
+    notes = []
+    for scenario, metric, label, unit, _higher in FIGURES:
+        for n in sorted({r["n"] for r in rows}):
+            ours = table.get((scenario, "ours", n), {}).get(metric)
+            uvloop = table.get((scenario, "ours-uvloop", n), {}).get(metric)
+            if ours is not None and uvloop is not None:
+                notes.append(
+                    f"- uvloop / asyncio, {label}, N={n:,}: {fmt(uvloop)} / {fmt(ours)} {unit} "
+                    f"= {fmt(ratio(uvloop, ours))}"
+                )
+    return notes
+
+
+def sync_background_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Ours in confirm_mode background against waiting and python-socketio's emit."""
+    table = lookup(rows)
+    ours, sio = table.get(("sync_push", "ours", 0)), table.get(("sync_push", "sio", 0))
+    if ours is None or not ours.get("background_pushes_per_s"):
+        return []
+    background = ours["background_pushes_per_s"]
+    parts = [
+        f"- sync push in `confirm_mode: background` (every confirm in, `flush_sync()` "
+        f"included): {background:,.0f} pushes/s, {fmt(ratio(background, ours['pushes_per_s']))}x "
+        f"waiting for each ({ours['pushes_per_s']:,.0f}/s); the calls alone "
+        f"{ours['background_calls_per_s']:,.0f}/s; pusher CPU "
+        f"{fmt(ours.get('background_cpu_us_per_push'))} µs/push; with transient messages "
+        f"(no disk write before the confirm) {fmt(ours.get('background_transient_pushes_per_s'))}/s"
+    ]
+    if sio is not None:
+        parts.append(
+            f"; {fmt(ratio(background, sio['pushes_per_s']))}x python-socketio's emit with "
+            f"confirms ({sio['pushes_per_s']:,.0f}/s, {fmt(sio.get('cpu_us_per_push'))} µs/push)"
+        )
+        if sio.get("no_confirm_pushes_per_s"):
+            parts.append(
+                f", {fmt(ratio(background, sio['no_confirm_pushes_per_s']))}x its emit "
+                f"without confirms, which waits for nothing "
+                f"({sio['no_confirm_pushes_per_s']:,.0f}/s)"
+            )
+    return ["".join(parts) + "."]
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
@@ -162,23 +241,26 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     labels = [f"{r['label']} {'↑' if r['higher_is_better'] else '↓'}" for r in items]
     y = list(range(len(items)))
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(items) + 1.5))
-    h = 0.38
-    sio = [r["ours_sio"] or 0 for r in items]
-    raw = [r["ours_raw"] or 0 for r in items]
-    ax.barh([i - h / 2 for i in y], sio, h, label="ours / python-socketio", color="#4c72b0")
-    ax.barh([i + h / 2 for i in y], raw, h, label="ours / raw limit", color="#dd8452")
-    for i, (a, b) in enumerate(zip(sio, raw, strict=True)):
-        if a:
-            ax.text(a, i - h / 2, f" {a:.2f}", va="center", fontsize=7)
-        if b:
-            ax.text(b, i + h / 2, f" {b:.2f}", va="center", fontsize=7)
+    h = 0.27
+    series = [
+        ("ours_sio", "ours / python-socketio", "#4c72b0"),
+        ("ours_raw", "ours / raw (autobahn, write per push)", "#dd8452"),
+        ("ours_limit", "ours / coalescing raw limit (best of picows, websockets)", "#55a868"),
+    ]
+    for k, (key, label, color) in enumerate(series):
+        values = [r[key] or 0 for r in items]
+        offset = (k - 1) * h
+        ax.barh([i + offset for i in y], values, h, label=label, color=color)
+        for i, v in enumerate(values):
+            if v:
+                ax.text(v, i + offset, f" {v:.2f}", va="center", fontsize=6)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("ratio ours / other (log scale; ↑ rows: >1 is better, ↓ rows: <1 is better)")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Ours vs python-socketio and the raw limit (same run, same machine)")
+    ax.set_title("Ours vs python-socketio and the raw limits (same run, same machine)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

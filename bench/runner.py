@@ -6,8 +6,10 @@ run (rotating their order between repetitions), so background load hits them ali
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +18,51 @@ import psutil
 
 from bench.agent import Child, call_all
 
-SYSTEMS = ("ours", "ours-uvloop", "sio", "raw")
-"""``ours`` runs on asyncio's loop, ``ours-uvloop`` is the same server on uvloop."""
+
+@dataclass(frozen=True)
+class System:
+    """How one system under test is run: its server and pusher agents (bench/agent.py KINDS)."""
+
+    server: str
+    pusher: str
+    dialect: str = "wamp"
+    exchange: str = ""
+    """The raw pushers' exchange (each raw server consumes its own queue)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment of our server process: settings overrides such as the number of workers."""
+    gc_freeze: bool = True
+    """Ours only: False undoes ``Runtime.start``'s ``gc.freeze()`` (the A/B of that change)."""
+    code_env: str = ""
+    """Ours only: the environment variable naming a directory with a ``gos_web_socket`` link
+    to another checkout, whose server this system runs (``BENCH_BASELINE``)."""
+
+
+SYSTEM_TABLE: dict[str, System] = {
+    "ours": System("ours_server", "ours_pusher"),
+    "sio": System("sio_server", "sio_pusher", dialect="sio"),
+    "raw": System("raw_server", "raw_pusher", exchange="bench_raw"),
+    "picows": System("picows_server", "raw_pusher", exchange="bench_picows"),
+    "websockets": System("websockets_server", "raw_pusher", exchange="bench_websockets"),
+    "ours-nofreeze": System("ours_server", "ours_pusher", gc_freeze=False),
+    # The same server on uvloop (server.event_loop: uvloop; bench/agent.py UVLOOP_KINDS).
+    "ours-uvloop": System("ours-uvloop_server", "ours_pusher"),
+    # Ours from another checkout, for an A/B in one run: BENCH_BASELINE=/tmp/base where
+    # /tmp/base/gos_web_socket links to that checkout (e.g. main).
+    "ours-baseline": System("ours_server", "ours_pusher", code_env="BENCH_BASELINE"),
+    # Our server as `make run` builds it with `server.workers` set through the environment
+    # (issue 18 item 1). Not in the default run until that setting exists in main: today the
+    # settings refuse the unknown key (server.workers: extra inputs are not permitted).
+    "ours-w2": System(
+        "ours_server", "ours_pusher", env=(("GOS_WEB_SOCKET__SERVER__WORKERS", "2"),)
+    ),
+    "ours-wauto": System(
+        "ours_server", "ours_pusher", env=(("GOS_WEB_SOCKET__SERVER__WORKERS", "auto"),)
+    ),
+}
+SYSTEMS = ("ours", "sio", "raw", "picows", "websockets")
+"""The default run; ``--systems`` may name any key of ``SYSTEM_TABLE``."""
+_SYNC_SYSTEMS = ("ours", "sio", "raw")
+"""The sync-push figure is about the pusher; the coalescing raw limits push as raw does."""
 
 
 @dataclass(frozen=True)
@@ -30,12 +75,14 @@ class Profile:
     max_pushes: int = 5_000
     # Offered push rates for the latency figures: below every system's capacity on 2 cores
     # (python-socketio delivers about 10 pushes/s to 1,000 subscribers), so latency is not queueing.
-    rates: dict[int, float] = field(default_factory=lambda: {1: 200.0, 100: 30.0, 1000: 5.0})
+    # N = 100 at 100 pushes/s: issue 18's latency-under-load point (it was 30 /s before).
+    rates: dict[int, float] = field(default_factory=lambda: {1: 200.0, 100: 100.0, 1000: 5.0})
     rate_seconds: float = 3.0
     idle_counts: tuple[int, ...] = (1000, 5000)
     sync_count: int = 300
     reps: int = 1
     case_timeout: float = 60.0
+    recovery_clients: int = 5000
 
 
 QUICK = Profile("quick", deliveries=150_000, max_pushes=2_000, rate_seconds=3.0, sync_count=300)
@@ -53,8 +100,8 @@ def split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
-def ws_url(system: str, port: int) -> str:
-    if system == "sio":
+def ws_url(dialect: str, port: int) -> str:
+    if dialect == "sio":
         return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
     return f"ws://127.0.0.1:{port}/"
 
@@ -78,16 +125,27 @@ class Setup:
 
     def __init__(self, system: str, transport: str, broker: str) -> None:
         self.system = system
+        self.spec = spec = SYSTEM_TABLE[system]
         self.transport = transport
         self.children: list[Child] = []
         kwargs: dict[str, Any] = {"amqp_url": broker}
-        if system != "sio":
+        if spec.dialect != "sio":
             kwargs.update(transport=transport, zmq_port=free_port() if transport == "zmq" else 0)
+        if transport == "stream":  # a stream of its own for each case
+            kwargs["tag"] = uuid.uuid4().hex[:8]
         self.kwargs = kwargs
-        self.server = self._child(f"{system}_server", **kwargs)
+        server_kwargs = kwargs
+        if spec.server == "ours_server":
+            server_kwargs = dict(kwargs, env=dict(spec.env), gc_freeze=spec.gc_freeze)
+            if spec.code_env:
+                code = os.environ.get(spec.code_env, "")
+                if not code:
+                    raise RuntimeError(f"{system}: set {spec.code_env} (see SYSTEM_TABLE)")
+                server_kwargs["code"] = code
+        self.server = self._child(spec.server, **server_kwargs)
         self.port = self.server.call("start", timeout=60)
-        self.url = ws_url(system, self.port)
-        self.dialect = "sio" if system == "sio" else "wamp"
+        self.dialect = spec.dialect
+        self.url = ws_url(self.dialect, self.port)
         self.fleets: list[Child] = []
         self.pusher: Child | None = None
 
@@ -103,7 +161,10 @@ class Setup:
         return sum(call_all(self.fleets, "connect", args, timeout=180))
 
     def start_pusher(self) -> Child:
-        self.pusher = self._child(f"{self.system}_pusher", **self.kwargs)
+        kwargs = dict(self.kwargs)
+        if self.spec.exchange:
+            kwargs["exchange"] = self.spec.exchange
+        self.pusher = self._child(self.spec.pusher, **kwargs)
         self.pusher.call("start", timeout=60)
         return self.pusher
 
@@ -139,13 +200,31 @@ class Setup:
     def collect(self) -> list[dict[str, Any]]:
         return call_all(self.fleets, "collect", [()] * len(self.fleets), timeout=60)
 
+    def server_processes(self) -> list[psutil.Process]:
+        """The server agent and every process under it (workers, when a variant has them)."""
+        root = psutil.Process(self.server.pid)
+        return [root, *root.children(recursive=True)]
+
     def server_cpu(self) -> tuple[float, float]:
-        """User and system CPU seconds of the server process so far."""
-        times = psutil.Process(self.server.pid).cpu_times()
-        return float(times.user), float(times.system)
+        """User and system CPU seconds of the server's processes so far (children that
+        ended are not counted: workers live for the whole case)."""
+        user = system = 0.0
+        for proc in self.server_processes():
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            user, system = user + times.user, system + times.system
+        return user, system
 
     def server_rss(self) -> int:
-        return int(psutil.Process(self.server.pid).memory_info().rss)
+        total = 0
+        for proc in self.server_processes():
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -176,9 +255,13 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
 
         rate = p.rates[n]
         call_all(setup.fleets, "reset", [(True,)] * len(setup.fleets), timeout=10)
+        setup.server.call("gc")  # the server's collections during the latency window
+        cpu0 = sum(setup.server_cpu())
         offered = pusher.call("rate", rate, p.rate_seconds, timeout=p.rate_seconds + 60)
         expected = offered["sent"] * n
         got_lat = setup.wait_delivered(expected, 30)
+        lat_cpu = sum(setup.server_cpu()) - cpu0  # includes the idle polling after the window
+        gc_stats = {f"lat_{k}": v for k, v in setup.server.call("gc").items()}
         samples = [x for s in setup.collect() for x in s["samples"]]
         return {
             "scenario": f"{transport}_push",
@@ -203,6 +286,8 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
             "p50_ms": round(percentile(samples, 0.50) / 1e6, 3) if samples else None,
             "p99_ms": round(percentile(samples, 0.99) / 1e6, 3) if samples else None,
             "max_ms": round(max(samples) / 1e6, 3) if samples else None,
+            "lat_cpu_us_per_push": round(lat_cpu / max(offered["sent"], 1) * 1e6, 1),
+            **gc_stats,
         }
     finally:
         setup.stop()
@@ -239,11 +324,27 @@ def idle_case(system: str, counts: tuple[int, ...], broker: str) -> list[dict[st
         setup.stop()
 
 
+def broker_pid(broker: str) -> int:
+    """The Erlang VM of the private broker whose AMQP port ``broker`` names (0: not found)."""
+    port = broker.rsplit(":", 1)[-1].strip("/")
+    for process in psutil.process_iter(["name", "environ"]):
+        environ = process.info["environ"] or {}
+        if "beam" in (process.info["name"] or "") and environ.get("RABBITMQ_NODE_PORT") == port:
+            return int(process.pid)
+    return 0
+
+
 def sync_case(system: str, count: int, broker: str) -> dict[str, Any]:
     """Pushes/s from synchronous code, each push returning after the broker confirmed it."""
     setup = Setup(system, "amqp", broker)  # the server consumes, as in production
     try:
-        child = setup._child("sync_pusher", system=system, amqp_url=broker)
+        # One subscriber in the room: python-socketio's server starts consuming its queue only
+        # once a client connected (without one its exchange has no queue and the broker drops
+        # every emit), and every system then delivers each push to someone.
+        setup.connect(1, 1)
+        time.sleep(1.0)
+        pids = {"server": setup.server.pid, "broker": broker_pid(broker)}
+        child = setup._child("sync_pusher", system=system, amqp_url=broker, pids=pids)
         result = child.call("run", count, timeout=300)
         return {"scenario": "sync_push", "system": system, "transport": "amqp", "n": 0, **result}
     finally:
@@ -280,12 +381,27 @@ def run_all(
             for n in p.ns:
                 for rep, system in interleave(p.reps, present):
                     record(push_case(system, scenario, n, broker, p), rep)
+        elif scenario == "stream":
+            # Ours only: the same push case with the shared queue and with queue_mode stream.
+            n = max(p.ns)
+            for rep in range(p.reps):
+                modes = ("amqp", "stream") if rep % 2 == 0 else ("stream", "amqp")
+                for transport in modes:
+                    row = push_case("ours", transport, n, broker, p)
+                    row["scenario"] = "stream_push" if transport == "stream" else "shared_push"
+                    record(row, rep)
+        elif scenario == "recovery":
+            from bench.recovery import recovery_case
+
+            for rep in range(p.reps):
+                record(recovery_case(broker, p.recovery_clients), rep)
         elif scenario == "idle":
             for rep, system in interleave(p.reps, systems):
                 for row in idle_case(system, p.idle_counts, broker):
                     record(row, rep)
-        elif scenario == "sync":  # the pusher's side: the server's loop does not matter
-            for rep, system in interleave(p.reps, tuple(s for s in systems if s != "ours-uvloop")):
+        elif scenario == "sync":
+            synced = tuple(s for s in systems if s in _SYNC_SYSTEMS)
+            for rep, system in interleave(p.reps, synced):
                 record(sync_case(system, p.sync_count, broker), rep)
     return rows
 

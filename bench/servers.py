@@ -14,8 +14,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import os
 import socket
+import sys
 from typing import Any
 
 from bench.agent import Agent
@@ -166,18 +169,48 @@ class SioServer(Agent):
 
 
 class OursServer(Agent):
-    """Our server process as the container runs it, with the AMQP or ZeroMQ push handler."""
+    """Our server process as the container runs it, with the AMQP or ZeroMQ push handler.
 
-    def __init__(self, transport: str, amqp_url: str = "", zmq_port: int = 0) -> None:
+    ``env`` is set in this process before the container is built: settings overrides the way
+    an operator gives them (``GOS_WEB_SOCKET__SERVER__WORKERS=auto``), so a variant of ours is
+    one entry in ``bench.runner.SYSTEM_TABLE``. ``gc_freeze=False`` undoes the start-up
+    ``gc.freeze()`` of ``Runtime.start`` (the A/B of that change). ``code`` is a directory put
+    first on ``sys.path`` before anything of ours is imported: with a ``gos_web_socket`` link to
+    another checkout in it, this process runs that checkout's server (A/B in one run).
+    """
+
+    def __init__(
+        self,
+        transport: str,
+        amqp_url: str = "",
+        zmq_port: int = 0,
+        env: dict[str, str] | None = None,
+        gc_freeze: bool = True,
+        code: str = "",
+        tag: str = "",
+        history: bool = False,
+    ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
+        self.env = env or {}
+        self.gc_freeze = gc_freeze
+        self.code = code
+        self.tag = tag
+        self.history = history
 
     async def do_start(self) -> int:
+        if self.code:  # a directory holding a gos_web_socket link: that checkout's server
+            sys.path.insert(0, self.code)
         from bench.ours import make_runtime
 
-        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port)
+        os.environ.update(self.env)
+        # Only when asked: a baseline checkout's make_runtime may not take them yet.
+        extra = (self.tag, self.history) if self.tag or self.history else ()
+        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port, *extra)
         await self.runtime.start()
+        if not self.gc_freeze:  # A/B: the heap as it was before Runtime.start froze it
+            gc.unfreeze()
         server = self.runtime.server
         handler = next(iter(server.push_handlers.values()))
         deadline = asyncio.get_running_loop().time() + 30

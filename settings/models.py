@@ -7,6 +7,7 @@ import inspect
 import ipaddress
 import logging
 import os
+import socket
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -70,6 +71,15 @@ class TransportSettings(_Node):
     """
 
     enabled: bool = True
+    # How push_sync() waits (app.transports.base.Pusher; docs/pushers.md).
+    confirm_mode: Literal["wait", "background"] = Field(
+        "wait",
+        description="wait: push_sync() returns once the transport confirmed the push; "
+        "background: once the pusher's loop has it (flush() reports failures)",
+    )
+    max_in_flight: int = Field(
+        1000, ge=1, le=1_000_000, description="background pushes not yet confirmed, at most"
+    )
 
 
 class TlsSettings(_Node):
@@ -172,9 +182,15 @@ class ServerSettings(_Node):
         65536, ge=128, description="bytes; larger messages close with 1009"
     )
     max_outgoing_buffer: int = Field(
-        1_048_576, ge=4096, description="bytes queued to one client before it is cut off"
+        1_048_576, ge=4096, description="bytes a client may leave unread for a while"
+    )
+    slow_reader_timeout: float = Field(
+        2.0, gt=0, description="seconds over max_outgoing_buffer before a client is cut off"
     )
     shutdown_timeout: float = Field(5.0, gt=0)
+    compression: bool = Field(
+        False, description="permessage-deflate for clients that offer it (EVENTs compressed once)"
+    )
     realm: str = Field("realm1", min_length=1, description="the one realm WAMP v2 clients join")
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     demo: bool = Field(True, description="register the shipped acme.topic / acme.rpc handlers")
@@ -226,6 +242,21 @@ class ServerSettings(_Node):
         return self
 
 
+class StreamSettings(_Node):
+    """``pushers.amqp.stream``: the stream read in ``queue_mode: stream`` (docs/streams.md)."""
+
+    name: str = Field("", description="stream queue name; empty: <queue_name>.stream")
+    max_age: str = Field("1h", pattern=r"^[0-9]+(Y|M|D|h|m|s)$", description="x-max-age retention")
+    max_length_bytes: int | None = Field(None, ge=1, description="x-max-length-bytes retention")
+    node_name: str = Field("", description="this node's stable name; empty: the host name")
+    state_dir: Path = Field(Path("var/gos_web_socket"), description="where a node keeps its offset")
+    probe_timeout: float = Field(1.0, gt=0, description="seconds to wait for one stream message")
+    fill: int = Field(1000, ge=0, description="pushes read back into history at start")
+
+    def state_name(self) -> str:
+        return self.node_name or socket.gethostname()
+
+
 class AmqpSettings(TransportSettings):
     enabled: bool = False
     host: str = Field("127.0.0.1", min_length=1)
@@ -240,9 +271,13 @@ class AmqpSettings(TransportSettings):
     exchange_name: str = Field("gos_websocket_exchange", min_length=1)
     # Beyond GOS: delivery guarantees and multi-node.
     push_timeout: float = Field(30.0, gt=0, description="seconds push() retries before failing")
+    confirm_timeout: float = Field(
+        10.0, gt=0, description="seconds one publish waits for its confirm before it is retried"
+    )
     prefetch_count: int = Field(100, ge=1)
-    queue_mode: Literal["shared", "per_node"] = "shared"
+    queue_mode: Literal["shared", "per_node", "stream"] = "shared"
     node_queue_expires: int = Field(60_000, ge=1000, description="ms a node's queue outlives it")
+    stream: StreamSettings = Field(default_factory=lambda: StreamSettings())
     dead_letter_exchange: str = Field("gos_websocket_dlx", min_length=1)
     dead_letter_queue: str = Field("gos_websocket_dead", min_length=1)
     dedup_window: int = Field(10_000, ge=0, description="message ids remembered per handler")

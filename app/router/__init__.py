@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from gos_web_socket.app.router.collection import RouteCollection
 from gos_web_socket.app.router.loader import load_routes, load_routes_from_mapping
-from gos_web_socket.app.router.route import Route
+from gos_web_socket.app.router.route import Route, RouteHistory
 from gos_web_socket.app.router.router import Router, WampRequest
 
 __all__ = [
     "Route",
     "RouteCollection",
+    "RouteHistory",
     "Router",
     "WampRequest",
     "load_routes",

@@ -13,12 +13,14 @@ import yaml
 
 from gos_web_socket.app.exceptions import RouteDefinitionError
 from gos_web_socket.app.router.collection import RouteCollection
-from gos_web_socket.app.router.route import Route
+from gos_web_socket.app.router.route import Route, RouteHistory
 
 __all__ = ["ALLOWED_KEYS", "load_routes", "load_routes_from_mapping"]
 
 # Keys of a route or import entry; `channel` and `handler` are deprecated aliases.
-_KEYS = "resource type channel pattern handler callback defaults requirements options exclude"
+_KEYS = (
+    "resource type channel pattern handler callback defaults requirements options exclude history"
+)
 ALLOWED_KEYS = tuple(_KEYS.split())
 
 # The files being loaded, outermost first, to refuse an import cycle instead of recursing forever.
@@ -127,8 +129,9 @@ def _route(config: dict[str, Any], name: str, source: str) -> Route:
             f'The "{what}" of route "{name}" in "{source}" must be a string.'
         )
     defaults, requirements, options = _extras(config, name, source)
+    history = _history(config, f'route "{name}" in "{source}":')
     with _context(f'route "{name}" in "{source}"'):
-        route = Route(pattern, callback, defaults, requirements, options)
+        route = Route(pattern, callback, defaults, requirements, options, history)
         route.compile()
     return route
 
@@ -142,6 +145,7 @@ def _import(config: dict[str, Any], name: str, source: str) -> RouteCollection:
             f"(got {resource!r} of type {kind!r}); only YAML routing files are supported."
         )
     defaults, requirements, options = _extras(config, name, source)
+    history = _history(config, f'import "{name}" in "{source}":')
     collection = RouteCollection()
     with _context(f'import "{name}" in "{source}"'):
         for route_name, route in load_routes(Path(source).parent / resource).items():
@@ -149,6 +153,7 @@ def _import(config: dict[str, Any], name: str, source: str) -> RouteCollection:
             # The route's own requirements are sanitised already; the import's override them.
             merged.requirements = route.requirements | merged.requirements
             merged.options = route.options | options
+            merged.history = history or route.history
             merged.compile()
             collection.add(route_name, merged)
     return collection
@@ -174,6 +179,11 @@ def _extras(
                 )
         found.append(dict(value))
     return found[0], found[1], found[2]
+
+
+def _history(config: dict[str, Any], where: str) -> RouteHistory | None:
+    value = config.get("history")
+    return None if value is None else RouteHistory.parse(value, where)
 
 
 @contextmanager

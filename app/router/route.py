@@ -9,7 +9,7 @@ from typing import Any
 
 from gos_web_socket.app.exceptions import RouteDefinitionError
 
-__all__ = ["CompiledRoute", "Route", "TextToken", "Token", "VariableToken"]
+__all__ = ["CompiledRoute", "Route", "RouteHistory", "TextToken", "Token", "VariableToken"]
 
 SEPARATORS = "/,;.:-_~+*=@|"  # may be left out together with an optional variable after them
 MAX_VARIABLE_LENGTH = 32  # PCRE's limit on subpattern names, kept for parity
@@ -48,6 +48,28 @@ Token = TextToken | VariableToken
 
 
 @dataclass(frozen=True, slots=True)
+class RouteHistory:
+    """``history: {size, ttl}`` of a route: pushes kept per channel, and for how many seconds."""
+
+    size: int
+    ttl: float
+
+    @classmethod
+    def parse(cls, value: object, where: str) -> RouteHistory:
+        """From YAML; a RouteDefinitionError names the key, the value and what is allowed."""
+        if not isinstance(value, Mapping) or set(value) - {"size", "ttl"}:
+            raise RouteDefinitionError(
+                f"{where} history: {value!r}: expected a mapping with size and ttl"
+            )
+        size, ttl = value.get("size", 100), value.get("ttl", 300)
+        if type(size) is not int or size < 1:
+            raise RouteDefinitionError(f"{where} history.size: {size!r}: expected an integer >= 1")
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+            raise RouteDefinitionError(f"{where} history.ttl: {ttl!r}: expected seconds > 0")
+        return cls(size, float(ttl))
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRoute:
     """What matching and generation need; ``tokens`` are in pattern order (left to right)."""
 
@@ -70,7 +92,10 @@ class Route:
         defaults: Mapping[str, Any] | None = None,
         requirements: Mapping[str, str] | None = None,
         options: Mapping[str, Any] | None = None,
+        history: RouteHistory | None = None,
     ) -> None:
+        self.history = history
+        """The channel history its channels keep (app/history.py); None: none."""
         self.defaults: dict[str, Any] = {}
         self.requirements: dict[str, str] = {}
         self.pattern = _INLINE.sub(self._take_inline, pattern).strip(_PHP_TRIM)
@@ -102,7 +127,8 @@ class Route:
         return self._key() == other._key()
 
     def _key(self) -> tuple[Any, ...]:
-        return (self.pattern, self.callback, self.defaults, self.requirements, self.options)
+        key = (self.pattern, self.callback, self.defaults, self.requirements, self.options)
+        return (*key, self.history)
 
 
 def _sanitize(key: str, regex: object) -> str:

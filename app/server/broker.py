@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.auth.authorization import RouteRules
-from gos_web_socket.app.exceptions import NotAuthorized, ResourceNotFound
+from gos_web_socket.app.exceptions import NotAuthorized, ProtocolError, ResourceNotFound
+from gos_web_socket.app.history import Position, Recovery, pushing
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from gos_web_socket.app.server.manager import TopicManager
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from gos_web_socket.app.server.connection import WampConnection
 
 logger = logging.getLogger(__name__)
+
+HISTORY_RPC = "gos/history"
+"""The server's own RPC: what a subscriber missed since a position (WAMP v1's recovery)."""
 
 
 class Broker:
@@ -137,7 +141,14 @@ class Broker:
         return await self.topics.publish(connection, topic, request, event, exclude, eligible)
 
     async def call(self, connection: WampConnection, uri: str, params: Any) -> Result | Failure:
-        """Run the RPC method the route of ``uri`` names with ``params``."""
+        """Run the RPC method the route of ``uri`` names with ``params``.
+
+        ``gos/history`` is the server's own: ``[channel, position|null]`` answers what a
+        subscriber of ``channel`` missed since ``position`` (``Recovery.as_dict``); it is how
+        WAMP v1 clients recover (v2 clients say ``_recover`` in SUBSCRIBE options instead).
+        """
+        if uri == HISTORY_RPC:
+            return self._history_call(connection, params)
         try:
             request = self.router.match(uri)
         except ResourceNotFound as exc:
@@ -149,5 +160,45 @@ class Broker:
 
     async def push(self, request: WampRequest, data: Any, provider: str) -> None:
         """Hand a routed push to its topic's ``on_push``; every failure is raised."""
+        store = self.manager.history
+        if store is not None:
+            position = pushing.get()
+            if position is not None:
+                store.note(position)
         topic = self.manager.topic(request.matched)
         await self.topics.push(topic, request, data, provider)
+
+    def recover(self, topic: Topic, since: Position | None) -> Recovery:
+        """What a subscriber of ``topic`` missed after ``since``, for v1 and v2 alike.
+
+        Runs in one step with the write of its answer: a push that arrives later is live,
+        one that arrived before is in the answer (no gap; a client drops what it had).
+        """
+        store = self.manager.history
+        if store is None or topic.history is None:
+            return Recovery([], False, None)
+        recovery = store.recover(topic.id, since)
+        logger.debug(
+            "connection recovers %s since %s: %d publications, complete=%s",
+            topic.id,
+            since,
+            len(recovery.publications),
+            recovery.recovered,
+        )
+        return recovery
+
+    def _history_call(self, connection: WampConnection, params: Any) -> Result | Failure:
+        args = params if isinstance(params, list) else [params]
+        if not 1 <= len(args) <= 2 or not isinstance(args[0], str):
+            desc = f"{HISTORY_RPC} needs [channel, position|null]"
+            return rpc_failure(HISTORY_RPC, desc, 400, params)
+        channel = args[0]
+        try:
+            since = Position.parse(args[1] if len(args) > 1 else None, "position")
+        except ProtocolError as exc:
+            return rpc_failure(HISTORY_RPC, str(exc), 400, params, exc)
+        entry = connection.subscriptions.get(channel)
+        if entry is None:
+            desc = f"{HISTORY_RPC}: subscribe to {channel} first (what arrives meanwhile is live)"
+            return rpc_failure(HISTORY_RPC, desc, 403, params)
+        return Result(self.recover(entry[0], since).as_dict())

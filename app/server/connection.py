@@ -9,7 +9,8 @@ What the GOS clients need and autobahn does not do by itself:
   none is accepted (it speaks WAMP v1);
 - what breaks the protocol closes only this connection, with the error's code (1007 by
   default) and one log line (``fail``);
-- a client whose unsent output passes ``max_outgoing_buffer`` is cut off;
+- a client whose unsent output stays over ``max_outgoing_buffer`` for ``slow_reader_timeout``
+  seconds (a backlog it does not drain), or passes 16 times that, is cut off;
 - per-connection budgets (``server.limits``, docs/security.md): inbound messages and pings per
   second (token buckets), queued jobs and pending calls, the handshake head's size; over one,
   the client is closed with 1008 and its reads stop;
@@ -46,6 +47,7 @@ from gos_web_socket.app.events import (
 )
 from gos_web_socket.app.exceptions import LimitExceeded, ProtocolError
 from gos_web_socket.app.limits import TokenBucket, check_count
+from gos_web_socket.app.server.compression import DeflateFormat, negotiated_window
 from gos_web_socket.app.server.guard import Guard, normalise_origin
 from gos_web_socket.app.server.session import SERVER_AGENT, Session, WireFormat, new_session_id
 from gos_web_socket.app.server.timers import PeriodicTimers
@@ -65,6 +67,8 @@ CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_POLICY = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
 _STATE_OPEN = WebSocketServerProtocol.STATE_OPEN
+BACKLOG_FACTOR = 16
+"""Unsent bytes beyond this many times ``max_outgoing_buffer`` cut a client off at once."""
 _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"Content-Length: 0\r\nConnection: close\r\n\r\n"
@@ -106,6 +110,8 @@ class ConnectionServices:
     """The per-connection budgets (``server.limits``)."""
     max_message_size: int = 65536
     """``server.max_message_size``: what a session's JSON decode refuses beyond (1009)."""
+    slow_reader_timeout: float = 2.0
+    """``server.slow_reader_timeout``: seconds a client may stay over ``max_outgoing_buffer``."""
 
 
 _EVENT_NAMES: dict[tuple[str, ...], list[str]] = {}
@@ -207,7 +213,12 @@ class WampConnection(WebSocketServerProtocol):
     """RPC calls of this client queued or running (``server.limits.max_pending_calls``)."""
     _origin_seen = False
     _raw_origin: str | None = None
-    _pending: list[bytes] | None = None
+    _pending: bytes | list[bytes] | None = None
+    """Frames queued this loop turn: one frame as it is, several as a list."""
+    _deflate_window: int | None = None
+    """permessage-deflate's server window bits once negotiated (app/server/compression.py)."""
+    _backlog_timer: asyncio.TimerHandle | None = None
+    """Running while the client's unsent bytes are over ``max_outgoing_buffer``."""
     _timers: PeriodicTimers | None = None
     _user_data: dict[str, Any] | None = None
 
@@ -252,8 +263,11 @@ class WampConnection(WebSocketServerProtocol):
 
     @property
     def wire_format(self) -> WireFormat:
-        """How topics frame this client's EVENTs (its session's format)."""
-        return self.session.wire_format
+        """How topics frame this client's EVENTs: its session's format, compressed when the
+        handshake agreed on permessage-deflate."""
+        if self._deflate_window is None:
+            return self.session.wire_format
+        return DeflateFormat(self.session.wire_format, self._deflate_window)
 
     # -- transport and handshake ------------------------------------------------------------
 
@@ -302,6 +316,9 @@ class WampConnection(WebSocketServerProtocol):
             # dropped a connection whose handshake then completed: onClose never ran.
             logger.debug("connection %s: lost during its handshake", self.session_id)
         finally:
+            if self._backlog_timer is not None:
+                self._backlog_timer.cancel()
+                self._backlog_timer = None
             self._gone()
 
     def data_received(self, data: bytes) -> None:
@@ -416,6 +433,7 @@ class WampConnection(WebSocketServerProtocol):
         if self._lost or self.transport is None:
             return  # the handshake completed after the connection was gone: no session
         self._opened = True
+        self._deflate_window = negotiated_window(self)
         self._drop_handshake_leftovers()
         self._services.register(self)
         self.session.opened()
@@ -490,30 +508,65 @@ class WampConnection(WebSocketServerProtocol):
             return False
         pending = self._pending
         if pending is None:
-            self._pending = [frame]
+            # The frame itself, not a list: a broadcast then allocates no object the garbage
+            # collector tracks per subscriber (1,000 lists a push triggered a collection each).
+            self._pending = frame
             self._services.schedule_flush(self)
+        elif isinstance(pending, bytes):
+            self._pending = [pending, frame]
         else:
             pending.append(frame)
         return True
 
     def flush(self) -> None:
         """Write the queued frames, in order, in one write."""
-        frames, self._pending = self._pending, None
+        pending, self._pending = self._pending, None
         transport = self.transport
-        if not frames or self.state != _STATE_OPEN or transport is None:
+        if pending is None or self.state != _STATE_OPEN or transport is None:
             return
-        self._services.stats.frames_out += len(frames)
-        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        if isinstance(pending, bytes):
+            self._services.stats.frames_out += 1
+            transport.write(pending)
+        else:
+            self._services.stats.frames_out += len(pending)
+            transport.write(b"".join(pending))
+        if self._backlog_timer is not None:  # paused: a backlog that keeps growing
+            self._check_backlog()
 
     def pause_writing(self) -> None:
-        """The client's unsent bytes passed ``max_outgoing_buffer``: it does not read, so cut it
-        off rather than hold its frames in server memory for as long as it does not read."""
+        """The client's unsent bytes passed ``max_outgoing_buffer``. One big push or a burst
+        does that to a client that reads at full speed, so it gets ``slow_reader_timeout`` to
+        drain below it (``resume_writing``); a backlog that stays, or one 16 times the limit
+        (memory), cuts it off. A cut-off client reconnects and recovers (docs/streams.md)."""
+        if self._backlog_timer is None:
+            loop = asyncio.get_running_loop()
+            timeout = self._services.slow_reader_timeout
+            self._backlog_timer = loop.call_later(timeout, self._cut_off, "did not drain")
+        self._check_backlog()
+
+    def resume_writing(self) -> None:
+        """The backlog drained (below a quarter of the limit): the client reads."""
+        if self._backlog_timer is not None:
+            self._backlog_timer.cancel()
+            self._backlog_timer = None
+
+    def _check_backlog(self) -> None:
+        transport = self.transport
+        limit = self._services.max_outgoing_buffer * BACKLOG_FACTOR
+        if transport is not None and transport.get_write_buffer_size() > limit:
+            self._cut_off(f"over {BACKLOG_FACTOR} x max_outgoing_buffer")
+
+    def _cut_off(self, why: str) -> None:
+        """Abort a client that does not read, rather than hold its frames in server memory."""
+        if self._backlog_timer is not None:
+            self._backlog_timer.cancel()
+            self._backlog_timer = None
         transport = self.transport
         if transport is not None and self.state == _STATE_OPEN:
             self._services.stats.cut_off += 1
             unread, limit = transport.get_write_buffer_size(), self._services.max_outgoing_buffer
-            message = "connection %s cut off: %d bytes unread, max_outgoing_buffer is %d"
-            logger.warning(message, self.session_id, unread, limit, extra=self._log_extra)
+            message = "connection %s cut off: %d bytes unread (%s), max_outgoing_buffer is %d"
+            logger.warning(message, self.session_id, unread, why, limit, extra=self._log_extra)
             self.wasNotCleanReason = "client did not read (outgoing buffer over limit)"
             self.dropConnection(abort=True)
 

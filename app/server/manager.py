@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from gos_web_socket.app.server.topic import Topic
 
 if TYPE_CHECKING:
+    from gos_web_socket.app.history import HistoryStore
     from gos_web_socket.app.router import WampRequest
     from gos_web_socket.app.server.connection import WampConnection
 
@@ -24,8 +25,16 @@ if TYPE_CHECKING:
 class TopicManager:
     """Live topics by channel, and each connection's subscriptions."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: HistoryStore | None = None) -> None:
         self._topics: dict[str, Topic] = {}
+        self.history = history
+        """Channel histories (app/history.py); each new topic of a route with one gets its own."""
+
+    def _new(self, topic_id: str) -> Topic:
+        store = self.history
+        if store is None:
+            return Topic(topic_id)
+        return Topic(topic_id, store.channel(topic_id), store)
 
     @property
     def topics(self) -> Mapping[str, Topic]:
@@ -34,7 +43,7 @@ class TopicManager:
 
     def topic(self, topic_id: str) -> Topic:
         """The live topic for ``topic_id``, or an empty one that is not stored."""
-        return self._topics.get(topic_id) or Topic(topic_id)
+        return self._topics.get(topic_id) or self._new(topic_id)
 
     def subscribe(
         self, connection: WampConnection, topic_id: str, request: WampRequest
@@ -44,7 +53,7 @@ class TopicManager:
             return None
         topic = self._topics.get(topic_id)
         if topic is None:
-            topic = self._topics[topic_id] = Topic(topic_id)
+            topic = self._topics[topic_id] = self._new(topic_id)
         topic.add(connection)
         connection.subscriptions[topic_id] = (topic, request)
         return topic

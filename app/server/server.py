@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.exceptions import ListenError
+from gos_web_socket.app.history import LOCAL, HistoryStore, Position, route_limits
 from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
 from gos_web_socket.app.server.broker import Broker
+from gos_web_socket.app.server.compression import accept_offer
 from gos_web_socket.app.server.connection import (
     CLOSE_GOING_AWAY,
     ConnectionServices,
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     from gos_web_socket.app.transports.base import ServerPushHandler
 
 logger = logging.getLogger(__name__)
+
+HISTORY_SWEEP = 30.0
+"""Seconds between sweeps of channel histories emptied by their ttl."""
 
 T = TypeVar("T")
 
@@ -80,7 +85,12 @@ class WampServer:
         self.host = settings.server.host
         self.port = settings.server.port
         self.guard = Guard.from_settings(settings, dispatcher)
-        self.manager = TopicManager()
+        stream = settings.pushers.amqp.enabled and settings.pushers.amqp.queue_mode == "stream"
+        self.history = HistoryStore(
+            route_limits(router), log=None if stream else LOCAL, origin=self._log_origin
+        )
+        """Channel histories; positions are the stream's in stream mode, else this process's."""
+        self.manager = TopicManager(self.history)
         self.authenticator = authenticator or Authenticator.from_settings(settings.authentication)
         """Who each connection is (``connection.user``); the container gives its providers."""
         self.broker = Broker(
@@ -177,6 +187,13 @@ class WampServer:
 
     # -- pushes -----------------------------------------------------------------------------
 
+    def _log_origin(self) -> Position | None:
+        """Where the first push handler reading a broker log started (stream mode)."""
+        for handler in self.push_handlers.values():
+            if handler.receiver.opened_at is not None and handler.is_consuming:
+                return handler.receiver.opened_at
+        return None
+
     async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
         """Hand a routed push to its topic's ``on_push`` (``PushableServer``).
 
@@ -211,6 +228,7 @@ class WampServer:
             dispatcher=self.dispatcher,
             stats=self.stats,
             max_outgoing_buffer=self.settings.server.max_outgoing_buffer,
+            slow_reader_timeout=self.settings.server.slow_reader_timeout,
             spawn=self.spawn,
             schedule_flush=self.schedule_flush,
             register=self.register,
@@ -247,6 +265,10 @@ class WampServer:
             # From accept to a finished handshake (server.limits.handshake_timeout).
             openHandshakeTimeout=server.limits.handshake_timeout,
         )
+        if server.compression:  # permessage-deflate, EVENTs compressed once per broadcast
+            factory.setProtocolOptions(
+                perMessageCompressionAccept=accept_offer, allowNullOrigin=True
+            )
         return factory
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
@@ -282,6 +304,7 @@ class WampServer:
         await self.dispatcher.dispatch(SERVER_LAUNCHED, event)
         self.supervisor = Supervisor(self.push_handlers, self)  # retries until each consumes
         await self.supervisor.start()
+        self.timers.add("history-sweep", HISTORY_SWEEP, self.history.sweep)
 
     async def stop(self) -> None:
         """Stop accepting, close the push handlers, close clients with 1001, then return.

@@ -16,7 +16,10 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.history import Position
 
 MAX_ID = 2**53
 """Session, publication and request ids are integers in [1, 2^53]: JavaScript reads them exactly."""
@@ -59,8 +62,16 @@ class WireFormat(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def event_frame(self, topic: str, subscription: int, publication: int, payload: Any) -> bytes:
-        """The complete frame of one EVENT of ``payload`` on ``topic``."""
+    def event_frame(
+        self,
+        topic: str,
+        subscription: int,
+        publication: int,
+        payload: Any,
+        position: Position | None = None,
+    ) -> bytes:
+        """The complete frame of one EVENT of ``payload`` on ``topic``; ``position`` is where
+        it is in its channel's history (app/history.py), for formats that can carry it."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
+from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery, filling
 from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
@@ -40,16 +41,36 @@ class Topic:
     subscription id, shared by all its v2 subscribers so that they can share one frame.
     """
 
-    __slots__ = ("id", "timers", "timers_registered", "subscription_id", "_subscribers", "_formats")
+    __slots__ = (
+        "id",
+        "timers",
+        "timers_registered",
+        "subscription_id",
+        "history",
+        "store",
+        "_subscribers",
+        "_formats",
+        "_recovering",
+    )
 
-    def __init__(self, topic_id: str) -> None:
+    def __init__(
+        self,
+        topic_id: str,
+        history: ChannelHistory | None = None,
+        store: HistoryStore | None = None,
+    ) -> None:
         self.id = topic_id
+        self.history = history
+        """The channel's history when its route keeps one (``history: {size, ttl}``)."""
+        self.store = store
         self.timers = PeriodicTimers(f"topic {topic_id}")
         self.timers_registered = False
         self.subscription_id = next(_subscription_ids)
         self._subscribers: dict[str, Subscriber] = {}
         self._formats: dict[WireFormat, dict[str, Subscriber]] = {}
         """The subscribers again, grouped by wire format: one frame per group."""
+        self._recovering: set[str] = set()
+        """Session ids of subscribers that recovered here: they follow positions."""
 
     def broadcast(
         self,
@@ -62,13 +83,28 @@ class Topic:
         Session ids in ``exclude`` are skipped; a non-empty ``eligible`` limits the recipients
         to those ids. Every frame is built before the first write, so a payload that one format
         cannot carry (msgpack bytes for a JSON client) raises before anyone got it.
+
+        On a channel with history, a broadcast to everyone made while a push is delivered is
+        recorded under the push's position, which v2 EVENTs carry in ``details._position``;
+        a filtered broadcast (``exclude``/``eligible``) is not kept, so no recovery leaks it.
         """
+        position = None
+        if self.history is not None and self.store is not None and not exclude and not eligible:
+            position = self.store.record(self.history, payload)
+            if filling.get():
+                # A push handled before the node restarted: only clients that recovered here
+                # get it (their replay stopped short of it; they drop what they had).
+                if not self._recovering:
+                    return 0
+                eligible = self._recovering
+        elif filling.get():
+            return 0
         if not self._formats:
             return 0
         publication = new_publication_id()
         topic, subscription = self.id, self.subscription_id
         groups = [
-            (wire.event_frame(topic, subscription, publication, payload), members)
+            (wire.event_frame(topic, subscription, publication, payload, position), members)
             for wire, members in self._formats.items()
         ]
         skip = set(exclude) if exclude else None
@@ -86,6 +122,22 @@ class Topic:
                     sent += 1
         return sent
 
+    def replay(self, connection: Subscriber, recovery: Recovery) -> None:
+        """Write what a recovering client missed, each EVENT with its position; from now on it
+        also gets the pushes this node reads back from its log (``filling``)."""
+        if self.has(connection):
+            self._recovering.add(connection.session_id)
+        wire, subscription = connection.wire_format, self.subscription_id
+        for publication in recovery.publications:
+            frame = wire.event_frame(
+                self.id,
+                subscription,
+                new_publication_id(),
+                publication.payload,
+                publication.position,
+            )
+            connection.write_frame(frame)
+
     def add(self, connection: Subscriber) -> None:
         session_id = connection.session_id
         self._subscribers[session_id] = connection
@@ -96,6 +148,7 @@ class Topic:
         if self._subscribers.get(session_id) is not connection:
             return
         del self._subscribers[session_id]
+        self._recovering.discard(session_id)
         wire = connection.wire_format
         members = self._formats[wire]
         del members[session_id]

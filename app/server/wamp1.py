@@ -24,6 +24,7 @@ from gos_web_socket.app.server.session import (
 )
 
 if TYPE_CHECKING:
+    from gos_web_socket.app.history import Position
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.connection import WampConnection
 
@@ -44,8 +45,17 @@ class Wamp1Format(WireFormat):
     def frame(self, message: list[Any]) -> bytes:
         return self._frame(dumps(message).encode(), False)
 
-    def event_frame(self, topic: str, subscription: int, publication: int, payload: Any) -> bytes:
-        """EVENT ``[8, topicUri, payload]``; keyword arguments from v2 arrive as their dict."""
+    def event_frame(
+        self,
+        topic: str,
+        subscription: int,
+        publication: int,
+        payload: Any,
+        position: Position | None = None,
+    ) -> bytes:
+        """EVENT ``[8, topicUri, payload]``; keyword arguments from v2 arrive as their dict.
+
+        v1 has no room for a position: a v1 client asks for it (``gos/history``, see RPC)."""
         return self.frame([EVENT, topic, payload])
 
 

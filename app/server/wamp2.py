@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgpack
 
 from gos_web_socket.app.exceptions import PayloadRejected, ProtocolError
+from gos_web_socket.app.history import Position
 from gos_web_socket.app.limits import decode_json
 from gos_web_socket.app.message import dumps
 from gos_web_socket.app.server.session import (
@@ -75,6 +76,14 @@ ROUTER_ROLES = {
     "dealer": {"features": {}},
 }
 
+# Custom attributes (WAMP: they start with "_") of history and recovery, docs/streams.md.
+POSITION = "_position"
+"""EVENT details: where the publication is in its channel's history ``{epoch, offset}``."""
+RECOVER = "_recover"
+"""SUBSCRIBE option: the last position the client saw (or true: tell me where I stand)."""
+RECOVERY = "_recovery"
+"""EVENT details of the answer to ``_recover``: ``{recovered, position, replayed}``."""
+
 _ERROR_BY_CODE = {400: INVALID_ARGUMENT, 401: NOT_AUTHORIZED, 403: NOT_AUTHORIZED}
 """The GOS ``code`` of a ``Failure`` as a v2 error URI (anything else: runtime_error)."""
 
@@ -97,12 +106,21 @@ class Serializer(WireFormat):
         """The complete frame of ``message``, ready for ``write_frame``."""
         return self._frame(self.encode(message), self.binary)
 
-    def event_frame(self, topic: str, subscription: int, publication: int, payload: Any) -> bytes:
-        """EVENT ``[36, subscription, publication, {}, [payload]]`` as one frame; a
-        ``KeywordArguments`` payload is the EVENT's ``ArgumentsKw``: ``[..., {}, [], kwargs]``."""
+    def event_frame(
+        self,
+        topic: str,
+        subscription: int,
+        publication: int,
+        payload: Any,
+        position: Position | None = None,
+    ) -> bytes:
+        """EVENT ``[36, subscription, publication, details, [payload]]`` as one frame; a
+        ``KeywordArguments`` payload is the EVENT's ``ArgumentsKw``: ``[..., {}, [], kwargs]``.
+        ``details`` is ``{"_position": {"epoch", "offset"}}`` on a channel with history."""
+        details = {POSITION: position.as_dict()} if position is not None else {}
         if isinstance(payload, KeywordArguments):
-            return self.frame([EVENT, subscription, publication, {}, [], payload])
-        return self.frame([EVENT, subscription, publication, {}, [payload]])
+            return self.frame([EVENT, subscription, publication, details, [], payload])
+        return self.frame([EVENT, subscription, publication, details, [payload]])
 
 
 class JsonSerializer(Serializer):
@@ -324,9 +342,10 @@ class Wamp2Session(Session[Request]):
         elif kind == SUBSCRIBE:
             _length(message, 4, 4, "SUBSCRIBE")
             request = Request(SUBSCRIBE, _id(message[1], "SUBSCRIBE request"))
-            _dict(message[2], "SUBSCRIBE options")
+            options = _dict(message[2], "SUBSCRIBE options")
             uri = _str(message[3], "SUBSCRIBE topic")
-            self._enqueue(request, partial(self._subscribe, request, uri))
+            recover = _recover_option(options)
+            self._enqueue(request, partial(self._subscribe, request, uri, recover))
         elif kind == UNSUBSCRIBE:
             _length(message, 3, 3, "UNSUBSCRIBE")
             request = Request(UNSUBSCRIBE, _id(message[1], "UNSUBSCRIBE request"))
@@ -451,15 +470,34 @@ class Wamp2Session(Session[Request]):
 
         (self.connection.enqueue_call if call else self.connection.enqueue)(run)
 
-    async def _subscribe(self, request: Request, uri: str) -> None:
+    async def _subscribe(
+        self, request: Request, uri: str, recover: tuple[bool, Position | None] = (False, None)
+    ) -> None:
         def accepted(topic: Topic) -> None:  # SUBSCRIBED goes before what on_subscribe sends
+            if request.answered:
+                return
             self._acknowledge(request, [SUBSCRIBED, request.id, topic.subscription_id])
+            if recover[0]:
+                self._recover(topic, recover[1])
 
         outcome = await self.broker.subscribe(self.connection, uri, accepted)
         if isinstance(outcome, Failure):
             self._failed(request, outcome)
         else:  # subscribed before, or no handler for the route: subscribed all the same
             accepted(outcome)
+
+    def _recover(self, topic: Topic, since: Position | None) -> None:
+        """Replay what was missed since ``since``, then say how that went (``_recovery``).
+
+        The EVENTs carry their ``_position``; the last one has no arguments and details
+        ``{"_recovery": {"recovered", "position", "replayed"}}``: ``recovered`` false means
+        that pushes were missed which the history no longer has (reload your state).
+        """
+        recovery = self.broker.recover(topic, since)
+        topic.replay(self.connection, recovery)
+        report = recovery.as_dict(with_publications=False)
+        report["replayed"] = len(recovery.publications)
+        self.send([EVENT, topic.subscription_id, new_publication_id(), {RECOVERY: report}])
 
     async def _unsubscribe(self, request: Request, subscription: int) -> None:
         joined = self.connection.subscriptions.items()
@@ -543,6 +581,16 @@ class Wamp2Session(Session[Request]):
         if kwargs:
             message.append(kwargs)
         self.send(message)
+
+
+def _recover_option(options: dict[str, Any]) -> tuple[bool, Position | None]:
+    """SUBSCRIBE option ``_recover``: a position to recover from, or true (where do I stand)."""
+    if RECOVER not in options:
+        return False, None
+    value = options[RECOVER]
+    if value is True:
+        return True, None
+    return True, Position.parse(value, f"SUBSCRIBE option {RECOVER}")
 
 
 def _one(args: list[Any]) -> Any:

@@ -9,13 +9,18 @@ into a dead-letter queue, and drops redelivered duplicates by ``message_id``. Se
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
+import json
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import aio_pika
 from aio_pika.abc import (
@@ -35,11 +40,19 @@ from aio_pika.exceptions import (
     ChannelPreconditionFailed,
     PublishError,
 )
+from aiormq.channel import Channel as AiormqChannel
 from aiormq.exceptions import ChannelAccessRefused
+from pamqp.commands import Basic
 from yarl import URL
 
 from gos_web_socket.app.events import EventDispatcher
-from gos_web_socket.app.exceptions import InvalidPushArgument, PushFailed, PushHandlerError
+from gos_web_socket.app.exceptions import (
+    ConfigurationError,
+    InvalidPushArgument,
+    PushFailed,
+    PushHandlerError,
+)
+from gos_web_socket.app.history import Position
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
 from gos_web_socket.settings.models import AmqpSettings
@@ -48,6 +61,8 @@ if TYPE_CHECKING:
     from gos_web_socket.app.router import Router
 
 logger = logging.getLogger(__name__)
+
+BasicProperties = Basic.Properties
 
 # php-amqp's publish flags, accepted in ``context["publish_flags"]`` as GOS passed them.
 AMQP_NOPARAM = 0
@@ -192,8 +207,19 @@ def _publish_flags(value: Any) -> None:
         )
 
 
-def build_message(message: Message, context: Mapping[str, Any]) -> tuple[aio_pika.Message, str]:
-    """The AMQP message and routing key for one push; refuses context it cannot honour."""
+def build_message(
+    message: Message, context: Mapping[str, Any]
+) -> tuple[bytes, BasicProperties, str]:
+    """Body, AMQP properties and routing key of one push; refuses context it cannot honour.
+
+    Without ``attributes`` (the usual push) the properties are built directly: aio-pika's
+    ``Message`` (which validates and converts attributes) costs a tenth of a publish.
+    """
+    if not context:
+        plain = BasicProperties(
+            content_type="application/json", delivery_mode=2, message_id=uuid.uuid4().hex
+        )
+        return message.encode(), plain, ""
     unknown = sorted(set(context) - set(CONTEXT_KEYS))
     if unknown:
         raise InvalidPushArgument(
@@ -222,9 +248,10 @@ def build_message(message: Message, context: Mapping[str, Any]) -> tuple[aio_pik
         **attributes,
     }
     try:
-        return aio_pika.Message(message.encode(), **properties), routing_key
+        amqp_message = aio_pika.Message(message.encode(), **properties)
     except (TypeError, ValueError) as exc:
         raise InvalidPushArgument(f"invalid AMQP attributes: {exc}") from exc
+    return amqp_message.body, amqp_message.properties, routing_key
 
 
 class AmqpPusher(Pusher):
@@ -232,8 +259,13 @@ class AmqpPusher(Pusher):
 
     name = "amqp"
 
-    def __init__(self, settings: AmqpSettings, router: Router) -> None:
-        super().__init__(router)
+    def __init__(
+        self,
+        settings: AmqpSettings,
+        router: Router,
+        dispatcher: EventDispatcher | Callable[[], EventDispatcher] | None = None,
+    ) -> None:
+        super().__init__(router, settings=settings, dispatcher=dispatcher)
         self.settings = settings
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None  # strong ref: aio-pika holds it weakly
@@ -245,16 +277,36 @@ class AmqpPusher(Pusher):
         return self._connection is not None and self._connection.connected.is_set()
 
     async def send(self, message: Message, context: dict[str, Any]) -> None:
-        amqp_message, routing_key = build_message(message, context)
+        body, properties, routing_key = build_message(message, context)
+        message_id = properties.message_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.push_timeout
         delay = 0.05
         last_error: BaseException | None = None
         while True:
+            # One attempt waits at most confirm_timeout: a publish caught by a reconnect can
+            # lose its confirm without an error; publishing it again (same message id, which
+            # the handler drops if it is a repeat) is the way out.
+            attempt_deadline = min(deadline, loop.time() + self.settings.confirm_timeout)
             try:
-                async with asyncio.timeout_at(deadline):
-                    exchange = await self._get_exchange(deadline)
-                    await exchange.publish(amqp_message, routing_key, mandatory=True)
+                async with asyncio.timeout_at(attempt_deadline):
+                    exchange = await self._get_exchange(attempt_deadline)
+                    robust = self._channel
+                    if robust is None or robust.is_closed:
+                        raise ChannelInvalidStateError("the pusher's channel is closed")
+                    # aiormq's own publish with wait=False: the confirm is what we wait for.
+                    # aio-pika's Exchange.publish also waits for the socket to drain under
+                    # the channel lock, which serialises concurrent publishes (background
+                    # pushes) one loop round trip each.
+                    channel = cast(AiormqChannel, await robust.get_underlay_channel())
+                    await channel.basic_publish(
+                        body,
+                        exchange=exchange.name,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=True,
+                        wait=False,
+                    )
                 return
             except PublishError as exc:
                 raise PushFailed(
@@ -262,14 +314,18 @@ class AmqpPusher(Pusher):
                     f'bound to exchange "{self.settings.exchange_name}" with routing key '
                     f'"{routing_key}"',
                     transport=self.name,
+                    message_id=message_id,
                 ) from exc
             except _FATAL as exc:
-                await self.close()  # the channel is gone; start afresh on the next push
+                await self.disconnect()  # the channel is gone; start afresh on the next push
                 raise PushFailed(
-                    f"AMQP broker refused the push: {exc}", transport=self.name
+                    f"AMQP broker refused the push: {exc}",
+                    transport=self.name,
+                    message_id=message_id,
                 ) from exc
             except TimeoutError as exc:
                 last_error = last_error or exc
+                logger.debug("AMQP publish of %s unconfirmed, publishing it again", message_id)
             except _TRANSIENT as exc:
                 last_error = exc
                 logger.debug("AMQP publish failed, retrying: %r", exc)
@@ -279,6 +335,7 @@ class AmqpPusher(Pusher):
                     f"AMQP broker at {self.settings.host}:{self.settings.port} did not confirm "
                     f"the push within {self.settings.push_timeout} s: {last_error!r}",
                     transport=self.name,
+                    message_id=message_id,
                 ) from last_error
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
@@ -305,13 +362,15 @@ class AmqpPusher(Pusher):
                             channel = await connection.channel(on_return_raises=True)
                             exchange = await declare_exchange(channel, self.settings)
                             await adopt_queue(channel, self.settings, self.settings.queue_name)
+                    elif self.settings.queue_mode == "stream":
+                        await declare_stream(channel, self.settings, exchange)  # keeps them all
                 except BaseException:
                     await connection.close()
                     raise
                 self._connection, self._channel, self._exchange = connection, channel, exchange
             return self._exchange
 
-    async def close(self) -> None:
+    async def disconnect(self) -> None:
         """Close the connection; the next push opens a new one."""
         connection = self._connection
         self._connection = self._channel = self._exchange = None
@@ -486,10 +545,13 @@ class AmqpReceiver(Receiver):
                 if self._connection is None:
                     return []  # close() ran
                 raise PushHandlerError(f"AMQP connection lost: {item!r}") from item
-            batch.append(AmqpDelivery(item, self))
+            batch.append(self._delivery(item))
             if len(batch) >= self.max_batch or inbox.empty():
                 return batch
             item = inbox.get_nowait()
+
+    def _delivery(self, message: AbstractIncomingMessage) -> AmqpDelivery:
+        return AmqpDelivery(message, self)
 
     async def dead_letter(self, message: AbstractIncomingMessage, error: Exception) -> None:
         """Reject without requeue, or, on an adopted queue, publish to the DLQ and ack."""
@@ -536,6 +598,315 @@ class AmqpReceiver(Receiver):
                 logger.debug("AMQP close failed: %r", exc)
 
 
+# -- the stream: every node reads one log from its own offset ---------------------------------
+
+STREAM_OFFSET = "x-stream-offset"
+
+
+def stream_name(settings: AmqpSettings) -> str:
+    return settings.stream.name or f"{settings.queue_name}.stream"
+
+
+async def declare_stream(
+    channel: AbstractChannel, settings: AmqpSettings, exchange: AbstractExchange
+) -> AbstractQueue:
+    """The stream queue bound to the exchange with the binding keys; retention from settings."""
+    arguments: dict[str, Any] = {"x-queue-type": "stream", "x-max-age": settings.stream.max_age}
+    if settings.stream.max_length_bytes is not None:
+        arguments["x-max-length-bytes"] = settings.stream.max_length_bytes
+    queue = await channel.declare_queue(stream_name(settings), durable=True, arguments=arguments)
+    for key in settings.binding_keys:
+        await queue.bind(exchange, key)
+    return queue
+
+
+def message_identity(offset: int, message: AbstractIncomingMessage) -> str:
+    """A short name for the message at ``offset``: its id (or body) and timestamp, hashed."""
+    mark = message.message_id or hashlib.sha1(message.body).hexdigest()
+    stamp = message.timestamp.timestamp() if message.timestamp else ""
+    return hashlib.sha1(f"{offset}:{mark}:{stamp}".encode()).hexdigest()[:16]
+
+
+def stream_offset(message: AbstractIncomingMessage) -> int:
+    offset = (message.headers or {}).get(STREAM_OFFSET)
+    if type(offset) is not int:
+        raise PushHandlerError(f"stream delivery without an integer {STREAM_OFFSET} header")
+    return offset
+
+
+@dataclass(frozen=True, slots=True)
+class SavedOffset:
+    """What a node wrote down: the last offset it handled, that message's identity, the epoch."""
+
+    epoch: str
+    offset: int
+    identity: str
+
+
+class OffsetFile:
+    """A node's position in the stream, in ``<state_dir>/<stream>.<node_name>.json``.
+
+    Written atomically (a temporary file, then ``os.replace``) after every batch the node
+    handled. A second process with the same file is refused (an exclusive ``flock`` on a lock
+    file beside it), since two nodes sharing one offset would skip each other's pushes. A lost
+    file makes the node start at the stream's end, like a new node (docs/streams.md).
+    """
+
+    def __init__(self, directory: Path, stream: str, node_name: str) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{stream}.{node_name}")
+        self.path = directory / f"{safe}.json"
+        self._lock: int | None = None
+        self._last: SavedOffset | None = None
+
+    def lock(self) -> None:
+        """Take the file for this process (ConfigurationError when another holds it)."""
+        if self._lock is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigurationError(
+                [f"pushers.amqp.stream.state_dir: {self.path.parent}: {exc.strerror}"]
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigurationError(
+                [
+                    f"pushers.amqp.stream.node_name: {self.path} is in use by another running "
+                    "node; give each node its own node_name or state_dir"
+                ]
+            ) from None
+        self._lock = fd
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def load(self) -> SavedOffset | None:
+        try:
+            data = json.loads(self.path.read_text())
+            saved = SavedOffset(str(data["epoch"]), int(data["offset"]), str(data["identity"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning(
+                "stream offset file %s unreadable (%r): starting as a new node", self.path, exc
+            )
+            return None
+        self._last = saved
+        return saved
+
+    def save(self, saved: SavedOffset) -> None:
+        if saved == self._last:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_text(
+                json.dumps(
+                    {"epoch": saved.epoch, "offset": saved.offset, "identity": saved.identity}
+                )
+            )
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            logger.warning("stream offset file %s not written: %r", self.path, exc)
+            return
+        self._last = saved
+
+
+class AmqpStreamDelivery(AmqpDelivery):
+    """A stream message: acked for the broker's credit, and its offset written down."""
+
+    __slots__ = ()
+
+    receiver: AmqpStreamReceiver
+
+    def __init__(
+        self, message: AbstractIncomingMessage, receiver: AmqpStreamReceiver, position: Position
+    ) -> None:
+        super().__init__(message, receiver)
+        self.position = position
+
+    async def ack(self, multiple: bool = False) -> None:
+        await super().ack(multiple)
+        self.receiver.handled(self)
+
+    async def reject(self, error: Exception) -> None:
+        await super().reject(error)
+        self.receiver.handled(self)
+
+
+class AmqpStreamReceiver(AmqpReceiver):
+    """Reads the stream from this node's own offset (``queue_mode: stream``).
+
+    Every node reads every push; nothing is removed by an ack. On open the receiver finds the
+    stream's epoch (the identity of its first retained message, so it changes when the stream
+    is recreated) and where to start:
+
+    - its offset file names a message the stream still holds at that offset: right after it;
+    - no offset file (a new node): at the stream's end (``next``);
+    - a file naming a message the stream no longer has at that offset (recreated): the
+      stream's beginning, and the epoch changes.
+
+    Streams have no dead-lettering: a poison push is published to the dead-letter queue by the
+    receiver (reason in ``x-gos-reject-reason``) and its offset is passed.
+    """
+
+    def __init__(self, settings: AmqpSettings, node_id: str) -> None:
+        super().__init__(settings, stream_name(settings), node_id, per_node=False)
+        self.offsets = OffsetFile(
+            settings.stream.state_dir, self.queue_name, settings.stream.state_name()
+        )
+        self.epoch: str | None = None
+        """The stream's epoch; None until the stream holds a message."""
+        self.start: int | str = "next"
+        """Where the last ``open()`` started reading."""
+        self.head: int | None = None
+        """The first offset the stream held at the last ``open()``."""
+        self.resume_at: int | None = None
+        """The first offset this node had not handled; those before it are refills."""
+
+    async def _open(self) -> None:
+        self.offsets.lock()
+        self._inbox = asyncio.Queue()
+        timeout = self.settings.connect_timeout or self.settings.push_timeout
+        connection = await asyncio.wait_for(
+            aio_pika.connect(
+                broker_url(self.settings),
+                client_properties={"connection_name": f"gos stream reader {self.node_id}"},
+                timeout=timeout,
+            ),
+            timeout,
+        )
+        self._connection = connection
+        connection.close_callbacks.add(self._on_close)
+        channel = await self._open_channel()
+        exchange = await declare_exchange(channel, self.settings)
+        await channel.declare_queue(self.settings.dead_letter_queue, durable=True)
+        queue = await declare_stream(channel, self.settings, exchange)
+        self._dead_letters = await connection.channel(publisher_confirms=True)
+        self.start = await self._start_offset(queue)
+        self._queue = queue
+        self._consumer_tag = await queue.consume(
+            self._on_message, arguments={STREAM_OFFSET: self.start}
+        )
+        logger.info(
+            "AMQP stream %s: epoch %s, reading from %s", self.queue_name, self.epoch, self.start
+        )
+
+    async def probe(self, offset: int | str) -> tuple[int, str] | None:
+        """The offset and identity of the first message at ``offset`` or later, if one comes
+        within ``stream.probe_timeout`` (on a channel of its own, closed afterwards)."""
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            await channel.set_qos(prefetch_count=1)
+            queue = await channel.get_queue(self.queue_name, ensure=False)
+            first: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+
+            async def take(message: AbstractIncomingMessage) -> None:
+                if not first.done():
+                    at = stream_offset(message)
+                    first.set_result((at, message_identity(at, message)))
+
+            await queue.consume(take, arguments={STREAM_OFFSET: offset})
+            try:
+                return await asyncio.wait_for(first, self.settings.stream.probe_timeout)
+            except TimeoutError:
+                return None
+        finally:
+            await channel.close()
+
+    async def tail(self) -> int | None:
+        """The stream's last offset: the most a reader from ``last`` (its last chunk) gets
+        before a quiet 0.2 s (None: the stream is empty)."""
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            await channel.set_qos(prefetch_count=self.settings.prefetch_count)
+            queue = await channel.get_queue(self.queue_name, ensure=False)
+            offsets: asyncio.Queue[int] = asyncio.Queue()
+
+            async def take(message: AbstractIncomingMessage) -> None:
+                offsets.put_nowait(stream_offset(message))
+                await message.ack()
+
+            await queue.consume(take, arguments={STREAM_OFFSET: "last"})
+            last: int | None = None
+            wait = self.settings.stream.probe_timeout
+            while True:
+                try:
+                    offset = await asyncio.wait_for(offsets.get(), wait)
+                except TimeoutError:
+                    return last
+                last = offset if last is None else max(last, offset)
+                wait = 0.2
+        finally:
+            await channel.close()
+
+    async def _start_offset(self, queue: AbstractQueue) -> int | str:
+        """Where to consume from: ``stream.fill`` pushes before the resume point, read back
+        (``refill``) so that channel history holds what the node delivered before it stopped."""
+        start = await self._choose_start()
+        self.resume_at = start if isinstance(start, int) else None
+        self.opened_at = None
+        if isinstance(start, int) and self.epoch is not None:
+            fill = self.settings.stream.fill
+            if fill and start > (self.head or 0):
+                start = max(start - fill, self.head or 0)
+            self.opened_at = Position(self.epoch, start - 1)
+        return start
+
+    async def _choose_start(self) -> int | str:
+        head = await self.probe("first")
+        self.head = head[0] if head else None
+        self.epoch = head[1] if head else None
+        saved = self.offsets.load()
+        if saved is None:
+            if head is None:
+                return "first"
+            tail = await self.tail()  # a new node: after what the stream holds now
+            return "next" if tail is None else tail + 1
+        if head is not None and saved.epoch == self.epoch:
+            return saved.offset + 1
+        there = await self.probe(saved.offset) if head is not None else None
+        if there == (saved.offset, saved.identity):
+            return saved.offset + 1  # the same stream; its head moved (retention)
+        logger.warning(
+            "AMQP stream %s no longer holds offset %s that this node handled last: it was "
+            "recreated; reading it from the beginning (epoch %s -> %s)",
+            self.queue_name,
+            saved.offset,
+            saved.epoch,
+            self.epoch,
+        )
+        return "first"
+
+    def _delivery(self, message: AbstractIncomingMessage) -> AmqpDelivery:
+        offset = stream_offset(message)
+        if self.epoch is None:  # the stream was empty at open: its first message names it
+            self.epoch = message_identity(offset, message)
+        delivery = AmqpStreamDelivery(message, self, Position(self.epoch, offset))
+        delivery.refill = self.resume_at is not None and offset < self.resume_at
+        return delivery
+
+    def handled(self, delivery: AmqpStreamDelivery) -> None:
+        """Write down the offset of the last push the node is done with (not a refill's)."""
+        position = delivery.position
+        assert position is not None
+        if delivery.refill:
+            return
+        identity = message_identity(position.offset, delivery.message)
+        self.offsets.save(SavedOffset(position.epoch, position.offset, identity))
+
+    async def close(self) -> None:
+        await super().close()
+        self.offsets.unlock()
+
+
 class AmqpServerPushHandler(ServerPushHandler):
     """Consumes the push queue (an ``AmqpReceiver``) and hands every message to its topic.
 
@@ -555,8 +926,12 @@ class AmqpServerPushHandler(ServerPushHandler):
         self.settings = settings
         self.node_id = node_id or default_node_id()
         self.per_node = settings.queue_mode == "per_node"
-        self.queue_name = (
-            f"{settings.queue_name}.{self.node_id}" if self.per_node else settings.queue_name
-        )
-        self.amqp = AmqpReceiver(settings, self.queue_name, self.node_id, self.per_node)
+        self.amqp: AmqpReceiver
+        if settings.queue_mode == "stream":
+            self.amqp = AmqpStreamReceiver(settings, self.node_id)
+        else:
+            name = settings.queue_name
+            queue_name = f"{name}.{self.node_id}" if self.per_node else name
+            self.amqp = AmqpReceiver(settings, queue_name, self.node_id, self.per_node)
+        self.queue_name = self.amqp.queue_name
         super().__init__(router, dispatcher, self.amqp, dedup_window=settings.dedup_window)

@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
@@ -27,6 +28,7 @@ from gos_web_socket.app.server.wamp1 import PUBLISH, WELCOME
 from gos_web_socket.app.transports.base import Pusher
 
 if TYPE_CHECKING:
+    from gos_web_socket.app.events import EventDispatcher
     from gos_web_socket.app.router import Router
     from gos_web_socket.settings.models import WampSettings
 
@@ -102,8 +104,13 @@ class WampPusher(Pusher):
 
     name = "wamp"
 
-    def __init__(self, settings: WampSettings, router: Router) -> None:
-        super().__init__(router)
+    def __init__(
+        self,
+        settings: WampSettings,
+        router: Router,
+        dispatcher: EventDispatcher | Callable[[], EventDispatcher] | None = None,
+    ) -> None:
+        super().__init__(router, settings=settings, dispatcher=dispatcher)
         self.settings = settings
         scheme = "wss" if settings.ssl else "ws"
         self.url = f"{scheme}://{settings.host}:{settings.port}/"
@@ -196,7 +203,7 @@ class WampPusher(Pusher):
         if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.create_task(self._reconnect(), name="wamp-pusher")
 
-    async def close(self) -> None:
+    async def disconnect(self) -> None:
         """Stop reconnecting and close the connection (1000); a later push connects again."""
         self._closing = True
         try:

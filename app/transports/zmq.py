@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -131,8 +131,13 @@ class ZmqPusher(Pusher):
 
     name = "zmq"
 
-    def __init__(self, settings: ZmqSettings, router: Router) -> None:
-        super().__init__(router)
+    def __init__(
+        self,
+        settings: ZmqSettings,
+        router: Router,
+        dispatcher: EventDispatcher | Callable[[], EventDispatcher] | None = None,
+    ) -> None:
+        super().__init__(router, settings=settings, dispatcher=dispatcher)
         self.settings = settings
         self.endpoint = endpoint(settings)
         linger = settings.linger if settings.linger >= 0 else _ms(settings.send_timeout)
@@ -194,7 +199,7 @@ class ZmqPusher(Pusher):
         finally:
             self._waiting -= 1
 
-    async def close(self) -> None:
+    async def disconnect(self) -> None:
         """Close the socket; queued messages get the bounded linger to reach the handler."""
         self._forget_connection()
 

@@ -42,13 +42,13 @@ class LinePusher(Pusher):
                 await self._writer.drain()
                 return
             except OSError as exc:
-                await self.close()
+                await self.disconnect()
                 if attempt == 2:
                     raise PushFailed(
                         f"no line receiver at {self.host}:{self.port}: {exc}", transport=self.name
                     ) from exc
 
-    async def close(self) -> None:
+    async def disconnect(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()

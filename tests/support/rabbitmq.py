@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,6 +30,21 @@ def free_port() -> int:
         return port
 
 
+def low_port() -> int:
+    """A free loopback port in 20000-32767, below Linux's ephemeral range (32768-60999): no
+    client socket of another process, nor its TIME-WAIT, can hold it. Erlang binds the
+    distribution port without SO_REUSEADDR, so a port from the ephemeral range sometimes fails
+    with dist_port_already_used on a busy machine."""
+    while True:
+        port = random.randrange(20000, 32768)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 class RabbitMQNode:
     """One broker in a temp dir, listening on 127.0.0.1 only (AMQP, dist port and epmd)."""
 
@@ -40,8 +56,8 @@ class RabbitMQNode:
             )
         self.dir = Path(tempfile.mkdtemp(prefix="gos-rabbit-"))
         self.port = free_port()
-        self.dist_port = free_port()
-        self.epmd_port = free_port()
+        self.dist_port = low_port()
+        self.epmd_port = low_port()
         self.nodename = f"gostest{self.port}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self._process: subprocess.Popen[bytes] | None = None

@@ -19,6 +19,7 @@ from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.server.handlers import TopicHandler
 from gos_web_socket.app.server.rpc import RpcHandler
+from gos_web_socket.app.testing import LinkedMemoryPusher, WampTestClient, running, url_of
 from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from gos_web_socket.app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 from gos_web_socket.app.transports.wamp import WampPusher
@@ -161,3 +162,40 @@ async def test_wired_user_module_gets_pushers_by_id_and_overrides(
     with container.gos_web_socket.zmq.pusher.override(fake):
         assert sample_user_module.notify_room("42") is fake
     assert isinstance(sample_user_module.notify_room("42"), ZmqPusher)
+
+
+ROOT = containers.Container.gos_web_socket
+
+
+class WithOwnTransport(containers.Container):
+    """A user's container declaring its own pusher and push handler pair, by alias."""
+
+    own_handler = providers.Singleton(
+        InMemoryServerPushHandler, router=ROOT.router, dispatcher=ROOT.event_dispatcher
+    )
+    push_handlers = providers.Dict(own=own_handler)
+    pushers = providers.Dict(
+        own=providers.Singleton(
+            LinkedMemoryPusher, router=ROOT.router, handler=own_handler.provider
+        )
+    )
+
+
+async def test_a_subclass_declares_its_pusher_and_push_handler_as_dicts() -> None:
+    """Dicts on the subclass land in the registries, bound to that instance's router and server:
+    a push through the declared pusher reaches a subscriber via the declared handler."""
+    async with running(WithOwnTransport) as container:
+        pushers = containers.get_service(container, "gos_web_socket.pusher_registry")
+        handlers = containers.get_service(container, "gos_web_socket.server_push_handler.registry")
+        assert pushers["own"].router is containers.get_service(container, "gos_web_socket.router")
+        assert isinstance(handlers["own"], InMemoryServerPushHandler)
+        client = await WampTestClient.connect(url_of(container))
+        client.subscribe("acme/channel/lobby")
+        await client.call("acme/rpc/sum", 1)  # its SUBSCRIBE is handled by now
+        await pushers["own"].push({"msg": "hi"}, "acme_topic", {"room": "lobby"})
+        event = await client.next_event("acme/channel/lobby", timeout=5)
+        await client.close()
+    assert event == {"msg": "hi"}
+    assert "own" not in containers.get_service(
+        containers.create_container(), "gos_web_socket.pusher_registry"
+    )  # the class body's providers are per subclass, not added to ours

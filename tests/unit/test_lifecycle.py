@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -90,3 +92,31 @@ async def test_a_listener_that_cannot_bind_stops_start_and_leaves_nothing_runnin
     finally:
         taken.close()
         await taken.wait_closed()
+
+
+async def test_start_freezes_the_start_up_heap_and_stop_releases_it() -> None:
+    """After start() the objects start-up made are out of the collector's scans (gc.freeze),
+    objects made later are still collected, and stop() hands the frozen ones back."""
+    container = make_container()
+    runtime = service(container, RUNTIME)
+    await runtime.start()
+    try:
+        assert gc.get_freeze_count() > 1000
+        assert service(container, SERVER) not in gc.get_objects()  # frozen: not scanned
+        later: list[object] = []
+        later.append(later)  # a cycle made after start-up
+        probe = weakref.ref(Cyclic(later))
+        del later
+        gc.collect()
+        assert probe() is None
+    finally:
+        await runtime.stop()
+    assert gc.get_freeze_count() == 0
+
+
+class Cyclic:
+    """A weak-referenceable object inside a reference cycle."""
+
+    def __init__(self, other: list[object]) -> None:
+        self.me = self
+        self.other = other

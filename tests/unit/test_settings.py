@@ -199,7 +199,9 @@ def test_unknown_key_is_named_with_the_allowed_keys(tmp_path: Path) -> None:
     """A misspelt key is called a key, and the line lists what the node accepts."""
     text = "gos_web_socket:\n  pushers:\n    amqp: {prot: 5672, login: a, password: b}\n"
     (line,) = problems(write(tmp_path, text))
-    assert line.startswith("unknown key pushers.amqp.prot (allowed: enabled, host, port, login,")
+    assert line.startswith(
+        "unknown key pushers.amqp.prot (allowed: enabled, confirm_mode, max_in_flight, host, port,"
+    )
     assert "exchange_name" in line and "prot," not in line and "default" not in line
 
 
@@ -318,7 +320,7 @@ def test_custom_node_errors_name_the_key_under_pushers(tmp_path: Path) -> None:
         load_settings(write(tmp_path, text)).pushers.node("mine", MineSettings)
     assert sorted(info.value.problems) == [
         "pushers.mine.port: 70000 is not allowed: Input should be less than or equal to 65535",
-        "unknown key pushers.mine.prot (allowed: enabled, host, port)",
+        "unknown key pushers.mine.prot (allowed: enabled, confirm_mode, max_in_flight, host, port)",
     ]
 
 

@@ -1,0 +1,302 @@
+"""Channel history: the last pushes of a channel, each with a position, and recovery from one.
+
+A position is ``(epoch, offset)``. Offsets grow with every push a log takes; the epoch names
+the log, and changes whenever offsets could repeat:
+
+- in ``queue_mode: stream`` the log is the RabbitMQ stream: the offset is the stream offset
+  and the epoch identifies the stream (app/transports/amqp.py), the same on every node;
+- otherwise (ZeroMQ, memory, AMQP queues) the log is this process: a counter, and an epoch
+  drawn at random when the process starts.
+
+The push handler says which position the push it is delivering has (``pushing``); a topic
+whose route keeps history records what it broadcasts during that push under that position.
+A client that comes back with the last position it saw gets everything after it when the
+history still holds it (``recovered``), or is told that it cannot (``recovered: false``: the
+epoch changed or the history was cut), so that the application reloads its state.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gos_web_socket.app.exceptions import ProtocolError, ResourceNotFound
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.router import Router
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a push is in its log: ``offset`` within ``epoch``."""
+
+    epoch: str
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+    @classmethod
+    def parse(cls, value: Any, what: str) -> Position | None:
+        """``{"epoch": str, "offset": int}`` from a client, None for null; else ProtocolError."""
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ProtocolError(f"{what} must be a dict with epoch and offset")
+        epoch, offset = value.get("epoch"), value.get("offset")
+        if not isinstance(epoch, str) or type(offset) is not int or offset < -1:
+            raise ProtocolError(f"{what} needs epoch (a string) and offset (an integer >= -1)")
+        return cls(epoch, offset)
+
+
+class LocalLog:
+    """The log of a process without a broker log: an epoch per start and a counter."""
+
+    def __init__(self) -> None:
+        self.epoch = secrets.token_hex(6)
+        self._offsets = itertools.count()
+        self.last = -1
+
+    def next(self) -> Position:
+        self.last = next(self._offsets)
+        return Position(self.epoch, self.last)
+
+    def current(self) -> Position:
+        """The last position handed out (offset -1: none yet)."""
+        return Position(self.epoch, self.last)
+
+
+LOCAL = LocalLog()
+"""This process's log: positions of pushes that come from no broker log."""
+
+pushing: contextvars.ContextVar[Position | None] = contextvars.ContextVar(
+    "gos_pushing", default=None
+)
+"""The position of the push being delivered (set by the push handler around ``on_push``)."""
+
+filling: contextvars.ContextVar[bool] = contextvars.ContextVar("gos_filling", default=False)
+"""True while a node refills history from its log: broadcasts are recorded, and sent only to
+clients that recovered on this node (``Topic.replay``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One recorded broadcast: its position and the payload the subscribers got."""
+
+    position: Position
+    payload: Any
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a client coming back from ``since`` gets: what it missed, and whether that is all.
+
+    ``position`` is where the client stands afterwards (the last replayed publication, or the
+    channel's current position when nothing was missed); ``recovered`` is False when some
+    publications after ``since`` are no longer known (another epoch, history cut).
+    """
+
+    publications: list[Publication]
+    recovered: bool
+    position: Position | None
+
+    def as_dict(self, with_publications: bool = True) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "recovered": self.recovered,
+            "position": self.position.as_dict() if self.position else None,
+        }
+        if with_publications:
+            answer["publications"] = [
+                {**p.position.as_dict(), "data": p.payload} for p in self.publications
+            ]
+        return answer
+
+
+class ChannelHistory:
+    """The last ``size`` publications of one channel, each kept ``ttl`` seconds at most.
+
+    ``complete_after`` is the offset after which nothing was dropped: a recovery from an offset
+    at or above it is complete. A new history (a channel first seen, a node just started) is
+    complete only from its first publication on, unless a fill says more.
+    """
+
+    __slots__ = ("channel", "size", "ttl", "epoch", "complete_after", "_items", "_clock")
+
+    def __init__(
+        self,
+        channel: str,
+        size: int,
+        ttl: float,
+        since: Position | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.channel = channel
+        self.size = size
+        self.ttl = ttl
+        self.epoch: str | None = since.epoch if since else None
+        self.complete_after: int | None = since.offset if since else None
+        self._items: deque[Publication] = deque()
+        self._clock = clock
+
+    def record(self, position: Position, payload: Any) -> None:
+        """Keep one publication; another epoch starts the history afresh."""
+        if position.epoch != self.epoch:
+            self.epoch = position.epoch
+            self._items.clear()
+            self.complete_after = position.offset - 1
+        elif self._items and position.offset <= self._items[-1].position.offset:
+            return  # already kept (a fill that overlaps live pushes)
+        self._items.append(Publication(position, payload, self._clock()))
+        self._trim()
+
+    def _trim(self) -> None:
+        items = self._items
+        cutoff = self._clock() - self.ttl
+        while items and (len(items) > self.size or items[0].at < cutoff):
+            self.complete_after = items.popleft().position.offset
+
+    @property
+    def position(self) -> Position | None:
+        """The last publication's position (None: nothing kept yet)."""
+        self._trim()
+        return self._items[-1].position if self._items else None
+
+    def since(self, since: Position) -> Recovery:
+        """Every publication after ``since`` and whether that is all of them."""
+        self._trim()
+        if self.epoch is None:
+            return Recovery([], False, None)
+        if since.epoch != self.epoch:
+            return Recovery([], False, self.position)
+        missed = [p for p in self._items if p.position.offset > since.offset]
+        complete = self.complete_after is not None and since.offset >= self.complete_after
+        last = missed[-1].position if missed else (self.position or since)
+        return Recovery(missed, complete, last)
+
+    def current(self, log: Position | None) -> Position | None:
+        """Where a client that saw everything stands: the last publication, or the log's."""
+        mine = self.position
+        if log is None or log.epoch != self.epoch:
+            return mine
+        return log if mine is None or log.offset > mine.offset else mine
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Publication]:
+        return iter(list(self._items))
+
+
+class HistoryStore:
+    """Every channel's history, created when a route that keeps one first needs it.
+
+    ``limits(channel)`` answers the route's ``(size, ttl)`` or None; the store asks once per
+    channel it meets. The store also follows the log (``note``, every push delivered): from
+    the first push of an epoch on it has seen every later one, in order, so a history created
+    afterwards is complete from that point on (``begin``) even for a channel it never had.
+    """
+
+    def __init__(
+        self,
+        limits: Callable[[str], tuple[int, float] | None],
+        log: LocalLog | None = None,
+        origin: Callable[[], Position | None] | None = None,
+    ) -> None:
+        self._limits = limits
+        self._origin = origin
+        """Where a broker log's reader started (``Receiver.opened_at``), asked until known."""
+        self._channels: dict[str, ChannelHistory] = {}
+        self._without: set[str] = set()
+        self.begin: Position | None = log.current() if log else None
+        """The position after which this node saw every push of the epoch (``log``: this
+        process's log, when no broker log numbers the pushes)."""
+        self.last: Position | None = self.begin
+        """The last push this node delivered."""
+        self.replayed = 0
+        """Publications sent to clients by recoveries."""
+        self.recoveries: dict[bool, int] = {True: 0, False: 0}
+        """Recoveries by outcome (complete: True)."""
+
+    def note(self, position: Position) -> None:
+        """A push at ``position`` is being delivered (logs deliver in order, gap-free)."""
+        begin = self._begin()
+        if begin is None or position.epoch != begin.epoch:
+            self.begin = Position(position.epoch, position.offset - 1)
+        self.last = position
+
+    def _begin(self) -> Position | None:
+        if self.begin is None and self._origin is not None:
+            self.begin = self.last = self._origin()
+        return self.begin
+
+    def channel(self, channel: str) -> ChannelHistory | None:
+        """The channel's history; None when its route keeps none."""
+        history = self._channels.get(channel)
+        if history is not None or channel in self._without:
+            return history
+        limits = self._limits(channel)
+        if limits is None:
+            if len(self._without) > 100_000:
+                self._without.clear()
+            self._without.add(channel)
+            return None
+        size, ttl = limits
+        history = self._channels[channel] = ChannelHistory(channel, size, ttl, self._begin())
+        return history
+
+    def record(self, history: ChannelHistory, payload: Any) -> Position | None:
+        """Record a broadcast made while a push is delivered; its position, or None."""
+        position = pushing.get()
+        if position is None:
+            return None
+        history.record(position, payload)
+        return position
+
+    def recover(self, channel: str, since: Position | None) -> Recovery:
+        """What a client of ``channel`` missed after ``since`` (None: just where it stands)."""
+        history = self.channel(channel)
+        if history is None:
+            return Recovery([], False, None)
+        if since is None:
+            return Recovery([], True, history.current(self.last))
+        recovery = history.since(since)
+        if not recovery.publications:  # where it stands now: the channel's or the log's
+            now = history.current(self.last)
+            if recovery.recovered and (now is None or now.offset < since.offset):
+                now = since  # a node still reading its fill is behind the client: never back
+            recovery = Recovery([], recovery.recovered, now)
+        self.recoveries[recovery.recovered] += 1
+        self.replayed += len(recovery.publications)
+        return recovery
+
+    def sweep(self) -> None:
+        """Forget channels whose history emptied (ttl). What they dropped stays dropped: a
+        history made for such a channel later is complete only after the last of it."""
+        for name in [n for n, h in self._channels.items() if h.position is None]:
+            history = self._channels.pop(name)
+            begin, dropped = self.begin, history.complete_after
+            if begin is not None and dropped is not None and history.epoch == begin.epoch:
+                self.begin = Position(begin.epoch, max(begin.offset, dropped))
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+
+def route_limits(router: Router) -> Callable[[str], tuple[int, float] | None]:
+    """``HistoryStore`` limits from the routes' ``history: {size, ttl}``."""
+
+    def limits(channel: str) -> tuple[int, float] | None:
+        try:
+            history = router.match(channel).route.history
+        except ResourceNotFound:
+            return None
+        return None if history is None else (history.size, history.ttl)
+
+    return limits

@@ -1,0 +1,1 @@
+"""A Django site whose notes reach the browsers of their room when saved."""

@@ -1,0 +1,43 @@
+"""FastAPI (async): the pusher opened and closed by the lifespan, a route that pushes.
+
+Run: ``uvicorn fastapi_app:app`` in this directory, with ``make run`` serving, then
+``curl -X POST -H 'Content-Type: application/json' -d '{"text": "hi"}'
+http://127.0.0.1:8000/rooms/lobby/messages``. Plain Starlette: starlette_app.py.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel
+
+from gos_web_socket import containers
+from gos_web_socket.app.transports.base import Pusher
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    container = containers.create_container()  # settings + GOS_WEB_SOCKET__* environment
+    async with containers.get_service(container, "gos_web_socket.zmq.pusher") as pusher:
+        yield {"pusher": pusher}  # request.state.pusher until shutdown, then closed
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+def get_pusher(request: Request) -> Pusher:
+    pusher: Pusher = request.state.pusher
+    return pusher
+
+
+class Message(BaseModel):
+    text: str
+
+
+@app.post("/rooms/{room}/messages", status_code=201)
+async def post_message(
+    room: str, message: Message, pusher: Annotated[Pusher, Depends(get_pusher)]
+) -> dict[str, bool]:
+    await pusher.push(message.model_dump(), "acme_topic", {"room": room})
+    return {"pushed": True}

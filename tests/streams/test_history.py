@@ -1,0 +1,121 @@
+"""Channel history on its own: positions, size and ttl limits, what a recovery may claim."""
+
+from __future__ import annotations
+
+import pytest
+
+from gos_web_socket.app.exceptions import ProtocolError, RouteDefinitionError
+from gos_web_socket.app.history import ChannelHistory, HistoryStore, LocalLog, Position
+from gos_web_socket.app.router import load_routes_from_mapping
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_size_limit_makes_an_older_position_incomplete() -> None:
+    """Past size, the oldest go; a client from before them is told incomplete."""
+    history = ChannelHistory("c", size=3, ttl=60, since=Position("e", -1))
+    for offset in range(5):
+        history.record(Position("e", offset), offset)
+    assert [p.payload for p in history] == [2, 3, 4]
+    assert history.since(Position("e", 1)).recovered is True
+    old = history.since(Position("e", 0))
+    assert old.recovered is False and [p.payload for p in old.publications] == [2, 3, 4]
+
+
+def test_ttl_drops_publications_and_completeness_with_them() -> None:
+    """After ttl seconds a publication is gone, and so is a complete recovery from before it."""
+    clock = Clock()
+    history = ChannelHistory("c", size=100, ttl=10, since=Position("e", -1), clock=clock)
+    history.record(Position("e", 0), "a")
+    clock.now = 5
+    history.record(Position("e", 7), "b")
+    clock.now = 12
+    assert [p.payload for p in history.since(Position("e", -1)).publications] == ["b"]
+    assert history.since(Position("e", -1)).recovered is False
+    assert history.since(Position("e", 0)).recovered is True
+
+
+def test_a_new_epoch_starts_afresh() -> None:
+    """A publication of another epoch clears the history; the old epoch is not recovered."""
+    history = ChannelHistory("c", size=10, ttl=60, since=Position("old", -1))
+    history.record(Position("old", 0), "a")
+    history.record(Position("new", 0), "b")
+    assert history.since(Position("old", 0)).recovered is False
+    assert history.since(Position("new", -1)).recovered is True
+
+
+def test_the_store_is_complete_from_the_first_push_it_saw() -> None:
+    """A channel first seen after pushes on others is complete from the log's start."""
+    store = HistoryStore(lambda channel: (10, 60))
+    store.note(Position("e", 40))
+    store.note(Position("e", 41))
+    history = store.channel("late")
+    assert history is not None and history.complete_after == 39
+    assert store.recover("late", Position("e", 39)).recovered is True
+    assert store.recover("late", Position("e", 38)).recovered is False
+
+
+def test_sweeping_an_emptied_channel_keeps_its_losses() -> None:
+    """A channel forgotten after its ttl comes back complete only after what it dropped."""
+    clock = Clock()
+    store = HistoryStore(lambda channel: (10, 1), log=LocalLog())
+    history = store.channel("c")
+    assert history is not None
+    history._clock = clock  # type: ignore[misc]  # the ttl on a clock the test moves
+    epoch = history.epoch
+    assert epoch is not None
+    history.record(Position(epoch, 5), "a")
+    clock.now = 5
+    store.sweep()
+    assert len(store) == 0
+    assert store.recover("c", Position(epoch, 4)).recovered is False
+    assert store.recover("c", Position(epoch, 5)).recovered is True
+
+
+def test_local_logs_differ_per_process_start() -> None:
+    """Two local logs (two process starts) have different epochs, offsets from 0."""
+    one, two = LocalLog(), LocalLog()
+    assert one.epoch != two.epoch
+    assert one.next() == Position(one.epoch, 0) and one.next().offset == 1
+
+
+def test_a_client_position_must_be_well_formed() -> None:
+    """A position is {epoch: str, offset: int}; anything else is a protocol error."""
+    assert Position.parse({"epoch": "e", "offset": 3}, "p") == Position("e", 3)
+    for bad in ("x", {"epoch": 1, "offset": 1}, {"epoch": "e", "offset": "1"}, {"epoch": "e"}):
+        with pytest.raises(ProtocolError):
+            Position.parse(bad, "p")
+
+
+def test_a_route_history_needs_a_size_and_ttl_in_range() -> None:
+    """routing.yaml history: {size, ttl}; a bad value names the route, the key and the rule."""
+    routes = load_routes_from_mapping(
+        {"r": {"pattern": "a/{x}", "callback": "t", "history": {"size": 5, "ttl": 2}}}
+    )
+    history = routes.get("r").history  # type: ignore[union-attr]
+    assert history is not None and (history.size, history.ttl) == (5, 2.0)
+    with pytest.raises(RouteDefinitionError, match=r'route "r".*history.size: 0: expected'):
+        load_routes_from_mapping(
+            {"r": {"pattern": "a/{x}", "callback": "t", "history": {"size": 0}}}
+        )
+    with pytest.raises(RouteDefinitionError, match="history: 5: expected a mapping"):
+        load_routes_from_mapping({"r": {"pattern": "a/{x}", "callback": "t", "history": 5}})
+
+
+def test_a_recovery_never_moves_a_client_back() -> None:
+    """A node whose history is behind the client (still reading its fill) answers the client's
+    own position, not an older one."""
+    store = HistoryStore(lambda channel: (10, 60))
+    store.note(Position("e", 5))
+    history = store.channel("c")
+    assert history is not None
+    history.record(Position("e", 6), "a")
+    recovery = store.recover("c", Position("e", 40))
+    assert recovery.recovered is True and recovery.publications == []
+    assert recovery.position == Position("e", 40)
