@@ -12,6 +12,7 @@ import pytest
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateResponseAccept
 
+from gos_web_socket.app.history import Position
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import PushableTopic, Topic, WampServer
 from gos_web_socket.app.server.compression import DeflateFormat, deflate_frame, unframe
@@ -129,7 +130,14 @@ class Counting(WireFormat):
     def __init__(self) -> None:
         self.built = 0
 
-    def event_frame(self, topic: str, subscription: int, publication: int, payload: Any) -> bytes:
+    def event_frame(
+        self,
+        topic: str,
+        subscription: int,
+        publication: int,
+        payload: Any,
+        position: Position | None = None,
+    ) -> bytes:
         self.built += 1
         body = json.dumps([8, topic, payload]).encode()
         return bytes((0x81, 126)) + len(body).to_bytes(2, "big") + body
