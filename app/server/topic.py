@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
-from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery, filling
+from gos_web_socket.app.history import ChannelHistory, HistoryStore, Position, Recovery, filling
 from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
@@ -69,7 +69,8 @@ class Topic:
         self._subscribers: dict[str, Subscriber] = {}
         self._formats: dict[WireFormat, dict[str, Subscriber]] = {}
         """The subscribers again, grouped by wire format: one frame per group."""
-        self._recovering: set[str] = set()
+        self._recovering: dict[str, Position | None] = {}
+        """Clients that recovered here, and the position each one has reached."""
         """Session ids of subscribers that recovered here: they follow positions."""
 
     def broadcast(
@@ -93,10 +94,10 @@ class Topic:
             position = self.store.record(self.history, payload)
             if filling.get():
                 # A push handled before the node restarted: only clients that recovered here
-                # get it (their replay stopped short of it; they drop what they had).
-                if not self._recovering:
+                # and are behind it get it (their replay stopped short of it).
+                eligible = self._behind(position)
+                if not eligible:
                     return 0
-                eligible = self._recovering
         elif filling.get():
             return 0
         if not self._formats:
@@ -122,11 +123,26 @@ class Topic:
                     sent += 1
         return sent
 
+    def _behind(self, position: Position | None) -> list[str]:
+        """Recovered clients that have not reached ``position`` yet; they are moved to it."""
+        if position is None:
+            return []
+        behind = [
+            session_id
+            for session_id, reached in self._recovering.items()
+            if reached is None
+            or reached.epoch != position.epoch
+            or reached.offset < position.offset
+        ]
+        for session_id in behind:
+            self._recovering[session_id] = position
+        return behind
+
     def replay(self, connection: Subscriber, recovery: Recovery) -> None:
         """Write what a recovering client missed, each EVENT with its position; from now on it
         also gets the pushes this node reads back from its log (``filling``)."""
         if self.has(connection):
-            self._recovering.add(connection.session_id)
+            self._recovering[connection.session_id] = recovery.position
         wire, subscription = connection.wire_format, self.subscription_id
         for publication in recovery.publications:
             frame = wire.event_frame(
@@ -148,7 +164,7 @@ class Topic:
         if self._subscribers.get(session_id) is not connection:
             return
         del self._subscribers[session_id]
-        self._recovering.discard(session_id)
+        self._recovering.pop(session_id, None)
         wire = connection.wire_format
         members = self._formats[wire]
         del members[session_id]
