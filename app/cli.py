@@ -239,8 +239,13 @@ def _health(services: Services, args: argparse.Namespace, out: TextIO, err: Text
     return EXIT_OK if status == 200 else EXIT_FAILURE
 
 
+def _log_loop() -> None:
+    """Once started: a config error before that stays the only line."""
+    logger.info("event loop: %s", type(asyncio.get_running_loop()).__module__.partition(".")[0])
+
+
 async def _serve(services: Services) -> int:
-    await services("gos_web_socket.runtime").run()
+    await services("gos_web_socket.runtime").run(on_ready=_log_loop)
     return EXIT_OK
 
 
@@ -251,7 +256,11 @@ async def _serve_worker(services: Services, role: WorkerRole) -> int:
     ops = services("gos_web_socket.ops")
     link.on_parent_gone(runtime.stop_soon)
     try:
-        await runtime.run(on_ready=lambda: link.report(ops.port if ops.http.running else None))
+        def ready() -> None:
+            _log_loop()
+            link.report(ops.port if ops.http.running else None)
+
+        await runtime.run(on_ready=ready)
     finally:
         link.close()
     return EXIT_OK
@@ -285,7 +294,6 @@ def _run_loop(services: Services, main: Any) -> int:
     """Run the coroutine ``main()`` on the loop ``server.event_loop`` chooses."""
     factory = event_loop_factory(services("settings").server.event_loop)
     with asyncio.Runner(loop_factory=factory) as runner:
-        logger.info("event loop: %s", type(runner.get_loop()).__module__.partition(".")[0])
         result: int = runner.run(main())
         return result
 
