@@ -474,21 +474,27 @@ class AmqpReceiver(Receiver):
             " (adopted as it is)" if self.adopted else "",
         )
 
-    async def _open(self) -> None:
+    async def _connect(self, role: str) -> AbstractChannel:
+        """A fresh connection named ``role`` (as the broker's UI lists it) and its channel."""
         self._inbox = asyncio.Queue()
-        self.adopted = False
         timeout = self.settings.connect_timeout or self.settings.push_timeout
         connection = await asyncio.wait_for(
             aio_pika.connect(
                 broker_url(self.settings),
-                client_properties={"connection_name": f"gos push handler {self.node_id}"},
+                client_properties={"connection_name": f"gos {role} {self.node_id}"},
                 timeout=timeout,
             ),
             timeout,
         )
         self._connection = connection
         connection.close_callbacks.add(self._on_close)
-        channel = await self._open_channel()
+        return await self._open_channel()
+
+    async def _open(self) -> None:
+        self.adopted = False
+        channel = await self._connect("push handler")
+        connection = self._connection
+        assert connection is not None
         exchange = await declare_exchange(channel, self.settings)
         try:
             queue = await declare_queue(
@@ -771,19 +777,9 @@ class AmqpStreamReceiver(AmqpReceiver):
 
     async def _open(self) -> None:
         self.offsets.lock()
-        self._inbox = asyncio.Queue()
-        timeout = self.settings.connect_timeout or self.settings.push_timeout
-        connection = await asyncio.wait_for(
-            aio_pika.connect(
-                broker_url(self.settings),
-                client_properties={"connection_name": f"gos stream reader {self.node_id}"},
-                timeout=timeout,
-            ),
-            timeout,
-        )
-        self._connection = connection
-        connection.close_callbacks.add(self._on_close)
-        channel = await self._open_channel()
+        channel = await self._connect("stream reader")
+        connection = self._connection
+        assert connection is not None
         exchange = await declare_exchange(channel, self.settings)
         await channel.declare_queue(self.settings.dead_letter_queue, durable=True)
         queue = await declare_stream(channel, self.settings, exchange)
