@@ -64,7 +64,7 @@ SYSTEM_TABLE: dict[str, System] = {
     "ours-w2": System("ours-cli_server", "ours_pusher", env=_workers("2")),
     "ours-wauto": System("ours-cli_server", "ours_pusher", env=_workers("auto")),
 }
-SYSTEMS = ("ours", "sio", "raw", "picows", "websockets")
+SYSTEMS = ("ours", "ours-wauto", "sio", "raw", "picows", "websockets")
 """The default run; ``--systems`` may name any key of ``SYSTEM_TABLE``."""
 _SYNC_SYSTEMS = ("ours", "sio", "raw")
 """The sync-push figure is about the pusher; the coalescing raw limits push as raw does."""
