@@ -27,6 +27,7 @@ KINDS = {
     "picows_server": "bench.rawlimit:PicowsServer",
     "websockets_server": "bench.rawlimit:WebsocketsServer",
     "ours-uvloop_server": "bench.servers:OursServer",
+    "ours-cli_server": "bench.servers:OursCliServer",
     "raw_pusher": "bench.pushers:RawPusher",
     "sio_pusher": "bench.pushers:SioPusher",
     "ours_pusher": "bench.pushers:OursPusher",

@@ -159,6 +159,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     ]
     lines += sync_background_notes(rows)
     lines += uvloop_notes(rows)
+    lines += workers_notes(rows)
     for r in rows:
         if r["scenario"] == "sync_push" and r.get("transient_pushes_per_s"):
             lines.append(
@@ -199,6 +200,30 @@ def uvloop_notes(rows: list[dict[str, Any]]) -> list[str]:
                     f"- uvloop / asyncio, {label}, N={n:,}: {fmt(uvloop)} / {fmt(ours)} {unit} "
                     f"= {fmt(ratio(uvloop, ours))}"
                 )
+    return notes
+
+
+WORKER_SYSTEMS = {"ours-w1": "1", "ours-w2": "2", "ours-wauto": "auto"}
+"""The CLI variants (bench/runner.py SYSTEM_TABLE) and their ``server.workers``."""
+
+
+def workers_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """The CLI server with ``server.workers`` 1 / 2 / auto against in-process ours, python-socketio
+    and picows, figure by figure (the table's ``ours`` column is the in-process server)."""
+    table = lookup(rows)
+    notes = []
+    for system, workers in WORKER_SYSTEMS.items():
+        for scenario, metric, label, unit, _higher in FIGURES:
+            for n in sorted({r["n"] for r in rows}):
+                value = table.get((scenario, system, n), {}).get(metric)
+                if value is None:
+                    continue
+                parts = [f"- workers: {workers} ({system}), {label}, N={n:,}: {fmt(value)} {unit}"]
+                for other, name in (("ours", "ours"), ("sio", "socketio"), ("picows", "picows")):
+                    base = table.get((scenario, other, n), {}).get(metric)
+                    if base is not None:
+                        parts.append(f"{fmt(ratio(value, base))}x {name}")
+                notes.append(", ".join(parts))
     return notes
 
 

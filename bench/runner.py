@@ -37,6 +37,14 @@ class System:
     to another checkout, whose server this system runs (``BENCH_BASELINE``)."""
 
 
+def _workers(count: str) -> tuple[tuple[str, str], ...]:
+    """The environment of a CLI variant with ``server.workers: count``."""
+    return (
+        ("GOS_WEB_SOCKET__SERVER__WORKERS", count),
+        ("GOS_WEB_SOCKET__PUSHERS__AMQP__QUEUE_MODE", "per_node"),
+    )
+
+
 SYSTEM_TABLE: dict[str, System] = {
     "ours": System("ours_server", "ours_pusher"),
     "sio": System("sio_server", "sio_pusher", dialect="sio"),
@@ -49,17 +57,14 @@ SYSTEM_TABLE: dict[str, System] = {
     # Ours from another checkout, for an A/B in one run: BENCH_BASELINE=/tmp/base where
     # /tmp/base/gos_web_socket links to that checkout (e.g. main).
     "ours-baseline": System("ours_server", "ours_pusher", code_env="BENCH_BASELINE"),
-    # Our server as `make run` builds it with `server.workers` set through the environment
-    # (issue 18 item 1). Not in the default run until that setting exists in main: today the
-    # settings refuse the unknown key (server.workers: extra inputs are not permitted).
-    "ours-w2": System(
-        "ours_server", "ours_pusher", env=(("GOS_WEB_SOCKET__SERVER__WORKERS", "2"),)
-    ),
-    "ours-wauto": System(
-        "ours_server", "ours_pusher", env=(("GOS_WEB_SOCKET__SERVER__WORKERS", "auto"),)
-    ),
+    # `gos-websocket server` itself (the CLI, as `make run` starts it; bench/servers.py
+    # OursCliServer) with `server.workers` 1, 2 and auto (one per core). Only the CLI starts
+    # workers; AMQP then needs a queue per worker (queue_mode per_node), so all three use it.
+    "ours-w1": System("ours-cli_server", "ours_pusher", env=_workers("1")),
+    "ours-w2": System("ours-cli_server", "ours_pusher", env=_workers("2")),
+    "ours-wauto": System("ours-cli_server", "ours_pusher", env=_workers("auto")),
 }
-SYSTEMS = ("ours", "sio", "raw", "picows", "websockets")
+SYSTEMS = ("ours", "ours-wauto", "sio", "raw", "picows", "websockets")
 """The default run; ``--systems`` may name any key of ``SYSTEM_TABLE``."""
 _SYNC_SYSTEMS = ("ours", "sio", "raw")
 """The sync-push figure is about the pusher; the coalescing raw limits push as raw does."""
@@ -135,7 +140,7 @@ class Setup:
             kwargs["tag"] = uuid.uuid4().hex[:8]
         self.kwargs = kwargs
         server_kwargs = kwargs
-        if spec.server == "ours_server":
+        if spec.server in ("ours_server", "ours-cli_server"):
             server_kwargs = dict(kwargs, env=dict(spec.env), gc_freeze=spec.gc_freeze)
             if spec.code_env:
                 code = os.environ.get(spec.code_env, "")
@@ -274,6 +279,7 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
             "seconds": round(seconds, 4),
             "deliveries_per_s": round(got / seconds, 1),
             "pushes_per_s": round(got / n / seconds, 1),
+            "server_processes": len(setup.server_processes()),
             "server_cpu_s": round(cpu, 3),
             "server_cpu_us_per_delivery": round(cpu / max(got, 1) * 1e6, 3),
             "server_user_us_per_delivery": round(user / max(got, 1) * 1e6, 3),

@@ -9,6 +9,7 @@
 * ``SioServer``: python-socketio ``AsyncServer`` on aiohttp with ``AsyncAioPikaManager`` on the
   same broker, as shipped (its listener uses prefetch 1); clients ``join`` a room.
 * ``OursServer``: our ``WampServer`` with the AMQP or ZeroMQ server push handler.
+* ``OursCliServer``: ``gos-websocket server`` as a process of its own (``server.workers``).
 """
 
 from __future__ import annotations
@@ -224,3 +225,107 @@ class OursServer(Agent):
     async def close(self) -> None:
         if hasattr(self, "runtime"):
             await self.runtime.stop()
+
+
+class OursCliServer(Agent):
+    """``gos-websocket server`` as ``make run`` starts it, in a process of its own under this
+    agent: with ``server.workers`` above 1 it is the parent of the worker processes, which only
+    the CLI starts (``app/workers.py``). Settings are given the way an operator gives them:
+    ``GOS_WEB_SOCKET__...`` variables (``env`` adds the variant's, e.g. the worker count).
+    The runner's CPU and RSS figures add up this agent and every process under it.
+    """
+
+    def __init__(
+        self,
+        transport: str,
+        amqp_url: str = "",
+        zmq_port: int = 0,
+        env: dict[str, str] | None = None,
+        **_ignored: Any,
+    ) -> None:
+        self.transport = transport
+        self.amqp_url = amqp_url
+        self.zmq_port = zmq_port
+        self.env = env or {}
+        self.proc: asyncio.subprocess.Process | None = None
+
+    def _environment(self, ws_port: int, ops_port: int) -> dict[str, str]:
+        from urllib.parse import urlsplit
+
+        settings = {
+            "SERVER__HOST": "127.0.0.1",
+            "SERVER__PORT": str(ws_port),
+            "SERVER__HTTP__PORT": "0",
+            "SERVER__METRICS__HOST": "127.0.0.1",
+            "SERVER__METRICS__PORT": str(ops_port),
+            "PUSHERS__WAMP__ENABLED": "false",
+            "PUSHERS__ZMQ__ENABLED": "false",
+            "PUSHERS__AMQP__ENABLED": "false",
+            "LOGGING__LEVEL": "warning",
+        }
+        if self.transport == "amqp":
+            parts = urlsplit(self.amqp_url)
+            settings |= {
+                "PUSHERS__AMQP__ENABLED": "true",
+                "PUSHERS__AMQP__HOST": parts.hostname or "127.0.0.1",
+                "PUSHERS__AMQP__PORT": str(parts.port or 5672),
+                "PUSHERS__AMQP__LOGIN": parts.username or "guest",
+                "PUSHERS__AMQP__PASSWORD": parts.password or "guest",
+            }
+        elif self.transport == "zmq":
+            settings |= {
+                "PUSHERS__ZMQ__ENABLED": "true",
+                "PUSHERS__ZMQ__HOST": "127.0.0.1",
+                "PUSHERS__ZMQ__PORT": str(self.zmq_port),
+                "PUSHERS__ZMQ__LINGER": "0",
+            }
+        else:
+            raise ValueError(f"OursCliServer: transport {self.transport!r} (amqp or zmq)")
+        env = dict(os.environ)  # PYTHONPATH: a worktree's gos_web_socket alias reaches the CLI
+        env |= {f"GOS_WEB_SOCKET__{key}": value for key, value in settings.items()}
+        return env | self.env
+
+    async def do_start(self) -> int:
+        import tempfile
+
+        from bench.runner import free_port
+        from gos_web_socket.app.ops import check_health
+
+        ws_port, ops_port = free_port(), free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="gos-bench-cli-", suffix=".log")  # noqa: SIM115
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gos_web_socket.app",
+            "server",
+            env=self._environment(ws_port, ops_port),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        body: dict[str, Any] = {}
+        while body.get("status") != "ready":  # every worker up and its push handler consuming
+            if self.proc.returncode is not None or loop.time() > deadline:
+                self.log.seek(0)
+                tail = self.log.read()[-2000:].decode(errors="replace")
+                raise RuntimeError(f"gos-websocket server not ready ({body}):\n{tail}")
+            await asyncio.sleep(0.1)
+            try:
+                _status, body = await asyncio.to_thread(check_health, "127.0.0.1", ops_port, 2.0)
+            except OSError:
+                body = {}
+        return ws_port
+
+    async def close(self) -> None:
+        """SIGTERM, as an operator stops it (the parent stops its workers); SIGKILL after 15 s."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if hasattr(self, "log"):
+            self.log.close()

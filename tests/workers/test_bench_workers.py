@@ -1,0 +1,21 @@
+"""The benchmark's workers variants run the real CLI server with its worker processes."""
+
+from __future__ import annotations
+
+import psutil
+
+from bench.runner import Setup
+
+
+def test_bench_w2_runs_the_cli_parent_and_two_workers_and_counts_them() -> None:
+    """`ours-w2` serves subscribers from CLI workers, sums CPU over them, and stops them all."""
+    setup = Setup("ours-w2", "zmq", broker="")
+    try:
+        processes = setup.server_processes()
+        # the agent, the `gos-websocket server` parent, its two workers
+        assert len(processes) == 4
+        assert setup.connect(20, 1) == 20
+        assert setup.server_rss() > sum(p.memory_info().rss for p in processes[:1])
+    finally:
+        setup.stop()
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
