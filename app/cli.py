@@ -256,6 +256,7 @@ async def _serve_worker(services: Services, role: WorkerRole) -> int:
     ops = services("gos_web_socket.ops")
     link.on_parent_gone(runtime.stop_soon)
     try:
+
         def ready() -> None:
             _log_loop()
             link.report(ops.port if ops.http.running else None)
