@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from abc import ABC, abstractmethod
 from typing import Any
 
 from bench.agent import Agent
@@ -47,7 +48,7 @@ def text_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
-class CoalescingLimit(Agent):
+class CoalescingLimit(Agent, ABC):
     """Consumer, subscriptions and the per-turn flush; subclasses bring the WebSocket stack."""
 
     system = ""
@@ -66,13 +67,13 @@ class CoalescingLimit(Agent):
 
     # -- the WebSocket side -----------------------------------------------------------------
 
+    @abstractmethod
     async def listen(self) -> int:
         """Start the WebSocket server on a free port; return the port."""
-        raise NotImplementedError
 
+    @abstractmethod
     def send(self, subscribers: set[Any], events: list[bytes]) -> None:
         """Write ``events`` (EVENT payloads, in order) to every subscriber, once each."""
-        raise NotImplementedError
 
     def subscribe(self, client: Any, message: bytes) -> None:
         msg = json.loads(message)

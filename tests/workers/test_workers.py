@@ -8,6 +8,8 @@ import re
 import signal
 import socket
 
+from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.app.transports.zmq import ZmqPusher
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
@@ -17,11 +19,20 @@ from tests.workers.conftest import CHANNEL, health, pushers, spread_subscribers,
 PUSHES = 5
 
 
-async def receive_all(clients: list[WampTestClient], count: int) -> list[list[object]]:
-    """``count`` events from each client, then a pause in which no further one may come."""
+async def receive_all(
+    clients: list[WampTestClient], count: int, zmq: ZmqPusher, amqp: AmqpPusher
+) -> list[list[object]]:
+    """``count`` events from each client; then one marker through each pusher, and nothing
+    may come before the two markers (a push that arrived twice would)."""
     got = [[await c.next_event(CHANNEL, timeout=10) for _ in range(count)] for c in clients]
-    await asyncio.sleep(0.5)
-    assert all(c.unread_events() == [] for c in clients), "a push arrived twice"
+    markers = [{"marker": "zmq"}, {"marker": "amqp"}]
+    await zmq.push(markers[0], "acme_topic", {"room": "42"})
+    await amqp.push(markers[1], "acme_topic", {"room": "42"})
+    for client in clients:
+        after: list[object] = []
+        while not all(marker in after for marker in markers):
+            after.append(await client.next_event(CHANNEL, timeout=10))
+        assert sorted(after, key=str) == sorted(markers, key=str), "a push arrived twice"
     return got
 
 
@@ -36,7 +47,7 @@ async def test_every_client_on_every_worker_gets_each_push_exactly_once(
             await zmq.push({"via": "zmq", "n": n}, "acme_topic", {"room": "42"})
         for n in range(PUSHES):
             await amqp.push({"via": "amqp", "n": n}, "acme_topic", {"room": "42"})
-        got = await receive_all(clients, 2 * PUSHES)
+        got = await receive_all(clients, 2 * PUSHES, zmq, amqp)
         expected = [{"via": v, "n": n} for v in ("zmq", "amqp") for n in range(PUSHES)]
         assert all(events == expected for events in got)
     finally:
@@ -72,7 +83,7 @@ async def test_a_killed_worker_is_restarted_and_its_clients_reconnect(
     try:
         await zmq.push({"after": "restart"}, "acme_topic", {"room": "42"})
         await amqp.push({"after": "restart"}, "acme_topic", {"room": "42"})
-        got = await receive_all([*alive, *again], 2)
+        got = await receive_all([*alive, *again], 2, zmq, amqp)
         assert all(events == [{"after": "restart"}] * 2 for events in got)
     finally:
         await zmq.close()
