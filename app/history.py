@@ -17,19 +17,23 @@ epoch changed or the history was cut), so that the application reloads its state
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import itertools
+import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import ProtocolError, ResourceNotFound
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,7 @@ pushing: contextvars.ContextVar[Position | None] = contextvars.ContextVar(
 
 filling: contextvars.ContextVar[bool] = contextvars.ContextVar("gos_filling", default=False)
 """True while a node refills history from its log: broadcasts are recorded, and sent only to
-clients that recovered on this node (``Topic.replay``)."""
+clients that recovered on this node (``Topic.replay``). Also true while ``capturing``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,31 @@ class Publication:
     position: Position
     payload: Any
     at: float
+
+
+class Capture:
+    """What topics of ``channels`` broadcast while pushes read back from the log run again.
+
+    Set in ``capturing`` (with ``filling``) around such a push: a topic of one of these
+    channels hands its unfiltered broadcast here instead of recording or sending it.
+    """
+
+    __slots__ = ("channels", "publications")
+
+    def __init__(self, channels: frozenset[str]) -> None:
+        self.channels = channels
+        self.publications: dict[str, list[Publication]] = {c: [] for c in channels}
+
+    def take(self, channel: str, payload: Any) -> None:
+        position = pushing.get()
+        if position is not None and channel in self.channels:
+            self.publications[channel].append(Publication(position, payload, time.monotonic()))
+
+
+capturing: contextvars.ContextVar[Capture | None] = contextvars.ContextVar(
+    "gos_capturing", default=None
+)
+"""Set while a recovery reads pushes back from the log (``Backfill``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +223,104 @@ class ChannelHistory:
         return iter(list(self._items))
 
 
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """What one read of the log gave: the publications of the channels asked for, and the
+    offsets ``first``..``last`` it covered without a hole (None: it got nothing)."""
+
+    epoch: str | None
+    publications: dict[str, list[Publication]]
+    first: int | None
+    last: int | None
+
+    def part(
+        self, channel: str, epoch: str, first: int, last: int
+    ) -> tuple[list[Publication], bool]:
+        """The channel's publications at ``first``..``last`` of ``epoch``, and whether the read
+        held all of them."""
+        if epoch != self.epoch or self.first is None or self.last is None:
+            return [], False
+        mine = [p for p in self.publications.get(channel, ()) if first <= p.position.offset <= last]
+        return mine, self.first <= first and self.last >= last
+
+
+ReadLog = Callable[[int, int, frozenset[str]], Awaitable[ReadBack]]
+"""Reads the log back from one offset to another for some channels (the server's push handler
+of the stream, ``ServerPushHandler.read_back``)."""
+
+
+@dataclass(slots=True)
+class _Wanted:
+    channel: str
+    epoch: str
+    first: int
+    last: int
+    answer: asyncio.Future[tuple[list[Publication], bool]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Backfill:
+    """Serves the part of a recovery that is older than a channel's history, from the log.
+
+    A node that started after a client's position (or whose history was cut) reads the stream
+    back for it. One read covers at most ``limit`` offsets; recoveries asked for while a read
+    runs wait for the next one, which serves every one of them that fits in one range, so a
+    mass reconnect reads the log a few times, not once per client.
+    """
+
+    def __init__(self, read: ReadLog, limit: int) -> None:
+        self._read = read
+        self.limit = limit
+        self._waiting: list[_Wanted] = []
+        self._task: asyncio.Task[None] | None = None
+        self.reads = 0
+        """Reads of the log made so far (metrics)."""
+
+    async def fetch(
+        self, channel: str, epoch: str, first: int, last: int
+    ) -> tuple[list[Publication], bool]:
+        """The channel's publications at offsets ``first``..``last`` of ``epoch`` and whether
+        the log still held all of them (False also past ``limit``, or when the read failed)."""
+        if last - first + 1 > self.limit:
+            return [], False
+        wanted = _Wanted(channel, epoch, first, last)
+        self._waiting.append(wanted)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._serve())
+        return await asyncio.shield(wanted.answer)
+
+    def _take(self) -> list[_Wanted]:
+        """The oldest waiting recovery and every other that fits in one read with it."""
+        first, last = self._waiting[0].first, self._waiting[0].last
+        batch, rest = [], []
+        for wanted in self._waiting:
+            low, high = min(first, wanted.first), max(last, wanted.last)
+            if high - low + 1 <= self.limit:
+                batch.append(wanted)
+                first, last = low, high
+            else:
+                rest.append(wanted)
+        self._waiting = rest
+        return batch
+
+    async def _serve(self) -> None:
+        while self._waiting:
+            batch = self._take()
+            first, last = min(w.first for w in batch), max(w.last for w in batch)
+            channels = frozenset(w.channel for w in batch)
+            self.reads += 1
+            try:
+                read = await self._read(first, last, channels)
+            except Exception as exc:
+                logger.warning("reading the log back (%d..%d) failed: %r", first, last, exc)
+                read = ReadBack(None, {}, None, None)
+            for wanted in batch:
+                if not wanted.answer.done():
+                    part = read.part(wanted.channel, wanted.epoch, wanted.first, wanted.last)
+                    wanted.answer.set_result(part)
+
+
 class HistoryStore:
     """Every channel's history, created when a route that keeps one first needs it.
 
@@ -208,10 +335,13 @@ class HistoryStore:
         limits: Callable[[str], tuple[int, float] | None],
         log: LocalLog | None = None,
         origin: Callable[[], Position | None] | None = None,
+        backfill: Backfill | None = None,
     ) -> None:
         self._limits = limits
         self._origin = origin
         """Where a broker log's reader started (``Receiver.opened_at``), asked until known."""
+        self.backfill = backfill
+        """Reads what a history lacks back from the broker log (stream mode), else None."""
         self._channels: dict[str, ChannelHistory] = {}
         self._without: set[str] = set()
         self.begin: Position | None = log.current() if log else None
@@ -259,8 +389,37 @@ class HistoryStore:
         history.record(position, payload)
         return position
 
-    def recover(self, channel: str, since: Position | None) -> Recovery:
-        """What a client of ``channel`` missed after ``since`` (None: just where it stands)."""
+    def gap(self, channel: str, since: Position | None) -> tuple[int, int] | None:
+        """The offsets after ``since`` that the channel's history lacks and the log may still
+        hold (``backfill``); None when the history answers alone."""
+        history = self.channel(channel)
+        if self.backfill is None or since is None or history is None:
+            return None
+        after = history.complete_after
+        if history.epoch != since.epoch or after is None or since.offset >= after:
+            return None
+        return since.offset + 1, after
+
+    async def recover(self, channel: str, since: Position | None) -> Recovery:
+        """What a client of ``channel`` missed after ``since`` (None: just where it stands).
+
+        Without a ``gap`` this runs in one step (nothing is awaited). With one, the part the
+        history lacks is read back from the log first and the history's part taken after it.
+        """
+        gap = self.gap(channel, since)
+        if gap is None:
+            recovery = self._from_history(channel, since)
+        else:
+            assert since is not None and self.backfill is not None
+            older, whole = await self.backfill.fetch(channel, since.epoch, *gap)
+            recovery = self._from_history(channel, Position(since.epoch, gap[1]))
+            recovery = self._join(channel, older, whole, recovery)
+        if since is not None and channel in self._channels:
+            self.recoveries[recovery.recovered] += 1
+            self.replayed += len(recovery.publications)
+        return recovery
+
+    def _from_history(self, channel: str, since: Position | None) -> Recovery:
         history = self.channel(channel)
         if history is None:
             return Recovery([], False, None)
@@ -272,9 +431,21 @@ class HistoryStore:
             if recovery.recovered and (now is None or now.offset < since.offset):
                 now = since  # a node still reading its fill is behind the client: never back
             recovery = Recovery([], recovery.recovered, now)
-        self.recoveries[recovery.recovered] += 1
-        self.replayed += len(recovery.publications)
         return recovery
+
+    def _join(
+        self, channel: str, older: list[Publication], whole: bool, newer: Recovery
+    ) -> Recovery:
+        """What the log gave, then what the history has; at most the route's ``size`` of them
+        (more is incomplete, as a history of that size would have said)."""
+        publications = older + newer.publications
+        recovered = whole and newer.recovered
+        history = self.channel(channel)
+        size = history.size if history is not None else len(publications)
+        if len(publications) > size:
+            publications, recovered = publications[-size:], False
+        last = publications[-1].position if publications else None
+        return Recovery(publications, recovered, newer.position or last)
 
     def sweep(self) -> None:
         """Forget channels whose history emptied (ttl). What they dropped stays dropped: a

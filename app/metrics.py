@@ -156,7 +156,8 @@ class _Collector:
         yield from self._history_metrics()
 
     def _history_metrics(self) -> Iterable[Metric]:
-        """Recoveries by outcome, publications they replayed, channels keeping history."""
+        """Recoveries by outcome, publications they replayed, stream reads they needed,
+        channels keeping history."""
         history = self.metrics.server.history
         outcomes = {"complete": history.recoveries[True], "incomplete": history.recoveries[False]}
         yield _counts_by(
@@ -167,6 +168,12 @@ class _Collector:
         )
         yield _counter(
             "recovery_replayed", "Publications sent again by recoveries.", history.replayed
+        )
+        backfill = history.backfill
+        yield _counter(
+            "recovery_stream_reads",
+            "Reads of the stream for recoveries older than a channel's history (stream mode).",
+            backfill.reads if backfill is not None else 0,
         )
         yield GaugeMetricFamily(
             f"{NAMESPACE}_history_channels",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.auth.authorization import RouteRules
 from gos_web_socket.app.exceptions import NotAuthorized, ProtocolError, ResourceNotFound
-from gos_web_socket.app.history import Position, Recovery, pushing
+from gos_web_socket.app.history import Position, Recovery, capturing, pushing
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from gos_web_socket.app.server.manager import TopicManager
@@ -148,7 +148,7 @@ class Broker:
         WAMP v1 clients recover (v2 clients say ``_recover`` in SUBSCRIBE options instead).
         """
         if uri == HISTORY_RPC:
-            return self._history_call(connection, params)
+            return await self._history_call(connection, params)
         try:
             request = self.router.match(uri)
         except ResourceNotFound as exc:
@@ -161,23 +161,24 @@ class Broker:
     async def push(self, request: WampRequest, data: Any, provider: str) -> None:
         """Hand a routed push to its topic's ``on_push``; every failure is raised."""
         store = self.manager.history
-        if store is not None:
+        if store is not None and capturing.get() is None:  # a read-back push is not news
             position = pushing.get()
             if position is not None:
                 store.note(position)
         topic = self.manager.topic(request.matched)
         await self.topics.push(topic, request, data, provider)
 
-    def recover(self, topic: Topic, since: Position | None) -> Recovery:
+    async def recover(self, topic: Topic, since: Position | None) -> Recovery:
         """What a subscriber of ``topic`` missed after ``since``, for v1 and v2 alike.
 
-        Runs in one step with the write of its answer: a push that arrives later is live,
-        one that arrived before is in the answer (no gap; a client drops what it had).
+        What the channel's history lacks is read back from the stream first (stream mode,
+        ``HistoryStore.gap``). A v2 session holds the subscriber meanwhile (``Topic.hold``):
+        pushes broadcast in the meantime follow the answer, not precede it.
         """
         store = self.manager.history
         if store is None or topic.history is None:
             return Recovery([], False, None)
-        recovery = store.recover(topic.id, since)
+        recovery = await store.recover(topic.id, since)
         logger.debug(
             "connection recovers %s since %s: %d publications, complete=%s",
             topic.id,
@@ -187,7 +188,7 @@ class Broker:
         )
         return recovery
 
-    def _history_call(self, connection: WampConnection, params: Any) -> Result | Failure:
+    async def _history_call(self, connection: WampConnection, params: Any) -> Result | Failure:
         args = params if isinstance(params, list) else [params]
         if not 1 <= len(args) <= 2 or not isinstance(args[0], str):
             desc = f"{HISTORY_RPC} needs [channel, position|null]"
@@ -201,4 +202,4 @@ class Broker:
         if entry is None:
             desc = f"{HISTORY_RPC}: subscribe to {channel} first (what arrives meanwhile is live)"
             return rpc_failure(HISTORY_RPC, desc, 403, params)
-        return Result(self.recover(entry[0], since).as_dict())
+        return Result((await self.recover(entry[0], since)).as_dict())

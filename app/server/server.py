@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.exceptions import ListenError
-from gos_web_socket.app.history import LOCAL, HistoryStore, Position, route_limits
+from gos_web_socket.app.history import (
+    LOCAL,
+    Backfill,
+    HistoryStore,
+    Position,
+    ReadBack,
+    route_limits,
+)
 from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
 from gos_web_socket.app.server.broker import Broker
 from gos_web_socket.app.server.compression import accept_offer
@@ -86,8 +93,12 @@ class WampServer:
         self.port = settings.server.port
         self.guard = Guard.from_settings(settings, dispatcher)
         stream = settings.pushers.amqp.enabled and settings.pushers.amqp.queue_mode == "stream"
+        recover_max = settings.pushers.amqp.stream.recover_max
         self.history = HistoryStore(
-            route_limits(router), log=None if stream else LOCAL, origin=self._log_origin
+            route_limits(router),
+            log=None if stream else LOCAL,
+            origin=self._log_origin,
+            backfill=Backfill(self._read_back, recover_max) if stream and recover_max else None,
         )
         """Channel histories; positions are the stream's in stream mode, else this process's."""
         self.manager = TopicManager(self.history)
@@ -193,6 +204,13 @@ class WampServer:
             if handler.receiver.opened_at is not None and handler.is_consuming:
                 return handler.receiver.opened_at
         return None
+
+    async def _read_back(self, first: int, last: int, channels: frozenset[str]) -> ReadBack:
+        """Read the broker log back for recoveries (``Backfill``), through its push handler."""
+        for handler in self.push_handlers.values():
+            if handler.receiver.opened_at is not None and handler.is_consuming:
+                return await handler.read_back(self, first, last, channels)
+        return ReadBack(None, {}, None, None)
 
     async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
         """Hand a routed push to its topic's ``on_push`` (``PushableServer``).

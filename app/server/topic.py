@@ -10,12 +10,23 @@ import itertools
 from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
-from gos_web_socket.app.history import ChannelHistory, HistoryStore, Position, Recovery, filling
+from gos_web_socket.app.history import (
+    ChannelHistory,
+    HistoryStore,
+    Position,
+    Recovery,
+    capturing,
+    filling,
+)
 from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
 _subscription_ids = itertools.count(1)
 """WAMP v2 subscription ids: router scope, one per live topic."""
+
+HOLD_LIMIT = 10_000
+"""Broadcasts a topic keeps for one held subscriber (``hold``); past it the recovery that held
+the subscriber is reported incomplete."""
 
 
 class Subscriber(Protocol):
@@ -51,6 +62,7 @@ class Topic:
         "_subscribers",
         "_formats",
         "_recovering",
+        "_held",
     )
 
     def __init__(
@@ -70,8 +82,10 @@ class Topic:
         self._formats: dict[WireFormat, dict[str, Subscriber]] = {}
         """The subscribers again, grouped by wire format: one frame per group."""
         self._recovering: dict[str, Position | None] = {}
-        """Clients that recovered here, and the position each one has reached."""
-        """Session ids of subscribers that recovered here: they follow positions."""
+        """Clients that recovered here (session ids), and the position each one has reached."""
+        self._held: dict[str, tuple[Subscriber, list[tuple[Position | None, bytes]] | None]] = {}
+        """Subscribers held while their recovery is prepared, and what was broadcast meanwhile
+        (None: more than ``HOLD_LIMIT``)."""
 
     def broadcast(
         self,
@@ -91,6 +105,10 @@ class Topic:
         """
         position = None
         if self.history is not None and self.store is not None and not exclude and not eligible:
+            capture = capturing.get()
+            if capture is not None:  # a push read back for a recovery: only remembered
+                capture.take(self.id, payload)
+                return 0
             position = self.store.record(self.history, payload)
             if filling.get():
                 # A push handled before the node restarted: only clients that recovered here
@@ -100,10 +118,12 @@ class Topic:
                     return 0
         elif filling.get():
             return 0
-        if not self._formats:
-            return 0
         publication = new_publication_id()
         topic, subscription = self.id, self.subscription_id
+        if self._held:
+            self._keep(publication, payload, position, exclude, eligible)
+        if not self._formats:
+            return 0
         groups = [
             (wire.event_frame(topic, subscription, publication, payload, position), members)
             for wire, members in self._formats.items()
@@ -122,6 +142,50 @@ class Topic:
                 if connection.write_frame(frame):
                     sent += 1
         return sent
+
+    def _keep(
+        self,
+        publication: int,
+        payload: Any,
+        position: Position | None,
+        exclude: Collection[str],
+        eligible: Collection[str],
+    ) -> None:
+        """Keep a broadcast for the held subscribers it is meant for (``hold``)."""
+        for session_id, (connection, kept) in self._held.items():
+            if session_id in exclude or (eligible and session_id not in eligible):
+                continue
+            if kept is None:
+                continue
+            if len(kept) >= HOLD_LIMIT:
+                self._held[session_id] = (connection, None)
+                continue
+            frame = connection.wire_format.event_frame(
+                self.id, self.subscription_id, publication, payload, position
+            )
+            kept.append((position, frame))
+
+    def hold(self, connection: Subscriber) -> None:
+        """Stop writing broadcasts to a subscriber and keep them, until ``release``: its
+        recovery may wait for the log, and what it replays must come before them."""
+        session_id = connection.session_id
+        if not self.has(connection) or session_id in self._held:
+            return
+        self._held[session_id] = (connection, [])
+        members = self._formats[connection.wire_format]
+        del members[session_id]
+        if not members:
+            del self._formats[connection.wire_format]
+
+    def release(self, connection: Subscriber) -> list[tuple[Position | None, bytes]] | None:
+        """Write broadcasts to a held subscriber again; returns what was broadcast to it while
+        it was held, with positions (None: more than ``HOLD_LIMIT``, some were dropped)."""
+        session_id = connection.session_id
+        entry = self._held.pop(session_id, None)
+        if entry is None:
+            return []
+        self._formats.setdefault(connection.wire_format, {})[session_id] = connection
+        return entry[1]
 
     def _behind(self, position: Position | None) -> list[str]:
         """Recovered clients that have not reached ``position`` yet; they are moved to it."""
@@ -165,6 +229,8 @@ class Topic:
             return
         del self._subscribers[session_id]
         self._recovering.pop(session_id, None)
+        if self._held.pop(session_id, None) is not None:
+            return  # not among the formats while held
         wire = connection.wire_format
         members = self._formats[wire]
         del members[session_id]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgpack
 
 from gos_web_socket.app.exceptions import PayloadRejected, ProtocolError
-from gos_web_socket.app.history import Position
+from gos_web_socket.app.history import Position, Recovery
 from gos_web_socket.app.limits import decode_json
 from gos_web_socket.app.message import dumps
 from gos_web_socket.app.server.session import (
@@ -473,31 +473,49 @@ class Wamp2Session(Session[Request]):
     async def _subscribe(
         self, request: Request, uri: str, recover: tuple[bool, Position | None] = (False, None)
     ) -> None:
+        held: list[Topic] = []
+
         def accepted(topic: Topic) -> None:  # SUBSCRIBED goes before what on_subscribe sends
             if request.answered:
                 return
             self._acknowledge(request, [SUBSCRIBED, request.id, topic.subscription_id])
-            if recover[0]:
-                self._recover(topic, recover[1])
+            if recover[0]:  # pushes wait until the recovery is written (``_recover``)
+                topic.hold(self.connection)
+                held.append(topic)
 
         outcome = await self.broker.subscribe(self.connection, uri, accepted)
         if isinstance(outcome, Failure):
             self._failed(request, outcome)
         else:  # subscribed before, or no handler for the route: subscribed all the same
             accepted(outcome)
+        for topic in held:
+            await self._recover(topic, recover[1])
 
-    def _recover(self, topic: Topic, since: Position | None) -> None:
-        """Replay what was missed since ``since``, then say how that went (``_recovery``).
+    async def _recover(self, topic: Topic, since: Position | None) -> None:
+        """Replay what was missed since ``since``, then say how that went (``_recovery``),
+        then what was broadcast while the recovery was prepared.
 
-        The EVENTs carry their ``_position``; the last one has no arguments and details
+        The EVENTs carry their ``_position``; the report has no arguments and details
         ``{"_recovery": {"recovered", "position", "replayed"}}``: ``recovered`` false means
         that pushes were missed which the history no longer has (reload your state).
         """
-        recovery = self.broker.recover(topic, since)
+        try:
+            recovery = await self.broker.recover(topic, since)
+        finally:
+            meanwhile = topic.release(self.connection)
+        if meanwhile is None:  # the client was held so long that broadcasts were dropped
+            recovery = Recovery(recovery.publications, False, recovery.position)
+            meanwhile = []
         topic.replay(self.connection, recovery)
         report = recovery.as_dict(with_publications=False)
         report["replayed"] = len(recovery.publications)
         self.send([EVENT, topic.subscription_id, new_publication_id(), {RECOVERY: report}])
+        reached = recovery.position
+        for position, frame in meanwhile:  # those the replay had are not sent twice
+            if position is None or reached is None or position.epoch != reached.epoch:
+                self.connection.write_frame(frame)
+            elif position.offset > reached.offset:
+                self.connection.write_frame(frame)
 
     async def _unsubscribe(self, request: Request, subscription: int) -> None:
         joined = self.connection.subscriptions.items()

@@ -843,6 +843,40 @@ class AmqpStreamReceiver(AmqpReceiver):
         finally:
             await channel.close()
 
+    async def read_back(self, first: int, last: int) -> Sequence[Delivery]:
+        """The stream's messages at ``first``..``last`` (on a channel of its own): a read ends
+        at ``last`` or after ``stream.probe_timeout`` without a message (the stream ends)."""
+        epoch, connection = self.epoch, self._connection
+        if epoch is None or connection is None or last < first:
+            return []
+        channel = await connection.channel(publisher_confirms=False)
+        try:
+            await channel.set_qos(prefetch_count=self.settings.prefetch_count)
+            queue = await channel.get_queue(self.queue_name, ensure=False)
+            read: list[Delivery] = []
+            high = [first - 1]  # the last offset kept (a consumer starts at a chunk's start)
+            arrived: asyncio.Queue[int] = asyncio.Queue()
+
+            async def take(message: AbstractIncomingMessage) -> None:
+                offset = stream_offset(message)
+                await message.ack()
+                if high[0] < offset <= last:
+                    high[0] = offset
+                    read.append(Delivery(message.body, message.message_id, Position(epoch, offset)))
+                arrived.put_nowait(offset)
+
+            await queue.consume(take, arguments={STREAM_OFFSET: first})
+            wait = self.settings.stream.probe_timeout
+            while True:
+                try:
+                    offset = await asyncio.wait_for(arrived.get(), wait)
+                except TimeoutError:
+                    return read
+                if offset >= last:
+                    return read
+        finally:
+            await channel.close()
+
     async def _start_offset(self, queue: AbstractQueue) -> int | str:
         """Where to consume from: ``stream.fill`` pushes before the resume point, read back
         (``refill``) so that channel history holds what the node delivered before it stopped."""

@@ -39,8 +39,23 @@ from gos_web_socket.app.events import (
     PushHandlerFailEvent,
     PushHandlerSuccessEvent,
 )
-from gos_web_socket.app.exceptions import FailedPush, PusherError, PushFailed, PushHandlerError
-from gos_web_socket.app.history import LOCAL, Position, filling, pushing
+from gos_web_socket.app.exceptions import (
+    FailedPush,
+    MessageDecodeError,
+    PusherError,
+    PushFailed,
+    PushHandlerError,
+    RoutingError,
+)
+from gos_web_socket.app.history import (
+    LOCAL,
+    Capture,
+    Position,
+    ReadBack,
+    capturing,
+    filling,
+    pushing,
+)
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.stats import PusherStats, PushHandlerStats
 
@@ -690,6 +705,12 @@ class Receiver(ABC):
     async def cancel(self) -> None:  # noqa: B027 - optional: most receivers stop in close()
         """Stop taking new deliveries; ``receive()`` returns those already taken, then ``[]``."""
 
+    async def read_back(self, first: int, last: int) -> Sequence[Delivery]:
+        """A receiver of a log (``opened_at`` set) reads it again: the pushes it still holds
+        at offsets ``first``..``last``, in order, each with its ``position``; settling them is
+        not needed. Other receivers have no log to read."""
+        raise NotImplementedError(f"{type(self).__name__} reads no log back")
+
     @abstractmethod
     async def close(self) -> None:
         """Release the transport; deliveries not yet settled go back to it. Safe to call twice."""
@@ -875,6 +896,39 @@ class ServerPushHandler:
             filling.reset(tokens[1])
             pushing.reset(tokens[0])
         self._remember(delivery.message_id, True)
+
+    async def read_back(
+        self, app: PushableServer, first: int, last: int, channels: frozenset[str]
+    ) -> ReadBack:
+        """Run the log's pushes at ``first``..``last`` to ``channels`` again, for recoveries
+        older than those channels' history (``Backfill``): what their topics broadcast is
+        captured; nothing is sent, recorded, counted or fired."""
+        deliveries = await self.receiver.read_back(first, last)
+        capture = Capture(channels)
+        epoch, start, end = None, None, None
+        for delivery in deliveries:
+            position = delivery.position
+            if position is None or (end is not None and position.offset != end + 1):
+                break  # a hole: what follows it does not count as read
+            epoch, end = position.epoch, position.offset
+            start = position.offset if start is None else start
+            try:
+                message = Message.decode(delivery.body)
+                request = self.router.match(message.topic)
+            except (MessageDecodeError, RoutingError):  # poison: dead-lettered when it came
+                continue
+            if request.matched not in channels:
+                continue
+            tokens = pushing.set(position), filling.set(True), capturing.set(capture)
+            try:
+                await app.on_push(request, message.data, self.name)
+            except Exception as exc:  # it failed the first time too; it was settled then
+                logger.debug("push handler %s: read-back push failed: %r", self.name, exc)
+            finally:
+                capturing.reset(tokens[2])
+                filling.reset(tokens[1])
+                pushing.reset(tokens[0])
+        return ReadBack(epoch, capture.publications, start, end)
 
     def _remember(self, message_id: str | None, delivered: bool) -> None:
         if message_id is None or not self.dedup_window:

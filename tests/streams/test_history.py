@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gos_web_socket.app.exceptions import ProtocolError, RouteDefinitionError
-from gos_web_socket.app.history import ChannelHistory, HistoryStore, LocalLog, Position
+from gos_web_socket.app.history import (
+    Backfill,
+    ChannelHistory,
+    HistoryStore,
+    LocalLog,
+    Position,
+    Publication,
+    ReadBack,
+)
 from gos_web_socket.app.router import load_routes_from_mapping
 
 
@@ -50,18 +60,18 @@ def test_a_new_epoch_starts_afresh() -> None:
     assert history.since(Position("new", -1)).recovered is True
 
 
-def test_the_store_is_complete_from_the_first_push_it_saw() -> None:
+async def test_the_store_is_complete_from_the_first_push_it_saw() -> None:
     """A channel first seen after pushes on others is complete from the log's start."""
     store = HistoryStore(lambda channel: (10, 60))
     store.note(Position("e", 40))
     store.note(Position("e", 41))
     history = store.channel("late")
     assert history is not None and history.complete_after == 39
-    assert store.recover("late", Position("e", 39)).recovered is True
-    assert store.recover("late", Position("e", 38)).recovered is False
+    assert (await store.recover("late", Position("e", 39))).recovered is True
+    assert (await store.recover("late", Position("e", 38))).recovered is False
 
 
-def test_sweeping_an_emptied_channel_keeps_its_losses() -> None:
+async def test_sweeping_an_emptied_channel_keeps_its_losses() -> None:
     """A channel forgotten after its ttl comes back complete only after what it dropped."""
     clock = Clock()
     store = HistoryStore(lambda channel: (10, 1), log=LocalLog())
@@ -74,8 +84,8 @@ def test_sweeping_an_emptied_channel_keeps_its_losses() -> None:
     clock.now = 5
     store.sweep()
     assert len(store) == 0
-    assert store.recover("c", Position(epoch, 4)).recovered is False
-    assert store.recover("c", Position(epoch, 5)).recovered is True
+    assert (await store.recover("c", Position(epoch, 4))).recovered is False
+    assert (await store.recover("c", Position(epoch, 5))).recovered is True
 
 
 def test_local_logs_differ_per_process_start() -> None:
@@ -108,7 +118,7 @@ def test_a_route_history_needs_a_size_and_ttl_in_range() -> None:
         load_routes_from_mapping({"r": {"pattern": "a/{x}", "callback": "t", "history": 5}})
 
 
-def test_a_recovery_never_moves_a_client_back() -> None:
+async def test_a_recovery_never_moves_a_client_back() -> None:
     """A node whose history is behind the client (still reading its fill) answers the client's
     own position, not an older one."""
     store = HistoryStore(lambda channel: (10, 60))
@@ -116,6 +126,82 @@ def test_a_recovery_never_moves_a_client_back() -> None:
     history = store.channel("c")
     assert history is not None
     history.record(Position("e", 6), "a")
-    recovery = store.recover("c", Position("e", 40))
+    recovery = await store.recover("c", Position("e", 40))
     assert recovery.recovered is True and recovery.publications == []
     assert recovery.position == Position("e", 40)
+
+
+class Log:
+    """A log of offsets 0..99 on epoch "e", where channel "c" has the even offsets; each read
+    is recorded and takes a moment, so that recoveries can ask meanwhile."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.reads: list[tuple[int, int, frozenset[str]]] = []
+        self.fail = fail
+
+    async def read(self, first: int, last: int, channels: frozenset[str]) -> ReadBack:
+        self.reads.append((first, last, channels))
+        await asyncio.sleep(0.05)
+        if self.fail:
+            raise ConnectionError("broker went away")
+        kept = {c: [] for c in channels}
+        for offset in range(first, min(last, 99) + 1):
+            if offset % 2 == 0 and "c" in kept:
+                kept["c"].append(Publication(Position("e", offset), offset, 0.0))
+        return ReadBack("e", kept, first, min(last, 99))
+
+
+async def test_recoveries_asked_during_a_read_share_the_next_one() -> None:
+    """Three recoveries: the first reads alone, the two asked meanwhile share one more read;
+    each gets its own range of its channel, complete."""
+    log = Log()
+    backfill = Backfill(log.read, limit=100)
+    first = asyncio.create_task(backfill.fetch("c", "e", 10, 20))
+    await asyncio.sleep(0.01)
+    others = [backfill.fetch("c", "e", 0, 5), backfill.fetch("d", "e", 30, 40)]
+    one, two, three = await asyncio.gather(first, *others)
+    assert [p.payload for p in one[0]] == [10, 12, 14, 16, 18, 20] and one[1] is True
+    assert [p.payload for p in two[0]] == [0, 2, 4] and two[1] is True
+    assert three == ([], True)
+    assert log.reads == [(10, 20, frozenset("c")), (0, 40, frozenset("cd"))]
+    assert backfill.reads == 2
+
+
+async def test_a_read_back_is_bounded_and_honest() -> None:
+    """Past the limit nothing is read; past the log's end, a failed read or another epoch the
+    recovery is incomplete."""
+    log = Log()
+    backfill = Backfill(log.read, limit=50)
+    assert await backfill.fetch("c", "e", 0, 60) == ([], False)
+    assert log.reads == []
+    short = await backfill.fetch("c", "e", 90, 120)
+    assert [p.payload for p in short[0]] == [90, 92, 94, 96, 98] and short[1] is False
+    assert await backfill.fetch("c", "other", 0, 10) == ([], False)
+    assert await Backfill(Log(fail=True).read, limit=50).fetch("c", "e", 0, 10) == ([], False)
+
+
+async def test_a_store_joins_the_log_and_its_history() -> None:
+    """A history complete after offset 49 answers a client at 9 with the log's part, then its
+    own, complete; a store without a backfill says incomplete."""
+    store = HistoryStore(lambda channel: (1000, 60), backfill=Backfill(Log().read, limit=100))
+    store.note(Position("e", 50))
+    history = store.channel("c")
+    assert history is not None and history.complete_after == 49
+    for offset in (50, 52):
+        history.record(Position("e", offset), offset)
+    recovery = await store.recover("c", Position("e", 9))
+    assert [p.payload for p in recovery.publications] == list(range(10, 53, 2))
+    assert recovery.recovered is True and recovery.position == Position("e", 52)
+    alone = HistoryStore(lambda channel: (1000, 60))
+    alone.note(Position("e", 50))
+    assert (await alone.recover("c", Position("e", 9))).recovered is False
+
+
+async def test_more_than_the_route_keeps_is_incomplete() -> None:
+    """A read back may not give more than the route's size: 21 missed on a channel that keeps
+    10 gives the last 10, incomplete, as a node that had them all in memory would."""
+    store = HistoryStore(lambda channel: (10, 60), backfill=Backfill(Log().read, limit=100))
+    store.note(Position("e", 50))
+    recovery = await store.recover("c", Position("e", 9))
+    assert [p.payload for p in recovery.publications] == list(range(30, 50, 2))
+    assert recovery.recovered is False

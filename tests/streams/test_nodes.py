@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from gos_web_socket.app.transports.amqp import AmqpPusher
+from tests.ops.conftest import http_get
 from tests.streams.nodes import Cluster
 from tests.streams.recovery import RecoveringPeer
+from tests.support.process import ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
 
 CHANNEL = "acme/channel/1"
@@ -114,3 +116,94 @@ async def test_a_restarted_node_delivers_nothing_twice_and_its_clients_recover(
     assert seen == list(range(seen[0], 310))
     back.close()
     watcher.close()
+
+
+STREAM = "GOS_WEB_SOCKET__PUSHERS__AMQP__STREAM__"
+
+
+async def away_for(cluster: Cluster, pusher: AmqpPusher, pushes: int) -> dict[str, object]:
+    """Node a's client sees pushes 0..9 and leaves; ``pushes`` more follow, which a handles."""
+    a = await cluster.start("a")
+    client = await RecoveringPeer.connect(a.ws_url, CHANNEL)
+    await client.report()
+    await push(pusher, 0, 10)
+    last = (await client.read(10)).position
+    client.close()
+    watcher = await RecoveringPeer.connect(a.ws_url, CHANNEL)
+    await watcher.report()
+    await push(pusher, 10, 10 + pushes)
+    await watcher.read(pushes)
+    watcher.close()
+    assert last is not None
+    return last
+
+
+async def stream_reads(node: ServerProcess) -> float:
+    """The node's gos_websocket_recovery_stream_reads_total."""
+    _, body = await http_get(node.metrics_port, "/metrics")
+    line = next(x for x in body.splitlines() if x.startswith(READS))
+    return float(line.split()[-1])
+
+
+READS = "gos_websocket_recovery_stream_reads_total"
+
+
+async def test_a_node_started_later_reads_the_stream_back_for_a_recovery(
+    cluster: Cluster,
+) -> None:
+    """A node that started after the client's position, holding only its last 100 pushes in
+    history, serves all 500 missed by reading the stream back; pushes that arrive while it
+    reads come after them: 500 in order, no duplicate, recovered true."""
+    async with AmqpPusher(cluster.amqp(), cluster.router) as pusher:
+        last = await away_for(cluster, pusher, 500)
+        cluster.env("b")[f"{STREAM}FILL"] = "100"
+        b = await cluster.start("b")
+        live = asyncio.create_task(push_during(pusher, 510, 610, seconds=1.0))
+        back = await RecoveringPeer.connect(b.ws_url, CHANNEL, since=last)
+        report = await back.report()
+        await live
+        got = await back.read(600)
+    assert report["recovered"] is True, report
+    assert report["replayed"] >= 500, report  # and those live ones that came while it read
+    assert [p["n"] for p in got.payloads] == list(range(10, 610))
+    offsets = [p["offset"] for p in got.positions]
+    assert offsets == sorted(set(offsets))
+    assert await stream_reads(b) == 1
+    back.close()
+
+
+async def test_a_recovery_past_recover_max_is_reported_incomplete(cluster: Cluster) -> None:
+    """stream.recover_max bounds a read: 500 missed on a node that holds 100 and may read 50
+    back is told recovered false (reload), and gets the 100 its history has."""
+    async with AmqpPusher(cluster.amqp(), cluster.router) as pusher:
+        last = await away_for(cluster, pusher, 500)
+        env = cluster.env("b")
+        env[f"{STREAM}FILL"], env[f"{STREAM}RECOVER_MAX"] = "100", "50"
+        b = await cluster.start("b")
+        back = await RecoveringPeer.connect(b.ws_url, CHANNEL, since=last)
+        report = await back.report()
+        got = await back.read(100)  # replayed, or read back by the node's fill after the report
+    assert report["recovered"] is False, report
+    assert [p["n"] for p in got.payloads] == list(range(410, 510))
+    assert await stream_reads(b) == 0
+    back.close()
+
+
+async def test_clients_recovering_together_share_stream_reads(cluster: Cluster) -> None:
+    """Thirty clients coming back at once from positions older than the node's history each
+    get all they missed, through far fewer stream reads than clients."""
+    async with AmqpPusher(cluster.amqp(), cluster.router) as pusher:
+        last = await away_for(cluster, pusher, 300)
+        cluster.env("b")[f"{STREAM}FILL"] = "50"
+        b = await cluster.start("b")
+        peers = await asyncio.gather(
+            *(RecoveringPeer.connect(b.ws_url, CHANNEL, since=last) for _ in range(30))
+        )
+        reports = await asyncio.gather(*(peer.report() for peer in peers))
+        states = await asyncio.gather(*(peer.read(300) for peer in peers))
+    assert all(report["recovered"] is True for report in reports), reports
+    for state in states:
+        assert [p["n"] for p in state.payloads] == list(range(10, 310))
+    assert await stream_reads(b) <= 5  # 2 here when idle: the first client's, then the rest
+    for peer in peers:
+        peer.close()
