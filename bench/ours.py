@@ -13,9 +13,10 @@ from gos_web_socket.settings import DEFAULT_ROUTING, AmqpSettings, ZmqSettings
 from gos_web_socket.settings.models import StreamSettings
 
 
-def amqp_settings(url: str, tag: str = "") -> AmqpSettings:
+def amqp_settings(url: str, tag: str = "", fill: int | None = None) -> AmqpSettings:
     """The shared GOS queue; with ``tag``, ``queue_mode: stream`` on a stream of its own
-    (``gos_websocket.<tag>.stream``) and an offset file in a temporary directory."""
+    (``gos_websocket.<tag>.stream``) and an offset file in a temporary directory (``fill``:
+    ``stream.fill``, None for its default)."""
     parts = urlsplit(url)
     extra: dict[str, Any] = {}
     if tag:
@@ -23,7 +24,11 @@ def amqp_settings(url: str, tag: str = "") -> AmqpSettings:
         extra = {
             "queue_mode": "stream",
             "queue_name": f"gos_websocket.{tag}",
-            "stream": StreamSettings(state_dir=state, node_name=f"bench-{tag}"),
+            "stream": StreamSettings(
+                state_dir=state,
+                node_name=f"bench-{tag}",
+                **({} if fill is None else {"fill": fill}),
+            ),
         }
     return AmqpSettings(
         enabled=True,
@@ -59,7 +64,12 @@ def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str 
 
 
 def make_runtime(
-    transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = "", history: bool = False
+    transport: str,
+    amqp_url: str = "",
+    zmq_port: int = 0,
+    tag: str = "",
+    history: bool = False,
+    fill: int | None = None,
 ) -> Any:
     """The runtime of the project's container, as `gos-websocket server` builds it: demo topic
     and RPC, one push handler (AMQP or ZeroMQ), the metrics listener and the demo page.
@@ -74,7 +84,7 @@ def make_runtime(
     off = {"enabled": False}
     pushers: dict[str, Any] = {"amqp": off, "wamp": off, "zmq": off}
     if transport in ("amqp", "stream"):
-        pushers["amqp"] = amqp_settings(amqp_url, tag)
+        pushers["amqp"] = amqp_settings(amqp_url, tag, fill)
     else:
         pushers["zmq"] = zmq_settings(zmq_port)
     server: dict[str, Any] = {

@@ -189,9 +189,13 @@ class RecoveryFleet(Agent):
 
 
 def recovery_case(
-    broker: str, n: int = 5000, pushes: int = 1000, rate: float = 200.0
+    broker: str, n: int = 5000, pushes: int = 1000, rate: float = 200.0, fill: int | None = None
 ) -> dict[str, Any]:
-    """Restart the server while ``pushes`` go out at ``rate``; time until all N have them all."""
+    """Restart the server while ``pushes`` go out at ``rate``; time until all N have them all.
+
+    ``fill``: the restarted server's ``stream.fill``; 0 leaves its history empty, so that every
+    recovery is served by reading the stream back (``Backfill``).
+    """
     from bench.runner import fleets_for, split
 
     tag = uuid.uuid4().hex[:8]
@@ -217,7 +221,7 @@ def recovery_case(
         time.sleep(pushes / rate / 4)  # a quarter of the pushes went out live
         t_stop = time.monotonic()
         server.stop()
-        server = child("ours_server", history=True, **kwargs)
+        server = child("ours_server", history=True, fill=fill, **kwargs)
         port = server.call("start", timeout=60)
         t_up = time.monotonic()
         url = f"ws://127.0.0.1:{port}/"
@@ -234,7 +238,7 @@ def recovery_case(
         t_done = time.monotonic()
         summaries = call_all(fleets, "summary", [(pushes,)] * len(fleets), 60)
         return {
-            "scenario": "restart_recovery",
+            "scenario": "restart_recovery" if fill is None else f"restart_recovery_fill{fill}",
             "system": "ours",
             "transport": "stream",
             "n": n,

@@ -190,6 +190,7 @@ class OursServer(Agent):
         code: str = "",
         tag: str = "",
         history: bool = False,
+        fill: int | None = None,
     ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
@@ -199,6 +200,8 @@ class OursServer(Agent):
         self.code = code
         self.tag = tag
         self.history = history
+        self.fill = fill
+        """``stream.fill`` (None: the default): 0 makes every recovery read the stream back."""
 
     async def do_start(self) -> int:
         if self.code:  # a directory holding a gos_web_socket link: that checkout's server
@@ -208,7 +211,8 @@ class OursServer(Agent):
         os.environ.update(self.env)
         # Only when asked: a baseline checkout's make_runtime may not take them yet.
         extra = (self.tag, self.history) if self.tag or self.history else ()
-        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port, *extra)
+        fill = {} if self.fill is None else {"fill": self.fill}
+        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port, *extra, **fill)
         await self.runtime.start()
         if not self.gc_freeze:  # A/B: the heap as it was before Runtime.start froze it
             gc.unfreeze()

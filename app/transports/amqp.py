@@ -542,8 +542,9 @@ class AmqpReceiver(Receiver):
         batch: list[Delivery] = []
         item = await inbox.get()
         while True:
-            if item is None:
-                return batch  # cancel(): what was taken, then []
+            if item is None:  # cancel(): what was taken, then [] from every later call
+                inbox.put_nowait(None)  # (aio-pika may hand over a delivery after the cancel)
+                return batch
             if isinstance(item, BaseException):
                 if batch:  # settle these first (their acks fail; the broker redelivers)
                     inbox.put_nowait(item)

@@ -15,7 +15,7 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpReceiver, AmqpServerPushHandler
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, drain, wait_until
 from tests.support.rabbitmq import RabbitMQNode, free_port
@@ -212,3 +212,27 @@ async def test_start_without_broker_raises(
     assert not handler.is_consuming
     await handler.close()  # safe after a failed start
     await handler.close()  # and twice
+
+
+async def test_a_delivery_handed_over_after_cancel_does_not_hang_the_receiver(
+    amqp_settings: AmqpSettings, raw_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    """aio-pika runs consumer callbacks as tasks, so a delivery can reach the receiver after
+    cancel(): receive() gives what was taken and then [] again and again, never waits."""
+    receiver = AmqpReceiver(amqp_settings, amqp_settings.queue_name, "node-1", per_node=False)
+    await receiver.open()
+    try:
+        await _publish_raw(raw_channel, amqp_settings, b'{"topic":"acme/channel/1","data":1}')
+        await asyncio.sleep(0.3)  # taken by the consumer, not received yet
+        await receiver.cancel()
+        late_queue = await raw_channel.declare_queue(exclusive=True)
+        await raw_channel.default_exchange.publish(aio_pika.Message(b"{}"), late_queue.name)
+        late = await late_queue.get(timeout=5)
+        await receiver._on_message(late)  # the consumer callback, as aio-pika's late task calls it
+        taken = []
+        for _ in range(4):
+            batch = await asyncio.wait_for(receiver.receive(), 2)
+            taken.append(len(batch))
+        assert taken[0] == 1 and taken[-2:] == [0, 0], taken
+    finally:
+        await receiver.close()
