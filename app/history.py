@@ -89,13 +89,18 @@ filling: contextvars.ContextVar[bool] = contextvars.ContextVar("gos_filling", de
 clients that recovered on this node (``Topic.replay``). Also true while ``capturing``."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publication:
-    """One recorded broadcast: its position and the payload the subscribers got."""
+    """One recorded broadcast: its position and the payload the subscribers got.
+
+    ``frames`` keeps its replay EVENT per wire format and subscription once one client replayed
+    it (``Topic.replay``): after a mass reconnect thousands replay the same ones, framed once.
+    """
 
     position: Position
     payload: Any
     at: float
+    frames: dict[Any, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 class Capture:

@@ -6,7 +6,7 @@ python -m bench --scenarios amqp,idle --systems ours,raw
 python -m bench --scenarios amqp --systems ours,picows,websockets --ns 100 --reps 3
 python -m bench --scenarios stream   queue_mode stream vs shared, ours at 1,000 subscribers
 python -m bench --scenarios recovery   5,000 clients recover after a server restart
-python -m bench --scenarios readback   the same with the new server's fill off: reads the stream
+python -m bench --scenarios readback   the same, another node takes over: reads the stream back
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
 python -m bench deflate         permessage-deflate: frame bytes and broadcast CPU per delivery

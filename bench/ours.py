@@ -13,10 +13,10 @@ from gos_web_socket.settings import DEFAULT_ROUTING, AmqpSettings, ZmqSettings
 from gos_web_socket.settings.models import StreamSettings
 
 
-def amqp_settings(url: str, tag: str = "", fill: int | None = None) -> AmqpSettings:
+def amqp_settings(url: str, tag: str = "", stream: dict[str, Any] | None = None) -> AmqpSettings:
     """The shared GOS queue; with ``tag``, ``queue_mode: stream`` on a stream of its own
-    (``gos_websocket.<tag>.stream``) and an offset file in a temporary directory (``fill``:
-    ``stream.fill``, None for its default)."""
+    (``gos_websocket.<tag>.stream``) and an offset file in a temporary directory (``stream``:
+    other ``pushers.amqp.stream`` settings, such as ``fill`` or ``node_name``)."""
     parts = urlsplit(url)
     extra: dict[str, Any] = {}
     if tag:
@@ -25,9 +25,7 @@ def amqp_settings(url: str, tag: str = "", fill: int | None = None) -> AmqpSetti
             "queue_mode": "stream",
             "queue_name": f"gos_websocket.{tag}",
             "stream": StreamSettings(
-                state_dir=state,
-                node_name=f"bench-{tag}",
-                **({} if fill is None else {"fill": fill}),
+                **{"state_dir": state, "node_name": f"bench-{tag}", **(stream or {})}
             ),
         }
     return AmqpSettings(
@@ -69,7 +67,7 @@ def make_runtime(
     zmq_port: int = 0,
     tag: str = "",
     history: bool = False,
-    fill: int | None = None,
+    stream: dict[str, Any] | None = None,
 ) -> Any:
     """The runtime of the project's container, as `gos-websocket server` builds it: demo topic
     and RPC, one push handler (AMQP or ZeroMQ), the metrics listener and the demo page.
@@ -84,7 +82,7 @@ def make_runtime(
     off = {"enabled": False}
     pushers: dict[str, Any] = {"amqp": off, "wamp": off, "zmq": off}
     if transport in ("amqp", "stream"):
-        pushers["amqp"] = amqp_settings(amqp_url, tag, fill)
+        pushers["amqp"] = amqp_settings(amqp_url, tag, stream)
     else:
         pushers["zmq"] = zmq_settings(zmq_port)
     server: dict[str, Any] = {

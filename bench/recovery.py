@@ -189,12 +189,13 @@ class RecoveryFleet(Agent):
 
 
 def recovery_case(
-    broker: str, n: int = 5000, pushes: int = 1000, rate: float = 200.0, fill: int | None = None
+    broker: str, n: int = 5000, pushes: int = 1000, rate: float = 200.0, new_node: bool = False
 ) -> dict[str, Any]:
     """Restart the server while ``pushes`` go out at ``rate``; time until all N have them all.
 
-    ``fill``: the restarted server's ``stream.fill``; 0 leaves its history empty, so that every
-    recovery is served by reading the stream back (``Backfill``).
+    ``new_node``: the server started in its place is another node (another ``node_name``, no
+    fill): it starts at the stream's end, so it never saw what was pushed while the clients
+    were away and serves their recoveries by reading the stream back (``Backfill``).
     """
     from bench.runner import fleets_for, split
 
@@ -221,7 +222,8 @@ def recovery_case(
         time.sleep(pushes / rate / 4)  # a quarter of the pushes went out live
         t_stop = time.monotonic()
         server.stop()
-        server = child("ours_server", history=True, fill=fill, **kwargs)
+        other = {"node_name": f"bench-{tag}-new", "fill": 0} if new_node else None
+        server = child("ours_server", history=True, stream=other, **kwargs)
         port = server.call("start", timeout=60)
         t_up = time.monotonic()
         url = f"ws://127.0.0.1:{port}/"
@@ -237,8 +239,9 @@ def recovery_case(
             time.sleep(0.05)
         t_done = time.monotonic()
         summaries = call_all(fleets, "summary", [(pushes,)] * len(fleets), 60)
+        history = server.call("history", timeout=30)
         return {
-            "scenario": "restart_recovery" if fill is None else f"restart_recovery_fill{fill}",
+            "scenario": "new_node_recovery" if new_node else "restart_recovery",
             "system": "ours",
             "transport": "stream",
             "n": n,
@@ -252,6 +255,7 @@ def recovery_case(
             "dropped_by_client": sum(s["dropped_by_client"] for s in summaries),
             "lost_and_reconnected": sum(s["reconnects"] for s in summaries),
             "missing_seqs": sorted({x for s in summaries for x in s["missing_seqs"]})[:50],
+            **{f"server_{key}": value for key, value in history.items()},
             "down_s": round(t_up - t_stop, 3),
             "reconnect_s": round(t_reconnected - t_up, 3),
             "all_recovered_after_restart_s": round(t_done - t_up, 3),

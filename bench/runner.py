@@ -402,11 +402,11 @@ def run_all(
             for rep in range(p.reps):
                 record(recovery_case(broker, p.recovery_clients), rep)
         elif scenario == "readback":
-            # The same restart, with the new server's fill off: every recovery reads the stream.
+            # The same, but another node takes over: it reads the stream back for every client.
             from bench.recovery import recovery_case
 
             for rep in range(p.reps):
-                record(recovery_case(broker, p.recovery_clients, fill=0), rep)
+                record(recovery_case(broker, p.recovery_clients, new_node=True), rep)
         elif scenario == "idle":
             for rep, system in interleave(p.reps, systems):
                 for row in idle_case(system, p.idle_counts, broker):

@@ -190,7 +190,7 @@ class OursServer(Agent):
         code: str = "",
         tag: str = "",
         history: bool = False,
-        fill: int | None = None,
+        stream: dict[str, Any] | None = None,
     ) -> None:
         self.transport = transport
         self.amqp_url = amqp_url
@@ -200,8 +200,8 @@ class OursServer(Agent):
         self.code = code
         self.tag = tag
         self.history = history
-        self.fill = fill
-        """``stream.fill`` (None: the default): 0 makes every recovery read the stream back."""
+        self.stream = stream
+        """Other ``pushers.amqp.stream`` settings in stream mode (``fill``, ``node_name``)."""
 
     async def do_start(self) -> int:
         if self.code:  # a directory holding a gos_web_socket link: that checkout's server
@@ -211,8 +211,8 @@ class OursServer(Agent):
         os.environ.update(self.env)
         # Only when asked: a baseline checkout's make_runtime may not take them yet.
         extra = (self.tag, self.history) if self.tag or self.history else ()
-        fill = {} if self.fill is None else {"fill": self.fill}
-        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port, *extra, **fill)
+        stream = {"stream": self.stream} if self.stream else {}
+        self.runtime = make_runtime(self.transport, self.amqp_url, self.zmq_port, *extra, **stream)
         await self.runtime.start()
         if not self.gc_freeze:  # A/B: the heap as it was before Runtime.start froze it
             gc.unfreeze()
@@ -225,6 +225,17 @@ class OursServer(Agent):
             await asyncio.sleep(0.05)
         port: int = server.port
         return port
+
+    async def do_history(self) -> dict[str, int]:
+        """What the server's recoveries did: by outcome, publications replayed, stream reads."""
+        history = self.runtime.server.history
+        backfill = history.backfill
+        return {
+            "recoveries_complete": history.recoveries[True],
+            "recoveries_incomplete": history.recoveries[False],
+            "replayed": history.replayed,
+            "stream_reads": backfill.reads if backfill is not None else 0,
+        }
 
     async def close(self) -> None:
         if hasattr(self, "runtime"):

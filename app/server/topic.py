@@ -207,15 +207,20 @@ class Topic:
         also gets the pushes this node reads back from its log (``filling``)."""
         if self.has(connection):
             self._recovering[connection.session_id] = recovery.position
-        wire, subscription = connection.wire_format, self.subscription_id
+        key = wire, subscription = connection.wire_format, self.subscription_id
         for publication in recovery.publications:
-            frame = wire.event_frame(
-                self.id,
-                subscription,
-                new_publication_id(),
-                publication.payload,
-                publication.position,
-            )
+            frames = publication.frames
+            if frames is None:
+                frames = publication.frames = {}
+            frame = frames.get(key)
+            if frame is None:  # one publication id for every client that replays it
+                frame = frames[key] = wire.event_frame(
+                    self.id,
+                    subscription,
+                    new_publication_id(),
+                    publication.payload,
+                    publication.position,
+                )
             connection.write_frame(frame)
 
     def add(self, connection: Subscriber) -> None:
