@@ -70,6 +70,28 @@ async def test_a_client_away_for_500_pushes_gets_all_then_live_ones(
     back.close()
 
 
+async def test_clients_replaying_the_same_pushes_get_the_same_events(
+    server: containers.Container,
+) -> None:
+    """Two clients back from one position get byte-for-byte the same replayed EVENTs (one
+    publication id each): a replay is framed once, not once per client."""
+    pusher = memory_pusher(server)
+    stays = await RecoveringPeer.connect(url(server), CHANNEL)  # the topic (its id) lives on
+    await stays.report()
+    await push(pusher, 0, 1)
+    last = (await stays.read(1)).position
+    await push(pusher, 1, 6)
+    replays = []
+    for _ in range(2):
+        back = await RecoveringPeer.connect(url(server), CHANNEL, since=last)
+        replays.append([await back.peer.receive() for _ in range(5)])
+        back.close()
+    assert [event[4] for event in replays[0]] == [[{"n": n}] for n in range(1, 6)]
+    assert replays[0] == replays[1]
+    assert len({event[2] for event in replays[0]}) == 5
+    stays.close()
+
+
 async def test_a_client_with_nothing_missed_is_told_it_recovered(
     server: containers.Container,
 ) -> None:
