@@ -252,6 +252,9 @@ class StreamSettings(_Node):
     state_dir: Path = Field(Path("var/gos_web_socket"), description="where a node keeps its offset")
     probe_timeout: float = Field(1.0, gt=0, description="seconds to wait for one stream message")
     fill: int = Field(1000, ge=0, description="pushes read back into history at start")
+    save_interval: float = Field(
+        0.2, gt=0, le=60, description="seconds between writes of the node's offset file"
+    )
     recover_max: int = Field(
         10_000, ge=0, description="offsets one recovery may read back from the stream; 0: none"
     )

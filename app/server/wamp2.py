@@ -503,6 +503,8 @@ class Wamp2Session(Session[Request]):
             recovery = await self.broker.recover(topic, since)
         finally:
             meanwhile = topic.release(self.connection)
+        if not topic.has(self.connection):
+            return  # it left meanwhile (closed, or its on_subscribe failed)
         if meanwhile is None:  # the client was held so long that broadcasts were dropped
             recovery = Recovery(recovery.publications, False, recovery.position)
             meanwhile = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from tests.streams.nodes import Cluster
 from tests.streams.recovery import RecoveringPeer
 from tests.support.process import ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/1"
 
@@ -207,3 +209,21 @@ async def test_clients_recovering_together_share_stream_reads(cluster: Cluster) 
     assert await stream_reads(b) <= 5  # 2 here when idle: the first client's, then the rest
     for peer in peers:
         peer.close()
+
+
+async def test_a_wamp1_client_recovers_from_the_stream_through_the_history_rpc(
+    cluster: Cluster,
+) -> None:
+    """WAMP v1's gos/history on a node that started later reads the stream back too: all 200
+    missed, in order, recovered true."""
+    async with AmqpPusher(cluster.amqp(), cluster.router) as pusher:
+        last = await away_for(cluster, pusher, 200)
+        cluster.env("b")[f"{STREAM}FILL"] = "20"
+        b = await cluster.start("b")
+        client = await WampTestClient.connect(b.ws_url)
+        client.subscribe(CHANNEL)
+        answer: Any = await client.call("gos/history", CHANNEL, last)
+        await client.close()
+    assert answer["recovered"] is True
+    assert [p["data"]["n"] for p in answer["publications"]] == list(range(10, 210))
+    assert await stream_reads(b) == 1
