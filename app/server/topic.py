@@ -151,7 +151,9 @@ class Topic:
         exclude: Collection[str],
         eligible: Collection[str],
     ) -> None:
-        """Keep a broadcast for the held subscribers it is meant for (``hold``)."""
+        """Keep a broadcast for the held subscribers it is meant for (``hold``), framed once
+        per wire format (a mass reconnect holds thousands at once)."""
+        frames: dict[WireFormat, bytes] = {}
         for session_id, (connection, kept) in self._held.items():
             if session_id in exclude or (eligible and session_id not in eligible):
                 continue
@@ -160,9 +162,12 @@ class Topic:
             if len(kept) >= HOLD_LIMIT:
                 self._held[session_id] = (connection, None)
                 continue
-            frame = connection.wire_format.event_frame(
-                self.id, self.subscription_id, publication, payload, position
-            )
+            wire = connection.wire_format
+            frame = frames.get(wire)
+            if frame is None:
+                frame = frames[wire] = wire.event_frame(
+                    self.id, self.subscription_id, publication, payload, position
+                )
             kept.append((position, frame))
 
     def hold(self, connection: Subscriber) -> None:
