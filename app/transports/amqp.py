@@ -654,9 +654,10 @@ class OffsetFile:
     """A node's position in the stream, in ``<state_dir>/<stream>.<node_name>.json``.
 
     Written atomically (a temporary file, then ``os.replace``), at most every
-    ``stream.save_interval`` seconds while pushes are handled, and at close. A second process with the same file is refused (an exclusive ``flock`` on a lock
-    file beside it), since two nodes sharing one offset would skip each other's pushes. A lost
-    file makes the node start at the stream's end, like a new node (docs/streams.md).
+    ``stream.save_interval`` seconds while pushes are handled, and at close. A second process
+    with the same file is refused (an exclusive ``flock`` on a lock file beside it), since two
+    nodes sharing one offset would skip each other's pushes. A lost file makes the node start
+    at the stream's end, like a new node (docs/streams.md).
     """
 
     def __init__(self, directory: Path, stream: str, node_name: str) -> None:
