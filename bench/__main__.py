@@ -9,6 +9,7 @@ python -m bench --scenarios recovery   5,000 clients recover after a server rest
 python -m bench --scenarios readback   the same, another node takes over: reads the stream back
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
+python -m bench profile --systems ours --transports amqp,stream   shared queue vs stream mode
 python -m bench deflate         permessage-deflate: frame bytes and broadcast CPU per delivery
 python -m bench heap --systems ours,ours-nofreeze,picows   GC: tracked objects, full-collection time
 """
@@ -208,7 +209,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     given = args.systems != ",".join(SYSTEMS)  # profile's default: ours and two raw limits
     systems = tuple(args.systems.split(",")) if given else ("ours", "picows", "raw")
-    return profile_ours(Path(args.out), args.seconds, args.n, systems)
+    return profile_ours(
+        Path(args.out), args.seconds, args.n, systems, tuple(args.transports.split(","))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--seconds", type=float, default=20.0, help="profile: sampling time")
     parser.add_argument("--n", type=int, default=1000, help="profile: subscribers")
+    parser.add_argument(
+        "--transports", default="amqp", help="profile: amqp and/or stream (queue_mode stream)"
+    )
     args = parser.parse_args(argv)
     commands = {
         "run": cmd_run,

@@ -64,14 +64,16 @@ def summarise(
     return total, own.most_common(top), inclusive.most_common(top)
 
 
-def profile_one(system: str, broker: str, out: Path, seconds: float, n: int) -> tuple[Path, str]:
+def profile_one(
+    system: str, broker: str, out: Path, seconds: float, n: int, transport: str = "amqp"
+) -> tuple[Path, str]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    setup = Setup(system, "amqp", broker)
+    setup = Setup(system, transport, broker)
     try:
         setup.connect(n, fleets_for(n))
         pusher = setup.start_pusher()
         setup.warm_up(n)
-        path = out / f"profile-{system}-amqp-{n}.txt"
+        path = out / f"profile-{system}-{transport}-{n}.txt"
         record = subprocess.Popen(
             [
                 spy,
@@ -109,8 +111,13 @@ def profile_one(system: str, broker: str, out: Path, seconds: float, n: int) -> 
 
 
 def profile_ours(
-    out: Path, seconds: float, n: int, systems: tuple[str, ...] = ("ours", "picows", "raw")
+    out: Path,
+    seconds: float,
+    n: int,
+    systems: tuple[str, ...] = ("ours", "picows", "raw"),
+    transports: tuple[str, ...] = ("amqp",),
 ) -> int:
+    """Profile each system on each transport (``stream``: ours in ``queue_mode: stream``)."""
     from bench.__main__ import start_broker
 
     out.mkdir(parents=True, exist_ok=True)
@@ -123,11 +130,11 @@ def profile_ours(
         "",
     ]
     try:
-        for system in systems:
-            path, note = profile_one(system, node.url, out, seconds, n)
+        for system, transport in [(s, t) for t in transports for s in systems]:
+            path, note = profile_one(system, node.url, out, seconds, n, transport)
             total, own, inclusive = summarise(path)
             lines += [
-                f"## {system} ({total:,} samples, `{path.name}`)",
+                f"## {system}, {transport} ({total:,} samples, `{path.name}`)",
                 "",
                 note + ".",
                 "",
