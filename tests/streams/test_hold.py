@@ -1,0 +1,93 @@
+"""A topic holding a recovering subscriber: what is broadcast meanwhile waits, and is bounded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gos_web_socket.app.history import HistoryStore, Position, pushing
+from gos_web_socket.app.server import topic as topic_module
+from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.server.wamp2 import JsonSerializer
+
+WIRE = JsonSerializer(lambda payload, binary: payload)
+"""WAMP v2 JSON, framed as the bare payload so that a test can read it back."""
+
+
+class Peer:
+    """A subscriber as the topic sees one: a session id, a wire format, the frames written."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.wire_format = WIRE
+        self.frames: list[bytes] = []
+
+    def write_frame(self, frame: bytes) -> bool:
+        self.frames.append(frame)
+        return True
+
+    def send_event(self, topic: str, payload: Any) -> bool:
+        raise AssertionError("not used by broadcasts")
+
+    def payloads(self) -> list[Any]:
+        return [json.loads(frame)[4][0] for frame in self.frames]
+
+
+def channel_topic() -> Topic:
+    store = HistoryStore(lambda channel: (100, 60))
+    store.note(Position("e", -1))
+    return Topic("acme/channel/1", store.channel("acme/channel/1"), store)
+
+
+def push(topic: Topic, offset: int, payload: Any) -> None:
+    token = pushing.set(Position("e", offset))
+    try:
+        topic.broadcast(payload)
+    finally:
+        pushing.reset(token)
+
+
+def test_a_held_subscriber_gets_nothing_until_released_and_then_only_its_own() -> None:
+    """While held, a subscriber is written nothing; release hands it the broadcasts meant for
+    it (with positions for recorded ones), others were written as usual."""
+    topic, held, other = channel_topic(), Peer("held"), Peer("other")
+    topic.add(held)
+    topic.add(other)
+    topic.hold(held)
+    push(topic, 0, "a")
+    topic.broadcast("not for held", exclude=["held"])
+    topic.broadcast("only held", eligible=["held"])
+    assert held.frames == []
+    assert other.payloads() == ["a", "not for held"]
+    kept = topic.release(held)
+    assert kept is not None
+    assert [(p, json.loads(f)[4][0]) for p, f in kept] == [
+        (Position("e", 0), "a"),
+        (None, "only held"),
+    ]
+    push(topic, 1, "b")
+    assert held.payloads() == ["b"]  # written again once released
+
+
+def test_a_subscriber_held_too_long_is_told_some_were_dropped(monkeypatch: Any) -> None:
+    """Past HOLD_LIMIT broadcasts the hold keeps none and release says so (None): the
+    recovery then reports incomplete; the others still got every broadcast."""
+    monkeypatch.setattr(topic_module, "HOLD_LIMIT", 5)
+    topic, held, other = channel_topic(), Peer("held"), Peer("other")
+    topic.add(held)
+    topic.add(other)
+    topic.hold(held)
+    for offset in range(8):
+        push(topic, offset, offset)
+    assert topic.release(held) is None
+    assert other.payloads() == list(range(8))
+
+
+def test_a_held_subscriber_that_leaves_is_forgotten() -> None:
+    """A subscriber closed while held is removed cleanly; releasing it afterwards is a no-op."""
+    topic, held = channel_topic(), Peer("held")
+    topic.add(held)
+    topic.hold(held)
+    topic.remove(held)
+    push(topic, 0, "a")
+    assert topic.release(held) == [] and held.frames == [] and len(topic) == 0
