@@ -89,18 +89,13 @@ filling: contextvars.ContextVar[bool] = contextvars.ContextVar("gos_filling", de
 clients that recovered on this node (``Topic.replay``). Also true while ``capturing``."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Publication:
-    """One recorded broadcast: its position and the payload the subscribers got.
-
-    ``frames`` keeps its replay EVENT per wire format and subscription once one client replayed
-    it (``Topic.replay``): after a mass reconnect thousands replay the same ones, framed once.
-    """
+    """One recorded broadcast: its position and the payload the subscribers got."""
 
     position: Position
     payload: Any
     at: float
-    frames: dict[Any, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 class Capture:
@@ -117,9 +112,13 @@ class Capture:
         self.publications: dict[str, list[Publication]] = {c: [] for c in channels}
 
     def take(self, channel: str, payload: Any) -> None:
+        """Keep the first broadcast of a push, as ``ChannelHistory.record`` does."""
         position = pushing.get()
-        if position is not None and channel in self.channels:
-            self.publications[channel].append(Publication(position, payload, time.monotonic()))
+        if position is None or channel not in self.channels:
+            return
+        kept = self.publications[channel]
+        if not kept or kept[-1].position != position:
+            kept.append(Publication(position, payload, time.monotonic()))
 
 
 capturing: contextvars.ContextVar[Capture | None] = contextvars.ContextVar(

@@ -6,6 +6,7 @@ by every channel the route matches; a ``Topic`` is the server's object for one c
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Collection, Iterator
 from typing import Any, Protocol
@@ -23,6 +24,10 @@ from gos_web_socket.app.server.timers import PeriodicTimers
 
 _subscription_ids = itertools.count(1)
 """WAMP v2 subscription ids: router scope, one per live topic."""
+
+REPLAY_FRAMES_KEPT = 5.0
+"""Seconds a topic keeps the EVENT frames it replayed: clients recovering together (a mass
+reconnect) share them; afterwards they are let go, so history does not hold its payloads twice."""
 
 HOLD_LIMIT = 10_000
 """Broadcasts a topic keeps for one held subscriber (``hold``); past it the recovery that held
@@ -63,6 +68,7 @@ class Topic:
         "_formats",
         "_recovering",
         "_held",
+        "_replayed",
     )
 
     def __init__(
@@ -86,6 +92,8 @@ class Topic:
         self._held: dict[str, tuple[Subscriber, list[tuple[Position | None, bytes]] | None]] = {}
         """Subscribers held while their recovery is prepared, and what was broadcast meanwhile
         (None: more than ``HOLD_LIMIT``)."""
+        self._replayed: dict[tuple[WireFormat, Position], bytes] | None = None
+        """Replayed EVENT frames by wire format and position, for ``REPLAY_FRAMES_KEPT`` s."""
 
     def broadcast(
         self,
@@ -212,11 +220,15 @@ class Topic:
         also gets the pushes this node reads back from its log (``filling``)."""
         if self.has(connection):
             self._recovering[connection.session_id] = recovery.position
-        key = wire, subscription = connection.wire_format, self.subscription_id
+        if not recovery.publications:
+            return
+        wire, subscription = connection.wire_format, self.subscription_id
+        frames = self._replayed
+        if frames is None:
+            frames = self._replayed = {}
+            asyncio.get_running_loop().call_later(REPLAY_FRAMES_KEPT, self._forget_replayed)
         for publication in recovery.publications:
-            frames = publication.frames
-            if frames is None:
-                frames = publication.frames = {}
+            key = wire, publication.position
             frame = frames.get(key)
             if frame is None:  # one publication id for every client that replays it
                 frame = frames[key] = wire.event_frame(
@@ -227,6 +239,9 @@ class Topic:
                     publication.position,
                 )
             connection.write_frame(frame)
+
+    def _forget_replayed(self) -> None:
+        self._replayed = None
 
     def add(self, connection: Subscriber) -> None:
         session_id = connection.session_id
