@@ -133,6 +133,16 @@ def is_worker(worker: WorkerRole | None) -> bool:
     return worker is not None
 
 
+def node_settings(settings: AmqpSettings, worker: WorkerRole | None) -> AmqpSettings:
+    """The push handler's AMQP settings: in stream mode each worker of ``server.workers`` is a
+    node of its own (``<node_name>-w<index>``: its offset file, kept across its restarts)."""
+    if worker is None or settings.queue_mode != "stream":
+        return settings
+    name = f"{settings.stream.state_name()}-w{worker.index}"
+    stream = settings.stream.model_copy(update={"node_name": name})
+    return settings.model_copy(update={"stream": stream})
+
+
 def with_demo(demo_enabled: bool, demo: Iterable[Any], own: Iterable[Any]) -> list[Any]:
     """The shipped demo handlers (``server.demo``, on by default) followed by your own."""
     return [*(demo if demo_enabled else ()), *own]
@@ -148,13 +158,14 @@ class Amqp(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=AmqpSettings)
     router = providers.Dependency(instance_of=Router)
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
+    worker: providers.Object[WorkerRole | None] = providers.Object(None)
 
     pusher = providers.Singleton(
         AmqpPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
     )
     server_push_handler = providers.Singleton(
         AmqpServerPushHandler,
-        settings=settings,
+        settings=providers.Callable(node_settings, settings, worker),
         router=router,
         dispatcher=event_dispatcher,
     )
@@ -239,6 +250,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         settings=settings.provided.pushers.amqp,
         router=router,
         event_dispatcher=event_dispatcher,
+        worker=worker,
     )
     zmq = providers.Container(
         Zmq,

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+from pathlib import Path
 
 from gos_web_socket.app.transports.amqp import AmqpPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher
@@ -218,3 +219,37 @@ async def test_a_taken_port_stops_the_start_up_with_one_line() -> None:
         assert await server.wait(60) == 1
     assert f"error: server.port: cannot listen on 127.0.0.1:{port}" in server.output
     assert "exited with 1 while starting" in server.output
+
+
+async def test_in_stream_mode_each_worker_is_a_node_with_its_own_offset(
+    rabbitmq: RabbitMQNode, tmp_path: Path
+) -> None:
+    """queue_mode stream with two workers: each worker reads the stream as a node of its own
+    (offset files <node_name>-w0 and -w1), and every client gets each push once."""
+    env = server_env(
+        rabbitmq,
+        SERVER__WORKERS=2,
+        PUSHERS__AMQP__QUEUE_MODE="stream",
+        PUSHERS__AMQP__STREAM__NODE_NAME="edge",
+        PUSHERS__AMQP__STREAM__STATE_DIR=str(tmp_path),
+    )
+    server = await ServerProcess(env).start()
+    clients: list[WampTestClient] = []
+    try:
+        await until_ready(server)
+        clients = await spread_subscribers(server, 12)
+        zmq, amqp = pushers(server)
+        try:
+            for n in range(PUSHES):
+                await amqp.push({"via": "amqp", "n": n}, "acme_topic", {"room": "42"})
+            got = await receive_all(clients, PUSHES, zmq, amqp)
+        finally:
+            await zmq.close()
+            await amqp.close()
+        assert all(events == [{"via": "amqp", "n": n} for n in range(PUSHES)] for events in got)
+    finally:
+        for client in clients:
+            await client.close()
+        await server.stop()
+    names = sorted(name for name in os.listdir(tmp_path) if name.endswith(".json"))
+    assert [name.split(".")[-2] for name in names] == ["edge-w0", "edge-w1"]
