@@ -9,6 +9,7 @@ into a dead-letter queue, and drops redelivered duplicates by ``message_id``. Se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -16,7 +17,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -798,14 +799,21 @@ class AmqpStreamReceiver(AmqpReceiver):
             "AMQP stream %s: epoch %s, reading from %s", self.queue_name, self.epoch, self.start
         )
 
-    async def probe(self, offset: int | str) -> tuple[int, str] | None:
-        """The offset and identity of the first message at ``offset`` or later, if one comes
-        within ``stream.probe_timeout`` (on a channel of its own, closed afterwards)."""
+    @contextlib.asynccontextmanager
+    async def _side_read(self, prefetch: int) -> AsyncIterator[AbstractQueue]:
+        """The stream on a channel of its own (closed afterwards), beside the node's reader."""
         assert self._connection is not None
         channel = await self._connection.channel(publisher_confirms=False)
         try:
-            await channel.set_qos(prefetch_count=1)
-            queue = await channel.get_queue(self.queue_name, ensure=False)
+            await channel.set_qos(prefetch_count=prefetch)
+            yield await channel.get_queue(self.queue_name, ensure=False)
+        finally:
+            await channel.close()
+
+    async def probe(self, offset: int | str) -> tuple[int, str] | None:
+        """The offset and identity of the first message at ``offset`` or later, if one comes
+        within ``stream.probe_timeout``."""
+        async with self._side_read(1) as queue:
             first: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
 
             async def take(message: AbstractIncomingMessage) -> None:
@@ -818,17 +826,11 @@ class AmqpStreamReceiver(AmqpReceiver):
                 return await asyncio.wait_for(first, self.settings.stream.probe_timeout)
             except TimeoutError:
                 return None
-        finally:
-            await channel.close()
 
     async def tail(self) -> int | None:
         """The stream's last offset: the most a reader from ``last`` (its last chunk) gets
         before a quiet 0.2 s (None: the stream is empty)."""
-        assert self._connection is not None
-        channel = await self._connection.channel(publisher_confirms=False)
-        try:
-            await channel.set_qos(prefetch_count=self.settings.prefetch_count)
-            queue = await channel.get_queue(self.queue_name, ensure=False)
+        async with self._side_read(self.settings.prefetch_count) as queue:
             offsets: asyncio.Queue[int] = asyncio.Queue()
 
             async def take(message: AbstractIncomingMessage) -> None:
@@ -845,19 +847,14 @@ class AmqpStreamReceiver(AmqpReceiver):
                     return last
                 last = offset if last is None else max(last, offset)
                 wait = 0.2
-        finally:
-            await channel.close()
 
     async def read_back(self, first: int, last: int) -> Sequence[Delivery]:
-        """The stream's messages at ``first``..``last`` (on a channel of its own): a read ends
-        at ``last`` or after ``stream.probe_timeout`` without a message (the stream ends)."""
-        epoch, connection = self.epoch, self._connection
-        if epoch is None or connection is None or last < first:
+        """The stream's messages at ``first``..``last``: a read ends at ``last`` or after
+        ``stream.probe_timeout`` without a message (the stream ends)."""
+        epoch = self.epoch
+        if epoch is None or self._connection is None or last < first:
             return []
-        channel = await connection.channel(publisher_confirms=False)
-        try:
-            await channel.set_qos(prefetch_count=self.settings.prefetch_count)
-            queue = await channel.get_queue(self.queue_name, ensure=False)
+        async with self._side_read(self.settings.prefetch_count) as queue:
             read: list[Delivery] = []
             high = [first - 1]  # the last offset kept (a consumer starts at a chunk's start)
             arrived: asyncio.Queue[int] = asyncio.Queue()
@@ -871,16 +868,14 @@ class AmqpStreamReceiver(AmqpReceiver):
                 arrived.put_nowait(offset)
 
             await queue.consume(take, arguments={STREAM_OFFSET: first})
-            wait = self.settings.stream.probe_timeout
+            quiet = self.settings.stream.probe_timeout
             while True:
                 try:
-                    offset = await asyncio.wait_for(arrived.get(), wait)
+                    offset = await asyncio.wait_for(arrived.get(), quiet)
                 except TimeoutError:
                     return read
                 if offset >= last:
                     return read
-        finally:
-            await channel.close()
 
     async def _start_offset(self, queue: AbstractQueue) -> int | str:
         """Where to consume from: ``stream.fill`` pushes before the resume point, read back

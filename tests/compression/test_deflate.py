@@ -19,6 +19,7 @@ from gos_web_socket.app.server.compression import DeflateFormat, deflate_frame, 
 from gos_web_socket.app.server.session import WireFormat
 from gos_web_socket.app.server.wamp2 import serializers
 from tests.support.server import eventually, running_server
+from tests.support.subscriber import RecordingSubscriber
 
 ROUTES = {"news": {"pattern": "news/{id}", "callback": "news"}}
 CHANNEL = "news/1"
@@ -143,26 +144,12 @@ class Counting(WireFormat):
         return bytes((0x81, 126)) + len(body).to_bytes(2, "big") + body
 
 
-class Subscriber:
-    def __init__(self, session_id: str, wire_format: WireFormat) -> None:
-        self.session_id = session_id
-        self.wire_format = wire_format
-        self.frames: list[bytes] = []
-
-    def write_frame(self, frame: bytes) -> bool:
-        self.frames.append(frame)
-        return True
-
-    def send_event(self, topic: str, payload: Any) -> bool:
-        return False
-
-
 def test_one_broadcast_compresses_once_for_every_subscriber() -> None:
     """Subscribers with the same window share one DeflateFormat group: the EVENT is built and
     compressed once, every one of them gets the same bytes, and they inflate to the EVENT."""
     inner = Counting()
     topic = Topic(CHANNEL)
-    subscribers = [Subscriber(str(i), DeflateFormat(inner, 15)) for i in range(5)]
+    subscribers = [RecordingSubscriber(str(i), DeflateFormat(inner, 15)) for i in range(5)]
     for subscriber in subscribers:
         topic.add(subscriber)
     assert topic.broadcast(PAYLOAD) == 5

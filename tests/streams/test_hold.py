@@ -9,25 +9,17 @@ from gos_web_socket.app.history import HistoryStore, Position, pushing
 from gos_web_socket.app.server import topic as topic_module
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.server.wamp2 import JsonSerializer
+from tests.support.subscriber import RecordingSubscriber
 
 WIRE = JsonSerializer(lambda payload, binary: payload)
 """WAMP v2 JSON, framed as the bare payload so that a test can read it back."""
 
 
-class Peer:
-    """A subscriber as the topic sees one: a session id, a wire format, the frames written."""
+class Peer(RecordingSubscriber):
+    """A subscriber on v2 JSON whose frames read back as their payloads."""
 
     def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        self.wire_format = WIRE
-        self.frames: list[bytes] = []
-
-    def write_frame(self, frame: bytes) -> bool:
-        self.frames.append(frame)
-        return True
-
-    def send_event(self, topic: str, payload: Any) -> bool:
-        raise AssertionError("not used by broadcasts")
+        super().__init__(session_id, WIRE)
 
     def payloads(self) -> list[Any]:
         return [json.loads(frame)[4][0] for frame in self.frames]

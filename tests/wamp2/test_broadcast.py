@@ -7,25 +7,10 @@ from typing import Any
 
 import msgpack
 
-from gos_web_socket.app.server import KeywordArguments, Topic, WireFormat
+from gos_web_socket.app.server import KeywordArguments, Topic
 from gos_web_socket.app.server.wamp1 import Wamp1Format
 from gos_web_socket.app.server.wamp2 import serializers
-
-
-class FakeConnection:
-    """What Topic needs of a connection: an id, a wire format and ``write_frame``."""
-
-    def __init__(self, session_id: str, wire_format: WireFormat) -> None:
-        self.session_id = session_id
-        self.wire_format = wire_format
-        self.frames: list[bytes] = []
-
-    def write_frame(self, frame: bytes) -> bool:
-        self.frames.append(frame)
-        return True
-
-    def send_event(self, topic: str, payload: Any) -> bool:
-        raise AssertionError("a broadcast writes frames, it never sends one event at a time")
+from tests.support.subscriber import RecordingSubscriber
 
 
 class FrameCounter:
@@ -39,12 +24,12 @@ class FrameCounter:
         return payload
 
 
-def make_topic() -> tuple[Topic, FrameCounter, list[FakeConnection]]:
+def make_topic() -> tuple[Topic, FrameCounter, list[RecordingSubscriber]]:
     frame = FrameCounter()
     v1, v2 = Wamp1Format(frame), serializers(frame)
     kinds = [v1, v1, v2["wamp.2.json"], v2["wamp.2.json"], v2["wamp.2.msgpack"]]
     topic = Topic("acme/channel/lobby")
-    connections = [FakeConnection(str(n), kind) for n, kind in enumerate(kinds, start=1)]
+    connections = [RecordingSubscriber(str(n), kind) for n, kind in enumerate(kinds, start=1)]
     for connection in connections:
         topic.add(connection)
     return topic, frame, connections
@@ -70,7 +55,7 @@ def test_v1_only_topic_builds_one_frame() -> None:
     topic = Topic("acme/channel/lobby")
     v1 = Wamp1Format(frame)
     for n in range(3):
-        topic.add(FakeConnection(str(n), v1))
+        topic.add(RecordingSubscriber(str(n), v1))
     assert topic.broadcast("hi", exclude=["0"]) == 2
     assert frame.built == [(b'[8,"acme/channel/lobby","hi"]', False)]
 
