@@ -343,7 +343,7 @@ class HistoryStore:
     ) -> None:
         self._limits = limits
         self._origin = origin
-        """Where a broker log's reader started (``Receiver.opened_at``), asked until known."""
+        """Where a broker log's reader started (``LogReceiver.opened_at``), asked until known."""
         self.backfill = backfill
         """Reads what a history lacks back from the broker log (stream mode), else None."""
         self._channels: dict[str, ChannelHistory] = {}

@@ -42,6 +42,7 @@ from gos_web_socket.app.server.subprotocols import Subprotocols
 from gos_web_socket.app.server.timers import PeriodicTimers
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.stats import ServerStats
+from gos_web_socket.app.transports.base import LogReceiver
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import Settings
 
@@ -198,19 +199,25 @@ class WampServer:
 
     # -- pushes -----------------------------------------------------------------------------
 
-    def _log_origin(self) -> Position | None:
-        """Where the first push handler reading a broker log started (stream mode)."""
+    def _log_reader(self) -> tuple[ServerPushHandler, LogReceiver] | None:
+        """The first consuming push handler that reads a broker log (stream mode)."""
         for handler in self.push_handlers.values():
-            if handler.receiver.opened_at is not None and handler.is_consuming:
-                return handler.receiver.opened_at
+            receiver = handler.receiver
+            if isinstance(receiver, LogReceiver) and handler.is_consuming:
+                return handler, receiver
         return None
+
+    def _log_origin(self) -> Position | None:
+        """Where the push handler reading a broker log started (``LogReceiver.opened_at``)."""
+        reader = self._log_reader()
+        return None if reader is None else reader[1].opened_at
 
     async def _read_back(self, first: int, last: int, channels: frozenset[str]) -> ReadBack:
         """Read the broker log back for recoveries (``Backfill``), through its push handler."""
-        for handler in self.push_handlers.values():
-            if handler.receiver.opened_at is not None and handler.is_consuming:
-                return await handler.read_back(self, first, last, channels)
-        return ReadBack(None, {}, None, None)
+        reader = self._log_reader()
+        if reader is None:
+            return ReadBack(None, {}, None, None)
+        return await reader[0].read_back(self, first, last, channels)
 
     async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
         """Hand a routed push to its topic's ``on_push`` (``PushableServer``).

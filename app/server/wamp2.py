@@ -513,10 +513,14 @@ class Wamp2Session(Session[Request]):
         report["replayed"] = len(recovery.publications)
         self.send([EVENT, topic.subscription_id, new_publication_id(), {RECOVERY: report}])
         reached = recovery.position
-        for position, frame in meanwhile:  # those the replay had are not sent twice
-            if position is None or reached is None or position.epoch != reached.epoch:
-                self.connection.write_frame(frame)
-            elif position.offset > reached.offset:
+        for position, frame in meanwhile:
+            replayed = (
+                position is not None
+                and reached is not None
+                and position.epoch == reached.epoch
+                and position.offset <= reached.offset
+            )
+            if not replayed:  # those the replay had are not sent twice
                 self.connection.write_frame(frame)
 
     async def _unsubscribe(self, request: Request, subscription: int) -> None:

@@ -55,7 +55,13 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.history import Position
 from gos_web_socket.app.message import Message
-from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
+from gos_web_socket.app.transports.base import (
+    Delivery,
+    LogReceiver,
+    Pusher,
+    Receiver,
+    ServerPushHandler,
+)
 from gos_web_socket.settings.models import AmqpSettings
 
 if TYPE_CHECKING:
@@ -748,7 +754,7 @@ class AmqpStreamDelivery(AmqpDelivery):
         self.receiver.handled(self)
 
 
-class AmqpStreamReceiver(AmqpReceiver):
+class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
     """Reads the stream from this node's own offset (``queue_mode: stream``).
 
     Every node reads every push; nothing is removed by an ack. On open the receiver finds the

@@ -677,10 +677,6 @@ class Receiver(ABC):
     acks_multiple: ClassVar[bool] = False
     """True when ``ack(multiple=True)`` settles all earlier deliveries (AMQP): one ack a batch."""
 
-    opened_at: Position | None = None
-    """For a receiver of a log every node reads (a stream): after ``open()``, the position
-    after which it delivers every push, in order. None for other transports."""
-
     @abstractmethod
     async def open(self) -> None:
         """Connect or bind and start receiving.
@@ -705,12 +701,6 @@ class Receiver(ABC):
     async def cancel(self) -> None:  # noqa: B027 - optional: most receivers stop in close()
         """Stop taking new deliveries; ``receive()`` returns those already taken, then ``[]``."""
 
-    async def read_back(self, first: int, last: int) -> Sequence[Delivery]:
-        """A receiver of a log (``opened_at`` set) reads it again: the pushes it still holds
-        at offsets ``first``..``last``, in order, each with its ``position``; settling them is
-        not needed. Other receivers have no log to read."""
-        raise NotImplementedError(f"{type(self).__name__} reads no log back")
-
     @abstractmethod
     async def close(self) -> None:
         """Release the transport; deliveries not yet settled go back to it. Safe to call twice."""
@@ -719,6 +709,20 @@ class Receiver(ABC):
     @abstractmethod
     def is_open(self) -> bool:
         """True while deliveries can arrive."""
+
+
+class LogReceiver(Receiver):
+    """A receiver of a log that every node reads from its own position (a RabbitMQ stream):
+    its deliveries carry positions, and it can read the log again for recoveries."""
+
+    opened_at: Position | None = None
+    """After ``open()``: the position after which it delivers every push, in order (None
+    while the log's epoch is unknown)."""
+
+    @abstractmethod
+    async def read_back(self, first: int, last: int) -> Sequence[Delivery]:
+        """The pushes the log still holds at offsets ``first``..``last``, in order, each with
+        its ``position``; they need no settling."""
 
 
 class RateLimitedLog:
@@ -903,7 +907,10 @@ class ServerPushHandler:
         """Run the log's pushes at ``first``..``last`` to ``channels`` again, for recoveries
         older than those channels' history (``Backfill``): what their topics broadcast is
         captured; nothing is sent, recorded, counted or fired."""
-        deliveries = await self.receiver.read_back(first, last)
+        receiver = self.receiver
+        if not isinstance(receiver, LogReceiver):
+            raise TypeError(f"push handler {self.name} reads no log ({type(receiver).__name__})")
+        deliveries = await receiver.read_back(first, last)
         capture = Capture(channels)
         epoch, start, end = None, None, None
         for delivery in deliveries:

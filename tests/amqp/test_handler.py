@@ -223,7 +223,7 @@ async def test_a_delivery_handed_over_after_cancel_does_not_hang_the_receiver(
     await receiver.open()
     try:
         await _publish_raw(raw_channel, amqp_settings, b'{"topic":"acme/channel/1","data":1}')
-        await asyncio.sleep(0.3)  # taken by the consumer, not received yet
+        await wait_until(lambda: not receiver._inbox.empty())  # taken, not received yet
         await receiver.cancel()
         late_queue = await raw_channel.declare_queue(exclusive=True)
         await raw_channel.default_exchange.publish(aio_pika.Message(b"{}"), late_queue.name)

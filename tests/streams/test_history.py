@@ -133,15 +133,19 @@ async def test_a_recovery_never_moves_a_client_back() -> None:
 
 class Log:
     """A log of offsets 0..99 on epoch "e", where channel "c" has the even offsets; each read
-    is recorded and takes a moment, so that recoveries can ask meanwhile."""
+    is recorded and, until ``open`` is set, waits (so that recoveries can ask meanwhile)."""
 
     def __init__(self, fail: bool = False) -> None:
         self.reads: list[tuple[int, int, frozenset[str]]] = []
         self.fail = fail
+        self.open = asyncio.Event()
+        self.open.set()
+        self.reading = asyncio.Event()
 
     async def read(self, first: int, last: int, channels: frozenset[str]) -> ReadBack:
         self.reads.append((first, last, channels))
-        await asyncio.sleep(0.05)
+        self.reading.set()
+        await self.open.wait()
         if self.fail:
             raise ConnectionError("broker went away")
         kept = {c: [] for c in channels}
@@ -155,10 +159,15 @@ async def test_recoveries_asked_during_a_read_share_the_next_one() -> None:
     """Three recoveries: the first reads alone, the two asked meanwhile share one more read;
     each gets its own range of its channel, complete."""
     log = Log()
+    log.open.clear()
     backfill = Backfill(log.read, limit=100)
     first = asyncio.create_task(backfill.fetch("c", "e", 10, 20))
-    await asyncio.sleep(0.01)
-    others = [backfill.fetch("c", "e", 0, 5), backfill.fetch("d", "e", 30, 40)]
+    await log.reading.wait()  # the first read runs
+    others = [
+        asyncio.create_task(backfill.fetch("c", "e", 0, 5)),
+        asyncio.create_task(backfill.fetch("d", "e", 30, 40)),
+    ]
+    asyncio.get_running_loop().call_soon(log.open.set)  # after both asked (tasks run first)
     one, two, three = await asyncio.gather(first, *others)
     assert [p.payload for p in one[0]] == [10, 12, 14, 16, 18, 20] and one[1] is True
     assert [p.payload for p in two[0]] == [0, 2, 4] and two[1] is True

@@ -46,6 +46,16 @@ async def push(pusher: Pusher, start: int, stop: int, room: str = "1") -> None:
         await pusher.push({"n": n}, "acme_topic", {"room": room})
 
 
+async def seen_and_gone(server: containers.Container, pusher: Pusher, pushes: int) -> Any:
+    """A client sees pushes 0..``pushes``-1 of CHANNEL and leaves: the last position it saw."""
+    first = await RecoveringPeer.connect(url(server), CHANNEL)
+    await first.report()
+    await push(pusher, 0, pushes)
+    last = (await first.read(pushes)).position
+    first.close()
+    return last
+
+
 async def test_a_client_away_for_500_pushes_gets_all_then_live_ones(
     server: containers.Container,
 ) -> None:
@@ -97,11 +107,7 @@ async def test_a_client_with_nothing_missed_is_told_it_recovered(
 ) -> None:
     """Recovering from the current position replays nothing and reports complete."""
     pusher = memory_pusher(server)
-    first = await RecoveringPeer.connect(url(server), CHANNEL)
-    await first.report()
-    await push(pusher, 0, 3)
-    last = (await first.read(3)).position
-    first.close()
+    last = await seen_and_gone(server, pusher, 3)
     back = await RecoveringPeer.connect(url(server), CHANNEL, since=last)
     assert await back.report() == {"recovered": True, "position": last, "replayed": 0}
     back.close()
@@ -112,11 +118,7 @@ async def test_a_history_too_short_is_reported_incomplete(
 ) -> None:
     """Away for more pushes than the channel keeps: the last 1,000 come, recovered is false."""
     pusher = memory_pusher(server)
-    first = await RecoveringPeer.connect(url(server), CHANNEL)
-    await first.report()
-    await push(pusher, 0, 1)
-    last = (await first.read(1)).position
-    first.close()
+    last = await seen_and_gone(server, pusher, 1)
     await push(pusher, 1, 1201)
     back = await RecoveringPeer.connect(url(server), CHANNEL, since=last)
     report = await back.report()
@@ -210,11 +212,7 @@ async def test_the_history_rpc_needs_a_subscription(server: containers.Container
 async def test_recoveries_are_counted_in_the_metrics(server: containers.Container) -> None:
     """recoveries_total by outcome and recovery_replayed_total count what recoveries did."""
     pusher = memory_pusher(server)
-    first = await RecoveringPeer.connect(url(server), CHANNEL)
-    await first.report()
-    await push(pusher, 0, 3)
-    last = (await first.read(3)).position
-    first.close()
+    last = await seen_and_gone(server, pusher, 3)
     await push(pusher, 3, 7)
     for since in (last, {"epoch": "gone", "offset": 1}):
         peer = await RecoveringPeer.connect(url(server), CHANNEL, since=since)
