@@ -10,9 +10,12 @@ import pytest
 
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp import AmqpServerPushHandler
 from gos_web_socket.settings.models import AmqpSettings, StreamSettings
-from tests.amqp.conftest import make_router
+from tests.amqp.conftest import (
+    make_router,
+    pusher as pusher,  # its pusher, on the stream settings
+)
 from tests.support.rabbitmq import RabbitMQNode
 
 
@@ -35,12 +38,9 @@ def stream_settings(rabbitmq: RabbitMQNode, tmp_path: Path) -> AmqpSettings:
 
 
 @pytest.fixture
-async def pusher(stream_settings: AmqpSettings, router: Router) -> AsyncIterator[AmqpPusher]:
-    pusher = AmqpPusher(stream_settings, router)
-    try:
-        yield pusher
-    finally:
-        await pusher.close()
+def amqp_settings(stream_settings: AmqpSettings) -> AmqpSettings:
+    """What the AMQP suite's fixtures build on (its ``pusher``): the stream settings."""
+    return stream_settings
 
 
 StartNode = Callable[..., Awaitable[AmqpServerPushHandler]]

@@ -16,7 +16,12 @@ from gos_web_socket.app.exceptions import FailedPush, PushFailed
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.transports.amqp import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import RecordingServer, Supervise, wait_until
+from tests.amqp.conftest import (
+    RecordingServer,
+    Supervise,
+    raw_channel as raw_channel,  # to change the topology under it
+    wait_until,
+)
 from tests.support.rabbitmq import RabbitMQNode
 from tests.sync_push.conftest import FailLog
 
@@ -67,16 +72,6 @@ async def supervise(amqp_settings: AmqpSettings, router: Router) -> AsyncIterato
     finally:
         for running in started:
             await running.close()
-
-
-@pytest.fixture
-async def raw_channel(rabbitmq: RabbitMQNode) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    """A plain aio-pika channel, to change the broker's topology under the pusher."""
-    connection = await aio_pika.connect(rabbitmq.url)
-    try:
-        yield await connection.channel()
-    finally:
-        await connection.close()
 
 
 async def stalled(count: Callable[[], int], within: float = 20.0) -> int:
