@@ -47,7 +47,8 @@ from gos_web_socket.app.registry import (
 )
 from gos_web_socket.app.router import RouteCollection, Router, load_routes
 from gos_web_socket.app.server import WampServer
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.wamp import WampPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService

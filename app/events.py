@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gos_web_socket.app.exceptions import FailedPush
-    from gos_web_socket.app.transports.base import Pusher, ServerPushHandler
+    from gos_web_socket.app.transports.handler import ServerPushHandler
+    from gos_web_socket.app.transports.pusher import Pusher
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from gos_web_socket.app.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server import WampServer
-    from gos_web_socket.app.transports.base import Pusher
+    from gos_web_socket.app.transports.pusher import Pusher
 
 logger = logging.getLogger(__name__)
 

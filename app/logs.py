@@ -73,6 +73,55 @@ class _Window:
     suppressed: int = 0
 
 
+class RateLimit:
+    """Windows of ``interval`` seconds per key, each letting ``burst`` events through.
+
+    The one limiter of the toolkit: the log filter (``RateLimitFilter``) and the warnings of
+    pushers, push handlers and the supervisor (``RateLimitedLog``) both count with it. A
+    window opens at the first event of its key and holds back what exceeds ``burst`` until it
+    ends; the next window's first event learns how many were held back.
+    """
+
+    def __init__(
+        self,
+        burst: int,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 1000,
+    ) -> None:
+        self.burst = burst
+        self.interval = interval
+        self.clock = clock
+        self.max_keys = max_keys
+        self._windows: dict[Any, _Window] = {}
+
+    def window(self, key: Any, now: float) -> tuple[_Window, int]:
+        """The current window of ``key`` and how many events the expired one held back."""
+        window = self._windows.get(key)
+        if window is not None and now < window.ends:
+            return window, 0
+        held = window.suppressed if window is not None else 0
+        if window is None and len(self._windows) >= self.max_keys:
+            self._forget_expired(now)
+        window = self._windows[key] = _Window(now + self.interval)
+        return window, held
+
+    def admit(self, key: Any = None) -> tuple[bool, int]:
+        """``(passes, held back before it)`` for one event of ``key``, counting it."""
+        window, held = self.window(key, self.clock())
+        if window.passed < self.burst:
+            window.passed += 1
+            return True, held
+        window.suppressed += 1
+        return False, held
+
+    def _forget_expired(self, now: float) -> None:
+        """Keep the table bounded when keys vary (f-strings in log calls)."""
+        self._windows = {k: w for k, w in self._windows.items() if w.ends > now}
+        while len(self._windows) >= self.max_keys:
+            self._windows.pop(next(iter(self._windows)))
+
+
 class RateLimitFilter(logging.Filter):
     """At most ``burst`` records per message template per ``interval`` seconds.
 
@@ -93,12 +142,24 @@ class RateLimitFilter(logging.Filter):
         max_keys: int = 1000,
     ) -> None:
         super().__init__()
-        self.burst = burst
-        self.interval = interval
-        self.clock = clock
-        self.max_keys = max_keys
-        self._windows: dict[tuple[str, int, str], _Window] = {}
+        self.limit = RateLimit(burst, interval, clock, max_keys)
         self._lock = threading.Lock()  # pushers log from their own loop threads too
+
+    @property
+    def burst(self) -> int:
+        return self.limit.burst
+
+    @property
+    def interval(self) -> float:
+        return self.limit.interval
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.limit.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.limit.clock = clock
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.burst <= 0 or getattr(record, _NO_LIMIT, True) is False:
@@ -108,10 +169,11 @@ class RateLimitFilter(logging.Filter):
             template = type(msg).__name__
         else:
             template = msg if record.args else _VARIABLE.sub("#", msg)
-        now = self.clock()
+        limit = self.limit
+        now = limit.clock()
         with self._lock:
-            window, held = self._window((record.name, record.levelno, template), now)
-            budget, _ = self._window((record.name, record.levelno, ""), now)
+            window, held = limit.window((record.name, record.levelno, template), now)
+            budget, _ = limit.window((record.name, record.levelno, ""), now)
             if held:
                 record.suppressed = held
             if window.passed < self.burst and budget.passed < LOGGER_BUDGET * self.burst:
@@ -123,22 +185,29 @@ class RateLimitFilter(logging.Filter):
             window.suppressed += 1
             return False
 
-    def _window(self, key: tuple[str, int, str], now: float) -> tuple[_Window, int]:
-        """The current window of ``key`` and how many records the expired one held back."""
-        window = self._windows.get(key)
-        if window is not None and now < window.ends:
-            return window, 0
-        held = window.suppressed if window is not None else 0
-        if window is None and len(self._windows) >= self.max_keys:
-            self._forget_expired(now)
-        window = self._windows[key] = _Window(now + self.interval)
-        return window, held
 
-    def _forget_expired(self, now: float) -> None:
-        """Keep the table bounded when templates vary (f-strings in log calls)."""
-        self._windows = {k: w for k, w in self._windows.items() if w.ends > now}
-        while len(self._windows) >= self.max_keys:
-            self._windows.pop(next(iter(self._windows)))
+class RateLimitedLog:
+    """At most one warning per ``interval`` seconds, saying how many it held back.
+
+    For failures that come in floods (bodies a push handler cannot deliver, background pushes
+    that fail, a handler that keeps failing): one line per interval, with the count.
+    """
+
+    def __init__(self, log: logging.Logger, interval: float = 10.0) -> None:
+        self.log = log
+        self.limit = RateLimit(1, interval)
+
+    @property
+    def interval(self) -> float:
+        return self.limit.interval
+
+    def warning(self, message: str, *args: object, **extra: Any) -> None:
+        passes, held = self.limit.admit()
+        if not passes:
+            return
+        if held:
+            message += f" ({held} more since the last report)"
+        self.log.warning(message, *args, extra=extra or None, stacklevel=2)
 
 
 def make_handler(settings: LoggingSettings, stream: TextIO | None = None) -> logging.Handler:

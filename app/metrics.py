@@ -38,7 +38,7 @@ from gos_web_socket.app.events import (
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server import WampServer
-    from gos_web_socket.app.transports.base import Pusher
+    from gos_web_socket.app.transports.pusher import Pusher
 
 NAMESPACE = "gos_websocket"
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4

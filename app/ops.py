@@ -40,7 +40,7 @@ from gos_web_socket.app.web import Request, Response, StaticHttpServer
 if TYPE_CHECKING:
     from gos_web_socket.app.events import ServerLaunchedEvent
     from gos_web_socket.app.server import WampServer
-    from gos_web_socket.app.transports.base import Pusher
+    from gos_web_socket.app.transports.pusher import Pusher
     from gos_web_socket.app.workers import WorkerPool
     from gos_web_socket.settings.models import MetricsSettings
 

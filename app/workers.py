@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gos_web_socket.app.backoff import Backoff
 from gos_web_socket.app.exceptions import ConfigurationError, ListenError
 
 if TYPE_CHECKING:
@@ -156,9 +157,15 @@ class WorkerSlot:
     ready: bool = False
     restarts: int = 0
     started_at: float = 0.0
-    backoff: float = FIRST_BACKOFF
+    delays: Backoff = field(default_factory=lambda: Backoff(FIRST_BACKOFF, MAX_BACKOFF), repr=False)
+    """The slot's restart delays; ``backoff`` is the next one."""
     link: asyncio.StreamWriter | None = field(default=None, repr=False)
     """The parent's end of the socket pair; closing it (or dying) tells the worker to stop."""
+
+    @property
+    def backoff(self) -> float:
+        """Seconds the next restart waits."""
+        return self.delays.current
 
     @property
     def pid(self) -> int | None:
@@ -268,7 +275,7 @@ class WorkerPool:
                 return
             lived = time.monotonic() - slot.started_at
             if lived >= STABLE_AFTER:
-                slot.backoff = FIRST_BACKOFF
+                slot.delays.reset()
             logger.warning(
                 "worker %d (pid %s) exited with %s after %.1f s; restarting in %.1f s",
                 slot.index,
@@ -282,7 +289,7 @@ class WorkerPool:
                 return
             except TimeoutError:
                 pass
-            slot.backoff = min(slot.backoff * 2, MAX_BACKOFF)
+            slot.delays.next()
             slot.restarts += 1
             reader = await self._spawn(slot)
             if await self._until_ready(slot, reader):

@@ -53,7 +53,7 @@ def router() -> Any:
 def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str = "") -> Any:
     """Our AmqpPusher or ZmqPusher on the demo routes (``stream``: AMQP in stream mode)."""
     if transport in ("amqp", "stream"):
-        from gos_web_socket.app.transports.amqp import AmqpPusher
+        from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 
         return AmqpPusher(amqp_settings(amqp_url, tag), router())
     from gos_web_socket.app.transports.zmq import ZmqPusher

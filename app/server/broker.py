@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.auth.authorization import RouteRules
 from gos_web_socket.app.exceptions import NotAuthorized, ProtocolError, ResourceNotFound
-from gos_web_socket.app.history import Position, Recovery, capturing, pushing
+from gos_web_socket.app.history import Recovery, capturing, pushing
 from gos_web_socket.app.limits import check_count
+from gos_web_socket.app.position import Position
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.session import Failure, Result

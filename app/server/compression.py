@@ -29,7 +29,7 @@ from autobahn.websocket.compress import (
 from gos_web_socket.app.server.session import WireFormat
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.history import Position
+    from gos_web_socket.app.position import Position
 
 MIN_SIZE = 64
 """Payloads shorter than this go out uncompressed: deflate would save nothing."""

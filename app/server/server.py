@@ -16,14 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.exceptions import ListenError
-from gos_web_socket.app.history import (
-    LOCAL,
-    Backfill,
-    HistoryStore,
-    Position,
-    ReadBack,
-    route_limits,
-)
+from gos_web_socket.app.history import Backfill, HistoryStore, ReadBack, route_limits
+from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
 from gos_web_socket.app.server.broker import Broker
 from gos_web_socket.app.server.compression import accept_offer
@@ -42,13 +36,13 @@ from gos_web_socket.app.server.subprotocols import Subprotocols
 from gos_web_socket.app.server.timers import PeriodicTimers
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.stats import ServerStats
-from gos_web_socket.app.transports.base import LogReceiver
+from gos_web_socket.app.transports.contract import LogReceiver
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import Settings
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router, WampRequest
-    from gos_web_socket.app.transports.base import ServerPushHandler
+    from gos_web_socket.app.transports.handler import ServerPushHandler
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.history import Position
+    from gos_web_socket.app.position import Position
 
 MAX_ID = 2**53
 """Session, publication and request ids are integers in [1, 2^53]: JavaScript reads them exactly."""

@@ -11,14 +11,8 @@ import itertools
 from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
-from gos_web_socket.app.history import (
-    ChannelHistory,
-    HistoryStore,
-    Position,
-    Recovery,
-    capturing,
-    filling,
-)
+from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery, capturing, filling
+from gos_web_socket.app.position import Position
 from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 

@@ -22,14 +22,23 @@ from gos_web_socket.app.server.session import (
     Session,
     WireFormat,
 )
+from gos_web_socket.app.wamp_codes import (
+    CALL,
+    CALLERROR,
+    CALLRESULT,
+    EVENT,
+    PREFIX,
+    PUBLISH,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    WELCOME,
+)
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.history import Position
+    from gos_web_socket.app.position import Position
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.connection import WampConnection
 
-WELCOME, PREFIX, CALL, CALLRESULT, CALLERROR = 0, 1, 2, 3, 4
-SUBSCRIBE, UNSUBSCRIBE, PUBLISH, EVENT = 5, 6, 7, 8
 SUBPROTOCOL = "wamp"
 PROTOCOL_VERSION = 1
 

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgpack
 
 from gos_web_socket.app.exceptions import PayloadRejected, ProtocolError
-from gos_web_socket.app.history import Position, Recovery
+from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.limits import decode_json
 from gos_web_socket.app.message import dumps
+from gos_web_socket.app.position import Position
 from gos_web_socket.app.server.session import (
     MAX_ID,
     SERVER_AGENT,

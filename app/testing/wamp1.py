@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 
-from gos_web_socket.app.server.wamp1 import (  # the protocol's codes live in one place
+from gos_web_socket.app.wamp_codes import (  # the protocol's codes live in one place
     CALL,
     CALLERROR,
     CALLRESULT,

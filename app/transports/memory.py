@@ -10,7 +10,9 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import PushFailed, PushHandlerError
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
+from gos_web_socket.app.transports.contract import Delivery, Receiver
+from gos_web_socket.app.transports.handler import ServerPushHandler
+from gos_web_socket.app.transports.pusher import Pusher
 
 
 class InMemoryPusher(Pusher):

@@ -14,8 +14,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gos_web_socket.app.backoff import Backoff
 from gos_web_socket.app.exceptions import ConfigurationError, ListenError
-from gos_web_socket.app.transports.base import PushableServer, RateLimitedLog, ServerPushHandler
+from gos_web_socket.app.logs import RateLimitedLog
+from gos_web_socket.app.transports.contract import PushableServer
+from gos_web_socket.app.transports.handler import ServerPushHandler
 
 __all__ = ["FATAL_START_ERRORS", "HandlerState", "Supervisor"]
 
@@ -121,7 +124,7 @@ class Supervisor:
         self, name: str, handler: ServerPushHandler, attempted: asyncio.Event
     ) -> None:
         state = self.states[name]
-        delay = self.first_backoff
+        delays = Backoff(self.first_backoff, self.max_backoff)
         consumed_before = False
         while not self._closing:
             state.status = "starting"
@@ -152,12 +155,12 @@ class Supervisor:
                     state.status = "closed"
                     return
                 if time.monotonic() - began >= self.max_backoff:
-                    delay = self.first_backoff  # it ran a while: this is a fresh failure
+                    delays.reset()  # it ran a while: this is a fresh failure
                 self._failed(name, state, "stopped", error)
             await handler.close()
+            delay = delays.next()
             state.status, state.backoff = "backoff", delay
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.max_backoff)
             state.restarts += 1
             handler.stats.restarts += 1
 

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.exception import Disconnected
 
+from gos_web_socket.app.backoff import Backoff
 from gos_web_socket.app.exceptions import InvalidPushArgument, ProtocolError, PushFailed
 from gos_web_socket.app.message import Message, dumps
-from gos_web_socket.app.server.wamp1 import PUBLISH, WELCOME
-from gos_web_socket.app.transports.base import Pusher
+from gos_web_socket.app.transports.pusher import Pusher
+from gos_web_socket.app.wamp_codes import PUBLISH, WELCOME
 
 if TYPE_CHECKING:
     from gos_web_socket.app.events import EventDispatcher
@@ -151,7 +152,7 @@ class WampPusher(Pusher):
 
     async def _reconnect(self) -> _PublisherProtocol:
         """Connect, retrying with exponential backoff until it works or the pusher closes."""
-        delay = FIRST_BACKOFF
+        delays = Backoff(FIRST_BACKOFF, self.settings.max_backoff)
         while True:
             try:
                 protocol = await asyncio.wait_for(self._open(), self.settings.timeout)
@@ -159,8 +160,7 @@ class WampPusher(Pusher):
                 if self._last_error is None:
                     logger.warning("WAMP pusher cannot reach %s: %s; retrying", self.url, exc)
                 self._last_error = exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.max_backoff)
+                await asyncio.sleep(delays.next())
                 continue
             if self._last_error is not None:
                 logger.info("WAMP pusher connected to %s", self.url)
@@ -221,7 +221,8 @@ class WampPusher(Pusher):
             self._closing = False
             self._last_error = None
 
-    def _forget_connection(self) -> None:
+    def forget_connection(self) -> None:
+        """Drop the factory and protocol of a closed loop; the next push connects anew."""
         self._factory = None
         self._protocol = None
         self._connecting = None

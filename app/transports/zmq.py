@@ -31,7 +31,9 @@ import zmq.asyncio
 
 from gos_web_socket.app.exceptions import ListenError, PushFailed, PushHandlerError
 from gos_web_socket.app.message import Message
-from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver, ServerPushHandler
+from gos_web_socket.app.transports.contract import Delivery, Receiver
+from gos_web_socket.app.transports.handler import ServerPushHandler
+from gos_web_socket.app.transports.pusher import Pusher
 
 if TYPE_CHECKING:
     from gos_web_socket.app.events import EventDispatcher
@@ -201,9 +203,10 @@ class ZmqPusher(Pusher):
 
     async def disconnect(self) -> None:
         """Close the socket; queued messages get the bounded linger to reach the handler."""
-        self._forget_connection()
+        self.forget_connection()
 
-    def _forget_connection(self) -> None:
+    def forget_connection(self) -> None:
+        """Close the socket without waiting (it is not bound to a loop's I/O)."""
         sock, self._socket, self._fast = self._socket, None, None
         if sock is not None:
             _close_socket(sock)

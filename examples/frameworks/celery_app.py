@@ -13,7 +13,7 @@ from celery import Celery
 from celery.signals import worker_process_shutdown, worker_shutdown
 
 from gos_web_socket import containers
-from gos_web_socket.app.transports.base import Pusher
+from gos_web_socket.app.transports.pusher import Pusher
 
 app = Celery(
     broker=os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"),

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 
 from gos_web_socket import containers
-from gos_web_socket.app.transports.base import Pusher
+from gos_web_socket.app.transports.pusher import Pusher
 
 
 @asynccontextmanager

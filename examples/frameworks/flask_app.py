@@ -11,7 +11,7 @@ from dependency_injector.wiring import Provide, inject
 from flask import Flask, request
 
 from gos_web_socket import containers
-from gos_web_socket.app.transports.base import Pusher
+from gos_web_socket.app.transports.pusher import Pusher
 
 app = Flask(__name__)
 

@@ -15,7 +15,8 @@ import pytest
 from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher
 from gos_web_socket.app.exceptions import PushUnsupported
 from gos_web_socket.app.router import Route, RouteCollection, Router
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode

@@ -15,7 +15,9 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpReceiver, AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
+from gos_web_socket.app.transports.amqp.receiver import AmqpReceiver
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, drain, wait_until
 from tests.support.rabbitmq import RabbitMQNode, free_port

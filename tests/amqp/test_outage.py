@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import RecordingServer, Supervise, wait_until
 from tests.support.rabbitmq import RabbitMQNode

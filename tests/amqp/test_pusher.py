@@ -13,7 +13,8 @@ from aio_pika.exceptions import PublishError
 
 from gos_web_socket.app.exceptions import InvalidPushArgument, PushFailed, RouteNotFound
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.amqp import AMQP_IMMEDIATE, AMQP_MANDATORY, AmqpPusher
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
+from gos_web_socket.app.transports.amqp.topology import AMQP_IMMEDIATE, AMQP_MANDATORY
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import RecordingServer, StartHandler, wait_until
 from tests.support.rabbitmq import free_port

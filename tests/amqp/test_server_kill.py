@@ -11,7 +11,7 @@ from pathlib import Path
 import aio_pika
 
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import wait_until
 from tests.support.rabbitmq import RabbitMQNode
@@ -26,7 +26,7 @@ BACKLOG = 6000
 SERVER = """
 import asyncio, json, sys
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
-from gos_web_socket.app.transports.amqp import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import AmqpSettings
 from tests.support.server import make_server

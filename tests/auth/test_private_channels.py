@@ -15,7 +15,8 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.router import Router, load_routes, load_routes_from_mapping
 from gos_web_socket.app.server import WampServer
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.wamp import WampPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings

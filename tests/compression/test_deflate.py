@@ -12,7 +12,7 @@ import pytest
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateResponseAccept
 
-from gos_web_socket.app.history import Position
+from gos_web_socket.app.position import Position
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import PushableTopic, Topic, WampServer
 from gos_web_socket.app.server.compression import DeflateFormat, deflate_frame, unframe

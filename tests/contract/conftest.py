@@ -25,13 +25,15 @@ from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher, PushHandlerFailEvent
 from gos_web_socket.app.exceptions import PushUnsupported
 from gos_web_socket.app.router import Router, WampRequest, load_routes
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from gos_web_socket.app.transports.base import Pusher, ServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
+from gos_web_socket.app.transports.handler import ServerPushHandler
 from gos_web_socket.app.transports.memory import (
     InMemoryPusher,
     InMemoryServerPushHandler,
     MemoryDelivery,
 )
+from gos_web_socket.app.transports.pusher import Pusher
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.app.transports.wamp import WampPusher
 from gos_web_socket.app.transports.zmq import (

@@ -15,7 +15,8 @@ from typing import Any
 from gos_web_socket.app.exceptions import InvalidPushArgument, PushFailed, PushHandlerError
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.base import Delivery, Pusher, Receiver
+from gos_web_socket.app.transports.contract import Delivery, Receiver
+from gos_web_socket.app.transports.pusher import Pusher
 
 
 class LinePusher(Pusher):

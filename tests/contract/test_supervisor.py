@@ -11,7 +11,7 @@ import pytest
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import ListenError, PushHandlerError
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.base import ServerPushHandler
+from gos_web_socket.app.transports.handler import ServerPushHandler
 from gos_web_socket.app.transports.memory import (
     InMemoryReceiver,
     InMemoryServerPushHandler,

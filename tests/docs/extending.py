@@ -14,7 +14,7 @@ from gos_web_socket import containers
 from gos_web_socket.app.events import PUSH_FAIL
 from gos_web_socket.app.exceptions import FirewallRejection, RpcError
 from gos_web_socket.app.server import PushableTopic, RpcHandler, SecuredTopic
-from gos_web_socket.app.transports.base import ServerPushHandler
+from gos_web_socket.app.transports.handler import ServerPushHandler
 from tests.contract.line_transport import LinePusher, LineReceiver
 
 

@@ -16,7 +16,8 @@ from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.ops import OpsService
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import running, service

@@ -10,7 +10,7 @@ import pytest
 
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.amqp import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.settings.models import AmqpSettings, StreamSettings
 from tests.amqp.conftest import (
     make_router,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gos_web_socket.app.history import HistoryStore, Position, pushing
+from gos_web_socket.app.history import HistoryStore, pushing
+from gos_web_socket.app.position import Position
 from gos_web_socket.app.server import topic as topic_module
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.server.wamp2 import JsonSerializer

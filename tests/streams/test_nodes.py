@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from tests.ops.conftest import http_get
 from tests.streams.nodes import Cluster
 from tests.streams.recovery import RecoveringPeer

@@ -12,12 +12,12 @@ import yaml
 
 from gos_web_socket import containers
 from gos_web_socket.app.demo import AcmeTopic
-from gos_web_socket.app.history import LOCAL
 from gos_web_socket.app.metrics import ServerMetrics
+from gos_web_socket.app.position import LOCAL
 from gos_web_socket.app.router import Router, load_routes_from_mapping
 from gos_web_socket.app.testing import memory_pusher, use_memory_pusher
-from gos_web_socket.app.transports.base import Pusher
 from gos_web_socket.app.transports.memory import MemoryDelivery
+from gos_web_socket.app.transports.pusher import Pusher
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.settings.models import ZmqSettings
 from tests.streams.recovery import ROUTES, RecoveringPeer

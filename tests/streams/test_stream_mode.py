@@ -11,7 +11,8 @@ import pytest
 
 from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.history import filling
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpStreamReceiver
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
+from gos_web_socket.app.transports.amqp.stream import AmqpStreamReceiver
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import RecordingServer, drain, wait_until
 from tests.streams.conftest import StartNode

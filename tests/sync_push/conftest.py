@@ -13,7 +13,7 @@ from gos_web_socket.app.events import PUSH_FAIL, EventDispatcher, PusherFailEven
 from gos_web_socket.app.exceptions import PushFailed
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.base import Pusher
+from gos_web_socket.app.transports.pusher import Pusher
 from tests.amqp.conftest import make_router
 
 

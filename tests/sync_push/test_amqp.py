@@ -14,7 +14,7 @@ import pytest
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import FailedPush, PushFailed
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import (
     RecordingServer,
@@ -54,7 +54,7 @@ async def pusher(
 @pytest.fixture
 async def supervise(amqp_settings: AmqpSettings, router: Router) -> AsyncIterator[Supervise]:
     """tests/amqp's handler under a Supervisor, on this module's settings."""
-    from gos_web_socket.app.transports.amqp import AmqpServerPushHandler
+    from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
     from gos_web_socket.app.transports.supervisor import Supervisor
 
     started: list[Supervisor] = []

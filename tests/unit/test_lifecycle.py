@@ -14,7 +14,7 @@ from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
 from gos_web_socket.app.exceptions import ListenError
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.base import Pusher
+from gos_web_socket.app.transports.pusher import Pusher
 from tests.support.rabbitmq import free_port
 from tests.support.server import RUNTIME, SERVER, make_container, service
 

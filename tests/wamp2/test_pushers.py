@@ -12,7 +12,8 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.server import WampServer
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
 from gos_web_socket.app.transports.wamp import WampPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler

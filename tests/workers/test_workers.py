@@ -9,7 +9,7 @@ import signal
 import socket
 from pathlib import Path
 
-from gos_web_socket.app.transports.amqp import AmqpPusher
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env

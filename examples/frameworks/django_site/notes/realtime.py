@@ -7,7 +7,7 @@ environment (``GOS_WEB_SOCKET__PUSHERS__ZMQ__PORT=5555``, ...); pass a path for 
 import atexit
 
 from gos_web_socket import containers
-from gos_web_socket.app.transports.base import Pusher
+from gos_web_socket.app.transports.pusher import Pusher
 
 container = containers.create_container()
 pusher: Pusher = containers.get_service(container, "gos_web_socket.zmq.pusher")

@@ -1,0 +1,181 @@
+"""AMQP topology and connection setup that the pusher and the receivers share.
+
+The broker address, one robust connection, GOS's exchange, the push queue with its
+dead-letter route (or an existing queue adopted as it is), the stream, and php-amqp's publish
+flags as GOS's callers pass them. See docs/amqp.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+from yarl import URL
+
+from gos_web_socket.app.exceptions import InvalidPushArgument
+from gos_web_socket.settings.models import AmqpSettings
+
+__all__ = [
+    "AMQP_IMMEDIATE",
+    "AMQP_MANDATORY",
+    "AMQP_NOPARAM",
+    "adopt_queue",
+    "broker_url",
+    "check_publish_flags",
+    "declare_exchange",
+    "declare_queue",
+    "declare_stream",
+    "open_connection",
+    "stream_name",
+]
+
+# php-amqp's publish flags, accepted in ``context["publish_flags"]`` as GOS passed them.
+AMQP_NOPARAM = 0
+AMQP_MANDATORY = 1024
+AMQP_IMMEDIATE = 2048
+
+CONTEXT_KEYS = ("routing_key", "publish_flags", "attributes")
+ATTRIBUTE_KEYS = (
+    "app_id",
+    "content_encoding",
+    "content_type",
+    "correlation_id",
+    "delivery_mode",
+    "expiration",
+    "headers",
+    "message_id",
+    "priority",
+    "reply_to",
+    "timestamp",
+    "type",
+    "user_id",
+)
+
+
+def broker_url(settings: AmqpSettings) -> URL:
+    """The broker address; credentials default to guest as on a fresh RabbitMQ."""
+    password = settings.password.get_secret_value() if settings.password else "guest"
+    return URL.build(
+        scheme="amqp",
+        host=settings.host,
+        port=settings.port,
+        user=settings.login or "guest",
+        password=password,
+        path="/" + settings.vhost,
+    )
+
+
+async def open_connection(
+    settings: AmqpSettings, name: str, within: float | None = None
+) -> AbstractRobustConnection:
+    """Connect once, raising if the broker is away; afterwards aio-pika reconnects by itself.
+
+    The connection object is built here rather than by ``connect_robust`` so that a failed or
+    cancelled first attempt closes it and leaves no reconnect task behind.
+    """
+    timeout = within
+    if settings.connect_timeout:
+        timeout = min(within or settings.connect_timeout, settings.connect_timeout)
+    connection = aio_pika.RobustConnection(
+        broker_url(settings),
+        client_properties={"connection_name": name},
+        reconnect_interval=settings.reconnect_interval,
+    )
+    try:
+        await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
+async def declare_exchange(channel: AbstractChannel, settings: AmqpSettings) -> AbstractExchange:
+    """GOS's exchange: durable, direct."""
+    return await channel.declare_exchange(
+        settings.exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+
+
+async def declare_queue(
+    channel: AbstractChannel,
+    settings: AmqpSettings,
+    exchange: AbstractExchange,
+    queue_name: str,
+    *,
+    per_node: bool = False,
+) -> AbstractQueue:
+    """The push queue with its dead-letter route and the binding GOS never made.
+
+    All declarations are robust, so aio-pika redeclares them after a broker restart. A node's
+    own queue expires ``node_queue_expires`` ms after its last consumer went away.
+    """
+    dlx = await channel.declare_exchange(
+        settings.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    dlq = await channel.declare_queue(settings.dead_letter_queue, durable=True)
+    await dlq.bind(dlx, "")
+    arguments: dict[str, Any] = {"x-dead-letter-exchange": settings.dead_letter_exchange}
+    if per_node:
+        arguments["x-expires"] = settings.node_queue_expires
+    queue = await channel.declare_queue(queue_name, durable=True, arguments=arguments)
+    for key in settings.binding_keys:
+        await queue.bind(exchange, key)
+    return queue
+
+
+async def adopt_queue(
+    channel: AbstractChannel, settings: AmqpSettings, queue_name: str
+) -> AbstractQueue:
+    """A queue that exists with other arguments, taken as it is (passive) and bound."""
+    queue = await channel.declare_queue(queue_name, passive=True)
+    for key in settings.binding_keys:
+        await queue.bind(settings.exchange_name, key)
+    return queue
+
+
+def stream_name(settings: AmqpSettings) -> str:
+    return settings.stream.name or f"{settings.queue_name}.stream"
+
+
+async def declare_stream(
+    channel: AbstractChannel, settings: AmqpSettings, exchange: AbstractExchange
+) -> AbstractQueue:
+    """The stream queue bound to the exchange with the binding keys; retention from settings."""
+    arguments: dict[str, Any] = {"x-queue-type": "stream", "x-max-age": settings.stream.max_age}
+    if settings.stream.max_length_bytes is not None:
+        arguments["x-max-length-bytes"] = settings.stream.max_length_bytes
+    queue = await channel.declare_queue(stream_name(settings), durable=True, arguments=arguments)
+    for key in settings.binding_keys:
+        await queue.bind(exchange, key)
+    return queue
+
+
+def check_publish_flags(value: Any) -> None:
+    """Check GOS's ``publish_flags``: mandatory is always on, immediate RabbitMQ never had."""
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"mandatory", "immediate"})
+        if unknown:
+            raise InvalidPushArgument(
+                f"unknown publish_flags key(s) {', '.join(unknown)}; allowed: mandatory, immediate"
+            )
+        mandatory, immediate = value.get("mandatory", True), value.get("immediate", False)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if value & ~(AMQP_MANDATORY | AMQP_IMMEDIATE):
+            raise InvalidPushArgument(
+                f"publish_flags {value} has unknown bits; allowed: AMQP_NOPARAM (0), "
+                f"AMQP_MANDATORY ({AMQP_MANDATORY})"
+            )
+        mandatory, immediate = True, bool(value & AMQP_IMMEDIATE)
+    else:
+        raise InvalidPushArgument("publish_flags must be an int or a mapping")
+    if immediate:
+        raise InvalidPushArgument("publish_flags: immediate is not supported by RabbitMQ")
+    if not mandatory:
+        raise InvalidPushArgument(
+            "publish_flags: mandatory cannot be turned off, an unroutable push would be lost"
+        )

@@ -1,0 +1,266 @@
+"""The server push handler: everything a receiving transport shares.
+
+``ServerPushHandler`` runs one ``Receiver`` (app/transports/contract.py): it decodes the
+envelope, routes it (``router.match``), hands it to the topic (``PushableServer.on_push``),
+fires ``push_success``/``push_fail``, drops duplicate message ids, keeps delivery order, and
+acks only after the server wrote the frames (``PushableServer.flushed``). ``Supervisor``
+(app/transports/supervisor.py) restarts a handler whose start or receive failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gos_web_socket.app.events import (
+    PUSH_FAIL,
+    PUSH_SUCCESS,
+    EventDispatcher,
+    PushHandlerFailEvent,
+    PushHandlerSuccessEvent,
+)
+from gos_web_socket.app.exceptions import MessageDecodeError, PushHandlerError, RoutingError
+from gos_web_socket.app.history import Capture, ReadBack, capturing, filling, pushing
+from gos_web_socket.app.logs import RateLimitedLog
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.position import LOCAL
+from gos_web_socket.app.stats import PushHandlerStats
+from gos_web_socket.app.transports.contract import Delivery, LogReceiver, PushableServer, Receiver
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.router import Router
+
+__all__ = ["ServerPushHandler"]
+
+logger = logging.getLogger(__name__)
+
+
+class ServerPushHandler:
+    """Runs one ``Receiver``: decode, route, hand to the topic, fire the event, settle.
+
+    Pushes reach topics one by one in delivery order. A delivery whose ``message_id`` was seen
+    in the last ``dedup_window`` deliveries is settled like the first one was and not handed to
+    the topic again. With an acknowledging receiver, the deliveries of a batch are acked after
+    one ``await app.flushed()``; a reject first settles the acks before it (delivery order).
+    """
+
+    name: str = ""
+    """The alias under which the handler is registered; also the ``provider`` of pushes."""
+
+    drain_timeout = 5.0
+    """Seconds ``close()`` lets the handler finish deliveries it already took."""
+
+    def __init__(
+        self,
+        router: Router,
+        dispatcher: EventDispatcher,
+        receiver: Receiver,
+        *,
+        dedup_window: int = 10_000,
+    ) -> None:
+        self.router = router
+        self.dispatcher = dispatcher
+        self.receiver = receiver
+        self.dedup_window = dedup_window
+        self.stats = PushHandlerStats()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._seen: OrderedDict[str, bool] = OrderedDict()  # message_id -> delivered
+        self._failures = RateLimitedLog(logger)
+
+    @property
+    def is_consuming(self) -> bool:
+        """True while pushes can arrive (health checks read this)."""
+        return self._task is not None and not self._task.done() and self.receiver.is_open
+
+    async def start(self, app: PushableServer) -> None:
+        """Open the receiver and receive in the background; return once it consumes.
+
+        Raises:
+            PushHandlerError: the transport is not reachable (the receiver is closed again).
+        """
+        if self._task is not None and not self._task.done():
+            return
+        self._closing = False
+        try:
+            await self.receiver.open()
+        except BaseException:
+            await self.receiver.close()
+            raise
+        self._task = asyncio.create_task(self._run(app), name=f"push-handler-{self.name}")
+
+    async def stopped(self) -> BaseException | None:
+        """Wait until the receive loop ends; return what ended it (``None``: ``close()``)."""
+        task = self._task
+        if task is None:
+            return None
+        await asyncio.wait({task})
+        if task.cancelled():
+            return None if self._closing else asyncio.CancelledError()
+        return task.exception()
+
+    async def close(self) -> None:
+        """Stop receiving, finish deliveries already taken (``drain_timeout``), release.
+
+        Safe to call twice; ``start()`` works again afterwards.
+        """
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(self.receiver.cancel(), self.drain_timeout)
+            except Exception as exc:
+                logger.debug("push handler %s: cancel failed: %r", self.name, exc)
+            await asyncio.wait({task}, timeout=self.drain_timeout)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        await self.receiver.close()
+
+    async def _run(self, app: PushableServer) -> None:
+        receiver = self.receiver
+        while True:
+            batch = await receiver.receive()
+            if not batch:
+                if self._closing:
+                    return
+                raise PushHandlerError(f"push handler {self.name}: the receiver stopped")
+            await self._settle_batch(app, batch)
+
+    async def _settle_batch(self, app: PushableServer, batch: Sequence[Delivery]) -> None:
+        handled: list[Delivery] = []
+        for delivery in batch:
+            error = await self._deliver(app, delivery)
+            if error is None:
+                handled.append(delivery)
+                continue
+            await self._ack(app, handled)  # acks ahead of the reject: delivery order
+            handled = []
+            await delivery.reject(error)
+        await self._ack(app, handled)
+
+    async def _ack(self, app: PushableServer, handled: list[Delivery]) -> None:
+        if not handled:
+            return
+        if self.receiver.acknowledges:
+            await app.flushed()  # on_push only queued the frames; ack once they are written
+        if self.receiver.acks_multiple:
+            await handled[-1].ack(multiple=True)
+        else:
+            for delivery in handled:
+                await delivery.ack()
+
+    async def _deliver(self, app: PushableServer, delivery: Delivery) -> Exception | None:
+        """Hand one delivery to its topic; return the error that should reject it, if any."""
+        message_id = delivery.message_id
+        if delivery.refill:  # settled before the restart, whatever happens now
+            if message_id is None or message_id not in self._seen:
+                await self._refill(app, delivery)
+            return None
+        if message_id is not None and message_id in self._seen:
+            self.stats.received += 1
+            self.stats.deduplicated += 1
+            if self._seen[message_id]:
+                return None  # a redelivered duplicate: the topic had it already
+            return PushHandlerError(f"message {message_id} failed before; rejecting it again")
+        token = pushing.set(delivery.position or LOCAL.next())
+        try:
+            await self.handle_body(app, delivery.body)
+        except Exception as exc:  # handle_body fired push_fail already
+            self._remember(message_id, False)
+            return exc
+        finally:
+            pushing.reset(token)
+        self._remember(message_id, True)
+        return None
+
+    async def _refill(self, app: PushableServer, delivery: Delivery) -> None:
+        """Run a push read back from the log so that its broadcasts fill channel history."""
+        tokens = pushing.set(delivery.position), filling.set(True)
+        try:
+            message = Message.decode(delivery.body)
+            await app.on_push(self.router.match(message.topic), message.data, self.name)
+        except Exception as exc:  # it failed the first time too; it was settled then
+            logger.debug("push handler %s: refill of a push failed: %r", self.name, exc)
+        finally:
+            filling.reset(tokens[1])
+            pushing.reset(tokens[0])
+        self._remember(delivery.message_id, True)
+
+    async def read_back(
+        self, app: PushableServer, first: int, last: int, channels: frozenset[str]
+    ) -> ReadBack:
+        """Run the log's pushes at ``first``..``last`` to ``channels`` again, for recoveries
+        older than those channels' history (``Backfill``): what their topics broadcast is
+        captured; nothing is sent, recorded, counted or fired."""
+        receiver = self.receiver
+        if not isinstance(receiver, LogReceiver):
+            raise TypeError(f"push handler {self.name} reads no log ({type(receiver).__name__})")
+        deliveries = await receiver.read_back(first, last)
+        capture = Capture(channels)
+        epoch, start, end = None, None, None
+        for delivery in deliveries:
+            position = delivery.position
+            if position is None or (end is not None and position.offset != end + 1):
+                break  # a hole: what follows it does not count as read
+            epoch, end = position.epoch, position.offset
+            start = position.offset if start is None else start
+            try:
+                message = Message.decode(delivery.body)
+                request = self.router.match(message.topic)
+            except (MessageDecodeError, RoutingError):  # poison: dead-lettered when it came
+                continue
+            if request.matched not in channels:
+                continue
+            tokens = pushing.set(position), filling.set(True), capturing.set(capture)
+            try:
+                await app.on_push(request, message.data, self.name)
+            except Exception as exc:  # it failed the first time too; it was settled then
+                logger.debug("push handler %s: read-back push failed: %r", self.name, exc)
+            finally:
+                capturing.reset(tokens[2])
+                filling.reset(tokens[1])
+                pushing.reset(tokens[0])
+        return ReadBack(epoch, capture.publications, start, end)
+
+    def _remember(self, message_id: str | None, delivered: bool) -> None:
+        if message_id is None or not self.dedup_window:
+            return
+        self._seen[message_id] = delivered
+        if len(self._seen) > self.dedup_window:
+            self._seen.popitem(last=False)
+
+    def _log_failure(self, error: Exception) -> None:
+        """Failed bodies may come in floods: one warning per interval, with the count held."""
+        self._failures.warning(
+            "push handler %s could not deliver a body: %s", self.name, error, handler=self.name
+        )
+
+    async def handle_body(self, app: PushableServer, body: bytes | str) -> Message:
+        """Deliver one raw body to its topic and fire ``push_success``.
+
+        On any failure ``push_fail`` fires with the raw body and the error, and the error is
+        raised again so the transport can reject the message.
+        """
+        self.stats.received += 1
+        started = time.perf_counter()
+        raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        try:
+            message = Message.decode(body)
+            request = self.router.match(message.topic)
+            await app.on_push(request, message.data, self.name)
+            self.stats.latency.observe(time.perf_counter() - started)
+        except Exception as exc:
+            self._log_failure(exc)
+            await self.dispatcher.dispatch(
+                PUSH_FAIL, PushHandlerFailEvent(message=raw, push_handler=self, error=exc)
+            )
+            raise
+        await self.dispatcher.dispatch(
+            PUSH_SUCCESS, PushHandlerSuccessEvent(message=raw, push_handler=self)
+        )
+        return message
