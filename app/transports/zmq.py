@@ -17,7 +17,6 @@ Two choices keep a push from ever blocking a web request for long:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import os
 import threading
@@ -34,6 +33,7 @@ from gos_web_socket.app.message import Message
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.app.transports.handler import ServerPushHandler
 from gos_web_socket.app.transports.pusher import Pusher
+from gos_web_socket.app.transports.sync import after_exit_flush
 
 if TYPE_CHECKING:
     from gos_web_socket.app.events import EventDispatcher
@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 _context: zmq.asyncio.Context | None = None
 _context_pid = 0
+_terminator: _Terminator | None = None
 _context_lock = threading.Lock()
 _sockets: weakref.WeakSet[zmq.asyncio.Socket] = weakref.WeakSet()
 _exit_wait = 0.0  # the longest linger (s) given to a closed socket; bounds the exit flush
@@ -65,12 +66,41 @@ def shared_context() -> zmq.asyncio.Context:
     It is the toolkit's own, not ``zmq.Context.instance()``, so terminating it at exit waits
     only for our sockets. Use it for ``inproc://`` peers of our pushers and handlers.
     """
-    global _context, _context_pid
+    global _context, _context_pid, _terminator
     with _context_lock:
         if _context is None or _context.closed or _context_pid != os.getpid():
             _context = zmq.asyncio.Context()
             _context_pid = os.getpid()
+            try:
+                _terminator = _Terminator(_context)
+            except RuntimeError:  # first used during interpreter exit: no thread can start
+                _terminator = None
         return _context
+
+
+class _Terminator:
+    """A daemon thread, started with the context, that terminates it once asked to.
+
+    ``ctx.term()`` blocks until closed sockets delivered (their linger), so the exit must not
+    run it on the main thread for longer than that; and Python 3.12 forbids starting a thread
+    during interpreter shutdown, so this one is started beforehand and only woken at exit.
+    """
+
+    def __init__(self, context: zmq.asyncio.Context) -> None:
+        self._asked = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(context,), name="zmq-exit-flush", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, context: zmq.asyncio.Context) -> None:
+        self._asked.wait()
+        context.term()
+
+    def terminate(self, within: float) -> None:
+        """Terminate the context, waiting at most ``within`` seconds."""
+        self._asked.set()
+        self._thread.join(within)
 
 
 def endpoint(settings: ZmqSettings) -> str:
@@ -95,20 +125,21 @@ def _close_socket(sock: zmq.asyncio.Socket) -> None:
     sock.close()
 
 
-@atexit.register
 def _flush_at_exit() -> None:
     """Give closed sockets their linger to deliver, but never hold the exit up for longer.
 
-    Skipped when one of our sockets is still open: terminating would wait for it forever.
+    Runs after the pushers were flushed and closed (``after_exit_flush``). Skipped when one
+    of our sockets is still open (a receiver): terminating would wait for it forever.
     """
-    ctx = _context
-    if ctx is None or ctx.closed or _context_pid != os.getpid():
+    ctx, terminator = _context, _terminator
+    if ctx is None or terminator is None or ctx.closed or _context_pid != os.getpid():
         return
     if any(not sock.closed for sock in list(_sockets)):
         return
-    terminator = threading.Thread(target=ctx.term, name="zmq-exit-flush", daemon=True)
-    terminator.start()
-    terminator.join(_exit_wait + 0.5)
+    terminator.terminate(_exit_wait + 0.5)
+
+
+after_exit_flush(_flush_at_exit)
 
 
 BIND_RETRY = 0.5  # seconds start() retries a port that a closed handler may still hold
@@ -151,6 +182,7 @@ class ZmqPusher(Pusher):
         self._socket: zmq.asyncio.Socket | None = None
         self._fast: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking sends
         self._waiting = 0  # pushes waiting for room; while any do, new ones queue behind them
+        shared_context()  # now: its exit flush thread cannot start once the interpreter exits
 
     def _connect(self) -> zmq.asyncio.Socket:
         sock = _open_socket(zmq.PUSH, self._options)
