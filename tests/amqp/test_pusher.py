@@ -10,6 +10,7 @@ from typing import Any
 import aio_pika
 import pytest
 from aio_pika.exceptions import PublishError
+from aiormq.channel import Channel as AiormqChannel
 
 from gos_web_socket.app.exceptions import InvalidPushArgument, PushFailed, RouteNotFound
 from gos_web_socket.app.router import Router
@@ -105,6 +106,25 @@ async def test_unroutable_push_fails_at_once(amqp_settings: AmqpSettings, router
         assert caught.value.transport == "amqp"
     finally:
         await pusher.close()
+
+
+async def test_a_runtime_error_in_the_send_path_propagates_at_once(
+    pusher: AmqpPusher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RuntimeError on a working connection is a bug, not an outage: it is raised at once
+    instead of being retried until push_timeout (15 s here)."""
+    await pusher.push("warm", "acme_topic", {"room": "1"})  # connected
+    assert pusher.is_connected
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the send path")
+
+    monkeypatch.setattr(AiormqChannel, "basic_publish", broken)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="a bug in the send path"):
+        await pusher.push("hi", "acme_topic", {"room": "1"})
+    assert time.monotonic() - started < 1
+    assert pusher.stats.failed == 1
 
 
 async def test_unreachable_broker_fails_within_push_timeout(

@@ -10,7 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from gos_web_socket.app.logs import KeyValueFormatter, RateLimitFilter, make_handler
+from gos_web_socket.app.logs import (
+    KeyValueFormatter,
+    RateLimitedLog,
+    RateLimitFilter,
+    make_handler,
+)
 from gos_web_socket.settings.models import LoggingSettings
 from tests.ops.conftest import ops_stack
 
@@ -145,3 +150,20 @@ def test_json_lines_parse_with_their_fields() -> None:
     entry = json.loads(stream.getvalue())
     assert entry["msg"] == "push handler amqp failed"
     assert (entry["level"], entry["handler"]) == ("warning", "amqp")
+
+
+def test_rate_limited_log_says_how_many_it_held_back(caplog: pytest.LogCaptureFixture) -> None:
+    """One warning per interval; the next one counts those held back (the shared limiter)."""
+    clock = FakeClock()
+    log = RateLimitedLog(logging.getLogger("tests.ratelimited"), interval=10)
+    log.limit.clock = clock
+    with caplog.at_level(logging.WARNING, "tests.ratelimited"):
+        for n in range(4):
+            log.warning("failed %d", n, handler="h")
+        clock.now += 10
+        log.warning("failed %d", 9)
+    assert [r.getMessage() for r in caplog.records] == [
+        "failed 0",
+        "failed 9 (3 more since the last report)",
+    ]
+    assert caplog.records[0].handler == "h"
