@@ -4,7 +4,7 @@ A position is ``(epoch, offset)``. Offsets grow with every push a log takes; the
 the log, and changes whenever offsets could repeat:
 
 - in ``queue_mode: stream`` the log is the RabbitMQ stream: the offset is the stream offset
-  and the epoch identifies the stream (app/transports/amqp.py), the same on every node;
+  and the epoch identifies the stream (app/transports/amqp/stream.py), the same on every node;
 - otherwise (ZeroMQ, memory, AMQP queues) the log is this process: a counter, and an epoch
   drawn at random when the process starts.
 

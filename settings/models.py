@@ -71,7 +71,7 @@ class TransportSettings(_Node):
     """
 
     enabled: bool = True
-    # How push_sync() waits (app.transports.base.Pusher; docs/pushers.md).
+    # How push_sync() waits (app.transports.pusher.Pusher; docs/pushers.md).
     confirm_mode: Literal["wait", "background"] = Field(
         "wait",
         description="wait: push_sync() returns once the transport confirmed the push; "

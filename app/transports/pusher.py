@@ -18,8 +18,9 @@ from gos_web_socket.app.exceptions import FailedPush, PusherError
 from gos_web_socket.app.logs import RateLimitedLog
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.stats import PusherStats
+from gos_web_socket.app.transports.background import ConfirmMode
 from gos_web_socket.app.transports.contract import Sender
-from gos_web_socket.app.transports.sync import ConfirmMode, SyncBridge
+from gos_web_socket.app.transports.sync import SyncBridge
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router
@@ -129,7 +130,7 @@ class Pusher(Sender):
         """
         await self.bridge.in_flight.idle()
         await self.disconnect()
-        self.bridge.raise_failures()
+        self.bridge.background.raise_failures()
 
     async def flush(self) -> None:
         """Wait until every background push was confirmed or failed (nothing to wait for in
@@ -139,7 +140,7 @@ class Pusher(Sender):
             PushFailed: those that failed since the last ``flush()``, in ``failures``.
         """
         await self.bridge.in_flight.idle()
-        self.bridge.raise_failures()
+        self.bridge.background.raise_failures()
 
     def push_sync(
         self,

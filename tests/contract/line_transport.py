@@ -1,4 +1,5 @@
-"""A transport written from the docstrings of ``app.transports.base`` alone: JSON lines over TCP.
+"""A transport written from the docstrings of ``app.transports.contract`` alone: JSON lines
+over TCP.
 
 It is the worked example of docs/transports.md ("Write your own transport"), and the contract
 suite runs it next to the shipped transports. One line is one envelope; delivery is
@@ -55,6 +56,9 @@ class LinePusher(Pusher):
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+    def forget_connection(self) -> None:
+        self._writer = None  # its loop is closed, and the transport with it
 
 
 class LineReceiver(Receiver):
