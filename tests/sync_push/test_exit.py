@@ -33,7 +33,11 @@ from tests.wamp_pusher.conftest import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = os.environ.get("GOS_TEST_EXIT_PYTHON", sys.executable)
-MODES = ["wait", "background"]
+ENDINGS = [
+    pytest.param(mode, close, id=f"{mode}-{'close_sync' if close else 'no close'}")
+    for mode in ("wait", "background")
+    for close in (False, True)
+]
 
 SCRIPT = """
     from gos_web_socket.app.router import Router, load_routes
@@ -45,14 +49,17 @@ SCRIPT = """
     pusher = {pusher_class}(settings, Router(load_routes(DEFAULT_ROUTING)))
     for n in range({count}):
         pusher.push_sync({{"n": n}}, "acme_topic", {{"room": "exit"}})
+    if {close}:
+        pusher.close_sync()
     print("pushed", flush=True)
 """
 
 
 def push_and_exit(
-    module: str, pusher_class: str, settings: object, count: int = 3
+    module: str, pusher_class: str, settings: object, close: bool, count: int = 3
 ) -> subprocess.CompletedProcess[str]:
-    """Run a script that pushes ``count`` times through the pusher and exits without closing."""
+    """Run a script that pushes ``count`` times through the pusher, closes it if ``close``
+    (``close_sync()``), and exits."""
     assert hasattr(settings, "model_dump")
     values = json.loads(settings.model_dump_json())
     for secret in ("password", "token"):
@@ -64,6 +71,7 @@ def push_and_exit(
         pusher_class=pusher_class,
         settings=values,
         count=count,
+        close=close,
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
@@ -81,8 +89,8 @@ def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
     assert result.stdout == "pushed\n"
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_zmq_pusher_exits_cleanly(mode: str) -> None:
+@pytest.mark.parametrize("mode, close", ENDINGS)
+def test_zmq_pusher_exits_cleanly(mode: str, close: bool) -> None:
     """Every push reaches a real PULL socket, with no traceback at exit."""
     from gos_web_socket.settings.models import ZmqSettings
 
@@ -91,7 +99,8 @@ def test_zmq_pusher_exits_cleanly(mode: str) -> None:
     try:
         port = pull.bind_to_random_port("tcp://127.0.0.1")
         settings = ZmqSettings(port=port, confirm_mode=mode)  # type: ignore[arg-type]
-        assert_clean(push_and_exit("gos_web_socket.app.transports.zmq", "ZmqPusher", settings))
+        module = "gos_web_socket.app.transports.zmq"
+        assert_clean(push_and_exit(module, "ZmqPusher", settings, close))
         pull.RCVTIMEO = 5000
         bodies = [json.loads(pull.recv()) for _ in range(3)]
     finally:
@@ -100,14 +109,14 @@ def test_zmq_pusher_exits_cleanly(mode: str) -> None:
     assert [body["data"] for body in bodies] == [{"n": n} for n in range(3)]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode, close", ENDINGS)
 async def test_wamp_pusher_exits_cleanly(
-    mode: str, stub: WampStub, wamp_settings: WampSettings
+    mode: str, close: bool, stub: WampStub, wamp_settings: WampSettings
 ) -> None:
     """The PUBLISH frames reach the server, and the connection is closed cleanly (1000)."""
     settings = wamp_settings.model_copy(update={"confirm_mode": mode, "timeout": 5.0})
     result = await asyncio.to_thread(
-        push_and_exit, "gos_web_socket.app.transports.wamp", "WampPusher", settings
+        push_and_exit, "gos_web_socket.app.transports.wamp", "WampPusher", settings, close
     )
     assert_clean(result)
     frames = await stub.take(3)
@@ -115,14 +124,18 @@ async def test_wamp_pusher_exits_cleanly(
     assert await asyncio.wait_for(stub.closes.get(), 5) == 1000
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode, close", ENDINGS)
 async def test_amqp_pusher_exits_cleanly(
-    mode: str, rabbitmq: RabbitMQNode, raw_channel: aio_pika.abc.AbstractChannel
+    mode: str, close: bool, rabbitmq: RabbitMQNode, raw_channel: aio_pika.abc.AbstractChannel
 ) -> None:
     """The pushes are in the queue, confirmed, and the connection closed without a warning."""
     settings: AmqpSettings = rabbitmq.amqp_settings(confirm_mode=mode)
     result = await asyncio.to_thread(
-        push_and_exit, "gos_web_socket.app.transports.amqp.pusher", "AmqpPusher", settings
+        push_and_exit,
+        "gos_web_socket.app.transports.amqp.pusher",
+        "AmqpPusher",
+        settings,
+        close,
     )
     assert_clean(result)
     bodies = await drain(raw_channel, settings.queue_name)
