@@ -55,6 +55,11 @@ class LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
+    @property
+    def running(self) -> bool:
+        """False in a forked child: the thread exists only in the process that started it."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         if self.loop.is_closed():
             return
@@ -224,8 +229,11 @@ class SyncBridge:
 
         Never starts a thread (3.12 refuses to at exit); failures are logged.
         """
+        thread = self.loop_thread
+        if thread is not None and not thread.running:
+            return  # a forked child's copy: that thread, and the pusher's pushes, are the parent's
         try:
-            if self.loop_thread is not None:
+            if thread is not None:
                 self.close_sync(timeout=EXIT_FLUSH_WAIT)
             elif self.in_flight.count or not self.background.idle:
                 self.flush_sync(timeout=EXIT_FLUSH_WAIT)

@@ -140,3 +140,46 @@ async def test_amqp_pusher_exits_cleanly(
     assert_clean(result)
     bodies = await drain(raw_channel, settings.queue_name)
     assert [json.loads(body)["data"] for body in bodies] == [{"n": n} for n in range(3)]
+
+
+def test_a_forked_child_leaves_its_parents_pusher_alone() -> None:
+    """A child forked after a push_sync() has a copy of the pusher but not its loop thread:
+    its exit neither waits for that thread nor touches the connection, and the parent's
+    own exit still closes the pusher cleanly."""
+    context = zmq.Context()
+    pull = context.socket(zmq.PULL)
+    try:
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        script = f"""
+            import os, sys, time
+            from gos_web_socket.app.router import Router, load_routes
+            from gos_web_socket.app.transports.zmq import ZmqPusher
+            from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
+
+            pusher = ZmqPusher(ZmqSettings(port={port}), Router(load_routes(DEFAULT_ROUTING)))
+            pusher.push_sync({{"n": 0}}, "acme_topic", {{"room": "exit"}})
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            started = time.monotonic()
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert time.monotonic() - started < 3, "the child waited for its parent's thread"
+            pusher.push_sync({{"n": 1}}, "acme_topic", {{"room": "exit"}})
+            print("pushed", flush=True)
+        """
+        result = subprocess.run(
+            [PYTHON, "-c", textwrap.dedent(script)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert_clean(result)
+        pull.RCVTIMEO = 5000
+        bodies = [json.loads(pull.recv()) for _ in range(2)]
+    finally:
+        pull.close(linger=0)
+        context.term()
+    assert [body["data"] for body in bodies] == [{"n": 0}, {"n": 1}]
