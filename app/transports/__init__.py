@@ -1,1 +1,2 @@
-"""Pushers and server push handlers: the contract in ``base``, one module per transport."""
+"""Pushers and server push handlers: the contract in ``contract``, one module per transport
+(AMQP: one package); ``pusher``, ``sync``, ``background`` and ``handler`` are shared."""
