@@ -11,14 +11,8 @@ import itertools
 from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
-from gos_web_socket.app.history import (
-    ChannelHistory,
-    HistoryStore,
-    Position,
-    Recovery,
-    capturing,
-    filling,
-)
+from gos_web_socket.app.history import ChannelHistory, HistoryStore, Position, Recovery
+from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
@@ -100,6 +94,7 @@ class Topic:
         payload: Any,
         exclude: Collection[str] = (),
         eligible: Collection[str] = (),
+        push: Push | None = None,
     ) -> int:
         """Send an EVENT of ``payload`` to subscribers; returns how many were written to.
 
@@ -107,25 +102,29 @@ class Topic:
         to those ids. Every frame is built before the first write, so a payload that one format
         cannot carry (msgpack bytes for a JSON client) raises before anyone got it.
 
-        On a channel with history, a broadcast to everyone made while a push is delivered is
-        recorded under the push's position, which v2 EVENTs carry in ``details._position``;
-        a filtered broadcast (``exclude``/``eligible``) is not kept, so no recovery leaks it.
+        ``push`` is the push this broadcast is part of (app/push.py); the topic an ``on_push``
+        receives passes its own. Without one the broadcast is live and recorded nowhere. On a
+        channel with history, a broadcast to everyone as part of a push is recorded under the
+        push's position, which v2 EVENTs carry in ``details._position``; a filtered broadcast
+        (``exclude``/``eligible``) is not kept, so no recovery leaks it. A refill is sent only
+        to recovered clients behind it, a read-back only captured.
         """
         position = None
-        if self.history is not None and self.store is not None and not exclude and not eligible:
-            capture = capturing.get()
-            if capture is not None:  # a push read back for a recovery: only remembered
-                capture.take(self.id, payload)
+        if push is not None:
+            store = None if exclude or eligible else self.store
+            history = None if store is None else self.history
+            if push.mode is PushMode.READ_BACK:  # for a recovery: only kept, never sent
+                if history is not None and push.capture is not None:
+                    push.capture.take(self.id, push.position, payload)
                 return 0
-            position = self.store.record(self.history, payload)
-            if filling.get():
+            if history is not None and store is not None:
+                position = store.record(history, push.position, payload)
+            if push.mode is PushMode.REFILL:
                 # A push handled before the node restarted: only clients that recovered here
                 # and are behind it get it (their replay stopped short of it).
                 eligible = self._behind(position)
                 if not eligible:
                     return 0
-        elif filling.get():
-            return 0
         publication = new_publication_id()
         topic, subscription = self.id, self.subscription_id
         if self._held:
@@ -217,7 +216,7 @@ class Topic:
 
     def replay(self, connection: Subscriber, recovery: Recovery) -> None:
         """Write what a recovering client missed, each EVENT with its position; from now on it
-        also gets the pushes this node reads back from its log (``filling``)."""
+        also gets the pushes this node reads back from its log (``PushMode.REFILL``)."""
         if self.has(connection):
             self._recovering[connection.session_id] = recovery.position
         if not recovery.publications:
@@ -273,3 +272,46 @@ class Topic:
 
     def __repr__(self) -> str:
         return f"Topic({self.id!r}, subscribers={len(self._subscribers)})"
+
+    def bound(self, push: Push) -> BoundTopic:
+        """This topic as the ``on_push`` of ``push`` sees it: its broadcasts are the push's."""
+        return BoundTopic(self, push)
+
+
+class BoundTopic(Topic):
+    """A channel's ``Topic`` bound to one push: what ``PushableTopic.on_push`` receives.
+
+    ``broadcast`` is the channel topic's, made part of ``push`` (recorded at its position, a
+    refill, a capture: app/push.py); everything else reads and writes the channel topic itself,
+    so user code written against ``Topic`` keeps working. Keep ``unbound`` (not this view) for
+    broadcasts after ``on_push`` returned (a task, a timer): those are live ones of their own.
+    """
+
+    __slots__ = ("unbound", "push")
+
+    unbound: Topic
+    push: Push
+
+    def __init__(self, topic: Topic, push: Push) -> None:
+        object.__setattr__(self, "unbound", topic)
+        object.__setattr__(self, "push", push)
+
+    def broadcast(
+        self,
+        payload: Any,
+        exclude: Collection[str] = (),
+        eligible: Collection[str] = (),
+        push: Push | None = None,
+    ) -> int:
+        """``Topic.broadcast`` on the channel topic, as part of this view's push."""
+        return self.unbound.broadcast(payload, exclude, eligible, push or self.push)
+
+    def __getattr__(self, name: str) -> Any:
+        """The channel topic's state (this view's own slots of ``Topic`` stay empty)."""
+        return getattr(self.unbound, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.unbound, name, value)
+
+    def __repr__(self) -> str:
+        return f"BoundTopic({self.unbound!r}, {self.push.mode.value})"
