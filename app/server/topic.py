@@ -273,6 +273,12 @@ class Topic:
     def __repr__(self) -> str:
         return f"Topic({self.id!r}, subscribers={len(self._subscribers)})"
 
+    @property
+    def push(self) -> Push | None:
+        """The push this topic is bound to (the topic ``on_push`` receives); None here, on the
+        channel topic itself. ``topic.push.is_live`` tells a refill or read-back apart."""
+        return None
+
     def bound(self, push: Push) -> BoundTopic:
         """This topic as the ``on_push`` of ``push`` sees it: its broadcasts are the push's."""
         return BoundTopic(self, push)
@@ -287,14 +293,19 @@ class BoundTopic(Topic):
     broadcasts after ``on_push`` returned (a task, a timer): those are live ones of their own.
     """
 
-    __slots__ = ("unbound", "push")
+    __slots__ = ("unbound", "_push")
 
     unbound: Topic
-    push: Push
+    _push: Push
 
     def __init__(self, topic: Topic, push: Push) -> None:
         object.__setattr__(self, "unbound", topic)
-        object.__setattr__(self, "push", push)
+        object.__setattr__(self, "_push", push)
+
+    @property
+    def push(self) -> Push:
+        """The push this view belongs to."""
+        return self._push
 
     def broadcast(
         self,
@@ -304,7 +315,7 @@ class BoundTopic(Topic):
         push: Push | None = None,
     ) -> int:
         """``Topic.broadcast`` on the channel topic, as part of this view's push."""
-        return self.unbound.broadcast(payload, exclude, eligible, push or self.push)
+        return self.unbound.broadcast(payload, exclude, eligible, push or self._push)
 
     def __getattr__(self, name: str) -> Any:
         """The channel topic's state (this view's own slots of ``Topic`` stay empty)."""
@@ -314,4 +325,4 @@ class BoundTopic(Topic):
         setattr(self.unbound, name, value)
 
     def __repr__(self) -> str:
-        return f"BoundTopic({self.unbound!r}, {self.push.mode.value})"
+        return f"BoundTopic({self.unbound!r}, {self._push.mode.value})"
