@@ -1,9 +1,10 @@
 """What a push is, said once: the ``Push`` a server push handler hands the server and its topic.
 
-A push used to travel in ambient context variables; now it is an explicit object, created by
-the push handler (app/transports/base.py) and passed through ``PushableServer.on_push(push)``,
-the broker and the topic dispatcher to the topic. It says which channel and data, through which
-provider, at which position of the log, and in which mode:
+The push handler (app/transports/base.py) creates it and passes it through
+``PushableServer.on_push(push)``, the broker and the topic dispatcher to the topic: nothing
+about a push is ambient, so the way from a transport to a topic reads from the code. It says
+which channel and data, through which provider, at which position of the log, and in which
+mode:
 
 - ``LIVE``: a push arriving now. Its topic's broadcasts are sent to the subscribers and, on a
   channel with history, recorded under the push's position.
@@ -16,9 +17,11 @@ provider, at which position of the log, and in which mode:
 The ``topic`` a ``PushableTopic.on_push`` receives is bound to its push (``BoundTopic`` in
 app/server/topic.py): ``topic.broadcast(payload)`` is recorded as part of the push. A broadcast
 to *another* topic (e.g. ``server.topics[other].broadcast(...)``) is not part of the push: it is
-a live broadcast of its own, sent now and recorded nowhere, in every mode. Pass
-``push=topic.push`` to make it part of the push (recorded at the push's position, a refill, a
-capture) like the push's own topic.
+a live broadcast of its own, sent now and recorded nowhere, in every mode (like a timer's):
+a broadcast is part of a push only through the object that carries it, never by being made
+while the push runs. Check ``topic.push.is_live`` before such side effects, or pass
+``push=topic.push`` to make the broadcast part of the push (recorded at the push's position, a
+refill, a capture) like the push's own topic's. Documented in docs/streams.md.
 """
 
 from __future__ import annotations
