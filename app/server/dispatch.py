@@ -149,7 +149,7 @@ class TopicDispatcher:
         """Hand a push to its topic's ``on_push``; every failure is raised to the caller.
 
         ``secure`` and ``on_push`` get the topic bound to the push (``Topic.bound``), so that
-        what they broadcast is part of it; the timers get the channel topic itself.
+        what they broadcast meanwhile is part of it; the timers get the channel topic itself.
         """
         request = push.request
         callback = request.route.callback
@@ -159,10 +159,13 @@ class TopicDispatcher:
         if not isinstance(handler, PushableTopic):
             raise PushUnsupported(handler.name or callback)
         bound = topic.bound(push)
-        if isinstance(handler, SecuredTopic):
-            await handler.secure(None, bound, request, push.data, None, None, push.provider)
-        self._register_timers(handler, topic)
-        await handler.on_push(bound, request, push.data, push.provider)
+        try:
+            if isinstance(handler, SecuredTopic):
+                await handler.secure(None, bound, request, push.data, None, None, push.provider)
+            self._register_timers(handler, topic)
+            await handler.on_push(bound, request, push.data, push.provider)
+        finally:
+            bound.end()  # a view kept for later (a task, a timer) broadcasts live from now on
 
 
 def _topic_details(code: int, verb: str) -> dict[str, Any]:

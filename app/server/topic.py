@@ -288,24 +288,31 @@ class BoundTopic(Topic):
     """A channel's ``Topic`` bound to one push: what ``PushableTopic.on_push`` receives.
 
     ``broadcast`` is the channel topic's, made part of ``push`` (recorded at its position, a
-    refill, a capture: app/push.py); everything else reads and writes the channel topic itself,
-    so user code written against ``Topic`` keeps working. Keep ``unbound`` (not this view) for
-    broadcasts after ``on_push`` returned (a task, a timer): those are live ones of their own.
+    refill, a capture: app/push.py) until the push is handled (``end``); everything else reads
+    and writes the channel topic itself, so user code written against ``Topic`` keeps working.
+    A broadcast through this view after ``on_push`` returned (a task, a timer that kept it) is
+    a live one of its own, as one on ``unbound`` (the channel topic) is.
     """
 
-    __slots__ = ("unbound", "_push")
+    __slots__ = ("unbound", "_push", "_ended")
 
     unbound: Topic
     _push: Push
+    _ended: bool
 
     def __init__(self, topic: Topic, push: Push) -> None:
         object.__setattr__(self, "unbound", topic)
         object.__setattr__(self, "_push", push)
+        object.__setattr__(self, "_ended", False)
 
     @property
     def push(self) -> Push:
         """The push this view belongs to."""
         return self._push
+
+    def end(self) -> None:
+        """The push was handled: later broadcasts through this view are not part of it."""
+        object.__setattr__(self, "_ended", True)
 
     def broadcast(
         self,
@@ -314,8 +321,11 @@ class BoundTopic(Topic):
         eligible: Collection[str] = (),
         push: Push | None = None,
     ) -> int:
-        """``Topic.broadcast`` on the channel topic, as part of this view's push."""
-        return self.unbound.broadcast(payload, exclude, eligible, push or self._push)
+        """``Topic.broadcast`` on the channel topic, as part of this view's push (until
+        ``end``) or of ``push`` when given."""
+        if push is None and not self._ended:
+            push = self._push
+        return self.unbound.broadcast(payload, exclude, eligible, push)
 
     def __getattr__(self, name: str) -> Any:
         """The channel topic's state (this view's own slots of ``Topic`` stay empty)."""

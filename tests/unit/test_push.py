@@ -114,7 +114,7 @@ async def test_a_live_push_is_sent_to_everyone_and_recorded_at_its_position() ->
 
 async def test_on_push_gets_the_channel_topic_bound_to_the_push() -> None:
     """The topic ``on_push`` receives is a ``Topic`` that reads and writes the channel's own
-    state and carries the push; the channel topic itself stays unbound."""
+    state and carries the push until ``on_push`` returned; the channel topic stays unbound."""
     rig, alice = Rig(), Peer("alice")
     channel = rig.join(alice, NEWS)
     push = rig.push("a", 0)
@@ -128,6 +128,8 @@ async def test_on_push_gets_the_channel_topic_bound_to_the_push() -> None:
     assert channel.timers_registered is False
     assert channel.broadcast("later") == 1  # the channel topic: live, recorded nowhere
     assert alice.events()[-1] == ("later", None)
+    assert seen.broadcast("kept") == 1  # the view, kept past on_push (a task): live too
+    assert alice.events()[-1] == ("kept", None)
     assert rig.history(NEWS) == [("a", 0)]
 
 
