@@ -329,6 +329,8 @@ class BoundTopic(Topic):
 
     def __getattr__(self, name: str) -> Any:
         """The channel topic's state (this view's own slots of ``Topic`` stay empty)."""
+        if name == "unbound":  # not set yet (a copy): no endless lookup
+            raise AttributeError(name)
         return getattr(self.unbound, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
