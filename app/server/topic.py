@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Protocol
 
 from gos_web_socket.app.history import ChannelHistory, HistoryStore, Position, Recovery
@@ -40,6 +40,58 @@ class Subscriber(Protocol):
     def write_frame(self, frame: bytes) -> bool: ...
 
     def send_event(self, topic: str, payload: Any) -> bool: ...
+
+
+Kept = list[tuple[Position | None, bytes]]
+"""Broadcasts kept for a held subscriber: each EVENT frame with its position (None: not
+recorded)."""
+
+
+class Held:
+    """Subscribers held while their recovery is prepared (``Topic.hold``), each with what was
+    broadcast to it meanwhile (None: more than ``HOLD_LIMIT``, some were dropped)."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[Subscriber, Kept | None]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._held
+
+    def add(self, connection: Subscriber) -> None:
+        self._held[connection.session_id] = (connection, [])
+
+    def pop(self, session_id: str) -> tuple[Subscriber, Kept | None] | None:
+        """Stop holding a subscriber: it and what was kept for it; None: it was not held."""
+        return self._held.pop(session_id, None)
+
+    def keep(
+        self,
+        frame: Callable[[WireFormat], bytes],
+        position: Position | None,
+        exclude: Collection[str],
+        eligible: Collection[str],
+    ) -> None:
+        """Keep a broadcast for the held subscribers it is meant for, framed (``frame``) once
+        per wire format (a mass reconnect holds thousands at once)."""
+        frames: dict[WireFormat, bytes] = {}
+        for session_id, (connection, kept) in self._held.items():
+            if session_id in exclude or (eligible and session_id not in eligible):
+                continue
+            if kept is None:
+                continue
+            if len(kept) >= HOLD_LIMIT:
+                self._held[session_id] = (connection, None)
+                continue
+            wire = connection.wire_format
+            framed = frames.get(wire)
+            if framed is None:
+                framed = frames[wire] = frame(wire)
+            kept.append((position, framed))
 
 
 class Topic:
@@ -83,9 +135,8 @@ class Topic:
         """The subscribers again, grouped by wire format: one frame per group."""
         self._recovering: dict[str, Position | None] = {}
         """Clients that recovered here (session ids), and the position each one has reached."""
-        self._held: dict[str, tuple[Subscriber, list[tuple[Position | None, bytes]] | None]] = {}
-        """Subscribers held while their recovery is prepared, and what was broadcast meanwhile
-        (None: more than ``HOLD_LIMIT``)."""
+        self._held = Held()
+        """Subscribers held while their recovery is prepared, and what was broadcast meanwhile."""
         self._replayed: dict[tuple[WireFormat, Position], bytes] | None = None
         """Replayed EVENT frames by wire format and position, for ``REPLAY_FRAMES_KEPT`` s."""
 
@@ -128,7 +179,12 @@ class Topic:
         publication = new_publication_id()
         topic, subscription = self.id, self.subscription_id
         if self._held:
-            self._keep(publication, payload, position, exclude, eligible)
+            self._held.keep(
+                lambda wire: wire.event_frame(topic, subscription, publication, payload, position),
+                position,
+                exclude,
+                eligible,
+            )
         if not self._formats:
             return 0
         groups = [
@@ -150,50 +206,23 @@ class Topic:
                     sent += 1
         return sent
 
-    def _keep(
-        self,
-        publication: int,
-        payload: Any,
-        position: Position | None,
-        exclude: Collection[str],
-        eligible: Collection[str],
-    ) -> None:
-        """Keep a broadcast for the held subscribers it is meant for (``hold``), framed once
-        per wire format (a mass reconnect holds thousands at once)."""
-        frames: dict[WireFormat, bytes] = {}
-        for session_id, (connection, kept) in self._held.items():
-            if session_id in exclude or (eligible and session_id not in eligible):
-                continue
-            if kept is None:
-                continue
-            if len(kept) >= HOLD_LIMIT:
-                self._held[session_id] = (connection, None)
-                continue
-            wire = connection.wire_format
-            frame = frames.get(wire)
-            if frame is None:
-                frame = frames[wire] = wire.event_frame(
-                    self.id, self.subscription_id, publication, payload, position
-                )
-            kept.append((position, frame))
-
     def hold(self, connection: Subscriber) -> None:
         """Stop writing broadcasts to a subscriber and keep them, until ``release``: its
         recovery may wait for the log, and what it replays must come before them."""
         session_id = connection.session_id
         if not self.has(connection) or session_id in self._held:
             return
-        self._held[session_id] = (connection, [])
+        self._held.add(connection)
         members = self._formats[connection.wire_format]
         del members[session_id]
         if not members:
             del self._formats[connection.wire_format]
 
-    def release(self, connection: Subscriber) -> list[tuple[Position | None, bytes]] | None:
+    def release(self, connection: Subscriber) -> Kept | None:
         """Write broadcasts to a held subscriber again; returns what was broadcast to it while
         it was held, with positions (None: more than ``HOLD_LIMIT``, some were dropped)."""
         session_id = connection.session_id
-        entry = self._held.pop(session_id, None)
+        entry = self._held.pop(session_id)
         if entry is None:
             return []
         self._formats.setdefault(connection.wire_format, {})[session_id] = connection
@@ -253,7 +282,7 @@ class Topic:
             return
         del self._subscribers[session_id]
         self._recovering.pop(session_id, None)
-        if self._held.pop(session_id, None) is not None:
+        if self._held.pop(session_id) is not None:
             return  # not among the formats while held
         wire = connection.wire_format
         members = self._formats[wire]
