@@ -8,8 +8,9 @@ the log, and changes whenever offsets could repeat:
 - otherwise (ZeroMQ, memory, AMQP queues) the log is this process: a counter, and an epoch
   drawn at random when the process starts.
 
-The push handler says which position the push it is delivering has (``pushing``); a topic
-whose route keeps history records what it broadcasts during that push under that position.
+The push handler says which position the push it is delivering has (``Push.position``,
+app/push.py); a topic whose route keeps history records what it broadcasts as part of that
+push under that position.
 A client that comes back with the last position it saw gets everything after it when the
 history still holds it (``recovered``), or is told that it cannot (``recovered: false``: the
 epoch changed or the history was cut), so that the application reloads its state.
@@ -18,7 +19,6 @@ epoch changed or the history was cut), so that the application reloads its state
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections import deque
@@ -27,60 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import ResourceNotFound
-from gos_web_socket.app.position import LocalLog, Position
+from gos_web_socket.app.position import LocalLog, Position, Publication
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router
 
 logger = logging.getLogger(__name__)
-
-
-pushing: contextvars.ContextVar[Position | None] = contextvars.ContextVar(
-    "gos_pushing", default=None
-)
-"""The position of the push being delivered (set by the push handler around ``on_push``)."""
-
-filling: contextvars.ContextVar[bool] = contextvars.ContextVar("gos_filling", default=False)
-"""True while a node refills history from its log: broadcasts are recorded, and sent only to
-clients that recovered on this node (``Topic.replay``). Also true while ``capturing``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """One recorded broadcast: its position and the payload the subscribers got."""
-
-    position: Position
-    payload: Any
-    at: float
-
-
-class Capture:
-    """What topics of ``channels`` broadcast while pushes read back from the log run again.
-
-    Set in ``capturing`` (with ``filling``) around such a push: a topic of one of these
-    channels hands its unfiltered broadcast here instead of recording or sending it.
-    """
-
-    __slots__ = ("channels", "publications")
-
-    def __init__(self, channels: frozenset[str]) -> None:
-        self.channels = channels
-        self.publications: dict[str, list[Publication]] = {c: [] for c in channels}
-
-    def take(self, channel: str, payload: Any) -> None:
-        """Keep the first broadcast of a push, as ``ChannelHistory.record`` does."""
-        position = pushing.get()
-        if position is None or channel not in self.channels:
-            return
-        kept = self.publications[channel]
-        if not kept or kept[-1].position != position:
-            kept.append(Publication(position, payload, time.monotonic()))
-
-
-capturing: contextvars.ContextVar[Capture | None] = contextvars.ContextVar(
-    "gos_capturing", default=None
-)
-"""Set while a recovery reads pushes back from the log (``Backfill``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,9 +293,11 @@ class HistoryStore:
         history = self._channels[channel] = ChannelHistory(channel, size, ttl, self._begin())
         return history
 
-    def record(self, history: ChannelHistory, payload: Any) -> Position | None:
-        """Record a broadcast made while a push is delivered; its position, or None."""
-        position = pushing.get()
+    def record(
+        self, history: ChannelHistory, position: Position | None, payload: Any
+    ) -> Position | None:
+        """Record a broadcast made as part of a push at ``position``; the position, or None
+        (a push without one: nothing is recorded)."""
         if position is None:
             return None
         history.record(position, payload)

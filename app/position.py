@@ -58,3 +58,12 @@ class LocalLog:
 
 LOCAL = LocalLog()
 """This process's log: positions of pushes that come from no broker log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One recorded broadcast: its position and the payload the subscribers got."""
+
+    position: Position
+    payload: Any
+    at: float

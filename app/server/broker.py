@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.auth.authorization import RouteRules
 from gos_web_socket.app.exceptions import NotAuthorized, ProtocolError, ResourceNotFound
-from gos_web_socket.app.history import Recovery, capturing, pushing
+from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.position import Position
+from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.session import Failure, Result
@@ -159,15 +160,16 @@ class Broker:
             return rpc_failure(uri, refused, 403, params, NotAuthorized(refused))
         return await self.rpcs.call(connection, uri, request, params)
 
-    async def push(self, request: WampRequest, data: Any, provider: str) -> None:
-        """Hand a routed push to its topic's ``on_push``; every failure is raised."""
+    async def push(self, push: Push) -> None:
+        """Hand a routed push to its topic's ``on_push``; every failure is raised.
+
+        The store follows the log with every live push and refill that has a position; a
+        read-back is an old push run again for a recovery, not news.
+        """
         store = self.manager.history
-        if store is not None and capturing.get() is None:  # a read-back push is not news
-            position = pushing.get()
-            if position is not None:
-                store.note(position)
-        topic = self.manager.topic(request.matched)
-        await self.topics.push(topic, request, data, provider)
+        if store is not None and push.position is not None and push.mode is not PushMode.READ_BACK:
+            store.note(push.position)
+        await self.topics.push(self.manager.topic(push.channel), push)
 
     async def recover(self, topic: Topic, since: Position | None) -> Recovery:
         """What a subscriber of ``topic`` missed after ``since``, for v1 and v2 alike.

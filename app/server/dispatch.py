@@ -23,6 +23,7 @@ from gos_web_socket.app.server.session import Failure, Result
 from gos_web_socket.app.server.topic import Topic
 
 if TYPE_CHECKING:
+    from gos_web_socket.app.push import Push
     from gos_web_socket.app.router import WampRequest
     from gos_web_socket.app.server.connection import WampConnection
 
@@ -144,18 +145,27 @@ class TopicDispatcher:
         details = _topic_details(code, verb)
         return Failure(topic.id, desc, details, disconnect=True, error=exc)
 
-    async def push(self, topic: Topic, request: WampRequest, data: Any, provider: str) -> None:
-        """Hand a push to its topic's ``on_push``; every failure is raised to the caller."""
+    async def push(self, topic: Topic, push: Push) -> None:
+        """Hand a push to its topic's ``on_push``; every failure is raised to the caller.
+
+        ``secure`` and ``on_push`` get the topic bound to the push (``Topic.bound``), so that
+        what they broadcast meanwhile is part of it; the timers get the channel topic itself.
+        """
+        request = push.request
         callback = request.route.callback
         handler = self.handlers.get(callback)
         if handler is None:
             raise TopicNotFound(callback, self.handlers)
         if not isinstance(handler, PushableTopic):
             raise PushUnsupported(handler.name or callback)
-        if isinstance(handler, SecuredTopic):
-            await handler.secure(None, topic, request, data, None, None, provider)
-        self._register_timers(handler, topic)
-        await handler.on_push(topic, request, data, provider)
+        bound = topic.bound(push)
+        try:
+            if isinstance(handler, SecuredTopic):
+                await handler.secure(None, bound, request, push.data, None, None, push.provider)
+            self._register_timers(handler, topic)
+            await handler.on_push(bound, request, push.data, push.provider)
+        finally:
+            bound.end()  # a view kept for later (a task, a timer) broadcasts live from now on
 
 
 def _topic_details(code: int, verb: str) -> dict[str, Any]:

@@ -60,7 +60,13 @@ class PushableTopic(TopicHandler, ABC):
 
     @abstractmethod
     async def on_push(self, topic: Topic, request: WampRequest, data: Any, provider: str) -> None:
-        """``data`` was pushed through ``provider``; typically ``topic.broadcast(data)``."""
+        """``data`` was pushed through ``provider``; typically ``topic.broadcast(data)``.
+
+        ``topic`` is the channel's topic bound to this push until ``on_push`` returns: what it
+        broadcasts is part of the push (recorded at its position on a route with history).
+        ``topic.push.is_live`` is False when the push runs again to refill history or for a
+        recovery; a broadcast to another topic is a live one of its own (docs/streams.md).
+        """
 
 
 class SecuredTopic(TopicHandler):

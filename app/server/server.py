@@ -41,7 +41,8 @@ from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import Settings
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.router import Router, WampRequest
+    from gos_web_socket.app.push import Push
+    from gos_web_socket.app.router import Router
     from gos_web_socket.app.transports.handler import ServerPushHandler
 
 logger = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ class WampServer:
             return ReadBack(None, {}, None, None)
         return await reader[0].read_back(self, first, last, channels)
 
-    async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
+    async def on_push(self, push: Push) -> None:
         """Hand a routed push to its topic's ``on_push`` (``PushableServer``).
 
         Raises:
@@ -222,13 +223,15 @@ class WampServer:
             FirewallRejection: a ``SecuredTopic`` refused the push.
             Exception: whatever the topic's ``on_push`` raised.
         """
+        request = push.request
         logger.debug(
-            "pusher %s pushed to %s",
-            provider,
+            "pusher %s pushed to %s (%s)",
+            push.provider,
             request.matched,
-            extra={"handler": provider, "route": request.route_name},
+            push.mode.value,
+            extra={"handler": push.provider, "route": request.route_name},
         )
-        await self.broker.push(request, data, provider)
+        await self.broker.push(push)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Protocol
 
-from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery, capturing, filling
+from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery
 from gos_web_socket.app.position import Position
+from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
@@ -40,6 +41,58 @@ class Subscriber(Protocol):
     def write_frame(self, frame: bytes) -> bool: ...
 
     def send_event(self, topic: str, payload: Any) -> bool: ...
+
+
+Kept = list[tuple[Position | None, bytes]]
+"""Broadcasts kept for a held subscriber: each EVENT frame with its position (None: not
+recorded)."""
+
+
+class Held:
+    """Subscribers held while their recovery is prepared (``Topic.hold``), each with what was
+    broadcast to it meanwhile (None: more than ``HOLD_LIMIT``, some were dropped)."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[Subscriber, Kept | None]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._held
+
+    def add(self, connection: Subscriber) -> None:
+        self._held[connection.session_id] = (connection, [])
+
+    def pop(self, session_id: str) -> tuple[Subscriber, Kept | None] | None:
+        """Stop holding a subscriber: it and what was kept for it; None: it was not held."""
+        return self._held.pop(session_id, None)
+
+    def keep(
+        self,
+        frame: Callable[[WireFormat], bytes],
+        position: Position | None,
+        exclude: Collection[str],
+        eligible: Collection[str],
+    ) -> None:
+        """Keep a broadcast for the held subscribers it is meant for, framed (``frame``) once
+        per wire format (a mass reconnect holds thousands at once)."""
+        frames: dict[WireFormat, bytes] = {}
+        for session_id, (connection, kept) in self._held.items():
+            if session_id in exclude or (eligible and session_id not in eligible):
+                continue
+            if kept is None:
+                continue
+            if len(kept) >= HOLD_LIMIT:
+                self._held[session_id] = (connection, None)
+                continue
+            wire = connection.wire_format
+            framed = frames.get(wire)
+            if framed is None:
+                framed = frames[wire] = frame(wire)
+            kept.append((position, framed))
 
 
 class Topic:
@@ -83,9 +136,8 @@ class Topic:
         """The subscribers again, grouped by wire format: one frame per group."""
         self._recovering: dict[str, Position | None] = {}
         """Clients that recovered here (session ids), and the position each one has reached."""
-        self._held: dict[str, tuple[Subscriber, list[tuple[Position | None, bytes]] | None]] = {}
-        """Subscribers held while their recovery is prepared, and what was broadcast meanwhile
-        (None: more than ``HOLD_LIMIT``)."""
+        self._held = Held()
+        """Subscribers held while their recovery is prepared, and what was broadcast meanwhile."""
         self._replayed: dict[tuple[WireFormat, Position], bytes] | None = None
         """Replayed EVENT frames by wire format and position, for ``REPLAY_FRAMES_KEPT`` s."""
 
@@ -94,6 +146,7 @@ class Topic:
         payload: Any,
         exclude: Collection[str] = (),
         eligible: Collection[str] = (),
+        push: Push | None = None,
     ) -> int:
         """Send an EVENT of ``payload`` to subscribers; returns how many were written to.
 
@@ -101,29 +154,38 @@ class Topic:
         to those ids. Every frame is built before the first write, so a payload that one format
         cannot carry (msgpack bytes for a JSON client) raises before anyone got it.
 
-        On a channel with history, a broadcast to everyone made while a push is delivered is
-        recorded under the push's position, which v2 EVENTs carry in ``details._position``;
-        a filtered broadcast (``exclude``/``eligible``) is not kept, so no recovery leaks it.
+        ``push`` is the push this broadcast is part of (app/push.py); the topic an ``on_push``
+        receives passes its own. Without one the broadcast is live and recorded nowhere. On a
+        channel with history, a broadcast to everyone as part of a push is recorded under the
+        push's position, which v2 EVENTs carry in ``details._position``; a filtered broadcast
+        (``exclude``/``eligible``) is not kept, so no recovery leaks it. A refill is sent only
+        to recovered clients behind it, a read-back only captured.
         """
         position = None
-        if self.history is not None and self.store is not None and not exclude and not eligible:
-            capture = capturing.get()
-            if capture is not None:  # a push read back for a recovery: only remembered
-                capture.take(self.id, payload)
+        if push is not None:
+            store = None if exclude or eligible else self.store
+            history = None if store is None else self.history
+            if push.mode is PushMode.READ_BACK:  # for a recovery: only kept, never sent
+                if history is not None and push.capture is not None:
+                    push.capture.take(self.id, push.position, payload)
                 return 0
-            position = self.store.record(self.history, payload)
-            if filling.get():
+            if history is not None and store is not None:
+                position = store.record(history, push.position, payload)
+            if push.mode is PushMode.REFILL:
                 # A push handled before the node restarted: only clients that recovered here
                 # and are behind it get it (their replay stopped short of it).
                 eligible = self._behind(position)
                 if not eligible:
                     return 0
-        elif filling.get():
-            return 0
         publication = new_publication_id()
         topic, subscription = self.id, self.subscription_id
         if self._held:
-            self._keep(publication, payload, position, exclude, eligible)
+            self._held.keep(
+                lambda wire: wire.event_frame(topic, subscription, publication, payload, position),
+                position,
+                exclude,
+                eligible,
+            )
         if not self._formats:
             return 0
         groups = [
@@ -145,50 +207,23 @@ class Topic:
                     sent += 1
         return sent
 
-    def _keep(
-        self,
-        publication: int,
-        payload: Any,
-        position: Position | None,
-        exclude: Collection[str],
-        eligible: Collection[str],
-    ) -> None:
-        """Keep a broadcast for the held subscribers it is meant for (``hold``), framed once
-        per wire format (a mass reconnect holds thousands at once)."""
-        frames: dict[WireFormat, bytes] = {}
-        for session_id, (connection, kept) in self._held.items():
-            if session_id in exclude or (eligible and session_id not in eligible):
-                continue
-            if kept is None:
-                continue
-            if len(kept) >= HOLD_LIMIT:
-                self._held[session_id] = (connection, None)
-                continue
-            wire = connection.wire_format
-            frame = frames.get(wire)
-            if frame is None:
-                frame = frames[wire] = wire.event_frame(
-                    self.id, self.subscription_id, publication, payload, position
-                )
-            kept.append((position, frame))
-
     def hold(self, connection: Subscriber) -> None:
         """Stop writing broadcasts to a subscriber and keep them, until ``release``: its
         recovery may wait for the log, and what it replays must come before them."""
         session_id = connection.session_id
         if not self.has(connection) or session_id in self._held:
             return
-        self._held[session_id] = (connection, [])
+        self._held.add(connection)
         members = self._formats[connection.wire_format]
         del members[session_id]
         if not members:
             del self._formats[connection.wire_format]
 
-    def release(self, connection: Subscriber) -> list[tuple[Position | None, bytes]] | None:
+    def release(self, connection: Subscriber) -> Kept | None:
         """Write broadcasts to a held subscriber again; returns what was broadcast to it while
         it was held, with positions (None: more than ``HOLD_LIMIT``, some were dropped)."""
         session_id = connection.session_id
-        entry = self._held.pop(session_id, None)
+        entry = self._held.pop(session_id)
         if entry is None:
             return []
         self._formats.setdefault(connection.wire_format, {})[session_id] = connection
@@ -211,7 +246,7 @@ class Topic:
 
     def replay(self, connection: Subscriber, recovery: Recovery) -> None:
         """Write what a recovering client missed, each EVENT with its position; from now on it
-        also gets the pushes this node reads back from its log (``filling``)."""
+        also gets the pushes this node reads back from its log (``PushMode.REFILL``)."""
         if self.has(connection):
             self._recovering[connection.session_id] = recovery.position
         if not recovery.publications:
@@ -248,7 +283,7 @@ class Topic:
             return
         del self._subscribers[session_id]
         self._recovering.pop(session_id, None)
-        if self._held.pop(session_id, None) is not None:
+        if self._held.pop(session_id) is not None:
             return  # not among the formats while held
         wire = connection.wire_format
         members = self._formats[wire]
@@ -267,3 +302,69 @@ class Topic:
 
     def __repr__(self) -> str:
         return f"Topic({self.id!r}, subscribers={len(self._subscribers)})"
+
+    @property
+    def push(self) -> Push | None:
+        """The push this topic is bound to (the topic ``on_push`` receives); None here, on the
+        channel topic itself. ``topic.push.is_live`` tells a refill or read-back apart."""
+        return None
+
+    def bound(self, push: Push) -> BoundTopic:
+        """This topic as the ``on_push`` of ``push`` sees it: its broadcasts are the push's."""
+        return BoundTopic(self, push)
+
+
+class BoundTopic(Topic):
+    """A channel's ``Topic`` bound to one push: what ``PushableTopic.on_push`` receives.
+
+    ``broadcast`` is the channel topic's, made part of ``push`` (recorded at its position, a
+    refill, a capture: app/push.py) until the push is handled (``end``); everything else reads
+    and writes the channel topic itself, so user code written against ``Topic`` keeps working.
+    A broadcast through this view after ``on_push`` returned (a task, a timer that kept it) is
+    a live one of its own, as one on ``unbound`` (the channel topic) is.
+    """
+
+    __slots__ = ("unbound", "_push", "_ended")
+
+    unbound: Topic
+    _push: Push
+    _ended: bool
+
+    def __init__(self, topic: Topic, push: Push) -> None:
+        object.__setattr__(self, "unbound", topic)
+        object.__setattr__(self, "_push", push)
+        object.__setattr__(self, "_ended", False)
+
+    @property
+    def push(self) -> Push:
+        """The push this view belongs to."""
+        return self._push
+
+    def end(self) -> None:
+        """The push was handled: later broadcasts through this view are not part of it."""
+        object.__setattr__(self, "_ended", True)
+
+    def broadcast(
+        self,
+        payload: Any,
+        exclude: Collection[str] = (),
+        eligible: Collection[str] = (),
+        push: Push | None = None,
+    ) -> int:
+        """``Topic.broadcast`` on the channel topic, as part of this view's push (until
+        ``end``) or of ``push`` when given."""
+        if push is None and not self._ended:
+            push = self._push
+        return self.unbound.broadcast(payload, exclude, eligible, push)
+
+    def __getattr__(self, name: str) -> Any:
+        """The channel topic's state (this view's own slots of ``Topic`` stay empty)."""
+        if name == "unbound":  # not set yet (a copy): no endless lookup
+            raise AttributeError(name)
+        return getattr(self.unbound, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.unbound, name, value)
+
+    def __repr__(self) -> str:
+        return f"BoundTopic({self.unbound!r}, {self._push.mode.value})"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 if TYPE_CHECKING:
     from gos_web_socket.app.message import Message
     from gos_web_socket.app.position import Position
-    from gos_web_socket.app.router import WampRequest
+    from gos_web_socket.app.push import Push
 
 __all__ = ["Delivery", "LogReceiver", "PushableServer", "Receiver", "Sender"]
 
@@ -32,10 +32,11 @@ class PushableServer(Protocol):
     """What a push handler needs from the server: hand a routed push to its topic.
 
     ``on_push`` raises when the topic cannot take the push (no topic, not pushable, its
-    ``on_push`` failed), so transports with acknowledgements can reject the message.
+    ``on_push`` failed), so transports with acknowledgements can reject the message. The
+    ``Push`` (app/push.py) says everything about it: channel, data, provider, position, mode.
     """
 
-    async def on_push(self, request: WampRequest, data: Any, provider: str) -> None: ...
+    async def on_push(self, push: Push) -> None: ...
 
     async def flushed(self) -> None:
         """Return once every frame queued so far was handed to its client's transport.

@@ -24,10 +24,11 @@ from gos_web_socket.app.events import (
     PushHandlerSuccessEvent,
 )
 from gos_web_socket.app.exceptions import MessageDecodeError, PushHandlerError, RoutingError
-from gos_web_socket.app.history import Capture, ReadBack, capturing, filling, pushing
+from gos_web_socket.app.history import ReadBack
 from gos_web_socket.app.logs import RateLimitedLog
 from gos_web_socket.app.message import Message
-from gos_web_socket.app.position import LOCAL
+from gos_web_socket.app.position import LOCAL, Position
+from gos_web_socket.app.push import Capture, Push
 from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.contract import Delivery, LogReceiver, PushableServer, Receiver
 
@@ -167,28 +168,22 @@ class ServerPushHandler:
             if self._seen[message_id]:
                 return None  # a redelivered duplicate: the topic had it already
             return PushHandlerError(f"message {message_id} failed before; rejecting it again")
-        token = pushing.set(delivery.position or LOCAL.next())
         try:
-            await self.handle_body(app, delivery.body)
+            await self.handle_body(app, delivery.body, delivery.position or LOCAL.next())
         except Exception as exc:  # handle_body fired push_fail already
             self._remember(message_id, False)
             return exc
-        finally:
-            pushing.reset(token)
         self._remember(message_id, True)
         return None
 
     async def _refill(self, app: PushableServer, delivery: Delivery) -> None:
         """Run a push read back from the log so that its broadcasts fill channel history."""
-        tokens = pushing.set(delivery.position), filling.set(True)
         try:
             message = Message.decode(delivery.body)
-            await app.on_push(self.router.match(message.topic), message.data, self.name)
+            request = self.router.match(message.topic)
+            await app.on_push(Push.refill(request, message.data, self.name, delivery.position))
         except Exception as exc:  # it failed the first time too; it was settled then
             logger.debug("push handler %s: refill of a push failed: %r", self.name, exc)
-        finally:
-            filling.reset(tokens[1])
-            pushing.reset(tokens[0])
         self._remember(delivery.message_id, True)
 
     async def read_back(
@@ -216,15 +211,11 @@ class ServerPushHandler:
                 continue
             if request.matched not in channels:
                 continue
-            tokens = pushing.set(position), filling.set(True), capturing.set(capture)
+            push = Push.read_back(request, message.data, self.name, position, capture)
             try:
-                await app.on_push(request, message.data, self.name)
+                await app.on_push(push)
             except Exception as exc:  # it failed the first time too; it was settled then
                 logger.debug("push handler %s: read-back push failed: %r", self.name, exc)
-            finally:
-                capturing.reset(tokens[2])
-                filling.reset(tokens[1])
-                pushing.reset(tokens[0])
         return ReadBack(epoch, capture.publications, start, end)
 
     def _remember(self, message_id: str | None, delivered: bool) -> None:
@@ -240,8 +231,11 @@ class ServerPushHandler:
             "push handler %s could not deliver a body: %s", self.name, error, handler=self.name
         )
 
-    async def handle_body(self, app: PushableServer, body: bytes | str) -> Message:
-        """Deliver one raw body to its topic and fire ``push_success``.
+    async def handle_body(
+        self, app: PushableServer, body: bytes | str, position: Position | None = None
+    ) -> Message:
+        """Deliver one raw body to its topic as a live push at ``position`` (None: its
+        broadcasts are not recorded) and fire ``push_success``.
 
         On any failure ``push_fail`` fires with the raw body and the error, and the error is
         raised again so the transport can reject the message.
@@ -252,7 +246,7 @@ class ServerPushHandler:
         try:
             message = Message.decode(body)
             request = self.router.match(message.topic)
-            await app.on_push(request, message.data, self.name)
+            await app.on_push(Push(request, message.data, self.name, position))
             self.stats.latency.observe(time.perf_counter() - started)
         except Exception as exc:
             self._log_failure(exc)

@@ -14,6 +14,7 @@ import pytest
 
 from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher
 from gos_web_socket.app.exceptions import PushUnsupported
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import Route, RouteCollection, Router
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
@@ -47,7 +48,8 @@ class RecordingServer:
 
     received: list[tuple[str, Any]] = field(default_factory=list)
 
-    async def on_push(self, request: Any, data: Any, provider: str) -> None:
+    async def on_push(self, push: Push) -> None:
+        request, data = push.request, push.data
         if request.route_name == "plain_topic":
             raise PushUnsupported(request.route_name)
         if isinstance(data, dict) and data.get("boom"):

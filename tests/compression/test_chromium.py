@@ -6,6 +6,7 @@ import asyncio
 
 from playwright.async_api import async_playwright
 
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.server.compression import DeflateFormat
 from tests.compression.test_deflate import CHANNEL, PAYLOAD, ROUTES, NewsTopic
 from tests.support.chromium import launch, require_chromium
@@ -44,7 +45,9 @@ async def test_chromium_decodes_compressed_events() -> None:
                 await eventually(lambda: CHANNEL in server.topics, what="Chromium subscribed")
                 assert any(isinstance(f, DeflateFormat) for f in server.topics[CHANNEL]._formats)
                 for n in range(3):
-                    await server.on_push(server.router.match(CHANNEL), {**PAYLOAD, "n": n}, "t")
+                    await server.on_push(
+                        Push(server.router.match(CHANNEL), {**PAYLOAD, "n": n}, "t")
+                    )
                 result = await asyncio.wait_for(received, 10)
             finally:
                 await browser.close()

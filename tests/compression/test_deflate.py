@@ -13,6 +13,7 @@ from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientPr
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateResponseAccept
 
 from gos_web_socket.app.position import Position
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import PushableTopic, Topic, WampServer
 from gos_web_socket.app.server.compression import DeflateFormat, deflate_frame, unframe
@@ -77,7 +78,7 @@ async def push_and_receive(server: WampServer, clients: list[Client]) -> None:
     )
     for client in clients:
         client.arrived.clear()
-    await server.on_push(server.router.match(CHANNEL), PAYLOAD, "test")
+    await server.on_push(Push(server.router.match(CHANNEL), PAYLOAD, "test"))
     for client in clients:
         await asyncio.wait_for(client.arrived.wait(), 5)
 

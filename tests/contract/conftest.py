@@ -24,7 +24,8 @@ import zmq
 from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher, PushHandlerFailEvent
 from gos_web_socket.app.exceptions import PushUnsupported
-from gos_web_socket.app.router import Router, WampRequest, load_routes
+from gos_web_socket.app.push import Push
+from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.handler import ServerPushHandler
@@ -60,10 +61,10 @@ class RecordingServer:
 
     pushes: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
 
-    async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
-        if request.route.callback != "acme.topic":
-            raise PushUnsupported(request.route.callback)
-        self.pushes.put_nowait(data)
+    async def on_push(self, push: Push) -> None:
+        if push.request.route.callback != "acme.topic":
+            raise PushUnsupported(push.request.route.callback)
+        self.pushes.put_nowait(push.data)
 
     async def flushed(self) -> None:
         """Nothing is queued: a recorded push is already delivered."""

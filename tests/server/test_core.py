@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gos_web_socket.app.exceptions import TopicNotFound
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.server import WampServer
 from tests.server.conftest import ClientFactory
 from tests.support.wamp_client import CallError
@@ -50,7 +51,7 @@ async def test_push_reaches_subscribers(demo_server: WampServer, connect: Client
     client.subscribe("acme/channel/7")
     await client.call("acme/rpc/echo", 1)
     request = demo_server.router.match("acme/channel/7")
-    await demo_server.on_push(request, {"n": 1}, "test")
+    await demo_server.on_push(Push(request, {"n": 1}, "test"))
     assert await client.next_event("acme/channel/7") == {"n": 1}
 
 
@@ -58,7 +59,7 @@ async def test_push_errors_propagate(demo_server: WampServer) -> None:
     """on_push raises TopicNotFound for a route whose callback is no topic (GOS swallowed it)."""
     request = demo_server.router.match("acme/rpc/sum")  # callback acme.rpc: no such topic
     with pytest.raises(TopicNotFound):
-        await demo_server.on_push(request, {}, "test")
+        await demo_server.on_push(Push(request, {}, "test"))
 
 
 async def test_unknown_rpc_method(connect: ClientFactory) -> None:

@@ -23,6 +23,7 @@ from gos_web_socket.app.events import (
     ConnectionRejectedEvent,
     EventDispatcher,
 )
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.server import WampServer
 from tests.support.rabbitmq import free_port
 from tests.support.raw_ws import masked_frame, parse_frames, split_http
@@ -203,13 +204,13 @@ async def test_client_that_never_reads_is_cut_off() -> None:
         bulk = server.router.match("acme/channel/bulk")
         sent = 0
         while "acme/channel/bulk" in server.topics:  # it leaves when the stalled one is cut
-            await server.on_push(shared, sent, "test")
+            await server.on_push(Push(shared, sent, "test"))
             for _ in range(4):  # fill the stalled client's buffers quickly
-                await server.on_push(bulk, "x" * 60_000, "test")
+                await server.on_push(Push(bulk, "x" * 60_000, "test"))
             sent += 1
             await asyncio.sleep(0)
             assert sent < 500, "the stalled client was never cut off"
-        await server.on_push(shared, "after", "test")
+        await server.on_push(Push(shared, "after", "test"))
         assert server.connections == 50
         for reader in readers:
             assert await reader.next_event("acme/channel/all", timeout=10) == 0

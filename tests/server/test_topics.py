@@ -16,6 +16,7 @@ from gos_web_socket.app.events import (
     EventDispatcher,
 )
 from gos_web_socket.app.exceptions import FirewallRejection, PushUnsupported, TopicNotFound
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import (
     PushableTopic,
@@ -300,24 +301,24 @@ async def test_push_reaches_on_push(server: WampServer, handlers: dict[str, Any]
     client = await connect(server)
     client.subscribe("rec/5")
     await settle(client)
-    await server.on_push(server.router.match("rec/5"), {"v": 1}, "amqp")
+    await server.on_push(Push(server.router.match("rec/5"), {"v": 1}, "amqp"))
     assert await client.next_event("rec/5") == {"v": 1}
     assert handlers["rec"].calls[-1] == ("push:amqp", "rec/5", 1)
 
 
 async def test_push_to_empty_channel_leaves_no_topic(server: WampServer) -> None:
     """Pushing where nobody listens works and creates no live topic (GOS leaked one)."""
-    await server.on_push(server.router.match("rec/empty"), [1], "zmq")
+    await server.on_push(Push(server.router.match("rec/empty"), [1], "zmq"))
     assert dict(server.topics) == {}
 
 
 async def test_push_unsupported_and_unknown(server: WampServer) -> None:
     """A non-pushable topic raises PushUnsupported (GOS's message); no handler: TopicNotFound."""
     with pytest.raises(PushUnsupported) as caught:
-        await server.on_push(server.router.match("plain/1"), [1], "zmq")
+        await server.on_push(Push(server.router.match("plain/1"), [1], "zmq"))
     assert str(caught.value) == 'The "plain" topic does not support push notifications'
     with pytest.raises(TopicNotFound):
-        await server.on_push(server.router.match("ghost/1"), [1], "zmq")
+        await server.on_push(Push(server.router.match("ghost/1"), [1], "zmq"))
 
 
 async def test_secured_push(server: WampServer, handlers: dict[str, Any]) -> None:
@@ -325,9 +326,9 @@ async def test_secured_push(server: WampServer, handlers: dict[str, Any]) -> Non
     client = await connect(server)
     client.subscribe("guarded/3")
     await settle(client)
-    await server.on_push(server.router.match("guarded/3"), "news", "amqp")
+    await server.on_push(Push(server.router.match("guarded/3"), "news", "amqp"))
     with pytest.raises(FirewallRejection):
-        await server.on_push(server.router.match("guarded/3"), "deny", "amqp")
+        await server.on_push(Push(server.router.match("guarded/3"), "deny", "amqp"))
     assert await client.next_event("guarded/3") == "news"
     assert handlers["guarded"].secured[-2:] == [(None, "news", "amqp"), (None, "deny", "amqp")]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.testing import memory_pusher, use_memory_pusher
 from tests.streams.recovery import ROUTES, RecoveringPeer
 from tests.support.server import eventually, make_container, running_server, service, url_of
@@ -25,7 +26,7 @@ async def test_one_big_push_cuts_off_no_reader() -> None:
             reader.subscribe(CHANNEL)
         await eventually(lambda: len(server.topics.get(CHANNEL, ())) == 3)
         big = "x" * 5_000_000
-        await server.on_push(server.router.match(CHANNEL), big, "test")
+        await server.on_push(Push(server.router.match(CHANNEL), big, "test"))
         for reader in readers:
             assert await reader.next_event(CHANNEL, timeout=20) == big
         assert server.stats.cut_off == 0

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from gos_web_socket.app.exceptions import ProtocolError, RouteDefinitionError
-from gos_web_socket.app.history import Backfill, ChannelHistory, HistoryStore, Publication, ReadBack
-from gos_web_socket.app.position import LocalLog, Position
+from gos_web_socket.app.history import Backfill, ChannelHistory, HistoryStore, ReadBack
+from gos_web_socket.app.position import LocalLog, Position, Publication
 from gos_web_socket.app.router import load_routes_from_mapping
 
 

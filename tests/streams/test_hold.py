@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gos_web_socket.app.history import HistoryStore, pushing
+from gos_web_socket.app.history import HistoryStore
 from gos_web_socket.app.position import Position
+from gos_web_socket.app.push import Push
+from gos_web_socket.app.router import Route, WampRequest
 from gos_web_socket.app.server import topic as topic_module
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.server.wamp2 import JsonSerializer
@@ -33,11 +35,9 @@ def channel_topic() -> Topic:
 
 
 def push(topic: Topic, offset: int, payload: Any) -> None:
-    token = pushing.set(Position("e", offset))
-    try:
-        topic.broadcast(payload)
-    finally:
-        pushing.reset(token)
+    """Broadcast ``payload`` as the topic's ``on_push`` of a live push at ``offset`` does."""
+    request = WampRequest("channel", Route("acme/channel/{id}", "acme.topic"), {}, topic.id)
+    topic.bound(Push(request, payload, "test", Position("e", offset))).broadcast(payload)
 
 
 def test_a_held_subscriber_gets_nothing_until_released_and_then_only_its_own() -> None:

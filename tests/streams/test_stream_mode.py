@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import aio_pika
 import pytest
 
 from gos_web_socket.app.exceptions import ConfigurationError
-from gos_web_socket.app.history import filling
+from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.amqp.stream import AmqpStreamReceiver
 from gos_web_socket.settings.models import AmqpSettings
@@ -141,9 +140,9 @@ class FillRecorder(RecordingServer):
         super().__init__()
         self.refills: list[bool] = []
 
-    async def on_push(self, request: Any, data: Any, provider: str) -> None:
-        self.refills.append(filling.get())
-        await super().on_push(request, data, provider)
+    async def on_push(self, push: Push) -> None:
+        self.refills.append(push.mode is PushMode.REFILL)
+        await super().on_push(push)
 
 
 async def test_a_restarted_node_refills_what_it_handled_before(

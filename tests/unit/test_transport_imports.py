@@ -24,6 +24,7 @@ def loaded_by(module: str) -> list[str]:
     [
         "gos_web_socket.app.transports.contract",
         "gos_web_socket.app.position",
+        "gos_web_socket.app.push",
         "gos_web_socket.app.wamp_codes",
         "gos_web_socket.app.backoff",
     ],

@@ -17,6 +17,7 @@ from gos_web_socket.app.events import (
     PushHandlerSuccessEvent,
 )
 from gos_web_socket.app.exceptions import PushUnsupported
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import Router, WampRequest, load_routes
 from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
@@ -28,10 +29,10 @@ class RecordingServer:
 
     pushes: asyncio.Queue[tuple[WampRequest, Any, str]] = field(default_factory=asyncio.Queue)
 
-    async def on_push(self, request: WampRequest, data: Any, provider: str) -> None:
-        if request.route.callback != "acme.topic":
-            raise PushUnsupported(request.route.callback)
-        self.pushes.put_nowait((request, data, provider))
+    async def on_push(self, push: Push) -> None:
+        if push.request.route.callback != "acme.topic":
+            raise PushUnsupported(push.request.route.callback)
+        self.pushes.put_nowait((push.request, push.data, push.provider))
 
     async def flushed(self) -> None:
         """Nothing is queued: a recorded push is already delivered."""
