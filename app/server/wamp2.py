@@ -27,6 +27,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
+from gos_web_socket.app.close_codes import (
+    CLIENT_BROKE_PROTOCOL,
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY_VIOLATION,
+)
 from gos_web_socket.app.exceptions import PayloadRejected, ProtocolError
 from gos_web_socket.app.history import Position, Recovery
 from gos_web_socket.app.limits import decode_json
@@ -265,10 +270,11 @@ class Wamp2Session(Session[Request]):
             return
         self.ended = True
         details = {"message": reason} if reason else {}
-        if code in (1003, 1007, 1009):  # what the client sent broke the protocol
+        if code in CLIENT_BROKE_PROTOCOL:
             self.send([ABORT, details, PROTOCOL_VIOLATION])
             return
-        reason_uri = {1001: SYSTEM_SHUTDOWN, 1008: NOT_AUTHORIZED}.get(code, CLOSE_REALM)
+        reasons = {CLOSE_GOING_AWAY: SYSTEM_SHUTDOWN, CLOSE_POLICY_VIOLATION: NOT_AUTHORIZED}
+        reason_uri = reasons.get(code, CLOSE_REALM)
         self.send([GOODBYE if self.welcomed else ABORT, details, reason_uri])
 
     def event(self, topic: str, payload: Any) -> bool:
