@@ -37,41 +37,31 @@ from typing import TYPE_CHECKING, Any, cast
 from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
 
-from gos_web_socket.app.auth.credentials import Credentials
-from gos_web_socket.app.auth.user import ANONYMOUS, User
 from gos_web_socket.app.close_codes import (
     CLOSE_GOING_AWAY,
-    CLOSE_INVALID_PAYLOAD,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NORMAL,
     CLOSE_POLICY_VIOLATION,
     LIBRARY_CLOSE_REASONS,
 )
 from gos_web_socket.app.events import (
-    CLIENT_CONNECTED,
-    CLIENT_DISCONNECTED,
-    CLIENT_ERROR,
-    ClientConnectedEvent,
-    ClientDisconnectedEvent,
-    ClientErrorEvent,
     EventDispatcher,
 )
-from gos_web_socket.app.exceptions import LimitExceeded, ProtocolError
+from gos_web_socket.app.exceptions import LimitExceeded
 from gos_web_socket.app.server.budgets import InboundBudgets
-from gos_web_socket.app.server.compression import DeflateFormat, negotiated_window
+from gos_web_socket.app.server.client import Client
+from gos_web_socket.app.server.compression import negotiated_window
 from gos_web_socket.app.server.gate import Answer, HttpGate
 from gos_web_socket.app.server.guard import Guard
-from gos_web_socket.app.server.jobs import Job, JobQueue
+from gos_web_socket.app.server.jobs import JobQueue
+from gos_web_socket.app.server.lifecycle import Lifecycle
 from gos_web_socket.app.server.output import Output
-from gos_web_socket.app.server.session import SERVER_AGENT, Session, WireFormat, new_session_id
-from gos_web_socket.app.server.timers import PeriodicTimers
+from gos_web_socket.app.server.session import SERVER_AGENT, Session
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.settings.models import LimitsSettings
 
 if TYPE_CHECKING:
     from gos_web_socket.app.auth.authenticator import Authenticator
-    from gos_web_socket.app.router import WampRequest
-    from gos_web_socket.app.server.topic import Topic
 
 logger = logging.getLogger(__name__)
 
@@ -111,99 +101,30 @@ class ConnectionServices:
     """``server.slow_reader_timeout``: seconds a client may stay over ``max_outgoing_buffer``."""
 
 
-def close_for(error: BaseException | None) -> tuple[int, str]:
-    """The close code and the counted reason for closing a client because of ``error``."""
-    code: int = getattr(error, "code", CLOSE_INVALID_PAYLOAD)
-    why: str = getattr(error, "reason", "")
-    if not why:
-        failed_us = error is not None and not isinstance(error, ProtocolError)
-        why = "server_error" if failed_us else "protocol_error"
-    return code, why
-
-
-class WampConnection(WebSocketServerProtocol):
-    """A client of the WAMP server (v1 or v2); user hooks receive it as ``connection``.
-
-    Public attributes: ``session_id`` (a decimal string; a v2 client gets the same number as
-    its integer session id), ``remote_address``, ``timers`` (cancelled on close), ``user_data``
-    (free for user code), ``subscriptions``, ``session``: the ``Wamp1Session`` or
-    ``Wamp2Session`` chosen during the handshake, and ``user``: who the authenticator says
-    it is (``app.auth.User``; anonymous has no id), from the handshake's ``credentials``.
-    """
+# The ignore: autobahn's own bases disagree on ``peer`` and ``_transport_details``, which mypy
+# reports on the first class that adds a base of its own.
+class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
+    """A ``Client`` (app/server/client.py: what user hooks see) on autobahn's protocol."""
 
     factory: WampServerFactory
-    session: Session[Any]
     write_frame: Callable[[bytes], bool]
     """Queue ready frame bytes if the connection is open; False when it is not. The bound
     ``Output.write`` itself: the fan-out calls it once per subscriber."""
     _services: ConnectionServices
-    _jobs: JobQueue
     _output: Output
     _budgets: InboundBudgets
+    _life: Lifecycle
 
-    # Defaults on the class, assigned on an instance only when they change: autobahn already
-    # puts some 75 attributes in each connection's __dict__, and past 85 keys CPython doubles
-    # the dict's table (1.6 KiB more for every idle connection).
-    _blocked = _opened = _joined = _closed = _lost = _origin_seen = False
-    _refused = False
-    """True once the client was refused (431, a spent budget): its input is ignored."""
-    _close_reason = ""
-    """Why we closed the client (a ``server.limits`` name, ``invalid_json``...), counted."""
+    # Class defaults, on an instance only once they change (see Client).
+    _blocked = _refused = _origin_seen = False
+    """Blocked: closed before any HTTP. Refused (431, a spent budget): input is ignored."""
     _raw_origin: str | None = None
-    _deflate_window: int | None = None
-    """permessage-deflate's server window bits once negotiated (app/server/compression.py)."""
-    _timers: PeriodicTimers | None = None
-    _user_data: dict[str, Any] | None = None
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.session_id = str(new_session_id())
-        self.remote_address = ""
-        self.subscriptions: dict[str, tuple[Topic, WampRequest]] = {}
-        self.user: User = ANONYMOUS
-        self.credentials = Credentials()
 
     def set_valid_events(self, valid_events: list[str] | None = None) -> None:
-        """One list of event names for all connections (autobahn only reads it) and an empty
-        dict of results (autobahn writes it when a listener fires), instead of copies."""
+        """Shared event names (autobahn only reads them) and an empty results dict."""
         names = tuple(valid_events or ())
         self._valid_events = _EVENT_NAMES.setdefault(names, list(names))
         self._results: dict[str, Any] = {}
-
-    @property
-    def user_data(self) -> dict[str, Any]:
-        """A dict free for user code (made on first use)."""
-        if self._user_data is None:
-            self._user_data = {}
-        return self._user_data
-
-    @user_data.setter
-    def user_data(self, value: dict[str, Any]) -> None:
-        self._user_data = value
-
-    @property
-    def timers(self) -> PeriodicTimers:
-        """Periodic timers cancelled on close; made on first use (most connections have none)."""
-        if self._timers is None:
-            self._timers = PeriodicTimers(f"connection {self.session_id}")
-        return self._timers
-
-    @property
-    def wire_format(self) -> WireFormat:
-        """How topics frame this client's EVENTs: its session's, deflated when agreed."""
-        if self._deflate_window is None:
-            return self.session.wire_format
-        return DeflateFormat(self.session.wire_format, self._deflate_window)
-
-    @property
-    def limits(self) -> LimitsSettings:
-        """This connection's budgets (``server.limits``)."""
-        return self._services.limits
-
-    @property
-    def max_message_size(self) -> int:
-        """``server.max_message_size``, bytes."""
-        return self._services.max_message_size
 
     # -- transport and handshake ------------------------------------------------------------
 
@@ -216,13 +137,13 @@ class WampConnection(WebSocketServerProtocol):
             transport.close()
             services.spawn(services.guard.blocked(self, self.remote_address))
             return
-        self._jobs = JobQueue(self.session_id, services.spawn, services.limits, self.fail)
+        self._jobs = jobs = JobQueue(self.session_id, services.spawn, services.limits, self.fail)
+        self._life = Lifecycle(self, services, jobs)
         self._budgets = InboundBudgets(services.limits)
         self._output = output = Output(self, services, _STATE_OPEN)
         self.write_frame = output.write
         super().connection_made(transport)  # type: ignore[no-untyped-call]
-        # autobahn's two queues hold a chunk or two for a moment and are empty the rest of a
-        # connection's life; an empty deque keeps a 0.7 KiB block, an empty list 56 bytes.
+        # Empty nearly always: an empty deque keeps a 0.7 KiB block, an empty list 56 bytes.
         self.receive_queue = SmallQueue()  # type: ignore[assignment]
         self.send_queue = SmallQueue()  # type: ignore[assignment]
         # asyncio calls pause_writing() once the unsent bytes pass this mark.
@@ -240,7 +161,7 @@ class WampConnection(WebSocketServerProtocol):
             logger.debug("connection %s: lost during its handshake", self.session_id)
         finally:
             self._output.stop()
-            self._gone()
+            self._life.gone()
 
     def data_received(self, data: bytes) -> None:
         if not self._blocked and not self._refused:
@@ -265,7 +186,7 @@ class WampConnection(WebSocketServerProtocol):
         self.data = b""
         self.transport.write(answer.reply)
         if answer.reason == "handshake_max_bytes":
-            self._count_close(answer.reason)
+            self._life.count_close(answer.reason)
             self._stop_reading()
             return
         self.transport.close()
@@ -273,8 +194,7 @@ class WampConnection(WebSocketServerProtocol):
             self._services.spawn(self._services.guard.blocked(self, self.remote_address))
 
     def _stop_reading(self) -> None:
-        """Read nothing more (what was read and not parsed is dropped: autobahn's frame loop
-        stops once ``data`` is empty) and drop the client after ``REFUSED_LINGER`` seconds."""
+        """Read and parse nothing more; drop the client after ``REFUSED_LINGER`` seconds."""
         self._refused = True
         self.data = b""
         self.receive_queue.clear()
@@ -311,61 +231,31 @@ class WampConnection(WebSocketServerProtocol):
                 self.sendData(b"".join(chunks))
 
     def onOpen(self) -> None:
-        if self._lost or self.transport is None:
+        if self._life.lost or self.transport is None:
             return  # the handshake completed after the connection was gone: no session
-        self._opened = True
         self._deflate_window = negotiated_window(self._perMessageCompress)
-        # What autobahn reads only during the handshake (the parsed headers stay in
-        # http_headers): about 0.6 KiB less for every idle connection.
+        # Read only during the handshake: 0.6 KiB less per idle connection.
         self.http_request_data, self.http_response_data = b"", ""
         self.http_status_line = self._wskey = ""
         self.websocket_protocols = []
-        self._services.register(self)
+        self._life.open()
         self.session.opened()
 
     def joined(self) -> None:
         """The session is established (v1: on open, v2: WELCOME sent): ``client_connected``."""
-        self._joined = True
-        self._jobs.put(self._connected)
-
-    async def _connected(self) -> None:
-        await self._services.dispatcher.dispatch(CLIENT_CONNECTED, ClientConnectedEvent(self))
+        self._life.join()
 
     def _fail_connection(self, code: int = CLOSE_GOING_AWAY, reason: str = "going away") -> None:
         """Autobahn refused a frame before ``onMessage`` (too big, not UTF-8, bad framing)."""
         why = LIBRARY_CLOSE_REASONS.get(code)
         if why is not None and self.state == _STATE_OPEN:
-            self._count_close(why)
-            message = "connection %s closed with %d (%s): %s"
-            logger.warning(message, self.session_id, code, why, reason, extra=self._log_extra)
+            self._life.closed_for(code, why, reason)
         super()._fail_connection(code, reason)
         if code == CLOSE_MESSAGE_TOO_BIG:
             self._stop_reading()  # the rest of an oversized message is not worth reading
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self._gone()
-
-    def _gone(self) -> None:
-        """Unregister the connection, cancel its timers and leave its topics; idempotent.
-
-        From ``onClose``, and from ``connection_lost`` for when autobahn never calls
-        ``onClose`` (a handshake finished after its timeout dropped the connection).
-        """
-        self._lost = True
-        if not self._opened or self._closed:
-            return
-        self._closed = True
-        if self._timers is not None:
-            self._timers.cancel_all()
-        self._services.unregister(self)
-        self._jobs.clear()
-        self._jobs.put(self._leave)
-
-    async def _leave(self) -> None:
-        await self._services.leave(self)
-        if self._joined:  # a v2 client that never got WELCOME never connected
-            event = ClientDisconnectedEvent(self)
-            await self._services.dispatcher.dispatch(CLIENT_DISCONNECTED, event)
+        self._life.gone()
 
     # -- output -----------------------------------------------------------------------------
 
@@ -391,10 +281,6 @@ class WampConnection(WebSocketServerProtocol):
         self.wasNotCleanReason = reason
         self.dropConnection(abort=True)
 
-    def send_event(self, topic: str, payload: Any) -> bool:
-        """EVENT to this client only; v1: whether or not it subscribed, v2: if it subscribed."""
-        return self.session.event(topic, payload)
-
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999)."""
         if self.state == _STATE_OPEN:
@@ -411,35 +297,17 @@ class WampConnection(WebSocketServerProtocol):
     def fail(self, reason: str, error: BaseException | None = None) -> None:
         """Close this connection because of what it sent, with the error's ``code`` (1007 by
         default; 1008 for a spent budget, whose reads then stop); the server carries on."""
-        if self._closed or self.state != _STATE_OPEN:
+        if self._life.closed or self.state != _STATE_OPEN:
             return
-        code, why = close_for(error)
-        self._count_close(why)
-        message = "connection %s closed with %d (%s): %s"
-        logger.warning(message, self.session_id, code, why, reason, extra=self._log_extra)
-        self._jobs.clear()
-        event = ClientErrorEvent(connection=self, error=error or ProtocolError(reason))
-        self._services.spawn(self._services.dispatcher.dispatch(CLIENT_ERROR, event))
-        self.close(code, reason)
+        self.close(self._life.failed(reason, error), reason)
         if isinstance(error, LimitExceeded):
             self._stop_reading()  # a flood: do not parse the rest of it
-
-    def _count_close(self, reason: str) -> None:
-        """One count per closed client in ``stats.closed`` (the metric per reason)."""
-        if not self._close_reason:
-            self._close_reason = reason
-            closed = self._services.stats.closed
-            closed[reason] = closed.get(reason, 0) + 1
-
-    @property
-    def _log_extra(self) -> dict[str, str]:
-        return {"conn_id": self.session_id}
 
     # -- input ------------------------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self._services.stats.frames_in += 1
-        if not self._closed and self.state == _STATE_OPEN:
+        if not self._life.closed and self.state == _STATE_OPEN:
             try:
                 self._budgets.message(time.monotonic())
             except LimitExceeded as over:
@@ -456,17 +324,6 @@ class WampConnection(WebSocketServerProtocol):
                 self.fail(str(over), over)
             return
         super().onPing(payload)
-
-    def enqueue(self, job: Job) -> None:
-        """Run ``job`` after the jobs queued before it (raises ``LimitExceeded``)."""
-        self._jobs.put(job)
-
-    def enqueue_call(self, job: Job) -> None:
-        """``enqueue`` an RPC call, counted until answered (raises ``LimitExceeded``)."""
-        self._jobs.put_call(job)
-
-    def __repr__(self) -> str:
-        return f"WampConnection({self.session_id}, {self.remote_address})"
 
 
 _EVENT_NAMES: dict[tuple[str, ...], list[str]] = {}
