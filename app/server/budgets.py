@@ -15,10 +15,9 @@ class InboundBudgets:
     """What one client may send per second: messages (``messages_per_second``) and pings
     (``pings_per_second``: a ping flood is a write amplifier, every ping costs a pong)."""
 
-    __slots__ = ("_limits", "_messages", "_pings")
+    __slots__ = ("_messages", "_pings")
 
     def __init__(self, limits: LimitsSettings) -> None:
-        self._limits = limits
         self._messages = TokenBucket(limits.messages_per_second, limits.messages_burst)
         self._pings = TokenBucket(limits.pings_per_second, limits.pings_burst)
 
@@ -29,7 +28,7 @@ class InboundBudgets:
             LimitExceeded: ``messages_per_second`` is spent.
         """
         if not self._messages.take(now):
-            rate = self._limits.messages_per_second
+            rate = self._messages.rate
             raise LimitExceeded("messages_per_second", f"more than {rate:g} messages/s")
 
     def ping(self, now: float) -> None:
@@ -39,5 +38,5 @@ class InboundBudgets:
             LimitExceeded: ``pings_per_second`` is spent.
         """
         if not self._pings.take(now):
-            rate = self._limits.pings_per_second
+            rate = self._pings.rate
             raise LimitExceeded("pings_per_second", f"more than {rate:g} pings/s")

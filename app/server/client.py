@@ -48,6 +48,11 @@ class Client:
     # Defaults on the class, assigned on an instance only when they change: autobahn already
     # puts some 75 attributes in each connection's __dict__, and past 85 keys CPython doubles
     # the dict's table (1.6 KiB more for every idle connection).
+    opened = established = lost = closed = False
+    """The states ``Lifecycle`` (app/server/lifecycle.py) moves the connection through: its
+    handshake done, its session established, its TCP connection gone, and unregistered."""
+    close_reason = ""
+    """Why the server closed the client (a ``server.limits`` name, ``invalid_json``...)."""
     _deflate_window: int | None = None
     """permessage-deflate's server window bits once negotiated (app/server/compression.py)."""
     _timers: PeriodicTimers | None = None
@@ -116,6 +121,10 @@ class Client:
             LimitExceeded: ``max_pending_calls`` or ``max_queued_jobs`` would be passed.
         """
         self._jobs.put_call(job)
+
+    def drop_jobs(self) -> None:
+        """Drop the jobs not started yet (the connection is closing)."""
+        self._jobs.clear()
 
     def send_event(self, topic: str, payload: Any) -> bool:
         """EVENT to this client only; v1: whether or not it subscribed, v2: if it subscribed."""

@@ -108,12 +108,10 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
 
     factory: WampServerFactory
     write_frame: Callable[[bytes], bool]
-    """Queue ready frame bytes if the connection is open; False when it is not. The bound
-    ``Output.write`` itself: the fan-out calls it once per subscriber."""
+    """``Output.write`` (False: not open), bound: the fan-out calls it once per subscriber."""
     _services: ConnectionServices
     _output: Output
     _budgets: InboundBudgets
-    _life: Lifecycle
 
     # Class defaults, on an instance only once they change (see Client).
     _blocked = _refused = _origin_seen = False
@@ -126,8 +124,6 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
         self._valid_events = _EVENT_NAMES.setdefault(names, list(names))
         self._results: dict[str, Any] = {}
 
-    # -- transport and handshake ------------------------------------------------------------
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         services = self._services = self.factory.services
         peer = transport.get_extra_info("peername")
@@ -137,8 +133,7 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
             transport.close()
             services.spawn(services.guard.blocked(self, self.remote_address))
             return
-        self._jobs = jobs = JobQueue(self.session_id, services.spawn, services.limits, self.fail)
-        self._life = Lifecycle(self, services, jobs)
+        self._jobs = JobQueue(self.session_id, services.spawn, services.limits, self.fail)
         self._budgets = InboundBudgets(services.limits)
         self._output = output = Output(self, services, _STATE_OPEN)
         self.write_frame = output.write
@@ -161,7 +156,7 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
             logger.debug("connection %s: lost during its handshake", self.session_id)
         finally:
             self._output.stop()
-            self._life.gone()
+            self.factory.lifecycle.gone(self)
 
     def data_received(self, data: bytes) -> None:
         if not self._blocked and not self._refused:
@@ -182,11 +177,10 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
 
     def _answer(self, answer: Answer) -> None:
         """The gate answered the request: write it and end (a 431 lingers, reads stopped)."""
-        self._refused = True
-        self.data = b""
+        self._refused, self.data = True, b""
         self.transport.write(answer.reply)
         if answer.reason == "handshake_max_bytes":
-            self._life.count_close(answer.reason)
+            self.factory.lifecycle.count_close(self, answer.reason)
             self._stop_reading()
             return
         self.transport.close()
@@ -195,8 +189,7 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
 
     def _stop_reading(self) -> None:
         """Read and parse nothing more; drop the client after ``REFUSED_LINGER`` seconds."""
-        self._refused = True
-        self.data = b""
+        self._refused, self.data = True, b""
         self.receive_queue.clear()
         transport = self.transport
         if transport is not None and not transport.is_closing():
@@ -231,33 +224,31 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
                 self.sendData(b"".join(chunks))
 
     def onOpen(self) -> None:
-        if self._life.lost or self.transport is None:
+        if self.lost or self.transport is None:
             return  # the handshake completed after the connection was gone: no session
         self._deflate_window = negotiated_window(self._perMessageCompress)
         # Read only during the handshake: 0.6 KiB less per idle connection.
         self.http_request_data, self.http_response_data = b"", ""
         self.http_status_line = self._wskey = ""
         self.websocket_protocols = []
-        self._life.open()
+        self.factory.lifecycle.open(self)
         self.session.opened()
 
     def joined(self) -> None:
         """The session is established (v1: on open, v2: WELCOME sent): ``client_connected``."""
-        self._life.join()
+        self.factory.lifecycle.join(self)
 
     def _fail_connection(self, code: int = CLOSE_GOING_AWAY, reason: str = "going away") -> None:
         """Autobahn refused a frame before ``onMessage`` (too big, not UTF-8, bad framing)."""
         why = LIBRARY_CLOSE_REASONS.get(code)
         if why is not None and self.state == _STATE_OPEN:
-            self._life.closed_for(code, why, reason)
+            self.factory.lifecycle.closed_for(self, code, why, reason)
         super()._fail_connection(code, reason)
         if code == CLOSE_MESSAGE_TOO_BIG:
             self._stop_reading()  # the rest of an oversized message is not worth reading
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self._life.gone()
-
-    # -- output -----------------------------------------------------------------------------
+        self.factory.lifecycle.gone(self)
 
     def send_now(self, frame: bytes) -> None:
         """Write ``frame`` at once; from ``Session.opened`` it shares the 101's write."""
@@ -297,17 +288,15 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
     def fail(self, reason: str, error: BaseException | None = None) -> None:
         """Close this connection because of what it sent, with the error's ``code`` (1007 by
         default; 1008 for a spent budget, whose reads then stop); the server carries on."""
-        if self._life.closed or self.state != _STATE_OPEN:
+        if self.closed or self.state != _STATE_OPEN:
             return
-        self.close(self._life.failed(reason, error), reason)
+        self.close(self.factory.lifecycle.failed(self, reason, error), reason)
         if isinstance(error, LimitExceeded):
             self._stop_reading()  # a flood: do not parse the rest of it
 
-    # -- input ------------------------------------------------------------------------------
-
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self._services.stats.frames_in += 1
-        if not self._life.closed and self.state == _STATE_OPEN:
+        if not self.closed and self.state == _STATE_OPEN:
             try:
                 self._budgets.message(time.monotonic())
             except LimitExceeded as over:
@@ -351,6 +340,7 @@ class WampServerFactory(WebSocketServerFactory):
         self.services = services
         max_head = services.limits.handshake_max_bytes
         self.gate = HttpGate(services.guard, max_head, services.health)
+        self.lifecycle = Lifecycle(services)
         self.protocol = with_options(type(self).protocol, self)
 
     def setProtocolOptions(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802

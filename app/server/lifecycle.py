@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any, Protocol
 
 from gos_web_socket.app.close_codes import CLOSE_INVALID_PAYLOAD
@@ -25,7 +26,6 @@ from gos_web_socket.app.events import (
 )
 from gos_web_socket.app.exceptions import ProtocolError
 from gos_web_socket.app.server.client import Client
-from gos_web_socket.app.server.jobs import JobQueue
 from gos_web_socket.app.stats import ServerStats
 
 logger = logging.getLogger(__name__)
@@ -67,79 +67,66 @@ def close_for(error: BaseException | None) -> tuple[int, str]:
 
 
 class Lifecycle:
-    """One connection's states (opened, joined, lost, closed) and the close reason it counted."""
+    """The lifecycle of one server's connections; each connection's states are its own
+    (``Client.opened``, ``established``, ``lost``, ``closed``, ``close_reason``), so an idle
+    connection carries no object for them."""
 
-    __slots__ = (
-        "_client",
-        "_jobs",
-        "_services",
-        "close_reason",
-        "closed",
-        "joined",
-        "lost",
-        "opened",
-    )
+    __slots__ = ("_services",)
 
-    def __init__(self, client: Client, services: LifeServices, jobs: JobQueue) -> None:
-        self._client = client
+    def __init__(self, services: LifeServices) -> None:
         self._services = services
-        self._jobs = jobs
-        self.opened = self.joined = self.closed = self.lost = False
-        self.close_reason = ""
-        """Why we closed the client (a ``server.limits`` name, ``invalid_json``...), counted."""
 
-    def open(self) -> None:
+    def open(self, client: Client) -> None:
         """The handshake is done: the server counts the connection."""
-        self.opened = True
-        self._services.register(self._client)
+        client.opened = True
+        self._services.register(client)
 
-    def join(self) -> None:
+    def join(self, client: Client) -> None:
         """The session is established: ``client_connected`` (after the jobs before it)."""
-        self.joined = True
-        self._jobs.put(self._connected)
+        client.established = True
+        client.enqueue(partial(self._connected, client))
 
-    async def _connected(self) -> None:
-        await self._services.dispatcher.dispatch(
-            CLIENT_CONNECTED, ClientConnectedEvent(self._client)
-        )
+    async def _connected(self, client: Client) -> None:
+        event = ClientConnectedEvent(client)
+        await self._services.dispatcher.dispatch(CLIENT_CONNECTED, event)
 
-    def gone(self) -> None:
+    def gone(self, client: Client) -> None:
         """Unregister the connection, cancel its timers and leave its topics; idempotent."""
-        self.lost = True
-        if not self.opened or self.closed:
+        client.lost = True
+        if not client.opened or client.closed:
             return
-        self.closed = True
-        self._client.stop_timers()
-        self._services.unregister(self._client)
-        self._jobs.clear()
-        self._jobs.put(self._leave)
+        client.closed = True
+        client.stop_timers()
+        self._services.unregister(client)
+        client.drop_jobs()
+        client.enqueue(partial(self._leave, client))
 
-    async def _leave(self) -> None:
-        await self._services.leave(self._client)
-        if self.joined:  # a v2 client that never got WELCOME never connected
-            event = ClientDisconnectedEvent(self._client)
+    async def _leave(self, client: Client) -> None:
+        await self._services.leave(client)
+        if client.established:  # a v2 client that never got WELCOME never connected
+            event = ClientDisconnectedEvent(client)
             await self._services.dispatcher.dispatch(CLIENT_DISCONNECTED, event)
 
-    def count_close(self, reason: str) -> None:
+    def count_close(self, client: Client, reason: str) -> None:
         """One count per closed client in ``stats.closed`` (the metric per reason)."""
-        if not self.close_reason:
-            self.close_reason = reason
+        if not client.close_reason:
+            client.close_reason = reason
             closed = self._services.stats.closed
             closed[reason] = closed.get(reason, 0) + 1
 
-    def closed_for(self, code: int, why: str, reason: str) -> None:
+    def closed_for(self, client: Client, code: int, why: str, reason: str) -> None:
         """Count and log a close for what the client sent (``why``: the counted reason)."""
-        self.count_close(why)
+        self.count_close(client, why)
         message = "connection %s closed with %d (%s): %s"
-        conn_id = self._client.session_id
+        conn_id = client.session_id
         logger.warning(message, conn_id, code, why, reason, extra={"conn_id": conn_id})
 
-    def failed(self, reason: str, error: BaseException | None) -> int:
+    def failed(self, client: Client, reason: str, error: BaseException | None) -> int:
         """The client is closed because of ``error``: counted, logged, its waiting jobs
         dropped, ``client_error`` fired; returns the close code."""
         code, why = close_for(error)
-        self.closed_for(code, why, reason)
-        self._jobs.clear()
-        event = ClientErrorEvent(connection=self._client, error=error or ProtocolError(reason))
+        self.closed_for(client, code, why, reason)
+        client.drop_jobs()
+        event = ClientErrorEvent(connection=client, error=error or ProtocolError(reason))
         self._services.spawn(self._services.dispatcher.dispatch(CLIENT_ERROR, event))
         return code

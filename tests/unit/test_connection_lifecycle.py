@@ -43,8 +43,8 @@ class FakeServer:
 
 def lifecycle() -> tuple[Lifecycle, Client, FakeServer]:
     server, client = FakeServer(), Client()
-    jobs = JobQueue(client.session_id, server.spawn, LimitsSettings(), lambda r, e: None)
-    return Lifecycle(client, server, jobs), client, server
+    client._jobs = JobQueue(client.session_id, server.spawn, LimitsSettings(), lambda r, e: None)
+    return Lifecycle(server), client, server
 
 
 async def test_open_join_gone_registers_fires_and_leaves_once() -> None:
@@ -61,12 +61,12 @@ async def test_open_join_gone_registers_fires_and_leaves_once() -> None:
 
     server.dispatcher.add_listener(CLIENT_CONNECTED, connected)
     server.dispatcher.add_listener(CLIENT_DISCONNECTED, disconnected)
-    life.open()
-    assert server.registered == [client]
-    life.join()
+    life.open(client)
+    assert server.registered == [client] and client.opened
+    life.join(client)
     await server.settle()
-    life.gone()
-    life.gone()
+    life.gone(client)
+    life.gone(client)
     await server.settle()
     assert server.registered == [] and server.left == [client]
     assert seen == ["connected", "disconnected"]
@@ -74,19 +74,20 @@ async def test_open_join_gone_registers_fires_and_leaves_once() -> None:
 
 async def test_gone_before_open_only_marks_it_lost() -> None:
     """A connection lost during its handshake is marked lost and nothing is unregistered."""
-    life, _, server = lifecycle()
-    life.gone()
+    life, client, server = lifecycle()
+    life.gone(client)
     await server.settle()
-    assert life.lost and not life.closed and server.left == []
+    assert client.lost and not client.closed and server.left == []
 
 
 async def test_a_failure_is_counted_once_and_gives_its_code() -> None:
     """failed returns the error's code and counts its reason in stats.closed, only the first."""
-    life, _, server = lifecycle()
-    assert life.failed("flood", LimitExceeded("messages_per_second", "x")) == 1008
-    assert life.failed("again", PayloadRejected("invalid_json", "y")) == 1007
+    life, client, server = lifecycle()
+    assert life.failed(client, "flood", LimitExceeded("messages_per_second", "x")) == 1008
+    assert life.failed(client, "again", PayloadRejected("invalid_json", "y")) == 1007
     await server.settle()
     assert server.stats.closed == {"messages_per_second": 1}
+    assert client.close_reason == "messages_per_second"
 
 
 def test_close_for_defaults() -> None:
