@@ -8,12 +8,14 @@ autobahn's callbacks to objects that know nothing of autobahn, each tested witho
   scheme that the PHP client sends;
 - ``Output`` (output.py): frames batched per loop turn, back-pressure, slow readers cut off;
 - ``InboundBudgets`` (budgets.py): messages and pings per second;
-- ``JobQueue`` (jobs.py): the session's requests in arrival order, queued jobs and pending calls.
+- ``JobQueue`` (jobs.py): the session's requests in arrival order, queued jobs and pending calls;
+- ``Lifecycle`` (lifecycle.py, one per server): registered on open, ``client_connected``, gone
+  whatever state its handshake was in, closes counted and logged once;
+- ``Client`` (client.py), its base: the attributes user hooks see.
 
 Also here: a session's first frame (v1 WELCOME) leaves in the same ``transport.write`` as the
 101 (``send_now``: the PHP client reads once); what breaks the protocol closes this connection
-only, with the error's code (app/close_codes.py) and one log line (``fail``); a connection
-that is gone is unregistered whatever state its handshake was in (``_gone``).
+only, with the error's code (app/close_codes.py) and one log line (``fail``).
 
 Every use of autobahn's internals is in this module (tests/server/test_autobahn_internals.py
 fails, naming it, when one disappears from the installed autobahn): ``data`` (the read
