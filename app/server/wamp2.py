@@ -30,6 +30,7 @@ import msgpack
 from gos_web_socket.app.close_codes import (
     CLIENT_BROKE_PROTOCOL,
     CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
     CLOSE_POLICY_VIOLATION,
 )
 from gos_web_socket.app.exceptions import PayloadRejected, ProtocolError
@@ -337,7 +338,7 @@ class Wamp2Session(Session[Request]):
         if kind == ABORT:
             _length(message, 3, 3, "ABORT")
             self.ended = True
-            self.connection.close(1000, "aborted by the client")
+            self.connection.close(CLOSE_NORMAL, "aborted by the client")
         elif not self.welcomed:
             if kind == AUTHENTICATE and self.challenged:
                 self._authenticate(message)
@@ -389,7 +390,7 @@ class Wamp2Session(Session[Request]):
             logger.info("connection %s asked for unknown realm %r", connection.session_id, realm)
             self.ended = True
             self.send([ABORT, {"message": f"no realm {realm!r} here"}, NO_SUCH_REALM])
-            connection.close(1000, "no such realm")
+            connection.close(CLOSE_NORMAL, "no such realm")
             return
         authenticator = self.broker.authenticator
         methods = details.get("authmethods")
@@ -412,7 +413,7 @@ class Wamp2Session(Session[Request]):
         if user is None:
             self.ended = True
             self.send([ABORT, {"message": "not authorized"}, NOT_AUTHORIZED])
-            connection.close(1000, "not authorized")
+            connection.close(CLOSE_NORMAL, "not authorized")
             return
         self.welcomed = True
         if user.is_anonymous:
@@ -582,7 +583,7 @@ class Wamp2Session(Session[Request]):
 
     async def _goodbye(self) -> None:
         self.send([GOODBYE, {}, GOODBYE_AND_OUT])
-        self.connection.close(1000, "goodbye")
+        self.connection.close(CLOSE_NORMAL, "goodbye")
 
     # -- answers ------------------------------------------------------------------------------
 
