@@ -42,6 +42,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gos_web_socket.app.close_codes import (
+    CLOSE_CODES,
+    CLOSE_INVALID_PAYLOAD,
+    CLOSE_POLICY_VIOLATION,
+)
+
 
 class GosWebSocketError(Exception):
     """Root of every error the toolkit raises on purpose."""
@@ -217,7 +223,7 @@ class WampError(GosWebSocketError):
 class ProtocolError(WampError):
     """A frame that breaks WAMP; the connection is closed with ``code`` (1007 invalid payload)."""
 
-    code: int = 1007
+    code: int = CLOSE_INVALID_PAYLOAD
 
 
 class PayloadRejected(ProtocolError):
@@ -229,7 +235,7 @@ class PayloadRejected(ProtocolError):
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
-        self.code = {"max_message_size": 1009, "binary_on_text_protocol": 1003}.get(reason, 1007)
+        self.code = CLOSE_CODES.get(reason, CLOSE_INVALID_PAYLOAD)
         super().__init__(message)
 
 
@@ -240,7 +246,7 @@ class LimitExceeded(ProtocolError):
     ``max_prefixes``, ...), what a metric per reason is labelled with.
     """
 
-    code = 1008
+    code = CLOSE_POLICY_VIOLATION
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason

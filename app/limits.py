@@ -1,7 +1,7 @@
 """Per-connection budgets as small pure pieces: a token bucket, bounded JSON, bounded maps.
 
 Nothing here does I/O or knows about a connection; the connection calls these and maps the
-errors they raise to a close code (``CLOSE_CODES``, from RFC 6455 §7.4.1):
+errors they raise to a close code (``CLOSE_CODES`` in app/close_codes.py):
 
 - over a rate or size budget (``LimitExceeded``) → 1008 policy violation;
 - a client frame JSON refuses, too deep or not JSON at all (``PayloadRejected``) → 1007;
@@ -15,27 +15,6 @@ import json
 from typing import Any
 
 from gos_web_socket.app.exceptions import LimitExceeded, PayloadRejected
-
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_INVALID_PAYLOAD = 1007
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_MESSAGE_TOO_BIG = 1009
-
-CLOSE_CODES: dict[str, int] = {
-    "messages_per_second": CLOSE_POLICY_VIOLATION,
-    "pings_per_second": CLOSE_POLICY_VIOLATION,
-    "max_prefixes": CLOSE_POLICY_VIOLATION,
-    "max_prefix_bytes": CLOSE_POLICY_VIOLATION,
-    "max_subscriptions": CLOSE_POLICY_VIOLATION,
-    "max_pending_calls": CLOSE_POLICY_VIOLATION,
-    "max_queued_jobs": CLOSE_POLICY_VIOLATION,
-    "json_max_depth": CLOSE_INVALID_PAYLOAD,
-    "invalid_json": CLOSE_INVALID_PAYLOAD,
-    "invalid_utf8": CLOSE_INVALID_PAYLOAD,
-    "max_message_size": CLOSE_MESSAGE_TOO_BIG,
-    "binary_on_text_protocol": CLOSE_UNSUPPORTED_DATA,
-}
-"""The close code for each reason a client is cut off; ``docs/security.md`` explains each."""
 
 
 class TokenBucket:

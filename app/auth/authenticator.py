@@ -20,6 +20,7 @@ from gos_web_socket.app.auth.credentials import Credentials
 from gos_web_socket.app.auth.jwt import JwtProvider
 from gos_web_socket.app.auth.providers import AuthenticationProvider
 from gos_web_socket.app.auth.user import ANONYMOUS, User
+from gos_web_socket.app.close_codes import CLOSE_TOKEN_EXPIRED
 from gos_web_socket.app.exceptions import AuthenticationFailed
 from gos_web_socket.settings.auth import AuthenticationSettings
 
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CLOSE_TOKEN_EXPIRED = 4001
-"""WebSocket close code when the token's ``exp`` passes on a live connection (reason
-``token expired``); WAMP v2 clients get GOODBYE ``wamp.close.close_realm`` first."""
 MISSING = "missing"
 """The refusal reason of a connection without a credential when anonymous is not allowed."""
 EXPIRY_TIMER = "auth.expiry"

@@ -66,12 +66,12 @@ def accept_offer(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
     return None
 
 
-def negotiated_window(connection: Any) -> int | None:
+def negotiated_window(agreed: Any) -> int | None:
     """The window bits of the server-to-client direction, or None when deflate is off.
 
-    ``_perMessageCompress`` is where autobahn keeps what the handshake agreed (None: nothing).
+    ``agreed`` is what the handshake agreed on (the connection reads it from autobahn; None:
+    nothing).
     """
-    agreed = getattr(connection, "_perMessageCompress", None)
     if agreed is None or getattr(agreed, "EXTENSION_NAME", "") != "permessage-deflate":
         return None
     bits = agreed.server_max_window_bits

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gos_web_socket.app.auth.authenticator import Authenticator
+from gos_web_socket.app.close_codes import CLOSE_GOING_AWAY
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.exceptions import ListenError
 from gos_web_socket.app.history import Backfill, HistoryStore, ReadBack, route_limits
@@ -22,7 +23,6 @@ from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, 
 from gos_web_socket.app.server.broker import Broker
 from gos_web_socket.app.server.compression import accept_offer
 from gos_web_socket.app.server.connection import (
-    CLOSE_GOING_AWAY,
     ConnectionServices,
     WampConnection,
     WampServerFactory,
@@ -151,8 +151,7 @@ class WampServer:
         """The wire bytes of one unmasked text (or binary) frame, built once (prepareMessage)."""
         if self._factory is None:
             raise RuntimeError("the server is not started")
-        prepared = self._factory.prepareMessage(payload, isBinary=binary, doNotCompress=True)
-        return prepared.payloadHybi  # type: ignore[no-any-return]
+        return self._factory.frame(payload, binary)
 
     def schedule_flush(self, connection: WampConnection) -> None:
         """Have ``connection.flush()`` run at the end of this loop turn (once per turn)."""

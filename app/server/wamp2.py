@@ -27,6 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
+from gos_web_socket.app.close_codes import (
+    CLIENT_BROKE_PROTOCOL,
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
+)
 from gos_web_socket.app.exceptions import PayloadRejected, ProtocolError
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.limits import decode_json
@@ -266,10 +272,11 @@ class Wamp2Session(Session[Request]):
             return
         self.ended = True
         details = {"message": reason} if reason else {}
-        if code in (1003, 1007, 1009):  # what the client sent broke the protocol
+        if code in CLIENT_BROKE_PROTOCOL:
             self.send([ABORT, details, PROTOCOL_VIOLATION])
             return
-        reason_uri = {1001: SYSTEM_SHUTDOWN, 1008: NOT_AUTHORIZED}.get(code, CLOSE_REALM)
+        reasons = {CLOSE_GOING_AWAY: SYSTEM_SHUTDOWN, CLOSE_POLICY_VIOLATION: NOT_AUTHORIZED}
+        reason_uri = reasons.get(code, CLOSE_REALM)
         self.send([GOODBYE if self.welcomed else ABORT, details, reason_uri])
 
     def event(self, topic: str, payload: Any) -> bool:
@@ -332,7 +339,7 @@ class Wamp2Session(Session[Request]):
         if kind == ABORT:
             _length(message, 3, 3, "ABORT")
             self.ended = True
-            self.connection.close(1000, "aborted by the client")
+            self.connection.close(CLOSE_NORMAL, "aborted by the client")
         elif not self.welcomed:
             if kind == AUTHENTICATE and self.challenged:
                 self._authenticate(message)
@@ -384,7 +391,7 @@ class Wamp2Session(Session[Request]):
             logger.info("connection %s asked for unknown realm %r", connection.session_id, realm)
             self.ended = True
             self.send([ABORT, {"message": f"no realm {realm!r} here"}, NO_SUCH_REALM])
-            connection.close(1000, "no such realm")
+            connection.close(CLOSE_NORMAL, "no such realm")
             return
         authenticator = self.broker.authenticator
         methods = details.get("authmethods")
@@ -407,7 +414,7 @@ class Wamp2Session(Session[Request]):
         if user is None:
             self.ended = True
             self.send([ABORT, {"message": "not authorized"}, NOT_AUTHORIZED])
-            connection.close(1000, "not authorized")
+            connection.close(CLOSE_NORMAL, "not authorized")
             return
         self.welcomed = True
         if user.is_anonymous:
@@ -577,7 +584,7 @@ class Wamp2Session(Session[Request]):
 
     async def _goodbye(self) -> None:
         self.send([GOODBYE, {}, GOODBYE_AND_OUT])
-        self.connection.close(1000, "goodbye")
+        self.connection.close(CLOSE_NORMAL, "goodbye")
 
     # -- answers ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from gos_web_socket.app.close_codes import CLOSE_CODES
 from gos_web_socket.app.exceptions import (
     ConfigurationError,
     LimitExceeded,
@@ -13,7 +14,6 @@ from gos_web_socket.app.exceptions import (
     ProtocolError,
 )
 from gos_web_socket.app.limits import (
-    CLOSE_CODES,
     BoundedPrefixes,
     TokenBucket,
     check_count,

@@ -1,0 +1,148 @@
+"""One connection's output path: frames batched per loop turn, back-pressure, slow readers cut off.
+
+Frames queued during one event-loop turn leave together in one ``transport.write``: under load
+a broadcast costs one ``send()`` per client per turn, not per push, and the syscall is what
+dominates a broadcast. A client whose unsent bytes stay over ``max_outgoing_buffer`` for
+``slow_reader_timeout`` seconds, or pass ``BACKLOG_FACTOR`` times it, is cut off (aborted)
+rather than have its frames held in server memory; it reconnects and recovers (docs/streams.md).
+
+The connection hands ``write`` to the topics as its ``write_frame`` (a bound method: no call
+in between on the fan-out's hot path); the rest is called from the connection's asyncio hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from gos_web_socket.app.stats import ServerStats
+
+logger = logging.getLogger(__name__)
+
+BACKLOG_FACTOR = 16
+"""Unsent bytes beyond this many times ``max_outgoing_buffer`` cut a client off at once."""
+
+
+class Link(Protocol):
+    """What the output path sees of its connection."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def state(self) -> int: ...
+
+    @property
+    def transport(self) -> Any:
+        """The asyncio write transport; None once the connection is gone."""
+
+    def abort(self, reason: str) -> None:
+        """Drop the TCP connection at once, ``reason`` being why it was not clean."""
+
+
+class OutputServices(Protocol):
+    """What the output path needs of its server (``ConnectionServices`` has it)."""
+
+    @property
+    def stats(self) -> ServerStats: ...
+
+    @property
+    def schedule_flush(self) -> Callable[[Any], None]:
+        """Have ``link.flush()`` run once at the end of this loop turn."""
+
+    @property
+    def max_outgoing_buffer(self) -> int: ...
+
+    @property
+    def slow_reader_timeout(self) -> float: ...
+
+
+class Output:
+    """The frames of one connection waiting for the end of the loop turn, and its backlog."""
+
+    __slots__ = ("_backlog_timer", "_link", "_open", "_pending", "_services")
+
+    def __init__(self, link: Link, services: OutputServices, open_state: int) -> None:
+        self._link = link
+        self._services = services
+        self._open = open_state
+        """The link's ``state`` while frames may be written (autobahn's ``STATE_OPEN``)."""
+        self._pending: bytes | list[bytes] | None = None
+        """Frames queued this loop turn: one frame as it is, several as a list."""
+        self._backlog_timer: asyncio.TimerHandle | None = None
+        """Running while the client's unsent bytes are over ``max_outgoing_buffer``."""
+
+    def write(self, frame: bytes) -> bool:
+        """Queue ready frame bytes if the connection is open; False when it is not."""
+        link = self._link
+        if link.state != self._open or link.transport is None:
+            return False
+        pending = self._pending
+        if pending is None:
+            # The frame itself, not a list: a broadcast then allocates no object the garbage
+            # collector tracks per subscriber (1,000 lists a push triggered a collection each).
+            self._pending = frame
+            self._services.schedule_flush(link)
+        elif isinstance(pending, bytes):
+            self._pending = [pending, frame]
+        else:
+            pending.append(frame)
+        return True
+
+    def flush(self) -> None:
+        """Write the queued frames, in order, in one write."""
+        pending, self._pending = self._pending, None
+        link = self._link
+        transport = link.transport
+        if pending is None or link.state != self._open or transport is None:
+            return
+        if isinstance(pending, bytes):
+            self._services.stats.frames_out += 1
+            transport.write(pending)
+        else:
+            self._services.stats.frames_out += len(pending)
+            transport.write(b"".join(pending))
+        if self._backlog_timer is not None:  # paused: a backlog that keeps growing
+            self._check_backlog()
+
+    def pause(self) -> None:
+        """The client's unsent bytes passed ``max_outgoing_buffer`` (asyncio's
+        ``pause_writing``). One big push or a burst does that to a client that reads at full
+        speed, so it gets ``slow_reader_timeout`` to drain below it (``resume``); a backlog
+        that stays, or one ``BACKLOG_FACTOR`` times the limit (memory), cuts it off."""
+        if self._backlog_timer is None:
+            loop = asyncio.get_running_loop()
+            timeout = self._services.slow_reader_timeout
+            self._backlog_timer = loop.call_later(timeout, self.cut_off, "did not drain")
+        self._check_backlog()
+
+    def resume(self) -> None:
+        """The backlog drained (below a quarter of the limit): the client reads."""
+        self.stop()
+
+    def stop(self) -> None:
+        """Forget the backlog's deadline (drained, cut off, or the connection is gone)."""
+        if self._backlog_timer is not None:
+            self._backlog_timer.cancel()
+            self._backlog_timer = None
+
+    def _check_backlog(self) -> None:
+        transport = self._link.transport
+        limit = self._services.max_outgoing_buffer * BACKLOG_FACTOR
+        if transport is not None and transport.get_write_buffer_size() > limit:
+            self.cut_off(f"over {BACKLOG_FACTOR} x max_outgoing_buffer")
+
+    def cut_off(self, why: str) -> None:
+        """Abort a client that does not read, rather than hold its frames in server memory."""
+        self.stop()
+        link = self._link
+        transport = link.transport
+        if transport is not None and link.state == self._open:
+            self._services.stats.cut_off += 1
+            unread, limit = transport.get_write_buffer_size(), self._services.max_outgoing_buffer
+            message = "connection %s cut off: %d bytes unread (%s), max_outgoing_buffer is %d"
+            extra = {"conn_id": link.session_id}
+            logger.warning(message, link.session_id, unread, why, limit, extra=extra)
+            link.abort("client did not read (outgoing buffer over limit)")
