@@ -25,7 +25,7 @@ so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +35,7 @@ from gos_web_socket.app import lifecycle
 from gos_web_socket.app.auth import Authenticator, ConnectionRepository
 from gos_web_socket.app.auth.demo import DemoTokens, launched_listener as demo_listener
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
-from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
+from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError, ServiceNotFound
 from gos_web_socket.app.ops import OpsService, launched_listener, readiness
 from gos_web_socket.app.registry import (
@@ -45,13 +45,21 @@ from gos_web_socket.app.registry import (
     ServerPushHandlerRegistry,
     TopicRegistry,
 )
-from gos_web_socket.app.router import RouteCollection, Router, load_routes
+from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
-from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
-from gos_web_socket.app.transports.wamp import WampPusher
-from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.app.transports.amqp import AmqpServerPushHandler
+from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
 from gos_web_socket.app.workers import WorkerRole
+from gos_web_socket.push import (
+    BUILTIN_TRANSPORTS as BUILTIN_TRANSPORTS,
+    amqp_pusher,
+    build_dispatcher,
+    build_router as build_router,
+    enabled_registry,
+    wamp_pusher,
+    zmq_pusher,
+)
 from gos_web_socket.settings import (
     AmqpSettings,
     PushersSettings,
@@ -63,8 +71,6 @@ from gos_web_socket.settings import (
 
 R = TypeVar("R", bound=Registry[Any])
 
-BUILTIN_TRANSPORTS = ("amqp", "wamp", "zmq")
-
 # 3.x spellings of the same services, accepted by get_service().
 ALIASES = {
     "gos_web_socket.pusher.amqp": "gos_web_socket.amqp.pusher",
@@ -73,39 +79,6 @@ ALIASES = {
     "gos_web_socket.registry.pusher": "gos_web_socket.pusher_registry",
     "gos_web_socket.registry.server_push_handler": "gos_web_socket.server_push_handler.registry",
 }
-
-
-def build_router(resources: Iterable[Path]) -> Router:
-    """Load every routing file, in order, into one router."""
-    collection = RouteCollection()
-    for resource in resources:
-        collection.add_collection(load_routes(resource))
-    return Router(collection)
-
-
-def enabled_registry(
-    registry_class: type[R],
-    items: Mapping[str, Any],
-    pushers: PushersSettings,
-    known: Iterable[str] = (),
-) -> R:
-    """The transports of ``items`` that are on: a built-in one when enabled (GOS removes the
-    others), a custom one unless its ``pushers.<name>`` node says ``enabled: false``.
-
-    Raises:
-        ConfigurationError: a ``pushers.<name>`` node that no transport in ``items`` or
-            ``known`` reads (a typo would otherwise be ignored).
-    """
-    names = sorted({*BUILTIN_TRANSPORTS, *items, *known})
-    unknown = pushers.unclaimed(names)
-    if unknown:
-        allowed = ", ".join(names)
-        raise ConfigurationError([f"unknown key pushers.{n} (allowed: {allowed})" for n in unknown])
-    on = set(pushers.enabled_names())
-    configured = {*BUILTIN_TRANSPORTS, *pushers.custom}
-    return registry_class(
-        {name: item for name, item in items.items() if name not in configured or name in on}
-    )
 
 
 def collection_names(collection: providers.Dict) -> list[str]:
@@ -117,10 +90,6 @@ def collection_names(collection: providers.Dict) -> list[str]:
 def named_registry(registry_class: type[R], items: Iterable[Any]) -> R:
     """Topics and RPC handlers name themselves: the route callback that reaches them."""
     return registry_class({item.name: item for item in items})
-
-
-def build_dispatcher(listeners: Iterable[tuple[str, Listener, int]]) -> EventDispatcher:
-    return register_listeners(EventDispatcher(), listeners)
 
 
 def zmq_fanout(worker: WorkerRole | None) -> str | None:
@@ -161,7 +130,7 @@ class Amqp(containers.DeclarativeContainer):
     worker: providers.Object[WorkerRole | None] = providers.Object(None)
 
     pusher = providers.Singleton(
-        AmqpPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+        amqp_pusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
     )
     server_push_handler = providers.Singleton(
         AmqpServerPushHandler,
@@ -183,7 +152,7 @@ class Zmq(containers.DeclarativeContainer):
     """A worker's ZeroMQ fan-out endpoint (``app.workers``); None: bind the PULL socket."""
 
     pusher = providers.Singleton(
-        ZmqPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+        zmq_pusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
     )
     server_push_handler = providers.Singleton(
         ZmqServerPushHandler,
@@ -203,7 +172,7 @@ class Wamp(containers.DeclarativeContainer):
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
 
     pusher = providers.Singleton(
-        WampPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+        wamp_pusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
     )
 
 
