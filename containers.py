@@ -12,6 +12,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.topic_registry                topics by name (tag gos_web_socket.topic)
     gos_web_socket.rpc_registry                  RPC handlers by name (tag gos_web_socket.rpc)
     gos_web_socket.router / .event_dispatcher / .server
+    gos_web_socket.history / .topic_manager / .broker / .guard / .log_reader   the server's parts
     gos_web_socket.authentication_providers      custom providers, after the built-in JWT one
     gos_web_socket.authenticator                 providers in order → connection.user (app.auth)
     gos_web_socket.connection_repository         who is connected, by topic, user, role
@@ -37,6 +38,7 @@ from gos_web_socket.app.auth.demo import DemoTokens, launched_listener as demo_l
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError, ServiceNotFound
+from gos_web_socket.app.history import LOCAL, Backfill, HistoryStore, route_limits
 from gos_web_socket.app.ops import OpsService, launched_listener, readiness
 from gos_web_socket.app.registry import (
     PusherRegistry,
@@ -46,7 +48,12 @@ from gos_web_socket.app.registry import (
     TopicRegistry,
 )
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.server.broker import Broker
+from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher
+from gos_web_socket.app.server.guard import Guard
+from gos_web_socket.app.server.log_reader import LogReader
+from gos_web_socket.app.server.manager import TopicManager
+from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.transports.amqp import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
@@ -110,6 +117,19 @@ def node_settings(settings: AmqpSettings, worker: WorkerRole | None) -> AmqpSett
     name = f"{settings.stream.state_name()}-w{worker.index}"
     stream = settings.stream.model_copy(update={"node_name": name})
     return settings.model_copy(update={"stream": stream})
+
+
+def build_history(router: Router, amqp: AmqpSettings, log: LogReader) -> HistoryStore:
+    """Channel histories: positioned by the broker log in stream mode (which a recovery older
+    than a history reads back, up to ``recover_max`` offsets), else by this process's log."""
+    stream = amqp.enabled and amqp.queue_mode == "stream"
+    recover_max = amqp.stream.recover_max
+    return HistoryStore(
+        route_limits(router),
+        log=None if stream else LOCAL,
+        origin=log.origin,
+        backfill=Backfill(log.read_back, recover_max) if stream and recover_max else None,
+    )
 
 
 def with_demo(demo_enabled: bool, demo: Iterable[Any], own: Iterable[Any]) -> list[Any]:
@@ -290,19 +310,35 @@ class GosWebSocket(containers.DeclarativeContainer):
         custom=demo_tokens.provided.providers.call(authentication_providers),
     )
 
-    # server
+    # server: its parts first; the log reader reaches the server through its provider (the
+    # server is built after its history)
     server = providers.Singleton(
         WampServer,
         settings=settings,
         router=router,
-        topics=topic_registry,
-        rpcs=rpc_registry,
         dispatcher=event_dispatcher,
         push_handlers=server_push_handler.registry,
         readiness=providers.Object(readiness),
         authenticator=authenticator,
         reuse_port=providers.Callable(is_worker, worker),
     )
+    log_reader = providers.Singleton(
+        LogReader, push_handlers=server_push_handler.registry, server=server.provider
+    )
+    history = providers.Singleton(
+        build_history, router=router, amqp=settings.provided.pushers.amqp, log=log_reader
+    )
+    topic_manager = providers.Singleton(TopicManager, history)
+    broker = providers.Singleton(
+        Broker,
+        router,
+        topic_manager,
+        providers.Singleton(TopicDispatcher, topic_registry),
+        providers.Singleton(RpcDispatcher, rpc_registry),
+        authenticator,
+    )
+    guard = providers.Singleton(Guard.from_settings, settings, event_dispatcher)
+    server.add_kwargs(history=history, manager=topic_manager, broker=broker, guard=guard)
     connection_repository = providers.Singleton(ConnectionRepository, server)
 
     # lifecycle: each resource depends on the one before it, so init_resources() starts them
@@ -332,8 +368,13 @@ class Container(containers.DeclarativeContainer):
             pushers = providers.Dict(acme=providers.Singleton(AcmePusher, router=ROUTER))
             push_handlers = providers.Dict(acme=providers.Singleton(ServerPushHandler, ...))
 
-    ``create_container`` links them below ``gos_web_socket`` (link_own).
+    Building an instance links them below ``gos_web_socket`` (``link_own``), so a container
+    made with ``Realtime()`` serves your topics as one from ``create_container`` does.
     """
+
+    def __new__(cls, **overriding_providers: Any) -> Any:
+        # dependency-injector builds a DynamicContainer copy here (no __init__ runs after).
+        return link_own(super().__new__(cls, **overriding_providers))
 
     settings = providers.Singleton(load_settings)
     topics = providers.List()
@@ -350,12 +391,20 @@ OWN_DICTS = {"pushers": "pushers", "push_handlers": "server_push_handler.collect
 ``gos_web_socket.push_handler``) and the ``gos_web_socket`` collections they extend."""
 
 
+LINKED = "_gos_web_socket_linked"
+"""Marks an instance whose own lists and dicts were linked (a second link would add them twice)."""
+
+
 def link_own(container: Any) -> Any:
-    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections.
+    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections, once.
 
     A subclass's redefined provider is a new object the inherited ``gos_web_socket`` never saw,
-    so the link is made on the instance (once: create_container and the CLI call it).
+    so the link is made on the instance: ``Container.__new__`` does it, so that no instance
+    silently drops its class's topics; a later call is a no-op.
     """
+    if getattr(container, LINKED, False):
+        return container
+    setattr(container, LINKED, True)
     gos = container.gos_web_socket
     for root_name, gos_name in OWN_LISTS.items():
         getattr(gos, gos_name).add_args(*getattr(container, root_name).args)
@@ -372,7 +421,7 @@ def create_container(
 ) -> Container:
     """A ``container_class`` (default: ours) reading ``config`` (or the default YAML) plus the
     environment."""
-    container: Container = link_own(container_class())
+    container: Container = container_class()
     if config is not None or overrides:
         container.settings.override(providers.Singleton(load_settings, config, **overrides))
     return container
