@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = "gos_web_socket"
 SOURCE = Path(__file__).resolve().parents[2]
-TOP_MODULES = ("containers.py", "push.py")
+TOP_MODULES = ("containers.py", "push.py", "testing.py")
 """The modules at the package's top level (the repository root is the package)."""
 SERVER = f"{ROOT}.app.server"
 
@@ -96,6 +96,19 @@ def test_settings_import_no_app_module() -> None:
         if name.startswith(f"{ROOT}.settings")
     }
     assert {name: targets for name, targets in wrong.items() if targets} == {}
+
+
+def test_app_imports_no_composition_module() -> None:
+    """containers.py (and push.py, testing.py beside it) build app's parts: app modules receive
+    them and never import those, except the console entry point that starts the container."""
+    graph = module_graph()
+    top = {f"{ROOT}.{name.removesuffix('.py')}" for name in TOP_MODULES}
+    wrong = {
+        name: sorted(targets & top)
+        for name, targets in graph.items()
+        if name.startswith(f"{ROOT}.app") and name != f"{ROOT}.app.__main__" and targets & top
+    }
+    assert wrong == {}
 
 
 def test_only_the_package_imports_the_package() -> None:

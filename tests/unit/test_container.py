@@ -19,12 +19,12 @@ from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.server.handlers import TopicHandler
 from gos_web_socket.app.server.rpc import RpcHandler
-from gos_web_socket.app.testing import LinkedMemoryPusher, WampTestClient, running, url_of
 from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from gos_web_socket.app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 from gos_web_socket.app.transports.wamp import WampPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from gos_web_socket.settings import load_settings
+from gos_web_socket.testing import LinkedMemoryPusher, WampTestClient, running, url_of
 from tests.unit import sample_user_module
 
 EXPECTED = {

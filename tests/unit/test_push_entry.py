@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from gos_web_socket.app.testing import WampTestClient, running, url_of
 from gos_web_socket.push import create_pushers
+from gos_web_socket.testing import WampTestClient, running, url_of
 from tests.support.rabbitmq import free_port
 
 SERVER_SIDE = (

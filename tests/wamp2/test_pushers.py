@@ -12,6 +12,7 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import V2Client, WampTestClient
 from gos_web_socket.app.transports.amqp import AmqpPusher, AmqpServerPushHandler
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
 from gos_web_socket.app.transports.wamp import WampPusher
@@ -19,8 +20,6 @@ from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import eventually, running_server, url_of
-from tests.support.wamp_client import WampTestClient
-from tests.wamp2.client import V2Client
 
 CHANNEL = "acme/channel/lobby"
 LOBBY = {"room": "lobby"}
