@@ -12,6 +12,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.topic_registry                topics by name (tag gos_web_socket.topic)
     gos_web_socket.rpc_registry                  RPC handlers by name (tag gos_web_socket.rpc)
     gos_web_socket.router / .event_dispatcher / .server
+    gos_web_socket.history / .topic_manager / .broker / .guard / .log_reader   the server's parts
     gos_web_socket.authentication_providers      custom providers, after the built-in JWT one
     gos_web_socket.authenticator                 providers in order → connection.user (app.auth)
     gos_web_socket.connection_repository         who is connected, by topic, user, role
@@ -25,7 +26,7 @@ so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,9 +36,11 @@ from gos_web_socket.app import lifecycle
 from gos_web_socket.app.auth import Authenticator, ConnectionRepository
 from gos_web_socket.app.auth.demo import DemoTokens, launched_listener as demo_listener
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
-from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, Listener, register_listeners
+from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError, ServiceNotFound
+from gos_web_socket.app.history import Backfill, HistoryStore, route_limits
 from gos_web_socket.app.ops import OpsService, launched_listener, readiness
+from gos_web_socket.app.position import LOCAL
 from gos_web_socket.app.registry import (
     PusherRegistry,
     Registry,
@@ -45,14 +48,26 @@ from gos_web_socket.app.registry import (
     ServerPushHandlerRegistry,
     TopicRegistry,
 )
-from gos_web_socket.app.router import RouteCollection, Router, load_routes
-from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.server.broker import Broker
+from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher
+from gos_web_socket.app.server.guard import Guard
+from gos_web_socket.app.server.log_reader import LogReader
+from gos_web_socket.app.server.manager import TopicManager
+from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
-from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
-from gos_web_socket.app.transports.wamp import WampPusher
-from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
 from gos_web_socket.app.workers import WorkerRole
+from gos_web_socket.push import (
+    BUILTIN_TRANSPORTS as BUILTIN_TRANSPORTS,
+    amqp_pusher,
+    build_dispatcher,
+    build_router as build_router,
+    enabled_registry,
+    wamp_pusher,
+    zmq_pusher,
+)
 from gos_web_socket.settings import (
     AmqpSettings,
     PushersSettings,
@@ -64,8 +79,6 @@ from gos_web_socket.settings import (
 
 R = TypeVar("R", bound=Registry[Any])
 
-BUILTIN_TRANSPORTS = ("amqp", "wamp", "zmq")
-
 # 3.x spellings of the same services, accepted by get_service().
 ALIASES = {
     "gos_web_socket.pusher.amqp": "gos_web_socket.amqp.pusher",
@@ -74,39 +87,6 @@ ALIASES = {
     "gos_web_socket.registry.pusher": "gos_web_socket.pusher_registry",
     "gos_web_socket.registry.server_push_handler": "gos_web_socket.server_push_handler.registry",
 }
-
-
-def build_router(resources: Iterable[Path]) -> Router:
-    """Load every routing file, in order, into one router."""
-    collection = RouteCollection()
-    for resource in resources:
-        collection.add_collection(load_routes(resource))
-    return Router(collection)
-
-
-def enabled_registry(
-    registry_class: type[R],
-    items: Mapping[str, Any],
-    pushers: PushersSettings,
-    known: Iterable[str] = (),
-) -> R:
-    """The transports of ``items`` that are on: a built-in one when enabled (GOS removes the
-    others), a custom one unless its ``pushers.<name>`` node says ``enabled: false``.
-
-    Raises:
-        ConfigurationError: a ``pushers.<name>`` node that no transport in ``items`` or
-            ``known`` reads (a typo would otherwise be ignored).
-    """
-    names = sorted({*BUILTIN_TRANSPORTS, *items, *known})
-    unknown = pushers.unclaimed(names)
-    if unknown:
-        allowed = ", ".join(names)
-        raise ConfigurationError([f"unknown key pushers.{n} (allowed: {allowed})" for n in unknown])
-    on = set(pushers.enabled_names())
-    configured = {*BUILTIN_TRANSPORTS, *pushers.custom}
-    return registry_class(
-        {name: item for name, item in items.items() if name not in configured or name in on}
-    )
 
 
 def collection_names(collection: providers.Dict) -> list[str]:
@@ -118,10 +98,6 @@ def collection_names(collection: providers.Dict) -> list[str]:
 def named_registry(registry_class: type[R], items: Iterable[Any]) -> R:
     """Topics and RPC handlers name themselves: the route callback that reaches them."""
     return registry_class({item.name: item for item in items})
-
-
-def build_dispatcher(listeners: Iterable[tuple[str, Listener, int]]) -> EventDispatcher:
-    return register_listeners(EventDispatcher(), listeners)
 
 
 def zmq_fanout(worker: WorkerRole | None) -> str | None:
@@ -144,6 +120,19 @@ def node_settings(settings: AmqpSettings, worker: WorkerRole | None) -> AmqpSett
     return settings.model_copy(update={"stream": stream})
 
 
+def build_history(router: Router, amqp: AmqpSettings, log: LogReader) -> HistoryStore:
+    """Channel histories: positioned by the broker log in stream mode (which a recovery older
+    than a history reads back, up to ``recover_max`` offsets), else by this process's log."""
+    stream = amqp.enabled and amqp.queue_mode == "stream"
+    recover_max = amqp.stream.recover_max
+    return HistoryStore(
+        route_limits(router),
+        log=None if stream else LOCAL,
+        origin=log.origin,
+        backfill=Backfill(log.read_back, recover_max) if stream and recover_max else None,
+    )
+
+
 def with_demo(demo_enabled: bool, demo: Iterable[Any], own: Iterable[Any]) -> list[Any]:
     """The shipped demo handlers (``server.demo``, on by default) followed by your own."""
     return [*(demo if demo_enabled else ()), *own]
@@ -162,7 +151,7 @@ class Amqp(containers.DeclarativeContainer):
     worker: providers.Object[WorkerRole | None] = providers.Object(None)
 
     pusher = providers.Singleton(
-        AmqpPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+        amqp_pusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
     )
     server_push_handler = providers.Singleton(
         AmqpServerPushHandler,
@@ -184,7 +173,7 @@ class Zmq(containers.DeclarativeContainer):
     """A worker's ZeroMQ fan-out endpoint (``app.workers``); None: bind the PULL socket."""
 
     pusher = providers.Singleton(
-        ZmqPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+        zmq_pusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
     )
     server_push_handler = providers.Singleton(
         ZmqServerPushHandler,
@@ -204,7 +193,7 @@ class Wamp(containers.DeclarativeContainer):
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
 
     pusher = providers.Singleton(
-        WampPusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+        wamp_pusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
     )
 
 
@@ -322,19 +311,35 @@ class GosWebSocket(containers.DeclarativeContainer):
         custom=demo_tokens.provided.providers.call(authentication_providers),
     )
 
-    # server
+    # server: its parts first; the log reader reaches the server through its provider (the
+    # server is built after its history)
     server = providers.Singleton(
         WampServer,
         settings=settings,
         router=router,
-        topics=topic_registry,
-        rpcs=rpc_registry,
         dispatcher=event_dispatcher,
         push_handlers=server_push_handler.registry,
         readiness=providers.Object(readiness),
         authenticator=authenticator,
         reuse_port=providers.Callable(is_worker, worker),
     )
+    log_reader = providers.Singleton(
+        LogReader, push_handlers=server_push_handler.registry, server=server.provider
+    )
+    history = providers.Singleton(
+        build_history, router=router, amqp=settings.provided.pushers.amqp, log=log_reader
+    )
+    topic_manager = providers.Singleton(TopicManager, history)
+    broker = providers.Singleton(
+        Broker,
+        router,
+        topic_manager,
+        providers.Singleton(TopicDispatcher, topic_registry),
+        providers.Singleton(RpcDispatcher, rpc_registry),
+        authenticator,
+    )
+    guard = providers.Singleton(Guard.from_settings, settings, event_dispatcher)
+    server.add_kwargs(history=history, manager=topic_manager, broker=broker, guard=guard)
     connection_repository = providers.Singleton(ConnectionRepository, server)
 
     # lifecycle: each resource depends on the one before it, so init_resources() starts them
@@ -364,8 +369,13 @@ class Container(containers.DeclarativeContainer):
             pushers = providers.Dict(acme=providers.Singleton(AcmePusher, router=ROUTER))
             push_handlers = providers.Dict(acme=providers.Singleton(ServerPushHandler, ...))
 
-    ``create_container`` links them below ``gos_web_socket`` (link_own).
+    Building an instance links them below ``gos_web_socket`` (``link_own``), so a container
+    made with ``Realtime()`` serves your topics as one from ``create_container`` does.
     """
+
+    def __new__(cls, **overriding_providers: Any) -> Any:
+        # dependency-injector builds a DynamicContainer copy here (no __init__ runs after).
+        return link_own(super().__new__(cls, **overriding_providers))
 
     settings = providers.Singleton(load_settings)
     topics = providers.List()
@@ -382,12 +392,20 @@ OWN_DICTS = {"pushers": "pushers", "push_handlers": "server_push_handler.collect
 ``gos_web_socket.push_handler``) and the ``gos_web_socket`` collections they extend."""
 
 
+LINKED = "_gos_web_socket_linked"
+"""Marks an instance whose own lists and dicts were linked (a second link would add them twice)."""
+
+
 def link_own(container: Any) -> Any:
-    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections.
+    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections, once.
 
     A subclass's redefined provider is a new object the inherited ``gos_web_socket`` never saw,
-    so the link is made on the instance (once: create_container and the CLI call it).
+    so the link is made on the instance: ``Container.__new__`` does it, so that no instance
+    silently drops its class's topics; a later call is a no-op.
     """
+    if getattr(container, LINKED, False):
+        return container
+    setattr(container, LINKED, True)
     gos = container.gos_web_socket
     for root_name, gos_name in OWN_LISTS.items():
         getattr(gos, gos_name).add_args(*getattr(container, root_name).args)
@@ -404,7 +422,7 @@ def create_container(
 ) -> Container:
     """A ``container_class`` (default: ours) reading ``config`` (or the default YAML) plus the
     environment."""
-    container: Container = link_own(container_class())
+    container: Container = container_class()
     if config is not None or overrides:
         container.settings.override(providers.Singleton(load_settings, config, **overrides))
     return container

@@ -29,7 +29,7 @@ def _services(
     container_class = containers.Container
     if settings.server.container is not None:
         container_class = containers.load_container_class(settings.server.container)
-    container = containers.link_own(container_class())
+    container = container_class()  # links its own topics, RPCs, listeners and transports
     container.settings.override(providers.Object(settings))
     if worker is not None:  # one process of server.workers (app.workers)
         container.gos_web_socket.worker.override(providers.Object(worker))

@@ -7,12 +7,10 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from gos_web_socket.app.exceptions import FailedPush
-    from gos_web_socket.app.transports.handler import ServerPushHandler
-    from gos_web_socket.app.transports.pusher import Pusher
 
 logger = logging.getLogger(__name__)
 
@@ -25,16 +23,12 @@ CONNECTION_REJECTED = "gos_web_socket.connection_rejected"
 PUSH_SUCCESS = "gos_web_socket.push_success"
 PUSH_FAIL = "gos_web_socket.push_fail"
 
-EVENT_NAMES = (
-    SERVER_LAUNCHED,
-    CLIENT_CONNECTED,
-    CLIENT_DISCONNECTED,
-    CLIENT_ERROR,
-    CLIENT_REJECTED,
-    CONNECTION_REJECTED,
-    PUSH_SUCCESS,
-    PUSH_FAIL,
-)
+
+class Sender(Protocol):
+    """The pusher or push handler behind a push event, as a listener reads it: its alias.
+    Typed by what is read, so events import no transport (transports import events)."""
+
+    name: str
 
 
 @dataclass
@@ -105,7 +99,7 @@ class PushHandlerEvent(Event):
     """The raw transport body and the handler that received it."""
 
     message: str
-    push_handler: ServerPushHandler
+    push_handler: Sender
 
 
 @dataclass
@@ -130,7 +124,7 @@ class PusherFailEvent(Event):
     """
 
     message: str
-    pusher: Pusher
+    pusher: Sender
     failure: FailedPush
 
     @property

@@ -2,7 +2,7 @@
 
 ::
 
-    GosWebSocketError
+    GosWebSocketError                       (defined in settings.errors, below app)
      ├── ConfigurationError                  bad settings or route files (start-up stops)
      ├── ListenError                         a listener cannot bind its address (start-up stops)
      ├── ServiceNotFound (KeyError)          an unknown container id
@@ -48,17 +48,11 @@ from gos_web_socket.app.close_codes import (
     CLOSE_POLICY_VIOLATION,
 )
 
-
-class GosWebSocketError(Exception):
-    """Root of every error the toolkit raises on purpose."""
-
-
-class ConfigurationError(GosWebSocketError):
-    """Settings or route files that cannot be used; ``problems`` holds one line each."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+# Defined with the settings, which raise them and import no app module; re-exported here.
+from gos_web_socket.settings.errors import (
+    ConfigurationError as ConfigurationError,
+    GosWebSocketError as GosWebSocketError,
+)
 
 
 class ListenError(GosWebSocketError):

@@ -8,7 +8,7 @@ and is started by the ``server_launched`` listener, like the demo page's HTTP se
     ...
     await ops.close()
 
-``check_health`` is the client side, used by ``gos-websocket health``.
+``check_health`` is the client side, used by ``gos-websocket health`` (through ``app.http_client``).
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ import logging
 import resource
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from gos_web_socket.app.http_client import get as http_get, get_sync
 from gos_web_socket.app.metrics import (
     CONTENT_TYPE,
     NAMESPACE,
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from gos_web_socket.app.events import ServerLaunchedEvent
     from gos_web_socket.app.server import WampServer
     from gos_web_socket.app.transports.pusher import Pusher
-    from gos_web_socket.app.workers import WorkerPool
     from gos_web_socket.settings.models import MetricsSettings
 
 logger = logging.getLogger(__name__)
@@ -201,6 +199,42 @@ SCRAPE_TIMEOUT = 2.0
 """Seconds the parent waits for one worker's /metrics or /health."""
 
 
+class WorkerView(Protocol):
+    """One worker as the parent's ops read it (``app.workers.WorkerSlot``)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def ops_port(self) -> int | None: ...
+    @property
+    def restarts(self) -> int: ...
+    @property
+    def pid(self) -> int | None: ...
+
+
+class FanoutView(Protocol):
+    """The parent's ZeroMQ fan-out as its ops read it (``app.transports.zmq.ZmqFanout``)."""
+
+    @property
+    def forwarded(self) -> int: ...
+    @property
+    def is_open(self) -> bool: ...
+
+
+class PoolView(Protocol):
+    """The workers as the parent's ops read them (``app.workers.WorkerPool``): typed here so
+    that ops import nothing of the workers, which build their ``WorkerOps``."""
+
+    @property
+    def count(self) -> int: ...
+    @property
+    def slots(self) -> Sequence[WorkerView]: ...
+    @property
+    def fanout(self) -> FanoutView | None: ...
+
+
 class WorkerOps:
     """``/metrics`` and ``/health`` of a multi-worker server, on ``server.metrics``.
 
@@ -208,7 +242,7 @@ class WorkerOps:
     (``merge_exposition``, ``merge_readiness``), so one scrape covers the whole server.
     """
 
-    def __init__(self, settings: MetricsSettings, pool: WorkerPool) -> None:
+    def __init__(self, settings: MetricsSettings, pool: PoolView) -> None:
         self.settings = settings
         self.pool = pool
         self.http = RoutesOnlyHttpServer()
@@ -330,29 +364,6 @@ def merge_readiness(
     return status != "not ready", body
 
 
-async def http_get(host: str, port: int, path: str, timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109
-    """One plain HTTP/1.0 GET; the status and the body.
-
-    Raises:
-        OSError: nothing answers, it took longer than ``timeout``, or the reply is not HTTP.
-    """
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-            try:
-                writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-                reply = await reader.read()
-            finally:
-                writer.close()
-    except TimeoutError as exc:
-        raise OSError(f"http://{host}:{port}{path} did not answer in {timeout} s") from exc
-    head, _, body = reply.partition(b"\r\n\r\n")
-    parts = head.split(b" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise OSError(f"http://{host}:{port}{path} did not answer with HTTP")
-    return int(parts[1]), body
-
-
 # -- the client side (gos-websocket health) ---------------------------------------
 
 
@@ -360,20 +371,15 @@ def check_health(host: str, port: int, timeout: float = 5.0) -> tuple[int, dict[
     """GET ``/health``; returns the status and the JSON body.
 
     Raises:
-        OSError: nothing answers there (refused, timed out, not HTTP).
+        OSError: nothing answers there (refused, timed out, not HTTP, a 200 without JSON).
     """
-    url = f"http://{host}:{port}/health"
+    status, body = get_sync(host, port, "/health", timeout)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310  (http only)
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            try:
-                return exc.code, json.loads(exc.read())
-            except ValueError:
-                return exc.code, {"status": "not ready", "failing": [f"HTTP {exc.code}"]}
-    except ValueError as exc:  # a 200 without JSON: something else listens there
-        raise OSError(f"{url} did not answer with JSON: {exc}") from exc
+        return status, json.loads(body)
+    except ValueError as exc:
+        if status == 200:  # something else listens there
+            raise OSError(f"http://{host}:{port}/health did not answer with JSON: {exc}") from exc
+        return status, {"status": "not ready", "failing": [f"HTTP {status}"]}
 
 
 def launched_listener(ops: OpsService) -> tuple[str, Any, int]:

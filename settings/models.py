@@ -31,8 +31,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.settings.auth import AuthenticationSettings
+from gos_web_socket.settings.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +47,6 @@ _file_tree: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextV
     "gos_file_tree", default=None
 )
 """The ``gos_web_socket`` mapping of the file ``load_settings`` read; None: the shipped file."""
-
-Port = int  # validated by Field bounds where used
 
 
 class _Node(BaseModel):
@@ -270,8 +268,9 @@ class AmqpSettings(TransportSettings):
     login: str | None = None
     password: SecretStr | None = None
     vhost: str = "/"
-    read_timeout: int = Field(0, ge=0)
-    write_timeout: int = Field(0, ge=0)
+    # GOS documents both; aio-pika has no read or write timeout, so they are accepted and unread.
+    read_timeout: int = Field(0, ge=0, description="GOS key, accepted and unread")
+    write_timeout: int = Field(0, ge=0, description="GOS key, accepted and unread")
     connect_timeout: int = Field(0, ge=0)
     queue_name: str = Field("gos_websocket", min_length=1)
     exchange_name: str = Field("gos_websocket_exchange", min_length=1)

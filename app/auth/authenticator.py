@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 
@@ -23,9 +23,6 @@ from gos_web_socket.app.auth.user import ANONYMOUS, User
 from gos_web_socket.app.close_codes import CLOSE_TOKEN_EXPIRED
 from gos_web_socket.app.exceptions import AuthenticationFailed
 from gos_web_socket.settings.auth import AuthenticationSettings
-
-if TYPE_CHECKING:
-    from gos_web_socket.app.server.connection import WampConnection
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +37,43 @@ def builtin_providers(settings: AuthenticationSettings) -> list[AuthenticationPr
     if not jwt_settings.enabled:
         return []
     return [JwtProvider(jwt_settings, settings.max_token_size)]
+
+
+class ExpiryTimers(Protocol):
+    """The named timers of a connection, where a token's expiry waits."""
+
+    def add(self, name: str, interval: float, callback: Callable[[], None]) -> None: ...
+
+    def cancel(self, name: str) -> None: ...
+
+
+class SessionKind(Protocol):
+    """Whether a protocol authenticates in its own session (v2 HELLO) or at the handshake."""
+
+    @property
+    def authenticates_in_session(self) -> bool: ...
+
+
+class Peer(Protocol):
+    """What the authenticator reads and sets on a connection: typed here, so that auth imports
+    nothing of the server (``WampConnection`` is one)."""
+
+    credentials: Credentials
+    user: User
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def remote_address(self) -> str: ...
+
+    @property
+    def session(self) -> SessionKind: ...
+
+    @property
+    def timers(self) -> ExpiryTimers: ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
 class Authenticator:
@@ -85,7 +119,7 @@ class Authenticator:
 
     # -- on connections -----------------------------------------------------------------------
 
-    def handshake(self, connection: WampConnection, request: ConnectionRequest) -> None:
+    def handshake(self, connection: Peer, request: ConnectionRequest) -> None:
         """Keep the handshake's credentials; a session that does not authenticate in its own
         protocol (WAMP v1) is authenticated now.
 
@@ -98,7 +132,7 @@ class Authenticator:
         if self.admit(connection) is None:
             raise ConnectionDeny(401, "not authorized")  # type: ignore[no-untyped-call]
 
-    def admit(self, connection: WampConnection, ticket: str | None = None) -> User | None:
+    def admit(self, connection: Peer, ticket: str | None = None) -> User | None:
         """Set ``connection.user`` from its credentials (plus a v2 ticket); None: refused."""
         credentials = connection.credentials
         if ticket is not None:
@@ -120,7 +154,7 @@ class Authenticator:
             self._watch_expiry(connection, user.expires_at)
         return user
 
-    def _watch_expiry(self, connection: WampConnection, expires_at: float) -> None:
+    def _watch_expiry(self, connection: Peer, expires_at: float) -> None:
         leeway = 0.0
         for provider in self.providers:
             if isinstance(provider, JwtProvider) and provider.name == connection.user.provider:

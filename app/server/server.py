@@ -1,7 +1,8 @@
 """The WAMP server (v1 and v2): listening socket, live connections, push entry point, lifecycle.
 
-It builds its parts and hands each the few collaborators it needs: connections get
-``ConnectionServices``, sessions the ``Broker``, topics nothing but their wire formats.
+It receives its collaborators from the container (``containers.py``: the history, the topic
+manager, the broker, the guard, the authenticator) and hands each part the few it needs:
+connections get ``ConnectionServices``, sessions the ``Broker``, topics their wire formats.
 """
 
 from __future__ import annotations
@@ -13,36 +14,31 @@ import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.close_codes import CLOSE_GOING_AWAY
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.exceptions import ListenError
-from gos_web_socket.app.history import Backfill, HistoryStore, ReadBack, route_limits
-from gos_web_socket.app.position import LOCAL, Position
-from gos_web_socket.app.registry import RpcRegistry, ServerPushHandlerRegistry, TopicRegistry
-from gos_web_socket.app.server.broker import Broker
+from gos_web_socket.app.registry import ServerPushHandlerRegistry
 from gos_web_socket.app.server.compression import accept_offer
 from gos_web_socket.app.server.connection import (
     ConnectionServices,
     WampConnection,
     WampServerFactory,
 )
-from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher
-from gos_web_socket.app.server.guard import Guard
-from gos_web_socket.app.server.handlers import TopicHandler
-from gos_web_socket.app.server.manager import TopicManager
-from gos_web_socket.app.server.rpc import RpcHandler
 from gos_web_socket.app.server.subprotocols import Subprotocols
 from gos_web_socket.app.server.timers import PeriodicTimers
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.stats import ServerStats
-from gos_web_socket.app.transports.contract import LogReceiver
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import Settings
 
 if TYPE_CHECKING:
+    from gos_web_socket.app.auth.authenticator import Authenticator
+    from gos_web_socket.app.history import HistoryStore
     from gos_web_socket.app.push import Push
     from gos_web_socket.app.router import Router
+    from gos_web_socket.app.server.broker import Broker
+    from gos_web_socket.app.server.guard import Guard
+    from gos_web_socket.app.server.manager import TopicManager
     from gos_web_socket.app.transports.handler import ServerPushHandler
 
 logger = logging.getLogger(__name__)
@@ -67,13 +63,15 @@ class WampServer:
         self,
         settings: Settings,
         router: Router,
-        topics: TopicRegistry[TopicHandler],
-        rpcs: RpcRegistry[RpcHandler],
         dispatcher: EventDispatcher,
         push_handlers: ServerPushHandlerRegistry[ServerPushHandler],
+        history: HistoryStore,
+        manager: TopicManager,
+        broker: Broker,
+        guard: Guard,
+        authenticator: Authenticator,
         profile: bool = False,
         readiness: Readiness | None = None,
-        authenticator: Authenticator | None = None,
         reuse_port: bool = False,
     ) -> None:
         self.settings = settings
@@ -87,26 +85,13 @@ class WampServer:
         self.profile = profile
         self.host = settings.server.host
         self.port = settings.server.port
-        self.guard = Guard.from_settings(settings, dispatcher)
-        stream = settings.pushers.amqp.enabled and settings.pushers.amqp.queue_mode == "stream"
-        recover_max = settings.pushers.amqp.stream.recover_max
-        self.history = HistoryStore(
-            route_limits(router),
-            log=None if stream else LOCAL,
-            origin=self._log_origin,
-            backfill=Backfill(self._read_back, recover_max) if stream and recover_max else None,
-        )
+        self.guard = guard
+        self.history = history
         """Channel histories; positions are the stream's in stream mode, else this process's."""
-        self.manager = TopicManager(self.history)
-        self.authenticator = authenticator or Authenticator.from_settings(settings.authentication)
-        """Who each connection is (``connection.user``); the container gives its providers."""
-        self.broker = Broker(
-            router,
-            self.manager,
-            TopicDispatcher(topics),
-            RpcDispatcher(rpcs),
-            self.authenticator,
-        )
+        self.manager = manager
+        self.authenticator = authenticator
+        """Who each connection is (``connection.user``)."""
+        self.broker = broker
         self.subprotocols = Subprotocols(
             self.broker,
             self.frame,
@@ -192,26 +177,6 @@ class WampServer:
             self._all_closed.set()
 
     # -- pushes -----------------------------------------------------------------------------
-
-    def _log_reader(self) -> tuple[ServerPushHandler, LogReceiver] | None:
-        """The first consuming push handler that reads a broker log (stream mode)."""
-        for handler in self.push_handlers.values():
-            receiver = handler.receiver
-            if isinstance(receiver, LogReceiver) and handler.is_consuming:
-                return handler, receiver
-        return None
-
-    def _log_origin(self) -> Position | None:
-        """Where the push handler reading a broker log started (``LogReceiver.opened_at``)."""
-        reader = self._log_reader()
-        return None if reader is None else reader[1].opened_at
-
-    async def _read_back(self, first: int, last: int, channels: frozenset[str]) -> ReadBack:
-        """Read the broker log back for recoveries (``Backfill``), through its push handler."""
-        reader = self._log_reader()
-        if reader is None:
-            return ReadBack(None, {}, None, None)
-        return await reader[0].read_back(self, first, last, channels)
 
     async def on_push(self, push: Push) -> None:
         """Hand a routed push to its topic's ``on_push`` (``PushableServer``).

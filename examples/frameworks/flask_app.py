@@ -1,4 +1,5 @@
-"""Flask (synchronous): a route that pushes with ``push_sync``, the pusher wired in.
+"""Flask (synchronous): a route that pushes with ``push_sync``, the pusher wired in from the
+pushers-only container (``gos_web_socket.push``: the web worker loads no WebSocket server).
 
 Run: ``flask --app flask_app run`` in this directory, with ``make run`` serving, then
 ``curl -X POST -H 'Content-Type: application/json' -d '{"text": "hi"}'
@@ -10,22 +11,20 @@ import atexit
 from dependency_injector.wiring import Provide, inject
 from flask import Flask, request
 
-from gos_web_socket import containers
 from gos_web_socket.app.transports.pusher import Pusher
+from gos_web_socket.push import create_pushers
 
 app = Flask(__name__)
 
 
 @app.post("/rooms/<room>/messages")
 @inject
-def post_message(
-    room: str, pusher: Pusher = Provide["gos_web_socket.zmq.pusher"]
-) -> tuple[dict[str, bool], int]:
+def post_message(room: str, pusher: Pusher = Provide["zmq"]) -> tuple[dict[str, bool], int]:
     pusher.push_sync({"text": request.json["text"]}, "acme_topic", {"room": room})
     return {"pushed": True}, 201
 
 
 # at start-up: settings/gos_web_socket.yaml + the GOS_WEB_SOCKET__* environment
-container = containers.create_container()
-container.wire(modules=[__name__])
-atexit.register(containers.get_service(container, "gos_web_socket.zmq.pusher").close_sync)
+pushers = create_pushers()
+pushers.wire(modules=[__name__])
+atexit.register(pushers.zmq().close_sync)

@@ -17,12 +17,12 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import MessageDecodeError, NoRouteMatch, PushUnsupported
 from gos_web_socket.app.router import Router, WampRequest, load_routes_from_mapping
 from gos_web_socket.app.server import PushableTopic, Topic, TopicHandler, WampServer
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, drain, wait_until
 from tests.support.server import make_server, url_of
-from tests.support.wamp_client import WampTestClient
 
 ROUTES = {
     "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},

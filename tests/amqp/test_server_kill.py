@@ -11,11 +11,11 @@ from pathlib import Path
 import aio_pika
 
 from gos_web_socket.app.router import Router
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import wait_until
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.wamp_client import WampTestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "acme/channel/1"

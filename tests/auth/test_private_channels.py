@@ -15,6 +15,7 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.router import Router, load_routes, load_routes_from_mapping
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import V2Client, WampTestClient
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.wamp import WampPusher
@@ -23,8 +24,6 @@ from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSet
 from tests.auth.conftest import Keys, jwt_node
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import eventually, running_server, url_of
-from tests.support.wamp_client import WampTestClient
-from tests.wamp2.client import V2Client
 
 MINE = "acme/user/42"
 USER_42 = {"user_id": "42"}

@@ -18,12 +18,11 @@ from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.exceptions import AuthenticationFailed, ConfigurationError
 from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import V2Client, WampTestClient
 from gos_web_socket.settings.auth import JwtProviderSettings
 from gos_web_socket.settings.models import Settings, load_settings
 from tests.auth.conftest import Keys, Serve, handshake_status, jwt_node
 from tests.support.server import SERVER, make_container, service, url_of
-from tests.support.wamp_client import WampTestClient
-from tests.wamp2.client import V2Client
 
 LOBBY = "acme/channel/lobby"
 

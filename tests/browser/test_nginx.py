@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser
 
+from gos_web_socket.app.testing import ConnectFailed, WampTestClient
 from tests.browser.conftest import CHANNEL, ROOM, Stack, stack_settings, wait_until
 from tests.support.nginx import Nginx
-from tests.support.wamp_client import ConnectFailed, WampTestClient
 
 BLOCKED = "127.0.0.5"  # loopback addresses the test connects from: nginx forwards them
 ALLOWED = "127.0.0.6"

@@ -26,6 +26,7 @@ from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS, EventDispatcher, 
 from gos_web_socket.app.exceptions import PushUnsupported
 from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.handler import ServerPushHandler
@@ -47,7 +48,6 @@ from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSet
 from tests.contract.line_transport import LinePusher, LineReceiver
 from tests.support.rabbitmq import RabbitMQNode, free_port
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/42"
 ROOM = {"room": "42"}

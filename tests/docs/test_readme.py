@@ -40,8 +40,8 @@ import yaml
 
 from gos_web_socket import containers
 from gos_web_socket.app.router import load_routes
-from gos_web_socket.app.testing import WampTestClient, make_container, running, url_of
 from gos_web_socket.settings import load_settings
+from gos_web_socket.testing import WampTestClient, make_container, running, url_of
 from tests.docs import extending
 from tests.support.chromium import launch, require_chromium
 from tests.support.rabbitmq import free_port

@@ -1,10 +1,10 @@
 """examples/frameworks run for real: each framework's own server (or worker) process pushes, a
 real server delivers, and a WAMP v1 client subscribed to the room receives the push.
 
-The WebSocket server runs in the test (app.testing ``running``) with the demo routes; every
-example runs from its directory as its README says, configured by ``GOS_WEB_SOCKET__*``
-variables only, and is stopped as a user stops it (Ctrl-C, or SIGTERM for the worker): it must
-exit 0 with no traceback and no "Event loop is closed" in its output.
+The WebSocket server runs in the test (``gos_web_socket.testing.running``) with the demo
+routes; every example runs from its directory as its README says, configured by
+``GOS_WEB_SOCKET__*`` variables only, and is stopped as a user stops it (Ctrl-C, or SIGTERM
+for the worker): it must exit 0 with no traceback and no "Event loop is closed" in its output.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from gos_web_socket import containers
-from gos_web_socket.app.testing import WampTestClient, running, url_of
+from gos_web_socket.testing import WampTestClient, running, url_of
 from tests.support.rabbitmq import RabbitMQNode, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "frameworks"

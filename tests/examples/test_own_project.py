@@ -13,7 +13,7 @@ from dependency_injector import providers
 from gos_web_socket import containers
 from gos_web_socket.app.demo import AcmeRpc
 from gos_web_socket.app.events import SERVER_LAUNCHED
-from gos_web_socket.app.testing import (
+from gos_web_socket.testing import (
     WampTestClient,
     make_container,
     memory_pusher,

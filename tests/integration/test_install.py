@@ -20,7 +20,15 @@ import pytest
 from tests.support.process import ServerProcess, server_env, setting
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("pyproject.toml", "README.md", "containers.py", "app", "settings")
+PROJECT_FILES = (
+    "pyproject.toml",
+    "README.md",
+    "containers.py",
+    "push.py",
+    "testing.py",
+    "app",
+    "settings",
+)
 """What the wheel is built from (pyproject's package-dir and readme), copied so the build
 leaves no build/ or egg-info in the checkout."""
 GENERIC_NAMES = ("app", "settings", "containers", "containers.py")

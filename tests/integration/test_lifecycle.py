@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Iterable
 import pytest
 
 from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, AmqpSettings
 from tests.ops.conftest import http_get
 from tests.support.process import ServerProcess, port_is_free, server_env, setting
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.wamp_client import WampTestClient
 
 ROOM = "lifecycle"
 CHANNEL = f"acme/channel/{ROOM}"

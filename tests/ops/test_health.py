@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from gos_web_socket.app.ops import check_health
+from gos_web_socket.app.testing import WampTestClient
 from tests.ops.conftest import amqp_settings, http_get, ops_stack, poll, scrape
 from tests.support.rabbitmq import RabbitMQNode, free_port
-from tests.support.wamp_client import WampTestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 

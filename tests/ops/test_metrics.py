@@ -8,11 +8,11 @@ import pytest
 from gos_web_socket.app.exceptions import RoutingError
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.metrics import subscriptions
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings.models import AmqpSettings
 from tests.ops.conftest import amqp_settings, http_get, ops_stack, poll, scrape
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import eventually
-from tests.support.wamp_client import WampTestClient
 
 AMQP = '{handler="amqp",transport="amqp"}'
 PUSHER = '{pusher="amqp",transport="amqp"}'

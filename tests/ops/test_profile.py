@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from gos_web_socket.app.router import Router, load_routes
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 from tests.support.rabbitmq import free_port
-from tests.support.wamp_client import WampTestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 

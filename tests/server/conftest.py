@@ -9,8 +9,8 @@ import pytest
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import WampTestClient
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import WampTestClient
 
 ClientFactory = Callable[..., Awaitable[WampTestClient]]
 

@@ -17,8 +17,8 @@ from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import RpcHandler, WampConnection, WampServer
+from gos_web_socket.app.testing import WampTestClient
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import WampTestClient
 
 ROUTES = {
     "chat": {"pattern": "chat/{room}", "callback": "acme.topic"},

@@ -7,8 +7,8 @@ import pytest
 from gos_web_socket.app.exceptions import TopicNotFound
 from gos_web_socket.app.push import Push
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import CallError
 from tests.server.conftest import ClientFactory
-from tests.support.wamp_client import CallError
 
 
 async def test_welcome_carries_session_and_version(connect: ClientFactory) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import WampTestClient
 from tests.support.raw_ws import (
     close_frame,
     masked_frame,
@@ -19,7 +20,6 @@ from tests.support.raw_ws import (
     split_http,
 )
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import WampTestClient
 
 
 @pytest.fixture

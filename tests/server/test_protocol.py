@@ -12,8 +12,8 @@ from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.exceptions import RpcError
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import RpcHandler, WampConnection, WampServer
+from gos_web_socket.app.testing import CallError, WampTestClient
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import CallError, WampTestClient
 
 ROUTES = {
     "chat": {"pattern": "chat/{room}", "callback": "acme.topic"},

@@ -26,8 +26,8 @@ from gos_web_socket.app.server import (
     WampConnection,
     WampServer,
 )
+from gos_web_socket.app.testing import CallError, WampTestClient
 from tests.support.server import eventually, running_server, url_of
-from tests.support.wamp_client import CallError, WampTestClient
 
 ROUTES = {
     "rec": {"pattern": "rec/{id}", "callback": "rec"},

@@ -9,9 +9,9 @@ import yaml
 
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.server.guard import Guard
+from gos_web_socket.app.testing import ConnectFailed, WampTestClient
 from gos_web_socket.settings.models import Settings
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import ConnectFailed, WampTestClient
 
 PROXY = "127.0.0.2"  # trusted; the test's clients connect from other loopback addresses
 BLOCKED = "127.0.0.5"

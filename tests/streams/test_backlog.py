@@ -6,10 +6,10 @@ import asyncio
 
 from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.push import Push
-from gos_web_socket.app.testing import memory_pusher, use_memory_pusher
+from gos_web_socket.app.testing import WampTestClient
+from gos_web_socket.testing import memory_pusher, use_memory_pusher
 from tests.streams.recovery import ROUTES, RecoveringPeer
 from tests.support.server import eventually, make_container, running_server, service, url_of
-from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/1"
 DEEP = {

@@ -10,7 +10,7 @@ from playwright.async_api import Page
 
 from gos_web_socket import containers
 from gos_web_socket.app.demo import AcmeTopic
-from gos_web_socket.app.testing import memory_pusher, use_memory_pusher
+from gos_web_socket.testing import memory_pusher, use_memory_pusher
 from tests.streams.recovery import ROUTES
 from tests.support.rabbitmq import free_port
 from tests.support.server import eventually, make_container, service

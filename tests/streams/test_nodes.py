@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from tests.ops.conftest import http_get
 from tests.streams.nodes import Cluster
 from tests.streams.recovery import RecoveringPeer
 from tests.support.process import ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/1"
 

@@ -15,15 +15,15 @@ from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.position import LOCAL
 from gos_web_socket.app.router import Router, load_routes_from_mapping
-from gos_web_socket.app.testing import memory_pusher, use_memory_pusher
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.memory import MemoryDelivery
 from gos_web_socket.app.transports.pusher import Pusher
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.settings.models import ZmqSettings
+from gos_web_socket.testing import memory_pusher, use_memory_pusher
 from tests.streams.recovery import ROUTES, RecoveringPeer
 from tests.support.process import ServerProcess, server_env, setting
 from tests.support.server import make_container, service, url_of
-from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/1"
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gos_web_socket.app.testing import ConnectFailed, WampTestClient
 from tests.support.rabbitmq import RabbitMQNode, free_port
-from tests.support.wamp_client import ConnectFailed, WampTestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,13 +19,13 @@ from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.server.handlers import TopicHandler
 from gos_web_socket.app.server.rpc import RpcHandler
-from gos_web_socket.app.testing import LinkedMemoryPusher, WampTestClient, running, url_of
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 from gos_web_socket.app.transports.wamp import WampPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from gos_web_socket.settings import load_settings
+from gos_web_socket.testing import LinkedMemoryPusher, WampTestClient, running, url_of
 from tests.unit import sample_user_module
 
 EXPECTED = {
@@ -200,3 +200,41 @@ async def test_a_subclass_declares_its_pusher_and_push_handler_as_dicts() -> Non
     assert "own" not in containers.get_service(
         containers.create_container(), "gos_web_socket.pusher_registry"
     )  # the class body's providers are per subclass, not added to ours
+
+
+class Realtime(containers.Container):
+    """A user's container with its own topic, RPC handler, listener and transport."""
+
+    topics = providers.List(providers.Singleton(ShoutTopic))
+    rpcs = providers.List(providers.Singleton(ClockRpc))
+    listeners = providers.List(providers.Object(("gos_web_socket.server_launched", print, 0)))
+    pushers = WithOwnTransport.pushers
+    push_handlers = WithOwnTransport.push_handlers
+
+
+def test_a_user_container_built_directly_keeps_its_own_parts() -> None:
+    """``Realtime()`` (no create_container) links its lists and dicts, once: a container cannot
+    silently drop its class's topics."""
+    container = Realtime(settings=providers.Object(load_settings()))
+    gos = container.gos_web_socket
+    assert "acme.shout" in gos.topic_registry() and "acme.clock" in gos.rpc_registry()
+    assert "own" in gos.pusher_registry() and "own" in gos.server_push_handler.registry()
+    listeners = len(gos.event_listeners.args)
+    assert containers.link_own(container) is container  # a second link adds nothing
+    assert len(gos.topics.args) == 1 and len(gos.event_listeners.args) == listeners
+
+
+def test_the_server_receives_its_parts_from_the_container(
+    container: containers.Container,
+) -> None:
+    """History, topic manager, broker, guard and authenticator are the container's services."""
+    server = containers.get_service(container, "gos_web_socket.server")
+    for service_id, attribute in (
+        ("gos_web_socket.history", "history"),
+        ("gos_web_socket.topic_manager", "manager"),
+        ("gos_web_socket.broker", "broker"),
+        ("gos_web_socket.guard", "guard"),
+        ("gos_web_socket.authenticator", "authenticator"),
+    ):
+        assert containers.get_service(container, service_id) is getattr(server, attribute)
+    assert server.broker.manager is server.manager and server.manager.history is server.history

@@ -9,8 +9,8 @@ import pytest
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import V2Client
 from tests.support.server import running_server, url_of
-from tests.wamp2.client import V2Client
 
 Joiner = Callable[..., Awaitable[V2Client]]
 

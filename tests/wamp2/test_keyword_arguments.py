@@ -11,9 +11,8 @@ from autobahn.wamp.types import CallResult, PublishOptions
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import KeywordArguments, WampConnection, WampServer
+from gos_web_socket.app.testing import V2Client, WampTestClient
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import WampTestClient
-from tests.wamp2.client import V2Client
 
 CHANNEL = "acme/channel/lobby"
 ACK = PublishOptions(acknowledge=True)

@@ -12,9 +12,8 @@ from autobahn.wamp.exception import ApplicationError
 from gos_web_socket.app.exceptions import FirewallRejection
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import SecuredTopic, Topic, WampConnection, WampServer
+from gos_web_socket.app.testing import RawPeer, V2Client, WampTestClient
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import WampTestClient
-from tests.wamp2.client import RawPeer, V2Client
 from tests.wamp2.conftest import Joiner
 
 ABORT, GOODBYE, ERROR = 3, 6, 8

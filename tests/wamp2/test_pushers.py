@@ -12,6 +12,7 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import V2Client, WampTestClient
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
@@ -20,8 +21,6 @@ from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.server import eventually, running_server, url_of
-from tests.support.wamp_client import WampTestClient
-from tests.wamp2.client import V2Client
 
 CHANNEL = "acme/channel/lobby"
 LOBBY = {"room": "lobby"}

@@ -9,8 +9,8 @@ from autobahn.wamp.types import PublishOptions
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import CLIENT_CONNECTED, CLIENT_DISCONNECTED, EventDispatcher
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import JoinFailed, V2Client
 from tests.support.server import eventually, running_server, url_of
-from tests.wamp2.client import JoinFailed, V2Client
 from tests.wamp2.conftest import Joiner
 
 CHANNEL = "acme/channel/lobby"

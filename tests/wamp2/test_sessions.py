@@ -7,9 +7,8 @@ import pytest
 from gos_web_socket.app.server import Wamp1Session, Wamp2Session, WampConnection, WampServer
 from gos_web_socket.app.server.wamp1 import Wamp1Format
 from gos_web_socket.app.server.wamp2 import MsgpackSerializer
+from gos_web_socket.app.testing import RawPeer, WampTestClient
 from tests.support.server import eventually, url_of
-from tests.support.wamp_client import WampTestClient
-from tests.wamp2.client import RawPeer
 
 
 def connection_of(server: WampServer, session_id: str) -> WampConnection:

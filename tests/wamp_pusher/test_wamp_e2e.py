@@ -11,11 +11,11 @@ import pytest
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.wamp import WampPusher
 from gos_web_socket.settings.models import WampSettings
 from tests.support.server import make_server, url_of
 from tests.support.threads import run_threads
-from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/lobby"
 

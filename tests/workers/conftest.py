@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from gos_web_socket.app.ops import http_get
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.containers import build_router
 from gos_web_socket.settings.models import DEFAULT_ROUTING, AmqpSettings, ZmqSettings
 from tests.support.process import ServerProcess, server_env, setting
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/42"
 

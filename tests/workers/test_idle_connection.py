@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.server.connection import WampConnection
+from gos_web_socket.app.testing import WampTestClient
 from tests.support.server import running_server, url_of
-from tests.support.wamp_client import WampTestClient
 
 DICT_KEYS_BEFORE_RESIZE = 85
 """CPython 3.11 doubles a dict's table (1.5 → 3.3 KiB here) when an 86th key arrives."""

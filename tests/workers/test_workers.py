@@ -9,12 +9,12 @@ import signal
 import socket
 from pathlib import Path
 
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.wamp_client import WampTestClient
 from tests.workers.conftest import CHANNEL, health, pushers, spread_subscribers, until_ready
 
 PUSHES = 5

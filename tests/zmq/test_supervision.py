@@ -16,10 +16,10 @@ from gos_web_socket.app.exceptions import ListenError
 from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqReceiver, ZmqServerPushHandler, endpoint
 from gos_web_socket.settings.models import ZmqSettings
 from tests.support.server import eventually, make_server, running_server, url_of
-from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/lobby"
 

@@ -11,11 +11,11 @@ from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
 from gos_web_socket.settings.models import ZmqSettings
 from tests.support.server import running_server, url_of
 from tests.support.threads import run_threads
-from tests.support.wamp_client import WampTestClient
 from tests.zmq.conftest import EventLog
 
 CHANNEL = "acme/channel/lobby"

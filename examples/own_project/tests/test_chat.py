@@ -1,4 +1,4 @@
-"""The example project's own tests, written with the package's helpers (app.testing)."""
+"""The example project's own tests, written with the package's helpers (gos_web_socket.testing)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from chat.realtime import Container
 
 from gos_web_socket.app.exceptions import TopicNotFound
-from gos_web_socket.app.testing import V2Client, WampTestClient, memory_pusher, running, url_of
+from gos_web_socket.testing import V2Client, WampTestClient, memory_pusher, running, url_of
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 PUSHERS_OFF = {"zmq": {"enabled": False}}
