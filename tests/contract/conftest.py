@@ -48,7 +48,8 @@ from tests.support.wamp_client import WampTestClient
 
 CHANNEL = "acme/channel/42"
 ROOM = {"room": "42"}
-RECEIVING = ["memory", "zmq", "amqp", "lines"]
+RECEIVING = ["memory", "zmq", pytest.param("amqp", marks=pytest.mark.broker), "lines"]
+"""The AMQP case starts the run's broker (request.getfixturevalue): marked for the fast tier."""
 ALL = [*RECEIVING, "wamp"]
 
 
