@@ -66,7 +66,7 @@ test: $(STAMP) system-deps npm-deps
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "$(FAST)"
+	$(PY) -m pytest -n auto -m "$(FAST)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --no-cache .
