@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib.util
 import re
 import site
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "settings")
@@ -41,6 +45,16 @@ def test_every_module_of_the_checkout_is_imported_from_the_checkout_under_one_na
         if spec is None or spec.origin is None or Path(spec.origin).resolve() != path:
             unresolved.append(f"{name}: {spec.origin if spec else None}")
     assert unresolved == []
+
+
+@pytest.mark.parametrize("name", ["app", "settings", "app.server", "settings.models"])
+def test_the_generic_names_refuse_to_import_from_the_checkout(name: str) -> None:
+    """From the checkout's root (on sys.path in the suite and in `python -c`), `import app`
+    would load a second copy of the package: it raises instead."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "ImportError: import gos_web_socket." in result.stderr
 
 
 def test_the_rest_of_the_checkout_is_not_part_of_the_package() -> None:
