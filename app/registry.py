@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gos_web_socket.app.exceptions import (
     NotRegistered,
@@ -29,8 +29,9 @@ class Registry(Mapping[str, T], Generic[T]):
     def add(self, name: str, item: T) -> None:
         """Register ``item`` under ``name``; items that carry a ``name`` get it set."""
         if hasattr(item, "name") and not isinstance(item, type):
+            named: Any = item  # T is unbounded: any item may carry a name
             try:
-                item.name = name
+                named.name = name
             except AttributeError:  # read-only name: keep the item's own
                 pass
         self._items[name] = item

@@ -1,5 +1,8 @@
 """Settings models and the loader; the default YAML files live beside them."""
 
+if __name__ != "gos_web_socket.settings":  # as app/__init__.py: one name for every module
+    raise ImportError(f"import gos_web_socket.settings, not {__name__}")
+
 from gos_web_socket.settings.models import (
     BUILTIN_PUSHERS,
     DEFAULT_CONFIG,

@@ -31,8 +31,8 @@ class _AuthNode(BaseModel):
 class TokenSources(_AuthNode):
     """Where the JWT provider looks for a token, in this order; null or false turns one off."""
 
-    query_parameter: str | None = Field("token", min_length=1)
-    cookie: str | None = Field(None, min_length=1)
+    query_parameter: str | None = Field(default="token", min_length=1)
+    cookie: str | None = Field(default=None, min_length=1)
     header: bool = True
     """``Authorization: Bearer <token>`` (not for browsers: they cannot set WebSocket headers)."""
     ticket: bool = True
@@ -52,11 +52,13 @@ class JwtProviderSettings(_AuthNode):
     """A JSON Web Key Set file; the token's ``kid`` picks the key."""
     audience: list[str] | None = None
     issuer: str | None = None
-    leeway: float = Field(0.0, ge=0, description="seconds of clock skew allowed on exp/nbf/iat")
+    leeway: float = Field(
+        default=0.0, ge=0, description="seconds of clock skew allowed on exp/nbf/iat"
+    )
     required_claims: list[str] = Field(default_factory=list)
-    user_id_claim: str = Field("sub", min_length=1)
-    roles_claim: str = Field("roles", min_length=1)
-    info_claim: str = Field("info", min_length=1)
+    user_id_claim: str = Field(default="sub", min_length=1)
+    roles_claim: str = Field(default="roles", min_length=1)
+    info_claim: str = Field(default="info", min_length=1)
     sources: TokenSources = Field(default_factory=TokenSources)
 
     @field_validator("audience", mode="before")
@@ -110,5 +112,7 @@ class AuthenticationSettings(_AuthNode):
     """
 
     allow_anonymous: bool = True
-    max_token_size: int = Field(8192, ge=256, description="bytes; a longer token is refused")
+    max_token_size: int = Field(
+        default=8192, ge=256, description="bytes; a longer token is refused"
+    )
     providers: AuthProvidersSettings = Field(default_factory=AuthProvidersSettings)

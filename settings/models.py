@@ -71,12 +71,12 @@ class TransportSettings(_Node):
     enabled: bool = True
     # How push_sync() waits (app.transports.pusher.Pusher; docs/pushers.md).
     confirm_mode: Literal["wait", "background"] = Field(
-        "wait",
+        default="wait",
         description="wait: push_sync() returns once the transport confirmed the push; "
         "background: once the pusher's loop has it (flush() reports failures)",
     )
     max_in_flight: int = Field(
-        1000, ge=1, le=1_000_000, description="background pushes not yet confirmed, at most"
+        default=1000, ge=1, le=1_000_000, description="background pushes not yet confirmed, at most"
     )
 
 
@@ -101,8 +101,8 @@ class HttpSettings(_Node):
     """The HTTP server beside the WebSocket one: the demo page, the browser client, health."""
 
     enabled: bool = True
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
     demo_tokens: bool = False
     """``make run`` only: ``/demo/token?user=ID`` signs a token for anyone (app.auth.demo)."""
 
@@ -111,9 +111,11 @@ class MetricsSettings(_Node):
     """The operations listener: Prometheus text on ``/metrics``, readiness on ``/health``."""
 
     enabled: bool = True
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(9337, ge=0, le=65535, description="0 picks a free port")
-    profile_interval: float = Field(5.0, gt=0, description="seconds between `server -m` reports")
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=9337, ge=0, le=65535, description="0 picks a free port")
+    profile_interval: float = Field(
+        default=5.0, gt=0, description="seconds between `server -m` reports"
+    )
 
 
 class LimitsSettings(_Node):
@@ -121,46 +123,56 @@ class LimitsSettings(_Node):
     and the close code a client gets at the limit)."""
 
     messages_per_second: float = Field(
-        100.0, gt=0, description="sustained inbound WAMP messages per second; over: close 1008"
+        default=100.0,
+        gt=0,
+        description="sustained inbound WAMP messages per second; over: close 1008",
     )
     messages_burst: int = Field(
-        200, ge=1, description="messages a client may send at once (a page subscribing)"
+        default=200, ge=1, description="messages a client may send at once (a page subscribing)"
     )
-    pings_per_second: float = Field(1.0, gt=0, description="sustained pings; over: close 1008")
-    pings_burst: int = Field(5, ge=1, description="pings a client may send at once")
-    max_prefixes: int = Field(64, ge=0, description="WAMP v1 PREFIX entries; over: close 1008")
+    pings_per_second: float = Field(
+        default=1.0, gt=0, description="sustained pings; over: close 1008"
+    )
+    pings_burst: int = Field(default=5, ge=1, description="pings a client may send at once")
+    max_prefixes: int = Field(
+        default=64, ge=0, description="WAMP v1 PREFIX entries; over: close 1008"
+    )
     max_prefix_bytes: int = Field(
-        16_384, ge=0, description="bytes of all PREFIX entries together; over: close 1008"
+        default=16_384, ge=0, description="bytes of all PREFIX entries together; over: close 1008"
     )
     max_subscriptions: int = Field(
-        256, ge=1, description="topics one client may subscribe to; over: close 1008"
+        default=256, ge=1, description="topics one client may subscribe to; over: close 1008"
     )
     max_pending_calls: int = Field(
-        16, ge=1, description="RPC calls of one client not yet answered; over: close 1008"
+        default=16, ge=1, description="RPC calls of one client not yet answered; over: close 1008"
     )
     max_queued_jobs: int = Field(
-        256, ge=1, description="messages of one client waiting for its worker; over: close 1008"
+        default=256,
+        ge=1,
+        description="messages of one client waiting for its worker; over: close 1008",
     )
     json_max_depth: int = Field(
-        64, ge=2, le=500, description="nesting of a client's JSON frame; deeper: close 1007"
+        default=64, ge=2, le=500, description="nesting of a client's JSON frame; deeper: close 1007"
     )
     handshake_max_bytes: int = Field(
-        16_384, ge=1024, description="bytes of the HTTP upgrade request head; over: HTTP 431"
+        default=16_384,
+        ge=1024,
+        description="bytes of the HTTP upgrade request head; over: HTTP 431",
     )
     handshake_timeout: float = Field(
-        5.0, gt=0, description="seconds from TCP accept to a finished handshake; then: drop"
+        default=5.0, gt=0, description="seconds from TCP accept to a finished handshake; then: drop"
     )
     messages_per_turn: int = Field(
-        8, ge=1, description="messages of one client handled per event-loop turn (fairness)"
+        default=8, ge=1, description="messages of one client handled per event-loop turn (fairness)"
     )
     zmq_max_message_size: int = Field(
-        1_048_576, ge=128, description="bytes of one ZeroMQ push frame (ZMQ_MAXMSGSIZE)"
+        default=1_048_576, ge=128, description="bytes of one ZeroMQ push frame (ZMQ_MAXMSGSIZE)"
     )
 
 
 class ServerSettings(_Node):
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(1337, ge=0, le=65535, description="0 picks a free port")
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=1337, ge=0, le=65535, description="0 picks a free port")
     origin_check: bool = False
     origins: list[str] = Field(default_factory=list)
     ip_address_check: bool = False
@@ -170,41 +182,48 @@ class ServerSettings(_Node):
         description="proxy addresses or networks whose X-Forwarded-For / Forwarded is believed",
     )
     keepalive_ping: bool = False
-    keepalive_interval: int = Field(30, ge=1)
+    keepalive_interval: int = Field(default=30, ge=1)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
-    max_frame_size: int = Field(65536, ge=128, description="bytes; larger frames close with 1009")
+    max_frame_size: int = Field(
+        default=65536, ge=128, description="bytes; larger frames close with 1009"
+    )
     max_message_size: int = Field(
-        65536, ge=128, description="bytes; larger messages close with 1009"
+        default=65536, ge=128, description="bytes; larger messages close with 1009"
     )
     max_outgoing_buffer: int = Field(
-        1_048_576, ge=4096, description="bytes a client may leave unread for a while"
+        default=1_048_576, ge=4096, description="bytes a client may leave unread for a while"
     )
     slow_reader_timeout: float = Field(
-        2.0, gt=0, description="seconds over max_outgoing_buffer before a client is cut off"
+        default=2.0, gt=0, description="seconds over max_outgoing_buffer before a client is cut off"
     )
-    shutdown_timeout: float = Field(5.0, gt=0)
+    shutdown_timeout: float = Field(default=5.0, gt=0)
     compression: bool = Field(
-        False, description="permessage-deflate for clients that offer it (EVENTs compressed once)"
+        default=False,
+        description="permessage-deflate for clients that offer it (EVENTs compressed once)",
     )
-    realm: str = Field("realm1", min_length=1, description="the one realm WAMP v2 clients join")
+    realm: str = Field(
+        default="realm1", min_length=1, description="the one realm WAMP v2 clients join"
+    )
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
-    demo: bool = Field(True, description="register the shipped acme.topic / acme.rpc handlers")
+    demo: bool = Field(
+        default=True, description="register the shipped acme.topic / acme.rpc handlers"
+    )
     container: str | None = Field(
-        None, description="your container, 'package.module:Class' (subclass of ours)"
+        default=None, description="your container, 'package.module:Class' (subclass of ours)"
     )
     workers: int | Literal["auto"] = Field(
-        1, description="server processes on the port (SO_REUSEPORT); auto: one per core"
+        default=1, description="server processes on the port (SO_REUSEPORT); auto: one per core"
     )
     listen_backlog: int = Field(
-        4096,
+        default=4096,
         ge=1,
         description="connections the kernel completes before accept (capped by somaxconn)",
     )
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
-        "auto", description="auto: uvloop when installed, else asyncio"
+        default="auto", description="auto: uvloop when installed, else asyncio"
     )
 
     @field_validator("workers", mode="before")
@@ -243,18 +262,28 @@ class ServerSettings(_Node):
 class StreamSettings(_Node):
     """``pushers.amqp.stream``: the stream read in ``queue_mode: stream`` (docs/streams.md)."""
 
-    name: str = Field("", description="stream queue name; empty: <queue_name>.stream")
-    max_age: str = Field("1h", pattern=r"^[0-9]+(Y|M|D|h|m|s)$", description="x-max-age retention")
-    max_length_bytes: int | None = Field(None, ge=1, description="x-max-length-bytes retention")
-    node_name: str = Field("", description="this node's stable name; empty: the host name")
-    state_dir: Path = Field(Path("var/gos_web_socket"), description="where a node keeps its offset")
-    probe_timeout: float = Field(1.0, gt=0, description="seconds to wait for one stream message")
-    fill: int = Field(1000, ge=0, description="pushes read back into history at start")
+    name: str = Field(default="", description="stream queue name; empty: <queue_name>.stream")
+    max_age: str = Field(
+        default="1h", pattern=r"^[0-9]+(Y|M|D|h|m|s)$", description="x-max-age retention"
+    )
+    max_length_bytes: int | None = Field(
+        default=None, ge=1, description="x-max-length-bytes retention"
+    )
+    node_name: str = Field(default="", description="this node's stable name; empty: the host name")
+    state_dir: Path = Field(
+        default=Path("var/gos_web_socket"), description="where a node keeps its offset"
+    )
+    probe_timeout: float = Field(
+        default=1.0, gt=0, description="seconds to wait for one stream message"
+    )
+    fill: int = Field(default=1000, ge=0, description="pushes read back into history at start")
     save_interval: float = Field(
-        0.2, gt=0, le=60, description="seconds between writes of the node's offset file"
+        default=0.2, gt=0, le=60, description="seconds between writes of the node's offset file"
     )
     recover_max: int = Field(
-        10_000, ge=0, description="offsets one recovery may read back from the stream; 0: none"
+        default=10_000,
+        ge=0,
+        description="offsets one recovery may read back from the stream; 0: none",
     )
 
     def state_name(self) -> str:
@@ -263,30 +292,40 @@ class StreamSettings(_Node):
 
 class AmqpSettings(TransportSettings):
     enabled: bool = False
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(5672, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=5672, ge=1, le=65535)
     login: str | None = None
     password: SecretStr | None = None
     vhost: str = "/"
     # GOS documents both; aio-pika has no read or write timeout, so they are accepted and unread.
-    read_timeout: int = Field(0, ge=0, description="GOS key, accepted and unread")
-    write_timeout: int = Field(0, ge=0, description="GOS key, accepted and unread")
-    connect_timeout: int = Field(0, ge=0)
-    queue_name: str = Field("gos_websocket", min_length=1)
-    exchange_name: str = Field("gos_websocket_exchange", min_length=1)
+    read_timeout: int = Field(default=0, ge=0, description="GOS key, accepted and unread")
+    write_timeout: int = Field(default=0, ge=0, description="GOS key, accepted and unread")
+    connect_timeout: int = Field(default=0, ge=0)
+    queue_name: str = Field(default="gos_websocket", min_length=1)
+    exchange_name: str = Field(default="gos_websocket_exchange", min_length=1)
     # Beyond GOS: delivery guarantees and multi-node.
-    push_timeout: float = Field(30.0, gt=0, description="seconds push() retries before failing")
-    confirm_timeout: float = Field(
-        10.0, gt=0, description="seconds one publish waits for its confirm before it is retried"
+    push_timeout: float = Field(
+        default=30.0, gt=0, description="seconds push() retries before failing"
     )
-    prefetch_count: int = Field(100, ge=1)
+    confirm_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds one publish waits for its confirm before it is retried",
+    )
+    prefetch_count: int = Field(default=100, ge=1)
     queue_mode: Literal["shared", "per_node", "stream"] = "shared"
-    node_queue_expires: int = Field(60_000, ge=1000, description="ms a node's queue outlives it")
+    node_queue_expires: int = Field(
+        default=60_000, ge=1000, description="ms a node's queue outlives it"
+    )
     stream: StreamSettings = Field(default_factory=lambda: StreamSettings())
-    dead_letter_exchange: str = Field("gos_websocket_dlx", min_length=1)
-    dead_letter_queue: str = Field("gos_websocket_dead", min_length=1)
-    dedup_window: int = Field(10_000, ge=0, description="message ids remembered per handler")
-    reconnect_interval: float = Field(1.0, gt=0, description="seconds between reconnect attempts")
+    dead_letter_exchange: str = Field(default="gos_websocket_dlx", min_length=1)
+    dead_letter_queue: str = Field(default="gos_websocket_dead", min_length=1)
+    dedup_window: int = Field(
+        default=10_000, ge=0, description="message ids remembered per handler"
+    )
+    reconnect_interval: float = Field(
+        default=1.0, gt=0, description="seconds between reconnect attempts"
+    )
     binding_keys: list[str] = Field(
         default_factory=lambda: [""], min_length=1, description="keys binding queue to exchange"
     )
@@ -302,27 +341,29 @@ class AmqpSettings(TransportSettings):
 
 class WampSettings(TransportSettings):
     enabled: bool = False
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(1337, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=1337, ge=1, le=65535)
     ssl: bool = False
     origin: str | None = None
     token: SecretStr | None = None
     """A JWT for a server with authentication (sent as ``Authorization: Bearer``); with role
     ``ROLE_GOS_PUSHER`` its PUBLISH passes every route's publish rule (it is a push)."""
     # Beyond GOS: bounded waits and reconnects.
-    timeout: float = Field(5.0, gt=0, description="seconds a push may wait for the connection")
-    max_backoff: float = Field(5.0, gt=0)
+    timeout: float = Field(
+        default=5.0, gt=0, description="seconds a push may wait for the connection"
+    )
+    max_backoff: float = Field(default=5.0, gt=0)
 
 
 class ZmqSettings(TransportSettings):
     enabled: bool = True
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(5555, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=5555, ge=1, le=65535)
     persistent: bool = True
     protocol: Literal["tcp", "ipc", "inproc", "pgm", "epgm"] = "tcp"
-    linger: int = Field(-1, ge=-1)
+    linger: int = Field(default=-1, ge=-1)
     # Beyond GOS: a send never blocks forever.
-    send_timeout: float = Field(2.0, gt=0, description="seconds a push may wait for a peer")
+    send_timeout: float = Field(default=2.0, gt=0, description="seconds a push may wait for a peer")
 
 
 N = TypeVar("N", bound=BaseModel)
@@ -340,7 +381,8 @@ class PushersSettings(_Node):
     """``pushers``: the built-in amqp, wamp and zmq nodes plus any custom transport's node."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, _CustomNode] = Field(init=False)
+    # pydantic's documented way to type the extras; pyright sees a narrowed override
+    __pydantic_extra__: dict[str, _CustomNode] = Field(init=False)  # pyright: ignore[reportIncompatibleVariableOverride]
 
     amqp: AmqpSettings = Field(default_factory=AmqpSettings)
     wamp: WampSettings = Field(default_factory=WampSettings)
@@ -404,8 +446,8 @@ class PushersSettings(_Node):
 class RateLimitSettings(_Node):
     """At most ``burst`` records of one message template per ``interval`` seconds."""
 
-    burst: int = Field(10, ge=0, description="0 turns rate limiting off")
-    interval: float = Field(60.0, gt=0)
+    burst: int = Field(default=10, ge=0, description="0 turns rate limiting off")
+    interval: float = Field(default=60.0, gt=0)
 
 
 class LoggingSettings(_Node):

@@ -17,11 +17,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jwt
+from pydantic import SecretStr
 
 from gos_web_socket.app.auth.jwt import JwtProvider
 from gos_web_socket.app.auth.providers import AuthenticationProvider
 from gos_web_socket.app.web import HttpService, Request, Response
-from gos_web_socket.settings.auth import JwtProviderSettings
+from gos_web_socket.settings.auth import JwtProviderSettings, TokenSources
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ class DemoTokens:
             JwtProviderSettings(
                 enabled=True,
                 algorithms=["HS256"],
-                secret=self._secret,
-                sources={"query_parameter": "token", "header": False, "ticket": True},
+                secret=SecretStr(self._secret),
+                sources=TokenSources(query_parameter="token", header=False, ticket=True),
             )
         )
 

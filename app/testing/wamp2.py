@@ -44,14 +44,17 @@ class _Session(ApplicationSession):
         if ticket is None:
             super().onConnect()
             return
-        self.join(self.config.realm, authmethods=["ticket"], authid=self.client.authid)
+        realm = self.config.realm
+        assert realm is not None  # ApplicationRunner always passes its realm
+        self.join(realm, authmethods=["ticket"], authid=self.client.authid)
 
     def onChallenge(self, challenge: Any) -> str:
         """Ticket auth as autobahn does it: the ticket is the AUTHENTICATE signature."""
         assert challenge.method == "ticket" and self.client.ticket is not None
         return self.client.ticket
 
-    async def onJoin(self, details: SessionDetails) -> None:
+    # autobahn declares onJoin synchronous and awaits it when it is a coroutine function
+    async def onJoin(self, details: SessionDetails) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
         self.client._joined.set_result(details)
 
     def onLeave(self, details: CloseDetails) -> None:
@@ -114,7 +117,7 @@ class V2Client:
         # run() pins txaio to this test's loop for good; unpinned, txaio uses the running loop.
         txaio.config.loop = pinned  # type: ignore[attr-defined]
         async with asyncio.timeout(timeout):
-            await connect
+            await connect  # pyright: ignore[reportGeneralTypeIssues]  # start_loop=False: a future
             client.details = await client._joined
         return client
 
@@ -126,9 +129,12 @@ class V2Client:
     async def subscribe(self, topic: str) -> Any:
         """Subscribe; events are queued for ``next_event``. Returns autobahn's Subscription."""
         queue = self._events[topic]
-        return await self.session.subscribe(
-            lambda *args, **kwargs: queue.put_nowait((args, kwargs)), topic
-        )
+
+        def handler(*args: Any, **kwargs: Any) -> None:
+            queue.put_nowait((args, kwargs))
+
+        # declared as returning the Subscription; on asyncio it is a future of it
+        return await self.session.subscribe(handler, topic)  # pyright: ignore[reportGeneralTypeIssues]
 
     async def next_event(self, topic: str, timeout: float = 5.0) -> Any:
         """The payload of the next EVENT on ``topic`` (our server sends it as the one argument)."""

@@ -153,7 +153,7 @@ async def full_stack(rabbitmq: RabbitMQNode) -> AsyncIterator[Stack]:
     await running.close()
 
 
-@pytest.fixture(params=["amqp", "zmq", "wamp"])
+@pytest.fixture(params=[pytest.param("amqp", marks=pytest.mark.broker), "zmq", "wamp"])
 async def pusher_stack(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Stack, str]]:
     """A stack and one pusher name; only the AMQP case needs (and starts) the broker."""
     node = request.getfixturevalue("rabbitmq") if request.param == "amqp" else None

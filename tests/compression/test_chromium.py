@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from playwright.async_api import async_playwright
 
 from gos_web_socket.app.push import Push
@@ -29,6 +30,7 @@ SUBSCRIBE_AND_WAIT = """
 """
 
 
+@pytest.mark.browser
 async def test_chromium_decodes_compressed_events() -> None:
     """Chromium's offer is accepted with server_no_context_takeover; three compressed EVENTs
     in a row (each a deflate stream of its own) decode to the pushes."""

@@ -51,7 +51,8 @@ from tests.support.server import running_server, url_of
 
 CHANNEL = "acme/channel/42"
 ROOM = {"room": "42"}
-RECEIVING = ["memory", "zmq", "amqp", "lines"]
+RECEIVING = ["memory", "zmq", pytest.param("amqp", marks=pytest.mark.broker), "lines"]
+"""The AMQP case starts the run's broker (request.getfixturevalue): marked for the fast tier."""
 ALL = [*RECEIVING, "wamp"]
 
 

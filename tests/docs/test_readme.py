@@ -43,6 +43,7 @@ from gos_web_socket.app.router import load_routes
 from gos_web_socket.settings import load_settings
 from gos_web_socket.testing import WampTestClient, make_container, running, url_of
 from tests.docs import extending
+from tests.integration.test_install import PROJECT_FILES
 from tests.support.chromium import launch, require_chromium
 from tests.support.rabbitmq import free_port
 
@@ -296,12 +297,13 @@ async def test_the_cli_push_reaches_the_lobby() -> None:
         assert await client.next_event(CHANNEL, timeout=10) == {"msg": "hi"}
 
 
+@pytest.mark.slow  # builds the wheel
 async def test_the_install_commands_work_on_a_checkout(tmp_path: Path) -> None:
     """`pip install PATH` resolves and builds the checkout (dry run); `pip wheel` builds the
     wheel, under the one import name."""
     checkout = tmp_path / "gos-web-socket"
     checkout.mkdir()
-    for name in ("pyproject.toml", "README.md", "containers.py", "app", "settings"):
+    for name in PROJECT_FILES:
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__py*"))
         else:
@@ -371,6 +373,7 @@ async def test_the_wamp2_component_calls_and_receives_a_push() -> None:
             await process.wait()
 
 
+@pytest.mark.browser
 async def test_the_browser_snippet_connects_calls_and_receives() -> None:
     """The ES-module snippet, run in Chromium from the server's page, logs the RPC result 3
     and the event it published to the lobby."""

@@ -7,9 +7,12 @@ handler then rejects it.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.hostile.harness import zmq_frame_growth
 
 
+@pytest.mark.slow  # 100 MB through a socket, the server's RSS sampled
 async def test_a_100_mb_zmq_frame_is_refused_without_an_rss_jump() -> None:
     """A 100 MB frame raises the server's peak RSS by under 10 MiB; later pushes still arrive."""
     growth_mib, delivered_after = await zmq_frame_growth(100)

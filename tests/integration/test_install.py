@@ -20,17 +20,20 @@ import pytest
 from tests.support.process import ServerProcess, server_env, setting
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a wheel built and installed, with its dependencies, in a new venv
 PROJECT_FILES = (
     "pyproject.toml",
+    "setup.py",
     "README.md",
+    "py.typed",
     "containers.py",
     "push.py",
     "testing.py",
     "app",
     "settings",
 )
-"""What the wheel is built from (pyproject's package-dir and readme), copied so the build
-leaves no build/ or egg-info in the checkout."""
+"""What the wheel is built from (pyproject's package-dir and readme, setup.py's package list),
+copied so the build leaves no build/ or egg-info in the checkout."""
 GENERIC_NAMES = ("app", "settings", "containers", "containers.py")
 
 THEIR_APP = {
@@ -113,6 +116,9 @@ def test_the_wheel_occupies_one_distinctive_name_in_site_packages(venv: Path) ->
     assert (site / "gos_web_socket" / "settings" / "gos_web_socket.yaml").is_file()
     assert (site / "gos_web_socket" / "app" / "static" / "gos-websocket.js").is_file()
     assert [name for name in GENERIC_NAMES if (site / name).exists()] == []
+    assert (site / "gos_web_socket" / "py.typed").is_file()  # PEP 561 for containers.py too
+    top_level = {path.name for path in (site / "gos_web_socket").iterdir()} - {"__pycache__"}
+    assert top_level == {"app", "settings", "containers.py", "push.py", "testing.py", "py.typed"}
     (record,) = site.glob("gos_web_socket-*.dist-info/RECORD")
     installed = [line for line in record.read_text().splitlines() if not line.startswith("../")]
     assert {path.split("/", 1)[0].split("-", 1)[0] for path in installed} == {"gos_web_socket"}

@@ -84,6 +84,7 @@ def captured() -> Iterator[tuple[io.StringIO, RateLimitFilter]]:
         root.setLevel(level)
 
 
+@pytest.mark.slow  # 10,000 connections
 async def test_ten_thousand_malformed_frames_make_a_bounded_log(
     captured: tuple[io.StringIO, RateLimitFilter],
 ) -> None:

@@ -13,6 +13,7 @@ from gos_web_socket.app.server import WampServer
 from tests.support.server import url_of
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
+pytestmark = pytest.mark.npm
 
 
 async def test_npm_wamp1_client(demo_server: WampServer) -> None:

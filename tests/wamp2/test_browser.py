@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 PAGE = HERE / "autobahn_page.html"
 AUTOBAHN_BROWSER = HERE.parent / "interop" / "node_modules" / "autobahn-browser"
 CHANNEL = "acme/channel/lobby"
+pytestmark = pytest.mark.npm  # autobahn-browser, besides Chromium
 
 
 @pytest.fixture(scope="session")

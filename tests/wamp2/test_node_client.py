@@ -23,6 +23,7 @@ from tests.support.server import running_server, url_of
 
 HERE = Path(__file__).resolve().parent
 AUTOBAHN_JS = HERE.parent / "interop" / "node_modules" / "autobahn"
+pytestmark = pytest.mark.npm
 CHANNEL = "acme/channel/lobby"
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import psutil
+import pytest
 
 from bench.runner import Setup
 
 
+@pytest.mark.slow  # a benchmark run: the CLI server, two workers, a crowd of subscribers
 def test_bench_w2_runs_the_cli_parent_and_two_workers_and_counts_them() -> None:
     """`ours-w2` serves subscribers from CLI workers, sums CPU over them, and stops them all."""
     setup = Setup("ours-w2", "zmq", broker="")
