@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 
@@ -50,8 +50,7 @@ class ExpiryTimers(Protocol):
 class SessionKind(Protocol):
     """Whether a protocol authenticates in its own session (v2 HELLO) or at the handshake."""
 
-    @property
-    def authenticates_in_session(self) -> bool: ...
+    authenticates_in_session: ClassVar[bool]
 
 
 class Peer(Protocol):

@@ -109,9 +109,8 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
     """A ``Client`` (app/server/client.py: what user hooks see) on autobahn's protocol."""
 
     factory: WampServerFactory
-    write_frame: Callable[[bytes], bool]
-    """``Output.write`` (False: not open), bound: the fan-out calls it once per subscriber."""
-    _services: ConnectionServices
+    # A connection's services are a client's and more; set once, in connection_made.
+    _services: ConnectionServices  # pyright: ignore[reportIncompatibleVariableOverride]
     _output: Output
     _budgets: InboundBudgets
 
@@ -127,7 +126,8 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
         self._results: dict[str, Any] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        services = self._services = self.factory.services
+        services = self.factory.services
+        self._services = services  # pyright: ignore[reportIncompatibleVariableOverride]
         peer = transport.get_extra_info("peername")
         self.remote_address = str(peer[0]).removeprefix("::ffff:") if peer else ""
         if self.factory.gate.refuses_peer(self.remote_address):
@@ -138,7 +138,8 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
         self._jobs = JobQueue(self.session_id, services.spawn, services.limits, self.fail)
         self._budgets = InboundBudgets(services.limits)
         self._output = output = Output(self, services, _STATE_OPEN)
-        self.write_frame = output.write
+        self.write_frame: Callable[[bytes], bool] = output.write
+        """``Output.write`` (False: not open), bound: the fan-out calls it once per subscriber."""
         super().connection_made(transport)  # type: ignore[no-untyped-call]
         # Empty nearly always: an empty deque keeps a 0.7 KiB block, an empty list 56 bytes.
         self.receive_queue = SmallQueue()  # type: ignore[assignment]
@@ -180,12 +181,13 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
     def _answer(self, answer: Answer) -> None:
         """The gate answered the request: write it and end (a 431 lingers, reads stopped)."""
         self._refused, self.data = True, b""
-        self.transport.write(answer.reply)
+        transport = cast(asyncio.Transport, self.transport)  # set: the request was read from it
+        transport.write(answer.reply)
         if answer.reason == "handshake_max_bytes":
             self.factory.lifecycle.count_close(self, answer.reason)
             self._stop_reading()
             return
-        self.transport.close()
+        transport.close()
         if answer.reason == "blocked":
             self._services.spawn(self._services.guard.blocked(self, self.remote_address))
 
@@ -193,7 +195,7 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
         """Read and parse nothing more; drop the client after ``REFUSED_LINGER`` seconds."""
         self._refused, self.data = True, b""
         self.receive_queue.clear()
-        transport = self.transport
+        transport = cast(asyncio.Transport | None, self.transport)
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
             asyncio.get_running_loop().call_later(REFUSED_LINGER, self._drop_refused)

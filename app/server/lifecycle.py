@@ -52,6 +52,7 @@ class LifeServices(Protocol):
     @property
     def leave(self) -> Callable[[Any], Awaitable[None]]:
         """Unsubscribe a gone connection from every topic it joined (the hooks run)."""
+        ...
 
 
 def close_for(error: BaseException | None) -> tuple[int, str]:

@@ -51,6 +51,7 @@ class OutputServices(Protocol):
     @property
     def schedule_flush(self) -> Callable[[Any], None]:
         """Have ``link.flush()`` run once at the end of this loop turn."""
+        ...
 
     @property
     def max_outgoing_buffer(self) -> int: ...

@@ -76,7 +76,8 @@ class Wamp1Session(Session[Any]):
 
     def __init__(self, connection: WampConnection, wire_format: Wamp1Format, broker: Broker):
         self.connection = connection
-        self.wire_format: Wamp1Format = wire_format
+        # Narrower than Session's WireFormat; set here once and never reassigned.
+        self.wire_format: Wamp1Format = wire_format  # pyright: ignore[reportIncompatibleVariableOverride]
         self.broker = broker
         limits = connection.limits
         self.prefixes = BoundedPrefixes(limits.max_prefixes, limits.max_prefix_bytes)

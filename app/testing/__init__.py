@@ -35,7 +35,7 @@ class LinkedMemoryPusher(InMemoryPusher):
         super().__init__(router)
         self._handler = handler
 
-    async def send(self, message: Message, context: dict[str, Any]) -> None:
+    async def send(self, envelope: Message, context: dict[str, Any]) -> None:
         if self.target is None:
             self.target = self._handler()
-        await super().send(message, context)
+        await super().send(envelope, context)

@@ -27,13 +27,13 @@ class InMemoryPusher(Pusher):
         self.target = target
         self.sent: list[tuple[Message, dict[str, Any]]] = []
 
-    async def send(self, message: Message, context: dict[str, Any]) -> None:
+    async def send(self, envelope: Message, context: dict[str, Any]) -> None:
         if self.target is not None:
             try:
-                self.target.memory.put(MemoryDelivery(message.encode()))
+                self.target.memory.put(MemoryDelivery(envelope.encode()))
             except PushHandlerError as exc:
                 raise PushFailed(f"in-memory push failed: {exc}", transport="memory") from exc
-        self.sent.append((message, context))
+        self.sent.append((envelope, context))
 
 
 class MemoryDelivery(Delivery):

@@ -125,8 +125,8 @@ class WampPusher(Pusher):
         self._last_error: BaseException | None = None
         self._closing = False
 
-    async def send(self, message: Message, context: dict[str, Any]) -> None:
-        frame = publish_frame(message)
+    async def send(self, envelope: Message, context: dict[str, Any]) -> None:
+        frame = publish_frame(envelope)
         protocol = self._protocol
         if protocol is None or not protocol.can_send:
             protocol = await self._wait_connected()

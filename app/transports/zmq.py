@@ -193,8 +193,8 @@ class ZmqPusher(Pusher):
             raise
         return sock
 
-    async def send(self, message: Message, context: dict[str, Any]) -> None:
-        frame = message.encode()
+    async def send(self, envelope: Message, context: dict[str, Any]) -> None:
+        frame = envelope.encode()
         try:
             if self.settings.persistent:
                 await self._send(frame)

@@ -150,8 +150,8 @@ class AmqpPusher(Pusher):
     def is_connected(self) -> bool:
         return self._connection is not None and self._connection.connected.is_set()
 
-    async def send(self, message: Message, context: dict[str, Any]) -> None:
-        body, properties, routing_key = build_message(message, context)
+    async def send(self, envelope: Message, context: dict[str, Any]) -> None:
+        body, properties, routing_key = build_message(envelope, context)
         message_id = properties.message_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.push_timeout
@@ -184,7 +184,7 @@ class AmqpPusher(Pusher):
                 return
             except PublishError as exc:
                 raise PushFailed(
-                    f'AMQP broker could not route the push to "{message.topic}": no queue is '
+                    f'AMQP broker could not route the push to "{envelope.topic}": no queue is '
                     f'bound to exchange "{self.settings.exchange_name}" with routing key '
                     f'"{routing_key}"',
                     transport=self.name,
