@@ -6,7 +6,7 @@ import pytest
 
 from gos_web_socket.app.server import Wamp1Session, Wamp2Session, WampConnection, WampServer
 from gos_web_socket.app.server.wamp1 import Wamp1Format
-from gos_web_socket.app.server.wamp2 import MsgpackSerializer
+from gos_web_socket.app.server.wamp2.serializers import MsgpackSerializer
 from gos_web_socket.app.testing import RawPeer, WampTestClient
 from tests.support.server import eventually, url_of
 
