@@ -132,10 +132,6 @@ class WampServer:
         """The wire bytes of one unmasked text (or binary) frame, built once (prepareMessage)."""
         return self.listener.frame(payload, binary)
 
-    def schedule_flush(self, connection: WampConnection) -> None:
-        """Have ``connection.flush()`` run at the end of this loop turn (once per turn)."""
-        self.flusher.schedule(connection)
-
     async def flushed(self) -> None:
         """Return once every frame queued so far was handed to its client's transport."""
         await self.flusher.flushed()
@@ -143,12 +139,6 @@ class WampServer:
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``coro`` as a task the server keeps until it finishes (and cancels on stop)."""
         return self.tasks.spawn(coro)
-
-    def register(self, connection: WampConnection) -> None:
-        self.live.register(connection)
-
-    def unregister(self, connection: WampConnection) -> None:
-        self.live.unregister(connection)
 
     # -- pushes -----------------------------------------------------------------------------
 
