@@ -10,7 +10,7 @@ from gos_web_socket.app.server.session import KeywordArguments, Session, WireFor
 from gos_web_socket.app.server.timers import PeriodicTimers
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.server.wamp1 import Wamp1Session
-from gos_web_socket.app.server.wamp2 import Wamp2Session
+from gos_web_socket.app.server.wamp2.session import Wamp2Session
 
 __all__ = [
     "Broker",

@@ -1,7 +1,7 @@
 """The contract between a WebSocket connection and the WAMP version it speaks.
 
 A ``WampConnection`` moves bytes and holds one ``Session``: ``Wamp1Session`` (app/server/wamp1.py)
-or ``Wamp2Session`` (app/server/wamp2.py). A session parses and encodes its own wire format and
+or ``Wamp2Session`` (app/server/wamp2/). A session parses and encodes its own wire format and
 nothing else; it asks the ``Broker`` (app/server/broker.py) to subscribe, unsubscribe, publish
 and call, and encodes what comes back (a ``Result`` or a ``Failure``) its own way.
 
@@ -43,6 +43,12 @@ def new_session_id() -> int:
 def new_publication_id() -> int:
     """A random publication id in [1, 2^53]; not a secret, so the fast generator."""
     return _publication_ids.randint(1, MAX_ID)
+
+
+def call_params(args: list[Any]) -> Any:
+    """A call's params from its positional arguments, the same rule in v1 and v2: a single
+    list or dict argument is the params, anything else the list of arguments."""
+    return args[0] if len(args) == 1 and isinstance(args[0], list | dict) else args
 
 
 class KeywordArguments(dict[str, Any]):

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from gos_web_socket.app.server.broker import Broker
 from gos_web_socket.app.server.session import FrameBuilder, Session
 from gos_web_socket.app.server.wamp1 import SUBPROTOCOL, Wamp1Format, Wamp1Session
-from gos_web_socket.app.server.wamp2 import Wamp2Session, serializers
+from gos_web_socket.app.server.wamp2.serializers import serializers
+from gos_web_socket.app.server.wamp2.session import Wamp2Session
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.connection import WampConnection

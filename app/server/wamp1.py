@@ -21,6 +21,7 @@ from gos_web_socket.app.server.session import (
     Result,
     Session,
     WireFormat,
+    call_params,
 )
 from gos_web_socket.app.wamp_codes import (
     CALL,
@@ -138,8 +139,7 @@ class Wamp1Session(Session[Any]):
         elif kind == CALL:
             if len(message) < 3 or not isinstance(message[2], str):
                 raise ProtocolError("CALL needs [2, callId, procUri, ...]")
-            args = message[3:]
-            params = args[0] if len(args) == 1 and isinstance(args[0], list | dict) else args
+            params = call_params(message[3:])
             call = partial(self._call, message[1], self.resolve(message[2]), params)
             self.connection.enqueue_call(call)
         elif kind == SUBSCRIBE:

@@ -18,7 +18,7 @@ from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import PushableTopic, Topic, WampServer
 from gos_web_socket.app.server.compression import DeflateFormat, deflate_frame, unframe
 from gos_web_socket.app.server.session import WireFormat
-from gos_web_socket.app.server.wamp2 import serializers
+from gos_web_socket.app.server.wamp2.serializers import serializers
 from tests.support.server import eventually, running_server
 from tests.support.subscriber import RecordingSubscriber
 

@@ -11,7 +11,7 @@ from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import Route, WampRequest
 from gos_web_socket.app.server import topic as topic_module
 from gos_web_socket.app.server.topic import Topic
-from gos_web_socket.app.server.wamp2 import JsonSerializer
+from gos_web_socket.app.server.wamp2.serializers import JsonSerializer
 from tests.support.subscriber import RecordingSubscriber
 
 WIRE = JsonSerializer(lambda payload, binary: payload)

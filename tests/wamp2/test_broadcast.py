@@ -9,7 +9,7 @@ import msgpack
 
 from gos_web_socket.app.server import KeywordArguments, Topic
 from gos_web_socket.app.server.wamp1 import Wamp1Format
-from gos_web_socket.app.server.wamp2 import serializers
+from gos_web_socket.app.server.wamp2.serializers import serializers
 from tests.support.subscriber import RecordingSubscriber
 
 

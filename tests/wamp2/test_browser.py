@@ -65,7 +65,7 @@ async def test_autobahn_browser_in_chromium(page: Page, server: WampServer) -> N
     joined = await page.evaluate("([url, realm]) => start(url, realm)", [url_of(server), "realm1"])
     assert joined["realm"] == "realm1"
     assert joined["protocol"] == "wamp.2.json"  # autobahn-browser's first choice
-    assert str(joined["session"]) in {c.session_id for c in server._connections}
+    assert str(joined["session"]) in {c.session_id for c in server.live_connections}
     memory = server.push_handlers["memory"]
     assert isinstance(memory, InMemoryServerPushHandler)
     await memory.feed(Message(CHANNEL, {"msg": "to the browser"}).encode())

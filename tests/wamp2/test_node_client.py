@@ -78,7 +78,7 @@ async def test_autobahn_js_in_node(server: WampServer, serializer: str) -> None:
         subscribed = await next_step(process, "subscribed")
         assert subscribed["realm"] == "realm1"
         assert subscribed["protocol"] == f"wamp.2.{serializer}"
-        assert str(subscribed["session"]) in {c.session_id for c in server._connections}
+        assert str(subscribed["session"]) in {c.session_id for c in server.live_connections}
         memory = server.push_handlers["memory"]
         assert isinstance(memory, InMemoryServerPushHandler)
         await memory.feed(Message(CHANNEL, {"msg": "pushed"}).encode())

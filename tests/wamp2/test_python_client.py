@@ -26,7 +26,7 @@ async def test_join_realm(demo_server: WampServer, join: Joiner, serializer: str
     assert client.session._transport.websocket_protocol_in_use == f"wamp.2.{serializer}"
     assert set(client.session._router_roles) == {"broker", "dealer"}
     await eventually(lambda: demo_server.connections == 1, what="one session")
-    (connection,) = demo_server._connections
+    (connection,) = demo_server.live_connections
     assert connection.session_id == str(client.session_id)
 
 

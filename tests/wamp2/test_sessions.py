@@ -6,13 +6,13 @@ import pytest
 
 from gos_web_socket.app.server import Wamp1Session, Wamp2Session, WampConnection, WampServer
 from gos_web_socket.app.server.wamp1 import Wamp1Format
-from gos_web_socket.app.server.wamp2 import MsgpackSerializer
+from gos_web_socket.app.server.wamp2.serializers import MsgpackSerializer
 from gos_web_socket.app.testing import RawPeer, WampTestClient
 from tests.support.server import eventually, url_of
 
 
 def connection_of(server: WampServer, session_id: str) -> WampConnection:
-    return next(c for c in server._connections if c.session_id == session_id)
+    return next(c for c in server.live_connections if c.session_id == session_id)
 
 
 @pytest.mark.parametrize("offered", [("wamp",), (), ("wamp.2.cbor", "wamp")])
@@ -42,7 +42,7 @@ async def test_v2_client_gets_the_first_format_it_offered(demo_server: WampServe
     try:
         assert [peer.subprotocol for peer in peers] == ["wamp.2.msgpack"] * 2
         await eventually(lambda: demo_server.connections == 2, what="both peers open")
-        one, two = demo_server._connections
+        one, two = demo_server.live_connections
         assert isinstance(one.session, Wamp2Session) and isinstance(two.session, Wamp2Session)
         assert isinstance(one.wire_format, MsgpackSerializer)
         assert one.wire_format is two.wire_format
