@@ -12,6 +12,11 @@ Two choices keep a push from ever blocking a web request for long:
   is bounded here by ``send_timeout``; a value of 0 or more is used as is (milliseconds).
   Closing a socket never blocks; the toolkit's context is terminated at interpreter exit so
   that messages still queued on closed sockets get their (bounded) linger to reach the handler.
+
+No push is lost to a size limit in silence (docs/security.md): the pusher refuses a frame over
+``server.limits.zmq_max_message_size`` with ``PushFailed``; the server reads frames from a
+foreign peer up to ``OVERSIZE_READ`` times that limit and counts, logs and drops those over it
+(libzmq itself cuts a peer off, unread, only beyond that, a guard for memory).
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import zmq
 import zmq.asyncio
 
 from gos_web_socket.app.exceptions import ListenError, PushFailed, PushHandlerError
+from gos_web_socket.app.logs import RateLimitedLog
 from gos_web_socket.app.message import Message
+from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.app.transports.handler import ServerPushHandler
 from gos_web_socket.app.transports.pusher import Pusher
@@ -148,6 +155,13 @@ FANOUT_WELCOME = b"\x00gos-fanout"
 consumes only once it got it, so its /health turns ready when pushes really reach it."""
 FANOUT_HWM = 100_000
 """Frames the fan-out queues per worker before dropping (at-most-once, like ZeroMQ itself)."""
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""``server.limits.zmq_max_message_size``'s default, for pushers and receivers built without it."""
+LIMIT_SETTING = "server.limits.zmq_max_message_size"
+OVERSIZE_READ = 8
+"""A receiver reads frames up to this many times its limit, to count and log those over it;
+libzmq (``ZMQ_MAXMSGSIZE``) cuts a peer sending a bigger one off unread, so a foreign peer
+cannot make the server hold more than that per connection."""
 
 
 def _ms(seconds: float) -> int:
@@ -159,7 +173,9 @@ class ZmqPusher(Pusher):
 
     ``persistent: false`` opens a socket for each push and closes it after (GOS's per-request
     context), which costs a TCP connect per push; the default keeps one socket.
-    ``context`` is accepted and ignored, as in GOS.
+    ``context`` is accepted and ignored, as in GOS. ``max_message_size`` is the server's
+    ``server.limits.zmq_max_message_size``: a bigger frame would be dropped there, so the push
+    is refused here instead.
     """
 
     name = "zmq"
@@ -169,10 +185,12 @@ class ZmqPusher(Pusher):
         settings: ZmqSettings,
         router: Router,
         dispatcher: EventDispatcher | Callable[[], EventDispatcher] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         super().__init__(router, settings=settings, dispatcher=dispatcher)
         self.settings = settings
         self.endpoint = endpoint(settings)
+        self.max_message_size = max_message_size
         linger = settings.linger if settings.linger >= 0 else _ms(settings.send_timeout)
         self._options = {
             zmq.IMMEDIATE: 1,
@@ -195,6 +213,12 @@ class ZmqPusher(Pusher):
 
     async def send(self, envelope: Message, context: dict[str, Any]) -> None:
         frame = envelope.encode()
+        if len(frame) > self.max_message_size:
+            raise PushFailed(
+                f'push to "{envelope.topic}" is {len(frame)} bytes, over the server\'s '
+                f"{LIMIT_SETTING} ({self.max_message_size} bytes): the server would drop it",
+                transport=self.name,
+            )
         try:
             if self.settings.persistent:
                 await self._send(frame)
@@ -248,17 +272,24 @@ class ZmqReceiver(Receiver):
     """A PULL socket bound to the endpoint; each frame (parts joined) is one delivery.
 
     ZeroMQ has no acknowledgement, so ``ack`` and ``reject`` do nothing: a frame that cannot be
-    delivered fires ``push_fail`` and is dropped (at-most-once).
+    delivered fires ``push_fail`` and is dropped (at-most-once). A frame over
+    ``max_message_size`` is dropped before decoding, counted in ``oversize`` and logged (at
+    most once a minute, with the count since).
     """
 
     max_batch = 64
     """Frames taken per ``receive()`` when more are already waiting."""
 
-    def __init__(self, settings: ZmqSettings, max_message_size: int = 1 << 20) -> None:
+    def __init__(
+        self, settings: ZmqSettings, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    ) -> None:
         self.settings = settings
         self.endpoint = endpoint(settings)
         self.max_message_size = max_message_size
-        """``ZMQ_MAXMSGSIZE``: libzmq disconnects a peer sending a bigger frame, unread."""
+        """``server.limits.zmq_max_message_size``: bigger frames are counted and dropped."""
+        self.stats = PushHandlerStats()
+        """``oversize`` counts frames dropped for their size; a handler shares its own."""
+        self._oversize_log = RateLimitedLog(logger, interval=60.0)
         self._socket: zmq.asyncio.Socket | None = None
         self._fast: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking reads
         self._pending: asyncio.Future[list[bytes]] | None = None
@@ -270,7 +301,7 @@ class ZmqReceiver(Receiver):
 
     async def open(self) -> None:
         """Bind; frames sent before this are lost (at-most-once)."""
-        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.max_message_size})
+        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.read_limit})
         try:
             await self._bind(sock)
         except BaseException:
@@ -279,6 +310,27 @@ class ZmqReceiver(Receiver):
         logger.info("ZMQ transport listening on %s", self.endpoint)
         self._socket, self._cancelled = sock, False
         self._fast = zmq.Socket.shadow(sock.underlying)
+
+    @property
+    def read_limit(self) -> int:
+        """``ZMQ_MAXMSGSIZE``: frames up to this are read (to be counted); libzmq disconnects a
+        peer sending a bigger one, unread."""
+        return self.max_message_size * OVERSIZE_READ
+
+    def _accept(self, frame: bytes) -> bool:
+        """False for a frame over the limit, which is counted and logged."""
+        if len(frame) <= self.max_message_size:
+            return True
+        self.stats.oversize += 1
+        self._oversize_log.warning(
+            "ZMQ transport on %s dropped a push of %d bytes, over %s (%d bytes)",
+            self.endpoint,
+            len(frame),
+            LIMIT_SETTING,
+            self.max_message_size,
+            handler="zmq",
+        )
+        return False
 
     async def _bind(self, sock: zmq.asyncio.Socket) -> None:
         """Bind, retrying briefly on EADDRINUSE: libzmq frees a closed listener asynchronously,
@@ -301,6 +353,16 @@ class ZmqReceiver(Receiver):
             await asyncio.sleep(0.02)
 
     async def receive(self) -> Sequence[Delivery]:
+        while True:
+            frames = await self._frames()
+            if not frames:
+                return []
+            kept = [Delivery(frame) for frame in frames if self._accept(frame)]
+            if kept:  # a batch of only oversize frames: wait for the next one
+                return kept
+
+    async def _frames(self) -> list[bytes]:
+        """The next frames: one awaited, then those already waiting; [] once cancelled."""
         sock, fast = self._socket, self._fast
         if sock is None or fast is None or self._cancelled:
             return []
@@ -316,15 +378,15 @@ class ZmqReceiver(Receiver):
             raise PushHandlerError(f"ZMQ transport on {self.endpoint} failed: {exc}") from exc
         finally:
             self._pending = None
-        batch = [Delivery(_join(parts))]
-        while len(batch) < self.max_batch:
+        frames = [_join(parts)]
+        while len(frames) < self.max_batch:
             try:
-                batch.append(Delivery(_join(fast.recv_multipart(zmq.DONTWAIT))))
+                frames.append(_join(fast.recv_multipart(zmq.DONTWAIT)))
             except zmq.Again:
                 break
             except zmq.ZMQError as exc:
                 raise PushHandlerError(f"ZMQ transport on {self.endpoint} failed: {exc}") from exc
-        return batch
+        return frames
 
     async def cancel(self) -> None:
         self._cancelled = True
@@ -349,7 +411,7 @@ class ZmqSubscriber(ZmqReceiver):
         self,
         settings: ZmqSettings,
         fanout: str,
-        max_message_size: int = 1 << 20,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         welcome_timeout: float = 5.0,
     ) -> None:
         super().__init__(settings, max_message_size)
@@ -362,7 +424,7 @@ class ZmqSubscriber(ZmqReceiver):
         Raises:
             PushHandlerError: no fan-out answered within ``welcome_timeout`` (retried).
         """
-        options = {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.max_message_size, zmq.RCVHWM: FANOUT_HWM}
+        options = {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.read_limit, zmq.RCVHWM: FANOUT_HWM}
         sock = _open_socket(zmq.SUB, options)
         try:
             sock.connect(self.endpoint)
@@ -399,7 +461,9 @@ class ZmqFanout:
     (at-most-once, as with one process).
     """
 
-    def __init__(self, settings: ZmqSettings, publish: str, max_message_size: int = 1 << 20):
+    def __init__(
+        self, settings: ZmqSettings, publish: str, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    ):
         self.pull = ZmqReceiver(settings, max_message_size)
         self.publish = publish
         self.forwarded = 0
@@ -475,7 +539,7 @@ class ZmqServerPushHandler(ServerPushHandler):
         settings: ZmqSettings,
         router: Router,
         dispatcher: EventDispatcher,
-        max_message_size: int = 1 << 20,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         fanout: str | None = None,
     ) -> None:
         """``max_message_size``: bytes of one frame (``server.limits.zmq_max_message_size``);
@@ -489,3 +553,4 @@ class ZmqServerPushHandler(ServerPushHandler):
             else ZmqSubscriber(settings, fanout, max_message_size)
         )
         super().__init__(router, dispatcher, receiver, dedup_window=0)
+        receiver.stats = self.stats  # oversize frames count as this handler's
