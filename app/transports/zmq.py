@@ -475,6 +475,11 @@ class ZmqFanout:
     def is_open(self) -> bool:
         return self.pull.is_open and all(not task.done() for task in self._tasks)
 
+    @property
+    def oversize(self) -> int:
+        """Frames over ``zmq_max_message_size`` dropped (and logged) before forwarding."""
+        return self.pull.stats.oversize
+
     async def start(self) -> None:
         """Bind the workers' side, then the pushers' side.
 

@@ -7,8 +7,10 @@ server, counted (``pushes_oversize``) and logged once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from pathlib import Path
 
 import pytest
 import zmq
@@ -19,7 +21,9 @@ from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.zmq import (
     OVERSIZE_READ,
+    ZmqFanout,
     ZmqServerPushHandler,
+    ZmqSubscriber,
     endpoint,
     shared_context,
 )
@@ -148,3 +152,29 @@ async def test_frames_over_the_read_limit_are_cut_by_libzmq_and_pushes_go_on(
         good.close(linger=0)
     assert request.matched == "acme/channel/after"
     assert handler.stats.received == 1
+
+
+async def test_the_workers_fanout_drops_counts_and_logs_oversize_frames(
+    zmq_settings: ZmqSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """server.workers: the parent drops a 5 MB frame before forwarding (counted, one warning);
+    the worker gets the good frame after it."""
+    caplog.set_level(logging.WARNING, "gos_web_socket.app.transports.zmq")
+    fanout = ZmqFanout(zmq_settings, f"ipc://{tmp_path}/fanout")
+    await fanout.start()
+    worker = ZmqSubscriber(zmq_settings, fanout.publish)
+    sock = shared_context().socket(zmq.PUSH)
+    try:
+        await worker.open()
+        sock.connect(endpoint(zmq_settings))
+        await sock.send(envelope(FIVE_MB))
+        await sock.send(envelope(10, room="after"))
+        async with asyncio.timeout(10):
+            [delivery] = await worker.receive()
+    finally:
+        sock.close(linger=0)
+        await worker.close()
+        await fanout.close()
+    assert delivery.body == envelope(10, room="after")
+    assert (fanout.oversize, fanout.forwarded) == (1, 1)
+    assert len([r for r in caplog.records if DROP_LINE in r.getMessage()]) == 1
