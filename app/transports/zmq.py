@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import time
-import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -40,7 +37,7 @@ from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.app.transports.handler import ServerPushHandler
 from gos_web_socket.app.transports.pusher import Pusher
-from gos_web_socket.app.transports.sync import after_exit_flush
+from gos_web_socket.app.transports.zmq_context import close_socket, open_socket, shared_context
 
 if TYPE_CHECKING:
     from gos_web_socket.app.events import EventDispatcher
@@ -59,94 +56,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_context: zmq.asyncio.Context | None = None
-_context_pid = 0
-_terminator: _Terminator | None = None
-_context_lock = threading.Lock()
-_sockets: weakref.WeakSet[zmq.asyncio.Socket] = weakref.WeakSet()
-_exit_wait = 0.0  # the longest linger (s) given to a closed socket; bounds the exit flush
-
-
-def shared_context() -> zmq.asyncio.Context:
-    """The toolkit's one ZeroMQ context in this process (a fresh one after ``fork``).
-
-    It is the toolkit's own, not ``zmq.Context.instance()``, so terminating it at exit waits
-    only for our sockets. Use it for ``inproc://`` peers of our pushers and handlers.
-    """
-    global _context, _context_pid, _terminator
-    with _context_lock:
-        if _context is None or _context.closed or _context_pid != os.getpid():
-            _context = zmq.asyncio.Context()
-            _context_pid = os.getpid()
-            try:
-                _terminator = _Terminator(_context)
-            except RuntimeError:  # first used during interpreter exit: no thread can start
-                _terminator = None
-        return _context
-
-
-class _Terminator:
-    """A daemon thread, started with the context, that terminates it once asked to.
-
-    ``ctx.term()`` blocks until closed sockets delivered (their linger), so the exit must not
-    run it on the main thread for longer than that; and Python 3.12 forbids starting a thread
-    during interpreter shutdown, so this one is started beforehand and only woken at exit.
-    """
-
-    def __init__(self, context: zmq.asyncio.Context) -> None:
-        self._asked = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(context,), name="zmq-exit-flush", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, context: zmq.asyncio.Context) -> None:
-        self._asked.wait()
-        context.term()
-
-    def terminate(self, within: float) -> None:
-        """Terminate the context, waiting at most ``within`` seconds."""
-        self._asked.set()
-        self._thread.join(within)
-
 
 def endpoint(settings: ZmqSettings) -> str:
     """``protocol://host:port``, exactly as GOS builds it from the same keys."""
     return f"{settings.protocol}://{settings.host}:{settings.port}"
-
-
-def _open_socket(kind: int, options: Mapping[zmq.SocketOption, int]) -> zmq.asyncio.Socket:
-    sock = shared_context().socket(kind)
-    for option, value in options.items():
-        sock.setsockopt(option, value)
-    _sockets.add(sock)
-    return sock
-
-
-def _close_socket(sock: zmq.asyncio.Socket) -> None:
-    """Close without blocking; the socket's own LINGER (always bounded) applies."""
-    global _exit_wait
-    linger = sock.getsockopt(zmq.LINGER) if not sock.closed else 0
-    assert isinstance(linger, int)
-    _exit_wait = max(_exit_wait, linger / 1000)
-    sock.close()
-
-
-def _flush_at_exit() -> None:
-    """Give closed sockets their linger to deliver, but never hold the exit up for longer.
-
-    Runs after the pushers were flushed and closed (``after_exit_flush``). Skipped when one
-    of our sockets is still open (a receiver): terminating would wait for it forever.
-    """
-    ctx, terminator = _context, _terminator
-    if ctx is None or terminator is None or ctx.closed or _context_pid != os.getpid():
-        return
-    if any(not sock.closed for sock in list(_sockets)):
-        return
-    terminator.terminate(_exit_wait + 0.5)
-
-
-after_exit_flush(_flush_at_exit)
 
 
 BIND_RETRY = 0.5  # seconds start() retries a port that a closed handler may still hold
@@ -203,11 +116,11 @@ class ZmqPusher(Pusher):
         shared_context()  # now: its exit flush thread cannot start once the interpreter exits
 
     def _connect(self) -> zmq.asyncio.Socket:
-        sock = _open_socket(zmq.PUSH, self._options)
+        sock = open_socket(zmq.PUSH, self._options)
         try:
             sock.connect(self.endpoint)
         except zmq.ZMQError:
-            _close_socket(sock)
+            close_socket(sock)
             raise
         return sock
 
@@ -227,7 +140,7 @@ class ZmqPusher(Pusher):
                 try:
                     await sock.send(frame)
                 finally:
-                    _close_socket(sock)
+                    close_socket(sock)
         except zmq.Again as exc:
             raise PushFailed(
                 f"no ZeroMQ peer at {self.endpoint} took the push within "
@@ -265,7 +178,7 @@ class ZmqPusher(Pusher):
         """Close the socket without waiting (it is not bound to a loop's I/O)."""
         sock, self._socket, self._fast = self._socket, None, None
         if sock is not None:
-            _close_socket(sock)
+            close_socket(sock)
 
 
 class ZmqReceiver(Receiver):
@@ -301,11 +214,11 @@ class ZmqReceiver(Receiver):
 
     async def open(self) -> None:
         """Bind; frames sent before this are lost (at-most-once)."""
-        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.read_limit})
+        sock = open_socket(zmq.PULL, {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.read_limit})
         try:
             await self._bind(sock)
         except BaseException:
-            _close_socket(sock)
+            close_socket(sock)
             raise
         logger.info("ZMQ transport listening on %s", self.endpoint)
         self._socket, self._cancelled = sock, False
@@ -397,7 +310,7 @@ class ZmqReceiver(Receiver):
         await self.cancel()
         sock, self._socket, self._fast = self._socket, None, None
         if sock is not None:
-            _close_socket(sock)
+            close_socket(sock)
 
 
 class ZmqSubscriber(ZmqReceiver):
@@ -425,7 +338,7 @@ class ZmqSubscriber(ZmqReceiver):
             PushHandlerError: no fan-out answered within ``welcome_timeout`` (retried).
         """
         options = {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.read_limit, zmq.RCVHWM: FANOUT_HWM}
-        sock = _open_socket(zmq.SUB, options)
+        sock = open_socket(zmq.SUB, options)
         try:
             sock.connect(self.endpoint)
             sock.setsockopt(zmq.SUBSCRIBE, b"")
@@ -433,12 +346,12 @@ class ZmqSubscriber(ZmqReceiver):
                 while _join(await sock.recv_multipart()) != FANOUT_WELCOME:
                     pass  # a push that raced the welcome: lost, as before the subscription
         except TimeoutError:
-            _close_socket(sock)
+            close_socket(sock)
             raise PushHandlerError(
                 f"no ZeroMQ fan-out answered at {self.endpoint} within {self.welcome_timeout} s"
             ) from None
         except BaseException:
-            _close_socket(sock)
+            close_socket(sock)
             raise
         logger.info("ZMQ transport subscribed to the workers' fan-out %s", self.endpoint)
         self._socket, self._cancelled = sock, False
@@ -486,7 +399,7 @@ class ZmqFanout:
         Raises:
             ListenError: the ``pushers.zmq`` address cannot be bound.
         """
-        xpub = _open_socket(zmq.XPUB, {zmq.LINGER: 0, zmq.SNDHWM: FANOUT_HWM, zmq.XPUB_VERBOSE: 1})
+        xpub = open_socket(zmq.XPUB, {zmq.LINGER: 0, zmq.SNDHWM: FANOUT_HWM, zmq.XPUB_VERBOSE: 1})
         xpub.setsockopt(zmq.XPUB_WELCOME_MSG, FANOUT_WELCOME)
         xpub.bind(self.publish)
         self._xpub = xpub
@@ -523,7 +436,7 @@ class ZmqFanout:
         await self.pull.close()
         xpub, self._xpub = self._xpub, None
         if xpub is not None:
-            _close_socket(xpub)
+            close_socket(xpub)
 
 
 def _join(parts: list[bytes]) -> bytes:
