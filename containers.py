@@ -64,6 +64,7 @@ from gos_web_socket.push import (
     amqp_pusher,
     build_dispatcher,
     build_router as build_router,
+    client_message_limit,
     enabled_registry,
     wamp_pusher,
     zmq_pusher,
@@ -168,12 +169,16 @@ class Zmq(containers.DeclarativeContainer):
     router = providers.Dependency(instance_of=Router)
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
     max_message_size = providers.Dependency(instance_of=int, default=1 << 20)
-    """``server.limits.zmq_max_message_size``: ZMQ_MAXMSGSIZE of the PULL socket."""
+    """``server.limits.zmq_max_message_size``: the pusher refuses, the handler drops beyond it."""
     fanout: providers.Dependency[Any] = providers.Dependency(default=None)
     """A worker's ZeroMQ fan-out endpoint (``app.workers``); None: bind the PULL socket."""
 
     pusher = providers.Singleton(
-        zmq_pusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+        zmq_pusher,
+        settings=settings,
+        router=router,
+        dispatcher=event_dispatcher.provider,
+        max_message_size=max_message_size,
     )
     server_push_handler = providers.Singleton(
         ZmqServerPushHandler,
@@ -191,9 +196,15 @@ class Wamp(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=WampSettings)
     router = providers.Dependency(instance_of=Router)
     event_dispatcher = providers.Dependency(instance_of=EventDispatcher)
+    max_message_size = providers.Dependency(instance_of=int, default=65536)
+    """The server's limit on a client message (``client_message_limit``): refused beyond it."""
 
     pusher = providers.Singleton(
-        wamp_pusher, settings=settings, router=router, dispatcher=event_dispatcher.provider
+        wamp_pusher,
+        settings=settings,
+        router=router,
+        dispatcher=event_dispatcher.provider,
+        max_message_size=max_message_size,
     )
 
 
@@ -255,6 +266,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         settings=settings.provided.pushers.wamp,
         router=router,
         event_dispatcher=event_dispatcher,
+        max_message_size=providers.Callable(client_message_limit, settings.provided.server),
     )
 
     # collections (GOS tags) and registries

@@ -27,7 +27,7 @@ from gos_web_socket.app.events import EventDispatcher, Listener, register_listen
 from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.registry import PusherRegistry, Registry
 from gos_web_socket.app.router import RouteCollection, Router, load_routes
-from gos_web_socket.settings import PushersSettings, load_settings
+from gos_web_socket.settings import PushersSettings, ServerSettings, load_settings
 
 if TYPE_CHECKING:
     from gos_web_socket.app.transports.pusher import Pusher
@@ -122,6 +122,11 @@ def wamp_pusher(**kwargs: Any) -> Pusher:
     return WampPusher(**kwargs)
 
 
+def client_message_limit(server: ServerSettings) -> int:
+    """Bytes of one message a WebSocket client (the WAMP pusher) may send the server."""
+    return min(server.max_frame_size, server.max_message_size)
+
+
 def custom_names(pushers: PushersSettings) -> list[str]:
     """Every custom ``pushers.<name>`` node: the web worker does not know the server's push
     handlers, so a node it has no pusher for is the server's business (the server checks)."""
@@ -152,12 +157,14 @@ class Pushers(containers.DeclarativeContainer):
         settings=settings.provided.pushers.zmq,
         router=router,
         dispatcher=event_dispatcher.provider,
+        max_message_size=settings.provided.server.limits.zmq_max_message_size,
     )
     wamp = providers.Singleton(
         wamp_pusher,
         settings=settings.provided.pushers.wamp,
         router=router,
         dispatcher=event_dispatcher.provider,
+        max_message_size=providers.Callable(client_message_limit, settings.provided.server),
     )
     collection = providers.Dict(amqp=amqp, wamp=wamp, zmq=zmq)
     registry = providers.Singleton(

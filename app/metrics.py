@@ -215,6 +215,9 @@ class _Collector:
             "handled": _labelled("pushes_handled", "Pushes whose topic on_push returned."),
             "failed": _labelled("pushes_failed", "Pushes not decoded, routed or handled."),
             "deduplicated": _labelled("pushes_deduplicated", "Redeliveries dropped by id."),
+            "oversize": _labelled(
+                "pushes_oversize", "Bodies dropped for being over the transport's size limit."
+            ),
             "reconnects": _labelled("push_handler_reconnects", "Connections regained."),
             "restarts": _labelled(
                 "push_handler_restarts", "Restarts by the supervisor after a failure."
@@ -238,6 +241,7 @@ class _Collector:
             families["handled"].add_metric(labels, self.metrics.handled[key])
             families["failed"].add_metric(labels, self.metrics.failed[key])
             families["deduplicated"].add_metric(labels, hs.deduplicated)
+            families["oversize"].add_metric(labels, hs.oversize)
             families["reconnects"].add_metric(labels, hs.reconnects)
             families["restarts"].add_metric(labels, hs.restarts)
             consuming.add_metric(labels, 1 if handler.is_consuming else 0)

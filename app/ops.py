@@ -220,6 +220,8 @@ class FanoutView(Protocol):
     @property
     def forwarded(self) -> int: ...
     @property
+    def oversize(self) -> int: ...
+    @property
     def is_open(self) -> bool: ...
 
 
@@ -301,6 +303,13 @@ class WorkerOps:
                     f"{NAMESPACE}_zmq_fanout_forwarded",
                     "ZeroMQ pushes the parent forwarded to the workers.",
                     fanout.forwarded,
+                )
+            )
+            families.append(
+                CounterMetricFamily(
+                    f"{NAMESPACE}_zmq_fanout_oversize",
+                    "ZeroMQ frames over zmq_max_message_size the parent dropped (logged).",
+                    fanout.oversize,
                 )
             )
         return families

@@ -61,13 +61,15 @@ class ServerStats:
 class PushHandlerStats:
     """What one push handler received; handled and failed come from the push events."""
 
-    __slots__ = ("received", "deduplicated", "reconnects", "restarts", "latency")
+    __slots__ = ("received", "deduplicated", "oversize", "reconnects", "restarts", "latency")
 
     def __init__(self) -> None:
         self.received = 0
         """Bodies taken from the transport (handled + failed + deduplicated + in flight)."""
         self.deduplicated = 0
         """Redeliveries dropped because their message id was already handled."""
+        self.oversize = 0
+        """Bodies dropped unread for being over the transport's size limit (not in received)."""
         self.reconnects = 0
         """Times the transport connection came back after being lost."""
         self.restarts = 0

@@ -166,7 +166,9 @@ class LimitsSettings(_Node):
         default=8, ge=1, description="messages of one client handled per event-loop turn (fairness)"
     )
     zmq_max_message_size: int = Field(
-        default=1_048_576, ge=128, description="bytes of one ZeroMQ push frame (ZMQ_MAXMSGSIZE)"
+        default=1_048_576,
+        ge=128,
+        description="bytes of one ZeroMQ push frame: the pusher refuses, the server drops beyond",
     )
 
 

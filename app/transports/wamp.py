@@ -7,6 +7,10 @@ Unlike GOS, which made a WebSocket handshake for every web request, one connecti
 and reused; when it drops it is reopened in the background with exponential backoff (capped
 by ``max_backoff``). A push waits at most ``timeout`` for a connection, then raises
 ``PushFailed``. Delivery is at-most-once: WAMP v1 does not acknowledge a PUBLISH.
+
+A PUBLISH over the server's ``server.max_message_size`` or ``max_frame_size`` would close the
+connection with 1009 and lose it, and those already on the wire; it is refused with
+``PushFailed`` instead (``max_message_size``: the smaller of the two, from the same settings).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ __all__ = ["WampPusher", "publish_frame"]
 logger = logging.getLogger(__name__)
 
 FIRST_BACKOFF = 0.05
+DEFAULT_MAX_MESSAGE_SIZE = 65536
+"""``server.max_message_size`` and ``max_frame_size``'s default."""
 
 
 def publish_frame(message: Message) -> bytes:
@@ -100,7 +106,8 @@ class _PublisherProtocol(WebSocketClientProtocol):
 class WampPusher(Pusher):
     """Publishes pushes into the server over one reused WAMP v1 connection.
 
-    ``context`` is accepted and ignored, as in GOS.
+    ``context`` is accepted and ignored, as in GOS. ``max_message_size``: the server's limit
+    on one client message (``server.max_message_size``, ``max_frame_size``: the smaller).
     """
 
     name = "wamp"
@@ -110,9 +117,11 @@ class WampPusher(Pusher):
         settings: WampSettings,
         router: Router,
         dispatcher: EventDispatcher | Callable[[], EventDispatcher] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         super().__init__(router, settings=settings, dispatcher=dispatcher)
         self.settings = settings
+        self.max_message_size = max_message_size
         scheme = "wss" if settings.ssl else "ws"
         self.url = f"{scheme}://{settings.host}:{settings.port}/"
         origin = settings.origin or settings.host
@@ -127,6 +136,13 @@ class WampPusher(Pusher):
 
     async def send(self, envelope: Message, context: dict[str, Any]) -> None:
         frame = publish_frame(envelope)
+        if len(frame) > self.max_message_size:
+            raise PushFailed(
+                f'push to "{envelope.topic}" is a {len(frame)}-byte PUBLISH, over the server\'s '
+                f"server.max_message_size / max_frame_size ({self.max_message_size} bytes): "
+                "it would close the connection with 1009",
+                transport=self.name,
+            )
         protocol = self._protocol
         if protocol is None or not protocol.can_send:
             protocol = await self._wait_connected()

@@ -12,28 +12,32 @@ Two choices keep a push from ever blocking a web request for long:
   is bounded here by ``send_timeout``; a value of 0 or more is used as is (milliseconds).
   Closing a socket never blocks; the toolkit's context is terminated at interpreter exit so
   that messages still queued on closed sockets get their (bounded) linger to reach the handler.
+
+No push is lost to a size limit in silence (docs/security.md): the pusher refuses a frame over
+``server.limits.zmq_max_message_size`` with ``PushFailed``; the server reads frames from a
+foreign peer up to ``OVERSIZE_READ`` times that limit and counts, logs and drops those over it
+(libzmq itself cuts a peer off, unread, only beyond that, a guard for memory).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import time
-import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 import zmq.asyncio
 
 from gos_web_socket.app.exceptions import ListenError, PushFailed, PushHandlerError
+from gos_web_socket.app.logs import RateLimitedLog
 from gos_web_socket.app.message import Message
+from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.app.transports.handler import ServerPushHandler
 from gos_web_socket.app.transports.pusher import Pusher
-from gos_web_socket.app.transports.sync import after_exit_flush
+from gos_web_socket.app.transports.zmq_context import close_socket, open_socket, shared_context
 
 if TYPE_CHECKING:
     from gos_web_socket.app.events import EventDispatcher
@@ -52,94 +56,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_context: zmq.asyncio.Context | None = None
-_context_pid = 0
-_terminator: _Terminator | None = None
-_context_lock = threading.Lock()
-_sockets: weakref.WeakSet[zmq.asyncio.Socket] = weakref.WeakSet()
-_exit_wait = 0.0  # the longest linger (s) given to a closed socket; bounds the exit flush
-
-
-def shared_context() -> zmq.asyncio.Context:
-    """The toolkit's one ZeroMQ context in this process (a fresh one after ``fork``).
-
-    It is the toolkit's own, not ``zmq.Context.instance()``, so terminating it at exit waits
-    only for our sockets. Use it for ``inproc://`` peers of our pushers and handlers.
-    """
-    global _context, _context_pid, _terminator
-    with _context_lock:
-        if _context is None or _context.closed or _context_pid != os.getpid():
-            _context = zmq.asyncio.Context()
-            _context_pid = os.getpid()
-            try:
-                _terminator = _Terminator(_context)
-            except RuntimeError:  # first used during interpreter exit: no thread can start
-                _terminator = None
-        return _context
-
-
-class _Terminator:
-    """A daemon thread, started with the context, that terminates it once asked to.
-
-    ``ctx.term()`` blocks until closed sockets delivered (their linger), so the exit must not
-    run it on the main thread for longer than that; and Python 3.12 forbids starting a thread
-    during interpreter shutdown, so this one is started beforehand and only woken at exit.
-    """
-
-    def __init__(self, context: zmq.asyncio.Context) -> None:
-        self._asked = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(context,), name="zmq-exit-flush", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, context: zmq.asyncio.Context) -> None:
-        self._asked.wait()
-        context.term()
-
-    def terminate(self, within: float) -> None:
-        """Terminate the context, waiting at most ``within`` seconds."""
-        self._asked.set()
-        self._thread.join(within)
-
 
 def endpoint(settings: ZmqSettings) -> str:
     """``protocol://host:port``, exactly as GOS builds it from the same keys."""
     return f"{settings.protocol}://{settings.host}:{settings.port}"
-
-
-def _open_socket(kind: int, options: Mapping[zmq.SocketOption, int]) -> zmq.asyncio.Socket:
-    sock = shared_context().socket(kind)
-    for option, value in options.items():
-        sock.setsockopt(option, value)
-    _sockets.add(sock)
-    return sock
-
-
-def _close_socket(sock: zmq.asyncio.Socket) -> None:
-    """Close without blocking; the socket's own LINGER (always bounded) applies."""
-    global _exit_wait
-    linger = sock.getsockopt(zmq.LINGER) if not sock.closed else 0
-    assert isinstance(linger, int)
-    _exit_wait = max(_exit_wait, linger / 1000)
-    sock.close()
-
-
-def _flush_at_exit() -> None:
-    """Give closed sockets their linger to deliver, but never hold the exit up for longer.
-
-    Runs after the pushers were flushed and closed (``after_exit_flush``). Skipped when one
-    of our sockets is still open (a receiver): terminating would wait for it forever.
-    """
-    ctx, terminator = _context, _terminator
-    if ctx is None or terminator is None or ctx.closed or _context_pid != os.getpid():
-        return
-    if any(not sock.closed for sock in list(_sockets)):
-        return
-    terminator.terminate(_exit_wait + 0.5)
-
-
-after_exit_flush(_flush_at_exit)
 
 
 BIND_RETRY = 0.5  # seconds start() retries a port that a closed handler may still hold
@@ -148,6 +68,13 @@ FANOUT_WELCOME = b"\x00gos-fanout"
 consumes only once it got it, so its /health turns ready when pushes really reach it."""
 FANOUT_HWM = 100_000
 """Frames the fan-out queues per worker before dropping (at-most-once, like ZeroMQ itself)."""
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""``server.limits.zmq_max_message_size``'s default, for pushers and receivers built without it."""
+LIMIT_SETTING = "server.limits.zmq_max_message_size"
+OVERSIZE_READ = 8
+"""A receiver reads frames up to this many times its limit, to count and log those over it;
+libzmq (``ZMQ_MAXMSGSIZE``) cuts a peer sending a bigger one off unread, so a foreign peer
+cannot make the server hold more than that per connection."""
 
 
 def _ms(seconds: float) -> int:
@@ -159,7 +86,9 @@ class ZmqPusher(Pusher):
 
     ``persistent: false`` opens a socket for each push and closes it after (GOS's per-request
     context), which costs a TCP connect per push; the default keeps one socket.
-    ``context`` is accepted and ignored, as in GOS.
+    ``context`` is accepted and ignored, as in GOS. ``max_message_size`` is the server's
+    ``server.limits.zmq_max_message_size``: a bigger frame would be dropped there, so the push
+    is refused here instead.
     """
 
     name = "zmq"
@@ -169,10 +98,12 @@ class ZmqPusher(Pusher):
         settings: ZmqSettings,
         router: Router,
         dispatcher: EventDispatcher | Callable[[], EventDispatcher] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         super().__init__(router, settings=settings, dispatcher=dispatcher)
         self.settings = settings
         self.endpoint = endpoint(settings)
+        self.max_message_size = max_message_size
         linger = settings.linger if settings.linger >= 0 else _ms(settings.send_timeout)
         self._options = {
             zmq.IMMEDIATE: 1,
@@ -185,16 +116,22 @@ class ZmqPusher(Pusher):
         shared_context()  # now: its exit flush thread cannot start once the interpreter exits
 
     def _connect(self) -> zmq.asyncio.Socket:
-        sock = _open_socket(zmq.PUSH, self._options)
+        sock = open_socket(zmq.PUSH, self._options)
         try:
             sock.connect(self.endpoint)
         except zmq.ZMQError:
-            _close_socket(sock)
+            close_socket(sock)
             raise
         return sock
 
     async def send(self, envelope: Message, context: dict[str, Any]) -> None:
         frame = envelope.encode()
+        if len(frame) > self.max_message_size:
+            raise PushFailed(
+                f'push to "{envelope.topic}" is {len(frame)} bytes, over the server\'s '
+                f"{LIMIT_SETTING} ({self.max_message_size} bytes): the server would drop it",
+                transport=self.name,
+            )
         try:
             if self.settings.persistent:
                 await self._send(frame)
@@ -203,7 +140,7 @@ class ZmqPusher(Pusher):
                 try:
                     await sock.send(frame)
                 finally:
-                    _close_socket(sock)
+                    close_socket(sock)
         except zmq.Again as exc:
             raise PushFailed(
                 f"no ZeroMQ peer at {self.endpoint} took the push within "
@@ -241,24 +178,31 @@ class ZmqPusher(Pusher):
         """Close the socket without waiting (it is not bound to a loop's I/O)."""
         sock, self._socket, self._fast = self._socket, None, None
         if sock is not None:
-            _close_socket(sock)
+            close_socket(sock)
 
 
 class ZmqReceiver(Receiver):
     """A PULL socket bound to the endpoint; each frame (parts joined) is one delivery.
 
     ZeroMQ has no acknowledgement, so ``ack`` and ``reject`` do nothing: a frame that cannot be
-    delivered fires ``push_fail`` and is dropped (at-most-once).
+    delivered fires ``push_fail`` and is dropped (at-most-once). A frame over
+    ``max_message_size`` is dropped before decoding, counted in ``oversize`` and logged (at
+    most once a minute, with the count since).
     """
 
     max_batch = 64
     """Frames taken per ``receive()`` when more are already waiting."""
 
-    def __init__(self, settings: ZmqSettings, max_message_size: int = 1 << 20) -> None:
+    def __init__(
+        self, settings: ZmqSettings, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    ) -> None:
         self.settings = settings
         self.endpoint = endpoint(settings)
         self.max_message_size = max_message_size
-        """``ZMQ_MAXMSGSIZE``: libzmq disconnects a peer sending a bigger frame, unread."""
+        """``server.limits.zmq_max_message_size``: bigger frames are counted and dropped."""
+        self.stats = PushHandlerStats()
+        """``oversize`` counts frames dropped for their size; a handler shares its own."""
+        self._oversize_log = RateLimitedLog(logger, interval=60.0)
         self._socket: zmq.asyncio.Socket | None = None
         self._fast: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking reads
         self._pending: asyncio.Future[list[bytes]] | None = None
@@ -270,15 +214,36 @@ class ZmqReceiver(Receiver):
 
     async def open(self) -> None:
         """Bind; frames sent before this are lost (at-most-once)."""
-        sock = _open_socket(zmq.PULL, {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.max_message_size})
+        sock = open_socket(zmq.PULL, {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.read_limit})
         try:
             await self._bind(sock)
         except BaseException:
-            _close_socket(sock)
+            close_socket(sock)
             raise
         logger.info("ZMQ transport listening on %s", self.endpoint)
         self._socket, self._cancelled = sock, False
         self._fast = zmq.Socket.shadow(sock.underlying)
+
+    @property
+    def read_limit(self) -> int:
+        """``ZMQ_MAXMSGSIZE``: frames up to this are read (to be counted); libzmq disconnects a
+        peer sending a bigger one, unread."""
+        return self.max_message_size * OVERSIZE_READ
+
+    def _accept(self, frame: bytes) -> bool:
+        """False for a frame over the limit, which is counted and logged."""
+        if len(frame) <= self.max_message_size:
+            return True
+        self.stats.oversize += 1
+        self._oversize_log.warning(
+            "ZMQ transport on %s dropped a push of %d bytes, over %s (%d bytes)",
+            self.endpoint,
+            len(frame),
+            LIMIT_SETTING,
+            self.max_message_size,
+            handler="zmq",
+        )
+        return False
 
     async def _bind(self, sock: zmq.asyncio.Socket) -> None:
         """Bind, retrying briefly on EADDRINUSE: libzmq frees a closed listener asynchronously,
@@ -301,6 +266,16 @@ class ZmqReceiver(Receiver):
             await asyncio.sleep(0.02)
 
     async def receive(self) -> Sequence[Delivery]:
+        while True:
+            frames = await self._frames()
+            if not frames:
+                return []
+            kept = [Delivery(frame) for frame in frames if self._accept(frame)]
+            if kept:  # a batch of only oversize frames: wait for the next one
+                return kept
+
+    async def _frames(self) -> list[bytes]:
+        """The next frames: one awaited, then those already waiting; [] once cancelled."""
         sock, fast = self._socket, self._fast
         if sock is None or fast is None or self._cancelled:
             return []
@@ -316,15 +291,15 @@ class ZmqReceiver(Receiver):
             raise PushHandlerError(f"ZMQ transport on {self.endpoint} failed: {exc}") from exc
         finally:
             self._pending = None
-        batch = [Delivery(_join(parts))]
-        while len(batch) < self.max_batch:
+        frames = [_join(parts)]
+        while len(frames) < self.max_batch:
             try:
-                batch.append(Delivery(_join(fast.recv_multipart(zmq.DONTWAIT))))
+                frames.append(_join(fast.recv_multipart(zmq.DONTWAIT)))
             except zmq.Again:
                 break
             except zmq.ZMQError as exc:
                 raise PushHandlerError(f"ZMQ transport on {self.endpoint} failed: {exc}") from exc
-        return batch
+        return frames
 
     async def cancel(self) -> None:
         self._cancelled = True
@@ -335,7 +310,7 @@ class ZmqReceiver(Receiver):
         await self.cancel()
         sock, self._socket, self._fast = self._socket, None, None
         if sock is not None:
-            _close_socket(sock)
+            close_socket(sock)
 
 
 class ZmqSubscriber(ZmqReceiver):
@@ -349,7 +324,7 @@ class ZmqSubscriber(ZmqReceiver):
         self,
         settings: ZmqSettings,
         fanout: str,
-        max_message_size: int = 1 << 20,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         welcome_timeout: float = 5.0,
     ) -> None:
         super().__init__(settings, max_message_size)
@@ -362,8 +337,8 @@ class ZmqSubscriber(ZmqReceiver):
         Raises:
             PushHandlerError: no fan-out answered within ``welcome_timeout`` (retried).
         """
-        options = {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.max_message_size, zmq.RCVHWM: FANOUT_HWM}
-        sock = _open_socket(zmq.SUB, options)
+        options = {zmq.LINGER: 0, zmq.MAXMSGSIZE: self.read_limit, zmq.RCVHWM: FANOUT_HWM}
+        sock = open_socket(zmq.SUB, options)
         try:
             sock.connect(self.endpoint)
             sock.setsockopt(zmq.SUBSCRIBE, b"")
@@ -371,12 +346,12 @@ class ZmqSubscriber(ZmqReceiver):
                 while _join(await sock.recv_multipart()) != FANOUT_WELCOME:
                     pass  # a push that raced the welcome: lost, as before the subscription
         except TimeoutError:
-            _close_socket(sock)
+            close_socket(sock)
             raise PushHandlerError(
                 f"no ZeroMQ fan-out answered at {self.endpoint} within {self.welcome_timeout} s"
             ) from None
         except BaseException:
-            _close_socket(sock)
+            close_socket(sock)
             raise
         logger.info("ZMQ transport subscribed to the workers' fan-out %s", self.endpoint)
         self._socket, self._cancelled = sock, False
@@ -399,7 +374,9 @@ class ZmqFanout:
     (at-most-once, as with one process).
     """
 
-    def __init__(self, settings: ZmqSettings, publish: str, max_message_size: int = 1 << 20):
+    def __init__(
+        self, settings: ZmqSettings, publish: str, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    ):
         self.pull = ZmqReceiver(settings, max_message_size)
         self.publish = publish
         self.forwarded = 0
@@ -411,13 +388,18 @@ class ZmqFanout:
     def is_open(self) -> bool:
         return self.pull.is_open and all(not task.done() for task in self._tasks)
 
+    @property
+    def oversize(self) -> int:
+        """Frames over ``zmq_max_message_size`` dropped (and logged) before forwarding."""
+        return self.pull.stats.oversize
+
     async def start(self) -> None:
         """Bind the workers' side, then the pushers' side.
 
         Raises:
             ListenError: the ``pushers.zmq`` address cannot be bound.
         """
-        xpub = _open_socket(zmq.XPUB, {zmq.LINGER: 0, zmq.SNDHWM: FANOUT_HWM, zmq.XPUB_VERBOSE: 1})
+        xpub = open_socket(zmq.XPUB, {zmq.LINGER: 0, zmq.SNDHWM: FANOUT_HWM, zmq.XPUB_VERBOSE: 1})
         xpub.setsockopt(zmq.XPUB_WELCOME_MSG, FANOUT_WELCOME)
         xpub.bind(self.publish)
         self._xpub = xpub
@@ -454,7 +436,7 @@ class ZmqFanout:
         await self.pull.close()
         xpub, self._xpub = self._xpub, None
         if xpub is not None:
-            _close_socket(xpub)
+            close_socket(xpub)
 
 
 def _join(parts: list[bytes]) -> bytes:
@@ -475,7 +457,7 @@ class ZmqServerPushHandler(ServerPushHandler):
         settings: ZmqSettings,
         router: Router,
         dispatcher: EventDispatcher,
-        max_message_size: int = 1 << 20,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         fanout: str | None = None,
     ) -> None:
         """``max_message_size``: bytes of one frame (``server.limits.zmq_max_message_size``);
@@ -489,3 +471,4 @@ class ZmqServerPushHandler(ServerPushHandler):
             else ZmqSubscriber(settings, fanout, max_message_size)
         )
         super().__init__(router, dispatcher, receiver, dedup_window=0)
+        receiver.stats = self.stats  # oversize frames count as this handler's

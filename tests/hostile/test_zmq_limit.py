@@ -1,4 +1,5 @@
-"""The ZeroMQ PULL socket refuses a frame over ``server.limits.zmq_max_message_size``.
+"""The ZeroMQ PULL socket refuses, unread, a frame beyond ``OVERSIZE_READ`` (8) times
+``server.limits.zmq_max_message_size`` (frames between the two are read to be counted).
 
 Without ``ZMQ_MAXMSGSIZE`` libzmq receives a frame of any size whole before the handler sees
 it: one 100 MB frame to the handler's port costs the server 100 MB or more, however the

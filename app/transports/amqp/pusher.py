@@ -81,6 +81,13 @@ _FATAL = (PublishError, ChannelPreconditionFailed, ChannelAccessRefused, Authent
 _TRANSIENT = (AMQPError, ConnectionError, OSError, ChannelInvalidStateError)
 
 
+def _size_hint(exc: BaseException) -> str:
+    """Name the setting when the broker refused a body for its size (RabbitMQ's 406)."""
+    if isinstance(exc, ChannelPreconditionFailed) and "larger than configured max size" in str(exc):
+        return " (the broker's max_message_size, in rabbitmq.conf)"
+    return ""
+
+
 def build_message(
     message: Message, context: Mapping[str, Any]
 ) -> tuple[bytes, BasicProperties, str]:
@@ -193,7 +200,7 @@ class AmqpPusher(Pusher):
             except _FATAL as exc:
                 await self.disconnect()  # the channel is gone; start afresh on the next push
                 raise PushFailed(
-                    f"AMQP broker refused the push: {exc}",
+                    f"AMQP broker refused the push: {exc}{_size_hint(exc)}",
                     transport=self.name,
                     message_id=message_id,
                 ) from exc
