@@ -114,18 +114,36 @@ async def test_ten_pings_in_one_write_get_ten_pongs_and_the_connection_stays_ope
         client.close()
 
 
+async def test_ten_pings_sent_one_byte_at_a_time_get_ten_pongs() -> None:
+    """The Autobahn Testsuite's 2.11: the same ten pings in octet-wise chops are all answered."""
+    async with server_with() as server:
+        client = await Raw.connect(server)
+        pings = b"".join(masked_frame(b"ping %d" % i, PING) for i in range(10))
+        for i in range(len(pings)):
+            client.writer.write(pings[i : i + 1])
+            await client.writer.drain()
+            await asyncio.sleep(0.001)
+        await client.until(lambda f: f.opcode == PONG and f.payload == b"ping 9")
+        assert client.count(PONG) == 10 and client.close_code() is None
+        assert server.stats.closed == {}
+        client.close()
+
+
 async def test_pings_at_1000_per_second_close_with_1008() -> None:
     """A sustained ping flood (1,000/s for up to 2 s) is closed with 1008 (pings_per_second)."""
     async with server_with() as server:
         client = await Raw.connect(server)
+        sent = 0
         for _ in range(200):  # 10 pings every 10 ms until the server answers with a close
             client.writer.write(b"".join(masked_frame(b"p", PING) for _ in range(10)))
+            sent += 10
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(client.read(), 0.01)
             if client.ended:
                 break
         assert client.close_code() == 1008
         assert server.stats.closed == {"pings_per_second": 1}
+        print(f"{sent} pings sent, {client.count(PONG)} pongs, then close {client.close_code()}")
         assert client.count(PONG) < 40  # the burst (16) and what refilled, not the flood
         client.close()
 
