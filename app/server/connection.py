@@ -124,9 +124,10 @@ class WampConnection(Client, WebSocketServerProtocol):  # type: ignore[misc]
 
     # Class defaults, on an instance only once they change (see Client).
     _blocked = _refused = _origin_seen = _parse_scheduled = False
+    """Blocked: closed before any HTTP. Refused (431, a spent budget): input is ignored.
+    Parse scheduled: this turn's budget was spent, reads paused, the rest parsed next turn."""
     _pending = bytearray()
     """Read, not yet given to autobahn's parser (``_dataReceived``); never mutated when empty."""
-    """Blocked: closed before any HTTP. Refused (431, a spent budget): input is ignored."""
     _raw_origin: str | None = None
 
     def set_valid_events(self, valid_events: list[str] | None = None) -> None:
