@@ -180,3 +180,20 @@ async def test_a_fragmented_message_within_the_budget_is_parsed_over_many_turns(
         assert server.stats.closed == {} and not client.ended
         assert ticker.longest_cpu_ms < STALL_MS, f"the loop held {ticker.longest_cpu_ms:.0f} ms"
         client.close()
+
+
+async def test_large_frames_and_many_messages_in_one_write_arrive_whole_and_in_order() -> None:
+    """A subscription and 150 publishes of 20 KB each in one 3 MB write: parsed in pieces
+    over many turns, every event comes back whole and in order."""
+    async with server_with() as server:
+        client = await Raw.connect(server)
+        messages = [[5, "chat/a"]]
+        messages += [[7, "chat/a", {"n": n, "pad": "x" * 20_000}] for n in range(150)]
+        client.writer.write(b"".join(masked_frame(json.dumps(m).encode()) for m in messages))
+        last = await client.until(lambda f: f.opcode == TEXT and b'"n":149,' in f.payload)
+        assert last is not None
+        events = [json.loads(f.payload) for f in client.frames if f.opcode == TEXT][1:]
+        assert [event[2]["n"] for event in events] == list(range(150))
+        assert all(len(event[2]["pad"]) == 20_000 for event in events)
+        assert server.stats.closed == {}
+        client.close()
