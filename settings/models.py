@@ -137,11 +137,13 @@ class LimitsSettings(_Node):
         default=16, ge=1, description="pings a client may send at once (a test suite sends 10)"
     )
     frames_per_second: float = Field(
-        default=1000.0,
+        default=500.0,
         gt=0,
         description="sustained inbound frames (fragments and control frames count); over: 1008",
     )
-    frames_burst: int = Field(default=2000, ge=1, description="frames a client may send at once")
+    frames_burst: int = Field(
+        default=500, ge=1, description="frames a client may send at once (>= messages_burst)"
+    )
     frames_per_turn: int = Field(
         default=64, ge=1, description="frames of one client parsed per event-loop turn (fairness)"
     )
@@ -184,6 +186,18 @@ class LimitsSettings(_Node):
     zmq_max_message_size: int = Field(
         default=1_048_576, ge=128, description="bytes of one ZeroMQ push frame (ZMQ_MAXMSGSIZE)"
     )
+
+    @model_validator(mode="after")
+    def _frames_cover_messages(self) -> Self:
+        """Every message is at least one frame: fewer frames than messages would close a page
+        for a burst its message budget allows."""
+        if self.frames_burst < self.messages_burst:
+            message = (
+                f"frames_burst ({self.frames_burst}) must be at least messages_burst "
+                f"({self.messages_burst}): every message is at least one frame"
+            )
+            raise ValueError(message)
+        return self
 
 
 class ServerSettings(_Node):

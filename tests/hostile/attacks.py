@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 import struct
@@ -231,16 +232,21 @@ def tiny_fragment(byte: bytes, opcode: int, fin: bool) -> bytes:
     return bytes((opcode | (0x80 if fin else 0), 0x81)) + b"\0\0\0\0" + byte
 
 
+@functools.cache
+def _fragmented_message() -> list[bytes]:
+    """The fragment flood's 60,000 frames, built once per process (the attackers share it)."""
+    message = b"[1, " + b" " * 59_990 + b'"p", "x"]'
+    last = len(message) - 1
+    return [
+        tiny_fragment(message[i : i + 1], TEXT if i == 0 else CONTINUATION, fin=i == last)
+        for i in range(len(message))
+    ]
+
+
 async def fragment_flood(wire: Wire, host: str, port: int) -> None:
     """One 60 KB text message in 60,000 one-byte fragments (the issue's fragment flood)."""
     if await _v1(wire, host, port):
-        message = b"[1, " + b" " * 59_990 + b'"p", "x"]'
-        last = len(message) - 1
-        frames = [
-            tiny_fragment(message[i : i + 1], TEXT if i == 0 else CONTINUATION, fin=i == last)
-            for i in range(len(message))
-        ]
-        await _flood(wire, frames)
+        await _flood(wire, _fragmented_message())
 
 
 async def endless_tiny_fragments(wire: Wire, host: str, port: int) -> None:

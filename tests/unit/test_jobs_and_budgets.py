@@ -151,7 +151,7 @@ def test_ping_budget_is_its_own() -> None:
 def test_frame_budget_counts_every_frame_and_refills() -> None:
     """frames_burst frames at once pass, the next raises frames_per_second (1008); a second
     later the bucket has refilled."""
-    budgets = InboundBudgets(LimitsSettings(frames_per_second=10, frames_burst=4))
+    budgets = InboundBudgets(LimitsSettings(frames_per_second=10, frames_burst=4, messages_burst=1))
     for _ in range(4):
         budgets.frame(0.0)
     with pytest.raises(LimitExceeded) as raised:
@@ -178,3 +178,9 @@ def test_a_turn_is_spent_after_read_bytes_per_turn_bytes() -> None:
     budgets.turn(5000)
     assert not budgets.turn_spent(5000 - 1023)
     assert budgets.turn_spent(5000 - 1024)
+
+
+def test_a_frame_burst_below_the_message_burst_is_refused_naming_both() -> None:
+    """frames_burst under messages_burst would close a burst the message budget allows."""
+    with pytest.raises(ValueError, match=r"frames_burst \(10\) must be at least messages_burst"):
+        LimitsSettings(frames_burst=10, messages_burst=20)
