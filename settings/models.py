@@ -145,7 +145,7 @@ class LimitsSettings(_Node):
         default=500, ge=1, description="frames a client may send at once (>= messages_burst)"
     )
     frames_per_turn: int = Field(
-        default=64, ge=1, description="frames of one client parsed per event-loop turn (fairness)"
+        default=16, ge=1, description="frames of one client parsed per event-loop turn (fairness)"
     )
     read_bytes_per_turn: int = Field(
         default=65_536,
