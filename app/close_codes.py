@@ -32,6 +32,7 @@ CLIENT_BROKE_PROTOCOL = frozenset(
 CLOSE_CODES: dict[str, int] = {
     "messages_per_second": CLOSE_POLICY_VIOLATION,
     "pings_per_second": CLOSE_POLICY_VIOLATION,
+    "frames_per_second": CLOSE_POLICY_VIOLATION,
     "max_prefixes": CLOSE_POLICY_VIOLATION,
     "max_prefix_bytes": CLOSE_POLICY_VIOLATION,
     "max_subscriptions": CLOSE_POLICY_VIOLATION,

@@ -133,7 +133,25 @@ class LimitsSettings(_Node):
     pings_per_second: float = Field(
         default=1.0, gt=0, description="sustained pings; over: close 1008"
     )
-    pings_burst: int = Field(default=5, ge=1, description="pings a client may send at once")
+    pings_burst: int = Field(
+        default=16, ge=1, description="pings a client may send at once (a test suite sends 10)"
+    )
+    frames_per_second: float = Field(
+        default=500.0,
+        gt=0,
+        description="sustained inbound frames (fragments and control frames count); over: 1008",
+    )
+    frames_burst: int = Field(
+        default=500, ge=1, description="frames a client may send at once (>= messages_burst)"
+    )
+    frames_per_turn: int = Field(
+        default=16, ge=1, description="frames of one client parsed per event-loop turn (fairness)"
+    )
+    read_bytes_per_turn: int = Field(
+        default=65_536,
+        ge=1024,
+        description="bytes of one client parsed per event-loop turn (a larger frame still whole)",
+    )
     max_prefixes: int = Field(
         default=64, ge=0, description="WAMP v1 PREFIX entries; over: close 1008"
     )
@@ -170,6 +188,18 @@ class LimitsSettings(_Node):
         ge=128,
         description="bytes of one ZeroMQ push frame: the pusher refuses, the server drops beyond",
     )
+
+    @model_validator(mode="after")
+    def _frames_cover_messages(self) -> Self:
+        """Every message is at least one frame: fewer frames than messages would close a page
+        for a burst its message budget allows."""
+        if self.frames_burst < self.messages_burst:
+            message = (
+                f"frames_burst ({self.frames_burst}) must be at least messages_burst "
+                f"({self.messages_burst}): every message is at least one frame"
+            )
+            raise ValueError(message)
+        return self
 
 
 class ServerSettings(_Node):

@@ -1,7 +1,12 @@
-"""One connection's inbound rate budgets: messages and pings per second (docs/security.md).
+"""One connection's inbound budgets (docs/security.md): per second, and per event-loop turn.
 
-A token bucket each (app/limits.py); the caller passes the clock, so a test needs no sleeping.
-A spent budget raises ``LimitExceeded`` and the connection closes with its code (1008).
+Per second, a token bucket each (app/limits.py): messages, pings, and frames (every frame
+counts: a message's fragments and control frames too, so a message of 60,000 one-byte
+fragments is a flood although it is one message). A spent one raises ``LimitExceeded`` and the
+connection closes with its code (1008). Per loop turn: at most ``frames_per_turn`` frames and
+``read_bytes_per_turn`` bytes are parsed for one client before the rest waits for the next turn
+(``turn_spent``), so no client holds the loop for longer than that costs. The caller passes the
+clock and the buffered length, so a test needs no sleeping and no socket.
 """
 
 from __future__ import annotations
@@ -12,14 +17,27 @@ from gos_web_socket.settings.models import LimitsSettings
 
 
 class InboundBudgets:
-    """What one client may send per second: messages (``messages_per_second``) and pings
-    (``pings_per_second``: a ping flood is a write amplifier, every ping costs a pong)."""
+    """What one client may send per second (``messages_per_second``, ``pings_per_second``: a
+    ping flood is a write amplifier, ``frames_per_second``) and what of it is parsed per turn."""
 
-    __slots__ = ("_messages", "_pings")
+    __slots__ = (
+        "_messages",
+        "_pings",
+        "_frames",
+        "_frames_per_turn",
+        "_bytes_per_turn",
+        "_turn_frames",
+        "_turn_mark",
+    )
 
     def __init__(self, limits: LimitsSettings) -> None:
         self._messages = TokenBucket(limits.messages_per_second, limits.messages_burst)
         self._pings = TokenBucket(limits.pings_per_second, limits.pings_burst)
+        self._frames = TokenBucket(limits.frames_per_second, limits.frames_burst)
+        self._frames_per_turn = limits.frames_per_turn
+        self._bytes_per_turn = limits.read_bytes_per_turn
+        self._turn_frames = 0
+        self._turn_mark = 0
 
     def message(self, now: float) -> None:
         """Count one inbound message at ``now`` (seconds).
@@ -40,3 +58,27 @@ class InboundBudgets:
         if not self._pings.take(now):
             rate = self._pings.rate
             raise LimitExceeded("pings_per_second", f"more than {rate:g} pings/s")
+
+    def frame(self, now: float) -> None:
+        """Count one inbound frame (a fragment, a control frame) at ``now`` (seconds).
+
+        Raises:
+            LimitExceeded: ``frames_per_second`` is spent.
+        """
+        self._turn_frames += 1
+        if not self._frames.take(now):
+            rate = self._frames.rate
+            raise LimitExceeded("frames_per_second", f"more than {rate:g} frames/s")
+
+    def turn(self, buffered: int) -> None:
+        """A loop turn's parsing starts with ``buffered`` bytes read and not yet parsed."""
+        self._turn_frames = 0
+        self._turn_mark = buffered
+
+    def turn_spent(self, buffered: int) -> bool:
+        """True when this turn parsed ``frames_per_turn`` frames or ``read_bytes_per_turn``
+        bytes (``buffered``: bytes left): the rest waits for the next turn."""
+        return (
+            self._turn_frames >= self._frames_per_turn
+            or self._turn_mark - buffered >= self._bytes_per_turn
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 import struct
@@ -21,7 +22,7 @@ from typing import Any
 from tests.support.raw_ws import masked_frame, parse_frames, php_upgrade_request
 
 CHUNK = 65536
-PING, TEXT, BINARY, CONTINUATION = 0x9, 0x1, 0x2, 0x0
+PING, PONG, TEXT, BINARY, CONTINUATION = 0x9, 0xA, 0x1, 0x2, 0x0
 
 
 @dataclass
@@ -226,6 +227,43 @@ async def endless_fragments(wire: Wire, host: str, port: int) -> None:
             await wire.send(piece)
 
 
+def tiny_fragment(byte: bytes, opcode: int, fin: bool) -> bytes:
+    """A one-byte masked frame, cheap to build by the 10,000 (a zero mask is a valid mask)."""
+    return bytes((opcode | (0x80 if fin else 0), 0x81)) + b"\0\0\0\0" + byte
+
+
+@functools.cache
+def _fragmented_message() -> list[bytes]:
+    """The fragment flood's 60,000 frames, built once per process (the attackers share it)."""
+    message = b"[1, " + b" " * 59_990 + b'"p", "x"]'
+    last = len(message) - 1
+    return [
+        tiny_fragment(message[i : i + 1], TEXT if i == 0 else CONTINUATION, fin=i == last)
+        for i in range(len(message))
+    ]
+
+
+async def fragment_flood(wire: Wire, host: str, port: int) -> None:
+    """One 60 KB text message in 60,000 one-byte fragments (the issue's fragment flood)."""
+    if await _v1(wire, host, port):
+        await _flood(wire, _fragmented_message())
+
+
+async def endless_tiny_fragments(wire: Wire, host: str, port: int) -> None:
+    """A text message that never ends, in one-byte continuation frames (up to 1,000,000)."""
+    if await _v1(wire, host, port):
+        await wire.send(tiny_fragment(b"[", TEXT, fin=False))
+        batch = tiny_fragment(b" ", CONTINUATION, fin=False) * 10_000
+        for _ in range(100):
+            await wire.send(batch)
+
+
+async def pong_flood(wire: Wire, host: str, port: int) -> None:
+    """20,000 unsolicited pongs back to back: control frames that cost no answer."""
+    if await _v1(wire, host, port):
+        await _flood(wire, [masked_frame(b"p" * 16, PONG)] * 20_000)
+
+
 async def oversized_frame(wire: Wire, host: str, port: int) -> None:
     """One 8 MB text frame (max_frame_size is 64 KiB), sent whole."""
     if await _v1(wire, host, port):
@@ -313,6 +351,9 @@ ATTACKS: dict[str, Attack] = {
         call_flood,
         deep_json,
         endless_fragments,
+        fragment_flood,
+        endless_tiny_fragments,
+        pong_flood,
         oversized_frame,
         invalid_utf8,
         binary_on_v1,
@@ -332,6 +373,9 @@ EXPECTED: dict[str, set[str]] = {
     "call_flood": {"close 1008"},
     "deep_json": {"close 1007"},
     "endless_fragments": {"close 1009"},
+    "fragment_flood": {"close 1008"},
+    "endless_tiny_fragments": {"close 1008"},
+    "pong_flood": {"close 1008"},
     "oversized_frame": {"close 1009"},
     "invalid_utf8": {"close 1007"},
     "binary_on_v1": {"close 1003"},

@@ -27,6 +27,10 @@ METHODS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "sendCloseFrame": (WebSocketServerProtocol, ("code", "reasonUtf8", "isReply")),
     "dropConnection": (WebSocketServerProtocol, ("abort",)),
     "onPing": (WebSocketServerProtocol, ("payload",)),
+    "_dataReceived": (WebSocketServerProtocol, ("data",)),
+    "consumeData": (WebSocketServerProtocol, ()),
+    "processData": (WebSocketServerProtocol, ()),
+    "onFrameBegin": (WebSocketServerProtocol, ()),
     "set_valid_events": (WebSocketServerProtocol, ("valid_events",)),
     "connection_made": (WebSocketServerProtocol, ("transport",)),
     "connection_lost": (WebSocketServerProtocol, ("exc",)),
@@ -50,6 +54,7 @@ ATTRIBUTES = (
     "websocket_protocols",
     "wasNotCleanReason",
     "payloadHybi",
+    "current_frame",
 )
 """Instance attributes the adapter reads or writes; autobahn assigns each as ``self.<name>``."""
 
@@ -92,3 +97,12 @@ def test_the_adapter_docstring_lists_every_internal() -> None:
     doc = connection.__doc__ or ""
     unlisted = [n for n in (*METHODS, *ATTRIBUTES) if n.startswith("_") and n not in doc]
     assert unlisted == []
+
+
+def test_consume_data_parses_with_process_data_in_a_loop() -> None:
+    """The per-turn budget stops parsing by returning False from processData, which works only
+    while consumeData loops over it and each frame goes through onFrameBegin."""
+    consume = inspect.getsource(WebSocketServerProtocol.consumeData)
+    assert "while self.processData()" in consume, "consumeData no longer loops on processData"
+    process = inspect.getsource(WebSocketServerProtocol.processData)
+    assert "self.onFrameBegin()" in process, "processData no longer calls onFrameBegin"

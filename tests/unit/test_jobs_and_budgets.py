@@ -146,3 +146,41 @@ def test_ping_budget_is_its_own() -> None:
         budgets.ping(0.0)
     assert raised.value.reason == "pings_per_second"
     budgets.message(0.0)
+
+
+def test_frame_budget_counts_every_frame_and_refills() -> None:
+    """frames_burst frames at once pass, the next raises frames_per_second (1008); a second
+    later the bucket has refilled."""
+    budgets = InboundBudgets(LimitsSettings(frames_per_second=10, frames_burst=4, messages_burst=1))
+    for _ in range(4):
+        budgets.frame(0.0)
+    with pytest.raises(LimitExceeded) as raised:
+        budgets.frame(0.0)
+    assert raised.value.reason == "frames_per_second" and raised.value.code == 1008
+    budgets.frame(1.0)
+
+
+def test_a_turn_is_spent_after_frames_per_turn_frames() -> None:
+    """A turn parses frames_per_turn frames; the next turn starts with a full budget."""
+    budgets = InboundBudgets(LimitsSettings(frames_per_turn=3))
+    budgets.turn(100)
+    for _ in range(3):
+        assert not budgets.turn_spent(100)
+        budgets.frame(0.0)
+    assert budgets.turn_spent(100)
+    budgets.turn(100)
+    assert not budgets.turn_spent(100)
+
+
+def test_a_turn_is_spent_after_read_bytes_per_turn_bytes() -> None:
+    """A turn parses read_bytes_per_turn bytes of what was buffered when it began."""
+    budgets = InboundBudgets(LimitsSettings(read_bytes_per_turn=1024))
+    budgets.turn(5000)
+    assert not budgets.turn_spent(5000 - 1023)
+    assert budgets.turn_spent(5000 - 1024)
+
+
+def test_a_frame_burst_below_the_message_burst_is_refused_naming_both() -> None:
+    """frames_burst under messages_burst would close a burst the message budget allows."""
+    with pytest.raises(ValueError, match=r"frames_burst \(10\) must be at least messages_burst"):
+        LimitsSettings(frames_burst=10, messages_burst=20)

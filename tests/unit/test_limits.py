@@ -151,6 +151,9 @@ def test_every_limit_setting_has_a_close_code() -> None:
         "handshake_max_bytes",  # refused with HTTP 431 before any WebSocket close code exists
         "handshake_timeout",  # dropped: no WebSocket yet
         "messages_per_turn",  # a fairness knob, nobody is cut off
+        "frames_burst",
+        "frames_per_turn",  # fairness knobs too: the rest is parsed next turn
+        "read_bytes_per_turn",
         "zmq_max_message_size",  # a ZeroMQ peer, not a WebSocket client
     }
     assert cut_off <= set(CLOSE_CODES)
