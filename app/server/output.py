@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.stats import ServerStats
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,16 @@ class OutputServices(Protocol):
     @property
     def slow_reader_timeout(self) -> float: ...
 
+    @property
+    def outgoing(self) -> OutgoingBudget:
+        """The server-wide budget of queued bytes (``max_outgoing_total``, memory.py)."""
+        ...
+
 
 class Output:
     """The frames of one connection waiting for the end of the loop turn, and its backlog."""
 
-    __slots__ = ("_backlog_timer", "_link", "_open", "_pending", "_services")
+    __slots__ = ("_backlog_timer", "_link", "_open", "_pending", "_services", "_unsent")
 
     def __init__(self, link: Link, services: OutputServices, open_state: int) -> None:
         self._link = link
@@ -74,6 +80,8 @@ class Output:
         """Frames queued this loop turn: one frame as it is, several as a list."""
         self._backlog_timer: asyncio.TimerHandle | None = None
         """Running while the client's unsent bytes are over ``max_outgoing_buffer``."""
+        self._unsent = 0
+        """The transport's unsent bytes after the last flush, as the server's budget knows."""
 
     def write(self, frame: bytes) -> bool:
         """Queue ready frame bytes if the connection is open; False when it is not."""
@@ -105,8 +113,25 @@ class Output:
         else:
             self._services.stats.frames_out += len(pending)
             transport.write(b"".join(pending))
+        unsent = transport.get_write_buffer_size()
+        if unsent != self._unsent:  # 0 and 0 for a client that reads: nothing to count
+            self._unsent = unsent
+            self._services.outgoing.change(self, unsent)
         if self._backlog_timer is not None:  # paused: a backlog that keeps growing
             self._check_backlog()
+
+    def unsent(self) -> int:
+        """The transport's unsent bytes now (0: gone); the server's budget recounts with it."""
+        transport = self._link.transport
+        self._unsent = 0 if transport is None else transport.get_write_buffer_size()
+        return self._unsent
+
+    def gone(self) -> None:
+        """The connection is lost: forget its deadline and its bytes in the server's budget."""
+        self.stop()
+        if self._unsent:
+            self._unsent = 0
+            self._services.outgoing.change(self, 0)
 
     def pause(self) -> None:
         """The client's unsent bytes passed ``max_outgoing_buffer`` (asyncio's

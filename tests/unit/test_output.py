@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.output import BACKLOG_FACTOR, Output
 from gos_web_socket.app.stats import ServerStats
 
@@ -43,6 +44,7 @@ class FakeServices:
     scheduled: list[Any] = field(default_factory=list)
     max_outgoing_buffer: int = 100
     slow_reader_timeout: float = 0.05
+    outgoing: OutgoingBudget = field(default_factory=OutgoingBudget.unlimited)
 
     @property
     def schedule_flush(self) -> Any:
