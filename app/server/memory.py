@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 WAIT_STEP = 0.005
 """Seconds between two looks at the queued bytes while a push waits for room."""
+TURN_PUSHES = 64
+"""Pushes let through in one loop turn: their frames are counted only once flushed."""
 TRIM_CHECK = 0.5
 """Seconds between looks at a big backlog, to hand its memory back once it drained."""
 TRIM_MARK = 8 << 20
@@ -75,6 +77,8 @@ class OutgoingBudget:
         self.cut_off = 0
         """Clients cut off by this budget."""
         self._held: dict[Holder, int] = {}
+        self._turn_pushes = 0
+        """Pushes let through since the last flush (their frames are not counted yet)."""
         self._trim = _malloc_trim()
         self._trim_timer: asyncio.TimerHandle | None = None
 
@@ -106,6 +110,7 @@ class OutgoingBudget:
 
     def settle(self) -> None:
         """End of a loop turn's flush: over ``limit``, cut off the biggest holders behind."""
+        self._turn_pushes = 0
         if self.total > self.limit and self.limit:
             self.enforce()
 
@@ -116,34 +121,52 @@ class OutgoingBudget:
             holder, unsent = max(self._held.items(), key=lambda item: item[1])
             if unsent <= self.client_limit and not anyone:
                 return
-            self.cut_off += 1
-            holder.cut_off(f"holds the most while the server's queued bytes are over {self.limit}")
-            self.change(holder, 0)
+            self._cut(holder, f"held the most while the queued bytes were over {self.limit}")
 
     async def room(self) -> None:
         """Return once the queued bytes are under half the budget (a push may go out).
 
-        Waits while the clients read; past ``patience`` seconds the biggest holder is cut
-        off, whoever it is, so that clients that never read cannot stop the pushes for good.
+        While a push waits, clients that read drain their backlog; those whose backlog did
+        not shrink in ``patience`` seconds do not read at all, and the biggest of them are
+        cut off until the rest fit. Past twice ``patience`` the biggest holder is cut off,
+        whoever it is, so that no client can stop the pushes for good.
         """
+        if not self.limit:
+            return
+        self._turn_pushes += 1
+        if self._turn_pushes > TURN_PUSHES:  # let the flush run: count what went out
+            await asyncio.sleep(0)
+            self._turn_pushes = 0
         mark = self.limit // 2
         if not self.over(mark):
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.patience
+        started = looked = loop.time()
+        before = dict(self._held)
         while self.over(mark):
             self.enforce()
-            if loop.time() > deadline:
-                self._cut_biggest()
-                deadline = loop.time() + self.patience
+            now = loop.time()
+            if now - looked >= self.patience:
+                self._cut_stalled(before, mark)
+                before, looked = dict(self._held), now
+            if now - started >= 2 * self.patience and self.total > mark:
+                self._cut(max(self._held, key=self._held.__getitem__), "held the most too long")
+                started = now
             await asyncio.sleep(WAIT_STEP)
 
-    def _cut_biggest(self) -> None:
-        if self._held:
-            holder = max(self._held, key=self._held.__getitem__)
-            self.cut_off += 1
-            holder.cut_off(f"held the most for a push that waited over {self.patience} s")
-            self.change(holder, 0)
+    def _cut_stalled(self, before: dict[Holder, int], mark: int) -> None:
+        """Cut off the biggest holders whose backlog did not shrink since ``before``."""
+        held = self._held
+        stalled = [h for h, unsent in held.items() if unsent >= before.get(h, unsent + 1)]
+        for holder in sorted(stalled, key=held.__getitem__, reverse=True):
+            if self.total <= mark:
+                return
+            self._cut(holder, f"read nothing for {self.patience} s while pushes waited")
+
+    def _cut(self, holder: Holder, why: str) -> None:
+        self.cut_off += 1
+        holder.cut_off(why)
+        self.change(holder, 0)
 
     def _watch(self) -> None:
         self._trim_timer = asyncio.get_running_loop().call_later(TRIM_CHECK, self._give_back)
