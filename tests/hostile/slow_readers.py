@@ -6,7 +6,8 @@ process of tests/hostile/subscribers.py) and ``SLOW`` that subscribe and never r
 at ``RATE`` per second (``paced``) or as fast as the pusher goes (``burst``). Measured: server
 RSS after the clients joined (base), its peak (sampled every 10 ms, and the kernel's
 ``VmHWM``), and after the slow readers are gone; what the reading subscribers lost and which
-of them were cut off; the slow readers cut off. Prints one JSON line per mode.
+of them were cut off; the slow readers cut off; how long the pusher took (pushes wait while
+the queued bytes are over half ``max_outgoing_total``). Prints one JSON line per mode.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ SETTLE = 2.0
 @dataclass
 class Result:
     mode: str
+    slow: int
     rss_base_mib: float = 0.0
     rss_peak_mib: float = 0.0
     hwm_mib: float = 0.0
@@ -63,11 +65,12 @@ async def never_read(host: str, port: int) -> asyncio.StreamWriter:
     return writer
 
 
-async def run(mode: str) -> Result:
-    """One run of ``mode`` (``paced`` or ``burst``) on a fresh server process."""
+async def run(mode: str, slow_count: int = SLOW) -> Result:
+    """One run of ``mode`` (``paced`` or ``burst``) on a fresh server process, with
+    ``slow_count`` subscribers that never read beside the ``READERS`` that do."""
     env = server_env(SERVER__HTTP__ENABLED="false", LOGGING__RATE_LIMIT__BURST=0)
     server = await ServerProcess(env).start()
-    result = Result(mode)
+    result = Result(mode, slow=slow_count)
     try:
         probe = await server.connect()
         await probe.close()
@@ -77,7 +80,7 @@ async def run(mode: str) -> Result:
         readers = await _Child.start("tests.hostile.subscribers", host, port, CHANNEL, READERS)
         try:
             await readers.ask(timeout=60)
-            slow = [await never_read(host, port) for _ in range(SLOW)]
+            slow = [await never_read(host, port) for _ in range(slow_count)]
             await asyncio.sleep(0.5)  # their SUBSCRIBEs are handled
             result.rss_base_mib = rss(pid) / MiB
             zmq = ZmqSettings(port=int(setting(env, "PUSHERS__ZMQ__PORT")), send_timeout=60)
@@ -155,9 +158,12 @@ async def _cut_off(server: ServerProcess) -> int:
 
 
 async def main(modes: list[str]) -> None:
+    """Each of ``modes``: ``paced``, ``burst``, or ``burst-no-slow`` (the readers alone)."""
     for mode in modes:
-        print(json.dumps(asdict(await run(mode))), flush=True)
+        name, _, variant = mode.partition("-")
+        result = await run(name, 0 if variant == "no-slow" else SLOW)
+        print(json.dumps(asdict(result)), flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:] or ["paced", "burst"]))
+    asyncio.run(main(sys.argv[1:] or ["paced", "burst", "burst-no-slow"]))
