@@ -6,8 +6,10 @@ slow clients at that tolerance would still hold gigabytes. This budget bounds th
 - pushes wait (``room``) while the queued bytes are over half the budget, so that a burst
   goes out at the pace the clients read it instead of piling up in server memory (the push
   transports stop reading, their brokers or pushers keep the rest);
-- when the bytes stay over it, the client holding the most is cut off first: a client that
-  never reads holds every push since it stopped, a reading one only what the last turns sent;
+- while a push waits, the biggest clients whose backlog did not shrink for
+  ``slow_reader_timeout`` are cut off (they read nothing; a reading client behind a burst
+  drains), then, past twice that, the biggest holder whoever it is; over the whole budget at
+  the end of a turn, the biggest holders over ``max_outgoing_buffer``;
 - once the queued bytes fall back, freed memory is handed back to the system (``malloc_trim``
   on glibc: the allocator otherwise keeps the pages the backlogs used).
 
@@ -114,12 +116,12 @@ class OutgoingBudget:
         if self.total > self.limit and self.limit:
             self.enforce()
 
-    def enforce(self, anyone: bool = False) -> None:
-        """Over ``limit``: cut off the biggest holders, those behind (over ``client_limit``)
-        or, ``anyone``, whoever holds most, until the queued bytes fit again."""
+    def enforce(self) -> None:
+        """Over ``limit``: cut off the biggest holders while they are behind (over
+        ``client_limit``), until the queued bytes fit again."""
         while self.over(self.limit):
             holder, unsent = max(self._held.items(), key=lambda item: item[1])
-            if unsent <= self.client_limit and not anyone:
+            if unsent <= self.client_limit:
                 return
             self._cut(holder, f"held the most while the queued bytes were over {self.limit}")
 
