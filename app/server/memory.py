@@ -6,8 +6,8 @@ slow clients at that tolerance would still hold gigabytes. This budget bounds th
 - pushes wait (``room``) while the queued bytes are over half the budget, so that a burst
   goes out at the pace the clients read it instead of piling up in server memory (the push
   transports stop reading, their brokers or pushers keep the rest);
-- while a push waits, the biggest clients whose backlog did not shrink for
-  ``slow_reader_timeout`` are cut off (they read nothing; a reading client behind a burst
+- while a push waits, the clients whose backlog did not shrink for
+  ``slow_reader_timeout`` are cut off, biggest first (they read nothing; a reading client behind a burst
   drains), then, past twice that, the biggest holder whoever it is; over the whole budget at
   the end of a turn, the biggest holders over ``max_outgoing_buffer``;
 - once the queued bytes fall back, freed memory is handed back to the system (``malloc_trim``
@@ -129,8 +129,7 @@ class OutgoingBudget:
         """Return once the queued bytes are under half the budget (a push may go out).
 
         While a push waits, clients that read drain their backlog; those whose backlog did
-        not shrink in ``patience`` seconds do not read at all, and the biggest of them are
-        cut off until the rest fit. Past twice ``patience`` the biggest holder is cut off,
+        not shrink in ``patience`` seconds do not read at all, and are cut off. Past twice ``patience`` the biggest holder is cut off,
         whoever it is, so that no client can stop the pushes for good.
         """
         if not self.limit:
@@ -149,20 +148,20 @@ class OutgoingBudget:
             self.enforce()
             now = loop.time()
             if now - looked >= self.patience:
-                self._cut_stalled(before, mark)
+                self._cut_stalled(before)
                 before, looked = dict(self._held), now
             if now - started >= 2 * self.patience and self.total > mark:
                 self._cut(max(self._held, key=self._held.__getitem__), "held the most too long")
                 started = now
             await asyncio.sleep(WAIT_STEP)
 
-    def _cut_stalled(self, before: dict[Holder, int], mark: int) -> None:
-        """Cut off the biggest holders whose backlog did not shrink since ``before``."""
+    def _cut_stalled(self, before: dict[Holder, int]) -> None:
+        """Cut off every holder whose backlog did not shrink since ``before``, biggest
+        first: it read nothing while pushes waited (cutting only enough of them to fit let
+        the others fill up again and stop the pushes once more)."""
         held = self._held
         stalled = [h for h, unsent in held.items() if unsent >= before.get(h, unsent + 1)]
         for holder in sorted(stalled, key=held.__getitem__, reverse=True):
-            if self.total <= mark:
-                return
             self._cut(holder, f"read nothing for {self.patience} s while pushes waited")
 
     def _cut(self, holder: Holder, why: str) -> None:

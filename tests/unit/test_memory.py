@@ -79,15 +79,41 @@ async def test_a_push_waits_until_readers_drain_below_half_the_budget() -> None:
     assert not any(link.aborted for _, link in made)
 
 
-async def test_a_push_stuck_on_clients_that_never_read_cuts_the_biggest_after_patience() -> None:
-    """Holders under their own limit that never drain: after ``patience`` the biggest is cut
-    off, and the push goes once the rest fit."""
+async def drain(link: FakeLink, step: int) -> None:
+    """A client that reads: its unsent bytes shrink by ``step`` every 10 ms."""
+    while link.transport.unsent > step:
+        link.transport.unsent -= step
+        await asyncio.sleep(0.01)
+
+
+async def test_a_waiting_push_cuts_off_the_clients_that_read_nothing() -> None:
+    """After ``patience`` with a push waiting, every holder whose backlog did not shrink is
+    cut off, the bigger before the smaller; the one that reads is kept."""
     budget = OutgoingBudget(1000 * KiB, 400 * KiB, 0.1)
     made = outputs(budget, 3)
-    for (out, link), unsent in zip(made, (200, 350, 100), strict=True):
+    for (out, link), unsent in zip(made, (350, 200, 100), strict=True):
         queue(out, link, unsent * KiB)
+    reading = asyncio.create_task(drain(made[0][1], KiB))
     await asyncio.wait_for(budget.room(), 1.0)
-    assert [bool(link.aborted) for _, link in made] == [False, True, False]
+    reading.cancel()
+    assert [bool(link.aborted) for _, link in made] == [False, True, True]
+    assert budget.cut_off == 2
+
+
+async def test_a_push_stuck_behind_trickling_readers_cuts_the_biggest_after_twice_patience() -> (
+    None
+):
+    """Clients that read a little but never enough: past twice ``patience`` the biggest
+    holder is cut off, whoever it is, and the push goes once the rest fit."""
+    budget = OutgoingBudget(1000 * KiB, 400 * KiB, 0.1)
+    made = outputs(budget, 2)
+    for (out, link), unsent in zip(made, (390, 300), strict=True):
+        queue(out, link, unsent * KiB)
+    trickles = [asyncio.create_task(drain(link, 64)) for _, link in made]
+    await asyncio.wait_for(budget.room(), 1.0)
+    for task in trickles:
+        task.cancel()
+    assert [bool(link.aborted) for _, link in made] == [True, False]
 
 
 async def test_no_budget_never_waits_nor_cuts() -> None:
