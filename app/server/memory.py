@@ -6,10 +6,10 @@ slow clients at that tolerance would still hold gigabytes. This budget bounds th
 - pushes wait (``room``) while the queued bytes are over half the budget, so that a burst
   goes out at the pace the clients read it instead of piling up in server memory (the push
   transports stop reading, their brokers or pushers keep the rest);
-- while a push waits, the clients whose backlog did not shrink for
-  ``slow_reader_timeout`` are cut off, biggest first (they read nothing; a reading client behind a burst
-  drains), then, past twice that, the biggest holder whoever it is; over the whole budget at
-  the end of a turn, the biggest holders over ``max_outgoing_buffer``;
+- while a push waits, the clients whose backlog did not shrink for ``slow_reader_timeout``
+  are cut off, biggest first (they read nothing; a reading client behind a burst drains),
+  then, past twice that, the biggest holder whoever it is; over the whole budget at the end
+  of a turn, the biggest holders over ``max_outgoing_buffer``;
 - once the queued bytes fall back, freed memory is handed back to the system (``malloc_trim``
   on glibc: the allocator otherwise keeps the pages the backlogs used).
 
@@ -129,8 +129,9 @@ class OutgoingBudget:
         """Return once the queued bytes are under half the budget (a push may go out).
 
         While a push waits, clients that read drain their backlog; those whose backlog did
-        not shrink in ``patience`` seconds do not read at all, and are cut off. Past twice ``patience`` the biggest holder is cut off,
-        whoever it is, so that no client can stop the pushes for good.
+        not shrink in ``patience`` seconds do not read at all, and are cut off. Past twice
+        ``patience`` the biggest holder is cut off, whoever it is, so that no client can stop
+        the pushes for good.
         """
         if not self.limit:
             return
