@@ -231,6 +231,12 @@ class ServerSettings(_Node):
     slow_reader_timeout: float = Field(
         default=2.0, gt=0, description="seconds over max_outgoing_buffer before a client is cut off"
     )
+    max_outgoing_total: int = Field(
+        default=64 << 20,
+        ge=0,
+        description="bytes queued to all clients together; pushes wait over half of it, the "
+        "client holding most is cut off over it; 0: no such budget",
+    )
     shutdown_timeout: float = Field(default=5.0, gt=0)
     compression: bool = Field(
         default=False,
@@ -279,6 +285,17 @@ class ServerSettings(_Node):
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # not Linux
             return max(1, os.cpu_count() or 1)
+
+    @model_validator(mode="after")
+    def _outgoing_total(self) -> Self:
+        total, one = self.max_outgoing_total, self.max_outgoing_buffer
+        if total and total < 2 * one:
+            message = (
+                f"max_outgoing_total ({total}) must be 0 (no budget) or at least twice "
+                f"max_outgoing_buffer ({one}): one slow client would stop every push"
+            )
+            raise ValueError(message)
+        return self
 
     @model_validator(mode="after")
     def _proxy_networks(self) -> Self:

@@ -62,6 +62,7 @@ from gos_web_socket.app.server.gate import Answer, HttpGate
 from gos_web_socket.app.server.guard import Guard
 from gos_web_socket.app.server.jobs import JobQueue
 from gos_web_socket.app.server.lifecycle import Lifecycle
+from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.output import Output
 from gos_web_socket.app.server.session import SERVER_AGENT, Session
 from gos_web_socket.app.stats import ServerStats
@@ -110,6 +111,8 @@ class ConnectionServices:
     """``server.max_message_size``: what a session's JSON decode refuses beyond (1009)."""
     slow_reader_timeout: float = 2.0
     """``server.slow_reader_timeout``: seconds a client may stay over ``max_outgoing_buffer``."""
+    outgoing: OutgoingBudget = field(default_factory=OutgoingBudget.unlimited)
+    """Bytes queued to all clients together (``server.max_outgoing_total``, memory.py)."""
 
 
 class FedParser(WebSocketServerProtocol):
@@ -249,7 +252,7 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
             # dropped a connection whose handshake then completed: onClose never ran.
             logger.debug("connection %s: lost during its handshake", self.session_id)
         finally:
-            self._output.stop()
+            self._output.gone()
             self.factory.lifecycle.gone(self)
 
     def data_received(self, data: bytes) -> None:

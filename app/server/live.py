@@ -8,6 +8,8 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from gos_web_socket.app.server.memory import OutgoingBudget
+
 if TYPE_CHECKING:
     from gos_web_socket.app.server.connection import WampConnection
 
@@ -76,7 +78,9 @@ class Tasks:
 class FlushScheduler:
     """Flushes each connection that queued frames once, at the end of the loop turn."""
 
-    def __init__(self) -> None:
+    def __init__(self, outgoing: OutgoingBudget | None = None) -> None:
+        self._outgoing = OutgoingBudget.unlimited() if outgoing is None else outgoing
+        """Checked once a turn, after the flush (``max_outgoing_total``)."""
         self._unflushed: list[WampConnection] = []
         self._flush_done: asyncio.Future[None] | None = None
 
@@ -92,6 +96,7 @@ class FlushScheduler:
         done, self._flush_done = self._flush_done, None
         for connection in connections:
             connection.flush()
+        self._outgoing.settle()
         if done is not None and not done.done():
             done.set_result(None)
 

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.stats import ServerStats
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,25 @@ class OutputServices(Protocol):
     @property
     def slow_reader_timeout(self) -> float: ...
 
+    @property
+    def outgoing(self) -> OutgoingBudget:
+        """The server-wide budget of queued bytes (``max_outgoing_total``, memory.py)."""
+        ...
+
 
 class Output:
     """The frames of one connection waiting for the end of the loop turn, and its backlog."""
 
-    __slots__ = ("_backlog_timer", "_link", "_open", "_pending", "_services")
+    __slots__ = (
+        "_backlog_timer",
+        "_link",
+        "_open",
+        "_pending",
+        "_read_mark",
+        "_services",
+        "_unsent",
+        "_written",
+    )
 
     def __init__(self, link: Link, services: OutputServices, open_state: int) -> None:
         self._link = link
@@ -74,6 +89,12 @@ class Output:
         """Frames queued this loop turn: one frame as it is, several as a list."""
         self._backlog_timer: asyncio.TimerHandle | None = None
         """Running while the client's unsent bytes are over ``max_outgoing_buffer``."""
+        self._unsent = 0
+        """The transport's unsent bytes after the last flush, as the server's budget knows."""
+        self._written = 0
+        """Bytes handed to the transport; less its unsent bytes, what the client read."""
+        self._read_mark = 0
+        """What the client had read when its backlog's deadline was set."""
 
     def write(self, frame: bytes) -> bool:
         """Queue ready frame bytes if the connection is open; False when it is not."""
@@ -101,23 +122,59 @@ class Output:
             return
         if isinstance(pending, bytes):
             self._services.stats.frames_out += 1
-            transport.write(pending)
         else:
             self._services.stats.frames_out += len(pending)
-            transport.write(b"".join(pending))
+            pending = b"".join(pending)
+        self._written += len(pending)
+        transport.write(pending)
+        unsent = transport.get_write_buffer_size()
+        if unsent != self._unsent:  # 0 and 0 for a client that reads: nothing to count
+            self._unsent = unsent
+            self._services.outgoing.change(self, unsent)
         if self._backlog_timer is not None:  # paused: a backlog that keeps growing
             self._check_backlog()
+
+    def unsent(self) -> int:
+        """The transport's unsent bytes now (0: gone); the server's budget recounts with it."""
+        transport = self._link.transport
+        self._unsent = 0 if transport is None else transport.get_write_buffer_size()
+        return self._unsent
+
+    def gone(self) -> None:
+        """The connection is lost: forget its deadline and its bytes in the server's budget."""
+        self.stop()
+        if self._unsent:
+            self._unsent = 0
+            self._services.outgoing.change(self, 0)
 
     def pause(self) -> None:
         """The client's unsent bytes passed ``max_outgoing_buffer`` (asyncio's
         ``pause_writing``). One big push or a burst does that to a client that reads at full
-        speed, so it gets ``slow_reader_timeout`` to drain below it (``resume``); a backlog
-        that stays, or one ``BACKLOG_FACTOR`` times the limit (memory), cuts it off."""
+        speed, so it gets ``slow_reader_timeout`` to drain below it (``resume``) or at least
+        to read ``max_outgoing_buffer`` bytes (then it gets as long again); a client that
+        reads less, or holds ``BACKLOG_FACTOR`` times the limit (memory), is cut off."""
         if self._backlog_timer is None:
-            loop = asyncio.get_running_loop()
-            timeout = self._services.slow_reader_timeout
-            self._backlog_timer = loop.call_later(timeout, self.cut_off, "did not drain")
+            self._read_mark = self._read()
+            self._set_deadline()
         self._check_backlog()
+
+    def _read(self) -> int:
+        transport = self._link.transport
+        return self._written - (0 if transport is None else transport.get_write_buffer_size())
+
+    def _set_deadline(self) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self._services.slow_reader_timeout
+        self._backlog_timer = loop.call_later(timeout, self._deadline)
+
+    def _deadline(self) -> None:
+        """``slow_reader_timeout`` over the limit: cut off, unless the client read enough."""
+        read = self._read()
+        if read - self._read_mark < self._services.max_outgoing_buffer:
+            self.cut_off("did not drain")
+            return
+        self._read_mark = read  # it reads, behind a burst: the budgets bound its memory
+        self._set_deadline()
 
     def resume(self) -> None:
         """The backlog drained (below a quarter of the limit): the client reads."""

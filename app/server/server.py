@@ -21,6 +21,7 @@ from gos_web_socket.app.registry import ServerPushHandlerRegistry
 from gos_web_socket.app.server.connection import ConnectionServices, WampConnection
 from gos_web_socket.app.server.listener import Listener
 from gos_web_socket.app.server.live import FlushScheduler, LiveConnections, Tasks
+from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.subprotocols import Subprotocols
 from gos_web_socket.app.server.timers import PeriodicTimers
 from gos_web_socket.app.server.topic import Topic
@@ -98,7 +99,14 @@ class WampServer:
         self.timers = PeriodicTimers("server")
         self.live = LiveConnections()
         self.tasks = Tasks()
-        self.flusher = FlushScheduler()
+        server_settings = settings.server
+        self.outgoing = OutgoingBudget(
+            server_settings.max_outgoing_total,
+            server_settings.max_outgoing_buffer,
+            server_settings.slow_reader_timeout,
+        )
+        """Bytes queued to all clients together; pushes wait for room (memory.py)."""
+        self.flusher = FlushScheduler(self.outgoing)
         self.stats = ServerStats()
 
     # -- what connections, topics and push handlers use -----------------------------------
@@ -159,6 +167,7 @@ class WampServer:
             push.mode.value,
             extra={"handler": push.provider, "route": request.route_name},
         )
+        await self.outgoing.room()  # a burst goes out at the pace clients read it
         await self.broker.push(push)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -171,6 +180,7 @@ class WampServer:
             stats=self.stats,
             max_outgoing_buffer=self.settings.server.max_outgoing_buffer,
             slow_reader_timeout=self.settings.server.slow_reader_timeout,
+            outgoing=self.outgoing,
             spawn=self.tasks.spawn,
             schedule_flush=self.flusher.schedule,
             register=self.live.register,

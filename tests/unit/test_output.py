@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.output import BACKLOG_FACTOR, Output
 from gos_web_socket.app.stats import ServerStats
 
@@ -43,6 +44,7 @@ class FakeServices:
     scheduled: list[Any] = field(default_factory=list)
     max_outgoing_buffer: int = 100
     slow_reader_timeout: float = 0.05
+    outgoing: OutgoingBudget = field(default_factory=OutgoingBudget.unlimited)
 
     @property
     def schedule_flush(self) -> Any:
@@ -124,3 +126,17 @@ def test_cut_off_of_a_closed_link_does_nothing() -> None:
     link.state = CLOSED
     out.cut_off("did not drain")
     assert link.aborted == [] and services.stats.cut_off == 0
+
+
+async def test_a_paused_client_that_reads_a_buffer_per_timeout_is_kept() -> None:
+    """Over the limit past slow_reader_timeout but having read max_outgoing_buffer bytes
+    meanwhile (a reader behind a burst): it gets another timeout; reading nothing then cuts."""
+    out, link, services = output()
+    out.pause()
+    link.transport.unsent = 150
+    out.write(b"x" * 300)
+    out.flush()  # 300 written, 150 still unsent: it read 150 > max_outgoing_buffer (100)
+    await asyncio.sleep(0.08)
+    assert link.aborted == []
+    await asyncio.sleep(0.08)  # nothing more read in the next timeout
+    assert link.aborted == ["client did not read (outgoing buffer over limit)"]

@@ -378,3 +378,14 @@ def test_nodes_with_nothing_under_them_are_empty(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, text))
     assert s.server.port == 1337 and s.server.tls.enabled is False
     assert s.pushers.enabled_names() == ["zmq"] and s.logging.format == "kv"
+
+
+def test_a_global_output_budget_below_twice_the_per_client_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """max_outgoing_total under 2 x max_outgoing_buffer names both keys; 0 turns it off."""
+    monkeypatch.setenv("GOS_WEB_SOCKET__SERVER__MAX_OUTGOING_TOTAL", "1048576")
+    with pytest.raises(ConfigurationError, match="max_outgoing_total .*max_outgoing_buffer"):
+        load_settings()
+    monkeypatch.setenv("GOS_WEB_SOCKET__SERVER__MAX_OUTGOING_TOTAL", "0")
+    assert load_settings().server.max_outgoing_total == 0
