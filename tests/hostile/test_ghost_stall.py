@@ -22,6 +22,8 @@ from gos_web_socket.app.server import WampServer
 from tests.support.raw_ws import php_upgrade_request
 from tests.support.server import eventually, running_server
 
+pytestmark = pytest.mark.slow  # a hostile-client load run: 1,000 handshakes around a stalled loop
+
 CLIENTS = 1000
 STALL_FROM, STALL_FOR = 4.0, 3.0
 """Seconds from the start: every handshake timeout (5 s after its accept, all accepted within

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.hostile.oversize import FOREIGN, measure
+
+pytestmark = pytest.mark.slow  # a hostile-client load run: a server process fed 5 MB frames
 
 
 async def test_no_zmq_push_is_lost_to_its_size_in_silence() -> None:

@@ -16,6 +16,8 @@ from tests.hostile.attacks import EXPECTED
 from tests.hostile.harness import PLAN
 from tests.hostile.stalls import UNBOUNDED, longest_stall
 
+pytestmark = pytest.mark.slow  # hostile load: attackers of each kind, the loop watched
+
 STALL_MS = 50
 
 
