@@ -51,6 +51,7 @@ async def test_profile_prints_memory_connections_and_pushes_per_second() -> None
         assert float(first["rss_mib"]) > 0 and first["connections"] == "0"
         client = await WampTestClient.connect(f"ws://127.0.0.1:{ws_port}/")
         client.subscribe("acme/channel/1")
+        await client.call("acme/rpc/sum", 1, 1)  # in order after SUBSCRIBE: subscribed now
         for n in range(20):
             await pusher.push({"n": n}, "acme_topic", {"room": "1"})
         await client.next_event("acme/channel/1")
