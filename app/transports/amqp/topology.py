@@ -37,23 +37,6 @@ AMQP_NOPARAM = 0
 AMQP_MANDATORY = 1024
 AMQP_IMMEDIATE = 2048
 
-CONTEXT_KEYS = ("routing_key", "publish_flags", "attributes")
-ATTRIBUTE_KEYS = (
-    "app_id",
-    "content_encoding",
-    "content_type",
-    "correlation_id",
-    "delivery_mode",
-    "expiration",
-    "headers",
-    "message_id",
-    "priority",
-    "reply_to",
-    "timestamp",
-    "type",
-    "user_id",
-)
-
 
 def broker_url(settings: AmqpSettings) -> URL:
     """The broker address; credentials default to guest as on a fresh RabbitMQ."""
