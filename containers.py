@@ -52,9 +52,12 @@ from gos_web_socket.app.router import Router
 from gos_web_socket.app.server.broker import Broker
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher
 from gos_web_socket.app.server.guard import Guard
+from gos_web_socket.app.server.live import FlushScheduler
 from gos_web_socket.app.server.log_reader import LogReader
 from gos_web_socket.app.server.manager import TopicManager
+from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.server import WampServer
+from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
@@ -341,7 +344,16 @@ class GosWebSocket(containers.DeclarativeContainer):
     history = providers.Singleton(
         build_history, router=router, amqp=settings.provided.pushers.amqp, log=log_reader
     )
-    topic_manager = providers.Singleton(TopicManager, history)
+    # the end of each loop turn: topics hand over their frames, connections write (live.py)
+    server_settings = settings.provided.server
+    outgoing = providers.Singleton(
+        OutgoingBudget,
+        server_settings.max_outgoing_total,
+        server_settings.max_outgoing_buffer,
+        server_settings.slow_reader_timeout,
+    )
+    flusher = providers.Singleton(FlushScheduler, outgoing, providers.Singleton(ServerStats))
+    topic_manager = providers.Singleton(TopicManager, history, flusher)
     broker = providers.Singleton(
         Broker,
         router,
@@ -351,7 +363,9 @@ class GosWebSocket(containers.DeclarativeContainer):
         authenticator,
     )
     guard = providers.Singleton(Guard.from_settings, settings, event_dispatcher)
-    server.add_kwargs(history=history, manager=topic_manager, broker=broker, guard=guard)
+    server.add_kwargs(
+        history=history, manager=topic_manager, broker=broker, guard=guard, flusher=flusher
+    )
     connection_repository = providers.Singleton(ConnectionRepository, server)
 
     # lifecycle: each resource depends on the one before it, so init_resources() starts them

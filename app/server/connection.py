@@ -63,7 +63,7 @@ from gos_web_socket.app.server.guard import Guard
 from gos_web_socket.app.server.jobs import JobQueue
 from gos_web_socket.app.server.lifecycle import Lifecycle
 from gos_web_socket.app.server.memory import OutgoingBudget
-from gos_web_socket.app.server.output import Output
+from gos_web_socket.app.server.output import Flusher, Output
 from gos_web_socket.app.server.session import SERVER_AGENT, Session
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.settings.models import LimitsSettings
@@ -93,8 +93,8 @@ class ConnectionServices:
     max_outgoing_buffer: int
     spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]
     """Run a coroutine as a task that the server cancels on stop."""
-    schedule_flush: Callable[[WampConnection], None]
-    """Have ``connection.flush()`` run once at the end of this loop turn."""
+    flusher: Flusher
+    """The end of the loop turn: ``connection.flush()`` is run there once (live.py)."""
     register: Callable[[WampConnection], None]
     unregister: Callable[[WampConnection], None]
     choose_session: Callable[[WampConnection, list[str]], tuple[str | None, Session[Any]]]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gos_web_socket.app.server.memory import OutgoingBudget
+from gos_web_socket.app.stats import ServerStats
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.connection import WampConnection
@@ -75,34 +76,86 @@ class Tasks:
                 task.cancel()
 
 
-class FlushScheduler:
-    """Flushes each connection that queued frames once, at the end of the loop turn."""
+class Batched(Protocol):
+    """A topic holding the EVENT frames of this loop turn for its subscribers (topic.py)."""
 
-    def __init__(self, outgoing: OutgoingBudget | None = None) -> None:
-        self._outgoing = OutgoingBudget.unlimited() if outgoing is None else outgoing
+    def includes(self, session_id: str) -> bool:
+        """Whether the client is one of the topic's subscribers."""
+        ...
+
+    def write_turn(self) -> int:
+        """Hand each subscriber the turn's frames in one ``write_frame``; returns how many
+        frames were handed over beyond one per call (a call counts one frame)."""
+        ...
+
+
+class FlushScheduler:
+    """The end of each loop turn: what topics and connections queued is written.
+
+    A topic that broadcasts keeps the turn's frames itself (``batch``) and hands each
+    subscriber their join once, here, so that a burst costs one call per subscriber per turn
+    rather than per push. At most one topic batches at a time: another topic's broadcast, a
+    frame written to one of its subscribers (``before_write``) or a change of its members
+    writes its batch first (``seal``), so every client receives its frames in the order
+    they were queued. Connections are flushed after the topic, each in one write.
+    """
+
+    def __init__(self, outgoing: OutgoingBudget | None = None, stats: ServerStats | None = None):
+        self.outgoing = OutgoingBudget.unlimited() if outgoing is None else outgoing
         """Checked once a turn, after the flush (``max_outgoing_total``)."""
+        self.stats = ServerStats() if stats is None else stats
         self._unflushed: list[WampConnection] = []
         self._flush_done: asyncio.Future[None] | None = None
+        self._due = False
+        """``flush`` is scheduled for the end of this turn."""
+        self.batching: Batched | None = None
+        """The topic whose frames of this turn are not handed to its subscribers yet."""
+
+    def _flush_soon(self) -> None:
+        if not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def schedule(self, connection: WampConnection) -> None:
         """Have ``connection.flush()`` run at the end of this loop turn (once per turn)."""
-        if not self._unflushed:
-            asyncio.get_running_loop().call_soon(self.flush)
+        self._flush_soon()
         self._unflushed.append(connection)
 
+    def batch(self, topic: Batched) -> None:
+        """``topic`` keeps frames of this turn: any other topic's are handed over first."""
+        if self.batching is not topic:
+            self.seal()
+            self.batching = topic
+            self._flush_soon()
+
+    def before_write(self, session_id: str) -> None:
+        """A frame is about to be queued for a client: the batching topic's frames go
+        first if the client is one of its subscribers."""
+        batching = self.batching
+        if batching is not None and batching.includes(session_id):
+            self.seal()
+
+    def seal(self) -> None:
+        """Hand the batching topic's frames to its subscribers now (queued, in order)."""
+        topic, self.batching = self.batching, None
+        if topic is not None:
+            self.stats.frames_out += topic.write_turn()
+
     def flush(self) -> None:
-        """Flush the connections scheduled so far, and wake those waiting in ``flushed``."""
+        """Write what was queued so far, and wake those waiting in ``flushed``."""
+        self.seal()
+        self._due = False
         connections, self._unflushed = self._unflushed, []
         done, self._flush_done = self._flush_done, None
         for connection in connections:
             connection.flush()
-        self._outgoing.settle()
+        self.outgoing.settle()
         if done is not None and not done.done():
             done.set_result(None)
 
     async def flushed(self) -> None:
         """Return once every frame queued so far was handed to its client's transport."""
-        if not self._unflushed:
+        if not self._unflushed and self.batching is None:
             return
         if self._flush_done is None:
             self._flush_done = asyncio.get_running_loop().create_future()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.server.topic import Topic, Turns
 
 if TYPE_CHECKING:
     from gos_web_socket.app.history import HistoryStore
@@ -25,16 +25,18 @@ if TYPE_CHECKING:
 class TopicManager:
     """Live topics by channel, and each connection's subscriptions."""
 
-    def __init__(self, history: HistoryStore | None = None) -> None:
+    def __init__(self, history: HistoryStore | None = None, turns: Turns | None = None) -> None:
         self._topics: dict[str, Topic] = {}
         self.history = history
         """Channel histories (app/history.py); each new topic of a route with one gets its own."""
+        self.turns = turns
+        """Where topics hand over their frames of a loop turn (live.py); None: at once."""
 
     def _new(self, topic_id: str) -> Topic:
         store = self.history
         if store is None:
-            return Topic(topic_id)
-        return Topic(topic_id, store.channel(topic_id), store)
+            return Topic(topic_id, turns=self.turns)
+        return Topic(topic_id, store.channel(topic_id), store, self.turns)
 
     @property
     def topics(self) -> Mapping[str, Topic]:

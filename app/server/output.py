@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from gos_web_socket.app.server.memory import OutgoingBudget
@@ -43,6 +42,16 @@ class Link(Protocol):
         """Drop the TCP connection at once, ``reason`` being why it was not clean."""
 
 
+class Flusher(Protocol):
+    """What the output path needs of the end of the loop turn (``FlushScheduler``)."""
+
+    def schedule(self, connection: Any, /) -> None:
+        """Have ``connection.flush()`` run once at the end of this loop turn."""
+
+    def before_write(self, session_id: str) -> None:
+        """A topic's frames of this turn queued for the client go before the next frame."""
+
+
 class OutputServices(Protocol):
     """What the output path needs of its server (``ConnectionServices`` has it)."""
 
@@ -50,8 +59,8 @@ class OutputServices(Protocol):
     def stats(self) -> ServerStats: ...
 
     @property
-    def schedule_flush(self) -> Callable[[Any], None]:
-        """Have ``link.flush()`` run once at the end of this loop turn."""
+    def flusher(self) -> Flusher:
+        """The end of the loop turn (``FlushScheduler``, live.py)."""
         ...
 
     @property
@@ -71,6 +80,7 @@ class Output:
 
     __slots__ = (
         "_backlog_timer",
+        "_flusher",
         "_link",
         "_open",
         "_pending",
@@ -83,6 +93,7 @@ class Output:
     def __init__(self, link: Link, services: OutputServices, open_state: int) -> None:
         self._link = link
         self._services = services
+        self._flusher = services.flusher
         self._open = open_state
         """The link's ``state`` while frames may be written (autobahn's ``STATE_OPEN``)."""
         self._pending: bytes | list[bytes] | None = None
@@ -101,12 +112,14 @@ class Output:
         link = self._link
         if link.state != self._open or link.transport is None:
             return False
+        flusher = self._flusher
+        flusher.before_write(link.session_id)
         pending = self._pending
         if pending is None:
             # The frame itself, not a list: a broadcast then allocates no object the garbage
             # collector tracks per subscriber (1,000 lists a push triggered a collection each).
             self._pending = frame
-            self._services.schedule_flush(link)
+            flusher.schedule(link)
         elif isinstance(pending, bytes):
             self._pending = [pending, frame]
         else:
@@ -114,9 +127,11 @@ class Output:
         return True
 
     def flush(self) -> None:
-        """Write the queued frames, in order, in one write."""
-        pending, self._pending = self._pending, None
+        """Write the queued frames, in order, in one write (after the frames a topic holds
+        for this client: a close frame follows everything queued before it)."""
         link = self._link
+        self._flusher.before_write(link.session_id)
+        pending, self._pending = self._pending, None
         transport = link.transport
         if pending is None or link.state != self._open or transport is None:
             return

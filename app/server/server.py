@@ -21,11 +21,9 @@ from gos_web_socket.app.registry import ServerPushHandlerRegistry
 from gos_web_socket.app.server.connection import ConnectionServices, WampConnection
 from gos_web_socket.app.server.listener import Listener
 from gos_web_socket.app.server.live import FlushScheduler, LiveConnections, Tasks
-from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.subprotocols import Subprotocols
 from gos_web_socket.app.server.timers import PeriodicTimers
 from gos_web_socket.app.server.topic import Topic
-from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import Settings
 
@@ -68,6 +66,7 @@ class WampServer:
         broker: Broker,
         guard: Guard,
         authenticator: Authenticator,
+        flusher: FlushScheduler,
         profile: bool = False,
         readiness: Readiness | None = None,
         reuse_port: bool = False,
@@ -99,15 +98,11 @@ class WampServer:
         self.timers = PeriodicTimers("server")
         self.live = LiveConnections()
         self.tasks = Tasks()
-        server_settings = settings.server
-        self.outgoing = OutgoingBudget(
-            server_settings.max_outgoing_total,
-            server_settings.max_outgoing_buffer,
-            server_settings.slow_reader_timeout,
-        )
+        self.outgoing = flusher.outgoing
         """Bytes queued to all clients together; pushes wait for room (memory.py)."""
-        self.flusher = FlushScheduler(self.outgoing)
-        self.stats = ServerStats()
+        self.flusher = flusher
+        """The end of each loop turn, where topics and connections write (live.py)."""
+        self.stats = flusher.stats
 
     # -- what connections, topics and push handlers use -----------------------------------
 
@@ -182,7 +177,7 @@ class WampServer:
             slow_reader_timeout=self.settings.server.slow_reader_timeout,
             outgoing=self.outgoing,
             spawn=self.tasks.spawn,
-            schedule_flush=self.flusher.schedule,
+            flusher=self.flusher,
             register=self.live.register,
             unregister=self.live.unregister,
             choose_session=self.subprotocols.choose,

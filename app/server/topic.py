@@ -99,13 +99,28 @@ class Held:
             kept.append((position, framed))
 
 
+class Turns(Protocol):
+    """The end of the loop turn, where a topic's frames of the turn are handed over
+    (``FlushScheduler``, live.py)."""
+
+    def batch(self, topic: Topic) -> None:
+        """``topic`` keeps frames of this turn; have its ``write_turn`` run in time."""
+
+    def seal(self) -> None:
+        """Have the batching topic's ``write_turn`` run now."""
+
+
 class Topic:
     """One channel and the connections subscribed to it, by session id.
 
     ``broadcast`` encodes and frames the EVENT once per wire format among the subscribers (WAMP
-    v1, v2 JSON, v2 msgpack) and queues the same bytes for each of them; a client's frames of
-    one loop turn leave in one ``transport.write``. ``subscription_id`` is this topic's v2
-    subscription id, shared by all its v2 subscribers so that they can share one frame.
+    v1, v2 JSON, v2 msgpack). With ``turns`` (every topic of a running server has them), the
+    frames of one loop turn are kept here and each subscriber gets their join in one call at
+    the end of the turn (``write_turn``): a burst costs per subscriber once per turn, not once
+    per push. Without, each broadcast queues its frame for each subscriber at once. Either
+    way a client's frames of one loop turn leave in one ``transport.write``, in the order
+    they were queued. ``subscription_id`` is this topic's v2 subscription id, shared by all
+    its v2 subscribers so that they can share one frame.
     """
 
     __slots__ = (
@@ -120,6 +135,8 @@ class Topic:
         "_recovering",
         "_held",
         "_replayed",
+        "_turns",
+        "_turn",
     )
 
     def __init__(
@@ -127,6 +144,7 @@ class Topic:
         topic_id: str,
         history: ChannelHistory | None = None,
         store: HistoryStore | None = None,
+        turns: Turns | None = None,
     ) -> None:
         self.id = topic_id
         self.history = history
@@ -144,6 +162,9 @@ class Topic:
         """Subscribers held while their recovery is prepared, and what was broadcast meanwhile."""
         self._replayed: dict[tuple[WireFormat, Position], bytes] | None = None
         """Replayed EVENT frames by wire format and position, for ``REPLAY_FRAMES_KEPT`` s."""
+        self._turns = turns
+        self._turn: dict[WireFormat, list[bytes]] | None = None
+        """The EVENT frames of this loop turn by wire format, not handed over yet."""
 
     def broadcast(
         self,
@@ -192,6 +213,8 @@ class Topic:
             )
         if not self._formats:
             return 0
+        if self._turns is not None and not exclude and not eligible:
+            return self._keep(topic, subscription, publication, payload, position)
         groups = [
             (wire.event_frame(topic, subscription, publication, payload, position), members)
             for wire, members in self._formats.items()
@@ -211,12 +234,63 @@ class Topic:
                     sent += 1
         return sent
 
+    def _keep(
+        self,
+        topic: str,
+        subscription: int,
+        publication: int,
+        payload: Any,
+        position: Position | None,
+    ) -> int:
+        """Keep a broadcast to every subscriber for the end of the turn; returns how many
+        subscribers it is for. Every frame is built before any is kept."""
+        turn = self._turn
+        if turn is None:
+            assert self._turns is not None
+            self._turns.batch(self)  # another topic's frames of this turn go out first
+            turn = self._turn = {wire: [] for wire in self._formats}
+        framed = [
+            (frames, wire.event_frame(topic, subscription, publication, payload, position))
+            for wire, frames in turn.items()
+        ]
+        for frames, frame in framed:
+            frames.append(frame)
+        return sum(map(len, self._formats.values()))
+
+    def includes(self, session_id: str) -> bool:
+        """Whether the client subscribed here (held or not)."""
+        return session_id in self._subscribers
+
+    def write_turn(self) -> int:
+        """Hand each subscriber this turn's frames, joined, in one ``write_frame``; returns
+        how many frames were handed over beyond one per call (a call counts one frame)."""
+        turn, self._turn = self._turn, None
+        extra = 0
+        for wire, frames in (turn or {}).items():
+            members = self._formats.get(wire)
+            if not frames or not members:
+                continue
+            joined = frames[0] if len(frames) == 1 else b"".join(frames)
+            written = 0
+            for connection in list(members.values()):
+                if connection.write_frame(joined):
+                    written += 1
+            extra += (len(frames) - 1) * written
+        return extra
+
+    def _members_change(self) -> None:
+        """Subscribers join, leave, are held or released: this turn's frames go to the
+        members they were broadcast to, first."""
+        if self._turn is not None and self._turns is not None:
+            self._turns.seal()
+
     def hold(self, connection: Subscriber) -> None:
         """Stop writing broadcasts to a subscriber and keep them, until ``release``: its
         recovery may wait for the log, and what it replays must come before them."""
         session_id = connection.session_id
         if not self.has(connection) or session_id in self._held:
             return
+        self._members_change()
         self._held.add(connection)
         members = self._formats[connection.wire_format]
         del members[session_id]
@@ -227,9 +301,11 @@ class Topic:
         """Write broadcasts to a held subscriber again; returns what was broadcast to it while
         it was held, with positions (None: more than ``HOLD_LIMIT``, some were dropped)."""
         session_id = connection.session_id
-        entry = self._held.pop(session_id)
-        if entry is None:
+        if session_id not in self._held:
             return []
+        self._members_change()
+        entry = self._held.pop(session_id)
+        assert entry is not None
         self._formats.setdefault(connection.wire_format, {})[session_id] = connection
         return entry[1]
 
@@ -277,6 +353,7 @@ class Topic:
         self._replayed = None
 
     def add(self, connection: Subscriber) -> None:
+        self._members_change()
         session_id = connection.session_id
         self._subscribers[session_id] = connection
         self._formats.setdefault(connection.wire_format, {})[session_id] = connection
@@ -285,6 +362,7 @@ class Topic:
         session_id = connection.session_id
         if self._subscribers.get(session_id) is not connection:
             return
+        self._members_change()
         del self._subscribers[session_id]
         self._recovering.pop(session_id, None)
         if self._held.pop(session_id) is not None:

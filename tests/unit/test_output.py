@@ -47,8 +47,14 @@ class FakeServices:
     outgoing: OutgoingBudget = field(default_factory=OutgoingBudget.unlimited)
 
     @property
-    def schedule_flush(self) -> Any:
-        return self.scheduled.append
+    def flusher(self) -> Any:
+        return self
+
+    def schedule(self, link: Any) -> None:
+        self.scheduled.append(link)
+
+    def before_write(self, session_id: str) -> None:
+        pass
 
 
 def output() -> tuple[Output, FakeLink, FakeServices]:
