@@ -7,7 +7,10 @@ dominates a broadcast. A client whose unsent bytes stay over ``max_outgoing_buff
 rather than have its frames held in server memory; it reconnects and recovers (docs/streams.md).
 
 The connection hands ``write`` to the topics as its ``write_frame`` (a bound method: no call
-in between on the fan-out's hot path); the rest is called from the connection's asyncio hooks.
+in between on the fan-out's hot path); a topic calls it once per subscriber per turn with the
+turn's joined frames (topic.py), and ``write`` first has the flusher hand over the frames a
+topic still holds for this client (``Flusher.before_write``), so its frames keep their order.
+The rest is called from the connection's asyncio hooks.
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ class Flusher(Protocol):
 
     def schedule(self, connection: Any, /) -> None:
         """Have ``connection.flush()`` run once at the end of this loop turn."""
+
+    @property
+    def batching(self) -> object | None:
+        """The topic holding frames of this turn (None: none; ``before_write`` has nothing
+        to do, checked first on the hot path)."""
+        ...
 
     def before_write(self, session_id: str) -> None:
         """A topic's frames of this turn queued for the client go before the next frame."""
@@ -113,7 +122,8 @@ class Output:
         if link.state != self._open or link.transport is None:
             return False
         flusher = self._flusher
-        flusher.before_write(link.session_id)
+        if flusher.batching is not None:  # None while a topic hands its frames over
+            flusher.before_write(link.session_id)
         pending = self._pending
         if pending is None:
             # The frame itself, not a list: a broadcast then allocates no object the garbage

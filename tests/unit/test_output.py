@@ -53,6 +53,8 @@ class FakeServices:
     def schedule(self, link: Any) -> None:
         self.scheduled.append(link)
 
+    batching = None
+
     def before_write(self, session_id: str) -> None:
         pass
 
