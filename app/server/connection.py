@@ -358,6 +358,11 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         """Write the frames queued this loop turn, in order, in one write."""
         self._output.flush()
 
+    def write_now(self, frame: bytes) -> bool:
+        """Write the frames queued this turn and ``frame`` now, in one write (a topic's frames
+        at the turn's end); False when not open."""
+        return self._output.write_now(frame)
+
     def pause_writing(self) -> None:
         """asyncio: the unsent bytes passed ``max_outgoing_buffer`` (``Output.pause``)."""
         self._output.pause()

@@ -83,9 +83,9 @@ class Batched(Protocol):
         """Whether the client is one of the topic's subscribers."""
         ...
 
-    def write_turn(self) -> int:
-        """Hand each subscriber the turn's frames in one ``write_frame``; returns how many
-        frames were handed over beyond one per call (a call counts one frame)."""
+    def write_turn(self, now: bool) -> int:
+        """Hand each subscriber the turn's frames in one call, written ``now`` or queued;
+        returns how many frames were handed over beyond one per call (a call counts one)."""
         ...
 
 
@@ -135,15 +135,17 @@ class FlushScheduler:
         if batching is not None and batching.includes(session_id):
             self.seal()
 
-    def seal(self) -> None:
-        """Hand the batching topic's frames to its subscribers now (queued, in order)."""
+    def seal(self, now: bool = False) -> None:
+        """Hand the batching topic's frames to its subscribers: queued after what they hold
+        (the turn goes on), or written ``now`` with it (the turn's end)."""
         topic, self.batching = self.batching, None
         if topic is not None:
-            self.stats.frames_out += topic.write_turn()
+            extra = topic.write_turn(now)  # it counts too: add after, not around the call
+            self.stats.frames_out += extra
 
     def flush(self) -> None:
         """Write what was queued so far, and wake those waiting in ``flushed``."""
-        self.seal()
+        self.seal(now=True)
         self._due = False
         connections, self._unflushed = self._unflushed, []
         done, self._flush_done = self._flush_done, None

@@ -140,18 +140,41 @@ class Output:
         """Write the queued frames, in order, in one write (after the frames a topic holds
         for this client: a close frame follows everything queued before it)."""
         link = self._link
-        self._flusher.before_write(link.session_id)
+        if self._flusher.batching is not None:
+            self._flusher.before_write(link.session_id)
         pending, self._pending = self._pending, None
         transport = link.transport
         if pending is None or link.state != self._open or transport is None:
             return
         if isinstance(pending, bytes):
-            self._services.stats.frames_out += 1
+            self._send(transport, pending, 1)
         else:
-            self._services.stats.frames_out += len(pending)
-            pending = b"".join(pending)
-        self._written += len(pending)
-        transport.write(pending)
+            self._send(transport, b"".join(pending), len(pending))
+
+    def write_now(self, frame: bytes) -> bool:
+        """Write the queued frames and ``frame`` after them now, in one write; False when the
+        connection is not open. The end of a turn: a topic hands over its frames, so the
+        connection's own flush, later in the same turn, finds nothing left."""
+        link = self._link
+        transport = link.transport
+        if link.state != self._open or transport is None:
+            return False
+        pending = self._pending
+        if pending is None:
+            self._send(transport, frame, 1)
+        else:
+            self._pending = None
+            if isinstance(pending, bytes):
+                self._send(transport, pending + frame, 2)
+            else:
+                pending.append(frame)
+                self._send(transport, b"".join(pending), len(pending))
+        return True
+
+    def _send(self, transport: Any, data: bytes, frames: int) -> None:
+        self._services.stats.frames_out += frames
+        self._written += len(data)
+        transport.write(data)
         unsent = transport.get_write_buffer_size()
         if unsent != self._unsent:  # 0 and 0 for a client that reads: nothing to count
             self._unsent = unsent

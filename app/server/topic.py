@@ -44,6 +44,11 @@ class Subscriber(Protocol):
         bound method or a callable attribute: the connection's is its output's ``write``)."""
         ...
 
+    def write_now(self, frame: bytes) -> bool:
+        """Write what is queued and ``frame`` now, in one write; False once the client is cut
+        off (the end of the turn, where a topic hands over its frames)."""
+        ...
+
     def send_event(self, topic: str, payload: Any) -> bool: ...
 
 
@@ -261,9 +266,10 @@ class Topic:
         """Whether the client subscribed here (held or not)."""
         return session_id in self._subscribers
 
-    def write_turn(self) -> int:
-        """Hand each subscriber this turn's frames, joined, in one ``write_frame``; returns
-        how many frames were handed over beyond one per call (a call counts one frame)."""
+    def write_turn(self, now: bool) -> int:
+        """Hand each subscriber this turn's frames, joined, in one call: written ``now`` (the
+        turn's end) or queued (``write_frame``: the turn goes on). Returns how many frames
+        were handed over beyond one per call (a call counts one frame)."""
         turn, self._turn = self._turn, None
         extra = 0
         for wire, frames in (turn or {}).items():
@@ -273,7 +279,7 @@ class Topic:
             joined = frames[0] if len(frames) == 1 else b"".join(frames)
             written = 0
             for connection in list(members.values()):
-                if connection.write_frame(joined):
+                if (connection.write_now if now else connection.write_frame)(joined):
                     written += 1
             extra += (len(frames) - 1) * written
         return extra

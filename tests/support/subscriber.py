@@ -20,5 +20,8 @@ class RecordingSubscriber:
         self.frames.append(frame)
         return True
 
+    def write_now(self, frame: bytes) -> bool:
+        return self.write_frame(frame)
+
     def send_event(self, topic: str, payload: Any) -> bool:
         raise AssertionError("a topic writes frames, it never sends one event at a time")

@@ -66,6 +66,7 @@ class Client:
         self.transport: Transport | None = Transport(self)
         self.output = Output(self, services, OPEN)
         self.write_frame = self.output.write
+        self.write_now = self.output.write_now
         self.writes = self.transport.writes
 
     def flush(self) -> None:
@@ -127,6 +128,21 @@ async def test_two_topics_and_a_direct_send_in_one_turn_keep_each_clients_order(
     await services.flusher.flushed()
     assert x.writes == [b"news=1;me!direct;feed=2;news=3;me!last;"]
     assert y.writes == [b"news=1;news=3;"]
+
+
+async def test_frames_queued_before_the_batch_leave_with_it_in_one_write() -> None:
+    """Direct sends queued before a burst go first, in the same write as the turn's batch."""
+    services, (x, y) = rig("x", "y")
+    news = topic(services, "news", x, y)
+    x.send_event("me", "one")
+    y.send_event("me", "one")
+    y.send_event("me", "two")
+    news.broadcast(1)
+    news.broadcast(2)
+    await services.flusher.flushed()
+    assert x.writes == [b"me!one;news=1;news=2;"]
+    assert y.writes == [b"me!one;me!two;news=1;news=2;"]
+    assert services.stats.frames_out == 3 + 4
 
 
 async def test_a_direct_send_to_a_non_subscriber_leaves_the_batch_open() -> None:
