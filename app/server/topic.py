@@ -1,107 +1,28 @@
 """A live topic: one channel string, its subscribers, its timers and the one broadcast path.
 
+Its subscribers are ``Members`` (members.py); what it keeps for clients that recover is a
+``CatchUp`` (catchup.py).
+
 The user's code behind a route callback is a ``TopicHandler`` (app/server/handlers.py), shared
 by every channel the route matches; a ``Topic`` is the server's object for one channel.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
 from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery
 from gos_web_socket.app.position import Position
 from gos_web_socket.app.push import Push, PushMode
+from gos_web_socket.app.server.catchup import CatchUp, Kept
+from gos_web_socket.app.server.members import Members, Subscriber
 from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
 _subscription_ids = itertools.count(1)
 """WAMP v2 subscription ids: router scope, one per live topic."""
-
-REPLAY_FRAMES_KEPT = 5.0
-"""Seconds a topic keeps the EVENT frames it replayed: clients recovering together (a mass
-reconnect) share them; afterwards they are let go, so history does not hold its payloads twice."""
-
-HOLD_LIMIT = 10_000
-"""Broadcasts a topic keeps for one held subscriber (``hold``); past it the recovery that held
-the subscriber is reported incomplete."""
-
-
-class Subscriber(Protocol):
-    """What a topic needs of a connection (``WampConnection`` is one)."""
-
-    @property
-    def session_id(self) -> str: ...
-
-    @property
-    def wire_format(self) -> WireFormat: ...
-
-    @property
-    def write_frame(self) -> Callable[[bytes], bool]:
-        """Queue one frame for this loop turn's write; False once the client is cut off (a
-        bound method or a callable attribute: the connection's is its output's ``write``)."""
-        ...
-
-    def write_now(self, frame: bytes) -> bool:
-        """Write what is queued and ``frame`` now, in one write; False once the client is cut
-        off (the end of the turn, where a topic hands over its frames)."""
-        ...
-
-    def send_event(self, topic: str, payload: Any) -> bool: ...
-
-
-Kept = list[tuple[Position | None, bytes]]
-"""Broadcasts kept for a held subscriber: each EVENT frame with its position (None: not
-recorded)."""
-
-
-class Held:
-    """Subscribers held while their recovery is prepared (``Topic.hold``), each with what was
-    broadcast to it meanwhile (None: more than ``HOLD_LIMIT``, some were dropped)."""
-
-    __slots__ = ("_held",)
-
-    def __init__(self) -> None:
-        self._held: dict[str, tuple[Subscriber, Kept | None]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._held)
-
-    def __contains__(self, session_id: str) -> bool:
-        return session_id in self._held
-
-    def add(self, connection: Subscriber) -> None:
-        self._held[connection.session_id] = (connection, [])
-
-    def pop(self, session_id: str) -> tuple[Subscriber, Kept | None] | None:
-        """Stop holding a subscriber: it and what was kept for it; None: it was not held."""
-        return self._held.pop(session_id, None)
-
-    def keep(
-        self,
-        frame: Callable[[WireFormat], bytes],
-        position: Position | None,
-        exclude: Collection[str],
-        eligible: Collection[str],
-    ) -> None:
-        """Keep a broadcast for the held subscribers it is meant for, framed (``frame``) once
-        per wire format (a mass reconnect holds thousands at once)."""
-        frames: dict[WireFormat, bytes] = {}
-        for session_id, (connection, kept) in self._held.items():
-            if session_id in exclude or (eligible and session_id not in eligible):
-                continue
-            if kept is None:
-                continue
-            if len(kept) >= HOLD_LIMIT:
-                self._held[session_id] = (connection, None)
-                continue
-            wire = connection.wire_format
-            framed = frames.get(wire)
-            if framed is None:
-                framed = frames[wire] = frame(wire)
-            kept.append((position, framed))
 
 
 class Turns(Protocol):
@@ -135,11 +56,8 @@ class Topic:
         "subscription_id",
         "history",
         "store",
-        "_subscribers",
-        "_formats",
-        "_recovering",
-        "_held",
-        "_replayed",
+        "_members",
+        "_catchup",
         "_turns",
         "_turn",
     )
@@ -158,15 +76,8 @@ class Topic:
         self.timers = PeriodicTimers(f"topic {topic_id}")
         self.timers_registered = False
         self.subscription_id = next(_subscription_ids)
-        self._subscribers: dict[str, Subscriber] = {}
-        self._formats: dict[WireFormat, dict[str, Subscriber]] = {}
-        """The subscribers again, grouped by wire format: one frame per group."""
-        self._recovering: dict[str, Position | None] = {}
-        """Clients that recovered here (session ids), and the position each one has reached."""
-        self._held = Held()
-        """Subscribers held while their recovery is prepared, and what was broadcast meanwhile."""
-        self._replayed: dict[tuple[WireFormat, Position], bytes] | None = None
-        """Replayed EVENT frames by wire format and position, for ``REPLAY_FRAMES_KEPT`` s."""
+        self._members = Members()
+        self._catchup = CatchUp()
         self._turns = turns
         self._turn: dict[WireFormat, list[bytes]] | None = None
         """The EVENT frames of this loop turn by wire format, not handed over yet."""
@@ -204,25 +115,26 @@ class Topic:
             if push.mode is PushMode.REFILL:
                 # A push handled before the node restarted: only clients that recovered here
                 # and are behind it get it (their replay stopped short of it).
-                eligible = self._behind(position)
+                eligible = self._catchup.behind(position)
                 if not eligible:
                     return 0
         publication = new_publication_id()
         topic, subscription = self.id, self.subscription_id
-        if self._held:
-            self._held.keep(
+        held = self._catchup.held
+        if held:
+            held.keep(
                 lambda wire: wire.event_frame(topic, subscription, publication, payload, position),
                 position,
                 exclude,
                 eligible,
             )
-        if not self._formats:
+        if not self._members.formats:
             return 0
         if self._turns is not None and not exclude and not eligible:
             return self._keep(topic, subscription, publication, payload, position)
         groups = [
             (wire.event_frame(topic, subscription, publication, payload, position), members)
-            for wire, members in self._formats.items()
+            for wire, members in self._members.formats.items()
         ]
         skip = set(exclude) if exclude else None
         only = set(eligible) if eligible else None
@@ -253,18 +165,18 @@ class Topic:
         if turn is None:
             assert self._turns is not None
             self._turns.batch(self)  # another topic's frames of this turn go out first
-            turn = self._turn = {wire: [] for wire in self._formats}
+            turn = self._turn = {wire: [] for wire in self._members.formats}
         framed = [
             (frames, wire.event_frame(topic, subscription, publication, payload, position))
             for wire, frames in turn.items()
         ]
         for frames, frame in framed:
             frames.append(frame)
-        return sum(map(len, self._formats.values()))
+        return self._members.listed()
 
     def includes(self, session_id: str) -> bool:
         """Whether the client subscribed here (held or not)."""
-        return session_id in self._subscribers
+        return session_id in self._members
 
     def write_turn(self, now: bool) -> int:
         """Hand each subscriber this turn's frames, joined, in one call: written ``now`` (the
@@ -273,7 +185,7 @@ class Topic:
         turn, self._turn = self._turn, None
         extra = 0
         for wire, frames in (turn or {}).items():
-            members = self._formats.get(wire)
+            members = self._members.formats.get(wire)
             if not frames or not members:
                 continue
             joined = frames[0] if len(frames) == 1 else b"".join(frames)
@@ -293,103 +205,53 @@ class Topic:
     def hold(self, connection: Subscriber) -> None:
         """Stop writing broadcasts to a subscriber and keep them, until ``release``: its
         recovery may wait for the log, and what it replays must come before them."""
-        session_id = connection.session_id
-        if not self.has(connection) or session_id in self._held:
+        held = self._catchup.held
+        if not self.has(connection) or connection.session_id in held:
             return
         self._members_change()
-        self._held.add(connection)
-        members = self._formats[connection.wire_format]
-        del members[session_id]
-        if not members:
-            del self._formats[connection.wire_format]
+        held.add(connection)
+        self._members.unlist(connection)
 
     def release(self, connection: Subscriber) -> Kept | None:
         """Write broadcasts to a held subscriber again; returns what was broadcast to it while
         it was held, with positions (None: more than ``HOLD_LIMIT``, some were dropped)."""
-        session_id = connection.session_id
-        if session_id not in self._held:
+        held = self._catchup.held
+        if connection.session_id not in held:
             return []
         self._members_change()
-        entry = self._held.pop(session_id)
+        entry = held.pop(connection.session_id)
         assert entry is not None
-        self._formats.setdefault(connection.wire_format, {})[session_id] = connection
+        self._members.list(connection)
         return entry[1]
-
-    def _behind(self, position: Position | None) -> list[str]:
-        """Recovered clients that have not reached ``position`` yet; they are moved to it."""
-        if position is None:
-            return []
-        behind = [
-            session_id
-            for session_id, reached in self._recovering.items()
-            if reached is None
-            or reached.epoch != position.epoch
-            or reached.offset < position.offset
-        ]
-        for session_id in behind:
-            self._recovering[session_id] = position
-        return behind
 
     def replay(self, connection: Subscriber, recovery: Recovery) -> None:
         """Write what a recovering client missed, each EVENT with its position; from now on it
         also gets the pushes this node reads back from its log (``PushMode.REFILL``)."""
-        if self.has(connection):
-            self._recovering[connection.session_id] = recovery.position
-        if not recovery.publications:
-            return
-        wire, subscription = connection.wire_format, self.subscription_id
-        frames = self._replayed
-        if frames is None:
-            frames = self._replayed = {}
-            asyncio.get_running_loop().call_later(REPLAY_FRAMES_KEPT, self._forget_replayed)
-        for publication in recovery.publications:
-            key = wire, publication.position
-            frame = frames.get(key)
-            if frame is None:  # one publication id for every client that replays it
-                frame = frames[key] = wire.event_frame(
-                    self.id,
-                    subscription,
-                    new_publication_id(),
-                    publication.payload,
-                    publication.position,
-                )
-            connection.write_frame(frame)
-
-    def _forget_replayed(self) -> None:
-        self._replayed = None
+        channel = self.id, self.subscription_id
+        self._catchup.replay(connection, recovery, channel, self.has(connection))
 
     def add(self, connection: Subscriber) -> None:
         self._members_change()
-        session_id = connection.session_id
-        self._subscribers[session_id] = connection
-        self._formats.setdefault(connection.wire_format, {})[session_id] = connection
+        self._members.add(connection)
 
     def remove(self, connection: Subscriber) -> None:
-        session_id = connection.session_id
-        if self._subscribers.get(session_id) is not connection:
+        if not self._members.has(connection):
             return
         self._members_change()
-        del self._subscribers[session_id]
-        self._recovering.pop(session_id, None)
-        if self._held.pop(session_id) is not None:
-            return  # not among the formats while held
-        wire = connection.wire_format
-        members = self._formats[wire]
-        del members[session_id]
-        if not members:
-            del self._formats[wire]
+        self._members.drop(connection)
+        self._catchup.forget(connection.session_id)
 
     def has(self, connection: Subscriber) -> bool:
-        return self._subscribers.get(connection.session_id) is connection
+        return self._members.has(connection)
 
     def __len__(self) -> int:
-        return len(self._subscribers)
+        return len(self._members)
 
     def __iter__(self) -> Iterator[Subscriber]:
-        return iter(list(self._subscribers.values()))
+        return iter(self._members)
 
     def __repr__(self) -> str:
-        return f"Topic({self.id!r}, subscribers={len(self._subscribers)})"
+        return f"Topic({self.id!r}, subscribers={len(self._members)})"
 
     @property
     def push(self) -> Push | None:

@@ -9,7 +9,7 @@ from gos_web_socket.app.history import HistoryStore
 from gos_web_socket.app.position import Position
 from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import Route, WampRequest
-from gos_web_socket.app.server import topic as topic_module
+from gos_web_socket.app.server import catchup as catchup_module
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.server.wamp2.serializers import JsonSerializer
 from tests.support.subscriber import RecordingSubscriber
@@ -65,7 +65,7 @@ def test_a_held_subscriber_gets_nothing_until_released_and_then_only_its_own() -
 def test_a_subscriber_held_too_long_is_told_some_were_dropped(monkeypatch: Any) -> None:
     """Past HOLD_LIMIT broadcasts the hold keeps none and release says so (None): the
     recovery then reports incomplete; the others still got every broadcast."""
-    monkeypatch.setattr(topic_module, "HOLD_LIMIT", 5)
+    monkeypatch.setattr(catchup_module, "HOLD_LIMIT", 5)
     topic, held, other = channel_topic(), Peer("held"), Peer("other")
     topic.add(held)
     topic.add(other)
