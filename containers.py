@@ -55,6 +55,7 @@ from gos_web_socket.app.server.guard import Guard
 from gos_web_socket.app.server.log_reader import LogReader
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.server import WampServer
+from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
@@ -349,6 +350,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         providers.Singleton(TopicDispatcher, topic_registry),
         providers.Singleton(RpcDispatcher, rpc_registry),
         authenticator,
+        dealer=providers.Singleton(Dealer, settings.provided.server.limits),
     )
     guard = providers.Singleton(Guard.from_settings, settings, event_dispatcher)
     server.add_kwargs(history=history, manager=topic_manager, broker=broker, guard=guard)

@@ -24,6 +24,9 @@ from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, r
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.session import Failure, Result
 from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.server.wamp2.calls import v1_call
+from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.registrations import Registration
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router, WampRequest
@@ -46,6 +49,7 @@ class Broker:
         rpcs: RpcDispatcher,
         authenticator: Authenticator | None = None,
         rules: RouteRules | None = None,
+        dealer: Dealer | None = None,
     ) -> None:
         self.router = router
         self.manager = manager
@@ -54,7 +58,9 @@ class Broker:
         self.authenticator = authenticator or Authenticator([])
         """Who a v2 session is, at HELLO (v1 connections are authenticated at the handshake)."""
         self.rules = RouteRules.from_router(router) if rules is None else rules
-        """Each route's ``options.auth``: who may subscribe, publish and call."""
+        """Each route's ``options.auth``: who may subscribe, publish, call and register."""
+        self.dealer = dealer or Dealer()
+        """The procedures clients registered and the calls between clients (WAMP v2 dealer)."""
 
     def _refused(self, verb: str, connection: WampConnection, request: WampRequest) -> str | None:
         """Why the route's rule refuses ``verb`` to this connection's user; None: allowed."""
@@ -119,7 +125,9 @@ class Broker:
         return await self.topics.unsubscribe(connection, entry[0], entry[1], accepted)
 
     async def leave(self, connection: WampConnection) -> None:
-        """Leave every topic of a closed connection (the hooks run; nobody is left to answer)."""
+        """Leave every topic of a closed connection (the hooks run; nobody is left to answer);
+        its registrations and calls in flight end first (dealer.py)."""
+        self.dealer.leave(connection.session_id)
         for uri in list(connection.subscriptions):
             await self.unsubscribe(connection, uri)
 
@@ -158,7 +166,42 @@ class Broker:
         refused = self._refused("call", connection, request)
         if refused is not None:
             return rpc_failure(uri, refused, 403, params, NotAuthorized(refused))
+        registration = self.dealer.registrations.procedure(uri)
+        if registration is not None:  # a WAMP v1 caller: it awaits the callee's answer
+            return await v1_call(self.dealer, connection.session_id, registration, params)
         return await self.rpcs.call(connection, uri, request, params)
+
+    def procedure(self, connection: WampConnection, uri: str) -> Registration | Failure | None:
+        """The client registration a CALL of ``uri`` goes to, once the route's ``call`` rule
+        allowed it; None: the server's own procedures answer (``call``)."""
+        registration = self.dealer.registrations.procedure(uri)
+        if registration is None:
+            return None
+        refused = self._refused("call", connection, self.router.match(uri))
+        if refused is not None:
+            return rpc_failure(uri, refused, 403, None, NotAuthorized(refused))
+        return registration
+
+    def registrable(self, connection: WampConnection, uri: str) -> Failure | None:
+        """Why ``connection`` may not register ``uri``; None: it may.
+
+        No route is an invalid URI; then the route's ``register`` rule (default
+        ``authenticated``); then one namespace: a URI whose route names a server RPC handler
+        is the server's (code 409, procedure_already_exists), never a client's.
+        """
+        try:
+            request = self.router.match(uri)
+        except ResourceNotFound as exc:
+            return Failure(uri, str(exc), {}, no_route=True, error=exc)
+        refused = self._refused("register", connection, request)
+        if refused is not None:
+            return self._not_authorized(uri, refused)
+        callback = request.route.callback
+        if callback in self.rpcs.handlers:
+            route = request.route_name
+            desc = f"{uri} is served by the server's RPC handler {callback!r} (route {route})"
+            return Failure(uri, desc, {"code": 409})
+        return None
 
     async def push(self, push: Push) -> None:
         """Hand a routed push to its topic's ``on_push``; every failure is raised.
