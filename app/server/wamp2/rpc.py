@@ -48,6 +48,10 @@ class Rpc:
         options = a_dict(message[2], "CALL options")
         uri = a_str(message[3], "CALL procedure")
         args, kwargs = arguments(message, 4, "CALL")
+        timeout = options.get("timeout", 0)
+        if type(timeout) is not int or timeout < 0:
+            raise ProtocolError(f"CALL option timeout must be milliseconds >= 0, got {timeout!r}")
+        flag(options, "receive_progress", False)
         job = partial(self.call, request, uri, args, kwargs, options)
         self.answers.enqueue(request, job, call=True)
 
@@ -99,9 +103,7 @@ class Rpc:
         options: dict[str, Any],
     ) -> None:
         """INVOCATION of a client procedure: arguments pass through unchanged, both kinds."""
-        timeout = options.get("timeout", 0)
-        if type(timeout) is not int or timeout < 0:
-            raise ProtocolError(f"CALL option timeout must be milliseconds >= 0, got {timeout!r}")
+        timeout: int = options.get("timeout", 0)  # checked by call_message
         details: dict[str, Any] = {}
         if flag(options, "receive_progress", False) and registration.callee.progresses:
             details["receive_progress"] = True
