@@ -166,7 +166,7 @@ class Broker:
         refused = self._refused("call", connection, request)
         if refused is not None:
             return rpc_failure(uri, refused, 403, params, NotAuthorized(refused))
-        registration = self.dealer.registrations.procedure(uri)
+        registration = self.dealer.procedure(uri)
         if registration is not None:  # a WAMP v1 caller: it awaits the callee's answer
             return await v1_call(self.dealer, connection.session_id, registration, params)
         return await self.rpcs.call(connection, uri, request, params)
@@ -174,7 +174,7 @@ class Broker:
     def procedure(self, connection: WampConnection, uri: str) -> Registration | Failure | None:
         """The client registration a CALL of ``uri`` goes to, once the route's ``call`` rule
         allowed it; None: the server's own procedures answer (``call``)."""
-        registration = self.dealer.registrations.procedure(uri)
+        registration = self.dealer.procedure(uri)
         if registration is None:
             return None
         refused = self._refused("call", connection, self.router.match(uri))

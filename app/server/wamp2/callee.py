@@ -114,7 +114,7 @@ class Callee:
             answers.error(request, kind, failure.desc)
             return
         limit = answers.connection.limits.max_registrations
-        registration = self.broker.dealer.registrations.add(self, uri, limit)
+        registration = await self.broker.dealer.register(self, uri, limit)
         if registration is None:
             answers.error(request, PROCEDURE_ALREADY_EXISTS, f"{uri} is registered already")
             return
@@ -122,7 +122,7 @@ class Callee:
 
     async def unregister(self, request: Request, registration_id: int) -> None:
         dealer = self.broker.dealer
-        if dealer.registrations.remove(self.session_id, registration_id) is None:
+        if dealer.unregister(self.session_id, registration_id) is None:
             desc = f"no registration {registration_id} of this session"
             self.answers.error(request, NO_SUCH_REGISTRATION, desc)
             return

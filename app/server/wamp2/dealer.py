@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.server.wamp2.calls import payload
@@ -27,6 +27,9 @@ from gos_web_socket.app.server.wamp2.codes import (
 )
 from gos_web_socket.app.server.wamp2.registrations import CalleeEnd, Registration, Registrations
 from gos_web_socket.settings.models import LimitsSettings
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.relay import WorkerRelay
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ class Dealer:
         self._serving: dict[str, int] = {}
         """Invocations in flight per callee session."""
         self._ids = itertools.count(1)
+        self.relay: WorkerRelay | None = None
+        """With several workers: the other workers' procedures (relay.py); None: one process."""
 
     @property
     def in_flight(self) -> int:
@@ -87,6 +92,36 @@ class Dealer:
         """Invocations in flight that ``session_id`` made, and that it serves."""
         return self._calling.get(session_id, 0), self._serving.get(session_id, 0)
 
+    def procedure(self, uri: str) -> Registration | None:
+        """The registration serving ``uri``: on this worker, else on another (relay.py)."""
+        found = self.registrations.procedure(uri)
+        if found is None and self.relay is not None:
+            return self.relay.remote.get(uri)
+        return found
+
+    async def register(self, callee: CalleeEnd, uri: str, limit: int) -> Registration | None:
+        """Register ``uri`` for ``callee``; None: taken (here, or on another worker).
+
+        Raises:
+            LimitExceeded: ``callee`` holds ``limit`` registrations (``max_registrations``).
+        """
+        if self.relay is not None and uri in self.relay.remote:
+            return None
+        registration = self.registrations.add(callee, uri, limit)
+        if registration is None or self.relay is None:
+            return registration
+        if await self.relay.claim(uri):
+            return registration
+        self.registrations.remove(callee.session_id, registration.id)
+        return None
+
+    def unregister(self, session_id: str, registration_id: int) -> Registration | None:
+        """Drop a registration ``session_id`` holds; None: unknown, or another session's."""
+        registration = self.registrations.remove(session_id, registration_id)
+        if registration is not None and self.relay is not None:
+            self.relay.release(registration.uri)
+        return registration
+
     def call(
         self,
         registration: Registration,
@@ -96,19 +131,22 @@ class Dealer:
         details: dict[str, Any],
         reply: Reply,
         timeout_ms: int = 0,
+        budget: bool = True,
     ) -> None:
         """Send INVOCATION to the registration's callee; the answers reach ``reply``.
 
         ``details`` are the INVOCATION's (``receive_progress`` when both ends do progress);
         ``timeout_ms`` (the caller's ``timeout`` option, 0: none) can only shorten
-        ``server.limits.call_timeout``.
+        ``server.limits.call_timeout``. A call another worker relays (``budget`` False) was
+        counted against its caller there.
 
         Raises:
             LimitExceeded: the caller has ``max_pending_calls`` calls in flight already.
         """
         limits = self.limits
-        calls = self._calling.get(caller, 0)
-        check_count("max_pending_calls", calls, limits.max_pending_calls, "calls not answered")
+        if budget:
+            calls = self._calling.get(caller, 0)
+            check_count("max_pending_calls", calls, limits.max_pending_calls, "calls not answered")
         callee = registration.callee
         busy = limits.max_pending_invocations
         if self._serving.get(callee.session_id, 0) >= busy:
@@ -179,7 +217,9 @@ class Dealer:
     def leave(self, session_id: str) -> None:
         """A session is gone: its registrations go, the calls it serves fail with
         ``canceled``, the calls it made are forgotten and their callees interrupted."""
-        self.registrations.leave(session_id)
+        for uri in self.registrations.leave(session_id):
+            if self.relay is not None:
+                self.relay.release(uri)
         if session_id not in self._calling and session_id not in self._serving:
             return
         for invocation in [i for i in self._invocations.values() if session_id in _ends(i)]:

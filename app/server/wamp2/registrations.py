@@ -88,10 +88,11 @@ class Registrations:
         del self._by_uri[registration.uri]
         return registration
 
-    def leave(self, session_id: str) -> int:
-        """Drop every registration of a gone session; how many there were."""
-        held = self._by_session.pop(session_id, set())
-        for registration_id in held:
+    def leave(self, session_id: str) -> list[str]:
+        """Drop every registration of a gone session; their URIs."""
+        uris = []
+        for registration_id in self._by_session.pop(session_id, set()):
             registration = self._by_id.pop(registration_id)
             del self._by_uri[registration.uri]
-        return len(held)
+            uris.append(registration.uri)
+        return uris
