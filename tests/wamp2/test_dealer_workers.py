@@ -1,4 +1,4 @@
-"""Calls between clients on different workers (``server.workers: 2``), and a callee's worker dying."""
+"""Calls between clients on different workers (``server.workers: 2``); a callee's worker dies."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ async def on_other_worker(server: ServerProcess, taken: str) -> tuple[V2Client, 
     address: open clients until one lands there); the others opened on the way."""
     extra: list[V2Client] = []
     for _ in range(40):
-        before = (await connections(server))
+        before = await connections(server)
         client = await V2Client.join(server.ws_url)
         after = await connections(server)
         landed = [i for i in after if after[i][1] > before[i][1]]
