@@ -36,13 +36,15 @@ async def connections(server: ServerProcess) -> dict[str, tuple[int, int]]:
     return {i: (w["pid"], w["server"]["connections"]) for i, w in body["workers"].items()}
 
 
-async def on_other_worker(server: ServerProcess, taken: str) -> tuple[V2Client, list[V2Client]]:
+async def on_other_worker(
+    server: ServerProcess, taken: str, serializer: str = "json"
+) -> tuple[V2Client, list[V2Client]]:
     """A v2 client on the worker that is not ``taken`` (the kernel spreads connections by
     address: open clients until one lands there); the others opened on the way."""
     extra: list[V2Client] = []
     for _ in range(40):
         before = await connections(server)
-        client = await V2Client.join(server.ws_url)
+        client = await V2Client.join(server.ws_url, serializer=serializer)
         after = await connections(server)
         landed = [i for i in after if after[i][1] > before[i][1]]
         if landed and landed[0] != taken:
@@ -59,7 +61,8 @@ async def leave_all(*clients: Any) -> None:
 
 async def test_call_reaches_a_callee_on_another_worker(workers: ServerProcess) -> None:
     """A callee on one worker, a caller on the other: RESULT, progressive results and callee
-    errors cross; a second REGISTER of the URI on the other worker is refused."""
+    errors cross; a second REGISTER of the URI on the other worker is refused; binary values
+    cannot cross (JSON between workers): the call ends canceled, the sessions stay."""
     callee = await V2Client.join(workers.ws_url, serializer="msgpack")
     (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
 
@@ -68,8 +71,12 @@ async def test_call_reaches_a_callee_on_another_worker(workers: ServerProcess) -
 
     await callee.session.register(lambda a, b: a + b, "com.acme.add")
     await callee.session.register(refuse, "com.acme.refuse")
-    caller, extra = await on_other_worker(workers, home)
+    caller, extra = await on_other_worker(workers, home, "msgpack")
     assert await caller.session.call("com.acme.add", 2, 3) == 5
+    with pytest.raises(ApplicationError) as binary:
+        await caller.session.call("com.acme.add", b"x", b"y")
+    assert binary.value.error == "wamp.error.canceled"
+    assert await callee.session.call("com.acme.add", b"x", b"y") == b"xy"  # same worker
     with pytest.raises(ApplicationError) as raised:
         await caller.session.call("com.acme.refuse")
     assert (raised.value.error, raised.value.args) == ("com.acme.error.nope", ("nope",))

@@ -165,7 +165,8 @@ class Dealer:
         self._arm(invocation)
         args, kwargs = arguments
         message: list[Any] = [INVOCATION, invocation.id, registration.id, details]
-        callee.send(message + payload(args, kwargs))
+        if not callee.send(message + payload(args, kwargs)):
+            self._end(invocation, CANCELED, f"the callee of {registration.uri} cannot be reached")
 
     def yielded(
         self,

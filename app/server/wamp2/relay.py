@@ -23,7 +23,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gos_web_socket.app.server.wamp2.codes import CANCELED, INTERRUPT, INVOCATION, NO_SUCH_PROCEDURE
+from gos_web_socket.app.server.wamp2.codes import (
+    CANCELED,
+    INTERRUPT,
+    INVALID_ARGUMENT,
+    INVOCATION,
+    NO_SUCH_PROCEDURE,
+)
 from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.server.wamp2.registrations import Registration
 
@@ -57,7 +63,16 @@ class RemoteCallee:
         return worker_key(self.index)
 
     def send(self, message: list[Any]) -> bool:
-        """INVOCATION and INTERRUPT of the local dealer, as relay messages to the worker."""
+        """INVOCATION and INTERRUPT of the local dealer, as relay messages to the worker;
+        False when the arguments cannot be JSON (MessagePack ``bytes``)."""
+        try:
+            self._send(message)
+        except (TypeError, ValueError) as exc:
+            logger.info("dealer relay: %s cannot cross workers: %s", self.uri, exc)
+            return False
+        return True
+
+    def _send(self, message: list[Any]) -> None:
         if message[0] == INVOCATION:
             args = message[4] if len(message) > 4 else []
             kwargs = message[5] if len(message) > 5 else {}
@@ -74,7 +89,6 @@ class RemoteCallee:
             )
         elif message[0] == INTERRUPT:
             self.send_up({"op": "interrupt", "to": self.index, "id": message[1], **message[2]})
-        return True
 
 
 class RelayReply:
@@ -89,7 +103,12 @@ class RelayReply:
 
     def _answer(self, kind: str, args: list[Any], kwargs: dict[str, Any], uri: str = "") -> None:
         message = {"op": "answer", "to": self.to, "id": self.request, "kind": kind}
-        self.send_up(message | {"uri": uri, "args": args, "kwargs": kwargs})
+        try:
+            self.send_up(message | {"uri": uri, "args": args, "kwargs": kwargs})
+        except (TypeError, ValueError):  # MessagePack bytes: the call ends, not the session
+            desc = ["the answer cannot cross workers (binary values)"]
+            message |= {"kind": "error", "uri": INVALID_ARGUMENT, "args": desc, "kwargs": {}}
+            self.send_up(message)
 
     def progress(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         self._answer("progress", args, kwargs)
