@@ -104,6 +104,9 @@ async def test_register_refusals(join: Joiner) -> None:
     with pytest.raises(ApplicationError) as raised:
         await other.session.register(add, "com.acme.p", options=RegisterOptions(match="prefix"))
     assert raised.value.error == "wamp.error.invalid_argument"
+    with pytest.raises(ApplicationError) as raised:
+        await other.session.register(add, "com.acme.add", RegisterOptions(invoke="roundrobin"))
+    assert raised.value.error == "wamp.error.procedure_exists_with_different_invocation_policy"
 
 
 async def test_unregister(join: Joiner) -> None:
@@ -252,3 +255,37 @@ async def _raw_callee(
     peer.send([64, 1, {}, uri])
     assert (await peer.receive())[:2] == [65, 1]
     return peer
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_shared_registration_roundrobin(join: Joiner, serializer: str) -> None:
+    """Three callees share a URI with invoke roundrobin: calls go 1, 2, 3, 1, ...; when one
+    leaves the others carry on; a callee cannot join the same URI twice."""
+    callees = [await join(serializer=serializer) for _ in range(3)]
+    caller = await join(serializer=serializer)
+    shared = RegisterOptions(invoke="roundrobin")
+    for number, callee in enumerate(callees, 1):
+        await callee.session.register(lambda n=number: n, "com.acme.who", shared)
+    assert [await caller.session.call("com.acme.who") for _ in range(7)] == [1, 2, 3, 1, 2, 3, 1]
+    with pytest.raises(ApplicationError) as raised:
+        await callees[0].session.register(lambda: 0, "com.acme.who", shared)
+    assert raised.value.error == "wamp.error.procedure_already_exists"
+    await callees[1].leave()
+    answers = {await caller.session.call("com.acme.who") for _ in range(4)}
+    assert answers == {1, 3}
+
+
+@pytest.mark.parametrize(("invoke", "expected"), [("first", 1), ("last", 3), ("random", None)])
+async def test_shared_registration_policies(join: Joiner, invoke: str, expected: int) -> None:
+    """first: the oldest callee, last: the newest, random: one of them each call."""
+    callees = [await join() for _ in range(3)]
+    caller = await join()
+    for number, callee in enumerate(callees, 1):
+        await callee.session.register(
+            lambda n=number: n, "com.acme.who", RegisterOptions(invoke=invoke)
+        )
+    answers = [await caller.session.call("com.acme.who") for _ in range(30)]
+    if expected is None:
+        assert set(answers) <= {1, 2, 3} and len(set(answers)) > 1
+    else:
+        assert set(answers) == {expected}

@@ -30,14 +30,15 @@ from gos_web_socket.app.server.wamp2.parsing import (
     flag,
     length,
 )
+from gos_web_socket.app.server.wamp2.registrations import POLICIES
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.wamp2.answers import Answers
     from gos_web_socket.app.server.wamp2.handshake import Handshake
 
-_NOT_YET = {"match": ("exact",), "invoke": ("single",)}
-"""REGISTER options with values this dealer does not implement yet: the allowed ones."""
+_ALLOWED = {"match": ("exact",), "invoke": POLICIES}
+"""REGISTER options and the values this dealer implements (``match``: exact only, yet)."""
 
 
 class Callee:
@@ -103,7 +104,7 @@ class Callee:
 
     async def register(self, request: Request, uri: str, options: dict[str, Any]) -> None:
         answers = self.answers
-        for key, allowed in _NOT_YET.items():
+        for key, allowed in _ALLOWED.items():
             if options.get(key, allowed[0]) not in allowed:
                 desc = f"REGISTER option {key}={options[key]!r}: this router allows {allowed}"
                 answers.error(request, INVALID_ARGUMENT, desc)
@@ -114,9 +115,11 @@ class Callee:
             answers.error(request, kind, failure.desc)
             return
         limit = answers.connection.limits.max_registrations
-        registration = await self.broker.dealer.register(self, uri, limit)
-        if registration is None:
-            answers.error(request, PROCEDURE_ALREADY_EXISTS, f"{uri} is registered already")
+        invoke = options.get("invoke", "single")
+        registration = await self.broker.dealer.register(self, uri, limit, invoke)
+        if isinstance(registration, str):
+            held = "already" if registration == PROCEDURE_ALREADY_EXISTS else "with another invoke"
+            answers.error(request, registration, f"{uri} is registered {held}")
             return
         answers.acknowledge(request, [REGISTERED, request.id, registration.id])
 

@@ -33,6 +33,9 @@ NO_SUCH_PROCEDURE = "wamp.error.no_such_procedure"
 NO_SUCH_SUBSCRIPTION = "wamp.error.no_such_subscription"
 NO_SUCH_REGISTRATION = "wamp.error.no_such_registration"
 PROCEDURE_ALREADY_EXISTS = "wamp.error.procedure_already_exists"
+PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY = (
+    "wamp.error.procedure_exists_with_different_invocation_policy"
+)
 CANCELED = "wamp.error.canceled"
 TIMEOUT = "wamp.error.timeout"
 UNAVAILABLE = "wamp.error.unavailable"
@@ -49,6 +52,7 @@ ROUTER_ROLES = {
             "progressive_call_results": True,
             "call_canceling": True,
             "call_timeout": True,
+            "shared_registration": True,
         }
     },
 }

@@ -22,6 +22,7 @@ from gos_web_socket.app.server.wamp2.codes import (
     CANCELED,
     INTERRUPT,
     INVOCATION,
+    PROCEDURE_ALREADY_EXISTS,
     TIMEOUT,
     UNAVAILABLE,
 )
@@ -99,26 +100,33 @@ class Dealer:
             return self.relay.remote.get(uri)
         return found
 
-    async def register(self, callee: CalleeEnd, uri: str, limit: int) -> Registration | None:
-        """Register ``uri`` for ``callee``; None: taken (here, or on another worker).
+    async def register(
+        self, callee: CalleeEnd, uri: str, limit: int, invoke: str = "single"
+    ) -> Registration | str:
+        """Register ``uri`` for ``callee`` with policy ``invoke``; or the error URI refusing
+        it (taken here or on another worker, or shared with another policy).
 
         Raises:
             LimitExceeded: ``callee`` holds ``limit`` registrations (``max_registrations``).
         """
         if self.relay is not None and uri in self.relay.remote:
-            return None
-        registration = self.registrations.add(callee, uri, limit)
-        if registration is None or self.relay is None:
-            return registration
-        if await self.relay.claim(uri):
+            return PROCEDURE_ALREADY_EXISTS
+        conflict = self.registrations.conflict(callee.session_id, uri, invoke)
+        if conflict is not None:
+            return conflict
+        registration = self.registrations.add(callee, uri, limit, invoke)
+        if self.relay is None or await self.relay.claim(uri):
             return registration
         self.registrations.remove(callee.session_id, registration.id)
-        return None
+        return PROCEDURE_ALREADY_EXISTS
 
     def unregister(self, session_id: str, registration_id: int) -> Registration | None:
         """Drop a registration ``session_id`` holds; None: unknown, or another session's."""
-        registration = self.registrations.remove(session_id, registration_id)
-        if registration is not None and self.relay is not None:
+        removed = self.registrations.remove(session_id, registration_id)
+        if removed is None:
+            return None
+        registration, emptied = removed
+        if emptied and self.relay is not None:
             self.relay.release(registration.uri)
         return registration
 

@@ -1,16 +1,26 @@
-"""The procedures clients registered: one callee per URI, each registration owned by a session.
+"""The procedures clients registered: the callees of each URI, each registration owned by a session.
 
 The dealer (dealer.py) asks this table which callee serves a URI; the session's callee role
-(callee.py) adds and removes its own registrations here. Ids are router-scoped, from 1 up.
+(callee.py) adds and removes its own registrations here. Ids are router-scoped, from 1 up, one
+per callee. A URI has one callee (``invoke: single``, the default) or several (shared
+registration): the first REGISTER fixes the policy that picks one per call.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gos_web_socket.app.limits import check_count
+from gos_web_socket.app.server.wamp2.codes import (
+    PROCEDURE_ALREADY_EXISTS,
+    PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY,
+)
+
+POLICIES = ("single", "roundrobin", "random", "first", "last")
+"""REGISTER ``invoke``: who of a URI's callees gets a call (shared registration)."""
 
 
 class CalleeEnd(Protocol):
@@ -41,13 +51,38 @@ class Registration:
     callee: CalleeEnd
 
 
+class Procedure:
+    """The callees of one URI, oldest first, and the policy that picks one per call."""
+
+    __slots__ = ("callees", "invoke", "turn")
+
+    def __init__(self, invoke: str) -> None:
+        self.invoke = invoke
+        self.callees: list[Registration] = []
+        self.turn = 0
+        """roundrobin: the index of the next callee."""
+
+    def pick(self) -> Registration:
+        """``roundrobin`` walks the callees in registration order, ``random`` draws one,
+        ``last`` is the newest, ``first`` and ``single`` the oldest."""
+        callees = self.callees
+        if self.invoke == "roundrobin":
+            self.turn %= len(callees)
+            chosen = callees[self.turn]
+            self.turn += 1
+            return chosen
+        if self.invoke == "random":
+            return random.choice(callees)  # noqa: S311  (load spreading, not a secret)
+        return callees[-1] if self.invoke == "last" else callees[0]
+
+
 class Registrations:
     """Every registration of this process, by URI, by id and by owning session."""
 
     __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids")
 
     def __init__(self) -> None:
-        self._by_uri: dict[str, Registration] = {}
+        self._by_uri: dict[str, Procedure] = {}
         self._by_id: dict[int, Registration] = {}
         self._by_session: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
@@ -56,43 +91,58 @@ class Registrations:
         return len(self._by_id)
 
     def procedure(self, uri: str) -> Registration | None:
-        """The registration serving ``uri``; None: no client registered it."""
-        return self._by_uri.get(uri)
+        """The registration a call of ``uri`` goes to (by the URI's policy); None: nobody's."""
+        procedure = self._by_uri.get(uri)
+        return None if procedure is None else procedure.pick()
 
-    def add(self, callee: CalleeEnd, uri: str, limit: int) -> Registration | None:
-        """Register ``uri`` for ``callee``; None when another registration holds it.
+    def conflict(self, session_id: str, uri: str, invoke: str) -> str | None:
+        """The error URI refusing ``session_id`` a registration of ``uri`` with ``invoke``;
+        None: it may register."""
+        procedure = self._by_uri.get(uri)
+        if procedure is None:
+            return None
+        if procedure.invoke != invoke:
+            return PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY
+        held = self._by_session.get(session_id, set())
+        if invoke == "single" or any(r.id in held for r in procedure.callees):
+            return PROCEDURE_ALREADY_EXISTS
+        return None
+
+    def add(self, callee: CalleeEnd, uri: str, limit: int, invoke: str = "single") -> Registration:
+        """Register ``uri`` for ``callee`` (``conflict`` said it may).
 
         Raises:
             LimitExceeded: ``callee`` would hold more than ``limit`` registrations
                 (``server.limits.max_registrations``).
         """
-        if uri in self._by_uri:
-            return None
         held = self._by_session.setdefault(callee.session_id, set())
         check_count("max_registrations", len(held), limit, "registrations")
         registration = Registration(next(self._ids), uri, callee)
-        self._by_uri[uri] = registration
+        self._by_uri.setdefault(uri, Procedure(invoke)).callees.append(registration)
         self._by_id[registration.id] = registration
         held.add(registration.id)
         return registration
 
-    def remove(self, session_id: str, registration_id: int) -> Registration | None:
-        """Drop a registration ``session_id`` holds; None: unknown, or another session's."""
+    def remove(self, session_id: str, registration_id: int) -> tuple[Registration, bool] | None:
+        """Drop a registration ``session_id`` holds, and whether its URI has no callee left;
+        None: unknown, or another session's."""
         held = self._by_session.get(session_id)
         if held is None or registration_id not in held:
             return None
         held.discard(registration_id)
         if not held:
             del self._by_session[session_id]
-        registration = self._by_id.pop(registration_id)
-        del self._by_uri[registration.uri]
-        return registration
+        return self._drop(registration_id)
 
     def leave(self, session_id: str) -> list[str]:
-        """Drop every registration of a gone session; their URIs."""
-        uris = []
-        for registration_id in self._by_session.pop(session_id, set()):
-            registration = self._by_id.pop(registration_id)
+        """Drop every registration of a gone session; the URIs left without a callee."""
+        dropped = [self._drop(i) for i in self._by_session.pop(session_id, set())]
+        return [registration.uri for registration, emptied in dropped if emptied]
+
+    def _drop(self, registration_id: int) -> tuple[Registration, bool]:
+        registration = self._by_id.pop(registration_id)
+        procedure = self._by_uri[registration.uri]
+        procedure.callees.remove(registration)
+        if not procedure.callees:
             del self._by_uri[registration.uri]
-            uris.append(registration.uri)
-        return uris
+        return registration, not procedure.callees
