@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.server.dispatch import rpc_failure
 from gos_web_socket.app.server.session import Failure, KeywordArguments, Result
+from gos_web_socket.app.server.wamp2.answers import payload
 from gos_web_socket.app.server.wamp2.codes import CALL, ERROR, RESULT, TIMEOUT, UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -26,13 +27,6 @@ if TYPE_CHECKING:
 
 _V1_CODES = {TIMEOUT: 504, UNAVAILABLE: 503}
 """The GOS code in a v1 CALLERROR's details, by the dealer's error URI (else 500)."""
-
-
-def payload(args: list[Any], kwargs: dict[str, Any]) -> list[Any]:
-    """The optional ``Arguments, ArgumentsKw`` tail, empty ones left out as the spec asks."""
-    if kwargs:
-        return [args, kwargs]
-    return [args] if args else []
 
 
 class FrameReply:

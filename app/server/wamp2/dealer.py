@@ -14,10 +14,10 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from gos_web_socket.app.limits import check_count
-from gos_web_socket.app.server.wamp2.calls import payload
+from gos_web_socket.app.server.wamp2.answers import payload
 from gos_web_socket.app.server.wamp2.codes import (
     CANCELED,
     INTERRUPT,
@@ -28,9 +28,6 @@ from gos_web_socket.app.server.wamp2.codes import (
 )
 from gos_web_socket.app.server.wamp2.registrations import CalleeEnd, Registration, Registrations
 from gos_web_socket.settings.models import LimitsSettings
-
-if TYPE_CHECKING:
-    from gos_web_socket.app.server.wamp2.relay import WorkerRelay
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +44,16 @@ class Reply(Protocol):
     def result(self, args: list[Any], kwargs: dict[str, Any]) -> None: ...
 
     def error(self, uri: str, args: list[Any], kwargs: dict[str, Any]) -> None: ...
+
+
+class Relay(Protocol):
+    """The other workers' procedures, with several workers (relay.py's ``WorkerRelay``)."""
+
+    remote: dict[str, Registration]
+
+    async def claim(self, uri: str) -> bool: ...
+
+    def release(self, uri: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -77,7 +84,7 @@ class Dealer:
         self._serving: dict[str, int] = {}
         """Invocations in flight per callee session."""
         self._ids = itertools.count(1)
-        self.relay: WorkerRelay | None = None
+        self.relay: Relay | None = None
         """With several workers: the other workers' procedures (relay.py); None: one process."""
 
     @property
