@@ -82,6 +82,18 @@ class Broker:
     def _not_authorized(uri: str, desc: str) -> Failure:
         return Failure(uri, desc, {"code": 403}, error=NotAuthorized(desc))
 
+    def _allowed(self, verb: str, connection: WampConnection, uri: str) -> WampRequest | Failure:
+        """The route of ``uri`` once its ``verb`` rule allowed this connection; else why not
+        (no route, or not authorized)."""
+        try:
+            request = self.router.match(uri)
+        except ResourceNotFound as exc:
+            return Failure(uri, str(exc), {}, no_route=True, error=exc)
+        refused = self._refused(verb, connection, request)
+        if refused is not None:
+            return self._not_authorized(uri, refused)
+        return request
+
     async def subscribe(
         self,
         connection: WampConnection,
@@ -99,13 +111,9 @@ class Broker:
             limit = connection.limits.max_subscriptions
             count = len(connection.subscriptions)
             check_count("max_subscriptions", count, limit, "subscriptions")
-        try:
-            request = self.router.match(uri)
-        except ResourceNotFound as exc:
-            return Failure(uri, str(exc), {}, no_route=True, error=exc)
-        refused = self._refused("subscribe", connection, request)
-        if refused is not None:
-            return self._not_authorized(uri, refused)
+        request = self._allowed("subscribe", connection, uri)
+        if isinstance(request, Failure):
+            return request
         topic = self.manager.subscribe(connection, uri, request)
         if topic is None:
             return connection.subscriptions[uri][0]
@@ -140,13 +148,9 @@ class Broker:
         eligible: list[str],
     ) -> Failure | None:
         """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does."""
-        try:
-            request = self.router.match(uri)
-        except ResourceNotFound as exc:
-            return Failure(uri, str(exc), {}, no_route=True, error=exc)
-        refused = self._refused("publish", connection, request)
-        if refused is not None:
-            return self._not_authorized(uri, refused)
+        request = self._allowed("publish", connection, uri)
+        if isinstance(request, Failure):
+            return request
         topic = self.manager.topic(uri)
         return await self.topics.publish(connection, topic, request, event, exclude, eligible)
 
@@ -189,13 +193,9 @@ class Broker:
         ``authenticated``); then one namespace: a URI whose route names a server RPC handler
         is the server's (code 409, procedure_already_exists), never a client's.
         """
-        try:
-            request = self.router.match(uri)
-        except ResourceNotFound as exc:
-            return Failure(uri, str(exc), {}, no_route=True, error=exc)
-        refused = self._refused("register", connection, request)
-        if refused is not None:
-            return self._not_authorized(uri, refused)
+        request = self._allowed("register", connection, uri)
+        if isinstance(request, Failure):
+            return request
         callback = request.route.callback
         if callback in self.rpcs.handlers:
             route = request.route_name

@@ -31,25 +31,11 @@ ROUTES: dict[str, Any] = {
 
 
 @pytest.fixture
-async def dealer_server() -> AsyncIterator[WampServer]:
-    """The demo handlers on routes that also serve client procedures."""
+async def demo_server() -> AsyncIterator[WampServer]:
+    """The demo handlers on routes that also serve client procedures (conftest's ``join``
+    joins this one)."""
     async with running_server(topics=[AcmeTopic()], rpcs=[AcmeRpc()], routes=ROUTES) as server:
         yield server
-
-
-@pytest.fixture
-async def join(dealer_server: WampServer) -> AsyncIterator[Joiner]:
-    """Join ``dealer_server`` with autobahn-python; every session leaves at teardown."""
-    clients: list[V2Client] = []
-
-    async def open_session(**kwargs: Any) -> V2Client:
-        client = await V2Client.join(url_of(dealer_server), **kwargs)
-        clients.append(client)
-        return client
-
-    yield open_session
-    for client in clients:
-        await client.leave()
 
 
 def add(*args: Any, **kwargs: Any) -> Any:
@@ -121,11 +107,11 @@ async def test_unregister(join: Joiner) -> None:
     assert await callee.session.call("com.acme.add", 1) == {"sum": 1, "kwargs": {}}
 
 
-async def test_unregister_unknown_is_refused(dealer_server: WampServer) -> None:
+async def test_unregister_unknown_is_refused(demo_server: WampServer) -> None:
     """UNREGISTER of an unknown id, or of another session's registration: no_such_registration."""
-    owner = await V2Client.join(url_of(dealer_server))
+    owner = await V2Client.join(url_of(demo_server))
     registration = await owner.session.register(add, "com.acme.add")
-    peer = await _raw_callee(dealer_server)
+    peer = await _raw_callee(demo_server)
     for request, registration_id in ((1, 999), (2, registration.id)):
         peer.send([66, request, registration_id])
         assert await peer.receive() == [
@@ -140,10 +126,10 @@ async def test_unregister_unknown_is_refused(dealer_server: WampServer) -> None:
     await owner.leave()
 
 
-async def test_callee_gone_mid_call(dealer_server: WampServer, join: Joiner) -> None:
+async def test_callee_gone_mid_call(demo_server: WampServer, join: Joiner) -> None:
     """A callee that disconnects fails its pending call with canceled; nothing stays in flight."""
     caller = await join()
-    peer = await _raw_callee(dealer_server)
+    peer = await _raw_callee(demo_server)
     pending = asyncio.ensure_future(caller.session.call("com.acme.slow", 1))
     invocation = await peer.receive()
     assert invocation[0] == 68 and invocation[3:] == [{}, [1]]
@@ -151,21 +137,21 @@ async def test_callee_gone_mid_call(dealer_server: WampServer, join: Joiner) -> 
     with pytest.raises(ApplicationError) as raised:
         await pending
     assert raised.value.error == "wamp.error.canceled"
-    assert in_flight(dealer_server) == 0
+    assert in_flight(demo_server) == 0
     with pytest.raises(ApplicationError) as raised:
         await caller.session.call("com.acme.slow", 1)
     assert raised.value.error == "wamp.error.no_such_procedure"
 
 
-async def test_caller_gone_mid_call(dealer_server: WampServer) -> None:
+async def test_caller_gone_mid_call(demo_server: WampServer) -> None:
     """A caller that disconnects: its call is forgotten, the callee's late YIELD dropped."""
-    peer = await _raw_callee(dealer_server, features={"call_canceling": True})
-    caller = await V2Client.join(url_of(dealer_server))
+    peer = await _raw_callee(demo_server, features={"call_canceling": True})
+    caller = await V2Client.join(url_of(demo_server))
     caller.session.call("com.acme.slow", 1)
     invocation = await peer.receive()
     await caller.leave()
     assert await peer.receive() == [69, invocation[1], {"mode": "killnowait"}]
-    assert in_flight(dealer_server) == 0
+    assert in_flight(demo_server) == 0
     peer.send([70, invocation[1], {}, ["late"]])  # dropped quietly, the session stays
     peer.send([64, 10, {}, "com.acme.other"])
     assert (await peer.receive())[:2] == [65, 10]
@@ -188,7 +174,7 @@ async def test_progressive_results(join: Joiner) -> None:
     assert (seen, result) == ([0, 1, 2], 3)
 
 
-async def test_cancel(dealer_server: WampServer, join: Joiner) -> None:
+async def test_cancel(demo_server: WampServer, join: Joiner) -> None:
     """CANCEL (autobahn-python sends no mode: our default, killnowait) interrupts the callee."""
     callee, caller = await join(), await join()
     started, interrupted = asyncio.Event(), asyncio.Event()
@@ -206,25 +192,25 @@ async def test_cancel(dealer_server: WampServer, join: Joiner) -> None:
     await asyncio.wait_for(started.wait(), 5)
     call.cancel()
     await asyncio.wait_for(interrupted.wait(), 5)
-    await eventually(lambda: in_flight(dealer_server) == 0, what="no call in flight")
+    await eventually(lambda: in_flight(demo_server) == 0, what="no call in flight")
 
 
-async def test_call_timeout(dealer_server: WampServer) -> None:
+async def test_call_timeout(demo_server: WampServer) -> None:
     """A caller's timeout (ms) ends a call the callee never answers: wamp.error.timeout, and
     the callee that announced call_canceling gets INTERRUPT killnowait."""
-    callee = await _raw_callee(dealer_server, features={"call_canceling": True})
-    caller = await _raw_callee(dealer_server, uri="com.acme.other")
+    callee = await _raw_callee(demo_server, features={"call_canceling": True})
+    caller = await _raw_callee(demo_server, uri="com.acme.other")
     caller.send([48, 7, {"timeout": 200}, "com.acme.slow"])
     invocation = await callee.receive()
     desc = "no answer from the callee within 0.2 s"
     assert await caller.receive() == [8, 48, 7, {}, "wamp.error.timeout", [desc]]
     assert await callee.receive() == [69, invocation[1], {"mode": "killnowait"}]
-    assert in_flight(dealer_server) == 0
+    assert in_flight(demo_server) == 0
     callee.close()
     caller.close()
 
 
-async def test_v1_caller(dealer_server: WampServer, join: Joiner) -> None:
+async def test_v1_caller(demo_server: WampServer, join: Joiner) -> None:
     """A WAMP v1 CALL reaches a v2 client's procedure: params as arguments, the RESULT's
     arguments back as a server RPC's (a list, or the one dict); an ERROR is a CALLERROR."""
     callee = await join()
@@ -235,7 +221,7 @@ async def test_v1_caller(dealer_server: WampServer, join: Joiner) -> None:
         raise ApplicationError("com.acme.error.nope", "nope")
 
     await callee.session.register(refuse, "com.acme.refuse")
-    client = await WampTestClient.connect(url_of(dealer_server))
+    client = await WampTestClient.connect(url_of(demo_server))
     assert await client.call("com.acme.sum", 1, 2) == await client.call("acme/rpc/sum", 1, 2)
     assert await client.call("com.acme.echo", {"k": "v"}) == {"got": {"k": "v"}}
     with pytest.raises(CallError) as raised:
