@@ -97,3 +97,39 @@ async def test_autobahn_js_in_node(server: WampServer, serializer: str) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_autobahn_js_callee_and_caller(serializer: str) -> None:
+    """autobahn-js registers and calls through the dealer: arguments and keyword arguments,
+    progressive results, a callee's error, and a cancel that leaves no call in flight."""
+    routes = {
+        "procedures": {"pattern": "com.acme.{name}", "options": {"auth": {"register": "anyone"}}}
+    }
+    async with running_server(routes=routes) as dealer_server:
+        script = [*node_command()[:-1], str(HERE / "autobahn_node_dealer.js")]
+        process = await asyncio.create_subprocess_exec(
+            *script, url_of(dealer_server), "realm1", serializer, stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            await next_step(process, "registered")
+            called = await next_step(process, "called")
+            assert (called["args"], called["kwargs"]) == ([5], {"unit": "cm"})
+            progressed = await next_step(process, "progressed")
+            assert (progressed["progress"], progressed["result"]) == ([0, 1, 2], 3)
+            refused = await next_step(process, "refused")
+            assert refused == {
+                "step": "refused",
+                "error": "com.acme.error.nope",
+                "args": ["nope"],
+                "kwargs": {"why": "locked"},
+            }
+            assert (await next_step(process, "canceled"))["canceled"] == "Cancelled"
+            await next_step(process, "closed")
+            assert dealer_server.broker.dealer.in_flight == 0
+            async with asyncio.timeout(10):
+                assert await process.wait() == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
