@@ -186,6 +186,11 @@ class Broker:
             return rpc_failure(uri, refused, 403, None, NotAuthorized(refused))
         return registration
 
+    def discloses(self, uri: str) -> bool:
+        """Whether a call of ``uri`` may name its caller to the callee: yes, unless the route
+        says ``options.disclose_caller: false``."""
+        return self.router.match(uri).route.options.get("disclose_caller", True) is not False
+
     def registrable(self, connection: WampConnection, uri: str) -> Failure | None:
         """Why ``connection`` may not register ``uri``; None: it may.
 

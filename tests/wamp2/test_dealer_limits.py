@@ -11,7 +11,13 @@ from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import RawPeer
 from tests.support.server import eventually, running_server, url_of
 
-ROUTES = {"procedures": {"pattern": "com.acme.{name}", "options": {"auth": {"register": "anyone"}}}}
+ROUTES: dict[str, Any] = {
+    "procedures": {"pattern": "com.acme.{name}", "options": {"auth": {"register": "anyone"}}},
+    "secret": {
+        "pattern": "com.secret.{name}",
+        "options": {"auth": {"register": "anyone"}, "disclose_caller": False},
+    },
+}
 LIMITS = {
     "max_registrations": 2,
     "max_pending_invocations": 2,
@@ -183,6 +189,34 @@ async def _registration(server: WampServer, uri: str) -> int:
     registration = server.broker.dealer.registrations.procedure(uri)
     assert registration is not None
     return registration.id
+
+
+async def test_caller_identification(server: WampServer) -> None:
+    """disclose_me (CALL) or disclose_caller (REGISTER) name the caller in INVOCATION details,
+    unless the route says disclose_caller: false (option_disallowed.disclose_me)."""
+    callee = await peer(server, "com.acme.open", "com.secret.hidden")
+    before = {c.session_id for c in server.live_connections}
+    caller = await peer(server)
+    (caller_id,) = {c.session_id for c in server.live_connections} - before
+    caller.send([48, 1, {"disclose_me": True}, "com.acme.open"])
+    invocation = await callee.receive()
+    assert invocation[3] == {
+        "caller": int(caller_id),
+        "caller_authid": caller_id,
+        "caller_authrole": "anonymous",
+    }
+    callee.send([70, invocation[1], {}])
+    assert await caller.receive() == [50, 1, {}]
+    caller.send([48, 2, {}, "com.acme.open"])  # not asked: not disclosed
+    assert (await callee.receive())[3] == {}
+    caller.send([48, 3, {"disclose_me": True}, "com.secret.hidden"])
+    error = await caller.receive()
+    assert error[:5] == [8, 48, 3, {}, "wamp.error.option_disallowed.disclose_me"]
+    teller = await peer(server)  # max_registrations is 2: a callee of its own
+    teller.send([64, 9, {"disclose_caller": True}, "com.acme.told"])
+    assert (await teller.receive())[:2] == [65, 9]
+    caller.send([48, 4, {}, "com.acme.told"])
+    assert (await teller.receive())[3]["caller"] == int(caller_id)
 
 
 FLOOD_LIMITS = {

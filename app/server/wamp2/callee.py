@@ -116,7 +116,8 @@ class Callee:
             return
         limit = answers.connection.limits.max_registrations
         invoke = options.get("invoke", "single")
-        registration = await self.broker.dealer.register(self, uri, limit, invoke)
+        disclose = flag(options, "disclose_caller", False)
+        registration = await self.broker.dealer.register(self, uri, limit, invoke, disclose)
         if isinstance(registration, str):
             held = "already" if registration == PROCEDURE_ALREADY_EXISTS else "with another invoke"
             answers.error(request, registration, f"{uri} is registered {held}")

@@ -39,6 +39,7 @@ PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY = (
 CANCELED = "wamp.error.canceled"
 TIMEOUT = "wamp.error.timeout"
 UNAVAILABLE = "wamp.error.unavailable"
+OPTION_DISALLOWED_DISCLOSE_ME = "wamp.error.option_disallowed.disclose_me"
 NOT_AUTHORIZED = "wamp.error.not_authorized"
 RUNTIME_ERROR = "wamp.error.runtime_error"
 SYSTEM_SHUTDOWN = "wamp.close.system_shutdown"
@@ -53,6 +54,7 @@ ROUTER_ROLES = {
             "call_canceling": True,
             "call_timeout": True,
             "shared_registration": True,
+            "caller_identification": True,
         }
     },
 }

@@ -108,7 +108,12 @@ class Dealer:
         return found
 
     async def register(
-        self, callee: CalleeEnd, uri: str, limit: int, invoke: str = "single"
+        self,
+        callee: CalleeEnd,
+        uri: str,
+        limit: int,
+        invoke: str = "single",
+        disclose: bool = False,
     ) -> Registration | str:
         """Register ``uri`` for ``callee`` with policy ``invoke``; or the error URI refusing
         it (taken here or on another worker, or shared with another policy).
@@ -121,7 +126,7 @@ class Dealer:
         conflict = self.registrations.conflict(callee.session_id, uri, invoke)
         if conflict is not None:
             return conflict
-        registration = self.registrations.add(callee, uri, limit, invoke)
+        registration = self.registrations.add(callee, uri, limit, invoke, disclose)
         if self.relay is None or await self.relay.claim(uri):
             return registration
         self.registrations.remove(callee.session_id, registration.id)

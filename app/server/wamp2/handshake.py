@@ -34,7 +34,17 @@ logger = logging.getLogger(__name__)
 class Handshake:
     """The session's opening (who the client is, in which realm) and its end, both ways."""
 
-    __slots__ = ("answers", "broker", "challenged", "ended", "realm", "roles", "welcomed")
+    __slots__ = (
+        "answers",
+        "authid",
+        "authrole",
+        "broker",
+        "challenged",
+        "ended",
+        "realm",
+        "roles",
+        "welcomed",
+    )
 
     def __init__(self, answers: Answers, broker: Broker, realm: str) -> None:
         self.answers = answers
@@ -48,6 +58,8 @@ class Handshake:
         """True from CHALLENGE (ticket) until AUTHENTICATE."""
         self.roles: dict[str, Any] = {}
         """HELLO's ``details.roles``: the client's roles and the features each announces."""
+        self.authid = self.authrole = ""
+        """As WELCOME told the client; what caller identification discloses."""
 
     def feature(self, role: str, name: str) -> bool:
         """The client announced feature ``name`` for ``role`` in HELLO."""
@@ -109,6 +121,7 @@ class Handshake:
         else:
             authid, authrole = user.id or "", min(user.roles, default="user")
             method = method if method == "ticket" else user.provider
+        self.authid, self.authrole = authid, authrole
         welcome_details = {
             "realm": self.realm,
             "authid": authid,

@@ -49,6 +49,8 @@ class Registration:
     id: int
     uri: str
     callee: CalleeEnd
+    disclose_caller: bool = False
+    """REGISTER ``disclose_caller``: every INVOCATION names its caller (when the route allows)."""
 
 
 class Procedure:
@@ -108,7 +110,14 @@ class Registrations:
             return PROCEDURE_ALREADY_EXISTS
         return None
 
-    def add(self, callee: CalleeEnd, uri: str, limit: int, invoke: str = "single") -> Registration:
+    def add(
+        self,
+        callee: CalleeEnd,
+        uri: str,
+        limit: int,
+        invoke: str = "single",
+        disclose: bool = False,
+    ) -> Registration:
         """Register ``uri`` for ``callee`` (``conflict`` said it may).
 
         Raises:
@@ -117,7 +126,7 @@ class Registrations:
         """
         held = self._by_session.setdefault(callee.session_id, set())
         check_count("max_registrations", len(held), limit, "registrations")
-        registration = Registration(next(self._ids), uri, callee)
+        registration = Registration(next(self._ids), uri, callee, disclose)
         self._by_uri.setdefault(uri, Procedure(invoke)).callees.append(registration)
         self._by_id[registration.id] = registration
         held.add(registration.id)

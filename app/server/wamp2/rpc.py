@@ -14,7 +14,11 @@ from gos_web_socket.app.exceptions import ProtocolError
 from gos_web_socket.app.server.session import Failure, KeywordArguments, Result, call_params
 from gos_web_socket.app.server.wamp2.answers import Answers, result_message
 from gos_web_socket.app.server.wamp2.calls import FrameReply
-from gos_web_socket.app.server.wamp2.codes import CALL, INVALID_ARGUMENT
+from gos_web_socket.app.server.wamp2.codes import (
+    CALL,
+    INVALID_ARGUMENT,
+    OPTION_DISALLOWED_DISCLOSE_ME,
+)
 from gos_web_socket.app.server.wamp2.dealer import CANCEL_MODES, DEFAULT_CANCEL_MODE
 from gos_web_socket.app.server.wamp2.parsing import (
     Request,
@@ -52,6 +56,7 @@ class Rpc:
         if type(timeout) is not int or timeout < 0:
             raise ProtocolError(f"CALL option timeout must be milliseconds >= 0, got {timeout!r}")
         flag(options, "receive_progress", False)
+        flag(options, "disclose_me", False)
         job = partial(self.call, request, uri, args, kwargs, options)
         self.answers.enqueue(request, job, call=True)
 
@@ -107,6 +112,15 @@ class Rpc:
         details: dict[str, Any] = {}
         if flag(options, "receive_progress", False) and registration.callee.progresses:
             details["receive_progress"] = True
+        if options.get("disclose_me") or registration.disclose_caller:
+            if not self.broker.discloses(registration.uri):
+                desc = f"the route of {registration.uri} does not disclose callers"
+                self.answers.error(request, OPTION_DISALLOWED_DISCLOSE_ME, desc)
+                return
+            handshake = self.handshake
+            details["caller"] = int(self.answers.connection.session_id)
+            details["caller_authid"] = handshake.authid
+            details["caller_authrole"] = handshake.authrole
         session = self.answers.connection.session_id
         reply = FrameReply(self.answers, request)
         dealer = self.broker.dealer
