@@ -170,21 +170,32 @@ class Broker:
         refused = self._refused("call", connection, request)
         if refused is not None:
             return rpc_failure(uri, refused, 403, params, NotAuthorized(refused))
-        registration = self.dealer.procedure(uri)
+        registration = self._client_procedure(request)
         if registration is not None:  # a WAMP v1 caller: it awaits the callee's answer
-            return await v1_call(self.dealer, connection.session_id, registration, params)
+            return await v1_call(self.dealer, connection.session_id, uri, registration, params)
         return await self.rpcs.call(connection, uri, request, params)
 
     def procedure(self, connection: WampConnection, uri: str) -> Registration | Failure | None:
         """The client registration a CALL of ``uri`` goes to, once the route's ``call`` rule
         allowed it; None: the server's own procedures answer (``call``)."""
-        registration = self.dealer.procedure(uri)
+        try:
+            request = self.router.match(uri)
+        except ResourceNotFound:
+            return None  # call() answers no_such_procedure
+        registration = self._client_procedure(request)
         if registration is None:
             return None
-        refused = self._refused("call", connection, self.router.match(uri))
+        refused = self._refused("call", connection, request)
         if refused is not None:
             return rpc_failure(uri, refused, 403, None, NotAuthorized(refused))
         return registration
+
+    def _client_procedure(self, request: WampRequest) -> Registration | None:
+        """The client registration serving the matched URI; a route of a server RPC handler
+        is the server's even when a client's prefix or wildcard pattern covers it."""
+        if request.route.callback in self.rpcs.handlers:
+            return None
+        return self.dealer.procedure(request.matched)
 
     def discloses(self, uri: str) -> bool:
         """Whether a call of ``uri`` may name its caller to the callee: yes, unless the route

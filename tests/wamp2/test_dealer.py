@@ -88,9 +88,6 @@ async def test_register_refusals(join: Joiner) -> None:
             await client.session.register(add, uri)
         assert raised.value.error == error, uri
     with pytest.raises(ApplicationError) as raised:
-        await other.session.register(add, "com.acme.p", options=RegisterOptions(match="prefix"))
-    assert raised.value.error == "wamp.error.invalid_argument"
-    with pytest.raises(ApplicationError) as raised:
         await other.session.register(add, "com.acme.add", RegisterOptions(invoke="roundrobin"))
     assert raised.value.error == "wamp.error.procedure_exists_with_different_invocation_policy"
 
@@ -275,3 +272,36 @@ async def test_shared_registration_policies(join: Joiner, invoke: str, expected:
         assert set(answers) <= {1, 2, 3} and len(set(answers)) > 1
     else:
         assert set(answers) == {expected}
+
+
+async def test_pattern_registrations(join: Joiner) -> None:
+    """Exact wins, then the longest prefix, then the best wildcard; a pattern's INVOCATION says
+    which procedure was called; a server RPC route stays the server's under a pattern."""
+    callee, caller = await join(), await join()
+
+    def named(name: str) -> Any:
+        return lambda details: [name, details.procedure]
+
+    with_details = {"details_arg": "details"}
+    for name, uri, match in [
+        ("prefix-short", "com.acme.img", "prefix"),
+        ("prefix-long", "com.acme.img.big", "prefix"),
+        ("wild-end", "com.acme.img..resize", "wildcard"),
+        ("wild-start", "com.acme..size.resize", "wildcard"),
+        ("exact", "com.acme.img.exact", "exact"),
+    ]:
+        options = RegisterOptions(match=match, **with_details)
+        await callee.session.register(named(name), uri, options)
+    cases = {
+        "com.acme.img.exact": ["exact", "com.acme.img.exact"],  # autobahn fills it in
+        "com.acme.img.big.one": ["prefix-long", "com.acme.img.big.one"],
+        "com.acme.img.small": ["prefix-short", "com.acme.img.small"],
+        "com.acme.other.size.resize": ["wild-start", "com.acme.other.size.resize"],
+    }
+    for uri, expected in cases.items():
+        assert await caller.session.call(uri) == expected, uri
+    await callee.session.register(named("wild"), "com.acme.x.", RegisterOptions(match="prefix"))
+    with pytest.raises(ApplicationError) as raised:
+        await callee.session.register(named("x"), "acme/rpc/s", RegisterOptions(match="prefix"))
+    assert raised.value.error == "wamp.error.procedure_already_exists"
+    assert await caller.session.call("acme/rpc/sum", 1, 2) == 3

@@ -165,6 +165,15 @@ async def test_answers_for_other_sessions_are_dropped(server: WampServer) -> Non
     assert await caller.receive() == [50, 1, {}, ["real"]]
 
 
+async def test_unknown_register_options_are_refused(server: WampServer) -> None:
+    """REGISTER with a match or invoke this dealer does not know: ERROR invalid_argument."""
+    client = await peer(server)
+    for request, options in enumerate(({"match": "regex"}, {"invoke": "nearest"}), 1):
+        client.send([64, request, options, "com.acme.x"])
+        error = await client.receive()
+        assert error[:5] == [8, 64, request, {}, "wamp.error.invalid_argument"], error
+
+
 @pytest.mark.parametrize(
     "message",
     [

@@ -30,15 +30,15 @@ from gos_web_socket.app.server.wamp2.parsing import (
     flag,
     length,
 )
-from gos_web_socket.app.server.wamp2.registrations import POLICIES
+from gos_web_socket.app.server.wamp2.registrations import MATCHES, POLICIES
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.wamp2.answers import Answers
     from gos_web_socket.app.server.wamp2.handshake import Handshake
 
-_ALLOWED = {"match": ("exact",), "invoke": POLICIES}
-"""REGISTER options and the values this dealer implements (``match``: exact only, yet)."""
+_ALLOWED = {"match": MATCHES, "invoke": POLICIES}
+"""REGISTER options and the values this dealer implements."""
 
 
 class Callee:
@@ -115,9 +115,10 @@ class Callee:
             answers.error(request, kind, failure.desc)
             return
         limit = answers.connection.limits.max_registrations
-        invoke = options.get("invoke", "single")
+        invoke, match = options.get("invoke", "single"), options.get("match", "exact")
         disclose = flag(options, "disclose_caller", False)
-        registration = await self.broker.dealer.register(self, uri, limit, invoke, disclose)
+        dealer = self.broker.dealer
+        registration = await dealer.register(self, uri, limit, invoke, disclose, match)
         if isinstance(registration, str):
             held = "already" if registration == PROCEDURE_ALREADY_EXISTS else "with another invoke"
             answers.error(request, registration, f"{uri} is registered {held}")

@@ -74,7 +74,7 @@ class AwaitedReply:
 
 
 async def v1_call(
-    dealer: Dealer, caller: str, registration: Registration, params: Any
+    dealer: Dealer, caller: str, uri: str, registration: Registration, params: Any
 ) -> Result | Failure:
     """A v1 CALL of a procedure a v2 client registered, answered once the callee has (or the
     call timed out, or the callee left)."""
@@ -84,7 +84,8 @@ async def v1_call(
         args, kwargs = (params if isinstance(params, list) else [params]), {}
     reply = AwaitedReply()
     request = dealer.new_request_id()
-    dealer.call(registration, caller, request, (args, kwargs), {}, reply)
+    details = {} if registration.match == "exact" else {"procedure": uri}
+    dealer.call(registration, caller, request, (args, kwargs), details, reply)
     error, args, kwargs = await reply.future
     if error is None:
         if kwargs:

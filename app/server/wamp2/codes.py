@@ -55,6 +55,7 @@ ROUTER_ROLES = {
             "call_timeout": True,
             "shared_registration": True,
             "caller_identification": True,
+            "pattern_based_registration": True,
         }
     },
 }

@@ -114,20 +114,23 @@ class Dealer:
         limit: int,
         invoke: str = "single",
         disclose: bool = False,
+        match: str = "exact",
     ) -> Registration | str:
         """Register ``uri`` for ``callee`` with policy ``invoke``; or the error URI refusing
-        it (taken here or on another worker, or shared with another policy).
+        it (taken here or on another worker, or shared with another policy). Patterns
+        (``match`` prefix or wildcard) serve this worker's callers only.
 
         Raises:
             LimitExceeded: ``callee`` holds ``limit`` registrations (``max_registrations``).
         """
-        if self.relay is not None and uri in self.relay.remote:
+        relay = self.relay if match == "exact" else None
+        if relay is not None and uri in relay.remote:
             return PROCEDURE_ALREADY_EXISTS
-        conflict = self.registrations.conflict(callee.session_id, uri, invoke)
+        conflict = self.registrations.conflict(callee.session_id, uri, invoke, match)
         if conflict is not None:
             return conflict
-        registration = self.registrations.add(callee, uri, limit, invoke, disclose)
-        if self.relay is None or await self.relay.claim(uri):
+        registration = self.registrations.add(callee, uri, limit, invoke, disclose, match)
+        if relay is None or await relay.claim(uri):
             return registration
         self.registrations.remove(callee.session_id, registration.id)
         return PROCEDURE_ALREADY_EXISTS

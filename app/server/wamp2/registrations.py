@@ -21,6 +21,9 @@ from gos_web_socket.app.server.wamp2.codes import (
 
 POLICIES = ("single", "roundrobin", "random", "first", "last")
 """REGISTER ``invoke``: who of a URI's callees gets a call (shared registration)."""
+MATCHES = ("exact", "prefix", "wildcard")
+"""REGISTER ``match``: the URI itself, every URI starting with it, or every URI with the same
+dot-separated components where the pattern's are not empty (``com.acme..resize``)."""
 
 
 class CalleeEnd(Protocol):
@@ -51,6 +54,8 @@ class Registration:
     callee: CalleeEnd
     disclose_caller: bool = False
     """REGISTER ``disclose_caller``: every INVOCATION names its caller (when the route allows)."""
+    match: str = "exact"
+    """REGISTER ``match``: a pattern's INVOCATION details carry the ``procedure`` called."""
 
 
 class Procedure:
@@ -81,10 +86,13 @@ class Procedure:
 class Registrations:
     """Every registration of this process, by URI, by id and by owning session."""
 
-    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids")
+    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids", "_patterns")
 
     def __init__(self) -> None:
-        self._by_uri: dict[str, Procedure] = {}
+        self._by_uri: dict[tuple[str, str], Procedure] = {}
+        """(match, URI) → its callees."""
+        self._patterns: dict[tuple[str, str], Procedure] = {}
+        """The prefix and wildcard ones again: a call looks there when no exact one serves."""
         self._by_id: dict[int, Registration] = {}
         self._by_session: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
@@ -93,14 +101,19 @@ class Registrations:
         return len(self._by_id)
 
     def procedure(self, uri: str) -> Registration | None:
-        """The registration a call of ``uri`` goes to (by the URI's policy); None: nobody's."""
-        procedure = self._by_uri.get(uri)
+        """The registration a call of ``uri`` goes to (by its URI's policy); None: nobody's.
+
+        An exact registration wins, then the longest matching prefix, then the wildcard whose
+        literal components come first, left to right (the spec's order)."""
+        procedure = self._by_uri.get(("exact", uri))
+        if procedure is None and self._patterns:
+            procedure = _best_pattern(self._patterns, uri)
         return None if procedure is None else procedure.pick()
 
-    def conflict(self, session_id: str, uri: str, invoke: str) -> str | None:
+    def conflict(self, session_id: str, uri: str, invoke: str, match: str = "exact") -> str | None:
         """The error URI refusing ``session_id`` a registration of ``uri`` with ``invoke``;
         None: it may register."""
-        procedure = self._by_uri.get(uri)
+        procedure = self._by_uri.get((match, uri))
         if procedure is None:
             return None
         if procedure.invoke != invoke:
@@ -117,6 +130,7 @@ class Registrations:
         limit: int,
         invoke: str = "single",
         disclose: bool = False,
+        match: str = "exact",
     ) -> Registration:
         """Register ``uri`` for ``callee`` (``conflict`` said it may).
 
@@ -126,8 +140,11 @@ class Registrations:
         """
         held = self._by_session.setdefault(callee.session_id, set())
         check_count("max_registrations", len(held), limit, "registrations")
-        registration = Registration(next(self._ids), uri, callee, disclose)
-        self._by_uri.setdefault(uri, Procedure(invoke)).callees.append(registration)
+        registration = Registration(next(self._ids), uri, callee, disclose, match)
+        procedure = self._by_uri.setdefault((match, uri), Procedure(invoke))
+        procedure.callees.append(registration)
+        if match != "exact":
+            self._patterns[match, uri] = procedure
         self._by_id[registration.id] = registration
         held.add(registration.id)
         return registration
@@ -150,8 +167,30 @@ class Registrations:
 
     def _drop(self, registration_id: int) -> tuple[Registration, bool]:
         registration = self._by_id.pop(registration_id)
-        procedure = self._by_uri[registration.uri]
+        key = (registration.match, registration.uri)
+        procedure = self._by_uri[key]
         procedure.callees.remove(registration)
         if not procedure.callees:
-            del self._by_uri[registration.uri]
-        return registration, not procedure.callees
+            del self._by_uri[key]
+            self._patterns.pop(key, None)
+        return registration, not procedure.callees and registration.match == "exact"
+
+
+def _best_pattern(patterns: dict[tuple[str, str], Procedure], uri: str) -> Procedure | None:
+    """The longest prefix of ``uri``, else the best wildcard matching it, else None."""
+    prefixes = [p for (m, p) in patterns if m == "prefix" and uri.startswith(p)]
+    if prefixes:
+        return patterns["prefix", max(prefixes, key=len)]
+    components = uri.split(".")
+    best: tuple[bool, ...] | None = None
+    found = None
+    for (match, pattern), procedure in patterns.items():
+        parts = pattern.split(".")
+        if match != "wildcard" or len(parts) != len(components):
+            continue
+        pairs = zip(parts, components, strict=True)
+        if all(not part or part == component for part, component in pairs):
+            rank = tuple(bool(part) for part in parts)
+            if best is None or rank > best:
+                best, found = rank, procedure
+    return found

@@ -84,7 +84,7 @@ class Rpc:
         answers = self.answers
         target = self.broker.procedure(answers.connection, uri)
         if isinstance(target, Registration):
-            self.invoke(request, target, (args, kwargs), options)
+            self.invoke(request, uri, target, (args, kwargs), options)
             return
         if isinstance(target, Failure):
             answers.failed(request, target)
@@ -103,13 +103,14 @@ class Rpc:
     def invoke(
         self,
         request: Request,
+        uri: str,
         registration: Registration,
         arguments: tuple[list[Any], dict[str, Any]],
         options: dict[str, Any],
     ) -> None:
         """INVOCATION of a client procedure: arguments pass through unchanged, both kinds."""
         timeout: int = options.get("timeout", 0)  # checked by call_message
-        details: dict[str, Any] = {}
+        details: dict[str, Any] = {} if registration.match == "exact" else {"procedure": uri}
         if flag(options, "receive_progress", False) and registration.callee.progresses:
             details["receive_progress"] = True
         if options.get("disclose_me") or registration.disclose_caller:
