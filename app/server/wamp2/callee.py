@@ -30,7 +30,7 @@ from gos_web_socket.app.server.wamp2.parsing import (
     flag,
     length,
 )
-from gos_web_socket.app.server.wamp2.registrations import MATCHES, POLICIES
+from gos_web_socket.app.server.wamp2.registrations import MATCHES, POLICIES, Terms
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.broker import Broker
@@ -115,10 +115,9 @@ class Callee:
             answers.error(request, kind, failure.desc)
             return
         limit = answers.connection.limits.max_registrations
-        invoke, match = options.get("invoke", "single"), options.get("match", "exact")
-        disclose = flag(options, "disclose_caller", False)
-        dealer = self.broker.dealer
-        registration = await dealer.register(self, uri, limit, invoke, disclose, match)
+        match, invoke = options.get("match", "exact"), options.get("invoke", "single")
+        terms = Terms(match, invoke, flag(options, "disclose_caller", False))
+        registration = await self.broker.dealer.register(self, uri, limit, terms)
         if isinstance(registration, str):
             held = "already" if registration == PROCEDURE_ALREADY_EXISTS else "with another invoke"
             answers.error(request, registration, f"{uri} is registered {held}")

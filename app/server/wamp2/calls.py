@@ -84,7 +84,7 @@ async def v1_call(
         args, kwargs = (params if isinstance(params, list) else [params]), {}
     reply = AwaitedReply()
     request = dealer.new_request_id()
-    details = {} if registration.match == "exact" else {"procedure": uri}
+    details = {} if registration.terms.match == "exact" else {"procedure": uri}
     dealer.call(registration, caller, request, (args, kwargs), details, reply)
     error, args, kwargs = await reply.future
     if error is None:

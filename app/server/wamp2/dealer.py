@@ -26,7 +26,13 @@ from gos_web_socket.app.server.wamp2.codes import (
     TIMEOUT,
     UNAVAILABLE,
 )
-from gos_web_socket.app.server.wamp2.registrations import CalleeEnd, Registration, Registrations
+from gos_web_socket.app.server.wamp2.registrations import (
+    EXACT,
+    CalleeEnd,
+    Registration,
+    Registrations,
+    Terms,
+)
 from gos_web_socket.settings.models import LimitsSettings
 
 logger = logging.getLogger(__name__)
@@ -112,24 +118,22 @@ class Dealer:
         callee: CalleeEnd,
         uri: str,
         limit: int,
-        invoke: str = "single",
-        disclose: bool = False,
-        match: str = "exact",
+        terms: Terms = EXACT,
     ) -> Registration | str:
-        """Register ``uri`` for ``callee`` with policy ``invoke``; or the error URI refusing
+        """Register ``uri`` for ``callee`` on ``terms``; or the error URI refusing
         it (taken here or on another worker, or shared with another policy). Patterns
         (``match`` prefix or wildcard) serve this worker's callers only.
 
         Raises:
             LimitExceeded: ``callee`` holds ``limit`` registrations (``max_registrations``).
         """
-        relay = self.relay if match == "exact" else None
+        relay = self.relay if terms.match == "exact" else None
         if relay is not None and uri in relay.remote:
             return PROCEDURE_ALREADY_EXISTS
-        conflict = self.registrations.conflict(callee.session_id, uri, invoke, match)
+        conflict = self.registrations.conflict(callee.session_id, uri, terms)
         if conflict is not None:
             return conflict
-        registration = self.registrations.add(callee, uri, limit, invoke, disclose, match)
+        registration = self.registrations.add(callee, uri, limit, terms)
         if relay is None or await relay.claim(uri):
             return registration
         self.registrations.remove(callee.session_id, registration.id)

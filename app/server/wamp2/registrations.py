@@ -45,6 +45,22 @@ class CalleeEnd(Protocol):
     def send(self, message: list[Any]) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """The REGISTER options this dealer implements."""
+
+    match: str = "exact"
+    """``exact``, or a pattern: ``prefix`` or ``wildcard`` (``MATCHES``); a pattern's
+    INVOCATION details carry the ``procedure`` called."""
+    invoke: str = "single"
+    """Who of a URI's callees gets a call (``POLICIES``)."""
+    disclose_caller: bool = False
+    """Every INVOCATION names its caller (when the route allows)."""
+
+
+EXACT = Terms()
+
+
 @dataclass(slots=True)
 class Registration:
     """One procedure URI served by one callee session."""
@@ -52,10 +68,7 @@ class Registration:
     id: int
     uri: str
     callee: CalleeEnd
-    disclose_caller: bool = False
-    """REGISTER ``disclose_caller``: every INVOCATION names its caller (when the route allows)."""
-    match: str = "exact"
-    """REGISTER ``match``: a pattern's INVOCATION details carry the ``procedure`` called."""
+    terms: Terms = EXACT
 
 
 class Procedure:
@@ -110,10 +123,11 @@ class Registrations:
             procedure = _best_pattern(self._patterns, uri)
         return None if procedure is None else procedure.pick()
 
-    def conflict(self, session_id: str, uri: str, invoke: str, match: str = "exact") -> str | None:
-        """The error URI refusing ``session_id`` a registration of ``uri`` with ``invoke``;
+    def conflict(self, session_id: str, uri: str, terms: Terms = EXACT) -> str | None:
+        """The error URI refusing ``session_id`` a registration of ``uri`` on ``terms``;
         None: it may register."""
-        procedure = self._by_uri.get((match, uri))
+        invoke = terms.invoke
+        procedure = self._by_uri.get((terms.match, uri))
         if procedure is None:
             return None
         if procedure.invoke != invoke:
@@ -123,15 +137,7 @@ class Registrations:
             return PROCEDURE_ALREADY_EXISTS
         return None
 
-    def add(
-        self,
-        callee: CalleeEnd,
-        uri: str,
-        limit: int,
-        invoke: str = "single",
-        disclose: bool = False,
-        match: str = "exact",
-    ) -> Registration:
+    def add(self, callee: CalleeEnd, uri: str, limit: int, terms: Terms = EXACT) -> Registration:
         """Register ``uri`` for ``callee`` (``conflict`` said it may).
 
         Raises:
@@ -140,11 +146,12 @@ class Registrations:
         """
         held = self._by_session.setdefault(callee.session_id, set())
         check_count("max_registrations", len(held), limit, "registrations")
-        registration = Registration(next(self._ids), uri, callee, disclose, match)
-        procedure = self._by_uri.setdefault((match, uri), Procedure(invoke))
+        registration = Registration(next(self._ids), uri, callee, terms)
+        key = (terms.match, uri)
+        procedure = self._by_uri.setdefault(key, Procedure(terms.invoke))
         procedure.callees.append(registration)
-        if match != "exact":
-            self._patterns[match, uri] = procedure
+        if terms.match != "exact":
+            self._patterns[key] = procedure
         self._by_id[registration.id] = registration
         held.add(registration.id)
         return registration
@@ -167,13 +174,13 @@ class Registrations:
 
     def _drop(self, registration_id: int) -> tuple[Registration, bool]:
         registration = self._by_id.pop(registration_id)
-        key = (registration.match, registration.uri)
+        key = (registration.terms.match, registration.uri)
         procedure = self._by_uri[key]
         procedure.callees.remove(registration)
         if not procedure.callees:
             del self._by_uri[key]
             self._patterns.pop(key, None)
-        return registration, not procedure.callees and registration.match == "exact"
+        return registration, not procedure.callees and key[0] == "exact"
 
 
 def _best_pattern(patterns: dict[tuple[str, str], Procedure], uri: str) -> Procedure | None:

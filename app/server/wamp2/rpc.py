@@ -110,10 +110,11 @@ class Rpc:
     ) -> None:
         """INVOCATION of a client procedure: arguments pass through unchanged, both kinds."""
         timeout: int = options.get("timeout", 0)  # checked by call_message
-        details: dict[str, Any] = {} if registration.match == "exact" else {"procedure": uri}
+        pattern = registration.terms.match != "exact"
+        details: dict[str, Any] = {"procedure": uri} if pattern else {}
         if flag(options, "receive_progress", False) and registration.callee.progresses:
             details["receive_progress"] = True
-        if options.get("disclose_me") or registration.disclose_caller:
+        if options.get("disclose_me") or registration.terms.disclose_caller:
             if not self.broker.discloses(registration.uri):
                 desc = f"the route of {registration.uri} does not disclose callers"
                 self.answers.error(request, OPTION_DISALLOWED_DISCLOSE_ME, desc)
