@@ -57,6 +57,7 @@ from gos_web_socket.app.server.log_reader import LogReader
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.server import WampServer
+from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
@@ -361,6 +362,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         providers.Singleton(TopicDispatcher, topic_registry),
         providers.Singleton(RpcDispatcher, rpc_registry),
         authenticator,
+        dealer=providers.Singleton(Dealer, settings.provided.server.limits),
     )
     guard = providers.Singleton(Guard.from_settings, settings, event_dispatcher)
     server.add_kwargs(

@@ -22,6 +22,7 @@ import yaml
 from gos_web_socket.app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
 from gos_web_socket.app.lifecycle import event_loop_factory
 from gos_web_socket.app.logs import configure_logging
+from gos_web_socket.app.server.wamp2.relay import WorkerRelay
 from gos_web_socket.app.workers import (
     ParentLink,
     WorkerCommand,
@@ -254,6 +255,9 @@ async def _serve_worker(services: Services, role: WorkerRole) -> int:
     link = ParentLink(role.link_fd)
     runtime = services("gos_web_socket.runtime")
     ops = services("gos_web_socket.ops")
+    dealer = services("gos_web_socket.broker").dealer
+    dealer.relay = WorkerRelay(dealer, link.send)  # calls to the other workers' callees
+    link.on_message = dealer.relay.received
     link.on_parent_gone(runtime.stop_soon)
     try:
 

@@ -37,6 +37,7 @@ CLOSE_CODES: dict[str, int] = {
     "max_prefix_bytes": CLOSE_POLICY_VIOLATION,
     "max_subscriptions": CLOSE_POLICY_VIOLATION,
     "max_pending_calls": CLOSE_POLICY_VIOLATION,
+    "max_registrations": CLOSE_POLICY_VIOLATION,
     "max_queued_jobs": CLOSE_POLICY_VIOLATION,
     "json_max_depth": CLOSE_INVALID_PAYLOAD,
     "invalid_json": CLOSE_INVALID_PAYLOAD,

@@ -39,6 +39,7 @@ from gos_web_socket.app.exceptions import ConfigurationError, ListenError
 
 if TYPE_CHECKING:
     from gos_web_socket.app.ops import WorkerOps
+    from gos_web_socket.app.server.wamp2.relay import ParentRelay
     from gos_web_socket.app.transports.zmq import ZmqFanout
     from gos_web_socket.settings.models import Settings
 
@@ -112,25 +113,59 @@ def worker_overrides(role: WorkerRole) -> dict[str, Any]:
 
 
 class ParentLink:
-    """A worker's end of its socket pair: report once ready, notice when the parent is gone."""
+    """A worker's end of its socket pair: report once ready, notice when the parent is gone,
+    and carry the dealer relay's messages both ways, one JSON object a line
+    (app/server/wamp2/relay.py)."""
 
     def __init__(self, fd: int) -> None:
         self._sock = socket.socket(fileno=fd)
+        self._unsent = bytearray()
+        self._unread = b""
+        self.on_message: Callable[[dict[str, Any]], None] | None = None
+        """Where the parent's lines go (the worker's ``WorkerRelay.received``)."""
 
     def report(self, ops_port: int | None) -> None:
         """Tell the parent this worker serves (and where its /metrics is)."""
         line = json.dumps({"pid": os.getpid(), "ops_port": ops_port}) + "\n"
         self._sock.sendall(line.encode())
 
+    def send(self, message: dict[str, Any]) -> None:
+        """One line to the parent; what the socket does not take now is sent when it can."""
+        data = json.dumps(message).encode() + b"\n"
+        if self._unsent:
+            self._unsent += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return  # the parent is gone: on_parent_gone stops the worker
+        if sent < len(data):
+            self._unsent += data[sent:]
+            asyncio.get_running_loop().add_writer(self._sock.fileno(), self._flush)
+
+    def _flush(self) -> None:
+        try:
+            sent = self._sock.send(self._unsent)
+        except BlockingIOError:
+            return
+        except OSError:
+            sent = len(self._unsent)
+        del self._unsent[:sent]
+        if not self._unsent:
+            asyncio.get_running_loop().remove_writer(self._sock.fileno())
+
     def on_parent_gone(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once when the parent's end closes (it exited or was killed)."""
+        """Call ``callback`` once when the parent's end closes (it exited or was killed);
+        the lines read meanwhile go to ``on_message``."""
         loop = asyncio.get_running_loop()
         sock = self._sock
         sock.setblocking(False)
 
         def readable() -> None:
             try:
-                data = sock.recv(64)
+                data = sock.recv(65536)
             except BlockingIOError:
                 return
             except OSError:
@@ -138,12 +173,18 @@ class ParentLink:
             if not data:
                 loop.remove_reader(sock.fileno())
                 callback()
+                return
+            *lines, self._unread = (self._unread + data).split(b"\n")
+            for line in lines:
+                if self.on_message is not None:
+                    self.on_message(json.loads(line))
 
         loop.add_reader(sock.fileno(), readable)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            asyncio.get_running_loop().remove_writer(self._sock.fileno())
         self._sock.close()
 
 
@@ -187,6 +228,8 @@ class WorkerPool:
         self._port_holder: socket.socket | None = None
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.relay: ParentRelay | None = None
+        """Calls between the workers' dealers (app/server/wamp2/relay.py)."""
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -209,8 +252,10 @@ class WorkerPool:
 
     async def _start_parts(self) -> None:
         from gos_web_socket.app.ops import WorkerOps
+        from gos_web_socket.app.server.wamp2.relay import ParentRelay
         from gos_web_socket.app.transports.zmq import ZmqFanout
 
+        self.relay = ParentRelay(self.forward)
         self._reserve_port()
         self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))
         zmq = self.settings.pushers.zmq
@@ -267,10 +312,32 @@ class WorkerPool:
 
     # -- supervise ------------------------------------------------------------------------------
 
+    def forward(self, index: int, message: dict[str, Any]) -> None:
+        """One relay line to worker ``index`` (dropped when it is not running)."""
+        link = self.slots[index].link
+        if link is not None:
+            link.write(json.dumps(message).encode() + b"\n")
+
+    async def _relay_lines(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
+        """The dealer relay's lines from one worker life; its end is the worker gone."""
+        relay = self.relay
+        assert relay is not None  # made by _start_parts
+        relay.joined(slot.index)
+        try:
+            while line := await reader.readline():
+                relay.received(slot.index, json.loads(line))
+        except (ConnectionError, ValueError) as exc:
+            logger.warning("worker %d: relay line refused: %r", slot.index, exc)
+        finally:
+            relay.gone(slot.index)
+
     async def _watch(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
         """Restart the slot's worker whenever it dies, until the pool stops."""
         while True:
+            lines = asyncio.create_task(self._relay_lines(slot, reader))
             code = await self._exit_code(slot)
+            lines.cancel()
+            await asyncio.gather(lines, return_exceptions=True)
             if self._stopping.is_set():
                 return
             lived = time.monotonic() - slot.started_at

@@ -164,6 +164,24 @@ class LimitsSettings(_Node):
     max_pending_calls: int = Field(
         default=16, ge=1, description="RPC calls of one client not yet answered; over: close 1008"
     )
+    max_registrations: int = Field(
+        default=64, ge=0, description="procedures one WAMP v2 client may register; over: close 1008"
+    )
+    max_pending_invocations: int = Field(
+        default=64,
+        ge=1,
+        description="calls one callee serves at once; over: the caller gets wamp.error.unavailable",
+    )
+    max_progressive_results: int = Field(
+        default=10_000,
+        ge=0,
+        description="progressive results of one call; over: the call ends wamp.error.canceled",
+    )
+    call_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a client procedure may take (between results); then error timeout",
+    )
     max_queued_jobs: int = Field(
         default=256,
         ge=1,

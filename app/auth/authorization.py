@@ -10,6 +10,8 @@
           subscribe: owner:user_id    # the route parameter user_id must equal the user's id
           publish: nobody
 
+``register`` (a WAMP v2 client registering a procedure, app/server/wamp2/dealer.py) takes the
+same rules and defaults to ``authenticated``; the other verbs default to ``anyone``.
 A rule is ``anyone`` (the default: what GOS allows today), ``authenticated``, ``nobody``,
 ``owner`` (parameter ``user_id``) or ``owner:<parameter>``, or ``roles:A,B`` (any of them).
 The broker checks the rule before any topic or RPC code runs; ``SecuredTopic.secure()``
@@ -29,7 +31,7 @@ from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.router import Router, WampRequest
 from gos_web_socket.app.router.route import Route
 
-VERBS = ("subscribe", "publish", "call")
+VERBS = ("subscribe", "publish", "call", "register")
 PUSHER_ROLE = "ROLE_GOS_PUSHER"
 """The WAMP pusher's PUBLISH is a push, not a client's: a user holding this role (only a token
 signed with your key can give it) passes every ``publish`` rule, ``nobody`` included."""
@@ -60,6 +62,9 @@ class Rule:
 
 
 ANYONE = Rule()
+DEFAULTS = {"register": Rule("authenticated")}
+"""A verb's rule when the route names none: ``anyone``, but anonymous clients never register
+a procedure unless a route allows it."""
 
 
 def parse_rule(text: Any, where: str, route: Route) -> Rule:
@@ -128,7 +133,7 @@ class RouteRules:
         return cls(rules)
 
     def rule(self, verb: str, route_name: str) -> Rule:
-        return self._rules.get(route_name, {}).get(verb, ANYONE)
+        return self._rules.get(route_name, {}).get(verb) or DEFAULTS.get(verb, ANYONE)
 
     def refusal(self, verb: str, user: User, request: WampRequest) -> Rule | None:
         """The rule that refuses ``user`` to ``verb`` on ``request``'s route; None: allowed."""

@@ -94,8 +94,19 @@ def _validate(definition: object, name: str, source: str) -> dict[str, Any]:
             'It is only available for imports in combination with the "resource" key.'
         )
     config["pattern"] = _aliased(config, "pattern", "channel", name, source)
-    config["callback"] = _aliased(config, "callback", "handler", name, source)
+    if _procedures_only(config) and "callback" not in config and "handler" not in config:
+        config["callback"] = ""  # clients register its procedures; no server handler
+    else:
+        config["callback"] = _aliased(config, "callback", "handler", name, source)
     return config
+
+
+def _procedures_only(config: dict[str, Any]) -> bool:
+    """A route with ``options.auth.register`` may leave ``callback`` out: it serves the
+    procedures WAMP v2 clients register (docs/wamp2.md), not a server handler."""
+    options = config.get("options")
+    auth = options.get("auth") if isinstance(options, Mapping) else None
+    return isinstance(auth, Mapping) and "register" in auth
 
 
 def _aliased(config: dict[str, Any], key: str, alias: str, name: str, source: str) -> Any:
@@ -113,8 +124,9 @@ def _aliased(config: dict[str, Any], key: str, alias: str, name: str, source: st
         )
         return config.pop(alias)
     if key not in config:
+        hint = " (or options.auth.register for client procedures only)" if key == "callback" else ""
         raise RouteDefinitionError(
-            f'You must define a "{key}" for the route "{name}" in file "{source}".'
+            f'You must define a "{key}" for the route "{name}" in file "{source}"{hint}.'
         )
     return config[key]
 

@@ -24,6 +24,9 @@ from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, r
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.session import Failure, Result
 from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.server.wamp2.calls import v1_call
+from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.registrations import Registration
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router, WampRequest
@@ -46,6 +49,7 @@ class Broker:
         rpcs: RpcDispatcher,
         authenticator: Authenticator | None = None,
         rules: RouteRules | None = None,
+        dealer: Dealer | None = None,
     ) -> None:
         self.router = router
         self.manager = manager
@@ -54,7 +58,9 @@ class Broker:
         self.authenticator = authenticator or Authenticator([])
         """Who a v2 session is, at HELLO (v1 connections are authenticated at the handshake)."""
         self.rules = RouteRules.from_router(router) if rules is None else rules
-        """Each route's ``options.auth``: who may subscribe, publish and call."""
+        """Each route's ``options.auth``: who may subscribe, publish, call and register."""
+        self.dealer = dealer or Dealer()
+        """The procedures clients registered and the calls between clients (WAMP v2 dealer)."""
 
     def _refused(self, verb: str, connection: WampConnection, request: WampRequest) -> str | None:
         """Why the route's rule refuses ``verb`` to this connection's user; None: allowed."""
@@ -76,6 +82,18 @@ class Broker:
     def _not_authorized(uri: str, desc: str) -> Failure:
         return Failure(uri, desc, {"code": 403}, error=NotAuthorized(desc))
 
+    def _allowed(self, verb: str, connection: WampConnection, uri: str) -> WampRequest | Failure:
+        """The route of ``uri`` once its ``verb`` rule allowed this connection; else why not
+        (no route, or not authorized)."""
+        try:
+            request = self.router.match(uri)
+        except ResourceNotFound as exc:
+            return Failure(uri, str(exc), {}, no_route=True, error=exc)
+        refused = self._refused(verb, connection, request)
+        if refused is not None:
+            return self._not_authorized(uri, refused)
+        return request
+
     async def subscribe(
         self,
         connection: WampConnection,
@@ -93,13 +111,9 @@ class Broker:
             limit = connection.limits.max_subscriptions
             count = len(connection.subscriptions)
             check_count("max_subscriptions", count, limit, "subscriptions")
-        try:
-            request = self.router.match(uri)
-        except ResourceNotFound as exc:
-            return Failure(uri, str(exc), {}, no_route=True, error=exc)
-        refused = self._refused("subscribe", connection, request)
-        if refused is not None:
-            return self._not_authorized(uri, refused)
+        request = self._allowed("subscribe", connection, uri)
+        if isinstance(request, Failure):
+            return request
         topic = self.manager.subscribe(connection, uri, request)
         if topic is None:
             return connection.subscriptions[uri][0]
@@ -119,7 +133,9 @@ class Broker:
         return await self.topics.unsubscribe(connection, entry[0], entry[1], accepted)
 
     async def leave(self, connection: WampConnection) -> None:
-        """Leave every topic of a closed connection (the hooks run; nobody is left to answer)."""
+        """Leave every topic of a closed connection (the hooks run; nobody is left to answer);
+        its registrations and calls in flight end first (dealer.py)."""
+        self.dealer.leave(connection.session_id)
         for uri in list(connection.subscriptions):
             await self.unsubscribe(connection, uri)
 
@@ -132,13 +148,9 @@ class Broker:
         eligible: list[str],
     ) -> Failure | None:
         """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does."""
-        try:
-            request = self.router.match(uri)
-        except ResourceNotFound as exc:
-            return Failure(uri, str(exc), {}, no_route=True, error=exc)
-        refused = self._refused("publish", connection, request)
-        if refused is not None:
-            return self._not_authorized(uri, refused)
+        request = self._allowed("publish", connection, uri)
+        if isinstance(request, Failure):
+            return request
         topic = self.manager.topic(uri)
         return await self.topics.publish(connection, topic, request, event, exclude, eligible)
 
@@ -158,7 +170,54 @@ class Broker:
         refused = self._refused("call", connection, request)
         if refused is not None:
             return rpc_failure(uri, refused, 403, params, NotAuthorized(refused))
+        registration = self._client_procedure(request)
+        if registration is not None:  # a WAMP v1 caller: it awaits the callee's answer
+            return await v1_call(self.dealer, connection.session_id, uri, registration, params)
         return await self.rpcs.call(connection, uri, request, params)
+
+    def procedure(self, connection: WampConnection, uri: str) -> Registration | Failure | None:
+        """The client registration a CALL of ``uri`` goes to, once the route's ``call`` rule
+        allowed it; None: the server's own procedures answer (``call``)."""
+        try:
+            request = self.router.match(uri)
+        except ResourceNotFound:
+            return None  # call() answers no_such_procedure
+        registration = self._client_procedure(request)
+        if registration is None:
+            return None
+        refused = self._refused("call", connection, request)
+        if refused is not None:
+            return rpc_failure(uri, refused, 403, None, NotAuthorized(refused))
+        return registration
+
+    def _client_procedure(self, request: WampRequest) -> Registration | None:
+        """The client registration serving the matched URI; a route of a server RPC handler
+        is the server's even when a client's prefix or wildcard pattern covers it."""
+        if request.route.callback in self.rpcs.handlers:
+            return None
+        return self.dealer.procedure(request.matched)
+
+    def discloses(self, uri: str) -> bool:
+        """Whether a call of ``uri`` may name its caller to the callee: yes, unless the route
+        says ``options.disclose_caller: false``."""
+        return self.router.match(uri).route.options.get("disclose_caller", True) is not False
+
+    def registrable(self, connection: WampConnection, uri: str) -> Failure | None:
+        """Why ``connection`` may not register ``uri``; None: it may.
+
+        No route is an invalid URI; then the route's ``register`` rule (default
+        ``authenticated``); then one namespace: a URI whose route names a server RPC handler
+        is the server's (code 409, procedure_already_exists), never a client's.
+        """
+        request = self._allowed("register", connection, uri)
+        if isinstance(request, Failure):
+            return request
+        callback = request.route.callback
+        if callback in self.rpcs.handlers:
+            route = request.route_name
+            desc = f"{uri} is served by the server's RPC handler {callback!r} (route {route})"
+            return Failure(uri, desc, {"code": 409})
+        return None
 
     async def push(self, push: Push) -> None:
         """Hand a routed push to its topic's ``on_push``; every failure is raised.

@@ -155,6 +155,10 @@ def test_every_limit_setting_has_a_close_code() -> None:
         "frames_per_turn",  # fairness knobs too: the rest is parsed next turn
         "read_bytes_per_turn",
         "zmq_max_message_size",  # a ZeroMQ peer, not a WebSocket client
+        # the dealer's: one call ends with an ERROR to its caller, nobody is cut off
+        "max_pending_invocations",
+        "max_progressive_results",
+        "call_timeout",
     }
     assert cut_off <= set(CLOSE_CODES)
     assert set(CLOSE_CODES.values()) == {1003, 1007, 1008, 1009}

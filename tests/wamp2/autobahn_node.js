@@ -5,6 +5,7 @@
 
 const path = require('path');
 const autobahn = require(path.join(__dirname, '..', 'interop', 'node_modules', 'autobahn'));
+const { say, fail } = require('./node_steps.js');
 
 const [url, realm, serializerName] = process.argv.slice(2);
 const CHANNEL = 'acme/channel/lobby';
@@ -13,14 +14,6 @@ const serializer = serializerName === 'msgpack'
   : new autobahn.serializer.JSONSerializer();
 const deadline = setTimeout(() => fail('timeout'), 15000);
 
-function say(step, fields) {
-  process.stdout.write(JSON.stringify({ step, ...fields }) + '\n');
-}
-
-function fail(error) {
-  say('error', { error: String(error && error.stack ? error.stack : JSON.stringify(error)) });
-  process.exit(1);
-}
 
 function errorInfo(err) {
   return { error: err.error, args: err.args, kwargs: err.kwargs };

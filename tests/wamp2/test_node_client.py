@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ async def server() -> AsyncIterator[WampServer]:
         yield server
 
 
-def node_command() -> list[str]:
+def node_command(script: str = "autobahn_node.js") -> list[str]:
     """Node with a global WebSocket (built in from Node 22, behind a flag in Node 20)."""
     if not AUTOBAHN_JS.is_dir():
         pytest.fail("tests/interop/node_modules/autobahn is missing: run make test (npm install)")
@@ -49,7 +50,28 @@ def node_command() -> list[str]:
     flags = (
         [] if subprocess.run(probe, check=False).returncode == 0 else ["--experimental-websocket"]
     )
-    return [node, *flags, str(HERE / "autobahn_node.js")]
+    return [node, *flags, str(HERE / script)]
+
+
+@contextlib.asynccontextmanager
+async def node_script(
+    script: str, server: WampServer, serializer: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``script`` running against ``server``; killed on the way out if it has not ended."""
+    process = await asyncio.create_subprocess_exec(
+        *node_command(script),
+        url_of(server),
+        "realm1",
+        serializer,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def next_step(process: asyncio.subprocess.Process, step: str) -> dict[str, Any]:
@@ -66,15 +88,7 @@ async def next_step(process: asyncio.subprocess.Process, step: str) -> dict[str,
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])
 async def test_autobahn_js_in_node(server: WampServer, serializer: str) -> None:
     """autobahn-js joins, gets a push, publishes acknowledged, calls acme/rpc/sum, leaves."""
-    process = await asyncio.create_subprocess_exec(
-        *node_command(),
-        url_of(server),
-        "realm1",
-        serializer,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with node_script("autobahn_node.js", server, serializer) as process:
         subscribed = await next_step(process, "subscribed")
         assert subscribed["realm"] == "realm1"
         assert subscribed["protocol"] == f"wamp.2.{serializer}"
@@ -93,7 +107,33 @@ async def test_autobahn_js_in_node(server: WampServer, serializer: str) -> None:
         assert (await next_step(process, "closed"))["reason"] == "closed"
         async with asyncio.timeout(10):
             assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_autobahn_js_callee_and_caller(serializer: str) -> None:
+    """autobahn-js registers and calls through the dealer: arguments and keyword arguments,
+    progressive results, a callee's error, and a cancel that leaves no call in flight."""
+    routes = {
+        "procedures": {"pattern": "com.acme.{name}", "options": {"auth": {"register": "anyone"}}}
+    }
+    async with (
+        running_server(routes=routes) as dealer_server,
+        node_script("autobahn_node_dealer.js", dealer_server, serializer) as process,
+    ):
+        await next_step(process, "registered")
+        called = await next_step(process, "called")
+        assert (called["args"], called["kwargs"]) == ([5], {"unit": "cm"})
+        progressed = await next_step(process, "progressed")
+        assert (progressed["progress"], progressed["result"]) == ([0, 1, 2], 3)
+        refused = await next_step(process, "refused")
+        assert refused == {
+            "step": "refused",
+            "error": "com.acme.error.nope",
+            "args": ["nope"],
+            "kwargs": {"why": "locked"},
+        }
+        assert (await next_step(process, "canceled"))["canceled"] == "Cancelled"
+        await next_step(process, "closed")
+        assert dealer_server.broker.dealer.in_flight == 0
+        async with asyncio.timeout(10):
+            assert await process.wait() == 0

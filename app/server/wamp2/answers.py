@@ -37,6 +37,13 @@ def result_message(request_id: int, value: Any) -> list[Any]:
     return message
 
 
+def payload(args: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+    """The optional ``Arguments, ArgumentsKw`` tail, empty ones left out as the spec asks."""
+    if kwargs:
+        return [args, kwargs]
+    return [args] if args else []
+
+
 class Answers:
     """Sends one session's v2 messages and runs its requests on the connection's worker."""
 

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE, ERROR = 1, 2, 3, 4, 5, 6, 8
 PUBLISH, PUBLISHED = 16, 17
 SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, EVENT = 32, 33, 34, 35, 36
-CALL, RESULT = 48, 50
-REGISTER, UNREGISTER = 64, 66
+CALL, CANCEL, RESULT = 48, 49, 50
+REGISTER, REGISTERED, UNREGISTER, UNREGISTERED = 64, 65, 66, 67
+INVOCATION, INTERRUPT, YIELD = 68, 69, 70
 
 # Error and close reasons of the Basic Profile.
 PROTOCOL_VIOLATION = "wamp.error.protocol_violation"
@@ -31,6 +32,14 @@ INVALID_ARGUMENT = "wamp.error.invalid_argument"
 NO_SUCH_PROCEDURE = "wamp.error.no_such_procedure"
 NO_SUCH_SUBSCRIPTION = "wamp.error.no_such_subscription"
 NO_SUCH_REGISTRATION = "wamp.error.no_such_registration"
+PROCEDURE_ALREADY_EXISTS = "wamp.error.procedure_already_exists"
+PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY = (
+    "wamp.error.procedure_exists_with_different_invocation_policy"
+)
+CANCELED = "wamp.error.canceled"
+TIMEOUT = "wamp.error.timeout"
+UNAVAILABLE = "wamp.error.unavailable"
+OPTION_DISALLOWED_DISCLOSE_ME = "wamp.error.option_disallowed.disclose_me"
 NOT_AUTHORIZED = "wamp.error.not_authorized"
 RUNTIME_ERROR = "wamp.error.runtime_error"
 SYSTEM_SHUTDOWN = "wamp.close.system_shutdown"
@@ -39,7 +48,16 @@ GOODBYE_AND_OUT = "wamp.close.goodbye_and_out"
 
 ROUTER_ROLES = {
     "broker": {"features": {"publisher_exclusion": True, "subscriber_blackwhite_listing": True}},
-    "dealer": {"features": {}},
+    "dealer": {
+        "features": {
+            "progressive_call_results": True,
+            "call_canceling": True,
+            "call_timeout": True,
+            "shared_registration": True,
+            "caller_identification": True,
+            "pattern_based_registration": True,
+        }
+    },
 }
 
 # Custom attributes (WAMP: they start with "_") of history and recovery, docs/streams.md.

@@ -34,7 +34,17 @@ logger = logging.getLogger(__name__)
 class Handshake:
     """The session's opening (who the client is, in which realm) and its end, both ways."""
 
-    __slots__ = ("answers", "broker", "challenged", "ended", "realm", "welcomed")
+    __slots__ = (
+        "answers",
+        "authid",
+        "authrole",
+        "broker",
+        "challenged",
+        "ended",
+        "realm",
+        "roles",
+        "welcomed",
+    )
 
     def __init__(self, answers: Answers, broker: Broker, realm: str) -> None:
         self.answers = answers
@@ -46,6 +56,16 @@ class Handshake:
         """True from the WELCOME on; the session then counts as connected (events fired)."""
         self.challenged = False
         """True from CHALLENGE (ticket) until AUTHENTICATE."""
+        self.roles: dict[str, Any] = {}
+        """HELLO's ``details.roles``: the client's roles and the features each announces."""
+        self.authid = self.authrole = ""
+        """As WELCOME told the client; what caller identification discloses."""
+
+    def feature(self, role: str, name: str) -> bool:
+        """The client announced feature ``name`` for ``role`` in HELLO."""
+        node = self.roles.get(role)
+        features = node.get("features") if isinstance(node, dict) else None
+        return isinstance(features, dict) and features.get(name) is True
 
     def opening(self, message: list[Any]) -> None:
         """A message before WELCOME: HELLO, or AUTHENTICATE after CHALLENGE."""
@@ -64,6 +84,7 @@ class Handshake:
         roles = details.get("roles")
         if not isinstance(roles, dict) or not roles:
             raise ProtocolError("HELLO must announce at least one role in details.roles")
+        self.roles = roles
         connection = self.answers.connection
         if realm != self.realm:
             logger.info("connection %s asked for unknown realm %r", connection.session_id, realm)
@@ -100,6 +121,7 @@ class Handshake:
         else:
             authid, authrole = user.id or "", min(user.roles, default="user")
             method = method if method == "ticket" else user.provider
+        self.authid, self.authrole = authid, authrole
         welcome_details = {
             "realm": self.realm,
             "authid": authid,

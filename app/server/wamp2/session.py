@@ -1,7 +1,7 @@
 """``Wamp2Session``: the session contract for WAMP v2, and each message type to its role.
 
-The roles (handshake.py, pubsub.py, rpc.py) parse their messages and ask the ``Broker``; they
-answer through one ``Answers`` (answers.py). The session decodes and dispatches.
+The roles (handshake.py, pubsub.py, rpc.py, callee.py) parse their messages and ask the
+``Broker``; they answer through one ``Answers`` (answers.py). The session decodes and dispatches.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from gos_web_socket.app.exceptions import ProtocolError
 from gos_web_socket.app.server.session import Failure, Result, Session, new_publication_id
 from gos_web_socket.app.server.wamp2 import codes
 from gos_web_socket.app.server.wamp2.answers import Answers, result_message
+from gos_web_socket.app.server.wamp2.callee import Callee, not_an_invocation_error
 from gos_web_socket.app.server.wamp2.handshake import Handshake
 from gos_web_socket.app.server.wamp2.parsing import Request, decode
 from gos_web_socket.app.server.wamp2.pubsub import PubSub
@@ -38,7 +39,8 @@ class Wamp2Session(Session[Request]):
         self.answers = Answers(connection, serializer)
         self.handshake = Handshake(self.answers, broker, realm)
         self.pubsub = PubSub(self.answers, broker)
-        self.rpc = Rpc(self.answers, broker)
+        self.rpc = Rpc(self.answers, broker, self.handshake)
+        self.callee = Callee(self.answers, broker, self.handshake)
 
     @property
     def session_id(self) -> int:
@@ -113,8 +115,18 @@ class Wamp2Session(Session[Request]):
                     self.rpc.call_message(message)
                 case codes.GOODBYE:
                     self.handshake.goodbye(message)
-                case codes.REGISTER | codes.UNREGISTER:
-                    self.rpc.register_message(message)
+                case codes.YIELD:
+                    self.callee.yield_message(message)
+                case codes.ERROR if len(message) > 1 and message[1] == codes.INVOCATION:
+                    self.callee.error_message(message)
+                case codes.ERROR:
+                    raise not_an_invocation_error(message)
+                case codes.CANCEL:
+                    self.rpc.cancel_message(message)
+                case codes.REGISTER:
+                    self.callee.register_message(message)
+                case codes.UNREGISTER:
+                    self.callee.unregister_message(message)
                 case codes.HELLO:
                     raise ProtocolError("HELLO received after the session was established")
                 case _:

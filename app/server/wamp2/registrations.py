@@ -1,0 +1,203 @@
+"""The procedures clients registered: the callees of each URI, each registration owned by a session.
+
+The dealer (dealer.py) asks this table which callee serves a URI; the session's callee role
+(callee.py) adds and removes its own registrations here. Ids are router-scoped, from 1 up, one
+per callee. A URI has one callee (``invoke: single``, the default) or several (shared
+registration): the first REGISTER fixes the policy that picks one per call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gos_web_socket.app.limits import check_count
+from gos_web_socket.app.server.wamp2.codes import (
+    PROCEDURE_ALREADY_EXISTS,
+    PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY,
+)
+
+POLICIES = ("single", "roundrobin", "random", "first", "last")
+"""REGISTER ``invoke``: who of a URI's callees gets a call (shared registration)."""
+MATCHES = ("exact", "prefix", "wildcard")
+"""REGISTER ``match``: the URI itself, every URI starting with it, or every URI with the same
+dot-separated components where the pattern's are not empty (``com.acme..resize``)."""
+
+
+class CalleeEnd(Protocol):
+    """What the dealer needs of a callee's session: who it is, what it announced, a wire."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def cancels(self) -> bool:
+        """The callee announced ``call_canceling``: it understands INTERRUPT."""
+        ...
+
+    @property
+    def progresses(self) -> bool:
+        """The callee announced ``progressive_call_results``."""
+        ...
+
+    def send(self, message: list[Any]) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """The REGISTER options this dealer implements."""
+
+    match: str = "exact"
+    """``exact``, or a pattern: ``prefix`` or ``wildcard`` (``MATCHES``); a pattern's
+    INVOCATION details carry the ``procedure`` called."""
+    invoke: str = "single"
+    """Who of a URI's callees gets a call (``POLICIES``)."""
+    disclose_caller: bool = False
+    """Every INVOCATION names its caller (when the route allows)."""
+
+
+EXACT = Terms()
+
+
+@dataclass(slots=True)
+class Registration:
+    """One procedure URI served by one callee session."""
+
+    id: int
+    uri: str
+    callee: CalleeEnd
+    terms: Terms = EXACT
+
+
+class Procedure:
+    """The callees of one URI, oldest first, and the policy that picks one per call."""
+
+    __slots__ = ("callees", "invoke", "turn")
+
+    def __init__(self, invoke: str) -> None:
+        self.invoke = invoke
+        self.callees: list[Registration] = []
+        self.turn = 0
+        """roundrobin: the index of the next callee."""
+
+    def pick(self) -> Registration:
+        """``roundrobin`` walks the callees in registration order, ``random`` draws one,
+        ``last`` is the newest, ``first`` and ``single`` the oldest."""
+        callees = self.callees
+        if self.invoke == "roundrobin":
+            self.turn %= len(callees)
+            chosen = callees[self.turn]
+            self.turn += 1
+            return chosen
+        if self.invoke == "random":
+            return random.choice(callees)  # noqa: S311  (load spreading, not a secret)
+        return callees[-1] if self.invoke == "last" else callees[0]
+
+
+class Registrations:
+    """Every registration of this process, by URI, by id and by owning session."""
+
+    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids", "_patterns")
+
+    def __init__(self) -> None:
+        self._by_uri: dict[tuple[str, str], Procedure] = {}
+        """(match, URI) → its callees."""
+        self._patterns: dict[tuple[str, str], Procedure] = {}
+        """The prefix and wildcard ones again: a call looks there when no exact one serves."""
+        self._by_id: dict[int, Registration] = {}
+        self._by_session: dict[str, set[int]] = {}
+        self._ids = itertools.count(1)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def procedure(self, uri: str) -> Registration | None:
+        """The registration a call of ``uri`` goes to (by its URI's policy); None: nobody's.
+
+        An exact registration wins, then the longest matching prefix, then the wildcard whose
+        literal components come first, left to right (the spec's order)."""
+        procedure = self._by_uri.get(("exact", uri))
+        if procedure is None and self._patterns:
+            procedure = _best_pattern(self._patterns, uri)
+        return None if procedure is None else procedure.pick()
+
+    def conflict(self, session_id: str, uri: str, terms: Terms = EXACT) -> str | None:
+        """The error URI refusing ``session_id`` a registration of ``uri`` on ``terms``;
+        None: it may register."""
+        invoke = terms.invoke
+        procedure = self._by_uri.get((terms.match, uri))
+        if procedure is None:
+            return None
+        if procedure.invoke != invoke:
+            return PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY
+        held = self._by_session.get(session_id, set())
+        if invoke == "single" or any(r.id in held for r in procedure.callees):
+            return PROCEDURE_ALREADY_EXISTS
+        return None
+
+    def add(self, callee: CalleeEnd, uri: str, limit: int, terms: Terms = EXACT) -> Registration:
+        """Register ``uri`` for ``callee`` (``conflict`` said it may).
+
+        Raises:
+            LimitExceeded: ``callee`` would hold more than ``limit`` registrations
+                (``server.limits.max_registrations``).
+        """
+        held = self._by_session.setdefault(callee.session_id, set())
+        check_count("max_registrations", len(held), limit, "registrations")
+        registration = Registration(next(self._ids), uri, callee, terms)
+        key = (terms.match, uri)
+        procedure = self._by_uri.setdefault(key, Procedure(terms.invoke))
+        procedure.callees.append(registration)
+        if terms.match != "exact":
+            self._patterns[key] = procedure
+        self._by_id[registration.id] = registration
+        held.add(registration.id)
+        return registration
+
+    def remove(self, session_id: str, registration_id: int) -> tuple[Registration, bool] | None:
+        """Drop a registration ``session_id`` holds, and whether its URI has no callee left;
+        None: unknown, or another session's."""
+        held = self._by_session.get(session_id)
+        if held is None or registration_id not in held:
+            return None
+        held.discard(registration_id)
+        if not held:
+            del self._by_session[session_id]
+        return self._drop(registration_id)
+
+    def leave(self, session_id: str) -> list[str]:
+        """Drop every registration of a gone session; the URIs left without a callee."""
+        dropped = [self._drop(i) for i in self._by_session.pop(session_id, set())]
+        return [registration.uri for registration, emptied in dropped if emptied]
+
+    def _drop(self, registration_id: int) -> tuple[Registration, bool]:
+        registration = self._by_id.pop(registration_id)
+        key = (registration.terms.match, registration.uri)
+        procedure = self._by_uri[key]
+        procedure.callees.remove(registration)
+        if not procedure.callees:
+            del self._by_uri[key]
+            self._patterns.pop(key, None)
+        return registration, not procedure.callees and key[0] == "exact"
+
+
+def _best_pattern(patterns: dict[tuple[str, str], Procedure], uri: str) -> Procedure | None:
+    """The longest prefix of ``uri``, else the best wildcard matching it, else None."""
+    prefixes = [p for (m, p) in patterns if m == "prefix" and uri.startswith(p)]
+    if prefixes:
+        return patterns["prefix", max(prefixes, key=len)]
+    components = uri.split(".")
+    best: tuple[bool, ...] | None = None
+    found = None
+    for (match, pattern), procedure in patterns.items():
+        parts = pattern.split(".")
+        if match != "wildcard" or len(parts) != len(components):
+            continue
+        pairs = zip(parts, components, strict=True)
+        if all(not part or part == component for part, component in pairs):
+            rank = tuple(bool(part) for part in parts)
+            if best is None or rank > best:
+                best, found = rank, procedure
+    return found

@@ -1,0 +1,251 @@
+"""Calls across workers (``server.workers`` > 1): each worker's dealer, relayed by the parent.
+
+Every worker has its own dealer (dealer.py). The parent (app/workers.py) keeps which worker
+holds which procedure URI and forwards messages between workers, over the socket pair each
+worker already has with it (``ParentLink``), one JSON object a line:
+
+- worker → parent: ``claim`` / ``release`` a URI; ``invoke``, ``interrupt`` and ``answer``
+  (``to``: a worker index), which the parent forwards with ``from`` set;
+- parent → worker: ``claimed`` (ok or not), ``held`` / ``released`` (another worker's URIs),
+  the forwarded messages, and ``gone`` when a worker died.
+
+On the caller's worker a remote procedure is a ``Registration`` whose callee is the other
+worker (``RemoteCallee``): the local dealer keeps the call, its timer, its budgets and its
+cancel as for a local callee. On the callee's worker the call is an ordinary one whose caller
+is the other worker (``RelayReply``). A worker that dies is a callee that left for the others
+(``wamp.error.canceled``) and a caller that left (its calls are interrupted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gos_web_socket.app.server.wamp2.codes import (
+    CANCELED,
+    INTERRUPT,
+    INVALID_ARGUMENT,
+    INVOCATION,
+    NO_SUCH_PROCEDURE,
+)
+from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.registrations import Registration
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], None]
+"""Write one message to the parent (a worker) or to one worker (the parent, see ``Forward``)."""
+Forward = Callable[[int, dict[str, Any]], None]
+
+
+def worker_key(index: int) -> str:
+    """The session id under which a worker is a caller or callee in another worker's dealer."""
+    return f"worker:{index}"
+
+
+class RemoteCallee:
+    """Another worker as the callee of a registration (the dealer's ``CalleeEnd``)."""
+
+    __slots__ = ("index", "send_up", "uri")
+
+    cancels = True  # the callee's own worker decides whether its client gets INTERRUPT
+    progresses = True
+
+    def __init__(self, index: int, uri: str, send_up: Send) -> None:
+        self.index = index
+        self.uri = uri
+        self.send_up = send_up
+
+    @property
+    def session_id(self) -> str:
+        return worker_key(self.index)
+
+    def send(self, message: list[Any]) -> bool:
+        """INVOCATION and INTERRUPT of the local dealer, as relay messages to the worker;
+        False when the arguments cannot be JSON (MessagePack ``bytes``)."""
+        try:
+            self._send(message)
+        except (TypeError, ValueError) as exc:
+            logger.info("dealer relay: %s cannot cross workers: %s", self.uri, exc)
+            return False
+        return True
+
+    def _send(self, message: list[Any]) -> None:
+        if message[0] == INVOCATION:
+            args = message[4] if len(message) > 4 else []
+            kwargs = message[5] if len(message) > 5 else {}
+            self.send_up(
+                {
+                    "op": "invoke",
+                    "to": self.index,
+                    "id": message[1],
+                    "uri": self.uri,
+                    "details": message[3],
+                    "args": args,
+                    "kwargs": kwargs,
+                }
+            )
+        elif message[0] == INTERRUPT:
+            self.send_up({"op": "interrupt", "to": self.index, "id": message[1], **message[2]})
+
+
+class RelayReply:
+    """The answers of a call another worker made, sent back to it (the dealer's ``Reply``)."""
+
+    __slots__ = ("request", "send_up", "to")
+
+    def __init__(self, send_up: Send, to: int, request: int) -> None:
+        self.send_up = send_up
+        self.to = to
+        self.request = request
+
+    def _answer(self, kind: str, args: list[Any], kwargs: dict[str, Any], uri: str = "") -> None:
+        message = {"op": "answer", "to": self.to, "id": self.request, "kind": kind}
+        try:
+            self.send_up(message | {"uri": uri, "args": args, "kwargs": kwargs})
+        except (TypeError, ValueError):  # MessagePack bytes: the call ends, not the session
+            desc = ["the answer cannot cross workers (binary values)"]
+            message |= {"kind": "error", "uri": INVALID_ARGUMENT, "args": desc, "kwargs": {}}
+            self.send_up(message)
+
+    def progress(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        self._answer("progress", args, kwargs)
+
+    def result(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        self._answer("result", args, kwargs)
+
+    def error(self, uri: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        self._answer("error", args, kwargs, uri)
+
+
+class WorkerRelay:
+    """A worker's end of the relay: the other workers' URIs, claims, and forwarded calls."""
+
+    def __init__(self, dealer: Dealer, send_up: Send) -> None:
+        self.dealer = dealer
+        self.send_up = send_up
+        self.remote: dict[str, Registration] = {}
+        """The procedures other workers hold, by URI."""
+        self._claims: dict[str, list[asyncio.Future[bool]]] = {}
+
+    async def claim(self, uri: str) -> bool:
+        """Ask the parent for ``uri``; False: another worker holds it."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._claims.setdefault(uri, []).append(future)
+        self.send_up({"op": "claim", "uri": uri})
+        return await future
+
+    def release(self, uri: str) -> None:
+        self.send_up({"op": "release", "uri": uri})
+
+    def received(self, message: dict[str, Any]) -> None:
+        """One message from the parent."""
+        op = message.get("op")
+        handler = getattr(self, f"on_{op}", None)
+        if handler is None:
+            logger.warning("dealer relay: unknown message %r", op)
+            return
+        handler(message)
+
+    def on_claimed(self, message: dict[str, Any]) -> None:
+        waiting = self._claims.get(message["uri"])
+        if waiting:
+            future = waiting.pop(0)
+            if not waiting:
+                del self._claims[message["uri"]]
+            if not future.done():
+                future.set_result(bool(message["ok"]))
+
+    def on_held(self, message: dict[str, Any]) -> None:
+        uri, index = message["uri"], message["worker"]
+        self.remote[uri] = Registration(0, uri, RemoteCallee(index, uri, self.send_up))
+
+    def on_released(self, message: dict[str, Any]) -> None:
+        self.remote.pop(message["uri"], None)
+
+    def on_gone(self, message: dict[str, Any]) -> None:
+        """A worker died: its URIs go, calls to it fail (canceled), calls from it end."""
+        index = message["worker"]
+        for uri in [u for u, r in self.remote.items() if r.callee.session_id == worker_key(index)]:
+            del self.remote[uri]
+        self.dealer.leave(worker_key(index))
+
+    def on_invoke(self, message: dict[str, Any]) -> None:
+        source, request = message["from"], message["id"]
+        reply = RelayReply(self.send_up, source, request)
+        registration = self.dealer.registrations.procedure(message["uri"])
+        if registration is None:  # unregistered on the way
+            reply.error(NO_SUCH_PROCEDURE, [f"{message['uri']} is not registered"], {})
+            return
+        arguments = (message["args"], message["kwargs"])
+        details = message["details"]
+        if not registration.callee.progresses:
+            details.pop("receive_progress", None)
+        caller = worker_key(source)
+        self.dealer.call(registration, caller, request, arguments, details, reply, budget=False)
+
+    def on_interrupt(self, message: dict[str, Any]) -> None:
+        self.dealer.cancel(worker_key(message["from"]), message["id"], message["mode"])
+
+    def on_answer(self, message: dict[str, Any]) -> None:
+        callee, request = worker_key(message["from"]), message["id"]
+        args, kwargs, kind = message["args"], message["kwargs"], message["kind"]
+        if kind == "error":
+            self.dealer.failed(callee, request, message["uri"], args, kwargs)
+        else:
+            self.dealer.yielded(callee, request, args, kwargs, kind == "progress")
+
+
+class ParentRelay:
+    """The parent's end: which worker holds which URI, and forwarding between workers."""
+
+    def __init__(self, forward: Forward) -> None:
+        self.forward = forward
+        self.held: dict[str, int] = {}
+        self.alive: set[int] = set()
+
+    def joined(self, worker: int) -> None:
+        """A worker is up: it learns every URI the others hold."""
+        self.alive.add(worker)
+        for uri, holder in self.held.items():
+            self.forward(worker, {"op": "held", "uri": uri, "worker": holder})
+
+    def gone(self, worker: int) -> None:
+        """A worker died: its URIs are released and the others told."""
+        self.alive.discard(worker)
+        for uri in [u for u, holder in self.held.items() if holder == worker]:
+            del self.held[uri]
+            self._tell_others(worker, {"op": "released", "uri": uri})
+        self._tell_others(worker, {"op": "gone", "worker": worker})
+
+    def received(self, worker: int, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "claim":
+            uri = message["uri"]
+            ok = self.held.setdefault(uri, worker) == worker
+            self.forward(worker, {"op": "claimed", "uri": uri, "ok": ok})
+            if ok:
+                self._tell_others(worker, {"op": "held", "uri": uri, "worker": worker})
+        elif op == "release":
+            uri = message["uri"]
+            if self.held.get(uri) == worker:
+                del self.held[uri]
+                self._tell_others(worker, {"op": "released", "uri": uri})
+        elif op in ("invoke", "interrupt", "answer"):
+            target = message.pop("to")
+            message["from"] = worker
+            if target in self.alive:
+                self.forward(target, message)
+            elif op == "invoke":  # the callee's worker died meanwhile
+                desc = ["the callee's worker is gone"]
+                answer = {"op": "answer", "from": target, "id": message["id"], "kind": "error"}
+                self.forward(worker, answer | {"uri": CANCELED, "args": desc, "kwargs": {}})
+        else:
+            logger.warning("dealer relay: worker %d sent unknown message %r", worker, op)
+
+    def _tell_others(self, worker: int, message: dict[str, Any]) -> None:
+        for other in self.alive:
+            if other != worker:
+                self.forward(other, message)
