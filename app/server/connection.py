@@ -34,6 +34,7 @@ buffer), ``receive_queue``/``send_queue``, ``_valid_events``/``_results``
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -120,7 +121,7 @@ class FedParser(WebSocketServerProtocol):
     adapter that reads): every frame counts (``frames_per_second``), at most
     ``frames_per_turn`` frames and ``read_bytes_per_turn`` bytes are parsed per loop turn
     (then reads pause and the rest is parsed next turn), and the parser never holds more than
-    ``PARSE_FEED`` bytes."""
+    ``PARSE_FEED`` bytes. A subclass says how a client over its budget is closed (``fail``)."""
 
     _budgets: InboundBudgets
     _refused = _parse_scheduled = False
@@ -192,9 +193,10 @@ class FedParser(WebSocketServerProtocol):
             if self.state == _STATE_OPEN:
                 self.fail(str(over), over)
 
+    @abc.abstractmethod
     def fail(self, reason: str, error: BaseException | None = None) -> None:
-        """Close because of what the client sent (``WampConnection.fail``)."""
-        raise NotImplementedError
+        """Close because of what the client sent (``WampConnection.fail``). Abstract for the
+        type checkers (autobahn's metaclass is ``type``: ABCMeta would change its typing)."""
 
 
 # The ignore: autobahn's own bases disagree on ``peer`` and ``_transport_details``, which mypy

@@ -25,7 +25,7 @@ class Ticker:
         loop = asyncio.get_running_loop()
         last, last_cpu = loop.time(), time.thread_time()
         while True:
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the tick: a longer gap between two is a stall
             now, cpu = loop.time(), time.thread_time()
             self.longest = max(self.longest, now - last)
             self.longest_cpu = max(self.longest_cpu, cpu - last_cpu)
