@@ -258,6 +258,20 @@ async def received(subscribers: _Child, last: int, within: float = 10.0) -> None
         await asyncio.sleep(0.05)  # between two asks of the subscribers' process
 
 
+async def start_server(**settings: str) -> tuple[ServerProcess, int]:
+    """A fresh server process (every log line kept, no HTTP) once it took a WebSocket, and its
+    pid; ``settings`` as for ``server_env``. The caller stops it."""
+    env = server_env(LOGGING__RATE_LIMIT__BURST=0, SERVER__HTTP__ENABLED="false", **settings)
+    server = await ServerProcess(env).start()
+    try:
+        await (await server.connect()).close()
+    except BaseException:
+        await server.stop()
+        raise
+    assert server.process is not None
+    return server, server.process.pid
+
+
 async def run(
     plan: list[tuple[str, int]] | None = None,
     mixed: dict[str, int] | None = None,
@@ -266,14 +280,9 @@ async def run(
     """Attack a fresh server process: each kind of ``plan`` alone, then ``mixed`` at once."""
     plan = PLAN if plan is None else plan
     mixed = MIXED if mixed is None else mixed
-    env = server_env(LOGGING__RATE_LIMIT__BURST=0, SERVER__HTTP__ENABLED="false")
-    server = await ServerProcess(env).start()
+    server, pid = await start_server()
     started = time.monotonic()
     try:
-        probe = await server.connect()
-        await probe.close()
-        assert server.process is not None
-        pid = server.process.pid
         phases = [Phase("calm", {}), *(Phase(kind, {kind: n}) for kind, n in plan)]
         if mixed:
             phases.append(Phase("mixed", mixed))
@@ -405,9 +414,12 @@ async def zmq_frame_growth(megabytes: int = 100) -> tuple[float, bool]:
         port = int(setting(server.env, "PUSHERS__ZMQ__PORT"))
         sock = context.socket(zmq.PUSH)
         sock.setsockopt(zmq.LINGER, 0)
+        cut = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(f"tcp://127.0.0.1:{port}")
         await sock.send(b'{"topic": "' + b"x" * (megabytes * 1_000_000) + b'"}')
-        await asyncio.sleep(3.0)  # long enough for libzmq to read 100 MB over loopback
+        await asyncio.wait_for(cut.recv_multipart(), 30)  # the server cut this peer off
+        sock.disable_monitor()
+        cut.close()
         sock.close()
         growth = (rss(server.process.pid, "VmHWM") - peak_before) / MiB
         pusher = ZmqPusher(ZmqSettings(port=port), Router(load_routes(DEFAULT_ROUTING)))

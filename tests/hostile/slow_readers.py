@@ -34,9 +34,9 @@ import yaml
 from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ServerSettings, ZmqSettings
-from tests.hostile.harness import MiB, _Child, _wait_sessions, received, rss
+from tests.hostile.harness import MiB, _Child, _wait_sessions, received, rss, start_server
 from tests.ops.conftest import scrape
-from tests.support.process import ServerProcess, server_env, setting
+from tests.support.process import ServerProcess, setting
 from tests.support.raw_ws import masked_frame, parse_frames, php_upgrade_request
 
 ROOM = "slow"
@@ -100,14 +100,10 @@ async def run(mode: str, slow_count: int = SLOW, history: bool = False) -> Resul
     that recover on a route with history when ``history``)."""
     directory = tempfile.mkdtemp(prefix="slow_readers_")
     routing = {"SERVER__ROUTER__RESOURCES": history_routing(directory)} if history else {}
-    env = server_env(SERVER__HTTP__ENABLED="false", LOGGING__RATE_LIMIT__BURST=0, **routing)
-    server = await ServerProcess(env).start()
+    server, pid = await start_server(**routing)
     result = Result(mode + "-history" * history, slow=slow_count)
     try:
-        probe = await server.connect()
-        await probe.close()
-        assert server.process is not None
-        pid = server.process.pid
+        env = server.env
         host, port = "127.0.0.1", int(setting(env, "SERVER__PORT"))
         if history:
             readers = await _Child.start(
