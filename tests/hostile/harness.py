@@ -276,11 +276,13 @@ async def run(
     plan: list[tuple[str, int]] | None = None,
     mixed: dict[str, int] | None = None,
     crowds: int = CROWDS,
+    settings: dict[str, str] | None = None,
 ) -> Run:
-    """Attack a fresh server process: each kind of ``plan`` alone, then ``mixed`` at once."""
+    """Attack a fresh server process: each kind of ``plan`` alone, then ``mixed`` at once;
+    ``settings`` as for ``server_env`` (``SERVER__LIMITS__FRAMES_BURST="250"``)."""
     plan = PLAN if plan is None else plan
     mixed = MIXED if mixed is None else mixed
-    server, pid = await start_server()
+    server, pid = await start_server(**(settings or {}))
     started = time.monotonic()
     try:
         phases = [Phase("calm", {}), *(Phase(kind, {kind: n}) for kind, n in plan)]
