@@ -137,12 +137,12 @@ class LimitsSettings(_Node):
         default=16, ge=1, description="pings a client may send at once (a test suite sends 10)"
     )
     frames_per_second: float = Field(
-        default=500.0,
+        default=200.0,
         gt=0,
         description="sustained inbound frames (fragments and control frames count); over: 1008",
     )
     frames_burst: int = Field(
-        default=500, ge=1, description="frames a client may send at once (>= messages_burst)"
+        default=200, ge=1, description="frames a client may send at once (>= messages_burst)"
     )
     frames_per_turn: int = Field(
         default=16, ge=1, description="frames of one client parsed per event-loop turn (fairness)"

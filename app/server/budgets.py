@@ -45,9 +45,7 @@ class InboundBudgets:
         Raises:
             LimitExceeded: ``messages_per_second`` is spent.
         """
-        if not self._messages.take(now):
-            rate = self._messages.rate
-            raise LimitExceeded("messages_per_second", f"more than {rate:g} messages/s")
+        _spend(self._messages, now, "messages_per_second", "messages")
 
     def ping(self, now: float) -> None:
         """Count one inbound ping at ``now`` (seconds).
@@ -55,9 +53,7 @@ class InboundBudgets:
         Raises:
             LimitExceeded: ``pings_per_second`` is spent.
         """
-        if not self._pings.take(now):
-            rate = self._pings.rate
-            raise LimitExceeded("pings_per_second", f"more than {rate:g} pings/s")
+        _spend(self._pings, now, "pings_per_second", "pings")
 
     def frame(self, now: float) -> None:
         """Count one inbound frame (a fragment, a control frame) at ``now`` (seconds).
@@ -66,9 +62,7 @@ class InboundBudgets:
             LimitExceeded: ``frames_per_second`` is spent.
         """
         self._turn_frames += 1
-        if not self._frames.take(now):
-            rate = self._frames.rate
-            raise LimitExceeded("frames_per_second", f"more than {rate:g} frames/s")
+        _spend(self._frames, now, "frames_per_second", "frames")
 
     def turn(self, buffered: int) -> None:
         """A loop turn's parsing starts with ``buffered`` bytes read and not yet parsed."""
@@ -82,3 +76,9 @@ class InboundBudgets:
             self._turn_frames >= self._frames_per_turn
             or self._turn_mark - buffered >= self._bytes_per_turn
         )
+
+
+def _spend(bucket: TokenBucket, now: float, setting: str, unit: str) -> None:
+    """Take a token from ``bucket`` or raise ``LimitExceeded`` naming ``setting``."""
+    if not bucket.take(now):
+        raise LimitExceeded(setting, f"more than {bucket.rate:g} {unit}/s")

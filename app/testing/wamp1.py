@@ -23,17 +23,7 @@ from urllib.parse import urlsplit
 
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 
-from gos_web_socket.app.wamp_codes import (  # the protocol's codes live in one place
-    CALL,
-    CALLERROR,
-    CALLRESULT,
-    EVENT,
-    PREFIX,
-    PUBLISH,
-    SUBSCRIBE,
-    UNSUBSCRIBE,
-    WELCOME,
-)
+from gos_web_socket.app import wamp_codes as v1  # the protocol's codes live in one place
 
 
 class CallError(Exception):
@@ -130,20 +120,20 @@ class WampTestClient:
     def _on_message(self, message: list[Any]) -> None:
         self.messages.append(message)
         kind = message[0]
-        if kind == WELCOME:
+        if kind == v1.WELCOME:
             self.welcome = message
             self.session_id = message[1]
             if not self._welcomed.done():
                 self._welcomed.set_result(None)
-        elif kind == EVENT:
+        elif kind == v1.EVENT:
             self.events.append((message[1], message[2]))
             self._unread.append((message[1], message[2]))
-        elif kind in (CALLRESULT, CALLERROR):
+        elif kind in (v1.CALLRESULT, v1.CALLERROR):
             future = self._calls.pop(message[1], None)
             if future is None:  # topic errors put the topic URI in the call-id slot
                 self._topic_errors.append(message)
             elif not future.done():
-                if kind == CALLRESULT:
+                if kind == v1.CALLRESULT:
                     future.set_result(message[2])
                 else:
                     details = message[4] if len(message) > 4 else None
@@ -225,24 +215,24 @@ class WampTestClient:
         self._protocol.sendMessage(data, isBinary=binary)  # type: ignore[no-untyped-call]
 
     def prefix(self, prefix: str, uri: str) -> None:
-        self.send([PREFIX, prefix, uri])
+        self.send([v1.PREFIX, prefix, uri])
 
     async def call(self, uri: str, *args: Any, timeout: float = 5.0) -> Any:
         """CALL and wait: the CALLRESULT's result, or CallError on CALLERROR."""
         call_id = secrets.token_hex(6)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._calls[call_id] = future
-        self.send([CALL, call_id, uri, *args])
+        self.send([v1.CALL, call_id, uri, *args])
         try:
             return await asyncio.wait_for(future, timeout)
         finally:
             self._calls.pop(call_id, None)
 
     def subscribe(self, uri: str) -> None:
-        self.send([SUBSCRIBE, uri])
+        self.send([v1.SUBSCRIBE, uri])
 
     def unsubscribe(self, uri: str) -> None:
-        self.send([UNSUBSCRIBE, uri])
+        self.send([v1.UNSUBSCRIBE, uri])
 
     def publish(
         self,
@@ -253,7 +243,7 @@ class WampTestClient:
         eligible: list[str] | None = None,
     ) -> None:
         """PUBLISH in the shortest form that carries the options given (as AutobahnJS)."""
-        message: list[Any] = [PUBLISH, uri, event]
+        message: list[Any] = [v1.PUBLISH, uri, event]
         if eligible is not None:
             message += [exclude or [], eligible]
         elif exclude is not None:

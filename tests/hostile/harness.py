@@ -243,25 +243,48 @@ async def _wait_sessions(server: ServerProcess, within: float, down_to: int = 0)
         idle = loop.time() - asked < 0.05
         if (idle and 0 <= sessions <= down_to) or loop.time() > deadline:
             return sessions
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # between two scrapes (each costs the server a little)
+
+
+async def received(subscribers: _Child, last: int, within: float = 10.0) -> None:
+    """Return once every open subscriber got push ``last`` (pushes arrive in order), or after
+    ``within`` seconds (what is missing then counts as lost)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        report = await subscribers.ask("last")
+        if all(c or n >= last for n, c in zip(report["last"], report["closed"], strict=True)):
+            return
+        await asyncio.sleep(0.05)  # between two asks of the subscribers' process
+
+
+async def start_server(**settings: str) -> tuple[ServerProcess, int]:
+    """A fresh server process (every log line kept, no HTTP) once it took a WebSocket, and its
+    pid; ``settings`` as for ``server_env``. The caller stops it."""
+    env = server_env(LOGGING__RATE_LIMIT__BURST=0, SERVER__HTTP__ENABLED="false", **settings)
+    server = await ServerProcess(env).start()
+    try:
+        await (await server.connect()).close()
+    except BaseException:
+        await server.stop()
+        raise
+    assert server.process is not None
+    return server, server.process.pid
 
 
 async def run(
     plan: list[tuple[str, int]] | None = None,
     mixed: dict[str, int] | None = None,
     crowds: int = CROWDS,
+    settings: dict[str, str] | None = None,
 ) -> Run:
-    """Attack a fresh server process: each kind of ``plan`` alone, then ``mixed`` at once."""
+    """Attack a fresh server process: each kind of ``plan`` alone, then ``mixed`` at once;
+    ``settings`` as for ``server_env`` (``SERVER__LIMITS__FRAMES_BURST="250"``)."""
     plan = PLAN if plan is None else plan
     mixed = MIXED if mixed is None else mixed
-    env = server_env(LOGGING__RATE_LIMIT__BURST=0, SERVER__HTTP__ENABLED="false")
-    server = await ServerProcess(env).start()
+    server, pid = await start_server(**(settings or {}))
     started = time.monotonic()
     try:
-        probe = await server.connect()
-        await probe.close()
-        assert server.process is not None
-        pid = server.process.pid
         phases = [Phase("calm", {}), *(Phase(kind, {kind: n}) for kind, n in plan)]
         if mixed:
             phases.append(Phase("mixed", mixed))
@@ -301,20 +324,20 @@ async def _attack(
             phase.pushes.append(n)
             data = {"n": n, "t": time.monotonic_ns()}
             await pusher.push(data, "acme_topic", {"room": ROOM})
-            await asyncio.sleep(max(0.0, first + n / RATE - loop.time()))
+            await asyncio.sleep(max(0.0, first + n / RATE - loop.time()))  # the pace: RATE/s
 
     async def sample() -> None:
         while not stop.is_set():
             phase = current[0]
             phase.rss_peak = max(phase.rss_peak, rss(pid))
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the sampling period
 
     tasks = [asyncio.create_task(push()), asyncio.create_task(sample())]
     try:
         calm = result.phases[0]
         calm.rss_before = rss(pid)
         calm.began = time.monotonic_ns()
-        await asyncio.sleep(CALM)
+        await asyncio.sleep(CALM)  # the calm phase is this window of pushes, no attacker
         calm.rss_after = rss(pid)
         for previous, phase in zip(result.phases, result.phases[1:], strict=False):
             tracebacks = _tracebacks(server)
@@ -328,7 +351,8 @@ async def _attack(
                     for child, share in zip(crowd, _split(phase.plan, len(crowd)), strict=True)
                 )
             )
-            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))  # at least 1 s
+            # A phase's window of pushes is at least 1 s, however fast its attackers end.
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
             # The phase lasts until its attackers' sessions are gone from the server (what
             # they still cost counts against them, not against the next kind).
             await _wait_sessions(server, within=SETTLE, down_to=SUBSCRIBERS + 1)
@@ -339,7 +363,7 @@ async def _attack(
         stop.set()
         result.phases[-1].ended = time.monotonic_ns()
         await asyncio.gather(*tasks)
-        await asyncio.sleep(1.0)  # the last pushes in flight
+        await received(subscribers, max(sent_at, default=0))
         report = await subscribers.ask("collect")
     finally:
         stop.set()
@@ -392,9 +416,12 @@ async def zmq_frame_growth(megabytes: int = 100) -> tuple[float, bool]:
         port = int(setting(server.env, "PUSHERS__ZMQ__PORT"))
         sock = context.socket(zmq.PUSH)
         sock.setsockopt(zmq.LINGER, 0)
+        cut = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(f"tcp://127.0.0.1:{port}")
         await sock.send(b'{"topic": "' + b"x" * (megabytes * 1_000_000) + b'"}')
-        await asyncio.sleep(3.0)  # long enough for libzmq to read 100 MB over loopback
+        await asyncio.wait_for(cut.recv_multipart(), 30)  # the server cut this peer off
+        sock.disable_monitor()
+        cut.close()
         sock.close()
         growth = (rss(server.process.pid, "VmHWM") - peak_before) / MiB
         pusher = ZmqPusher(ZmqSettings(port=port), Router(load_routes(DEFAULT_ROUTING)))

@@ -74,7 +74,7 @@ async def measure() -> OversizeFigures:
         deadline = time.monotonic() + 20
         while counted < FOREIGN and time.monotonic() < deadline:
             counted = (await scrape(server.metrics_port)).get(OVERSIZE, 0.0)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # between two scrapes of /metrics
         sock.close()
 
         await pusher.push({"after": True}, "acme_topic", {"room": ROOM})

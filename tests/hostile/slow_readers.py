@@ -8,6 +8,12 @@ RSS after the clients joined (base), its peak (sampled every 10 ms, and the kern
 ``VmHWM``), and after the slow readers are gone; what the reading subscribers lost and which
 of them were cut off; the slow readers cut off; how long the pusher took (pushes wait while
 the queued bytes are over half ``max_outgoing_total``). Prints one JSON line per mode.
+
+``-history`` after a mode (``burst-history``): the channel's route keeps ``PUSHES`` pushes of
+history and the readers are WAMP v2 clients that recover (tests/hostile/recovering.py):
+``STALLERS`` of them stop reading for a while so that the burst cuts them off, and each reader
+cut off reconnects and recovers what it missed. Then "lost" is what a reader got neither live
+nor by recovery, and the result counts the pushes recovered and the readers' reconnects.
 """
 
 from __future__ import annotations
@@ -15,18 +21,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ServerSettings, ZmqSettings
-from tests.hostile.harness import MiB, _Child, rss
+from tests.hostile.harness import MiB, _Child, _wait_sessions, received, rss, start_server
 from tests.ops.conftest import scrape
-from tests.support.process import ServerProcess, server_env, setting
-from tests.support.raw_ws import masked_frame, php_upgrade_request
+from tests.support.process import ServerProcess, setting
+from tests.support.raw_ws import masked_frame, parse_frames, php_upgrade_request
 
 ROOM = "slow"
 CHANNEL = f"acme/channel/{ROOM}"
@@ -36,8 +47,8 @@ PUSHES = 20_000
 RATE = 2_000
 PAD = "x" * 990
 """A push's data is about 1 KiB with its number and time."""
-SETTLE = 2.0
-"""Seconds, once the server wrote its last frame, for the readers to read it."""
+STALLERS = 10
+"""Readers that stop reading a while in a ``-history`` run (to be cut off, then recover)."""
 
 
 @dataclass
@@ -51,37 +62,58 @@ class Result:
     push_seconds: float = 0.0
     readers_lost: int = 0
     readers_cut_off: int = 0
+    readers_recovered: int = 0
+    """Pushes the readers got by recovery after a cut-off (``-history``)."""
+    incomplete_recoveries: int = 0
+    """Recovery reports after a cut-off that said ``recovered: false`` (``-history``)."""
     slow_cut_off: int = 0
     max_outgoing_total_mib: float = 0.0
 
 
 async def never_read(host: str, port: int) -> asyncio.StreamWriter:
-    """A subscriber that reads its handshake's answer and then nothing: its reads pause."""
+    """A subscriber that reads until its SUBSCRIBE was handled (a CALL answered after it)
+    and then nothing: its reads pause."""
     reader, writer = await asyncio.open_connection(host, port, limit=4096)
     writer.write(php_upgrade_request(host, port))
     await reader.readuntil(b"\r\n\r\n")
     writer.write(masked_frame(json.dumps([5, CHANNEL]).encode()))
-    await writer.drain()
-    return writer
+    writer.write(masked_frame(json.dumps([2, "subscribed", "acme/rpc/sum", 1, 1]).encode()))
+    rest = b""
+    while True:
+        frames, rest = parse_frames(rest + await reader.read(4096))
+        if any(frame.payload.startswith(b"[3,") for frame in frames):  # CALLRESULT
+            return writer
 
 
-async def run(mode: str, slow_count: int = SLOW) -> Result:
+def history_routing(directory: str) -> str:
+    """A routing file: the default routes, the channel's keeping ``PUSHES`` pushes."""
+    routes: dict[str, Any] = yaml.safe_load(Path(DEFAULT_ROUTING).read_text())
+    routes["acme_topic"]["history"] = {"size": PUSHES, "ttl": 300}
+    path = Path(directory) / "routing.yaml"
+    path.write_text(yaml.safe_dump(routes))
+    return json.dumps([str(path)])
+
+
+async def run(mode: str, slow_count: int = SLOW, history: bool = False) -> Result:
     """One run of ``mode`` (``paced`` or ``burst``) on a fresh server process, with
-    ``slow_count`` subscribers that never read beside the ``READERS`` that do."""
-    env = server_env(SERVER__HTTP__ENABLED="false", LOGGING__RATE_LIMIT__BURST=0)
-    server = await ServerProcess(env).start()
-    result = Result(mode, slow=slow_count)
+    ``slow_count`` subscribers that never read beside the ``READERS`` that do (v2 readers
+    that recover on a route with history when ``history``)."""
+    directory = tempfile.mkdtemp(prefix="slow_readers_")
+    routing = {"SERVER__ROUTER__RESOURCES": history_routing(directory)} if history else {}
+    server, pid = await start_server(**routing)
+    result = Result(mode + "-history" * history, slow=slow_count)
     try:
-        probe = await server.connect()
-        await probe.close()
-        assert server.process is not None
-        pid = server.process.pid
+        env = server.env
         host, port = "127.0.0.1", int(setting(env, "SERVER__PORT"))
-        readers = await _Child.start("tests.hostile.subscribers", host, port, CHANNEL, READERS)
+        if history:
+            readers = await _Child.start(
+                "tests.hostile.recovering", host, port, CHANNEL, READERS, STALLERS
+            )
+        else:
+            readers = await _Child.start("tests.hostile.subscribers", host, port, CHANNEL, READERS)
         try:
             await readers.ask(timeout=60)
             slow = [await never_read(host, port) for _ in range(slow_count)]
-            await asyncio.sleep(0.5)  # their SUBSCRIBEs are handled
             result.rss_base_mib = rss(pid) / MiB
             zmq = ZmqSettings(port=int(setting(env, "PUSHERS__ZMQ__PORT")), send_timeout=60)
             pusher = ZmqPusher(zmq, Router(load_routes(DEFAULT_ROUTING)))
@@ -94,11 +126,12 @@ async def run(mode: str, slow_count: int = SLOW) -> Result:
                 await pusher.close()
             result.push_seconds = round(time.monotonic() - started, 2)
             await _quiet(server)
-            await asyncio.sleep(SETTLE)
+            await received(readers, PUSHES, within=60)
             report = await readers.ask("collect")
             for writer in slow:
                 writer.close()
-            await asyncio.sleep(2.0)  # the slow readers are gone, their memory handed back
+            await _wait_sessions(server, within=10, down_to=READERS + 1)
+            await _rss_down_to(pid, result.rss_base_mib * MiB * 1.2, within=5)
             sampling.cancel()
             result.rss_peak_mib = peak[0] / MiB
             result.hwm_mib = rss(pid, "VmHWM") / MiB
@@ -109,6 +142,8 @@ async def run(mode: str, slow_count: int = SLOW) -> Result:
             got = {n for n, _ in events}
             result.readers_lost += sum(1 for n in range(1, PUSHES + 1) if n not in got)
             result.readers_cut_off += bool(closed)
+        if history:
+            _count_recoveries(result, report)
         result.slow_cut_off = await _cut_off(server) - result.readers_cut_off
         result.max_outgoing_total_mib = ServerSettings().max_outgoing_total / MiB
         if os.environ.get("SLOW_READERS_LOG"):  # the server's log, to read the cut-offs
@@ -119,10 +154,30 @@ async def run(mode: str, slow_count: int = SLOW) -> Result:
         raise
     finally:
         await server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _keep_log(path: Path, text: str) -> None:
     path.write_text(text)
+
+
+def _count_recoveries(result: Result, report: dict[str, Any]) -> None:
+    """Readers that recover are cut off and come back: count that, not a final close."""
+    result.readers_cut_off = sum(report["cut_offs"])
+    result.readers_recovered = sum(report["recovered"])
+    result.incomplete_recoveries = sum(
+        not r["recovered"] for reports in report["reports"] for r in reports[1:]
+    )
+
+
+async def _rss_down_to(pid: int, mark: float, within: float) -> None:
+    """Return once the server's RSS is at most ``mark`` bytes, or after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        if rss(pid) <= mark or loop.time() > deadline:
+            return
+        await asyncio.sleep(0.05)  # between two reads of /proc
 
 
 async def _push(pusher: ZmqPusher, paced: bool) -> None:
@@ -132,13 +187,13 @@ async def _push(pusher: ZmqPusher, paced: bool) -> None:
         data = {"n": n, "t": time.monotonic_ns(), "pad": PAD}
         await pusher.push(data, "acme_topic", {"room": ROOM})
         if paced:
-            await asyncio.sleep(max(0.0, first + n / RATE - loop.time()))
+            await asyncio.sleep(max(0.0, first + n / RATE - loop.time()))  # the pace: RATE/s
 
 
 async def _sample(pid: int, peak: list[int]) -> None:
     while True:
         peak[0] = max(peak[0], rss(pid))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the sampling period
 
 
 async def _quiet(server: ServerProcess, within: float = 120.0) -> None:
@@ -150,7 +205,7 @@ async def _quiet(server: ServerProcess, within: float = 120.0) -> None:
         if sent == last:
             return
         last = sent
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # what "quiet" means: no frame written for this long
 
 
 async def _cut_off(server: ServerProcess) -> int:
@@ -158,10 +213,12 @@ async def _cut_off(server: ServerProcess) -> int:
 
 
 async def main(modes: list[str]) -> None:
-    """Each of ``modes``: ``paced``, ``burst``, or ``burst-no-slow`` (the readers alone)."""
+    """Each of ``modes``: ``paced``, ``burst``, ``burst-no-slow`` (the readers alone), or
+    one of these with ``-history`` (readers that recover, some of them cut off)."""
     for mode in modes:
         name, _, variant = mode.partition("-")
-        result = await run(name, 0 if variant == "no-slow" else SLOW)
+        slow = 0 if "no-slow" in variant else SLOW
+        result = await run(name, slow, history=variant.endswith("history"))
         print(json.dumps(asdict(result)), flush=True)
 
 

@@ -6,7 +6,8 @@ pusher's ``time.monotonic_ns()``; the clock is the same in every process of the 
 more client calls ``acme/rpc/sum`` every 100 ms and records each round trip: the "RPC probe".
 
 Prints ``{"ready": COUNT}`` once every client is subscribed; then each stdin line ``collect``
-prints what was received as one JSON line; EOF closes the clients and ends the process.
+prints what was received as one JSON line, and ``last`` the number of the last push each
+client received (0: none) and how each was closed; EOF closes the clients and ends the process.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import asyncio
 import json
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from tests.support.raw_ws import masked_frame, parse_frames, php_upgrade_request
 
@@ -61,6 +63,10 @@ class GoodClient:
                 elif message[0] in (3, 4):
                     self.results.put_nowait(message)
 
+    def last(self) -> int:
+        """The number of the newest push received (0: none); they arrive in order."""
+        return self.events[-1][0] if self.events else 0
+
     async def call(self, n: int) -> Any:
         self.send([2, str(n), "acme/rpc/sum", n, 1])
         return await self.results.get()
@@ -74,7 +80,29 @@ async def probe(client: GoodClient, rtts: list[tuple[int, int]]) -> None:
         started = time.monotonic_ns()
         await client.call(n)
         rtts.append((started, time.monotonic_ns() - started))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the probe's pace
+
+
+class Reader(Protocol):
+    closed_with: str
+
+    def last(self) -> int:
+        """The number of the newest push received (0: none)."""
+        ...
+
+
+async def serve(clients: Sequence[Reader], collect: Callable[[], dict[str, Any]]) -> None:
+    """Say ready, then answer each stdin line until EOF: ``last`` with every client's last
+    push and how it was closed, anything else with that and ``collect()``."""
+    print(json.dumps({"ready": len(clients)}), flush=True)
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        report: dict[str, Any] = {"closed": [client.closed_with for client in clients]}
+        if line.strip() == "last":
+            report["last"] = [client.last() for client in clients]
+        else:
+            report |= collect()
+        print(json.dumps(report), flush=True)
 
 
 async def main(host: str, port: int, channel: str, count: int) -> None:
@@ -87,15 +115,7 @@ async def main(host: str, port: int, channel: str, count: int) -> None:
     readers.append(asyncio.create_task(prober.run()))
     rtts: list[tuple[int, int]] = []
     probing = asyncio.create_task(probe(prober, rtts))
-    print(json.dumps({"ready": count}), flush=True)
-    loop = asyncio.get_running_loop()
-    while await loop.run_in_executor(None, sys.stdin.readline):
-        report = {
-            "events": [client.events for client in clients],
-            "closed": [client.closed_with for client in clients],
-            "rpc_rtt": rtts,
-        }
-        print(json.dumps(report), flush=True)
+    await serve(clients, lambda: {"events": [c.events for c in clients], "rpc_rtt": rtts})
     probing.cancel()
     for task in readers:
         task.cancel()

@@ -42,6 +42,7 @@ def clients(port: int, started: float, crlf_at: float, answers: list[bytes]) -> 
         sock = socket.create_connection(("127.0.0.1", port))
         sock.sendall(request)
         sockets.append(sock)
+    # The attack's timing: every handshake's last CRLF leaves at crlf_at.
     time.sleep(max(0.0, started + crlf_at - time.monotonic()))
     for n, sock in enumerate(sockets):
         sock.sendall(b"\r\n")

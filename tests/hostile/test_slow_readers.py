@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from tests.hostile.slow_readers import READERS, SLOW, Result, run
+from tests.hostile.slow_readers import READERS, SLOW, STALLERS, Result, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a run is a minute or two
 
@@ -43,3 +43,18 @@ def test_every_non_reading_subscriber_is_cut_off(slow_run: Result) -> None:
     """The 100 clients that never read are the ones cut off, all of them."""
     assert slow_run.slow_cut_off == SLOW, slow_run
     assert READERS == 50
+
+
+@pytest.fixture(scope="module")
+def history_run() -> Result:
+    """A burst on a route with history; readers recover, ``STALLERS`` of them are cut off."""
+    return asyncio.run(run("burst", history=True))
+
+
+def test_in_a_burst_every_push_reaches_every_reader_live_or_by_recovery(
+    history_run: Result,
+) -> None:
+    """Readers cut off by the burst (the stallers) reconnect and recover: no reader lacks a
+    push, and every recovery after a cut-off is complete."""
+    assert history_run.readers_cut_off >= STALLERS and history_run.readers_recovered > 0
+    assert (history_run.readers_lost, history_run.incomplete_recoveries) == (0, 0), history_run

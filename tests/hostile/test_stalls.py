@@ -13,8 +13,8 @@ import asyncio
 import pytest
 
 from tests.hostile.attacks import EXPECTED
-from tests.hostile.harness import PLAN
-from tests.hostile.stalls import UNBOUNDED, longest_stall
+from tests.hostile.harness import MIXED, PLAN
+from tests.hostile.stalls import UNBOUNDED, longest_stall, stall_under
 
 pytestmark = pytest.mark.slow  # hostile load: attackers of each kind, the loop watched
 
@@ -35,3 +35,14 @@ def test_without_the_frame_budgets_a_fragment_flood_holds_the_loop_for_seconds()
     for more than 500 ms (seconds, in fact) and are not closed."""
     stall = asyncio.run(longest_stall("fragment_flood", 8, **UNBOUNDED))
     assert stall.cpu_ms > 500, f"only {stall.cpu_ms:.0f} ms without the budgets"
+
+
+def test_all_kinds_at_once_hold_the_loop_under_50_ms_and_every_attacker_gets_its_answer() -> None:
+    """The 200 attackers of the mixed run at once: no turn over 50 ms of CPU, the connect
+    storm included (33 to 87 ms while autobahn formatted each connection's options), and
+    every attacker gets its kind's answer, none left open."""
+    stall = asyncio.run(stall_under(MIXED))
+    assert stall.cpu_ms < STALL_MS, f"the loop was held {stall.cpu_ms:.0f} ms"
+    assert "open" not in stall.answers, f"answers {stall.answers}"
+    allowed = set().union(*(EXPECTED[kind] for kind in MIXED))
+    assert set(stall.answers) <= allowed, f"answers {stall.answers}"

@@ -15,6 +15,7 @@ from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket import protocol as websocket_protocol
 
 from gos_web_socket.app.server import connection
+from tests.support.server import running_server
 
 SOURCES = inspect.getsource(websocket_protocol) + inspect.getsource(asyncio_websocket)
 SOURCES += inspect.getsource(autobahn.util)
@@ -106,3 +107,15 @@ def test_consume_data_parses_with_process_data_in_a_loop() -> None:
     assert "while self.processData()" in consume, "consumeData no longer loops on processData"
     process = inspect.getsource(WebSocketServerProtocol.processData)
     assert "self.onFrameBegin()" in process, "processData no longer calls onFrameBegin"
+
+
+async def test_a_server_connection_class_holds_every_option_and_copies_none() -> None:
+    """A server's connection class has each of autobahn's options as a class attribute and an
+    empty ``CONFIG_ATTRS``, so a new connection copies nothing and formats no option log."""
+    async with running_server() as server:
+        factory = server.listener.build_factory(server.connection_services(), "127.0.0.1", False)
+        cls = factory.protocol
+        assert cls.CONFIG_ATTRS == ()
+        missing = [n for n in WebSocketServerProtocol.CONFIG_ATTRS if n not in vars(cls)]
+        assert missing == []
+        assert cls.openHandshakeTimeout == server.settings.server.limits.handshake_timeout

@@ -19,16 +19,19 @@ class Ticker:
     def __init__(self) -> None:
         self.longest = 0.0
         self.longest_cpu = 0.0
+        self.cpu_gaps: list[float] = []
+        """CPU seconds between each two ticks, in order."""
         self._task: asyncio.Task[None] | None = None
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         last, last_cpu = loop.time(), time.thread_time()
         while True:
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the tick: a longer gap between two is a stall
             now, cpu = loop.time(), time.thread_time()
             self.longest = max(self.longest, now - last)
             self.longest_cpu = max(self.longest_cpu, cpu - last_cpu)
+            self.cpu_gaps.append(cpu - last_cpu)
             last, last_cpu = now, cpu
 
     def __enter__(self) -> Ticker:
@@ -46,3 +49,8 @@ class Ticker:
     @property
     def longest_cpu_ms(self) -> float:
         return self.longest_cpu * 1000
+
+    def cpu_ms(self, q: float) -> float:
+        """The ``q`` quantile of the CPU time between two ticks, in ms (0: no tick yet)."""
+        gaps = sorted(self.cpu_gaps)
+        return gaps[min(len(gaps) - 1, int(q * len(gaps)))] * 1000 if gaps else 0.0

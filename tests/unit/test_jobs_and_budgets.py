@@ -43,7 +43,7 @@ async def test_jobs_run_in_arrival_order_even_when_they_await() -> None:
     jobs = queue(runner)
 
     async def slow() -> None:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the job suspends: what is tested is that none overtakes it
         seen.append("slow")
 
     async def fast() -> None:
@@ -126,16 +126,27 @@ async def test_cleared_jobs_do_not_run() -> None:
     assert seen == [] and jobs.idle
 
 
-def test_message_budget_allows_the_burst_then_refills() -> None:
-    """messages_burst messages at once pass, the next raises messages_per_second; a second
-    later the bucket has refilled."""
-    budgets = InboundBudgets(LimitsSettings(messages_per_second=10, messages_burst=3))
-    for _ in range(3):
-        budgets.message(0.0)
+@pytest.mark.parametrize(
+    ("spend", "limits", "burst", "reason"),
+    [
+        (InboundBudgets.message, {"messages_per_second": 10, "messages_burst": 3}, 3,
+         "messages_per_second"),
+        (InboundBudgets.frame, {"frames_per_second": 10, "frames_burst": 4, "messages_burst": 1},
+         4, "frames_per_second"),
+    ],
+)  # fmt: skip
+def test_a_budget_allows_its_burst_then_refills(
+    spend: Any, limits: dict[str, float], burst: int, reason: str
+) -> None:
+    """The burst of messages (or of frames: every frame counts) passes at once, the next
+    raises the per-second setting (1008); a second later the bucket has refilled."""
+    budgets = InboundBudgets(LimitsSettings(**limits))
+    for _ in range(burst):
+        spend(budgets, 0.0)
     with pytest.raises(LimitExceeded) as raised:
-        budgets.message(0.0)
-    assert raised.value.reason == "messages_per_second" and raised.value.code == 1008
-    budgets.message(1.0)
+        spend(budgets, 0.0)
+    assert raised.value.reason == reason and raised.value.code == 1008
+    spend(budgets, 1.0)
 
 
 def test_ping_budget_is_its_own() -> None:
@@ -146,18 +157,6 @@ def test_ping_budget_is_its_own() -> None:
         budgets.ping(0.0)
     assert raised.value.reason == "pings_per_second"
     budgets.message(0.0)
-
-
-def test_frame_budget_counts_every_frame_and_refills() -> None:
-    """frames_burst frames at once pass, the next raises frames_per_second (1008); a second
-    later the bucket has refilled."""
-    budgets = InboundBudgets(LimitsSettings(frames_per_second=10, frames_burst=4, messages_burst=1))
-    for _ in range(4):
-        budgets.frame(0.0)
-    with pytest.raises(LimitExceeded) as raised:
-        budgets.frame(0.0)
-    assert raised.value.reason == "frames_per_second" and raised.value.code == 1008
-    budgets.frame(1.0)
 
 
 def test_a_turn_is_spent_after_frames_per_turn_frames() -> None:

@@ -7,7 +7,7 @@ import asyncio
 
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.output import Output
-from tests.unit.test_output import OPEN, FakeLink, FakeServices
+from tests.unit.test_output import OPEN, FakeLink, FakeServices, FakeTransport
 
 KiB = 1024
 
@@ -70,8 +70,9 @@ async def test_a_push_waits_until_readers_drain_below_half_the_budget() -> None:
     made = outputs(budget, 2)
     for out, link in made:
         queue(out, link, 300 * KiB)
+    looks = Looks(made[0][1], 3)
     waiting = asyncio.create_task(budget.room())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(looks.enough.wait(), 1.0)  # room() looked three times: it waits
     assert not waiting.done()
     for _, link in made:
         link.transport.unsent = 100 * KiB  # they read
@@ -79,8 +80,24 @@ async def test_a_push_waits_until_readers_drain_below_half_the_budget() -> None:
     assert not any(link.aborted for _, link in made)
 
 
+class Looks(FakeTransport):
+    """A transport that tells when its unsent bytes were read ``wanted`` times (the budget
+    looked at them that often)."""
+
+    def __init__(self, link: FakeLink, wanted: int) -> None:
+        super().__init__()
+        self.unsent, link.transport = link.transport.unsent, self
+        self.wanted, self.enough = wanted, asyncio.Event()
+
+    def get_write_buffer_size(self) -> int:
+        self.wanted -= 1
+        if self.wanted <= 0:
+            self.enough.set()
+        return self.unsent
+
+
 async def drain(link: FakeLink, step: int) -> None:
-    """A client that reads: its unsent bytes shrink by ``step`` every 10 ms."""
+    """A client that reads: its unsent bytes shrink by ``step`` every 10 ms (its pace)."""
     while link.transport.unsent > step:
         link.transport.unsent -= step
         await asyncio.sleep(0.01)
