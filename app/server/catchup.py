@@ -114,19 +114,20 @@ class CatchUp:
         recovery: Recovery,
         channel: tuple[str, int],
         subscribed: bool,
-    ) -> None:
-        """Write what a recovering client missed on ``channel`` (topic, subscription id), each
-        EVENT with its position; a ``subscribed`` client from now on also gets the pushes
-        this node reads back from its log (``behind``)."""
+    ) -> list[bytes]:
+        """The frames of what a recovering client missed on ``channel`` (topic, subscription
+        id), each EVENT with its position; a ``subscribed`` client from now on also gets the
+        pushes this node reads back from its log (``behind``)."""
         if subscribed:
             self._reached[connection.session_id] = recovery.position
         if not recovery.publications:
-            return
+            return []
         wire, (topic, subscription) = connection.wire_format, channel
         frames = self._replayed
         if frames is None:
             frames = self._replayed = {}
             asyncio.get_running_loop().call_later(REPLAY_FRAMES_KEPT, self._forget_replayed)
+        replayed = []
         for publication in recovery.publications:
             key = wire, publication.position
             frame = frames.get(key)
@@ -138,7 +139,8 @@ class CatchUp:
                     publication.payload,
                     publication.position,
                 )
-            connection.write_frame(frame)
+            replayed.append(frame)
+        return replayed
 
     def _forget_replayed(self) -> None:
         self._replayed = None

@@ -38,7 +38,7 @@ import abc
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -64,7 +64,7 @@ from gos_web_socket.app.server.guard import Guard
 from gos_web_socket.app.server.jobs import JobQueue
 from gos_web_socket.app.server.lifecycle import Lifecycle
 from gos_web_socket.app.server.memory import OutgoingBudget
-from gos_web_socket.app.server.output import Flusher, Output
+from gos_web_socket.app.server.output import Flusher, Output, write_paced
 from gos_web_socket.app.server.session import SERVER_AGENT, Session
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.settings.models import LimitsSettings
@@ -359,6 +359,11 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
     def flush(self) -> None:
         """Write the frames queued this loop turn, in order, in one write."""
         self._output.flush()
+
+    async def write_paced(self, frames: Iterable[bytes]) -> bool:
+        """Queue ``frames`` at the pace this client reads them (a replay: ``write_paced`` in
+        output.py); False when the connection closed on the way."""
+        return await write_paced(self._output, frames, self._services.max_outgoing_buffer)
 
     def write_now(self, frame: bytes) -> bool:
         """Write the frames queued this turn and ``frame`` now, in one write (a topic's frames

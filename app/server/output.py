@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from gos_web_socket.app.server.memory import OutgoingBudget
@@ -60,6 +61,9 @@ class Flusher(Protocol):
     def before_write(self, session_id: str) -> None:
         """A topic's frames of this turn queued for the client go before the next frame."""
 
+    async def flushed(self) -> None:
+        """Return once every frame queued so far was handed to its client's transport."""
+
 
 class OutputServices(Protocol):
     """What the output path needs of its server (``ConnectionServices`` has it)."""
@@ -89,6 +93,7 @@ class Output:
 
     __slots__ = (
         "_backlog_timer",
+        "_drained",
         "_flusher",
         "_link",
         "_open",
@@ -109,6 +114,8 @@ class Output:
         """Frames queued this loop turn: one frame as it is, several as a list."""
         self._backlog_timer: asyncio.TimerHandle | None = None
         """Running while the client's unsent bytes are over ``max_outgoing_buffer``."""
+        self._drained: asyncio.Future[None] | None = None
+        """Awaited by ``drained`` while the backlog lasts."""
         self._unsent = 0
         """The transport's unsent bytes after the last flush, as the server's budget knows."""
         self._written = 0
@@ -233,6 +240,20 @@ class Output:
         if self._backlog_timer is not None:
             self._backlog_timer.cancel()
             self._backlog_timer = None
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    async def drained(self) -> None:
+        """Return once what was queued is written, the client's unsent bytes are back under
+        ``max_outgoing_buffer`` (or it is cut off or gone) and the server-wide budget has
+        room (``max_outgoing_total``)."""
+        await self._flusher.flushed()
+        if self._backlog_timer is not None:
+            if self._drained is None:
+                self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._drained)
+        await self._services.outgoing.room()
 
     def _check_backlog(self) -> None:
         transport = self._link.transport
@@ -252,3 +273,18 @@ class Output:
             extra = {"conn_id": link.session_id}
             logger.warning(message, link.session_id, unread, why, limit, extra=extra)
             link.abort("client did not read (outgoing buffer over limit)")
+
+
+async def write_paced(output: Output, frames: Iterable[bytes], chunk: int) -> bool:
+    """Queue ``frames`` about ``chunk`` bytes at a time, waiting for the client to read each
+    (``Output.drained``): a long replay is not held in memory at once, and does not cut off
+    the client it is meant for. False when the connection closed on the way."""
+    queued = 0
+    for frame in frames:
+        if not output.write(frame):
+            return False
+        queued += len(frame)
+        if queued >= chunk:
+            queued = 0
+            await output.drained()
+    return True

@@ -224,11 +224,12 @@ class Topic:
         self._members.list(connection)
         return entry[1]
 
-    def replay(self, connection: Subscriber, recovery: Recovery) -> None:
-        """Write what a recovering client missed, each EVENT with its position; from now on it
+    def replay(self, connection: Subscriber, recovery: Recovery) -> list[bytes]:
+        """The frames of what a recovering client missed, each EVENT with its position, for
+        the caller to write (at the client's pace: ``write_paced``); from now on the client
         also gets the pushes this node reads back from its log (``PushMode.REFILL``)."""
         channel = self.id, self.subscription_id
-        self._catchup.replay(connection, recovery, channel, self.has(connection))
+        return self._catchup.replay(connection, recovery, channel, self.has(connection))
 
     def add(self, connection: Subscriber) -> None:
         self._members_change()

@@ -7,11 +7,12 @@ exactly the bytes and the writes each client would get; a turn ends at ``flusher
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from gos_web_socket.app.server.live import FlushScheduler
 from gos_web_socket.app.server.memory import OutgoingBudget
-from gos_web_socket.app.server.output import BACKLOG_FACTOR, Output
+from gos_web_socket.app.server.output import BACKLOG_FACTOR, Output, write_paced
 from gos_web_socket.app.server.session import WireFormat
 from gos_web_socket.app.server.topic import Topic
 from gos_web_socket.app.stats import ServerStats
@@ -235,3 +236,23 @@ async def test_a_close_writes_the_batch_before_the_close_frame() -> None:
     assert x.writes == [b"news=1;"] and y.writes == []
     await services.flusher.flushed()
     assert y.writes == [b"news=1;"] and x.writes == [b"news=1;"]
+
+
+async def test_a_paced_write_waits_for_the_client_to_read_each_chunk() -> None:
+    """A replay written with write_paced never holds much more than a buffer's worth unsent."""
+    services, (x,) = rig("x")
+    assert x.transport is not None
+    x.transport.stuck = True
+    frames = [bytes([65 + n % 26]) * 10 for n in range(100)]  # 1,000 bytes, 10 x the buffer
+    task = asyncio.create_task(write_paced(x.output, frames, LIMIT))
+    peak = turns = 0
+    while not task.done() and turns < 10_000:
+        await asyncio.sleep(0)  # one loop turn; then the client reads all it was sent
+        turns += 1
+        peak = max(peak, x.transport.unsent)
+        if x.transport.unsent:
+            x.transport.unsent = 0
+            x.output.resume()  # what asyncio calls once the buffer drained
+    assert task.done() and task.result() is True
+    assert x.received() == b"".join(frames) and x.state == OPEN
+    assert 0 < peak <= LIMIT + 10

@@ -117,6 +117,9 @@ class PubSub:
         connection = self.answers.connection
         try:
             recovery = await self.broker.recover(topic, since)
+            # Held until the replay is written, at the pace the client reads it: a long one
+            # is neither held in memory at once nor a backlog that cuts the client off.
+            await connection.write_paced(topic.replay(connection, recovery))
         finally:
             meanwhile = topic.release(connection)
         if not topic.has(connection):
@@ -124,7 +127,6 @@ class PubSub:
         if meanwhile is None:  # the client was held so long that broadcasts were dropped
             recovery = Recovery(recovery.publications, False, recovery.position)
             meanwhile = []
-        topic.replay(connection, recovery)
         report = recovery.as_dict(with_publications=False)
         report["replayed"] = len(recovery.publications)
         self.answers.send([EVENT, topic.subscription_id, new_publication_id(), {RECOVERY: report}])
