@@ -382,7 +382,9 @@ class Container(containers.DeclarativeContainer):
             push_handlers = providers.Dict(acme=providers.Singleton(ServerPushHandler, ...))
 
     Building an instance links them below ``gos_web_socket`` (``link_own``), so a container
-    made with ``Realtime()`` serves your topics as one from ``create_container`` does.
+    made with ``Realtime()`` serves your topics as one from ``create_container`` does, and
+    what you add to the instance's lists later (``container.pushers.add_kwargs(...)``, like a
+    tagged service) is served as well.
     """
 
     def __new__(cls, **overriding_providers: Any) -> Any:
@@ -409,24 +411,38 @@ LINKED = "_gos_web_socket_linked"
 
 
 def link_own(container: Any) -> Any:
-    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections, once.
+    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections, once, and make
+    the instance's own lists and dicts those collections.
 
     A subclass's redefined provider is a new object the inherited ``gos_web_socket`` never saw,
     so the link is made on the instance: ``Container.__new__`` does it, so that no instance
-    silently drops its class's topics; a later call is a no-op.
+    silently drops its class's topics; a later call is a no-op. Afterwards
+    ``container.pushers`` *is* ``container.gos_web_socket.pushers`` (and so on), so a pusher,
+    handler, topic, RPC or listener added to the instance's own list later is served too; its
+    contents then include ours (the built-in pushers, our listeners).
     """
     if getattr(container, LINKED, False):
         return container
     setattr(container, LINKED, True)
-    gos = container.gos_web_socket
-    for root_name, gos_name in OWN_LISTS.items():
-        getattr(gos, gos_name).add_args(*getattr(container, root_name).args)
-    for root_name, gos_path in OWN_DICTS.items():
-        target = gos
+    for root_name, collection in own_collections(container).items():
+        own = getattr(container, root_name)
+        if isinstance(collection, providers.Dict):
+            collection.add_kwargs(**own.kwargs)
+        else:
+            collection.add_args(*own.args)
+        setattr(container, root_name, collection)
+    return container
+
+
+def own_collections(container: Any) -> dict[str, Any]:
+    """The ``gos_web_socket`` collection each of OWN_LISTS and OWN_DICTS extends, by root name."""
+    found: dict[str, Any] = {}
+    for root_name, gos_path in {**OWN_LISTS, **OWN_DICTS}.items():
+        target = container.gos_web_socket
         for part in gos_path.split("."):
             target = getattr(target, part)
-        target.add_kwargs(**getattr(container, root_name).kwargs)
-    return container
+        found[root_name] = target
+    return found
 
 
 def create_container(
