@@ -19,6 +19,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.ops                               /metrics, /health, profile   (app.ops)
     gos_web_socket.runtime                           starts and stops all of it (app.lifecycle)
     gos_web_socket.worker                            the WorkerRole in a server.workers process
+    gos_web_socket.worker_pool                       the parent of server.workers > 1 (app.workers)
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -39,7 +40,7 @@ from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError, ServiceNotFound
 from gos_web_socket.app.history import Backfill, HistoryStore, route_limits
-from gos_web_socket.app.ops import OpsService, launched_listener, readiness
+from gos_web_socket.app.ops import OpsService, WorkerOps, launched_listener, readiness
 from gos_web_socket.app.position import LOCAL
 from gos_web_socket.app.registry import (
     PusherRegistry,
@@ -56,9 +57,9 @@ from gos_web_socket.app.server.log_reader import LogReader
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
-from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
-from gos_web_socket.app.workers import WorkerRole
+from gos_web_socket.app.workers import WorkerPool, WorkerRole
 from gos_web_socket.push import (
     BUILTIN_TRANSPORTS as BUILTIN_TRANSPORTS,
     amqp_pusher,
@@ -365,6 +366,19 @@ class GosWebSocket(containers.DeclarativeContainer):
     http_listener = providers.Resource(lifecycle.listening, http, ops_listener)
     running_server = providers.Resource(lifecycle.serving, server, http_listener)
     runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
+
+    # server.workers > 1: this process is the parent, which makes the ZeroMQ fan-out (on an ipc
+    # path of its own) and the summed /metrics (reading its slots) when it starts
+    worker_pool = providers.Singleton(
+        WorkerPool,
+        settings=settings,
+        fanout=providers.Factory(
+            ZmqFanout,
+            settings.provided.pushers.zmq,
+            max_message_size=settings.provided.server.limits.zmq_max_message_size,
+        ).provider,
+        ops=providers.Factory(WorkerOps, settings.provided.server.metrics).provider,
+    )
 
 
 class Container(containers.DeclarativeContainer):
