@@ -19,6 +19,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.ops                               /metrics, /health, profile   (app.ops)
     gos_web_socket.runtime                           starts and stops all of it (app.lifecycle)
     gos_web_socket.worker                            the WorkerRole in a server.workers process
+    gos_web_socket.worker_pool                       the parent of server.workers > 1 (app.workers)
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -39,7 +40,7 @@ from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError, ServiceNotFound
 from gos_web_socket.app.history import Backfill, HistoryStore, route_limits
-from gos_web_socket.app.ops import OpsService, launched_listener, readiness
+from gos_web_socket.app.ops import OpsService, WorkerOps, launched_listener, readiness
 from gos_web_socket.app.position import LOCAL
 from gos_web_socket.app.registry import (
     PusherRegistry,
@@ -60,9 +61,9 @@ from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
-from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
-from gos_web_socket.app.workers import WorkerRole
+from gos_web_socket.app.workers import WorkerPool, WorkerRole
 from gos_web_socket.push import (
     BUILTIN_TRANSPORTS as BUILTIN_TRANSPORTS,
     amqp_pusher,
@@ -382,6 +383,19 @@ class GosWebSocket(containers.DeclarativeContainer):
     running_server = providers.Resource(lifecycle.serving, server, http_listener)
     runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
 
+    # server.workers > 1: this process is the parent, which makes the ZeroMQ fan-out (on an ipc
+    # path of its own) and the summed /metrics (reading its slots) when it starts
+    worker_pool = providers.Singleton(
+        WorkerPool,
+        settings=settings,
+        fanout=providers.Factory(
+            ZmqFanout,
+            settings.provided.pushers.zmq,
+            max_message_size=settings.provided.server.limits.zmq_max_message_size,
+        ).provider,
+        ops=providers.Factory(WorkerOps, settings.provided.server.metrics).provider,
+    )
+
 
 class Container(containers.DeclarativeContainer):
     """The root. ``Container(settings=Settings(...))`` replaces the settings in tests.
@@ -398,7 +412,9 @@ class Container(containers.DeclarativeContainer):
             push_handlers = providers.Dict(acme=providers.Singleton(ServerPushHandler, ...))
 
     Building an instance links them below ``gos_web_socket`` (``link_own``), so a container
-    made with ``Realtime()`` serves your topics as one from ``create_container`` does.
+    made with ``Realtime()`` serves your topics as one from ``create_container`` does, and
+    what you add to the instance's lists later (``container.pushers.add_kwargs(...)``, like a
+    tagged service) is served as well.
     """
 
     def __new__(cls, **overriding_providers: Any) -> Any:
@@ -425,24 +441,38 @@ LINKED = "_gos_web_socket_linked"
 
 
 def link_own(container: Any) -> Any:
-    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections, once.
+    """Add a (sub)class's lists and dicts to ``gos_web_socket``'s collections, once, and make
+    the instance's own lists and dicts those collections.
 
     A subclass's redefined provider is a new object the inherited ``gos_web_socket`` never saw,
     so the link is made on the instance: ``Container.__new__`` does it, so that no instance
-    silently drops its class's topics; a later call is a no-op.
+    silently drops its class's topics; a later call is a no-op. Afterwards
+    ``container.pushers`` *is* ``container.gos_web_socket.pushers`` (and so on), so a pusher,
+    handler, topic, RPC or listener added to the instance's own list later is served too; its
+    contents then include ours (the built-in pushers, our listeners).
     """
     if getattr(container, LINKED, False):
         return container
     setattr(container, LINKED, True)
-    gos = container.gos_web_socket
-    for root_name, gos_name in OWN_LISTS.items():
-        getattr(gos, gos_name).add_args(*getattr(container, root_name).args)
-    for root_name, gos_path in OWN_DICTS.items():
-        target = gos
+    for root_name, collection in own_collections(container).items():
+        own = getattr(container, root_name)
+        if isinstance(collection, providers.Dict):
+            collection.add_kwargs(**own.kwargs)
+        else:
+            collection.add_args(*own.args)
+        setattr(container, root_name, collection)
+    return container
+
+
+def own_collections(container: Any) -> dict[str, Any]:
+    """The ``gos_web_socket`` collection each of OWN_LISTS and OWN_DICTS extends, by root name."""
+    found: dict[str, Any] = {}
+    for root_name, gos_path in {**OWN_LISTS, **OWN_DICTS}.items():
+        target = container.gos_web_socket
         for part in gos_path.split("."):
             target = getattr(target, part)
-        target.add_kwargs(**getattr(container, root_name).kwargs)
-    return container
+        found[root_name] = target
+    return found
 
 
 def create_container(

@@ -26,7 +26,7 @@ from dependency_injector import containers, providers
 from gos_web_socket.app.events import EventDispatcher, Listener, register_listeners
 from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.registry import PusherRegistry, Registry
-from gos_web_socket.app.router import RouteCollection, Router, load_routes
+from gos_web_socket.app.router import load_router
 from gos_web_socket.settings import PushersSettings, ServerSettings, load_settings
 
 if TYPE_CHECKING:
@@ -37,12 +37,8 @@ R = TypeVar("R", bound=Registry[Any])
 BUILTIN_TRANSPORTS = ("amqp", "wamp", "zmq")
 
 
-def build_router(resources: Iterable[Path]) -> Router:
-    """Load every routing file, in order, into one router."""
-    collection = RouteCollection()
-    for resource in resources:
-        collection.add_collection(load_routes(resource))
-    return Router(collection)
+build_router = load_router
+"""Every routing file, in order, in one router (the name ``containers`` re-exports)."""
 
 
 def build_dispatcher(listeners: Iterable[tuple[str, Listener, int]]) -> EventDispatcher:

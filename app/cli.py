@@ -26,7 +26,6 @@ from gos_web_socket.app.server.wamp2.relay import WorkerRelay
 from gos_web_socket.app.workers import (
     ParentLink,
     WorkerCommand,
-    WorkerPool,
     WorkerRole,
     check_workers,
     worker_overrides,
@@ -362,8 +361,8 @@ def main(
         settings = services("settings")
         if settings.server.worker_count > 1:
             check_workers(settings)
-            pool = WorkerPool(settings, _worker_command(args))
-            return _run_loop(services, pool.run)
+            pool = services("gos_web_socket.worker_pool")
+            return _run_loop(services, lambda: pool.run(_worker_command(args)))
         return _run_loop(services, lambda: _serve(services))
     except ConfigurationError as exc:
         for problem in exc.problems:

@@ -227,7 +227,7 @@ class FanoutView(Protocol):
 
 class PoolView(Protocol):
     """The workers as the parent's ops read them (``app.workers.WorkerPool``): typed here so
-    that ops import nothing of the workers, which build their ``WorkerOps``."""
+    that ops import nothing of the workers (the container makes their ``WorkerOps``)."""
 
     @property
     def count(self) -> int: ...

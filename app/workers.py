@@ -213,12 +213,24 @@ class WorkerSlot:
         return None if self.process is None else self.process.pid
 
 
-class WorkerPool:
-    """The parent of ``server.workers`` processes (see the module docstring)."""
+FanoutFactory = Callable[[str], "ZmqFanout"]
+"""Makes the ZeroMQ fan-out publishing on an ``ipc://`` endpoint the pool chose."""
+OpsFactory = Callable[["WorkerPool"], "WorkerOps"]
+"""Makes the parent's ``/metrics`` and ``/health``, which read the pool's slots."""
 
-    def __init__(self, settings: Settings, command: WorkerCommand) -> None:
+
+class WorkerPool:
+    """The parent of ``server.workers`` processes (see the module docstring).
+
+    The container hands in how to make the fan-out and the ops listener; the pool makes them
+    when it starts, as they need its temporary directory and its slots.
+    """
+
+    def __init__(self, settings: Settings, fanout: FanoutFactory, ops: OpsFactory) -> None:
         self.settings = settings
-        self.command = command
+        self.command: WorkerCommand | None = None
+        self._make_fanout = fanout
+        self._make_ops = ops
         self.count = settings.server.worker_count
         self.slots = [WorkerSlot(index) for index in range(self.count)]
         self.port = settings.server.port
@@ -251,23 +263,19 @@ class WorkerPool:
         self.port = holder.getsockname()[1]
 
     async def _start_parts(self) -> None:
-        from gos_web_socket.app.ops import WorkerOps
         from gos_web_socket.app.server.wamp2.relay import ParentRelay
-        from gos_web_socket.app.transports.zmq import ZmqFanout
 
         self.relay = ParentRelay(self.forward)
         self._reserve_port()
         self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))
-        zmq = self.settings.pushers.zmq
-        if zmq.enabled:
-            self.fanout = ZmqFanout(
-                zmq, f"ipc://{self._dir}/zmq", self.settings.server.limits.zmq_max_message_size
-            )
+        if self.settings.pushers.zmq.enabled:
+            self.fanout = self._make_fanout(f"ipc://{self._dir}/zmq")
             await self.fanout.start()
-        self.ops = WorkerOps(self.settings.server.metrics, self)
+        self.ops = self._make_ops(self)
         await self.ops.start()
 
     def _spawn_args(self, slot: WorkerSlot) -> tuple[Sequence[str], socket.socket, socket.socket]:
+        assert self.command is not None, "run() sets the command"
         ours, theirs = socket.socketpair()
         fanout = None if self.fanout is None else self.fanout.publish
         role = WorkerRole(slot.index, theirs.fileno(), self.port, fanout)
@@ -362,8 +370,10 @@ class WorkerPool:
             if await self._until_ready(slot, reader):
                 logger.info("worker %d is back (pid %s)", slot.index, slot.pid)
 
-    async def run(self) -> int:
-        """Start everything, serve until SIGTERM/SIGINT, stop every worker; the exit code."""
+    async def run(self, command: WorkerCommand) -> int:
+        """Start everything, each worker with ``command``, serve until SIGTERM/SIGINT, stop
+        every worker; the exit code."""
+        self.command = command
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -14,8 +14,9 @@ import yaml
 from gos_web_socket.app.exceptions import RouteDefinitionError
 from gos_web_socket.app.router.collection import RouteCollection
 from gos_web_socket.app.router.route import Route, RouteHistory
+from gos_web_socket.app.router.router import Router
 
-__all__ = ["ALLOWED_KEYS", "load_routes", "load_routes_from_mapping"]
+__all__ = ["ALLOWED_KEYS", "load_router", "load_routes", "load_routes_from_mapping"]
 
 # Keys of a route or import entry; `channel` and `handler` are deprecated aliases.
 _KEYS = (
@@ -46,6 +47,14 @@ def load_routes(path: str | Path) -> RouteCollection:
         return load_routes_from_mapping(data, str(file))
     finally:
         _loading.reset(token)
+
+
+def load_router(resources: Iterable[str | Path]) -> Router:
+    """Every file of ``resources`` (``server.router.resources``), in order, in one router."""
+    collection = RouteCollection()
+    for resource in resources:
+        collection.add_collection(load_routes(resource))
+    return Router(collection)
 
 
 def load_routes_from_mapping(

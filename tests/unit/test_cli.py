@@ -16,6 +16,7 @@ import yaml
 
 from gos_web_socket.app import cli
 from tests.support.rabbitmq import free_port
+from tests.unit.test_push_entry import loaded_modules
 from tests.unit.test_settings import GOS_PUSHERS_BLOCK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,36 @@ def one_config_error(result: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("config error: ")
     return lines[0].removeprefix("config error: ")
+
+
+HEAVY = ("gos_web_socket.app.server", "gos_web_socket.app.auth", "autobahn")
+"""The server stack (the CLI itself imports app.workers, which is light, for `worker`)."""
+WHOLE_CONTAINER = ("gos_web_socket.containers", "dependency_injector")
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if m.startswith(HEAVY)]
+
+
+def test_routes_and_config_load_neither_the_container_nor_the_server() -> None:
+    """With the default container, `routes` and `config` build the router or settings alone."""
+    commands = [["routes"], ["routes", "--match", "acme/rpc/x"], ["config"]]
+    code = "from gos_web_socket.app.__main__ import main\n" + "".join(
+        f"assert main({command!r}) == 0\n" for command in commands
+    )  # one interpreter: a module any of them loads is listed
+    modules = loaded_modules(code)
+    assert "gos_web_socket.app.cli" in modules  # the parse found the command itself
+    assert heavy(modules) == []
+    assert [m for m in modules if m.startswith(WHOLE_CONTAINER)] == []
+
+
+def test_push_builds_its_pusher_without_the_server_stack() -> None:
+    """`push` with the default container builds the pushers-only container, not the server's."""
+    code = "from gos_web_socket.app.__main__ import main; main(['push', 'no_such_route'])"
+    modules = loaded_modules(code)
+    assert "gos_web_socket.app.transports.zmq" in modules  # the enabled pusher was built
+    assert heavy(modules) == []
+    assert "gos_web_socket.containers" not in modules
 
 
 def test_routes_lists_the_demo_routes() -> None:

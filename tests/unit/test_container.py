@@ -113,6 +113,14 @@ class ClockRpc(RpcHandler):
     name = "acme.clock"
 
 
+class LateTopic(TopicHandler):
+    name = "acme.late"
+
+
+class LateRpc(RpcHandler):
+    name = "acme.late_rpc"
+
+
 def test_user_adds_pusher_handler_topic_rpc_and_listener(container: containers.Container) -> None:
     """A user extends every collection from outside the toolkit, and the registries see it."""
     gws = container.gos_web_socket
@@ -222,6 +230,30 @@ def test_a_user_container_built_directly_keeps_its_own_parts() -> None:
     listeners = len(gos.event_listeners.args)
     assert containers.link_own(container) is container  # a second link adds nothing
     assert len(gos.topics.args) == 1 and len(gos.event_listeners.args) == listeners
+
+
+def test_what_is_added_to_the_roots_lists_after_building_is_served() -> None:
+    """A pusher, push handler, topic, RPC and listener added to an instance's own lists and dicts
+    after it was built reach the registries and the dispatcher (they were dropped silently)."""
+    container = Realtime(settings=providers.Object(load_settings()))
+    gos = container.gos_web_socket
+    container.pushers.add_kwargs(memory=providers.Singleton(InMemoryPusher, router=gos.router))
+    container.push_handlers.add_kwargs(
+        memory=providers.Singleton(
+            InMemoryServerPushHandler, router=gos.router, dispatcher=gos.event_dispatcher
+        )
+    )
+    container.topics.add_args(providers.Singleton(LateTopic))
+    container.rpcs.add_args(providers.Singleton(LateRpc))
+    seen: list[object] = []
+    container.listeners.add_args(providers.Object(("gos_web_socket.push_fail", seen.append, 10)))
+
+    assert {"own", "memory"} <= set(gos.pusher_registry())
+    assert {"own", "memory"} <= set(gos.server_push_handler.registry())
+    assert {"acme.shout", "acme.late"} <= set(gos.topic_registry())
+    assert {"acme.clock", "acme.late_rpc"} <= set(gos.rpc_registry())
+    assert seen.append in gos.event_dispatcher().listeners("gos_web_socket.push_fail")
+    assert "memory" not in Realtime.pushers.kwargs  # the class keeps its own
 
 
 def test_the_server_receives_its_parts_from_the_container(
