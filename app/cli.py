@@ -22,7 +22,6 @@ import yaml
 from gos_web_socket.app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
 from gos_web_socket.app.lifecycle import event_loop_factory
 from gos_web_socket.app.logs import configure_logging
-from gos_web_socket.app.server.wamp2.relay import WorkerRelay
 from gos_web_socket.app.workers import (
     ParentLink,
     WorkerCommand,
@@ -251,6 +250,8 @@ async def _serve(services: Services) -> int:
 
 async def _serve_worker(services: Services, role: WorkerRole) -> int:
     """One worker: the usual runtime, reporting to the parent and stopping when it is gone."""
+    from gos_web_socket.app.server.wamp2.relay import WorkerRelay  # the server stack: here only
+
     link = ParentLink(role.link_fd)
     runtime = services("gos_web_socket.runtime")
     ops = services("gos_web_socket.ops")
