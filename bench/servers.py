@@ -247,7 +247,8 @@ class OursCliServer(Agent):
     agent: with ``server.workers`` above 1 it is the parent of the worker processes, which only
     the CLI starts (``app/workers.py``). Settings are given the way an operator gives them:
     ``GOS_WEB_SOCKET__...`` variables (``env`` adds the variant's, e.g. the worker count).
-    The runner's CPU and RSS figures add up this agent and every process under it.
+    The runner's CPU and RSS figures add up the server process and its workers (``do_pid``),
+    not this agent, which only waits for the runner's commands.
     """
 
     def __init__(
@@ -332,6 +333,12 @@ class OursCliServer(Agent):
             except OSError:
                 body = {}
         return ws_port
+
+    async def do_pid(self) -> int:
+        """The pid of ``gos-websocket server`` itself: the runner counts the CPU of that process
+        and its workers, not this agent's."""
+        assert self.proc is not None
+        return self.proc.pid
 
     async def close(self) -> None:
         """SIGTERM, as an operator stops it (the parent stops its workers); SIGKILL after 15 s."""
