@@ -252,23 +252,8 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         if self.factory.handshakes is not None:
             self.factory.handshakes.arrive(self)
 
-    def hold_handshake(self) -> None:
-        """Wait for a handshake slot (listener.HandshakeBudget): unread, no timeout running."""
-        cast(asyncio.Transport, self.transport).pause_reading()
-        if self.openHandshakeTimeoutCall is not None:
-            self.openHandshakeTimeoutCall.cancel()
-            self.openHandshakeTimeoutCall = None
-
-    def start_handshake(self) -> None:
-        """A slot is free: read the request; the opening-handshake timeout runs from now."""
-        cast(asyncio.Transport, self.transport).resume_reading()
-        timeout: float = self.openHandshakeTimeout  # type: ignore[attr-defined]  # an option
-        if timeout > 0:
-            timer = self.factory._batched_timer  # autobahn's own, as in _connectionMade
-            self.openHandshakeTimeoutCall = timer.call_later(timeout, self.onOpenHandshakeTimeout)
-
     def handshake_over(self) -> None:
-        """Opened, refused or lost: the next held connection may start its handshake."""
+        """Opened, refused or lost: the listener may accept another connection."""
         if self.factory.handshakes is not None:
             self.factory.handshakes.finish(self)
 
