@@ -32,6 +32,9 @@ class System:
     """Environment of our server process: settings overrides such as the number of workers."""
     gc_freeze: bool = True
     """Ours only: False undoes ``Runtime.start``'s ``gc.freeze()`` (the A/B of that change)."""
+    turn_pushes: int = 0
+    """Ours only: pushes let through per loop turn by the memory budget (memory.TURN_PUSHES,
+    64) when not 0: the A/B of issue 24's turn cap (issue 25)."""
     code_env: str = ""
     """Ours only: the environment variable naming a directory with a ``gos_web_socket`` link
     to another checkout, whose server this system runs (``BENCH_BASELINE``)."""
@@ -52,6 +55,7 @@ SYSTEM_TABLE: dict[str, System] = {
     "picows": System("picows_server", "raw_pusher", exchange="bench_picows"),
     "websockets": System("websockets_server", "raw_pusher", exchange="bench_websockets"),
     "ours-nofreeze": System("ours_server", "ours_pusher", gc_freeze=False),
+    "ours-turn1k": System("ours_server", "ours_pusher", turn_pushes=1024),
     # The same server on uvloop (server.event_loop: uvloop; bench/agent.py UVLOOP_KINDS).
     "ours-uvloop": System("ours-uvloop_server", "ours_pusher"),
     # Ours from another checkout, for an A/B in one run: BENCH_BASELINE=/tmp/base where
@@ -154,6 +158,8 @@ class Setup:
         server_kwargs = kwargs
         if spec.server in ("ours_server", "ours-cli_server"):
             server_kwargs = dict(kwargs, env=dict(spec.env), gc_freeze=spec.gc_freeze)
+            if spec.turn_pushes:
+                server_kwargs["turn_pushes"] = spec.turn_pushes
             if spec.code_env:
                 code = os.environ.get(spec.code_env, "")
                 if not code:

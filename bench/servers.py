@@ -191,7 +191,10 @@ class OursServer(Agent):
         tag: str = "",
         history: bool = False,
         stream: dict[str, Any] | None = None,
+        turn_pushes: int = 0,
     ) -> None:
+        self.turn_pushes = turn_pushes
+        """Not 0: the memory budget's pushes per loop turn (``memory.TURN_PUSHES``), an A/B."""
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
@@ -209,6 +212,10 @@ class OursServer(Agent):
         from bench.ours import make_runtime
 
         os.environ.update(self.env)
+        if self.turn_pushes:
+            from gos_web_socket.app.server import memory
+
+            memory.TURN_PUSHES = self.turn_pushes
         # Only when asked: a baseline checkout's make_runtime may not take them yet.
         extra = (self.tag, self.history) if self.tag or self.history else ()
         stream = {"stream": self.stream} if self.stream else {}
