@@ -181,7 +181,7 @@ class LimitsSettings(_Node):
         default=5.0, gt=0, description="seconds from TCP accept to a finished handshake; then: drop"
     )
     handshakes_in_progress: int = Field(
-        default=256,
+        default=2048,
         ge=1,
         description="opening handshakes a process works on at once; later ones wait, unread",
     )
