@@ -150,6 +150,17 @@ class _Collector:
             "1 while the server takes new connections.",
             value=1 if server.accepting else 0,
         )
+        budget = server.listener.handshakes
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_handshakes_in_progress",
+            "Opening handshakes in progress (at most server.limits.handshakes_in_progress).",
+            value=budget.in_progress if budget is not None else 0,
+        )
+        yield _counter(
+            "handshake_budget_full",
+            "Times accepting stopped with handshakes_in_progress handshakes in progress.",
+            budget.full_total if budget is not None else 0,
+        )
         yield from self._handler_metrics()
         yield from self._pusher_metrics()
         yield from self._identity_metrics()

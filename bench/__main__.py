@@ -7,6 +7,8 @@ python -m bench --scenarios amqp --systems ours,picows,websockets --ns 100 --rep
 python -m bench --scenarios stream   queue_mode stream vs shared, ours at 1,000 subscribers
 python -m bench --scenarios recovery   5,000 clients recover after a server restart
 python -m bench --scenarios readback   the same, another node takes over: reads the stream back
+python -m bench --scenarios zmq10k,amqp10k   burst to 10,000: server CPU per delivery (issue 25;
+                                in --full; systems ours-w1,ours,picows unless --systems names them)
 python -m bench report          rebuild results.md and chart.png from results.json
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
 python -m bench profile --systems ours --transports amqp,stream   shared queue vs stream mode
@@ -31,6 +33,8 @@ from bench.report import chart, markdown
 from bench.runner import FULL, QUICK, SYSTEM_TABLE, SYSTEMS, median_rows, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
+QUICK_SCENARIOS = "amqp,zmq,idle,sync,stream"
+FULL_SCENARIOS = f"{QUICK_SCENARIOS},zmq10k,amqp10k"
 PACKAGES = (
     "autobahn",
     "aio-pika",
@@ -109,8 +113,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile = replace(profile, rate_seconds=args.rate_seconds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    scenarios = args.scenarios.split(",")
+    scenarios = (args.scenarios or (FULL_SCENARIOS if args.full else QUICK_SCENARIOS)).split(",")
     systems = tuple(args.systems.split(","))
+    if args.systems != ",".join(SYSTEMS):  # named: the 10,000-subscriber burst runs them too
+        profile = replace(profile, big_systems=systems)
     unknown = [s for s in systems if s not in SYSTEM_TABLE]
     if unknown:
         raise SystemExit(
@@ -224,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         "command", nargs="?", default="run", choices=["run", "report", "profile", "heap", "deflate"]
     )
     parser.add_argument("--full", action="store_true", help="real counts and durations")
-    parser.add_argument("--scenarios", default="amqp,zmq,idle,sync,stream")
+    parser.add_argument(
+        "--scenarios", default="", help=f"default {QUICK_SCENARIOS}; with --full {FULL_SCENARIOS}"
+    )
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--ns", default="", help="subscriber counts, e.g. 100,1000 (default: all)")
     parser.add_argument("--reps", type=int, default=0, help="repetitions (default: the mode's)")

@@ -6,7 +6,8 @@ processes (each well below that) and the clients as several fleet processes, eac
 
 1. start ``gos-websocket server`` with N workers and ZeroMQ on; sum the workers' RSS (baseline);
 2. every fleet connects its share at once (a mass reconnect, as after a load balancer reload;
-   at most ``--in-flight`` handshakes per fleet, retried on failure) and subscribes;
+   at most ``--in-flight`` handshakes per fleet, 0 for all at once, retried on failure) and
+   subscribes;
 3. wait until ``/metrics`` counts every subscription, hold for ``--hold`` seconds;
 4. sum the workers' RSS again, push one event through ZeroMQ and time its arrival everywhere.
 
@@ -152,17 +153,25 @@ class RawFleet(Agent):
         return protocol
 
     async def do_connect(
-        self, host: str, port: int, count: int, source: str, in_flight: int, attempts: int = 20
+        self,
+        host: str,
+        port: int,
+        count: int,
+        source: str,
+        in_flight: int,
+        attempts: int = 20,
+        within: float = 30.0,
     ) -> dict[str, Any]:
-        """Open ``count`` subscribed connections, at most ``in_flight`` handshakes at a time,
-        each retried (with a short backoff) up to ``attempts`` times."""
+        """Open ``count`` subscribed connections, at most ``in_flight`` handshakes at a time
+        (0: all at once, a mass reconnect), each given ``within`` seconds to connect and as
+        long to open, and retried (with a short backoff) up to ``attempts`` times."""
         key = base64.b64encode(os.urandom(16)).decode()
         self.request = (
             f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
             "Sec-WebSocket-Protocol: wamp\r\n\r\n"
         ).encode()
-        gate = asyncio.Semaphore(in_flight)
+        gate = asyncio.Semaphore(in_flight or count)
         errors: dict[str, int] = {}
         failed = 0
 
@@ -171,10 +180,10 @@ class RawFleet(Agent):
             for attempt in range(attempts):
                 async with gate:
                     try:
-                        self.connections.append(await self._one(host, port, source, 30.0))
+                        self.connections.append(await self._one(host, port, source, within))
                         return
                     except (OSError, TimeoutError, ConnectionError) as exc:
-                        name = type(exc).__name__
+                        name = f"{type(exc).__name__}: {str(exc)[:60]}".rstrip(": ")
                         errors[name] = errors.get(name, 0) + 1
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
             failed += 1
@@ -255,6 +264,8 @@ def start_server(
         f"{prefix}PUSHERS__ZMQ__PORT": str(zmq),
         f"{prefix}SERVER__LIMITS__HANDSHAKE_TIMEOUT": str(args.handshake_timeout),
     }
+    if args.handshakes_in_progress:
+        env[f"{prefix}SERVER__LIMITS__HANDSHAKES_IN_PROGRESS"] = str(args.handshakes_in_progress)
     output = tempfile.NamedTemporaryFile(prefix="hundred_k-server-", suffix=".log", delete=False)
     log(f"server output: {output.name}")
     return subprocess.Popen(
@@ -292,7 +303,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "connections_target": args.connections,
         "workers": args.workers,
         "fleets": args.fleets,
-        "in_flight_per_fleet": args.in_flight,
+        "in_flight_per_fleet": args.in_flight or "all",
+        "client_timeout_s": args.client_timeout,
+        "handshakes_in_progress": args.handshakes_in_progress or "default",
         "event_loop": args.event_loop,
         "hold_s": args.hold,
         "somaxconn": int(Path("/proc/sys/net/core/somaxconn").read_text()),
@@ -326,7 +339,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             fleets,
             "connect",
             [
-                ("127.0.0.1", port, share, source, args.in_flight)
+                ("127.0.0.1", port, share, source, args.in_flight, 20, args.client_timeout)
                 for share, source in zip(shares, sources, strict=True)
             ],
             timeout=1800,
@@ -417,7 +430,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fleets", type=int, default=8, help="client processes (each < 20,000 fds)"
     )
-    parser.add_argument("--in-flight", type=int, default=1000, help="handshakes at once per fleet")
+    parser.add_argument(
+        "--in-flight", type=int, default=1000, help="handshakes at once per fleet (0: all)"
+    )
+    parser.add_argument(
+        "--client-timeout", type=float, default=30.0, help="seconds to connect, then to open"
+    )
+    parser.add_argument(
+        "--handshakes-in-progress",
+        type=int,
+        default=0,
+        help="server.limits.handshakes_in_progress (0: the setting's default)",
+    )
     parser.add_argument("--hold", type=float, default=60.0, help="seconds idle before the push")
     parser.add_argument("--event-loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument(

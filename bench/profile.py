@@ -79,7 +79,7 @@ def profile_one(
                 spy,
                 "record",
                 "--pid",
-                str(setup.server.pid),
+                str(setup.server_pid),  # the CLI itself, not the bench agent above it
                 "--duration",
                 str(int(seconds)),
                 "--rate",
@@ -123,7 +123,7 @@ def profile_ours(
     out.mkdir(parents=True, exist_ok=True)
     node = start_broker(print)
     lines = [
-        f"# py-spy profile: AMQP push to {n:,} subscribers, server process",
+        f"# py-spy profile: {', '.join(transports)} push to {n:,} subscribers, server process",
         "",
         f"{seconds:.0f} s at 200 Hz, non-blocking, while the queue is flooded; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start.",

@@ -157,6 +157,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         + f", for {meta.get('rate_seconds')} s each.",
         "",
     ]
+    lines += burst_table(rows)
     lines += sync_background_notes(rows)
     lines += uvloop_notes(rows)
     lines += workers_notes(rows)
@@ -185,6 +186,36 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{r['expected']:,} frames arrived before the case's time bound."
         )
     return "\n".join(lines) + "\n"
+
+
+def burst_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The ``zmq10k``/``amqp10k`` bursts (issue 25): server CPU per delivery, summed over the
+    server's processes, beside the picows limit of the same transport (target: at most 1.5x)."""
+    bursts = [r for r in rows if r["scenario"].endswith("_burst")]
+    if not bursts:
+        return []
+    limits = {(r["transport"], r["n"]): r for r in bursts if r["system"] == "picows"}
+    lines = [
+        "Burst to many subscribers: server CPU µs per delivery (user + system, summed over "
+        "the server's processes; the CLI's, not the bench agent's), ratio to picows:",
+        "",
+        "| transport | N | system | processes | deliveries/s | CPU µs | user | system "
+        "| / picows | parent µs/push | busiest worker µs/delivery |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in bursts:
+        limit = limits.get((r["transport"], r["n"]))
+        share = ratio(
+            r["server_cpu_us_per_delivery"], limit and limit["server_cpu_us_per_delivery"]
+        )
+        lines.append(
+            f"| {r['transport']} | {r['n']:,} | {r['system']} | {r['server_processes']} "
+            f"| {r['deliveries_per_s']:,.0f} | {r['server_cpu_us_per_delivery']:.3f} "
+            f"| {r['server_user_us_per_delivery']:.3f} | {r['server_sys_us_per_delivery']:.3f} "
+            f"| {fmt(share)} | {fmt(r.get('parent_cpu_us_per_push'))} "
+            f"| {fmt(r.get('busiest_worker_us_per_delivery'))} |"
+        )
+    return [*lines, ""]
 
 
 def uvloop_notes(rows: list[dict[str, Any]]) -> list[str]:

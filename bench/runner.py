@@ -32,6 +32,9 @@ class System:
     """Environment of our server process: settings overrides such as the number of workers."""
     gc_freeze: bool = True
     """Ours only: False undoes ``Runtime.start``'s ``gc.freeze()`` (the A/B of that change)."""
+    turn_pushes: int = 0
+    """Ours only: pushes let through per loop turn by the memory budget (memory.TURN_PUSHES,
+    64) when not 0: the A/B of issue 24's turn cap (issue 25)."""
     code_env: str = ""
     """Ours only: the environment variable naming a directory with a ``gos_web_socket`` link
     to another checkout, whose server this system runs (``BENCH_BASELINE``)."""
@@ -52,6 +55,7 @@ SYSTEM_TABLE: dict[str, System] = {
     "picows": System("picows_server", "raw_pusher", exchange="bench_picows"),
     "websockets": System("websockets_server", "raw_pusher", exchange="bench_websockets"),
     "ours-nofreeze": System("ours_server", "ours_pusher", gc_freeze=False),
+    "ours-turn1k": System("ours_server", "ours_pusher", turn_pushes=1024),
     # The same server on uvloop (server.event_loop: uvloop; bench/agent.py UVLOOP_KINDS).
     "ours-uvloop": System("ours-uvloop_server", "ours_pusher"),
     # Ours from another checkout, for an A/B in one run: BENCH_BASELINE=/tmp/base where
@@ -63,6 +67,13 @@ SYSTEM_TABLE: dict[str, System] = {
     "ours-w1": System("ours-cli_server", "ours_pusher", env=_workers("1")),
     "ours-w2": System("ours-cli_server", "ours_pusher", env=_workers("2")),
     "ours-wauto": System("ours-cli_server", "ours_pusher", env=_workers("auto")),
+    # The CLI with workers: 1 on asyncio's own loop (server.event_loop: asyncio; the CLI's
+    # default, auto, takes uvloop when installed): which of the two costs what (issue 25).
+    "ours-w1-asyncio": System(
+        "ours-cli_server",
+        "ours_pusher",
+        env=(*_workers("1"), ("GOS_WEB_SOCKET__SERVER__EVENT_LOOP", "asyncio")),
+    ),
 }
 SYSTEMS = ("ours", "ours-wauto", "sio", "raw", "picows", "websockets")
 """The default run; ``--systems`` may name any key of ``SYSTEM_TABLE``."""
@@ -88,6 +99,11 @@ class Profile:
     reps: int = 1
     case_timeout: float = 60.0
     recovery_clients: int = 5000
+    big_n: int = 10_000
+    """Subscribers of the ``zmq10k``/``amqp10k`` burst (issue 25)."""
+    big_pushes: int = 300
+    big_systems: tuple[str, ...] = ("ours-w1", "ours", "picows")
+    """The server as users run it, ours in the bench process, and the raw limit it is held to."""
 
 
 QUICK = Profile("quick", deliveries=150_000, max_pushes=2_000, rate_seconds=3.0, sync_count=300)
@@ -142,6 +158,8 @@ class Setup:
         server_kwargs = kwargs
         if spec.server in ("ours_server", "ours-cli_server"):
             server_kwargs = dict(kwargs, env=dict(spec.env), gc_freeze=spec.gc_freeze)
+            if spec.turn_pushes:
+                server_kwargs["turn_pushes"] = spec.turn_pushes
             if spec.code_env:
                 code = os.environ.get(spec.code_env, "")
                 if not code:
@@ -149,6 +167,10 @@ class Setup:
                 server_kwargs["code"] = code
         self.server = self._child(spec.server, **server_kwargs)
         self.port = self.server.call("start", timeout=60)
+        self.server_pid = self.server.pid
+        """The server's own process: the agent, or the CLI process under it (not the agent)."""
+        if spec.server == "ours-cli_server":
+            self.server_pid = self.server.call("pid")
         self.dialect = spec.dialect
         self.url = ws_url(self.dialect, self.port)
         self.fleets: list[Child] = []
@@ -206,21 +228,36 @@ class Setup:
         return call_all(self.fleets, "collect", [()] * len(self.fleets), timeout=60)
 
     def server_processes(self) -> list[psutil.Process]:
-        """The server agent and every process under it (workers, when a variant has them)."""
-        root = psutil.Process(self.server.pid)
+        """The server's process and every process under it (workers, when a variant has
+        them); for the CLI, not the bench agent that started it."""
+        root = psutil.Process(self.server_pid)
         return [root, *root.children(recursive=True)]
 
-    def server_cpu(self) -> tuple[float, float]:
-        """User and system CPU seconds of the server's processes so far (children that
-        ended are not counted: workers live for the whole case)."""
-        user = system = 0.0
+    def cpu_by_process(self) -> dict[int, tuple[float, float]]:
+        """User and system CPU seconds so far of each server process, by pid (the first is
+        the server's own process: with workers, the parent)."""
+        out: dict[int, tuple[float, float]] = {}
         for proc in self.server_processes():
             try:
                 times = proc.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            user, system = user + times.user, system + times.system
-        return user, system
+            out[proc.pid] = (times.user, times.system)
+        return out
+
+    def agent_cpu(self) -> float:
+        """CPU seconds of the bench agent above the CLI (0 for an in-process server, whose
+        agent is the server): not the server's, reported to show what it would add."""
+        if self.server_pid == self.server.pid:
+            return 0.0
+        times = psutil.Process(self.server.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def server_cpu(self) -> tuple[float, float]:
+        """User and system CPU seconds of the server's processes so far (children that
+        ended are not counted: workers live for the whole case)."""
+        times = self.cpu_by_process().values()
+        return sum(t[0] for t in times), sum(t[1] for t in times)
 
     def server_rss(self) -> int:
         total = 0
@@ -236,27 +273,92 @@ class Setup:
             child.stop()
 
 
-def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> dict[str, Any]:
-    """Deliveries/s for a burst, then latency at a fixed offered rate, to N subscribers."""
+def cpu_split(
+    before: dict[int, tuple[float, float]],
+    after: dict[int, tuple[float, float]],
+    pushes: int,
+    delivered: int,
+) -> dict[str, Any]:
+    """The server's CPU between two ``cpu_by_process`` snapshots: user and system summed over
+    its processes and, with workers, the parent's µs per push and each worker's seconds (a
+    worker's µs per delivery assumes SO_REUSEPORT gave it an even share of the subscribers)."""
+    deltas = {
+        pid: (times[0] - before[pid][0], times[1] - before[pid][1])
+        for pid, times in after.items()
+        if pid in before
+    }
+    out: dict[str, Any] = {
+        "user": sum(d[0] for d in deltas.values()),
+        "system": sum(d[1] for d in deltas.values()),
+    }
+    if len(deltas) < 2:
+        return out
+    parent, *workers = deltas.values()
+    share = max(delivered, 1) / len(workers)
+    out["parent_cpu_us_per_push"] = round(sum(parent) / max(pushes, 1) * 1e6, 1)
+    out["worker_cpu_s"] = [round(sum(w), 3) for w in workers]
+    out["busiest_worker_us_per_delivery"] = round(max(sum(w) for w in workers) / share * 1e6, 3)
+    return out
+
+
+def measure_burst(setup: Setup, n: int, pushes: int, timeout: float) -> dict[str, Any]:
+    """Deliveries/s and server CPU for ``pushes`` pushed at once (100 in flight) to N ready
+    subscribers."""
+    assert setup.pusher is not None
+    call_all(setup.fleets, "reset", [(False,)] * len(setup.fleets), timeout=10)
+    before, agent0 = setup.cpu_by_process(), setup.agent_cpu()
+    sent = setup.pusher.call("burst", pushes, 100, timeout=timeout)
+    got = setup.wait_delivered(pushes * n, timeout)
+    split_cpu = cpu_split(before, setup.cpu_by_process(), pushes, got)
+    split_cpu["agent_cpu_s"] = round(setup.agent_cpu() - agent0, 3)
+    user, system_ = split_cpu.pop("user"), split_cpu.pop("system")
+    cpu = user + system_
+    stats = setup.collect()
+    last = max(s["last"] for s in stats if s["count"]) if got else sent["t1"]
+    seconds = (last - sent["t0"]) / 1e9
+    return {
+        "scenario": f"{setup.transport}_push",
+        "system": setup.system,
+        "transport": setup.transport,
+        "n": n,
+        "pushes": pushes,
+        "delivered": got,
+        "expected": pushes * n,
+        "seconds": round(seconds, 4),
+        "deliveries_per_s": round(got / seconds, 1),
+        "pushes_per_s": round(got / n / seconds, 1),
+        "server_processes": len(setup.server_processes()),
+        "server_cpu_s": round(cpu, 3),
+        "server_cpu_us_per_delivery": round(cpu / max(got, 1) * 1e6, 3),
+        "server_user_us_per_delivery": round(user / max(got, 1) * 1e6, 3),
+        "server_sys_us_per_delivery": round(system_ / max(got, 1) * 1e6, 3),
+        **split_cpu,
+    }
+
+
+def ready_setup(system: str, transport: str, n: int, broker: str, fleets: int) -> Setup:
+    """A system's server with N subscribers in ``fleets`` processes, each warmed up."""
     setup = Setup(system, transport, broker)
     try:
-        connected = setup.connect(n, fleets_for(n))
+        connected = setup.connect(n, fleets)
         if connected != n:
             raise RuntimeError(f"{system}: {connected}/{n} subscribers connected")
-        pusher = setup.start_pusher()
-        setup.warm_up(n)
+        setup.start_pusher()
+        setup.warm_up(n, timeout=max(30.0, n / 200))
+    except BaseException:
+        setup.stop()
+        raise
+    return setup
 
+
+def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> dict[str, Any]:
+    """Deliveries/s for a burst, then latency at a fixed offered rate, to N subscribers."""
+    setup = ready_setup(system, transport, n, broker, fleets_for(n))
+    try:
         pushes = max(20, min(p.max_pushes, p.deliveries // n))
-        call_all(setup.fleets, "reset", [(False,)] * len(setup.fleets), timeout=10)
-        user0, sys0 = setup.server_cpu()
-        sent = pusher.call("burst", pushes, 100, timeout=p.case_timeout)
-        got = setup.wait_delivered(pushes * n, p.case_timeout)
-        user1, sys1 = setup.server_cpu()
-        user, system_ = user1 - user0, sys1 - sys0
-        cpu = user + system_
-        stats = setup.collect()
-        last = max(s["last"] for s in stats if s["count"]) if got else sent["t1"]
-        seconds = (last - sent["t0"]) / 1e9
+        row = measure_burst(setup, n, pushes, p.case_timeout)
+        pusher = setup.pusher
+        assert pusher is not None
 
         rate = p.rates[n]
         call_all(setup.fleets, "reset", [(True,)] * len(setup.fleets), timeout=10)
@@ -269,21 +371,7 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
         gc_stats = {f"lat_{k}": v for k, v in setup.server.call("gc").items()}
         samples = [x for s in setup.collect() for x in s["samples"]]
         return {
-            "scenario": f"{transport}_push",
-            "system": system,
-            "transport": transport,
-            "n": n,
-            "pushes": pushes,
-            "delivered": got,
-            "expected": pushes * n,
-            "seconds": round(seconds, 4),
-            "deliveries_per_s": round(got / seconds, 1),
-            "pushes_per_s": round(got / n / seconds, 1),
-            "server_processes": len(setup.server_processes()),
-            "server_cpu_s": round(cpu, 3),
-            "server_cpu_us_per_delivery": round(cpu / max(got, 1) * 1e6, 3),
-            "server_user_us_per_delivery": round(user / max(got, 1) * 1e6, 3),
-            "server_sys_us_per_delivery": round(system_ / max(got, 1) * 1e6, 3),
+            **row,
             "rate": rate,
             "rate_seconds": p.rate_seconds,
             "rate_late_s": offered["late_s"],
@@ -295,6 +383,21 @@ def push_case(system: str, transport: str, n: int, broker: str, p: Profile) -> d
             "lat_cpu_us_per_push": round(lat_cpu / max(offered["sent"], 1) * 1e6, 1),
             **gc_stats,
         }
+    finally:
+        setup.stop()
+
+
+def burst_case(system: str, transport: str, broker: str, p: Profile) -> dict[str, Any]:
+    """Issue 25's figure: server CPU per delivery for a burst of ``p.big_pushes`` pushes to
+    ``p.big_n`` subscribers (clients in 2+ processes: at most 20,000 files per process)."""
+    n = p.big_n
+    fleets = max(2, min(4, (n + 4999) // 5000))
+    setup = ready_setup(system, transport, n, broker, fleets)
+    try:
+        row = measure_burst(setup, n, p.big_pushes, max(p.case_timeout, 120.0))
+        row["scenario"] = f"{transport}_burst"
+        row["fleets"] = fleets
+        return row
     finally:
         setup.stop()
 
@@ -387,6 +490,10 @@ def run_all(
             for n in p.ns:
                 for rep, system in interleave(p.reps, present):
                     record(push_case(system, scenario, n, broker, p), rep)
+        elif scenario in ("zmq10k", "amqp10k"):
+            transport = scenario.removesuffix("10k")
+            for rep, system in interleave(p.reps, p.big_systems):
+                record(burst_case(system, transport, broker, p), rep)
         elif scenario == "stream":
             # Ours only: the same push case with the shared queue and with queue_mode stream.
             n = max(p.ns)

@@ -191,7 +191,10 @@ class OursServer(Agent):
         tag: str = "",
         history: bool = False,
         stream: dict[str, Any] | None = None,
+        turn_pushes: int = 0,
     ) -> None:
+        self.turn_pushes = turn_pushes
+        """Not 0: the memory budget's pushes per loop turn (``memory.TURN_PUSHES``), an A/B."""
         self.transport = transport
         self.amqp_url = amqp_url
         self.zmq_port = zmq_port
@@ -209,6 +212,10 @@ class OursServer(Agent):
         from bench.ours import make_runtime
 
         os.environ.update(self.env)
+        if self.turn_pushes:
+            from gos_web_socket.app.server import memory
+
+            memory.TURN_PUSHES = self.turn_pushes
         # Only when asked: a baseline checkout's make_runtime may not take them yet.
         extra = (self.tag, self.history) if self.tag or self.history else ()
         stream = {"stream": self.stream} if self.stream else {}
@@ -247,7 +254,8 @@ class OursCliServer(Agent):
     agent: with ``server.workers`` above 1 it is the parent of the worker processes, which only
     the CLI starts (``app/workers.py``). Settings are given the way an operator gives them:
     ``GOS_WEB_SOCKET__...`` variables (``env`` adds the variant's, e.g. the worker count).
-    The runner's CPU and RSS figures add up this agent and every process under it.
+    The runner's CPU and RSS figures add up the server process and its workers (``do_pid``),
+    not this agent, which only waits for the runner's commands.
     """
 
     def __init__(
@@ -332,6 +340,12 @@ class OursCliServer(Agent):
             except OSError:
                 body = {}
         return ws_port
+
+    async def do_pid(self) -> int:
+        """The pid of ``gos-websocket server`` itself: the runner counts the CPU of that process
+        and its workers, not this agent's."""
+        assert self.proc is not None
+        return self.proc.pid
 
     async def close(self) -> None:
         """SIGTERM, as an operator stops it (the parent stops its workers); SIGKILL after 15 s."""

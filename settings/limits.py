@@ -89,6 +89,11 @@ class LimitsSettings(Node):
     handshake_timeout: float = Field(
         default=5.0, gt=0, description="seconds from TCP accept to a finished handshake; then: drop"
     )
+    handshakes_in_progress: int = Field(
+        default=2048,
+        ge=1,
+        description="opening handshakes a process works on at once; later ones wait, unread",
+    )
     messages_per_turn: int = Field(
         default=8, ge=1, description="messages of one client handled per event-loop turn (fairness)"
     )

@@ -40,7 +40,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
@@ -82,6 +82,14 @@ PARSE_FEED = 4096
 REFUSED_LINGER = 1.0
 """Seconds a refused client's connection stays (reads paused) so that it reads our answer
 before the TCP close: closing a socket with unread input sends a reset, which may discard it."""
+
+
+class HandshakeSlots(Protocol):
+    """What a connection tells the listener's ``HandshakeBudget``."""
+
+    def arrive(self, connection: WampConnection) -> None: ...
+
+    def finish(self, connection: WampConnection) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,10 +251,18 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         # asyncio calls pause_writing() once the unsent bytes pass this mark.
         limit = services.max_outgoing_buffer
         cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=limit)
+        if self.factory.handshakes is not None:
+            self.factory.handshakes.arrive(self)
+
+    def handshake_over(self) -> None:
+        """Opened, refused or lost: the listener may accept another connection."""
+        if self.factory.handshakes is not None:
+            self.factory.handshakes.finish(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._blocked:
             return
+        self.handshake_over()
         try:
             super().connection_lost(exc)  # type: ignore[no-untyped-call]
         except asyncio.InvalidStateError:
@@ -277,6 +293,7 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
     def _answer(self, answer: Answer) -> None:
         """The gate answered the request: write it and end (a 431 lingers, reads stopped)."""
         self._refused, self.data = True, b""
+        self.handshake_over()
         transport = cast(asyncio.Transport, self.transport)  # set: the request was read from it
         transport.write(answer.reply)
         if answer.reason == "handshake_max_bytes":
@@ -325,6 +342,7 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
                 self.sendData(b"".join(chunks))
 
     def onOpen(self) -> None:
+        self.handshake_over()
         if self.lost or self.transport is None:
             return  # the handshake completed after the connection was gone: no session
         self._deflate_window = negotiated_window(self._perMessageCompress)
@@ -444,6 +462,7 @@ class WampServerFactory(WebSocketServerFactory):
     """Builds a ``WampConnection`` per TCP connection; create it inside the running loop."""
 
     protocol = WampConnection
+    handshakes: HandshakeSlots | None = None  # the Listener's HandshakeBudget
 
     def __init__(self, services: ConnectionServices, url: str) -> None:
         loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
-"""The server's listening socket: TLS, autobahn's factory with our protocol options, bind, close.
+"""The server's listening socket: TLS, autobahn's factory with our protocol options, bind, close,
+and the admission of new connections (``HandshakeBudget``, ``Acceptor``).
 
 Every autobahn factory option the server sets is here; ``WampServer`` only says when to listen.
 """
@@ -6,12 +7,194 @@ Every autobahn factory option the server sets is here; ``WampServer`` only says 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import socket
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 from gos_web_socket.app.exceptions import ListenError
 from gos_web_socket.app.server.compression import accept_offer
 from gos_web_socket.app.server.connection import ConnectionServices, WampServerFactory
 from gos_web_socket.settings.models import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+ACCEPT_BATCH = 64
+"""Connections accepted per readiness of the socket: the loop reads between two batches."""
+ACCEPT_RETRY = 1.0
+"""Seconds accepting stops after the process ran out of files or memory (as asyncio does)."""
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class HandshakeBudget:
+    """At most ``limit`` opening handshakes in progress (``server.limits.handshakes_in_progress``).
+
+    A mass reconnect (every client of a restarted node or a reloaded load balancer at once)
+    arrives far faster than one process finishes handshakes. Accepted all at once, each
+    handshake waits behind all the others, the opening-handshake timeout drops them with their
+    work half done, the clients retry, and the storm never converges. With the budget full the
+    ``Acceptor`` stops accepting: later clients wait in the kernel's accept queue, where no
+    timeout runs and nothing is spent on them, and are accepted as handshakes end (opened,
+    refused or lost). Each accepted handshake then finishes in about ``limit`` times one
+    handshake's CPU, well inside the timeout, whatever the storm's size.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.on_room: Callable[[], None] | None = None
+        """Called when a handshake ends (the ``Acceptor`` accepts again)."""
+        self._running: set[object] = set()
+        self.full_total = 0
+        """Times the budget filled up and accepting stopped (``handshake_budget_full``)."""
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._running)
+
+    def arrive(self, connection: object) -> None:
+        """A connection was accepted: its handshake is in progress."""
+        self._running.add(connection)
+
+    def finish(self, connection: object) -> None:
+        """The connection's handshake ended: accepting may go on. Idempotent: every end of a
+        connection may call it."""
+        if connection in self._running:
+            self._running.discard(connection)
+            if self.on_room is not None:
+                self.on_room()
+
+
+class Acceptor:
+    """Accepts on the listening sockets while the handshake budget has room, and stops while
+    it is full: a storm then waits in the kernel's accept queue (``server.listen_backlog``, then
+    SYN retries), costing nothing here. asyncio's own server accepts a whole backlog per
+    readiness, thousands of connections set up before any of their handshakes is read, so the
+    first ones' handshake timeouts ran out while the rest were still being accepted.
+    """
+
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        factory: Callable[[], asyncio.Protocol],
+        context: ssl.SSLContext | None,
+        budget: HandshakeBudget,
+    ) -> None:
+        self.sockets = sockets
+        self._factory = factory
+        self._context = context
+        self._budget = budget
+        self._loop = asyncio.get_running_loop()
+        self._opening: set[asyncio.Task[Any]] = set()
+        """Accepted sockets whose transport is being made: they count against the budget."""
+        self._reading = False
+        self._closed = False
+        self._retry: asyncio.TimerHandle | None = None
+        budget.on_room = self.resume
+
+    @property
+    def serving(self) -> bool:
+        return not self._closed
+
+    def _room(self) -> int:
+        budget = self._budget
+        return budget.limit - budget.in_progress - len(self._opening)
+
+    def resume(self) -> None:
+        """Watch the sockets again (the budget has room)."""
+        if self._reading or self._closed or self._retry is not None or self._room() <= 0:
+            return
+        self._reading = True
+        for sock in self.sockets:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def pause(self) -> None:
+        """Stop watching the sockets; what arrives waits in the kernel's accept queue."""
+        if not self._reading:
+            return
+        self._reading = False
+        for sock in self.sockets:
+            self._loop.remove_reader(sock.fileno())
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if self._room() <= 0:
+                self._budget.full_total += 1
+                self.pause()
+                return
+            try:
+                conn, _address = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    logger.debug("accept failed: %r", exc)
+                    return
+                logger.warning("accept failed (%s); accepting again in %s s", exc, ACCEPT_RETRY)
+                self.pause()
+                self._retry = self._loop.call_later(ACCEPT_RETRY, self._retried)
+                return
+            conn.setblocking(False)
+            task = self._loop.create_task(self._open(conn))
+            self._opening.add(task)
+            task.add_done_callback(self._opened)
+
+    async def _open(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._factory, conn, ssl=self._context)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:  # a TLS handshake or a reset
+            logger.debug("an accepted connection failed before it opened: %r", exc)
+            conn.close()
+
+    def _opened(self, task: asyncio.Task[Any]) -> None:
+        self._opening.discard(task)
+        self.resume()
+
+    def _retried(self) -> None:
+        self._retry = None
+        self.resume()
+
+    def close(self) -> None:
+        """Stop accepting and close the sockets; the connections stay open."""
+        self._closed = True
+        self.pause()
+        if self._retry is not None:
+            self._retry.cancel()
+        for task in self._opening:
+            task.cancel()
+        for sock in self.sockets:
+            sock.close()
+
+
+async def bind(host: str, port: int, backlog: int, reuse_port: bool) -> list[socket.socket]:
+    """Listening, non-blocking sockets on every address of ``host`` (as asyncio binds them).
+
+    Raises:
+        OSError: an address could not be bound (the sockets bound so far are closed).
+    """
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 class Listener:
@@ -22,17 +205,23 @@ class Listener:
         self.reuse_port = reuse_port
         """SO_REUSEPORT: several worker processes share the port (``server.workers``)."""
         self._factory: WampServerFactory | None = None
-        self._server: asyncio.Server | None = None
+        self._acceptor: Acceptor | None = None
+        self._handshakes: HandshakeBudget | None = None
 
     @property
     def listening(self) -> bool:
         """True from ``listen`` until ``wait_closed`` returned."""
-        return self._server is not None
+        return self._acceptor is not None
 
     @property
     def serving(self) -> bool:
         """True while the socket takes new connections (health checks read this)."""
-        return self._server is not None and self._server.is_serving()
+        return self._acceptor is not None and self._acceptor.serving
+
+    @property
+    def handshakes(self) -> HandshakeBudget | None:
+        """The handshake budget of the listening factory (None before ``listen``)."""
+        return self._handshakes
 
     def frame(self, payload: bytes, binary: bool = False) -> bytes:
         """The wire bytes of one unmasked text (or binary) frame, built once (prepareMessage)."""
@@ -58,6 +247,8 @@ class Listener:
         url_host = f"[{host}]" if ":" in host else host
         url = f"{'wss' if secure else 'ws'}://{url_host}"
         factory = WampServerFactory(services, url)
+        self._handshakes = HandshakeBudget(server.limits.handshakes_in_progress)
+        factory.handshakes = self._handshakes
         keepalive = server.keepalive_interval if server.keepalive_ping else 0
         factory.setProtocolOptions(
             maxFramePayloadSize=server.max_frame_size,
@@ -70,7 +261,8 @@ class Listener:
             # GOS keepalive: a ping every interval; no pong by the next one closes.
             autoPingInterval=keepalive,
             autoPingTimeout=keepalive,
-            # From accept to a finished handshake (server.limits.handshake_timeout).
+            # From accept to a finished handshake (server.limits.handshake_timeout); the
+            # Acceptor accepts no more than HandshakeBudget lets finish inside it.
             openHandshakeTimeout=server.limits.handshake_timeout,
         )
         if server.compression:  # permessage-deflate, EVENTs compressed once per broadcast
@@ -89,27 +281,24 @@ class Listener:
         self._factory = self.build_factory(services, host, context is not None)
         try:
             # server.listen_backlog (asyncio's default is 100): a mass reconnect beyond the
-            # backlog is SYN-retried for seconds, and its handshake timeout starts that late.
-            self._server = await asyncio.get_running_loop().create_server(
-                self._factory,
-                host,
-                port,
-                ssl=context,
-                backlog=self.settings.listen_backlog,
-                reuse_port=self.reuse_port or None,
-            )
+            # backlog is SYN-retried for seconds (while the Acceptor pauses, it waits there).
+            sockets = await bind(host, port, self.settings.listen_backlog, self.reuse_port)
         except OSError as exc:
             raise ListenError("server.port", host, port, exc) from exc
-        bound: int = self._server.sockets[0].getsockname()[1]
+        assert self._handshakes is not None  # build_factory made it
+        self._acceptor = Acceptor(sockets, self._factory, context, self._handshakes)
+        self._acceptor.resume()
+        bound: int = sockets[0].getsockname()[1]
         return bound
 
     def close(self) -> None:
         """Stop accepting; the live connections stay open."""
-        if self._server is not None:
-            self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.close()
 
     async def wait_closed(self) -> None:
         """Return once the socket is closed; ``listen`` may be called again afterwards."""
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        if self._acceptor is not None:
+            self._acceptor.close()
+            await asyncio.sleep(0)  # the cancelled transports in the making end
+            self._acceptor = None

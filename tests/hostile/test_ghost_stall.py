@@ -59,7 +59,10 @@ def clients(port: int, started: float, crlf_at: float, answers: list[bytes]) -> 
 
 @pytest.fixture
 async def server() -> WampServer:
-    async with running_server(topics=[AcmeTopic()]) as running:
+    # Every handshake accepted at once (a budget under 1,000 would accept the rest only as
+    # these end): the race needs all 1,000 in progress when the stall ends.
+    limits = {"handshakes_in_progress": CLIENTS}
+    async with running_server(topics=[AcmeTopic()], limits=limits) as running:
         yield running
 
 

@@ -1,0 +1,97 @@
+"""server.limits.handshakes_in_progress: with that many handshakes in progress the server stops
+accepting (listener.Acceptor); later clients wait in the accept queue, untimed, and are
+accepted as handshakes end, so a storm converges."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gos_web_socket.app.demo import AcmeTopic
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.server.listener import HandshakeBudget
+from gos_web_socket.app.testing import WampTestClient
+from gos_web_socket.settings import load_settings
+from gos_web_socket.settings.errors import ConfigurationError
+from tests.support.server import eventually, running_server, url_of
+
+
+def budget_of(server: WampServer) -> HandshakeBudget:
+    budget = server.listener.handshakes
+    assert budget is not None
+    return budget
+
+
+async def test_a_client_beyond_the_budget_is_accepted_when_a_handshake_ends() -> None:
+    """With both slots taken by silent clients, a third client is not accepted (the budget
+    filled up), and opens once one silent client leaves."""
+    limits = {"handshakes_in_progress": 2, "handshake_timeout": 30.0}
+    async with running_server(topics=[AcmeTopic()], limits=limits) as server:
+        budget = budget_of(server)
+        silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        await eventually(lambda: budget.in_progress == 2, what="both slots taken")
+        opening = asyncio.create_task(WampTestClient.connect(url_of(server), timeout=10))
+        await eventually(lambda: budget.full_total >= 1, what="accepting stopped")
+        assert not opening.done() and budget.in_progress == 2
+        silent[0][1].close()
+        client = await opening
+        try:
+            await eventually(lambda: budget.in_progress == 1, what="only the silent one left")
+        finally:
+            await client.close()
+            silent[1][1].close()
+        await eventually(lambda: budget.in_progress == 0)
+
+
+async def test_a_silent_client_is_still_dropped_by_the_handshake_timeout() -> None:
+    """A client that sends nothing holds its slot only until the handshake timeout."""
+    limits = {"handshakes_in_progress": 1, "handshake_timeout": 1.0}
+    async with running_server(topics=[AcmeTopic()], limits=limits) as server:
+        budget = budget_of(server)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await eventually(lambda: budget.in_progress == 1)
+        opening = asyncio.create_task(WampTestClient.connect(url_of(server), timeout=10))
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # dropped
+        writer.close()
+        client = await opening  # then the waiting client is accepted
+        await client.close()
+
+
+async def test_a_storm_sixty_times_the_budget_opens_every_client() -> None:
+    """300 clients at once against 5 handshake slots and a 2 s handshake timeout: every one
+    opens, and no more than 5 handshakes were ever in progress."""
+    limits = {"handshakes_in_progress": 5, "handshake_timeout": 2.0}
+    async with running_server(topics=[AcmeTopic()], limits=limits) as server:
+        budget = budget_of(server)
+        most = 0
+
+        async def sample() -> None:  # the most handshakes in progress, seen every loop turn
+            nonlocal most
+            while True:
+                most = max(most, budget.in_progress)
+                await asyncio.sleep(0)
+
+        sampler = asyncio.create_task(sample())
+        clients: list[WampTestClient] = []
+        try:
+            clients = await asyncio.gather(
+                *(WampTestClient.connect(url_of(server), timeout=30) for _ in range(300))
+            )
+            assert len(clients) == 300
+            assert budget.full_total > 0
+            assert 0 < most <= 5
+        finally:
+            sampler.cancel()
+            await asyncio.gather(*(client.close() for client in clients))
+        await eventually(lambda: budget.in_progress == 0)
+
+
+def test_a_budget_below_one_is_a_config_error_naming_the_key() -> None:
+    """handshakes_in_progress: 0 names the key, the value and the bound."""
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(server={"limits": {"handshakes_in_progress": 0}})
+    assert caught.value.problems == [
+        "server.limits.handshakes_in_progress: 0 is not allowed: "
+        "Input should be greater than or equal to 1"
+    ]
