@@ -128,6 +128,10 @@ class FlushScheduler:
             self.batching = topic
             self._flush_soon()
 
+    def queued(self, frame_bytes: int) -> None:
+        """A topic keeps a broadcast of ``frame_bytes`` per subscriber for the turn's end."""
+        self.outgoing.queued(frame_bytes)
+
     def before_write(self, session_id: str) -> None:
         """A frame is about to be queued for a client: the batching topic's frames go
         first if the client is one of its subscribers."""

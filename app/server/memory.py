@@ -30,8 +30,11 @@ logger = logging.getLogger(__name__)
 
 WAIT_STEP = 0.005
 """Seconds between two looks at the queued bytes while a push waits for room."""
-TURN_PUSHES = 64
-"""Pushes let through in one loop turn: their frames are counted only once flushed."""
+TURN_PUSHES = 1024
+"""Pushes let through in one loop turn at most: their frames are counted only once flushed."""
+TURN_SHARE = 8
+"""A turn also ends once the bytes its pushes may leave queued (``queued``) pass this share of
+the budget: a topic batches a turn's pushes (topic.py), so fewer, longer turns cost less."""
 TRIM_CHECK = 0.5
 """Seconds between looks at a big backlog, to hand its memory back once it drained."""
 TRIM_MARK = 8 << 20
@@ -81,6 +84,8 @@ class OutgoingBudget:
         self._held: dict[Holder, int] = {}
         self._turn_pushes = 0
         """Pushes let through since the last flush (their frames are not counted yet)."""
+        self._turn_bytes = 0
+        """What this turn's broadcasts may leave queued, as ``queued`` estimated it."""
         self._trim = _malloc_trim()
         self._trim_timer: asyncio.TimerHandle | None = None
 
@@ -110,9 +115,15 @@ class OutgoingBudget:
         """Whether the queued bytes pass ``mark``, recounted before saying yes."""
         return bool(self.limit) and self.total > mark and self.recount() > mark
 
+    def queued(self, frame_bytes: int) -> None:
+        """A broadcast of ``frame_bytes`` per subscriber waits for the end of the turn. Clients
+        that read take it at once; those already holding bytes (and, to be safe, one more)
+        may keep it queued, so it counts that many times toward ending the turn early."""
+        self._turn_bytes += frame_bytes * (len(self._held) + 1)
+
     def settle(self) -> None:
         """End of a loop turn's flush: over ``limit``, cut off the biggest holders behind."""
-        self._turn_pushes = 0
+        self._turn_pushes = self._turn_bytes = 0
         if self.total > self.limit and self.limit:
             self.enforce()
 
@@ -136,9 +147,9 @@ class OutgoingBudget:
         if not self.limit:
             return
         self._turn_pushes += 1
-        if self._turn_pushes > TURN_PUSHES:  # let the flush run: count what went out
-            await asyncio.sleep(0)
-            self._turn_pushes = 0
+        if self._turn_pushes > TURN_PUSHES or self._turn_bytes > self.limit // TURN_SHARE:
+            await asyncio.sleep(0)  # let the flush run: count what went out
+            self._turn_pushes = self._turn_bytes = 0
         mark = self.limit // 2
         if not self.over(mark):
             return

@@ -35,6 +35,10 @@ class Turns(Protocol):
     def seal(self) -> None:
         """Have the batching topic's ``write_turn`` run now."""
 
+    def queued(self, frame_bytes: int) -> None:
+        """A broadcast of ``frame_bytes`` per subscriber waits for the turn's end (the
+        server's memory budget counts it: memory.py ``OutgoingBudget.queued``)."""
+
 
 class Topic:
     """One channel and the connections subscribed to it, by session id.
@@ -161,10 +165,10 @@ class Topic:
     ) -> int:
         """Keep a broadcast to every subscriber for the end of the turn; returns how many
         subscribers it is for. Every frame is built before any is kept."""
-        turn = self._turn
+        turn, turns = self._turn, self._turns
+        assert turns is not None  # the caller checked
         if turn is None:
-            assert self._turns is not None
-            self._turns.batch(self)  # another topic's frames of this turn go out first
+            turns.batch(self)  # another topic's frames of this turn go out first
             turn = self._turn = {wire: [] for wire in self._members.formats}
         framed = [
             (frames, wire.event_frame(topic, subscription, publication, payload, position))
@@ -172,6 +176,7 @@ class Topic:
         ]
         for frames, frame in framed:
             frames.append(frame)
+        turns.queued(max(len(frame) for _, frame in framed))
         return self._members.listed()
 
     def includes(self, session_id: str) -> bool:

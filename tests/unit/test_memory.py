@@ -142,3 +142,31 @@ async def test_no_budget_never_waits_nor_cuts() -> None:
     budget.settle()
     await asyncio.wait_for(budget.room(), 0.5)
     assert not any(link.aborted for _, link in made)
+
+
+async def test_a_turn_ends_early_once_its_broadcasts_could_fill_an_eighth_of_the_budget() -> None:
+    """Pushes share a loop turn while their frames fit in an eighth of the budget; each
+    client already behind counts a broadcast once more, so backlogs end the turn sooner."""
+    budget = OutgoingBudget(800 * KiB, 100 * KiB, 1.0)
+    loop = asyncio.get_running_loop()
+
+    async def room_yields() -> bool:
+        """Whether ``room`` let the loop turn end (a callback queued before it ran)."""
+        ran: list[int] = []
+        loop.call_soon(ran.append, 1)
+        await budget.room()
+        return bool(ran)
+
+    for _ in range(100):
+        budget.queued(1 * KiB)  # nobody behind: 100 KiB, an eighth, not over it
+    assert not await room_yields()
+    budget.queued(1 * KiB)
+    assert await room_yields()
+    budget.settle()
+    (out, link), *_ = outputs(budget, 1)
+    queue(out, link, 50 * KiB)  # one client behind: each broadcast counts twice
+    for _ in range(50):
+        budget.queued(1 * KiB)
+    assert not await room_yields()
+    budget.queued(1 * KiB)
+    assert await room_yields()
