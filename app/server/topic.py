@@ -250,6 +250,11 @@ class Topic:
     def has(self, connection: Subscriber) -> bool:
         return self._members.has(connection)
 
+    @property
+    def wire_formats(self) -> list[WireFormat]:
+        """The wire formats broadcasts are framed in now: one frame each per broadcast."""
+        return list(self._members.formats)
+
     def __len__(self) -> int:
         return len(self._members)
 

@@ -45,7 +45,8 @@ async def test_chromium_decodes_compressed_events() -> None:
                     page.evaluate(SUBSCRIBE_AND_WAIT, [url, CHANNEL, 3])
                 )
                 await eventually(lambda: CHANNEL in server.topics, what="Chromium subscribed")
-                assert any(isinstance(f, DeflateFormat) for f in server.topics[CHANNEL]._formats)
+                formats = server.topics[CHANNEL].wire_formats
+                assert any(isinstance(f, DeflateFormat) for f in formats)
                 for n in range(3):
                     await server.on_push(
                         Push(server.router.match(CHANNEL), {**PAYLOAD, "n": n}, "t")

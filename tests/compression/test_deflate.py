@@ -106,7 +106,7 @@ async def test_compressed_and_plain_clients_each_get_the_event(server: WampServe
     await push_and_receive(server, [*compressed, plain])
     for client in [*compressed, plain]:
         assert client.messages[-1] == [8, CHANNEL, PAYLOAD]
-    formats = server.topics[CHANNEL]._formats
+    formats = server.topics[CHANNEL].wire_formats
     assert len(formats) == 2
     assert sum(isinstance(f, DeflateFormat) for f in formats) == 1
     for client in [*compressed, plain]:
