@@ -241,6 +241,15 @@ def rss(pids: list[int]) -> int:
     return sum(psutil.Process(pid).memory_info().rss for pid in pids)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far."""
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def percentile(values: list[int], q: float) -> float:
     ordered = sorted(values)
     return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
@@ -387,6 +396,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{result['kib_per_connection']} KiB/conn"
         )
 
+        fleet_pids = [fleet.pid for fleet in fleets]
+        before = cpu_seconds(pids), cpu_seconds(fleet_pids)
         sent = asyncio.run(push_once(zmq))
         deadline = time.monotonic() + 60
         while True:
@@ -394,6 +405,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if len(latencies) >= still or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
+        # Where the push's time goes: the server's workers or the clients on the same cores
+        # (CPU over the push and the polling above, so an upper bound for both).
+        result["push_cpu_s_workers"] = round(cpu_seconds(pids) - before[0], 2)
+        result["push_cpu_s_fleets"] = round(cpu_seconds(fleet_pids) - before[1], 2)
         result |= {
             "push_received": len(latencies),
             "push_p50_ms": round(percentile(latencies, 0.50) / 1e6, 1) if latencies else None,
