@@ -45,10 +45,22 @@ def test_every_non_reading_subscriber_is_cut_off(slow_run: Result) -> None:
     assert READERS == 50
 
 
+SCENARIO_TRIES = 3
+"""Runs of the history scenario at most: it needs the stallers cut off, and a burst that ends
+before their backlog passes ``max_outgoing_buffer`` cuts nobody (nothing to recover; seen in
+about one run of three here). Only that set-up is retried, never a loss."""
+
+
 @pytest.fixture(scope="module")
 def history_run() -> Result:
     """A burst on a route with history; readers recover, ``STALLERS`` of them are cut off."""
-    return asyncio.run(run("burst", history=True))
+    for _ in range(SCENARIO_TRIES):
+        result = asyncio.run(run("burst", history=True))
+        if result.readers_lost or result.incomplete_recoveries:
+            return result  # a loss is the test's to report, not a set-up to retry
+        if result.readers_cut_off >= STALLERS:
+            return result
+    return result
 
 
 def test_in_a_burst_every_push_reaches_every_reader_live_or_by_recovery(
