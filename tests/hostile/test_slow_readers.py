@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from tests.hostile.slow_readers import READERS, SLOW, STALLERS, Result, run
+from tests.hostile.slow_readers import SLOW, STALLERS, Result, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a run is a minute or two
 
@@ -42,7 +42,6 @@ def test_reading_subscribers_lose_nothing_and_are_not_cut_off(slow_run: Result) 
 def test_every_non_reading_subscriber_is_cut_off(slow_run: Result) -> None:
     """The 100 clients that never read are the ones cut off, all of them."""
     assert slow_run.slow_cut_off == SLOW, slow_run
-    assert READERS == 50
 
 
 SCENARIO_TRIES = 3
