@@ -16,6 +16,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.authentication_providers      custom providers, after the built-in JWT one
     gos_web_socket.authenticator                 providers in order → connection.user (app.auth)
     gos_web_socket.connection_repository         who is connected, by topic, user, role
+    gos_web_socket.presence                      who is in presence channels, online (app.presence)
     gos_web_socket.ops                               /metrics, /health, profile   (app.ops)
     gos_web_socket.runtime                           starts and stops all of it (app.lifecycle)
     gos_web_socket.worker                            the WorkerRole in a server.workers process
@@ -37,11 +38,18 @@ from gos_web_socket.app import lifecycle
 from gos_web_socket.app.auth import Authenticator, ConnectionRepository
 from gos_web_socket.app.auth.demo import DemoTokens, launched_listener as demo_listener
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
-from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher
+from gos_web_socket.app.events import (
+    CLIENT_CONNECTED,
+    CLIENT_DISCONNECTED,
+    SERVER_LAUNCHED,
+    EventDispatcher,
+)
 from gos_web_socket.app.exceptions import ConfigurationError, ServiceNotFound
 from gos_web_socket.app.history import Backfill, HistoryStore, route_limits
 from gos_web_socket.app.ops import OpsService, WorkerOps, launched_listener, readiness
 from gos_web_socket.app.position import LOCAL
+from gos_web_socket.app.presence.base import LifecycleSink
+from gos_web_socket.app.presence.service import Presence
 from gos_web_socket.app.registry import (
     PusherRegistry,
     Registry,
@@ -114,6 +122,19 @@ def zmq_fanout(worker: WorkerRole | None) -> str | None:
 def is_worker(worker: WorkerRole | None) -> bool:
     """Workers share the WebSocket port (SO_REUSEPORT)."""
     return worker is not None
+
+
+def build_presence(
+    settings: Settings,
+    dispatcher: EventDispatcher,
+    manager: TopicManager,
+    sinks: Iterable[LifecycleSink],
+) -> Presence:
+    """Presence, told by the dispatcher when a connection opens and closes."""
+    presence = Presence(settings.presence, settings.server.limits, dispatcher, manager, sinks)
+    dispatcher.add_listener(CLIENT_CONNECTED, presence.on_connected)
+    dispatcher.add_listener(CLIENT_DISCONNECTED, presence.on_disconnected)
+    return presence
 
 
 def node_settings(settings: AmqpSettings, worker: WorkerRole | None) -> AmqpSettings:
@@ -356,6 +377,11 @@ class GosWebSocket(containers.DeclarativeContainer):
     )
     flusher = providers.Singleton(FlushScheduler, outgoing, providers.Singleton(ServerStats))
     topic_manager = providers.Singleton(TopicManager, history, flusher)
+    # presence: yours with presence_sinks.add_args(...) (each gets every lifecycle event)
+    presence_sinks = providers.List()
+    presence = providers.Singleton(
+        build_presence, settings, event_dispatcher, topic_manager, presence_sinks
+    )
     broker = providers.Singleton(
         Broker,
         router,
@@ -364,6 +390,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         providers.Singleton(RpcDispatcher, rpc_registry),
         authenticator,
         dealer=providers.Singleton(Dealer, settings.provided.server.limits),
+        presence=presence,
     )
     guard = providers.Singleton(Guard.from_settings, settings, event_dispatcher)
     server.add_kwargs(

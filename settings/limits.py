@@ -103,6 +103,21 @@ class LimitsSettings(Node):
         description="bytes of one ZeroMQ push frame: the pusher refuses, the server drops beyond",
     )
 
+    presence_queries_per_second: float = Field(
+        default=2.0,
+        gt=0,
+        description="gos/presence calls one client may make per second; over: error 429",
+    )
+    presence_queries_burst: int = Field(
+        default=10, ge=1, description="gos/presence calls one client may make at once"
+    )
+    presence_info_bytes: int = Field(
+        default=1024,
+        ge=0,
+        le=65_536,
+        description="bytes of a user's info shown in presence (JSON); larger: replaced by {}",
+    )
+
     @model_validator(mode="after")
     def _frames_cover_messages(self) -> Self:
         """Every message is at least one frame: fewer frames than messages would close a page

@@ -33,6 +33,7 @@ from gos_web_socket.settings.nodes import (
     Node,
     describe,
 )
+from gos_web_socket.settings.presence import PresenceSettings
 from gos_web_socket.settings.pushers import (
     AmqpSettings,
     PushersSettings,
@@ -61,6 +62,7 @@ __all__ = [
     "LimitsSettings",
     "LoggingSettings",
     "MetricsSettings",
+    "PresenceSettings",
     "PushersSettings",
     "RateLimitSettings",
     "RouterSettings",
@@ -118,6 +120,7 @@ class Settings(BaseSettings):
     origins: list[str] = Field(default_factory=list)
     blocked_ip_addresses: list[str] = Field(default_factory=list)
     authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
+    presence: PresenceSettings = Field(default_factory=PresenceSettings)
 
     @model_validator(mode="after")
     def _no_default_origins(self) -> Self:

@@ -21,6 +21,7 @@ __all__ = ["ALLOWED_KEYS", "load_router", "load_routes", "load_routes_from_mappi
 # Keys of a route or import entry; `channel` and `handler` are deprecated aliases.
 _KEYS = (
     "resource type channel pattern handler callback defaults requirements options exclude history"
+    " presence"
 )
 ALLOWED_KEYS = tuple(_KEYS.split())
 
@@ -151,8 +152,9 @@ def _route(config: dict[str, Any], name: str, source: str) -> Route:
         )
     defaults, requirements, options = _extras(config, name, source)
     history = _history(config, f'route "{name}" in "{source}":')
+    presence = _presence(config, f'route "{name}" in "{source}":')
     with _context(f'route "{name}" in "{source}"'):
-        route = Route(pattern, callback, defaults, requirements, options, history)
+        route = Route(pattern, callback, defaults, requirements, options, history, presence)
         route.compile()
     return route
 
@@ -167,6 +169,7 @@ def _import(config: dict[str, Any], name: str, source: str) -> RouteCollection:
         )
     defaults, requirements, options = _extras(config, name, source)
     history = _history(config, f'import "{name}" in "{source}":')
+    presence = _presence(config, f'import "{name}" in "{source}":')
     collection = RouteCollection()
     with _context(f'import "{name}" in "{source}"'):
         for route_name, route in load_routes(Path(source).parent / resource).items():
@@ -175,6 +178,7 @@ def _import(config: dict[str, Any], name: str, source: str) -> RouteCollection:
             merged.requirements = route.requirements | merged.requirements
             merged.options = route.options | options
             merged.history = history or route.history
+            merged.presence = presence or route.presence
             merged.compile()
             collection.add(route_name, merged)
     return collection
@@ -205,6 +209,14 @@ def _extras(
 def _history(config: dict[str, Any], where: str) -> RouteHistory | None:
     value = config.get("history")
     return None if value is None else RouteHistory.parse(value, where)
+
+
+def _presence(config: dict[str, Any], where: str) -> bool:
+    """``presence: true|false`` (off when absent): its channels track who is subscribed."""
+    value = config.get("presence", False)
+    if not isinstance(value, bool):
+        raise RouteDefinitionError(f"{where} presence: {value!r}: expected true or false")
+    return value
 
 
 @contextmanager

@@ -93,9 +93,12 @@ class Route:
         requirements: Mapping[str, str] | None = None,
         options: Mapping[str, Any] | None = None,
         history: RouteHistory | None = None,
+        presence: bool = False,
     ) -> None:
         self.history = history
         """The channel history its channels keep (app/history.py); None: none."""
+        self.presence = presence
+        """``presence: true``: who is subscribed to its channels is tracked (app/presence/)."""
         self.defaults: dict[str, Any] = {}
         self.requirements: dict[str, str] = {}
         self.pattern = _INLINE.sub(self._take_inline, pattern).strip(_PHP_TRIM)
@@ -128,7 +131,7 @@ class Route:
 
     def _key(self) -> tuple[Any, ...]:
         key = (self.pattern, self.callback, self.defaults, self.requirements, self.options)
-        return (*key, self.history)
+        return (*key, self.history, self.presence)
 
 
 def _sanitize(key: str, regex: object) -> str:

@@ -8,6 +8,7 @@ themselves; authorization, history and presence have one place to go here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -19,6 +20,7 @@ from gos_web_socket.app.exceptions import NotAuthorized, ProtocolError, Resource
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.position import Position
+from gos_web_socket.app.presence.base import PRESENCE_PROCEDURE, PRESENCE_RPC, ChannelPresence
 from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from gos_web_socket.app.server.manager import TopicManager
@@ -29,6 +31,7 @@ from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.server.wamp2.registrations import Registration
 
 if TYPE_CHECKING:
+    from gos_web_socket.app.presence.service import Presence
     from gos_web_socket.app.router import Router, WampRequest
     from gos_web_socket.app.server.connection import WampConnection
 
@@ -50,6 +53,7 @@ class Broker:
         authenticator: Authenticator | None = None,
         rules: RouteRules | None = None,
         dealer: Dealer | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self.router = router
         self.manager = manager
@@ -61,6 +65,8 @@ class Broker:
         """Each route's ``options.auth``: who may subscribe, publish, call and register."""
         self.dealer = dealer or Dealer()
         """The procedures clients registered and the calls between clients (WAMP v2 dealer)."""
+        self.presence = presence
+        """Who is in the channels of ``presence: true`` routes (app/presence/)."""
 
     def _refused(self, verb: str, connection: WampConnection, request: WampRequest) -> str | None:
         """Why the route's rule refuses ``verb`` to this connection's user; None: allowed."""
@@ -111,14 +117,55 @@ class Broker:
             limit = connection.limits.max_subscriptions
             count = len(connection.subscriptions)
             check_count("max_subscriptions", count, limit, "subscriptions")
+        watched = None if self.presence is None else self.presence.watched(uri)
+        if watched is not None:
+            return self._watch(connection, uri, watched, accepted)
         request = self._allowed("subscribe", connection, uri)
         if isinstance(request, Failure):
             return request
         topic = self.manager.subscribe(connection, uri, request)
         if topic is None:
             return connection.subscriptions[uri][0]
+        if request.route.presence and self.presence is not None:
+            self.presence.joined(connection, uri)
         done = None if accepted is None else partial(accepted, topic)
         return await self.topics.subscribe(connection, topic, request, done) or topic
+
+    def _presence_route(
+        self, connection: WampConnection, uri: str, channel: str
+    ) -> WampRequest | Failure:
+        """The route of ``channel`` when it keeps presence and its ``subscribe`` rule allows
+        this connection (who may not subscribe may not see who is there)."""
+        request = self._allowed("subscribe", connection, channel)
+        if isinstance(request, Failure):
+            return dataclasses.replace(request, uri=uri)
+        if not request.route.presence:
+            desc = f"{channel}: route {request.route_name} has no presence (presence: true)"
+            return Failure(uri, desc, {"code": 404})
+        return request
+
+    def _watch(
+        self,
+        connection: WampConnection,
+        uri: str,
+        channel: str,
+        accepted: Callable[[Topic], None] | None,
+    ) -> Topic | Failure:
+        """Subscribe to ``gos/presence/<channel>``: the channel's debounced join/leave, after
+        an EVENT ``{"channel", "state"}`` with who is there now. No topic hook runs."""
+        assert self.presence is not None
+        request = self._presence_route(connection, uri, channel)
+        if isinstance(request, Failure):
+            return request
+        topic = self.manager.subscribe(connection, uri, request)
+        if topic is None:
+            return connection.subscriptions[uri][0]
+        if accepted is not None:
+            accepted(topic)
+        members = self.presence.state.members(channel)
+        state = {"channel": channel, "state": ChannelPresence(channel, members).as_dict()}
+        connection.send_event(uri, state)
+        return topic
 
     async def unsubscribe(
         self,
@@ -130,6 +177,12 @@ class Broker:
         entry = self.manager.unsubscribe(connection, uri)
         if entry is None:
             return None
+        if self.presence is not None and entry[1].route.presence:
+            if self.presence.watched(uri) is not None and uri != entry[1].matched:
+                if accepted is not None:  # a watcher of join/leave: no topic hook
+                    accepted()
+                return None
+            self.presence.left(connection, uri)
         return await self.topics.unsubscribe(connection, entry[0], entry[1], accepted)
 
     async def leave(self, connection: WampConnection) -> None:
@@ -163,6 +216,8 @@ class Broker:
         """
         if uri == HISTORY_RPC:
             return await self._history_call(connection, params)
+        if uri in (PRESENCE_RPC, PRESENCE_PROCEDURE) and self.presence is not None:
+            return await self._presence_call(connection, uri, params)
         try:
             request = self.router.match(uri)
         except ResourceNotFound as exc:
@@ -265,3 +320,25 @@ class Broker:
             desc = f"{HISTORY_RPC}: subscribe to {channel} first (what arrives meanwhile is live)"
             return rpc_failure(HISTORY_RPC, desc, 403, params)
         return Result((await self.recover(entry[0], since)).as_dict())
+
+    async def _presence_call(
+        self, connection: WampConnection, uri: str, params: Any
+    ) -> Result | Failure:
+        """``gos/presence`` (v1) and ``gos.presence`` (v2): ``[channel]`` answers who is in it
+        (``ChannelPresence.as_dict``), to a connection whose ``subscribe`` rule allows it."""
+        presence = self.presence
+        assert presence is not None
+        args = params if isinstance(params, list) else [params]
+        if len(args) != 1 or not isinstance(args[0], str):
+            return rpc_failure(uri, f"{uri} needs [channel]", 400, params)
+        if not presence.allow_query(connection):
+            limits = presence.limits
+            desc = (
+                f"{uri}: over presence_queries_per_second {limits.presence_queries_per_second}"
+                f" (burst {limits.presence_queries_burst}); try again later"
+            )
+            return rpc_failure(uri, desc, 429, params)
+        request = self._presence_route(connection, uri, args[0])
+        if isinstance(request, Failure):
+            return rpc_failure(uri, request.desc, request.code or 404, params, request.error)
+        return Result((await presence.of(args[0])).as_dict())

@@ -160,6 +160,10 @@ def test_every_limit_setting_has_a_close_code() -> None:
         "max_pending_invocations",
         "max_progressive_results",
         "call_timeout",
+        # presence's: a query over the rate gets error 429, too large an info is shown as {}
+        "presence_queries_per_second",
+        "presence_queries_burst",
+        "presence_info_bytes",
     }
     assert cut_off <= set(CLOSE_CODES)
     assert set(CLOSE_CODES.values()) == {1003, 1007, 1008, 1009}

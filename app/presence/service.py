@@ -1,0 +1,247 @@
+"""The presence service (``gos_web_socket.presence``): who is in each channel of a presence
+route, who is online, and the events that say when that changes.
+
+Its own connections reach it through the broker (subscribe/unsubscribe on a presence route)
+and the ``client_connected``/``client_disconnected`` events; other workers' through a
+``PeerLink`` (peers.py). Each change of this process goes to its peers; each transition
+(a user's first or last connection, in a channel or at all) becomes a debounced diff for the
+channel's watchers (diffs.py) and, when this process caused it, a lifecycle event for the
+dispatcher's listeners and the sinks (the AMQP outbox: outbox.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gos_web_socket.app.limits import TokenBucket
+from gos_web_socket.app.presence.base import (
+    EVENTS_PREFIX,
+    USER_JOINED,
+    USER_LEFT,
+    ChannelPresence,
+    LifecycleSink,
+    Member,
+    PresenceEvent,
+)
+from gos_web_socket.app.presence.diffs import Diffs
+from gos_web_socket.app.presence.state import PresenceState, Transition
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.events import ClientEvent, EventDispatcher
+    from gos_web_socket.app.server.manager import TopicManager
+    from gos_web_socket.settings.limits import LimitsSettings
+    from gos_web_socket.settings.presence import PresenceSettings
+
+logger = logging.getLogger(__name__)
+
+
+class Connection(Protocol):
+    """What presence reads of a connection (``WampConnection`` is one)."""
+
+    session_id: str
+
+    @property
+    def user(self) -> Any: ...
+
+    def send_event(self, topic: str, payload: Any) -> bool: ...
+
+
+class PeerLink(Protocol):
+    """Where this process's changes go to the other workers or nodes (peers.py)."""
+
+    def send(self, message: dict[str, Any]) -> None: ...
+
+
+def bounded_info(info: Mapping[str, Any], limit: int) -> dict[str, Any]:
+    """The user's info when its JSON fits ``limit`` bytes, else ``{}`` (never cut mid-way)."""
+    if not info:
+        return {}
+    try:
+        size = len(json.dumps(info, separators=(",", ":"), default=str).encode())
+    except (TypeError, ValueError):
+        return {}
+    return dict(info) if size <= limit else {}
+
+
+class Presence:
+    """Members per channel and online users of this process and its peers."""
+
+    def __init__(
+        self,
+        settings: PresenceSettings,
+        limits: LimitsSettings,
+        dispatcher: EventDispatcher,
+        manager: TopicManager,
+        sinks: Iterable[LifecycleSink] = (),
+    ) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.dispatcher = dispatcher
+        self.manager = manager
+        self.sinks = list(sinks)
+        self.state = PresenceState()
+        self.diffs = Diffs(settings.window, self._publish_diff)
+        self.origin = "local"
+        """This process's name among its peers (``worker:N`` with workers)."""
+        self.link: PeerLink | None = None
+        self.stale = False
+        """Presence from peers may be out of date (their link is down)."""
+        self._members: dict[str, Member] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._outgoing: deque[PresenceEvent] = deque()
+        self._drain: asyncio.Task[None] | None = None
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def of(self, channel: str) -> ChannelPresence:
+        """Who is in ``channel`` now (every worker's members once peers are linked)."""
+        return ChannelPresence(channel, self.state.members(channel), self.stale)
+
+    def is_online(self, user_id: str) -> bool:
+        return self.state.is_online(str(user_id))
+
+    def counts(self, channel: str) -> tuple[int, int]:
+        return self.state.counts(channel)
+
+    def allow_query(self, connection: Connection) -> bool:
+        """Spend one of the connection's presence queries; False over its rate."""
+        bucket = self._buckets.get(connection.session_id)
+        if bucket is None:
+            rate, burst = (
+                self.limits.presence_queries_per_second,
+                self.limits.presence_queries_burst,
+            )
+            bucket = self._buckets[connection.session_id] = TokenBucket(rate, burst)
+        return bucket.take(asyncio.get_running_loop().time())
+
+    @staticmethod
+    def watched(uri: str) -> str | None:
+        """The channel whose join/leave ``uri`` (``gos/presence/<channel>``) carries."""
+        if uri.startswith(EVENTS_PREFIX) and len(uri) > len(EVENTS_PREFIX):
+            return uri[len(EVENTS_PREFIX) :]
+        return None
+
+    # -- this process's connections ----------------------------------------------------------
+
+    def member_of(self, connection: Connection) -> Member:
+        member = self._members.get(connection.session_id)
+        if member is None:
+            user = connection.user
+            user_id = None if user.id is None else str(user.id)
+            info = bounded_info(user.info, self.limits.presence_info_bytes)
+            member = Member(connection.session_id, user_id, info, self.origin)
+            self._members[connection.session_id] = member
+        return member
+
+    def joined(self, connection: Connection, channel: str) -> None:
+        """The connection subscribed to a channel of a presence route."""
+        member = self.member_of(connection)
+        self._share("join", channel, member)
+        self._changed(self.state.join(channel, member), local=True)
+
+    def left(self, connection: Connection, channel: str) -> None:
+        member = self.member_of(connection)
+        self._share("leave", channel, member)
+        self._changed(self.state.leave(channel, connection.session_id), local=True)
+
+    async def on_connected(self, event: ClientEvent) -> None:
+        """``client_connected`` listener: the user is online."""
+        member = self.member_of(event.connection)
+        self._share("connect", None, member)
+        self._changed(self.state.connect(member), local=True)
+
+    async def on_disconnected(self, event: ClientEvent) -> None:
+        """``client_disconnected`` listener (after its topics were left): maybe offline."""
+        session_id = event.connection.session_id
+        member = self._members.pop(session_id, None)
+        self._buckets.pop(session_id, None)
+        if member is None:
+            return
+        self._share("disconnect", None, member)
+        self._changed(self.state.disconnect(session_id), local=True)
+
+    # -- peers (peers.py) --------------------------------------------------------------------
+
+    def _share(self, op: str, channel: str | None, member: Member) -> None:
+        if self.link is not None:
+            message = {"op": "presence", "do": op, "channel": channel, "member": member.as_dict()}
+            self.link.send(message)
+
+    def remote(self, origin: str, message: Mapping[str, Any]) -> None:
+        """A peer's change: applied to the state; only diffs to watchers come of it here (the
+        peer sends the lifecycle event)."""
+        member = Member.from_dict(message["member"], origin)
+        channel, op = message.get("channel"), message.get("do")
+        if op == "join" and channel is not None:
+            self._changed(self.state.join(channel, member), local=False)
+        elif op == "leave" and channel is not None:
+            self._changed(self.state.leave(channel, member.session_id), local=False)
+        elif op == "connect":
+            self._changed(self.state.connect(member), local=False)
+        elif op == "disconnect":
+            self._changed(self.state.disconnect(member.session_id), local=False)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """This process's own changes as peer messages, for a peer that just joined."""
+        return [
+            {"op": "presence", "do": "connect" if channel is None else "join", "channel": channel}
+            | {"member": member.as_dict()}
+            for channel, member in self.state.of_origin(self.origin)
+        ]
+
+    def origin_gone(self, origin: str, emit: bool) -> int:
+        """A peer died: its members leave; ``emit``: this process is the one survivor that
+        sends their lifecycle events. Returns how many transitions there were."""
+        transitions = self.state.drop_origin(origin)
+        for transition in transitions:
+            self._changed(transition, local=emit)
+        return len(transitions)
+
+    # -- transitions -------------------------------------------------------------------------
+
+    def _changed(self, transition: Transition | None, local: bool) -> None:
+        if transition is None:
+            return
+        member, channel = transition.member, transition.channel
+        assert member.user_id is not None  # anonymous connections make no transitions
+        if channel is not None and transition.kind == USER_JOINED:
+            self.diffs.joined(channel, member.user_id, member.info)
+        elif channel is not None and transition.kind == USER_LEFT:
+            self.diffs.left(channel, member.user_id)
+        if local:
+            event = PresenceEvent(
+                transition.kind, member.user_id, channel, member.info, self.origin
+            )
+            self._outgoing.append(event)
+            if self._drain is None or self._drain.done():
+                self._drain = asyncio.get_running_loop().create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        """Lifecycle events in order: the sinks take each at once, then the listeners run."""
+        while self._outgoing:
+            event = self._outgoing.popleft()
+            for sink in self.sinks:
+                sink.emit(event)
+            await self.dispatcher.dispatch(event.kind, event)
+
+    async def settled(self) -> None:
+        """Return once every lifecycle event so far reached the listeners and sinks."""
+        while self._drain is not None and not self._drain.done():
+            await asyncio.shield(self._drain)
+
+    def _publish_diff(self, channel: str, diff: dict[str, Any]) -> int:
+        topic = self.manager.topics.get(EVENTS_PREFIX + channel)
+        if topic is None:
+            return 0
+        diff["num_users"] = self.counts(channel)[1]
+        return topic.broadcast(diff)
+
+    def close(self) -> None:
+        self.diffs.close()
+        if self._drain is not None:
+            self._drain.cancel()

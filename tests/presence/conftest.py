@@ -1,0 +1,102 @@
+"""Fixtures for the presence tests: a server with a presence route, users signed in by JWT."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import jwt
+import pytest
+
+from gos_web_socket import containers
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.presence import KINDS, PresenceEvent
+from gos_web_socket.app.server import TopicHandler, WampServer
+from gos_web_socket.app.testing import WampTestClient
+from tests.support.server import SERVER, running, service, url_of
+
+SECRET = secrets.token_urlsafe(32)
+
+ROUTES: dict[str, Any] = {
+    "chat": {
+        "pattern": "acme/chat/{room}",
+        "callback": "chat.topic",
+        "presence": True,
+    },
+    "plain": {"pattern": "acme/plain/{room}", "callback": "chat.topic"},
+    "private": {
+        "pattern": "acme/private/{room}",
+        "callback": "chat.topic",
+        "presence": True,
+        "options": {"auth": {"subscribe": "roles:admin"}},
+    },
+}
+
+AUTHENTICATION = {
+    "allow_anonymous": True,
+    "providers": {
+        "jwt": {
+            "enabled": True,
+            "algorithms": ["HS256"],
+            "secret": SECRET,
+            "sources": {"query_parameter": "token"},
+        }
+    },
+}
+
+
+class ChatTopic(TopicHandler):
+    name = "chat.topic"
+
+
+def token(user: str, **claims: Any) -> str:
+    """A valid HS256 token for ``user``."""
+    body = {"sub": user, "exp": int(time.time()) + 3600, **claims}
+    return jwt.encode(body, SECRET, algorithm="HS256")
+
+
+class Recorder:
+    """Every presence lifecycle event the server's dispatcher fired, in order."""
+
+    def __init__(self, dispatcher: EventDispatcher) -> None:
+        self.events: list[PresenceEvent] = []
+        for kind in KINDS:
+            dispatcher.add_listener(kind, self.events.append)
+
+    def of(self, kind: str) -> list[tuple[str, str | None]]:
+        return [(e.user_id, e.channel) for e in self.events if e.kind.rsplit(".", 1)[1] == kind]
+
+
+class Presenced:
+    """A running server with presence routes, its container and a client factory."""
+
+    def __init__(self, container: containers.Container) -> None:
+        self.container = container
+        self.server: WampServer = service(container, SERVER)
+        self.presence = service(container, "gos_web_socket.presence")
+        self.recorder = Recorder(service(container, "gos_web_socket.event_dispatcher"))
+        self.clients: list[WampTestClient] = []
+
+    async def client(self, user: str | None = None, **kwargs: Any) -> WampTestClient:
+        url = url_of(self.server) + ("" if user is None else f"?token={token(user)}")
+        client = await WampTestClient.connect(url, **kwargs)
+        self.clients.append(client)
+        return client
+
+
+Start = Callable[..., Awaitable[Presenced]]
+
+
+@pytest.fixture
+async def presenced() -> AsyncIterator[Presenced]:
+    """The presence server (window 0.2 s) on a free port; its clients closed at teardown."""
+    async with running(
+        topics=[ChatTopic()], routes=ROUTES, authentication=AUTHENTICATION
+    ) as container:
+        service(container, "gos_web_socket.presence").diffs.window = 0.2
+        found = Presenced(container)
+        yield found
+        for client in found.clients:
+            await client.close()
