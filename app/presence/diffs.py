@@ -55,6 +55,11 @@ class Diffs:
             pending = self._pending[channel] = _Pending()
         return pending
 
+    @property
+    def pending(self) -> int:
+        """How many channels have changes waiting for the window's end."""
+        return len(self._pending)
+
     def flush(self) -> int:
         """Send every channel's net diff now; returns how many diffs were written."""
         if self._timer is not None:

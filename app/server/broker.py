@@ -157,7 +157,7 @@ class Broker:
         request = self._presence_route(connection, uri, channel)
         if isinstance(request, Failure):
             return request
-        topic = self.manager.subscribe(connection, uri, request)
+        topic = self.manager.subscribe(connection, uri, request, plain=True)
         if topic is None:
             return connection.subscriptions[uri][0]
         if accepted is not None:

@@ -32,9 +32,9 @@ class TopicManager:
         self.turns = turns
         """Where topics hand over their frames of a loop turn (live.py); None: at once."""
 
-    def _new(self, topic_id: str) -> Topic:
+    def _new(self, topic_id: str, plain: bool = False) -> Topic:
         store = self.history
-        if store is None:
+        if store is None or plain:
             return Topic(topic_id, turns=self.turns)
         return Topic(topic_id, store.channel(topic_id), store, self.turns)
 
@@ -48,14 +48,15 @@ class TopicManager:
         return self._topics.get(topic_id) or self._new(topic_id)
 
     def subscribe(
-        self, connection: WampConnection, topic_id: str, request: WampRequest
+        self, connection: WampConnection, topic_id: str, request: WampRequest, plain: bool = False
     ) -> Topic | None:
-        """Add the connection; None when it was already subscribed (no hook must run)."""
+        """Add the connection; None when it was already subscribed (no hook must run).
+        ``plain``: a topic of the server's own (presence diffs), never with a history."""
         if topic_id in connection.subscriptions:
             return None
         topic = self._topics.get(topic_id)
         if topic is None:
-            topic = self._topics[topic_id] = self._new(topic_id)
+            topic = self._topics[topic_id] = self._new(topic_id, plain)
         topic.add(connection)
         connection.subscriptions[topic_id] = (topic, request)
         return topic
