@@ -49,6 +49,7 @@ from gos_web_socket.app.history import Backfill, HistoryStore, route_limits
 from gos_web_socket.app.ops import OpsService, WorkerOps, launched_listener, readiness
 from gos_web_socket.app.position import LOCAL
 from gos_web_socket.app.presence.base import LifecycleSink
+from gos_web_socket.app.presence.outbox import PresenceOutbox
 from gos_web_socket.app.presence.service import Presence
 from gos_web_socket.app.registry import (
     PusherRegistry,
@@ -128,10 +129,13 @@ def build_presence(
     settings: Settings,
     dispatcher: EventDispatcher,
     manager: TopicManager,
+    outbox: PresenceOutbox,
     sinks: Iterable[LifecycleSink],
 ) -> Presence:
-    """Presence, told by the dispatcher when a connection opens and closes."""
-    presence = Presence(settings.presence, settings.server.limits, dispatcher, manager, sinks)
+    """Presence, told by the dispatcher when a connection opens and closes; its lifecycle
+    events go to the AMQP outbox (when ``presence.queue.enabled``) and to ``sinks``."""
+    limits = settings.server.limits
+    presence = Presence(settings.presence, limits, dispatcher, manager, [outbox, *sinks])
     dispatcher.add_listener(CLIENT_CONNECTED, presence.on_connected)
     dispatcher.add_listener(CLIENT_DISCONNECTED, presence.on_disconnected)
     return presence
@@ -379,8 +383,11 @@ class GosWebSocket(containers.DeclarativeContainer):
     topic_manager = providers.Singleton(TopicManager, history, flusher)
     # presence: yours with presence_sinks.add_args(...) (each gets every lifecycle event)
     presence_sinks = providers.List()
+    presence_outbox = providers.Singleton(
+        PresenceOutbox, settings.provided.pushers.amqp, settings.provided.presence.queue
+    )
     presence = providers.Singleton(
-        build_presence, settings, event_dispatcher, topic_manager, presence_sinks
+        build_presence, settings, event_dispatcher, topic_manager, presence_outbox, presence_sinks
     )
     broker = providers.Singleton(
         Broker,
@@ -407,7 +414,8 @@ class GosWebSocket(containers.DeclarativeContainer):
     )
     ops_listener = providers.Resource(lifecycle.listening, ops, running_pushers)
     http_listener = providers.Resource(lifecycle.listening, http, ops_listener)
-    running_server = providers.Resource(lifecycle.serving, server, http_listener)
+    outbox_running = providers.Resource(lifecycle.listening, presence_outbox, http_listener)
+    running_server = providers.Resource(lifecycle.serving, server, outbox_running)
     runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
 
     # server.workers > 1: this process is the parent, which makes the ZeroMQ fan-out (on an ipc

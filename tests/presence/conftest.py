@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -9,13 +10,15 @@ from typing import Any
 
 import jwt
 import pytest
+from dependency_injector import providers
 
 from gos_web_socket import containers
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.presence import KINDS, PresenceEvent
 from gos_web_socket.app.server import TopicHandler, WampServer
 from gos_web_socket.app.testing import WampTestClient
-from tests.support.server import SERVER, running, service, url_of
+from gos_web_socket.settings.presence import PresenceSettings
+from tests.support.server import RUNTIME, SERVER, make_container, service, url_of
 
 SECRET = secrets.token_urlsafe(32)
 
@@ -89,14 +92,29 @@ class Presenced:
 Start = Callable[..., Awaitable[Presenced]]
 
 
+@contextlib.asynccontextmanager
+async def presence_server(
+    presence: dict[str, Any] | None = None, **kwargs: Any
+) -> AsyncIterator[Presenced]:
+    """A running presence server (window 0.2 s unless ``presence`` says) on a free port;
+    ``kwargs`` as ``make_container``'s; its clients are closed on exit."""
+    container = make_container(
+        topics=[ChatTopic()], routes=ROUTES, authentication=AUTHENTICATION, **kwargs
+    )
+    settings = container.settings()
+    node = PresenceSettings.model_validate({"window": 0.2, **(presence or {})})
+    container.settings.override(providers.Object(settings.model_copy(update={"presence": node})))
+    async with service(container, RUNTIME):
+        found = Presenced(container)
+        try:
+            yield found
+        finally:
+            for client in found.clients:
+                await client.close()
+
+
 @pytest.fixture
 async def presenced() -> AsyncIterator[Presenced]:
     """The presence server (window 0.2 s) on a free port; its clients closed at teardown."""
-    async with running(
-        topics=[ChatTopic()], routes=ROUTES, authentication=AUTHENTICATION
-    ) as container:
-        service(container, "gos_web_socket.presence").diffs.window = 0.2
-        found = Presenced(container)
+    async with presence_server() as found:
         yield found
-        for client in found.clients:
-            await client.close()
