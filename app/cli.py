@@ -250,6 +250,7 @@ async def _serve(services: Services) -> int:
 
 async def _serve_worker(services: Services, role: WorkerRole) -> int:
     """One worker: the usual runtime, reporting to the parent and stopping when it is gone."""
+    from gos_web_socket.app.presence.peers import WorkerPeers, is_presence
     from gos_web_socket.app.server.wamp2.relay import WorkerRelay  # the server stack: here only
 
     link = ParentLink(role.link_fd)
@@ -257,7 +258,12 @@ async def _serve_worker(services: Services, role: WorkerRole) -> int:
     ops = services("gos_web_socket.ops")
     dealer = services("gos_web_socket.broker").dealer
     dealer.relay = WorkerRelay(dealer, link.send)  # calls to the other workers' callees
-    link.on_message = dealer.relay.received
+    peers = WorkerPeers(services("gos_web_socket.presence"), link.send, role.index)
+
+    def received(message: dict[str, Any]) -> None:
+        (peers.received if is_presence(message) else dealer.relay.received)(message)
+
+    link.on_message = received
     link.on_parent_gone(runtime.stop_soon)
     try:
 

@@ -39,6 +39,7 @@ from gos_web_socket.app.exceptions import ConfigurationError, ListenError
 
 if TYPE_CHECKING:
     from gos_web_socket.app.ops import WorkerOps
+    from gos_web_socket.app.presence.peers import PresenceHub
     from gos_web_socket.app.server.wamp2.relay import ParentRelay
     from gos_web_socket.app.transports.zmq import ZmqFanout
     from gos_web_socket.settings.models import Settings
@@ -242,6 +243,8 @@ class WorkerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self.relay: ParentRelay | None = None
         """Calls between the workers' dealers (app/server/wamp2/relay.py)."""
+        self.presence: PresenceHub | None = None
+        """Presence between the workers (app/presence/peers.py)."""
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -263,9 +266,11 @@ class WorkerPool:
         self.port = holder.getsockname()[1]
 
     async def _start_parts(self) -> None:
+        from gos_web_socket.app.presence.peers import PresenceHub
         from gos_web_socket.app.server.wamp2.relay import ParentRelay
 
         self.relay = ParentRelay(self.forward)
+        self.presence = PresenceHub(self.forward)
         self._reserve_port()
         self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))
         if self.settings.pushers.zmq.enabled:
@@ -328,16 +333,21 @@ class WorkerPool:
 
     async def _relay_lines(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
         """The dealer relay's lines from one worker life; its end is the worker gone."""
-        relay = self.relay
-        assert relay is not None  # made by _start_parts
+        from gos_web_socket.app.presence.peers import is_presence
+
+        relay, presence = self.relay, self.presence
+        assert relay is not None and presence is not None  # made by _start_parts
         relay.joined(slot.index)
+        presence.joined(slot.index)
         try:
             while line := await reader.readline():
-                relay.received(slot.index, json.loads(line))
+                message = json.loads(line)
+                (presence if is_presence(message) else relay).received(slot.index, message)
         except (ConnectionError, ValueError) as exc:
             logger.warning("worker %d: relay line refused: %r", slot.index, exc)
         finally:
             relay.gone(slot.index)
+            presence.gone(slot.index)
 
     async def _watch(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
         """Restart the slot's worker whenever it dies, until the pool stops."""

@@ -1,0 +1,95 @@
+"""Presence across the workers of one node (``server.workers`` > 1), over the socket pair each
+worker already has with the parent (``ParentLink``, app/workers.py), one JSON object a line:
+
+- worker → parent: ``presence`` (a change of its own: join, leave, connect, disconnect),
+  which the parent forwards to every other worker with ``from`` set; with ``to``, to that
+  worker only (a snapshot for a worker that just started);
+- parent → worker: the forwarded ``presence`` lines; ``presence_sync`` (send your own
+  members to worker ``to``); ``presence_gone`` (a worker died: drop its members; ``emit``
+  is true for exactly one survivor, the lowest index, which sends the lifecycle events).
+
+A worker that dies, SIGKILL included, closes its end of the socket pair: the parent sees it
+at once (no lease needed within a node), and its members are gone from every survivor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gos_web_socket.app.presence.service import Presence
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], None]
+Forward = Callable[[int, dict[str, Any]], None]
+
+
+def worker_origin(index: int) -> str:
+    """The origin of a worker's members in every worker's presence."""
+    return f"worker:{index}"
+
+
+def is_presence(message: Mapping[str, Any]) -> bool:
+    """Whether a relay line is presence's (the others are the dealer's)."""
+    return str(message.get("op", "")).startswith("presence")
+
+
+class WorkerPeers:
+    """A worker's end: shares its changes, applies the others'."""
+
+    def __init__(self, presence: Presence, send_up: Send, index: int) -> None:
+        self.presence = presence
+        self.send_up = send_up
+        presence.origin = worker_origin(index)
+        presence.link = self
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_up(message)
+
+    def received(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "presence":
+            self.presence.remote(worker_origin(message["from"]), message)
+        elif op == "presence_sync":
+            for line in self.presence.snapshot():
+                self.send_up(line | {"to": message["to"]})
+        elif op == "presence_gone":
+            origin = worker_origin(message["worker"])
+            dropped = self.presence.origin_gone(origin, bool(message["emit"]))
+            logger.info("presence: %s gone, %d transitions", origin, dropped)
+        else:
+            logger.warning("presence relay: unknown message %r", op)
+
+
+class PresenceHub:
+    """The parent's end: forwards presence lines between workers, elects who emits a dead
+    worker's leaves."""
+
+    def __init__(self, forward: Forward) -> None:
+        self.forward = forward
+        self.alive: set[int] = set()
+
+    def joined(self, worker: int) -> None:
+        """A worker is up: the others send it their members."""
+        self.alive.add(worker)
+        for other in sorted(self.alive - {worker}):
+            self.forward(other, {"op": "presence_sync", "to": worker})
+
+    def gone(self, worker: int) -> None:
+        """A worker died: every survivor drops its members, the first one emits."""
+        self.alive.discard(worker)
+        for rank, other in enumerate(sorted(self.alive)):
+            self.forward(other, {"op": "presence_gone", "worker": worker, "emit": rank == 0})
+
+    def received(self, worker: int, message: dict[str, Any]) -> None:
+        message["from"] = worker
+        target = message.pop("to", None)
+        if target is not None:
+            if target in self.alive:
+                self.forward(target, message)
+            return
+        for other in self.alive:
+            if other != worker:
+                self.forward(other, message)
