@@ -49,6 +49,7 @@ from gos_web_socket.app.history import Backfill, HistoryStore, route_limits
 from gos_web_socket.app.ops import OpsService, WorkerOps, launched_listener, readiness
 from gos_web_socket.app.position import LOCAL
 from gos_web_socket.app.presence.base import LifecycleSink
+from gos_web_socket.app.presence.cluster import PresenceCluster
 from gos_web_socket.app.presence.outbox import PresenceOutbox
 from gos_web_socket.app.presence.service import Presence
 from gos_web_socket.app.registry import (
@@ -415,7 +416,11 @@ class GosWebSocket(containers.DeclarativeContainer):
     ops_listener = providers.Resource(lifecycle.listening, ops, running_pushers)
     http_listener = providers.Resource(lifecycle.listening, http, ops_listener)
     outbox_running = providers.Resource(lifecycle.listening, presence_outbox, http_listener)
-    running_server = providers.Resource(lifecycle.serving, server, outbox_running)
+    presence_cluster = providers.Singleton(
+        PresenceCluster, settings.provided.pushers.amqp, settings.provided.presence, presence
+    )
+    cluster_running = providers.Resource(lifecycle.listening, presence_cluster, outbox_running)
+    running_server = providers.Resource(lifecycle.serving, server, cluster_running)
     runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
 
     # server.workers > 1: this process is the parent, which makes the ZeroMQ fan-out (on an ipc

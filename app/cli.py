@@ -258,10 +258,16 @@ async def _serve_worker(services: Services, role: WorkerRole) -> int:
     ops = services("gos_web_socket.ops")
     dealer = services("gos_web_socket.broker").dealer
     dealer.relay = WorkerRelay(dealer, link.send)  # calls to the other workers' callees
-    peers = WorkerPeers(services("gos_web_socket.presence"), link.send, role.index)
+    presence = services("gos_web_socket.presence")
+    # with presence.nodes each worker is a node of its own on RabbitMQ, else the parent relays
+    nodes = services("settings").presence.nodes.enabled
+    peers = None if nodes else WorkerPeers(presence, link.send, role.index)
 
     def received(message: dict[str, Any]) -> None:
-        (peers.received if is_presence(message) else dealer.relay.received)(message)
+        if not is_presence(message):
+            dealer.relay.received(message)
+        elif peers is not None:
+            peers.received(message)
 
     link.on_message = received
     link.on_parent_gone(runtime.stop_soon)

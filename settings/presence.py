@@ -30,6 +30,16 @@ class PresenceQueueSettings(Node):
     )
 
 
+class PresenceNodesSettings(Node):
+    """Presence between nodes over RabbitMQ (the ``pushers.amqp`` broker): every server process
+    is a node; changes and heartbeats go through one fanout exchange."""
+
+    enabled: bool = Field(default=False, description="share presence with the other nodes")
+    exchange: str = Field(
+        default="gos_websocket_presence", min_length=1, description="the fanout exchange"
+    )
+
+
 class PresenceSettings(Node):
     """How presence events are debounced, leased and delivered."""
 
@@ -43,6 +53,7 @@ class PresenceSettings(Node):
         default=10.0,
         gt=0,
         le=15,
-        description="seconds without a heartbeat after which a worker's members are gone",
+        description="seconds without a heartbeat after which a node's members are gone",
     )
     queue: PresenceQueueSettings = Field(default_factory=PresenceQueueSettings)
+    nodes: PresenceNodesSettings = Field(default_factory=PresenceNodesSettings)

@@ -202,6 +202,12 @@ class Presence:
             self._changed(transition, local=emit)
         return len(transitions)
 
+    def origin_reset(self, origin: str) -> None:
+        """A peer (re)started or came back: forget what it held, it sends its members again
+        (a leave and a join of the same user within the window cancel out for watchers)."""
+        for transition in self.state.drop_origin(origin):
+            self._changed(transition, local=False)
+
     # -- transitions -------------------------------------------------------------------------
 
     def _changed(self, transition: Transition | None, local: bool) -> None:

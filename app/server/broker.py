@@ -334,7 +334,7 @@ class Broker:
         if not presence.allow_query(connection):
             limits = presence.limits
             desc = (
-                f"{uri}: over presence_queries_per_second {limits.presence_queries_per_second}"
+                f"over presence_queries_per_second {limits.presence_queries_per_second}"
                 f" (burst {limits.presence_queries_burst}); try again later"
             )
             return rpc_failure(uri, desc, 429, params)

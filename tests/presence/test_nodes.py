@@ -1,0 +1,121 @@
+"""Presence across two nodes on one RabbitMQ: one answer on both, a SIGKILLed node's users
+leave within the lease, exactly once on the backend queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gos_web_socket.app.testing import WampTestClient
+from tests.presence.conftest import AUTHENTICATION, ROUTES, presence_server, token
+from tests.presence.test_workers import answer, read_for, until
+from tests.support.process import ServerProcess, server_env
+from tests.support.rabbitmq import RabbitMQNode
+from tests.support.server import eventually
+from tests.workers.conftest import until_ready
+
+ROOM = "acme/chat/7"
+LEASE = 3.0
+
+
+@pytest.fixture
+async def nodes(
+    rabbitmq: RabbitMQNode, tmp_path: Path
+) -> AsyncIterator[tuple[list[ServerProcess], str]]:
+    """Two single-process nodes sharing presence over the run's broker; the events queue."""
+    queue, exchange = f"presence-{uuid.uuid4().hex[:8]}", f"px-{uuid.uuid4().hex[:8]}"
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(yaml.safe_dump(ROUTES))
+    config = tmp_path / "gos_web_socket.yaml"
+    presence = {
+        "window": 0.2,
+        "lease": LEASE,
+        "queue": {"enabled": True, "queue": queue},
+        "nodes": {"enabled": True, "exchange": exchange},
+    }
+    tree = {
+        "server": {"router": {"resources": [str(routing)]}, "demo": False},
+        "authentication": AUTHENTICATION,
+        "presence": presence,
+    }
+    config.write_text(yaml.safe_dump({"gos_web_socket": tree}))
+    servers = [
+        await ServerProcess(server_env(rabbitmq), "--config", str(config)).start() for _ in range(2)
+    ]
+    try:
+        for server in servers:
+            await until_ready(server)
+        yield servers, queue
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+async def test_nodes_agree_and_a_killed_node_leaves_once(
+    nodes: tuple[list[ServerProcess], str], rabbitmq: RabbitMQNode
+) -> None:
+    """Users with tabs on both nodes and on one: both answer the same; after SIGKILL of node
+    B its only-there users leave A's answer within the lease, once each on the queue."""
+    (a, b), queue = nodes
+    layout = {"u1": (a, b), "u2": (a,), "u3": (b,), "u4": (b, b), "u5": (a, a, b)}
+    clients: dict[str, list[tuple[ServerProcess, WampTestClient]]] = {}
+    for user, places in layout.items():
+        for server in places:
+            client = await WampTestClient.connect(f"{server.ws_url}?token={token(user)}")
+            client.subscribe(ROOM)
+            clients.setdefault(user, []).append((server, client))
+    expected = {user: len(places) for user, places in layout.items()}
+    on_a = clients["u2"][0][1]
+    on_b = clients["u3"][0][1]
+
+    async def both_agree() -> bool:
+        return await answer(on_a) == expected and await answer(on_b) == expected
+
+    await until(both_agree, 15.0, "both nodes answer every member")
+    b.signal(signal.SIGKILL)
+    await b.wait()
+    remaining = {u: sum(1 for s, _ in tabs if s is a) for u, tabs in clients.items()}
+    remaining = {u: n for u, n in remaining.items() if n}
+    loop = asyncio.get_running_loop()
+    killed_at = loop.time()
+
+    async def b_gone() -> bool:
+        return await answer(on_a) == remaining
+
+    await until(b_gone, LEASE * 3, "node B's members gone from node A's answer")
+    assert loop.time() - killed_at <= LEASE * 3
+    events = await read_for(rabbitmq.url, queue, 3.0)
+    left = Counter(e.user_id for e in events if e.kind.endswith(".left") and e.channel == ROOM)
+    assert dict(left) == {"u3": 1, "u4": 1}
+    for tabs in clients.values():
+        for server, client in tabs:
+            if server is a:
+                await client.close()
+
+
+async def test_presence_is_stale_during_a_broker_outage(rabbitmq: RabbitMQNode) -> None:
+    """While the broker is away a node answers what it knew, marked stale; then fresh again."""
+    amqp = {"amqp": {"enabled": False, "port": rabbitmq.port, "reconnect_interval": 0.5}}
+    exchange = f"px-{uuid.uuid4().hex[:8]}"
+    nodes = {"enabled": True, "exchange": exchange}
+    async with presence_server({"nodes": nodes, "lease": LEASE}, pushers=amqp) as node:
+        presence = node.presence
+        client = await node.client("42")
+        client.subscribe(ROOM)
+        await eventually(lambda: not presence.stale, 20.0, "linked to the broker")
+        await asyncio.to_thread(rabbitmq.stop_app)
+        try:
+            await eventually(lambda: presence.stale, 20.0, "stale without the broker")
+            found = await client.call("gos/presence", ROOM)
+            assert found["stale"] is True and list(found["users"]) == ["42"]
+        finally:
+            await asyncio.to_thread(rabbitmq.start_app)
+        await eventually(lambda: not presence.stale, 60.0, "fresh again")
+        assert (await client.call("gos/presence", ROOM))["stale"] is False
