@@ -1,4 +1,4 @@
-"""The command line (``gos-websocket``): server, push, routes, config, health.
+"""The command line (``gos-websocket``): server, push, routes, config, health, presence.
 
 The composition root (``app/__main__.py``) hands in a ``Services`` factory, so this module
 parses arguments and runs commands without knowing how the container is built. Every failure
@@ -60,7 +60,7 @@ class ServicesFactory(Protocol):
     ) -> Services: ...
 
 
-ONE_SHOT_COMMANDS = frozenset({"push", "routes", "config", "health"})
+ONE_SHOT_COMMANDS = frozenset({"push", "routes", "config", "health", "presence"})
 QUIET_LOGGERS = (
     "aio_pika",
     "aiormq",
@@ -167,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
         "-p", "--port", type=_port, help="metrics listener port (default: server.metrics.port)"
     )
     health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+
+    presence = commands.add_parser(
+        "presence", parents=[common], help="who is in a presence channel of a running server"
+    )
+    presence.add_argument("channel", metavar="CHANNEL")
+    presence.add_argument(
+        "-a", "--host", help="metrics listener address (default: server.metrics.host)"
+    )
+    presence.add_argument(
+        "-p", "--port", type=_port, help="metrics listener port (default: server.metrics.port)"
+    )
+    presence.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
     return parser
 
 
@@ -235,6 +247,26 @@ def _health(services: Services, args: argparse.Namespace, out: TextIO, err: Text
         err.write(f"not healthy: no server answering at {host}:{port} ({exc})\n")
         return EXIT_FAILURE
     out.write(json.dumps(body, indent=2) + "\n")
+    return EXIT_OK if status == 200 else EXIT_FAILURE
+
+
+def _presence(services: Services, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``GET /presence?channel=`` on the running server's ops listener, printed as JSON."""
+    from gos_web_socket.app.http_client import get_sync
+    from gos_web_socket.app.presence.http import presence_path
+
+    metrics = services("settings").server.metrics  # -a / -p are already merged in
+    host, port = metrics.host, metrics.port
+    try:
+        status, body = get_sync(host, port, presence_path(args.channel), args.timeout)
+    except OSError as exc:
+        err.write(f"no server answering at {host}:{port} ({exc})\n")
+        return EXIT_FAILURE
+    try:
+        out.write(json.dumps(json.loads(body), indent=2) + "\n")
+    except ValueError:
+        err.write(f"http://{host}:{port}/presence answered {status} without JSON\n")
+        return EXIT_FAILURE
     return EXIT_OK if status == 200 else EXIT_FAILURE
 
 
@@ -322,7 +354,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     given = {key: value for key, value in values.items() if value is not None}
     if not given:
         return {}
-    if args.command == "health":
+    if args.command in ("health", "presence"):
         return {"server": {"metrics": given}}
     return {"server": given}
 
@@ -367,6 +399,8 @@ def main(
             return _print_config(services, out)
         if args.command == "health":
             return _health(services, args, out, err)
+        if args.command == "presence":
+            return _presence(services, args, out, err)
         if args.command == "push":
             return asyncio.run(_push(services, args, out))
         if role is not None:

@@ -34,6 +34,7 @@ from gos_web_socket.app.metrics import (
     subscriptions,
     transport_of,
 )
+from gos_web_socket.app.presence import http as presence_http
 from gos_web_socket.app.web import Request, Response, StaticHttpServer
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ class OpsService:
         self.http = RoutesOnlyHttpServer()
         self.http.register("/metrics", self._metrics)
         self.http.register("/health", self._health)
+        self.http.register(presence_http.PATH, self._presence)
 
     @property
     def port(self) -> int:
@@ -190,6 +192,12 @@ class OpsService:
     def _health(self, request: Request) -> Response:
         ready, body = readiness(self.server)
         return Response.json(body, 200 if ready else 503)
+
+    async def _presence(self, request: Request) -> Response:
+        server = self.server
+        return await presence_http.answer(
+            None if server is None else server.broker.presence, request
+        )
 
 
 # -- the parent of several workers (server.workers) ------------------------------------------
@@ -250,6 +258,7 @@ class WorkerOps:
         self.http = RoutesOnlyHttpServer()
         self.http.register("/metrics", self._metrics)
         self.http.register("/health", self._health)
+        self.http.register(presence_http.PATH, self._presence)
 
     async def start(self) -> None:
         """Listen unless disabled. Raises: ListenError."""
@@ -313,6 +322,17 @@ class WorkerOps:
                 )
             )
         return families
+
+    async def _presence(self, request: Request) -> Response:
+        """A ready worker's answer (each holds every worker's members)."""
+        channel = presence_http.channel_of(request)
+        if isinstance(channel, Response):
+            return channel
+        answers = await self._ask(presence_http.presence_path(channel))
+        for found in filter(None, answers.values()):
+            if found[0] == 200:
+                return Response(200, found[1], "application/json")
+        return Response.json({"error": "no worker answered"}, 503)
 
     async def _health(self, request: Request) -> Response:
         answers = await self._ask("/health")

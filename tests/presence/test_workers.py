@@ -4,6 +4,7 @@ users leave exactly once on the backend queue."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import uuid
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gos_web_socket.app.http_client import get as http_get
 from gos_web_socket.app.presence import PresenceEvent
 from gos_web_socket.app.presence.consumer import consume
+from gos_web_socket.app.presence.http import presence_path
 from gos_web_socket.app.testing import WampTestClient
 from tests.presence.conftest import AUTHENTICATION, ROUTES, token
 from tests.support.process import ServerProcess
@@ -102,6 +105,10 @@ async def test_a_killed_worker_leaves_once(
         return await answer(survivor) == remaining
 
     await until(members_gone, 15.0, "the victim's members gone from the survivor's answer")
+    path = presence_path(ROOM)
+    status, body = await http_get("127.0.0.1", server.metrics_port, path, 5.0)
+    users = json.loads(body)["users"]
+    assert status == 200 and {u: e["connections"] for u, e in users.items()} == remaining
     events = await read_for(rabbitmq.url, queue, 5.0)
     left = Counter(e.user_id for e in events if e.kind.endswith(".left") and e.channel == ROOM)
     assert gone, "some user had every tab on the killed worker"
