@@ -57,7 +57,14 @@ class PresenceCluster:
         if self.enabled and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def close(self) -> None:
+    async def close(self, within: float = 2.0) -> None:
+        """Send what is queued (the leaves of a graceful stop: peers need not wait for the
+        lease), at most ``within`` seconds, then leave the exchange."""
+        if self._exchange is not None:
+            try:
+                await asyncio.wait_for(self._outgoing.join(), within)
+            except TimeoutError:
+                logger.warning("presence nodes: %d lines unsent at stop", self._outgoing.qsize())
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -74,7 +81,10 @@ class PresenceCluster:
         """Publish the lines in the order they were made (one publisher)."""
         while True:
             body = await self._outgoing.get()
-            await exchange.publish(aio_pika.Message(body), routing_key="")
+            try:
+                await exchange.publish(aio_pika.Message(body), routing_key="")
+            finally:
+                self._outgoing.task_done()
 
     async def _run(self) -> None:
         while True:
