@@ -126,10 +126,23 @@ class Broker:
         topic = self.manager.subscribe(connection, uri, request)
         if topic is None:
             return connection.subscriptions[uri][0]
-        if request.route.presence and self.presence is not None:
-            self.presence.joined(connection, uri)
-        done = None if accepted is None else partial(accepted, topic)
-        return await self.topics.subscribe(connection, topic, request, done) or topic
+        presence = self.presence if request.route.presence else None
+        if presence is None:
+            done = None if accepted is None else partial(accepted, topic)
+            return await self.topics.subscribe(connection, topic, request, done) or topic
+        joined = False
+
+        def secured() -> None:  # a member once secure() let it in, before the hook runs
+            nonlocal joined
+            joined = True
+            presence.joined(connection, uri)
+            if accepted is not None:
+                accepted(topic)
+
+        failure = await self.topics.subscribe(connection, topic, request, secured)
+        if failure is None and not joined:  # the route has no topic handler: nothing secures it
+            presence.joined(connection, uri)
+        return failure or topic
 
     def _presence_route(
         self, connection: WampConnection, uri: str, channel: str

@@ -15,7 +15,8 @@ from dependency_injector import providers
 from gos_web_socket import containers
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.presence import KINDS, PresenceEvent
-from gos_web_socket.app.server import TopicHandler, WampServer
+from gos_web_socket.app.exceptions import FirewallRejection
+from gos_web_socket.app.server import SecuredTopic, TopicHandler, WampServer
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings.presence import PresenceSettings
 from tests.support.server import RUNTIME, SERVER, make_container, service, url_of
@@ -29,6 +30,7 @@ ROUTES: dict[str, Any] = {
         "presence": True,
     },
     "plain": {"pattern": "acme/plain/{room}", "callback": "chat.topic"},
+    "guarded": {"pattern": "acme/guarded/{room}", "callback": "guarded.topic", "presence": True},
     "private": {
         "pattern": "acme/private/{room}",
         "callback": "chat.topic",
@@ -52,6 +54,16 @@ AUTHENTICATION = {
 
 class ChatTopic(TopicHandler):
     name = "chat.topic"
+
+
+class GuardedTopic(SecuredTopic):
+    """Refuses user 66 in ``secure()``."""
+
+    name = "guarded.topic"
+
+    async def secure(self, connection: Any, *args: Any, **kwargs: Any) -> None:
+        if connection is not None and connection.user.id == "66":
+            raise FirewallRejection("user 66 is barred")
 
 
 def token(user: str, **claims: Any) -> str:
@@ -99,7 +111,7 @@ async def presence_server(
     """A running presence server (window 0.2 s unless ``presence`` says) on a free port;
     ``kwargs`` as ``make_container``'s; its clients are closed on exit."""
     container = make_container(
-        topics=[ChatTopic()], routes=ROUTES, authentication=AUTHENTICATION, **kwargs
+        topics=[ChatTopic(), GuardedTopic()], routes=ROUTES, authentication=AUTHENTICATION, **kwargs
     )
     settings = container.settings()
     node = PresenceSettings.model_validate({"window": 0.2, **(presence or {})})

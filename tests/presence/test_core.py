@@ -57,6 +57,17 @@ async def test_lifecycle_events_are_first_and_last(presenced: Presenced) -> None
     assert kinds == ["connected", "joined", "left", "disconnected"]
 
 
+async def test_a_client_secure_refuses_is_never_a_member(presenced: Presenced) -> None:
+    """A subscriber the topic's secure() refuses never appears in presence nor in events."""
+    barred, welcome = await presenced.client("66"), await presenced.client("67")
+    barred.subscribe("acme/guarded/1")
+    welcome.subscribe("acme/guarded/1")
+    await eventually(lambda: presenced.presence.counts("acme/guarded/1") == (1, 1))
+    await barred.wait_closed()
+    assert list((await presenced.presence.of("acme/guarded/1")).users) == ["67"]
+    assert presenced.recorder.of("joined") == [("67", "acme/guarded/1")]
+
+
 async def test_presence_is_off_on_other_routes(presenced: Presenced) -> None:
     """A route without presence: true is not tracked and its presence query is refused with 404."""
     client = await presenced.client("42")
