@@ -14,8 +14,8 @@ from dependency_injector import providers
 
 from gos_web_socket import containers
 from gos_web_socket.app.events import EventDispatcher
-from gos_web_socket.app.presence import KINDS, PresenceEvent
 from gos_web_socket.app.exceptions import FirewallRejection
+from gos_web_socket.app.presence import KINDS, PresenceEvent
 from gos_web_socket.app.server import SecuredTopic, TopicHandler, WampServer
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings.presence import PresenceSettings
