@@ -6,10 +6,12 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+import yaml
 from dependency_injector import providers
 
 from gos_web_socket import containers
@@ -64,6 +66,21 @@ class GuardedTopic(SecuredTopic):
     async def secure(self, connection: Any, *args: Any, **kwargs: Any) -> None:
         if connection is not None and connection.user.id == "66":
             raise FirewallRejection("user 66 is barred")
+
+
+def config_file(directory: Path, presence: dict[str, Any]) -> Path:
+    """A gos_web_socket.yaml for a server process: the presence routes, JWT users and the
+    ``presence`` node given; returns its path."""
+    routing = directory / "routing.yaml"
+    routing.write_text(yaml.safe_dump(ROUTES))
+    tree = {
+        "server": {"router": {"resources": [str(routing)]}, "demo": False},
+        "authentication": AUTHENTICATION,
+        "presence": presence,
+    }
+    config = directory / "gos_web_socket.yaml"
+    config.write_text(yaml.safe_dump({"gos_web_socket": tree}))
+    return config
 
 
 def token(user: str, **claims: Any) -> str:

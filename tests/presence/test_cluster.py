@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from gos_web_socket.app.http_client import get as http_get
 from gos_web_socket.app.presence.http import presence_path
 from gos_web_socket.app.testing import WampTestClient
-from tests.presence.conftest import AUTHENTICATION, ROUTES, token
+from tests.presence.conftest import config_file, token
 from tests.presence.test_workers import read_for, until
 from tests.support.process import ROOT, ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
@@ -38,21 +37,13 @@ async def cluster(
 ) -> AsyncIterator[tuple[list[ServerProcess], str]]:
     """Two nodes of two workers each, presence shared over the broker; the events queue."""
     queue, exchange = f"presence-{uuid.uuid4().hex[:8]}", f"px-{uuid.uuid4().hex[:8]}"
-    routing = tmp_path / "routing.yaml"
-    routing.write_text(yaml.safe_dump(ROUTES))
     presence = {
         "window": 0.5,
         "lease": LEASE,
         "queue": {"enabled": True, "queue": queue},
         "nodes": {"enabled": True, "exchange": exchange},
     }
-    tree = {
-        "server": {"router": {"resources": [str(routing)]}, "demo": False},
-        "authentication": AUTHENTICATION,
-        "presence": presence,
-    }
-    config = tmp_path / "gos_web_socket.yaml"
-    config.write_text(yaml.safe_dump({"gos_web_socket": tree}))
+    config = config_file(tmp_path, presence)
     nodes = [
         await ServerProcess(workers_env(rabbitmq), "--config", str(config)).start()
         for _ in range(2)

@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from gos_web_socket.app.testing import WampTestClient
-from tests.presence.conftest import AUTHENTICATION, ROUTES, presence_server, token
+from tests.presence.conftest import config_file, presence_server, token
 from tests.presence.test_workers import answer, read_for, until
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
@@ -31,21 +30,13 @@ async def nodes(
 ) -> AsyncIterator[tuple[list[ServerProcess], str]]:
     """Two single-process nodes sharing presence over the run's broker; the events queue."""
     queue, exchange = f"presence-{uuid.uuid4().hex[:8]}", f"px-{uuid.uuid4().hex[:8]}"
-    routing = tmp_path / "routing.yaml"
-    routing.write_text(yaml.safe_dump(ROUTES))
-    config = tmp_path / "gos_web_socket.yaml"
     presence = {
         "window": 0.2,
         "lease": LEASE,
         "queue": {"enabled": True, "queue": queue},
         "nodes": {"enabled": True, "exchange": exchange},
     }
-    tree = {
-        "server": {"router": {"resources": [str(routing)]}, "demo": False},
-        "authentication": AUTHENTICATION,
-        "presence": presence,
-    }
-    config.write_text(yaml.safe_dump({"gos_web_socket": tree}))
+    config = config_file(tmp_path, presence)
     servers = [
         await ServerProcess(server_env(rabbitmq), "--config", str(config)).start() for _ in range(2)
     ]

@@ -13,14 +13,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
 from gos_web_socket.app.http_client import get as http_get
 from gos_web_socket.app.presence import PresenceEvent
 from gos_web_socket.app.presence.consumer import consume
 from gos_web_socket.app.presence.http import presence_path
 from gos_web_socket.app.testing import WampTestClient
-from tests.presence.conftest import AUTHENTICATION, ROUTES, token
+from tests.presence.conftest import config_file, token
 from tests.support.process import ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
 from tests.workers.conftest import health, until_ready, workers_env
@@ -34,15 +33,8 @@ USERS = 16
 async def pool(rabbitmq: RabbitMQNode, tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, str]]:
     """Two workers with the presence routes, JWT users and the lifecycle queue; the queue."""
     queue = f"presence-{uuid.uuid4().hex[:8]}"
-    routing = tmp_path / "routing.yaml"
-    routing.write_text(yaml.safe_dump(ROUTES))
-    config = tmp_path / "gos_web_socket.yaml"
-    tree = {
-        "server": {"router": {"resources": [str(routing)]}, "demo": False},
-        "authentication": AUTHENTICATION,
-        "presence": {"window": 0.2, "queue": {"enabled": True, "queue": queue}},
-    }
-    config.write_text(yaml.safe_dump({"gos_web_socket": tree}))
+    presence = {"window": 0.2, "queue": {"enabled": True, "queue": queue}}
+    config = config_file(tmp_path, presence)
     server = await ServerProcess(workers_env(rabbitmq), "--config", str(config)).start()
     try:
         await until_ready(server)
