@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, Page
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import EventDispatcher
@@ -21,14 +22,8 @@ from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING
 from tests.catalogue.test_catalogue import NODE_MODULES, node_tool, tsc
-from tests.support.chromium import launch, require_chromium
 from tests.support.server import running_server, url_of
 from tests.unit.test_cli import run
-
-try:
-    from playwright.async_api import Page, async_playwright
-except ImportError:  # fail in the fixture, with the fix, rather than a bare collection error
-    async_playwright = None
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = "acme/chat/lobby"
@@ -155,18 +150,10 @@ def test_typescript_checks_a_page_using_the_package_and_the_catalogue(site: Path
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    """Debian's Chromium and Playwright; a missing one fails (never skips) with what to run."""
-    return require_chromium()
-
-
 @pytest.fixture
-async def page(chromium: Path) -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await launch(playwright)
-        yield await browser.new_page()
-        await browser.close()
+async def page(browser: Browser) -> Page:
+    """A page of the test's Chromium (tests/browser/conftest.py)."""
+    return await browser.new_page()
 
 
 @pytest.fixture
