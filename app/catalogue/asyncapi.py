@@ -5,8 +5,9 @@ operation the server ``send``s on (broadcasts and pushes reach the subscribers),
 publish one it ``receive``s, an RPC route a ``receive`` with a ``reply``. Each channel's
 ``address`` is the route pattern, its parameters carry their requirement and default, and its
 message payload is the route's payload model as JSON schema (any JSON without one). Who may
-subscribe, publish or call comes from the route's ``options.auth`` rules (``x-gos-auth``); an
-operation nobody may do is left out.
+subscribe, publish, call or register comes from the route's ``options.auth`` rules
+(``x-gos-auth``); an operation nobody may do is left out. A route without a callback serves
+the procedures WAMP v2 clients register: a call route too.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ def asyncapi_document(
     schemas: dict[str, Any] = {}
     for name, route in router.collection.items():
         key = component_name(name)
-        is_rpc = route.callback in rpc_callbacks
-        auth = {
-            verb: str(rules.rule(verb, name))
-            for verb in (("call",) if is_rpc else ("subscribe", "publish"))
-        }
+        # No callback: the procedures WAMP v2 clients register (app/server/wamp2/dealer.py).
+        is_rpc = route.callback in rpc_callbacks or not route.callback
+        verbs: tuple[str, ...] = ("subscribe", "publish")
+        if is_rpc:
+            verbs = ("call",) if route.callback else ("call", "register")
+        auth = {verb: str(rules.rule(verb, name)) for verb in verbs}
         kinds = ("call", "result") if is_rpc else ("event",)
         channel_messages = {}
         for kind in kinds:
@@ -86,7 +88,9 @@ def asyncapi_document(
 
 
 def _channel_description(name: str, route: Route, is_rpc: bool) -> str:
-    kind = f"RPC handler {route.callback}" if is_rpc else f"topic {route.callback or '(none)'}"
+    kind = f"topic {route.callback}"
+    if is_rpc:
+        kind = f"RPC handler {route.callback}" if route.callback else "procedures clients register"
     model = f"; payload model {route.payload.__name__}" if route.payload is not None else ""
     return f"Route {name}, handled by {kind}{model}."
 

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from gos_web_socket.app.auth.authorization import RouteRules
+from gos_web_socket.app.catalogue import asyncapi_document
+from gos_web_socket.app.router import Router, load_routes_from_mapping
 from tests.unit.test_cli import run
 
 HERE = Path(__file__).resolve().parent
@@ -171,3 +174,23 @@ def test_a_typescript_program_using_the_types_compiles(catalogue: Path, tmp_path
     result = tsc(tmp_path)
     column = wrong.splitlines()[1].index("author") + 1
     assert result.returncode != 0 and f"program.ts(2,{column}): error TS2322" in result.stdout
+
+
+def test_a_route_without_callback_is_a_call_that_names_who_may_register() -> None:
+    """A route serving the procedures clients register (no callback) is described as a call
+    whose x-gos-auth also says who may register; an empty servers map stays empty."""
+    routes = {
+        "procs": {
+            "pattern": "app/procs/{name}",
+            "options": {"auth": {"register": "roles:ROLE_WORKER", "call": "authenticated"}},
+        }
+    }
+    router = Router(load_routes_from_mapping(routes))
+    rules = RouteRules.from_router(router)
+    document = asyncapi_document(router, rules, title="t", version="1", servers={})
+    assert document["channels"]["procs"]["x-gos-auth"] == {
+        "call": "authenticated",
+        "register": "roles:ROLE_WORKER",
+    }
+    assert list(document["operations"]) == ["procs.call"]
+    assert document["servers"] == {}
