@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from gos_web_socket.app.demo.models import ChatMessage
+from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.app.message import Message
+from gos_web_socket.app.position import Position
 from gos_web_socket.app.router import Router, load_routes, load_routes_from_mapping
+from gos_web_socket.app.transports.memory import InMemoryServerPushHandler, MemoryDelivery
 from gos_web_socket.settings.models import DEFAULT_ROUTING
+from tests.contract.conftest import RecordingServer
 from tests.unit.test_cli import one_config_error, run
 
 CHAT = "acme/chat/lobby"
@@ -72,3 +78,21 @@ def test_a_model_instance_or_a_dict_travels_as_the_models_json() -> None:
     expected = {"author": "ann", "text": "hi", "sent_at": None}
     assert router.validate_payload("acme_chat", {"author": "ann", "text": "hi"}) == expected
     assert router.validate_payload("acme_chat", ChatMessage(author="ann", text="hi")) == expected
+
+
+async def test_a_refill_that_does_not_fit_reaches_no_topic() -> None:
+    """A push read back from the log at start (a refill) whose data does not fit its model
+    reaches no topic, as it did not when it came; a good refill after it does, as JSON."""
+    handler = InMemoryServerPushHandler(Router(load_routes(DEFAULT_ROUTING)), EventDispatcher())
+    server = RecordingServer()
+    await handler.start(server)
+    try:
+        for offset, data in enumerate(({"author": "x"}, {"author": "ann", "text": "hi"})):
+            delivery = MemoryDelivery(Message("acme/chat/1", data).encode())
+            delivery.refill, delivery.position = True, Position("epoch", offset)
+            handler.memory.put(delivery)
+        pushed = await asyncio.wait_for(server.pushes.get(), 10)
+        assert pushed == {"author": "ann", "text": "hi", "sent_at": None}
+        assert server.pushes.empty()
+    finally:
+        await handler.close()
