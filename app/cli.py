@@ -60,7 +60,7 @@ class ServicesFactory(Protocol):
     ) -> Services: ...
 
 
-ONE_SHOT_COMMANDS = frozenset({"push", "routes", "config", "health"})
+ONE_SHOT_COMMANDS = frozenset({"push", "routes", "config", "health", "catalogue"})
 QUIET_LOGGERS = (
     "aio_pika",
     "aiormq",
@@ -159,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("config", parents=[common], help="print the resolved settings")
 
+    catalogue = commands.add_parser(
+        "catalogue",
+        parents=[common],
+        help="write an AsyncAPI 3.0 document and TypeScript types of the routes",
+    )
+    catalogue.add_argument(
+        "--out", type=Path, default=Path("catalogue"), metavar="DIR", help="(default: catalogue)"
+    )
+
     health = commands.add_parser("health", parents=[common], help="ask a running server if ready")
     health.add_argument(
         "-a", "--host", help="metrics listener address (default: server.metrics.host)"
@@ -188,6 +197,25 @@ def _print_routes(services: Services, match: str | None, out: TextIO) -> int:
     for row in rows:
         out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])))
         out.write(f"  {row[3]}\n")
+    return EXIT_OK
+
+
+def _write_catalogue(services: Services, folder: Path, out: TextIO) -> int:
+    """The routes as asyncapi.json/.yaml and channels.d.ts (app/catalogue/, docs/catalogue.md)."""
+    from gos_web_socket.app.catalogue import write_catalogue
+
+    server = services("settings").server
+    address = {
+        "host": f"{server.host}:{server.port}",
+        "protocol": "wss" if server.tls.enabled else "ws",
+        "description": "The WAMP v1/v2 WebSocket server (server.host, server.port).",
+    }
+    rpc_callbacks = frozenset(services("gos_web_socket.rpc_registry"))
+    router = services("gos_web_socket.router")
+    for path in write_catalogue(
+        router, folder, servers={"websocket": address}, rpc_callbacks=rpc_callbacks
+    ):
+        out.write(f"wrote {path}\n")
     return EXIT_OK
 
 
@@ -353,6 +381,8 @@ def main(
             return _print_routes(services, args.match, out)
         if args.command == "config":
             return _print_config(services, out)
+        if args.command == "catalogue":
+            return _write_catalogue(services, args.out, out)
         if args.command == "health":
             return _health(services, args, out, err)
         if args.command == "push":

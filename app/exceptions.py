@@ -21,7 +21,8 @@
      ├── PusherError
      │    ├── InvalidPushArgument (ValueError)   bad data or an unknown context key
      │    └── PushFailed                     the transport could not deliver (``__cause__`` set);
-     │                                       after background pushes, ``failures`` lists each
+     │         │                             after background pushes, ``failures`` lists each
+     │         └── InvalidPayload            the data does not fit its route's payload model
      ├── PushHandlerError
      │    ├── MessageDecodeError (ValueError)  a body that is not a GOS envelope
      │    └── PushUnsupported                the topic has no ``on_push``
@@ -192,6 +193,12 @@ class PushFailed(PusherError):
         self.message_id = message_id
         self.failures = list(failures)
         super().__init__(message)
+
+
+class InvalidPayload(PushFailed):
+    """A push's data does not fit its route's payload model (``payload:`` in routing.yaml);
+    the message names each field and why. Raised by the pushers at ``push()`` time and by the
+    server's push handler, which refuses the push (``push_fail``) instead of broadcasting it."""
 
 
 class PushHandlerError(GosWebSocketError):
