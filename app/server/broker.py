@@ -21,11 +21,17 @@ from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.position import Position
 from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
+from gos_web_socket.app.server.handlers import SecuredTopic
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.session import Failure, Result
-from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.server.topic import Topic, new_subscription_id
 from gos_web_socket.app.server.wamp2.calls import v1_call
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.patterns import (
+    PatternSubscription,
+    PatternSubscriptions,
+    Reader,
+)
 from gos_web_socket.app.server.wamp2.registrations import Registration
 
 if TYPE_CHECKING:
@@ -61,6 +67,8 @@ class Broker:
         """Each route's ``options.auth``: who may subscribe, publish, call and register."""
         self.dealer = dealer or Dealer()
         """The procedures clients registered and the calls between clients (WAMP v2 dealer)."""
+        self.patterns = manager.patterns = PatternSubscriptions(self, new_subscription_id)
+        """WAMP v2 pattern subscriptions; every topic's broadcasts reach them (topic.py)."""
 
     def _refused(self, verb: str, connection: WampConnection, request: WampRequest) -> str | None:
         """Why the route's rule refuses ``verb`` to this connection's user; None: allowed."""
@@ -120,6 +128,36 @@ class Broker:
         done = None if accepted is None else partial(accepted, topic)
         return await self.topics.subscribe(connection, topic, request, done) or topic
 
+    def subscribe_pattern(
+        self, connection: WampConnection, match: str, pattern: str
+    ) -> tuple[PatternSubscription, bool]:
+        """Join the pattern subscription (match, pattern); and whether it is new. Who may
+        read which channel is checked at each event (``readers``).
+
+        Raises:
+            LimitExceeded: a new subscription would pass ``server.limits.max_subscriptions``
+                (exact and pattern ones count together).
+        """
+        held = self.patterns.lookup(match, pattern)
+        if held is None or connection.session_id not in held.members:
+            limit = connection.limits.max_subscriptions
+            count = len(connection.subscriptions) + self.patterns.held(connection.session_id)
+            check_count("max_subscriptions", count, limit, "subscriptions")
+        return self.patterns.add(connection, match, pattern)
+
+    def readers(self, uri: str) -> Callable[[Reader], bool] | None:
+        """Which pattern subscribers may get an event of channel ``uri``: those the route's
+        ``subscribe`` rule allows; nobody on a channel without a route or whose handler is a
+        ``SecuredTopic`` (its ``secure()`` vets one client's SUBSCRIBE, not each event)."""
+        try:
+            request = self.router.match(uri)
+        except ResourceNotFound:
+            return None
+        if isinstance(self.topics.handlers.get(request.route.callback), SecuredTopic):
+            return None
+        rule, attributes = self.rules.rule("subscribe", request.route_name), request.attributes
+        return lambda reader: rule.allows(reader.user, attributes)
+
     async def unsubscribe(
         self,
         connection: WampConnection,
@@ -136,6 +174,7 @@ class Broker:
         """Leave every topic of a closed connection (the hooks run; nobody is left to answer);
         its registrations and calls in flight end first (dealer.py)."""
         self.dealer.leave(connection.session_id)
+        self.patterns.leave(connection.session_id)
         for uri in list(connection.subscriptions):
             await self.unsubscribe(connection, uri)
 

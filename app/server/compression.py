@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -116,8 +117,13 @@ class DeflateFormat(WireFormat):
         publication: int,
         payload: Any,
         position: Position | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> bytes:
-        frame = self.inner.event_frame(topic, subscription, publication, payload, position)
+        inner = self.inner
+        if details:
+            frame = inner.event_frame(topic, subscription, publication, payload, position, details)
+        else:  # a format written before ``details`` existed keeps working
+            frame = inner.event_frame(topic, subscription, publication, payload, position)
         first, data = unframe(frame)
         if len(data) < MIN_SIZE:
             return frame

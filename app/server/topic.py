@@ -10,7 +10,7 @@ by every channel the route matches; a ``Topic`` is the server's object for one c
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Protocol
 
 from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery
@@ -22,7 +22,29 @@ from gos_web_socket.app.server.session import WireFormat, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
 _subscription_ids = itertools.count(1)
-"""WAMP v2 subscription ids: router scope, one per live topic."""
+"""WAMP v2 subscription ids: router scope, one per live topic or pattern subscription."""
+
+
+def new_subscription_id() -> int:
+    """A fresh v2 subscription id (topics and pattern subscriptions share the counter)."""
+    return next(_subscription_ids)
+
+
+class Patterns(Protocol):
+    """The pattern subscriptions a broadcast also reaches (wamp2/patterns.py)."""
+
+    @property
+    def active(self) -> bool: ...
+
+    def deliver(
+        self,
+        uri: str,
+        publication: int,
+        payload: Any,
+        exclude: Collection[str] = (),
+        eligible: Collection[str] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> int: ...
 
 
 class Turns(Protocol):
@@ -64,6 +86,7 @@ class Topic:
         "_catchup",
         "_turns",
         "_turn",
+        "patterns",
     )
 
     def __init__(
@@ -72,14 +95,17 @@ class Topic:
         history: ChannelHistory | None = None,
         store: HistoryStore | None = None,
         turns: Turns | None = None,
+        patterns: Patterns | None = None,
     ) -> None:
         self.id = topic_id
+        self.patterns = patterns
+        """Pattern subscriptions covering this channel get its broadcasts too (live ones)."""
         self.history = history
         """The channel's history when its route keeps one (``history: {size, ttl}``)."""
         self.store = store
         self.timers = PeriodicTimers(f"topic {topic_id}")
         self.timers_registered = False
-        self.subscription_id = next(_subscription_ids)
+        self.subscription_id = new_subscription_id()
         self._members = Members()
         self._catchup = CatchUp()
         self._turns = turns
@@ -123,6 +149,21 @@ class Topic:
                 if not eligible:
                     return 0
         publication = new_publication_id()
+        sent = self._send(payload, exclude, eligible, publication, position)
+        patterns = self.patterns
+        if patterns is not None and patterns.active and (push is None or push.is_live):
+            sent += patterns.deliver(self.id, publication, payload, exclude, eligible)
+        return sent
+
+    def _send(
+        self,
+        payload: Any,
+        exclude: Collection[str],
+        eligible: Collection[str],
+        publication: int,
+        position: Position | None,
+    ) -> int:
+        """``broadcast`` to this topic's own subscribers."""
         topic, subscription = self.id, self.subscription_id
         held = self._catchup.held
         if held:

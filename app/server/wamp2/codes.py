@@ -47,7 +47,13 @@ CLOSE_REALM = "wamp.close.close_realm"
 GOODBYE_AND_OUT = "wamp.close.goodbye_and_out"
 
 ROUTER_ROLES = {
-    "broker": {"features": {"publisher_exclusion": True, "subscriber_blackwhite_listing": True}},
+    "broker": {
+        "features": {
+            "publisher_exclusion": True,
+            "subscriber_blackwhite_listing": True,
+            "pattern_based_subscription": True,
+        }
+    },
     "dealer": {
         "features": {
             "progressive_call_results": True,

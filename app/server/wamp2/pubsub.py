@@ -23,6 +23,7 @@ from gos_web_socket.app.server.wamp2.codes import (
     UNSUBSCRIBE,
     UNSUBSCRIBED,
 )
+from gos_web_socket.app.server.wamp2.matching import MATCHES
 from gos_web_socket.app.server.wamp2.parsing import (
     Request,
     a_dict,
@@ -57,6 +58,10 @@ class PubSub:
         request = Request(SUBSCRIBE, an_id(message[1], "SUBSCRIBE request"))
         options = a_dict(message[2], "SUBSCRIBE options")
         uri = a_str(message[3], "SUBSCRIBE topic")
+        match = options.get("match", "exact")
+        if match != "exact":
+            self.answers.enqueue(request, partial(self.subscribe_pattern, request, uri, match))
+            return
         recover = recover_option(options)
         self.answers.enqueue(request, partial(self.subscribe, request, uri, recover))
 
@@ -106,6 +111,15 @@ class PubSub:
         for topic in held:
             await self.recover(topic, recover[1])
 
+    async def subscribe_pattern(self, request: Request, pattern: str, match: Any) -> None:
+        """SUBSCRIBE ``match: prefix | wildcard`` (patterns.py); no ``_recover`` there."""
+        if match not in MATCHES:
+            desc = f"SUBSCRIBE match {match!r}: allowed {', '.join(MATCHES)}"
+            self.answers.error(request, INVALID_ARGUMENT, desc)
+            return
+        subscription, _ = self.broker.subscribe_pattern(self.answers.connection, match, pattern)
+        self.answers.acknowledge(request, [SUBSCRIBED, request.id, subscription.id])
+
     async def recover(self, topic: Topic, since: Position | None) -> None:
         """Replay what was missed since ``since``, then say how that went (``_recovery``),
         then what was broadcast while the recovery was prepared.
@@ -145,6 +159,9 @@ class PubSub:
         answers = self.answers
         joined = answers.connection.subscriptions.items()
         uri = next((uri for uri, (t, _) in joined if t.subscription_id == subscription), None)
+        if uri is None and self.broker.patterns.remove(answers.connection.session_id, subscription):
+            answers.acknowledge(request, [UNSUBSCRIBED, request.id])
+            return
         if uri is None:
             answers.error(request, NO_SUCH_SUBSCRIPTION, f"no subscription {subscription}")
             return

@@ -18,12 +18,13 @@ from gos_web_socket.app.server.wamp2.codes import (
     PROCEDURE_ALREADY_EXISTS,
     PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY,
 )
+from gos_web_socket.app.server.wamp2.matching import (
+    MATCHES as MATCHES,  # callee.py's
+    best,
+)
 
 POLICIES = ("single", "roundrobin", "random", "first", "last")
 """REGISTER ``invoke``: who of a URI's callees gets a call (shared registration)."""
-MATCHES = ("exact", "prefix", "wildcard")
-"""REGISTER ``match``: the URI itself, every URI starting with it, or every URI with the same
-dot-separated components where the pattern's are not empty (``com.acme..resize``)."""
 
 
 class CalleeEnd(Protocol):
@@ -120,7 +121,8 @@ class Registrations:
         literal components come first, left to right (the spec's order)."""
         procedure = self._by_uri.get(("exact", uri))
         if procedure is None and self._patterns:
-            procedure = _best_pattern(self._patterns, uri)
+            key = best(self._patterns, uri)
+            procedure = None if key is None else self._patterns[key]
         return None if procedure is None else procedure.pick()
 
     def conflict(self, session_id: str, uri: str, terms: Terms = EXACT) -> str | None:
@@ -181,23 +183,3 @@ class Registrations:
             del self._by_uri[key]
             self._patterns.pop(key, None)
         return registration, not procedure.callees and key[0] == "exact"
-
-
-def _best_pattern(patterns: dict[tuple[str, str], Procedure], uri: str) -> Procedure | None:
-    """The longest prefix of ``uri``, else the best wildcard matching it, else None."""
-    prefixes = [p for (m, p) in patterns if m == "prefix" and uri.startswith(p)]
-    if prefixes:
-        return patterns["prefix", max(prefixes, key=len)]
-    components = uri.split(".")
-    best: tuple[bool, ...] | None = None
-    found = None
-    for (match, pattern), procedure in patterns.items():
-        parts = pattern.split(".")
-        if match != "wildcard" or len(parts) != len(components):
-            continue
-        pairs = zip(parts, components, strict=True)
-        if all(not part or part == component for part, component in pairs):
-            rank = tuple(bool(part) for part in parts)
-            if best is None or rank > best:
-                best, found = rank, procedure
-    return found
