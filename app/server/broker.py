@@ -9,9 +9,9 @@ themselves; authorization, history and presence have one place to go here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.auth.authorization import RouteRules
@@ -185,13 +185,26 @@ class Broker:
         event: Any,
         exclude: list[str],
         eligible: list[str],
+        disclosed: Mapping[str, Any] | None = None,
     ) -> Failure | None:
-        """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does."""
+        """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does.
+        ``disclosed``: the EVENT details naming the publisher (v2 ``disclose_me``)."""
         request = self._allowed("publish", connection, uri)
         if isinstance(request, Failure):
             return request
         topic = self.manager.topic(uri)
-        return await self.topics.publish(connection, topic, request, event, exclude, eligible)
+        return await self.topics.publish(
+            connection, topic, request, event, exclude, eligible, disclosed
+        )
+
+    def audience(self, uri: str) -> list[Reader]:
+        """Who would get an event of channel ``uri``: its subscribers, then the pattern
+        subscribers covering it (before the route rules and the lists)."""
+        topic = self.manager.topics.get(uri)
+        readers: list[Reader] = [] if topic is None else cast("list[Reader]", list(topic))
+        for subscription in self.patterns.matching(uri) if self.patterns.active else ():
+            readers.extend(subscription.members.values())
+        return readers
 
     async def call(self, connection: WampConnection, uri: str, params: Any) -> Result | Failure:
         """Run the RPC method the route of ``uri`` names with ``params``.
@@ -236,10 +249,16 @@ class Broker:
             return None
         return self.dealer.procedure(request.matched)
 
-    def discloses(self, uri: str) -> bool:
-        """Whether a call of ``uri`` may name its caller to the callee: yes, unless the route
-        says ``options.disclose_caller: false``."""
-        return self.router.match(uri).route.options.get("disclose_caller", True) is not False
+    def discloses(self, uri: str, role: str = "caller") -> bool:
+        """Whether a call of ``uri`` may name its caller to the callee (``role`` publisher:
+        a PUBLISH its publisher to subscribers): yes, unless the route says
+        ``options.disclose_caller: false`` (``disclose_publisher: false``). No route: yes
+        (the verb itself fails on it)."""
+        try:
+            options = self.router.match(uri).route.options
+        except ResourceNotFound:
+            return True
+        return options.get(f"disclose_{role}", True) is not False
 
     def registrable(self, connection: WampConnection, uri: str) -> Failure | None:
         """Why ``connection`` may not register ``uri``; None: it may.

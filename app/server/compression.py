@@ -27,7 +27,7 @@ from autobahn.websocket.compress import (
     PerMessageDeflateOfferAccept,
 )
 
-from gos_web_socket.app.server.session import WireFormat
+from gos_web_socket.app.server.session import WireFormat, event_frame
 
 if TYPE_CHECKING:
     from gos_web_socket.app.position import Position
@@ -120,10 +120,7 @@ class DeflateFormat(WireFormat):
         details: Mapping[str, Any] | None = None,
     ) -> bytes:
         inner = self.inner
-        if details:
-            frame = inner.event_frame(topic, subscription, publication, payload, position, details)
-        else:  # a format written before ``details`` existed keeps working
-            frame = inner.event_frame(topic, subscription, publication, payload, position)
+        frame = event_frame(inner, topic, subscription, publication, payload, position, details)
         first, data = unframe(frame)
         if len(data) < MIN_SIZE:
             return frame

@@ -86,6 +86,22 @@ class WireFormat(ABC):
         return f"{type(self).__name__}()"
 
 
+def event_frame(
+    wire: WireFormat,
+    topic: str,
+    subscription: int,
+    publication: int,
+    payload: Any,
+    position: Position | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> bytes:
+    """``wire.event_frame``, passing ``details`` only when there are some: a format written
+    before they existed (one argument fewer) keeps working."""
+    if details:
+        return wire.event_frame(topic, subscription, publication, payload, position, details)
+    return wire.event_frame(topic, subscription, publication, payload, position)
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """A call's answer: the RPC method's return value, a list or a dict."""

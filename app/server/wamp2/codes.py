@@ -52,6 +52,7 @@ ROUTER_ROLES = {
             "publisher_exclusion": True,
             "subscriber_blackwhite_listing": True,
             "pattern_based_subscription": True,
+            "publisher_identification": True,
         }
     },
     "dealer": {

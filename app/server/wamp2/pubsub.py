@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.server.session import Failure, KeywordArguments, new_publication_id
 from gos_web_socket.app.server.wamp2.answers import Answers
+from gos_web_socket.app.server.wamp2.audience import Listing, identity
 from gos_web_socket.app.server.wamp2.codes import (
     EVENT,
     INVALID_ARGUMENT,
     NO_SUCH_SUBSCRIPTION,
+    OPTION_DISALLOWED_DISCLOSE_ME,
     PUBLISH,
     PUBLISHED,
     RECOVERY,
@@ -82,8 +84,11 @@ class PubSub:
         eligible = session_ids(options, "eligible") or []
         if flag(options, "exclude_me", True):
             exclude.append(self.answers.connection.session_id)
+        listing = Listing.parse(options)
+        disclose = flag(options, "disclose_me", False)
         request = Request(PUBLISH, request_id, answer_errors=acknowledge)
-        job = partial(self.publish, request, uri, args, kwargs, exclude, eligible, acknowledge)
+        audience = (exclude, eligible, listing)
+        job = partial(self.publish, request, uri, args, kwargs, audience, acknowledge, disclose)
         self.answers.enqueue(request, job)
 
     # -- requests -----------------------------------------------------------------------------
@@ -177,17 +182,36 @@ class PubSub:
         uri: str,
         args: list[Any],
         kwargs: dict[str, Any],
-        exclude: list[str],
-        eligible: list[str],
+        audience: tuple[list[str], list[str], Listing | None],
         acknowledge: bool,
+        disclose: bool = False,
     ) -> None:
+        """``audience``: the ``exclude`` and ``eligible`` session ids and the authid/authrole
+        lists (audience.py), turned into session ids here; ``disclose``: name the publisher
+        in the EVENTs (unless the route says ``disclose_publisher: false``)."""
         answers = self.answers
+        connection = answers.connection
         if args and kwargs:
             desc = "publish either arguments or keyword arguments"
             answers.error(request, INVALID_ARGUMENT, desc)
             return
+        disclosed = None
+        if disclose:
+            if not self.broker.discloses(uri, "publisher"):
+                desc = f"the route of {uri} does not disclose publishers"
+                answers.error(request, OPTION_DISALLOWED_DISCLOSE_ME, desc)
+                return
+            authid, authrole = identity(connection.user, connection.session_id)
+            disclosed = {
+                "publisher": int(connection.session_id),
+                "publisher_authid": authid,
+                "publisher_authrole": authrole,
+            }
+        exclude, eligible, listing = audience
+        if listing is not None:
+            eligible = listing.apply(self.broker.audience(uri), exclude, eligible)
         event: Any = KeywordArguments(kwargs) if kwargs else _one(args)
-        failure = await self.broker.publish(answers.connection, uri, event, exclude, eligible)
+        failure = await self.broker.publish(connection, uri, event, exclude, eligible, disclosed)
         if failure is not None:
             answers.failed(request, failure)
         elif acknowledge:
