@@ -27,6 +27,7 @@ from gos_web_socket.app.server.session import Failure, Result
 from gos_web_socket.app.server.topic import Topic, new_subscription_id
 from gos_web_socket.app.server.wamp2.calls import v1_call
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.meta import MetaApi
 from gos_web_socket.app.server.wamp2.patterns import (
     PatternSubscription,
     PatternSubscriptions,
@@ -69,6 +70,8 @@ class Broker:
         """The procedures clients registered and the calls between clients (WAMP v2 dealer)."""
         self.patterns = manager.patterns = PatternSubscriptions(self, new_subscription_id)
         """WAMP v2 pattern subscriptions; every topic's broadcasts reach them (topic.py)."""
+        self.meta = MetaApi(self)
+        """The WAMP meta API (``wamp.session.*`` ...) of this worker's sessions."""
 
     def _refused(self, verb: str, connection: WampConnection, request: WampRequest) -> str | None:
         """Why the route's rule refuses ``verb`` to this connection's user; None: allowed."""
@@ -125,6 +128,9 @@ class Broker:
         topic = self.manager.subscribe(connection, uri, request)
         if topic is None:
             return connection.subscriptions[uri][0]
+        self.meta.subscribed(
+            connection.session_id, topic.subscription_id, uri, "exact", len(topic) == 1
+        )
         done = None if accepted is None else partial(accepted, topic)
         return await self.topics.subscribe(connection, topic, request, done) or topic
 
@@ -138,12 +144,26 @@ class Broker:
             LimitExceeded: a new subscription would pass ``server.limits.max_subscriptions``
                 (exact and pattern ones count together).
         """
+        session_id = connection.session_id
         held = self.patterns.lookup(match, pattern)
-        if held is None or connection.session_id not in held.members:
-            limit = connection.limits.max_subscriptions
-            count = len(connection.subscriptions) + self.patterns.held(connection.session_id)
-            check_count("max_subscriptions", count, limit, "subscriptions")
-        return self.patterns.add(connection, match, pattern)
+        if held is not None and session_id in held.members:
+            return held, False
+        limit = connection.limits.max_subscriptions
+        count = len(connection.subscriptions) + self.patterns.held(session_id)
+        check_count("max_subscriptions", count, limit, "subscriptions")
+        subscription, created = self.patterns.add(connection, match, pattern)
+        self.meta.subscribed(session_id, subscription.id, pattern, match, created)
+        return subscription, created
+
+    def unsubscribe_pattern(self, connection: WampConnection, subscription_id: int) -> bool:
+        """Leave a pattern subscription; False: the connection holds no such one."""
+        gone = self.patterns.remove(connection.session_id, subscription_id)
+        if gone is None:
+            return False
+        subscription, deleted = gone
+        match, pattern = subscription.match, subscription.pattern
+        self.meta.unsubscribed(connection.session_id, subscription_id, pattern, match, deleted)
+        return True
 
     def readers(self, uri: str) -> Callable[[Reader], bool] | None:
         """Which pattern subscribers may get an event of channel ``uri``: those the route's
@@ -168,15 +188,23 @@ class Broker:
         entry = self.manager.unsubscribe(connection, uri)
         if entry is None:
             return None
+        topic = entry[0]
+        self.meta.unsubscribed(
+            connection.session_id, topic.subscription_id, uri, "exact", not len(topic)
+        )
         return await self.topics.unsubscribe(connection, entry[0], entry[1], accepted)
 
     async def leave(self, connection: WampConnection) -> None:
         """Leave every topic of a closed connection (the hooks run; nobody is left to answer);
         its registrations and calls in flight end first (dealer.py)."""
-        self.dealer.leave(connection.session_id)
-        self.patterns.leave(connection.session_id)
+        session_id = connection.session_id
+        self.dealer.leave(session_id)
+        for subscription, deleted in self.patterns.leave(session_id):
+            match, pattern = subscription.match, subscription.pattern
+            self.meta.unsubscribed(session_id, subscription.id, pattern, match, deleted)
         for uri in list(connection.subscriptions):
             await self.unsubscribe(connection, uri)
+        self.meta.left(connection)
 
     async def publish(
         self,
@@ -267,6 +295,8 @@ class Broker:
         ``authenticated``); then one namespace: a URI whose route names a server RPC handler
         is the server's (code 409, procedure_already_exists), never a client's.
         """
+        if self.meta.serves(uri):  # the router's own namespace
+            return Failure(uri, f"{uri} is reserved for the meta API", {}, no_route=True)
         request = self._allowed("register", connection, uri)
         if isinstance(request, Failure):
             return request

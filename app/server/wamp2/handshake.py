@@ -133,6 +133,15 @@ class Handshake:
         }
         self.answers.send([WELCOME, int(connection.session_id), welcome_details])
         connection.joined()
+        session = {
+            "session": int(connection.session_id),
+            "authid": authid,
+            "authrole": authrole,
+            "authmethod": method,
+            "authprovider": user.provider,
+            "transport": {"type": "websocket"},
+        }
+        self.broker.meta.joined(connection, session)
 
     def aborted(self, message: list[Any]) -> None:
         """ABORT from the client, in any state: close without a word."""

@@ -1,0 +1,374 @@
+"""The WAMP meta API, served by the router itself: ``wamp.session.*``, ``wamp.subscription.*``
+and ``wamp.registration.*`` procedures, and their events (meta_events.py).
+
+Who may use it is decided like any verb, by the route rules (docs/auth.md): a meta URI that
+a route matches (``pattern: "wamp.session.{name}"``, no callback) takes that route's ``call``
+(procedures) or ``subscribe`` (events) rule; without such a route, the ``wamp.session.*``
+ones need an **authenticated** user and the others are open to anyone. What a client sees is
+then filtered: an exact subscription only when the channel's route lets it subscribe there
+(as pattern subscribers are filtered, patterns.py ``Access``), a pattern subscription only
+when it holds it, a registration only when the route lets it call the URI. Everything is
+this worker's (``server.workers``: each worker answers for its own sessions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gos_web_socket.app.exceptions import MetaRefused, ResourceNotFound
+from gos_web_socket.app.server.wamp2.codes import (
+    INVALID_ARGUMENT,
+    NO_SUCH_REGISTRATION,
+    NO_SUCH_SESSION,
+    NO_SUCH_SUBSCRIPTION,
+    NOT_AUTHORIZED,
+)
+from gos_web_socket.app.server.wamp2.matching import MATCHES
+from gos_web_socket.app.server.wamp2.meta_events import META_TOPICS, MetaTopics, Send
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.auth.authorization import RouteRules
+    from gos_web_socket.app.router import Router
+    from gos_web_socket.app.server.manager import TopicManager
+    from gos_web_socket.app.server.topic import Topic
+    from gos_web_socket.app.server.wamp2.dealer import Dealer
+    from gos_web_socket.app.server.wamp2.patterns import PatternSubscriptions, Reader
+    from gos_web_socket.app.server.wamp2.registrations import Procedure, Registration
+
+SESSIONS = "wamp.session."
+
+
+class Broker(Protocol):
+    """What the meta API reads of the broker (broker.py)."""
+
+    router: Router
+    rules: RouteRules
+    manager: TopicManager
+    patterns: PatternSubscriptions
+    dealer: Dealer
+
+    def readers(self, uri: str) -> Callable[[Reader], bool] | None: ...
+
+
+class MetaApi:
+    """This worker's sessions, the meta procedures and the meta events."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.topics = MetaTopics()
+        self.sessions: dict[str, tuple[Reader, dict[str, Any]]] = {}
+        """v2 sessions by id: the connection and its ``wamp.session.get`` details."""
+        self._created: dict[str, str] = {}
+        """When each live exact subscription (channel) was created, ISO 8601."""
+        self._procedures: dict[str, Callable[[Reader, list[Any]], Any]] = {
+            "wamp.session.count": self.session_count,
+            "wamp.session.list": self.session_list,
+            "wamp.session.get": self.session_get,
+            "wamp.subscription.list": self.subscription_list,
+            "wamp.subscription.lookup": self.subscription_lookup,
+            "wamp.subscription.match": self.subscription_match,
+            "wamp.subscription.get": self.subscription_get,
+            "wamp.subscription.list_subscribers": self.list_subscribers,
+            "wamp.subscription.count_subscribers": self.count_subscribers,
+            "wamp.registration.list": self.registration_list,
+            "wamp.registration.lookup": self.registration_lookup,
+            "wamp.registration.match": self.registration_match,
+            "wamp.registration.get": self.registration_get,
+            "wamp.registration.list_callees": self.list_callees,
+            "wamp.registration.count_callees": self.count_callees,
+        }
+        broker.dealer.registrations.watch = self.registration_changed
+
+    # -- who may ------------------------------------------------------------------------------
+
+    def permitted(self, connection: Reader, verb: str, uri: str) -> bool:
+        """The route of meta URI ``uri`` allows ``verb``; without one, the defaults above."""
+        try:
+            request = self.broker.router.match(uri)
+        except ResourceNotFound:
+            return not (uri.startswith(SESSIONS) and connection.user.is_anonymous)
+        return self.broker.rules.refusal(verb, connection.user, request) is None
+
+    def sees_channel(self, connection: Reader, channel: str) -> bool:
+        readers = self.broker.readers(channel)
+        return readers is not None and readers(connection)
+
+    def sees_procedure(self, connection: Reader, uri: str) -> bool:
+        try:
+            request = self.broker.router.match(uri)
+        except ResourceNotFound:
+            return False
+        return self.broker.rules.refusal("call", connection.user, request) is None
+
+    # -- calls and subscriptions --------------------------------------------------------------
+
+    @staticmethod
+    def serves(uri: str) -> bool:
+        """Whether ``uri`` is one of the router's meta procedures or topics."""
+        return uri.startswith(("wamp.session.", "wamp.subscription.", "wamp.registration."))
+
+    def call(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """Run meta procedure ``uri``; its one result.
+
+        Raises:
+            MetaRefused: unknown procedure, not allowed, bad arguments, unknown id.
+        """
+        procedure = self._procedures.get(uri)
+        if procedure is None:
+            raise MetaRefused("wamp.error.no_such_procedure", f"no meta procedure {uri}")
+        if not self.permitted(connection, "call", uri):
+            raise MetaRefused(NOT_AUTHORIZED, f"not authorized: call on {uri}")
+        return procedure(connection, args)
+
+    def subscribe(self, connection: Reader, send: Send, uri: str) -> int:
+        """Subscribe to meta topic ``uri``; its subscription id.
+
+        Raises:
+            MetaRefused: not a meta topic, or not allowed.
+        """
+        if uri not in META_TOPICS:
+            raise MetaRefused("wamp.error.invalid_uri", f"no meta topic {uri}")
+        if not self.permitted(connection, "subscribe", uri):
+            raise MetaRefused(NOT_AUTHORIZED, f"not authorized: subscribe on {uri}")
+        return self.topics.subscribe(connection, send, uri)
+
+    # -- events -------------------------------------------------------------------------------
+
+    def joined(self, connection: Reader, details: dict[str, Any]) -> None:
+        """A v2 session was welcomed: ``wamp.session.on_join``."""
+        self.sessions[connection.session_id] = (connection, details)
+        sees = self._sees_sessions
+        self.topics.publish("wamp.session.on_join", [details], sees)
+
+    def left(self, connection: Reader) -> None:
+        """A session ended: ``wamp.session.on_leave`` (session, authid, authrole)."""
+        self.topics.leave(connection.session_id)
+        entry = self.sessions.pop(connection.session_id, None)
+        if entry is None:
+            return
+        details = entry[1]
+        args = [details["session"], details["authid"], details["authrole"]]
+        self.topics.publish("wamp.session.on_leave", args, self._sees_sessions)
+
+    def _sees_sessions(self, reader: Reader) -> bool:
+        return self.permitted(reader, "subscribe", "wamp.session.on_join")
+
+    def subscribed(
+        self, session_id: str, subscription: int, uri: str, match: str, created: bool
+    ) -> None:
+        """A session joined a subscription: ``on_create`` (when new), ``on_subscribe``."""
+        sees = self._sees_subscription(session_id, uri, match)
+        session = int(session_id)
+        if created:
+            now = datetime.now(UTC).isoformat()
+            if match == "exact":
+                self._created[uri] = now
+            details = {"id": subscription, "created": now, "uri": uri, "match": match}
+            self.topics.publish("wamp.subscription.on_create", [session, details], sees)
+        self.topics.publish("wamp.subscription.on_subscribe", [session, subscription], sees)
+
+    def unsubscribed(
+        self, session_id: str, subscription: int, uri: str, match: str, deleted: bool
+    ) -> None:
+        """A session left a subscription: ``on_unsubscribe``, ``on_delete`` (when gone)."""
+        sees = self._sees_subscription(session_id, uri, match)
+        session = int(session_id)
+        self.topics.publish("wamp.subscription.on_unsubscribe", [session, subscription], sees)
+        if deleted:
+            if match == "exact":
+                self._created.pop(uri, None)
+            self.topics.publish("wamp.subscription.on_delete", [session, subscription], sees)
+
+    def _sees_subscription(self, session_id: str, uri: str, match: str) -> Callable[[Reader], bool]:
+        if match != "exact":  # a pattern: the session concerned and the pattern's subscribers
+            held = self.broker.patterns.lookup(match, uri)
+            members = set(held.members) if held is not None else set()
+            return lambda reader: reader.session_id == session_id or reader.session_id in members
+        readers = self.broker.readers(uri)
+        return (lambda reader: False) if readers is None else readers
+
+    def registration_changed(self, kind: str, registration: Registration, edge: bool) -> None:
+        """The dealer's table changed (registrations.py ``watch``): the registration events."""
+        uri = registration.uri
+        session = int(registration.callee.session_id)
+
+        def sees(reader: Reader) -> bool:
+            return self.sees_procedure(reader, uri)
+
+        if kind == "register":
+            if edge:
+                details = _registration_details(registration)
+                self.topics.publish("wamp.registration.on_create", [session, details], sees)
+            args = [session, registration.id]
+            self.topics.publish("wamp.registration.on_register", args, sees)
+            return
+        args = [session, registration.id]
+        self.topics.publish("wamp.registration.on_unregister", args, sees)
+        if edge:
+            self.topics.publish("wamp.registration.on_delete", args, sees)
+
+    # -- wamp.session.* -----------------------------------------------------------------------
+
+    def _sessions(self, args: list[Any]) -> list[dict[str, Any]]:
+        roles = args[0] if args else None
+        if roles is not None and not (
+            isinstance(roles, list) and all(isinstance(r, str) for r in roles)
+        ):
+            raise MetaRefused(INVALID_ARGUMENT, "filter_authroles must be a list of strings")
+        found = [details for _, details in self.sessions.values()]
+        return found if roles is None else [d for d in found if d["authrole"] in roles]
+
+    def session_count(self, connection: Reader, args: list[Any]) -> int:
+        return len(self._sessions(args))
+
+    def session_list(self, connection: Reader, args: list[Any]) -> list[int]:
+        return [details["session"] for details in self._sessions(args)]
+
+    def session_get(self, connection: Reader, args: list[Any]) -> dict[str, Any]:
+        entry = self.sessions.get(str(_id(args)))
+        if entry is None:
+            raise MetaRefused(NO_SUCH_SESSION, f"no session {args[0]}")
+        return entry[1]
+
+    # -- wamp.subscription.* ------------------------------------------------------------------
+
+    def _topics(self, connection: Reader) -> list[Topic]:
+        topics = self.broker.manager.topics
+        return [t for uri, t in topics.items() if self.sees_channel(connection, uri)]
+
+    def subscription_list(self, connection: Reader, args: list[Any]) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {
+            "exact": [t.subscription_id for t in self._topics(connection)]
+        }
+        found["prefix"], found["wildcard"] = [], []
+        for subscription in self.broker.patterns:
+            if connection.session_id in subscription.members:
+                found[subscription.match].append(subscription.id)
+        return found
+
+    def subscription_lookup(self, connection: Reader, args: list[Any]) -> int | None:
+        uri, match = _uri(args), _match(args)
+        if match == "exact":
+            topic = self.broker.manager.topics.get(uri)
+            visible = topic is not None and self.sees_channel(connection, uri)
+            return topic.subscription_id if visible and topic is not None else None
+        held = self.broker.patterns.lookup(match, uri)
+        return held.id if held is not None and connection.session_id in held.members else None
+
+    def subscription_match(self, connection: Reader, args: list[Any]) -> list[int] | None:
+        uri = _uri(args)
+        found: list[int] = []
+        topic = self.broker.manager.topics.get(uri)
+        if topic is not None and self.sees_channel(connection, uri):
+            found.append(topic.subscription_id)
+        for subscription in self.broker.patterns.matching(uri):
+            if connection.session_id in subscription.members:
+                found.append(subscription.id)
+        return found or None
+
+    def _subscription(
+        self, connection: Reader, args: list[Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """(get's details, subscriber session ids) of a visible subscription."""
+        wanted = _id(args)
+        for topic in self._topics(connection):
+            if topic.subscription_id == wanted:
+                details = {
+                    "id": wanted,
+                    "created": self._created.get(topic.id),
+                    "uri": topic.id,
+                    "match": "exact",
+                }
+                return details, [c.session_id for c in topic]
+        held = self.broker.patterns.get(wanted)
+        if held is None or connection.session_id not in held.members:
+            raise MetaRefused(NO_SUCH_SUBSCRIPTION, f"no subscription {wanted}")
+        details = {"id": held.id, "created": held.created, "uri": held.pattern, "match": held.match}
+        return details, list(held.members)
+
+    def subscription_get(self, connection: Reader, args: list[Any]) -> dict[str, Any]:
+        return self._subscription(connection, args)[0]
+
+    def list_subscribers(self, connection: Reader, args: list[Any]) -> list[int]:
+        return [int(s) for s in self._subscription(connection, args)[1]]
+
+    def count_subscribers(self, connection: Reader, args: list[Any]) -> int:
+        return len(self._subscription(connection, args)[1])
+
+    # -- wamp.registration.* ------------------------------------------------------------------
+
+    def _visible(self, connection: Reader, procedure: Procedure | None) -> Procedure | None:
+        if procedure is None or not procedure.callees:
+            return None
+        return procedure if self.sees_procedure(connection, procedure.callees[0].uri) else None
+
+    def registration_list(self, connection: Reader, args: list[Any]) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {match: [] for match in MATCHES}
+        for procedure in self.broker.dealer.registrations.procedures():
+            if self._visible(connection, procedure) is not None:
+                oldest = procedure.callees[0]
+                found[oldest.terms.match].append(oldest.id)
+        return found
+
+    def registration_lookup(self, connection: Reader, args: list[Any]) -> int | None:
+        procedure = self.broker.dealer.registrations.lookup(_match(args), _uri(args))
+        visible = self._visible(connection, procedure)
+        return None if visible is None else visible.callees[0].id
+
+    def registration_match(self, connection: Reader, args: list[Any]) -> int | None:
+        procedure = self.broker.dealer.registrations.serving(_uri(args))
+        visible = self._visible(connection, procedure)
+        return None if visible is None else visible.callees[0].id
+
+    def _registration(self, connection: Reader, args: list[Any]) -> Procedure:
+        wanted = _id(args)
+        registrations = self.broker.dealer.registrations
+        registration = registrations.get(wanted)
+        procedure = None
+        if registration is not None:
+            procedure = registrations.lookup(registration.terms.match, registration.uri)
+        visible = self._visible(connection, procedure)
+        if visible is None:
+            raise MetaRefused(NO_SUCH_REGISTRATION, f"no registration {wanted}")
+        return visible
+
+    def registration_get(self, connection: Reader, args: list[Any]) -> dict[str, Any]:
+        return _registration_details(self._registration(connection, args).callees[0])
+
+    def list_callees(self, connection: Reader, args: list[Any]) -> list[int]:
+        return [int(r.callee.session_id) for r in self._registration(connection, args).callees]
+
+    def count_callees(self, connection: Reader, args: list[Any]) -> int:
+        return len(self._registration(connection, args).callees)
+
+
+def _registration_details(registration: Registration) -> dict[str, Any]:
+    terms = registration.terms
+    return {
+        "id": registration.id,
+        "uri": registration.uri,
+        "match": terms.match,
+        "invoke": terms.invoke,
+    }
+
+
+def _id(args: list[Any]) -> int:
+    if not args or type(args[0]) is not int:
+        raise MetaRefused(INVALID_ARGUMENT, "the first argument must be an id")
+    return args[0]
+
+
+def _uri(args: list[Any]) -> str:
+    if not args or not isinstance(args[0], str):
+        raise MetaRefused(INVALID_ARGUMENT, "the first argument must be a URI")
+    return args[0]
+
+
+def _match(args: list[Any]) -> str:
+    options = args[1] if len(args) > 1 else {}
+    match = options.get("match", "exact") if isinstance(options, dict) else None
+    if match not in MATCHES:
+        raise MetaRefused(INVALID_ARGUMENT, f"options.match: allowed {', '.join(MATCHES)}")
+    return str(match)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from gos_web_socket.app.exceptions import MetaRefused
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.server.session import Failure, KeywordArguments, new_publication_id
 from gos_web_socket.app.server.wamp2.answers import Answers
@@ -61,6 +62,9 @@ class PubSub:
         options = a_dict(message[2], "SUBSCRIBE options")
         uri = a_str(message[3], "SUBSCRIBE topic")
         match = options.get("match", "exact")
+        if match == "exact" and self.broker.meta.serves(uri):
+            self.answers.enqueue(request, partial(self.subscribe_meta, request, uri))
+            return
         if match != "exact":
             self.answers.enqueue(request, partial(self.subscribe_pattern, request, uri, match))
             return
@@ -125,6 +129,16 @@ class PubSub:
         subscription, _ = self.broker.subscribe_pattern(self.answers.connection, match, pattern)
         self.answers.acknowledge(request, [SUBSCRIBED, request.id, subscription.id])
 
+    async def subscribe_meta(self, request: Request, uri: str) -> None:
+        """SUBSCRIBE to a meta API topic (``wamp.session.on_join`` ...: meta.py)."""
+        answers = self.answers
+        try:
+            subscription = self.broker.meta.subscribe(answers.connection, answers.send, uri)
+        except MetaRefused as exc:
+            answers.error(request, exc.uri, str(exc))
+            return
+        answers.acknowledge(request, [SUBSCRIBED, request.id, subscription])
+
     async def recover(self, topic: Topic, since: Position | None) -> None:
         """Replay what was missed since ``since``, then say how that went (``_recovery``),
         then what was broadcast while the recovery was prepared.
@@ -164,7 +178,11 @@ class PubSub:
         answers = self.answers
         joined = answers.connection.subscriptions.items()
         uri = next((uri for uri, (t, _) in joined if t.subscription_id == subscription), None)
-        if uri is None and self.broker.patterns.remove(answers.connection.session_id, subscription):
+        session_id = answers.connection.session_id
+        if uri is None and (
+            self.broker.unsubscribe_pattern(answers.connection, subscription)
+            or self.broker.meta.topics.unsubscribe(session_id, subscription)
+        ):
             answers.acknowledge(request, [UNSUBSCRIBED, request.id])
             return
         if uri is None:

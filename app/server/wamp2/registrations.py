@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,7 +101,7 @@ class Procedure:
 class Registrations:
     """Every registration of this process, by URI, by id and by owning session."""
 
-    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids", "_patterns")
+    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids", "_patterns", "watch")
 
     def __init__(self) -> None:
         self._by_uri: dict[tuple[str, str], Procedure] = {}
@@ -110,6 +111,9 @@ class Registrations:
         self._by_id: dict[int, Registration] = {}
         self._by_session: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
+        self.watch: Callable[[str, Registration, bool], None] | None = None
+        """Told ``("register", registration, first callee of its URI)`` and ``("unregister",
+        registration, last callee gone)``: the registration meta API (meta.py)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -119,11 +123,27 @@ class Registrations:
 
         An exact registration wins, then the longest matching prefix, then the wildcard whose
         literal components come first, left to right (the spec's order)."""
+        procedure = self.serving(uri)
+        return None if procedure is None else procedure.pick()
+
+    def serving(self, uri: str) -> Procedure | None:
+        """The callees a call of ``uri`` goes to (``procedure``'s order), without picking."""
         procedure = self._by_uri.get(("exact", uri))
         if procedure is None and self._patterns:
             key = best(self._patterns, uri)
             procedure = None if key is None else self._patterns[key]
-        return None if procedure is None else procedure.pick()
+        return procedure
+
+    def get(self, registration_id: int) -> Registration | None:
+        return self._by_id.get(registration_id)
+
+    def lookup(self, match: str, uri: str) -> Procedure | None:
+        """The callees of (match, URI) as registered."""
+        return self._by_uri.get((match, uri))
+
+    def procedures(self) -> list[Procedure]:
+        """Every registered (match, URI)'s callees."""
+        return list(self._by_uri.values())
 
     def conflict(self, session_id: str, uri: str, terms: Terms = EXACT) -> str | None:
         """The error URI refusing ``session_id`` a registration of ``uri`` on ``terms``;
@@ -156,6 +176,8 @@ class Registrations:
             self._patterns[key] = procedure
         self._by_id[registration.id] = registration
         held.add(registration.id)
+        if self.watch is not None:
+            self.watch("register", registration, len(procedure.callees) == 1)
         return registration
 
     def remove(self, session_id: str, registration_id: int) -> tuple[Registration, bool] | None:
@@ -182,4 +204,6 @@ class Registrations:
         if not procedure.callees:
             del self._by_uri[key]
             self._patterns.pop(key, None)
+        if self.watch is not None:
+            self.watch("unregister", registration, not procedure.callees)
         return registration, not procedure.callees and key[0] == "exact"
