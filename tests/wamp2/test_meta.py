@@ -12,7 +12,7 @@ from autobahn.wamp.types import RegisterOptions, SubscribeOptions
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.server import WampServer
-from gos_web_socket.app.testing import V2Client
+from gos_web_socket.app.testing import RawPeer, V2Client
 from tests.auth.conftest import (
     Keys,
     jwt_node,
@@ -188,3 +188,29 @@ async def test_registration_meta(server: WampServer, keys: Keys) -> None:
     assert await next_of(deletes) == (callee.session_id, prefix.id)
     for client in (watcher, callee):
         await client.leave()
+
+
+async def test_welcome_announces_what_is_implemented(server: WampServer) -> None:
+    """WELCOME's roles list exactly the broker and dealer features implemented."""
+    peer = await RawPeer.connect(url_of(server))
+    welcome = await peer.hello()
+    roles = welcome[2]["roles"]
+    assert set(roles["broker"]["features"]) == {
+        "publisher_exclusion",
+        "subscriber_blackwhite_listing",
+        "pattern_based_subscription",
+        "publisher_identification",
+        "session_meta_api",
+        "subscription_meta_api",
+    }
+    assert set(roles["dealer"]["features"]) == {
+        "progressive_call_results",
+        "call_canceling",
+        "call_timeout",
+        "shared_registration",
+        "caller_identification",
+        "pattern_based_registration",
+        "session_meta_api",
+        "registration_meta_api",
+    }
+    peer.close()

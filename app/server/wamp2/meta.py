@@ -159,12 +159,14 @@ class MetaApi:
         self, session_id: str, subscription: int, uri: str, match: str, created: bool
     ) -> None:
         """A session joined a subscription: ``on_create`` (when new), ``on_subscribe``."""
+        now = datetime.now(UTC).isoformat() if created else ""
+        if created and match == "exact":
+            self._created[uri] = now
+        if not self.topics:  # nobody listens: a subscribe costs nothing more
+            return
         sees = self._sees_subscription(session_id, uri, match)
         session = int(session_id)
         if created:
-            now = datetime.now(UTC).isoformat()
-            if match == "exact":
-                self._created[uri] = now
             details = {"id": subscription, "created": now, "uri": uri, "match": match}
             self.topics.publish("wamp.subscription.on_create", [session, details], sees)
         self.topics.publish("wamp.subscription.on_subscribe", [session, subscription], sees)
@@ -173,12 +175,14 @@ class MetaApi:
         self, session_id: str, subscription: int, uri: str, match: str, deleted: bool
     ) -> None:
         """A session left a subscription: ``on_unsubscribe``, ``on_delete`` (when gone)."""
+        if deleted and match == "exact":
+            self._created.pop(uri, None)
+        if not self.topics:
+            return
         sees = self._sees_subscription(session_id, uri, match)
         session = int(session_id)
         self.topics.publish("wamp.subscription.on_unsubscribe", [session, subscription], sees)
         if deleted:
-            if match == "exact":
-                self._created.pop(uri, None)
             self.topics.publish("wamp.subscription.on_delete", [session, subscription], sees)
 
     def _sees_subscription(self, session_id: str, uri: str, match: str) -> Callable[[Reader], bool]:
@@ -191,6 +195,8 @@ class MetaApi:
 
     def registration_changed(self, kind: str, registration: Registration, edge: bool) -> None:
         """The dealer's table changed (registrations.py ``watch``): the registration events."""
+        if not self.topics:
+            return
         uri = registration.uri
         session = int(registration.callee.session_id)
 

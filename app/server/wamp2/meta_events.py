@@ -49,6 +49,10 @@ class MetaTopics:
     def __init__(self) -> None:
         self._topics: dict[str, MetaTopic] = {}
 
+    def __bool__(self) -> bool:
+        """Any meta topic has a subscriber (else nobody needs an event worked out)."""
+        return bool(self._topics)
+
     def subscribe(self, connection: Reader, send: Send, uri: str) -> int:
         """Add a subscriber (again: nothing changes); the topic's subscription id."""
         topic = self._topics.get(uri)
