@@ -15,41 +15,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import MetaRefused, ResourceNotFound
 from gos_web_socket.app.server.wamp2.codes import (
     INVALID_ARGUMENT,
-    NO_SUCH_REGISTRATION,
     NO_SUCH_SESSION,
-    NO_SUCH_SUBSCRIPTION,
     NOT_AUTHORIZED,
 )
-from gos_web_socket.app.server.wamp2.matching import MATCHES
 from gos_web_socket.app.server.wamp2.meta_events import META_TOPICS, MetaTopics, Send
+from gos_web_socket.app.server.wamp2.meta_lookups import (
+    Broker,
+    RegistrationLookups,
+    SubscriptionLookups,
+    an_id,
+    registration_details,
+)
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.auth.authorization import RouteRules
-    from gos_web_socket.app.router import Router
-    from gos_web_socket.app.server.manager import TopicManager
-    from gos_web_socket.app.server.topic import Topic
-    from gos_web_socket.app.server.wamp2.dealer import Dealer
-    from gos_web_socket.app.server.wamp2.patterns import PatternSubscriptions, Reader
-    from gos_web_socket.app.server.wamp2.registrations import Procedure, Registration
+    from gos_web_socket.app.server.wamp2.patterns import Reader
+    from gos_web_socket.app.server.wamp2.registrations import Registration
 
 SESSIONS = "wamp.session."
-
-
-class Broker(Protocol):
-    """What the meta API reads of the broker (broker.py)."""
-
-    router: Router
-    rules: RouteRules
-    manager: TopicManager
-    patterns: PatternSubscriptions
-    dealer: Dealer
-
-    def readers(self, uri: str) -> Callable[[Reader], bool] | None: ...
 
 
 class MetaApi:
@@ -60,25 +47,15 @@ class MetaApi:
         self.topics = MetaTopics()
         self.sessions: dict[str, tuple[Reader, dict[str, Any]]] = {}
         """v2 sessions by id: the connection and its ``wamp.session.get`` details."""
-        self._created: dict[str, str] = {}
+        self.created: dict[str, str] = {}
         """When each live exact subscription (channel) was created, ISO 8601."""
         self._procedures: dict[str, Callable[[Reader, list[Any]], Any]] = {
             "wamp.session.count": self.session_count,
             "wamp.session.list": self.session_list,
             "wamp.session.get": self.session_get,
-            "wamp.subscription.list": self.subscription_list,
-            "wamp.subscription.lookup": self.subscription_lookup,
-            "wamp.subscription.match": self.subscription_match,
-            "wamp.subscription.get": self.subscription_get,
-            "wamp.subscription.list_subscribers": self.list_subscribers,
-            "wamp.subscription.count_subscribers": self.count_subscribers,
-            "wamp.registration.list": self.registration_list,
-            "wamp.registration.lookup": self.registration_lookup,
-            "wamp.registration.match": self.registration_match,
-            "wamp.registration.get": self.registration_get,
-            "wamp.registration.list_callees": self.list_callees,
-            "wamp.registration.count_callees": self.count_callees,
         }
+        self._procedures.update(SubscriptionLookups(self).procedures())
+        self._procedures.update(RegistrationLookups(self).procedures())
         broker.dealer.registrations.watch = self.registration_changed
 
     # -- who may ------------------------------------------------------------------------------
@@ -161,7 +138,7 @@ class MetaApi:
         """A session joined a subscription: ``on_create`` (when new), ``on_subscribe``."""
         now = datetime.now(UTC).isoformat() if created else ""
         if created and match == "exact":
-            self._created[uri] = now
+            self.created[uri] = now
         if not self.topics:  # nobody listens: a subscribe costs nothing more
             return
         sees = self._sees_subscription(session_id, uri, match)
@@ -176,7 +153,7 @@ class MetaApi:
     ) -> None:
         """A session left a subscription: ``on_unsubscribe``, ``on_delete`` (when gone)."""
         if deleted and match == "exact":
-            self._created.pop(uri, None)
+            self.created.pop(uri, None)
         if not self.topics:
             return
         sees = self._sees_subscription(session_id, uri, match)
@@ -205,7 +182,7 @@ class MetaApi:
 
         if kind == "register":
             if edge:
-                details = _registration_details(registration)
+                details = registration_details(registration)
                 self.topics.publish("wamp.registration.on_create", [session, details], sees)
             args = [session, registration.id]
             self.topics.publish("wamp.registration.on_register", args, sees)
@@ -233,148 +210,7 @@ class MetaApi:
         return [details["session"] for details in self._sessions(args)]
 
     def session_get(self, connection: Reader, args: list[Any]) -> dict[str, Any]:
-        entry = self.sessions.get(str(_id(args)))
+        entry = self.sessions.get(str(an_id(args)))
         if entry is None:
             raise MetaRefused(NO_SUCH_SESSION, f"no session {args[0]}")
         return entry[1]
-
-    # -- wamp.subscription.* ------------------------------------------------------------------
-
-    def _topics(self, connection: Reader) -> list[Topic]:
-        topics = self.broker.manager.topics
-        return [t for uri, t in topics.items() if self.sees_channel(connection, uri)]
-
-    def subscription_list(self, connection: Reader, args: list[Any]) -> dict[str, list[int]]:
-        found: dict[str, list[int]] = {
-            "exact": [t.subscription_id for t in self._topics(connection)]
-        }
-        found["prefix"], found["wildcard"] = [], []
-        for subscription in self.broker.patterns:
-            if connection.session_id in subscription.members:
-                found[subscription.match].append(subscription.id)
-        return found
-
-    def subscription_lookup(self, connection: Reader, args: list[Any]) -> int | None:
-        uri, match = _uri(args), _match(args)
-        if match == "exact":
-            topic = self.broker.manager.topics.get(uri)
-            visible = topic is not None and self.sees_channel(connection, uri)
-            return topic.subscription_id if visible and topic is not None else None
-        held = self.broker.patterns.lookup(match, uri)
-        return held.id if held is not None and connection.session_id in held.members else None
-
-    def subscription_match(self, connection: Reader, args: list[Any]) -> list[int] | None:
-        uri = _uri(args)
-        found: list[int] = []
-        topic = self.broker.manager.topics.get(uri)
-        if topic is not None and self.sees_channel(connection, uri):
-            found.append(topic.subscription_id)
-        for subscription in self.broker.patterns.matching(uri):
-            if connection.session_id in subscription.members:
-                found.append(subscription.id)
-        return found or None
-
-    def _subscription(
-        self, connection: Reader, args: list[Any]
-    ) -> tuple[dict[str, Any], list[str]]:
-        """(get's details, subscriber session ids) of a visible subscription."""
-        wanted = _id(args)
-        for topic in self._topics(connection):
-            if topic.subscription_id == wanted:
-                details = {
-                    "id": wanted,
-                    "created": self._created.get(topic.id),
-                    "uri": topic.id,
-                    "match": "exact",
-                }
-                return details, [c.session_id for c in topic]
-        held = self.broker.patterns.get(wanted)
-        if held is None or connection.session_id not in held.members:
-            raise MetaRefused(NO_SUCH_SUBSCRIPTION, f"no subscription {wanted}")
-        details = {"id": held.id, "created": held.created, "uri": held.pattern, "match": held.match}
-        return details, list(held.members)
-
-    def subscription_get(self, connection: Reader, args: list[Any]) -> dict[str, Any]:
-        return self._subscription(connection, args)[0]
-
-    def list_subscribers(self, connection: Reader, args: list[Any]) -> list[int]:
-        return [int(s) for s in self._subscription(connection, args)[1]]
-
-    def count_subscribers(self, connection: Reader, args: list[Any]) -> int:
-        return len(self._subscription(connection, args)[1])
-
-    # -- wamp.registration.* ------------------------------------------------------------------
-
-    def _visible(self, connection: Reader, procedure: Procedure | None) -> Procedure | None:
-        if procedure is None or not procedure.callees:
-            return None
-        return procedure if self.sees_procedure(connection, procedure.callees[0].uri) else None
-
-    def registration_list(self, connection: Reader, args: list[Any]) -> dict[str, list[int]]:
-        found: dict[str, list[int]] = {match: [] for match in MATCHES}
-        for procedure in self.broker.dealer.registrations.procedures():
-            if self._visible(connection, procedure) is not None:
-                oldest = procedure.callees[0]
-                found[oldest.terms.match].append(oldest.id)
-        return found
-
-    def registration_lookup(self, connection: Reader, args: list[Any]) -> int | None:
-        procedure = self.broker.dealer.registrations.lookup(_match(args), _uri(args))
-        visible = self._visible(connection, procedure)
-        return None if visible is None else visible.callees[0].id
-
-    def registration_match(self, connection: Reader, args: list[Any]) -> int | None:
-        procedure = self.broker.dealer.registrations.serving(_uri(args))
-        visible = self._visible(connection, procedure)
-        return None if visible is None else visible.callees[0].id
-
-    def _registration(self, connection: Reader, args: list[Any]) -> Procedure:
-        wanted = _id(args)
-        registrations = self.broker.dealer.registrations
-        registration = registrations.get(wanted)
-        procedure = None
-        if registration is not None:
-            procedure = registrations.lookup(registration.terms.match, registration.uri)
-        visible = self._visible(connection, procedure)
-        if visible is None:
-            raise MetaRefused(NO_SUCH_REGISTRATION, f"no registration {wanted}")
-        return visible
-
-    def registration_get(self, connection: Reader, args: list[Any]) -> dict[str, Any]:
-        return _registration_details(self._registration(connection, args).callees[0])
-
-    def list_callees(self, connection: Reader, args: list[Any]) -> list[int]:
-        return [int(r.callee.session_id) for r in self._registration(connection, args).callees]
-
-    def count_callees(self, connection: Reader, args: list[Any]) -> int:
-        return len(self._registration(connection, args).callees)
-
-
-def _registration_details(registration: Registration) -> dict[str, Any]:
-    terms = registration.terms
-    return {
-        "id": registration.id,
-        "uri": registration.uri,
-        "match": terms.match,
-        "invoke": terms.invoke,
-    }
-
-
-def _id(args: list[Any]) -> int:
-    if not args or type(args[0]) is not int:
-        raise MetaRefused(INVALID_ARGUMENT, "the first argument must be an id")
-    return args[0]
-
-
-def _uri(args: list[Any]) -> str:
-    if not args or not isinstance(args[0], str):
-        raise MetaRefused(INVALID_ARGUMENT, "the first argument must be a URI")
-    return args[0]
-
-
-def _match(args: list[Any]) -> str:
-    options = args[1] if len(args) > 1 else {}
-    match = options.get("match", "exact") if isinstance(options, dict) else None
-    if match not in MATCHES:
-        raise MetaRefused(INVALID_ARGUMENT, f"options.match: allowed {', '.join(MATCHES)}")
-    return str(match)
