@@ -277,3 +277,12 @@ class RpcError(WampError):
     def __init__(self, message: str, code: int = 500) -> None:
         self.code = code
         super().__init__(message)
+
+
+class MetaRefused(WampError):
+    """A WAMP meta API call or subscription was refused; ``uri`` is its WAMP error URI
+    (``wamp.error.no_such_session``, ``not_authorized``, ``invalid_argument`` ...)."""
+
+    def __init__(self, uri: str, message: str) -> None:
+        self.uri = uri
+        super().__init__(message)
