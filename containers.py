@@ -22,6 +22,7 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.worker_pool                       the parent of server.workers > 1 (app.workers)
     gos_web_socket.parent_link / .dealer             a worker's link to the parent; the dealer,
                                                      relayed through that link (wamp2/relay.py)
+    gos_web_socket.node_link                         server.dealer.across_nodes (wamp2/nodes.py)
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -61,6 +62,7 @@ from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.nodes import NodeLink, linked
 from gos_web_socket.app.server.wamp2.relay import ParentRelay, WorkerRelay
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
@@ -85,6 +87,7 @@ from gos_web_socket.settings import (
     ZmqSettings,
     load_settings,
 )
+from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import LimitsSettings
 
 R = TypeVar("R", bound=Registry[Any])
@@ -125,13 +128,27 @@ def worker_link(worker: WorkerRole | None) -> ParentLink | None:
     return None if worker is None else ParentLink(worker.link_fd)
 
 
-def build_dealer(limits: LimitsSettings, link: ParentLink | None) -> Dealer:
-    """The dealer; in a worker, relayed through the parent to the other workers' callees."""
+def dealer_node(settings: DealerSettings, amqp: AmqpSettings) -> NodeLink | None:
+    """With ``server.dealer.across_nodes``: this node's link to the others over RabbitMQ."""
+    if not settings.across_nodes:
+        return None
+    if not amqp.enabled:
+        problem = "server.dealer.across_nodes: true needs pushers.amqp.enabled: true (allowed:"
+        raise ConfigurationError([f"{problem} false, or enable the AMQP pusher)"])
+    return NodeLink(settings, amqp)
+
+
+def build_dealer(
+    limits: LimitsSettings, link: ParentLink | None, node: NodeLink | None = None
+) -> Dealer:
+    """The dealer; relayed to the other nodes' callees over RabbitMQ (each worker is a node),
+    else in a worker through the parent to the other workers' callees."""
     dealer = Dealer(limits)
-    if link is not None:
-        relay = WorkerRelay(dealer, link.send)
+    peers = node or link
+    if peers is not None:
+        relay = WorkerRelay(dealer, peers.send)
         dealer.relay = relay
-        link.on_message = relay.received
+        peers.on_message = relay.received
     return dealer
 
 
@@ -376,7 +393,12 @@ class GosWebSocket(containers.DeclarativeContainer):
     flusher = providers.Singleton(FlushScheduler, outgoing, providers.Singleton(ServerStats))
     topic_manager = providers.Singleton(TopicManager, history, flusher)
     parent_link = providers.Singleton(worker_link, worker)
-    dealer = providers.Singleton(build_dealer, settings.provided.server.limits, parent_link)
+    node_link = providers.Singleton(
+        dealer_node, settings.provided.server.dealer, settings.provided.pushers.amqp
+    )
+    dealer = providers.Singleton(
+        build_dealer, settings.provided.server.limits, parent_link, node_link
+    )
     broker = providers.Singleton(
         Broker,
         router,
@@ -401,7 +423,8 @@ class GosWebSocket(containers.DeclarativeContainer):
     )
     ops_listener = providers.Resource(lifecycle.listening, ops, running_pushers)
     http_listener = providers.Resource(lifecycle.listening, http, ops_listener)
-    running_server = providers.Resource(lifecycle.serving, server, http_listener)
+    dealer_nodes = providers.Resource(linked, node_link, http_listener)
+    running_server = providers.Resource(lifecycle.serving, server, dealer_nodes)
     runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
 
     # server.workers > 1: this process is the parent, which makes the ZeroMQ fan-out (on an ipc

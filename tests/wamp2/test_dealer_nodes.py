@@ -1,0 +1,117 @@
+"""Calls between clients of two servers (nodes) on one RabbitMQ (``server.dealer.across_nodes``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from gos_web_socket.app.testing import V2Client
+from tests.support.process import ServerProcess, server_env
+from tests.support.rabbitmq import RabbitMQNode
+
+ROUTING = Path(__file__).with_name("dealer_routing.yaml")
+
+
+@contextlib.asynccontextmanager
+async def nodes(rabbitmq: RabbitMQNode) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """Two servers sharing a dealer exchange; fast heartbeats so that a dead node expires
+    within 1.5 s."""
+    exchange = f"dealer_{uuid.uuid4().hex[:8]}"
+    servers = []
+    for _ in range(2):
+        env = server_env(
+            rabbitmq,
+            SERVER__ROUTER__RESOURCES=f'["{ROUTING}"]',
+            SERVER__DEALER__ACROSS_NODES="true",
+            SERVER__DEALER__EXCHANGE_NAME=exchange,
+            SERVER__DEALER__HEARTBEAT="0.2",
+            SERVER__DEALER__NODE_TIMEOUT="1.5",
+        )
+        servers.append(await ServerProcess(env).start())
+    try:
+        for server in servers:
+            await (await server.connect()).close()
+        yield servers[0], servers[1]
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+async def until(call: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
+    """``call()``'s result once it stops failing with no_such_procedure (the other node's
+    announcement is on its way)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            return await call()
+        except ApplicationError as exc:
+            if exc.error != "wamp.error.no_such_procedure" or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_call_reaches_a_callee_on_another_node(
+    rabbitmq: RabbitMQNode, serializer: str
+) -> None:
+    """A callee on node A, a caller on node B: args, kwargs, callee errors and progressive
+    results cross; node B refuses a second REGISTER of the URI (procedure_already_exists)."""
+    async with nodes(rabbitmq) as (a, b):
+        callee = await V2Client.join(a.ws_url, serializer=serializer)
+        caller = await V2Client.join(b.ws_url, serializer=serializer)
+
+        def refuse() -> None:
+            raise ApplicationError("com.acme.error.nope", "nope")
+
+        await callee.session.register(lambda *a, **k: [a, k], "com.acme.echo")
+        await callee.session.register(refuse, "com.acme.refuse")
+        echoed = await until(lambda: caller.session.call("com.acme.echo", 1, k="v"))
+        assert echoed == [[1], {"k": "v"}]
+        with pytest.raises(ApplicationError) as raised:
+            await until(lambda: caller.session.call("com.acme.refuse"))
+        assert (raised.value.error, raised.value.args) == ("com.acme.error.nope", ("nope",))
+        with pytest.raises(ApplicationError) as taken:
+            await caller.session.register(lambda: 1, "com.acme.echo")
+        assert taken.value.error == "wamp.error.procedure_already_exists"
+        for client in (callee, caller):
+            await client.leave()
+
+
+async def test_callee_node_killed_mid_call(rabbitmq: RabbitMQNode) -> None:
+    """Node A dies (SIGKILL) mid-call: the caller on node B gets wamp.error.canceled once A
+    expires (node_timeout 1.5 s, within the call's 10 s timeout); A's procedure is gone and
+    can be registered on B."""
+    async with nodes(rabbitmq) as (a, b):
+        callee = await V2Client.join(a.ws_url)
+        caller = await V2Client.join(b.ws_url)
+        started = asyncio.Event()
+
+        async def slow() -> None:
+            started.set()
+            await asyncio.sleep(60)
+
+        await callee.session.register(slow, "com.acme.slow")
+        pending = asyncio.ensure_future(until(lambda: caller.session.call("com.acme.slow")))
+        await asyncio.wait_for(started.wait(), 10)
+        a.signal(signal.SIGKILL)
+        loop = asyncio.get_running_loop()
+        killed = loop.time()
+        with pytest.raises(ApplicationError) as raised:
+            await asyncio.wait_for(pending, 10)
+        assert raised.value.error == "wamp.error.canceled"
+        assert loop.time() - killed < 8
+        with pytest.raises(ApplicationError) as gone:
+            await caller.session.call("com.acme.slow")
+        assert gone.value.error == "wamp.error.no_such_procedure"
+        await caller.session.register(lambda: "here", "com.acme.slow")
+        assert await caller.session.call("com.acme.slow") == "here"
+        await caller.leave()
