@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
+from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.testing import V2Client
+from gos_web_socket.containers import dealer_node
+from gos_web_socket.settings.dealer import DealerSettings
+from gos_web_socket.settings.models import AmqpSettings
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
 
@@ -115,3 +119,18 @@ async def test_callee_node_killed_mid_call(rabbitmq: RabbitMQNode) -> None:
         await caller.session.register(lambda: "here", "com.acme.slow")
         assert await caller.session.call("com.acme.slow") == "here"
         await caller.leave()
+
+
+def test_across_nodes_needs_amqp() -> None:
+    """across_nodes without the AMQP pusher stops start-up with one line naming both keys."""
+    with pytest.raises(ConfigurationError) as raised:
+        dealer_node(DealerSettings(across_nodes=True), AmqpSettings())
+    (problem,) = raised.value.problems
+    assert "server.dealer.across_nodes" in problem and "pushers.amqp.enabled" in problem
+    assert dealer_node(DealerSettings(), AmqpSettings()) is None
+
+
+def test_node_timeout_must_outlast_two_heartbeats() -> None:
+    """A node_timeout of at most twice the heartbeat is refused, naming both values."""
+    with pytest.raises(ValueError, match="node_timeout 4.0 must be more than twice heartbeat"):
+        DealerSettings(heartbeat=2, node_timeout=4)
