@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +40,7 @@ from typing import Any
 import psutil
 
 from bench.hundred_k import cpu_seconds
+from bench.runner import free_port
 from gos_web_socket.app.testing import RawPeer, V2Client
 
 HERE = Path(__file__).resolve().parent
@@ -67,16 +68,10 @@ LIMITS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def milliseconds(values: list[float]) -> dict[str, float]:
+    """p50 and p99 of durations in seconds, in ms."""
+    p99 = statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
+    return {"p50_ms": round(statistics.median(values) * 1000, 2), "p99_ms": round(p99 * 1000, 2)}
 
 
 @contextlib.asynccontextmanager
@@ -186,8 +181,7 @@ async def calls(url: str, count: int, serializer: str) -> dict[str, float]:
         await client.leave()
     return {
         "calls_per_s": round(count / elapsed, 1),
-        "call_p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
-        "call_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        **{f"call_{key}": value for key, value in milliseconds(latencies).items()},
     }
 
 
@@ -217,8 +211,7 @@ async def fanout(url: str, subscribers: int, events: int) -> dict[str, float]:
         peer.close()
     return {
         "deliveries_per_s": round(subscribers * events / elapsed, 1),
-        "event_p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
-        "event_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        **{f"event_{key}": value for key, value in milliseconds(latencies).items()},
     }
 
 
