@@ -20,6 +20,7 @@ from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
+from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker, two_workers
 
 ROUTING = Path(__file__).with_name("dealer_routing.yaml")
 
@@ -134,3 +135,22 @@ def test_node_timeout_must_outlast_two_heartbeats() -> None:
     """A node_timeout of at most twice the heartbeat is refused, naming both values."""
     with pytest.raises(ValueError, match="node_timeout 4.0 must be more than twice heartbeat"):
         DealerSettings(heartbeat=2, node_timeout=4)
+
+
+async def test_workers_are_nodes_of_their_own(rabbitmq: RabbitMQNode) -> None:
+    """workers: 2 with across_nodes: each worker is a node; a call from one worker's client
+    reaches a callee on the other worker through RabbitMQ."""
+    env = server_env(
+        rabbitmq,
+        SERVER__WORKERS=2,
+        SERVER__DEALER__ACROSS_NODES="true",
+        SERVER__DEALER__EXCHANGE_NAME=f"dealer_{uuid.uuid4().hex[:8]}",
+        PUSHERS__AMQP__QUEUE_MODE="per_node",
+    )
+    async with two_workers(env) as server:
+        callee = await V2Client.join(server.ws_url)
+        (home,) = [i for i, (_, n) in (await connections(server)).items() if n == 1]
+        await callee.session.register(lambda x: x * 2, "com.acme.double")
+        caller, extra = await on_other_worker(server, home)
+        assert await until(lambda: caller.session.call("com.acme.double", 21)) == 42
+        await leave_all(callee, caller, *extra)
