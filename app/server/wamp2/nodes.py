@@ -58,6 +58,7 @@ class NodeLink:
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         """Messages in the order they were sent, published by one task."""
         self._tasks: list[asyncio.Task[None]] = []
+        self._claiming: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -95,7 +96,9 @@ class NodeLink:
         """What the relay sends to "the parent": a claim, a release, or a message to a node."""
         op = message["op"]
         if op == "claim":
-            asyncio.get_running_loop().create_task(self._claim(message["uri"]))
+            task = asyncio.get_running_loop().create_task(self._claim(message["uri"]))
+            self._claiming.add(task)  # held until done: the loop keeps weak references only
+            task.add_done_callback(self._claiming.discard)
         elif op == "release":
             uri = message["uri"]
             if uri in self.held:
