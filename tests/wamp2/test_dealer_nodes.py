@@ -91,6 +91,27 @@ async def test_call_reaches_a_callee_on_another_node(
             await client.leave()
 
 
+async def test_simultaneous_registers_on_two_nodes(rabbitmq: RabbitMQNode) -> None:
+    """Two nodes register one URI at the same moment: exactly one REGISTER succeeds, the other
+    gets procedure_already_exists, and calls from both nodes reach the winner."""
+    async with nodes(rabbitmq) as (a, b):
+        first = await V2Client.join(a.ws_url)
+        second = await V2Client.join(b.ws_url)
+        outcomes = await asyncio.gather(
+            first.session.register(lambda: "a", "com.acme.race"),
+            second.session.register(lambda: "b", "com.acme.race"),
+            return_exceptions=True,
+        )
+        refused = [o for o in outcomes if isinstance(o, ApplicationError)]
+        assert len(refused) == 1, outcomes
+        assert refused[0].error == "wamp.error.procedure_already_exists"
+        winner = "a" if refused[0] is outcomes[1] else "b"
+        assert await until(lambda: first.session.call("com.acme.race")) == winner
+        assert await until(lambda: second.session.call("com.acme.race")) == winner
+        for client in (first, second):
+            await client.leave()
+
+
 async def test_callee_node_killed_mid_call(rabbitmq: RabbitMQNode) -> None:
     """Node A dies (SIGKILL) mid-call: the caller on node B gets wamp.error.canceled once A
     expires (node_timeout 1.5 s, within the call's 10 s timeout); A's procedure is gone and
