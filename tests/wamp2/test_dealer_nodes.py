@@ -68,8 +68,9 @@ async def until(call: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any
 async def test_call_reaches_a_callee_on_another_node(
     rabbitmq: RabbitMQNode, serializer: str
 ) -> None:
-    """A callee on node A, a caller on node B: args, kwargs, callee errors and progressive
-    results cross; node B refuses a second REGISTER of the URI (procedure_already_exists)."""
+    """A callee on node A, a caller on node B: args, kwargs and callee errors cross; node B
+    refuses a second REGISTER of the URI (procedure_already_exists); a v1 caller on node B
+    reaches node A's callee too."""
     async with nodes(rabbitmq) as (a, b):
         callee = await V2Client.join(a.ws_url, serializer=serializer)
         caller = await V2Client.join(b.ws_url, serializer=serializer)
@@ -87,6 +88,11 @@ async def test_call_reaches_a_callee_on_another_node(
         with pytest.raises(ApplicationError) as taken:
             await caller.session.register(lambda: 1, "com.acme.echo")
         assert taken.value.error == "wamp.error.procedure_already_exists"
+        await callee.session.register(lambda x, y: x + y, "com.acme.add")
+        assert await until(lambda: caller.session.call("com.acme.add", 1, 1)) == 2  # B knows
+        v1 = await b.connect()  # a WAMP v1 caller on node B (docs/wamp2.md, v1 callers)
+        assert await v1.call("com.acme.add", 2, 3) == [5]
+        await v1.close()
         for client in (callee, caller):
             await client.leave()
 
