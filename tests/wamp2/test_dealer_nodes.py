@@ -14,10 +14,11 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from gos_web_socket.app.exceptions import ConfigurationError
-from gos_web_socket.app.testing import V2Client
+from gos_web_socket.app.testing import RawPeer, V2Client
 from gos_web_socket.containers import dealer_node
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
+from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
 from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker, two_workers
@@ -116,6 +117,49 @@ async def test_simultaneous_registers_on_two_nodes(rabbitmq: RabbitMQNode) -> No
         assert await until(lambda: second.session.call("com.acme.race")) == winner
         for client in (first, second):
             await client.leave()
+
+
+async def raw_peer(server: ServerProcess, features: dict[str, bool]) -> RawPeer:
+    peer = await RawPeer.connect(server.ws_url)
+    peer.send([1, "realm1", {"roles": {"callee": {"features": features}, "caller": {}}}])
+    assert (await peer.receive())[0] == 2
+    return peer
+
+
+async def first_of(*waits: Awaitable[Any]) -> list[Any]:
+    """The result of the first of ``waits`` to finish, None for the others (cancelled)."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        task.cancel()
+    done = [t.result() if t.done() and not t.cancelled() else None for t in tasks]
+    return done
+
+
+async def test_cancel_crosses_nodes(rabbitmq: RabbitMQNode) -> None:
+    """CANCEL killnowait on node B of a call served on node A: the caller gets canceled at
+    once, the callee INTERRUPT, and neither node keeps the call."""
+    async with nodes(rabbitmq) as (a, b):
+        callee = await raw_peer(a, {"call_canceling": True})
+        callee.send([64, 1, {}, "com.acme.forever"])
+        assert (await callee.receive())[:2] == [65, 1]
+        caller = await raw_peer(b, {})
+        invocation = None
+        for request in range(1, 200):  # until node B has heard of A's procedure
+            caller.send([48, request, {}, "com.acme.forever"])
+            answer, invocation = await first_of(caller.receive(10), callee.receive(10))
+            if invocation is not None:
+                break
+            assert answer[4] == "wamp.error.no_such_procedure", answer
+            await asyncio.sleep(0.05)
+        assert invocation is not None and invocation[0] == 68
+        caller.send([49, request, {"mode": "killnowait"}])
+        assert (await caller.receive())[:5] == [8, 48, request, {}, "wamp.error.canceled"]
+        assert (await callee.receive())[:3] == [69, invocation[1], {"mode": "killnowait"}]
+        for server in (a, b):
+            assert (await scrape(server.metrics_port))["gos_websocket_calls_in_flight"] == 0
+        caller.close()
+        callee.close()
 
 
 async def test_callee_node_killed_mid_call(rabbitmq: RabbitMQNode) -> None:
