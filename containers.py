@@ -20,6 +20,9 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.runtime                           starts and stops all of it (app.lifecycle)
     gos_web_socket.worker                            the WorkerRole in a server.workers process
     gos_web_socket.worker_pool                       the parent of server.workers > 1 (app.workers)
+    gos_web_socket.parent_link / .dealer             a worker's link to the parent; the dealer,
+                                                     relayed through that link (wamp2/relay.py)
+    gos_web_socket.node_link                         server.dealer.across_nodes (wamp2/nodes.py)
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -59,11 +62,13 @@ from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.nodes import NodeLink, linked
+from gos_web_socket.app.server.wamp2.relay import ParentRelay, WorkerRelay
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
-from gos_web_socket.app.workers import WorkerPool, WorkerRole
+from gos_web_socket.app.workers import ParentLink, WorkerPool, WorkerRole
 from gos_web_socket.push import (
     BUILTIN_TRANSPORTS as BUILTIN_TRANSPORTS,
     amqp_pusher,
@@ -82,6 +87,8 @@ from gos_web_socket.settings import (
     ZmqSettings,
     load_settings,
 )
+from gos_web_socket.settings.dealer import DealerSettings
+from gos_web_socket.settings.models import LimitsSettings
 
 R = TypeVar("R", bound=Registry[Any])
 
@@ -114,6 +121,35 @@ def zmq_fanout(worker: WorkerRole | None) -> str | None:
 def is_worker(worker: WorkerRole | None) -> bool:
     """Workers share the WebSocket port (SO_REUSEPORT)."""
     return worker is not None
+
+
+def worker_link(worker: WorkerRole | None) -> ParentLink | None:
+    """A worker's end of its socket pair with the parent; None: not a worker."""
+    return None if worker is None else ParentLink(worker.link_fd)
+
+
+def dealer_node(settings: DealerSettings, amqp: AmqpSettings) -> NodeLink | None:
+    """With ``server.dealer.across_nodes``: this node's link to the others over RabbitMQ."""
+    if not settings.across_nodes:
+        return None
+    if not amqp.enabled:
+        problem = "server.dealer.across_nodes: true needs pushers.amqp.enabled: true (allowed:"
+        raise ConfigurationError([f"{problem} false, or enable the AMQP pusher)"])
+    return NodeLink(settings, amqp)
+
+
+def build_dealer(
+    limits: LimitsSettings, link: ParentLink | None, node: NodeLink | None = None
+) -> Dealer:
+    """The dealer; relayed to the other nodes' callees over RabbitMQ (each worker is a node),
+    else in a worker through the parent to the other workers' callees."""
+    dealer = Dealer(limits)
+    peers = node or link
+    if peers is not None:
+        relay = WorkerRelay(dealer, peers.send)
+        dealer.relay = relay
+        peers.on_message = relay.received
+    return dealer
 
 
 def node_settings(settings: AmqpSettings, worker: WorkerRole | None) -> AmqpSettings:
@@ -356,6 +392,13 @@ class GosWebSocket(containers.DeclarativeContainer):
     )
     flusher = providers.Singleton(FlushScheduler, outgoing, providers.Singleton(ServerStats))
     topic_manager = providers.Singleton(TopicManager, history, flusher)
+    parent_link = providers.Singleton(worker_link, worker)
+    node_link = providers.Singleton(
+        dealer_node, settings.provided.server.dealer, settings.provided.pushers.amqp
+    )
+    dealer = providers.Singleton(
+        build_dealer, settings.provided.server.limits, parent_link, node_link
+    )
     broker = providers.Singleton(
         Broker,
         router,
@@ -363,7 +406,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         providers.Singleton(TopicDispatcher, topic_registry),
         providers.Singleton(RpcDispatcher, rpc_registry),
         authenticator,
-        dealer=providers.Singleton(Dealer, settings.provided.server.limits),
+        dealer=dealer,
     )
     guard = providers.Singleton(Guard.from_settings, settings, event_dispatcher)
     server.add_kwargs(
@@ -380,7 +423,8 @@ class GosWebSocket(containers.DeclarativeContainer):
     )
     ops_listener = providers.Resource(lifecycle.listening, ops, running_pushers)
     http_listener = providers.Resource(lifecycle.listening, http, ops_listener)
-    running_server = providers.Resource(lifecycle.serving, server, http_listener)
+    dealer_nodes = providers.Resource(linked, node_link, http_listener)
+    running_server = providers.Resource(lifecycle.serving, server, dealer_nodes)
     runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
 
     # server.workers > 1: this process is the parent, which makes the ZeroMQ fan-out (on an ipc
@@ -394,6 +438,7 @@ class GosWebSocket(containers.DeclarativeContainer):
             max_message_size=settings.provided.server.limits.zmq_max_message_size,
         ).provider,
         ops=providers.Factory(WorkerOps, settings.provided.server.metrics).provider,
+        relay=providers.Factory(ParentRelay).provider,
     )
 
 

@@ -278,14 +278,9 @@ async def _serve(services: Services) -> int:
 
 async def _serve_worker(services: Services, role: WorkerRole) -> int:
     """One worker: the usual runtime, reporting to the parent and stopping when it is gone."""
-    from gos_web_socket.app.server.wamp2.relay import WorkerRelay  # the server stack: here only
-
-    link = ParentLink(role.link_fd)
-    runtime = services("gos_web_socket.runtime")
+    link: ParentLink = services("gos_web_socket.parent_link")
+    runtime = services("gos_web_socket.runtime")  # its dealer reads the link's relay lines
     ops = services("gos_web_socket.ops")
-    dealer = services("gos_web_socket.broker").dealer
-    dealer.relay = WorkerRelay(dealer, link.send)  # calls to the other workers' callees
-    link.on_message = dealer.relay.received
     link.on_parent_gone(runtime.stop_soon)
     try:
 
