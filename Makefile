@@ -14,7 +14,7 @@ FAST := not broker and not browser and not nginx and not npm and not slow
 # subprocesses and sockets they start (on 2 cores: 4 workers 51 s, 2 workers 67 s).
 FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
-.PHONY: install run test test-fast lint format system-deps npm-deps bench bench-full bench-profile clean
+.PHONY: install run test test-fast lint format system-deps npm-deps bench bench-full bench-profile crossbar-venv clean
 
 # The editable install is setuptools' strict mode: build/__editable__.*/gos_web_socket/ holds a
 # link to every file of the package and a static .pth puts it on sys.path, which Python, mypy
@@ -88,9 +88,16 @@ bench: $(STAMP) system-deps
 	$(PY) -m pip install -q $(EDITABLE) -e '.[bench]'
 	$(PY) -m bench
 
-bench-full: $(STAMP) system-deps
+bench-full: $(STAMP) system-deps crossbar-venv
 	$(PY) -m pip install -q $(EDITABLE) -e '.[bench]'
 	$(PY) -m bench --full
+	$(PY) -m bench wamp2 --out bench/results/wamp2.json  # ours vs Crossbar (docs/bench.md)
+
+# Crossbar (the reference WAMP router) pins old dependencies: a venv of its own, never .venv.
+crossbar-venv: bench/.venv-crossbar/bin/crossbar
+bench/.venv-crossbar/bin/crossbar:
+	python3 -m venv bench/.venv-crossbar
+	bench/.venv-crossbar/bin/python -m pip install -q crossbar
 
 bench-profile: $(STAMP) system-deps
 	$(PY) -m pip install -q $(EDITABLE) -e '.[bench]'

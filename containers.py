@@ -21,6 +21,9 @@ An id is the provider's attribute path below the root ``Container``::
     gos_web_socket.runtime                           starts and stops all of it (app.lifecycle)
     gos_web_socket.worker                            the WorkerRole in a server.workers process
     gos_web_socket.worker_pool                       the parent of server.workers > 1 (app.workers)
+    gos_web_socket.parent_link / .dealer             a worker's link to the parent; the dealer,
+                                                     relayed through that link (wamp2/relay.py)
+    gos_web_socket.node_link                         server.dealer.across_nodes (wamp2/nodes.py)
 
 so ``Provide["gos_web_socket.amqp.pusher"]`` works in wired modules and
 ``container.gos_web_socket.amqp.pusher.override(...)`` swaps a service in tests.
@@ -69,11 +72,13 @@ from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.nodes import NodeLink, linked
+from gos_web_socket.app.server.wamp2.relay import ParentRelay, WorkerRelay
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
-from gos_web_socket.app.workers import WorkerPool, WorkerRole
+from gos_web_socket.app.workers import ParentLink, WorkerPool, WorkerRole
 from gos_web_socket.push import (
     BUILTIN_TRANSPORTS as BUILTIN_TRANSPORTS,
     amqp_pusher,
@@ -92,6 +97,8 @@ from gos_web_socket.settings import (
     ZmqSettings,
     load_settings,
 )
+from gos_web_socket.settings.dealer import DealerSettings
+from gos_web_socket.settings.models import LimitsSettings
 
 R = TypeVar("R", bound=Registry[Any])
 
@@ -140,6 +147,35 @@ def build_presence(
     dispatcher.add_listener(CLIENT_CONNECTED, presence.on_connected)
     dispatcher.add_listener(CLIENT_DISCONNECTED, presence.on_disconnected)
     return presence
+
+
+def worker_link(worker: WorkerRole | None) -> ParentLink | None:
+    """A worker's end of its socket pair with the parent; None: not a worker."""
+    return None if worker is None else ParentLink(worker.link_fd)
+
+
+def dealer_node(settings: DealerSettings, amqp: AmqpSettings) -> NodeLink | None:
+    """With ``server.dealer.across_nodes``: this node's link to the others over RabbitMQ."""
+    if not settings.across_nodes:
+        return None
+    if not amqp.enabled:
+        problem = "server.dealer.across_nodes: true needs pushers.amqp.enabled: true (allowed:"
+        raise ConfigurationError([f"{problem} false, or enable the AMQP pusher)"])
+    return NodeLink(settings, amqp)
+
+
+def build_dealer(
+    limits: LimitsSettings, link: ParentLink | None, node: NodeLink | None = None
+) -> Dealer:
+    """The dealer; relayed to the other nodes' callees over RabbitMQ (each worker is a node),
+    else in a worker through the parent to the other workers' callees."""
+    dealer = Dealer(limits)
+    peers = node or link
+    if peers is not None:
+        relay = WorkerRelay(dealer, peers.send)
+        dealer.relay = relay
+        peers.on_message = relay.received
+    return dealer
 
 
 def node_settings(settings: AmqpSettings, worker: WorkerRole | None) -> AmqpSettings:
@@ -390,6 +426,13 @@ class GosWebSocket(containers.DeclarativeContainer):
     presence = providers.Singleton(
         build_presence, settings, event_dispatcher, topic_manager, presence_outbox, presence_sinks
     )
+    parent_link = providers.Singleton(worker_link, worker)
+    node_link = providers.Singleton(
+        dealer_node, settings.provided.server.dealer, settings.provided.pushers.amqp
+    )
+    dealer = providers.Singleton(
+        build_dealer, settings.provided.server.limits, parent_link, node_link
+    )
     broker = providers.Singleton(
         Broker,
         router,
@@ -397,7 +440,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         providers.Singleton(TopicDispatcher, topic_registry),
         providers.Singleton(RpcDispatcher, rpc_registry),
         authenticator,
-        dealer=providers.Singleton(Dealer, settings.provided.server.limits),
+        dealer=dealer,
         presence=presence,
     )
     guard = providers.Singleton(Guard.from_settings, settings, event_dispatcher)
@@ -420,7 +463,8 @@ class GosWebSocket(containers.DeclarativeContainer):
         PresenceCluster, settings.provided.pushers.amqp, settings.provided.presence, presence
     )
     cluster_running = providers.Resource(lifecycle.listening, presence_cluster, outbox_running)
-    running_server = providers.Resource(lifecycle.serving, server, cluster_running)
+    dealer_nodes = providers.Resource(linked, node_link, cluster_running)
+    running_server = providers.Resource(lifecycle.serving, server, dealer_nodes)
     runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
 
     # server.workers > 1: this process is the parent, which makes the ZeroMQ fan-out (on an ipc
@@ -434,6 +478,7 @@ class GosWebSocket(containers.DeclarativeContainer):
             max_message_size=settings.provided.server.limits.zmq_max_message_size,
         ).provider,
         ops=providers.Factory(WorkerOps, settings.provided.server.metrics).provider,
+        relay=providers.Factory(ParentRelay).provider,
     )
 
 

@@ -60,7 +60,7 @@ class ServicesFactory(Protocol):
     ) -> Services: ...
 
 
-ONE_SHOT_COMMANDS = frozenset({"push", "routes", "config", "health", "presence"})
+ONE_SHOT_COMMANDS = frozenset({"push", "routes", "config", "health", "catalogue", "presence"})
 QUIET_LOGGERS = (
     "aio_pika",
     "aiormq",
@@ -159,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("config", parents=[common], help="print the resolved settings")
 
+    catalogue = commands.add_parser(
+        "catalogue",
+        parents=[common],
+        help="write an AsyncAPI 3.0 document and TypeScript types of the routes",
+    )
+    catalogue.add_argument(
+        "--out", type=Path, default=Path("catalogue"), metavar="DIR", help="(default: catalogue)"
+    )
+
     health = commands.add_parser("health", parents=[common], help="ask a running server if ready")
     health.add_argument(
         "-a", "--host", help="metrics listener address (default: server.metrics.host)"
@@ -200,6 +209,25 @@ def _print_routes(services: Services, match: str | None, out: TextIO) -> int:
     for row in rows:
         out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])))
         out.write(f"  {row[3]}\n")
+    return EXIT_OK
+
+
+def _write_catalogue(services: Services, folder: Path, out: TextIO) -> int:
+    """The routes as asyncapi.json/.yaml and channels.d.ts (app/catalogue/, docs/catalogue.md)."""
+    from gos_web_socket.app.catalogue import write_catalogue
+
+    server = services("settings").server
+    address = {
+        "host": f"{server.host}:{server.port}",
+        "protocol": "wss" if server.tls.enabled else "ws",
+        "description": "The WAMP v1/v2 WebSocket server (server.host, server.port).",
+    }
+    rpc_callbacks = frozenset(services("gos_web_socket.rpc_registry"))
+    router = services("gos_web_socket.router")
+    for path in write_catalogue(
+        router, folder, servers={"websocket": address}, rpc_callbacks=rpc_callbacks
+    ):
+        out.write(f"wrote {path}\n")
     return EXIT_OK
 
 
@@ -282,26 +310,13 @@ async def _serve(services: Services) -> int:
 
 async def _serve_worker(services: Services, role: WorkerRole) -> int:
     """One worker: the usual runtime, reporting to the parent and stopping when it is gone."""
-    from gos_web_socket.app.presence.peers import WorkerPeers, is_presence
-    from gos_web_socket.app.server.wamp2.relay import WorkerRelay  # the server stack: here only
+    from gos_web_socket.app.presence.peers import attach_worker
 
-    link = ParentLink(role.link_fd)
-    runtime = services("gos_web_socket.runtime")
+    link: ParentLink = services("gos_web_socket.parent_link")
+    runtime = services("gos_web_socket.runtime")  # its dealer reads the link's relay lines
     ops = services("gos_web_socket.ops")
-    dealer = services("gos_web_socket.broker").dealer
-    dealer.relay = WorkerRelay(dealer, link.send)  # calls to the other workers' callees
-    presence = services("gos_web_socket.presence")
-    # with presence.nodes each worker is a node of its own on RabbitMQ, else the parent relays
-    nodes = services("settings").presence.nodes.enabled
-    peers = None if nodes else WorkerPeers(presence, link.send, role.index)
-
-    def received(message: dict[str, Any]) -> None:
-        if not is_presence(message):
-            dealer.relay.received(message)
-        elif peers is not None:
-            peers.received(message)
-
-    link.on_message = received
+    # presence between workers rides the same link (app/presence/peers.py)
+    attach_worker(services("gos_web_socket.presence"), link, role.index, services("settings"))
     link.on_parent_gone(runtime.stop_soon)
     try:
 
@@ -397,6 +412,8 @@ def main(
             return _print_routes(services, args.match, out)
         if args.command == "config":
             return _print_config(services, out)
+        if args.command == "catalogue":
+            return _write_catalogue(services, args.out, out)
         if args.command == "health":
             return _health(services, args, out, err)
         if args.command == "presence":

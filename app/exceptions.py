@@ -21,7 +21,8 @@
      ├── PusherError
      │    ├── InvalidPushArgument (ValueError)   bad data or an unknown context key
      │    └── PushFailed                     the transport could not deliver (``__cause__`` set);
-     │                                       after background pushes, ``failures`` lists each
+     │         │                             after background pushes, ``failures`` lists each
+     │         └── InvalidPayload            the data does not fit its route's payload model
      ├── PushHandlerError
      │    ├── MessageDecodeError (ValueError)  a body that is not a GOS envelope
      │    └── PushUnsupported                the topic has no ``on_push``
@@ -194,6 +195,12 @@ class PushFailed(PusherError):
         super().__init__(message)
 
 
+class InvalidPayload(PushFailed):
+    """A push's data does not fit its route's payload model (``payload:`` in routing.yaml);
+    the message names each field and why. Raised by the pushers at ``push()`` time and by the
+    server's push handler, which refuses the push (``push_fail``) instead of broadcasting it."""
+
+
 class PushHandlerError(GosWebSocketError):
     """Base of the push handlers' errors."""
 
@@ -269,4 +276,13 @@ class RpcError(WampError):
 
     def __init__(self, message: str, code: int = 500) -> None:
         self.code = code
+        super().__init__(message)
+
+
+class MetaRefused(WampError):
+    """A WAMP meta API call or subscription was refused; ``uri`` is its WAMP error URI
+    (``wamp.error.no_such_session``, ``not_authorized``, ``invalid_argument`` ...)."""
+
+    def __init__(self, uri: str, message: str) -> None:
+        self.uri = uri
         super().__init__(message)

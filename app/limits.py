@@ -45,6 +45,11 @@ class TokenBucket:
         self._tokens -= tokens
         return True
 
+    def give_back(self, tokens: float = 1.0) -> None:
+        """Return ``tokens`` spent on traffic that turned out not to be a flood (at most
+        ``burst`` are saved up)."""
+        self._tokens = min(self.burst, self._tokens + tokens)
+
 
 def _depth(value: Any) -> int:
     """Nesting depth of decoded JSON (a scalar is 0, ``[]`` is 1), without recursion."""

@@ -87,6 +87,13 @@ class ServerMetrics:
         gauge("topics", "Topics with at least one subscriber.").set_function(
             lambda: len(server.topics)
         )
+        dealer = server.broker.dealer
+        gauge("registrations", "Procedures clients registered (the dealer).").set_function(
+            lambda: len(dealer.registrations)
+        )
+        gauge("calls_in_flight", "Calls to client procedures not answered yet.").set_function(
+            lambda: dealer.in_flight
+        )
         self.registry.register(_Collector(self))
 
         self._listeners: list[tuple[str, Any]] = [

@@ -218,20 +218,25 @@ FanoutFactory = Callable[[str], "ZmqFanout"]
 """Makes the ZeroMQ fan-out publishing on an ``ipc://`` endpoint the pool chose."""
 OpsFactory = Callable[["WorkerPool"], "WorkerOps"]
 """Makes the parent's ``/metrics`` and ``/health``, which read the pool's slots."""
+RelayFactory = Callable[[Callable[[int, dict[str, Any]], None]], "ParentRelay"]
+"""Makes the dealer relay's parent end from the pool's ``forward``."""
 
 
 class WorkerPool:
     """The parent of ``server.workers`` processes (see the module docstring).
 
-    The container hands in how to make the fan-out and the ops listener; the pool makes them
-    when it starts, as they need its temporary directory and its slots.
+    The container hands in how to make the fan-out, the ops listener and the dealer relay; the
+    pool makes them when it starts, as they need its temporary directory, slots and links.
     """
 
-    def __init__(self, settings: Settings, fanout: FanoutFactory, ops: OpsFactory) -> None:
+    def __init__(
+        self, settings: Settings, fanout: FanoutFactory, ops: OpsFactory, relay: RelayFactory
+    ) -> None:
         self.settings = settings
         self.command: WorkerCommand | None = None
         self._make_fanout = fanout
         self._make_ops = ops
+        self._make_relay = relay
         self.count = settings.server.worker_count
         self.slots = [WorkerSlot(index) for index in range(self.count)]
         self.port = settings.server.port
@@ -267,9 +272,8 @@ class WorkerPool:
 
     async def _start_parts(self) -> None:
         from gos_web_socket.app.presence.peers import PresenceHub
-        from gos_web_socket.app.server.wamp2.relay import ParentRelay
 
-        self.relay = ParentRelay(self.forward)
+        self.relay = self._make_relay(self.forward)
         self.presence = PresenceHub(self.forward)
         self._reserve_port()
         self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))

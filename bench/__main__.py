@@ -13,6 +13,8 @@ python -m bench report          rebuild results.md and chart.png from results.js
 python -m bench profile         py-spy profile of ours and the raw limit, AMQP push to 1,000
 python -m bench profile --systems ours --transports amqp,stream   shared queue vs stream mode
 python -m bench deflate         permessage-deflate: frame bytes and broadcast CPU per delivery
+python -m bench wamp2 [--calls 5000 --subscribers 1000]   WAMP v2: ours vs Crossbar, calls
+                                and publish fan-out (bench/wamp2.py; make crossbar-venv first)
 python -m bench heap --systems ours,ours-nofreeze,picows   GC: tracked objects, full-collection time
 """
 
@@ -221,6 +223,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["wamp2"]:  # its own options (bench/wamp2.py)
+        from bench.wamp2 import main as wamp2
+
+        return wamp2(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=__doc__,

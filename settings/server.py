@@ -10,6 +10,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
+from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.limits import LimitsSettings
 from gos_web_socket.settings.nodes import DEFAULT_ROUTING, Node
 
@@ -96,6 +97,7 @@ class ServerSettings(Node):
         default="realm1", min_length=1, description="the one realm WAMP v2 clients join"
     )
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    dealer: DealerSettings = Field(default_factory=DealerSettings)
     demo: bool = Field(
         default=True, description="register the shipped acme.topic / acme.rpc handlers"
     )

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.presence.service import Presence
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.workers import ParentLink
+    from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,27 @@ class WorkerPeers:
             logger.info("presence: %s gone, %d transitions", origin, dropped)
         else:
             logger.warning("presence relay: unknown message %r", op)
+
+
+def attach_worker(
+    presence: Presence, link: ParentLink, index: int, settings: Settings
+) -> WorkerPeers | None:
+    """Presence lines of ``link`` go to this worker's peers, the others where they went (the
+    dealer's relay). With ``presence.nodes`` the worker is a node of its own on RabbitMQ
+    (cluster.py) and the parent's presence lines are ignored."""
+    other = link.on_message
+    nodes = settings.presence.nodes.enabled
+    peers = None if nodes else WorkerPeers(presence, link.send, index)
+
+    def received(message: dict[str, Any]) -> None:
+        if not is_presence(message):
+            if other is not None:
+                other(message)
+        elif peers is not None:
+            peers.received(message)
+
+    link.on_message = received
+    return peers
 
 
 class PresenceHub:

@@ -7,21 +7,25 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from gos_web_socket.app.exceptions import RouteDefinitionError
 from gos_web_socket.app.router.collection import RouteCollection
+from gos_web_socket.app.router.payload import resolve_payload
 from gos_web_socket.app.router.route import Route, RouteHistory
 from gos_web_socket.app.router.router import Router
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["ALLOWED_KEYS", "load_router", "load_routes", "load_routes_from_mapping"]
 
 # Keys of a route or import entry; `channel` and `handler` are deprecated aliases.
 _KEYS = (
-    "resource type channel pattern handler callback defaults requirements options exclude history"
-    " presence"
+    "resource type channel pattern handler callback defaults requirements options exclude history "
+    "payload presence"
 )
 ALLOWED_KEYS = tuple(_KEYS.split())
 
@@ -152,9 +156,12 @@ def _route(config: dict[str, Any], name: str, source: str) -> Route:
         )
     defaults, requirements, options = _extras(config, name, source)
     history = _history(config, f'route "{name}" in "{source}":')
+    payload = _payload(config, f'route "{name}" in "{source}":')
     presence = _presence(config, f'route "{name}" in "{source}":')
     with _context(f'route "{name}" in "{source}"'):
-        route = Route(pattern, callback, defaults, requirements, options, history, presence)
+        route = Route(
+            pattern, callback, defaults, requirements, options, history, payload, presence=presence
+        )
         route.compile()
     return route
 
@@ -169,6 +176,7 @@ def _import(config: dict[str, Any], name: str, source: str) -> RouteCollection:
         )
     defaults, requirements, options = _extras(config, name, source)
     history = _history(config, f'import "{name}" in "{source}":')
+    payload = _payload(config, f'import "{name}" in "{source}":')
     presence = _presence(config, f'import "{name}" in "{source}":')
     collection = RouteCollection()
     with _context(f'import "{name}" in "{source}"'):
@@ -178,6 +186,7 @@ def _import(config: dict[str, Any], name: str, source: str) -> RouteCollection:
             merged.requirements = route.requirements | merged.requirements
             merged.options = route.options | options
             merged.history = history or route.history
+            merged.payload = payload or route.payload
             merged.presence = presence or route.presence
             merged.compile()
             collection.add(route_name, merged)
@@ -209,6 +218,12 @@ def _extras(
 def _history(config: dict[str, Any], where: str) -> RouteHistory | None:
     value = config.get("history")
     return None if value is None else RouteHistory.parse(value, where)
+
+
+def _payload(config: dict[str, Any], where: str) -> type[BaseModel] | None:
+    """The model ``payload`` names, imported now: a wrong one stops start-up (one line)."""
+    value = config.get("payload")
+    return None if value is None else resolve_payload(value, where)
 
 
 def _presence(config: dict[str, Any], where: str) -> bool:

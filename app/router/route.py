@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import RouteDefinitionError
+from gos_web_socket.app.router.payload import validate_payload
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["CompiledRoute", "Route", "RouteHistory", "TextToken", "Token", "VariableToken"]
 
@@ -93,10 +97,13 @@ class Route:
         requirements: Mapping[str, str] | None = None,
         options: Mapping[str, Any] | None = None,
         history: RouteHistory | None = None,
+        payload: type[BaseModel] | None = None,
         presence: bool = False,
     ) -> None:
         self.history = history
         """The channel history its channels keep (app/history.py); None: none."""
+        self.payload = payload
+        """The pydantic model pushes to it must fit (app/router/payload.py); None: any JSON."""
         self.presence = presence
         """``presence: true``: who is subscribed to its channels is tracked (app/presence/)."""
         self.defaults: dict[str, Any] = {}
@@ -124,6 +131,16 @@ class Route:
             self._compiled = _compile(self)
         return self._compiled
 
+    def validate_payload(self, data: Any, route_name: str) -> Any:
+        """``data`` as it travels on: as it is without a model, else checked and dumped.
+
+        Raises:
+            InvalidPayload: the data does not fit ``payload`` (each field named).
+        """
+        if self.payload is None:
+            return data
+        return validate_payload(self.payload, data, route_name)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Route):
             return NotImplemented
@@ -131,7 +148,7 @@ class Route:
 
     def _key(self) -> tuple[Any, ...]:
         key = (self.pattern, self.callback, self.defaults, self.requirements, self.options)
-        return (*key, self.history, self.presence)
+        return (*key, self.history, self.payload, self.presence)
 
 
 def _sanitize(key: str, regex: object) -> str:

@@ -58,6 +58,7 @@ class Router:
                 if hit is not None:
                     self._static[route.pattern] = hit
         self._generation = {name: (route, c, _checks(route, c)) for name, route, c in compiled}
+        self._typed = {name: route for name, route, _ in compiled if route.payload is not None}
 
     @property
     def collection(self) -> RouteCollection:
@@ -123,6 +124,16 @@ class Router:
             parts.append(token.separator + text)
             optional = False
         return "".join(reversed(parts))
+
+    def validate_payload(self, name: str, data: Any) -> Any:
+        """``data`` for a push to route ``name``: as it is when the route names no payload
+        model (one dict lookup), else checked against the model and dumped to JSON types.
+
+        Raises:
+            InvalidPayload: the data does not fit the route's model (each field named).
+        """
+        route = self._typed.get(name)
+        return data if route is None else route.validate_payload(data, name)
 
 
 def _first_match(channel: str, entries: Sequence[_Entry]) -> _Hit | None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.auth.authorization import RouteRules
@@ -23,11 +23,18 @@ from gos_web_socket.app.position import Position
 from gos_web_socket.app.presence.base import PRESENCE_PROCEDURE, PRESENCE_RPC, ChannelPresence
 from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
+from gos_web_socket.app.server.handlers import SecuredTopic
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.session import Failure, Result
-from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.server.topic import Topic, new_subscription_id
 from gos_web_socket.app.server.wamp2.calls import v1_call
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.meta import MetaApi
+from gos_web_socket.app.server.wamp2.patterns import (
+    PatternSubscription,
+    PatternSubscriptions,
+    Reader,
+)
 from gos_web_socket.app.server.wamp2.registrations import Registration
 
 if TYPE_CHECKING:
@@ -65,6 +72,10 @@ class Broker:
         """Each route's ``options.auth``: who may subscribe, publish, call and register."""
         self.dealer = dealer or Dealer()
         """The procedures clients registered and the calls between clients (WAMP v2 dealer)."""
+        self.patterns = manager.patterns = PatternSubscriptions(self, new_subscription_id)
+        """WAMP v2 pattern subscriptions; every topic's broadcasts reach them (topic.py)."""
+        self.meta = MetaApi(self)
+        """The WAMP meta API (``wamp.session.*`` ...) of this worker's sessions."""
         self.presence = presence
         """Who is in the channels of ``presence: true`` routes (app/presence/)."""
 
@@ -126,6 +137,9 @@ class Broker:
         topic = self.manager.subscribe(connection, uri, request)
         if topic is None:
             return connection.subscriptions[uri][0]
+        self.meta.subscribed(
+            connection.session_id, topic.subscription_id, uri, "exact", len(topic) == 1
+        )
         presence = self.presence if request.route.presence else None
         if presence is None:
             done = None if accepted is None else partial(accepted, topic)
@@ -173,12 +187,59 @@ class Broker:
         topic = self.manager.subscribe(connection, uri, request, plain=True)
         if topic is None:
             return connection.subscriptions[uri][0]
+        self.meta.subscribed(
+            connection.session_id, topic.subscription_id, uri, "exact", len(topic) == 1
+        )
         if accepted is not None:
             accepted(topic)
         members = self.presence.state.members(channel)
         state = {"channel": channel, "state": ChannelPresence(channel, members).as_dict()}
         connection.send_event(uri, state)
         return topic
+
+    def subscribe_pattern(
+        self, connection: WampConnection, match: str, pattern: str
+    ) -> tuple[PatternSubscription, bool]:
+        """Join the pattern subscription (match, pattern); and whether it is new. Who may
+        read which channel is checked at each event (``readers``).
+
+        Raises:
+            LimitExceeded: a new subscription would pass ``server.limits.max_subscriptions``
+                (exact and pattern ones count together).
+        """
+        session_id = connection.session_id
+        held = self.patterns.lookup(match, pattern)
+        if held is not None and session_id in held.members:
+            return held, False
+        limit = connection.limits.max_subscriptions
+        count = len(connection.subscriptions) + self.patterns.held(session_id)
+        check_count("max_subscriptions", count, limit, "subscriptions")
+        subscription, created = self.patterns.add(connection, match, pattern)
+        self.meta.subscribed(session_id, subscription.id, pattern, match, created)
+        return subscription, created
+
+    def unsubscribe_pattern(self, connection: WampConnection, subscription_id: int) -> bool:
+        """Leave a pattern subscription; False: the connection holds no such one."""
+        gone = self.patterns.remove(connection.session_id, subscription_id)
+        if gone is None:
+            return False
+        subscription, deleted = gone
+        match, pattern = subscription.match, subscription.pattern
+        self.meta.unsubscribed(connection.session_id, subscription_id, pattern, match, deleted)
+        return True
+
+    def readers(self, uri: str) -> Callable[[Reader], bool] | None:
+        """Which pattern subscribers may get an event of channel ``uri``: those the route's
+        ``subscribe`` rule allows; nobody on a channel without a route or whose handler is a
+        ``SecuredTopic`` (its ``secure()`` vets one client's SUBSCRIBE, not each event)."""
+        try:
+            request = self.router.match(uri)
+        except ResourceNotFound:
+            return None
+        if isinstance(self.topics.handlers.get(request.route.callback), SecuredTopic):
+            return None
+        rule, attributes = self.rules.rule("subscribe", request.route_name), request.attributes
+        return lambda reader: rule.allows(reader.user, attributes)
 
     async def unsubscribe(
         self,
@@ -190,6 +251,10 @@ class Broker:
         entry = self.manager.unsubscribe(connection, uri)
         if entry is None:
             return None
+        topic = entry[0]
+        self.meta.unsubscribed(
+            connection.session_id, topic.subscription_id, uri, "exact", not len(topic)
+        )
         if self.presence is not None and entry[1].route.presence:
             if self.presence.watched(uri) is not None and uri != entry[1].matched:
                 if accepted is not None:  # a watcher of join/leave: no topic hook
@@ -201,9 +266,14 @@ class Broker:
     async def leave(self, connection: WampConnection) -> None:
         """Leave every topic of a closed connection (the hooks run; nobody is left to answer);
         its registrations and calls in flight end first (dealer.py)."""
-        self.dealer.leave(connection.session_id)
+        session_id = connection.session_id
+        self.dealer.leave(session_id)
+        for subscription, deleted in self.patterns.leave(session_id):
+            match, pattern = subscription.match, subscription.pattern
+            self.meta.unsubscribed(session_id, subscription.id, pattern, match, deleted)
         for uri in list(connection.subscriptions):
             await self.unsubscribe(connection, uri)
+        self.meta.left(connection)
 
     async def publish(
         self,
@@ -212,13 +282,26 @@ class Broker:
         event: Any,
         exclude: list[str],
         eligible: list[str],
+        disclosed: Mapping[str, Any] | None = None,
     ) -> Failure | None:
-        """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does."""
+        """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does.
+        ``disclosed``: the EVENT details naming the publisher (v2 ``disclose_me``)."""
         request = self._allowed("publish", connection, uri)
         if isinstance(request, Failure):
             return request
         topic = self.manager.topic(uri)
-        return await self.topics.publish(connection, topic, request, event, exclude, eligible)
+        return await self.topics.publish(
+            connection, topic, request, event, exclude, eligible, disclosed
+        )
+
+    def audience(self, uri: str) -> list[Reader]:
+        """Who would get an event of channel ``uri``: its subscribers, then the pattern
+        subscribers covering it (before the route rules and the lists)."""
+        topic = self.manager.topics.get(uri)
+        readers: list[Reader] = [] if topic is None else cast("list[Reader]", list(topic))
+        for subscription in self.patterns.matching(uri) if self.patterns.active else ():
+            readers.extend(subscription.members.values())
+        return readers
 
     async def call(self, connection: WampConnection, uri: str, params: Any) -> Result | Failure:
         """Run the RPC method the route of ``uri`` names with ``params``.
@@ -265,10 +348,16 @@ class Broker:
             return None
         return self.dealer.procedure(request.matched)
 
-    def discloses(self, uri: str) -> bool:
-        """Whether a call of ``uri`` may name its caller to the callee: yes, unless the route
-        says ``options.disclose_caller: false``."""
-        return self.router.match(uri).route.options.get("disclose_caller", True) is not False
+    def discloses(self, uri: str, role: str = "caller") -> bool:
+        """Whether a call of ``uri`` may name its caller to the callee (``role`` publisher:
+        a PUBLISH its publisher to subscribers): yes, unless the route says
+        ``options.disclose_caller: false`` (``disclose_publisher: false``). No route: yes
+        (the verb itself fails on it)."""
+        try:
+            options = self.router.match(uri).route.options
+        except ResourceNotFound:
+            return True
+        return options.get(f"disclose_{role}", True) is not False
 
     def registrable(self, connection: WampConnection, uri: str) -> Failure | None:
         """Why ``connection`` may not register ``uri``; None: it may.
@@ -277,6 +366,8 @@ class Broker:
         ``authenticated``); then one namespace: a URI whose route names a server RPC handler
         is the server's (code 409, procedure_already_exists), never a client's.
         """
+        if self.meta.serves(uri):  # the router's own namespace
+            return Failure(uri, f"{uri} is reserved for the meta API", {}, no_route=True)
         request = self._allowed("register", connection, uri)
         if isinstance(request, Failure):
             return request

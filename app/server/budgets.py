@@ -47,6 +47,13 @@ class InboundBudgets:
         """
         _spend(self._messages, now, "messages_per_second", "messages")
 
+    def answered(self) -> None:
+        """A message of this client was a call answered through the dealer: its message and
+        frame tokens come back. Such traffic is paced by the calls in flight
+        (``max_pending_calls``, ``max_pending_invocations``), not by the rate."""
+        self._messages.give_back()
+        self._frames.give_back()
+
     def ping(self, now: float) -> None:
         """Count one inbound ping at ``now`` (seconds).
 

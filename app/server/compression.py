@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from autobahn.websocket.compress import (
     PerMessageDeflateOfferAccept,
 )
 
-from gos_web_socket.app.server.session import WireFormat
+from gos_web_socket.app.server.session import WireFormat, event_frame
 
 if TYPE_CHECKING:
     from gos_web_socket.app.position import Position
@@ -116,8 +117,10 @@ class DeflateFormat(WireFormat):
         publication: int,
         payload: Any,
         position: Position | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> bytes:
-        frame = self.inner.event_frame(topic, subscription, publication, payload, position)
+        inner = self.inner
+        frame = event_frame(inner, topic, subscription, publication, payload, position, details)
         first, data = unframe(frame)
         if len(data) < MIN_SIZE:
             return frame

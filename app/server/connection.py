@@ -433,6 +433,12 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
                 return
             self.session.receive(payload, isBinary)
 
+    def answered(self) -> None:
+        """One of this client's messages was dealer traffic that got its answer (a CALL of a
+        client procedure answered with RESULT, a callee's final YIELD or ERROR): it does not
+        count against ``messages_per_second`` (docs/wamp2.md, Budgets)."""
+        self._budgets.answered()
+
     def onPing(self, payload: bytes) -> None:
         """Pong, within ``pings_per_second``; a ping flood is a write amplifier: close 1008."""
         try:

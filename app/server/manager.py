@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gos_web_socket.app.server.topic import Topic, Turns
+from gos_web_socket.app.server.topic import Patterns, Topic, Turns
 
 if TYPE_CHECKING:
     from gos_web_socket.app.history import HistoryStore
@@ -31,12 +31,15 @@ class TopicManager:
         """Channel histories (app/history.py); each new topic of a route with one gets its own."""
         self.turns = turns
         """Where topics hand over their frames of a loop turn (live.py); None: at once."""
+        self.patterns: Patterns | None = None
+        """The pattern subscriptions (wamp2/patterns.py) every topic's broadcasts also reach;
+        the broker sets them."""
 
     def _new(self, topic_id: str, plain: bool = False) -> Topic:
         store = self.history
         if store is None or plain:
-            return Topic(topic_id, turns=self.turns)
-        return Topic(topic_id, store.channel(topic_id), store, self.turns)
+            return Topic(topic_id, turns=self.turns, patterns=self.patterns)
+        return Topic(topic_id, store.channel(topic_id), store, self.turns, self.patterns)
 
     @property
     def topics(self) -> Mapping[str, Topic]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -75,12 +75,31 @@ class WireFormat(ABC):
         publication: int,
         payload: Any,
         position: Position | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> bytes:
         """The complete frame of one EVENT of ``payload`` on ``topic``; ``position`` is where
-        it is in its channel's history (app/history.py), for formats that can carry it."""
+        it is in its channel's history (app/history.py), ``details`` the v2 EVENT details
+        the router adds (``topic`` of a pattern subscription, ``publisher``), for formats
+        that can carry them."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def event_frame(
+    wire: WireFormat,
+    topic: str,
+    subscription: int,
+    publication: int,
+    payload: Any,
+    position: Position | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> bytes:
+    """``wire.event_frame``, passing ``details`` only when there are some: a format written
+    before they existed (one argument fewer) keeps working."""
+    if details:
+        return wire.event_frame(topic, subscription, publication, payload, position, details)
+    return wire.event_frame(topic, subscription, publication, payload, position)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ by every channel the route matches; a ``Topic`` is the server's object for one c
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery
@@ -18,11 +19,38 @@ from gos_web_socket.app.position import Position
 from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.catchup import CatchUp, Kept
 from gos_web_socket.app.server.members import Members, Subscriber
-from gos_web_socket.app.server.session import WireFormat, new_publication_id
+from gos_web_socket.app.server.session import WireFormat, event_frame, new_publication_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 
 _subscription_ids = itertools.count(1)
-"""WAMP v2 subscription ids: router scope, one per live topic."""
+"""WAMP v2 subscription ids: router scope, one per live topic or pattern subscription."""
+
+
+PUBLISHER: ContextVar[Mapping[str, Any] | None] = ContextVar("publisher", default=None)
+"""EVENT details naming the publisher (``disclose_me``), set while ``on_publish`` runs: what
+the hook broadcasts then (and in tasks it starts) names the publisher to v2 subscribers."""
+
+
+def new_subscription_id() -> int:
+    """A fresh v2 subscription id (topics and pattern subscriptions share the counter)."""
+    return next(_subscription_ids)
+
+
+class Patterns(Protocol):
+    """The pattern subscriptions a broadcast also reaches (wamp2/patterns.py)."""
+
+    @property
+    def active(self) -> bool: ...
+
+    def deliver(
+        self,
+        uri: str,
+        publication: int,
+        payload: Any,
+        exclude: Collection[str] = (),
+        eligible: Collection[str] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> int: ...
 
 
 class Turns(Protocol):
@@ -64,6 +92,7 @@ class Topic:
         "_catchup",
         "_turns",
         "_turn",
+        "patterns",
     )
 
     def __init__(
@@ -72,14 +101,17 @@ class Topic:
         history: ChannelHistory | None = None,
         store: HistoryStore | None = None,
         turns: Turns | None = None,
+        patterns: Patterns | None = None,
     ) -> None:
         self.id = topic_id
+        self.patterns = patterns
+        """Pattern subscriptions covering this channel get its broadcasts too (live ones)."""
         self.history = history
         """The channel's history when its route keeps one (``history: {size, ttl}``)."""
         self.store = store
         self.timers = PeriodicTimers(f"topic {topic_id}")
         self.timers_registered = False
-        self.subscription_id = next(_subscription_ids)
+        self.subscription_id = new_subscription_id()
         self._members = Members()
         self._catchup = CatchUp()
         self._turns = turns
@@ -123,11 +155,30 @@ class Topic:
                 if not eligible:
                     return 0
         publication = new_publication_id()
+        details = PUBLISHER.get()
+        sent = self._send(payload, exclude, eligible, publication, position, details)
+        patterns = self.patterns
+        if patterns is not None and patterns.active and (push is None or push.is_live):
+            sent += patterns.deliver(self.id, publication, payload, exclude, eligible, details)
+        return sent
+
+    def _send(
+        self,
+        payload: Any,
+        exclude: Collection[str],
+        eligible: Collection[str],
+        publication: int,
+        position: Position | None,
+        details: Mapping[str, Any] | None = None,
+    ) -> int:
+        """``broadcast`` to this topic's own subscribers."""
         topic, subscription = self.id, self.subscription_id
         held = self._catchup.held
         if held:
             held.keep(
-                lambda wire: wire.event_frame(topic, subscription, publication, payload, position),
+                lambda wire: event_frame(
+                    wire, topic, subscription, publication, payload, position, details
+                ),
                 position,
                 exclude,
                 eligible,
@@ -135,9 +186,12 @@ class Topic:
         if not self._members.formats:
             return 0
         if self._turns is not None and not exclude and not eligible:
-            return self._keep(topic, subscription, publication, payload, position)
+            return self._keep(topic, subscription, publication, payload, position, details)
         groups = [
-            (wire.event_frame(topic, subscription, publication, payload, position), members)
+            (
+                event_frame(wire, topic, subscription, publication, payload, position, details),
+                members,
+            )
             for wire, members in self._members.formats.items()
         ]
         skip = set(exclude) if exclude else None
@@ -162,6 +216,7 @@ class Topic:
         publication: int,
         payload: Any,
         position: Position | None,
+        details: Mapping[str, Any] | None = None,
     ) -> int:
         """Keep a broadcast to every subscriber for the end of the turn; returns how many
         subscribers it is for. Every frame is built before any is kept."""
@@ -171,7 +226,10 @@ class Topic:
             turns.batch(self)  # another topic's frames of this turn go out first
             turn = self._turn = {wire: [] for wire in self._members.formats}
         framed = [
-            (frames, wire.event_frame(topic, subscription, publication, payload, position))
+            (
+                frames,
+                event_frame(wire, topic, subscription, publication, payload, position, details),
+            )
             for wire, frames in turn.items()
         ]
         for frames, frame in framed:

@@ -8,6 +8,7 @@ connection with 1007, and a refusal by ``secure()`` gets CALLERROR code 401 and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ class Wamp1Format(WireFormat):
         publication: int,
         payload: Any,
         position: Position | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> bytes:
         """EVENT ``[8, topicUri, payload]``; keyword arguments from v2 arrive as their dict.
 

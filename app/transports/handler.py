@@ -14,7 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.events import (
     PUSH_FAIL,
@@ -23,7 +23,12 @@ from gos_web_socket.app.events import (
     PushHandlerFailEvent,
     PushHandlerSuccessEvent,
 )
-from gos_web_socket.app.exceptions import MessageDecodeError, PushHandlerError, RoutingError
+from gos_web_socket.app.exceptions import (
+    InvalidPayload,
+    MessageDecodeError,
+    PushHandlerError,
+    RoutingError,
+)
 from gos_web_socket.app.history import ReadBack
 from gos_web_socket.app.logs import RateLimitedLog
 from gos_web_socket.app.message import Message
@@ -33,7 +38,7 @@ from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.contract import Delivery, LogReceiver, PushableServer, Receiver
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.router import Router
+    from gos_web_socket.app.router import Router, WampRequest
 
 __all__ = ["ServerPushHandler"]
 
@@ -179,9 +184,8 @@ class ServerPushHandler:
     async def _refill(self, app: PushableServer, delivery: Delivery) -> None:
         """Run a push read back from the log so that its broadcasts fill channel history."""
         try:
-            message = Message.decode(delivery.body)
-            request = self.router.match(message.topic)
-            await app.on_push(Push.refill(request, message.data, self.name, delivery.position))
+            request, data = self.route(Message.decode(delivery.body))
+            await app.on_push(Push.refill(request, data, self.name, delivery.position))
         except Exception as exc:  # it failed the first time too; it was settled then
             logger.debug("push handler %s: refill of a push failed: %r", self.name, exc)
         self._remember(delivery.message_id, True)
@@ -205,18 +209,28 @@ class ServerPushHandler:
             epoch, end = position.epoch, position.offset
             start = position.offset if start is None else start
             try:
-                message = Message.decode(delivery.body)
-                request = self.router.match(message.topic)
-            except (MessageDecodeError, RoutingError):  # poison: dead-lettered when it came
+                request, data = self.route(Message.decode(delivery.body))
+            except (MessageDecodeError, RoutingError, InvalidPayload):  # dead-lettered when it came
                 continue
             if request.matched not in channels:
                 continue
-            push = Push.read_back(request, message.data, self.name, position, capture)
+            push = Push.read_back(request, data, self.name, position, capture)
             try:
                 await app.on_push(push)
             except Exception as exc:  # it failed the first time too; it was settled then
                 logger.debug("push handler %s: read-back push failed: %r", self.name, exc)
         return ReadBack(epoch, capture.publications, start, end)
+
+    def route(self, message: Message) -> tuple[WampRequest, Any]:
+        """The route of ``message``'s channel and its data, checked against the route's
+        payload model when it names one (app/router/payload.py).
+
+        Raises:
+            NoRouteMatch: no route matches the channel.
+            InvalidPayload: the data does not fit the route's model: the push reaches no topic.
+        """
+        request = self.router.match(message.topic)
+        return request, request.route.validate_payload(message.data, request.route_name)
 
     def _remember(self, message_id: str | None, delivered: bool) -> None:
         if message_id is None or not self.dedup_window:
@@ -245,8 +259,8 @@ class ServerPushHandler:
         raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         try:
             message = Message.decode(body)
-            request = self.router.match(message.topic)
-            await app.on_push(Push(request, message.data, self.name, position))
+            request, data = self.route(message)
+            await app.on_push(Push(request, data, self.name, position))
             self.stats.latency.observe(time.perf_counter() - started)
         except Exception as exc:
             self._log_failure(exc)

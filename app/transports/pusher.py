@@ -93,6 +93,7 @@ class Pusher(Sender):
 
         Raises:
             RoutingError: the route is unknown or the parameters do not fit it.
+            InvalidPayload: the data does not fit the route's payload model (a PushFailed).
             InvalidPushArgument: data or context the transport cannot send.
             PushFailed: the transport did not take the push (the cause is chained).
         """
@@ -100,7 +101,9 @@ class Pusher(Sender):
         bridge.bind_loop()
         bridge.pushing += 1
         try:
-            channel = self.router.generate(route_name, route_parameters or {})
+            router = self.router
+            channel = router.generate(route_name, route_parameters or {})
+            data = router.validate_payload(route_name, data)
             await self.send(Message.create(channel, data), dict(context or {}))
         except Exception:
             self.stats.failed += 1
@@ -153,8 +156,9 @@ class Pusher(Sender):
         """``push()`` for synchronous code: thread-safe, same arguments and errors.
 
         In ``background`` mode it returns once the push is handed to the pusher's loop:
-        routing errors and data that is not a string, dict or list still raise here; what
-        the transport refuses is reported by ``flush()`` / ``close()`` and ``push_fail``.
+        routing errors, data that does not fit its payload model and data that is not a
+        string, dict or list still raise here; what the transport refuses is reported by
+        ``flush()`` / ``close()`` and ``push_fail``.
         While ``max_in_flight`` pushes are unconfirmed it blocks for room, at most
         ``timeout`` seconds (None: until there is room), then raises ``PushFailed``.
         """

@@ -187,7 +187,9 @@ class SyncBridge:
         if pusher.confirm_mode == "background":
             # Route and build the envelope here: those errors raise to the caller.
             parameters = dict(route_parameters or {})
-            envelope = Message.create(pusher.router.generate(route_name, parameters), data)
+            router = pusher.router
+            channel = router.generate(route_name, parameters)
+            envelope = Message.create(channel, router.validate_payload(route_name, data))
             loop = self.home_loop()
             if self.background.idle:
                 _bridges.add(self)  # flushed at exit if nobody does it

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from gos_web_socket.app.demo.models import ChatMessage
 from gos_web_socket.app.exceptions import (
+    InvalidPayload,
     MessageDecodeError,
     NoRouteMatch,
     PushHandlerError,
@@ -69,6 +71,25 @@ async def test_unknown_channel_fires_push_fail(receiving_rig: Rig) -> None:
     await receiving_rig.send_raw(Message("nowhere/at/all", 1).encode())
     assert await push_and_take(receiving_rig, {"msg": "after"}) == {"msg": "after"}
     assert await failures_of(receiving_rig, 1) == [NoRouteMatch]
+
+
+async def test_a_push_that_does_not_fit_its_model_is_refused_by_the_pusher(rig: Rig) -> None:
+    """push() to a route with a payload model refuses data that does not fit it, on every
+    transport, before sending: InvalidPayload names the field and a failure is counted."""
+    with pytest.raises(InvalidPayload, match="text: Field required"):
+        await rig.pusher.push({"author": "ann"}, "acme_chat", ROOM)
+    assert rig.pusher.stats.failed == 1
+    await rig.pusher.push(ChatMessage(author="ann", text="hi"), "acme_chat", ROOM)
+    assert rig.pusher.stats.sent == 1
+
+
+async def test_a_body_that_does_not_fit_its_model_fires_push_fail(receiving_rig: Rig) -> None:
+    """A foreign body whose data does not fit its route's model fires push_fail with
+    InvalidPayload instead of reaching the topic; delivery goes on."""
+    assert receiving_rig.send_raw is not None
+    await receiving_rig.send_raw(Message("acme/chat/42", {"author": "x"}).encode())
+    assert await push_and_take(receiving_rig, {"msg": "after"}) == {"msg": "after"}
+    assert await failures_of(receiving_rig, 1) == [InvalidPayload]
 
 
 async def test_close_twice(rig: Rig) -> None:

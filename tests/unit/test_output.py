@@ -32,10 +32,12 @@ class FakeLink:
     transport: Any = field(default_factory=FakeTransport)
     aborted: list[str] = field(default_factory=list)
     flushes: int = 0
+    cut: asyncio.Event = field(default_factory=asyncio.Event)
 
     def abort(self, reason: str) -> None:
         self.aborted.append(reason)
         self.state = CLOSED
+        self.cut.set()
 
 
 @dataclass
@@ -140,11 +142,15 @@ async def test_a_paused_client_that_reads_a_buffer_per_timeout_is_kept() -> None
     """Over the limit past slow_reader_timeout but having read max_outgoing_buffer bytes
     meanwhile (a reader behind a burst): it gets another timeout; reading nothing then cuts."""
     out, link, services = output()
+    services.slow_reader_timeout = timeout = 0.4  # long enough to look between two deadlines
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     out.pause()
     link.transport.unsent = 150
     out.write(b"x" * 300)
     out.flush()  # 300 written, 150 still unsent: it read 150 > max_outgoing_buffer (100)
-    await asyncio.sleep(0.08)
+    await asyncio.sleep(1.5 * timeout)  # past the first deadline, before the second
     assert link.aborted == []
-    await asyncio.sleep(0.08)  # nothing more read in the next timeout
+    await asyncio.wait_for(link.cut.wait(), 10 * timeout)  # the second deadline cuts it off
     assert link.aborted == ["client did not read (outgoing buffer over limit)"]
+    assert loop.time() - start >= 2 * timeout  # not before the second deadline

@@ -5,22 +5,14 @@
 
 const path = require('path');
 const autobahn = require(path.join(__dirname, '..', 'interop', 'node_modules', 'autobahn'));
-const { say, fail } = require('./node_steps.js');
+const { say, fail, connection: connect } = require('./node_steps.js');
 
 const [url, realm, serializerName] = process.argv.slice(2);
 const deadline = setTimeout(() => fail('timeout'), 15000);
 
 
 function open() {
-  const serializer = serializerName === 'msgpack'
-    ? new autobahn.serializer.MsgpackSerializer()
-    : new autobahn.serializer.JSONSerializer();
-  const connection = new autobahn.Connection({
-    transports: [{ type: 'websocket', url, serializers: [serializer] }],
-    realm,
-    max_retries: 0,
-    retry_if_unreachable: false,
-  });
+  const connection = connect(autobahn, url, realm, serializerName);
   return new Promise((resolve) => {
     connection.onopen = (session) => resolve([connection, session]);
     connection.open();

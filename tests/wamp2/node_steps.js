@@ -10,4 +10,17 @@ function fail(error) {
   process.exit(1);
 }
 
-module.exports = { say, fail };
+// One autobahn-js connection without retries, on the serializer the test named.
+function connection(autobahn, url, realm, serializerName) {
+  const serializer = serializerName === 'msgpack'
+    ? new autobahn.serializer.MsgpackSerializer()
+    : new autobahn.serializer.JSONSerializer();
+  return new autobahn.Connection({
+    transports: [{ type: 'websocket', url, serializers: [serializer] }],
+    realm,
+    max_retries: 0,
+    retry_if_unreachable: false,
+  });
+}
+
+module.exports = { say, fail, connection };

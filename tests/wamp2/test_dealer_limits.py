@@ -272,3 +272,31 @@ def kill(client: RawPeer) -> None:
     protocol = client._protocol  # noqa: SLF001  (the raw peer has no abort of its own)
     assert protocol is not None and protocol.transport is not None
     protocol.transport.abort()
+
+
+SLOW_BUDGET = {
+    "messages_per_second": 1,
+    "messages_burst": 20,
+    "frames_per_second": 1,
+    "frames_burst": 20,
+}
+
+
+async def test_answered_calls_do_not_spend_the_message_budget() -> None:
+    """With a budget of 20 messages and 1/s, 200 answered calls pass (caller and callee stay
+    open: answered dealer traffic gives its tokens back), then 40 calls of a URI nobody
+    serves close the caller with 1008 (unanswered traffic still counts)."""
+    async with running_server(routes=ROUTES, limits=LIMITS | SLOW_BUDGET) as server:
+        callee = await peer(server, "com.acme.echo")
+        caller = await peer(server)
+        for request in range(1, 201):
+            caller.send([48, request, {}, "com.acme.echo", [request]])
+            invocation = await callee.receive()
+            assert invocation[0] == 68
+            callee.send([70, invocation[1], {}, invocation[4]])
+            assert await caller.receive() == [50, request, {}, [request]]
+        assert server.connections == 2
+        for request in range(201, 241):
+            caller.send([48, request, {}, "com.acme.nobody"])
+        assert await caller.wait_closed() == 1008
+        callee.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from autobahn.wamp.exception import ApplicationError
 
 from gos_web_socket.app.testing import V2Client
 from tests.support.process import ServerProcess, server_env
+from tests.support.rabbitmq import RabbitMQNode
 from tests.workers.conftest import health, until_ready
 
 ROUTING = Path(__file__).with_name("dealer_routing.yaml")
@@ -21,7 +23,14 @@ ROUTING = Path(__file__).with_name("dealer_routing.yaml")
 
 @pytest.fixture
 async def workers() -> AsyncIterator[ServerProcess]:
-    env = server_env(SERVER__WORKERS=2, SERVER__ROUTER__RESOURCES=f'["{ROUTING}"]')
+    async with two_workers(server_env(SERVER__WORKERS=2)) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def two_workers(env: dict[str, str]) -> AsyncIterator[ServerProcess]:
+    """A ``server.workers: 2`` server with the dealer routes, started and ready."""
+    env["GOS_WEB_SOCKET__SERVER__ROUTER__RESOURCES"] = f'["{ROUTING}"]'
     server = await ServerProcess(env).start()
     try:
         await until_ready(server)
@@ -109,4 +118,34 @@ async def test_callee_worker_killed_mid_call(workers: ServerProcess) -> None:
         await caller.session.call("com.acme.slow")
     assert gone.value.error == "wamp.error.no_such_procedure"
     await until_ready(workers)
-    await leave_all(caller, *extra)
+    await caller.session.register(lambda: "again", "com.acme.slow")  # released everywhere
+    others = await V2Client.join(workers.ws_url)
+    assert await others.session.call("com.acme.slow") == "again"
+    await leave_all(caller, others, *extra)
+
+
+async def call_across(server: ServerProcess, serializer: str) -> None:
+    """A callee on one worker, a caller on the other: args and kwargs cross both ways."""
+    callee = await V2Client.join(server.ws_url, serializer=serializer)
+    (home,) = [i for i, (_, n) in (await connections(server)).items() if n == 1]
+    await callee.session.register(lambda *a, **k: [a, k], "com.acme.echo")
+    caller, extra = await on_other_worker(server, home, serializer)
+    assert await caller.session.call("com.acme.echo", 1, "b", k=[2]) == [[1, "b"], {"k": [2]}]
+    await leave_all(callee, caller, *extra)
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_calls_cross_workers_without_any_pusher(serializer: str) -> None:
+    """ZeroMQ and AMQP both off: the parent's relay still carries calls between workers."""
+    env = server_env(SERVER__WORKERS=2, PUSHERS__ZMQ__ENABLED="false")
+    async with two_workers(env) as server:
+        await call_across(server, serializer)
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_calls_cross_workers_with_amqp(rabbitmq: RabbitMQNode, serializer: str) -> None:
+    """AMQP on, ZeroMQ off (the broker carries the pushes, the relay the calls)."""
+    env = server_env(rabbitmq, SERVER__WORKERS=2, PUSHERS__ZMQ__ENABLED="false")
+    env["GOS_WEB_SOCKET__PUSHERS__AMQP__QUEUE_MODE"] = "per_node"
+    async with two_workers(env) as server:
+        await call_across(server, serializer)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from autobahn.wamp.types import CallOptions
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import EventDispatcher
@@ -20,7 +21,9 @@ from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING
+from tests.support.process import server_env
 from tests.support.server import running_server, url_of
+from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker, two_workers
 
 HERE = Path(__file__).resolve().parent
 AUTOBAHN_JS = HERE.parent / "interop" / "node_modules" / "autobahn"
@@ -137,3 +140,36 @@ async def test_autobahn_js_callee_and_caller(serializer: str) -> None:
         assert dealer_server.broker.dealer.in_flight == 0
         async with asyncio.timeout(10):
             assert await process.wait() == 0
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_autobahn_js_callee_on_another_worker(serializer: str) -> None:
+    """workers: 2: an autobahn-js callee on one worker answers an autobahn-python caller on the
+    other, arguments, keyword arguments and progressive results crossing the parent's relay."""
+    env = server_env(SERVER__WORKERS=2)
+    async with two_workers(env) as server:
+        process = await asyncio.create_subprocess_exec(
+            *node_command("autobahn_node_callee.js"),
+            server.ws_url,
+            "realm1",
+            serializer,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            await next_step(process, "registered")
+            (home,) = [i for i, (_, n) in (await connections(server)).items() if n == 1]
+            caller, extra = await on_other_worker(server, home, serializer)
+            progress: list[Any] = []
+            result = await caller.session.call(
+                "com.acme.js_add",
+                2,
+                3,
+                unit="cm",
+                options=CallOptions(on_progress=lambda i: progress.append(i)),
+            )
+            assert (result.results, result.kwresults, progress) == ((5,), {"unit": "cm"}, [0, 1])
+            assert (await next_step(process, "invoked"))["args"] == [2, 3]
+            await leave_all(caller, *extra)
+        finally:
+            process.kill()
+            await process.wait()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import (
     PUSH_FAIL,
     PUSH_SUCCESS,
@@ -19,8 +20,10 @@ from gos_web_socket.app.events import (
 from gos_web_socket.app.exceptions import PushUnsupported
 from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import Router, WampRequest, load_routes
+from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
+from tests.support.server import running_server
 
 
 @dataclass
@@ -92,3 +95,16 @@ async def handler(
         yield handler
     finally:
         await handler.close()
+
+
+@pytest.fixture
+async def demo_server(
+    zmq_settings: ZmqSettings, router: Router, dispatcher: EventDispatcher
+) -> AsyncIterator[WampServer]:
+    """The demo server with the ZeroMQ push handler started by the server itself."""
+    handler = ZmqServerPushHandler(settings=zmq_settings, router=router, dispatcher=dispatcher)
+    async with running_server(
+        topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"zmq": handler}
+    ) as server:
+        assert handler.is_consuming
+        yield server

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import zmq
 import zmq.asyncio
 
-from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import ListenError
 from gos_web_socket.app.metrics import ServerMetrics
@@ -19,20 +18,9 @@ from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqReceiver, ZmqServerPushHandler, endpoint
 from gos_web_socket.settings.models import ZmqSettings
-from tests.support.server import eventually, make_server, running_server, url_of
+from tests.support.server import eventually, make_server, url_of
 
 CHANNEL = "acme/channel/lobby"
-
-
-@pytest.fixture
-async def demo_server(
-    zmq_settings: ZmqSettings, router: Router, dispatcher: EventDispatcher
-) -> AsyncIterator[WampServer]:
-    handler = ZmqServerPushHandler(settings=zmq_settings, router=router, dispatcher=dispatcher)
-    async with running_server(
-        topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"zmq": handler}
-    ) as server:
-        yield server
 
 
 async def test_failing_socket_recv_is_restarted(

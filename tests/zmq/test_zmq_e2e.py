@@ -7,31 +7,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
-from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import WampTestClient
-from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.settings.models import ZmqSettings
-from tests.support.server import running_server, url_of
+from tests.support.server import url_of
 from tests.support.threads import run_threads
 from tests.zmq.conftest import EventLog
 
 CHANNEL = "acme/channel/lobby"
-
-
-@pytest.fixture
-async def demo_server(
-    zmq_settings: ZmqSettings, router: Router, dispatcher: EventDispatcher
-) -> AsyncIterator[WampServer]:
-    """The demo server with the ZeroMQ push handler started by the server itself."""
-    handler = ZmqServerPushHandler(settings=zmq_settings, router=router, dispatcher=dispatcher)
-    async with running_server(
-        topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"zmq": handler}
-    ) as server:
-        assert handler.is_consuming
-        yield server
 
 
 @pytest.fixture

@@ -43,6 +43,9 @@ class FrameReply:
             self.answers.send([RESULT, self.request.id, {"progress": True}, *payload(args, kwargs)])
 
     def result(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """The final RESULT; the CALL was not a flood: its budget tokens come back."""
+        if not self.request.answered:
+            self.answers.connection.answered()
         self.answers.acknowledge(
             self.request, [RESULT, self.request.id, {}, *payload(args, kwargs)]
         )

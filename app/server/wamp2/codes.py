@@ -32,6 +32,7 @@ INVALID_ARGUMENT = "wamp.error.invalid_argument"
 NO_SUCH_PROCEDURE = "wamp.error.no_such_procedure"
 NO_SUCH_SUBSCRIPTION = "wamp.error.no_such_subscription"
 NO_SUCH_REGISTRATION = "wamp.error.no_such_registration"
+NO_SUCH_SESSION = "wamp.error.no_such_session"
 PROCEDURE_ALREADY_EXISTS = "wamp.error.procedure_already_exists"
 PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY = (
     "wamp.error.procedure_exists_with_different_invocation_policy"
@@ -47,7 +48,16 @@ CLOSE_REALM = "wamp.close.close_realm"
 GOODBYE_AND_OUT = "wamp.close.goodbye_and_out"
 
 ROUTER_ROLES = {
-    "broker": {"features": {"publisher_exclusion": True, "subscriber_blackwhite_listing": True}},
+    "broker": {
+        "features": {
+            "publisher_exclusion": True,
+            "subscriber_blackwhite_listing": True,
+            "pattern_based_subscription": True,
+            "publisher_identification": True,
+            "session_meta_api": True,
+            "subscription_meta_api": True,
+        }
+    },
     "dealer": {
         "features": {
             "progressive_call_results": True,
@@ -56,6 +66,8 @@ ROUTER_ROLES = {
             "shared_registration": True,
             "caller_identification": True,
             "pattern_based_registration": True,
+            "session_meta_api": True,
+            "registration_meta_api": True,
         }
     },
 }

@@ -202,31 +202,36 @@ class Dealer:
         args: list[Any],
         kwargs: dict[str, Any],
         progress: bool,
-    ) -> None:
-        """YIELD from ``callee``: a progressive result, or the final one (the call ends)."""
+    ) -> bool:
+        """YIELD from ``callee``: a progressive result, or the final one (the call ends).
+        False: no such invocation (ended, or another callee's)."""
         invocation = self._invocation(callee, invocation_id)
         if invocation is None:
-            return
+            return False
         if not progress:
             self._forget(invocation)
             invocation.reply.result(args, kwargs)
-            return
+            return True
         invocation.progressed += 1
         if invocation.progressed > self.limits.max_progressive_results:
             desc = "more progressive results than server.limits.max_progressive_results"
             self._end(invocation, CANCELED, desc, interrupt=True)
-            return
+            return True
         self._arm(invocation)  # a timeout counts between results
         invocation.reply.progress(args, kwargs)
+        return True
 
     def failed(
         self, callee: str, invocation_id: int, uri: str, args: list[Any], kwargs: dict[str, Any]
-    ) -> None:
-        """ERROR from ``callee``: passed to the caller unchanged (URI, arguments), the call ends."""
+    ) -> bool:
+        """ERROR from ``callee``: passed to the caller unchanged (URI, arguments), the call
+        ends. False: no such invocation."""
         invocation = self._invocation(callee, invocation_id)
-        if invocation is not None:
-            self._forget(invocation)
-            invocation.reply.error(uri, args, kwargs)
+        if invocation is None:
+            return False
+        self._forget(invocation)
+        invocation.reply.error(uri, args, kwargs)
+        return True
 
     def cancel(self, caller: str, request: int, mode: str) -> None:
         """CANCEL of a call in flight (``mode``: skip, kill, killnowait); unknown: ignored.

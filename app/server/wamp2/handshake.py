@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from gos_web_socket.app.close_codes import CLOSE_NORMAL
 from gos_web_socket.app.exceptions import ProtocolError
 from gos_web_socket.app.server.session import SERVER_AGENT
+from gos_web_socket.app.server.wamp2.audience import identity
 from gos_web_socket.app.server.wamp2.codes import (
     ABORT,
     AUTHENTICATE,
@@ -116,11 +117,11 @@ class Handshake:
             connection.close(CLOSE_NORMAL, "not authorized")
             return
         self.welcomed = True
+        authid, authrole = identity(user, connection.session_id)
         if user.is_anonymous:
-            authid, authrole, method = connection.session_id, "anonymous", "anonymous"
-        else:
-            authid, authrole = user.id or "", min(user.roles, default="user")
-            method = method if method == "ticket" else user.provider
+            method = "anonymous"
+        elif method != "ticket":
+            method = user.provider
         self.authid, self.authrole = authid, authrole
         welcome_details = {
             "realm": self.realm,
@@ -132,6 +133,15 @@ class Handshake:
         }
         self.answers.send([WELCOME, int(connection.session_id), welcome_details])
         connection.joined()
+        session = {
+            "session": int(connection.session_id),
+            "authid": authid,
+            "authrole": authrole,
+            "authmethod": method,
+            "authprovider": user.provider,
+            "transport": {"type": "websocket"},
+        }
+        self.broker.meta.joined(connection, session)
 
     def aborted(self, message: list[Any]) -> None:
         """ABORT from the client, in any state: close without a word."""

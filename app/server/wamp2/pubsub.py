@@ -8,13 +8,16 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from gos_web_socket.app.exceptions import MetaRefused
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.server.session import Failure, KeywordArguments, new_publication_id
 from gos_web_socket.app.server.wamp2.answers import Answers
+from gos_web_socket.app.server.wamp2.audience import Listing, identity
 from gos_web_socket.app.server.wamp2.codes import (
     EVENT,
     INVALID_ARGUMENT,
     NO_SUCH_SUBSCRIPTION,
+    OPTION_DISALLOWED_DISCLOSE_ME,
     PUBLISH,
     PUBLISHED,
     RECOVERY,
@@ -23,6 +26,7 @@ from gos_web_socket.app.server.wamp2.codes import (
     UNSUBSCRIBE,
     UNSUBSCRIBED,
 )
+from gos_web_socket.app.server.wamp2.matching import MATCHES
 from gos_web_socket.app.server.wamp2.parsing import (
     Request,
     a_dict,
@@ -57,6 +61,13 @@ class PubSub:
         request = Request(SUBSCRIBE, an_id(message[1], "SUBSCRIBE request"))
         options = a_dict(message[2], "SUBSCRIBE options")
         uri = a_str(message[3], "SUBSCRIBE topic")
+        match = options.get("match", "exact")
+        if match == "exact" and self.broker.meta.serves(uri):
+            self.answers.enqueue(request, partial(self.subscribe_meta, request, uri))
+            return
+        if match != "exact":
+            self.answers.enqueue(request, partial(self.subscribe_pattern, request, uri, match))
+            return
         recover = recover_option(options)
         self.answers.enqueue(request, partial(self.subscribe, request, uri, recover))
 
@@ -77,8 +88,11 @@ class PubSub:
         eligible = session_ids(options, "eligible") or []
         if flag(options, "exclude_me", True):
             exclude.append(self.answers.connection.session_id)
+        listing = Listing.parse(options)
+        disclose = flag(options, "disclose_me", False)
         request = Request(PUBLISH, request_id, answer_errors=acknowledge)
-        job = partial(self.publish, request, uri, args, kwargs, exclude, eligible, acknowledge)
+        audience = (exclude, eligible, listing)
+        job = partial(self.publish, request, uri, args, kwargs, audience, acknowledge, disclose)
         self.answers.enqueue(request, job)
 
     # -- requests -----------------------------------------------------------------------------
@@ -105,6 +119,25 @@ class PubSub:
             accepted(outcome)
         for topic in held:
             await self.recover(topic, recover[1])
+
+    async def subscribe_pattern(self, request: Request, pattern: str, match: Any) -> None:
+        """SUBSCRIBE ``match: prefix | wildcard`` (patterns.py); no ``_recover`` there."""
+        if match not in MATCHES:
+            desc = f"SUBSCRIBE match {match!r}: allowed {', '.join(MATCHES)}"
+            self.answers.error(request, INVALID_ARGUMENT, desc)
+            return
+        subscription, _ = self.broker.subscribe_pattern(self.answers.connection, match, pattern)
+        self.answers.acknowledge(request, [SUBSCRIBED, request.id, subscription.id])
+
+    async def subscribe_meta(self, request: Request, uri: str) -> None:
+        """SUBSCRIBE to a meta API topic (``wamp.session.on_join`` ...: meta.py)."""
+        answers = self.answers
+        try:
+            subscription = self.broker.meta.subscribe(answers.connection, answers.send, uri)
+        except MetaRefused as exc:
+            answers.error(request, exc.uri, str(exc))
+            return
+        answers.acknowledge(request, [SUBSCRIBED, request.id, subscription])
 
     async def recover(self, topic: Topic, since: Position | None) -> None:
         """Replay what was missed since ``since``, then say how that went (``_recovery``),
@@ -145,6 +178,13 @@ class PubSub:
         answers = self.answers
         joined = answers.connection.subscriptions.items()
         uri = next((uri for uri, (t, _) in joined if t.subscription_id == subscription), None)
+        session_id = answers.connection.session_id
+        if uri is None and (
+            self.broker.unsubscribe_pattern(answers.connection, subscription)
+            or self.broker.meta.topics.unsubscribe(session_id, subscription)
+        ):
+            answers.acknowledge(request, [UNSUBSCRIBED, request.id])
+            return
         if uri is None:
             answers.error(request, NO_SUCH_SUBSCRIPTION, f"no subscription {subscription}")
             return
@@ -160,17 +200,36 @@ class PubSub:
         uri: str,
         args: list[Any],
         kwargs: dict[str, Any],
-        exclude: list[str],
-        eligible: list[str],
+        audience: tuple[list[str], list[str], Listing | None],
         acknowledge: bool,
+        disclose: bool = False,
     ) -> None:
+        """``audience``: the ``exclude`` and ``eligible`` session ids and the authid/authrole
+        lists (audience.py), turned into session ids here; ``disclose``: name the publisher
+        in the EVENTs (unless the route says ``disclose_publisher: false``)."""
         answers = self.answers
+        connection = answers.connection
         if args and kwargs:
             desc = "publish either arguments or keyword arguments"
             answers.error(request, INVALID_ARGUMENT, desc)
             return
+        disclosed = None
+        if disclose:
+            if not self.broker.discloses(uri, "publisher"):
+                desc = f"the route of {uri} does not disclose publishers"
+                answers.error(request, OPTION_DISALLOWED_DISCLOSE_ME, desc)
+                return
+            authid, authrole = identity(connection.user, connection.session_id)
+            disclosed = {
+                "publisher": int(connection.session_id),
+                "publisher_authid": authid,
+                "publisher_authrole": authrole,
+            }
+        exclude, eligible, listing = audience
+        if listing is not None:
+            eligible = listing.apply(self.broker.audience(uri), exclude, eligible)
         event: Any = KeywordArguments(kwargs) if kwargs else _one(args)
-        failure = await self.broker.publish(answers.connection, uri, event, exclude, eligible)
+        failure = await self.broker.publish(connection, uri, event, exclude, eligible, disclosed)
         if failure is not None:
             answers.failed(request, failure)
         elif acknowledge:

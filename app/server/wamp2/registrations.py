@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,12 +19,13 @@ from gos_web_socket.app.server.wamp2.codes import (
     PROCEDURE_ALREADY_EXISTS,
     PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY,
 )
+from gos_web_socket.app.server.wamp2.matching import (
+    MATCHES as MATCHES,  # callee.py's
+    best,
+)
 
 POLICIES = ("single", "roundrobin", "random", "first", "last")
 """REGISTER ``invoke``: who of a URI's callees gets a call (shared registration)."""
-MATCHES = ("exact", "prefix", "wildcard")
-"""REGISTER ``match``: the URI itself, every URI starting with it, or every URI with the same
-dot-separated components where the pattern's are not empty (``com.acme..resize``)."""
 
 
 class CalleeEnd(Protocol):
@@ -99,7 +101,7 @@ class Procedure:
 class Registrations:
     """Every registration of this process, by URI, by id and by owning session."""
 
-    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids", "_patterns")
+    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids", "_patterns", "watch")
 
     def __init__(self) -> None:
         self._by_uri: dict[tuple[str, str], Procedure] = {}
@@ -109,6 +111,9 @@ class Registrations:
         self._by_id: dict[int, Registration] = {}
         self._by_session: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
+        self.watch: Callable[[str, Registration, bool], None] | None = None
+        """Told ``("register", registration, first callee of its URI)`` and ``("unregister",
+        registration, last callee gone)``: the registration meta API (meta.py)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -118,10 +123,27 @@ class Registrations:
 
         An exact registration wins, then the longest matching prefix, then the wildcard whose
         literal components come first, left to right (the spec's order)."""
+        procedure = self.serving(uri)
+        return None if procedure is None else procedure.pick()
+
+    def serving(self, uri: str) -> Procedure | None:
+        """The callees a call of ``uri`` goes to (``procedure``'s order), without picking."""
         procedure = self._by_uri.get(("exact", uri))
         if procedure is None and self._patterns:
-            procedure = _best_pattern(self._patterns, uri)
-        return None if procedure is None else procedure.pick()
+            key = best(self._patterns, uri)
+            procedure = None if key is None else self._patterns[key]
+        return procedure
+
+    def get(self, registration_id: int) -> Registration | None:
+        return self._by_id.get(registration_id)
+
+    def lookup(self, match: str, uri: str) -> Procedure | None:
+        """The callees of (match, URI) as registered."""
+        return self._by_uri.get((match, uri))
+
+    def procedures(self) -> list[Procedure]:
+        """Every registered (match, URI)'s callees."""
+        return list(self._by_uri.values())
 
     def conflict(self, session_id: str, uri: str, terms: Terms = EXACT) -> str | None:
         """The error URI refusing ``session_id`` a registration of ``uri`` on ``terms``;
@@ -154,6 +176,8 @@ class Registrations:
             self._patterns[key] = procedure
         self._by_id[registration.id] = registration
         held.add(registration.id)
+        if self.watch is not None:
+            self.watch("register", registration, len(procedure.callees) == 1)
         return registration
 
     def remove(self, session_id: str, registration_id: int) -> tuple[Registration, bool] | None:
@@ -180,24 +204,6 @@ class Registrations:
         if not procedure.callees:
             del self._by_uri[key]
             self._patterns.pop(key, None)
+        if self.watch is not None:
+            self.watch("unregister", registration, not procedure.callees)
         return registration, not procedure.callees and key[0] == "exact"
-
-
-def _best_pattern(patterns: dict[tuple[str, str], Procedure], uri: str) -> Procedure | None:
-    """The longest prefix of ``uri``, else the best wildcard matching it, else None."""
-    prefixes = [p for (m, p) in patterns if m == "prefix" and uri.startswith(p)]
-    if prefixes:
-        return patterns["prefix", max(prefixes, key=len)]
-    components = uri.split(".")
-    best: tuple[bool, ...] | None = None
-    found = None
-    for (match, pattern), procedure in patterns.items():
-        parts = pattern.split(".")
-        if match != "wildcard" or len(parts) != len(components):
-            continue
-        pairs = zip(parts, components, strict=True)
-        if all(not part or part == component for part, component in pairs):
-            rank = tuple(bool(part) for part in parts)
-            if best is None or rank > best:
-                best, found = rank, procedure
-    return found

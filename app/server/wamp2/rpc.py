@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from gos_web_socket.app.exceptions import ProtocolError
+from gos_web_socket.app.exceptions import MetaRefused, ProtocolError
 from gos_web_socket.app.server.session import Failure, KeywordArguments, Result, call_params
 from gos_web_socket.app.server.wamp2.answers import Answers, result_message
 from gos_web_socket.app.server.wamp2.calls import FrameReply
@@ -18,6 +18,7 @@ from gos_web_socket.app.server.wamp2.codes import (
     CALL,
     INVALID_ARGUMENT,
     OPTION_DISALLOWED_DISCLOSE_ME,
+    RESULT,
 )
 from gos_web_socket.app.server.wamp2.dealer import CANCEL_MODES, DEFAULT_CANCEL_MODE
 from gos_web_socket.app.server.wamp2.parsing import (
@@ -82,6 +83,9 @@ class Rpc:
         options: dict[str, Any],
     ) -> None:
         answers = self.answers
+        if self.broker.meta.serves(uri):
+            self.meta_call(request, uri, args)
+            return
         target = self.broker.procedure(answers.connection, uri)
         if isinstance(target, Registration):
             self.invoke(request, uri, target, (args, kwargs), options)
@@ -99,6 +103,15 @@ class Rpc:
             answers.acknowledge(request, result_message(request.id, outcome.value))
         else:
             answers.failed(request, outcome)
+
+    def meta_call(self, request: Request, uri: str, args: list[Any]) -> None:
+        """A meta API procedure (meta.py): its result is RESULT's one argument."""
+        try:
+            value = self.broker.meta.call(self.answers.connection, uri, args)
+        except MetaRefused as exc:
+            self.answers.error(request, exc.uri, str(exc))
+            return
+        self.answers.acknowledge(request, [RESULT, request.id, {}, [value]])
 
     def invoke(
         self,

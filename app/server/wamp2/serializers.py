@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
@@ -41,14 +42,18 @@ class Serializer(WireFormat):
         publication: int,
         payload: Any,
         position: Position | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> bytes:
         """EVENT ``[36, subscription, publication, details, [payload]]`` as one frame; a
         ``KeywordArguments`` payload is the EVENT's ``ArgumentsKw``: ``[..., {}, [], kwargs]``.
-        ``details`` is ``{"_position": {"epoch", "offset"}}`` on a channel with history."""
-        details = {POSITION: position.as_dict()} if position is not None else {}
+        The EVENT details are ``details`` and, on a channel with history,
+        ``{"_position": {"epoch", "offset"}}``."""
+        extra = dict(details) if details else {}
+        if position is not None:
+            extra[POSITION] = position.as_dict()
         if isinstance(payload, KeywordArguments):
-            return self.frame([EVENT, subscription, publication, details, [], payload])
-        return self.frame([EVENT, subscription, publication, details, [payload]])
+            return self.frame([EVENT, subscription, publication, extra, [], payload])
+        return self.frame([EVENT, subscription, publication, extra, [payload]])
 
 
 class JsonSerializer(Serializer):

@@ -1,0 +1,216 @@
+"""The WAMP meta API, served by the router itself: ``wamp.session.*``, ``wamp.subscription.*``
+and ``wamp.registration.*`` procedures, and their events (meta_events.py).
+
+Who may use it is decided like any verb, by the route rules (docs/auth.md): a meta URI that
+a route matches (``pattern: "wamp.session.{name}"``, no callback) takes that route's ``call``
+(procedures) or ``subscribe`` (events) rule; without such a route, the ``wamp.session.*``
+ones need an **authenticated** user and the others are open to anyone. What a client sees is
+then filtered: an exact subscription only when the channel's route lets it subscribe there
+(as pattern subscribers are filtered, patterns.py ``Access``), a pattern subscription only
+when it holds it, a registration only when the route lets it call the URI. Everything is
+this worker's (``server.workers``: each worker answers for its own sessions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from gos_web_socket.app.exceptions import MetaRefused, ResourceNotFound
+from gos_web_socket.app.server.wamp2.codes import (
+    INVALID_ARGUMENT,
+    NO_SUCH_SESSION,
+    NOT_AUTHORIZED,
+)
+from gos_web_socket.app.server.wamp2.meta_events import META_TOPICS, MetaTopics, Send
+from gos_web_socket.app.server.wamp2.meta_lookups import (
+    Broker,
+    RegistrationLookups,
+    SubscriptionLookups,
+    an_id,
+    registration_details,
+)
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.patterns import Reader
+    from gos_web_socket.app.server.wamp2.registrations import Registration
+
+SESSIONS = "wamp.session."
+
+
+class MetaApi:
+    """This worker's sessions, the meta procedures and the meta events."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.topics = MetaTopics()
+        self.sessions: dict[str, tuple[Reader, dict[str, Any]]] = {}
+        """v2 sessions by id: the connection and its ``wamp.session.get`` details."""
+        self.created: dict[str, str] = {}
+        """When each live exact subscription (channel) was created, ISO 8601."""
+        self._procedures: dict[str, Callable[[Reader, list[Any]], Any]] = {
+            "wamp.session.count": self.session_count,
+            "wamp.session.list": self.session_list,
+            "wamp.session.get": self.session_get,
+        }
+        self._procedures.update(SubscriptionLookups(self).procedures())
+        self._procedures.update(RegistrationLookups(self).procedures())
+        broker.dealer.registrations.watch = self.registration_changed
+
+    # -- who may ------------------------------------------------------------------------------
+
+    def permitted(self, connection: Reader, verb: str, uri: str) -> bool:
+        """The route of meta URI ``uri`` allows ``verb``; without one, the defaults above."""
+        try:
+            request = self.broker.router.match(uri)
+        except ResourceNotFound:
+            return not (uri.startswith(SESSIONS) and connection.user.is_anonymous)
+        return self.broker.rules.refusal(verb, connection.user, request) is None
+
+    def sees_channel(self, connection: Reader, channel: str) -> bool:
+        readers = self.broker.readers(channel)
+        return readers is not None and readers(connection)
+
+    def sees_procedure(self, connection: Reader, uri: str) -> bool:
+        try:
+            request = self.broker.router.match(uri)
+        except ResourceNotFound:
+            return False
+        return self.broker.rules.refusal("call", connection.user, request) is None
+
+    # -- calls and subscriptions --------------------------------------------------------------
+
+    @staticmethod
+    def serves(uri: str) -> bool:
+        """Whether ``uri`` is one of the router's meta procedures or topics."""
+        return uri.startswith(("wamp.session.", "wamp.subscription.", "wamp.registration."))
+
+    def call(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """Run meta procedure ``uri``; its one result.
+
+        Raises:
+            MetaRefused: unknown procedure, not allowed, bad arguments, unknown id.
+        """
+        procedure = self._procedures.get(uri)
+        if procedure is None:
+            raise MetaRefused("wamp.error.no_such_procedure", f"no meta procedure {uri}")
+        if not self.permitted(connection, "call", uri):
+            raise MetaRefused(NOT_AUTHORIZED, f"not authorized: call on {uri}")
+        return procedure(connection, args)
+
+    def subscribe(self, connection: Reader, send: Send, uri: str) -> int:
+        """Subscribe to meta topic ``uri``; its subscription id.
+
+        Raises:
+            MetaRefused: not a meta topic, or not allowed.
+        """
+        if uri not in META_TOPICS:
+            raise MetaRefused("wamp.error.invalid_uri", f"no meta topic {uri}")
+        if not self.permitted(connection, "subscribe", uri):
+            raise MetaRefused(NOT_AUTHORIZED, f"not authorized: subscribe on {uri}")
+        return self.topics.subscribe(connection, send, uri)
+
+    # -- events -------------------------------------------------------------------------------
+
+    def joined(self, connection: Reader, details: dict[str, Any]) -> None:
+        """A v2 session was welcomed: ``wamp.session.on_join``."""
+        self.sessions[connection.session_id] = (connection, details)
+        sees = self._sees_sessions
+        self.topics.publish("wamp.session.on_join", [details], sees)
+
+    def left(self, connection: Reader) -> None:
+        """A session ended: ``wamp.session.on_leave`` (session, authid, authrole)."""
+        self.topics.leave(connection.session_id)
+        entry = self.sessions.pop(connection.session_id, None)
+        if entry is None:
+            return
+        details = entry[1]
+        args = [details["session"], details["authid"], details["authrole"]]
+        self.topics.publish("wamp.session.on_leave", args, self._sees_sessions)
+
+    def _sees_sessions(self, reader: Reader) -> bool:
+        return self.permitted(reader, "subscribe", "wamp.session.on_join")
+
+    def subscribed(
+        self, session_id: str, subscription: int, uri: str, match: str, created: bool
+    ) -> None:
+        """A session joined a subscription: ``on_create`` (when new), ``on_subscribe``."""
+        now = datetime.now(UTC).isoformat() if created else ""
+        if created and match == "exact":
+            self.created[uri] = now
+        if not self.topics:  # nobody listens: a subscribe costs nothing more
+            return
+        sees = self._sees_subscription(session_id, uri, match)
+        session = int(session_id)
+        if created:
+            details = {"id": subscription, "created": now, "uri": uri, "match": match}
+            self.topics.publish("wamp.subscription.on_create", [session, details], sees)
+        self.topics.publish("wamp.subscription.on_subscribe", [session, subscription], sees)
+
+    def unsubscribed(
+        self, session_id: str, subscription: int, uri: str, match: str, deleted: bool
+    ) -> None:
+        """A session left a subscription: ``on_unsubscribe``, ``on_delete`` (when gone)."""
+        if deleted and match == "exact":
+            self.created.pop(uri, None)
+        if not self.topics:
+            return
+        sees = self._sees_subscription(session_id, uri, match)
+        session = int(session_id)
+        self.topics.publish("wamp.subscription.on_unsubscribe", [session, subscription], sees)
+        if deleted:
+            self.topics.publish("wamp.subscription.on_delete", [session, subscription], sees)
+
+    def _sees_subscription(self, session_id: str, uri: str, match: str) -> Callable[[Reader], bool]:
+        if match != "exact":  # a pattern: the session concerned and the pattern's subscribers
+            held = self.broker.patterns.lookup(match, uri)
+            members = set(held.members) if held is not None else set()
+            return lambda reader: reader.session_id == session_id or reader.session_id in members
+        readers = self.broker.readers(uri)
+        return (lambda reader: False) if readers is None else readers
+
+    def registration_changed(self, kind: str, registration: Registration, edge: bool) -> None:
+        """The dealer's table changed (registrations.py ``watch``): the registration events."""
+        if not self.topics:
+            return
+        uri = registration.uri
+        session = int(registration.callee.session_id)
+
+        def sees(reader: Reader) -> bool:
+            return self.sees_procedure(reader, uri)
+
+        if kind == "register":
+            if edge:
+                details = registration_details(registration)
+                self.topics.publish("wamp.registration.on_create", [session, details], sees)
+            args = [session, registration.id]
+            self.topics.publish("wamp.registration.on_register", args, sees)
+            return
+        args = [session, registration.id]
+        self.topics.publish("wamp.registration.on_unregister", args, sees)
+        if edge:
+            self.topics.publish("wamp.registration.on_delete", args, sees)
+
+    # -- wamp.session.* -----------------------------------------------------------------------
+
+    def _sessions(self, args: list[Any]) -> list[dict[str, Any]]:
+        roles = args[0] if args else None
+        if roles is not None and not (
+            isinstance(roles, list) and all(isinstance(r, str) for r in roles)
+        ):
+            raise MetaRefused(INVALID_ARGUMENT, "filter_authroles must be a list of strings")
+        found = [details for _, details in self.sessions.values()]
+        return found if roles is None else [d for d in found if d["authrole"] in roles]
+
+    def session_count(self, connection: Reader, args: list[Any]) -> int:
+        return len(self._sessions(args))
+
+    def session_list(self, connection: Reader, args: list[Any]) -> list[int]:
+        return [details["session"] for details in self._sessions(args)]
+
+    def session_get(self, connection: Reader, args: list[Any]) -> dict[str, Any]:
+        entry = self.sessions.get(str(an_id(args)))
+        if entry is None:
+            raise MetaRefused(NO_SUCH_SESSION, f"no session {args[0]}")
+        return entry[1]

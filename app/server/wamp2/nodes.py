@@ -1,0 +1,244 @@
+"""Calls across nodes (``server.dealer.across_nodes``): several servers on one RabbitMQ.
+
+The same relay as between workers (relay.py): the node's ``WorkerRelay`` keeps the other
+nodes' procedures and runs their calls; ``NodeLink`` stands where the parent stands between
+workers, with no coordinator: every node (a server, or each worker of one) is a peer.
+
+RabbitMQ: one direct exchange (``exchange_name``), and per node an exclusive, auto-deleted
+queue bound with the node's id and with ``all``. Messages are JSON objects, ``from`` the
+sender's id:
+
+- to ``all``: ``beat`` (the URIs the node holds, every ``heartbeat`` seconds and at start),
+  ``claim`` (a URI it wants), ``held`` / ``released`` (a URI it took or gave back);
+- to one node: ``taken`` (an objection to its claim), and the relay's ``invoke``,
+  ``interrupt`` and ``answer``.
+
+A REGISTER claims its URI and waits ``claim_window`` seconds: a node holding the URI objects;
+two nodes claiming at once both yield to the smaller node id. A node not heard for
+``node_timeout`` seconds is gone: its URIs are released and calls to it end ``canceled``
+(calls made before then end with their own timeout at the latest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+
+from gos_web_socket.app.transports.amqp.topology import broker_url
+from gos_web_socket.settings.dealer import DealerSettings
+from gos_web_socket.settings.models import AmqpSettings
+
+logger = logging.getLogger(__name__)
+
+EVERYONE = "all"
+
+
+class NodeLink:
+    """This node's end: claims, announcements, expiry, and relay messages to other nodes."""
+
+    def __init__(self, settings: DealerSettings, amqp: AmqpSettings) -> None:
+        self.settings = settings
+        self.amqp = amqp
+        self.node = uuid.uuid4().hex[:12]
+        self.on_message: Callable[[dict[str, Any]], None] | None = None
+        """Where messages for the relay go (the node's ``WorkerRelay.received``)."""
+        self.held: set[str] = set()
+        """URIs this node holds."""
+        self.peers: dict[str, tuple[float, set[str]]] = {}
+        """Other nodes: when last heard, the URIs they hold."""
+        self._claims: dict[str, asyncio.Future[bool]] = {}
+        self._connection: AbstractRobustConnection | None = None
+        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        """Messages in the order they were sent, published by one task."""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._claiming: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            broker_url(self.amqp),
+            client_properties={"connection_name": f"gos dealer {self.node}"},
+        )
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(
+            self.settings.exchange_name, aio_pika.ExchangeType.DIRECT
+        )
+        queue = await channel.declare_queue(
+            f"{self.settings.exchange_name}.{self.node}", exclusive=True, auto_delete=True
+        )
+        for key in (self.node, EVERYONE):
+            await queue.bind(exchange, key)
+        await queue.consume(self._delivered, no_ack=True)
+        self._tasks = [
+            asyncio.create_task(self._publishing(exchange)),
+            asyncio.create_task(self._beat_and_expire()),
+        ]
+        logger.info("dealer node %s on exchange %s", self.node, self.settings.exchange_name)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.close()
+
+    # -- the relay's messages (WorkerRelay's ``send_up``) ---------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        """What the relay sends to "the parent": a claim, a release, or a message to a node."""
+        op = message["op"]
+        if op == "claim":
+            task = asyncio.get_running_loop().create_task(self._claim(message["uri"]))
+            self._claiming.add(task)  # held until done: the loop keeps weak references only
+            task.add_done_callback(self._claiming.discard)
+        elif op == "release":
+            uri = message["uri"]
+            if uri in self.held:
+                self.held.discard(uri)
+                self._publish(EVERYONE, {"op": "released", "uri": uri})
+        else:
+            self._publish(message.pop("to"), message)
+
+    async def _claim(self, uri: str) -> None:
+        """Claim ``uri``: ours unless another node objects within ``claim_window``."""
+        ok = not any(uri in uris for _, uris in self.peers.values())
+        if ok:
+            future = asyncio.get_running_loop().create_future()
+            self._claims[uri] = future
+            self._publish(EVERYONE, {"op": "claim", "uri": uri})
+            try:
+                ok = await asyncio.wait_for(asyncio.shield(future), self.settings.claim_window)
+            except TimeoutError:
+                ok = True
+            finally:
+                self._claims.pop(uri, None)
+        if ok:
+            self.held.add(uri)
+            self._publish(EVERYONE, {"op": "held", "uri": uri})
+        self._tell_relay({"op": "claimed", "uri": uri, "ok": ok})
+
+    # -- from RabbitMQ ---------------------------------------------------------------------------
+
+    async def _delivered(self, delivery: AbstractIncomingMessage) -> None:
+        try:
+            message = json.loads(delivery.body)
+            if message.get("from") != self.node:
+                self.received(message)
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("dealer node %s: message refused: %r", self.node, exc)
+
+    def received(self, message: dict[str, Any]) -> None:
+        """One message from another node."""
+        op, source = message["op"], message["from"]
+        if op in ("beat", "held", "released", "claim", "taken"):
+            handler: Callable[[str, dict[str, Any]], None] = getattr(self, f"on_{op}")
+            handler(source, message)
+        else:  # invoke, interrupt, answer: the relay's
+            self._tell_relay(message)
+
+    def on_beat(self, source: str, message: dict[str, Any]) -> None:
+        uris = set(message["uris"])
+        _, known = self._heard(source)
+        for uri in known - uris:
+            self._forget(source, uri)
+        for uri in uris - known:
+            self.on_held(source, {"uri": uri})
+
+    def on_held(self, source: str, message: dict[str, Any]) -> None:
+        uri = message["uri"]
+        _, known = self._heard(source)
+        known.add(uri)
+        self._tell_relay({"op": "held", "uri": uri, "worker": source})
+
+    def on_released(self, source: str, message: dict[str, Any]) -> None:
+        self._forget(source, message["uri"])
+
+    def on_claim(self, source: str, message: dict[str, Any]) -> None:
+        """Another node wants a URI: object when this node holds it, or claims it too with
+        the smaller id; yield when it claims it too with a smaller id."""
+        uri = message["uri"]
+        self._heard(source)
+        claiming = self._claims.get(uri)
+        if uri in self.held or (claiming is not None and self.node < source):
+            self._publish(source, {"op": "taken", "uri": uri})
+        elif claiming is not None and not claiming.done():
+            claiming.set_result(False)
+
+    def on_taken(self, source: str, message: dict[str, Any]) -> None:
+        claiming = self._claims.get(message["uri"])
+        if claiming is not None and not claiming.done():
+            claiming.set_result(False)
+
+    # -- heartbeats and expiry -------------------------------------------------------------------
+
+    async def _beat_and_expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._publish(EVERYONE, {"op": "beat", "uris": sorted(self.held)})
+            now = loop.time()
+            for node, (seen, _) in list(self.peers.items()):
+                if now - seen > self.settings.node_timeout:
+                    self.expire(node)
+            await asyncio.sleep(self.settings.heartbeat)
+
+    def expire(self, node: str) -> None:
+        """``node`` is gone: its URIs go, calls to it end canceled, calls from it end."""
+        _, uris = self.peers.pop(node, (0.0, set()))
+        logger.warning(
+            "dealer node %s: node %s is gone (%d procedures)", self.node, node, len(uris)
+        )
+        for uri in uris:
+            self._tell_relay({"op": "released", "uri": uri})
+        self._tell_relay({"op": "gone", "worker": node})
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _heard(self, node: str) -> tuple[float, set[str]]:
+        _, uris = self.peers.get(node, (0.0, set()))
+        entry = (asyncio.get_running_loop().time(), uris)
+        self.peers[node] = entry
+        return entry
+
+    def _forget(self, node: str, uri: str) -> None:
+        entry = self.peers.get(node)
+        if entry is not None and uri in entry[1]:
+            entry[1].discard(uri)
+            self._tell_relay({"op": "released", "uri": uri})
+
+    def _tell_relay(self, message: dict[str, Any]) -> None:
+        if self.on_message is not None:
+            self.on_message(message)
+
+    def _publish(self, to: str, message: dict[str, Any]) -> None:
+        """Queue one message; JSON raises TypeError / ValueError at once for what it cannot
+        carry (MessagePack bytes), as the relay expects."""
+        self._outbox.put_nowait((to, json.dumps(message | {"from": self.node}).encode()))
+
+    async def _publishing(self, exchange: AbstractExchange) -> None:
+        while True:
+            key, body = await self._outbox.get()
+            try:
+                await exchange.publish(aio_pika.Message(body), routing_key=key)
+            except Exception as exc:  # noqa: BLE001  (one message lost: its call times out)
+                logger.warning("dealer node %s: publish to %s failed: %r", self.node, key, exc)
+
+
+async def linked(link: NodeLink | None, *after: object) -> AsyncIterator[NodeLink | None]:
+    """The node link connected for as long as the resource lives (``after``: resources
+    started first); None: this node is alone."""
+    if link is None:
+        yield None
+        return
+    await link.start()
+    try:
+        yield link
+    finally:
+        await link.close()

@@ -1,0 +1,216 @@
+"""The WAMP meta API: session, subscription and registration procedures and events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import RegisterOptions, SubscribeOptions
+
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import RawPeer, V2Client
+from tests.auth.conftest import (
+    Keys,
+    jwt_node,
+    keys as keys,  # noqa: F401  (the session's key pair fixture)
+)
+from tests.support.server import running_server, url_of
+
+ROUTES: dict[str, Any] = {
+    "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},
+    "private": {
+        "pattern": "acme/private/{room}",
+        "callback": "acme.topic",
+        "options": {"auth": {"subscribe": "authenticated"}},
+    },
+    "procedures": {
+        "pattern": "com.acme.{name}",
+        "options": {"auth": {"register": "anyone", "call": "anyone"}},
+    },
+    "secret_procedures": {
+        "pattern": "com.secret.{name}",
+        "options": {"auth": {"register": "anyone", "call": "authenticated"}},
+    },
+}
+Queue = asyncio.Queue[tuple[Any, ...]]
+
+
+@pytest.fixture
+async def server(keys: Keys) -> AsyncIterator[WampServer]:
+    authentication = {"allow_anonymous": True, "providers": {"jwt": jwt_node(keys)}}
+    async with running_server(
+        topics=[AcmeTopic()], rpcs=[AcmeRpc()], routes=ROUTES, authentication=authentication
+    ) as running:
+        yield running
+
+
+async def listen(client: V2Client, uri: str) -> Queue:
+    queue: Queue = asyncio.Queue()
+    await client.session.subscribe(lambda *args: queue.put_nowait(args), uri)
+    return queue
+
+
+async def next_of(queue: Queue) -> tuple[Any, ...]:
+    async with asyncio.timeout(5):
+        return await queue.get()
+
+
+async def refused(client: V2Client, uri: str, *args: Any) -> str:
+    with pytest.raises(ApplicationError) as raised:
+        await client.session.call(uri, *args)
+    return str(raised.value.error)
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_session_meta(server: WampServer, keys: Keys, serializer: str) -> None:
+    """An authenticated client counts, lists and gets sessions and sees on_join/on_leave;
+    an anonymous one is refused the session API by default."""
+    url = url_of(server)
+    admin = await V2Client.join(url, serializer=serializer, ticket=keys.hs256("7"), authid="7")
+    joins, leaves = (
+        await listen(admin, "wamp.session.on_join"),
+        await listen(admin, "wamp.session.on_leave"),
+    )
+    guest = await V2Client.join(url)
+    (joined,) = await next_of(joins)
+    assert joined["session"] == guest.session_id
+    assert joined["authrole"] == "anonymous" and joined["authid"] == str(guest.session_id)
+    sessions = await admin.session.call("wamp.session.list")
+    assert set(sessions) == {admin.session_id, guest.session_id}
+    assert await admin.session.call("wamp.session.count") == 2
+    assert await admin.session.call("wamp.session.count", ["anonymous"]) == 1
+    assert await admin.session.call("wamp.session.get", guest.session_id) == joined
+    assert await refused(admin, "wamp.session.get", 12345) == "wamp.error.no_such_session"
+    assert await refused(guest, "wamp.session.count") == "wamp.error.not_authorized"
+    with pytest.raises(ApplicationError) as raised:
+        await guest.session.subscribe(print, "wamp.session.on_join")
+    assert raised.value.error == "wamp.error.not_authorized"
+    await guest.leave()
+    assert await next_of(leaves) == (guest.session_id, str(guest.session_id), "anonymous")
+    assert await admin.session.call("wamp.session.list") == [admin.session_id]
+    await admin.leave()
+
+
+async def test_subscription_meta(server: WampServer, keys: Keys) -> None:
+    """Subscription procedures and events show a client only the channels it may subscribe
+    to, and the pattern subscriptions it holds."""
+    url = url_of(server)
+    guest = await V2Client.join(url)
+    user = await V2Client.join(url, ticket=keys.hs256("42"), authid="42")
+    creates, subscribes = (
+        await listen(guest, "wamp.subscription.on_create"),
+        await listen(guest, "wamp.subscription.on_subscribe"),
+    )
+    deletes = await listen(guest, "wamp.subscription.on_delete")
+    await user.session.subscribe(print, "acme/private/vault")  # guest must not see it
+    lobby = await user.session.subscribe(print, "acme/channel/lobby")
+    session, details = await next_of(creates)
+    assert session == user.session_id
+    assert (details["id"], details["uri"], details["match"]) == (
+        lobby.id,
+        "acme/channel/lobby",
+        "exact",
+    )
+    assert await next_of(subscribes) == (user.session_id, lobby.id)
+    listed = await guest.session.call("wamp.subscription.list")
+    assert listed == {"exact": [lobby.id], "prefix": [], "wildcard": []}
+    mine = await guest.session.subscribe(print, "acme/channel/", SubscribeOptions(match="prefix"))
+    assert (await next_of(creates))[1]["match"] == "prefix"
+    assert await guest.session.call("wamp.subscription.lookup", "acme/channel/lobby") == lobby.id
+    assert await guest.session.call("wamp.subscription.lookup", "acme/private/vault") is None
+    assert (
+        await guest.session.call("wamp.subscription.lookup", "acme/channel/", {"match": "prefix"})
+        == mine.id
+    )
+    assert await guest.session.call("wamp.subscription.match", "acme/channel/lobby") == [
+        lobby.id,
+        mine.id,
+    ]
+    got = await guest.session.call("wamp.subscription.get", lobby.id)
+    assert got["uri"] == "acme/channel/lobby" and got["created"]
+    assert await guest.session.call("wamp.subscription.list_subscribers", lobby.id) == [
+        user.session_id
+    ]
+    assert await guest.session.call("wamp.subscription.count_subscribers", lobby.id) == 1
+    private = await user.session.call("wamp.subscription.lookup", "acme/private/vault")
+    assert isinstance(private, int)
+    error = await refused(guest, "wamp.subscription.get", private)
+    assert error == "wamp.error.no_such_subscription"
+    await lobby.unsubscribe()
+    assert await next_of(deletes) == (user.session_id, lobby.id)
+    for client in (guest, user):
+        await client.leave()
+
+
+async def test_registration_meta(server: WampServer, keys: Keys) -> None:
+    """Registration procedures and events; a procedure the client may not call is hidden;
+    clients cannot register meta URIs."""
+    url = url_of(server)
+    watcher, callee = await V2Client.join(url), await V2Client.join(url)
+    creates = await listen(watcher, "wamp.registration.on_create")
+    deletes = await listen(watcher, "wamp.registration.on_delete")
+    await callee.session.register(lambda: 0, "com.secret.hidden")
+    shared = RegisterOptions(invoke="roundrobin")
+    first = await callee.session.register(lambda: 1, "com.acme.add", shared)
+    session, details = await next_of(creates)
+    assert (session, details["uri"], details["invoke"]) == (
+        callee.session_id,
+        "com.acme.add",
+        "roundrobin",
+    )
+    await watcher.session.register(lambda: 2, "com.acme.add", shared)
+    prefix = await callee.session.register(
+        lambda **kw: 3, "com.acme.img", RegisterOptions(match="prefix")
+    )
+    assert await watcher.session.call("wamp.registration.list") == {
+        "exact": [first.id],
+        "prefix": [prefix.id],
+        "wildcard": [],
+    }
+    assert await watcher.session.call("wamp.registration.lookup", "com.acme.add") == first.id
+    assert await watcher.session.call("wamp.registration.match", "com.acme.img_resize") == prefix.id
+    assert await watcher.session.call("wamp.registration.lookup", "com.secret.hidden") is None
+    got = await watcher.session.call("wamp.registration.get", first.id)
+    assert got == {"id": first.id, "uri": "com.acme.add", "match": "exact", "invoke": "roundrobin"}
+    assert await watcher.session.call("wamp.registration.list_callees", first.id) == [
+        callee.session_id,
+        watcher.session_id,
+    ]
+    assert await watcher.session.call("wamp.registration.count_callees", first.id) == 2
+    with pytest.raises(ApplicationError) as raised:
+        await callee.session.register(lambda: 0, "wamp.session.count")
+    assert raised.value.error == "wamp.error.invalid_uri"
+    await prefix.unregister()
+    assert await next_of(deletes) == (callee.session_id, prefix.id)
+    for client in (watcher, callee):
+        await client.leave()
+
+
+async def test_welcome_announces_what_is_implemented(server: WampServer) -> None:
+    """WELCOME's roles list exactly the broker and dealer features implemented."""
+    peer = await RawPeer.connect(url_of(server))
+    welcome = await peer.hello()
+    roles = welcome[2]["roles"]
+    assert set(roles["broker"]["features"]) == {
+        "publisher_exclusion",
+        "subscriber_blackwhite_listing",
+        "pattern_based_subscription",
+        "publisher_identification",
+        "session_meta_api",
+        "subscription_meta_api",
+    }
+    assert set(roles["dealer"]["features"]) == {
+        "progressive_call_results",
+        "call_canceling",
+        "call_timeout",
+        "shared_registration",
+        "caller_identification",
+        "pattern_based_registration",
+        "session_meta_api",
+        "registration_meta_api",
+    }
+    peer.close()

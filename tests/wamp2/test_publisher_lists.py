@@ -1,0 +1,122 @@
+"""Publisher identification (``disclose_me``) and black/white listing by authid and authrole."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from autobahn.wamp.types import EventDetails, PublishOptions, SubscribeOptions
+
+from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.testing import RawPeer, V2Client
+from tests.auth.conftest import (
+    Keys,
+    jwt_node,
+    keys as keys,  # noqa: F401  (the session's key pair fixture)
+)
+from tests.support.server import running_server, url_of
+
+ROUTES: dict[str, Any] = {
+    "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},
+    "quiet": {
+        "pattern": "acme/quiet/{room}",
+        "callback": "acme.topic",
+        "options": {"disclose_publisher": False},
+    },
+}
+LOBBY = "acme/channel/lobby"
+Events = asyncio.Queue[tuple[tuple[Any, ...], EventDetails]]
+
+
+@pytest.fixture
+async def server(keys: Keys) -> AsyncIterator[WampServer]:
+    authentication = {"allow_anonymous": True, "providers": {"jwt": jwt_node(keys)}}
+    async with running_server(
+        topics=[AcmeTopic()], rpcs=[AcmeRpc()], routes=ROUTES, authentication=authentication
+    ) as running:
+        yield running
+
+
+async def listen(client: V2Client, uri: str, match: str = "exact") -> Events:
+    queue: Events = asyncio.Queue()
+
+    def handler(*args: Any, details: EventDetails) -> None:
+        queue.put_nowait((args, details))
+
+    await client.session.subscribe(handler, uri, SubscribeOptions(match=match, details=True))
+    return queue
+
+
+async def next_of(queue: Events) -> tuple[tuple[Any, ...], EventDetails]:
+    async with asyncio.timeout(5):
+        return await queue.get()
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_disclose_me_names_the_publisher(server: WampServer, serializer: str) -> None:
+    """PUBLISH disclose_me gives exact and pattern subscribers publisher, authid and authrole;
+    without it they get none; a route with disclose_publisher false refuses it."""
+    subscriber = await V2Client.join(url_of(server), serializer=serializer)
+    exact, pattern = await listen(subscriber, LOBBY), await listen(subscriber, "acme/", "prefix")
+    publisher = await RawPeer.connect(url_of(server))  # autobahn-python has no disclose_me
+    welcome = await publisher.hello()
+    session = welcome[1]
+    publisher.send([16, 1, {"acknowledge": True, "disclose_me": True}, LOBBY, ["hi"]])
+    assert (await publisher.receive())[:2] == [17, 1]
+    for queue in (exact, pattern):
+        args, details = await next_of(queue)
+        assert args == ("hi",)
+        assert details.publisher == session
+        assert details.publisher_authid == welcome[2]["authid"] == str(session)
+        assert details.publisher_authrole == "anonymous"
+    publisher.send([16, 2, {"acknowledge": True}, LOBBY, ["anon"]])
+    assert (await publisher.receive())[:2] == [17, 2]
+    for queue in (exact, pattern):
+        args, details = await next_of(queue)
+        assert args == ("anon",) and details.publisher is None
+    publisher.send([16, 3, {"acknowledge": True, "disclose_me": True}, "acme/quiet/room", ["x"]])
+    error = await publisher.receive()
+    assert error[:5] == [8, 16, 3, {}, "wamp.error.option_disallowed.disclose_me"]
+    publisher.close()
+    await subscriber.leave()
+
+
+async def test_lists_by_authid_and_authrole(server: WampServer, keys: Keys) -> None:
+    """exclude_authid/authrole and eligible_authid/authrole pick subscribers as the spec says,
+    for exact and pattern subscribers, beside the session lists."""
+    user = await V2Client.join(url_of(server), ticket=keys.hs256("42"), authid="42")
+    anonymous = await V2Client.join(url_of(server))
+    watcher = await V2Client.join(url_of(server))  # anonymous, by pattern
+    queues = {
+        "user": await listen(user, LOBBY),
+        "anonymous": await listen(anonymous, LOBBY),
+        "watcher": await listen(watcher, "acme/channel/", "prefix"),
+    }
+    publisher = await V2Client.join(url_of(server))
+    role = user.details.authrole
+    cases: list[tuple[dict[str, Any], set[str]]] = [
+        ({"exclude_authrole": ["anonymous"]}, {"user"}),
+        ({"exclude_authid": ["42"]}, {"anonymous", "watcher"}),
+        ({"eligible_authid": ["42"]}, {"user"}),
+        ({"eligible_authrole": ["anonymous"]}, {"anonymous", "watcher"}),
+        ({"eligible_authrole": [role], "exclude_authid": ["42"]}, set()),
+        ({"eligible_authrole": ["anonymous"], "exclude": [watcher.session_id]}, {"anonymous"}),
+        ({"eligible": [user.session_id, watcher.session_id], "eligible_authid": ["42"]}, {"user"}),
+    ]
+    for number, (options, expected) in enumerate(cases):
+        await publisher.session.publish(
+            LOBBY, number, options=PublishOptions(acknowledge=True, **options)
+        )
+        await publisher.session.publish(LOBBY, "end", options=PublishOptions(acknowledge=True))
+        for name, queue in queues.items():
+            first = (await next_of(queue))[0]
+            if name in expected:
+                assert first == (number,), (options, name)
+                assert (await next_of(queue))[0] == ("end",)
+            else:
+                assert first == ("end",), (options, name)
+    for client in (user, anonymous, watcher, publisher):
+        await client.leave()
