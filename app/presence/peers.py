@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gos_web_socket.app.presence.service import Presence
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.workers import ParentLink
     from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,6 +32,14 @@ Forward = Callable[[int, dict[str, Any]], None]
 def worker_origin(index: int) -> str:
     """The origin of a worker's members in every worker's presence."""
     return f"worker:{index}"
+
+
+class Link(Protocol):
+    """A worker's end of its socket pair (``ParentLink``, app/workers.py), as presence uses it."""
+
+    on_message: Callable[[dict[str, Any]], None] | None
+
+    def send(self, message: dict[str, Any]) -> None: ...
 
 
 def is_presence(message: Mapping[str, Any]) -> bool:
@@ -68,7 +75,7 @@ class WorkerPeers:
 
 
 def attach_worker(
-    presence: Presence, link: ParentLink, index: int, settings: Settings
+    presence: Presence, link: Link, index: int, settings: Settings
 ) -> WorkerPeers | None:
     """Presence lines of ``link`` go to this worker's peers, the others where they went (the
     dealer's relay). With ``presence.nodes`` the worker is a node of its own on RabbitMQ
