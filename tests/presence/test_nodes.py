@@ -110,3 +110,23 @@ async def test_presence_is_stale_during_a_broker_outage(rabbitmq: RabbitMQNode) 
             await asyncio.to_thread(rabbitmq.start_app)
         await eventually(lambda: not presence.stale, 60.0, "fresh again")
         assert (await client.call("gos/presence", ROOM))["stale"] is False
+
+
+async def test_a_graceful_stop_sends_its_leaves_at_once(rabbitmq: RabbitMQNode) -> None:
+    """A node that stops gracefully takes its members out of the others' presence at once,
+    well within the lease, and the survivor sends no second leave for them."""
+    amqp = {"amqp": {"enabled": False, "port": rabbitmq.port, "reconnect_interval": 0.5}}
+    nodes = {"enabled": True, "exchange": f"px-{uuid.uuid4().hex[:8]}"}
+    settings = {"nodes": nodes, "lease": 15.0}
+    async with presence_server(settings, pushers=amqp) as a:
+        async with presence_server(settings, pushers=amqp) as b:
+            here, there = await a.client("41"), await b.client("42")
+            here.subscribe(ROOM)
+            there.subscribe(ROOM)
+            await eventually(lambda: a.presence.counts(ROOM) == (2, 2), 20.0, "A sees B's user")
+            await eventually(lambda: b.presence.counts(ROOM) == (2, 2), 20.0, "B sees A's user")
+        loop = asyncio.get_running_loop()
+        stopped = loop.time()
+        await eventually(lambda: a.presence.counts(ROOM) == (1, 1), 5.0, "B's user gone from A")
+        assert loop.time() - stopped < 5.0
+        assert a.recorder.of("left") == []  # B sent its own leave: A emits none
