@@ -176,6 +176,16 @@ def _enable_present_pushers(tree: dict[str, Any]) -> None:
             node.setdefault("enabled", True)
 
 
+def _enable_present_jwt(tree: dict[str, Any]) -> None:
+    """A ``providers.jwt`` node written in the file is enabled unless it says otherwise: the
+    pushers' rule (an environment variable alone never enables it)."""
+    node: Any = tree
+    for key in ("authentication", "providers"):
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict) and isinstance(node.get("jwt"), dict):
+        node["jwt"].setdefault("enabled", True)
+
+
 def _relative_to(base: Path, value: Any) -> Any:
     if isinstance(value, str) and value and not Path(value).is_absolute():
         return str(base / value)
@@ -238,6 +248,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             [f"{ROOT_KEY}: {tree!r} is not allowed: the node must be a mapping of settings"]
         )
     _enable_present_pushers(tree)
+    _enable_present_jwt(tree)
     _resolve_paths(tree, path.resolve().parent)
     return tree
 
