@@ -116,6 +116,16 @@ def _common(top_level: bool) -> argparse.ArgumentParser:
     return common
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's, through its metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gos-web-socket")
+    except PackageNotFoundError:  # run from a copy of the sources that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common(top_level=False)
     parser = argparse.ArgumentParser(
@@ -123,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="WAMP v1 WebSocket server with AMQP, ZeroMQ and WAMP pushers.",
         parents=[_common(top_level=True)],
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     server = commands.add_parser("server", parents=[common], help="run the WebSocket server")

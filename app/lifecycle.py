@@ -184,7 +184,7 @@ def event_loop_factory(choice: str) -> EventLoopFactory | None:
         raise ConfigurationError(
             [
                 "server.event_loop: 'uvloop' is not allowed: uvloop is not installed "
-                "(pip install 'gos-web-socket[fast]'; or auto, asyncio)"
+                "(pip install uvloop, or the [fast] extra; or auto, asyncio)"
             ]
         ) from None
     return uvloop.new_event_loop

@@ -440,3 +440,13 @@ def test_a_setting_under_a_wrong_prefix_is_named_with_the_right_one(variable: st
         f"environment variable {variable} ignored: settings variables start with "
         "GOS_WEB_SOCKET__ (did you mean GOS_WEB_SOCKET__SERVER__PORT?)"
     ) in line
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """`gos-websocket --version` prints the version pyproject.toml gives, and exits 0."""
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"gos-websocket {version('gos-web-socket')}\n"
+    assert version("gos-web-socket") == "0.1.0"
