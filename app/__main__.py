@@ -60,8 +60,6 @@ def _light_service(settings: Settings, service_id: str) -> Any:
     return pushers.registry()
 
 
-PUSH_TARGETS = "push_targets"
-"""Not a container id: each route callback's kind, ``topic`` or ``rpc`` (``cli.check_push``)."""
 DEMO_CALLBACKS = {"acme.topic": "topic", "acme.rpc": "rpc"}
 """The default container's callbacks (app/demo), known without importing the server stack;
 tests/unit/test_cli.py holds them equal to the demo classes' names."""
@@ -94,7 +92,7 @@ class CommandServices:
     def __call__(self, service_id: str) -> Any:
         if service_id == "settings":
             return self.settings
-        if service_id == PUSH_TARGETS:
+        if service_id == cli.PUSH_TARGETS:
             if self._container is not None:
                 return push_targets(self._container)
             return DEMO_CALLBACKS if self.settings.server.demo else {}

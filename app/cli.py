@@ -225,6 +225,11 @@ def _print_config(services: Services, out: TextIO) -> int:
     return EXIT_OK
 
 
+PUSH_TARGETS = "push_targets"
+"""Not a container id: each route callback's kind, ``topic`` or ``rpc``, by callback name
+(``app/__main__.py`` answers it without the server stack for the default container)."""
+
+
 def check_push(services: Services, args: argparse.Namespace, pusher: Any) -> None:
     """Refuse a push the server would drop or that would lose a part without a word: a route
     whose callback is no topic, a parameter the route does not have, a ``--context`` for a
@@ -233,7 +238,7 @@ def check_push(services: Services, args: argparse.Namespace, pusher: Any) -> Non
     route = collection.get(args.route)
     if route is None:
         return  # the pusher's RouteNotFound lists the routes
-    kinds = services("push_targets")  # callback name: "topic" or "rpc"
+    kinds = services(PUSH_TARGETS)
     if kinds.get(route.callback) != "topic":
         kind = "an RPC handler" if kinds.get(route.callback) == "rpc" else "no topic"
         topics = [name for name, r in collection.items() if kinds.get(r.callback) == "topic"]
