@@ -92,6 +92,7 @@ class ZmqPusher(Pusher):
     """
 
     name = "zmq"
+    reads_context = False
 
     def __init__(
         self,
