@@ -59,6 +59,8 @@ from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.sse.hub import MercureHub
+from gos_web_socket.app.sse.publish import Publisher
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler
@@ -369,6 +371,10 @@ class GosWebSocket(containers.DeclarativeContainer):
     server.add_kwargs(
         history=history, manager=topic_manager, broker=broker, guard=guard, flusher=flusher
     )
+    # the Mercure hub on the server's port: SSE subscribe, HTTP publish (app/sse, docs/sse.md)
+    mercure_publisher = providers.Singleton(Publisher, settings, broker, event_dispatcher, outgoing)
+    mercure = providers.Singleton(MercureHub, settings, broker, mercure_publisher)
+    server.add_kwargs(http=mercure)
     connection_repository = providers.Singleton(ConnectionRepository, server)
 
     # lifecycle: each resource depends on the one before it, so init_resources() starts them

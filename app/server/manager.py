@@ -11,7 +11,7 @@ Rules (GOS §4.3, with the #475 timer leak fixed):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from gos_web_socket.app.server.topic import Topic, Turns
@@ -31,6 +31,16 @@ class TopicManager:
         """Channel histories (app/history.py); each new topic of a route with one gets its own."""
         self.turns = turns
         """Where topics hand over their frames of a loop turn (live.py); None: at once."""
+        self._watchers: list[Callable[[str], None]] = []
+
+    def watch(self, watcher: Callable[[str], None]) -> None:
+        """Call ``watcher(channel)`` when a channel gets a topic (its first subscriber, or a
+        push while nobody joined): subscribers of topic patterns (app/sse) join it there."""
+        self._watchers.append(watcher)
+
+    def _appeared(self, topic_id: str) -> None:
+        for watcher in self._watchers:
+            watcher(topic_id)
 
     def _new(self, topic_id: str) -> Topic:
         store = self.history
@@ -45,7 +55,11 @@ class TopicManager:
 
     def topic(self, topic_id: str) -> Topic:
         """The live topic for ``topic_id``, or an empty one that is not stored."""
-        return self._topics.get(topic_id) or self._new(topic_id)
+        topic = self._topics.get(topic_id)
+        if topic is None and self._watchers:
+            self._appeared(topic_id)
+            topic = self._topics.get(topic_id)
+        return topic or self._new(topic_id)
 
     def subscribe(
         self, connection: WampConnection, topic_id: str, request: WampRequest
@@ -54,10 +68,13 @@ class TopicManager:
         if topic_id in connection.subscriptions:
             return None
         topic = self._topics.get(topic_id)
+        appeared = topic is None
         if topic is None:
             topic = self._topics[topic_id] = self._new(topic_id)
         topic.add(connection)
         connection.subscriptions[topic_id] = (topic, request)
+        if appeared and self._watchers:
+            self._appeared(topic_id)
         return topic
 
     def unsubscribe(
