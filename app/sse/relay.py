@@ -3,6 +3,11 @@ topics are full IRIs such as ``https://example.com/books/1``.
 
 What is pushed or published to a channel is broadcast to its subscribers as it came: SSE,
 WAMP v1 and v2 alike. Its routes say who may subscribe and publish (``options.auth``).
+
+A private Mercure update reaches SSE subscribers whose token allows one of its topics (the
+wire format sees to it) and WAMP subscribers only where the route's ``subscribe`` rule is
+stricter than ``anyone``; on a route open to anyone it is sent to the SSE subscribers alone,
+and, being a filtered broadcast, not kept in the channel's history.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Any
 
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import PushableTopic, Topic, WampConnection
+from gos_web_socket.app.sse.wire import SseFormat, Update
 
 
 class MercureRelay(PushableTopic):
@@ -30,4 +36,17 @@ class MercureRelay(PushableTopic):
         topic.broadcast(event, exclude, eligible)
 
     async def on_push(self, topic: Topic, request: WampRequest, data: Any, provider: str) -> None:
+        if isinstance(data, Update) and data.private and open_to_anyone(request):
+            sse = [s.session_id for s in topic if isinstance(s.wire_format, SseFormat)]
+            if sse:
+                topic.broadcast(data, eligible=sse)
+            return
         topic.broadcast(data)
+
+
+def open_to_anyone(request: WampRequest) -> bool:
+    """Whether the route lets anyone subscribe (its ``options.auth.subscribe``, ``anyone``
+    by default)."""
+    auth = request.route.options.get("auth")
+    rule = auth.get("subscribe", "anyone") if isinstance(auth, dict) else "anyone"
+    return rule == "anyone"
