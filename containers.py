@@ -73,6 +73,7 @@ from gos_web_socket.push import (
     build_router as build_router,
     client_message_limit,
     enabled_registry,
+    http_pusher,
     wamp_pusher,
     zmq_pusher,
 )
@@ -84,6 +85,7 @@ from gos_web_socket.settings import (
     ZmqSettings,
     load_settings,
 )
+from gos_web_socket.settings.mercure import HttpPusherSettings
 
 R = TypeVar("R", bound=Registry[Any])
 
@@ -94,6 +96,7 @@ ALIASES = {
     "gos_web_socket.pusher.amqp.push_handler": "gos_web_socket.amqp.server_push_handler",
     "gos_web_socket.registry.pusher": "gos_web_socket.pusher_registry",
     "gos_web_socket.registry.server_push_handler": "gos_web_socket.server_push_handler.registry",
+    "gos_web_socket.http.pusher": "gos_web_socket.http_pusher",
 }
 
 
@@ -276,11 +279,21 @@ class GosWebSocket(containers.DeclarativeContainer):
         max_message_size=providers.Callable(client_message_limit, settings.provided.server),
     )
 
+    # the http pusher: POSTs to a server's JSON publish API (app/sse/pusher.py, pushers.http);
+    # its id gos_web_socket.http.pusher is an alias (gos_web_socket.http is the demo page)
+    http_pusher = providers.Singleton(
+        http_pusher,
+        router=router,
+        settings=settings.provided.pushers.node.call("http", HttpPusherSettings),
+        dispatcher=event_dispatcher.provider,
+    )
+
     # collections (GOS tags) and registries
     pushers = providers.Dict(
         amqp=amqp.pusher,
         wamp=wamp.pusher,
         zmq=zmq.pusher,
+        http=http_pusher,
     )
     server_push_handler = providers.Container(
         PushHandlers,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 
 from gos_web_socket.settings.nodes import Node
+from gos_web_socket.settings.pushers import TransportSettings
 
 MIN_SECRET = 32
 """Bytes an HMAC secret needs at least (RFC 7518 section 3.2), as the JWT provider's."""
@@ -45,3 +46,14 @@ class MercureSettings(Node):
         if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET:
             raise ValueError(f"must be at least {MIN_SECRET} bytes (RFC 7518 section 3.2)")
         return value
+
+
+class HttpPusherSettings(TransportSettings):
+    """``pushers.http``: push through a server's JSON publish API (no broker in between)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    path: str = Field(default="/api/publish", pattern=r"^/\S*$")
+    api_key: SecretStr | None = None
+    """One of the server's ``mercure.api_keys``."""
+    timeout: float = Field(default=5.0, gt=0, description="seconds a push may take")

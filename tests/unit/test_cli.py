@@ -360,4 +360,4 @@ def test_a_pusher_node_no_transport_reads_is_an_unknown_key(
     path = tmp_path / "c.yaml"
     path.write_text("gos_web_socket:\n  pushers:\n    zmqq: {port: 5555}\n")
     result = run(*command, "--config", str(path))
-    assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, wamp, zmq)"
+    assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, http, wamp, zmq)"
