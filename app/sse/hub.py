@@ -13,6 +13,7 @@ appear (``TopicManager.watch``).
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -177,8 +178,10 @@ class MercureHub:
         connection.session = session = stream.SseSession(connection, wire)
         cursor = self.cursor(request)
         since = None if cursor is None else self.publisher.position_of(cursor)
-        held: list[Topic] = []
-        refused = await self._join(connection, [r.matched for r in requests], cursor is not None)
+        try:
+            refused = await self._join(connection, [r.matched for r in requests], cursor is not None)
+        except ProtocolError as exc:  # server.limits.max_subscriptions
+            refused = exc
         if refused is not None:
             response = failure_response(refused)
             response.headers.update(cors)
@@ -209,6 +212,9 @@ class MercureHub:
                 stream.release(connection, held, reached)
         if self.settings.heartbeat > 0:
             connection.timers.add("heartbeat", self.settings.heartbeat, session.heartbeat)
+        if grant is not None and grant.expires_at is not None:  # the stream ends with the token
+            delay = max(0.0, grant.expires_at - time.time())
+            connection.timers.add("token-expiry", delay or 0.001, connection.close)
 
     def cursor(self, request: Request) -> str | None:
         """``Last-Event-ID`` from the header, else the ``lastEventID``/``last_event_id`` query."""

@@ -95,3 +95,11 @@ async def test_separate_publisher_key() -> None:
         assert (await publish(server, [("topic", BOOK)], bearer=ours)).status_code == 200
         shared = token({"mercure": {"publish": ["*"]}}, secret=SECRET)
         assert (await publish(server, [("topic", BOOK)], bearer=shared)).status_code == 401
+
+
+async def test_the_stream_ends_when_the_subscriber_token_expires() -> None:
+    """A subscriber token's ``exp`` ends its stream (the client reconnects with a new one)."""
+    soon = token({"mercure": {"subscribe": [BOOK]}}, exp=time.time() + 2)
+    async with hub_server() as server, subscribed(server, f"topic={BOOK}", bearer(soon)) as r:
+        await eventually(lambda: r.ended, timeout=10, what="the stream ended")
+        await eventually(lambda: server.connections == 0)
