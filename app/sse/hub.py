@@ -179,7 +179,9 @@ class MercureHub:
         cursor = self.cursor(request)
         since = None if cursor is None else self.publisher.position_of(cursor)
         try:
-            refused = await self._join(connection, [r.matched for r in requests], cursor is not None)
+            refused = await self._join(
+                connection, [r.matched for r in requests], cursor is not None
+            )
         except ProtocolError as exc:  # server.limits.max_subscriptions
             refused = exc
         if refused is not None:
