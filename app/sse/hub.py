@@ -204,6 +204,7 @@ class MercureHub:
                 headers["Last-Event-ID"] = headers["Mercure-Last-Event-ID"] = answer
             head = encode_stream_head(headers)
             if not connection.open_stream(session, head + COMMENT):
+                await self.broker.leave(connection)  # gone before its stream opened
                 return
             self.subscribers_total += 1
             if selectors.wide:
@@ -251,20 +252,26 @@ class MercureHub:
 
     def add_wide(self, connection: WampConnection, selectors: Selectors) -> None:
         """Join every live channel ``selectors`` cover, and the new ones as they appear."""
+        self.prune()
         self.wide[connection.session_id] = connection, selectors
         manager = self.broker.manager
         for channel in list(manager.topics):
             if selectors.matches(channel):
                 self._join_wide(connection, channel)
 
+    def prune(self) -> None:
+        """Forget wide subscribers whose connection is gone."""
+        for session_id, (connection, _) in list(self.wide.items()):
+            if connection.closed or connection.lost:
+                del self.wide[session_id]
+
     def joins(self, channel: str) -> None:
         """``TopicManager``'s watcher: a channel got a topic; wide subscribers join it."""
         if not self.wide:
             return
-        for session_id, (connection, selectors) in list(self.wide.items()):
-            if connection.closed or connection.lost:
-                del self.wide[session_id]
-            elif selectors.matches(channel):
+        self.prune()
+        for connection, selectors in list(self.wide.values()):
+            if selectors.matches(channel):
                 self._join_wide(connection, channel)
 
     def _join_wide(self, connection: WampConnection, channel: str) -> None:
