@@ -103,3 +103,35 @@ async def test_the_stream_ends_when_the_subscriber_token_expires() -> None:
     async with hub_server() as server, subscribed(server, f"topic={BOOK}", bearer(soon)) as r:
         await eventually(lambda: r.ended, timeout=10, what="the stream ended")
         await eventually(lambda: server.connections == 0)
+
+
+async def test_private_updates_reach_wamp_subscribers_on_a_route_stricter_than_anyone() -> None:
+    """On a route whose subscribe rule is ``authenticated``, a private update reaches the
+    authenticated WAMP v1 subscriber and the SSE subscriber whose token allows the topic."""
+    topic = "https://example.com/private/1"
+    routes = {
+        "private": {
+            "pattern": "https://example.com/private/{id}",
+            "callback": "mercure.relay",
+            "options": {"auth": {"subscribe": "authenticated"}},
+        }
+    }
+    sse_token = token({"sub": "7", "mercure": {"subscribe": [topic]}})
+    async with (
+        hub_server(routes=routes) as server,
+        subscribed(server, f"topic={topic}", bearer(sse_token)) as reader,
+    ):
+        v1 = await WampTestClient.connect(url_of(server) + "?token=" + token({"sub": "42"}))
+        try:
+            v1.subscribe(topic)
+            await eventually(lambda: len(server.topics[topic]) == 2)
+            fields = [("topic", topic), ("data", "for members"), ("private", "on")]
+            assert (await publish(server, fields)).status_code == 200
+            assert [e.data for e in await reader.wait(1)] == ["for members"]
+            assert await v1.next_event(topic) == "for members"
+        finally:
+            await v1.close()
+        async with httpx.AsyncClient() as client:  # anonymous: the route's rule refuses
+            url = f"http://127.0.0.1:{server.port}{HUB}"
+            answer = await client.get(url, params={"topic": topic})
+        assert answer.status_code == 403
