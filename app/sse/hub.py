@@ -200,7 +200,8 @@ class MercureHub:
                     frames, complete, reached = await stream.replay(
                         self.broker, connection, held, since
                     )
-                answer = cursor if complete else EARLIEST
+                # wide selectors replay nothing: their channels are not known in advance
+                answer = cursor if complete and not selectors.wide else EARLIEST
                 headers["Last-Event-ID"] = headers["Mercure-Last-Event-ID"] = answer
             head = encode_stream_head(headers)
             if not connection.open_stream(session, head + COMMENT):
@@ -213,6 +214,8 @@ class MercureHub:
         finally:
             if cursor is not None:
                 stream.release(connection, held, reached)
+        if connection.closed:  # gone during the replay: its timers were stopped
+            return
         if self.settings.heartbeat > 0:
             connection.timers.add("heartbeat", self.settings.heartbeat, session.heartbeat)
         if grant is not None and grant.expires_at is not None:  # the stream ends with the token

@@ -81,3 +81,12 @@ async def test_an_id_older_than_history_is_answered_earliest() -> None:
             assert [e.id for e in await reader.wait(5)] == ids[5:]
         async with subscribed(server, f"topic={BOOK}", {"Last-Event-ID": "never-seen"}) as r:
             assert r.response.headers["last-event-id"] == "earliest"
+
+
+async def test_a_template_with_a_cursor_is_answered_earliest() -> None:
+    """A template or ``*`` replays nothing, so a cursor with one is answered ``earliest``."""
+    async with hub_server() as server:
+        (first,) = await publish_many(server, 1, "t", given_ids=False)
+        query = "topic=https://example.com/books/{id}"
+        async with subscribed(server, query, {"Last-Event-ID": first}) as reader:
+            assert reader.response.headers["last-event-id"] == "earliest"
