@@ -172,6 +172,9 @@ class MercureHub:
             response.headers.update(cors)
             connection.reply(encode_response(response))
             return
+        if request.method == "HEAD":
+            connection.reply(encode_stream_head({**STREAM_HEADERS, **cors, "Link": self.link()}))
+            return
         if grant is not None:
             connection.user = grant.user
         wire = SseFormat(None if grant is None else grant.selectors)
