@@ -33,6 +33,7 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.push import Push
+from gos_web_socket.app.sse.selectors import MAX_LENGTH
 from gos_web_socket.app.sse.tokens import MercureTokens
 from gos_web_socket.app.sse.wire import Update, parse_position, position_id
 from gos_web_socket.app.web import Request, Response
@@ -114,6 +115,8 @@ class Publisher:
         if len(topics) > MAX_TOPICS:
             raise ProtocolError(f"at most {MAX_TOPICS} topics")
         for topic in topics:
+            if len(topic.encode()) > MAX_LENGTH:
+                raise ProtocolError(f"a topic is at most {MAX_LENGTH} bytes")
             if topic == "*" or topic.startswith(self.settings.path):
                 raise ProtocolError(f"topic {topic!r} is reserved ('*' or the hub's own path)")
         grant = self.tokens.grant(request.headers, "publish")

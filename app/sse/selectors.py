@@ -9,6 +9,7 @@ SSE subscribers with equal grants share one wire format).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -52,6 +53,22 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+def check_shape(
+    selector: str, syntax: re.Pattern[str], is_any: Callable[[re.Match[str]], bool]
+) -> None:
+    """At most one match-anything part and no two parts side by side: matching a topic then
+    stays within a bound (a regex of several ``.*`` backtracks polynomially on a long topic).
+
+    Raises:
+        ProtocolError: the selector has either.
+    """
+    found = list(syntax.finditer(selector))
+    if sum(map(is_any, found)) > 1:
+        raise ProtocolError(f"a topic selector may hold one '{{+name}}' or '*' at most: {selector}")
+    if any(a.end() == b.start() for a, b in zip(found, found[1:], strict=False)):
+        raise ProtocolError(f"two variables side by side in a topic selector: {selector}")
+
+
 @dataclass(frozen=True, slots=True)
 class Selectors:
     """Exact topics, templates and patterns; ``matches`` tells whether a topic is selected."""
@@ -62,7 +79,7 @@ class Selectors:
     everything: bool = field(default=False)
 
     @classmethod
-    def parse(cls, selectors: list[str], patterns: list[str] = ()) -> Selectors:  # type: ignore[assignment]
+    def parse(cls, selectors: Sequence[str], patterns: Sequence[str] = ()) -> Selectors:
         """0.x ``topic`` values (``*``, templates, exact) and 1.0 ``match_urlpattern`` values.
 
         Raises:
@@ -72,6 +89,10 @@ class Selectors:
             raise ProtocolError(f"at most {MAX_SELECTORS} topic selectors")
         if any(len(s.encode()) > MAX_LENGTH for s in [*selectors, *patterns]):
             raise ProtocolError(f"a topic selector is at most {MAX_LENGTH} bytes")
+        for selector in selectors:
+            check_shape(selector, _TEMPLATE, lambda found: bool(found.group(1)))
+        for pattern in patterns:
+            check_shape(pattern, _PATTERN, lambda found: found.group() == "*")
         exact = frozenset(s for s in selectors if s != ANY and not _TEMPLATE.search(s))
         templates = tuple(s for s in selectors if s != ANY and _TEMPLATE.search(s))
         everything = ANY in selectors or ANY in patterns

@@ -68,7 +68,10 @@ def _selectors(claims: Mapping[str, Any], role: Role) -> Selectors | None:
             values = node[role]
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise AuthenticationFailed("malformed", f"{name}.{role} is not a list of strings")
-            return Selectors.parse(values)
+            try:
+                return Selectors.parse(values)
+            except ProtocolError as exc:
+                raise AuthenticationFailed("malformed", f"{name}.{role}: {exc}") from None
     return None
 
 
