@@ -385,7 +385,9 @@ class GosWebSocket(containers.DeclarativeContainer):
         history=history, manager=topic_manager, broker=broker, guard=guard, flusher=flusher
     )
     # the Mercure hub on the server's port: SSE subscribe, HTTP publish (app/sse, docs/sse.md)
-    mercure_publisher = providers.Singleton(Publisher, settings, broker, event_dispatcher, outgoing)
+    mercure_publisher = providers.Singleton(
+        Publisher, settings, broker, event_dispatcher, outgoing, pusher_registry.provider
+    )
     mercure = providers.Singleton(MercureHub, settings, broker, mercure_publisher)
     server.add_kwargs(http=mercure)
     connection_repository = providers.Singleton(ConnectionRepository, server)

@@ -36,6 +36,9 @@ class MercureSettings(Node):
     max_body: int = Field(default=1_048_576, ge=1024, description="bytes of a publish body")
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Keys of the JSON publish API (``X-API-Key`` or ``Authorization: apikey <key>``)."""
+    forward: str | None = Field(default=None, min_length=1)
+    """A pusher's name (``amqp``): HTTP publishes travel through it to every node and worker
+    (ids are then ``urn:uuid:`` ones, the JSON API answers no position); None: this node."""
     ids_kept: int = Field(
         default=100_000, ge=1, description="publisher ids remembered for Last-Event-ID"
     )

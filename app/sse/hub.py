@@ -116,6 +116,9 @@ class MercureHub:
                 response = Response(405, b"method not allowed\n", headers={"Allow": "GET, POST"})
         except (ProtocolError, AuthenticationFailed, NotAuthorized, RoutingError) as exc:
             response = failure_response(exc)
+        except Exception as exc:  # the push failed (its push_fail fired): the server's fault
+            logger.warning("%s %s failed: %r", request.method, request.path, exc)
+            response = Response.text("the update could not be delivered\n", 500)
         response.headers.update(cors)
         response.headers["Link"] = self.link()
         connection.reply(encode_response(response, head_only=request.method == "HEAD"))
@@ -180,7 +183,6 @@ class MercureHub:
         wire = SseFormat(None if grant is None else grant.selectors)
         connection.session = session = stream.SseSession(connection, wire)
         cursor = self.cursor(request)
-        since = None if cursor is None else self.publisher.position_of(cursor)
         try:
             refused = await self._join(
                 connection, [r.matched for r in requests], cursor is not None
@@ -199,6 +201,7 @@ class MercureHub:
         try:
             if cursor is not None:
                 complete = False
+                since = self.publisher.position_of(cursor, held)
                 if since is not None:
                     frames, complete, reached = await stream.replay(
                         self.broker, connection, held, since

@@ -14,7 +14,9 @@ import hmac
 import json
 import logging
 import unicodedata
+import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
@@ -28,6 +30,7 @@ from gos_web_socket.app.events import (
 from gos_web_socket.app.exceptions import (
     AuthenticationFailed,
     NotAuthorized,
+    NotRegistered,
     ProtocolError,
     ResourceNotFound,
 )
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
     from gos_web_socket.app.router import Router, WampRequest
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.memory import OutgoingBudget
+    from gos_web_socket.app.server.topic import Topic
+    from gos_web_socket.app.transports.pusher import Pusher
     from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
@@ -73,8 +78,11 @@ class Publisher:
         broker: Broker,
         dispatcher: EventDispatcher,
         outgoing: OutgoingBudget,
+        pushers: Callable[[], Mapping[str, Pusher]] | None = None,
     ) -> None:
         self.settings = settings.mercure
+        self._pushers = pushers
+        """The pusher registry (``mercure.forward`` names one of its pushers)."""
         self.broker = broker
         self.router: Router = broker.router
         self.dispatcher = dispatcher
@@ -84,9 +92,31 @@ class Publisher:
         """Publisher-given ids and their positions, the last ``mercure.ids_kept``."""
         self.published = 0
 
-    def position_of(self, event_id: str) -> Position | None:
-        """The position of an event id (a publisher's id or a position's); None: unknown."""
-        return self._ids.get(event_id) or parse_position(event_id)
+    def position_of(self, event_id: str, topics: Iterable[Topic] = ()) -> Position | None:
+        """The position of an event id: a publisher's id this node saw published, a
+        position's, else an update of the ``topics``' histories (one another node forwarded);
+        None: unknown."""
+        known = self._ids.get(event_id) or parse_position(event_id)
+        if known is not None:
+            return known
+        for topic in topics:
+            for publication in topic.history or ():
+                payload = publication.payload
+                if isinstance(payload, Update) and payload.event_id == event_id:
+                    return publication.position
+        return None
+
+    @property
+    def forward_to(self) -> Pusher | None:
+        """The pusher HTTP publishes go through (``mercure.forward``); None: this node."""
+        name = self.settings.forward
+        if name is None or self._pushers is None:
+            return None
+        pushers = self._pushers()
+        if name not in pushers:
+            known = ", ".join(pushers) or "none"
+            raise NotRegistered(f"mercure.forward: no pusher {name!r} (enabled: {known})")
+        return pushers[name]
 
     def remember(self, event_id: str, position: Position) -> None:
         self._ids[event_id] = position
@@ -136,8 +166,9 @@ class Publisher:
         retry_field = fields.get("retry", [None])[0]
         if retry_field is not None and not (retry_field.isascii() and retry_field.isdigit()):
             raise ProtocolError('Invalid "retry" parameter')
+        forward = self.forward_to
         position = LOCAL.next()
-        event_id = given or position_id(position)
+        event_id = given or (f"urn:uuid:{uuid.uuid4()}" if forward else position_id(position))
         data = fields.get("data", [""])[0]
         update = Update.of(
             data,
@@ -148,9 +179,13 @@ class Publisher:
             int(retry_field) if retry_field else None,
         )
         routed = self.routes(topics)
-        if given is not None:
-            self.remember(given, position)
         for routed_request in routed:
+            if forward is not None:  # every node gets it from the pusher's transport
+                route, attributes = routed_request.route_name, dict(routed_request.attributes)
+                await forward.push(update.to_wire(), route, attributes)
+                continue
+            if given is not None:
+                self.remember(given, position)
             await self.push(Push(routed_request, update, PROVIDER, position), data)
         return Response(200, event_id.encode(), "text/plain; charset=utf-8")
 
@@ -230,8 +265,13 @@ class Publisher:
             channel = self.router.generate(message["route"], parameters)
         else:
             raise ProtocolError('the body needs "route" (a route name) or "channel"')
+        routed = self.router.match(channel)
+        forward = self.forward_to
+        if forward is not None:
+            await forward.push(message["data"], routed.route_name, dict(routed.attributes))
+            return Response.json({"channel": channel, "position": None, "id": None})
         position = LOCAL.next()
-        push = Push(self.router.match(channel), message["data"], PROVIDER, position)
+        push = Push(routed, message["data"], PROVIDER, position)
         await self.push(push, body.decode("utf-8", "replace"))
         answer = {"channel": channel, "position": position.as_dict(), "id": position_id(position)}
         return Response.json(answer)

@@ -29,6 +29,7 @@ class MercureRelay(PushableTopic):
     name = "mercure.relay"
 
     async def on_push(self, topic: Topic, request: WampRequest, data: Any, provider: str) -> None:
+        data = Update.from_wire(data) or data  # an HTTP publish another node forwarded
         if isinstance(data, Update) and data.private and open_to_anyone(request):
             sse = [s.session_id for s in topic if isinstance(s.wire_format, SseFormat)]
             if sse:

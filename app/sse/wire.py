@@ -51,6 +51,32 @@ class Update(str):
         update.event_type, update.retry = event_type, retry
         return update
 
+    def to_wire(self) -> dict[str, Any]:
+        """The update as push data (``mercure.forward``: through a pusher to every node)."""
+        fields: dict[str, Any] = {"data": str.__str__(self), "id": self.event_id}
+        fields |= {"topics": list(self.topics), "private": self.private}
+        fields |= {"type": self.event_type, "retry": self.retry}
+        return {WIRE_KEY: fields}
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Update | None:
+        """The update ``to_wire`` made; None for any other push data."""
+        fields = data.get(WIRE_KEY) if isinstance(data, dict) and len(data) == 1 else None
+        if not isinstance(fields, dict) or not isinstance(fields.get("data"), str):
+            return None
+        retry = fields.get("retry")
+        return cls.of(
+            fields["data"],
+            str(fields.get("id")),
+            tuple(str(t) for t in fields.get("topics") or ()),
+            fields.get("private") is True,
+            fields.get("type") if isinstance(fields.get("type"), str) else None,
+            retry if isinstance(retry, int) else None,
+        )
+
+
+WIRE_KEY = "@mercure"
+
 
 def position_id(position: Position) -> str:
     """The event id of a history position (``Last-Event-ID`` parses it back)."""

@@ -88,3 +88,25 @@ async def test_the_http_pusher_pushes_sync_and_async() -> None:
             await wrong.push({"n": 3}, "acme_topic", {"room": "9"})
         await pusher.close()
         await wrong.close()
+
+
+async def test_a_failing_push_answers_500_and_fires_push_fail() -> None:
+    """A route whose topic handler is missing: the publish answers 500, push_fail fires."""
+    routes = {"broken": {"pattern": "broken/{n}", "callback": "no.such.topic"}}
+    failures: list[Event] = []
+    async with hub_server({"api_keys": [KEY]}, routes=routes) as server:
+        server.dispatcher.add_listener(PUSH_FAIL, failures.append)
+        async with httpx.AsyncClient() as client:
+            body = {"channel": "broken/1", "data": 1}
+            answer = await client.post(api(server), json=body, headers={"X-API-Key": KEY})
+        assert answer.status_code == 500
+        assert len(failures) == 1
+
+
+async def test_a_forward_to_an_unknown_pusher_answers_500() -> None:
+    """``mercure.forward`` naming no enabled pusher: the publish answers 500."""
+    async with hub_server({"api_keys": [KEY], "forward": "nowhere"}) as server:
+        body = {"channel": "acme/channel/1", "data": 1}
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(api(server), json=body, headers={"X-API-Key": KEY})
+        assert answer.status_code == 500
