@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +24,7 @@ from typing import Any
 import psutil
 
 from bench.agent import raise_nofile
-from bench.hundred_k import free_port, log, masked
+from bench.hundred_k import free_port, log, masked, spawn_server
 from bench.wire import PAD
 
 KEY = "bench-" + "k" * 32
@@ -87,25 +84,15 @@ def count_events(counter: Counter, buffer: bytes) -> bytes:
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    prefix = "GOS_WEB_SOCKET__"
-    env = {
-        **os.environ,
-        f"{prefix}SERVER__PORT": str(port),
-        f"{prefix}SERVER__HTTP__ENABLED": "false",
-        f"{prefix}SERVER__METRICS__ENABLED": "false",
-        f"{prefix}PUSHERS__ZMQ__ENABLED": "false",
-        f"{prefix}MERCURE__API_KEYS": json.dumps([KEY]),
-        f"{prefix}MERCURE__HEARTBEAT": "0",
+    settings = {
+        "SERVER__PORT": str(port),
+        "SERVER__HTTP__ENABLED": "false",
+        "SERVER__METRICS__ENABLED": "false",
+        "PUSHERS__ZMQ__ENABLED": "false",
+        "MERCURE__API_KEYS": json.dumps([KEY]),
+        "MERCURE__HEARTBEAT": "0",
     }
-    output = tempfile.NamedTemporaryFile(prefix="sse-bench-server-", suffix=".log", delete=False)
-    log(f"server output: {output.name}")
-    return subprocess.Popen(
-        [sys.executable, "-m", "gos_web_socket.app", "server"],
-        env=env,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        preexec_fn=raise_nofile,
-    )
+    return spawn_server(settings, "sse-bench")
 
 
 async def push(port: int, channel: str, seq: int) -> None:
