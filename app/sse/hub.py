@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -74,10 +73,10 @@ class MercureHub:
         self.broker = broker
         self.publisher = publisher
         self.tokens = MercureTokens(settings.authentication, settings.mercure)
-        self.wide: OrderedDict[str, tuple[WampConnection, Selectors]] = OrderedDict()
-        """Subscribers with ``*``, templates or patterns, by session id."""
+        self.wide = stream.WideSubscribers(broker)
+        """Subscribers with ``*``, templates or patterns."""
         self.subscribers_total = 0
-        broker.manager.watch(self.joins)
+        broker.manager.watch(self.wide.joins)
 
     @property
     def paths(self) -> frozenset[str]:
@@ -215,7 +214,7 @@ class MercureHub:
                 return
             self.subscribers_total += 1
             if selectors.wide:
-                self.add_wide(connection, selectors)
+                self.wide.add(connection, selectors)
             await connection.write_paced(frames)
         finally:
             if cursor is not None:
@@ -257,44 +256,8 @@ class MercureHub:
                 return outcome.error or NotAuthorized(outcome.desc)
         return None
 
-    # -- wide selectors -------------------------------------------------------------------------
-
-    def add_wide(self, connection: WampConnection, selectors: Selectors) -> None:
-        """Join every live channel ``selectors`` cover, and the new ones as they appear."""
-        self.prune()
-        self.wide[connection.session_id] = connection, selectors
-        manager = self.broker.manager
-        for channel in list(manager.topics):
-            if selectors.matches(channel):
-                self._join_wide(connection, channel)
-
-    def prune(self) -> None:
-        """Forget wide subscribers whose connection is gone."""
-        for session_id, (connection, _) in list(self.wide.items()):
-            if connection.closed or connection.lost:
-                del self.wide[session_id]
-
-    def joins(self, channel: str) -> None:
-        """``TopicManager``'s watcher: a channel got a topic; wide subscribers join it."""
-        if not self.wide:
-            return
-        self.prune()
-        for connection, selectors in list(self.wide.values()):
-            if selectors.matches(channel):
-                self._join_wide(connection, channel)
-
-    def _join_wide(self, connection: WampConnection, channel: str) -> None:
-        if channel in connection.subscriptions:
-            return
-        try:
-            request = self.broker.router.match(channel)
-        except ResourceNotFound:
-            return
-        if self.broker.rules.refusal("subscribe", connection.user, request) is None:
-            self.broker.manager.subscribe(connection, channel, request)
-
     def stats(self) -> dict[str, Any]:
-        return {"sse_subscribers_total": self.subscribers_total, "wide": len(self.wide)}
+        return {"sse_subscribers_total": self.subscribers_total, "wide": len(self.wide.subscribers)}
 
 
 def encode_stream_head(headers: dict[str, str]) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from gos_web_socket.app.exceptions import ResourceNotFound
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.position import Position, Publication
 from gos_web_socket.app.server.session import Failure, Result, Session, new_publication_id
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.connection import WampConnection
     from gos_web_socket.app.server.topic import Topic
+    from gos_web_socket.app.sse.selectors import Selectors
 
 
 class SseSession(Session[None]):
@@ -105,3 +107,46 @@ def release(connection: WampConnection, topics: list[Topic], reached: Position |
             if position is not None:
                 written.add(position)
             connection.write_frame(frame)
+
+
+class WideSubscribers:
+    """Subscribers with ``*``, templates or patterns: they join every channel they cover, the
+    live ones when they subscribe and new ones as they appear (``TopicManager.watch``), with
+    the route's ``subscribe`` rule checked and no subscribe hook run."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.subscribers: dict[str, tuple[WampConnection, Selectors]] = {}
+
+    def add(self, connection: WampConnection, selectors: Selectors) -> None:
+        """Join every live channel ``selectors`` cover, and the new ones as they appear."""
+        self.prune()
+        self.subscribers[connection.session_id] = connection, selectors
+        for channel in list(self.broker.manager.topics):
+            if selectors.matches(channel):
+                self.join(connection, channel)
+
+    def prune(self) -> None:
+        """Forget subscribers whose connection is gone."""
+        for session_id, (connection, _) in list(self.subscribers.items()):
+            if connection.closed or connection.lost:
+                del self.subscribers[session_id]
+
+    def joins(self, channel: str) -> None:
+        """The manager's watcher: a channel got a topic; the subscribers covering it join."""
+        if not self.subscribers:
+            return
+        self.prune()
+        for connection, selectors in list(self.subscribers.values()):
+            if selectors.matches(channel):
+                self.join(connection, channel)
+
+    def join(self, connection: WampConnection, channel: str) -> None:
+        if channel in connection.subscriptions:
+            return
+        try:
+            request = self.broker.router.match(channel)
+        except ResourceNotFound:
+            return
+        if self.broker.rules.refusal("subscribe", connection.user, request) is None:
+            self.broker.manager.subscribe(connection, channel, request)
