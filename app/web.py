@@ -49,10 +49,14 @@ CONTENT_TYPES = {
 
 REASONS = {
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }

@@ -26,6 +26,7 @@ from pydantic_settings import (
 from gos_web_socket.settings.auth import AuthenticationSettings
 from gos_web_socket.settings.errors import ConfigurationError
 from gos_web_socket.settings.limits import LimitsSettings
+from gos_web_socket.settings.mercure import MercureSettings
 from gos_web_socket.settings.nodes import (
     BUILTIN_PUSHERS,
     DEFAULT_CONFIG,
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     origins: list[str] = Field(default_factory=list)
     blocked_ip_addresses: list[str] = Field(default_factory=list)
     authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
+    mercure: MercureSettings = Field(default_factory=MercureSettings)
 
     @model_validator(mode="after")
     def _no_default_origins(self) -> Self:

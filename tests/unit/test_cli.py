@@ -360,7 +360,7 @@ def test_a_pusher_node_no_transport_reads_is_an_unknown_key(
     path = tmp_path / "c.yaml"
     path.write_text("gos_web_socket:\n  pushers:\n    zmqq: {port: 5555}\n")
     result = run(*command, "--config", str(path))
-    assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, wamp, zmq)"
+    assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, http, wamp, zmq)"
 
 
 def test_push_to_an_rpc_route_is_refused_with_the_topic_routes() -> None:
@@ -370,7 +370,7 @@ def test_push_to_an_rpc_route_is_refused_with_the_topic_routes() -> None:
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
         "error: route acme_rpc calls acme.rpc, an RPC handler: pushes reach topics only "
-        "(routes to a topic: acme_topic, acme_user)"
+        "(routes to a topic: acme_topic, acme_user, acme_chat)"
     ]
 
 
