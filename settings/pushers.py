@@ -10,6 +10,7 @@ from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.errors import ConfigurationError
 from gos_web_socket.settings.nodes import BUILTIN_PUSHERS, Node, describe
 
@@ -106,6 +107,7 @@ class AmqpSettings(TransportSettings):
     binding_keys: list[str] = Field(
         default_factory=lambda: [""], min_length=1, description="keys binding queue to exchange"
     )
+    canary: CanarySettings = Field(default_factory=lambda: CanarySettings())
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> Self:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
@@ -87,6 +88,8 @@ class AmqpReceiver(Receiver):
         self._dead_letters: AbstractChannel | None = None  # with confirms, for adopted queues
         self._queue: AbstractQueue | None = None
         self._consumer_tag: ConsumerTag | None = None
+        self._canary_tag: ConsumerTag | None = None  # the shared mode's own marker queue
+        self._markers: AbstractChannel | None = None  # with confirms, opened by the first marker
         self._inbox: asyncio.Queue[AbstractIncomingMessage | BaseException | None] = asyncio.Queue()
 
     @property
@@ -161,14 +164,49 @@ class AmqpReceiver(Receiver):
                 )
         self._queue = queue
         self._consumer_tag = await queue.consume(self._on_message)
+        if self.settings.canary.interval and not self.per_node:
+            await self._consume_canary_queue(channel)
+
+    @property
+    def marker_key(self) -> str:
+        """The routing key a marker is published with: the one pushes use, except on the
+        shared queue, whose consumers compete: there each node binds a queue of its own."""
+        if self.per_node:
+            return self.settings.binding_keys[0]
+        return f"{self.queue_name}.canary.{self.node_id}"
+
+    async def _consume_canary_queue(self, channel: AbstractChannel) -> None:
+        queue = await channel.declare_queue(self.marker_key, exclusive=True, auto_delete=True)
+        await queue.bind(self.settings.exchange_name, self.marker_key)
+        self._canary_tag = await queue.consume(self._on_message)
+
+    async def send_marker(self, body: bytes) -> None:
+        """Publish a canary marker to the exchange, confirmed, as pushes come."""
+        if self._connection is None or self._connection.is_closed:
+            raise PushHandlerError("AMQP push handler is not connected")
+        if self._markers is None or self._markers.is_closed:
+            self._markers = await self._connection.channel(publisher_confirms=True)
+        exchange = await self._markers.get_exchange(self.settings.exchange_name, ensure=False)
+        await exchange.publish(aio_pika.Message(body), self.marker_key)
 
     async def _open_channel(self) -> AbstractChannel:
         assert self._connection is not None
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.prefetch_count)
         channel.close_callbacks.add(self._on_close)
+        underlay = await channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
         self._channel = channel
         return channel
+
+    def _on_consumer_cancel(self, frame: aiormq.spec.Basic.Cancel) -> None:
+        """The broker dropped our consumer (its queue was deleted, a node left): receiving
+        ends with an error, so the supervisor declares the queue again and consumes anew."""
+        if frame.consumer_tag in (self._consumer_tag, self._canary_tag):
+            self._consumer_tag = None  # is_open turns false: /health tells at once
+            self._inbox.put_nowait(
+                ConnectionError(f"the broker cancelled consumer {frame.consumer_tag}")
+            )
 
     def _on_close(self, sender: object, exc: BaseException | None = None) -> None:
         if sender is self._connection or sender is self._channel:
@@ -236,7 +274,8 @@ class AmqpReceiver(Receiver):
     async def close(self) -> None:
         connection = self._connection
         self._connection = self._channel = self._dead_letters = None
-        self._queue, self._consumer_tag = None, None
+        self._queue, self._consumer_tag, self._canary_tag = None, None, None
+        self._markers = None
         self._inbox.put_nowait(None)
         if connection is not None and not connection.is_closed:
             try:
