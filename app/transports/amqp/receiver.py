@@ -23,6 +23,7 @@ from gos_web_socket.app.transports.amqp.topology import (
     broker_url,
     declare_exchange,
     declare_queue,
+    where as brokers,
 )
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.settings.models import AmqpSettings
@@ -90,6 +91,10 @@ class AmqpReceiver(Receiver):
         self._consumer_tag: ConsumerTag | None = None
         self._canary_tag: ConsumerTag | None = None  # the shared mode's own marker queue
         self._markers: AbstractChannel | None = None  # with confirms, opened by the first marker
+        self.node_at = 0
+        """Index in ``settings.addresses`` of the broker the next ``open()`` tries first."""
+        self.where = ""
+        """The broker consumed from (``host:port``)."""
         self._inbox: asyncio.Queue[AbstractIncomingMessage | BaseException | None] = asyncio.Queue()
 
     @property
@@ -103,13 +108,14 @@ class AmqpReceiver(Receiver):
         )
 
     async def open(self) -> None:
-        where = f"{self.settings.host}:{self.settings.port}"
+        where = brokers(self.settings)
         try:
             await self._open()
         except (AMQPError, OSError, RuntimeError, TimeoutError) as exc:
             raise PushHandlerError(
                 f"AMQP push handler cannot consume {self.queue_name!r} on {where}: {exc!r}"
             ) from exc
+        where = self.where
         logger.info(
             "AMQP push handler consuming %s on %s%s",
             self.queue_name,
@@ -120,18 +126,37 @@ class AmqpReceiver(Receiver):
     async def _connect(self, role: str) -> AbstractChannel:
         """A fresh connection named ``role`` (as the broker's UI lists it) and its channel."""
         self._inbox = asyncio.Queue()
-        timeout = self.settings.connect_timeout or self.settings.push_timeout
-        connection = await asyncio.wait_for(
-            aio_pika.connect(
-                broker_url(self.settings),
-                client_properties={"connection_name": f"gos {role} {self.node_id}"},
-                timeout=timeout,
-            ),
-            timeout,
-        )
+        connection = await self._connect_any(role)
         self._connection = connection
         connection.close_callbacks.add(self._on_close)
         return await self._open_channel()
+
+    async def _connect_any(self, role: str) -> AbstractConnection:
+        """The first broker of ``settings.addresses`` that answers, starting after the one
+        used last (a node that died is tried last)."""
+        timeout = self.settings.connect_timeout or self.settings.push_timeout
+        addresses = self.settings.addresses
+        errors: list[str] = []
+        for step in range(len(addresses)):
+            at = (self.node_at + step) % len(addresses)
+            try:
+                connection = await asyncio.wait_for(
+                    aio_pika.connect(
+                        broker_url(self.settings, addresses[at]),
+                        client_properties={"connection_name": f"gos {role} {self.node_id}"},
+                        timeout=timeout,
+                    ),
+                    timeout,
+                )
+            except (AMQPError, OSError, RuntimeError, TimeoutError) as exc:
+                if len(addresses) == 1:
+                    raise
+                errors.append(f"{addresses[at][0]}:{addresses[at][1]}: {exc!r}")
+                continue
+            self.node_at = (at + 1) % len(addresses)  # the next open starts with another
+            self.where = f"{addresses[at][0]}:{addresses[at][1]}"
+            return connection
+        raise ConnectionError("; ".join(errors))
 
     async def _open(self) -> None:
         self.adopted = False
