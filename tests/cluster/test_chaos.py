@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,14 @@ def cluster_settings(cluster: RabbitMQCluster, first: int, **overrides: object) 
     return AmqpSettings(**values)  # type: ignore[arg-type]
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("mode", ["shared", "per_node", "stream"])
-async def test_leader_node_sigkilled_mid_run_loses_no_confirmed_push(
-    mode: str, rabbitmq_cluster: RabbitMQCluster, tmp_path: Path
+async def run_with_fault(
+    cluster: RabbitMQCluster,
+    mode: str,
+    tmp_path: Path,
+    fault: Callable[[str], Awaitable[None]],
 ) -> None:
-    """Quorum queue (shared, per_node) or stream, two pushers, 2,000 pushes; the node holding
-    the leader SIGKILLed mid-run and started 10 s later: every confirmed push reached the topic
-    exactly once, every other one raised PushFailed, and the handler went on by itself."""
+    """Two pushers send ``TOTAL`` pushes to a supervised handler; ``fault(queue)`` runs once a
+    fifth of them arrived. Every confirmed push must reach the topic exactly once."""
     tag = uuid.uuid4().hex[:8]
     names = {
         "queue_name": f"q_{tag}",
@@ -56,11 +57,11 @@ async def test_leader_node_sigkilled_mid_run_loses_no_confirmed_push(
     }
     router, server = make_router(), RecordingServer()
     handler = AmqpServerPushHandler(
-        cluster_settings(rabbitmq_cluster, 1, **names), router, EventDispatcher()
+        cluster_settings(cluster, 1, **names), router, EventDispatcher()
     )
     supervisor = Supervisor({"amqp": handler}, server)
     await supervisor.start()
-    pushers = [AmqpPusher(cluster_settings(rabbitmq_cluster, i, **names), router) for i in (0, 2)]
+    pushers = [AmqpPusher(cluster_settings(cluster, i, **names), router) for i in (0, 2)]
     confirmed: set[int] = set()
     failed: list[int] = []
 
@@ -82,10 +83,7 @@ async def test_leader_node_sigkilled_mid_run_loses_no_confirmed_push(
         await wait_until(lambda: handler.is_consuming, within=30)
         producing = [asyncio.create_task(produce(which)) for which in (0, 1)]
         await wait_until(lambda: len(server.received) >= TOTAL // 5, within=120)
-        leader = await asyncio.to_thread(rabbitmq_cluster.leader_of, handler.queue_name)
-        await asyncio.to_thread(leader.kill)
-        await asyncio.sleep(10)  # the scenario: the node is back 10 s later
-        await asyncio.to_thread(leader.start, 180)
+        await fault(handler.queue_name)
         await asyncio.wait_for(asyncio.gather(*producing), 300)
         await wait_until(lambda: confirmed <= set(server.counts()), within=120)
         await wait_until(lambda: handler.is_consuming, within=30)
@@ -102,3 +100,36 @@ async def test_leader_node_sigkilled_mid_run_loses_no_confirmed_push(
     assert len(confirmed) + len(failed) == TOTAL
     assert confirmed <= set(counts)  # no confirmed push lost
     assert all(count == 1 for count in counts.values())  # exactly once at the topic
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("mode", ["shared", "per_node", "stream"])
+async def test_leader_node_sigkilled_mid_run_loses_no_confirmed_push(
+    mode: str, rabbitmq_cluster: RabbitMQCluster, tmp_path: Path
+) -> None:
+    """Quorum queue (shared, per_node) or stream, two pushers, 2,000 pushes; the node holding
+    the leader SIGKILLed mid-run and started 10 s later: every confirmed push reached the topic
+    exactly once, every other one raised PushFailed, and the handler went on by itself."""
+
+    async def kill_the_leader(queue: str) -> None:
+        leader = await asyncio.to_thread(rabbitmq_cluster.leader_of, queue)
+        await asyncio.to_thread(leader.kill)
+        await asyncio.sleep(10)  # the scenario: the node is back 10 s later
+        await asyncio.to_thread(leader.start, 180)
+
+    await run_with_fault(rabbitmq_cluster, mode, tmp_path, kill_the_leader)
+
+
+@pytest.mark.timeout(600)
+async def test_a_rolling_restart_of_all_three_nodes_loses_no_confirmed_push(
+    rabbitmq_cluster: RabbitMQCluster, tmp_path: Path
+) -> None:
+    """Quorum shared queue, 2,000 pushes while each node in turn is stopped and started
+    (an upgrade): every confirmed push reached the topic exactly once."""
+
+    async def rolling_restart(queue: str) -> None:
+        for node in rabbitmq_cluster.nodes:
+            await asyncio.to_thread(node.stop_app)
+            await asyncio.to_thread(node.start_app)
+
+    await run_with_fault(rabbitmq_cluster, "shared", tmp_path, rolling_restart)
