@@ -189,6 +189,10 @@ class ZmqSettings(TransportSettings):
     linger: int = Field(default=-1, ge=-1)
     # Beyond GOS: a send never blocks forever.
     send_timeout: float = Field(default=2.0, gt=0, description="seconds a push may wait for a peer")
+    canary: CanarySettings = Field(
+        default_factory=lambda: CanarySettings(interval=0),
+        description="off by default: ZeroMQ drops frames under load (at-most-once)",
+    )
 
 
 N = TypeVar("N", bound=BaseModel)

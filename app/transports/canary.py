@@ -47,13 +47,15 @@ class Canary:
         on_deaf: called with the error once a marker is overdue; the handler stops with it.
     """
 
+    OnDeaf = Callable[[PushHandlerError], None]
+
     def __init__(
         self,
         node_id: str,
         send: Callable[[bytes], Awaitable[None]],
         interval: float,
         timeout: float,
-        on_deaf: Callable[[PushHandlerError], None],
+        on_deaf: OnDeaf,
     ) -> None:
         self.node_id = node_id
         self.send = send
