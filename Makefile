@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Markers tests/conftest.py puts on every test by the fixtures it uses (pyproject registers them).
-FAST := not broker and not browser and not nginx and not npm and not slow
+FAST := not broker and not cluster and not browser and not nginx and not npm and not slow
 # pytest-xdist workers for the fast tier: twice the cores, as its tests mostly wait on the
 # subprocesses and sockets they start (on 2 cores: 4 workers 51 s, 2 workers 67 s).
 FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
