@@ -1,4 +1,5 @@
-# `make run` serves the demo; `make test` installs everything the suite needs and runs it;
+# `make run` serves the demo (the runtime alone: no test, docs or benchmark package);
+# `make test` installs everything the suite needs and runs it;
 # `make test-fast` runs the tests that need no broker, browser, nginx or npm.
 # Another Python: `make test-fast PYTHON=/path/to/python3.13 VENV=.venv313`.
 SHELL := /bin/bash
@@ -9,12 +10,12 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Markers tests/conftest.py puts on every test by the fixtures it uses (pyproject registers them).
-FAST := not broker and not browser and not nginx and not npm and not slow
+FAST := not broker and not cluster and not browser and not nginx and not npm and not slow
 # pytest-xdist workers for the fast tier: twice the cores, as its tests mostly wait on the
 # subprocesses and sockets they start (on 2 cores: 4 workers 51 s, 2 workers 67 s).
 FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
-.PHONY: install run test test-fast lint format system-deps npm-deps bench bench-full bench-profile crossbar-venv clean
+.PHONY: install run test test-fast lint format docs dist system-deps npm-deps bench bench-full bench-profile crossbar-venv clean
 
 # The editable install is setuptools' strict mode: build/__editable__.*/gos_web_socket/ holds a
 # link to every file of the package and a static .pth puts it on sys.path, which Python, mypy
@@ -30,17 +31,40 @@ $(shell mkdir -p $(VENV); [ "$$(cat $(SOURCES) 2>/dev/null)" = "$(SOURCE_LIST)" 
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(SOURCES)
+define NEW_VENV
 	@command -v $(PYTHON) >/dev/null || { echo "Python not found: $(PYTHON)"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python 3.11+ is required (found $$($(PYTHON) --version))"; exit 1; }
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(EDITABLE) -e '.[dev]'
-	touch $(STAMP)
+endef
 
-run: $(STAMP)
+$(STAMP): pyproject.toml setup.py $(SOURCES)
+	$(NEW_VENV)
+	$(PY) -m pip install -q $(EDITABLE) -e '.[dev]'
+	touch $(STAMP) $(RUN_STAMP)
+
+# The demo needs the runtime alone (its page and client are package data): no extra. A venv that
+# `make install` made already has it.
+RUN_STAMP := $(VENV)/.installed-run
+$(RUN_STAMP): pyproject.toml setup.py $(SOURCES)
+	$(NEW_VENV)
+	$(PY) -m pip install -q $(EDITABLE) -e .
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	GOS_WEB_SOCKET__SERVER__HTTP__DEMO_TOKENS=true $(PY) -m gos_web_socket.app server
+
+# The documentation site from docs/ (mkdocs.yml), strict: a warning or a broken link fails it.
+# tests/docs/test_site.py runs the same build, so `make test` checks it too.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir build/site
+
+# An sdist and a wheel in dist/, checked as an index would check them.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
 
 # System packages the suite starts for real: a private RabbitMQ node, Chromium for browser tests,
 # nginx in front of the server (deploy/nginx.conf).
@@ -104,4 +128,4 @@ bench-profile: $(STAMP) system-deps
 	$(PY) -m bench profile
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache tests/interop/node_modules
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache tests/interop/node_modules

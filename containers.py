@@ -74,6 +74,8 @@ from gos_web_socket.app.server.server import WampServer
 from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.server.wamp2.nodes import NodeLink, linked
 from gos_web_socket.app.server.wamp2.relay import ParentRelay, WorkerRelay
+from gos_web_socket.app.sse.hub import MercureHub
+from gos_web_socket.app.sse.publish import Publisher
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler
@@ -86,6 +88,7 @@ from gos_web_socket.push import (
     build_router as build_router,
     client_message_limit,
     enabled_registry,
+    http_pusher,
     wamp_pusher,
     zmq_pusher,
 )
@@ -98,6 +101,7 @@ from gos_web_socket.settings import (
     load_settings,
 )
 from gos_web_socket.settings.dealer import DealerSettings
+from gos_web_socket.settings.mercure import HttpPusherSettings
 from gos_web_socket.settings.models import LimitsSettings
 
 R = TypeVar("R", bound=Registry[Any])
@@ -109,6 +113,7 @@ ALIASES = {
     "gos_web_socket.pusher.amqp.push_handler": "gos_web_socket.amqp.server_push_handler",
     "gos_web_socket.registry.pusher": "gos_web_socket.pusher_registry",
     "gos_web_socket.registry.server_push_handler": "gos_web_socket.server_push_handler.registry",
+    "gos_web_socket.http.pusher": "gos_web_socket.http_pusher",
 }
 
 
@@ -336,11 +341,21 @@ class GosWebSocket(containers.DeclarativeContainer):
         max_message_size=providers.Callable(client_message_limit, settings.provided.server),
     )
 
+    # the http pusher: POSTs to a server's JSON publish API (app/sse/pusher.py, pushers.http);
+    # its id gos_web_socket.http.pusher is an alias (gos_web_socket.http is the demo page)
+    http_pusher = providers.Singleton(
+        http_pusher,
+        router=router,
+        settings=settings.provided.pushers.node.call("http", HttpPusherSettings),
+        dispatcher=event_dispatcher.provider,
+    )
+
     # collections (GOS tags) and registries
     pushers = providers.Dict(
         amqp=amqp.pusher,
         wamp=wamp.pusher,
         zmq=zmq.pusher,
+        http=http_pusher,
     )
     server_push_handler = providers.Container(
         PushHandlers,
@@ -447,6 +462,12 @@ class GosWebSocket(containers.DeclarativeContainer):
     server.add_kwargs(
         history=history, manager=topic_manager, broker=broker, guard=guard, flusher=flusher
     )
+    # the Mercure hub on the server's port: SSE subscribe, HTTP publish (app/sse, docs/sse.md)
+    mercure_publisher = providers.Singleton(
+        Publisher, settings, broker, event_dispatcher, outgoing, pusher_registry.provider
+    )
+    mercure = providers.Singleton(MercureHub, settings, broker, mercure_publisher)
+    server.add_kwargs(http=mercure)
     connection_repository = providers.Singleton(ConnectionRepository, server)
 
     # lifecycle: each resource depends on the one before it, so init_resources() starts them

@@ -28,6 +28,7 @@ from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.registry import PusherRegistry, Registry
 from gos_web_socket.app.router import load_router
 from gos_web_socket.settings import PushersSettings, ServerSettings, load_settings
+from gos_web_socket.settings.mercure import HttpPusherSettings
 
 if TYPE_CHECKING:
     from gos_web_socket.app.transports.pusher import Pusher
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound=Registry[Any])
 
 BUILTIN_TRANSPORTS = ("amqp", "wamp", "zmq")
+NODE_REQUIRED = ("http",)
+"""Pushers that are on only when their node is written (``pushers.http``, app/sse/pusher.py)."""
 
 
 build_router = load_router
@@ -62,7 +65,7 @@ def enabled_names(
         allowed = ", ".join(claimed)
         raise ConfigurationError([f"unknown key pushers.{n} (allowed: {allowed})" for n in unknown])
     on = set(pushers.enabled_names())
-    configured = {*BUILTIN_TRANSPORTS, *pushers.custom}
+    configured = {*BUILTIN_TRANSPORTS, *NODE_REQUIRED, *pushers.custom}
     return [name for name in names if name not in configured or name in on]
 
 
@@ -118,6 +121,13 @@ def wamp_pusher(**kwargs: Any) -> Pusher:
     return WampPusher(**kwargs)
 
 
+def http_pusher(**kwargs: Any) -> Pusher:
+    """``HttpPusher(**kwargs)``: a POST to a server's JSON publish API (app/sse/pusher.py)."""
+    from gos_web_socket.app.sse.pusher import HttpPusher
+
+    return HttpPusher(**kwargs)
+
+
 def client_message_limit(server: ServerSettings) -> int:
     """Bytes of one message a WebSocket client (the WAMP pusher) may send the server."""
     return min(server.max_frame_size, server.max_message_size)
@@ -162,7 +172,13 @@ class Pushers(containers.DeclarativeContainer):
         dispatcher=event_dispatcher.provider,
         max_message_size=providers.Callable(client_message_limit, settings.provided.server),
     )
-    collection = providers.Dict(amqp=amqp, wamp=wamp, zmq=zmq)
+    http = providers.Singleton(
+        http_pusher,
+        settings=settings.provided.pushers.node.call("http", HttpPusherSettings),
+        router=router,
+        dispatcher=event_dispatcher.provider,
+    )
+    collection = providers.Dict(amqp=amqp, wamp=wamp, zmq=zmq, http=http)
     registry = providers.Singleton(
         enabled_pushers,
         collection=collection.provider,

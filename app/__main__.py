@@ -60,6 +60,20 @@ def _light_service(settings: Settings, service_id: str) -> Any:
     return pushers.registry()
 
 
+DEMO_CALLBACKS = {"acme.topic": "topic", "acme.rpc": "rpc"}
+"""The default container's callbacks (app/demo), known without importing the server stack;
+tests/unit/test_cli.py holds them equal to the demo classes' names."""
+
+
+def push_targets(container: Any) -> dict[str, str]:
+    """Each callback name of a built container's registries, by kind."""
+    from gos_web_socket import containers
+
+    topics = containers.get_service(container, "gos_web_socket.topic_registry")
+    rpcs = containers.get_service(container, "gos_web_socket.rpc_registry")
+    return {**dict.fromkeys(rpcs, "rpc"), **dict.fromkeys(topics, "topic")}
+
+
 class CommandServices:
     """The services of one command by id, each built when first asked for (``cli.Services``).
 
@@ -78,6 +92,10 @@ class CommandServices:
     def __call__(self, service_id: str) -> Any:
         if service_id == "settings":
             return self.settings
+        if service_id == cli.PUSH_TARGETS:
+            if self._container is not None:
+                return push_targets(self._container)
+            return DEMO_CALLBACKS if self.settings.server.demo else {}
         if self._container is None and service_id in LIGHT_SERVICES:
             if service_id not in self._light:
                 self._light[service_id] = _light_service(self.settings, service_id)

@@ -19,8 +19,14 @@ from typing import Any, Protocol, TextIO
 
 import yaml
 
-from gos_web_socket.app.exceptions import ConfigurationError, GosWebSocketError, RoutingError
-from gos_web_socket.app.lifecycle import event_loop_factory
+from gos_web_socket.app.exceptions import (
+    ConfigurationError,
+    GosWebSocketError,
+    InvalidPushArgument,
+    PortsTaken,
+    RoutingError,
+)
+from gos_web_socket.app.lifecycle import check_ports, event_loop_factory
 from gos_web_socket.app.logs import configure_logging
 from gos_web_socket.app.workers import (
     ParentLink,
@@ -69,6 +75,7 @@ QUIET_LOGGERS = (
     "txaio",
     "zmq",
     "gos_web_socket.app.transports",
+    "gos_web_socket.app.router",  # `routes --match`: its error line says it already
 )
 """Broker and WebSocket clients and our pushers: their retry chatter is silenced for one-shot
 commands, where the command's own error line says what failed (``-v`` shows them again)."""
@@ -109,6 +116,16 @@ def _common(top_level: bool) -> argparse.ArgumentParser:
     return common
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's, through its metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gos-web-socket")
+    except PackageNotFoundError:  # run from a copy of the sources that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common(top_level=False)
     parser = argparse.ArgumentParser(
@@ -116,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="WAMP v1 WebSocket server with AMQP, ZeroMQ and WAMP pushers.",
         parents=[_common(top_level=True)],
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     server = commands.add_parser("server", parents=[common], help="run the WebSocket server")
@@ -247,6 +265,41 @@ def _print_config(services: Services, out: TextIO) -> int:
     return EXIT_OK
 
 
+PUSH_TARGETS = "push_targets"
+"""Not a container id: each route callback's kind, ``topic`` or ``rpc``, by callback name
+(``app/__main__.py`` answers it without the server stack for the default container)."""
+
+
+def check_push(services: Services, args: argparse.Namespace, pusher: Any) -> None:
+    """Refuse a push the server would drop or that would lose a part without a word: a route
+    whose callback is no topic, a parameter the route does not have, a ``--context`` for a
+    transport that ignores it. Raises InvalidPushArgument naming what is allowed."""
+    collection = services("gos_web_socket.router").collection
+    route = collection.get(args.route)
+    if route is None:
+        return  # the pusher's RouteNotFound lists the routes
+    kinds = services(PUSH_TARGETS)
+    if kinds.get(route.callback) != "topic":
+        kind = "an RPC handler" if kinds.get(route.callback) == "rpc" else "no topic"
+        topics = [name for name, r in collection.items() if kinds.get(r.callback) == "topic"]
+        raise InvalidPushArgument(
+            f"route {args.route} calls {route.callback}, {kind}: pushes reach topics only "
+            f"(routes to a topic: {', '.join(topics) or 'none'})"
+        )
+    variables = route.compile().variables
+    unknown = sorted({key for key, _ in args.param} - set(variables))
+    if unknown:
+        raise InvalidPushArgument(
+            f"unknown parameter(s) {', '.join(unknown)} for route {args.route} "
+            f"(allowed: {', '.join(variables) or 'none'})"
+        )
+    if args.context and not pusher.reads_context:
+        raise InvalidPushArgument(
+            f"--context is ignored by the {args.pusher} pusher "
+            "(allowed: a pusher that reads it, e.g. --pusher amqp)"
+        )
+
+
 async def _push(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     registry = services("gos_web_socket.pusher_registry")
     if args.pusher is None:
@@ -254,6 +307,7 @@ async def _push(services: Services, args: argparse.Namespace, out: TextIO) -> in
             raise ConfigurationError(["pushers: no pusher is enabled"])
         args.pusher = next(iter(registry))
     pusher = registry[args.pusher]
+    check_push(services, args, pusher)
     try:
         await pusher.push(args.data, args.route, dict(args.param), args.context)
     finally:
@@ -427,11 +481,16 @@ def main(
             check_workers(settings)
             pool = services("gos_web_socket.worker_pool")
             return _run_loop(services, lambda: pool.run(_worker_command(args)))
+        check_ports(settings)  # every taken port at once (workers: the first worker says)
         return _run_loop(services, lambda: _serve(services))
     except ConfigurationError as exc:
         for problem in exc.problems:
             err.write(f"config error: {_one_line(problem)}\n")
         return EXIT_USAGE
+    except PortsTaken as exc:
+        for problem in exc.problems:
+            err.write(f"error: {_one_line(problem)}\n")
+        return EXIT_FAILURE
     except RoutingError as exc:
         err.write(f"routing error: {_one_line(exc)}\n")
         return EXIT_FAILURE

@@ -5,6 +5,7 @@
     GosWebSocketError                       (defined in settings.errors, below app)
      ├── ConfigurationError                  bad settings or route files (start-up stops)
      ├── ListenError                         a listener cannot bind its address (start-up stops)
+     ├── PortsTaken                          the pre-start check: every taken listener port
      ├── ServiceNotFound (KeyError)          an unknown container id
      ├── NotRegistered (KeyError)            a registry lookup missed
      │    ├── PusherNotFound
@@ -54,16 +55,36 @@ from gos_web_socket.settings.errors import (
     ConfigurationError as ConfigurationError,
     GosWebSocketError as GosWebSocketError,
 )
+from gos_web_socket.settings.nodes import ENV_PREFIX
 
 
 class ListenError(GosWebSocketError):
-    """A listener cannot bind: names the setting that chose the address, and why."""
+    """A listener cannot bind: names the setting that chose the address, why, and the
+    environment variable (and option) that moves it."""
 
     def __init__(self, setting: str, host: str, port: int, cause: BaseException) -> None:
         self.setting, self.host, self.port = setting, host, port
         errno = getattr(cause, "errno", None)
         reason = os.strerror(errno) if isinstance(errno, int) else str(cause)
-        super().__init__(f"{setting}: cannot listen on {host}:{port}: {reason}")
+        super().__init__(f"{setting}: cannot listen on {host}:{port}: {reason} ({self.hint})")
+
+    @property
+    def hint(self) -> str:
+        """``move it with GOS_WEB_SOCKET__SERVER__PORT=... or -p PORT``."""
+        key = self.setting if self.setting.endswith(".port") else f"{self.setting}.port"
+        variable = ENV_PREFIX + key.upper().replace(".", "__")
+        option = " or -p PORT" if key == "server.port" else ""
+        return f"move it with {variable}=...{option}"
+
+
+class PortsTaken(GosWebSocketError):
+    """Start-up checked every listener's port first: each taken one, so a second instance
+    learns all it must move at once."""
+
+    def __init__(self, errors: Sequence[ListenError]) -> None:
+        self.errors = list(errors)
+        self.problems = [str(error) for error in self.errors]
+        super().__init__("; ".join(self.problems))
 
 
 class ServiceNotFound(GosWebSocketError, KeyError):

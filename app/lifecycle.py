@@ -22,14 +22,16 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.app.exceptions import ConfigurationError, ListenError, PortsTaken
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server import WampServer
     from gos_web_socket.app.transports.pusher import Pusher
+    from gos_web_socket.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +184,7 @@ def event_loop_factory(choice: str) -> EventLoopFactory | None:
         raise ConfigurationError(
             [
                 "server.event_loop: 'uvloop' is not allowed: uvloop is not installed "
-                "(pip install 'gos-web-socket[fast]'; or auto, asyncio)"
+                "(pip install uvloop, or the [fast] extra; or auto, asyncio)"
             ]
         ) from None
     return uvloop.new_event_loop
@@ -192,3 +194,38 @@ async def _maybe(result: Awaitable[None] | None) -> None:
     """dependency-injector returns an awaitable only when some resource is async."""
     if result is not None:
         await result
+
+
+def listener_ports(settings: Settings) -> list[tuple[str, str, int]]:
+    """``(setting, host, port)`` of every listener ``server`` binds itself (port 0 aside)."""
+    server, zmq = settings.server, settings.pushers.zmq
+    found = [("server.port", server.host, server.port)]
+    if server.http.enabled:
+        found.append(("server.http", server.http.host, server.http.port))
+    if server.metrics.enabled:
+        found.append(("server.metrics", server.metrics.host, server.metrics.port))
+    if zmq.enabled:
+        found.append(("pushers.zmq", zmq.host, zmq.port))
+    return [item for item in found if item[2] != 0]
+
+
+def check_ports(settings: Settings) -> None:
+    """Bind and release each listener's port before anything starts.
+
+    Raises:
+        PortsTaken: every port that cannot be bound, each naming the variable that moves it
+            (a second instance otherwise learns them one failed start at a time).
+    """
+    errors = []
+    for setting, host, port in listener_ports(settings):
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listeners
+                probe.bind(address)
+        except OSError as exc:
+            errors.append(ListenError(setting, host, port, exc))
+    if errors:
+        raise PortsTaken(errors)

@@ -240,6 +240,9 @@ class _Collector:
             "restarts": _labelled(
                 "push_handler_restarts", "Restarts by the supervisor after a failure."
             ),
+            "deaf": _labelled(
+                "push_handler_deaf", "Times a canary marker did not come back (then restarted)."
+            ),
         }
         consuming = GaugeMetricFamily(
             f"{NAMESPACE}_push_handler_consuming",
@@ -262,6 +265,7 @@ class _Collector:
             families["oversize"].add_metric(labels, hs.oversize)
             families["reconnects"].add_metric(labels, hs.reconnects)
             families["restarts"].add_metric(labels, hs.restarts)
+            families["deaf"].add_metric(labels, handler.canary.misses if handler.canary else 0)
             consuming.add_metric(labels, 1 if handler.is_consuming else 0)
             latency.add_metric(labels, hs.latency.cumulative(), hs.latency.sum)
         yield from families.values()

@@ -61,10 +61,13 @@ def readiness(server: WampServer | None) -> tuple[bool, dict[str, Any]]:
         failing.append("server: not accepting connections")
     handlers: dict[str, Any] = {}
     for name, handler in server.push_handlers.items():
-        consuming = handler.is_consuming
+        consuming, deaf = handler.is_consuming, handler.deaf
         handlers[name] = {"transport": transport_of(handler), "consuming": consuming}
         if not consuming:
             failing.append(f"push_handler {name}: not consuming")
+        if deaf:
+            handlers[name]["deaf"] = True
+            failing.append(f"push_handler {name}: deaf (a canary marker did not come back)")
     body = {
         "status": "not ready" if failing else "ready",
         "failing": failing,

@@ -17,7 +17,7 @@ import inspect
 import json
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,10 +49,14 @@ CONTENT_TYPES = {
 
 REASONS = {
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
@@ -99,8 +103,10 @@ def content_type(path: Path) -> str:
 class StaticHttpServer:
     """GET of files under ``root`` plus registered routes; 404 for anything else."""
 
-    def __init__(self, root: Path = STATIC_DIR) -> None:
+    def __init__(self, root: Path = STATIC_DIR, hidden: Iterable[str] = ()) -> None:
         self.root = root.resolve()
+        self.hidden = frozenset(hidden)
+        """Files under ``root`` (relative paths) answered 404, as if absent."""
         self._routes: dict[str, Handler] = {}
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -152,7 +158,7 @@ class StaticHttpServer:
         relative = unquote(url_path).lstrip("/")
         if relative == "" or relative.endswith("/"):
             relative += "index.html"
-        if "\x00" in relative:
+        if "\x00" in relative or relative in self.hidden:
             return None
         candidate = (self.root / relative).resolve()
         if not candidate.is_relative_to(self.root) or not candidate.is_file():
@@ -247,6 +253,10 @@ def encode_response(response: Response, head_only: bool = False) -> bytes:
     return head if head_only else head + response.body
 
 
+DEMO_FILES = ("index.html", "demo.js", "demo.css", "demo-private.js")
+"""The demo page's files under app/static (the rest is the browser client)."""
+
+
 def websocket_config(scheme: str, host: str, port: int) -> dict[str, Any]:
     """Where the page finds the WebSocket server; a wildcard host means "the page's own host"."""
     public_host = None if host in ("0.0.0.0", "::", "") else host
@@ -262,7 +272,8 @@ class HttpService:
 
     def __init__(self, settings: Settings, root: Path = STATIC_DIR) -> None:
         self.settings = settings
-        self.server = StaticHttpServer(root)
+        # server.demo: false serves the browser client and /config.js, not the demo page.
+        self.server = StaticHttpServer(root, () if settings.server.demo else DEMO_FILES)
         self.ws_port = settings.server.port
         self.server.register("/config.js", self._config_js)
 

@@ -14,7 +14,8 @@ A worker tells the parent it is up with one JSON line on a socket pair (``Parent
 same socket tells the worker when the parent is gone (it then stops as on SIGTERM). A worker
 that dies is started again after a backoff; one that dies before it was ever up stops the
 start-up with its exit code (a taken port, bad config: retrying cannot help). SIGTERM or
-SIGINT to the parent sends SIGTERM to every worker, which drains as a single process does.
+SIGINT to the parent sends SIGTERM to every worker, which drains as a single process does;
+workers run in their own session, so a terminal's Ctrl-C reaches the parent alone.
 """
 
 from __future__ import annotations
@@ -294,7 +295,12 @@ class WorkerPool:
         argv, ours, theirs = self._spawn_args(slot)
         try:
             slot.process = await asyncio.create_subprocess_exec(
-                *argv, pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL
+                *argv,
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                # Its own session (uvloop has no process_group): a terminal's Ctrl-C reaches
+                # the parent alone, which stops every worker with SIGTERM (exit 0).
+                start_new_session=True,
             )
         finally:
             theirs.close()

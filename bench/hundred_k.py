@@ -262,20 +262,25 @@ def log(text: str) -> None:
 def start_server(
     args: argparse.Namespace, port: int, metrics: int, zmq: int
 ) -> subprocess.Popen[bytes]:
-    prefix = "GOS_WEB_SOCKET__"
-    env = {
-        **os.environ,
-        f"{prefix}SERVER__PORT": str(port),
-        f"{prefix}SERVER__WORKERS": str(args.workers),
-        f"{prefix}SERVER__EVENT_LOOP": args.event_loop,
-        f"{prefix}SERVER__HTTP__ENABLED": "false",
-        f"{prefix}SERVER__METRICS__PORT": str(metrics),
-        f"{prefix}PUSHERS__ZMQ__PORT": str(zmq),
-        f"{prefix}SERVER__LIMITS__HANDSHAKE_TIMEOUT": str(args.handshake_timeout),
+    settings = {
+        "SERVER__PORT": str(port),
+        "SERVER__WORKERS": str(args.workers),
+        "SERVER__EVENT_LOOP": args.event_loop,
+        "SERVER__HTTP__ENABLED": "false",
+        "SERVER__METRICS__PORT": str(metrics),
+        "PUSHERS__ZMQ__PORT": str(zmq),
+        "SERVER__LIMITS__HANDSHAKE_TIMEOUT": str(args.handshake_timeout),
     }
     if args.handshakes_in_progress:
-        env[f"{prefix}SERVER__LIMITS__HANDSHAKES_IN_PROGRESS"] = str(args.handshakes_in_progress)
-    output = tempfile.NamedTemporaryFile(prefix="hundred_k-server-", suffix=".log", delete=False)
+        settings["SERVER__LIMITS__HANDSHAKES_IN_PROGRESS"] = str(args.handshakes_in_progress)
+    return spawn_server(settings, "hundred_k")
+
+
+def spawn_server(settings: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    """``gos-websocket server`` with ``GOS_WEB_SOCKET__<key>`` overrides (``settings``), its
+    output in a temp file named after the bench."""
+    env = {**os.environ, **{f"GOS_WEB_SOCKET__{key}": value for key, value in settings.items()}}
+    output = tempfile.NamedTemporaryFile(prefix=f"{name}-server-", suffix=".log", delete=False)
     log(f"server output: {output.name}")
     return subprocess.Popen(
         [sys.executable, "-m", "gos_web_socket.app", "server"],

@@ -8,6 +8,9 @@ name is importable from here as before.
 from __future__ import annotations
 
 import contextvars
+import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -23,6 +26,7 @@ from pydantic_settings import (
 from gos_web_socket.settings.auth import AuthenticationSettings
 from gos_web_socket.settings.errors import ConfigurationError
 from gos_web_socket.settings.limits import LimitsSettings
+from gos_web_socket.settings.mercure import MercureSettings
 from gos_web_socket.settings.nodes import (
     BUILTIN_PUSHERS,
     DEFAULT_CONFIG,
@@ -120,6 +124,7 @@ class Settings(BaseSettings):
     origins: list[str] = Field(default_factory=list)
     blocked_ip_addresses: list[str] = Field(default_factory=list)
     authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
+    mercure: MercureSettings = Field(default_factory=MercureSettings)
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
 
     @model_validator(mode="after")
@@ -154,6 +159,9 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, file_source)
 
 
+logger = logging.getLogger(__name__)
+
+
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
@@ -177,6 +185,16 @@ def _enable_present_pushers(tree: dict[str, Any]) -> None:
             pushers[name] = {"enabled": True}
         elif isinstance(node, dict):
             node.setdefault("enabled", True)
+
+
+def _enable_present_jwt(tree: dict[str, Any]) -> None:
+    """A ``providers.jwt`` node written in the file is enabled unless it says otherwise: the
+    pushers' rule (an environment variable alone never enables it)."""
+    node: Any = tree
+    for key in ("authentication", "providers"):
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict) and isinstance(node.get("jwt"), dict):
+        node["jwt"].setdefault("enabled", True)
 
 
 def _relative_to(base: Path, value: Any) -> Any:
@@ -241,8 +259,28 @@ def read_config_file(path: Path) -> dict[str, Any]:
             [f"{ROOT_KEY}: {tree!r} is not allowed: the node must be a mapping of settings"]
         )
     _enable_present_pushers(tree)
+    _enable_present_jwt(tree)
     _resolve_paths(tree, path.resolve().parent)
     return tree
+
+
+def misspelled_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``(name, meant)`` of each variable that looks like a setting under a wrong prefix
+    (``GOS_WEBSOCKET__SERVER__PORT``): pydantic-settings would ignore it without a word."""
+    letters = ENV_PREFIX.replace("_", "")
+    found = []
+    for name in environ:
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) or not upper.replace("_", "").startswith(letters):
+            continue
+        index, matched = 0, 0
+        while matched < len(letters):  # skip the prefix's letters and whatever "_" are among them
+            matched += upper[index] != "_"
+            index += 1
+        rest = upper[index:].lstrip("_")
+        if rest:
+            found.append((name, ENV_PREFIX + rest))
+    return found
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -254,6 +292,13 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     config_file = Path(path) if path is not None else DEFAULT_CONFIG
     if not config_file.is_file():
         raise ConfigurationError([f"--config: {str(config_file)!r} is not a readable file"])
+    for name, meant in misspelled_variables(os.environ):
+        logger.warning(
+            "environment variable %s ignored: settings variables start with %s (did you mean %s?)",
+            name,
+            ENV_PREFIX,
+            meant,
+        )
     token = _file_tree.set(read_config_file(config_file))
     try:
         return Settings(**overrides)

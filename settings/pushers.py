@@ -10,6 +10,7 @@ from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.errors import ConfigurationError
 from gos_web_socket.settings.nodes import BUILTIN_PUSHERS, Node, describe
 
@@ -56,6 +57,9 @@ class StreamSettings(Node):
     fill: int = Field(default=1000, ge=0, description="pushes read back into history at start")
     save_interval: float = Field(
         default=0.2, gt=0, le=60, description="seconds between writes of the node's offset file"
+    )
+    initial_cluster_size: int | None = Field(
+        default=None, ge=1, description="nodes holding a replica (x-initial-cluster-size); all"
     )
     recover_max: int = Field(
         default=10_000,
@@ -106,6 +110,50 @@ class AmqpSettings(TransportSettings):
     binding_keys: list[str] = Field(
         default_factory=lambda: [""], min_length=1, description="keys binding queue to exchange"
     )
+    canary: CanarySettings = Field(default_factory=lambda: CanarySettings())
+    queue_type: Literal["classic", "quorum"] = Field(
+        default="classic",
+        description="the push queues' type; quorum: replicated over the cluster's nodes",
+    )
+    delivery_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="quorum only: deliveries before dead-lettering (x-delivery-limit)",
+    )
+    nodes: list[str] = Field(
+        default_factory=list,
+        description="brokers of a cluster as host:port; empty: the one at host and port",
+    )
+
+    @model_validator(mode="after")
+    def _one_form_of_address(self) -> Self:
+        # The shipped YAML writes host and port at their defaults: only other values clash.
+        if self.nodes and (self.host, self.port) != ("127.0.0.1", 5672):
+            raise ValueError(
+                f"nodes {self.nodes} and host/port {self.host}:{self.port} are both set; "
+                "allowed: nodes (a list of host:port) or host and port (one broker)"
+            )
+        for node in self.nodes:
+            host, _, port = node.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"nodes: {node!r} is not host:port (port 1-65535)")
+        return self
+
+    @model_validator(mode="after")
+    def _delivery_limit_on_quorum(self) -> Self:
+        if self.delivery_limit is not None and self.queue_type != "quorum":
+            raise ValueError(
+                f"delivery_limit {self.delivery_limit} needs queue_type quorum (it is "
+                f"{self.queue_type}); allowed: delivery_limit with queue_type: quorum"
+            )
+        return self
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The brokers to try, in order: ``nodes``, or ``host`` and ``port``."""
+        if not self.nodes:
+            return [(self.host, self.port)]
+        return [(node.rpartition(":")[0], int(node.rpartition(":")[2])) for node in self.nodes]
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> Self:
@@ -141,6 +189,10 @@ class ZmqSettings(TransportSettings):
     linger: int = Field(default=-1, ge=-1)
     # Beyond GOS: a send never blocks forever.
     send_timeout: float = Field(default=2.0, gt=0, description="seconds a push may wait for a peer")
+    canary: CanarySettings = Field(
+        default_factory=lambda: CanarySettings(interval=0),
+        description="off by default: ZeroMQ drops frames under load (at-most-once)",
+    )
 
 
 N = TypeVar("N", bound=BaseModel)

@@ -18,6 +18,7 @@ PACKAGES = ("app", "settings")
 
 NEEDS = {
     "rabbitmq": "broker",
+    "rabbitmq_cluster": "cluster",  # tests/cluster: three RabbitMQ nodes
     "chromium": "browser",  # the browser suites' session fixture (browser and page use it)
     "proxied": "nginx",  # tests/browser/test_nginx.py: the stack behind a private nginx
     "attack_run": "slow",  # tests/hostile: a server under 200 attacking clients for 40 s

@@ -21,7 +21,7 @@ from gos_web_socket.app.auth.jwt import JwtProvider
 from gos_web_socket.app.auth.providers import AuthenticationProvider
 from gos_web_socket.app.auth.user import ANONYMOUS, User
 from gos_web_socket.app.close_codes import CLOSE_TOKEN_EXPIRED
-from gos_web_socket.app.exceptions import AuthenticationFailed
+from gos_web_socket.app.exceptions import AuthenticationFailed, ConfigurationError
 from gos_web_socket.settings.auth import AuthenticationSettings
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,18 @@ class Authenticator:
     def from_settings(
         cls, settings: AuthenticationSettings, custom: Iterable[AuthenticationProvider] = ()
     ) -> Authenticator:
-        return cls([*builtin_providers(settings), *custom], settings.allow_anonymous)
+        """Raises ConfigurationError when anonymous is refused and no provider could admit
+        anyone: such a server would refuse every connection."""
+        found = [*builtin_providers(settings), *custom]
+        if not found and not settings.allow_anonymous:
+            raise ConfigurationError(
+                [
+                    "authentication.allow_anonymous: false with no enabled provider refuses "
+                    "every connection (allowed: configure authentication.providers.jwt, add a "
+                    "provider to authentication_providers, or allow_anonymous: true)"
+                ]
+            )
+        return cls(found, settings.allow_anonymous)
 
     @property
     def takes_tickets(self) -> bool:

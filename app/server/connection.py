@@ -59,7 +59,7 @@ from gos_web_socket.app.exceptions import LimitExceeded
 from gos_web_socket.app.server.budgets import InboundBudgets
 from gos_web_socket.app.server.client import Client
 from gos_web_socket.app.server.compression import negotiated_window
-from gos_web_socket.app.server.gate import Answer, HttpGate
+from gos_web_socket.app.server.gate import Answer, HttpGate, ReadOn, Take
 from gos_web_socket.app.server.guard import Guard
 from gos_web_socket.app.server.jobs import JobQueue
 from gos_web_socket.app.server.lifecycle import Lifecycle
@@ -92,6 +92,19 @@ class HandshakeSlots(Protocol):
     def finish(self, connection: WampConnection) -> None: ...
 
 
+class HttpTaker(Protocol):
+    """What takes a plain HTTP request to one of its paths over (app/sse/hub.py)."""
+
+    @property
+    def paths(self) -> frozenset[str]: ...
+
+    @property
+    def max_body(self) -> int: ...
+
+    def take(self, connection: WampConnection, taken: Take) -> None:
+        """Answer with ``connection.reply`` or stream with ``connection.open_stream``."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionServices:
     """What a connection needs of its server, and nothing more."""
@@ -122,6 +135,8 @@ class ConnectionServices:
     """``server.slow_reader_timeout``: seconds a client may stay over ``max_outgoing_buffer``."""
     outgoing: OutgoingBudget = field(default_factory=OutgoingBudget.unlimited)
     """Bytes queued to all clients together (``server.max_outgoing_total``, memory.py)."""
+    http: HttpTaker | None = None
+    """Takes plain HTTP requests to its ``paths`` (the Mercure hub, app/sse); None: none."""
 
 
 class FedParser(WebSocketServerProtocol):
@@ -284,6 +299,11 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
                 self.remote_address = verdict.address
                 self._answer(verdict)
                 return
+            if isinstance(verdict, ReadOn):
+                return  # a request to an HTTP path: its body is on its way
+            if isinstance(verdict, Take):
+                self._take(verdict)
+                return
             if verdict is not None:
                 self._origin_seen = True
                 self.remote_address, self._raw_origin = verdict.address, verdict.origin
@@ -303,6 +323,36 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         transport.close()
         if answer.reason == "blocked":
             self._services.spawn(self._services.guard.blocked(self, self.remote_address))
+
+    def _take(self, taken: Take) -> None:
+        """A plain HTTP request to the hub's paths: its handler answers or streams; what the
+        client sends afterwards is not read (``_refused``)."""
+        self._refused, self.data, self.remote_address = True, b"", taken.address
+        self.handshake_over()
+        assert self._services.http is not None  # the gate takes nothing without it
+        self._services.http.take(self, taken)
+
+    def reply(self, response: bytes) -> None:
+        """A whole HTTP response to a taken request, then the end of the connection."""
+        self._answer(Answer(response, "http", self.remote_address))
+
+    @property
+    def streaming(self) -> bool:
+        """True for a taken request answered with a stream (Server-Sent Events)."""
+        return self._refused and self.state == _STATE_OPEN
+
+    def open_stream(self, session: Session[Any], head: bytes) -> bool:
+        """Answer a taken request with ``head`` and keep the connection as a subscriber that
+        ``session`` frames for (counted, registered, cut off and closed like a WebSocket
+        client); False when the client is gone already."""
+        transport = cast(asyncio.Transport | None, self.transport)
+        if transport is None or transport.is_closing():
+            return False
+        self.session, self.state = session, _STATE_OPEN
+        transport.write(head)
+        self.factory.lifecycle.open(self)
+        self.joined()
+        return True
 
     def _stop_reading(self) -> None:
         """Read and parse nothing more; drop the client after ``REFUSED_LINGER`` seconds."""
@@ -402,8 +452,13 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         self.dropConnection(abort=True)
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999)."""
-        if self.state == _STATE_OPEN:
+        """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999);
+        a stream ends its HTTP response."""
+        if self.streaming:
+            self.session.closing(code, reason)
+            self.flush()
+            cast(asyncio.Transport, self.transport).close()
+        elif self.state == _STATE_OPEN:
             self.session.closing(code, reason)
             self.flush()  # queued frames go before the close frame
             # A close reason holds at most 123 bytes; never cut a UTF-8 sequence in half.
@@ -475,7 +530,10 @@ class WampServerFactory(WebSocketServerFactory):
         super().__init__(url, loop=loop, server=SERVER_AGENT)  # type: ignore[no-untyped-call]
         self.services = services
         max_head = services.limits.handshake_max_bytes
-        self.gate = HttpGate(services.guard, max_head, services.health)
+        http = services.http
+        paths = frozenset() if http is None else http.paths
+        max_body = 0 if http is None else http.max_body
+        self.gate = HttpGate(services.guard, max_head, services.health, paths, max_body)
         self.lifecycle = Lifecycle(services)
         self.protocol = with_options(type(self).protocol, self)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gos_web_socket.app.server.guard import Guard, normalise_origin
-from gos_web_socket.app.web import Response, encode_response, parse_request
+from gos_web_socket.app.web import Request, Response, encode_response, parse_request
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,23 @@ class Admit:
 
 
 @dataclass(frozen=True, slots=True)
+class Take:
+    """A plain HTTP request to one of the server's HTTP paths (the Mercure hub): its handler
+    takes the connection over (a response, or a stream of Server-Sent Events)."""
+
+    request: Request
+    body: bytes
+    address: str
+
+
+class ReadOn:
+    """The head is one of ``paths``; its body is not all read yet."""
+
+
+READ_ON = ReadOn()
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The gate answers the request itself; the connection ends after ``reply``."""
 
@@ -54,12 +71,22 @@ class Answer:
 class HttpGate:
     """One server's gate; ``check`` is called with a connection's buffer until it decides."""
 
-    __slots__ = ("_guard", "_health", "_max_head")
+    __slots__ = ("_guard", "_health", "_max_head", "_paths", "_max_body")
 
-    def __init__(self, guard: Guard, max_head: int, health: Health | None = None) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        max_head: int,
+        health: Health | None = None,
+        paths: frozenset[str] = frozenset(),
+        max_body: int = 0,
+    ) -> None:
         self._guard = guard
         self._max_head = max_head
         self._health = health
+        self._paths = paths
+        """Paths a plain HTTP request is taken on (``Take``) instead of the handshake."""
+        self._max_body = max_body
 
     def refuses_peer(self, address: str) -> bool:
         """True for a TCP peer to close before any HTTP, without a reply (a blocked address
@@ -67,7 +94,9 @@ class HttpGate:
         guard = self._guard
         return not guard.trusts(address) and guard.blocks(address)
 
-    def check(self, data: bytes, address: str, conn_id: str = "") -> Admit | Answer | None:
+    def check(
+        self, data: bytes, address: str, conn_id: str = ""
+    ) -> Admit | Answer | Take | ReadOn | None:
         """The verdict on the bytes read so far from a peer at ``address``; None: the head is
         not complete yet (and not too large), read on."""
         end = data.find(b"\r\n\r\n")
@@ -92,8 +121,30 @@ class HttpGate:
         health = self.health_reply(head)
         if health is not None:
             return Answer(health, "health", address)
+        if self._paths:
+            taken = self.take(head, data[end + 4 :], address)
+            if taken is not None:
+                return taken
         normalised, origin = normalise_origin(head)
         return Admit(normalised + data[end:], origin, address)
+
+    def take(self, head: bytes, rest: bytes, address: str) -> Take | Answer | ReadOn | None:
+        """A request to one of ``paths`` without Upgrade, once its body (``Content-Length``)
+        is read: ``READ_ON`` until then, 413 over ``max_body``; None: not one of ours."""
+        request = parse_request(head)
+        if request is None or request.path not in self._paths or "upgrade" in request.headers:
+            return None
+        try:
+            length = int(request.headers.get("content-length", "0"))
+        except ValueError:
+            reply = Response.text("bad Content-Length\n", 400)
+            return Answer(encode_response(reply), "http", address)
+        if length > self._max_body or length < 0:
+            reply = Response.text(f"body over {self._max_body} bytes\n", 413)
+            return Answer(encode_response(reply), "http", address)
+        if len(rest) < length:
+            return READ_ON
+        return Take(request, rest[:length], address)
 
     def health_reply(self, head: bytes) -> bytes | None:
         """The answer to a load balancer's ``GET /health`` without Upgrade; None for any

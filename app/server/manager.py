@@ -11,7 +11,7 @@ Rules (GOS §4.3, with the #475 timer leak fixed):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from gos_web_socket.app.server.topic import Patterns, Topic, Turns
@@ -34,6 +34,16 @@ class TopicManager:
         self.patterns: Patterns | None = None
         """The pattern subscriptions (wamp2/patterns.py) every topic's broadcasts also reach;
         the broker sets them."""
+        self._watchers: list[Callable[[str], None]] = []
+
+    def watch(self, watcher: Callable[[str], None]) -> None:
+        """Call ``watcher(channel)`` when a channel gets a topic (its first subscriber, or a
+        push while nobody joined): subscribers of topic patterns (app/sse) join it there."""
+        self._watchers.append(watcher)
+
+    def _appeared(self, topic_id: str) -> None:
+        for watcher in self._watchers:
+            watcher(topic_id)
 
     def _new(self, topic_id: str, plain: bool = False) -> Topic:
         store = self.history
@@ -48,7 +58,11 @@ class TopicManager:
 
     def topic(self, topic_id: str) -> Topic:
         """The live topic for ``topic_id``, or an empty one that is not stored."""
-        return self._topics.get(topic_id) or self._new(topic_id)
+        topic = self._topics.get(topic_id)
+        if topic is None and self._watchers:
+            self._appeared(topic_id)
+            topic = self._topics.get(topic_id)
+        return topic or self._new(topic_id)
 
     def subscribe(
         self, connection: WampConnection, topic_id: str, request: WampRequest, plain: bool = False
@@ -58,10 +72,13 @@ class TopicManager:
         if topic_id in connection.subscriptions:
             return None
         topic = self._topics.get(topic_id)
+        appeared = topic is None
         if topic is None:
             topic = self._topics[topic_id] = self._new(topic_id, plain)
         topic.add(connection)
         connection.subscriptions[topic_id] = (topic, request)
+        if appeared and self._watchers:
+            self._appeared(topic_id)
         return topic
 
     def unsubscribe(

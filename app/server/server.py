@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gos_web_socket.app.close_codes import CLOSE_GOING_AWAY
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.registry import ServerPushHandlerRegistry
-from gos_web_socket.app.server.connection import ConnectionServices, WampConnection
+from gos_web_socket.app.server.connection import ConnectionServices, HttpTaker, WampConnection
 from gos_web_socket.app.server.listener import Listener
 from gos_web_socket.app.server.live import FlushScheduler, LiveConnections, Tasks
 from gos_web_socket.app.server.subprotocols import Subprotocols
@@ -70,8 +70,11 @@ class WampServer:
         profile: bool = False,
         readiness: Readiness | None = None,
         reuse_port: bool = False,
+        http: HttpTaker | None = None,
     ) -> None:
         self.settings = settings
+        self.http = http
+        """Takes plain HTTP requests on the WebSocket port (the Mercure hub, app/sse)."""
         self.readiness = readiness
         """Answers a plain ``GET /health`` on the WebSocket port (where load balancers probe)."""
         self.router = router
@@ -186,6 +189,7 @@ class WampServer:
             authenticator=self.authenticator,
             limits=self.settings.server.limits,
             max_message_size=self.settings.server.max_message_size,
+            http=self.http,
         )
 
     def _health(self) -> tuple[bool, dict[str, Any]]:

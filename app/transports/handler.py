@@ -35,6 +35,7 @@ from gos_web_socket.app.message import Message
 from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.push import Capture, Push
 from gos_web_socket.app.stats import PushHandlerStats
+from gos_web_socket.app.transports.canary import Canary
 from gos_web_socket.app.transports.contract import Delivery, LogReceiver, PushableServer, Receiver
 
 if TYPE_CHECKING:
@@ -77,6 +78,20 @@ class ServerPushHandler:
         self._closing = False
         self._seen: OrderedDict[str, bool] = OrderedDict()  # message_id -> delivered
         self._failures = RateLimitedLog(logger)
+        self.canary: Canary | None = None
+        """Set by a transport whose receiver can send itself markers (app/transports/canary.py)."""
+        self._deaf_error: PushHandlerError | None = None
+
+    @property
+    def deaf(self) -> bool:
+        """True while the canary's last marker did not come back (health checks read this)."""
+        return self.canary is not None and self.canary.deaf
+
+    def deafened(self, error: PushHandlerError) -> None:
+        """The canary's verdict: stop the receive loop with ``error`` (the supervisor restarts)."""
+        self._deaf_error = error
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
     @property
     def is_consuming(self) -> bool:
@@ -97,7 +112,10 @@ class ServerPushHandler:
         except BaseException:
             await self.receiver.close()
             raise
+        self._deaf_error = None
         self._task = asyncio.create_task(self._run(app), name=f"push-handler-{self.name}")
+        if self.canary is not None:
+            self.canary.start()
 
     async def stopped(self) -> BaseException | None:
         """Wait until the receive loop ends; return what ended it (``None``: ``close()``)."""
@@ -106,7 +124,9 @@ class ServerPushHandler:
             return None
         await asyncio.wait({task})
         if task.cancelled():
-            return None if self._closing else asyncio.CancelledError()
+            if self._closing:
+                return None
+            return self._deaf_error or asyncio.CancelledError()
         return task.exception()
 
     async def close(self) -> None:
@@ -115,6 +135,8 @@ class ServerPushHandler:
         Safe to call twice; ``start()`` works again afterwards.
         """
         self._closing = True
+        if self.canary is not None:
+            await self.canary.stop()
         task, self._task = self._task, None
         if task is not None and not task.done():
             try:
@@ -163,6 +185,8 @@ class ServerPushHandler:
     async def _deliver(self, app: PushableServer, delivery: Delivery) -> Exception | None:
         """Hand one delivery to its topic; return the error that should reject it, if any."""
         message_id = delivery.message_id
+        if self.canary is not None and self.canary.take(delivery.body):
+            return None  # a marker: never a push, whoever sent it
         if delivery.refill:  # settled before the restart, whatever happens now
             if message_id is None or message_id not in self._seen:
                 await self._refill(app, delivery)

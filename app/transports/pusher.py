@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from gos_web_socket.app.events import PUSH_FAIL, EventDispatcher, PusherFailEvent
 from gos_web_socket.app.exceptions import FailedPush, PusherError
@@ -45,6 +45,10 @@ class Pusher(Sender):
     every one and raise ``PushFailed`` listing those that failed, and each failure also fires
     ``push_fail`` (a ``PusherFailEvent``) on ``dispatcher``. See docs/pushers.md.
     """
+
+    reads_context: ClassVar[bool] = True
+    """False for a transport that ignores ``context`` (ZeroMQ, WAMP: as in GOS), so the CLI
+    can refuse a ``--context`` that would be dropped."""
 
     def __init__(
         self,

@@ -111,6 +111,7 @@ class WampPusher(Pusher):
     """
 
     name = "wamp"
+    reads_context = False
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.app.transports.handler import ServerPushHandler
 from gos_web_socket.app.transports.pusher import Pusher
+from gos_web_socket.app.transports.zmq_canary import ZmqMarkers
 from gos_web_socket.app.transports.zmq_context import close_socket, open_socket, shared_context
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class ZmqPusher(Pusher):
     """
 
     name = "zmq"
+    reads_context = False
 
     def __init__(
         self,
@@ -472,3 +474,9 @@ class ZmqServerPushHandler(ServerPushHandler):
         )
         super().__init__(router, dispatcher, receiver, dedup_window=0)
         receiver.stats = self.stats  # oversize frames count as this handler's
+        self.markers = ZmqMarkers(self.endpoint)
+        self.canary = self.markers.canary(settings, self.deafened)
+
+    async def close(self) -> None:
+        await super().close()
+        self.markers.close()

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
 from gos_web_socket import containers
+from gos_web_socket.app.exceptions import RoutingError
 from gos_web_socket.app.transports.pusher import Pusher
 
 
@@ -39,5 +40,8 @@ class Message(BaseModel):
 async def post_message(
     room: str, message: Message, pusher: Annotated[Pusher, Depends(get_pusher)]
 ) -> dict[str, bool]:
-    await pusher.push(message.model_dump(), "acme_topic", {"room": room})
+    try:
+        await pusher.push(message.model_dump(), "acme_topic", {"room": room})
+    except RoutingError as exc:  # a room the route's requirement refuses: the client's error
+        raise HTTPException(400, str(exc)) from None
     return {"pushed": True}

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gos_web_socket import containers
+from gos_web_socket.app.exceptions import RoutingError
 
 
 @asynccontextmanager
@@ -24,9 +25,17 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
 
 
 async def post_message(request: Request) -> JSONResponse:
-    text = (await request.json())["text"]
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        return JSONResponse({"error": 'expected a JSON body {"text": "..."}'}, status_code=400)
     room = request.path_params["room"]
-    await request.state.pusher.push({"text": text}, "acme_topic", {"room": room})
+    try:
+        await request.state.pusher.push({"text": body["text"]}, "acme_topic", {"room": room})
+    except RoutingError as exc:  # a room the route's requirement refuses: the client's error
+        return JSONResponse({"error": str(exc)}, status_code=400)
     return JSONResponse({"pushed": True}, status_code=201)
 
 

@@ -1,4 +1,5 @@
-"""Every code block of README.md runs, or is a copy of a file that runs (issue #16).
+"""Every code block of README.md, docs/install.md and docs/guide.md runs, or is a copy of a
+file that runs. The README's blocks moved to the two pages with their checks.
 
 How a block is checked, by what precedes it and its language tag:
 
@@ -49,6 +50,8 @@ from tests.support.rabbitmq import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+DOCS = (README, ROOT / "docs" / "install.md", ROOT / "docs" / "guide.md")
+"""The pages whose every block is checked here."""
 VENV_BIN = Path(sys.executable).parent
 CHANNEL = "acme/channel/lobby"
 GENERIC = ("text", "yaml", "console")
@@ -56,6 +59,8 @@ GENERIC = ("text", "yaml", "console")
 
 @dataclass(frozen=True)
 class Block:
+    path: str
+    """The page, relative to the checkout."""
     line: int
     """The line of the opening fence."""
     lang: str
@@ -64,10 +69,10 @@ class Block:
     """PATH of a ``<!-- from PATH -->`` comment right before the block."""
 
     def __str__(self) -> str:
-        return f"README.md:{self.line} ({self.lang or 'no language'})"
+        return f"{self.path}:{self.line} ({self.lang or 'no language'})"
 
 
-def readme_blocks(text: str) -> list[Block]:
+def readme_blocks(text: str, path: str = "README.md") -> list[Block]:
     blocks: list[Block] = []
     lines = text.splitlines()
     index = 0
@@ -80,20 +85,20 @@ def readme_blocks(text: str) -> list[Block]:
         before = [line for line in lines[:index] if line.strip()][-1:]
         source = re.fullmatch(r"<!-- from (\S+) -->", before[0].strip()) if before else None
         code = "".join(line + "\n" for line in lines[index + 1 : end])
-        blocks.append(Block(index + 1, fence[1], code, source[1] if source else None))
+        blocks.append(Block(path, index + 1, fence[1], code, source[1] if source else None))
         index = end + 1
     return blocks
 
 
-BLOCKS = readme_blocks(README.read_text())
-CLAIMED: set[int] = set()
+BLOCKS = [b for doc in DOCS for b in readme_blocks(doc.read_text(), str(doc.relative_to(ROOT)))]
+CLAIMED: set[tuple[str, int]] = set()
 
 
 def claim(containing: str) -> Block:
     """The one block (not a copy) with ``containing`` in it, marked as run by a test here."""
     found = [b for b in BLOCKS if containing in b.code and b.source is None]
-    assert len(found) == 1, f"{len(found)} README blocks contain {containing!r}"
-    CLAIMED.add(found[0].line)
+    assert len(found) == 1, f"{len(found)} blocks contain {containing!r}"
+    CLAIMED.add((found[0].path, found[0].line))
     return found[0]
 
 
@@ -112,7 +117,8 @@ DEVELOPMENT = claim("make lint        # ruff check")
 def test_every_block_is_checked() -> None:
     """Each README block is a copy of a file, a text, YAML or console block, or one that a
     test here runs; none is left without a language tag."""
-    unchecked = [str(b) for b in BLOCKS if not (b.source or b.lang in GENERIC or b.line in CLAIMED)]
+    claimed = [b for b in BLOCKS if (b.path, b.line) in CLAIMED]
+    unchecked = [str(b) for b in BLOCKS if not (b.source or b.lang in GENERIC or b in claimed)]
     assert unchecked == []
     assert [str(b) for b in BLOCKS if not b.lang] == []
     assert len(BLOCKS) > 20
@@ -434,3 +440,11 @@ async def test_the_extension_example_serves_its_topic_rpc_transport_and_listener
             assert asyncio.get_running_loop().time() < deadline, "no push_fail"
             await asyncio.sleep(0.01)
         await client.close()
+
+
+def test_no_block_imports_what_only_the_checkout_has() -> None:
+    """Issue 30 item 5: a reader's project has no `tests` or `bench` package, so no Python
+    block (a copy or not) imports from them."""
+    imports = re.compile(r"^\s*(from|import)\s+(tests|bench)\b", re.MULTILINE)
+    offending = [str(b) for b in BLOCKS if b.lang == "python" and imports.search(b.code)]
+    assert offending == []

@@ -121,6 +121,16 @@ async def run(
     )  # fmt: skip
 
 
+async def bad_input_is_400(http: httpx.AsyncClient, url: str, body_code: int = 400) -> None:
+    """Issue 30 item 10: a body without text and a room the route refuses are the client's
+    errors (FastAPI's own validation answers 422), never a 500 with a traceback."""
+    posted = await http.post(url.format(room="lobby"), content=b"not json")
+    assert posted.status_code == body_code, posted.text
+    posted = await http.post(url.format(room="no%20spaces"), json={"text": "x"})
+    assert posted.status_code == 400, posted.text
+    assert "room" in posted.text
+
+
 def zmq_env(zmq_port: int) -> dict[str, str]:
     """The example's environment: the ZeroMQ pusher aimed at the test's server."""
     return {**os.environ, "GOS_WEB_SOCKET__PUSHERS__ZMQ__PORT": str(zmq_port)}
@@ -148,6 +158,8 @@ async def test_django_view_and_post_save_signal_push(tmp_path: Path) -> None:
             told = await http.post(f"{base}/rooms/lobby/announce", json={"text": "hello"})
             assert told.json() == {"pushed": True}
             assert await client.next_event(CHANNEL, timeout=10) == {"announce": "hello"}
+            for path in ("notes", "announce"):
+                await bad_input_is_400(http, f"{base}/rooms/{{room}}/{path}")
 
 
 @pytest.mark.parametrize("app_spec", ["fastapi_app:app", "starlette_app:app"])
@@ -164,6 +176,9 @@ async def test_async_route_pushes_with_the_lifespans_pusher(app_spec: str) -> No
                 posted = await http.post(f"{base}/rooms/lobby/messages", json={"text": "async"})
             assert posted.status_code == 201, posted.text
             assert await client.next_event(CHANNEL, timeout=10) == {"text": "async"}
+            async with httpx.AsyncClient() as http:
+                code = 422 if app_spec.startswith("fastapi") else 400
+                await bad_input_is_400(http, f"{base}/rooms/{{room}}/messages", body_code=code)
     assert "Application shutdown complete" in app.output
 
 
@@ -179,6 +194,8 @@ async def test_flask_route_pushes_with_the_wired_pusher() -> None:
                 posted = await http.post(f"{base}/rooms/lobby/messages", json={"text": "sync"})
             assert posted.status_code == 201, posted.text
             assert await client.next_event(CHANNEL, timeout=10) == {"text": "sync"}
+            async with httpx.AsyncClient() as http:
+                await bad_input_is_400(http, f"{base}/rooms/{{room}}/messages")
 
 
 async def test_celery_worker_pushes_at_the_end_of_a_job(rabbitmq: RabbitMQNode) -> None:

@@ -144,8 +144,44 @@ async def test_a_taken_port_stops_start_up_with_one_line(
     output = process.output
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert code == 1, output
-    assert errors == [f"error: {name}: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    key = name if name.endswith(".port") else f"{name}.port"
+    hint = "GOS_WEB_SOCKET__" + key.upper().replace(".", "__") + "=..."
+    hint += " or -p PORT" if name == "server.port" else ""
+    assert errors == [
+        f"error: {name}: cannot listen on 127.0.0.1:{port}: Address already in use "
+        f"(move it with {hint})"
+    ]
     assert "Traceback" not in output
+
+
+async def test_a_second_instance_learns_every_taken_port_at_once(
+    processes: list[ServerProcess],
+) -> None:
+    """Issue 30 item 6: all four listener ports taken: exit 1, one line for each, in one go."""
+    taken = [socket.socket() for _ in range(4)]
+    try:
+        for sock in taken:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+        ports = [sock.getsockname()[1] for sock in taken]
+        names = [
+            "SERVER__PORT",
+            "SERVER__HTTP__PORT",
+            "SERVER__METRICS__PORT",
+            "PUSHERS__ZMQ__PORT",
+        ]
+        process = await start(processes, server_env(**dict(zip(names, ports, strict=True))))
+        code = await process.wait(30)
+    finally:
+        for sock in taken:
+            sock.close()
+    errors = [line for line in process.output.splitlines() if line.startswith("error:")]
+    assert code == 1, process.output
+    assert [line.split(":")[1].strip() for line in errors] == [
+        "server.port", "server.http", "server.metrics", "pushers.zmq"
+    ]  # fmt: skip
+    for line, name in zip(errors, names, strict=True):
+        assert f"GOS_WEB_SOCKET__{name}=..." in line
 
 
 async def test_sigterm_during_pushes_exits_0_and_every_push_arrives(

@@ -90,10 +90,11 @@ class ServerProcess:
         self._output = tempfile.TemporaryFile()
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> ServerProcess:
+    async def start(self, new_session: bool = False) -> ServerProcess:
+        """``new_session``: its own process group, to signal as a terminal's Ctrl-C does."""
         self.process = await asyncio.create_subprocess_exec(
             *self.program, "server", *self.args,
-            cwd=self.cwd, env=self.env,
+            cwd=self.cwd, env=self.env, start_new_session=new_session,
             stdin=asyncio.subprocess.DEVNULL, stdout=self._output, stderr=self._output,
         )  # fmt: skip
         return self

@@ -360,4 +360,93 @@ def test_a_pusher_node_no_transport_reads_is_an_unknown_key(
     path = tmp_path / "c.yaml"
     path.write_text("gos_web_socket:\n  pushers:\n    zmqq: {port: 5555}\n")
     result = run(*command, "--config", str(path))
-    assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, wamp, zmq)"
+    assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, http, wamp, zmq)"
+
+
+def test_push_to_an_rpc_route_is_refused_with_the_topic_routes() -> None:
+    """Issue 30 item 7: a push to a route whose callback is an RPC handler is one error line,
+    not "pushed" (the server would drop it)."""
+    result = run("push", "acme_rpc", "-p", "method=sum", "-d", "[1, 2]")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: route acme_rpc calls acme.rpc, an RPC handler: pushes reach topics only "
+        "(routes to a topic: acme_topic, acme_user, acme_chat)"
+    ]
+
+
+def test_push_with_an_unknown_parameter_lists_the_route_variables() -> None:
+    """A ``-p`` the route has no variable for is refused, naming the allowed ones."""
+    result = run("push", "acme_topic", "-p", "room=1", "-p", "nope=2", "-d", "{}")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: unknown parameter(s) nope for route acme_topic (allowed: room)"
+    ]
+
+
+@pytest.mark.parametrize("pusher", ["zmq", "wamp"])
+def test_push_context_on_a_transport_that_ignores_it_is_refused(pusher: str) -> None:
+    """``--context`` on ZeroMQ or WAMP (which drop it, as in GOS) is an error, not silence."""
+    env = {"GOS_WEB_SOCKET__PUSHERS__WAMP__ENABLED": "true"}
+    result = run(
+        "push", "acme_topic", "-p", "room=1", "--pusher", pusher, "--context", '{"x": 1}',
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: --context is ignored by the {pusher} pusher "
+        "(allowed: a pusher that reads it, e.g. --pusher amqp)"
+    ]
+
+
+def test_the_light_push_targets_are_the_demo_classes() -> None:
+    """The callbacks `push` checks without the server stack are the demo's own names."""
+    from gos_web_socket.app.__main__ import DEMO_CALLBACKS
+    from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
+
+    assert DEMO_CALLBACKS == {AcmeTopic.name: "topic", AcmeRpc.name: "rpc"}
+
+
+def test_push_with_demo_off_and_no_topic_of_yours_is_refused() -> None:
+    """``server.demo: false`` in the default container leaves no topic: a push says so."""
+    result = run(
+        "push", "acme_topic", "-p", "room=1", env={"GOS_WEB_SOCKET__SERVER__DEMO": "false"}
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: route acme_topic calls acme.topic, no topic: pushes reach topics only "
+        "(routes to a topic: none)"
+    ]
+
+
+def test_routes_match_nowhere_is_one_line() -> None:
+    """Issue 30 item 10: a channel no route matches prints the routing error alone."""
+    result = run("routes", "--match", "nowhere/x")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ['routing error: No routes found for "nowhere/x".']
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["GOS_WEBSOCKET__SERVER__PORT", "GOS_WEB_SOCKET_SERVER__PORT", "gos_websocket__server__port"],
+)
+def test_a_setting_under_a_wrong_prefix_is_named_with_the_right_one(variable: str) -> None:
+    """A variable one typo from the prefix is ignored (as before) with one warning naming the
+    variable it should be."""
+    result = run("config", env={variable: "1400"})
+    assert result.returncode == 0
+    assert "port: 1337" in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert (
+        f"environment variable {variable} ignored: settings variables start with "
+        "GOS_WEB_SOCKET__ (did you mean GOS_WEB_SOCKET__SERVER__PORT?)"
+    ) in line
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """`gos-websocket --version` prints the version pyproject.toml gives, and exits 0."""
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"gos-websocket {version('gos-web-socket')}\n"
+    assert version("gos-web-socket") == "0.1.0"

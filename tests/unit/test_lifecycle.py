@@ -86,7 +86,10 @@ async def test_a_listener_that_cannot_bind_stops_start_and_leaves_nothing_runnin
         runtime = service(container, RUNTIME)
         with pytest.raises(ListenError) as raised:
             await runtime.start()
-        expected = f"server.metrics: cannot listen on 127.0.0.1:{port}: Address already in use"
+        expected = (
+            f"server.metrics: cannot listen on 127.0.0.1:{port}: Address already in use "
+            "(move it with GOS_WEB_SOCKET__SERVER__METRICS__PORT=...)"
+        )
         assert str(raised.value) == expected
         assert not service(container, SERVER).accepting
     finally:

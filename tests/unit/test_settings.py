@@ -210,7 +210,7 @@ def test_unknown_key_at_the_top_of_the_tree(tmp_path: Path) -> None:
     (line,) = problems(write(tmp_path, "gos_web_socket:\n  servers: {}\n"))
     assert line == (
         "unknown key servers (allowed: server, pushers, logging, origins, blocked_ip_addresses, "
-        "authentication, presence)"
+        "authentication, mercure, presence)"
     )
 
 

@@ -127,3 +127,17 @@ async def test_disabled_http_does_not_listen() -> None:
     await service.start()
     assert not service.server.running
     await service.close()
+
+
+@pytest.mark.parametrize("demo", [True, False])
+async def test_demo_false_serves_the_client_and_not_the_demo_page(demo: bool) -> None:
+    """Issue 30 item 10: ``server.demo: false`` answers 404 for the demo page's files and still
+    serves the browser client and /config.js."""
+    service = await start_http(Settings(server={"demo": demo, "http": {"port": 0}}))
+    try:
+        codes = {path: (await fetch(service.port, path))[0] for path in ("/", "/demo.js")}
+        assert codes == ({"/": 200, "/demo.js": 200} if demo else {"/": 404, "/demo.js": 404})
+        for path in ("/gos-websocket.js", "/config.js"):
+            assert (await fetch(service.port, path))[0] == 200
+    finally:
+        await service.close()

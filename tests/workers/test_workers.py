@@ -105,6 +105,20 @@ async def test_sigterm_stops_every_worker_and_exits_0(workers: ServerProcess) ->
     assert [pid for pid in pids if not _gone(pid)] == []
 
 
+async def test_ctrl_c_in_a_terminal_with_workers_auto_exits_0() -> None:
+    """SIGINT to the whole process group (a terminal's Ctrl-C) with ``workers: auto``: exit 0."""
+    server = await ServerProcess(server_env(SERVER__WORKERS="auto")).start(new_session=True)
+    try:
+        body = await until_ready(server)
+        pids = [w["pid"] for w in body["workers"].values()]
+        assert server.process is not None
+        os.killpg(server.process.pid, signal.SIGINT)
+        assert await server.wait(30) == 0, server.output
+        assert [pid for pid in pids if not _gone(pid)] == []
+    finally:
+        await server.stop()
+
+
 def _gone(pid: int) -> bool:
     """No such process, or only its zombie (waiting for whoever inherited it to reap it)."""
     try:

@@ -91,6 +91,7 @@ async def test_a_taken_port_stops_server_start_up(
     finally:
         squatter.close(linger=0)
     assert str(error.value) == (
-        f"pushers.zmq: cannot listen on 127.0.0.1:{zmq_settings.port}: Address already in use"
+        f"pushers.zmq: cannot listen on 127.0.0.1:{zmq_settings.port}: Address already in use "
+        "(move it with GOS_WEB_SOCKET__PUSHERS__ZMQ__PORT=...)"
     )
     assert not handler.is_consuming and server.supervisor.states["zmq"].status == "closed"

@@ -227,7 +227,10 @@ async def test_bind_conflict_is_a_clear_error(
 ) -> None:
     """A second handler on a taken port fails at start with ListenError naming the setting."""
     other = ZmqServerPushHandler(settings=zmq_settings, router=router, dispatcher=dispatcher)
-    taken = f"pushers.zmq: cannot listen on 127.0.0.1:{zmq_settings.port}: Address already in use"
+    taken = (
+        f"pushers.zmq: cannot listen on 127.0.0.1:{zmq_settings.port}: Address already in use "
+        "(move it with GOS_WEB_SOCKET__PUSHERS__ZMQ__PORT=...)"
+    )
     with pytest.raises(ListenError) as error:
         await other.start(RecordingServer())
     assert str(error.value) == taken

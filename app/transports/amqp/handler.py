@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from gos_web_socket.app.transports.amqp.receiver import AmqpReceiver
 from gos_web_socket.app.transports.amqp.stream import AmqpStreamReceiver
+from gos_web_socket.app.transports.canary import Canary
 from gos_web_socket.app.transports.handler import ServerPushHandler
 from gos_web_socket.settings.models import AmqpSettings
 
@@ -52,3 +53,8 @@ class AmqpServerPushHandler(ServerPushHandler):
             self.amqp = AmqpReceiver(settings, queue_name, self.node_id, self.per_node)
         self.queue_name = self.amqp.queue_name
         super().__init__(router, dispatcher, self.amqp, dedup_window=settings.dedup_window)
+        canary = settings.canary
+        if canary.interval and (settings.queue_mode != "stream" or canary.stream):
+            self.canary = Canary(
+                self.node_id, self.amqp.send_marker, canary.interval, canary.timeout, self.deafened
+            )

@@ -36,6 +36,7 @@ from gos_web_socket.app.transports.amqp.topology import (
     declare_queue,
     declare_stream,
     open_connection,
+    where,
 )
 from gos_web_socket.app.transports.pusher import Pusher
 from gos_web_socket.settings.models import AmqpSettings
@@ -218,7 +219,7 @@ class AmqpPusher(Pusher):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise PushFailed(
-                    f"AMQP broker at {self.settings.host}:{self.settings.port} did not confirm "
+                    f"AMQP broker at {where(self.settings)} did not confirm "
                     f"the push within {self.settings.push_timeout} s: {last_error!r}",
                     transport=self.name,
                     message_id=message_id,

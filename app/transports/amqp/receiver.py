@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
@@ -22,6 +23,7 @@ from gos_web_socket.app.transports.amqp.topology import (
     broker_url,
     declare_exchange,
     declare_queue,
+    where as brokers,
 )
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.settings.models import AmqpSettings
@@ -87,6 +89,12 @@ class AmqpReceiver(Receiver):
         self._dead_letters: AbstractChannel | None = None  # with confirms, for adopted queues
         self._queue: AbstractQueue | None = None
         self._consumer_tag: ConsumerTag | None = None
+        self._canary_tag: ConsumerTag | None = None  # the shared mode's own marker queue
+        self._markers: AbstractChannel | None = None  # with confirms, opened by the first marker
+        self.node_at = 0
+        """Index in ``settings.addresses`` of the broker the next ``open()`` tries first."""
+        self.where = ""
+        """The broker consumed from (``host:port``)."""
         self._inbox: asyncio.Queue[AbstractIncomingMessage | BaseException | None] = asyncio.Queue()
 
     @property
@@ -100,13 +108,14 @@ class AmqpReceiver(Receiver):
         )
 
     async def open(self) -> None:
-        where = f"{self.settings.host}:{self.settings.port}"
+        where = brokers(self.settings)
         try:
             await self._open()
         except (AMQPError, OSError, RuntimeError, TimeoutError) as exc:
             raise PushHandlerError(
                 f"AMQP push handler cannot consume {self.queue_name!r} on {where}: {exc!r}"
             ) from exc
+        where = self.where
         logger.info(
             "AMQP push handler consuming %s on %s%s",
             self.queue_name,
@@ -117,18 +126,37 @@ class AmqpReceiver(Receiver):
     async def _connect(self, role: str) -> AbstractChannel:
         """A fresh connection named ``role`` (as the broker's UI lists it) and its channel."""
         self._inbox = asyncio.Queue()
-        timeout = self.settings.connect_timeout or self.settings.push_timeout
-        connection = await asyncio.wait_for(
-            aio_pika.connect(
-                broker_url(self.settings),
-                client_properties={"connection_name": f"gos {role} {self.node_id}"},
-                timeout=timeout,
-            ),
-            timeout,
-        )
+        connection = await self._connect_any(role)
         self._connection = connection
         connection.close_callbacks.add(self._on_close)
         return await self._open_channel()
+
+    async def _connect_any(self, role: str) -> AbstractConnection:
+        """The first broker of ``settings.addresses`` that answers, starting after the one
+        used last (a node that died is tried last)."""
+        timeout = self.settings.connect_timeout or self.settings.push_timeout
+        addresses = self.settings.addresses
+        errors: list[str] = []
+        for step in range(len(addresses)):
+            at = (self.node_at + step) % len(addresses)
+            try:
+                connection = await asyncio.wait_for(
+                    aio_pika.connect(
+                        broker_url(self.settings, addresses[at]),
+                        client_properties={"connection_name": f"gos {role} {self.node_id}"},
+                        timeout=timeout,
+                    ),
+                    timeout,
+                )
+            except (AMQPError, OSError, RuntimeError, TimeoutError) as exc:
+                if len(addresses) == 1:
+                    raise
+                errors.append(f"{addresses[at][0]}:{addresses[at][1]}: {exc!r}")
+                continue
+            self.node_at = (at + 1) % len(addresses)  # the next open starts with another
+            self.where = f"{addresses[at][0]}:{addresses[at][1]}"
+            return connection
+        raise ConnectionError("; ".join(errors))
 
     async def _open(self) -> None:
         self.adopted = False
@@ -161,14 +189,49 @@ class AmqpReceiver(Receiver):
                 )
         self._queue = queue
         self._consumer_tag = await queue.consume(self._on_message)
+        if self.settings.canary.interval and not self.per_node:
+            await self._consume_canary_queue(channel)
+
+    @property
+    def marker_key(self) -> str:
+        """The routing key a marker is published with: the one pushes use, except on the
+        shared queue, whose consumers compete: there each node binds a queue of its own."""
+        if self.per_node:
+            return self.settings.binding_keys[0]
+        return f"{self.queue_name}.canary.{self.node_id}"
+
+    async def _consume_canary_queue(self, channel: AbstractChannel) -> None:
+        queue = await channel.declare_queue(self.marker_key, exclusive=True, auto_delete=True)
+        await queue.bind(self.settings.exchange_name, self.marker_key)
+        self._canary_tag = await queue.consume(self._on_message)
+
+    async def send_marker(self, body: bytes) -> None:
+        """Publish a canary marker to the exchange, confirmed, as pushes come."""
+        if self._connection is None or self._connection.is_closed:
+            raise PushHandlerError("AMQP push handler is not connected")
+        if self._markers is None or self._markers.is_closed:
+            self._markers = await self._connection.channel(publisher_confirms=True)
+        exchange = await self._markers.get_exchange(self.settings.exchange_name, ensure=False)
+        await exchange.publish(aio_pika.Message(body), self.marker_key)
 
     async def _open_channel(self) -> AbstractChannel:
         assert self._connection is not None
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.prefetch_count)
         channel.close_callbacks.add(self._on_close)
+        underlay = await channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
         self._channel = channel
         return channel
+
+    def _on_consumer_cancel(self, frame: aiormq.spec.Basic.Cancel) -> None:
+        """The broker dropped our consumer (its queue was deleted, a node left): receiving
+        ends with an error, so the supervisor declares the queue again and consumes anew."""
+        if frame.consumer_tag in (self._consumer_tag, self._canary_tag):
+            self._consumer_tag = None  # is_open turns false: /health tells at once
+            self._inbox.put_nowait(
+                ConnectionError(f"the broker cancelled consumer {frame.consumer_tag}")
+            )
 
     def _on_close(self, sender: object, exc: BaseException | None = None) -> None:
         if sender is self._connection or sender is self._channel:
@@ -236,7 +299,8 @@ class AmqpReceiver(Receiver):
     async def close(self) -> None:
         connection = self._connection
         self._connection = self._channel = self._dead_letters = None
-        self._queue, self._consumer_tag = None, None
+        self._queue, self._consumer_tag, self._canary_tag = None, None, None
+        self._markers = None
         self._inbox.put_nowait(None)
         if connection is not None and not connection.is_closed:
             try:

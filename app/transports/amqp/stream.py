@@ -125,6 +125,11 @@ class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
             "AMQP stream %s: epoch %s, reading from %s", self.queue_name, self.epoch, self.start
         )
 
+    @property
+    def marker_key(self) -> str:
+        """Every node reads the whole stream: a marker takes the pushes' own route."""
+        return self.settings.binding_keys[0]
+
     @contextlib.asynccontextmanager
     async def _side_read(self, prefetch: int) -> AsyncIterator[AbstractQueue]:
         """The stream on a channel of its own (closed afterwards), beside the node's reader."""

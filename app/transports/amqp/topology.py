@@ -30,6 +30,7 @@ __all__ = [
     "declare_stream",
     "open_connection",
     "stream_name",
+    "where",
 ]
 
 # php-amqp's publish flags, accepted in ``context["publish_flags"]`` as GOS passed them.
@@ -38,17 +39,56 @@ AMQP_MANDATORY = 1024
 AMQP_IMMEDIATE = 2048
 
 
-def broker_url(settings: AmqpSettings) -> URL:
-    """The broker address; credentials default to guest as on a fresh RabbitMQ."""
+def broker_url(settings: AmqpSettings, address: tuple[str, int] | None = None) -> URL:
+    """A broker's address (the first of ``settings.addresses`` unless given); credentials
+    default to guest as on a fresh RabbitMQ."""
     password = settings.password.get_secret_value() if settings.password else "guest"
+    host, port = address or settings.addresses[0]
     return URL.build(
         scheme="amqp",
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         user=settings.login or "guest",
         password=password,
         path="/" + settings.vhost,
     )
+
+
+def where(settings: AmqpSettings) -> str:
+    """The brokers as a log line names them: ``host:port, host:port``."""
+    return ", ".join(f"{host}:{port}" for host, port in settings.addresses)
+
+
+class NodesConnection(aio_pika.RobustConnection):
+    """A robust connection over several brokers (``pushers.amqp.nodes``): every attempt,
+    the first and each reconnect, goes to the next broker of the list.
+
+    aio-pika takes one URL (aio-pika #141) and its reconnect loop offers no hook per attempt;
+    it reads ``self.url`` once per attempt, in ``Connection.connect``, so ``url`` is a
+    property that moves on at each read, and ``str()`` (its logs) reads a name instead.
+    """
+
+    def __init__(self, urls: list[URL], **kwargs: Any) -> None:
+        self.urls = urls
+        self.reads = 0
+        super().__init__(urls[0], **kwargs)
+        self.reads = 0  # the constructor read it once: the first attempt takes the first node
+        self.current = urls[0]
+
+    @property
+    def url(self) -> URL:
+        self.current = self.urls[self.reads % len(self.urls)]
+        self.reads += 1
+        return self.current
+
+    @url.setter
+    def url(self, value: URL) -> None:
+        """aio-pika's constructor and ``update_secret`` set it: the credentials go to all."""
+        self.urls = [url.with_password(value.password) for url in self.urls]
+
+    def __str__(self) -> str:
+        nodes = ", ".join(f"{url.host}:{url.port}" for url in self.urls)
+        return f"amqp://[{nodes}]"
 
 
 async def open_connection(
@@ -62,17 +102,22 @@ async def open_connection(
     timeout = within
     if settings.connect_timeout:
         timeout = min(within or settings.connect_timeout, settings.connect_timeout)
-    connection = aio_pika.RobustConnection(
-        broker_url(settings),
-        client_properties={"connection_name": name},
-        reconnect_interval=settings.reconnect_interval,
-    )
-    try:
-        await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
-    except BaseException:
-        await connection.close()
-        raise
-    return connection
+    urls = [broker_url(settings, address) for address in settings.addresses]
+    for first in range(len(urls)):  # the first attempt tries each node in turn
+        connection = NodesConnection(
+            urls[first:] + urls[:first],
+            client_properties={"connection_name": name},
+            reconnect_interval=settings.reconnect_interval,
+        )
+        try:
+            await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
+        except BaseException as exc:
+            await connection.close()
+            if first == len(urls) - 1 or not isinstance(exc, Exception):
+                raise
+            continue
+        return connection
+    raise AssertionError("unreachable: the last node's failure was raised")
 
 
 async def declare_exchange(channel: AbstractChannel, settings: AmqpSettings) -> AbstractExchange:
@@ -103,6 +148,10 @@ async def declare_queue(
     arguments: dict[str, Any] = {"x-dead-letter-exchange": settings.dead_letter_exchange}
     if per_node:
         arguments["x-expires"] = settings.node_queue_expires
+    if settings.queue_type == "quorum":  # replicated; an existing classic queue is adopted
+        arguments["x-queue-type"] = "quorum"
+        if settings.delivery_limit is not None:
+            arguments["x-delivery-limit"] = settings.delivery_limit
     queue = await channel.declare_queue(queue_name, durable=True, arguments=arguments)
     for key in settings.binding_keys:
         await queue.bind(exchange, key)
@@ -130,6 +179,8 @@ async def declare_stream(
     arguments: dict[str, Any] = {"x-queue-type": "stream", "x-max-age": settings.stream.max_age}
     if settings.stream.max_length_bytes is not None:
         arguments["x-max-length-bytes"] = settings.stream.max_length_bytes
+    if settings.stream.initial_cluster_size is not None:
+        arguments["x-initial-cluster-size"] = settings.stream.initial_cluster_size
     queue = await channel.declare_queue(stream_name(settings), durable=True, arguments=arguments)
     for key in settings.binding_keys:
         await queue.bind(exchange, key)

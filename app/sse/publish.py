@@ -1,0 +1,277 @@
+"""Publishing over HTTP: Mercure's form ``POST`` and a JSON API, on the event path of a push.
+
+Each update is a ``Push`` (app/push.py) with provider ``mercure`` at a position of this
+process's log: the route's topic handler's ``on_push`` runs, history records it, and
+``push_success`` / ``push_fail`` fire as for a transport's push. A Mercure update goes to the
+channel of each of its topics that a route matches, carrying its data as an ``Update`` (a
+``str``: WAMP subscribers get the string). Its id is the publisher's ``id`` (remembered, so a
+``Last-Event-ID`` naming it finds its position) or the position itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import unicodedata
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qs
+
+from gos_web_socket.app.events import (
+    PUSH_FAIL,
+    PUSH_SUCCESS,
+    EventDispatcher,
+    PushHandlerFailEvent,
+    PushHandlerSuccessEvent,
+)
+from gos_web_socket.app.exceptions import (
+    AuthenticationFailed,
+    NotAuthorized,
+    NotRegistered,
+    ProtocolError,
+    ResourceNotFound,
+)
+from gos_web_socket.app.position import LOCAL, Position
+from gos_web_socket.app.push import Push
+from gos_web_socket.app.sse.selectors import MAX_LENGTH
+from gos_web_socket.app.sse.tokens import MercureTokens
+from gos_web_socket.app.sse.wire import Update, parse_position, position_id
+from gos_web_socket.app.web import Request, Response
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.router import Router, WampRequest
+    from gos_web_socket.app.server.broker import Broker
+    from gos_web_socket.app.server.memory import OutgoingBudget
+    from gos_web_socket.app.server.topic import Topic
+    from gos_web_socket.app.transports.pusher import Pusher
+    from gos_web_socket.settings.models import Settings
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "mercure"
+MAX_TOPICS = 1000
+RESERVED_TYPE = "mercure"
+
+
+def field_safe(value: str, what: str) -> str:
+    """An ``id`` or ``type`` that cannot inject SSE fields (no control or format characters).
+
+    Raises:
+        ProtocolError: it holds one.
+    """
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise ProtocolError(f'Invalid "{what}" parameter: control characters are not allowed')
+    return value
+
+
+class Publisher:
+    """Turns publish requests into pushes (``name`` is the provider events carry)."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        dispatcher: EventDispatcher,
+        outgoing: OutgoingBudget,
+        pushers: Callable[[], Mapping[str, Pusher]] | None = None,
+    ) -> None:
+        self.settings = settings.mercure
+        self._pushers = pushers
+        """The pusher registry (``mercure.forward`` names one of its pushers)."""
+        self.broker = broker
+        self.router: Router = broker.router
+        self.dispatcher = dispatcher
+        self.outgoing = outgoing
+        self.tokens = MercureTokens(settings.authentication, settings.mercure)
+        self._ids: OrderedDict[str, Position] = OrderedDict()
+        """Publisher-given ids and their positions, the last ``mercure.ids_kept``."""
+        self.published = 0
+
+    def position_of(self, event_id: str, topics: Iterable[Topic] = ()) -> Position | None:
+        """The position of an event id: a publisher's id this node saw published, a
+        position's, else an update of the ``topics``' histories (one another node forwarded);
+        None: unknown."""
+        known = self._ids.get(event_id) or parse_position(event_id)
+        if known is not None:
+            return known
+        for topic in topics:
+            for publication in topic.history or ():
+                payload = publication.payload
+                if isinstance(payload, Update) and payload.event_id == event_id:
+                    return publication.position
+        return None
+
+    @property
+    def forward_to(self) -> Pusher | None:
+        """The pusher HTTP publishes go through (``mercure.forward``); None: this node."""
+        name = self.settings.forward
+        if name is None or self._pushers is None:
+            return None
+        pushers = self._pushers()
+        if name not in pushers:
+            known = ", ".join(pushers) or "none"
+            raise NotRegistered(f"mercure.forward: no pusher {name!r} (enabled: {known})")
+        return pushers[name]
+
+    def remember(self, event_id: str, position: Position) -> None:
+        self._ids[event_id] = position
+        while len(self._ids) > self.settings.ids_kept:
+            self._ids.popitem(last=False)
+
+    # -- Mercure's form POST -------------------------------------------------------------------
+
+    async def form(self, request: Request, body: bytes) -> Response:
+        """Publish one update (form fields ``topic``, ``data``, ``private``, ``id``, ``type``,
+        ``retry``); the body of the answer is its id.
+
+        Raises:
+            ProtocolError: a malformed request (400).
+            AuthenticationFailed: no token, or one that does not verify (401).
+            NotAuthorized: the token may not publish to one of the topics (403).
+            ResourceNotFound: no route matches any of the topics (400).
+        """
+        try:
+            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise ProtocolError("the body must be UTF-8") from None
+        topics = fields.get("topic", [])
+        if not topics:
+            raise ProtocolError('Missing "topic" parameter.')
+        if len(topics) > MAX_TOPICS:
+            raise ProtocolError(f"at most {MAX_TOPICS} topics")
+        for topic in topics:
+            if len(topic.encode()) > MAX_LENGTH:
+                raise ProtocolError(f"a topic is at most {MAX_LENGTH} bytes")
+            if topic == "*" or topic.startswith(self.settings.path):
+                raise ProtocolError(f"topic {topic!r} is reserved ('*' or the hub's own path)")
+        grant = self.tokens.grant(request.headers, "publish")
+        if grant is None:
+            raise AuthenticationFailed("missing", "a publisher token is required")
+        denied = [t for t in topics if grant.selectors is None or not grant.selectors.matches(t)]
+        if denied:
+            raise NotAuthorized(f"the token may not publish to {denied[0]}")
+        given = fields.get("id", [None])[0]
+        if given is not None:
+            field_safe(given, "id")
+            if given.startswith("#") or given == "earliest" or not given:
+                raise ProtocolError('Invalid "id" parameter: not empty, "earliest" or "#..."')
+        event_type = fields.get("type", [None])[0]
+        if event_type is not None and field_safe(event_type, "type") == RESERVED_TYPE:
+            raise ProtocolError(f'Invalid "type" parameter: {RESERVED_TYPE!r} is reserved')
+        retry_field = fields.get("retry", [None])[0]
+        if retry_field is not None and not (retry_field.isascii() and retry_field.isdigit()):
+            raise ProtocolError('Invalid "retry" parameter')
+        forward = self.forward_to
+        position = LOCAL.next()
+        event_id = given or (f"urn:uuid:{uuid.uuid4()}" if forward else position_id(position))
+        data = fields.get("data", [""])[0]
+        update = Update.of(
+            data,
+            event_id,
+            tuple(topics),
+            "private" in fields,
+            event_type,
+            int(retry_field) if retry_field else None,
+        )
+        routed = self.routes(topics)
+        for routed_request in routed:
+            if forward is not None:  # every node gets it from the pusher's transport
+                route, attributes = routed_request.route_name, dict(routed_request.attributes)
+                await forward.push(update.to_wire(), route, attributes)
+                continue
+            if given is not None:
+                self.remember(given, position)
+            await self.push(Push(routed_request, update, PROVIDER, position), data)
+        return Response(200, event_id.encode(), "text/plain; charset=utf-8")
+
+    def routes(self, topics: list[str]) -> list[WampRequest]:
+        """The route of each topic's channel, once per channel; topics without one are
+        skipped, unless none has one.
+
+        Raises:
+            ResourceNotFound: no topic matches a route.
+        """
+        routed: dict[str, WampRequest] = {}
+        last: ResourceNotFound | None = None
+        for topic in topics:
+            try:
+                routed.setdefault(topic, self.router.match(topic))
+            except ResourceNotFound as exc:
+                last = exc
+        if not routed:
+            assert last is not None
+            raise ResourceNotFound(f"{last} Add a route for it (docs/sse.md: catch-all route).")
+        return list(routed.values())
+
+    async def push(self, push: Push, raw: str) -> None:
+        """The push's way to its topic, with ``push_success`` or ``push_fail`` (re-raised)."""
+        handler = cast(Any, self)  # the events name the provider that received the push
+        try:
+            await self.outgoing.room()
+            await self.broker.push(push)
+        except Exception as exc:
+            logger.warning("publish to %s failed: %s", push.channel, exc)
+            event = PushHandlerFailEvent(message=raw, push_handler=handler, error=exc)
+            await self.dispatcher.dispatch(PUSH_FAIL, event)
+            raise
+        self.published += 1
+        await self.dispatcher.dispatch(
+            PUSH_SUCCESS, PushHandlerSuccessEvent(message=raw, push_handler=handler)
+        )
+
+    # -- the JSON API ----------------------------------------------------------------------------
+
+    def check_key(self, request: Request) -> None:
+        """The request's API key (``X-API-Key`` or ``Authorization: apikey <key>``).
+
+        Raises:
+            AuthenticationFailed: none, or not one of ``mercure.api_keys``.
+        """
+        key = request.headers.get("x-api-key")
+        if key is None:
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            key = value.strip() if scheme.lower() == "apikey" else None
+        keys = [k.get_secret_value().encode() for k in self.settings.api_keys]
+        if key is None or not any(hmac.compare_digest(key.encode(), k) for k in keys):
+            raise AuthenticationFailed("bad_key", "a valid API key is required")
+
+    async def json_api(self, request: Request, body: bytes) -> Response:
+        """``{"route": name, "parameters": {...}, "data": ...}`` or ``{"channel": ..., "data":
+        ...}``: a push; answers ``{"channel", "position", "id"}``.
+
+        Raises:
+            AuthenticationFailed: a missing or wrong API key (401).
+            ProtocolError: a body that is not such an object (400).
+            RoutingError: no such route, or no route matches the channel (400).
+        """
+        self.check_key(request)
+        try:
+            message = json.loads(body)
+        except ValueError:
+            raise ProtocolError("the body must be JSON") from None
+        if not isinstance(message, dict) or "data" not in message:
+            raise ProtocolError('the body must be an object with "data" and "route" or "channel"')
+        if isinstance(message.get("channel"), str):
+            channel = message["channel"]
+        elif isinstance(message.get("route"), str):
+            parameters = message.get("parameters") or {}
+            if not isinstance(parameters, dict):
+                raise ProtocolError('"parameters" must be an object')
+            channel = self.router.generate(message["route"], parameters)
+        else:
+            raise ProtocolError('the body needs "route" (a route name) or "channel"')
+        routed = self.router.match(channel)
+        forward = self.forward_to
+        if forward is not None:
+            await forward.push(message["data"], routed.route_name, dict(routed.attributes))
+            return Response.json({"channel": channel, "position": None, "id": None})
+        position = LOCAL.next()
+        push = Push(routed, message["data"], PROVIDER, position)
+        await self.push(push, body.decode("utf-8", "replace"))
+        answer = {"channel": channel, "position": position.as_dict(), "id": position_id(position)}
+        return Response.json(answer)

@@ -1,0 +1,115 @@
+"""Deaf consumers: a queue deleted under the server, a queue silently unbound (issue #29)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import aio_pika
+import pytest
+
+from gos_web_socket.app.ops import readiness
+from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
+from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
+from gos_web_socket.settings.canary import CanarySettings
+from gos_web_socket.settings.models import AmqpSettings
+from tests.amqp.conftest import EventLog, RecordingServer, Supervise, wait_until
+from tests.support.rabbitmq import RabbitMQNode
+
+INTERVAL, TIMEOUT = 3.0, 1.5
+
+
+def health(*handlers: AmqpServerPushHandler) -> tuple[bool, list[str]]:
+    """What /health answers for a server holding these handlers."""
+    server: Any = SimpleNamespace(
+        accepting=True,
+        connections=0,
+        push_handlers={f"amqp{i}": handler for i, handler in enumerate(handlers)},
+    )
+    ready, body = readiness(server)
+    return ready, body["failing"]
+
+
+async def test_deleted_queue_is_noticed_and_consumed_again(
+    supervise: Supervise, pusher: AmqpPusher, rabbitmq: RabbitMQNode, amqp_settings: AmqpSettings
+) -> None:
+    """The shared queue deleted under a running handler (canary off): the broker's consumer
+    cancel takes it out of /health at once, and it declares the queue and consumes again."""
+    server = RecordingServer()
+    off = CanarySettings(interval=0)
+    handler, supervisor = await supervise(server, canary=off)
+    await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(server.received) == 1)
+    seen_down: list[list[str]] = []
+
+    def down() -> bool:
+        ready, failing = health(handler)
+        if not ready:
+            seen_down.append(failing)
+        return not ready
+
+    deleted = await asyncio.to_thread(rabbitmq.ctl, "delete_queue", amqp_settings.queue_name)
+    assert deleted.returncode == 0, deleted.stderr
+    await wait_until(lambda: bool(seen_down) or down(), within=10, step=0.001)
+    assert seen_down[0] == ["push_handler amqp0: not consuming"]
+    await wait_until(lambda: handler.is_consuming and health(handler)[0], within=15)
+    assert supervisor.states["amqp"].restarts == 1
+    assert "cancelled consumer" in supervisor.states["amqp"].last_error
+    await pusher.push({"n": 2}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(server.received) == 2)
+    assert server.counts() == {1: 1, 2: 1}
+
+
+@pytest.mark.parametrize("canary_on", [True, False], ids=["canary", "no-canary"])
+async def test_unbound_node_queue_is_reported_deaf_by_the_canary(
+    canary_on: bool,
+    supervise: Supervise,
+    pusher: AmqpPusher,
+    raw_channel: aio_pika.abc.AbstractChannel,
+    amqp_settings: AmqpSettings,
+    events: EventLog,
+) -> None:
+    """Node A's queue unbound from the exchange (per_node, node B still bound): with the
+    canary A is reported deaf within two intervals, restarted, and hears again; without it
+    A stays "ready" while pushes pass it by. Markers never reach a topic or push_success."""
+    canary = CanarySettings(interval=INTERVAL if canary_on else 0, timeout=TIMEOUT)
+    a_server, b_server = RecordingServer(), RecordingServer()
+    a, supervisor = await supervise(a_server, node_id="a", queue_mode="per_node", canary=canary)
+    b, _ = await supervise(b_server, node_id="b", queue_mode="per_node", canary=canary)
+    if canary_on:
+        assert a.canary is not None and b.canary is not None
+        await wait_until(lambda: a.canary.returned >= 1, within=INTERVAL * 3)  # type: ignore[union-attr]
+    else:
+        assert a.canary is None
+    assert health(a, b) == (True, [])
+
+    queue = await raw_channel.get_queue(a.queue_name, ensure=False)
+    await queue.unbind(amqp_settings.exchange_name, amqp_settings.binding_keys[0])
+    unbound = time.monotonic()
+    await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(b_server.received) == 1)
+
+    if not canary_on:
+        await asyncio.sleep(2 * INTERVAL + TIMEOUT)  # nothing to wait for: nothing happens
+        assert a.is_consuming and not a.deaf and health(a, b) == (True, [])
+        assert a_server.received == [] and supervisor.states["amqp"].restarts == 0
+        return
+
+    assert a.canary is not None
+    await wait_until(lambda: a.deaf, within=2 * INTERVAL + 5)
+    detected = time.monotonic() - unbound
+    ready, failing = health(a, b)
+    assert not ready
+    assert "push_handler amqp0: deaf (a canary marker did not come back)" in failing
+    assert a.canary.misses == 1
+    await wait_until(lambda: not a.deaf and a.is_consuming, within=20)  # re-declared, re-bound
+    assert supervisor.states["amqp"].restarts == 1
+    assert "did not come back" in supervisor.states["amqp"].last_error
+    assert health(a, b) == (True, [])
+    await pusher.push({"n": 2}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(a_server.received) == 1 and len(b_server.received) == 2)
+    assert a_server.counts() == {2: 1} and b_server.counts() == {1: 1, 2: 1}
+    assert len(events.success) == 3 and events.fail == []  # the pushes only, no marker
+    print(f"deaf reported {detected:.1f} s after the unbind (interval {INTERVAL:g} s)")

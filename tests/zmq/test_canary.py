@@ -1,0 +1,78 @@
+"""A worker's ZeroMQ subscription silently dropped: the canary finds it deaf (issue #29)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from gos_web_socket.app.events import EventDispatcher
+from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.supervisor import Supervisor
+from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler, endpoint
+from gos_web_socket.app.transports.zmq_context import shared_context
+from gos_web_socket.settings.canary import CanarySettings
+from gos_web_socket.settings.models import ZmqSettings
+from tests.zmq.conftest import RecordingServer
+
+INTERVAL, TIMEOUT = 2.0, 1.0
+
+
+async def wait_for(predicate: Any, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {within} s"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("canary_on", [True, False], ids=["canary", "no-canary"])
+async def test_an_unsubscribed_worker_is_reported_deaf_and_subscribes_again(
+    canary_on: bool,
+    zmq_settings: ZmqSettings,
+    router: Router,
+    dispatcher: EventDispatcher,
+    tmp_path: Path,
+) -> None:
+    """server.workers: a worker's SUB socket unsubscribed under it (its fan-out frames stop,
+    no error): with the canary it is deaf within two intervals, restarted, and hears again;
+    without, it stays "consuming" and deaf."""
+    canary = CanarySettings(interval=INTERVAL if canary_on else 0, timeout=TIMEOUT)
+    settings = zmq_settings.model_copy(update={"canary": canary})
+    fanout = ZmqFanout(settings, f"ipc://{tmp_path}/fanout")
+    await fanout.start()
+    handler = ZmqServerPushHandler(settings, router, dispatcher, fanout=fanout.publish)
+    supervisor = Supervisor({"zmq": handler}, RecordingServer())
+    try:
+        await supervisor.start()
+        await wait_for(lambda: handler.is_consuming, 10)
+        if canary_on:
+            assert handler.canary is not None
+            await wait_for(lambda: handler.canary.returned >= 1, 3 * INTERVAL)  # type: ignore[union-attr]
+        sub = handler.receiver._socket  # type: ignore[attr-defined]  # the fault, from outside
+        sub.setsockopt(zmq.UNSUBSCRIBE, b"")
+        if not canary_on:
+            await asyncio.sleep(2 * INTERVAL + TIMEOUT)  # nothing to wait for: nothing happens
+            assert handler.is_consuming and not handler.deaf
+            assert supervisor.states["zmq"].restarts == 0
+            push = shared_context().socket(zmq.PUSH)
+            try:
+                push.connect(endpoint(settings))
+                await push.send(b'{"topic":"acme/channel/1","data":1}')
+                await wait_for(lambda: fanout.forwarded == 1, 10)
+                await asyncio.sleep(0.5)  # what the worker would have needed to take it
+            finally:
+                push.close(linger=0)
+            assert handler.stats.received == 0 and handler.is_consuming  # deaf, unnoticed
+            return
+        await wait_for(lambda: handler.deaf, 2 * INTERVAL + 3)
+        assert handler.canary is not None and handler.canary.misses == 1
+        await wait_for(lambda: not handler.deaf and handler.is_consuming, 20)
+        assert supervisor.states["zmq"].restarts == 1
+        assert handler.stats.received == 0  # markers are not pushes
+    finally:
+        await supervisor.close()
+        await fanout.close()
