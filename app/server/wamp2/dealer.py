@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.server.wamp2.answers import payload
@@ -34,6 +34,9 @@ from gos_web_socket.app.server.wamp2.registrations import (
     Terms,
 )
 from gos_web_socket.settings.models import LimitsSettings
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class Relay(Protocol):
     """The other workers' procedures, with several workers (relay.py's ``WorkerRelay``)."""
 
     remote: dict[str, Registration]
+    meta: MetaPeers | None
 
     async def claim(self, uri: str) -> bool: ...
 

@@ -7,15 +7,16 @@ a route matches (``pattern: "wamp.session.{name}"``, no callback) takes that rou
 ones need an **authenticated** user and the others are open to anyone. What a client sees is
 then filtered: an exact subscription only when the channel's route lets it subscribe there
 (as pattern subscribers are filtered, patterns.py ``Access``), a pattern subscription only
-when it holds it, a registration only when the route lets it call the URI. Everything is
-this worker's (``server.workers``: each worker answers for its own sessions).
+when it holds it, a registration only when the route lets it call the URI. With
+``server.workers`` > 1 the procedures answer for the whole node (meta_workers.py); the events
+stay this worker's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gos_web_socket.app.exceptions import MetaRefused, ResourceNotFound
 from gos_web_socket.app.server.wamp2.codes import (
@@ -30,6 +31,13 @@ from gos_web_socket.app.server.wamp2.meta_lookups import (
     SubscriptionLookups,
     an_id,
     registration_details,
+)
+from gos_web_socket.app.server.wamp2.meta_workers import (
+    CHANNEL_SUBSCRIBERS,
+    Answer,
+    Asker,
+    asker_fields,
+    merge,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +65,11 @@ class MetaApi:
         self._procedures.update(SubscriptionLookups(self).procedures())
         self._procedures.update(RegistrationLookups(self).procedures())
         broker.dealer.registrations.watch = self.registration_changed
+        relay = broker.dealer.relay
+        self.peers = None if relay is None else relay.meta
+        """The other workers of this node, when relayed through the parent (meta_workers.py)."""
+        if self.peers is not None:
+            self.peers.local = self.answer_worker
 
     # -- who may ------------------------------------------------------------------------------
 
@@ -87,7 +100,7 @@ class MetaApi:
         return uri.startswith(("wamp.session.", "wamp.subscription.", "wamp.registration."))
 
     def call(self, connection: Reader, uri: str, args: list[Any]) -> Any:
-        """Run meta procedure ``uri``; its one result.
+        """Run meta procedure ``uri`` on this worker; its one result.
 
         Raises:
             MetaRefused: unknown procedure, not allowed, bad arguments, unknown id.
@@ -98,6 +111,67 @@ class MetaApi:
         if not self.permitted(connection, "call", uri):
             raise MetaRefused(NOT_AUTHORIZED, f"not authorized: call on {uri}")
         return procedure(connection, args)
+
+    async def ask(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """Run meta procedure ``uri`` for the whole node: this worker's answer merged with
+        the other workers' (meta_workers.py); ``call`` with one worker.
+
+        Raises:
+            MetaRefused: as ``call``; an unknown id when no worker knows it.
+        """
+        if self.peers is None:
+            return self.call(connection, uri, args)
+        if uri.endswith("_subscribers") and uri.startswith("wamp.subscription."):
+            return await self._subscribers(connection, uri, args)
+        return await self._gather(connection, uri, args)
+
+    async def _gather(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        assert self.peers is not None
+        try:
+            local: Answer = ("value", self.run(connection, uri, args))
+            refused = None
+        except MetaRefused as exc:
+            if exc.uri in (INVALID_ARGUMENT, NOT_AUTHORIZED, "wamp.error.no_such_procedure"):
+                raise  # every worker would say the same
+            local, refused = ("error", exc.uri), exc
+        asker = asker_fields(connection.session_id, connection.user)
+        kind, value = merge(uri, [local, *await self.peers.ask(uri, args, asker)])
+        if kind == "error":
+            raise refused or MetaRefused(value, f"{uri}: no such id {args[0]}")
+        return value
+
+    async def _subscribers(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """An exact subscription's subscribers on every worker: the channel is joined on
+        each worker under that worker's subscription id; a pattern one is the asker's worker's."""
+        details = await self._gather(connection, "wamp.subscription.get", args)
+        if details["match"] != "exact":
+            return self.call(connection, uri, args)
+        found = await self._gather(connection, CHANNEL_SUBSCRIBERS, [details["uri"]])
+        return found if uri.endswith("list_subscribers") else len(found)
+
+    def answer_worker(self, asker: Asker, uri: str, args: list[Any]) -> Any:
+        """Another worker's ask (meta_workers.py), for its caller ``asker``.
+
+        Raises:
+            MetaRefused: as ``call``.
+        """
+        return self.run(cast("Reader", asker), uri, args)  # lookups read its session and user
+
+    def run(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """``call``, and the workers' own ``CHANNEL_SUBSCRIBERS``."""
+        if uri == CHANNEL_SUBSCRIBERS:
+            return self.channel_subscribers(connection, args)
+        return self.call(connection, uri, args)
+
+    def channel_subscribers(self, connection: Reader, args: list[Any]) -> list[int]:
+        """The subscribers of exact channel ``args[0]`` here, when the asker may see it."""
+        if not self.permitted(connection, "call", "wamp.subscription.list_subscribers"):
+            raise MetaRefused(NOT_AUTHORIZED, "not authorized: wamp.subscription.list_subscribers")
+        uri = args[0] if args and isinstance(args[0], str) else ""
+        topic = self.broker.manager.topics.get(uri)
+        if topic is None or not self.sees_channel(connection, uri):
+            return []
+        return [int(subscriber.session_id) for subscriber in topic]
 
     def subscribe(self, connection: Reader, send: Send, uri: str) -> int:
         """Subscribe to meta topic ``uri``; its subscription id.

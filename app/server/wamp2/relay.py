@@ -14,6 +14,8 @@ worker (``RemoteCallee``): the local dealer keeps the call, its timer, its budge
 cancel as for a local callee. On the callee's worker the call is an ordinary one whose caller
 is the other worker (``RelayReply``). A worker that dies is a callee that left for the others
 (``wamp.error.canceled``) and a caller that left (its calls are interrupted).
+
+The meta API's ``meta_*`` messages share the channel (meta_workers.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from gos_web_socket.app.server.wamp2.codes import (
     NO_SUCH_PROCEDURE,
 )
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers, relay_meta
 from gos_web_socket.app.server.wamp2.registrations import Registration
 
 logger = logging.getLogger(__name__)
@@ -129,6 +132,8 @@ class WorkerRelay:
         self.remote: dict[str, Registration] = {}
         """The procedures other workers hold, by URI."""
         self._claims: dict[str, list[asyncio.Future[bool]]] = {}
+        self.meta: MetaPeers | None = None
+        """The meta API across workers (meta_workers.py); None between nodes."""
 
     async def claim(self, uri: str) -> bool:
         """Ask the parent for ``uri``; False: another worker holds it."""
@@ -143,6 +148,9 @@ class WorkerRelay:
     def received(self, message: dict[str, Any]) -> None:
         """One message from the parent."""
         op = message.get("op")
+        if self.meta is not None and str(op).startswith("meta_"):
+            self.meta.received(message)
+            return
         handler = getattr(self, f"on_{op}", None)
         if handler is None:
             logger.warning("dealer relay: unknown message %r", op)
@@ -242,6 +250,8 @@ class ParentRelay:
                 desc = ["the callee's worker is gone"]
                 answer = {"op": "answer", "from": target, "id": message["id"], "kind": "error"}
                 self.forward(worker, answer | {"uri": CANCELED, "args": desc, "kwargs": {}})
+        elif op in ("meta_ask", "meta_answer"):
+            relay_meta(self.forward, self.alive, worker, message)
         else:
             logger.warning("dealer relay: worker %d sent unknown message %r", worker, op)
 
