@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import MetaRefused, ResourceNotFound
 from gos_web_socket.app.server.wamp2.codes import (
@@ -32,13 +32,7 @@ from gos_web_socket.app.server.wamp2.meta_lookups import (
     an_id,
     registration_details,
 )
-from gos_web_socket.app.server.wamp2.meta_workers import (
-    CHANNEL_SUBSCRIBERS,
-    Answer,
-    Asker,
-    asker_fields,
-    merge,
-)
+from gos_web_socket.app.server.wamp2.meta_workers import NodeMeta
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.wamp2.patterns import Reader
@@ -66,10 +60,9 @@ class MetaApi:
         self._procedures.update(RegistrationLookups(self).procedures())
         broker.dealer.registrations.watch = self.registration_changed
         relay = broker.dealer.relay
-        self.peers = None if relay is None else relay.meta
-        """The other workers of this node, when relayed through the parent (meta_workers.py)."""
-        if self.peers is not None:
-            self.peers.local = self.answer_worker
+        peers = None if relay is None else relay.meta
+        self.node = None if peers is None else NodeMeta(self, peers)
+        """The procedures across the workers of this node, with several (meta_workers.py)."""
 
     # -- who may ------------------------------------------------------------------------------
 
@@ -113,65 +106,15 @@ class MetaApi:
         return procedure(connection, args)
 
     async def ask(self, connection: Reader, uri: str, args: list[Any]) -> Any:
-        """Run meta procedure ``uri`` for the whole node: this worker's answer merged with
-        the other workers' (meta_workers.py); ``call`` with one worker.
+        """Run meta procedure ``uri`` for the whole node (meta_workers.py ``NodeMeta``);
+        ``call`` with one worker.
 
         Raises:
             MetaRefused: as ``call``; an unknown id when no worker knows it.
         """
-        if self.peers is None:
+        if self.node is None:
             return self.call(connection, uri, args)
-        if uri.endswith("_subscribers") and uri.startswith("wamp.subscription."):
-            return await self._subscribers(connection, uri, args)
-        return await self._gather(connection, uri, args)
-
-    async def _gather(self, connection: Reader, uri: str, args: list[Any]) -> Any:
-        assert self.peers is not None
-        try:
-            local: Answer = ("value", self.run(connection, uri, args))
-            refused = None
-        except MetaRefused as exc:
-            if exc.uri in (INVALID_ARGUMENT, NOT_AUTHORIZED, "wamp.error.no_such_procedure"):
-                raise  # every worker would say the same
-            local, refused = ("error", exc.uri), exc
-        asker = asker_fields(connection.session_id, connection.user)
-        kind, value = merge(uri, [local, *await self.peers.ask(uri, args, asker)])
-        if kind == "error":
-            raise refused or MetaRefused(value, f"{uri}: no such id {args[0]}")
-        return value
-
-    async def _subscribers(self, connection: Reader, uri: str, args: list[Any]) -> Any:
-        """An exact subscription's subscribers on every worker: the channel is joined on
-        each worker under that worker's subscription id; a pattern one is the asker's worker's."""
-        details = await self._gather(connection, "wamp.subscription.get", args)
-        if details["match"] != "exact":
-            return self.call(connection, uri, args)
-        found = await self._gather(connection, CHANNEL_SUBSCRIBERS, [details["uri"]])
-        return found if uri.endswith("list_subscribers") else len(found)
-
-    def answer_worker(self, asker: Asker, uri: str, args: list[Any]) -> Any:
-        """Another worker's ask (meta_workers.py), for its caller ``asker``.
-
-        Raises:
-            MetaRefused: as ``call``.
-        """
-        return self.run(cast("Reader", asker), uri, args)  # lookups read its session and user
-
-    def run(self, connection: Reader, uri: str, args: list[Any]) -> Any:
-        """``call``, and the workers' own ``CHANNEL_SUBSCRIBERS``."""
-        if uri == CHANNEL_SUBSCRIBERS:
-            return self.channel_subscribers(connection, args)
-        return self.call(connection, uri, args)
-
-    def channel_subscribers(self, connection: Reader, args: list[Any]) -> list[int]:
-        """The subscribers of exact channel ``args[0]`` here, when the asker may see it."""
-        if not self.permitted(connection, "call", "wamp.subscription.list_subscribers"):
-            raise MetaRefused(NOT_AUTHORIZED, "not authorized: wamp.subscription.list_subscribers")
-        uri = args[0] if args and isinstance(args[0], str) else ""
-        topic = self.broker.manager.topics.get(uri)
-        if topic is None or not self.sees_channel(connection, uri):
-            return []
-        return [int(subscriber.session_id) for subscriber in topic]
+        return await self.node.ask(connection, uri, args)
 
     def subscribe(self, connection: Reader, send: Send, uri: str) -> int:
         """Subscribe to meta topic ``uri``; its subscription id.

@@ -23,10 +23,19 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from gos_web_socket.app.auth.user import User
 from gos_web_socket.app.exceptions import MetaRefused
+from gos_web_socket.app.server.wamp2.codes import (
+    INVALID_ARGUMENT,
+    NO_SUCH_PROCEDURE,
+    NOT_AUTHORIZED,
+)
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.meta_lookups import Broker
+    from gos_web_socket.app.server.wamp2.patterns import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +150,7 @@ class MetaPeers:
         """Run another worker's ask here and send the answer back."""
         reply: dict[str, Any] = {"op": "meta_answer", "to": message["from"], "id": message["id"]}
         if self.local is None:
-            reply["error"] = "wamp.error.no_such_procedure"
+            reply["error"] = NO_SUCH_PROCEDURE
         else:
             try:
                 asker = Asker.of(message["asker"])
@@ -197,3 +206,83 @@ def merge(uri: str, answers: list[Answer]) -> Answer:
     if name in ("lookup", "match"):
         return "value", next((value for value in values if value is not None), None)
     return "value", values[0]  # get, list_callees, count_callees: one worker holds the id
+
+
+class Meta(Protocol):
+    """What ``NodeMeta`` needs of this worker's meta API (meta.py ``MetaApi``)."""
+
+    @property
+    def broker(self) -> Broker: ...
+
+    def permitted(self, connection: Reader, verb: str, uri: str) -> bool: ...
+
+    def sees_channel(self, connection: Reader, channel: str) -> bool: ...
+
+    def call(self, connection: Reader, uri: str, args: list[Any]) -> Any: ...
+
+
+class NodeMeta:
+    """The meta procedures for the whole node: this worker's answer merged with the others'."""
+
+    def __init__(self, meta: Meta, peers: MetaPeers) -> None:
+        self.meta = meta
+        self.peers = peers
+        peers.local = self.answer_worker
+
+    async def ask(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """Meta procedure ``uri`` across the workers (module docstring).
+
+        Raises:
+            MetaRefused: as ``MetaApi.call``; an unknown id when no worker knows it.
+        """
+        if uri.endswith("_subscribers") and uri.startswith("wamp.subscription."):
+            return await self._subscribers(connection, uri, args)
+        return await self._gather(connection, uri, args)
+
+    async def _gather(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        try:
+            local: Answer = ("value", self.run(connection, uri, args))
+            refused = None
+        except MetaRefused as exc:
+            if exc.uri in (INVALID_ARGUMENT, NOT_AUTHORIZED, NO_SUCH_PROCEDURE):
+                raise  # every worker would say the same
+            local, refused = ("error", exc.uri), exc
+        asker = asker_fields(connection.session_id, connection.user)
+        kind, value = merge(uri, [local, *await self.peers.ask(uri, args, asker)])
+        if kind == "error":
+            raise refused or MetaRefused(value, f"{uri}: no such id {args[0]}")
+        return value
+
+    async def _subscribers(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """An exact subscription's subscribers on every worker (the channel is joined on each
+        under that worker's id); a pattern one's are on the asker's worker."""
+        details = await self._gather(connection, "wamp.subscription.get", args)
+        if details["match"] != "exact":
+            return self.meta.call(connection, uri, args)
+        found = await self._gather(connection, CHANNEL_SUBSCRIBERS, [details["uri"]])
+        return found if uri.endswith("list_subscribers") else len(found)
+
+    def answer_worker(self, asker: Asker, uri: str, args: list[Any]) -> Any:
+        """Another worker's ask, for its caller ``asker`` (``MetaPeers.local``).
+
+        Raises:
+            MetaRefused: as ``MetaApi.call``.
+        """
+        return self.run(cast("Reader", asker), uri, args)  # lookups read its session and user
+
+    def run(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """``MetaApi.call``, and the workers' own ``CHANNEL_SUBSCRIBERS``."""
+        if uri == CHANNEL_SUBSCRIBERS:
+            return self.channel_subscribers(connection, args)
+        return self.meta.call(connection, uri, args)
+
+    def channel_subscribers(self, connection: Reader, args: list[Any]) -> list[int]:
+        """The subscribers of exact channel ``args[0]`` here, when the asker may see it."""
+        meta, name = self.meta, "wamp.subscription.list_subscribers"
+        if not meta.permitted(connection, "call", name):
+            raise MetaRefused(NOT_AUTHORIZED, f"not authorized: call on {name}")
+        uri = args[0] if args and isinstance(args[0], str) else ""
+        topic = meta.broker.manager.topics.get(uri)
+        if topic is None or not meta.sees_channel(connection, uri):
+            return []
+        return [int(subscriber.session_id) for subscriber in topic]
