@@ -4,10 +4,16 @@ Every worker has its own dealer (dealer.py). The parent (app/workers.py) keeps w
 holds which procedure URI and forwards messages between workers, over the socket pair each
 worker already has with it (``ParentLink``), one JSON object a line:
 
-- worker → parent: ``claim`` / ``release`` a URI; ``invoke``, ``interrupt`` and ``answer``
-  (``to``: a worker index), which the parent forwards with ``from`` set;
-- parent → worker: ``claimed`` (ok or not), ``held`` / ``released`` (another worker's URIs),
-  the forwarded messages, and ``gone`` when a worker died.
+- worker → parent: ``claim`` (with its ``invoke`` policy) / ``release`` a URI; ``invoke``,
+  ``interrupt`` and ``answer`` (``to``: a worker index), which the parent forwards with
+  ``from`` set;
+- parent → worker: ``claimed`` (ok or not), ``held`` / ``released`` (other workers' URIs;
+  for a shared URI, every holder in claim order), the forwarded messages, and ``gone`` when a
+  worker died.
+
+A shared registration (``invoke`` not single) may be held by several workers with the same
+policy: the caller's worker picks among its own callees and one entry per other holding
+worker (``SharedRemote``), and that worker among its own callees.
 
 On the caller's worker a remote procedure is a ``Registration`` whose callee is the other
 worker (``RemoteCallee``): the local dealer keeps the call, its timer, its budgets and its
