@@ -78,6 +78,14 @@ class MetaApi:
         readers = self.broker.readers(channel)
         return readers is not None and readers(connection)
 
+    def channel_subscribers(self, connection: Reader, uri: str) -> list[int]:
+        """The subscribers of exact channel ``uri`` on this worker, when ``connection`` may
+        see it (else none)."""
+        topic = self.broker.manager.topics.get(uri)
+        if topic is None or not self.sees_channel(connection, uri):
+            return []
+        return [int(subscriber.session_id) for subscriber in topic]
+
     def sees_procedure(self, connection: Reader, uri: str) -> bool:
         try:
             request = self.broker.router.match(uri)

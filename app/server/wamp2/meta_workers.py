@@ -34,7 +34,6 @@ from gos_web_socket.app.server.wamp2.codes import (
 )
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.server.wamp2.meta_lookups import Broker
     from gos_web_socket.app.server.wamp2.patterns import Reader
 
 logger = logging.getLogger(__name__)
@@ -211,12 +210,9 @@ def merge(uri: str, answers: list[Answer]) -> Answer:
 class Meta(Protocol):
     """What ``NodeMeta`` needs of this worker's meta API (meta.py ``MetaApi``)."""
 
-    @property
-    def broker(self) -> Broker: ...
-
     def permitted(self, connection: Reader, verb: str, uri: str) -> bool: ...
 
-    def sees_channel(self, connection: Reader, channel: str) -> bool: ...
+    def channel_subscribers(self, connection: Reader, uri: str) -> list[int]: ...
 
     def call(self, connection: Reader, uri: str, args: list[Any]) -> Any: ...
 
@@ -278,11 +274,8 @@ class NodeMeta:
 
     def channel_subscribers(self, connection: Reader, args: list[Any]) -> list[int]:
         """The subscribers of exact channel ``args[0]`` here, when the asker may see it."""
-        meta, name = self.meta, "wamp.subscription.list_subscribers"
-        if not meta.permitted(connection, "call", name):
+        name = "wamp.subscription.list_subscribers"
+        if not self.meta.permitted(connection, "call", name):
             raise MetaRefused(NOT_AUTHORIZED, f"not authorized: call on {name}")
         uri = args[0] if args and isinstance(args[0], str) else ""
-        topic = meta.broker.manager.topics.get(uri)
-        if topic is None or not meta.sees_channel(connection, uri):
-            return []
-        return [int(subscriber.session_id) for subscriber in topic]
+        return self.meta.channel_subscribers(connection, uri)
