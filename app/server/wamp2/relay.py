@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -134,27 +133,25 @@ class SharedRemote:
     """A shared registration across workers: its policy, and the holding workers in claim
     order, this one (``me``) included when it holds the URI too."""
 
-    __slots__ = ("holders", "invoke", "me", "turn")
+    __slots__ = ("holders", "me", "turns")
 
     def __init__(self, invoke: str, me: int) -> None:
-        self.invoke = invoke
         self.me = me
         self.holders: list[int] = []
-        self.turn = 0
+        self.turns = Procedure(invoke)
+        """The policy's pick (registrations.py), over this call's candidates."""
+
+    @property
+    def invoke(self) -> str:
+        return self.turns.invoke
 
     def pick(self, candidates: list[Registration]) -> Registration | None:
         """By the policy among this worker's callees and one per other worker (each then
         picks among its own callees by the same policy)."""
         if not candidates:
             return None
-        if self.invoke == "roundrobin":
-            self.turn %= len(candidates)
-            chosen = candidates[self.turn]
-            self.turn += 1
-            return chosen
-        if self.invoke == "random":
-            return random.choice(candidates)  # noqa: S311  (load spreading, not a secret)
-        return candidates[-1] if self.invoke == "last" else candidates[0]
+        self.turns.callees = candidates
+        return self.turns.pick()
 
 
 class WorkerRelay:
