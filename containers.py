@@ -71,7 +71,9 @@ from gos_web_socket.app.server.log_reader import LogReader
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.server import WampServer
+from gos_web_socket.app.server.topic import start_subscription_ids
 from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers, first_id
 from gos_web_socket.app.server.wamp2.nodes import NodeLink, linked
 from gos_web_socket.app.server.wamp2.relay import ParentRelay, WorkerRelay
 from gos_web_socket.app.sse.hub import MercureHub
@@ -170,16 +172,25 @@ def dealer_node(settings: DealerSettings, amqp: AmqpSettings) -> NodeLink | None
 
 
 def build_dealer(
-    limits: LimitsSettings, link: ParentLink | None, node: NodeLink | None = None
+    limits: LimitsSettings,
+    link: ParentLink | None,
+    node: NodeLink | None = None,
+    worker: WorkerRole | None = None,
 ) -> Dealer:
     """The dealer; relayed to the other nodes' callees over RabbitMQ (each worker is a node),
-    else in a worker through the parent to the other workers' callees."""
+    else in a worker through the parent to the other workers' callees, where the meta API
+    also asks the other workers (its ids numbered per worker)."""
     dealer = Dealer(limits)
     peers = node or link
     if peers is not None:
         relay = WorkerRelay(dealer, peers.send)
         dealer.relay = relay
         peers.on_message = relay.received
+        if node is None:
+            relay.meta = MetaPeers(peers.send)
+    if worker is not None:
+        dealer.registrations.start_ids(first_id(worker.index))
+        start_subscription_ids(first_id(worker.index))
     return dealer
 
 
@@ -446,7 +457,7 @@ class GosWebSocket(containers.DeclarativeContainer):
         dealer_node, settings.provided.server.dealer, settings.provided.pushers.amqp
     )
     dealer = providers.Singleton(
-        build_dealer, settings.provided.server.limits, parent_link, node_link
+        build_dealer, settings.provided.server.limits, parent_link, node_link, worker
     )
     broker = providers.Singleton(
         Broker,

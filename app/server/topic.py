@@ -36,6 +36,13 @@ def new_subscription_id() -> int:
     return next(_subscription_ids)
 
 
+def start_subscription_ids(first: int) -> None:
+    """Number new subscriptions from ``first`` (each worker its own range: the meta API
+    names subscriptions across workers, wamp2/meta_workers.py)."""
+    global _subscription_ids
+    _subscription_ids = itertools.count(first)
+
+
 class Patterns(Protocol):
     """The pattern subscriptions a broadcast also reaches (wamp2/patterns.py)."""
 

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.server.wamp2.answers import payload
@@ -23,17 +23,22 @@ from gos_web_socket.app.server.wamp2.codes import (
     INTERRUPT,
     INVOCATION,
     PROCEDURE_ALREADY_EXISTS,
+    PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY,
     TIMEOUT,
     UNAVAILABLE,
 )
 from gos_web_socket.app.server.wamp2.registrations import (
     EXACT,
     CalleeEnd,
+    Procedure,
     Registration,
     Registrations,
     Terms,
 )
 from gos_web_socket.settings.models import LimitsSettings
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +61,13 @@ class Relay(Protocol):
     """The other workers' procedures, with several workers (relay.py's ``WorkerRelay``)."""
 
     remote: dict[str, Registration]
+    meta: MetaPeers | None
 
-    async def claim(self, uri: str) -> bool: ...
+    async def claim(self, uri: str, invoke: str = "single") -> bool: ...
+
+    def policy(self, uri: str) -> str: ...
+
+    def pick(self, uri: str, local: Procedure | None) -> Registration | None: ...
 
     def release(self, uri: str) -> None: ...
 
@@ -107,11 +117,15 @@ class Dealer:
         return self._calling.get(session_id, 0), self._serving.get(session_id, 0)
 
     def procedure(self, uri: str) -> Registration | None:
-        """The registration serving ``uri``: on this worker, else on another (relay.py)."""
-        found = self.registrations.procedure(uri)
-        if found is None and self.relay is not None:
-            return self.relay.remote.get(uri)
-        return found
+        """The registration serving ``uri``: on this worker, else on another, or among both
+        for a shared registration held on several workers (relay.py)."""
+        serving = self.registrations.serving(uri)
+        exact = serving is None or serving.callees[0].terms.match == "exact"
+        if self.relay is not None and exact:
+            found = self.relay.pick(uri, serving)
+            if found is not None:
+                return found
+        return None if serving is None else serving.pick()
 
     async def register(
         self,
@@ -129,12 +143,16 @@ class Dealer:
         """
         relay = self.relay if terms.match == "exact" else None
         if relay is not None and uri in relay.remote:
-            return PROCEDURE_ALREADY_EXISTS
+            policy = relay.policy(uri)
+            if policy != terms.invoke:
+                return PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY
+            if policy == "single":
+                return PROCEDURE_ALREADY_EXISTS
         conflict = self.registrations.conflict(callee.session_id, uri, terms)
         if conflict is not None:
             return conflict
         registration = self.registrations.add(callee, uri, limit, terms)
-        if relay is None or await relay.claim(uri):
+        if relay is None or await relay.claim(uri, terms.invoke):
             return registration
         self.registrations.remove(callee.session_id, registration.id)
         return PROCEDURE_ALREADY_EXISTS

@@ -7,8 +7,9 @@ a route matches (``pattern: "wamp.session.{name}"``, no callback) takes that rou
 ones need an **authenticated** user and the others are open to anyone. What a client sees is
 then filtered: an exact subscription only when the channel's route lets it subscribe there
 (as pattern subscribers are filtered, patterns.py ``Access``), a pattern subscription only
-when it holds it, a registration only when the route lets it call the URI. Everything is
-this worker's (``server.workers``: each worker answers for its own sessions).
+when it holds it, a registration only when the route lets it call the URI. With
+``server.workers`` > 1 the procedures answer for the whole node (meta_workers.py); the events
+stay this worker's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gos_web_socket.app.server.wamp2.meta_lookups import (
     an_id,
     registration_details,
 )
+from gos_web_socket.app.server.wamp2.meta_workers import NodeMeta
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.wamp2.patterns import Reader
@@ -57,6 +59,10 @@ class MetaApi:
         self._procedures.update(SubscriptionLookups(self).procedures())
         self._procedures.update(RegistrationLookups(self).procedures())
         broker.dealer.registrations.watch = self.registration_changed
+        relay = broker.dealer.relay
+        peers = None if relay is None else relay.meta
+        self.node = None if peers is None else NodeMeta(self, peers)
+        """The procedures across the workers of this node, with several (meta_workers.py)."""
 
     # -- who may ------------------------------------------------------------------------------
 
@@ -71,6 +77,14 @@ class MetaApi:
     def sees_channel(self, connection: Reader, channel: str) -> bool:
         readers = self.broker.readers(channel)
         return readers is not None and readers(connection)
+
+    def channel_subscribers(self, connection: Reader, uri: str) -> list[int]:
+        """The subscribers of exact channel ``uri`` on this worker, when ``connection`` may
+        see it (else none)."""
+        topic = self.broker.manager.topics.get(uri)
+        if topic is None or not self.sees_channel(connection, uri):
+            return []
+        return [int(subscriber.session_id) for subscriber in topic]
 
     def sees_procedure(self, connection: Reader, uri: str) -> bool:
         try:
@@ -87,7 +101,7 @@ class MetaApi:
         return uri.startswith(("wamp.session.", "wamp.subscription.", "wamp.registration."))
 
     def call(self, connection: Reader, uri: str, args: list[Any]) -> Any:
-        """Run meta procedure ``uri``; its one result.
+        """Run meta procedure ``uri`` on this worker; its one result.
 
         Raises:
             MetaRefused: unknown procedure, not allowed, bad arguments, unknown id.
@@ -98,6 +112,17 @@ class MetaApi:
         if not self.permitted(connection, "call", uri):
             raise MetaRefused(NOT_AUTHORIZED, f"not authorized: call on {uri}")
         return procedure(connection, args)
+
+    async def ask(self, connection: Reader, uri: str, args: list[Any]) -> Any:
+        """Run meta procedure ``uri`` for the whole node (meta_workers.py ``NodeMeta``);
+        ``call`` with one worker.
+
+        Raises:
+            MetaRefused: as ``call``; an unknown id when no worker knows it.
+        """
+        if self.node is None:
+            return self.call(connection, uri, args)
+        return await self.node.ask(connection, uri, args)
 
     def subscribe(self, connection: Reader, send: Send, uri: str) -> int:
         """Subscribe to meta topic ``uri``; its subscription id.

@@ -118,6 +118,10 @@ class Registrations:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def start_ids(self, first: int) -> None:
+        """Number new registrations from ``first`` (each worker its own range: meta_workers.py)."""
+        self._ids = itertools.count(first)
+
     def procedure(self, uri: str) -> Registration | None:
         """The registration a call of ``uri`` goes to (by its URI's policy); None: nobody's.
 

@@ -4,16 +4,24 @@ Every worker has its own dealer (dealer.py). The parent (app/workers.py) keeps w
 holds which procedure URI and forwards messages between workers, over the socket pair each
 worker already has with it (``ParentLink``), one JSON object a line:
 
-- worker → parent: ``claim`` / ``release`` a URI; ``invoke``, ``interrupt`` and ``answer``
-  (``to``: a worker index), which the parent forwards with ``from`` set;
-- parent → worker: ``claimed`` (ok or not), ``held`` / ``released`` (another worker's URIs),
-  the forwarded messages, and ``gone`` when a worker died.
+- worker → parent: ``claim`` (with its ``invoke`` policy) / ``release`` a URI; ``invoke``,
+  ``interrupt`` and ``answer`` (``to``: a worker index), which the parent forwards with
+  ``from`` set;
+- parent → worker: ``claimed`` (ok or not), ``held`` / ``released`` (other workers' URIs;
+  for a shared URI, every holder in claim order), the forwarded messages, and ``gone`` when a
+  worker died.
+
+A shared registration (``invoke`` not single) may be held by several workers with the same
+policy: the caller's worker picks among its own callees and one entry per other holding
+worker (``SharedRemote``), and that worker among its own callees.
 
 On the caller's worker a remote procedure is a ``Registration`` whose callee is the other
 worker (``RemoteCallee``): the local dealer keeps the call, its timer, its budgets and its
 cancel as for a local callee. On the callee's worker the call is an ordinary one whose caller
 is the other worker (``RelayReply``). A worker that dies is a callee that left for the others
 (``wamp.error.canceled``) and a caller that left (its calls are interrupted).
+
+The meta API's ``meta_*`` messages share the channel (meta_workers.py).
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from gos_web_socket.app.server.wamp2.codes import (
     NO_SUCH_PROCEDURE,
 )
 from gos_web_socket.app.server.wamp2.dealer import Dealer
-from gos_web_socket.app.server.wamp2.registrations import Registration
+from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers, relay_meta
+from gos_web_socket.app.server.wamp2.registrations import Procedure, Registration
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +129,31 @@ class RelayReply:
         self._answer("error", args, kwargs, uri)
 
 
+class SharedRemote:
+    """A shared registration across workers: its policy, and the holding workers in claim
+    order, this one (``me``) included when it holds the URI too."""
+
+    __slots__ = ("holders", "me", "turns")
+
+    def __init__(self, invoke: str, me: int) -> None:
+        self.me = me
+        self.holders: list[int] = []
+        self.turns = Procedure(invoke)
+        """The policy's pick (registrations.py), over this call's candidates."""
+
+    @property
+    def invoke(self) -> str:
+        return self.turns.invoke
+
+    def pick(self, candidates: list[Registration]) -> Registration | None:
+        """By the policy among this worker's callees and one per other worker (each then
+        picks among its own callees by the same policy)."""
+        if not candidates:
+            return None
+        self.turns.callees = candidates
+        return self.turns.pick()
+
+
 class WorkerRelay:
     """A worker's end of the relay: the other workers' URIs, claims, and forwarded calls."""
 
@@ -129,13 +163,36 @@ class WorkerRelay:
         self.remote: dict[str, Registration] = {}
         """The procedures other workers hold, by URI."""
         self._claims: dict[str, list[asyncio.Future[bool]]] = {}
+        self.meta: MetaPeers | None = None
+        """The meta API across workers (meta_workers.py); None between nodes."""
+        self.shared: dict[str, SharedRemote] = {}
+        """The shared registrations (``invoke`` not single) other workers also hold."""
 
-    async def claim(self, uri: str) -> bool:
-        """Ask the parent for ``uri``; False: another worker holds it."""
+    async def claim(self, uri: str, invoke: str = "single") -> bool:
+        """Ask the parent for ``uri``; False: another worker holds it (not shared alike)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._claims.setdefault(uri, []).append(future)
-        self.send_up({"op": "claim", "uri": uri})
+        self.send_up({"op": "claim", "uri": uri, "invoke": invoke})
         return await future
+
+    def policy(self, uri: str) -> str:
+        """The ``invoke`` policy of a URI other workers hold."""
+        shared = self.shared.get(uri)
+        return "single" if shared is None else shared.invoke
+
+    def pick(self, uri: str, local: Procedure | None) -> Registration | None:
+        """The callee of a call of ``uri`` among this worker's (``local``) and the other
+        workers holding it; None: no other worker does."""
+        shared = self.shared.get(uri)
+        if shared is None:
+            return self.remote.get(uri) if local is None else None
+        candidates: list[Registration] = []
+        for index in shared.holders:
+            if index != shared.me:
+                candidates.append(Registration(0, uri, RemoteCallee(index, uri, self.send_up)))
+            elif local is not None:
+                candidates.extend(local.callees)
+        return shared.pick(candidates)
 
     def release(self, uri: str) -> None:
         self.send_up({"op": "release", "uri": uri})
@@ -143,6 +200,9 @@ class WorkerRelay:
     def received(self, message: dict[str, Any]) -> None:
         """One message from the parent."""
         op = message.get("op")
+        if self.meta is not None and str(op).startswith("meta_"):
+            self.meta.received(message)
+            return
         handler = getattr(self, f"on_{op}", None)
         if handler is None:
             logger.warning("dealer relay: unknown message %r", op)
@@ -161,9 +221,16 @@ class WorkerRelay:
     def on_held(self, message: dict[str, Any]) -> None:
         uri, index = message["uri"], message["worker"]
         self.remote[uri] = Registration(0, uri, RemoteCallee(index, uri, self.send_up))
+        invoke = message.get("invoke", "single")
+        if invoke == "single":
+            self.shared.pop(uri, None)
+            return
+        shared = self.shared.setdefault(uri, SharedRemote(invoke, message["you"]))
+        shared.holders = message["workers"]
 
     def on_released(self, message: dict[str, Any]) -> None:
         self.remote.pop(message["uri"], None)
+        self.shared.pop(message["uri"], None)
 
     def on_gone(self, message: dict[str, Any]) -> None:
         """A worker died: its URIs go, calls to it fail (canceled), calls from it end."""
@@ -199,40 +266,71 @@ class WorkerRelay:
 
 
 class ParentRelay:
-    """The parent's end: which worker holds which URI, and forwarding between workers."""
+    """The parent's end: which workers hold which URI, and forwarding between workers."""
 
     def __init__(self, forward: Forward) -> None:
         self.forward = forward
-        self.held: dict[str, int] = {}
+        self.held: dict[str, list[int]] = {}
+        """The workers holding each URI, in claim order (several: a shared registration)."""
+        self.policy: dict[str, str] = {}
+        """Each held URI's ``invoke`` policy."""
         self.alive: set[int] = set()
 
     def joined(self, worker: int) -> None:
         """A worker is up: it learns every URI the others hold."""
         self.alive.add(worker)
-        for uri, holder in self.held.items():
-            self.forward(worker, {"op": "held", "uri": uri, "worker": holder})
+        for uri in self.held:
+            self._announce(uri, [worker])
 
     def gone(self, worker: int) -> None:
         """A worker died: its URIs are released and the others told."""
         self.alive.discard(worker)
-        for uri in [u for u, holder in self.held.items() if holder == worker]:
-            del self.held[uri]
-            self._tell_others(worker, {"op": "released", "uri": uri})
+        for uri in [u for u, holders in self.held.items() if worker in holders]:
+            self._drop(uri, worker)
         self._tell_others(worker, {"op": "gone", "worker": worker})
+
+    def claim(self, worker: int, uri: str, invoke: str) -> bool:
+        """Whether ``worker`` may hold ``uri``: nobody holds it, the worker does, or it is
+        shared (``invoke`` not single) with the same policy."""
+        holders = self.held.setdefault(uri, [])
+        policy = self.policy.setdefault(uri, invoke)
+        if worker in holders:
+            return True
+        if holders and (invoke == "single" or policy != invoke):
+            return False
+        holders.append(worker)
+        self._announce(uri, sorted(self.alive))
+        return True
+
+    def _drop(self, uri: str, worker: int) -> None:
+        holders = self.held.get(uri, [])
+        if worker not in holders:
+            return
+        holders.remove(worker)
+        if not holders:
+            del self.held[uri], self.policy[uri]
+        self._announce(uri, sorted(self.alive))
+
+    def _announce(self, uri: str, to: list[int]) -> None:
+        """Tell workers ``to`` who else holds ``uri`` (``held``), or that nobody does."""
+        holders = self.held.get(uri, [])
+        for target in to:
+            others = [h for h in holders if h != target]
+            if not others:
+                self.forward(target, {"op": "released", "uri": uri})
+                continue
+            invoke = self.policy[uri]
+            message = {"op": "held", "uri": uri, "worker": others[0], "invoke": invoke}
+            self.forward(target, message | {"workers": holders, "you": target})
 
     def received(self, worker: int, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "claim":
             uri = message["uri"]
-            ok = self.held.setdefault(uri, worker) == worker
+            ok = self.claim(worker, uri, message.get("invoke", "single"))
             self.forward(worker, {"op": "claimed", "uri": uri, "ok": ok})
-            if ok:
-                self._tell_others(worker, {"op": "held", "uri": uri, "worker": worker})
         elif op == "release":
-            uri = message["uri"]
-            if self.held.get(uri) == worker:
-                del self.held[uri]
-                self._tell_others(worker, {"op": "released", "uri": uri})
+            self._drop(message["uri"], worker)
         elif op in ("invoke", "interrupt", "answer"):
             target = message.pop("to")
             message["from"] = worker
@@ -242,6 +340,8 @@ class ParentRelay:
                 desc = ["the callee's worker is gone"]
                 answer = {"op": "answer", "from": target, "id": message["id"], "kind": "error"}
                 self.forward(worker, answer | {"uri": CANCELED, "args": desc, "kwargs": {}})
+        elif op in ("meta_ask", "meta_answer"):
+            relay_meta(self.forward, self.alive, worker, message)
         else:
             logger.warning("dealer relay: worker %d sent unknown message %r", worker, op)
 

@@ -84,7 +84,7 @@ class Rpc:
     ) -> None:
         answers = self.answers
         if self.broker.meta.serves(uri):
-            self.meta_call(request, uri, args)
+            await self.meta_call(request, uri, args)
             return
         target = self.broker.procedure(answers.connection, uri)
         if isinstance(target, Registration):
@@ -104,10 +104,10 @@ class Rpc:
         else:
             answers.failed(request, outcome)
 
-    def meta_call(self, request: Request, uri: str, args: list[Any]) -> None:
+    async def meta_call(self, request: Request, uri: str, args: list[Any]) -> None:
         """A meta API procedure (meta.py): its result is RESULT's one argument."""
         try:
-            value = self.broker.meta.call(self.answers.connection, uri, args)
+            value = await self.broker.meta.ask(self.answers.connection, uri, args)
         except MetaRefused as exc:
             self.answers.error(request, exc.uri, str(exc))
             return

@@ -1,0 +1,106 @@
+"""The meta API answers for every worker of the node (``server.workers: 2``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from gos_web_socket.app.testing import V2Client
+from tests.support.process import ServerProcess, server_env
+from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker
+from tests.workers.conftest import until_ready
+
+ROUTING = Path(__file__).with_name("meta_routing.yaml")
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[ServerProcess]:
+    env = server_env(SERVER__WORKERS=2)
+    env["GOS_WEB_SOCKET__SERVER__ROUTER__RESOURCES"] = f'["{ROUTING}"]'
+    server = await ServerProcess(env).start()
+    try:
+        await until_ready(server)
+        yield server
+    finally:
+        await server.stop()
+
+
+async def refused(client: V2Client, uri: str, *args: object) -> str:
+    with pytest.raises(ApplicationError) as raised:
+        await client.session.call(uri, *args)
+    return str(raised.value.error)
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_sessions_and_subscriptions_across_workers(
+    workers: ServerProcess, serializer: str
+) -> None:
+    """Session count/list/get and a channel's subscriptions, asked on one worker, include the
+    other worker's sessions and subscribers; each worker's subscription id names the channel."""
+    first = await V2Client.join(workers.ws_url, serializer=serializer)
+    (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
+    second, extra = await on_other_worker(workers, home, serializer)
+    everyone = {c.session_id for c in (first, second, *extra)}
+    call = first.session.call
+    assert await call("wamp.session.count") == len(everyone)
+    assert set(await call("wamp.session.list")) == everyone
+    details = await call("wamp.session.get", second.session_id)
+    assert details["session"] == second.session_id
+    assert await refused(first, "wamp.session.get", 1) == "wamp.error.no_such_session"
+
+    here = (await first.subscribe("acme/channel/lobby")).id
+    there = (await second.subscribe("acme/channel/lobby")).id
+    assert here != there  # subscription ids are unique across workers
+    assert await call("wamp.subscription.lookup", "acme/channel/lobby") == here
+    assert {here, there} <= set((await call("wamp.subscription.list"))["exact"])
+    assert set(await call("wamp.subscription.match", "acme/channel/lobby")) == {here, there}
+    assert (await call("wamp.subscription.get", there))["uri"] == "acme/channel/lobby"
+    pair = {first.session_id, second.session_id}
+    assert set(await call("wamp.subscription.list_subscribers", there)) == pair
+    assert await second.session.call("wamp.subscription.count_subscribers", here) == 2
+    assert await refused(first, "wamp.subscription.get", 7) == "wamp.error.no_such_subscription"
+    await leave_all(first, second, *extra)
+
+
+async def test_registrations_across_workers_keep_the_route_rules(workers: ServerProcess) -> None:
+    """A caller on the other worker sees the callee's registrations its routes let it call,
+    and not the others (an anonymous caller, a procedure only authenticated users may call)."""
+    callee = await V2Client.join(workers.ws_url)
+    (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
+    open_one = await callee.session.register(lambda: 1, "com.acme.open")
+    secret = await callee.session.register(lambda: 2, "com.secret.hidden")
+    caller, extra = await on_other_worker(workers, home)
+    call = caller.session.call
+    assert await call("wamp.registration.lookup", "com.acme.open") == open_one.id
+    assert await call("wamp.registration.match", "com.acme.open") == open_one.id
+    listed = (await call("wamp.registration.list"))["exact"]
+    assert open_one.id in listed and secret.id not in listed
+    assert await call("wamp.registration.lookup", "com.secret.hidden") is None
+    assert (await call("wamp.registration.get", open_one.id))["uri"] == "com.acme.open"
+    assert await call("wamp.registration.list_callees", open_one.id) == [callee.session_id]
+    assert await call("wamp.registration.count_callees", open_one.id) == 1
+    missing = await refused(caller, "wamp.registration.get", secret.id)
+    assert missing == "wamp.error.no_such_registration"
+    await leave_all(callee, caller, *extra)
+
+
+async def test_a_worker_that_does_not_answer_is_left_out(workers: ServerProcess) -> None:
+    """The other worker stopped (SIGSTOP): the answer comes after the bounded wait, with the
+    asking worker's sessions only; once it runs again, both workers' sessions."""
+    first = await V2Client.join(workers.ws_url)
+    (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
+    second, extra = await on_other_worker(workers, home)
+    counts = await connections(workers)
+    other = next(i for i in counts if i != home)
+    os.kill(counts[other][0], signal.SIGSTOP)
+    try:
+        assert await first.session.call("wamp.session.count") == counts[home][1]
+    finally:
+        os.kill(counts[other][0], signal.SIGCONT)
+    assert await first.session.call("wamp.session.count") == 2 + len(extra)
+    await leave_all(first, second, *extra)
