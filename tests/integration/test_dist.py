@@ -38,8 +38,8 @@ def test_sdist_and_wheel_pass_twine_check_with_complete_metadata(tmp_path: Path)
     assert metadata["License-Expression"] == "MIT"
     assert metadata["Description-Content-Type"] == "text/markdown"
     assert "Typing :: Typed" in metadata.get_all("Classifier", [])
-    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL", []))
-    assert set(urls) >= {"Homepage", "Documentation", "Source", "Changelog"}
+    # No Project-URL until the project has a public home: an invented address would mislead.
+    assert metadata.get_all("Project-URL", []) == []
     assert metadata.get_payload().startswith("# gos-web-socket")
 
 
