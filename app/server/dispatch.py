@@ -20,7 +20,7 @@ from gos_web_socket.app.exceptions import (
 from gos_web_socket.app.server.handlers import PushableTopic, SecuredTopic, TopicHandler
 from gos_web_socket.app.server.rpc import RpcHandler
 from gos_web_socket.app.server.session import Failure, Result
-from gos_web_socket.app.server.topic import PUBLISHER, Topic
+from gos_web_socket.app.server.topic import Topic
 
 if TYPE_CHECKING:
     from gos_web_socket.app.push import Push
@@ -89,7 +89,7 @@ class TopicDispatcher:
         disclosed: Mapping[str, Any] | None = None,
     ) -> Failure | None:
         """``disclosed``: the EVENT details naming the publisher, for what ``on_publish``
-        broadcasts (``PUBLISH disclose_me``, topic.py ``PUBLISHER``)."""
+        broadcasts on ``topic`` (``PUBLISH disclose_me``, topic.py ``PublishedTopic``)."""
         return await self._dispatch(
             ON_PUBLISH, connection, topic, request, event, exclude, eligible, disclosed=disclosed
         )
@@ -127,13 +127,13 @@ class TopicDispatcher:
             elif verb == ON_UNSUBSCRIBE:
                 await handler.on_unsubscribe(connection, topic, request)
             else:
-                token = PUBLISHER.set(disclosed)
+                view = topic.published(disclosed)
                 try:
                     await handler.on_publish(
-                        connection, topic, request, event, exclude or [], eligible or []
+                        connection, view, request, event, exclude or [], eligible or []
                     )
                 finally:
-                    PUBLISHER.reset(token)
+                    view.end()
         except Exception as exc:
             logger.error(
                 "connection %s: topic %s %s failed: %r", connection.session_id, topic.id, verb, exc

@@ -10,7 +10,8 @@ import pytest
 from autobahn.wamp.types import EventDetails, PublishOptions, SubscribeOptions
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
-from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import Topic, TopicHandler, WampConnection, WampServer
 from gos_web_socket.app.testing import RawPeer, V2Client
 from tests.auth.conftest import (
     Keys,
@@ -120,3 +121,60 @@ async def test_lists_by_authid_and_authrole(server: WampServer, keys: Keys) -> N
                 assert first == ("end",), (options, name)
     for client in (user, anonymous, watcher, publisher):
         await client.leave()
+
+
+class RelayTopic(TopicHandler):
+    """Broadcasts a PUBLISH on its own topic, on another channel, and later from a task."""
+
+    name = "relay.topic"
+
+    def __init__(self) -> None:
+        self.other: Topic | None = None
+        self.later = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def on_publish(
+        self,
+        connection: WampConnection,
+        topic: Topic,
+        request: WampRequest,
+        event: Any,
+        exclude: list[str],
+        eligible: list[str],
+    ) -> None:
+        topic.broadcast("own")
+        assert self.other is not None
+        self.other.broadcast("other")
+
+        async def after() -> None:
+            await self.later.wait()
+            topic.broadcast("task")
+
+        self.tasks.append(asyncio.create_task(after()))
+
+
+async def test_disclosure_stays_on_the_published_topic_during_the_hook() -> None:
+    """disclose_me names the publisher only on the PUBLISH's own topic while its hook runs:
+    not on another route's channel (disclose_publisher false), not in a task started later."""
+    relay = RelayTopic()
+    routes = {**ROUTES, "relay": {"pattern": "relay/{room}", "callback": "relay.topic"}}
+    async with running_server(topics=[AcmeTopic(), relay], routes=routes) as server:
+        subscriber = await V2Client.join(url_of(server))
+        own = await listen(subscriber, "relay/room")
+        quiet = await listen(subscriber, "acme/quiet/r")
+        relay.other = server.broker.manager.topics["acme/quiet/r"]
+        publisher = await RawPeer.connect(url_of(server))
+        await publisher.hello()
+        publisher.send([16, 1, {"acknowledge": True, "disclose_me": True}, "relay/room", ["x"]])
+        assert (await publisher.receive())[:2] == [17, 1]
+        args, details = await next_of(own)
+        assert args == ("own",) and details.publisher is not None
+        args, details = await next_of(quiet)
+        assert args == ("other",) and details.publisher is None
+        assert details.publisher_authid is None and details.publisher_authrole is None
+        relay.later.set()
+        args, details = await next_of(own)
+        assert args == ("task",) and details.publisher is None
+        await asyncio.gather(*relay.tasks)
+        publisher.close()
+        await subscriber.leave()
