@@ -116,11 +116,12 @@ class Broker:
         Subscribing again answers the topic joined before and runs nothing.
 
         Raises:
-            LimitExceeded: a new topic would pass ``server.limits.max_subscriptions``.
+            LimitExceeded: a new topic would pass ``server.limits.max_subscriptions``
+                (exact and pattern ones count together).
         """
         if uri not in connection.subscriptions:
             limit = connection.limits.max_subscriptions
-            count = len(connection.subscriptions)
+            count = len(connection.subscriptions) + self.patterns.held(connection.session_id)
             check_count("max_subscriptions", count, limit, "subscriptions")
         request = self._allowed("subscribe", connection, uri)
         if isinstance(request, Failure):

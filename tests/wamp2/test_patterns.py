@@ -200,3 +200,19 @@ def test_matcher() -> None:
         "com.acme.",
     )
     assert best(keys, "org.x") is None
+
+
+async def test_pattern_subscriptions_count_against_max_subscriptions() -> None:
+    """Pattern subscriptions count with exact ones: an exact SUBSCRIBE past
+    max_subscriptions closes the client with 1008."""
+    async with running_server(
+        topics=[AcmeTopic()], routes=ROUTES, limits={"max_subscriptions": 2}
+    ) as server:
+        peer = await RawPeer.connect(url_of(server))
+        await peer.hello()
+        peer.send([32, 1, {"match": "prefix"}, "acme/channel/"])
+        peer.send([32, 2, {"match": "wildcard"}, "acme.channel."])
+        assert [(await peer.receive())[:2] for _ in range(2)] == [[33, 1], [33, 2]]
+        peer.send([32, 3, {}, "acme/channel/a"])
+        assert await peer.wait_closed() == 1008
+        assert dict(server.stats.closed) == {"max_subscriptions": 1}
