@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -175,7 +176,14 @@ async def test_registration_meta(server: WampServer, keys: Keys) -> None:
     assert await watcher.session.call("wamp.registration.match", "com.acme.img_resize") == prefix.id
     assert await watcher.session.call("wamp.registration.lookup", "com.secret.hidden") is None
     got = await watcher.session.call("wamp.registration.get", first.id)
-    assert got == {"id": first.id, "uri": "com.acme.add", "match": "exact", "invoke": "roundrobin"}
+    assert got == {
+        "id": first.id,
+        "created": details["created"],
+        "uri": "com.acme.add",
+        "match": "exact",
+        "invoke": "roundrobin",
+    }
+    assert datetime.fromisoformat(got["created"])
     assert await watcher.session.call("wamp.registration.list_callees", first.id) == [
         callee.session_id,
         watcher.session_id,
@@ -214,3 +222,27 @@ async def test_welcome_announces_what_is_implemented(server: WampServer) -> None
         "registration_meta_api",
     }
     peer.close()
+
+
+async def test_shared_registration_keeps_one_id(server: WampServer) -> None:
+    """A shared registration has one stable meta id (its first callee's), kept after that
+    callee leaves; get and list_callees accept any callee's registration id."""
+    url = url_of(server)
+    a, b, watcher = await V2Client.join(url), await V2Client.join(url), await V2Client.join(url)
+    shared = RegisterOptions(invoke="roundrobin")
+    ra = await a.session.register(lambda: 1, "com.acme.add", shared)
+    rb = await b.session.register(lambda: 2, "com.acme.add", shared)
+    got = await watcher.session.call("wamp.registration.get", rb.id)
+    assert got["id"] == ra.id and datetime.fromisoformat(got["created"])
+    assert await watcher.session.call("wamp.registration.list_callees", rb.id) == [
+        a.session_id,
+        b.session_id,
+    ]
+    await ra.unregister()
+    listed = await watcher.session.call("wamp.registration.list")
+    assert listed["exact"] == [ra.id]
+    assert await watcher.session.call("wamp.registration.lookup", "com.acme.add") == ra.id
+    assert await watcher.session.call("wamp.registration.get", ra.id) == got
+    assert await watcher.session.call("wamp.registration.list_callees", rb.id) == [b.session_id]
+    for client in (a, b, watcher):
+        await client.leave()

@@ -34,7 +34,7 @@ from gos_web_socket.app.server.wamp2.meta_lookups import (
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.wamp2.patterns import Reader
-    from gos_web_socket.app.server.wamp2.registrations import Registration
+    from gos_web_socket.app.server.wamp2.registrations import Procedure, Registration
 
 SESSIONS = "wamp.session."
 
@@ -170,8 +170,11 @@ class MetaApi:
         readers = self.broker.readers(uri)
         return (lambda reader: False) if readers is None else readers
 
-    def registration_changed(self, kind: str, registration: Registration, edge: bool) -> None:
-        """The dealer's table changed (registrations.py ``watch``): the registration events."""
+    def registration_changed(
+        self, kind: str, registration: Registration, procedure: Procedure, edge: bool
+    ) -> None:
+        """The dealer's table changed (registrations.py ``watch``): the registration events,
+        under the procedure's stable id."""
         if not self.topics:
             return
         uri = registration.uri
@@ -182,12 +185,12 @@ class MetaApi:
 
         if kind == "register":
             if edge:
-                details = registration_details(registration)
+                details = registration_details(procedure)
                 self.topics.publish("wamp.registration.on_create", [session, details], sees)
-            args = [session, registration.id]
+            args = [session, procedure.id]
             self.topics.publish("wamp.registration.on_register", args, sees)
             return
-        args = [session, registration.id]
+        args = [session, procedure.id]
         self.topics.publish("wamp.registration.on_unregister", args, sees)
         if edge:
             self.topics.publish("wamp.registration.on_delete", args, sees)

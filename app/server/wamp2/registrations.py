@@ -12,6 +12,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gos_web_socket.app.limits import check_count
@@ -74,12 +75,20 @@ class Registration:
 
 
 class Procedure:
-    """The callees of one URI, oldest first, and the policy that picks one per call."""
+    """The callees of one URI, oldest first, and the policy that picks one per call.
 
-    __slots__ = ("callees", "invoke", "turn")
+    ``id`` is the registration id of the meta API (meta_lookups.py): its first callee's, kept
+    while any callee is left, so that a shared registration keeps one id; ``created`` is when
+    that first callee registered (ISO 8601)."""
 
-    def __init__(self, invoke: str) -> None:
-        self.invoke = invoke
+    __slots__ = ("callees", "created", "id", "invoke", "match", "turn", "uri")
+
+    def __init__(self, first: Registration) -> None:
+        self.id = first.id
+        self.uri = first.uri
+        self.match = first.terms.match
+        self.invoke = first.terms.invoke
+        self.created = datetime.now(UTC).isoformat()
         self.callees: list[Registration] = []
         self.turn = 0
         """roundrobin: the index of the next callee."""
@@ -101,7 +110,7 @@ class Procedure:
 class Registrations:
     """Every registration of this process, by URI, by id and by owning session."""
 
-    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids", "_patterns", "watch")
+    __slots__ = ("_by_id", "_by_procedure", "_by_session", "_by_uri", "_ids", "_patterns", "watch")
 
     def __init__(self) -> None:
         self._by_uri: dict[tuple[str, str], Procedure] = {}
@@ -109,11 +118,14 @@ class Registrations:
         self._patterns: dict[tuple[str, str], Procedure] = {}
         """The prefix and wildcard ones again: a call looks there when no exact one serves."""
         self._by_id: dict[int, Registration] = {}
+        self._by_procedure: dict[int, Procedure] = {}
+        """``Procedure.id`` → the procedure (its first callee may have left)."""
         self._by_session: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
-        self.watch: Callable[[str, Registration, bool], None] | None = None
-        """Told ``("register", registration, first callee of its URI)`` and ``("unregister",
-        registration, last callee gone)``: the registration meta API (meta.py)."""
+        self.watch: Callable[[str, Registration, Procedure, bool], None] | None = None
+        """Told ``("register", registration, its procedure, first callee of its URI)`` and
+        ``("unregister", registration, its procedure, last callee gone)``: the registration
+        meta API (meta.py)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -136,6 +148,14 @@ class Registrations:
 
     def get(self, registration_id: int) -> Registration | None:
         return self._by_id.get(registration_id)
+
+    def procedure_of(self, registration_id: int) -> Procedure | None:
+        """The procedure of a registration id: its ``Procedure.id`` or any callee's."""
+        procedure = self._by_procedure.get(registration_id)
+        registration = self._by_id.get(registration_id)
+        if procedure is None and registration is not None:
+            procedure = self.lookup(registration.terms.match, registration.uri)
+        return procedure
 
     def lookup(self, match: str, uri: str) -> Procedure | None:
         """The callees of (match, URI) as registered."""
@@ -170,14 +190,17 @@ class Registrations:
         check_count("max_registrations", len(held), limit, "registrations")
         registration = Registration(next(self._ids), uri, callee, terms)
         key = (terms.match, uri)
-        procedure = self._by_uri.setdefault(key, Procedure(terms.invoke))
+        procedure = self._by_uri.get(key)
+        if procedure is None:
+            procedure = self._by_uri[key] = Procedure(registration)
+            self._by_procedure[procedure.id] = procedure
         procedure.callees.append(registration)
         if terms.match != "exact":
             self._patterns[key] = procedure
         self._by_id[registration.id] = registration
         held.add(registration.id)
         if self.watch is not None:
-            self.watch("register", registration, len(procedure.callees) == 1)
+            self.watch("register", registration, procedure, len(procedure.callees) == 1)
         return registration
 
     def remove(self, session_id: str, registration_id: int) -> tuple[Registration, bool] | None:
@@ -203,7 +226,8 @@ class Registrations:
         procedure.callees.remove(registration)
         if not procedure.callees:
             del self._by_uri[key]
+            del self._by_procedure[procedure.id]
             self._patterns.pop(key, None)
         if self.watch is not None:
-            self.watch("unregister", registration, not procedure.callees)
+            self.watch("unregister", registration, procedure, not procedure.callees)
         return registration, not procedure.callees and key[0] == "exact"
