@@ -246,3 +246,21 @@ async def test_shared_registration_keeps_one_id(server: WampServer) -> None:
     assert await watcher.session.call("wamp.registration.list_callees", rb.id) == [b.session_id]
     for client in (a, b, watcher):
         await client.leave()
+
+
+async def test_meta_visibility_filters_count_no_refusal(server: WampServer) -> None:
+    """Hiding a procedure or event from a meta API reader is a filter, not a refused verb:
+    the authz_refused counts stay as they were."""
+    url = url_of(server)
+    anonymous, callee = await V2Client.join(url), await V2Client.join(url)
+    creates = await listen(anonymous, "wamp.registration.on_create")
+    await callee.session.register(lambda: 0, "com.secret.hidden")
+    shown = await callee.session.register(lambda: 1, "com.acme.shown")
+    session, details = await next_of(creates)
+    assert (session, details["id"]) == (callee.session_id, shown.id)
+    listed = await anonymous.session.call("wamp.registration.list")
+    assert listed["exact"] == [shown.id]
+    assert await anonymous.session.call("wamp.registration.lookup", "com.secret.hidden") is None
+    assert server.broker.rules.refused == {}
+    for client in (anonymous, callee):
+        await client.leave()

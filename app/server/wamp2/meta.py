@@ -61,12 +61,22 @@ class MetaApi:
     # -- who may ------------------------------------------------------------------------------
 
     def permitted(self, connection: Reader, verb: str, uri: str) -> bool:
-        """The route of meta URI ``uri`` allows ``verb``; without one, the defaults above."""
+        """The route of meta URI ``uri`` allows ``verb``; without one, the defaults above.
+        A refusal is counted (``authz_refused``): the client's CALL or SUBSCRIBE fails."""
         try:
             request = self.broker.router.match(uri)
         except ResourceNotFound:
             return not (uri.startswith(SESSIONS) and connection.user.is_anonymous)
         return self.broker.rules.refusal(verb, connection.user, request) is None
+
+    def sees(self, reader: Reader, uri: str) -> bool:
+        """Whether a subscriber of meta topic ``uri`` may get its events now (``permitted``
+        for ``subscribe``, counting nothing: hiding an event refuses no verb)."""
+        try:
+            request = self.broker.router.match(uri)
+        except ResourceNotFound:
+            return not (uri.startswith(SESSIONS) and reader.user.is_anonymous)
+        return self.broker.rules.allows("subscribe", reader.user, request)
 
     def sees_channel(self, connection: Reader, channel: str) -> bool:
         readers = self.broker.readers(channel)
@@ -77,7 +87,7 @@ class MetaApi:
             request = self.broker.router.match(uri)
         except ResourceNotFound:
             return False
-        return self.broker.rules.refusal("call", connection.user, request) is None
+        return self.broker.rules.allows("call", connection.user, request)
 
     # -- calls and subscriptions --------------------------------------------------------------
 
@@ -130,7 +140,7 @@ class MetaApi:
         self.topics.publish("wamp.session.on_leave", args, self._sees_sessions)
 
     def _sees_sessions(self, reader: Reader) -> bool:
-        return self.permitted(reader, "subscribe", "wamp.session.on_join")
+        return self.sees(reader, "wamp.session.on_join")
 
     def subscribed(
         self, session_id: str, subscription: int, uri: str, match: str, created: bool
