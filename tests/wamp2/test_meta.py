@@ -264,3 +264,30 @@ async def test_meta_visibility_filters_count_no_refusal(server: WampServer) -> N
     assert server.broker.rules.refused == {}
     for client in (anonymous, callee):
         await client.leave()
+
+
+async def test_on_leave_follows_its_own_rule_and_meta_topics_take_no_publish() -> None:
+    """wamp.session.on_leave events follow the on_leave route's rule, not on_join's; a client
+    PUBLISH to a meta topic gets ERROR wamp.error.invalid_uri."""
+
+    def route(uri: str, rule: str) -> dict[str, Any]:
+        return {"pattern": uri, "callback": "acme.topic", "options": {"auth": {"subscribe": rule}}}
+
+    routes = {
+        "join": route("wamp.session.on_join", "nobody"),
+        "leave": route("wamp.session.on_leave", "anyone"),
+    }
+    async with running_server(topics=[AcmeTopic()], routes=routes) as server:
+        watcher = await V2Client.join(url_of(server))
+        leaves = await listen(watcher, "wamp.session.on_leave")
+        passer = await V2Client.join(url_of(server))
+        gone = passer.session_id
+        await passer.leave()
+        assert (await next_of(leaves))[0] == gone
+        peer = await RawPeer.connect(url_of(server))
+        await peer.hello()
+        for number, uri in enumerate(("wamp.session.on_join", "wamp.session.on_leave"), 1):
+            peer.send([16, number, {"acknowledge": True}, uri, ["forged"]])
+            assert (await peer.receive())[:5] == [8, 16, number, {}, "wamp.error.invalid_uri"]
+        peer.close()
+        await watcher.leave()

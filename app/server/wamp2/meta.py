@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import MetaRefused, ResourceNotFound
@@ -126,8 +127,8 @@ class MetaApi:
     def joined(self, connection: Reader, details: dict[str, Any]) -> None:
         """A v2 session was welcomed: ``wamp.session.on_join``."""
         self.sessions[connection.session_id] = (connection, details)
-        sees = self._sees_sessions
-        self.topics.publish("wamp.session.on_join", [details], sees)
+        uri = "wamp.session.on_join"
+        self.topics.publish(uri, [details], partial(self.sees, uri=uri))
 
     def left(self, connection: Reader) -> None:
         """A session ended: ``wamp.session.on_leave`` (session, authid, authrole)."""
@@ -137,10 +138,8 @@ class MetaApi:
             return
         details = entry[1]
         args = [details["session"], details["authid"], details["authrole"]]
-        self.topics.publish("wamp.session.on_leave", args, self._sees_sessions)
-
-    def _sees_sessions(self, reader: Reader) -> bool:
-        return self.sees(reader, "wamp.session.on_join")
+        uri = "wamp.session.on_leave"
+        self.topics.publish(uri, args, partial(self.sees, uri=uri))
 
     def subscribed(
         self, session_id: str, subscription: int, uri: str, match: str, created: bool

@@ -16,6 +16,7 @@ from gos_web_socket.app.server.wamp2.audience import Listing, identity
 from gos_web_socket.app.server.wamp2.codes import (
     EVENT,
     INVALID_ARGUMENT,
+    INVALID_URI,
     NO_SUCH_SUBSCRIPTION,
     OPTION_DISALLOWED_DISCLOSE_ME,
     PUBLISH,
@@ -209,6 +210,10 @@ class PubSub:
         in the EVENTs (unless the route says ``disclose_publisher: false``)."""
         answers = self.answers
         connection = answers.connection
+        if self.broker.meta.serves(uri):
+            desc = f"{uri} is the router's meta API: clients cannot publish to it"
+            answers.error(request, INVALID_URI, desc)
+            return
         if args and kwargs:
             desc = "publish either arguments or keyword arguments"
             answers.error(request, INVALID_ARGUMENT, desc)
