@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.auth.authorization import RouteRules
-from gos_web_socket.app.exceptions import NotAuthorized, ProtocolError, ResourceNotFound
+from gos_web_socket.app.exceptions import (
+    InvalidPayload,
+    NotAuthorized,
+    ProtocolError,
+    ResourceNotFound,
+)
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.position import Position
@@ -23,7 +28,7 @@ from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from gos_web_socket.app.server.handlers import SecuredTopic
 from gos_web_socket.app.server.manager import TopicManager
-from gos_web_socket.app.server.session import Failure, Result
+from gos_web_socket.app.server.session import Failure, KeywordArguments, Result
 from gos_web_socket.app.server.topic import Topic, new_subscription_id
 from gos_web_socket.app.server.wamp2.calls import v1_call
 from gos_web_socket.app.server.wamp2.dealer import Dealer
@@ -217,10 +222,21 @@ class Broker:
         disclosed: Mapping[str, Any] | None = None,
     ) -> Failure | None:
         """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does.
-        ``disclosed``: the EVENT details naming the publisher (v2 ``disclose_me``)."""
+        ``disclosed``: the EVENT details naming the publisher (v2 ``disclose_me``).
+
+        On a route with a payload model (``payload:``) the event must fit it, as a push
+        must: else the publish fails with code 400 (v2 ``invalid_argument``) and the hook
+        gets nothing; one that fits goes on as the model's JSON."""
         request = self._allowed("publish", connection, uri)
         if isinstance(request, Failure):
             return request
+        if request.route.payload is not None:
+            try:
+                checked = request.route.validate_payload(event, request.route_name)
+            except InvalidPayload as exc:
+                return Failure(uri, str(exc), {"code": 400}, error=exc)
+            keywords = isinstance(event, KeywordArguments) and isinstance(checked, dict)
+            event = KeywordArguments(checked) if keywords else checked
         topic = self.manager.topic(uri)
         return await self.topics.publish(
             connection, topic, request, event, exclude, eligible, disclosed
