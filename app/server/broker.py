@@ -9,7 +9,7 @@ themselves; authorization, history and presence have one place to go here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,6 +43,7 @@ from gos_web_socket.app.server.wamp2.registrations import Registration
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router, WampRequest
     from gos_web_socket.app.server.connection import WampConnection
+    from gos_web_socket.app.server.wamp2.audience import Listing
 
 logger = logging.getLogger(__name__)
 
@@ -220,9 +221,12 @@ class Broker:
         exclude: list[str],
         eligible: list[str],
         disclosed: Mapping[str, Any] | None = None,
+        listing: Listing | None = None,
     ) -> Failure | None:
         """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does.
-        ``disclosed``: the EVENT details naming the publisher (v2 ``disclose_me``).
+        ``disclosed``: the EVENT details naming the publisher (v2 ``disclose_me``);
+        ``listing``: the authid/authrole lists, applied to what the hook broadcasts on the
+        topic when it is sent (who subscribed meanwhile included).
 
         On a route with a payload model (``payload:``) the event must fit it, as a push
         must: else the publish fails with code 400 (v2 ``invalid_argument``) and the hook
@@ -238,9 +242,18 @@ class Broker:
             keywords = isinstance(event, KeywordArguments) and isinstance(checked, dict)
             event = KeywordArguments(checked) if keywords else checked
         topic = self.manager.topic(uri)
+        narrow = None if listing is None else partial(self.narrow, uri, listing)
         return await self.topics.publish(
-            connection, topic, request, event, exclude, eligible, disclosed
+            connection, topic, request, event, exclude, eligible, disclosed, narrow
         )
+
+    def narrow(
+        self, uri: str, listing: Listing, exclude: Collection[str], eligible: Collection[str]
+    ) -> tuple[list[str], list[str]]:
+        """(exclude, eligible) of a broadcast on ``uri`` with ``listing`` applied to the
+        channel's subscribers now (audience.py ``Listing.apply``)."""
+        excluded = list(exclude)
+        return excluded, listing.apply(self.audience(uri), excluded, list(eligible))
 
     def audience(self, uri: str) -> list[Reader]:
         """Who would get an event of channel ``uri``: its subscribers, then the pattern

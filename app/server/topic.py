@@ -10,7 +10,7 @@ by every channel the route matches; a ``Topic`` is the server's object for one c
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Protocol
 
 from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery
@@ -28,6 +28,10 @@ _subscription_ids = itertools.count(1)
 def new_subscription_id() -> int:
     """A fresh v2 subscription id (topics and pattern subscriptions share the counter)."""
     return next(_subscription_ids)
+
+
+Narrow = Callable[[Collection[str], Collection[str]], tuple[Collection[str], Collection[str]]]
+"""(exclude, eligible) of a broadcast → the (exclude, eligible) to send it with."""
 
 
 class Patterns(Protocol):
@@ -331,9 +335,12 @@ class Topic:
         """This topic as the ``on_push`` of ``push`` sees it: its broadcasts are the push's."""
         return BoundTopic(self, push)
 
-    def published(self, disclosed: Mapping[str, Any] | None) -> PublishedTopic:
-        """This topic as ``on_publish`` sees it: its broadcasts name the publisher."""
-        return PublishedTopic(self, disclosed)
+    def published(
+        self, disclosed: Mapping[str, Any] | None, narrow: Narrow | None = None
+    ) -> PublishedTopic:
+        """This topic as ``on_publish`` sees it: its broadcasts name the publisher and go
+        to those the PUBLISH's lists allow (``PublishedTopic``)."""
+        return PublishedTopic(self, disclosed, narrow)
 
 
 class TopicView(Topic):
@@ -411,15 +418,21 @@ class PublishedTopic(TopicView):
     Its broadcasts carry the EVENT details naming the publisher (``disclose_me``) until the
     hook returned (``end``); other topics' broadcasts, and this one's afterwards (a task the
     hook started), never do: a route with ``disclose_publisher: false`` stays private.
+    ``narrow`` (the PUBLISH's authid/authrole lists, wamp2/audience.py) picks the recipients
+    of every broadcast through this view when it is sent, among who is subscribed then.
     """
 
-    __slots__ = ("_disclosed",)
+    __slots__ = ("_disclosed", "_narrow")
 
     _disclosed: Mapping[str, Any] | None
+    _narrow: Narrow | None
 
-    def __init__(self, topic: Topic, disclosed: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self, topic: Topic, disclosed: Mapping[str, Any] | None, narrow: Narrow | None = None
+    ) -> None:
         super().__init__(topic)
         object.__setattr__(self, "_disclosed", disclosed)
+        object.__setattr__(self, "_narrow", narrow)
 
     def broadcast(
         self,
@@ -434,6 +447,8 @@ class PublishedTopic(TopicView):
         ``end``."""
         if disclosed is None and not self._ended:
             disclosed = self._disclosed
+        if self._narrow is not None:
+            exclude, eligible = self._narrow(exclude, eligible)
         return self.unbound.broadcast(payload, exclude, eligible, push, disclosed=disclosed)
 
     def __repr__(self) -> str:

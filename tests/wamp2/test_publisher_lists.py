@@ -178,3 +178,54 @@ async def test_disclosure_stays_on_the_published_topic_during_the_hook() -> None
         await asyncio.gather(*relay.tasks)
         publisher.close()
         await subscriber.leave()
+
+
+class SlowTopic(TopicHandler):
+    """Waits for ``go`` before broadcasting a PUBLISH (a hook that awaits something)."""
+
+    name = "slow.topic"
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def on_publish(
+        self,
+        connection: WampConnection,
+        topic: Topic,
+        request: WampRequest,
+        event: Any,
+        exclude: list[str],
+        eligible: list[str],
+    ) -> None:
+        self.started.set()
+        await self.go.wait()
+        topic.broadcast(event, exclude, eligible)
+
+
+async def test_lists_apply_to_who_subscribed_while_the_hook_awaited(keys: Keys) -> None:
+    """exclude_authid is applied when the hook broadcasts: a client of that authid that
+    subscribed while on_publish awaited does not get the event; another one does."""
+    slow = SlowTopic()
+    routes = {**ROUTES, "slow": {"pattern": "slow/{room}", "callback": "slow.topic"}}
+    authentication = {"allow_anonymous": True, "providers": {"jwt": jwt_node(keys)}}
+    async with running_server(
+        topics=[AcmeTopic(), slow], routes=routes, authentication=authentication
+    ) as server:
+        publisher = await V2Client.join(url_of(server))
+        anchoring = await V2Client.join(url_of(server))
+        anchor = await listen(anchoring, "slow/r")  # the channel's topic lives on
+        options = PublishOptions(acknowledge=True, exclude_authid=["42"])
+        published = asyncio.ensure_future(publisher.session.publish("slow/r", "x", options=options))
+        await asyncio.wait_for(slow.started.wait(), 5)
+        late = await V2Client.join(url_of(server), ticket=keys.hs256("42"), authid="42")
+        other = await V2Client.join(url_of(server))
+        late_events, other_events = await listen(late, "slow/r"), await listen(other, "slow/r")
+        slow.go.set()
+        await published
+        assert (await next_of(other_events))[0] == ("x",)
+        assert (await next_of(anchor))[0] == ("x",)
+        await publisher.session.publish("slow/r", "end", options=PublishOptions(acknowledge=True))
+        assert (await next_of(late_events))[0] == ("end",)
+        for client in (publisher, late, other, anchoring):
+            await client.leave()
