@@ -40,7 +40,7 @@ class Patterns(Protocol):
     @property
     def active(self) -> bool: ...
 
-    def deliver(
+    def frames(
         self,
         uri: str,
         publication: int,
@@ -48,7 +48,7 @@ class Patterns(Protocol):
         exclude: Collection[str] = (),
         eligible: Collection[str] = (),
         details: Mapping[str, Any] | None = None,
-    ) -> int: ...
+    ) -> list[tuple[Subscriber, bytes]]: ...
 
 
 class Turns(Protocol):
@@ -159,11 +159,14 @@ class Topic:
                     return 0
         publication = new_publication_id()
         details = disclosed
-        sent = self._send(payload, exclude, eligible, publication, position, details)
         patterns = self.patterns
-        if patterns is not None and patterns.active and (push is None or push.is_live):
-            sent += patterns.deliver(self.id, publication, payload, exclude, eligible, details)
-        return sent
+        pattern_frames = (
+            patterns.frames(self.id, publication, payload, exclude, eligible, details)
+            if patterns is not None and patterns.active and (push is None or push.is_live)
+            else ()
+        )  # built before any exact subscriber's frame is written or kept
+        sent = self._send(payload, exclude, eligible, publication, position, details)
+        return sent + sum(1 for member, frame in pattern_frames if member.write_frame(frame))
 
     def _send(
         self,

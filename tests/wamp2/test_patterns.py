@@ -216,3 +216,22 @@ async def test_pattern_subscriptions_count_against_max_subscriptions() -> None:
         peer.send([32, 3, {}, "acme/channel/a"])
         assert await peer.wait_closed() == 1008
         assert dict(server.stats.closed) == {"max_subscriptions": 1}
+
+
+async def test_a_payload_a_pattern_subscriber_cannot_carry_reaches_nobody(
+    server: WampServer,
+) -> None:
+    """msgpack bytes cannot go to a JSON pattern subscriber: the broadcast fails before the
+    msgpack exact subscriber got it (every frame is built before the first write)."""
+    exact = await V2Client.join(url_of(server), serializer="msgpack")
+    watcher = await V2Client.join(url_of(server))
+    exact_events, _ = await pattern(exact, "acme/channel/lobby", "exact")
+    pattern_events, _ = await pattern(watcher, "acme/channel/", "prefix")
+    topic = server.broker.manager.topics["acme/channel/lobby"]
+    with pytest.raises((TypeError, ValueError)):
+        topic.broadcast({"blob": b"\x00\x01"})
+    topic.broadcast("after")
+    assert (await next_of(exact_events))[0] == ("after",)
+    assert (await next_of(pattern_events))[0] == ("after",)
+    for client in (exact, watcher):
+        await client.leave()
