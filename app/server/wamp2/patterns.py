@@ -72,7 +72,7 @@ class PatternSubscriptions:
 
     @property
     def active(self) -> bool:
-        """Any pattern subscription exists: broadcasts must ask ``deliver``."""
+        """Any pattern subscription exists: broadcasts must ask ``frames``."""
         return bool(self._by_id)
 
     def __iter__(self) -> Any:
