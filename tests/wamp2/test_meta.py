@@ -19,7 +19,7 @@ from tests.auth.conftest import (
     jwt_node,
     keys as keys,  # noqa: F401  (the session's key pair fixture)
 )
-from tests.support.server import running_server, url_of
+from tests.support.server import eventually, running_server, url_of
 
 ROUTES: dict[str, Any] = {
     "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},
@@ -291,3 +291,32 @@ async def test_on_leave_follows_its_own_rule_and_meta_topics_take_no_publish() -
             assert (await peer.receive())[:5] == [8, 16, number, {}, "wamp.error.invalid_uri"]
         peer.close()
         await watcher.leave()
+
+
+async def test_a_peer_that_vanishes_leaves_no_pattern_meta_or_registration(
+    server: WampServer,
+) -> None:
+    """A peer whose TCP connection drops without GOODBYE or close: its pattern
+    subscription, meta subscription, registration and meta session are all gone."""
+    peer = await RawPeer.connect(url_of(server))
+    peer.send([1, "realm1", {"roles": {"subscriber": {}, "callee": {}}}])
+    session_id = str((await peer.receive())[1])
+    peer.send([32, 1, {"match": "prefix"}, "acme/channel/"])
+    peer.send([32, 2, {}, "wamp.registration.on_create"])
+    peer.send([64, 3, {}, "com.acme.vanishing"])
+    answers = [(await peer.receive())[0] for _ in range(4)]  # with its own on_create EVENT
+    assert sorted(answers) == [33, 33, 36, 65]
+    broker = server.broker
+    assert broker.patterns.held(session_id) == 1 and session_id in broker.meta.sessions
+    peer.drop()
+
+    def cleaned() -> bool:
+        return (
+            not broker.patterns.active
+            and broker.patterns.held(session_id) == 0
+            and not broker.meta.topics
+            and session_id not in broker.meta.sessions
+            and len(broker.dealer.registrations) == 0
+        )
+
+    await eventually(cleaned, what="the vanished peer's state")
