@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from tests.auth.conftest import (
     keys as keys,  # noqa: F401  (the session's key pair fixture)
 )
 from tests.support.server import eventually, running_server, url_of
+from tests.wamp2.conftest import Events, listen, next_of
 
 ROUTES: dict[str, Any] = {
     "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},
@@ -37,7 +37,6 @@ ROUTES: dict[str, Any] = {
         "options": {"auth": {"register": "anyone", "call": "authenticated"}},
     },
 }
-Queue = asyncio.Queue[tuple[Any, ...]]
 
 
 @pytest.fixture
@@ -49,15 +48,9 @@ async def server(keys: Keys) -> AsyncIterator[WampServer]:
         yield running
 
 
-async def listen(client: V2Client, uri: str) -> Queue:
-    queue: Queue = asyncio.Queue()
-    await client.session.subscribe(lambda *args: queue.put_nowait(args), uri)
-    return queue
-
-
-async def next_of(queue: Queue) -> tuple[Any, ...]:
-    async with asyncio.timeout(5):
-        return await queue.get()
+async def args_of(queue: Events) -> tuple[Any, ...]:
+    """The arguments of the next meta event."""
+    return (await next_of(queue))[0]
 
 
 async def refused(client: V2Client, uri: str, *args: Any) -> str:
@@ -77,7 +70,7 @@ async def test_session_meta(server: WampServer, keys: Keys, serializer: str) -> 
         await listen(admin, "wamp.session.on_leave"),
     )
     guest = await V2Client.join(url)
-    (joined,) = await next_of(joins)
+    (joined,) = await args_of(joins)
     assert joined["session"] == guest.session_id
     assert joined["authrole"] == "anonymous" and joined["authid"] == str(guest.session_id)
     sessions = await admin.session.call("wamp.session.list")
@@ -91,7 +84,7 @@ async def test_session_meta(server: WampServer, keys: Keys, serializer: str) -> 
         await guest.session.subscribe(print, "wamp.session.on_join")
     assert raised.value.error == "wamp.error.not_authorized"
     await guest.leave()
-    assert await next_of(leaves) == (guest.session_id, str(guest.session_id), "anonymous")
+    assert await args_of(leaves) == (guest.session_id, str(guest.session_id), "anonymous")
     assert await admin.session.call("wamp.session.list") == [admin.session_id]
     await admin.leave()
 
@@ -109,18 +102,18 @@ async def test_subscription_meta(server: WampServer, keys: Keys) -> None:
     deletes = await listen(guest, "wamp.subscription.on_delete")
     await user.session.subscribe(print, "acme/private/vault")  # guest must not see it
     lobby = await user.session.subscribe(print, "acme/channel/lobby")
-    session, details = await next_of(creates)
+    session, details = await args_of(creates)
     assert session == user.session_id
     assert (details["id"], details["uri"], details["match"]) == (
         lobby.id,
         "acme/channel/lobby",
         "exact",
     )
-    assert await next_of(subscribes) == (user.session_id, lobby.id)
+    assert await args_of(subscribes) == (user.session_id, lobby.id)
     listed = await guest.session.call("wamp.subscription.list")
     assert listed == {"exact": [lobby.id], "prefix": [], "wildcard": []}
     mine = await guest.session.subscribe(print, "acme/channel/", SubscribeOptions(match="prefix"))
-    assert (await next_of(creates))[1]["match"] == "prefix"
+    assert (await args_of(creates))[1]["match"] == "prefix"
     assert await guest.session.call("wamp.subscription.lookup", "acme/channel/lobby") == lobby.id
     assert await guest.session.call("wamp.subscription.lookup", "acme/private/vault") is None
     assert (
@@ -142,7 +135,7 @@ async def test_subscription_meta(server: WampServer, keys: Keys) -> None:
     error = await refused(guest, "wamp.subscription.get", private)
     assert error == "wamp.error.no_such_subscription"
     await lobby.unsubscribe()
-    assert await next_of(deletes) == (user.session_id, lobby.id)
+    assert await args_of(deletes) == (user.session_id, lobby.id)
     for client in (guest, user):
         await client.leave()
 
@@ -157,7 +150,7 @@ async def test_registration_meta(server: WampServer, keys: Keys) -> None:
     await callee.session.register(lambda: 0, "com.secret.hidden")
     shared = RegisterOptions(invoke="roundrobin")
     first = await callee.session.register(lambda: 1, "com.acme.add", shared)
-    session, details = await next_of(creates)
+    session, details = await args_of(creates)
     assert (session, details["uri"], details["invoke"]) == (
         callee.session_id,
         "com.acme.add",
@@ -193,7 +186,7 @@ async def test_registration_meta(server: WampServer, keys: Keys) -> None:
         await callee.session.register(lambda: 0, "wamp.session.count")
     assert raised.value.error == "wamp.error.invalid_uri"
     await prefix.unregister()
-    assert await next_of(deletes) == (callee.session_id, prefix.id)
+    assert await args_of(deletes) == (callee.session_id, prefix.id)
     for client in (watcher, callee):
         await client.leave()
 
@@ -256,7 +249,7 @@ async def test_meta_visibility_filters_count_no_refusal(server: WampServer) -> N
     creates = await listen(anonymous, "wamp.registration.on_create")
     await callee.session.register(lambda: 0, "com.secret.hidden")
     shown = await callee.session.register(lambda: 1, "com.acme.shown")
-    session, details = await next_of(creates)
+    session, details = await args_of(creates)
     assert (session, details["id"]) == (callee.session_id, shown.id)
     listed = await anonymous.session.call("wamp.registration.list")
     assert listed["exact"] == [shown.id]
@@ -283,7 +276,7 @@ async def test_on_leave_follows_its_own_rule_and_meta_topics_take_no_publish() -
         passer = await V2Client.join(url_of(server))
         gone = passer.session_id
         await passer.leave()
-        assert (await next_of(leaves))[0] == gone
+        assert (await args_of(leaves))[0] == gone
         peer = await RawPeer.connect(url_of(server))
         await peer.hello()
         for number, uri in enumerate(("wamp.session.on_join", "wamp.session.on_leave"), 1):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from autobahn.wamp.types import EventDetails, PublishOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.router import WampRequest
@@ -19,6 +19,7 @@ from tests.auth.conftest import (
     keys as keys,  # noqa: F401  (the session's key pair fixture)
 )
 from tests.support.server import running_server, url_of
+from tests.wamp2.conftest import listen, next_of
 
 ROUTES: dict[str, Any] = {
     "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},
@@ -29,7 +30,6 @@ ROUTES: dict[str, Any] = {
     },
 }
 LOBBY = "acme/channel/lobby"
-Events = asyncio.Queue[tuple[tuple[Any, ...], EventDetails]]
 
 
 @pytest.fixture
@@ -39,21 +39,6 @@ async def server(keys: Keys) -> AsyncIterator[WampServer]:
         topics=[AcmeTopic()], rpcs=[AcmeRpc()], routes=ROUTES, authentication=authentication
     ) as running:
         yield running
-
-
-async def listen(client: V2Client, uri: str, match: str = "exact") -> Events:
-    queue: Events = asyncio.Queue()
-
-    def handler(*args: Any, details: EventDetails) -> None:
-        queue.put_nowait((args, details))
-
-    await client.session.subscribe(handler, uri, SubscribeOptions(match=match, details=True))
-    return queue
-
-
-async def next_of(queue: Events) -> tuple[tuple[Any, ...], EventDetails]:
-    async with asyncio.timeout(5):
-        return await queue.get()
 
 
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])
