@@ -57,7 +57,7 @@ class MetaApi:
         }
         self._procedures.update(SubscriptionLookups(self).procedures())
         self._procedures.update(RegistrationLookups(self).procedures())
-        broker.dealer.registrations.watch = self.registration_changed
+        broker.dealer.registrations.observers.append(self)
 
     # -- who may ------------------------------------------------------------------------------
 
@@ -179,30 +179,35 @@ class MetaApi:
         readers = self.broker.readers(uri)
         return (lambda reader: False) if readers is None else readers
 
-    def registration_changed(
-        self, kind: str, registration: Registration, procedure: Procedure, edge: bool
-    ) -> None:
-        """The dealer's table changed (registrations.py ``watch``): the registration events,
-        under the procedure's stable id."""
+    def registered(self, registration: Registration, procedure: Procedure, first: bool) -> None:
+        """A callee registered (``RegistrationObserver``): ``on_create`` when it is the
+        procedure's ``first``, ``on_register``, under the procedure's stable id."""
         if not self.topics:
             return
-        uri = registration.uri
-        session = int(registration.callee.session_id)
+        session, sees = self._registration_event(registration)
+        if first:
+            details = registration_details(procedure)
+            self.topics.publish("wamp.registration.on_create", [session, details], sees)
+        self.topics.publish("wamp.registration.on_register", [session, procedure.id], sees)
 
-        def sees(reader: Reader) -> bool:
-            return self.sees_procedure(reader, uri)
-
-        if kind == "register":
-            if edge:
-                details = registration_details(procedure)
-                self.topics.publish("wamp.registration.on_create", [session, details], sees)
-            args = [session, procedure.id]
-            self.topics.publish("wamp.registration.on_register", args, sees)
+    def unregistered(self, registration: Registration, procedure: Procedure, last: bool) -> None:
+        """A callee's registration ended (``RegistrationObserver``): ``on_unregister``,
+        ``on_delete`` when it was the procedure's ``last``."""
+        if not self.topics:
             return
+        session, sees = self._registration_event(registration)
         args = [session, procedure.id]
         self.topics.publish("wamp.registration.on_unregister", args, sees)
-        if edge:
+        if last:
             self.topics.publish("wamp.registration.on_delete", args, sees)
+
+    def _registration_event(
+        self, registration: Registration
+    ) -> tuple[int, Callable[[Reader], bool]]:
+        """The callee's session and who may see an event of the registration."""
+        return int(registration.callee.session_id), partial(
+            self.sees_procedure, uri=registration.uri
+        )
 
     # -- wamp.session.* -----------------------------------------------------------------------
 

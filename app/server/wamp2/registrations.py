@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -107,10 +106,28 @@ class Procedure:
         return callees[-1] if self.invoke == "last" else callees[0]
 
 
+class RegistrationObserver(Protocol):
+    """Who is told of the table's changes (the registration meta API, meta.py)."""
+
+    def registered(self, registration: Registration, procedure: Procedure, first: bool) -> None:
+        """``registration`` joined ``procedure``; ``first``: its first callee."""
+
+    def unregistered(self, registration: Registration, procedure: Procedure, last: bool) -> None:
+        """``registration`` left ``procedure``; ``last``: no callee is left."""
+
+
 class Registrations:
     """Every registration of this process, by URI, by id and by owning session."""
 
-    __slots__ = ("_by_id", "_by_procedure", "_by_session", "_by_uri", "_ids", "_patterns", "watch")
+    __slots__ = (
+        "_by_id",
+        "_by_procedure",
+        "_by_session",
+        "_by_uri",
+        "_ids",
+        "_patterns",
+        "observers",
+    )
 
     def __init__(self) -> None:
         self._by_uri: dict[tuple[str, str], Procedure] = {}
@@ -122,10 +139,8 @@ class Registrations:
         """``Procedure.id`` → the procedure (its first callee may have left)."""
         self._by_session: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
-        self.watch: Callable[[str, Registration, Procedure, bool], None] | None = None
-        """Told ``("register", registration, its procedure, first callee of its URI)`` and
-        ``("unregister", registration, its procedure, last callee gone)``: the registration
-        meta API (meta.py)."""
+        self.observers: list[RegistrationObserver] = []
+        """Told of each registration and its end: the registration meta API (meta.py)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -199,8 +214,8 @@ class Registrations:
             self._patterns[key] = procedure
         self._by_id[registration.id] = registration
         held.add(registration.id)
-        if self.watch is not None:
-            self.watch("register", registration, procedure, len(procedure.callees) == 1)
+        for observer in self.observers:
+            observer.registered(registration, procedure, len(procedure.callees) == 1)
         return registration
 
     def remove(self, session_id: str, registration_id: int) -> tuple[Registration, bool] | None:
@@ -228,6 +243,6 @@ class Registrations:
             del self._by_uri[key]
             del self._by_procedure[procedure.id]
             self._patterns.pop(key, None)
-        if self.watch is not None:
-            self.watch("unregister", registration, procedure, not procedure.callees)
+        for observer in self.observers:
+            observer.unregistered(registration, procedure, not procedure.callees)
         return registration, not procedure.callees and key[0] == "exact"
