@@ -135,12 +135,18 @@ class RouteRules:
     def rule(self, verb: str, route_name: str) -> Rule:
         return self._rules.get(route_name, {}).get(verb) or DEFAULTS.get(verb, ANYONE)
 
-    def refusal(self, verb: str, user: User, request: WampRequest) -> Rule | None:
-        """The rule that refuses ``user`` to ``verb`` on ``request``'s route; None: allowed."""
+    def allows(self, verb: str, user: User, request: WampRequest) -> bool:
+        """Whether ``user`` may ``verb`` on ``request``'s route, counting nothing: a filter
+        (the meta API hiding what a reader may not see) is not a refused verb."""
         rule = self.rule(verb, request.route_name)
-        if rule.allows(user, request.attributes) or (
+        return rule.allows(user, request.attributes) or (
             verb == "publish" and user.has_role(PUSHER_ROLE)
-        ):
+        )
+
+    def refusal(self, verb: str, user: User, request: WampRequest) -> Rule | None:
+        """The rule that refuses ``user`` to ``verb`` on ``request``'s route (counted in
+        ``refused``); None: allowed."""
+        if self.allows(verb, user, request):
             return None
         self.refused[verb] += 1
-        return rule
+        return self.rule(verb, request.route_name)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from gos_web_socket.app.auth.authorization import RouteRules
-from gos_web_socket.app.catalogue.asyncapi import asyncapi_document
+from gos_web_socket.app.catalogue.asyncapi import asyncapi_document, component_name
 from gos_web_socket.app.catalogue.typescript import typescript_declarations
 from gos_web_socket.app.router import Router
 
@@ -33,7 +33,8 @@ def write_catalogue(
     """Write the three files of the catalogue into ``out`` (made if missing); return them.
 
     Raises:
-        ConfigurationError: a route's ``options.auth`` rule is not allowed.
+        ConfigurationError: a route's ``options.auth`` rule is not allowed; two routes give
+            one channel key, or two payload models one schema name.
     """
     document = asyncapi_document(
         router,
@@ -43,10 +44,8 @@ def write_catalogue(
         servers=servers,
         rpc_callbacks=rpc_callbacks,
     )
-    auth = {
-        name: document["channels"][key]["x-gos-auth"]
-        for name, key in zip(router.collection, document["channels"], strict=True)
-    }
+    channels = document["channels"]
+    auth = {name: channels[component_name(name)]["x-gos-auth"] for name in router.collection}
     declarations = typescript_declarations(router, document["components"]["schemas"], auth)
     out.mkdir(parents=True, exist_ok=True)
     texts = (

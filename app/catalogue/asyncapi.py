@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gos_web_socket.app.auth.authorization import RouteRules
+from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.router import Route, Router
 from gos_web_socket.app.router.route import VariableToken
 
@@ -45,13 +46,28 @@ def asyncapi_document(
     rpc_callbacks: Collection[str] = (),
 ) -> dict[str, Any]:
     """The document of ``router``'s routes; ``rpc_callbacks`` names the RPC handlers (their
-    routes are calls, not pub/sub)."""
+    routes are calls, not pub/sub).
+
+    Raises:
+        ConfigurationError: two routes give one channel key, or two payload models one
+            schema name (each one line).
+    """
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
+    models: dict[str, type[BaseModel]] = {}
+    routes: dict[str, str] = {}
     for name, route in router.collection.items():
         key = component_name(name)
+        if key in routes:
+            raise ConfigurationError(
+                [
+                    f"routes {routes[key]} and {name}: both give the catalogue channel key {key} "
+                    "(allowed: route names that differ in letters, digits, _ or -)"
+                ]
+            )
+        routes[key] = name
         # No callback: the procedures WAMP v2 clients register (app/server/wamp2/dealer.py).
         is_rpc = route.callback in rpc_callbacks or not route.callback
         verbs: tuple[str, ...] = ("subscribe", "publish")
@@ -62,7 +78,7 @@ def asyncapi_document(
         channel_messages = {}
         for kind in kinds:
             message_key = f"{key}.{kind}"
-            messages[message_key] = _message(route, kind, schemas)
+            messages[message_key] = _message(route, kind, schemas, models)
             channel_messages[kind] = {"$ref": f"#/components/messages/{message_key}"}
         channels[key] = {
             "address": route.pattern,
@@ -117,10 +133,12 @@ def _parameters(route: Route) -> dict[str, Any]:
     return found
 
 
-def _message(route: Route, kind: str, schemas: dict[str, Any]) -> dict[str, Any]:
+def _message(
+    route: Route, kind: str, schemas: dict[str, Any], models: dict[str, type[BaseModel]]
+) -> dict[str, Any]:
     """The message of a channel: an event (the payload model) or an RPC call or result."""
     if kind == "event" and route.payload is not None:
-        payload = _model_schema(route.payload, schemas)
+        payload = _model_schema(route.payload, schemas, models)
         summary = f"A {route.payload.__name__}, as pushes and publishes deliver it."
     elif kind == "event":
         payload, summary = dict(ANY_JSON), "What a push or publish delivers."
@@ -131,13 +149,33 @@ def _message(route: Route, kind: str, schemas: dict[str, Any]) -> dict[str, Any]
     return {"name": kind, "summary": summary, "payload": payload}
 
 
-def _model_schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
-    """Put ``model`` and the models it nests in ``schemas``; return a reference to it."""
+def _model_schema(
+    model: type[BaseModel], schemas: dict[str, Any], models: dict[str, type[BaseModel]]
+) -> dict[str, Any]:
+    """Put ``model`` and the models it nests in ``schemas``; return a reference to it.
+
+    Raises:
+        ConfigurationError: another payload model has the same class name (``models``: the
+            payload model of each schema name so far); the front end types are by name.
+    """
+    name = model.__name__
+    other = models.setdefault(name, model)
+    if other is not model:
+        raise ConfigurationError(
+            [
+                f"payload models {_qualified(other)} and {_qualified(model)}: both are named "
+                f"{name} in the catalogue (allowed: one payload model per class name)"
+            ]
+        )
     schema = model.model_json_schema(mode="serialization", ref_template=_REF)
     for nested, definition in schema.pop("$defs", {}).items():
         schemas[nested] = definition
-    schemas[model.__name__] = schema
-    return {"$ref": _REF.format(model=model.__name__)}
+    schemas[name] = schema
+    return {"$ref": _REF.format(model=name)}
+
+
+def _qualified(model: type[BaseModel]) -> str:
+    return f"{model.__module__}:{model.__qualname__}"
 
 
 def _operations(key: str, auth: Mapping[str, str], is_rpc: bool) -> dict[str, Any]:

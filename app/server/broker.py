@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from gos_web_socket.app.auth.authenticator import Authenticator
 from gos_web_socket.app.auth.authorization import RouteRules
-from gos_web_socket.app.exceptions import NotAuthorized, ProtocolError, ResourceNotFound
+from gos_web_socket.app.exceptions import (
+    InvalidPayload,
+    NotAuthorized,
+    ProtocolError,
+    ResourceNotFound,
+)
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.limits import check_count
 from gos_web_socket.app.position import Position
@@ -25,7 +30,7 @@ from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from gos_web_socket.app.server.handlers import SecuredTopic
 from gos_web_socket.app.server.manager import TopicManager
-from gos_web_socket.app.server.session import Failure, Result
+from gos_web_socket.app.server.session import Failure, KeywordArguments, Result
 from gos_web_socket.app.server.topic import Topic, new_subscription_id
 from gos_web_socket.app.server.wamp2.calls import v1_call
 from gos_web_socket.app.server.wamp2.dealer import Dealer
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
     from gos_web_socket.app.presence.service import Presence
     from gos_web_socket.app.router import Router, WampRequest
     from gos_web_socket.app.server.connection import WampConnection
+    from gos_web_socket.app.server.wamp2.audience import Listing
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +128,12 @@ class Broker:
         Subscribing again answers the topic joined before and runs nothing.
 
         Raises:
-            LimitExceeded: a new topic would pass ``server.limits.max_subscriptions``.
+            LimitExceeded: a new topic would pass ``server.limits.max_subscriptions``
+                (exact and pattern ones count together).
         """
         if uri not in connection.subscriptions:
             limit = connection.limits.max_subscriptions
-            count = len(connection.subscriptions)
+            count = len(connection.subscriptions) + self.patterns.held(connection.session_id)
             check_count("max_subscriptions", count, limit, "subscriptions")
         watched = None if self.presence is None else self.presence.watched(uri)
         if watched is not None:
@@ -283,16 +290,39 @@ class Broker:
         exclude: list[str],
         eligible: list[str],
         disclosed: Mapping[str, Any] | None = None,
+        listing: Listing | None = None,
     ) -> Failure | None:
         """Hand ``event`` to the topic's ``on_publish``; nothing is sent unless it does.
-        ``disclosed``: the EVENT details naming the publisher (v2 ``disclose_me``)."""
+        ``disclosed``: the EVENT details naming the publisher (v2 ``disclose_me``);
+        ``listing``: the authid/authrole lists, applied to what the hook broadcasts on the
+        topic when it is sent (who subscribed meanwhile included).
+
+        On a route with a payload model (``payload:``) the event must fit it, as a push
+        must: else the publish fails with code 400 (v2 ``invalid_argument``) and the hook
+        gets nothing; one that fits goes on as the model's JSON."""
         request = self._allowed("publish", connection, uri)
         if isinstance(request, Failure):
             return request
+        if request.route.payload is not None:
+            try:
+                checked = request.route.validate_payload(event, request.route_name)
+            except InvalidPayload as exc:
+                return Failure(uri, str(exc), {"code": 400}, error=exc)
+            keywords = isinstance(event, KeywordArguments) and isinstance(checked, dict)
+            event = KeywordArguments(checked) if keywords else checked
         topic = self.manager.topic(uri)
+        narrow = None if listing is None else partial(self.narrow, uri, listing)
         return await self.topics.publish(
-            connection, topic, request, event, exclude, eligible, disclosed
+            connection, topic, request, event, exclude, eligible, disclosed, narrow
         )
+
+    def narrow(
+        self, uri: str, listing: Listing, exclude: Collection[str], eligible: Collection[str]
+    ) -> tuple[list[str], list[str]]:
+        """(exclude, eligible) of a broadcast on ``uri`` with ``listing`` applied to the
+        channel's subscribers now (audience.py ``Listing.apply``)."""
+        excluded = list(exclude)
+        return excluded, listing.apply(self.audience(uri), excluded, list(eligible))
 
     def audience(self, uri: str) -> list[Reader]:
         """Who would get an event of channel ``uri``: its subscribers, then the pattern

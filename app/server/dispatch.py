@@ -20,7 +20,7 @@ from gos_web_socket.app.exceptions import (
 from gos_web_socket.app.server.handlers import PushableTopic, SecuredTopic, TopicHandler
 from gos_web_socket.app.server.rpc import RpcHandler
 from gos_web_socket.app.server.session import Failure, Result
-from gos_web_socket.app.server.topic import PUBLISHER, Topic
+from gos_web_socket.app.server.topic import Narrow, PublishedTopic, Topic
 
 if TYPE_CHECKING:
     from gos_web_socket.app.push import Push
@@ -87,12 +87,18 @@ class TopicDispatcher:
         exclude: list[str],
         eligible: list[str],
         disclosed: Mapping[str, Any] | None = None,
+        narrow: Narrow | None = None,
     ) -> Failure | None:
         """``disclosed``: the EVENT details naming the publisher, for what ``on_publish``
-        broadcasts (``PUBLISH disclose_me``, topic.py ``PUBLISHER``)."""
-        return await self._dispatch(
-            ON_PUBLISH, connection, topic, request, event, exclude, eligible, disclosed=disclosed
-        )
+        broadcasts on ``topic`` (``PUBLISH disclose_me``); ``narrow``: the recipients the
+        PUBLISH's lists allow, when it broadcasts (topic.py ``PublishedTopic``)."""
+        view = topic.published(disclosed, narrow)
+        try:
+            return await self._dispatch(
+                ON_PUBLISH, connection, topic, request, event, exclude, eligible, view=view
+            )
+        finally:
+            view.end()
 
     async def _dispatch(
         self,
@@ -104,7 +110,7 @@ class TopicDispatcher:
         exclude: list[str] | None = None,
         eligible: list[str] | None = None,
         accepted: Callable[[], None] | None = None,
-        disclosed: Mapping[str, Any] | None = None,
+        view: PublishedTopic | None = None,
     ) -> Failure | None:
         handler = self._handler(request)
         if handler is None:
@@ -127,13 +133,9 @@ class TopicDispatcher:
             elif verb == ON_UNSUBSCRIBE:
                 await handler.on_unsubscribe(connection, topic, request)
             else:
-                token = PUBLISHER.set(disclosed)
-                try:
-                    await handler.on_publish(
-                        connection, topic, request, event, exclude or [], eligible or []
-                    )
-                finally:
-                    PUBLISHER.reset(token)
+                await handler.on_publish(
+                    connection, view or topic, request, event, exclude or [], eligible or []
+                )
         except Exception as exc:
             logger.error(
                 "connection %s: topic %s %s failed: %r", connection.session_id, topic.id, verb, exc

@@ -10,8 +10,7 @@ by every channel the route matches; a ``Topic`` is the server's object for one c
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Protocol
 
 from gos_web_socket.app.history import ChannelHistory, HistoryStore, Recovery
@@ -26,11 +25,6 @@ _subscription_ids = itertools.count(1)
 """WAMP v2 subscription ids: router scope, one per live topic or pattern subscription."""
 
 
-PUBLISHER: ContextVar[Mapping[str, Any] | None] = ContextVar("publisher", default=None)
-"""EVENT details naming the publisher (``disclose_me``), set while ``on_publish`` runs: what
-the hook broadcasts then (and in tasks it starts) names the publisher to v2 subscribers."""
-
-
 def new_subscription_id() -> int:
     """A fresh v2 subscription id (topics and pattern subscriptions share the counter)."""
     return next(_subscription_ids)
@@ -43,13 +37,17 @@ def start_subscription_ids(first: int) -> None:
     _subscription_ids = itertools.count(first)
 
 
+Narrow = Callable[[Collection[str], Collection[str]], tuple[Collection[str], Collection[str]]]
+"""(exclude, eligible) of a broadcast → the (exclude, eligible) to send it with."""
+
+
 class Patterns(Protocol):
     """The pattern subscriptions a broadcast also reaches (wamp2/patterns.py)."""
 
     @property
     def active(self) -> bool: ...
 
-    def deliver(
+    def frames(
         self,
         uri: str,
         publication: int,
@@ -57,7 +55,7 @@ class Patterns(Protocol):
         exclude: Collection[str] = (),
         eligible: Collection[str] = (),
         details: Mapping[str, Any] | None = None,
-    ) -> int: ...
+    ) -> list[tuple[Subscriber, bytes]]: ...
 
 
 class Turns(Protocol):
@@ -131,6 +129,8 @@ class Topic:
         exclude: Collection[str] = (),
         eligible: Collection[str] = (),
         push: Push | None = None,
+        *,
+        disclosed: Mapping[str, Any] | None = None,
     ) -> int:
         """Send an EVENT of ``payload`` to subscribers; returns how many were written to.
 
@@ -144,6 +144,9 @@ class Topic:
         push's position, which v2 EVENTs carry in ``details._position``; a filtered broadcast
         (``exclude``/``eligible``) is not kept, so no recovery leaks it. A refill is sent only
         to recovered clients behind it, a read-back only captured.
+
+        ``disclosed``: EVENT details naming a publisher (v2 ``disclose_me``); only the view
+        ``on_publish`` receives (``PublishedTopic``) passes them, for its own channel.
         """
         position = None
         if push is not None:
@@ -162,12 +165,15 @@ class Topic:
                 if not eligible:
                     return 0
         publication = new_publication_id()
-        details = PUBLISHER.get()
-        sent = self._send(payload, exclude, eligible, publication, position, details)
+        details = disclosed
         patterns = self.patterns
-        if patterns is not None and patterns.active and (push is None or push.is_live):
-            sent += patterns.deliver(self.id, publication, payload, exclude, eligible, details)
-        return sent
+        pattern_frames = (
+            patterns.frames(self.id, publication, payload, exclude, eligible, details)
+            if patterns is not None and patterns.active and (push is None or push.is_live)
+            else ()
+        )  # built before any exact subscriber's frame is written or kept
+        sent = self._send(payload, exclude, eligible, publication, position, details)
+        return sent + sum(1 for member, frame in pattern_frames if member.write_frame(frame))
 
     def _send(
         self,
@@ -339,49 +345,31 @@ class Topic:
         """This topic as the ``on_push`` of ``push`` sees it: its broadcasts are the push's."""
         return BoundTopic(self, push)
 
+    def published(
+        self, disclosed: Mapping[str, Any] | None, narrow: Narrow | None = None
+    ) -> PublishedTopic:
+        """This topic as ``on_publish`` sees it: its broadcasts name the publisher and go
+        to those the PUBLISH's lists allow (``PublishedTopic``)."""
+        return PublishedTopic(self, disclosed, narrow)
 
-class BoundTopic(Topic):
-    """A channel's ``Topic`` bound to one push: what ``PushableTopic.on_push`` receives.
 
-    ``broadcast`` is the channel topic's, made part of ``push`` (recorded at its position, a
-    refill, a capture: app/push.py) until the push is handled (``end``); everything else reads
-    and writes the channel topic itself, so user code written against ``Topic`` keeps working.
-    A broadcast through this view after ``on_push`` returned (a task, a timer that kept it) is
-    a live one of its own, as one on ``unbound`` (the channel topic) is.
-    """
+class TopicView(Topic):
+    """A channel's ``Topic`` seen by one hook call: everything reads and writes the channel
+    topic itself, so user code written against ``Topic`` keeps working; only ``broadcast``
+    differs (subclasses), and only until the hook returned (``end``)."""
 
-    __slots__ = ("unbound", "_push", "_ended")
+    __slots__ = ("unbound", "_ended")
 
     unbound: Topic
-    _push: Push
     _ended: bool
 
-    def __init__(self, topic: Topic, push: Push) -> None:
+    def __init__(self, topic: Topic) -> None:
         object.__setattr__(self, "unbound", topic)
-        object.__setattr__(self, "_push", push)
         object.__setattr__(self, "_ended", False)
 
-    @property
-    def push(self) -> Push:
-        """The push this view belongs to."""
-        return self._push
-
     def end(self) -> None:
-        """The push was handled: later broadcasts through this view are not part of it."""
+        """The hook returned: later broadcasts through this view are plain live ones."""
         object.__setattr__(self, "_ended", True)
-
-    def broadcast(
-        self,
-        payload: Any,
-        exclude: Collection[str] = (),
-        eligible: Collection[str] = (),
-        push: Push | None = None,
-    ) -> int:
-        """``Topic.broadcast`` on the channel topic, as part of this view's push (until
-        ``end``) or of ``push`` when given."""
-        if push is None and not self._ended:
-            push = self._push
-        return self.unbound.broadcast(payload, exclude, eligible, push)
 
     def __getattr__(self, name: str) -> Any:
         """The channel topic's state (this view's own slots of ``Topic`` stay empty)."""
@@ -392,5 +380,86 @@ class BoundTopic(Topic):
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.unbound, name, value)
 
+
+class BoundTopic(TopicView):
+    """A channel's ``Topic`` bound to one push: what ``PushableTopic.on_push`` receives.
+
+    ``broadcast`` is the channel topic's, made part of ``push`` (recorded at its position, a
+    refill, a capture: app/push.py) until the push is handled (``end``). A broadcast through
+    this view after ``on_push`` returned (a task, a timer that kept it) is a live one of its
+    own, as one on ``unbound`` (the channel topic) is.
+    """
+
+    __slots__ = ("_push",)
+
+    _push: Push
+
+    def __init__(self, topic: Topic, push: Push) -> None:
+        super().__init__(topic)
+        object.__setattr__(self, "_push", push)
+
+    @property
+    def push(self) -> Push:
+        """The push this view belongs to."""
+        return self._push
+
+    def broadcast(
+        self,
+        payload: Any,
+        exclude: Collection[str] = (),
+        eligible: Collection[str] = (),
+        push: Push | None = None,
+        *,
+        disclosed: Mapping[str, Any] | None = None,
+    ) -> int:
+        """``Topic.broadcast`` on the channel topic, as part of this view's push (until
+        ``end``) or of ``push`` when given."""
+        if push is None and not self._ended:
+            push = self._push
+        return self.unbound.broadcast(payload, exclude, eligible, push, disclosed=disclosed)
+
     def __repr__(self) -> str:
         return f"BoundTopic({self.unbound!r}, {self._push.mode.value})"
+
+
+class PublishedTopic(TopicView):
+    """A channel's ``Topic`` as ``on_publish`` receives it for one PUBLISH.
+
+    Its broadcasts carry the EVENT details naming the publisher (``disclose_me``) until the
+    hook returned (``end``); other topics' broadcasts, and this one's afterwards (a task the
+    hook started), never do: a route with ``disclose_publisher: false`` stays private.
+    ``narrow`` (the PUBLISH's authid/authrole lists, wamp2/audience.py) picks the recipients
+    of every broadcast through this view when it is sent, among who is subscribed then.
+    """
+
+    __slots__ = ("_disclosed", "_narrow")
+
+    _disclosed: Mapping[str, Any] | None
+    _narrow: Narrow | None
+
+    def __init__(
+        self, topic: Topic, disclosed: Mapping[str, Any] | None, narrow: Narrow | None = None
+    ) -> None:
+        super().__init__(topic)
+        object.__setattr__(self, "_disclosed", disclosed)
+        object.__setattr__(self, "_narrow", narrow)
+
+    def broadcast(
+        self,
+        payload: Any,
+        exclude: Collection[str] = (),
+        eligible: Collection[str] = (),
+        push: Push | None = None,
+        *,
+        disclosed: Mapping[str, Any] | None = None,
+    ) -> int:
+        """``Topic.broadcast`` on the channel topic, naming this PUBLISH's publisher until
+        ``end``."""
+        if disclosed is None and not self._ended:
+            disclosed = self._disclosed
+        if self._narrow is not None:
+            exclude, eligible = self._narrow(exclude, eligible)
+        return self.unbound.broadcast(payload, exclude, eligible, push, disclosed=disclosed)
+
+    def __repr__(self) -> str:
+        return f"PublishedTopic({self.unbound!r})"

@@ -234,3 +234,10 @@ class RawPeer:
     def close(self) -> None:
         if self._protocol is not None and not self.closed.done():
             self._protocol.sendClose(1000)
+
+    def drop(self) -> None:
+        """Close the TCP connection with no WebSocket close and no GOODBYE: a peer that
+        vanished (the router must clean up after it all the same)."""
+        transport = None if self._protocol is None else self._protocol.transport
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()

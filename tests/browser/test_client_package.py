@@ -151,9 +151,13 @@ def test_typescript_checks_a_page_using_the_package_and_the_catalogue(site: Path
 
 
 @pytest.fixture
-async def page(browser: Browser) -> Page:
-    """A page of the test's Chromium (tests/browser/conftest.py)."""
-    return await browser.new_page()
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A page of the test's Chromium (tests/browser/conftest.py), closed after the test."""
+    opened = await browser.new_page()
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture

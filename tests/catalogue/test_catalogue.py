@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from gos_web_socket.app.auth.authorization import RouteRules
-from gos_web_socket.app.catalogue import asyncapi_document
+from gos_web_socket.app.catalogue import asyncapi_document, write_catalogue
+from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.router import Router, load_routes_from_mapping
 from tests.unit.test_cli import run
 
@@ -194,3 +195,38 @@ def test_a_route_without_callback_is_a_call_that_names_who_may_register() -> Non
     }
     assert list(document["operations"]) == ["procs.call"]
     assert document["servers"] == {}
+
+
+def test_routes_whose_channel_keys_collide_are_refused_in_one_line(tmp_path: Path) -> None:
+    """Routes chat.room and chat_room would share the channel key chat_room: the catalogue
+    refuses them with one ConfigurationError line naming both (no crash, no overwrite)."""
+    routes = {
+        "chat.room": {"pattern": "chat/{room}", "callback": "acme.topic"},
+        "chat_room": {"pattern": "room/{room}", "callback": "acme.topic"},
+    }
+    router = Router(load_routes_from_mapping(routes))
+    with pytest.raises(ConfigurationError) as raised:
+        write_catalogue(router, tmp_path, servers={})
+    assert len(raised.value.problems) == 1
+    assert "chat.room" in str(raised.value) and "chat_room" in str(raised.value)
+
+
+def test_two_models_of_one_class_name_are_refused_in_one_line() -> None:
+    """Two different payload models named Message would overwrite each other's schema: the
+    catalogue refuses them in one line naming both; one model on two routes is fine."""
+    twins = "tests.catalogue.twin_models"
+    routes = {
+        "left": {"pattern": "l/{r}", "callback": "t", "payload": f"{twins}:Left.Message"},
+        "right": {"pattern": "r/{r}", "callback": "t", "payload": f"{twins}:Right.Message"},
+        "again": {"pattern": "a/{r}", "callback": "t", "payload": f"{twins}:Left.Message"},
+    }
+    router = Router(load_routes_from_mapping(routes))
+    rules = RouteRules.from_router(router)
+    with pytest.raises(ConfigurationError) as raised:
+        asyncapi_document(router, rules, title="t", version="1", servers={})
+    assert len(raised.value.problems) == 1
+    assert "Left.Message" in str(raised.value) and "Right.Message" in str(raised.value)
+    del routes["right"]
+    router = Router(load_routes_from_mapping(routes))
+    document = asyncapi_document(router, rules, title="t", version="1", servers={})
+    assert list(document["components"]["schemas"]) == ["Message"]

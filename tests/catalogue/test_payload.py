@@ -7,16 +7,26 @@ from pathlib import Path
 
 import pytest
 
+from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.demo.models import ChatMessage
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.position import Position
 from gos_web_socket.app.router import Router, load_routes, load_routes_from_mapping
+from gos_web_socket.app.testing import RawPeer, WampTestClient
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler, MemoryDelivery
 from gos_web_socket.settings.models import DEFAULT_ROUTING
 from tests.contract.conftest import RecordingServer
+from tests.support.server import running_server, url_of
 from tests.unit.test_cli import one_config_error, run
+
+CHAT = "acme/chat/lobby"
+CHAT_ROUTE = {
+    "pattern": "acme/chat/{room}",
+    "callback": "acme.topic",
+    "payload": "gos_web_socket.app.demo.models:ChatMessage",
+}
 
 CHAT = "acme/chat/lobby"
 LOBBY = {"room": "lobby"}
@@ -96,3 +106,31 @@ async def test_a_refill_that_does_not_fit_reaches_no_topic() -> None:
         assert server.pushes.empty()
     finally:
         await handler.close()
+
+
+async def test_a_client_publish_must_fit_the_routes_model() -> None:
+    """A v1 or v2 PUBLISH on a typed channel that does not fit its model is refused
+    (v1 CALLERROR code 400, v2 ERROR invalid_argument) and reaches nobody; one that fits
+    reaches subscribers as the model's JSON."""
+    routes = {"acme_chat": {**CHAT_ROUTE}}
+    async with running_server(topics=[AcmeTopic()], routes=routes) as server:
+        subscriber = await WampTestClient.connect(url_of(server))
+        subscriber.subscribe(CHAT)
+        v1 = await WampTestClient.connect(url_of(server))
+        v1.publish(CHAT, {"author": "x"})
+        error = await v1.next_topic_error(CHAT)
+        assert error.details["code"] == 400 and "text" in error.desc
+        v2 = await RawPeer.connect(url_of(server))
+        await v2.hello()
+        v2.send([16, 1, {"acknowledge": True}, CHAT, [{"text": 3}]])
+        assert (await v2.receive())[:5] == [8, 16, 1, {}, "wamp.error.invalid_argument"]
+        v2.send([16, 2, {"acknowledge": True}, CHAT, [], {"author": "ann"}])
+        assert (await v2.receive())[:5] == [8, 16, 2, {}, "wamp.error.invalid_argument"]
+        v2.send([16, 3, {"acknowledge": True}, CHAT, [{"author": "ann", "text": "hi"}]])
+        assert (await v2.receive())[:2] == [17, 3]
+        expected = {"author": "ann", "text": "hi", "sent_at": None}
+        assert await subscriber.next_event(CHAT) == expected
+        assert subscriber.unread_events() == []
+        v2.close()
+        for client in (v1, subscriber):
+            await client.close()

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from autobahn.wamp.types import EventDetails, SubscribeOptions
 
 from gos_web_socket.app.testing import V2Client
 from gos_web_socket.app.transports.zmq import ZmqPusher
 from gos_web_socket.containers import build_router
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 from tests.support.process import ServerProcess, server_env, setting
+from tests.wamp2.conftest import next_of, subscribe_events
 from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker
 from tests.workers.conftest import until_ready
-
-Events = asyncio.Queue[tuple[tuple[Any, ...], EventDetails]]
 
 
 @pytest.fixture
@@ -30,25 +26,15 @@ async def workers() -> AsyncIterator[ServerProcess]:
         await server.stop()
 
 
-async def pattern(client: V2Client, uri: str, match: str) -> tuple[Events, int]:
-    queue: Events = asyncio.Queue()
-
-    def handler(*args: Any, details: EventDetails) -> None:
-        queue.put_nowait((args, details))
-
-    options = SubscribeOptions(match=match, details=True)
-    subscription = await client.session.subscribe(handler, uri, options)
-    return queue, subscription.id
-
-
 async def test_pattern_subscribers_on_both_workers(workers: ServerProcess) -> None:
     """A push reaches pattern subscribers on either worker with details.topic; each worker's
     meta API answers for its own subscriptions."""
     first = await V2Client.join(workers.ws_url)
     (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
     second, extra = await on_other_worker(workers, home)
-    by_prefix, prefix_id = await pattern(first, "acme/channel/", "prefix")
-    by_wildcard, wildcard_id = await pattern(second, "acme//lobby", "wildcard")
+    by_prefix, by_prefix_subscription = await subscribe_events(first, "acme/channel/", "prefix")
+    by_wildcard, wildcard = await subscribe_events(second, "acme//lobby", "wildcard")
+    prefix_id, wildcard_id = by_prefix_subscription.id, wildcard.id
     zmq = ZmqPusher(
         ZmqSettings(port=int(setting(workers.env, "PUSHERS__ZMQ__PORT"))),
         build_router([DEFAULT_ROUTING]),
@@ -56,8 +42,7 @@ async def test_pattern_subscribers_on_both_workers(workers: ServerProcess) -> No
     try:
         await zmq.push({"n": 1}, "acme_topic", {"room": "lobby"})
         for queue in (by_prefix, by_wildcard):
-            async with asyncio.timeout(10):
-                args, details = await queue.get()
+            args, details = await next_of(queue, 10)
             assert (args, details.topic) == (({"n": 1},), "acme/channel/lobby")
     finally:
         await zmq.close()

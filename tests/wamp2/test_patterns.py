@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from autobahn.wamp.types import EventDetails, PublishOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import EventDispatcher
@@ -18,6 +18,7 @@ from gos_web_socket.app.server.wamp2.matching import best, matches
 from gos_web_socket.app.testing import RawPeer, V2Client, WampTestClient
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
 from tests.support.server import eventually, running_server, url_of
+from tests.wamp2.conftest import Events, next_of, subscribe_events
 
 ROUTES: dict[str, Any] = {
     "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},
@@ -29,8 +30,6 @@ ROUTES: dict[str, Any] = {
     },
     "dotted": {"pattern": "com.acme.{room}.news", "callback": "acme.topic"},
 }
-
-Events = asyncio.Queue[tuple[tuple[Any, ...], EventDetails]]
 
 
 @pytest.fixture
@@ -50,27 +49,11 @@ async def server() -> AsyncIterator[WampServer]:
         yield running
 
 
-async def pattern(client: V2Client, uri: str, match: str) -> tuple[Events, Any]:
-    """Subscribe with ``match``; the events with their details, and the Subscription."""
-    queue: Events = asyncio.Queue()
-
-    def handler(*args: Any, details: EventDetails) -> None:
-        queue.put_nowait((args, details))
-
-    options = SubscribeOptions(match=match, details_arg="details")
-    return queue, await client.session.subscribe(handler, uri, options)
-
-
-async def next_of(queue: Events) -> tuple[tuple[Any, ...], EventDetails]:
-    async with asyncio.timeout(5):
-        return await queue.get()
-
-
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])
 async def test_prefix_subscription_gets_every_source(server: WampServer, serializer: str) -> None:
     """v2 publish, v1 publish and a server push reach a prefix subscriber, with details.topic."""
     watcher = await V2Client.join(url_of(server), serializer=serializer)
-    events, subscription = await pattern(watcher, "acme/channel/", "prefix")
+    events, subscription = await subscribe_events(watcher, "acme/channel/", "prefix")
     publisher = await V2Client.join(url_of(server))
     await publisher.session.publish(
         "acme/channel/lobby", {"n": 1}, options=PublishOptions(acknowledge=True)
@@ -96,8 +79,8 @@ async def test_prefix_subscription_gets_every_source(server: WampServer, seriali
 async def test_wildcard_with_slashes_and_dots(server: WampServer) -> None:
     """Empty components are wildcards in ``/`` URIs and ``.`` URIs; the others must be equal."""
     watcher = await V2Client.join(url_of(server))
-    slashes, _ = await pattern(watcher, "acme//lobby", "wildcard")
-    dots, _ = await pattern(watcher, "com.acme..news", "wildcard")
+    slashes, _ = await subscribe_events(watcher, "acme//lobby", "wildcard")
+    dots, _ = await subscribe_events(watcher, "com.acme..news", "wildcard")
     publisher = await V2Client.join(url_of(server))
     ack = PublishOptions(acknowledge=True)
     await publisher.session.publish("acme/channel/kitchen", "no", options=ack)
@@ -115,9 +98,9 @@ async def test_one_id_per_pattern_and_both_subscriptions_deliver(server: WampSer
     """Two sessions on one (pattern, match) share its id; an exact and a pattern subscription
     of one session each get the event, with the same publication id."""
     first, second = await V2Client.join(url_of(server)), await V2Client.join(url_of(server))
-    events, one = await pattern(first, "acme/channel/", "prefix")
-    _, two = await pattern(second, "acme/channel/", "prefix")
-    _, wild = await pattern(second, "acme/channel/", "wildcard")
+    events, one = await subscribe_events(first, "acme/channel/", "prefix")
+    _, two = await subscribe_events(second, "acme/channel/", "prefix")
+    _, wild = await subscribe_events(second, "acme/channel/", "wildcard")
     assert one.id == two.id != wild.id
     exact: Events = asyncio.Queue()
     await first.session.subscribe(
@@ -149,7 +132,7 @@ async def test_pattern_subscription_follows_the_route_rules(server: WampServer) 
     """An anonymous prefix subscriber never gets events of a channel whose route refuses it
     SUBSCRIBE; exclude and eligible apply as to exact subscribers."""
     watcher = await V2Client.join(url_of(server))
-    events, _ = await pattern(watcher, "acme/", "prefix")
+    events, _ = await subscribe_events(watcher, "acme/", "prefix")
     publisher = await V2Client.join(url_of(server))
     ack = PublishOptions(acknowledge=True)
     await publisher.session.publish("acme/private/vault", "secret", options=ack)
@@ -200,3 +183,38 @@ def test_matcher() -> None:
         "com.acme.",
     )
     assert best(keys, "org.x") is None
+
+
+async def test_pattern_subscriptions_count_against_max_subscriptions() -> None:
+    """Pattern subscriptions count with exact ones: an exact SUBSCRIBE past
+    max_subscriptions closes the client with 1008."""
+    async with running_server(
+        topics=[AcmeTopic()], routes=ROUTES, limits={"max_subscriptions": 2}
+    ) as server:
+        peer = await RawPeer.connect(url_of(server))
+        await peer.hello()
+        peer.send([32, 1, {"match": "prefix"}, "acme/channel/"])
+        peer.send([32, 2, {"match": "wildcard"}, "acme.channel."])
+        assert [(await peer.receive())[:2] for _ in range(2)] == [[33, 1], [33, 2]]
+        peer.send([32, 3, {}, "acme/channel/a"])
+        assert await peer.wait_closed() == 1008
+        assert dict(server.stats.closed) == {"max_subscriptions": 1}
+
+
+async def test_a_payload_a_pattern_subscriber_cannot_carry_reaches_nobody(
+    server: WampServer,
+) -> None:
+    """msgpack bytes cannot go to a JSON pattern subscriber: the broadcast fails before the
+    msgpack exact subscriber got it (every frame is built before the first write)."""
+    exact = await V2Client.join(url_of(server), serializer="msgpack")
+    watcher = await V2Client.join(url_of(server))
+    exact_events, _ = await subscribe_events(exact, "acme/channel/lobby", "exact")
+    pattern_events, _ = await subscribe_events(watcher, "acme/channel/", "prefix")
+    topic = server.broker.manager.topics["acme/channel/lobby"]
+    with pytest.raises((TypeError, ValueError)):
+        topic.broadcast({"blob": b"\x00\x01"})
+    topic.broadcast("after")
+    assert (await next_of(exact_events))[0] == ("after",)
+    assert (await next_of(pattern_events))[0] == ("after",)
+    for client in (exact, watcher):
+        await client.leave()

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from autobahn.wamp.types import EventDetails, PublishOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions
 
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
-from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.router import WampRequest
+from gos_web_socket.app.server import Topic, TopicHandler, WampConnection, WampServer
 from gos_web_socket.app.testing import RawPeer, V2Client
 from tests.auth.conftest import (
     Keys,
@@ -18,6 +19,7 @@ from tests.auth.conftest import (
     keys as keys,  # noqa: F401  (the session's key pair fixture)
 )
 from tests.support.server import running_server, url_of
+from tests.wamp2.conftest import listen, next_of
 
 ROUTES: dict[str, Any] = {
     "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},
@@ -28,7 +30,6 @@ ROUTES: dict[str, Any] = {
     },
 }
 LOBBY = "acme/channel/lobby"
-Events = asyncio.Queue[tuple[tuple[Any, ...], EventDetails]]
 
 
 @pytest.fixture
@@ -38,21 +39,6 @@ async def server(keys: Keys) -> AsyncIterator[WampServer]:
         topics=[AcmeTopic()], rpcs=[AcmeRpc()], routes=ROUTES, authentication=authentication
     ) as running:
         yield running
-
-
-async def listen(client: V2Client, uri: str, match: str = "exact") -> Events:
-    queue: Events = asyncio.Queue()
-
-    def handler(*args: Any, details: EventDetails) -> None:
-        queue.put_nowait((args, details))
-
-    await client.session.subscribe(handler, uri, SubscribeOptions(match=match, details=True))
-    return queue
-
-
-async def next_of(queue: Events) -> tuple[tuple[Any, ...], EventDetails]:
-    async with asyncio.timeout(5):
-        return await queue.get()
 
 
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])
@@ -120,3 +106,111 @@ async def test_lists_by_authid_and_authrole(server: WampServer, keys: Keys) -> N
                 assert first == ("end",), (options, name)
     for client in (user, anonymous, watcher, publisher):
         await client.leave()
+
+
+class RelayTopic(TopicHandler):
+    """Broadcasts a PUBLISH on its own topic, on another channel, and later from a task."""
+
+    name = "relay.topic"
+
+    def __init__(self) -> None:
+        self.other: Topic | None = None
+        self.later = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def on_publish(
+        self,
+        connection: WampConnection,
+        topic: Topic,
+        request: WampRequest,
+        event: Any,
+        exclude: list[str],
+        eligible: list[str],
+    ) -> None:
+        topic.broadcast("own")
+        assert self.other is not None
+        self.other.broadcast("other")
+
+        async def after() -> None:
+            await self.later.wait()
+            topic.broadcast("task")
+
+        self.tasks.append(asyncio.create_task(after()))
+
+
+async def test_disclosure_stays_on_the_published_topic_during_the_hook() -> None:
+    """disclose_me names the publisher only on the PUBLISH's own topic while its hook runs:
+    not on another route's channel (disclose_publisher false), not in a task started later."""
+    relay = RelayTopic()
+    routes = {**ROUTES, "relay": {"pattern": "relay/{room}", "callback": "relay.topic"}}
+    async with running_server(topics=[AcmeTopic(), relay], routes=routes) as server:
+        subscriber = await V2Client.join(url_of(server))
+        own = await listen(subscriber, "relay/room")
+        quiet = await listen(subscriber, "acme/quiet/r")
+        relay.other = server.broker.manager.topics["acme/quiet/r"]
+        publisher = await RawPeer.connect(url_of(server))
+        await publisher.hello()
+        publisher.send([16, 1, {"acknowledge": True, "disclose_me": True}, "relay/room", ["x"]])
+        assert (await publisher.receive())[:2] == [17, 1]
+        args, details = await next_of(own)
+        assert args == ("own",) and details.publisher is not None
+        args, details = await next_of(quiet)
+        assert args == ("other",) and details.publisher is None
+        assert details.publisher_authid is None and details.publisher_authrole is None
+        relay.later.set()
+        args, details = await next_of(own)
+        assert args == ("task",) and details.publisher is None
+        await asyncio.gather(*relay.tasks)
+        publisher.close()
+        await subscriber.leave()
+
+
+class SlowTopic(TopicHandler):
+    """Waits for ``go`` before broadcasting a PUBLISH (a hook that awaits something)."""
+
+    name = "slow.topic"
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def on_publish(
+        self,
+        connection: WampConnection,
+        topic: Topic,
+        request: WampRequest,
+        event: Any,
+        exclude: list[str],
+        eligible: list[str],
+    ) -> None:
+        self.started.set()
+        await self.go.wait()
+        topic.broadcast(event, exclude, eligible)
+
+
+async def test_lists_apply_to_who_subscribed_while_the_hook_awaited(keys: Keys) -> None:
+    """exclude_authid is applied when the hook broadcasts: a client of that authid that
+    subscribed while on_publish awaited does not get the event; another one does."""
+    slow = SlowTopic()
+    routes = {**ROUTES, "slow": {"pattern": "slow/{room}", "callback": "slow.topic"}}
+    authentication = {"allow_anonymous": True, "providers": {"jwt": jwt_node(keys)}}
+    async with running_server(
+        topics=[AcmeTopic(), slow], routes=routes, authentication=authentication
+    ) as server:
+        publisher = await V2Client.join(url_of(server))
+        anchoring = await V2Client.join(url_of(server))
+        anchor = await listen(anchoring, "slow/r")  # the channel's topic lives on
+        options = PublishOptions(acknowledge=True, exclude_authid=["42"])
+        published = asyncio.ensure_future(publisher.session.publish("slow/r", "x", options=options))
+        await asyncio.wait_for(slow.started.wait(), 5)
+        late = await V2Client.join(url_of(server), ticket=keys.hs256("42"), authid="42")
+        other = await V2Client.join(url_of(server))
+        late_events, other_events = await listen(late, "slow/r"), await listen(other, "slow/r")
+        slow.go.set()
+        await published
+        assert (await next_of(other_events))[0] == ("x",)
+        assert (await next_of(anchor))[0] == ("x",)
+        await publisher.session.publish("slow/r", "end", options=PublishOptions(acknowledge=True))
+        assert (await next_of(late_events))[0] == ("end",)
+        for client in (publisher, late, other, anchoring):
+            await client.leave()

@@ -1,9 +1,10 @@
 """Black/white listing by authid and authrole (PUBLISH ``exclude_authid``, ``exclude_authrole``,
 ``eligible_authid``, ``eligible_authrole``), and who a session is in WAMP terms.
 
-The lists are turned into session ids at PUBLISH, among the channel's subscribers (exact and
-pattern): the topic hook then gets plain ``exclude`` / ``eligible`` session id lists, the one
-path every broadcast already takes (topic.py). A subscriber must be in every present eligible
+The lists are turned into session ids when the topic hook broadcasts (the topic view it
+received, topic.py ``PublishedTopic``; ``Broker.narrow``), among the channel's subscribers
+then (exact and pattern): plain ``exclude`` / ``eligible`` session id lists, the one path
+every broadcast already takes. A subscriber must be in every present eligible
 list and in no exclude list (the spec).
 """
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import MetaRefused, ResourceNotFound
@@ -36,7 +37,7 @@ from gos_web_socket.app.server.wamp2.meta_workers import NodeMeta
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.wamp2.patterns import Reader
-    from gos_web_socket.app.server.wamp2.registrations import Registration
+    from gos_web_socket.app.server.wamp2.registrations import Procedure, Registration
 
 SESSIONS = "wamp.session."
 
@@ -58,7 +59,7 @@ class MetaApi:
         }
         self._procedures.update(SubscriptionLookups(self).procedures())
         self._procedures.update(RegistrationLookups(self).procedures())
-        broker.dealer.registrations.watch = self.registration_changed
+        broker.dealer.registrations.observers.append(self)
         relay = broker.dealer.relay
         peers = None if relay is None else relay.meta
         self.node = None if peers is None else NodeMeta(self, peers)
@@ -67,12 +68,22 @@ class MetaApi:
     # -- who may ------------------------------------------------------------------------------
 
     def permitted(self, connection: Reader, verb: str, uri: str) -> bool:
-        """The route of meta URI ``uri`` allows ``verb``; without one, the defaults above."""
+        """The route of meta URI ``uri`` allows ``verb``; without one, the defaults above.
+        A refusal is counted (``authz_refused``): the client's CALL or SUBSCRIBE fails."""
         try:
             request = self.broker.router.match(uri)
         except ResourceNotFound:
             return not (uri.startswith(SESSIONS) and connection.user.is_anonymous)
         return self.broker.rules.refusal(verb, connection.user, request) is None
+
+    def sees(self, reader: Reader, uri: str) -> bool:
+        """Whether a subscriber of meta topic ``uri`` may get its events now (``permitted``
+        for ``subscribe``, counting nothing: hiding an event refuses no verb)."""
+        try:
+            request = self.broker.router.match(uri)
+        except ResourceNotFound:
+            return not (uri.startswith(SESSIONS) and reader.user.is_anonymous)
+        return self.broker.rules.allows("subscribe", reader.user, request)
 
     def sees_channel(self, connection: Reader, channel: str) -> bool:
         readers = self.broker.readers(channel)
@@ -91,7 +102,7 @@ class MetaApi:
             request = self.broker.router.match(uri)
         except ResourceNotFound:
             return False
-        return self.broker.rules.refusal("call", connection.user, request) is None
+        return self.broker.rules.allows("call", connection.user, request)
 
     # -- calls and subscriptions --------------------------------------------------------------
 
@@ -141,8 +152,8 @@ class MetaApi:
     def joined(self, connection: Reader, details: dict[str, Any]) -> None:
         """A v2 session was welcomed: ``wamp.session.on_join``."""
         self.sessions[connection.session_id] = (connection, details)
-        sees = self._sees_sessions
-        self.topics.publish("wamp.session.on_join", [details], sees)
+        uri = "wamp.session.on_join"
+        self.topics.publish(uri, [details], partial(self.sees, uri=uri))
 
     def left(self, connection: Reader) -> None:
         """A session ended: ``wamp.session.on_leave`` (session, authid, authrole)."""
@@ -152,10 +163,8 @@ class MetaApi:
             return
         details = entry[1]
         args = [details["session"], details["authid"], details["authrole"]]
-        self.topics.publish("wamp.session.on_leave", args, self._sees_sessions)
-
-    def _sees_sessions(self, reader: Reader) -> bool:
-        return self.permitted(reader, "subscribe", "wamp.session.on_join")
+        uri = "wamp.session.on_leave"
+        self.topics.publish(uri, args, partial(self.sees, uri=uri))
 
     def subscribed(
         self, session_id: str, subscription: int, uri: str, match: str, created: bool
@@ -195,27 +204,35 @@ class MetaApi:
         readers = self.broker.readers(uri)
         return (lambda reader: False) if readers is None else readers
 
-    def registration_changed(self, kind: str, registration: Registration, edge: bool) -> None:
-        """The dealer's table changed (registrations.py ``watch``): the registration events."""
+    def registered(self, registration: Registration, procedure: Procedure, first: bool) -> None:
+        """A callee registered (``RegistrationObserver``): ``on_create`` when it is the
+        procedure's ``first``, ``on_register``, under the procedure's stable id."""
         if not self.topics:
             return
-        uri = registration.uri
-        session = int(registration.callee.session_id)
+        session, sees = self._registration_event(registration)
+        if first:
+            details = registration_details(procedure)
+            self.topics.publish("wamp.registration.on_create", [session, details], sees)
+        self.topics.publish("wamp.registration.on_register", [session, procedure.id], sees)
 
-        def sees(reader: Reader) -> bool:
-            return self.sees_procedure(reader, uri)
-
-        if kind == "register":
-            if edge:
-                details = registration_details(registration)
-                self.topics.publish("wamp.registration.on_create", [session, details], sees)
-            args = [session, registration.id]
-            self.topics.publish("wamp.registration.on_register", args, sees)
+    def unregistered(self, registration: Registration, procedure: Procedure, last: bool) -> None:
+        """A callee's registration ended (``RegistrationObserver``): ``on_unregister``,
+        ``on_delete`` when it was the procedure's ``last``."""
+        if not self.topics:
             return
-        args = [session, registration.id]
+        session, sees = self._registration_event(registration)
+        args = [session, procedure.id]
         self.topics.publish("wamp.registration.on_unregister", args, sees)
-        if edge:
+        if last:
             self.topics.publish("wamp.registration.on_delete", args, sees)
+
+    def _registration_event(
+        self, registration: Registration
+    ) -> tuple[int, Callable[[Reader], bool]]:
+        """The callee's session and who may see an event of the registration."""
+        return int(registration.callee.session_id), partial(
+            self.sees_procedure, uri=registration.uri
+        )
 
     # -- wamp.session.* -----------------------------------------------------------------------
 

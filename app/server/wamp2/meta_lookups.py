@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from gos_web_socket.app.server.topic import Topic
     from gos_web_socket.app.server.wamp2.dealer import Dealer
     from gos_web_socket.app.server.wamp2.patterns import PatternSubscriptions, Reader
-    from gos_web_socket.app.server.wamp2.registrations import Procedure, Registration
+    from gos_web_socket.app.server.wamp2.registrations import Procedure
 
 Procedures = dict[str, Callable[["Reader", list[Any]], Any]]
 
@@ -145,40 +145,36 @@ class RegistrationLookups(Lookups):
     def _visible(self, connection: Reader, procedure: Procedure | None) -> Procedure | None:
         if procedure is None or not procedure.callees:
             return None
-        return procedure if self.meta.sees_procedure(connection, procedure.callees[0].uri) else None
+        return procedure if self.meta.sees_procedure(connection, procedure.uri) else None
 
     def registration_list(self, connection: Reader, args: list[Any]) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {match: [] for match in MATCHES}
         for procedure in self.meta.broker.dealer.registrations.procedures():
             if self._visible(connection, procedure) is not None:
-                oldest = procedure.callees[0]
-                found[oldest.terms.match].append(oldest.id)
+                found[procedure.match].append(procedure.id)
         return found
 
     def registration_lookup(self, connection: Reader, args: list[Any]) -> int | None:
         procedure = self.meta.broker.dealer.registrations.lookup(a_match(args), a_uri(args))
         visible = self._visible(connection, procedure)
-        return None if visible is None else visible.callees[0].id
+        return None if visible is None else visible.id
 
     def registration_match(self, connection: Reader, args: list[Any]) -> int | None:
         procedure = self.meta.broker.dealer.registrations.serving(a_uri(args))
         visible = self._visible(connection, procedure)
-        return None if visible is None else visible.callees[0].id
+        return None if visible is None else visible.id
 
     def _registration(self, connection: Reader, args: list[Any]) -> Procedure:
+        """The procedure of a registration id: its own id or any of its callees'."""
         wanted = an_id(args)
-        registrations = self.meta.broker.dealer.registrations
-        registration = registrations.get(wanted)
-        procedure = None
-        if registration is not None:
-            procedure = registrations.lookup(registration.terms.match, registration.uri)
+        procedure = self.meta.broker.dealer.registrations.procedure_of(wanted)
         visible = self._visible(connection, procedure)
         if visible is None:
             raise MetaRefused(NO_SUCH_REGISTRATION, f"no registration {wanted}")
         return visible
 
     def registration_get(self, connection: Reader, args: list[Any]) -> dict[str, Any]:
-        return registration_details(self._registration(connection, args).callees[0])
+        return registration_details(self._registration(connection, args))
 
     def registration_list_callees(self, connection: Reader, args: list[Any]) -> list[int]:
         return [int(r.callee.session_id) for r in self._registration(connection, args).callees]
@@ -187,13 +183,14 @@ class RegistrationLookups(Lookups):
         return len(self._registration(connection, args).callees)
 
 
-def registration_details(registration: Registration) -> dict[str, Any]:
-    terms = registration.terms
+def registration_details(procedure: Procedure) -> dict[str, Any]:
+    """``wamp.registration.get`` and ``on_create``'s details (the spec's keys)."""
     return {
-        "id": registration.id,
-        "uri": registration.uri,
-        "match": terms.match,
-        "invoke": terms.invoke,
+        "id": procedure.id,
+        "created": procedure.created,
+        "uri": procedure.uri,
+        "match": procedure.match,
+        "invoke": procedure.invoke,
     }
 
 

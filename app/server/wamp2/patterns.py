@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gos_web_socket.app.server.members import Subscriber
+from gos_web_socket.app.server.session import event_frame
 from gos_web_socket.app.server.wamp2.matching import matches
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class PatternSubscriptions:
 
     @property
     def active(self) -> bool:
-        """Any pattern subscription exists: broadcasts must ask ``deliver``."""
+        """Any pattern subscription exists: broadcasts must ask ``frames``."""
         return bool(self._by_id)
 
     def __iter__(self) -> Any:
@@ -135,7 +136,7 @@ class PatternSubscriptions:
             self._matched[uri] = found
         return found
 
-    def deliver(
+    def frames(
         self,
         uri: str,
         publication: int,
@@ -143,21 +144,21 @@ class PatternSubscriptions:
         exclude: Collection[str] = (),
         eligible: Collection[str] = (),
         details: Mapping[str, Any] | None = None,
-    ) -> int:
-        """EVENT of ``payload`` on channel ``uri`` to the pattern subscribers allowed to read
-        it, with ``details.topic``; returns how many were written to. One event reaching a
-        session through several subscriptions arrives once per subscription (the spec).
-        Every frame is built before the first write, as for exact subscriptions."""
+    ) -> list[tuple[Subscriber, bytes]]:
+        """The EVENT frames of ``payload`` on channel ``uri`` for the pattern subscribers
+        allowed to read it, with ``details.topic``, each with its subscriber, for the caller
+        to write once every frame of the broadcast is built (topic.py). One event reaching a
+        session through several subscriptions arrives once per subscription (the spec)."""
         found = self.matching(uri)
         if not found:
-            return 0
+            return []
         readers = self._access.readers(uri)
         if readers is None:
-            return 0
+            return []
         skip = set(exclude)
         only = set(eligible) if eligible else None
         event_details = {"topic": uri, **(details or {})}
-        writes: list[tuple[Reader, bytes]] = []
+        writes: list[tuple[Subscriber, bytes]] = []
         for subscription in found:
             frames: dict[WireFormat, bytes] = {}
             for session_id, member in subscription.members.items():
@@ -168,8 +169,8 @@ class PatternSubscriptions:
                 wire = member.wire_format
                 frame = frames.get(wire)
                 if frame is None:
-                    frame = frames[wire] = wire.event_frame(
-                        uri, subscription.id, publication, payload, None, event_details
+                    frame = frames[wire] = event_frame(
+                        wire, uri, subscription.id, publication, payload, None, event_details
                     )
                 writes.append((member, frame))
-        return sum(1 for member, frame in writes if member.write_frame(frame))
+        return writes

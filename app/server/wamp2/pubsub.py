@@ -16,6 +16,7 @@ from gos_web_socket.app.server.wamp2.audience import Listing, identity
 from gos_web_socket.app.server.wamp2.codes import (
     EVENT,
     INVALID_ARGUMENT,
+    INVALID_URI,
     NO_SUCH_SUBSCRIPTION,
     OPTION_DISALLOWED_DISCLOSE_ME,
     PUBLISH,
@@ -205,10 +206,15 @@ class PubSub:
         disclose: bool = False,
     ) -> None:
         """``audience``: the ``exclude`` and ``eligible`` session ids and the authid/authrole
-        lists (audience.py), turned into session ids here; ``disclose``: name the publisher
-        in the EVENTs (unless the route says ``disclose_publisher: false``)."""
+        lists (audience.py), applied when the hook broadcasts (``Broker.narrow``);
+        ``disclose``: name the publisher in the EVENTs (unless the route says
+        ``disclose_publisher: false``)."""
         answers = self.answers
         connection = answers.connection
+        if self.broker.meta.serves(uri):
+            desc = f"{uri} is the router's meta API: clients cannot publish to it"
+            answers.error(request, INVALID_URI, desc)
+            return
         if args and kwargs:
             desc = "publish either arguments or keyword arguments"
             answers.error(request, INVALID_ARGUMENT, desc)
@@ -226,10 +232,10 @@ class PubSub:
                 "publisher_authrole": authrole,
             }
         exclude, eligible, listing = audience
-        if listing is not None:
-            eligible = listing.apply(self.broker.audience(uri), exclude, eligible)
         event: Any = KeywordArguments(kwargs) if kwargs else _one(args)
-        failure = await self.broker.publish(connection, uri, event, exclude, eligible, disclosed)
+        failure = await self.broker.publish(
+            connection, uri, event, exclude, eligible, disclosed, listing
+        )
         if failure is not None:
             answers.failed(request, failure)
         elif acknowledge:

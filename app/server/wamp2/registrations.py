@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gos_web_socket.app.limits import check_count
@@ -73,21 +73,20 @@ class Registration:
     terms: Terms = EXACT
 
 
-class Procedure:
-    """The callees of one URI, oldest first, and the policy that picks one per call."""
+class Picker:
+    """An ``invoke`` policy's choice among callees, with the round-robin turn it keeps (one
+    procedure's callees here, a shared URI's workers in relay.py)."""
 
-    __slots__ = ("callees", "invoke", "turn")
+    __slots__ = ("invoke", "turn")
 
     def __init__(self, invoke: str) -> None:
         self.invoke = invoke
-        self.callees: list[Registration] = []
         self.turn = 0
         """roundrobin: the index of the next callee."""
 
-    def pick(self) -> Registration:
+    def pick(self, callees: list[Registration]) -> Registration:
         """``roundrobin`` walks the callees in registration order, ``random`` draws one,
         ``last`` is the newest, ``first`` and ``single`` the oldest."""
-        callees = self.callees
         if self.invoke == "roundrobin":
             self.turn %= len(callees)
             chosen = callees[self.turn]
@@ -98,10 +97,54 @@ class Procedure:
         return callees[-1] if self.invoke == "last" else callees[0]
 
 
+class Procedure:
+    """The callees of one URI, oldest first, and the policy that picks one per call.
+
+    ``id`` is the registration id of the meta API (meta_lookups.py): its first callee's, kept
+    while any callee is left, so that a shared registration keeps one id; ``created`` is when
+    that first callee registered (ISO 8601)."""
+
+    __slots__ = ("callees", "created", "id", "match", "picker", "uri")
+
+    def __init__(self, first: Registration) -> None:
+        self.id = first.id
+        self.uri = first.uri
+        self.match = first.terms.match
+        self.picker = Picker(first.terms.invoke)
+        self.created = datetime.now(UTC).isoformat()
+        self.callees: list[Registration] = []
+
+    @property
+    def invoke(self) -> str:
+        return self.picker.invoke
+
+    def pick(self) -> Registration:
+        """One callee by the procedure's policy."""
+        return self.picker.pick(self.callees)
+
+
+class RegistrationObserver(Protocol):
+    """Who is told of the table's changes (the registration meta API, meta.py)."""
+
+    def registered(self, registration: Registration, procedure: Procedure, first: bool) -> None:
+        """``registration`` joined ``procedure``; ``first``: its first callee."""
+
+    def unregistered(self, registration: Registration, procedure: Procedure, last: bool) -> None:
+        """``registration`` left ``procedure``; ``last``: no callee is left."""
+
+
 class Registrations:
     """Every registration of this process, by URI, by id and by owning session."""
 
-    __slots__ = ("_by_id", "_by_session", "_by_uri", "_ids", "_patterns", "watch")
+    __slots__ = (
+        "_by_id",
+        "_by_procedure",
+        "_by_session",
+        "_by_uri",
+        "_ids",
+        "_patterns",
+        "observers",
+    )
 
     def __init__(self) -> None:
         self._by_uri: dict[tuple[str, str], Procedure] = {}
@@ -109,11 +152,12 @@ class Registrations:
         self._patterns: dict[tuple[str, str], Procedure] = {}
         """The prefix and wildcard ones again: a call looks there when no exact one serves."""
         self._by_id: dict[int, Registration] = {}
+        self._by_procedure: dict[int, Procedure] = {}
+        """``Procedure.id`` → the procedure (its first callee may have left)."""
         self._by_session: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
-        self.watch: Callable[[str, Registration, bool], None] | None = None
-        """Told ``("register", registration, first callee of its URI)`` and ``("unregister",
-        registration, last callee gone)``: the registration meta API (meta.py)."""
+        self.observers: list[RegistrationObserver] = []
+        """Told of each registration and its end: the registration meta API (meta.py)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -140,6 +184,14 @@ class Registrations:
 
     def get(self, registration_id: int) -> Registration | None:
         return self._by_id.get(registration_id)
+
+    def procedure_of(self, registration_id: int) -> Procedure | None:
+        """The procedure of a registration id: its ``Procedure.id`` or any callee's."""
+        procedure = self._by_procedure.get(registration_id)
+        registration = self._by_id.get(registration_id)
+        if procedure is None and registration is not None:
+            procedure = self.lookup(registration.terms.match, registration.uri)
+        return procedure
 
     def lookup(self, match: str, uri: str) -> Procedure | None:
         """The callees of (match, URI) as registered."""
@@ -174,14 +226,17 @@ class Registrations:
         check_count("max_registrations", len(held), limit, "registrations")
         registration = Registration(next(self._ids), uri, callee, terms)
         key = (terms.match, uri)
-        procedure = self._by_uri.setdefault(key, Procedure(terms.invoke))
+        procedure = self._by_uri.get(key)
+        if procedure is None:
+            procedure = self._by_uri[key] = Procedure(registration)
+            self._by_procedure[procedure.id] = procedure
         procedure.callees.append(registration)
         if terms.match != "exact":
             self._patterns[key] = procedure
         self._by_id[registration.id] = registration
         held.add(registration.id)
-        if self.watch is not None:
-            self.watch("register", registration, len(procedure.callees) == 1)
+        for observer in self.observers:
+            observer.registered(registration, procedure, len(procedure.callees) == 1)
         return registration
 
     def remove(self, session_id: str, registration_id: int) -> tuple[Registration, bool] | None:
@@ -207,7 +262,8 @@ class Registrations:
         procedure.callees.remove(registration)
         if not procedure.callees:
             del self._by_uri[key]
+            del self._by_procedure[procedure.id]
             self._patterns.pop(key, None)
-        if self.watch is not None:
-            self.watch("unregister", registration, not procedure.callees)
+        for observer in self.observers:
+            observer.unregistered(registration, procedure, not procedure.callees)
         return registration, not procedure.callees and key[0] == "exact"

@@ -40,7 +40,7 @@ from gos_web_socket.app.server.wamp2.codes import (
 )
 from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers, relay_meta
-from gos_web_socket.app.server.wamp2.registrations import Procedure, Registration
+from gos_web_socket.app.server.wamp2.registrations import Picker, Procedure, Registration
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class SharedRemote:
     def __init__(self, invoke: str, me: int) -> None:
         self.me = me
         self.holders: list[int] = []
-        self.turns = Procedure(invoke)
+        self.turns = Picker(invoke)
         """The policy's pick (registrations.py), over this call's candidates."""
 
     @property
@@ -150,8 +150,7 @@ class SharedRemote:
         picks among its own callees by the same policy)."""
         if not candidates:
             return None
-        self.turns.callees = candidates
-        return self.turns.pick()
+        return self.turns.pick(candidates)
 
 
 class WorkerRelay:
