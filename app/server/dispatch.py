@@ -134,7 +134,12 @@ class TopicDispatcher:
                 await handler.on_unsubscribe(connection, topic, request)
             else:
                 await handler.on_publish(
-                    connection, view or topic, request, event, exclude or [], eligible or []
+                    connection,
+                    topic if view is None else view,
+                    request,
+                    event,
+                    exclude or [],
+                    eligible or [],
                 )
         except Exception as exc:
             logger.error(
