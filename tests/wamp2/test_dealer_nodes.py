@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.app.server.wamp2.nodes import NodeLink
 from gos_web_socket.app.testing import RawPeer, V2Client
 from gos_web_socket.containers import dealer_node
 from gos_web_socket.settings.dealer import DealerSettings
@@ -225,3 +227,47 @@ async def test_workers_are_nodes_of_their_own(rabbitmq: RabbitMQNode) -> None:
         caller, extra = await on_other_worker(server, home)
         assert await until(lambda: caller.session.call("com.acme.double", 21)) == 42
         await leave_all(callee, caller, *extra)
+
+
+def published(link: NodeLink) -> list[dict[str, Any]]:
+    """What ``link`` queued for RabbitMQ so far (it is not started: nothing leaves)."""
+    out = []
+    while not link._outbox.empty():
+        out.append(json.loads(link._outbox.get_nowait()[1]))
+    return out
+
+
+class Relay:
+    """Stands for the relay: what the link told it, and an event per claim outcome."""
+
+    def __init__(self) -> None:
+        self.told: list[dict[str, Any]] = []
+        self.outcome = asyncio.Event()
+
+    def received(self, message: dict[str, Any]) -> None:
+        self.told.append(message)
+        if message["op"] == "claimed":
+            self.outcome.set()
+
+    async def claims(self, count: int) -> None:
+        """Wait until ``count`` claims ended."""
+        while sum(m["op"] == "claimed" for m in self.told) < count:
+            self.outcome.clear()
+            await asyncio.wait_for(self.outcome.wait(), 5)
+
+
+async def test_release_during_the_claim_window_is_kept() -> None:
+    """A callee leaving while its REGISTER is claimed: the claim ends without holding the URI
+    (released published), so another node may claim it; two claims in a row both end."""
+    link = NodeLink(DealerSettings(across_nodes=True, claim_window=0.05), AmqpSettings())
+    relay = Relay()
+    link.on_message = relay.received
+    link.send({"op": "claim", "uri": "com.acme.x"})
+    link.send({"op": "claim", "uri": "com.acme.x"})
+    await asyncio.sleep(0)
+    link.send({"op": "release", "uri": "com.acme.x"})
+    await relay.claims(2)
+    assert link.held == set()
+    assert [m["op"] for m in published(link)] == ["claim", "claim", "released", "released"]
+    link.received({"op": "claim", "uri": "com.acme.x", "from": "zzzz"})
+    assert published(link) == []  # no objection: the other node gets the URI

@@ -40,6 +40,22 @@ logger = logging.getLogger(__name__)
 EVERYONE = "all"
 
 
+class Claim:
+    """One claim in its window; ``released``: the URI was released meanwhile (its callee
+    left), so the claim ends without holding it."""
+
+    __slots__ = ("future", "released")
+
+    def __init__(self, future: asyncio.Future[bool]) -> None:
+        self.future = future
+        self.released = False
+
+    def lose(self) -> None:
+        """Another node holds the URI, or claimed it too with a smaller id."""
+        if not self.future.done():
+            self.future.set_result(False)
+
+
 class NodeLink:
     """This node's end: claims, announcements, expiry, and relay messages to other nodes."""
 
@@ -53,7 +69,8 @@ class NodeLink:
         """URIs this node holds."""
         self.peers: dict[str, tuple[float, set[str]]] = {}
         """Other nodes: when last heard, the URIs they hold."""
-        self._claims: dict[str, asyncio.Future[bool]] = {}
+        self._claims: dict[str, list[Claim]] = {}
+        """Claims in their window, by URI (several REGISTERs of one URI may overlap)."""
         self._connection: AbstractRobustConnection | None = None
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         """Messages in the order they were sent, published by one task."""
@@ -100,30 +117,48 @@ class NodeLink:
             self._claiming.add(task)  # held until done: the loop keeps weak references only
             task.add_done_callback(self._claiming.discard)
         elif op == "release":
-            uri = message["uri"]
-            if uri in self.held:
-                self.held.discard(uri)
-                self._publish(EVERYONE, {"op": "released", "uri": uri})
+            self.release(message["uri"])
         else:
             self._publish(message.pop("to"), message)
+
+    def release(self, uri: str) -> None:
+        """This node no longer serves ``uri``: given back if held; claims of it in their
+        window end without holding it (a callee that left while its REGISTER was claimed)."""
+        for claim in self._claims.get(uri, ()):
+            claim.released = True
+        if uri in self.held:
+            self.held.discard(uri)
+            self._publish(EVERYONE, {"op": "released", "uri": uri})
 
     async def _claim(self, uri: str) -> None:
         """Claim ``uri``: ours unless another node objects within ``claim_window``."""
         ok = not any(uri in uris for _, uris in self.peers.values())
         if ok:
-            future = asyncio.get_running_loop().create_future()
-            self._claims[uri] = future
+            claim = Claim(asyncio.get_running_loop().create_future())
+            self._claims.setdefault(uri, []).append(claim)
             self._publish(EVERYONE, {"op": "claim", "uri": uri})
             try:
-                ok = await asyncio.wait_for(asyncio.shield(future), self.settings.claim_window)
+                ok = await asyncio.wait_for(
+                    asyncio.shield(claim.future), self.settings.claim_window
+                )
             except TimeoutError:
                 ok = True
             finally:
-                self._claims.pop(uri, None)
+                self._end_claim(uri, claim)
+            if ok and claim.released:
+                self._publish(EVERYONE, {"op": "released", "uri": uri})
+                ok = False
         if ok:
             self.held.add(uri)
             self._publish(EVERYONE, {"op": "held", "uri": uri})
         self._tell_relay({"op": "claimed", "uri": uri, "ok": ok})
+
+    def _end_claim(self, uri: str, claim: Claim) -> None:
+        claims = self._claims.get(uri, [])
+        if claim in claims:
+            claims.remove(claim)
+        if not claims:
+            self._claims.pop(uri, None)
 
     # -- from RabbitMQ ---------------------------------------------------------------------------
 
@@ -166,16 +201,16 @@ class NodeLink:
         the smaller id; yield when it claims it too with a smaller id."""
         uri = message["uri"]
         self._heard(source)
-        claiming = self._claims.get(uri)
-        if uri in self.held or (claiming is not None and self.node < source):
+        claiming = self._claims.get(uri, [])
+        if uri in self.held or (claiming and self.node < source):
             self._publish(source, {"op": "taken", "uri": uri})
-        elif claiming is not None and not claiming.done():
-            claiming.set_result(False)
+        else:
+            for claim in claiming:
+                claim.lose()
 
     def on_taken(self, source: str, message: dict[str, Any]) -> None:
-        claiming = self._claims.get(message["uri"])
-        if claiming is not None and not claiming.done():
-            claiming.set_result(False)
+        for claim in self._claims.get(message["uri"], []):
+            claim.lose()
 
     # -- heartbeats and expiry -------------------------------------------------------------------
 
