@@ -15,7 +15,10 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.server.wamp2.nodes import NodeLink
+from gos_web_socket.app.server.wamp2.registrations import Registration
+from gos_web_socket.app.server.wamp2.relay import WorkerRelay
 from gos_web_socket.app.testing import RawPeer, V2Client
 from gos_web_socket.containers import dealer_node
 from gos_web_socket.settings.dealer import DealerSettings
@@ -271,3 +274,41 @@ async def test_release_during_the_claim_window_is_kept() -> None:
     assert [m["op"] for m in published(link)] == ["claim", "claim", "released", "released"]
     link.received({"op": "claim", "uri": "com.acme.x", "from": "zzzz"})
     assert published(link) == []  # no objection: the other node gets the URI
+
+
+class Callee:
+    """A local callee that records what the dealer sends it."""
+
+    cancels = progresses = False
+
+    def __init__(self, session_id: str, revokes: bool) -> None:
+        self.session_id = session_id
+        self.revokes = revokes
+        self.sent: list[list[Any]] = []
+
+    def send(self, message: list[Any]) -> bool:
+        self.sent.append(message)
+        return True
+
+
+async def test_two_nodes_holding_one_uri_settle_on_the_smaller_id() -> None:
+    """A peer announces a URI this node holds too: with a larger id the peer is ignored
+    (objected by its beat later); with a smaller id this node gives it up: released is
+    published, its callee gets UNREGISTERED (registration_revocation), calls go to the peer."""
+    link = NodeLink(DealerSettings(across_nodes=True, claim_window=0.01), AmqpSettings())
+    dealer = Dealer()
+    dealer.relay = relay = WorkerRelay(dealer, link.send)
+    link.on_message = relay.received
+    callee = Callee("s1", revokes=True)
+    registration = await dealer.register(callee, "com.acme.x", 10)
+    assert isinstance(registration, Registration) and link.held == {"com.acme.x"}
+    published(link)
+    link.received({"op": "beat", "uris": ["com.acme.x"], "from": "z" * 12})
+    assert link.held == {"com.acme.x"} and published(link) == []
+    link.received({"op": "held", "uri": "com.acme.x", "from": "0" * 12})
+    assert link.held == set()
+    assert [m["op"] for m in published(link)] == ["released"]
+    reason = {"registration": registration.id, "reason": "wamp.error.procedure_already_exists"}
+    assert callee.sent == [[67, 0, reason]]
+    found = dealer.procedure("com.acme.x")
+    assert found is not None and found.callee.session_id == "worker:" + "0" * 12

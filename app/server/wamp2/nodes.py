@@ -14,7 +14,10 @@ sender's id:
   ``interrupt`` and ``answer``.
 
 A REGISTER claims its URI and waits ``claim_window`` seconds: a node holding the URI objects;
-two nodes claiming at once both yield to the smaller node id. A node not heard for
+two nodes claiming at once both yield to the smaller node id. Two nodes that hold one URI
+all the same (an objection lost or late, a false expiry) find out from each other's ``held``
+or ``beat``: the larger id gives it up (its callees are told UNREGISTERED when they announced
+``registration_revocation``). A node not heard for
 ``node_timeout`` seconds is gone: its URIs are released and calls to it end ``canceled``
 (calls made before then end with their own timeout at the latest).
 """
@@ -184,14 +187,26 @@ class NodeLink:
         _, known = self._heard(source)
         for uri in known - uris:
             self._forget(source, uri)
+        for uri in uris & self.held:
+            self.contest(source, uri)
         for uri in uris - known:
             self.on_held(source, {"uri": uri})
 
     def on_held(self, source: str, message: dict[str, Any]) -> None:
         uri = message["uri"]
+        self.contest(source, uri)
         _, known = self._heard(source)
         known.add(uri)
         self._tell_relay({"op": "held", "uri": uri, "worker": source})
+
+    def contest(self, source: str, uri: str) -> None:
+        """``source`` holds ``uri`` and so does this node (an objection lost or late, a false
+        expiry): the smaller node id keeps it; the other revokes its callees' registrations
+        (relay.py, ``on_revoked``) and publishes ``released``."""
+        if uri in self.held and source < self.node:
+            logger.warning("dealer node %s: %s is held by %s too: given up", self.node, uri, source)
+            self.release(uri)
+            self._tell_relay({"op": "revoked", "uri": uri})
 
     def on_released(self, source: str, message: dict[str, Any]) -> None:
         self._forget(source, message["uri"])
