@@ -25,7 +25,7 @@ from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
-from tests.support.rabbitmq import RabbitMQNode
+from tests.support.rabbitmq import RabbitMQNode, free_port
 from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker, two_workers
 
 ROUTING = Path(__file__).with_name("dealer_routing.yaml")
@@ -241,7 +241,7 @@ def published(link: NodeLink) -> list[dict[str, Any]]:
 
 
 class Relay:
-    """Stands for the relay: what the link told it, and an event per claim outcome."""
+    """Stands for the relay: what the link told it, and an event per message."""
 
     def __init__(self) -> None:
         self.told: list[dict[str, Any]] = []
@@ -249,14 +249,17 @@ class Relay:
 
     def received(self, message: dict[str, Any]) -> None:
         self.told.append(message)
-        if message["op"] == "claimed":
-            self.outcome.set()
+        self.outcome.set()
 
     async def claims(self, count: int) -> None:
         """Wait until ``count`` claims ended."""
-        while sum(m["op"] == "claimed" for m in self.told) < count:
+        await self.wait_for(lambda _: sum(m["op"] == "claimed" for m in self.told) >= count)
+
+    async def wait_for(self, test: Callable[[dict[str, Any]], bool], within: float = 10) -> None:
+        """Wait until a message told passes ``test``."""
+        while not any(test(m) for m in self.told):
             self.outcome.clear()
-            await asyncio.wait_for(self.outcome.wait(), 5)
+            await asyncio.wait_for(self.outcome.wait(), within)
 
 
 async def test_release_during_the_claim_window_is_kept() -> None:
@@ -312,3 +315,37 @@ async def test_two_nodes_holding_one_uri_settle_on_the_smaller_id() -> None:
     assert callee.sent == [[67, 0, reason]]
     found = dealer.procedure("com.acme.x")
     assert found is not None and found.callee.session_id == "worker:" + "0" * 12
+
+
+async def test_link_uses_the_nodes_fails_unroutable_invokes_and_says_bye(
+    rabbitmq: RabbitMQNode,
+) -> None:
+    """pushers.amqp.nodes with a dead first node: the link connects to the live one; an
+    invoke to a node whose queue is gone fails at once (canceled, not after call_timeout);
+    a link that closes says bye, so its peer releases its URIs at once (node_timeout 60 s)."""
+    nodes = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{rabbitmq.port}"]
+    amqp = rabbitmq.amqp_settings().model_copy(update={"nodes": nodes})
+    settings = DealerSettings(
+        across_nodes=True, exchange_name=f"dealer_{uuid.uuid4().hex[:8]}", node_timeout=60
+    )
+    first, second = NodeLink(settings, amqp), NodeLink(settings, amqp)
+    heard, told = Relay(), Relay()
+    first.on_message, second.on_message = heard.received, told.received
+    await first.start()
+    await second.start()
+    try:
+        second.send({"op": "claim", "uri": "com.acme.x"})
+        await told.claims(1)
+        first.send({"op": "invoke", "to": "nobody", "id": 7, "uri": "com.acme.x"})
+        await heard.wait_for(lambda m: m["op"] == "answer")
+        failed = [m for m in heard.told if m["op"] == "answer"]
+        assert [(m["id"], m["uri"]) for m in failed] == [(7, "wamp.error.canceled")]
+        await heard.wait_for(
+            lambda m: m == {"op": "held", "uri": "com.acme.x", "worker": second.node}
+        )
+        await second.close()
+        await heard.wait_for(lambda m: m == {"op": "gone", "worker": second.node})
+        assert {"op": "released", "uri": "com.acme.x"} in heard.told
+    finally:
+        await first.close()
+        await second.close()

@@ -25,6 +25,7 @@ or ``beat``: the larger id gives it up (its callees are told UNREGISTERED when t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -34,13 +35,16 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
-from gos_web_socket.app.transports.amqp.topology import broker_url
+from gos_web_socket.app.server.wamp2.codes import CANCELED
+from gos_web_socket.app.transports.amqp.topology import open_connection
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
 
 logger = logging.getLogger(__name__)
 
 EVERYONE = "all"
+BYE_WITHIN = 2.0
+"""Seconds ``close`` waits for its ``bye`` (and what was queued before it) to be published."""
 
 
 class Claim:
@@ -75,19 +79,17 @@ class NodeLink:
         self._claims: dict[str, list[Claim]] = {}
         """Claims in their window, by URI (several REGISTERs of one URI may overlap)."""
         self._connection: AbstractRobustConnection | None = None
-        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        """Messages in the order they were sent, published by one task."""
+        self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, Any] | None]] = asyncio.Queue()
+        """Messages in the order they were sent, published by one task; with each, what the
+        relay is told when it cannot be delivered (an ``invoke``: the call fails at once)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._claiming: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            broker_url(self.amqp),
-            client_properties={"connection_name": f"gos dealer {self.node}"},
-        )
-        channel = await self._connection.channel()
+        self._connection = await open_connection(self.amqp, f"gos dealer {self.node}")
+        channel = await self._connection.channel(on_return_raises=True)
         exchange = await channel.declare_exchange(
             self.settings.exchange_name, aio_pika.ExchangeType.DIRECT
         )
@@ -104,9 +106,16 @@ class NodeLink:
         logger.info("dealer node %s on exchange %s", self.node, self.settings.exchange_name)
 
     async def close(self) -> None:
-        for task in self._tasks:
+        """Say ``bye`` (the others release this node's URIs and end its calls at once, not
+        after ``node_timeout``), then stop claiming, beating and publishing."""
+        if self._tasks:
+            self.held.clear()
+            self._publish(EVERYONE, {"op": "bye"})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.join(), BYE_WITHIN)
+        for task in [*self._claiming, *self._tasks]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._claiming, *self._tasks, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
 
@@ -176,7 +185,7 @@ class NodeLink:
     def received(self, message: dict[str, Any]) -> None:
         """One message from another node."""
         op, source = message["op"], message["from"]
-        if op in ("beat", "held", "released", "claim", "taken"):
+        if op in ("beat", "held", "released", "claim", "taken", "bye"):
             handler: Callable[[str, dict[str, Any]], None] = getattr(self, f"on_{op}")
             handler(source, message)
         else:  # invoke, interrupt, answer: the relay's
@@ -207,6 +216,11 @@ class NodeLink:
             logger.warning("dealer node %s: %s is held by %s too: given up", self.node, uri, source)
             self.release(uri)
             self._tell_relay({"op": "revoked", "uri": uri})
+
+    def on_bye(self, source: str, message: dict[str, Any]) -> None:
+        """``source`` closes: gone now rather than after ``node_timeout``."""
+        if source in self.peers:
+            self.expire(source)
 
     def on_released(self, source: str, message: dict[str, Any]) -> None:
         self._forget(source, message["uri"])
@@ -270,15 +284,28 @@ class NodeLink:
     def _publish(self, to: str, message: dict[str, Any]) -> None:
         """Queue one message; JSON raises TypeError / ValueError at once for what it cannot
         carry (MessagePack bytes), as the relay expects."""
-        self._outbox.put_nowait((to, json.dumps(message | {"from": self.node}).encode()))
+        body = json.dumps(message | {"from": self.node}).encode()
+        undelivered = None
+        if message["op"] == "invoke":
+            desc = [f"dealer node {to} cannot be reached"]
+            undelivered = {"op": "answer", "from": to, "id": message["id"], "kind": "error"}
+            undelivered |= {"uri": CANCELED, "args": desc, "kwargs": {}}
+        self._outbox.put_nowait((to, body, undelivered))
 
     async def _publishing(self, exchange: AbstractExchange) -> None:
+        """Publish the outbox in order; a message to one node is mandatory: when RabbitMQ
+        returns it (that node's queue is gone) or the publish fails, an ``invoke`` fails its
+        call at once instead of after its timeout; other messages are logged."""
         while True:
-            key, body = await self._outbox.get()
+            key, body, undelivered = await self._outbox.get()
             try:
-                await exchange.publish(aio_pika.Message(body), routing_key=key)
-            except Exception as exc:  # noqa: BLE001  (one message lost: its call times out)
+                await exchange.publish(aio_pika.Message(body), key, mandatory=key != EVERYONE)
+            except Exception as exc:  # noqa: BLE001  (a returned message raises too)
                 logger.warning("dealer node %s: publish to %s failed: %r", self.node, key, exc)
+                if undelivered is not None:
+                    self._tell_relay(undelivered)
+            finally:
+                self._outbox.task_done()
 
 
 async def linked(link: NodeLink | None, *after: object) -> AsyncIterator[NodeLink | None]:
