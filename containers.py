@@ -153,7 +153,7 @@ def build_dealer(
     if peers is not None:
         relay = WorkerRelay(dealer, peers.send)
         dealer.relay = relay
-        peers.on_message = relay.received
+        peers.attach(relay)
     return dealer
 
 

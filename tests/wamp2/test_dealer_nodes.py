@@ -272,7 +272,7 @@ async def test_release_during_the_claim_window_is_kept() -> None:
     (released published), so another node may claim it; two claims in a row both end."""
     link = NodeLink(DealerSettings(across_nodes=True, claim_window=0.05), AmqpSettings())
     relay = Relay()
-    link.on_message = relay.received
+    link.attach(relay)
     link.send({"op": "claim", "uri": "com.acme.x"})
     link.send({"op": "claim", "uri": "com.acme.x"})
     await asyncio.sleep(0)
@@ -306,7 +306,7 @@ async def test_two_nodes_holding_one_uri_settle_on_the_smaller_id() -> None:
     link = NodeLink(DealerSettings(across_nodes=True, claim_window=0.01), AmqpSettings())
     dealer = Dealer()
     dealer.relay = relay = WorkerRelay(dealer, link.send)
-    link.on_message = relay.received
+    link.attach(relay)
     callee = Callee("s1", revokes=True)
     registration = await dealer.register(callee, "com.acme.x", 10)
     assert isinstance(registration, Registration) and link.held == {"com.acme.x"}
@@ -335,7 +335,8 @@ async def test_link_uses_the_nodes_fails_unroutable_invokes_and_says_bye(
     )
     first, second = NodeLink(settings, amqp), NodeLink(settings, amqp)
     heard, told = Relay(), Relay()
-    first.on_message, second.on_message = heard.received, told.received
+    first.attach(heard)
+    second.attach(told)
     await first.start()
     await second.start()
     try:

@@ -30,7 +30,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
@@ -39,6 +39,9 @@ from gos_web_socket.app.server.wamp2.codes import CANCELED
 from gos_web_socket.app.transports.amqp.topology import open_connection
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.relay import RelayEnd
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +73,8 @@ class NodeLink:
         self.settings = settings
         self.amqp = amqp
         self.node = uuid.uuid4().hex[:12]
-        self.on_message: Callable[[dict[str, Any]], None] | None = None
-        """Where messages for the relay go (the node's ``WorkerRelay.received``)."""
+        self._relay: RelayEnd | None = None
+        """Where messages for the relay go (``attach``)."""
         self.held: set[str] = set()
         """URIs this node holds."""
         self.peers: dict[str, tuple[float, set[str]]] = {}
@@ -84,6 +87,10 @@ class NodeLink:
         relay is told when it cannot be delivered (an ``invoke``: the call fails at once)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._claiming: set[asyncio.Task[None]] = set()
+
+    def attach(self, relay: RelayEnd) -> None:
+        """Hand what the other nodes send for the relay (and claim outcomes) to ``relay``."""
+        self._relay = relay
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -278,8 +285,8 @@ class NodeLink:
             self._tell_relay({"op": "released", "uri": uri})
 
     def _tell_relay(self, message: dict[str, Any]) -> None:
-        if self.on_message is not None:
-            self.on_message(message)
+        if self._relay is not None:
+            self._relay.received(message)
 
     def _publish(self, to: str, message: dict[str, Any]) -> None:
         """Queue one message; JSON raises TypeError / ValueError at once for what it cannot

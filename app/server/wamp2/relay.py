@@ -42,6 +42,13 @@ Send = Callable[[dict[str, Any]], None]
 Forward = Callable[[int, dict[str, Any]], None]
 
 
+class RelayEnd(Protocol):
+    """What a link (the worker's ``ParentLink``, a node's ``NodeLink``) hands the messages it
+    reads to, once ``attach``-ed: the worker's ``WorkerRelay``."""
+
+    def received(self, message: dict[str, Any]) -> None: ...
+
+
 @runtime_checkable
 class Revocable(Protocol):
     """A callee that may be told its registration was revoked (a v2 session's ``Callee``)."""
