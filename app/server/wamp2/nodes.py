@@ -9,7 +9,8 @@ queue bound with the node's id and with ``all``. Messages are JSON objects, ``fr
 sender's id:
 
 - to ``all``: ``beat`` (the URIs the node holds, every ``heartbeat`` seconds and at start),
-  ``claim`` (a URI it wants), ``held`` / ``released`` (a URI it took or gave back);
+  ``claim`` (a URI it wants), ``held`` / ``released`` (a URI it took or gave back), ``bye``
+  (it closes: its URIs go and calls to it end now);
 - to one node: ``taken`` (an objection to its claim), and the relay's ``invoke``,
   ``interrupt`` and ``answer``.
 
