@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -239,10 +238,7 @@ async def test_workers_are_nodes_of_their_own(rabbitmq: RabbitMQNode) -> None:
 
 def published(link: NodeLink) -> list[dict[str, Any]]:
     """What ``link`` queued for RabbitMQ so far (it is not started: nothing leaves)."""
-    out = []
-    while not link._outbox.empty():
-        out.append(json.loads(link._outbox.get_nowait()[1]))
-    return out
+    return link.outbox.taken()
 
 
 class Relay:

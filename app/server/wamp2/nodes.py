@@ -67,6 +67,49 @@ class Claim:
             self.future.set_result(False)
 
 
+class Outbox:
+    """A node's messages in the order they were sent, published by one task (``run``)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.queue: asyncio.Queue[tuple[str, bytes, dict[str, Any] | None]] = asyncio.Queue()
+        """Each message with what the relay is told when it cannot be delivered (an
+        ``invoke``: its call fails at once)."""
+
+    def put(self, to: str, message: dict[str, Any]) -> None:
+        """Queue one message; JSON raises TypeError / ValueError at once for what it cannot
+        carry (MessagePack bytes), as the relay expects."""
+        body = json.dumps(message).encode()
+        undelivered = None
+        if message["op"] == "invoke":
+            desc = [f"dealer node {to} cannot be reached"]
+            undelivered = {"op": "answer", "from": to, "id": message["id"], "kind": "error"}
+            undelivered |= {"uri": CANCELED, "args": desc, "kwargs": {}}
+        self.queue.put_nowait((to, body, undelivered))
+
+    def taken(self) -> list[dict[str, Any]]:
+        """The messages queued and not published yet, taken out (a link not started)."""
+        out = []
+        while not self.queue.empty():
+            out.append(json.loads(self.queue.get_nowait()[1]))
+        return out
+
+    async def run(self, exchange: AbstractExchange, tell: Callable[[dict[str, Any]], None]) -> None:
+        """Publish in order; a message to one node is mandatory: when RabbitMQ returns it
+        (that node's queue is gone) or the publish fails, an ``invoke`` fails its call at
+        once (``tell``: to the relay) instead of after its timeout; other ones are logged."""
+        while True:
+            key, body, undelivered = await self.queue.get()
+            try:
+                await exchange.publish(aio_pika.Message(body), key, mandatory=key != EVERYONE)
+            except Exception as exc:  # noqa: BLE001  (a returned message raises too)
+                logger.warning("dealer node %s: publish to %s failed: %r", self.node, key, exc)
+                if undelivered is not None:
+                    tell(undelivered)
+            finally:
+                self.queue.task_done()
+
+
 class NodeLink:
     """This node's end: claims, announcements, expiry, and relay messages to other nodes."""
 
@@ -83,9 +126,7 @@ class NodeLink:
         self._claims: dict[str, list[Claim]] = {}
         """Claims in their window, by URI (several REGISTERs of one URI may overlap)."""
         self._connection: AbstractRobustConnection | None = None
-        self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, Any] | None]] = asyncio.Queue()
-        """Messages in the order they were sent, published by one task; with each, what the
-        relay is told when it cannot be delivered (an ``invoke``: the call fails at once)."""
+        self.outbox = Outbox(self.node)
         self._tasks: list[asyncio.Task[None]] = []
         self._claiming: set[asyncio.Task[None]] = set()
 
@@ -108,7 +149,7 @@ class NodeLink:
             await queue.bind(exchange, key)
         await queue.consume(self._delivered, no_ack=True)
         self._tasks = [
-            asyncio.create_task(self._publishing(exchange)),
+            asyncio.create_task(self.outbox.run(exchange, self._tell_relay)),
             asyncio.create_task(self._beat_and_expire()),
         ]
         logger.info("dealer node %s on exchange %s", self.node, self.settings.exchange_name)
@@ -120,7 +161,7 @@ class NodeLink:
             self.held.clear()
             self._publish(EVERYONE, {"op": "bye"})
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.join(), BYE_WITHIN)
+                await asyncio.wait_for(self.outbox.queue.join(), BYE_WITHIN)
         for task in [*self._claiming, *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._claiming, *self._tasks, return_exceptions=True)
@@ -290,30 +331,7 @@ class NodeLink:
             self._relay.received(message)
 
     def _publish(self, to: str, message: dict[str, Any]) -> None:
-        """Queue one message; JSON raises TypeError / ValueError at once for what it cannot
-        carry (MessagePack bytes), as the relay expects."""
-        body = json.dumps(message | {"from": self.node}).encode()
-        undelivered = None
-        if message["op"] == "invoke":
-            desc = [f"dealer node {to} cannot be reached"]
-            undelivered = {"op": "answer", "from": to, "id": message["id"], "kind": "error"}
-            undelivered |= {"uri": CANCELED, "args": desc, "kwargs": {}}
-        self._outbox.put_nowait((to, body, undelivered))
-
-    async def _publishing(self, exchange: AbstractExchange) -> None:
-        """Publish the outbox in order; a message to one node is mandatory: when RabbitMQ
-        returns it (that node's queue is gone) or the publish fails, an ``invoke`` fails its
-        call at once instead of after its timeout; other messages are logged."""
-        while True:
-            key, body, undelivered = await self._outbox.get()
-            try:
-                await exchange.publish(aio_pika.Message(body), key, mandatory=key != EVERYONE)
-            except Exception as exc:  # noqa: BLE001  (a returned message raises too)
-                logger.warning("dealer node %s: publish to %s failed: %r", self.node, key, exc)
-                if undelivered is not None:
-                    self._tell_relay(undelivered)
-            finally:
-                self._outbox.task_done()
+        self.outbox.put(to, message | {"from": self.node})
 
 
 async def linked(link: NodeLink | None, *after: object) -> AsyncIterator[NodeLink | None]:
