@@ -185,7 +185,7 @@ def build_dealer(
     if peers is not None:
         relay = WorkerRelay(dealer, peers.send)
         dealer.relay = relay
-        peers.on_message = relay.received
+        peers.attach(relay)
         if node is None:
             relay.meta = MetaPeers(peers.send)
     if worker is not None:

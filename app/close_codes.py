@@ -31,6 +31,7 @@ CLIENT_BROKE_PROTOCOL = frozenset(
 
 CLOSE_CODES: dict[str, int] = {
     "messages_per_second": CLOSE_POLICY_VIOLATION,
+    "calls_per_second": CLOSE_POLICY_VIOLATION,
     "pings_per_second": CLOSE_POLICY_VIOLATION,
     "frames_per_second": CLOSE_POLICY_VIOLATION,
     "max_prefixes": CLOSE_POLICY_VIOLATION,

@@ -41,7 +41,7 @@ from gos_web_socket.app.exceptions import ConfigurationError, ListenError
 if TYPE_CHECKING:
     from gos_web_socket.app.ops import WorkerOps
     from gos_web_socket.app.presence.peers import PresenceHub
-    from gos_web_socket.app.server.wamp2.relay import ParentRelay
+    from gos_web_socket.app.server.wamp2.relay import ParentRelay, RelayEnd
     from gos_web_socket.app.transports.zmq import ZmqFanout
     from gos_web_socket.settings.models import Settings
 
@@ -123,8 +123,18 @@ class ParentLink:
         self._sock = socket.socket(fileno=fd)
         self._unsent = bytearray()
         self._unread = b""
-        self.on_message: Callable[[dict[str, Any]], None] | None = None
-        """Where the parent's lines go (the worker's ``WorkerRelay.received``)."""
+        self._relay: RelayEnd | None = None
+        """Where the parent's lines go (``attach``)."""
+
+    def attach(self, relay: RelayEnd) -> None:
+        """Hand the parent's relay lines to ``relay`` (the worker's ``WorkerRelay``, or a
+        splitter in front of it: presence, app/presence/peers.py)."""
+        self._relay = relay
+
+    @property
+    def attached(self) -> RelayEnd | None:
+        """Who gets the parent's lines now: a splitter attached later passes it the rest."""
+        return self._relay
 
     def report(self, ops_port: int | None) -> None:
         """Tell the parent this worker serves (and where its /metrics is)."""
@@ -160,7 +170,7 @@ class ParentLink:
 
     def on_parent_gone(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once when the parent's end closes (it exited or was killed);
-        the lines read meanwhile go to ``on_message``."""
+        the lines read meanwhile go to the attached relay."""
         loop = asyncio.get_running_loop()
         sock = self._sock
         sock.setblocking(False)
@@ -178,8 +188,8 @@ class ParentLink:
                 return
             *lines, self._unread = (self._unread + data).split(b"\n")
             for line in lines:
-                if self.on_message is not None:
-                    self.on_message(json.loads(line))
+                if self._relay is not None:
+                    self._relay.received(json.loads(line))
 
         loop.add_reader(sock.fileno(), readable)
 

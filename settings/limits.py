@@ -21,6 +21,15 @@ class LimitsSettings(Node):
     messages_burst: int = Field(
         default=200, ge=1, description="messages a client may send at once (a page subscribing)"
     )
+    calls_per_second: float = Field(
+        default=1000.0,
+        gt=0,
+        description="answered dealer round trips (RESULT, final YIELD or ERROR) per second; "
+        "over: close 1008",
+    )
+    calls_burst: int = Field(
+        default=1000, ge=1, description="answered dealer round trips a client may make at once"
+    )
     pings_per_second: float = Field(
         default=1.0, gt=0, description="sustained pings; over: close 1008"
     )

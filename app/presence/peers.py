@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gos_web_socket.app.presence.service import Presence
 
 if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.relay import RelayEnd
     from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,10 @@ def worker_origin(index: int) -> str:
 class Link(Protocol):
     """A worker's end of its socket pair (``ParentLink``, app/workers.py), as presence uses it."""
 
-    on_message: Callable[[dict[str, Any]], None] | None
+    @property
+    def attached(self) -> RelayEnd | None: ...
+
+    def attach(self, relay: RelayEnd) -> None: ...
 
     def send(self, message: dict[str, Any]) -> None: ...
 
@@ -80,19 +84,26 @@ def attach_worker(
     """Presence lines of ``link`` go to this worker's peers, the others where they went (the
     dealer's relay). With ``presence.nodes`` the worker is a node of its own on RabbitMQ
     (cluster.py) and the parent's presence lines are ignored."""
-    other = link.on_message
     nodes = settings.presence.nodes.enabled
     peers = None if nodes else WorkerPeers(presence, link.send, index)
-
-    def received(message: dict[str, Any]) -> None:
-        if not is_presence(message):
-            if other is not None:
-                other(message)
-        elif peers is not None:
-            peers.received(message)
-
-    link.on_message = received
+    link.attach(Split(peers, link.attached))
     return peers
+
+
+class Split:
+    """In front of the dealer's relay on one parent link: presence lines to presence's
+    peers (None: ignored), the others on to the relay attached before."""
+
+    def __init__(self, peers: WorkerPeers | None, rest: RelayEnd | None) -> None:
+        self.peers = peers
+        self.rest = rest
+
+    def received(self, message: dict[str, Any]) -> None:
+        if not is_presence(message):
+            if self.rest is not None:
+                self.rest.received(message)
+        elif self.peers is not None:
+            self.peers.received(message)
 
 
 class PresenceHub:

@@ -1,12 +1,13 @@
 """One connection's inbound budgets (docs/security.md): per second, and per event-loop turn.
 
-Per second, a token bucket each (app/limits.py): messages, pings, and frames (every frame
-counts: a message's fragments and control frames too, so a message of 60,000 one-byte
-fragments is a flood although it is one message). A spent one raises ``LimitExceeded`` and the
-connection closes with its code (1008). Per loop turn: at most ``frames_per_turn`` frames and
-``read_bytes_per_turn`` bytes are parsed for one client before the rest waits for the next turn
-(``turn_spent``), so no client holds the loop for longer than that costs. The caller passes the
-clock and the buffered length, so a test needs no sleeping and no socket.
+Per second, a token bucket each (app/limits.py): messages, answered dealer calls, pings, and
+frames (every frame counts: a message's fragments and control frames too, so a message of
+60,000 one-byte fragments is a flood although it is one message). A spent one raises
+``LimitExceeded`` and the connection closes with its code (1008). Per loop turn: at most
+``frames_per_turn`` frames and ``read_bytes_per_turn`` bytes are parsed for one client before
+the rest waits for the next turn (``turn_spent``), so no client holds the loop for longer than
+that costs. The caller passes the clock and the buffered length, so a test needs no sleeping
+and no socket.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class InboundBudgets:
 
     __slots__ = (
         "_messages",
+        "_calls",
         "_pings",
         "_frames",
         "_frames_per_turn",
@@ -32,6 +34,7 @@ class InboundBudgets:
 
     def __init__(self, limits: LimitsSettings) -> None:
         self._messages = TokenBucket(limits.messages_per_second, limits.messages_burst)
+        self._calls = TokenBucket(limits.calls_per_second, limits.calls_burst)
         self._pings = TokenBucket(limits.pings_per_second, limits.pings_burst)
         self._frames = TokenBucket(limits.frames_per_second, limits.frames_burst)
         self._frames_per_turn = limits.frames_per_turn
@@ -47,12 +50,18 @@ class InboundBudgets:
         """
         _spend(self._messages, now, "messages_per_second", "messages")
 
-    def answered(self) -> None:
-        """A message of this client was a call answered through the dealer: its message and
-        frame tokens come back. Such traffic is paced by the calls in flight
-        (``max_pending_calls``, ``max_pending_invocations``), not by the rate."""
+    def answered(self, now: float) -> None:
+        """A message of this client was a call answered through the dealer at ``now``: it
+        spends a token of ``calls_per_second`` instead of its message and frame tokens.
+        Dealer round trips run faster than a page's messages, but not for free (a client
+        calling its own procedure would flood unpaced otherwise).
+
+        Raises:
+            LimitExceeded: ``calls_per_second`` is spent.
+        """
         self._messages.give_back()
         self._frames.give_back()
+        _spend(self._calls, now, "calls_per_second", "answered calls")
 
     def ping(self, now: float) -> None:
         """Count one inbound ping at ``now`` (seconds).

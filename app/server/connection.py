@@ -491,8 +491,12 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
     def answered(self) -> None:
         """One of this client's messages was dealer traffic that got its answer (a CALL of a
         client procedure answered with RESULT, a callee's final YIELD or ERROR): it does not
-        count against ``messages_per_second`` (docs/wamp2.md, Budgets)."""
-        self._budgets.answered()
+        count against ``messages_per_second`` but against ``calls_per_second``: past it,
+        close 1008 (docs/wamp2.md, Budgets)."""
+        try:
+            self._budgets.answered(time.monotonic())
+        except LimitExceeded as over:
+            self.fail(str(over), over)
 
     def onPing(self, payload: bytes) -> None:
         """Pong, within ``pings_per_second``; a ping flood is a write amplifier: close 1008."""

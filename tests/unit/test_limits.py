@@ -147,6 +147,7 @@ def test_every_limit_setting_has_a_close_code() -> None:
     """Each budget in LimitsSettings that cuts a client off names its code in CLOSE_CODES."""
     cut_off = set(LimitsSettings.model_fields) - {
         "messages_burst",
+        "calls_burst",
         "pings_burst",
         "handshake_max_bytes",  # refused with HTTP 431 before any WebSocket close code exists
         "handshake_timeout",  # dropped: no WebSocket yet

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from autobahn.exception import Disconnected
 
+from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import RawPeer
+from gos_web_socket.settings.models import load_settings
 from tests.support.server import eventually, running_server, url_of
 
 ROUTES: dict[str, Any] = {
@@ -300,3 +304,45 @@ async def test_answered_calls_do_not_spend_the_message_budget() -> None:
             caller.send([48, request, {}, "com.acme.nobody"])
         assert await caller.wait_closed() == 1008
         callee.close()
+
+
+async def next_of(client: RawPeer) -> Any:
+    """The client's next message; None once the server closed it."""
+    receiving = asyncio.ensure_future(client.receive(10))
+    await asyncio.wait([receiving, client.closed], return_when=asyncio.FIRST_COMPLETED)
+    if not receiving.done():
+        receiving.cancel()
+        return None
+    return receiving.result()
+
+
+async def test_self_calls_spend_calls_per_second() -> None:
+    """A client calling its own procedure pays calls_per_second for each answered CALL and
+    YIELD (not free as a refund made it): with 40 at once and 10/s it is closed 1008 within
+    200 round trips."""
+    budget = SLOW_BUDGET | {"calls_per_second": 10, "calls_burst": 40}
+    async with running_server(routes=ROUTES, limits=LIMITS | budget) as server:
+        client = await peer(server, "com.acme.echo")
+        for request in range(1, 201):
+            try:
+                client.send([48, request, {}, "com.acme.echo", [request]])
+                invocation = await next_of(client)
+                if invocation is not None:
+                    client.send([70, invocation[1], {}, invocation[4]])
+                    await next_of(client)
+            except Disconnected:  # the server is closing it
+                break
+            if client.closed.done():
+                break
+        assert await client.wait_closed() == 1008
+        assert request < 100
+
+
+def test_calls_per_second_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero calls_per_second stops start-up with one line: key path, value, what is allowed."""
+    monkeypatch.setenv("GOS_WEB_SOCKET__SERVER__LIMITS__CALLS_PER_SECOND", "0")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert raised.value.problems == [
+        "server.limits.calls_per_second: '0' is not allowed: Input should be greater than 0"
+    ]

@@ -14,22 +14,28 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from gos_web_socket.app.exceptions import ConfigurationError
+from gos_web_socket.app.server.wamp2.dealer import Dealer
+from gos_web_socket.app.server.wamp2.nodes import NodeLink
+from gos_web_socket.app.server.wamp2.registrations import Registration
+from gos_web_socket.app.server.wamp2.relay import WorkerRelay
 from gos_web_socket.app.testing import RawPeer, V2Client
 from gos_web_socket.containers import dealer_node
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
-from tests.support.rabbitmq import RabbitMQNode
+from tests.support.rabbitmq import RabbitMQNode, free_port
 from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker, two_workers
 
 ROUTING = Path(__file__).with_name("dealer_routing.yaml")
 
 
 @contextlib.asynccontextmanager
-async def nodes(rabbitmq: RabbitMQNode) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
-    """Two servers sharing a dealer exchange; fast heartbeats so that a dead node expires
-    within 1.5 s."""
+async def nodes(
+    rabbitmq: RabbitMQNode, **extra: str
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """Two servers sharing a dealer exchange (``extra``: more environment); heartbeats of
+    0.5 s so that a dead node expires within 5 s, loose enough for a loaded machine."""
     exchange = f"dealer_{uuid.uuid4().hex[:8]}"
     servers = []
     for _ in range(2):
@@ -38,8 +44,9 @@ async def nodes(rabbitmq: RabbitMQNode) -> AsyncIterator[tuple[ServerProcess, Se
             SERVER__ROUTER__RESOURCES=f'["{ROUTING}"]',
             SERVER__DEALER__ACROSS_NODES="true",
             SERVER__DEALER__EXCHANGE_NAME=exchange,
-            SERVER__DEALER__HEARTBEAT="0.2",
-            SERVER__DEALER__NODE_TIMEOUT="1.5",
+            SERVER__DEALER__HEARTBEAT="0.5",
+            SERVER__DEALER__NODE_TIMEOUT="5",
+            **extra,
         )
         servers.append(await ServerProcess(env).start())
     try:
@@ -99,9 +106,11 @@ async def test_call_reaches_a_callee_on_another_node(
 
 
 async def test_simultaneous_registers_on_two_nodes(rabbitmq: RabbitMQNode) -> None:
-    """Two nodes register one URI at the same moment: exactly one REGISTER succeeds, the other
-    gets procedure_already_exists, and calls from both nodes reach the winner."""
-    async with nodes(rabbitmq) as (a, b):
+    """Two nodes register one URI at the same moment with a 5 s claim window, so both claims
+    are in their window at once (each node hears the other's claim, not its held): exactly
+    one REGISTER succeeds, the other gets procedure_already_exists, and calls from both nodes
+    reach the winner."""
+    async with nodes(rabbitmq, SERVER__DEALER__CLAIM_WINDOW="5") as (a, b):
         first = await V2Client.join(a.ws_url)
         second = await V2Client.join(b.ws_url)
         outcomes = await asyncio.gather(
@@ -163,9 +172,9 @@ async def test_cancel_crosses_nodes(rabbitmq: RabbitMQNode) -> None:
 
 
 async def test_callee_node_killed_mid_call(rabbitmq: RabbitMQNode) -> None:
-    """Node A dies (SIGKILL) mid-call: the caller on node B gets wamp.error.canceled once A
-    expires (node_timeout 1.5 s, within the call's 10 s timeout); A's procedure is gone and
-    can be registered on B."""
+    """Node A dies (SIGKILL: no bye) mid-call: the caller on node B gets wamp.error.canceled
+    once A expires (node_timeout 5 s, well before the call's own timeout); A's procedure is
+    gone and can be registered on B."""
     async with nodes(rabbitmq) as (a, b):
         callee = await V2Client.join(a.ws_url)
         caller = await V2Client.join(b.ws_url)
@@ -182,9 +191,9 @@ async def test_callee_node_killed_mid_call(rabbitmq: RabbitMQNode) -> None:
         loop = asyncio.get_running_loop()
         killed = loop.time()
         with pytest.raises(ApplicationError) as raised:
-            await asyncio.wait_for(pending, 10)
+            await asyncio.wait_for(pending, 30)
         assert raised.value.error == "wamp.error.canceled"
-        assert loop.time() - killed < 8
+        assert loop.time() - killed < 20
         with pytest.raises(ApplicationError) as gone:
             await caller.session.call("com.acme.slow")
         assert gone.value.error == "wamp.error.no_such_procedure"
@@ -225,3 +234,120 @@ async def test_workers_are_nodes_of_their_own(rabbitmq: RabbitMQNode) -> None:
         caller, extra = await on_other_worker(server, home)
         assert await until(lambda: caller.session.call("com.acme.double", 21)) == 42
         await leave_all(callee, caller, *extra)
+
+
+def published(link: NodeLink) -> list[dict[str, Any]]:
+    """What ``link`` queued for RabbitMQ so far (it is not started: nothing leaves)."""
+    return link.outbox.taken()
+
+
+class Relay:
+    """Stands for the relay: what the link told it, and an event per message."""
+
+    def __init__(self) -> None:
+        self.told: list[dict[str, Any]] = []
+        self.outcome = asyncio.Event()
+
+    def received(self, message: dict[str, Any]) -> None:
+        self.told.append(message)
+        self.outcome.set()
+
+    async def claims(self, count: int) -> None:
+        """Wait until ``count`` claims ended."""
+        await self.wait_for(lambda _: sum(m["op"] == "claimed" for m in self.told) >= count)
+
+    async def wait_for(self, test: Callable[[dict[str, Any]], bool], within: float = 10) -> None:
+        """Wait until a message told passes ``test``."""
+        while not any(test(m) for m in self.told):
+            self.outcome.clear()
+            await asyncio.wait_for(self.outcome.wait(), within)
+
+
+async def test_release_during_the_claim_window_is_kept() -> None:
+    """A callee leaving while its REGISTER is claimed: the claim ends without holding the URI
+    (released published), so another node may claim it; two claims in a row both end."""
+    link = NodeLink(DealerSettings(across_nodes=True, claim_window=0.05), AmqpSettings())
+    relay = Relay()
+    link.attach(relay)
+    link.send({"op": "claim", "uri": "com.acme.x"})
+    link.send({"op": "claim", "uri": "com.acme.x"})
+    await asyncio.sleep(0)
+    link.send({"op": "release", "uri": "com.acme.x"})
+    await relay.claims(2)
+    assert link.held == set()
+    assert [m["op"] for m in published(link)] == ["claim", "claim", "released", "released"]
+    link.received({"op": "claim", "uri": "com.acme.x", "from": "zzzz"})
+    assert published(link) == []  # no objection: the other node gets the URI
+
+
+class Callee:
+    """A local callee that records what the dealer sends it."""
+
+    cancels = progresses = False
+
+    def __init__(self, session_id: str, revokes: bool) -> None:
+        self.session_id = session_id
+        self.revokes = revokes
+        self.sent: list[list[Any]] = []
+
+    def send(self, message: list[Any]) -> bool:
+        self.sent.append(message)
+        return True
+
+
+async def test_two_nodes_holding_one_uri_settle_on_the_smaller_id() -> None:
+    """A peer announces a URI this node holds too: with a larger id the peer is ignored
+    (objected by its beat later); with a smaller id this node gives it up: released is
+    published, its callee gets UNREGISTERED (registration_revocation), calls go to the peer."""
+    link = NodeLink(DealerSettings(across_nodes=True, claim_window=0.01), AmqpSettings())
+    dealer = Dealer()
+    dealer.relay = relay = WorkerRelay(dealer, link.send)
+    link.attach(relay)
+    callee = Callee("s1", revokes=True)
+    registration = await dealer.register(callee, "com.acme.x", 10)
+    assert isinstance(registration, Registration) and link.held == {"com.acme.x"}
+    published(link)
+    link.received({"op": "beat", "uris": ["com.acme.x"], "from": "z" * 12})
+    assert link.held == {"com.acme.x"} and published(link) == []
+    link.received({"op": "held", "uri": "com.acme.x", "from": "0" * 12})
+    assert link.held == set()
+    assert [m["op"] for m in published(link)] == ["released"]
+    reason = {"registration": registration.id, "reason": "wamp.error.procedure_already_exists"}
+    assert callee.sent == [[67, 0, reason]]
+    found = dealer.procedure("com.acme.x")
+    assert found is not None and found.callee.session_id == "worker:" + "0" * 12
+
+
+async def test_link_uses_the_nodes_fails_unroutable_invokes_and_says_bye(
+    rabbitmq: RabbitMQNode,
+) -> None:
+    """pushers.amqp.nodes with a dead first node: the link connects to the live one; an
+    invoke to a node whose queue is gone fails at once (canceled, not after call_timeout);
+    a link that closes says bye, so its peer releases its URIs at once (node_timeout 60 s)."""
+    nodes = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{rabbitmq.port}"]
+    amqp = rabbitmq.amqp_settings().model_copy(update={"nodes": nodes})
+    settings = DealerSettings(
+        across_nodes=True, exchange_name=f"dealer_{uuid.uuid4().hex[:8]}", node_timeout=60
+    )
+    first, second = NodeLink(settings, amqp), NodeLink(settings, amqp)
+    heard, told = Relay(), Relay()
+    first.attach(heard)
+    second.attach(told)
+    await first.start()
+    await second.start()
+    try:
+        second.send({"op": "claim", "uri": "com.acme.x"})
+        await told.claims(1)
+        first.send({"op": "invoke", "to": "nobody", "id": 7, "uri": "com.acme.x"})
+        await heard.wait_for(lambda m: m["op"] == "answer")
+        failed = [m for m in heard.told if m["op"] == "answer"]
+        assert [(m["id"], m["uri"]) for m in failed] == [(7, "wamp.error.canceled")]
+        await heard.wait_for(
+            lambda m: m == {"op": "held", "uri": "com.acme.x", "worker": second.node}
+        )
+        await second.close()
+        await heard.wait_for(lambda m: m == {"op": "gone", "worker": second.node})
+        assert {"op": "released", "uri": "com.acme.x"} in heard.told
+    finally:
+        await first.close()
+        await second.close()

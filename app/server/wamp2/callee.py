@@ -65,6 +65,11 @@ class Callee:
     def progresses(self) -> bool:
         return self.handshake.feature("callee", "progressive_call_results")
 
+    @property
+    def revokes(self) -> bool:
+        """UNREGISTERED may tell it a registration is gone (relay.py, ``on_revoked``)."""
+        return self.handshake.feature("callee", "registration_revocation")
+
     def send(self, message: list[Any]) -> bool:
         return self.answers.send(message)
 

@@ -152,7 +152,11 @@ class Dealer:
         if conflict is not None:
             return conflict
         registration = self.registrations.add(callee, uri, limit, terms)
-        if relay is None or await relay.claim(uri, terms.invoke):
+        if relay is None:
+            return registration
+        if await relay.claim(uri, terms.invoke):
+            if self.registrations.lookup("exact", uri) is None:  # its callee left meanwhile
+                relay.release(uri)
             return registration
         self.registrations.remove(callee.session_id, registration.id)
         return PROCEDURE_ALREADY_EXISTS

@@ -9,12 +9,16 @@ queue bound with the node's id and with ``all``. Messages are JSON objects, ``fr
 sender's id:
 
 - to ``all``: ``beat`` (the URIs the node holds, every ``heartbeat`` seconds and at start),
-  ``claim`` (a URI it wants), ``held`` / ``released`` (a URI it took or gave back);
+  ``claim`` (a URI it wants), ``held`` / ``released`` (a URI it took or gave back), ``bye``
+  (it closes: its URIs go and calls to it end now);
 - to one node: ``taken`` (an objection to its claim), and the relay's ``invoke``,
   ``interrupt`` and ``answer``.
 
 A REGISTER claims its URI and waits ``claim_window`` seconds: a node holding the URI objects;
-two nodes claiming at once both yield to the smaller node id. A node not heard for
+two nodes claiming at once both yield to the smaller node id. Two nodes that hold one URI
+all the same (an objection lost or late, a false expiry) find out from each other's ``held``
+or ``beat``: the larger id gives it up (its callees are told UNREGISTERED when they announced
+``registration_revocation``). A node not heard for
 ``node_timeout`` seconds is gone: its URIs are released and calls to it end ``canceled``
 (calls made before then end with their own timeout at the latest).
 """
@@ -22,22 +26,88 @@ two nodes claiming at once both yield to the smaller node id. A node not heard f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
-from gos_web_socket.app.transports.amqp.topology import broker_url
+from gos_web_socket.app.server.wamp2.codes import CANCELED
+from gos_web_socket.app.transports.amqp.topology import open_connection
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
+
+if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.relay import RelayEnd
 
 logger = logging.getLogger(__name__)
 
 EVERYONE = "all"
+BYE_WITHIN = 2.0
+"""Seconds ``close`` waits for its ``bye`` (and what was queued before it) to be published."""
+
+
+class Claim:
+    """One claim in its window; ``released``: the URI was released meanwhile (its callee
+    left), so the claim ends without holding it."""
+
+    __slots__ = ("future", "released")
+
+    def __init__(self, future: asyncio.Future[bool]) -> None:
+        self.future = future
+        self.released = False
+
+    def lose(self) -> None:
+        """Another node holds the URI, or claimed it too with a smaller id."""
+        if not self.future.done():
+            self.future.set_result(False)
+
+
+class Outbox:
+    """A node's messages in the order they were sent, published by one task (``run``)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.queue: asyncio.Queue[tuple[str, bytes, dict[str, Any] | None]] = asyncio.Queue()
+        """Each message with what the relay is told when it cannot be delivered (an
+        ``invoke``: its call fails at once)."""
+
+    def put(self, to: str, message: dict[str, Any]) -> None:
+        """Queue one message; JSON raises TypeError / ValueError at once for what it cannot
+        carry (MessagePack bytes), as the relay expects."""
+        body = json.dumps(message).encode()
+        undelivered = None
+        if message["op"] == "invoke":
+            desc = [f"dealer node {to} cannot be reached"]
+            undelivered = {"op": "answer", "from": to, "id": message["id"], "kind": "error"}
+            undelivered |= {"uri": CANCELED, "args": desc, "kwargs": {}}
+        self.queue.put_nowait((to, body, undelivered))
+
+    def taken(self) -> list[dict[str, Any]]:
+        """The messages queued and not published yet, taken out (a link not started)."""
+        out = []
+        while not self.queue.empty():
+            out.append(json.loads(self.queue.get_nowait()[1]))
+        return out
+
+    async def run(self, exchange: AbstractExchange, tell: Callable[[dict[str, Any]], None]) -> None:
+        """Publish in order; a message to one node is mandatory: when RabbitMQ returns it
+        (that node's queue is gone) or the publish fails, an ``invoke`` fails its call at
+        once (``tell``: to the relay) instead of after its timeout; other ones are logged."""
+        while True:
+            key, body, undelivered = await self.queue.get()
+            try:
+                await exchange.publish(aio_pika.Message(body), key, mandatory=key != EVERYONE)
+            except Exception as exc:  # noqa: BLE001  (a returned message raises too)
+                logger.warning("dealer node %s: publish to %s failed: %r", self.node, key, exc)
+                if undelivered is not None:
+                    tell(undelivered)
+            finally:
+                self.queue.task_done()
 
 
 class NodeLink:
@@ -47,27 +117,28 @@ class NodeLink:
         self.settings = settings
         self.amqp = amqp
         self.node = uuid.uuid4().hex[:12]
-        self.on_message: Callable[[dict[str, Any]], None] | None = None
-        """Where messages for the relay go (the node's ``WorkerRelay.received``)."""
+        self._relay: RelayEnd | None = None
+        """Where messages for the relay go (``attach``)."""
         self.held: set[str] = set()
         """URIs this node holds."""
         self.peers: dict[str, tuple[float, set[str]]] = {}
         """Other nodes: when last heard, the URIs they hold."""
-        self._claims: dict[str, asyncio.Future[bool]] = {}
+        self._claims: dict[str, list[Claim]] = {}
+        """Claims in their window, by URI (several REGISTERs of one URI may overlap)."""
         self._connection: AbstractRobustConnection | None = None
-        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        """Messages in the order they were sent, published by one task."""
+        self.outbox = Outbox(self.node)
         self._tasks: list[asyncio.Task[None]] = []
         self._claiming: set[asyncio.Task[None]] = set()
+
+    def attach(self, relay: RelayEnd) -> None:
+        """Hand what the other nodes send for the relay (and claim outcomes) to ``relay``."""
+        self._relay = relay
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            broker_url(self.amqp),
-            client_properties={"connection_name": f"gos dealer {self.node}"},
-        )
-        channel = await self._connection.channel()
+        self._connection = await open_connection(self.amqp, f"gos dealer {self.node}")
+        channel = await self._connection.channel(on_return_raises=True)
         exchange = await channel.declare_exchange(
             self.settings.exchange_name, aio_pika.ExchangeType.DIRECT
         )
@@ -78,15 +149,22 @@ class NodeLink:
             await queue.bind(exchange, key)
         await queue.consume(self._delivered, no_ack=True)
         self._tasks = [
-            asyncio.create_task(self._publishing(exchange)),
+            asyncio.create_task(self.outbox.run(exchange, self._tell_relay)),
             asyncio.create_task(self._beat_and_expire()),
         ]
         logger.info("dealer node %s on exchange %s", self.node, self.settings.exchange_name)
 
     async def close(self) -> None:
-        for task in self._tasks:
+        """Say ``bye`` (the others release this node's URIs and end its calls at once, not
+        after ``node_timeout``), then stop claiming, beating and publishing."""
+        if self._tasks:
+            self.held.clear()
+            self._publish(EVERYONE, {"op": "bye"})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox.queue.join(), BYE_WITHIN)
+        for task in [*self._claiming, *self._tasks]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._claiming, *self._tasks, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
 
@@ -100,30 +178,48 @@ class NodeLink:
             self._claiming.add(task)  # held until done: the loop keeps weak references only
             task.add_done_callback(self._claiming.discard)
         elif op == "release":
-            uri = message["uri"]
-            if uri in self.held:
-                self.held.discard(uri)
-                self._publish(EVERYONE, {"op": "released", "uri": uri})
+            self.release(message["uri"])
         else:
             self._publish(message.pop("to"), message)
+
+    def release(self, uri: str) -> None:
+        """This node no longer serves ``uri``: given back if held; claims of it in their
+        window end without holding it (a callee that left while its REGISTER was claimed)."""
+        for claim in self._claims.get(uri, ()):
+            claim.released = True
+        if uri in self.held:
+            self.held.discard(uri)
+            self._publish(EVERYONE, {"op": "released", "uri": uri})
 
     async def _claim(self, uri: str) -> None:
         """Claim ``uri``: ours unless another node objects within ``claim_window``."""
         ok = not any(uri in uris for _, uris in self.peers.values())
         if ok:
-            future = asyncio.get_running_loop().create_future()
-            self._claims[uri] = future
+            claim = Claim(asyncio.get_running_loop().create_future())
+            self._claims.setdefault(uri, []).append(claim)
             self._publish(EVERYONE, {"op": "claim", "uri": uri})
             try:
-                ok = await asyncio.wait_for(asyncio.shield(future), self.settings.claim_window)
+                ok = await asyncio.wait_for(
+                    asyncio.shield(claim.future), self.settings.claim_window
+                )
             except TimeoutError:
                 ok = True
             finally:
-                self._claims.pop(uri, None)
+                self._end_claim(uri, claim)
+            if ok and claim.released:
+                self._publish(EVERYONE, {"op": "released", "uri": uri})
+                ok = False
         if ok:
             self.held.add(uri)
             self._publish(EVERYONE, {"op": "held", "uri": uri})
         self._tell_relay({"op": "claimed", "uri": uri, "ok": ok})
+
+    def _end_claim(self, uri: str, claim: Claim) -> None:
+        claims = self._claims.get(uri, [])
+        if claim in claims:
+            claims.remove(claim)
+        if not claims:
+            self._claims.pop(uri, None)
 
     # -- from RabbitMQ ---------------------------------------------------------------------------
 
@@ -138,7 +234,7 @@ class NodeLink:
     def received(self, message: dict[str, Any]) -> None:
         """One message from another node."""
         op, source = message["op"], message["from"]
-        if op in ("beat", "held", "released", "claim", "taken"):
+        if op in ("beat", "held", "released", "claim", "taken", "bye"):
             handler: Callable[[str, dict[str, Any]], None] = getattr(self, f"on_{op}")
             handler(source, message)
         else:  # invoke, interrupt, answer: the relay's
@@ -149,14 +245,31 @@ class NodeLink:
         _, known = self._heard(source)
         for uri in known - uris:
             self._forget(source, uri)
+        for uri in uris & self.held:
+            self.contest(source, uri)
         for uri in uris - known:
             self.on_held(source, {"uri": uri})
 
     def on_held(self, source: str, message: dict[str, Any]) -> None:
         uri = message["uri"]
+        self.contest(source, uri)
         _, known = self._heard(source)
         known.add(uri)
         self._tell_relay({"op": "held", "uri": uri, "worker": source})
+
+    def contest(self, source: str, uri: str) -> None:
+        """``source`` holds ``uri`` and so does this node (an objection lost or late, a false
+        expiry): the smaller node id keeps it; the other revokes its callees' registrations
+        (relay.py, ``on_revoked``) and publishes ``released``."""
+        if uri in self.held and source < self.node:
+            logger.warning("dealer node %s: %s is held by %s too: given up", self.node, uri, source)
+            self.release(uri)
+            self._tell_relay({"op": "revoked", "uri": uri})
+
+    def on_bye(self, source: str, message: dict[str, Any]) -> None:
+        """``source`` closes: gone now rather than after ``node_timeout``."""
+        if source in self.peers:
+            self.expire(source)
 
     def on_released(self, source: str, message: dict[str, Any]) -> None:
         self._forget(source, message["uri"])
@@ -166,16 +279,16 @@ class NodeLink:
         the smaller id; yield when it claims it too with a smaller id."""
         uri = message["uri"]
         self._heard(source)
-        claiming = self._claims.get(uri)
-        if uri in self.held or (claiming is not None and self.node < source):
+        claiming = self._claims.get(uri, [])
+        if uri in self.held or (claiming and self.node < source):
             self._publish(source, {"op": "taken", "uri": uri})
-        elif claiming is not None and not claiming.done():
-            claiming.set_result(False)
+        else:
+            for claim in claiming:
+                claim.lose()
 
     def on_taken(self, source: str, message: dict[str, Any]) -> None:
-        claiming = self._claims.get(message["uri"])
-        if claiming is not None and not claiming.done():
-            claiming.set_result(False)
+        for claim in self._claims.get(message["uri"], []):
+            claim.lose()
 
     # -- heartbeats and expiry -------------------------------------------------------------------
 
@@ -214,21 +327,11 @@ class NodeLink:
             self._tell_relay({"op": "released", "uri": uri})
 
     def _tell_relay(self, message: dict[str, Any]) -> None:
-        if self.on_message is not None:
-            self.on_message(message)
+        if self._relay is not None:
+            self._relay.received(message)
 
     def _publish(self, to: str, message: dict[str, Any]) -> None:
-        """Queue one message; JSON raises TypeError / ValueError at once for what it cannot
-        carry (MessagePack bytes), as the relay expects."""
-        self._outbox.put_nowait((to, json.dumps(message | {"from": self.node}).encode()))
-
-    async def _publishing(self, exchange: AbstractExchange) -> None:
-        while True:
-            key, body = await self._outbox.get()
-            try:
-                await exchange.publish(aio_pika.Message(body), routing_key=key)
-            except Exception as exc:  # noqa: BLE001  (one message lost: its call times out)
-                logger.warning("dealer node %s: publish to %s failed: %r", self.node, key, exc)
+        self.outbox.put(to, message | {"from": self.node})
 
 
 async def linked(link: NodeLink | None, *after: object) -> AsyncIterator[NodeLink | None]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from gos_web_socket.app.server.wamp2.codes import (
     CANCELED,
@@ -37,6 +37,8 @@ from gos_web_socket.app.server.wamp2.codes import (
     INVALID_ARGUMENT,
     INVOCATION,
     NO_SUCH_PROCEDURE,
+    PROCEDURE_ALREADY_EXISTS,
+    UNREGISTERED,
 )
 from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers, relay_meta
@@ -47,6 +49,21 @@ logger = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], None]
 """Write one message to the parent (a worker) or to one worker (the parent, see ``Forward``)."""
 Forward = Callable[[int, dict[str, Any]], None]
+
+
+class RelayEnd(Protocol):
+    """What a link (the worker's ``ParentLink``, a node's ``NodeLink``) hands the messages it
+    reads to, once ``attach``-ed: the worker's ``WorkerRelay``."""
+
+    def received(self, message: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Revocable(Protocol):
+    """A callee that may be told its registration was revoked (a v2 session's ``Callee``)."""
+
+    @property
+    def revokes(self) -> bool: ...
 
 
 def worker_key(index: int) -> str:
@@ -230,6 +247,26 @@ class WorkerRelay:
     def on_released(self, message: dict[str, Any]) -> None:
         self.remote.pop(message["uri"], None)
         self.shared.pop(message["uri"], None)
+
+    def on_revoked(self, message: dict[str, Any]) -> None:
+        """Another node holds this node's URI too and won (nodes.py): the local callees of
+        it lose their registrations. A callee that announced ``registration_revocation``
+        gets ``UNREGISTERED [67, 0, {registration, reason}]``; the others are not told (the
+        spec has no other message for it): logged, their next calls go to the winner."""
+        uri = message["uri"]
+        procedure = self.dealer.registrations.lookup("exact", uri)
+        for registration in list(procedure.callees if procedure is not None else ()):
+            callee = registration.callee
+            self.dealer.registrations.remove(callee.session_id, registration.id)
+            if isinstance(callee, Revocable) and callee.revokes:
+                details = {"registration": registration.id, "reason": PROCEDURE_ALREADY_EXISTS}
+                callee.send([UNREGISTERED, 0, details])
+            else:
+                logger.warning(
+                    "dealer relay: %s revoked from session %s (another node holds it)",
+                    uri,
+                    callee.session_id,
+                )
 
     def on_gone(self, message: dict[str, Any]) -> None:
         """A worker died: its URIs go, calls to it fail (canceled), calls from it end."""
