@@ -12,7 +12,9 @@ at once and ``deaf`` clears when that marker comes back.
 
 Markers are recognised by their body before decoding: they never reach a topic, a client, the
 ``push_success``/``push_fail`` listeners or the handler's counts; another node's marker (one
-queue bound to several nodes) is dropped the same way.
+queue bound to several nodes) is dropped the same way, also by a handler whose canary is off
+(``is_marker``). AMQP markers expire after ``timeout`` so that they do not pile up in the queue
+of a node that is gone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from gos_web_socket.app.exceptions import PushHandlerError
 
-__all__ = ["MARKER_PREFIX", "Canary", "marker_body"]
+__all__ = ["MARKER_PREFIX", "Canary", "is_marker", "marker_body"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,12 @@ MARKER_PREFIX = b'{"gos_canary":"'
 
 def marker_body(token: str) -> bytes:
     return MARKER_PREFIX + token.encode() + b'"}'
+
+
+def is_marker(body: bytes) -> bool:
+    """True for any node's marker: a handler drops it even with its own canary off (in
+    ``per_node`` mode every node's queue gets every node's markers)."""
+    return body.startswith(MARKER_PREFIX)
 
 
 class Canary:
@@ -76,7 +84,7 @@ class Canary:
     def take(self, body: bytes) -> bool:
         """Note that a delivery arrived; True when it is a marker (the handler drops it)."""
         self._heard = time.monotonic()
-        if not body.startswith(MARKER_PREFIX):
+        if not is_marker(body):
             return False
         event = self._waiting.pop(body, None)
         if event is not None:
@@ -109,30 +117,37 @@ class Canary:
                 return
 
     async def check(self) -> PushHandlerError | None:
-        """Send one marker and wait for it; the error when the handler is deaf."""
-        self._seq += 1
-        body = marker_body(f"{self.node_id}.{self._seq}")
-        event = self._waiting[body] = asyncio.Event()
-        sent = time.monotonic()
+        """Send a marker and wait for it; the error when the handler is deaf.
+
+        While other deliveries keep arriving the wait goes on, with a fresh marker each
+        ``timeout``: an AMQP marker expires after ``timeout``, so one queued behind a backlog
+        may be dropped by the broker; any marker of this check coming back will do.
+        """
+        event = asyncio.Event()
         try:
-            await asyncio.wait_for(self.send(body), self.timeout)
-        except Exception as exc:
-            self._waiting.pop(body, None)
-            return PushHandlerError(f"canary: a marker could not be sent: {exc!r}")
-        while True:
-            try:
-                await asyncio.wait_for(event.wait(), self.timeout)
-            except TimeoutError:
-                if self._heard > sent:  # queued behind pushes that still arrive: not deaf
-                    sent = time.monotonic()
-                    continue
-                self._waiting.pop(body, None)
-                return PushHandlerError(
-                    f"canary: a marker did not come back within {self.timeout:g} s and "
-                    "nothing else arrived"
-                )
-            self.returned += 1
-            if self.deaf:
-                logger.info("push handler hears again: a canary marker came back")
-            self.deaf = False
-            return None
+            while True:
+                self._seq += 1
+                body = marker_body(f"{self.node_id}.{self._seq}")
+                self._waiting[body] = event
+                sent = time.monotonic()
+                try:
+                    await asyncio.wait_for(self.send(body), self.timeout)
+                except Exception as exc:
+                    return PushHandlerError(f"canary: a marker could not be sent: {exc!r}")
+                try:
+                    await asyncio.wait_for(event.wait(), self.timeout)
+                except TimeoutError:
+                    if self._heard > sent:  # queued behind pushes that still arrive: not deaf
+                        continue
+                    return PushHandlerError(
+                        f"canary: a marker did not come back within {self.timeout:g} s and "
+                        "nothing else arrived"
+                    )
+                self.returned += 1
+                if self.deaf:
+                    logger.info("push handler hears again: a canary marker came back")
+                self.deaf = False
+                return None
+        finally:
+            for key in [key for key, waiting in self._waiting.items() if waiting is event]:
+                del self._waiting[key]

@@ -113,3 +113,20 @@ async def test_unbound_node_queue_is_reported_deaf_by_the_canary(
     assert a_server.counts() == {2: 1} and b_server.counts() == {1: 1, 2: 1}
     assert len(events.success) == 3 and events.fail == []  # the pushes only, no marker
     print(f"deaf reported {detected:.1f} s after the unbind (interval {INTERVAL:g} s)")
+
+
+async def test_a_canary_off_node_drops_the_markers_of_its_neighbour(
+    supervise: Supervise, pusher: AmqpPusher, events: EventLog
+) -> None:
+    """per_node, node A's canary on and node B's off: A's markers reach B's queue too, and B
+    drops them like A does: no push_fail, nothing at B's topic, only pushes counted."""
+    on, off = CanarySettings(interval=0.5, timeout=0.5), CanarySettings(interval=0)
+    a_server, b_server = RecordingServer(), RecordingServer()
+    a, _ = await supervise(a_server, node_id="a", queue_mode="per_node", canary=on)
+    b, _ = await supervise(b_server, node_id="b", queue_mode="per_node", canary=off)
+    assert a.canary is not None and b.canary is None
+    await wait_until(lambda: a.canary.returned >= 3, within=30)  # type: ignore[union-attr]
+    await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(b_server.received) == 1 and len(a_server.received) == 1)
+    assert events.fail == [] and len(events.success) == 2
+    assert b.stats.received == 1 and b_server.counts() == {1: 1}

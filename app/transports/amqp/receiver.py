@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 import aio_pika
 import aiormq
@@ -212,7 +213,9 @@ class AmqpReceiver(Receiver):
         if self._markers is None or self._markers.is_closed:
             self._markers = await self._connection.channel(publisher_confirms=True)
         exchange = await self._markers.get_exchange(self.settings.exchange_name, ensure=False)
-        await exchange.publish(aio_pika.Message(body), self.marker_key)
+        # Expires after the canary's timeout: a dead node's queue (x-expires) keeps none.
+        expiration = timedelta(seconds=self.settings.canary.timeout)
+        await exchange.publish(aio_pika.Message(body, expiration=expiration), self.marker_key)
 
     async def _open_channel(self) -> AbstractChannel:
         assert self._connection is not None
