@@ -53,6 +53,8 @@ class Canary:
         interval: seconds between markers.
         timeout: seconds a marker may take while nothing else arrives either.
         on_deaf: called with the error once a marker is overdue; the handler stops with it.
+        consuming: True while deliveries can come (the handler's ``is_consuming``); a check
+            while it is False counts nothing: an outage is already "not consuming", not deaf.
     """
 
     OnDeaf = Callable[[PushHandlerError], None]
@@ -64,12 +66,14 @@ class Canary:
         interval: float,
         timeout: float,
         on_deaf: OnDeaf,
+        consuming: Callable[[], bool] | None = None,
     ) -> None:
         self.node_id = node_id
         self.send = send
         self.interval = interval
         self.timeout = timeout
         self.on_deaf = on_deaf
+        self.consuming = consuming or (lambda: True)
         self.deaf = False
         """True from a missed marker until a marker comes back again."""
         self.misses = 0
@@ -79,6 +83,7 @@ class Canary:
         self._seq = 0
         self._waiting: dict[bytes, asyncio.Event] = {}
         self._heard = time.monotonic()
+        self._settling = 0
         self._task: asyncio.Task[None] | None = None
 
     def take(self, body: bytes) -> bool:
@@ -90,6 +95,13 @@ class Canary:
         if event is not None:
             event.set()
         return True
+
+    def settling(self, busy: bool) -> None:
+        """The handler started (True) or finished (False) settling a batch. A batch held up in
+        delivery or ack is progress, not deafness: the check waits for it rather than stop the
+        handler mid-ack (frames written, not acked: pushes without a message id twice)."""
+        self._settling += 1 if busy else -1
+        self._heard = time.monotonic()
 
     def start(self) -> None:
         """Run while the handler consumes; a deaf handler's canary sends at once."""
@@ -108,8 +120,10 @@ class Canary:
         while True:
             await asyncio.sleep(delay)
             delay = self.interval
-            error = await self.check()
-            if error is not None:
+            error = await self.check() if self.consuming() else None
+            if error is not None and not self.consuming():
+                logger.info("canary: no verdict while the handler does not consume (%s)", error)
+            elif error is not None:
                 self.deaf = True
                 self.misses += 1
                 logger.error("push handler deaf: %s", error)
@@ -137,7 +151,7 @@ class Canary:
                 try:
                     await asyncio.wait_for(event.wait(), self.timeout)
                 except TimeoutError:
-                    if self._heard > sent:  # queued behind pushes that still arrive: not deaf
+                    if self._heard > sent or self._settling:  # behind pushes: not deaf
                         continue
                     return PushHandlerError(
                         f"canary: a marker did not come back within {self.timeout:g} s and "

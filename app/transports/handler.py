@@ -157,7 +157,15 @@ class ServerPushHandler:
                 if self._closing:
                     return
                 raise PushHandlerError(f"push handler {self.name}: the receiver stopped")
-            await self._settle_batch(app, batch)
+            canary = self.canary
+            if canary is None:
+                await self._settle_batch(app, batch)
+                continue
+            canary.settling(True)
+            try:
+                await self._settle_batch(app, batch)
+            finally:
+                canary.settling(False)
 
     async def _settle_batch(self, app: PushableServer, batch: Sequence[Delivery]) -> None:
         handled: list[Delivery] = []

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import aio_pika
 import pytest
 
+from gos_web_socket.app.exceptions import PushHandlerError
 from gos_web_socket.app.ops import readiness
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
+from gos_web_socket.app.transports.canary import Canary
 from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, RecordingServer, Supervise, wait_until
@@ -130,3 +133,52 @@ async def test_a_canary_off_node_drops_the_markers_of_its_neighbour(
     await wait_until(lambda: len(b_server.received) == 1 and len(a_server.received) == 1)
     assert events.fail == [] and len(events.success) == 2
     assert b.stats.received == 1 and b_server.counts() == {1: 1}
+
+
+async def test_a_marker_lost_to_an_outage_is_not_deafness() -> None:
+    """The connection drops while a marker is sent (the handler no longer consumes): the
+    canary counts no miss and stops nothing; the outage is /health's "not consuming"."""
+    consuming, sends, verdicts = [True], [0], list[PushHandlerError]()
+
+    async def send(body: bytes) -> None:
+        sends[0] += 1
+        consuming[0] = False  # the broker goes away under the publish, and is back soon
+        asyncio.get_running_loop().call_later(0.1, consuming.__setitem__, 0, True)
+        raise ConnectionError("connection reset by peer")
+
+    canary = Canary("a", send, 0.05, 0.05, verdicts.append, consuming=lambda: consuming[0])
+    canary.start()
+    try:
+        await wait_until(lambda: sends[0] >= 3)
+    finally:
+        await canary.stop()
+    assert verdicts == [] and canary.misses == 0 and not canary.deaf
+
+
+@dataclass
+class SlowFlushServer(RecordingServer):
+    """Its clients take ``stall`` seconds to be written to (a batch waits in the ack)."""
+
+    stall: float = 0.0
+
+    async def flushed(self) -> None:
+        await asyncio.sleep(self.stall)
+
+
+async def test_a_batch_held_up_in_its_ack_is_not_deafness(
+    supervise: Supervise, pusher: AmqpPusher
+) -> None:
+    """A batch waits in flushed() three canary timeouts: the marker queued behind it is
+    waited for, not counted deaf; the handler is not stopped mid-ack."""
+    server = SlowFlushServer()
+    canary = CanarySettings(interval=0.5, timeout=0.5)
+    handler, supervisor = await supervise(server, canary=canary)
+    assert handler.canary is not None
+    await wait_until(lambda: handler.canary.returned >= 1, within=30)  # type: ignore[union-attr]
+    server.stall = 1.5
+    await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(server.received) == 1)
+    returned = handler.canary.returned
+    await wait_until(lambda: handler.canary.returned >= returned + 2, within=30)  # type: ignore[union-attr]
+    assert handler.canary.misses == 0 and not handler.deaf
+    assert supervisor.states["amqp"].restarts == 0 and server.counts() == {1: 1}
