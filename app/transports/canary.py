@@ -1,7 +1,7 @@
 """The canary: a push handler sends itself a marker push and checks that it comes back.
 
-A consumer can be connected and healthy by every other measure and still receive nothing (its
-queue unbound, a consumer the broker dropped without telling, a fan-out socket unsubscribed):
+A consumer can be connected and healthy by every other measure and still receive nothing (a
+node queue unbound, a consumer the broker dropped without telling, a fan-out socket unsubscribed):
 python-socketio #1581 lost a worker that way for 24 hours. Every ``interval`` the canary hands a
 marker body to its receiver's own ``send_marker()``, which sends it the way pushes come (the
 exchange and binding key for AMQP), and waits for the handler to take it back. A marker that is
@@ -9,6 +9,12 @@ overdue while nothing else arrived either means the handler is deaf: the canary 
 (``/health`` answers 503 ``deaf``, the ``push_handler_deaf`` metric counts it) and makes the
 handler stop with that error, so the supervisor restarts it. After the restart the canary sends
 at once and ``deaf`` clears when that marker comes back.
+
+What a marker proves depends on its route. AMQP ``per_node`` and ``stream``: the node's queue
+(or the stream) is bound with each binding key (markers take the keys in turn). AMQP ``shared``:
+markers go to a side queue of the node's own (``<queue>.canary.<node>``), because the shared
+queue's consumers compete; that proves the connection, channel and exchange, not the shared
+queue's bindings: a shared queue unbound from the exchange is not noticed (docs/canary.md).
 
 Markers are recognised by their body before decoding: they never reach a topic, a client, the
 ``push_success``/``push_fail`` listeners or the handler's counts; another node's marker (one

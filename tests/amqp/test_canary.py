@@ -182,3 +182,24 @@ async def test_a_batch_held_up_in_its_ack_is_not_deafness(
     await wait_until(lambda: handler.canary.returned >= returned + 2, within=30)  # type: ignore[union-attr]
     assert handler.canary.misses == 0 and not handler.deaf
     assert supervisor.states["amqp"].restarts == 0 and server.counts() == {1: 1}
+
+
+async def test_an_unbound_second_binding_key_is_reported_deaf(
+    supervise: Supervise,
+    raw_channel: aio_pika.abc.AbstractChannel,
+    amqp_settings: AmqpSettings,
+) -> None:
+    """per_node with two binding keys: markers take each key in turn, so node A's queue
+    unbound from the second key only is reported deaf (restarted, bound again)."""
+    keys = [*amqp_settings.binding_keys, "gos.extra"]
+    canary = CanarySettings(interval=1.0, timeout=1.0)
+    a, supervisor = await supervise(
+        RecordingServer(), node_id="a", queue_mode="per_node", canary=canary, binding_keys=keys
+    )
+    assert a.canary is not None
+    await wait_until(lambda: a.canary.returned >= 2, within=30)  # type: ignore[union-attr]
+    queue = await raw_channel.get_queue(a.queue_name, ensure=False)
+    await queue.unbind(amqp_settings.exchange_name, "gos.extra")
+    await wait_until(lambda: a.canary.misses == 1, within=20)  # type: ignore[union-attr]
+    await wait_until(lambda: supervisor.states["amqp"].restarts == 1 and not a.deaf, within=30)
+    assert "did not come back" in supervisor.states["amqp"].last_error

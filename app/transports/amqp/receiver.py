@@ -92,6 +92,7 @@ class AmqpReceiver(Receiver):
         self._consumer_tag: ConsumerTag | None = None
         self._canary_tag: ConsumerTag | None = None  # the shared mode's own marker queue
         self._markers: AbstractChannel | None = None  # with confirms, opened by the first marker
+        self.markers_sent = 0
         self.node_at = 0
         """Index in ``settings.addresses`` of the broker the next ``open()`` tries first."""
         self.where = ""
@@ -194,16 +195,19 @@ class AmqpReceiver(Receiver):
             await self._consume_canary_queue(channel)
 
     @property
-    def marker_key(self) -> str:
-        """The routing key a marker is published with: the one pushes use, except on the
-        shared queue, whose consumers compete: there each node binds a queue of its own."""
+    def marker_keys(self) -> list[str]:
+        """The routing keys markers take in turn: the pushes' binding keys (each one is proved
+        bound within ``len(binding_keys)`` intervals), except on the shared queue, whose
+        consumers compete: there each node binds a queue of its own, and the shared queue's
+        bindings are not proved (docs/canary.md)."""
         if self.per_node:
-            return self.settings.binding_keys[0]
-        return f"{self.queue_name}.canary.{self.node_id}"
+            return self.settings.binding_keys
+        return [f"{self.queue_name}.canary.{self.node_id}"]
 
     async def _consume_canary_queue(self, channel: AbstractChannel) -> None:
-        queue = await channel.declare_queue(self.marker_key, exclusive=True, auto_delete=True)
-        await queue.bind(self.settings.exchange_name, self.marker_key)
+        (key,) = self.marker_keys
+        queue = await channel.declare_queue(key, exclusive=True, auto_delete=True)
+        await queue.bind(self.settings.exchange_name, key)
         self._canary_tag = await queue.consume(self._on_message)
 
     async def send_marker(self, body: bytes) -> None:
@@ -215,7 +219,10 @@ class AmqpReceiver(Receiver):
         exchange = await self._markers.get_exchange(self.settings.exchange_name, ensure=False)
         # Expires after the canary's timeout: a dead node's queue (x-expires) keeps none.
         expiration = timedelta(seconds=self.settings.canary.timeout)
-        await exchange.publish(aio_pika.Message(body, expiration=expiration), self.marker_key)
+        keys = self.marker_keys
+        self.markers_sent += 1
+        key = keys[self.markers_sent % len(keys)]
+        await exchange.publish(aio_pika.Message(body, expiration=expiration), key)
 
     async def _open_channel(self) -> AbstractChannel:
         assert self._connection is not None
