@@ -20,8 +20,9 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, ChannelPrec
 
 from gos_web_socket.app.exceptions import PushHandlerError
 from gos_web_socket.app.transports.amqp.topology import (
+    BrokerRing,
     adopt_queue,
-    broker_url,
+    connect_any,
     declare_exchange,
     declare_queue,
     where as brokers,
@@ -37,7 +38,7 @@ DEAD_LETTER_REASON = "x-gos-reject-reason"
 """Header carrying why a push was dead-lettered by the handler itself (on an adopted queue)."""
 
 _SETTLE_ERRORS = (AMQPError, ChannelInvalidStateError, RuntimeError, OSError)
-_adopted_logged: set[tuple[str, str]] = set()  # (host, queue): warn once per process
+_adopted_logged: set[tuple[str, str]] = set()  # (node, queue): warn once per process
 
 
 class AmqpDelivery(Delivery):
@@ -93,8 +94,8 @@ class AmqpReceiver(Receiver):
         self._canary_tag: ConsumerTag | None = None  # the shared mode's own marker queue
         self._markers: AbstractChannel | None = None  # with confirms, opened by the first marker
         self.markers_sent = 0
-        self.node_at = 0
-        """Index in ``settings.addresses`` of the broker the next ``open()`` tries first."""
+        self.ring = BrokerRing(settings)
+        """The brokers in the order the next ``open()`` tries them (the last one used last)."""
         self.where = ""
         """The broker consumed from (``host:port``)."""
         self._inbox: asyncio.Queue[AbstractIncomingMessage | BaseException | None] = asyncio.Queue()
@@ -128,37 +129,11 @@ class AmqpReceiver(Receiver):
     async def _connect(self, role: str) -> AbstractChannel:
         """A fresh connection named ``role`` (as the broker's UI lists it) and its channel."""
         self._inbox = asyncio.Queue()
-        connection = await self._connect_any(role)
+        connection = await connect_any(self.settings, self.ring, f"gos {role} {self.node_id}")
+        self.where = self.ring.where()
         self._connection = connection
         connection.close_callbacks.add(self._on_close)
         return await self._open_channel()
-
-    async def _connect_any(self, role: str) -> AbstractConnection:
-        """The first broker of ``settings.addresses`` that answers, starting after the one
-        used last (a node that died is tried last)."""
-        timeout = self.settings.connect_timeout or self.settings.push_timeout
-        addresses = self.settings.addresses
-        errors: list[str] = []
-        for step in range(len(addresses)):
-            at = (self.node_at + step) % len(addresses)
-            try:
-                connection = await asyncio.wait_for(
-                    aio_pika.connect(
-                        broker_url(self.settings, addresses[at]),
-                        client_properties={"connection_name": f"gos {role} {self.node_id}"},
-                        timeout=timeout,
-                    ),
-                    timeout,
-                )
-            except (AMQPError, OSError, RuntimeError, TimeoutError) as exc:
-                if len(addresses) == 1:
-                    raise
-                errors.append(f"{addresses[at][0]}:{addresses[at][1]}: {exc!r}")
-                continue
-            self.node_at = (at + 1) % len(addresses)  # the next open starts with another
-            self.where = f"{addresses[at][0]}:{addresses[at][1]}"
-            return connection
-        raise ConnectionError("; ".join(errors))
 
     async def _open(self) -> None:
         self.adopted = False
@@ -179,8 +154,8 @@ class AmqpReceiver(Receiver):
             queue = await adopt_queue(channel, self.settings, self.queue_name)
             self._dead_letters = await connection.channel(publisher_confirms=True)
             self.adopted = True
-            if (self.settings.host, self.queue_name) not in _adopted_logged:
-                _adopted_logged.add((self.settings.host, self.queue_name))
+            if (self.where, self.queue_name) not in _adopted_logged:
+                _adopted_logged.add((self.where, self.queue_name))
                 logger.warning(
                     "AMQP queue %s exists with other arguments (%s); consuming it as it is. It "
                     "has no broker-side dead-lettering: the handler publishes poison messages "
