@@ -78,11 +78,15 @@ async def test_unbound_node_queue_is_reported_deaf_by_the_canary(
     canary A is reported deaf within two intervals, restarted, and hears again; without it
     A stays "ready" while pushes pass it by. Markers never reach a topic or push_success."""
     canary = CanarySettings(interval=INTERVAL if canary_on else 0, timeout=TIMEOUT)
+    off = CanarySettings(interval=0)
     a_server, b_server = RecordingServer(), RecordingServer()
     a, supervisor = await supervise(a_server, node_id="a", queue_mode="per_node", canary=canary)
-    b, _ = await supervise(b_server, node_id="b", queue_mode="per_node", canary=canary)
+    # B only has to stay bound and hear; with the canary off it cannot go deaf on a loaded
+    # machine (it drops A's markers all the same).
+    b, _ = await supervise(b_server, node_id="b", queue_mode="per_node", canary=off)
+    assert b.canary is None
     if canary_on:
-        assert a.canary is not None and b.canary is not None
+        assert a.canary is not None
         await wait_until(lambda: a.canary.returned >= 1, within=INTERVAL * 3)  # type: ignore[union-attr]
     else:
         assert a.canary is None
