@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
 
 import aio_pika
 import aiormq
@@ -19,6 +18,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed
 
 from gos_web_socket.app.exceptions import PushHandlerError
+from gos_web_socket.app.transports.amqp.markers import AmqpMarkers
 from gos_web_socket.app.transports.amqp.topology import (
     BrokerRing,
     adopt_queue,
@@ -91,9 +91,7 @@ class AmqpReceiver(Receiver):
         self._dead_letters: AbstractChannel | None = None  # with confirms, for adopted queues
         self._queue: AbstractQueue | None = None
         self._consumer_tag: ConsumerTag | None = None
-        self._canary_tag: ConsumerTag | None = None  # the shared mode's own marker queue
-        self._markers: AbstractChannel | None = None  # with confirms, opened by the first marker
-        self.markers_sent = 0
+        self.markers = AmqpMarkers(settings, self.marker_keys)
         self.ring = BrokerRing(settings)
         """The brokers in the order the next ``open()`` tries them (the last one used last)."""
         self.where = ""
@@ -167,7 +165,7 @@ class AmqpReceiver(Receiver):
         self._queue = queue
         self._consumer_tag = await queue.consume(self._on_message)
         if self.settings.canary.interval and not self.per_node:
-            await self._consume_canary_queue(channel)
+            await self.markers.consume_side_queue(channel, self._on_message)
 
     @property
     def marker_keys(self) -> list[str]:
@@ -179,25 +177,9 @@ class AmqpReceiver(Receiver):
             return self.settings.binding_keys
         return [f"{self.queue_name}.canary.{self.node_id}"]
 
-    async def _consume_canary_queue(self, channel: AbstractChannel) -> None:
-        (key,) = self.marker_keys
-        queue = await channel.declare_queue(key, exclusive=True, auto_delete=True)
-        await queue.bind(self.settings.exchange_name, key)
-        self._canary_tag = await queue.consume(self._on_message)
-
     async def send_marker(self, body: bytes) -> None:
         """Publish a canary marker to the exchange, confirmed, as pushes come."""
-        if self._connection is None or self._connection.is_closed:
-            raise PushHandlerError("AMQP push handler is not connected")
-        if self._markers is None or self._markers.is_closed:
-            self._markers = await self._connection.channel(publisher_confirms=True)
-        exchange = await self._markers.get_exchange(self.settings.exchange_name, ensure=False)
-        # Expires after the canary's timeout: a dead node's queue (x-expires) keeps none.
-        expiration = timedelta(seconds=self.settings.canary.timeout)
-        keys = self.marker_keys
-        self.markers_sent += 1
-        key = keys[self.markers_sent % len(keys)]
-        await exchange.publish(aio_pika.Message(body, expiration=expiration), key)
+        await self.markers.send(self._connection, body)
 
     async def _open_channel(self) -> AbstractChannel:
         assert self._connection is not None
@@ -212,7 +194,7 @@ class AmqpReceiver(Receiver):
     def _on_consumer_cancel(self, frame: aiormq.spec.Basic.Cancel) -> None:
         """The broker dropped our consumer (its queue was deleted, a node left): receiving
         ends with an error, so the supervisor declares the queue again and consumes anew."""
-        if frame.consumer_tag in (self._consumer_tag, self._canary_tag):
+        if frame.consumer_tag in (self._consumer_tag, self.markers.side_tag):
             self._consumer_tag = None  # is_open turns false: /health tells at once
             self._inbox.put_nowait(
                 ConnectionError(f"the broker cancelled consumer {frame.consumer_tag}")
@@ -284,8 +266,8 @@ class AmqpReceiver(Receiver):
     async def close(self) -> None:
         connection = self._connection
         self._connection = self._channel = self._dead_letters = None
-        self._queue, self._consumer_tag, self._canary_tag = None, None, None
-        self._markers = None
+        self._queue, self._consumer_tag = None, None
+        self.markers.reset()
         self._inbox.put_nowait(None)
         if connection is not None and not connection.is_closed:
             try:
