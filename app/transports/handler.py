@@ -35,7 +35,7 @@ from gos_web_socket.app.message import Message
 from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.push import Capture, Push
 from gos_web_socket.app.stats import PushHandlerStats
-from gos_web_socket.app.transports.canary import Canary
+from gos_web_socket.app.transports.canary import Canary, is_marker
 from gos_web_socket.app.transports.contract import Delivery, LogReceiver, PushableServer, Receiver
 
 if TYPE_CHECKING:
@@ -157,7 +157,15 @@ class ServerPushHandler:
                 if self._closing:
                     return
                 raise PushHandlerError(f"push handler {self.name}: the receiver stopped")
-            await self._settle_batch(app, batch)
+            canary = self.canary
+            if canary is None:
+                await self._settle_batch(app, batch)
+                continue
+            canary.settling(True)
+            try:
+                await self._settle_batch(app, batch)
+            finally:
+                canary.settling(False)
 
     async def _settle_batch(self, app: PushableServer, batch: Sequence[Delivery]) -> None:
         handled: list[Delivery] = []
@@ -187,6 +195,8 @@ class ServerPushHandler:
         message_id = delivery.message_id
         if self.canary is not None and self.canary.take(delivery.body):
             return None  # a marker: never a push, whoever sent it
+        if is_marker(delivery.body):
+            return None  # another node's marker reaches a handler whose canary is off
         if delivery.refill:  # settled before the restart, whatever happens now
             if message_id is None or message_id not in self._seen:
                 await self._refill(app, delivery)

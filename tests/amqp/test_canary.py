@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import aio_pika
 import pytest
 
+from gos_web_socket.app.exceptions import PushHandlerError
 from gos_web_socket.app.ops import readiness
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
+from gos_web_socket.app.transports.canary import Canary
 from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, RecordingServer, Supervise, wait_until
@@ -75,11 +78,15 @@ async def test_unbound_node_queue_is_reported_deaf_by_the_canary(
     canary A is reported deaf within two intervals, restarted, and hears again; without it
     A stays "ready" while pushes pass it by. Markers never reach a topic or push_success."""
     canary = CanarySettings(interval=INTERVAL if canary_on else 0, timeout=TIMEOUT)
+    off = CanarySettings(interval=0)
     a_server, b_server = RecordingServer(), RecordingServer()
     a, supervisor = await supervise(a_server, node_id="a", queue_mode="per_node", canary=canary)
-    b, _ = await supervise(b_server, node_id="b", queue_mode="per_node", canary=canary)
+    # B only has to stay bound and hear; with the canary off it cannot go deaf on a loaded
+    # machine (it drops A's markers all the same).
+    b, _ = await supervise(b_server, node_id="b", queue_mode="per_node", canary=off)
+    assert b.canary is None
     if canary_on:
-        assert a.canary is not None and b.canary is not None
+        assert a.canary is not None
         await wait_until(lambda: a.canary.returned >= 1, within=INTERVAL * 3)  # type: ignore[union-attr]
     else:
         assert a.canary is None
@@ -113,3 +120,90 @@ async def test_unbound_node_queue_is_reported_deaf_by_the_canary(
     assert a_server.counts() == {2: 1} and b_server.counts() == {1: 1, 2: 1}
     assert len(events.success) == 3 and events.fail == []  # the pushes only, no marker
     print(f"deaf reported {detected:.1f} s after the unbind (interval {INTERVAL:g} s)")
+
+
+async def test_a_canary_off_node_drops_the_markers_of_its_neighbour(
+    supervise: Supervise, pusher: AmqpPusher, events: EventLog
+) -> None:
+    """per_node, node A's canary on and node B's off: A's markers reach B's queue too, and B
+    drops them like A does: no push_fail, nothing at B's topic, only pushes counted."""
+    on, off = CanarySettings(interval=0.5, timeout=0.5), CanarySettings(interval=0)
+    a_server, b_server = RecordingServer(), RecordingServer()
+    a, _ = await supervise(a_server, node_id="a", queue_mode="per_node", canary=on)
+    b, _ = await supervise(b_server, node_id="b", queue_mode="per_node", canary=off)
+    assert a.canary is not None and b.canary is None
+    await wait_until(lambda: a.canary.returned >= 3, within=30)  # type: ignore[union-attr]
+    await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(b_server.received) == 1 and len(a_server.received) == 1)
+    assert events.fail == [] and len(events.success) == 2
+    assert b.stats.received == 1 and b_server.counts() == {1: 1}
+
+
+async def test_a_marker_lost_to_an_outage_is_not_deafness() -> None:
+    """The connection drops while a marker is sent (the handler no longer consumes): the
+    canary counts no miss and stops nothing; the outage is /health's "not consuming"."""
+    consuming, sends, verdicts = [True], [0], list[PushHandlerError]()
+
+    async def send(body: bytes) -> None:
+        sends[0] += 1
+        consuming[0] = False  # the broker goes away under the publish, and is back soon
+        asyncio.get_running_loop().call_later(0.1, consuming.__setitem__, 0, True)
+        raise ConnectionError("connection reset by peer")
+
+    canary = Canary("a", send, 0.05, 0.05, verdicts.append, consuming=lambda: consuming[0])
+    canary.start()
+    try:
+        await wait_until(lambda: sends[0] >= 3)
+    finally:
+        await canary.stop()
+    assert verdicts == [] and canary.misses == 0 and not canary.deaf
+
+
+@dataclass
+class SlowFlushServer(RecordingServer):
+    """Its clients take ``stall`` seconds to be written to (a batch waits in the ack)."""
+
+    stall: float = 0.0
+
+    async def flushed(self) -> None:
+        await asyncio.sleep(self.stall)
+
+
+async def test_a_batch_held_up_in_its_ack_is_not_deafness(
+    supervise: Supervise, pusher: AmqpPusher
+) -> None:
+    """A batch waits in flushed() three canary timeouts: the marker queued behind it is
+    waited for, not counted deaf; the handler is not stopped mid-ack."""
+    server = SlowFlushServer()
+    canary = CanarySettings(interval=0.5, timeout=0.5)
+    handler, supervisor = await supervise(server, canary=canary)
+    assert handler.canary is not None
+    await wait_until(lambda: handler.canary.returned >= 1, within=30)  # type: ignore[union-attr]
+    server.stall = 1.5
+    await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
+    await wait_until(lambda: len(server.received) == 1)
+    returned = handler.canary.returned
+    await wait_until(lambda: handler.canary.returned >= returned + 2, within=30)  # type: ignore[union-attr]
+    assert handler.canary.misses == 0 and not handler.deaf
+    assert supervisor.states["amqp"].restarts == 0 and server.counts() == {1: 1}
+
+
+async def test_an_unbound_second_binding_key_is_reported_deaf(
+    supervise: Supervise,
+    raw_channel: aio_pika.abc.AbstractChannel,
+    amqp_settings: AmqpSettings,
+) -> None:
+    """per_node with two binding keys: markers take each key in turn, so node A's queue
+    unbound from the second key only is reported deaf (restarted, bound again)."""
+    keys = [*amqp_settings.binding_keys, "gos.extra"]
+    canary = CanarySettings(interval=1.0, timeout=1.0)
+    a, supervisor = await supervise(
+        RecordingServer(), node_id="a", queue_mode="per_node", canary=canary, binding_keys=keys
+    )
+    assert a.canary is not None
+    await wait_until(lambda: a.canary.returned >= 2, within=30)  # type: ignore[union-attr]
+    queue = await raw_channel.get_queue(a.queue_name, ensure=False)
+    await queue.unbind(amqp_settings.exchange_name, "gos.extra")
+    await wait_until(lambda: a.canary.misses == 1, within=20)  # type: ignore[union-attr]
+    await wait_until(lambda: supervisor.states["amqp"].restarts == 1 and not a.deaf, within=30)
+    assert "did not come back" in supervisor.states["amqp"].last_error

@@ -11,7 +11,12 @@ import pytest
 
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
-from gos_web_socket.app.transports.amqp.topology import declare_exchange, declare_queue
+from gos_web_socket.app.transports.amqp.topology import (
+    NodesConnection,
+    declare_exchange,
+    declare_queue,
+    open_connection,
+)
 from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.errors import ConfigurationError
 from gos_web_socket.settings.models import AmqpSettings, load_settings
@@ -65,7 +70,8 @@ async def test_pusher_and_handler_move_on_when_their_broker_dies(
     raw_channel: aio_pika.abc.AbstractChannel,
 ) -> None:
     """Both on the first node, which is SIGKILLed amid pushes: both move to the second node,
-    pushes in flight are retried under their message ids, every confirmed one arrives once."""
+    pushes in flight are retried under their message ids; every confirmed one arrives once or
+    stays stored in the dead node's queue (these two brokers are no cluster)."""
     nodes = [f"127.0.0.1:{second_broker.port}", f"127.0.0.1:{rabbitmq.port}"]
     update = {"nodes": nodes, "push_timeout": 60, "canary": CanarySettings(interval=0)}
     settings = amqp_settings.model_copy(update=update)
@@ -107,3 +113,31 @@ async def test_pusher_and_handler_move_on_when_their_broker_dies(
     )
     assert supervisor.states["amqp"].restarts >= 1
     assert all(count == 1 for count in counts.values())
+
+
+async def test_a_robust_connection_takes_the_nodes_in_ring_order(
+    amqp_settings: AmqpSettings, rabbitmq: RabbitMQNode
+) -> None:
+    """aio-pika's contract: each reconnect attempt reads the URL once, so the ring moves one
+    node per attempt: lost on the live node, it tries the two dead ones in order, then the
+    live one again; other reads (str(), the constructor) move nothing."""
+    live = f"127.0.0.1:{rabbitmq.port}"
+    nodes = [live, f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    settings = amqp_settings.model_copy(update={"nodes": nodes, "reconnect_interval": 0.1})
+    connection = await open_connection(settings, "ring contract")
+    try:
+        assert isinstance(connection, NodesConnection)
+        ring = connection.ring
+        assert ring.attempts == 1 and ring.where() == live
+        assert str(connection).startswith("amqp://[") and ring.attempts == 1
+        reconnected = asyncio.Event()
+        connection.reconnect_callbacks.add(lambda *_: reconnected.set())
+        transport = connection.transport
+        assert transport is not None
+        await transport.connection.close(ConnectionError("dropped by the test"))
+        await asyncio.wait_for(reconnected.wait(), 30)
+        assert ring.attempts == 4 and ring.where() == live  # live, dead, dead, live
+        channel = await connection.channel()
+        await channel.close()
+    finally:
+        await connection.close()

@@ -41,10 +41,11 @@ async def run_with_fault(
     cluster: RabbitMQCluster,
     mode: str,
     tmp_path: Path,
-    fault: Callable[[str], Awaitable[None]],
-) -> None:
-    """Two pushers send ``TOTAL`` pushes to a supervised handler; ``fault(queue)`` runs once a
-    fifth of them arrived. Every confirmed push must reach the topic exactly once."""
+    fault: Callable[[AmqpServerPushHandler], Awaitable[None]],
+) -> int:
+    """Two pushers send ``TOTAL`` pushes to a supervised handler; ``fault(handler)`` runs once
+    a fifth of them arrived. Every confirmed push must reach the topic exactly once. Returns
+    the handler's restarts (by the supervisor)."""
     tag = uuid.uuid4().hex[:8]
     names = {
         "queue_name": f"q_{tag}",
@@ -83,7 +84,7 @@ async def run_with_fault(
         await wait_until(lambda: handler.is_consuming, within=30)
         producing = [asyncio.create_task(produce(which)) for which in (0, 1)]
         await wait_until(lambda: len(server.received) >= TOTAL // 5, within=120)
-        await fault(handler.queue_name)
+        await fault(handler)
         await asyncio.wait_for(asyncio.gather(*producing), 300)
         await wait_until(lambda: confirmed <= set(server.counts()), within=120)
         await wait_until(lambda: handler.is_consuming, within=30)
@@ -100,6 +101,7 @@ async def run_with_fault(
     assert len(confirmed) + len(failed) == TOTAL
     assert confirmed <= set(counts)  # no confirmed push lost
     assert all(count == 1 for count in counts.values())  # exactly once at the topic
+    return supervisor.states["amqp"].restarts
 
 
 @pytest.mark.timeout(600)
@@ -111,8 +113,8 @@ async def test_leader_node_sigkilled_mid_run_loses_no_confirmed_push(
     the leader SIGKILLed mid-run and started 10 s later: every confirmed push reached the topic
     exactly once, every other one raised PushFailed, and the handler went on by itself."""
 
-    async def kill_the_leader(queue: str) -> None:
-        leader = await asyncio.to_thread(rabbitmq_cluster.leader_of, queue)
+    async def kill_the_leader(handler: AmqpServerPushHandler) -> None:
+        leader = await asyncio.to_thread(rabbitmq_cluster.leader_of, handler.queue_name)
         await asyncio.to_thread(leader.kill)
         await asyncio.sleep(10)  # the scenario: the node is back 10 s later
         await asyncio.to_thread(leader.start, 180)
@@ -127,9 +129,35 @@ async def test_a_rolling_restart_of_all_three_nodes_loses_no_confirmed_push(
     """Quorum shared queue, 2,000 pushes while each node in turn is stopped and started
     (an upgrade): every confirmed push reached the topic exactly once."""
 
-    async def rolling_restart(queue: str) -> None:
+    async def rolling_restart(handler: AmqpServerPushHandler) -> None:
         for node in rabbitmq_cluster.nodes:
             await asyncio.to_thread(node.stop_app)
             await asyncio.to_thread(node.start_app)
 
-    await run_with_fault(rabbitmq_cluster, "shared", tmp_path, rolling_restart)
+    restarts = await run_with_fault(rabbitmq_cluster, "shared", tmp_path, rolling_restart)
+    assert restarts >= 1  # the handler's node was among those restarted: it moved
+
+
+@pytest.mark.timeout(600)
+async def test_the_handlers_own_node_sigkilled_mid_run_loses_no_confirmed_push(
+    rabbitmq_cluster: RabbitMQCluster, tmp_path: Path
+) -> None:
+    """Quorum shared queue, 2,000 pushes; the node the handler consumes from SIGKILLed mid-run
+    and started 10 s later: the handler lost its consumer and was restarted, and every
+    confirmed push reached the topic exactly once. (It cannot consume elsewhere until the node
+    is back when that node is the home of the classic dead-letter queue: NOT_FOUND on declare.)"""
+    killed: list[str] = []
+
+    async def kill_the_handlers_node(handler: AmqpServerPushHandler) -> None:
+        where = handler.amqp.where
+        node = next(n for n in rabbitmq_cluster.nodes if f"127.0.0.1:{n.port}" == where)
+        killed.append(where)
+        await asyncio.to_thread(node.kill)
+        try:
+            await wait_until(lambda: not handler.is_consuming, within=30)  # it was disrupted
+            await asyncio.sleep(10)  # the scenario: the node is back 10 s later
+        finally:
+            await asyncio.to_thread(node.start, 180)
+
+    restarts = await run_with_fault(rabbitmq_cluster, "shared", tmp_path, kill_the_handlers_node)
+    assert killed and restarts >= 1

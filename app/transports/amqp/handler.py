@@ -56,5 +56,10 @@ class AmqpServerPushHandler(ServerPushHandler):
         canary = settings.canary
         if canary.interval and (settings.queue_mode != "stream" or canary.stream):
             self.canary = Canary(
-                self.node_id, self.amqp.send_marker, canary.interval, canary.timeout, self.deafened
+                self.node_id,
+                self.amqp.send_marker,
+                canary.interval,
+                canary.timeout,
+                self.deafened,
+                consuming=lambda: self.is_consuming,
             )

@@ -18,9 +18,11 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed
 
 from gos_web_socket.app.exceptions import PushHandlerError
+from gos_web_socket.app.transports.amqp.markers import AmqpMarkers
 from gos_web_socket.app.transports.amqp.topology import (
+    BrokerRing,
     adopt_queue,
-    broker_url,
+    connect_any,
     declare_exchange,
     declare_queue,
     where as brokers,
@@ -36,7 +38,7 @@ DEAD_LETTER_REASON = "x-gos-reject-reason"
 """Header carrying why a push was dead-lettered by the handler itself (on an adopted queue)."""
 
 _SETTLE_ERRORS = (AMQPError, ChannelInvalidStateError, RuntimeError, OSError)
-_adopted_logged: set[tuple[str, str]] = set()  # (host, queue): warn once per process
+_adopted_logged: set[tuple[str, str]] = set()  # (node, queue): warn once per process
 
 
 class AmqpDelivery(Delivery):
@@ -89,10 +91,9 @@ class AmqpReceiver(Receiver):
         self._dead_letters: AbstractChannel | None = None  # with confirms, for adopted queues
         self._queue: AbstractQueue | None = None
         self._consumer_tag: ConsumerTag | None = None
-        self._canary_tag: ConsumerTag | None = None  # the shared mode's own marker queue
-        self._markers: AbstractChannel | None = None  # with confirms, opened by the first marker
-        self.node_at = 0
-        """Index in ``settings.addresses`` of the broker the next ``open()`` tries first."""
+        self.markers = AmqpMarkers(settings, self.marker_keys)
+        self.ring = BrokerRing(settings)
+        """The brokers in the order the next ``open()`` tries them (the last one used last)."""
         self.where = ""
         """The broker consumed from (``host:port``)."""
         self._inbox: asyncio.Queue[AbstractIncomingMessage | BaseException | None] = asyncio.Queue()
@@ -126,37 +127,11 @@ class AmqpReceiver(Receiver):
     async def _connect(self, role: str) -> AbstractChannel:
         """A fresh connection named ``role`` (as the broker's UI lists it) and its channel."""
         self._inbox = asyncio.Queue()
-        connection = await self._connect_any(role)
+        connection = await connect_any(self.settings, self.ring, f"gos {role} {self.node_id}")
+        self.where = self.ring.where()
         self._connection = connection
         connection.close_callbacks.add(self._on_close)
         return await self._open_channel()
-
-    async def _connect_any(self, role: str) -> AbstractConnection:
-        """The first broker of ``settings.addresses`` that answers, starting after the one
-        used last (a node that died is tried last)."""
-        timeout = self.settings.connect_timeout or self.settings.push_timeout
-        addresses = self.settings.addresses
-        errors: list[str] = []
-        for step in range(len(addresses)):
-            at = (self.node_at + step) % len(addresses)
-            try:
-                connection = await asyncio.wait_for(
-                    aio_pika.connect(
-                        broker_url(self.settings, addresses[at]),
-                        client_properties={"connection_name": f"gos {role} {self.node_id}"},
-                        timeout=timeout,
-                    ),
-                    timeout,
-                )
-            except (AMQPError, OSError, RuntimeError, TimeoutError) as exc:
-                if len(addresses) == 1:
-                    raise
-                errors.append(f"{addresses[at][0]}:{addresses[at][1]}: {exc!r}")
-                continue
-            self.node_at = (at + 1) % len(addresses)  # the next open starts with another
-            self.where = f"{addresses[at][0]}:{addresses[at][1]}"
-            return connection
-        raise ConnectionError("; ".join(errors))
 
     async def _open(self) -> None:
         self.adopted = False
@@ -177,8 +152,8 @@ class AmqpReceiver(Receiver):
             queue = await adopt_queue(channel, self.settings, self.queue_name)
             self._dead_letters = await connection.channel(publisher_confirms=True)
             self.adopted = True
-            if (self.settings.host, self.queue_name) not in _adopted_logged:
-                _adopted_logged.add((self.settings.host, self.queue_name))
+            if (self.where, self.queue_name) not in _adopted_logged:
+                _adopted_logged.add((self.where, self.queue_name))
                 logger.warning(
                     "AMQP queue %s exists with other arguments (%s); consuming it as it is. It "
                     "has no broker-side dead-lettering: the handler publishes poison messages "
@@ -190,29 +165,21 @@ class AmqpReceiver(Receiver):
         self._queue = queue
         self._consumer_tag = await queue.consume(self._on_message)
         if self.settings.canary.interval and not self.per_node:
-            await self._consume_canary_queue(channel)
+            await self.markers.consume_side_queue(channel, self._on_message)
 
     @property
-    def marker_key(self) -> str:
-        """The routing key a marker is published with: the one pushes use, except on the
-        shared queue, whose consumers compete: there each node binds a queue of its own."""
+    def marker_keys(self) -> list[str]:
+        """The routing keys markers take in turn: the pushes' binding keys (each one is proved
+        bound within ``len(binding_keys)`` intervals), except on the shared queue, whose
+        consumers compete: there each node binds a queue of its own, and the shared queue's
+        bindings are not proved (docs/canary.md)."""
         if self.per_node:
-            return self.settings.binding_keys[0]
-        return f"{self.queue_name}.canary.{self.node_id}"
-
-    async def _consume_canary_queue(self, channel: AbstractChannel) -> None:
-        queue = await channel.declare_queue(self.marker_key, exclusive=True, auto_delete=True)
-        await queue.bind(self.settings.exchange_name, self.marker_key)
-        self._canary_tag = await queue.consume(self._on_message)
+            return self.settings.binding_keys
+        return [f"{self.queue_name}.canary.{self.node_id}"]
 
     async def send_marker(self, body: bytes) -> None:
         """Publish a canary marker to the exchange, confirmed, as pushes come."""
-        if self._connection is None or self._connection.is_closed:
-            raise PushHandlerError("AMQP push handler is not connected")
-        if self._markers is None or self._markers.is_closed:
-            self._markers = await self._connection.channel(publisher_confirms=True)
-        exchange = await self._markers.get_exchange(self.settings.exchange_name, ensure=False)
-        await exchange.publish(aio_pika.Message(body), self.marker_key)
+        await self.markers.send(self._connection, body)
 
     async def _open_channel(self) -> AbstractChannel:
         assert self._connection is not None
@@ -227,7 +194,7 @@ class AmqpReceiver(Receiver):
     def _on_consumer_cancel(self, frame: aiormq.spec.Basic.Cancel) -> None:
         """The broker dropped our consumer (its queue was deleted, a node left): receiving
         ends with an error, so the supervisor declares the queue again and consumes anew."""
-        if frame.consumer_tag in (self._consumer_tag, self._canary_tag):
+        if frame.consumer_tag in (self._consumer_tag, self.markers.side_tag):
             self._consumer_tag = None  # is_open turns false: /health tells at once
             self._inbox.put_nowait(
                 ConnectionError(f"the broker cancelled consumer {frame.consumer_tag}")
@@ -299,8 +266,8 @@ class AmqpReceiver(Receiver):
     async def close(self) -> None:
         connection = self._connection
         self._connection = self._channel = self._dead_letters = None
-        self._queue, self._consumer_tag, self._canary_tag = None, None, None
-        self._markers = None
+        self._queue, self._consumer_tag = None, None
+        self.markers.reset()
         self._inbox.put_nowait(None)
         if connection is not None and not connection.is_closed:
             try:

@@ -126,9 +126,9 @@ class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
         )
 
     @property
-    def marker_key(self) -> str:
-        """Every node reads the whole stream: a marker takes the pushes' own route."""
-        return self.settings.binding_keys[0]
+    def marker_keys(self) -> list[str]:
+        """Every node reads the whole stream: markers take the pushes' own routes."""
+        return self.settings.binding_keys
 
     @contextlib.asynccontextmanager
     async def _side_read(self, prefetch: int) -> AsyncIterator[AbstractQueue]:

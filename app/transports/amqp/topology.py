@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError
 from yarl import URL
 
 from gos_web_socket.app.exceptions import InvalidPushArgument
@@ -22,9 +29,12 @@ __all__ = [
     "AMQP_IMMEDIATE",
     "AMQP_MANDATORY",
     "AMQP_NOPARAM",
+    "BrokerRing",
+    "NodesConnection",
     "adopt_queue",
     "broker_url",
     "check_publish_flags",
+    "connect_any",
     "declare_exchange",
     "declare_queue",
     "declare_stream",
@@ -59,35 +69,70 @@ def where(settings: AmqpSettings) -> str:
     return ", ".join(f"{host}:{port}" for host, port in settings.addresses)
 
 
-class NodesConnection(aio_pika.RobustConnection):
-    """A robust connection over several brokers (``pushers.amqp.nodes``): every attempt,
-    the first and each reconnect, goes to the next broker of the list.
+class BrokerRing:
+    """The brokers of ``settings.addresses`` in the order connections try them: every attempt
+    takes the next one, so after a node failed or was left the others come first.
 
-    aio-pika takes one URL (aio-pika #141) and its reconnect loop offers no hook per attempt;
-    it reads ``self.url`` once per attempt, in ``Connection.connect``, so ``url`` is a
-    property that moves on at each read, and ``str()`` (its logs) reads a name instead.
+    The one rotation that the pusher's robust connection (``NodesConnection``) and the
+    receivers' plain connections (``connect_any``) share.
     """
 
-    def __init__(self, urls: list[URL], **kwargs: Any) -> None:
-        self.urls = urls
-        self.reads = 0
-        super().__init__(urls[0], **kwargs)
-        self.reads = 0  # the constructor read it once: the first attempt takes the first node
-        self.current = urls[0]
+    def __init__(self, settings: AmqpSettings) -> None:
+        self.urls = [broker_url(settings, address) for address in settings.addresses]
+        self.at = 0
+        """Index of the broker the next attempt takes."""
+        self.current = self.urls[0]
+        """The broker of the last attempt (the first one before any)."""
+        self.attempts = 0
+
+    def next(self) -> URL:
+        """The broker for a new connection attempt (the ring moves on)."""
+        self.current = self.urls[self.at]
+        self.at = (self.at + 1) % len(self.urls)
+        self.attempts += 1
+        return self.current
+
+    def where(self) -> str:
+        """The last attempt's broker as ``host:port``."""
+        return f"{self.current.host}:{self.current.port}"
+
+    def with_password(self, password: str | None) -> None:
+        """New credentials (``update_secret``) go to every broker."""
+        self.urls = [url.with_password(password) for url in self.urls]
+        self.current = self.current.with_password(password)
+
+
+class NodesConnection(aio_pika.RobustConnection):
+    """A robust connection over a ``BrokerRing``: each attempt, the first and every reconnect,
+    goes to the ring's next broker.
+
+    aio-pika takes one URL (aio-pika #141) and its reconnect loop has no hook per attempt: it
+    calls ``Connection.connect`` of its base class directly, which reads ``self.url`` once to
+    dial. So ``url`` takes ``ring.next()`` only while an attempt is under way (no transport
+    yet, the constructor done); any other read (``update_secret``, the constructor's own)
+    gets the current broker. tests/amqp/test_nodes.py holds aio-pika to this (one read per
+    attempt, in ring order).
+    """
+
+    def __init__(self, ring: BrokerRing, **kwargs: Any) -> None:
+        self.ring = ring
+        self._built = False
+        super().__init__(ring.current, **kwargs)
+        self._built = True
 
     @property
     def url(self) -> URL:
-        self.current = self.urls[self.reads % len(self.urls)]
-        self.reads += 1
-        return self.current
+        if self._built and self.transport is None:  # Connection.connect dialling
+            return self.ring.next()
+        return self.ring.current
 
     @url.setter
     def url(self, value: URL) -> None:
         """aio-pika's constructor and ``update_secret`` set it: the credentials go to all."""
-        self.urls = [url.with_password(value.password) for url in self.urls]
+        self.ring.with_password(value.password)
 
     def __str__(self) -> str:
-        nodes = ", ".join(f"{url.host}:{url.port}" for url in self.urls)
+        nodes = ", ".join(f"{url.host}:{url.port}" for url in self.ring.urls)
         return f"amqp://[{nodes}]"
 
 
@@ -102,10 +147,10 @@ async def open_connection(
     timeout = within
     if settings.connect_timeout:
         timeout = min(within or settings.connect_timeout, settings.connect_timeout)
-    urls = [broker_url(settings, address) for address in settings.addresses]
-    for first in range(len(urls)):  # the first attempt tries each node in turn
+    ring = BrokerRing(settings)
+    for attempt in range(len(ring.urls)):  # the first attempt tries each node in turn
         connection = NodesConnection(
-            urls[first:] + urls[:first],
+            ring,
             client_properties={"connection_name": name},
             reconnect_interval=settings.reconnect_interval,
         )
@@ -113,11 +158,34 @@ async def open_connection(
             await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
         except BaseException as exc:
             await connection.close()
-            if first == len(urls) - 1 or not isinstance(exc, Exception):
+            if attempt == len(ring.urls) - 1 or not isinstance(exc, Exception):
                 raise
             continue
         return connection
     raise AssertionError("unreachable: the last node's failure was raised")
+
+
+async def connect_any(settings: AmqpSettings, ring: BrokerRing, name: str) -> AbstractConnection:
+    """A plain connection named ``name`` to the first broker of ``ring`` that answers, tried
+    in ring order (a node that died, or the one used last, is tried last).
+
+    Raises:
+        ConnectionError: every broker failed (each one's error listed).
+    """
+    timeout = settings.connect_timeout or settings.push_timeout
+    errors: list[str] = []
+    for _ in range(len(ring.urls)):
+        url = ring.next()
+        try:
+            return await asyncio.wait_for(
+                aio_pika.connect(url, client_properties={"connection_name": name}, timeout=timeout),
+                timeout,
+            )
+        except (AMQPError, OSError, RuntimeError, TimeoutError) as exc:
+            if len(ring.urls) == 1:
+                raise
+            errors.append(f"{ring.where()}: {exc!r}")
+    raise ConnectionError("; ".join(errors))
 
 
 async def declare_exchange(channel: AbstractChannel, settings: AmqpSettings) -> AbstractExchange:
