@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from gos_web_socket.app.exceptions import ResourceNotFound
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.position import Position, Publication
 from gos_web_socket.app.server.session import Failure, Result, Session, new_publication_id
@@ -112,7 +111,8 @@ def release(connection: WampConnection, topics: list[Topic], reached: Position |
 class WideSubscribers:
     """Subscribers with ``*``, templates or patterns: they join every channel they cover, the
     live ones when they subscribe and new ones as they appear (``TopicManager.watch``), with
-    the route's ``subscribe`` rule checked and no subscribe hook run."""
+    the route's ``subscribe`` rule checked, no subscribe hook run, no ``SecuredTopic`` channel
+    and at most ``max_subscriptions`` channels per subscriber."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
@@ -142,11 +142,16 @@ class WideSubscribers:
                 self.join(connection, channel)
 
     def join(self, connection: WampConnection, channel: str) -> None:
+        """Join ``channel`` as WAMP v2 pattern subscribers may read it (``Broker.readers``):
+        never a ``SecuredTopic``'s (its ``secure()`` vets one subscriber's request, which a
+        wide selector never makes), only where the route's rule allows the user, and not past
+        ``server.limits.max_subscriptions`` (the channels beyond the cap are skipped)."""
         if channel in connection.subscriptions:
             return
-        try:
-            request = self.broker.router.match(channel)
-        except ResourceNotFound:
+        if len(connection.subscriptions) >= connection.limits.max_subscriptions:
             return
-        if self.broker.rules.refusal("subscribe", connection.user, request) is None:
-            self.broker.manager.subscribe(connection, channel, request)
+        readers = self.broker.readers(channel)
+        if readers is None or not readers(connection):
+            return
+        request = self.broker.router.match(channel)
+        self.broker.manager.subscribe(connection, channel, request)
