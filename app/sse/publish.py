@@ -36,6 +36,7 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.push import Push
+from gos_web_socket.app.sse.relay import MercureRelay, open_to_anyone
 from gos_web_socket.app.sse.selectors import MAX_LENGTH
 from gos_web_socket.app.sse.tokens import MercureTokens
 from gos_web_socket.app.sse.wire import Update, parse_position, position_id
@@ -179,6 +180,8 @@ class Publisher:
             int(retry_field) if retry_field else None,
         )
         routed = self.routes(topics)
+        if "private" in fields:
+            self.check_private(routed)
         for routed_request in routed:
             if forward is not None:  # every node gets it from the pusher's transport
                 route, attributes = routed_request.route_name, dict(routed_request.attributes)
@@ -207,6 +210,24 @@ class Publisher:
             assert last is not None
             raise ResourceNotFound(f"{last} Add a route for it (docs/sse.md: catch-all route).")
         return list(routed.values())
+
+    def check_private(self, routed: list[WampRequest]) -> None:
+        """A private update goes only where it stays private: a ``mercure.relay`` route (it
+        keeps it to the allowed SSE subscribers) or a route stricter than ``anyone``; another
+        handler would broadcast it (and its history keep it) for anonymous WAMP clients.
+
+        Raises:
+            ProtocolError: a topic's route is neither (400, before anything is published).
+        """
+        for request in routed:
+            handler = self.broker.topics.handlers.get(request.route.callback)
+            if open_to_anyone(request) and not isinstance(handler, MercureRelay):
+                raise ProtocolError(
+                    f"a private update cannot go to {request.matched!r}: its route "
+                    f"{request.route_name!r} lets anyone subscribe and its handler is not "
+                    "mercure.relay (allowed: a mercure.relay route, or a subscribe rule "
+                    "stricter than 'anyone')"
+                )
 
     async def push(self, push: Push, raw: str) -> None:
         """The push's way to its topic, with ``push_success`` or ``push_fail`` (re-raised)."""

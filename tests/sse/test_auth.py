@@ -135,3 +135,24 @@ async def test_private_updates_reach_wamp_subscribers_on_a_route_stricter_than_a
             url = f"http://127.0.0.1:{server.port}{HUB}"
             answer = await client.get(url, params={"topic": topic})
         assert answer.status_code == 403
+
+
+async def test_a_private_update_to_an_open_route_without_the_relay_is_refused() -> None:
+    """A private publish to ``acme/channel/1`` (handler acme.topic, rule anyone): 400; the
+    anonymous WAMP v1 subscriber's next event is the public one, and history keeps only it."""
+    channel = "acme/channel/1"
+    async with hub_server() as server:
+        v1 = await WampTestClient.connect(url_of(server))
+        try:
+            v1.subscribe(channel)
+            await eventually(lambda: channel in server.topics and len(server.topics[channel]) == 1)
+            secret = [("topic", channel), ("data", "secret"), ("private", "on")]
+            refused = await publish(server, secret)
+            assert refused.status_code == 400 and "mercure.relay" in refused.text
+            assert (await publish(server, [("topic", channel), ("data", "public")])).is_success
+            assert await v1.next_event(channel) == "public"
+            history = server.history.channel(channel)
+            assert history is not None
+            assert [str(p.payload) for p in history] == ["public"]
+        finally:
+            await v1.close()
