@@ -3,20 +3,12 @@ subscriptions do: no ``SecuredTopic`` channel, at most ``max_subscriptions`` cha
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-from dependency_injector import providers
-
 from gos_web_socket.app.exceptions import FirewallRejection
-from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.server.handlers import PushableTopic, SecuredTopic
 from gos_web_socket.app.sse.relay import MercureRelay
-from gos_web_socket.settings.mercure import MercureSettings
-from gos_web_socket.testing import memory_pusher, use_memory_pusher
-from tests.sse.conftest import PUSHERS, ROUTES, SECRET, hub_server, publish, subscribed
-from tests.support.server import RUNTIME, SERVER, make_container, service
+from tests.sse.conftest import ROUTES, hub_server, publish, pusher_of, subscribed
 
 SENTINEL = "https://example.com/sentinel"
 
@@ -34,29 +26,17 @@ class Guarded(SecuredTopic, PushableTopic):
         topic.broadcast(data)
 
 
-@contextlib.asynccontextmanager
-async def guarded_server() -> AsyncIterator[WampServer]:
-    routes = {"secret": {"pattern": "secret/{id}", "callback": "guarded"}, **ROUTES}
-    auth = {"providers": {"jwt": {"enabled": True, "secret": SECRET}}}
-    container = make_container(
-        topics=[Guarded(), MercureRelay()], routes=routes, authentication=auth
-    )
-    settings = container.settings().model_copy(update={"mercure": MercureSettings()})
-    container.settings.override(providers.Object(settings))
-    use_memory_pusher(container)
-    async with service(container, RUNTIME):
-        server = service(container, SERVER)
-        PUSHERS[id(server)] = memory_pusher(container)
-        try:
-            yield server
-        finally:
-            del PUSHERS[id(server)]
+GUARDED = {"secret": {"pattern": "secret/{id}", "callback": "guarded"}, **ROUTES}
 
 
 async def test_a_wide_selector_gets_nothing_from_a_secured_topic() -> None:
     """An anonymous ``*`` subscriber: no push of a route whose secure() refuses everyone."""
-    async with guarded_server() as server, subscribed(server, "topic=*") as star:
-        await PUSHERS[id(server)].push("classified", "secret", {"id": "1"})
+    topics = [Guarded(), MercureRelay()]
+    async with (
+        hub_server(routes=GUARDED, topics=topics) as server,
+        subscribed(server, "topic=*") as star,
+    ):
+        await pusher_of(server).push("classified", "secret", {"id": "1"})
         await publish(server, [("topic", SENTINEL), ("data", "sentinel")])
         (event,) = await star.wait(1)
         assert event.data == "sentinel"
