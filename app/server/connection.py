@@ -329,8 +329,17 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         client sends afterwards is not read (``_refused``)."""
         self._refused, self.data, self.remote_address = True, b"", taken.address
         self.handshake_over()
+        self.end_handshake_timeout()
         assert self._services.http is not None  # the gate takes nothing without it
         self._services.http.take(self, taken)
+
+    def end_handshake_timeout(self) -> None:
+        """Stop autobahn's opening-handshake timeout: a taken request's head and body came in
+        time, and its answer (a slow publish, a stream) must not be dropped half-way."""
+        timeout = self.openHandshakeTimeoutCall
+        if timeout is not None:
+            timeout.cancel()
+            self.openHandshakeTimeoutCall = None
 
     def reply(self, response: bytes) -> None:
         """A whole HTTP response to a taken request, then the end of the connection."""
