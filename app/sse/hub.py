@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import (
     AuthenticationFailed,
+    LimitExceeded,
     NotAuthorized,
     ProtocolError,
     ResourceNotFound,
@@ -210,12 +211,16 @@ class MercureHub:
                 headers["Last-Event-ID"] = headers["Mercure-Last-Event-ID"] = answer
             head = encode_stream_head(headers)
             if not connection.open_stream(session, head + COMMENT):
-                await self.broker.leave(connection)  # gone before its stream opened
+                await self.abandon(connection)  # gone before its stream opened
                 return
             self.subscribers_total += 1
             if selectors.wide:
                 self.wide.add(connection, selectors)
             await connection.write_paced(frames)
+        except Exception:
+            if not connection.opened:  # the replay failed: a 500, and nothing kept
+                await self.abandon(connection)
+            raise
         finally:
             if cursor is not None:
                 stream.release(connection, held, reached)
@@ -241,20 +246,34 @@ class MercureHub:
     async def _join(
         self, connection: WampConnection, channels: list[str], hold: bool
     ) -> Exception | None:
-        """Subscribe to each exact channel (held when replaying); the first refusal."""
-        for channel in channels:
+        """Subscribe to each exact channel (held when replaying); the first refusal. All or
+        nothing: the channels are counted against ``max_subscriptions`` before any is joined,
+        and a refusal or an error leaves the ones joined."""
+        limit = connection.limits.max_subscriptions
+        if len(channels) > limit:
+            return LimitExceeded("max_subscriptions", f"more than {limit} subscriptions")
+        try:
+            for channel in channels:
 
-            def accepted(topic: Topic) -> None:
-                if hold:
-                    topic.hold(connection)
+                def accepted(topic: Topic) -> None:
+                    if hold:
+                        topic.hold(connection)
 
-            outcome = await self.broker.subscribe(connection, channel, accepted)
-            if isinstance(outcome, Failure):
-                for topic, _ in list(connection.subscriptions.values()):
-                    topic.release(connection)
-                await self.broker.leave(connection)
-                return outcome.error or NotAuthorized(outcome.desc)
+                outcome = await self.broker.subscribe(connection, channel, accepted)
+                if isinstance(outcome, Failure):
+                    await self.abandon(connection)
+                    return outcome.error or NotAuthorized(outcome.desc)
+        except Exception:
+            await self.abandon(connection)
+            raise
         return None
+
+    async def abandon(self, connection: WampConnection) -> None:
+        """Drop what a subscriber whose stream will not open holds: its held buffers and its
+        memberships (the lifecycle's ``gone`` leaves only connections that opened)."""
+        for topic, _ in list(connection.subscriptions.values()):
+            topic.release(connection)
+        await self.broker.leave(connection)
 
     def stats(self) -> dict[str, Any]:
         return {"sse_subscribers_total": self.subscribers_total, "wide": len(self.wide.subscribers)}

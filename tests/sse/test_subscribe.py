@@ -138,3 +138,18 @@ async def test_sse_subscribers_count_as_connections() -> None:
             await eventually(lambda: server.connections == 1)
             assert len(server.topics["acme/channel/1"]) == 1
         await eventually(lambda: server.connections == 0 and not server.topics)
+
+
+async def test_more_exact_topics_than_max_subscriptions_are_refused_with_nothing_kept() -> None:
+    """Three exact topics (replaying) with max_subscriptions 2: 400, and no topic keeps the
+    refused subscriber (no membership, no held buffer)."""
+    topics = [("topic", f"https://example.com/books/{n}") for n in (1, 2, 3)]
+    async with (
+        hub_server(limits={"max_subscriptions": 2}) as server,
+        httpx.AsyncClient() as client,
+    ):
+        url = f"http://127.0.0.1:{server.port}{HUB}"
+        answer = await client.get(url, params=topics, headers={"Last-Event-ID": "x-1"})
+        assert answer.status_code == 400 and "max_subscriptions" in answer.text
+        assert not any(len(topic) for topic in server.topics.values())
+        await eventually(lambda: server.connections == 0 and not server.topics)
