@@ -445,7 +445,23 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
     def write_now(self, frame: bytes) -> bool:
         """Write the frames queued this turn and ``frame`` now, in one write (a topic's frames
         at the turn's end); False when not open."""
+        if self._fresh is not None:
+            frame = self._fresh(frame)
         return self._output.write_now(frame)
+
+    _fresh: Callable[[bytes], bytes] | None = None
+
+    def filter_writes(self, fresh: Callable[[bytes], bytes]) -> None:
+        """Pass every frame the fan-out writes through ``fresh`` (an SSE subscriber drops the
+        events it already got); a frame it empties is not written."""
+        write = self._output.write
+        self._fresh = fresh
+
+        def filtered(frame: bytes) -> bool:
+            kept = fresh(frame)
+            return write(kept) if kept else True
+
+        self.write_frame = filtered
 
     def pause_writing(self) -> None:
         """asyncio: the unsent bytes passed ``max_outgoing_buffer`` (``Output.pause``)."""

@@ -9,6 +9,7 @@ with ``Last-Event-ID`` is a v2 ``_recover``: held, replayed from history, releas
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,9 @@ from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.position import Position, Publication
 from gos_web_socket.app.server.session import Failure, Result, Session, new_publication_id
 from gos_web_socket.app.sse.wire import COMMENT, SseFormat
+
+RECENT_IDS = 256
+"""Event ids an SSE subscriber remembers to write each update once."""
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.broker import Broker
@@ -30,6 +34,8 @@ class SseSession(Session[None]):
     def __init__(self, connection: WampConnection, wire: SseFormat) -> None:
         self.connection = connection
         self.wire_format = wire
+        self.recent = RecentIds()
+        connection.filter_writes(self.recent.fresh)
 
     def opened(self) -> None:
         """Nothing to say: the headers went out with ``open_stream``."""
@@ -53,6 +59,51 @@ class SseSession(Session[None]):
     def heartbeat(self) -> None:
         """A comment line (``mercure.heartbeat``): proxies keep the idle response open."""
         self.connection.write_frame(COMMENT)
+
+
+class RecentIds:
+    """The ids of the last ``size`` events one SSE subscriber got: an update to several
+    topics reaches it through each channel it holds, and is written once."""
+
+    __slots__ = ("size", "_seen", "_order")
+
+    def __init__(self, size: int = RECENT_IDS) -> None:
+        self.size = size
+        self._seen: set[bytes] = set()
+        self._order: deque[bytes] = deque()
+
+    def fresh(self, frame: bytes) -> bytes:
+        """``frame``'s events less those whose id was written before (comments are kept)."""
+        blocks = frame.split(b"\n\n")
+        kept = []
+        for block in blocks[:-1]:
+            event_id = id_of(block)
+            if event_id is not None:
+                if event_id in self._seen:
+                    continue
+                self.add(event_id)
+            kept.append(block + b"\n\n")
+        kept.append(blocks[-1])
+        return b"".join(kept)
+
+    def add(self, event_id: bytes) -> None:
+        self._seen.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
+
+
+def id_of(block: bytes) -> bytes | None:
+    """The ``id:`` of one SSE event block (it follows ``event:`` and ``retry:`` if any)."""
+    if block.startswith(b"id: "):
+        start = 4
+    else:
+        found = block.find(b"\nid: ")
+        if found < 0:
+            return None
+        start = found + 5
+    end = block.find(b"\n", start)
+    return block[start : end if end >= 0 else None]
 
 
 def merged(recoveries: Iterable[Recovery]) -> tuple[list[Publication], bool]:

@@ -153,3 +153,21 @@ async def test_more_exact_topics_than_max_subscriptions_are_refused_with_nothing
         assert answer.status_code == 400 and "max_subscriptions" in answer.text
         assert not any(len(topic) for topic in server.topics.values())
         await eventually(lambda: server.connections == 0 and not server.topics)
+
+
+async def test_an_update_to_several_topics_reaches_a_subscriber_of_each_once() -> None:
+    """An update to two topics of two channels: a ``*`` subscriber and a subscriber of both
+    get it once; the next event is the sentinel published after it."""
+    one, two = "https://example.com/books/1", "https://example.com/books/2"
+    async with (
+        hub_server() as server,
+        subscribed(server, "topic=*") as star,
+        subscribed(server, f"topic={one}&topic={two}") as both,
+    ):
+        both_topics = [("topic", one), ("topic", two), ("data", "twice?")]
+        answer = await publish(server, both_topics)
+        await publish(server, [("topic", one), ("data", "sentinel")])
+        for reader in (star, both):
+            events = await reader.wait(2)
+            assert [e.data for e in events] == ["twice?", "sentinel"]
+            assert events[0].id == answer.text
