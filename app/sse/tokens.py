@@ -2,10 +2,10 @@
 
 A token is verified by ``authentication.providers.jwt``'s rules (app/auth/jwt.py: algorithm
 allow-list, ``exp``, ``aud``, ``iss``), with that provider's secret unless ``mercure`` names its
-own publisher or subscriber secret; ``sub`` is not required (MercureBundle sets none), and
-becomes the user when present. Grants are the 0.x ``mercure`` claim (also read under
-``https://mercure.rocks/``): ``publish`` and ``subscribe`` selector lists. Tokens never reach
-a log line.
+own publisher or subscriber secret; the provider's ``required_claims`` are required but for
+``sub`` (MercureBundle sets none), which becomes the user when present. Grants are the 0.x
+``mercure`` claim (also read under ``https://mercure.rocks/``): ``publish`` and ``subscribe``
+selector lists. Tokens never reach a log line.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ class MercureTokens:
             "subscribe": mercure.subscriber_secret,
         }
         for role, secret in secrets.items():
-            update: dict[str, Any] = {"enabled": True, "required_claims": []}
+            required = [claim for claim in base.required_claims if claim != "sub"]
+            update: dict[str, Any] = {"enabled": True, "required_claims": required}
             if secret is not None:
                 update |= {"secret": secret, "algorithms": ["HS256"]}
             settings = base.model_copy(update=update)

@@ -6,8 +6,13 @@ import asyncio
 import time
 
 import httpx
+import pytest
 
+from gos_web_socket.app.exceptions import AuthenticationFailed
+from gos_web_socket.app.sse.tokens import MercureTokens
 from gos_web_socket.app.testing import WampTestClient
+from gos_web_socket.settings.auth import AuthenticationSettings
+from gos_web_socket.settings.mercure import MercureSettings
 from tests.sse.conftest import HUB, SECRET, hub_server, publish, subscribed, token
 from tests.support.server import eventually, url_of
 
@@ -156,3 +161,17 @@ async def test_a_private_update_to_an_open_route_without_the_relay_is_refused() 
             assert [str(p.payload) for p in history] == ["public"]
         finally:
             await v1.close()
+
+
+def test_the_providers_required_claims_are_required_but_sub() -> None:
+    """required_claims [exp, sub]: a Mercure token without ``exp`` is refused, one with
+    ``exp`` and no ``sub`` (as MercureBundle makes them) is accepted."""
+    jwt_provider = {"enabled": True, "secret": SECRET, "required_claims": ["exp", "sub"]}
+    auth = AuthenticationSettings.model_validate({"providers": {"jwt": jwt_provider}})
+    tokens = MercureTokens(auth, MercureSettings())
+    claims = {"mercure": {"publish": ["*"]}}
+    with pytest.raises(AuthenticationFailed):
+        tokens.grant({"authorization": f"Bearer {token(claims)}"}, "publish")
+    headers = {"authorization": f"Bearer {token(claims, exp=time.time() + 60)}"}
+    grant = tokens.grant(headers, "publish")
+    assert grant is not None and grant.selectors is not None and grant.selectors.matches(BOOK)
