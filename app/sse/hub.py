@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import (
     AuthenticationFailed,
+    FirewallRejection,
     LimitExceeded,
+    MalformedCredentials,
     NotAuthorized,
     ProtocolError,
     ResourceNotFound,
@@ -54,15 +56,26 @@ STREAM_HEADERS = {
 
 
 def failure_response(error: Exception) -> Response:
-    """The protocol's status for an error: 400 malformed, 401 bad token, 403 no grant."""
+    """The protocol's status for an error: 400 malformed (``invalid_request`` for a malformed
+    ``Authorization``), 401 bad token (a bare challenge when there was none), 403 refused (a
+    grant, a route's rule or a topic's ``secure()``), 500 anything else (a topic hook's error)."""
     if isinstance(error, AuthenticationFailed):
         response = Response.text("invalid token\n", 401)  # no reason: it helps forgers
-        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    elif isinstance(error, NotAuthorized):
+        missing = error.reason == "missing"
+        response.headers["WWW-Authenticate"] = (
+            "Bearer" if missing else 'Bearer error="invalid_token"'
+        )
+    elif isinstance(error, FirewallRejection):
         response = Response.text(f"{error}\n", 403)
         response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
-    else:
+    elif isinstance(error, MalformedCredentials):
         response = Response.text(f"{error}\n", 400)
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_request"'
+    elif isinstance(error, ProtocolError | RoutingError):
+        response = Response.text(f"{error}\n", 400)
+    else:
+        logger.warning("subscribe failed: %r", error)
+        response = Response.text("the subscription could not be made\n", 500)
     return response
 
 

@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = "mercure"
 MAX_TOPICS = 1000
+MAX_FIELDS = MAX_TOPICS + 8
+"""Form fields of one publish: its topics and the other fields once each."""
+MAX_RETRY_DIGITS = 10
 RESERVED_TYPE = "mercure"
 
 
@@ -136,10 +139,16 @@ class Publisher:
             NotAuthorized: the token may not publish to one of the topics (403).
             ResourceNotFound: no route matches any of the topics (400).
         """
+        grant = self.tokens.grant(request.headers, "publish")
+        if grant is None:
+            raise AuthenticationFailed("missing", "a publisher token is required")
         try:
-            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            text = body.decode("utf-8")
+            fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
         except UnicodeDecodeError:
             raise ProtocolError("the body must be UTF-8") from None
+        except ValueError:
+            raise ProtocolError(f"at most {MAX_FIELDS} form fields") from None
         topics = fields.get("topic", [])
         if not topics:
             raise ProtocolError('Missing "topic" parameter.')
@@ -148,11 +157,8 @@ class Publisher:
         for topic in topics:
             if len(topic.encode()) > MAX_LENGTH:
                 raise ProtocolError(f"a topic is at most {MAX_LENGTH} bytes")
-            if topic == "*" or topic.startswith(self.settings.path):
+            if self.reserved(topic):
                 raise ProtocolError(f"topic {topic!r} is reserved ('*' or the hub's own path)")
-        grant = self.tokens.grant(request.headers, "publish")
-        if grant is None:
-            raise AuthenticationFailed("missing", "a publisher token is required")
         denied = [t for t in topics if grant.selectors is None or not grant.selectors.matches(t)]
         if denied:
             raise NotAuthorized(f"the token may not publish to {denied[0]}")
@@ -165,8 +171,10 @@ class Publisher:
         if event_type is not None and field_safe(event_type, "type") == RESERVED_TYPE:
             raise ProtocolError(f'Invalid "type" parameter: {RESERVED_TYPE!r} is reserved')
         retry_field = fields.get("retry", [None])[0]
-        if retry_field is not None and not (retry_field.isascii() and retry_field.isdigit()):
-            raise ProtocolError('Invalid "retry" parameter')
+        if retry_field is not None and not (
+            retry_field.isascii() and retry_field.isdigit() and len(retry_field) <= MAX_RETRY_DIGITS
+        ):
+            raise ProtocolError(f'Invalid "retry" parameter: {MAX_RETRY_DIGITS} digits at most')
         forward = self.forward_to
         position = LOCAL.next()
         event_id = given or (f"urn:uuid:{uuid.uuid4()}" if forward else position_id(position))
@@ -191,6 +199,11 @@ class Publisher:
                 self.remember(given, position)
             await self.push(Push(routed_request, update, PROVIDER, position), data)
         return Response(200, event_id.encode(), "text/plain; charset=utf-8")
+
+    def reserved(self, topic: str) -> bool:
+        """``*``, the hub's path, or a topic under it (by whole path segment)."""
+        path = self.settings.path.rstrip("/")
+        return topic in ("*", path) or topic.startswith((path + "/", path + "?", path + "#"))
 
     def routes(self, topics: list[str]) -> list[WampRequest]:
         """The route of each topic's channel, once per channel; topics without one are

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from gos_web_socket.app.auth.jwt import JwtProvider
 from gos_web_socket.app.auth.user import ANONYMOUS, User
-from gos_web_socket.app.exceptions import AuthenticationFailed, ProtocolError
+from gos_web_socket.app.exceptions import AuthenticationFailed, MalformedCredentials, ProtocolError
 from gos_web_socket.app.sse.selectors import Selectors
 from gos_web_socket.settings.auth import AuthenticationSettings
 from gos_web_socket.settings.mercure import MercureSettings
@@ -41,13 +41,13 @@ def token_of(headers: Mapping[str, str], cookie: str) -> str | None:
     """``Authorization: Bearer`` (the scheme in any case) first, then the cookie.
 
     Raises:
-        ProtocolError: an ``Authorization`` header that is not a Bearer token.
+        MalformedCredentials: an ``Authorization`` header that is not a Bearer token.
     """
     header = headers.get("authorization")
     if header is not None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise ProtocolError("Authorization must be 'Bearer <token>'")
+            raise MalformedCredentials("Authorization must be 'Bearer <token>'")
         return value.strip()
     raw = headers.get("cookie")
     if raw:
