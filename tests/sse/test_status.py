@@ -3,6 +3,7 @@ error, bare and ``invalid_request`` challenges, bounded fields, reserved topics 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -70,3 +71,15 @@ async def test_oversized_retry_and_reserved_topics_are_400_by_path_segment() -> 
         assert (await publish(server, [("topic", HUB)])).status_code == 400
         beside = await publish(server, [("topic", HUB + "-news"), ("data", "x")])
         assert beside.status_code == 200, beside.text
+
+
+async def test_a_chunked_publish_is_411() -> None:
+    """A publish with ``Transfer-Encoding: chunked`` (no Content-Length): 411."""
+    async with hub_server() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        body = b"topic=x"
+        head = f"POST {HUB} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head.encode() + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        status = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert status.split()[1] == b"411"
