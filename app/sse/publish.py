@@ -39,7 +39,7 @@ from gos_web_socket.app.push import Push
 from gos_web_socket.app.sse.relay import MercureRelay, open_to_anyone
 from gos_web_socket.app.sse.selectors import MAX_LENGTH
 from gos_web_socket.app.sse.tokens import MercureTokens
-from gos_web_socket.app.sse.wire import Update, parse_position, position_id
+from gos_web_socket.app.sse.wire import HUB_ID_PREFIX, Update, parse_position, position_id
 from gos_web_socket.app.web import Request, Response
 
 if TYPE_CHECKING:
@@ -165,8 +165,10 @@ class Publisher:
         given = fields.get("id", [None])[0]
         if given is not None:
             field_safe(given, "id")
-            if given.startswith("#") or given == "earliest" or not given:
-                raise ProtocolError('Invalid "id" parameter: not empty, "earliest" or "#..."')
+            if given.startswith(("#", HUB_ID_PREFIX)) or given == "earliest" or not given:
+                raise ProtocolError(
+                    f'Invalid "id" parameter: not empty, "earliest", "#..." or "{HUB_ID_PREFIX}..."'
+                )
         event_type = fields.get("type", [None])[0]
         if event_type is not None and field_safe(event_type, "type") == RESERVED_TYPE:
             raise ProtocolError(f'Invalid "type" parameter: {RESERVED_TYPE!r} is reserved')
@@ -307,5 +309,8 @@ class Publisher:
         position = LOCAL.next()
         push = Push(routed, message["data"], PROVIDER, position)
         await self.push(push, body.decode("utf-8", "replace"))
-        answer = {"channel": channel, "position": position.as_dict(), "id": position_id(position)}
+        # the id SSE subscribers see: the position where the route keeps history, else none
+        # (such a broadcast has no position; its id is per broadcast, not resumable)
+        event_id = position_id(position) if routed.route.history is not None else None
+        answer = {"channel": channel, "position": position.as_dict(), "id": event_id}
         return Response.json(answer)

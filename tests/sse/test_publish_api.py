@@ -45,9 +45,8 @@ async def test_a_route_push_reaches_sse_and_wamp_and_answers_its_position() -> N
                 assert result["channel"] == "acme/channel/3"
                 (event,) = await reader.wait(1)
                 assert event.id == result["id"]
-                assert (
-                    result["id"] == f"{result['position']['epoch']}-{result['position']['offset']}"
-                )
+                position = result["position"]
+                assert result["id"] == f"urn:gos:{position['epoch']}-{position['offset']}"
                 assert await v1.next_event("acme/channel/3") == {"a": 1}
             finally:
                 await v1.close()
@@ -134,3 +133,18 @@ async def test_a_publish_slower_than_the_handshake_timeout_is_answered_once() ->
         events = await reader.wait(2)
         assert [e.data for e in events] == ["slow", "sentinel"]
         assert events[0].id == answer.text
+
+
+async def test_the_api_answers_no_id_where_subscribers_see_a_per_broadcast_one() -> None:
+    """On a route without history the SSE id is per broadcast (``#...``): the API answers
+    ``"id": null`` rather than an id no subscriber saw."""
+    channel = "https://example.com/nohistory/1"
+    async with (
+        hub_server({"api_keys": [KEY]}) as server,
+        subscribed(server, f"topic={channel}") as reader,
+    ):
+        body = {"channel": channel, "data": {"a": 1}}
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(api(server), json=body, headers={"X-API-Key": KEY})
+        (event,) = await reader.wait(1)
+        assert answer.json()["id"] is None and event.id is not None and event.id.startswith("#")
