@@ -275,6 +275,10 @@ class LimitExceeded(ProtocolError):
         super().__init__(f"{message} (server.limits.{reason})")
 
 
+class MalformedCredentials(ProtocolError):
+    """An ``Authorization`` header not in the scheme asked for (HTTP 400, ``invalid_request``)."""
+
+
 class FirewallRejection(WampError):
     """A secured topic refused the client."""
 

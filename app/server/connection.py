@@ -329,8 +329,17 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         client sends afterwards is not read (``_refused``)."""
         self._refused, self.data, self.remote_address = True, b"", taken.address
         self.handshake_over()
+        self.end_handshake_timeout()
         assert self._services.http is not None  # the gate takes nothing without it
         self._services.http.take(self, taken)
+
+    def end_handshake_timeout(self) -> None:
+        """Stop autobahn's opening-handshake timeout: a taken request's head and body came in
+        time, and its answer (a slow publish, a stream) must not be dropped half-way."""
+        timeout = self.openHandshakeTimeoutCall
+        if timeout is not None:
+            timeout.cancel()
+            self.openHandshakeTimeoutCall = None
 
     def reply(self, response: bytes) -> None:
         """A whole HTTP response to a taken request, then the end of the connection."""
@@ -436,7 +445,23 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
     def write_now(self, frame: bytes) -> bool:
         """Write the frames queued this turn and ``frame`` now, in one write (a topic's frames
         at the turn's end); False when not open."""
+        if self._fresh is not None:
+            frame = self._fresh(frame)
         return self._output.write_now(frame)
+
+    _fresh: Callable[[bytes], bytes] | None = None
+
+    def filter_writes(self, fresh: Callable[[bytes], bytes]) -> None:
+        """Pass every frame the fan-out writes through ``fresh`` (an SSE subscriber drops the
+        events it already got); a frame it empties is not written."""
+        write = self._output.write
+        self._fresh = fresh
+
+        def filtered(frame: bytes) -> bool:
+            kept = fresh(frame)
+            return write(kept) if kept else True
+
+        self.write_frame = filtered
 
     def pause_writing(self) -> None:
         """asyncio: the unsent bytes passed ``max_outgoing_buffer`` (``Output.pause``)."""

@@ -130,10 +130,14 @@ class HttpGate:
 
     def take(self, head: bytes, rest: bytes, address: str) -> Take | Answer | ReadOn | None:
         """A request to one of ``paths`` without Upgrade, once its body (``Content-Length``)
-        is read: ``READ_ON`` until then, 413 over ``max_body``; None: not one of ours."""
+        is read: ``READ_ON`` until then, 413 over ``max_body``, 411 for ``Transfer-Encoding``;
+        None: not one of ours."""
         request = parse_request(head)
         if request is None or request.path not in self._paths or "upgrade" in request.headers:
             return None
+        if "transfer-encoding" in request.headers:  # a body is read by its Content-Length only
+            reply = Response.text("a request body needs Content-Length, not chunks\n", 411)
+            return Answer(encode_response(reply), "http", address)
         try:
             length = int(request.headers.get("content-length", "0"))
         except ValueError:

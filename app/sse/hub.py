@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import (
     AuthenticationFailed,
+    FirewallRejection,
+    LimitExceeded,
+    MalformedCredentials,
     NotAuthorized,
     ProtocolError,
     ResourceNotFound,
@@ -53,15 +56,26 @@ STREAM_HEADERS = {
 
 
 def failure_response(error: Exception) -> Response:
-    """The protocol's status for an error: 400 malformed, 401 bad token, 403 no grant."""
+    """The protocol's status for an error: 400 malformed (``invalid_request`` for a malformed
+    ``Authorization``), 401 bad token (a bare challenge when there was none), 403 refused (a
+    grant, a route's rule or a topic's ``secure()``), 500 anything else (a topic hook's error)."""
     if isinstance(error, AuthenticationFailed):
         response = Response.text("invalid token\n", 401)  # no reason: it helps forgers
-        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    elif isinstance(error, NotAuthorized):
+        missing = error.reason == "missing"
+        response.headers["WWW-Authenticate"] = (
+            "Bearer" if missing else 'Bearer error="invalid_token"'
+        )
+    elif isinstance(error, FirewallRejection):
         response = Response.text(f"{error}\n", 403)
         response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
-    else:
+    elif isinstance(error, MalformedCredentials):
         response = Response.text(f"{error}\n", 400)
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_request"'
+    elif isinstance(error, ProtocolError | RoutingError):
+        response = Response.text(f"{error}\n", 400)
+    else:
+        logger.warning("subscribe failed: %r", error)
+        response = Response.text("the subscription could not be made\n", 500)
     return response
 
 
@@ -210,12 +224,16 @@ class MercureHub:
                 headers["Last-Event-ID"] = headers["Mercure-Last-Event-ID"] = answer
             head = encode_stream_head(headers)
             if not connection.open_stream(session, head + COMMENT):
-                await self.broker.leave(connection)  # gone before its stream opened
+                await self.abandon(connection)  # gone before its stream opened
                 return
             self.subscribers_total += 1
             if selectors.wide:
                 self.wide.add(connection, selectors)
             await connection.write_paced(frames)
+        except Exception:
+            if not connection.opened:  # the replay failed: a 500, and nothing kept
+                await self.abandon(connection)
+            raise
         finally:
             if cursor is not None:
                 stream.release(connection, held, reached)
@@ -241,20 +259,34 @@ class MercureHub:
     async def _join(
         self, connection: WampConnection, channels: list[str], hold: bool
     ) -> Exception | None:
-        """Subscribe to each exact channel (held when replaying); the first refusal."""
-        for channel in channels:
+        """Subscribe to each exact channel (held when replaying); the first refusal. All or
+        nothing: the channels are counted against ``max_subscriptions`` before any is joined,
+        and a refusal or an error leaves the ones joined."""
+        limit = connection.limits.max_subscriptions
+        if len(channels) > limit:
+            return LimitExceeded("max_subscriptions", f"more than {limit} subscriptions")
+        try:
+            for channel in channels:
 
-            def accepted(topic: Topic) -> None:
-                if hold:
-                    topic.hold(connection)
+                def accepted(topic: Topic) -> None:
+                    if hold:
+                        topic.hold(connection)
 
-            outcome = await self.broker.subscribe(connection, channel, accepted)
-            if isinstance(outcome, Failure):
-                for topic, _ in list(connection.subscriptions.values()):
-                    topic.release(connection)
-                await self.broker.leave(connection)
-                return outcome.error or NotAuthorized(outcome.desc)
+                outcome = await self.broker.subscribe(connection, channel, accepted)
+                if isinstance(outcome, Failure):
+                    await self.abandon(connection)
+                    return outcome.error or NotAuthorized(outcome.desc)
+        except Exception:
+            await self.abandon(connection)
+            raise
         return None
+
+    async def abandon(self, connection: WampConnection) -> None:
+        """Drop what a subscriber whose stream will not open holds: its held buffers and its
+        memberships (the lifecycle's ``gone`` leaves only connections that opened)."""
+        for topic, _ in list(connection.subscriptions.values()):
+            topic.release(connection)
+        await self.broker.leave(connection)
 
     def stats(self) -> dict[str, Any]:
         return {"sse_subscribers_total": self.subscribers_total, "wide": len(self.wide.subscribers)}

@@ -36,9 +36,10 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.push import Push
+from gos_web_socket.app.sse.relay import MercureRelay, open_to_anyone
 from gos_web_socket.app.sse.selectors import MAX_LENGTH
 from gos_web_socket.app.sse.tokens import MercureTokens
-from gos_web_socket.app.sse.wire import Update, parse_position, position_id
+from gos_web_socket.app.sse.wire import HUB_ID_PREFIX, Update, parse_position, position_id
 from gos_web_socket.app.web import Request, Response
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = "mercure"
 MAX_TOPICS = 1000
+MAX_FIELDS = MAX_TOPICS + 8
+"""Form fields of one publish: its topics and the other fields once each."""
+MAX_RETRY_DIGITS = 10
 RESERVED_TYPE = "mercure"
 
 
@@ -135,10 +139,16 @@ class Publisher:
             NotAuthorized: the token may not publish to one of the topics (403).
             ResourceNotFound: no route matches any of the topics (400).
         """
+        grant = self.tokens.grant(request.headers, "publish")
+        if grant is None:
+            raise AuthenticationFailed("missing", "a publisher token is required")
         try:
-            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            text = body.decode("utf-8")
+            fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
         except UnicodeDecodeError:
             raise ProtocolError("the body must be UTF-8") from None
+        except ValueError:
+            raise ProtocolError(f"at most {MAX_FIELDS} form fields") from None
         topics = fields.get("topic", [])
         if not topics:
             raise ProtocolError('Missing "topic" parameter.')
@@ -147,25 +157,26 @@ class Publisher:
         for topic in topics:
             if len(topic.encode()) > MAX_LENGTH:
                 raise ProtocolError(f"a topic is at most {MAX_LENGTH} bytes")
-            if topic == "*" or topic.startswith(self.settings.path):
+            if self.reserved(topic):
                 raise ProtocolError(f"topic {topic!r} is reserved ('*' or the hub's own path)")
-        grant = self.tokens.grant(request.headers, "publish")
-        if grant is None:
-            raise AuthenticationFailed("missing", "a publisher token is required")
         denied = [t for t in topics if grant.selectors is None or not grant.selectors.matches(t)]
         if denied:
             raise NotAuthorized(f"the token may not publish to {denied[0]}")
         given = fields.get("id", [None])[0]
         if given is not None:
             field_safe(given, "id")
-            if given.startswith("#") or given == "earliest" or not given:
-                raise ProtocolError('Invalid "id" parameter: not empty, "earliest" or "#..."')
+            if given.startswith(("#", HUB_ID_PREFIX)) or given == "earliest" or not given:
+                raise ProtocolError(
+                    f'Invalid "id" parameter: not empty, "earliest", "#..." or "{HUB_ID_PREFIX}..."'
+                )
         event_type = fields.get("type", [None])[0]
         if event_type is not None and field_safe(event_type, "type") == RESERVED_TYPE:
             raise ProtocolError(f'Invalid "type" parameter: {RESERVED_TYPE!r} is reserved')
         retry_field = fields.get("retry", [None])[0]
-        if retry_field is not None and not (retry_field.isascii() and retry_field.isdigit()):
-            raise ProtocolError('Invalid "retry" parameter')
+        if retry_field is not None and not (
+            retry_field.isascii() and retry_field.isdigit() and len(retry_field) <= MAX_RETRY_DIGITS
+        ):
+            raise ProtocolError(f'Invalid "retry" parameter: {MAX_RETRY_DIGITS} digits at most')
         forward = self.forward_to
         position = LOCAL.next()
         event_id = given or (f"urn:uuid:{uuid.uuid4()}" if forward else position_id(position))
@@ -179,6 +190,8 @@ class Publisher:
             int(retry_field) if retry_field else None,
         )
         routed = self.routes(topics)
+        if "private" in fields:
+            self.check_private(routed)
         for routed_request in routed:
             if forward is not None:  # every node gets it from the pusher's transport
                 route, attributes = routed_request.route_name, dict(routed_request.attributes)
@@ -188,6 +201,11 @@ class Publisher:
                 self.remember(given, position)
             await self.push(Push(routed_request, update, PROVIDER, position), data)
         return Response(200, event_id.encode(), "text/plain; charset=utf-8")
+
+    def reserved(self, topic: str) -> bool:
+        """``*``, the hub's path, or a topic under it (by whole path segment)."""
+        path = self.settings.path.rstrip("/")
+        return topic in ("*", path) or topic.startswith((path + "/", path + "?", path + "#"))
 
     def routes(self, topics: list[str]) -> list[WampRequest]:
         """The route of each topic's channel, once per channel; topics without one are
@@ -207,6 +225,24 @@ class Publisher:
             assert last is not None
             raise ResourceNotFound(f"{last} Add a route for it (docs/sse.md: catch-all route).")
         return list(routed.values())
+
+    def check_private(self, routed: list[WampRequest]) -> None:
+        """A private update goes only where it stays private: a ``mercure.relay`` route (it
+        keeps it to the allowed SSE subscribers) or a route stricter than ``anyone``; another
+        handler would broadcast it (and its history keep it) for anonymous WAMP clients.
+
+        Raises:
+            ProtocolError: a topic's route is neither (400, before anything is published).
+        """
+        for request in routed:
+            handler = self.broker.topics.handlers.get(request.route.callback)
+            if open_to_anyone(request) and not isinstance(handler, MercureRelay):
+                raise ProtocolError(
+                    f"a private update cannot go to {request.matched!r}: its route "
+                    f"{request.route_name!r} lets anyone subscribe and its handler is not "
+                    "mercure.relay (allowed: a mercure.relay route, or a subscribe rule "
+                    "stricter than 'anyone')"
+                )
 
     async def push(self, push: Push, raw: str) -> None:
         """The push's way to its topic, with ``push_success`` or ``push_fail`` (re-raised)."""
@@ -273,5 +309,8 @@ class Publisher:
         position = LOCAL.next()
         push = Push(routed, message["data"], PROVIDER, position)
         await self.push(push, body.decode("utf-8", "replace"))
-        answer = {"channel": channel, "position": position.as_dict(), "id": position_id(position)}
+        # the id SSE subscribers see: the position where the route keeps history, else none
+        # (such a broadcast has no position; its id is per broadcast, not resumable)
+        event_id = position_id(position) if routed.route.history is not None else None
+        answer = {"channel": channel, "position": position.as_dict(), "id": event_id}
         return Response.json(answer)

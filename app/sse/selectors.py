@@ -20,6 +20,8 @@ MAX_SELECTORS = 100
 """Selectors one request may name (the reference hub's cap)."""
 MAX_LENGTH = 4096
 """Bytes of one selector (the reference hub's cap)."""
+MAX_VARIABLES = 16
+"""Variables in one template or URL pattern (each adds a pass over the topic)."""
 _TEMPLATE = re.compile(r"\{([+#]?)[A-Za-z0-9_.%,]+\}")
 _PATTERN = re.compile(r":[A-Za-z_][A-Za-z0-9_]*|\*")
 _SEGMENT = r"[^/?#]+"
@@ -28,13 +30,8 @@ _SEGMENT = r"[^/?#]+"
 @lru_cache(maxsize=4096)
 def template_regex(template: str) -> re.Pattern[str]:
     """The regex of a URI template (``{id}`` one segment, ``{+path}`` anything)."""
-    parts, last = [], 0
-    for found in _TEMPLATE.finditer(template):
-        parts.append(re.escape(template[last : found.start()]))
-        parts.append(".*" if found.group(1) else _SEGMENT)
-        last = found.end()
-    parts.append(re.escape(template[last:]))
-    return re.compile("".join(parts))
+    found = list(_TEMPLATE.finditer(template))
+    return compiled(template, [(f.start(), f.end(), bool(f.group(1))) for f in found])
 
 
 @lru_cache(maxsize=4096)
@@ -44,25 +41,46 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     scheme, sep, rest = pattern.partition("://")
     if not sep:
         scheme, rest = "", pattern
-    parts, last = [re.escape(scheme + sep)], 0
-    for found in _PATTERN.finditer(rest):
-        parts.append(re.escape(rest[last : found.start()]))
-        parts.append(".*" if found.group() == "*" else _SEGMENT)
-        last = found.end()
-    parts.append(re.escape(rest[last:]))
+    found = list(_PATTERN.finditer(rest))
+    spans = [(f.start(), f.end(), f.group() == "*") for f in found]
+    return re.compile(re.escape(scheme + sep) + compiled(rest, spans).pattern)
+
+
+def compiled(text: str, spans: list[tuple[int, int, bool]]) -> re.Pattern[str]:
+    """The regex of ``text`` whose ``spans`` (start, end, matches anything) are variables.
+
+    A one-segment variable stops before the first character of the literal after it: each
+    variable then has one way to match and a topic is matched in linear time (a variable that
+    could also take the literal between variables backtracks exponentially in their number).
+    """
+    parts, last = [], 0
+    for index, (start, end, anything) in enumerate(spans):
+        parts.append(re.escape(text[last:start]))
+        following = text[end : spans[index + 1][0] if index + 1 < len(spans) else len(text)]
+        if anything:
+            parts.append(".*")
+        elif following and following[0] not in "/?#":
+            parts.append(f"[^/?#{re.escape(following[0])}]+")
+        else:
+            parts.append(_SEGMENT)
+        last = end
+    parts.append(re.escape(text[last:]))
     return re.compile("".join(parts))
 
 
 def check_shape(
     selector: str, syntax: re.Pattern[str], is_any: Callable[[re.Match[str]], bool]
 ) -> None:
-    """At most one match-anything part and no two parts side by side: matching a topic then
-    stays within a bound (a regex of several ``.*`` backtracks polynomially on a long topic).
+    """At most ``MAX_VARIABLES`` variables, one match-anything part and no two parts side by
+    side: matching a topic then stays within a bound (a regex of several ``.*`` backtracks
+    polynomially on a long topic).
 
     Raises:
         ProtocolError: the selector has either.
     """
     found = list(syntax.finditer(selector))
+    if len(found) > MAX_VARIABLES:
+        raise ProtocolError(f"a topic selector holds {MAX_VARIABLES} variables at most: {selector}")
     if sum(map(is_any, found)) > 1:
         raise ProtocolError(f"a topic selector may hold one '{{+name}}' or '*' at most: {selector}")
     if any(a.end() == b.start() for a, b in zip(found, found[1:], strict=False)):

@@ -9,14 +9,17 @@ with ``Last-Event-ID`` is a v2 ``_recover``: held, replayed from history, releas
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from gos_web_socket.app.exceptions import ResourceNotFound
 from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.position import Position, Publication
 from gos_web_socket.app.server.session import Failure, Result, Session, new_publication_id
 from gos_web_socket.app.sse.wire import COMMENT, SseFormat
+
+RECENT_IDS = 256
+"""Event ids an SSE subscriber remembers to write each update once."""
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.broker import Broker
@@ -31,6 +34,8 @@ class SseSession(Session[None]):
     def __init__(self, connection: WampConnection, wire: SseFormat) -> None:
         self.connection = connection
         self.wire_format = wire
+        self.recent = RecentIds()
+        connection.filter_writes(self.recent.fresh)
 
     def opened(self) -> None:
         """Nothing to say: the headers went out with ``open_stream``."""
@@ -54,6 +59,51 @@ class SseSession(Session[None]):
     def heartbeat(self) -> None:
         """A comment line (``mercure.heartbeat``): proxies keep the idle response open."""
         self.connection.write_frame(COMMENT)
+
+
+class RecentIds:
+    """The ids of the last ``size`` events one SSE subscriber got: an update to several
+    topics reaches it through each channel it holds, and is written once."""
+
+    __slots__ = ("size", "_seen", "_order")
+
+    def __init__(self, size: int = RECENT_IDS) -> None:
+        self.size = size
+        self._seen: set[bytes] = set()
+        self._order: deque[bytes] = deque()
+
+    def fresh(self, frame: bytes) -> bytes:
+        """``frame``'s events less those whose id was written before (comments are kept)."""
+        blocks = frame.split(b"\n\n")
+        kept = []
+        for block in blocks[:-1]:
+            event_id = id_of(block)
+            if event_id is not None:
+                if event_id in self._seen:
+                    continue
+                self.add(event_id)
+            kept.append(block + b"\n\n")
+        kept.append(blocks[-1])
+        return b"".join(kept)
+
+    def add(self, event_id: bytes) -> None:
+        self._seen.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
+
+
+def id_of(block: bytes) -> bytes | None:
+    """The ``id:`` of one SSE event block (it follows ``event:`` and ``retry:`` if any)."""
+    if block.startswith(b"id: "):
+        start = 4
+    else:
+        found = block.find(b"\nid: ")
+        if found < 0:
+            return None
+        start = found + 5
+    end = block.find(b"\n", start)
+    return block[start : end if end >= 0 else None]
 
 
 def merged(recoveries: Iterable[Recovery]) -> tuple[list[Publication], bool]:
@@ -112,7 +162,8 @@ def release(connection: WampConnection, topics: list[Topic], reached: Position |
 class WideSubscribers:
     """Subscribers with ``*``, templates or patterns: they join every channel they cover, the
     live ones when they subscribe and new ones as they appear (``TopicManager.watch``), with
-    the route's ``subscribe`` rule checked and no subscribe hook run."""
+    the route's ``subscribe`` rule checked, no subscribe hook run, no ``SecuredTopic`` channel
+    and at most ``max_subscriptions`` channels per subscriber."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
@@ -142,11 +193,16 @@ class WideSubscribers:
                 self.join(connection, channel)
 
     def join(self, connection: WampConnection, channel: str) -> None:
+        """Join ``channel`` as WAMP v2 pattern subscribers may read it (``Broker.readers``):
+        never a ``SecuredTopic``'s (its ``secure()`` vets one subscriber's request, which a
+        wide selector never makes), only where the route's rule allows the user, and not past
+        ``server.limits.max_subscriptions`` (the channels beyond the cap are skipped)."""
         if channel in connection.subscriptions:
             return
-        try:
-            request = self.broker.router.match(channel)
-        except ResourceNotFound:
+        if len(connection.subscriptions) >= connection.limits.max_subscriptions:
             return
-        if self.broker.rules.refusal("subscribe", connection.user, request) is None:
-            self.broker.manager.subscribe(connection, channel, request)
+        readers = self.broker.readers(channel)
+        if readers is None or not readers(connection):
+            return
+        request = self.broker.router.match(channel)
+        self.broker.manager.subscribe(connection, channel, request)

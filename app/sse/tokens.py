@@ -2,10 +2,10 @@
 
 A token is verified by ``authentication.providers.jwt``'s rules (app/auth/jwt.py: algorithm
 allow-list, ``exp``, ``aud``, ``iss``), with that provider's secret unless ``mercure`` names its
-own publisher or subscriber secret; ``sub`` is not required (MercureBundle sets none), and
-becomes the user when present. Grants are the 0.x ``mercure`` claim (also read under
-``https://mercure.rocks/``): ``publish`` and ``subscribe`` selector lists. Tokens never reach
-a log line.
+own publisher or subscriber secret; the provider's ``required_claims`` are required but for
+``sub`` (MercureBundle sets none), which becomes the user when present. Grants are the 0.x
+``mercure`` claim (also read under ``https://mercure.rocks/``): ``publish`` and ``subscribe``
+selector lists. Tokens never reach a log line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from gos_web_socket.app.auth.jwt import JwtProvider
 from gos_web_socket.app.auth.user import ANONYMOUS, User
-from gos_web_socket.app.exceptions import AuthenticationFailed, ProtocolError
+from gos_web_socket.app.exceptions import AuthenticationFailed, MalformedCredentials, ProtocolError
 from gos_web_socket.app.sse.selectors import Selectors
 from gos_web_socket.settings.auth import AuthenticationSettings
 from gos_web_socket.settings.mercure import MercureSettings
@@ -41,13 +41,13 @@ def token_of(headers: Mapping[str, str], cookie: str) -> str | None:
     """``Authorization: Bearer`` (the scheme in any case) first, then the cookie.
 
     Raises:
-        ProtocolError: an ``Authorization`` header that is not a Bearer token.
+        MalformedCredentials: an ``Authorization`` header that is not a Bearer token.
     """
     header = headers.get("authorization")
     if header is not None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise ProtocolError("Authorization must be 'Bearer <token>'")
+            raise MalformedCredentials("Authorization must be 'Bearer <token>'")
         return value.strip()
     raw = headers.get("cookie")
     if raw:
@@ -87,7 +87,8 @@ class MercureTokens:
             "subscribe": mercure.subscriber_secret,
         }
         for role, secret in secrets.items():
-            update: dict[str, Any] = {"enabled": True, "required_claims": []}
+            required = [claim for claim in base.required_claims if claim != "sub"]
+            update: dict[str, Any] = {"enabled": True, "required_claims": required}
             if secret is not None:
                 update |= {"secret": secret, "algorithms": ["HS256"]}
             settings = base.model_copy(update=update)

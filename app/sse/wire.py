@@ -78,14 +78,21 @@ class Update(str):
 WIRE_KEY = "@mercure"
 
 
+HUB_ID_PREFIX = "urn:gos:"
+"""What the ids the hub makes start with (an IRI, as the protocol's hub-made ids are);
+publishers may not use it, so a publisher's ``order-17`` is never read as a position."""
+
+
 def position_id(position: Position) -> str:
     """The event id of a history position (``Last-Event-ID`` parses it back)."""
-    return f"{position.epoch}-{position.offset}"
+    return f"{HUB_ID_PREFIX}{position.epoch}-{position.offset}"
 
 
 def parse_position(event_id: str) -> Position | None:
     """The position an id made by ``position_id`` names; None for any other id."""
-    epoch, sep, offset = event_id.rpartition("-")
+    if not event_id.startswith(HUB_ID_PREFIX):
+        return None
+    epoch, sep, offset = event_id.removeprefix(HUB_ID_PREFIX).rpartition("-")
     if not sep or not epoch or not offset.isdigit():
         return None
     return Position(epoch, int(offset))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -15,7 +15,7 @@ import jwt
 from dependency_injector import providers
 
 from gos_web_socket.app.demo.handlers import AcmeTopic
-from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.server import TopicHandler, WampServer
 from gos_web_socket.app.sse.relay import MercureRelay
 from gos_web_socket.app.transports.memory import InMemoryPusher
 from gos_web_socket.settings.mercure import MercureSettings
@@ -60,13 +60,17 @@ PUBLISHER = token({"mercure": {"publish": ["*"]}})
 
 @contextlib.asynccontextmanager
 async def hub_server(
-    mercure: Mapping[str, Any] | None = None, routes: Mapping[str, Any] | None = None, **server: Any
+    mercure: Mapping[str, Any] | None = None,
+    routes: Mapping[str, Any] | None = None,
+    topics: Sequence[TopicHandler] | None = None,
+    **server: Any,
 ) -> AsyncIterator[WampServer]:
-    """A started server with the hub (``mercure`` settings), the demo and relay topics, the
-    JWT provider on ``SECRET`` and the in-memory pusher; stopped on exit."""
+    """A started server with the hub (``mercure`` settings), the demo and relay topics (or
+    ``topics``), the JWT provider on ``SECRET`` and the in-memory pusher; stopped on exit."""
     auth = {"providers": {"jwt": {"enabled": True, "secret": SECRET}}}
+    handlers = list(topics) if topics is not None else [AcmeTopic(), MercureRelay()]
     container = make_container(
-        topics=[AcmeTopic(), MercureRelay()], routes=routes or ROUTES, authentication=auth, **server
+        topics=handlers, routes=routes or ROUTES, authentication=auth, **server
     )
     settings = container.settings().model_copy(
         update={"mercure": MercureSettings(**(mercure or {}))}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
+import pytest
 
+from gos_web_socket.app.exceptions import AuthenticationFailed
+from gos_web_socket.app.sse.tokens import MercureTokens
 from gos_web_socket.app.testing import WampTestClient
+from gos_web_socket.settings.auth import AuthenticationSettings
+from gos_web_socket.settings.mercure import MercureSettings
 from tests.sse.conftest import HUB, SECRET, hub_server, publish, subscribed, token
 from tests.support.server import eventually, url_of
 
@@ -42,8 +46,10 @@ async def test_private_updates_reach_only_subscribers_whose_token_allows_a_topic
             assert [e.data for e in await reader.wait(2)] == ["secret", "public"]
             assert [e.data for e in await anonymous.wait(1)] == ["public"]
             assert await v1.next_event(BOOK) == "public"
-            await asyncio.sleep(0.2)
-            assert len(anonymous.events) == 1 and v1.unread_events() == []
+            assert v1.unread_events() == []
+            assert (await publish(server, [("topic", BOOK), ("data", "sentinel")])).is_success
+            assert [e.data for e in await anonymous.wait(2)] == ["public", "sentinel"]
+            assert await v1.next_event(BOOK) == "sentinel"  # nothing came before it
         finally:
             await v1.close()
 
@@ -70,8 +76,9 @@ async def test_bad_publisher_tokens_are_refused_with_the_protocols_codes() -> No
             url = f"http://127.0.0.1:{server.port}{HUB}"
             answer = await client.post(url, data=dict(fields), headers={"Authorization": "Basic x"})
         assert answer.status_code == 400
-        await asyncio.sleep(0.2)
-        assert reader.events == []
+        assert (await publish(server, [("topic", BOOK), ("data", "sentinel")])).is_success
+        (first,) = await reader.wait(1)
+        assert first.data == "sentinel"  # nothing was published before it
 
 
 async def test_bad_subscriber_tokens_are_refused_before_the_stream() -> None:
@@ -135,3 +142,38 @@ async def test_private_updates_reach_wamp_subscribers_on_a_route_stricter_than_a
             url = f"http://127.0.0.1:{server.port}{HUB}"
             answer = await client.get(url, params={"topic": topic})
         assert answer.status_code == 403
+
+
+async def test_a_private_update_to_an_open_route_without_the_relay_is_refused() -> None:
+    """A private publish to ``acme/channel/1`` (handler acme.topic, rule anyone): 400; the
+    anonymous WAMP v1 subscriber's next event is the public one, and history keeps only it."""
+    channel = "acme/channel/1"
+    async with hub_server() as server:
+        v1 = await WampTestClient.connect(url_of(server))
+        try:
+            v1.subscribe(channel)
+            await eventually(lambda: channel in server.topics and len(server.topics[channel]) == 1)
+            secret = [("topic", channel), ("data", "secret"), ("private", "on")]
+            refused = await publish(server, secret)
+            assert refused.status_code == 400 and "mercure.relay" in refused.text
+            assert (await publish(server, [("topic", channel), ("data", "public")])).is_success
+            assert await v1.next_event(channel) == "public"
+            history = server.history.channel(channel)
+            assert history is not None
+            assert [str(p.payload) for p in history] == ["public"]
+        finally:
+            await v1.close()
+
+
+def test_the_providers_required_claims_are_required_but_sub() -> None:
+    """required_claims [exp, sub]: a Mercure token without ``exp`` is refused, one with
+    ``exp`` and no ``sub`` (as MercureBundle makes them) is accepted."""
+    jwt_provider = {"enabled": True, "secret": SECRET, "required_claims": ["exp", "sub"]}
+    auth = AuthenticationSettings.model_validate({"providers": {"jwt": jwt_provider}})
+    tokens = MercureTokens(auth, MercureSettings())
+    claims = {"mercure": {"publish": ["*"]}}
+    with pytest.raises(AuthenticationFailed):
+        tokens.grant({"authorization": f"Bearer {token(claims)}"}, "publish")
+    headers = {"authorization": f"Bearer {token(claims, exp=time.time() + 60)}"}
+    grant = tokens.grant(headers, "publish")
+    assert grant is not None and grant.selectors is not None and grant.selectors.matches(BOOK)

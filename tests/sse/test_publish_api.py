@@ -12,9 +12,10 @@ from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS, Event
 from gos_web_socket.app.exceptions import PushFailed
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.sse.pusher import HttpPusher
+from gos_web_socket.app.sse.relay import MercureRelay
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings.mercure import HttpPusherSettings
-from tests.sse.conftest import hub_server, subscribed
+from tests.sse.conftest import hub_server, publish, subscribed
 from tests.support.server import eventually, url_of
 
 KEY = "k" * 32
@@ -44,9 +45,8 @@ async def test_a_route_push_reaches_sse_and_wamp_and_answers_its_position() -> N
                 assert result["channel"] == "acme/channel/3"
                 (event,) = await reader.wait(1)
                 assert event.id == result["id"]
-                assert (
-                    result["id"] == f"{result['position']['epoch']}-{result['position']['offset']}"
-                )
+                position = result["position"]
+                assert result["id"] == f"urn:gos:{position['epoch']}-{position['offset']}"
                 assert await v1.next_event("acme/channel/3") == {"a": 1}
             finally:
                 await v1.close()
@@ -110,3 +110,41 @@ async def test_a_forward_to_an_unknown_pusher_answers_500() -> None:
         async with httpx.AsyncClient() as client:
             answer = await client.post(api(server), json=body, headers={"X-API-Key": KEY})
         assert answer.status_code == 500
+
+
+class SlowRelay(MercureRelay):
+    """``mercure.relay`` whose push takes 2 s (longer than the handshake timeout)."""
+
+    async def on_push(self, topic: Any, request: Any, data: Any, provider: str) -> None:
+        await asyncio.sleep(2)
+        await super().on_push(topic, request, data, provider)
+
+
+async def test_a_publish_slower_than_the_handshake_timeout_is_answered_once() -> None:
+    """A 2 s publish with a 1 s handshake_timeout: answered 200 with its id, delivered once."""
+    book = "https://example.com/books/1"
+    async with (
+        hub_server(topics=[SlowRelay()], limits={"handshake_timeout": 1}) as server,
+        subscribed(server, f"topic={book}") as reader,
+    ):
+        answer = await publish(server, [("topic", book), ("data", "slow")])
+        assert answer.status_code == 200
+        await publish(server, [("topic", book), ("data", "sentinel")])
+        events = await reader.wait(2)
+        assert [e.data for e in events] == ["slow", "sentinel"]
+        assert events[0].id == answer.text
+
+
+async def test_the_api_answers_no_id_where_subscribers_see_a_per_broadcast_one() -> None:
+    """On a route without history the SSE id is per broadcast (``#...``): the API answers
+    ``"id": null`` rather than an id no subscriber saw."""
+    channel = "https://example.com/nohistory/1"
+    async with (
+        hub_server({"api_keys": [KEY]}) as server,
+        subscribed(server, f"topic={channel}") as reader,
+    ):
+        body = {"channel": channel, "data": {"a": 1}}
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(api(server), json=body, headers={"X-API-Key": KEY})
+        (event,) = await reader.wait(1)
+        assert answer.json()["id"] is None and event.id is not None and event.id.startswith("#")

@@ -60,3 +60,24 @@ def test_a_long_topic_is_matched_quickly() -> None:
     started = time.perf_counter()
     assert not selectors.matches(topic)
     assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "selectors",
+    [
+        Selectors.parse(["https://x/" + "-".join(f"{{v{n}}}" for n in range(16))]),
+        Selectors.parse([], ["https://x/" + "-".join(f":v{n}" for n in range(16))]),
+    ],
+)
+def test_variables_split_by_a_literal_match_in_linear_time(selectors: Selectors) -> None:
+    """16 variables split by ``-`` against 2,000 ``a-`` that do not match: well under a second."""
+    started = time.perf_counter()
+    assert not selectors.matches("https://x/" + "a-" * 2000 + "/")
+    assert selectors.matches("https://x/" + "-".join("ab" for _ in range(15)) + "-c-d")
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_selector_holds_16_variables_at_most() -> None:
+    """17 variables: refused (400 on subscribe)."""
+    with pytest.raises(ProtocolError):
+        Selectors.parse(["https://x/" + "-".join(f"{{v{n}}}" for n in range(17))])

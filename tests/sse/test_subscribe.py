@@ -3,10 +3,9 @@ subscriber, heartbeats, CORS, refusals."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
+from gos_web_socket.app.sse.wire import position_id
 from gos_web_socket.app.testing import V2Client, WampTestClient
 from tests.sse.conftest import HUB, hub_server, publish, pusher_of, subscribed
 from tests.support.server import eventually, url_of
@@ -36,7 +35,9 @@ async def test_one_push_reaches_sse_wamp1_and_wamp2_subscribers() -> None:
             await pusher_of(server).push({"msg": "hi", "n": 1}, "acme_topic", {"room": "7"})
             (event,) = await reader.wait(1)
             assert event.data == '{"msg":"hi","n":1}'
-            assert event.id is not None and event.id.count("-") >= 1
+            history = server.history.channel("acme/channel/7")
+            assert history is not None and history.position is not None
+            assert event.id == position_id(history.position)
             assert await v1.next_event("acme/channel/7") == {"msg": "hi", "n": 1}
             assert await v2.next_event("acme/channel/7") == {"msg": "hi", "n": 1}
         finally:
@@ -88,8 +89,12 @@ async def test_templates_patterns_and_star_select_topics() -> None:
         assert [e.data for e in await template.wait(1)] == ["https://example.com/books/5"]
         assert [e.data for e in await pattern.wait(1)] == ["https://example.com/books/5"]
         assert [e.data for e in await other.wait(1)] == ["https://example.com/authors/1"]
-        await asyncio.sleep(0.2)  # nothing else arrives
-        assert len(template.events) == len(pattern.events) == len(other.events) == 1
+        sentinel = "https://example.com/books/6"  # nothing else arrived before it
+        assert (await publish(server, [("topic", sentinel), ("data", "sentinel")])).is_success
+        assert [e.data for e in await template.wait(2)][1] == "sentinel"
+        assert [e.data for e in await pattern.wait(2)][1] == "sentinel"
+        await publish(server, [("topic", "https://example.com/authors/1"), ("data", "sentinel")])
+        assert [e.data for e in await other.wait(2)][1] == "sentinel"
 
 
 async def test_heartbeat_comments_keep_an_idle_stream_alive() -> None:
@@ -138,3 +143,36 @@ async def test_sse_subscribers_count_as_connections() -> None:
             await eventually(lambda: server.connections == 1)
             assert len(server.topics["acme/channel/1"]) == 1
         await eventually(lambda: server.connections == 0 and not server.topics)
+
+
+async def test_more_exact_topics_than_max_subscriptions_are_refused_with_nothing_kept() -> None:
+    """Three exact topics (replaying) with max_subscriptions 2: 400, and no topic keeps the
+    refused subscriber (no membership, no held buffer)."""
+    topics = [("topic", f"https://example.com/books/{n}") for n in (1, 2, 3)]
+    async with (
+        hub_server(limits={"max_subscriptions": 2}) as server,
+        httpx.AsyncClient() as client,
+    ):
+        url = f"http://127.0.0.1:{server.port}{HUB}"
+        answer = await client.get(url, params=topics, headers={"Last-Event-ID": "x-1"})
+        assert answer.status_code == 400 and "max_subscriptions" in answer.text
+        assert not any(len(topic) for topic in server.topics.values())
+        await eventually(lambda: server.connections == 0 and not server.topics)
+
+
+async def test_an_update_to_several_topics_reaches_a_subscriber_of_each_once() -> None:
+    """An update to two topics of two channels: a ``*`` subscriber and a subscriber of both
+    get it once; the next event is the sentinel published after it."""
+    one, two = "https://example.com/books/1", "https://example.com/books/2"
+    async with (
+        hub_server() as server,
+        subscribed(server, "topic=*") as star,
+        subscribed(server, f"topic={one}&topic={two}") as both,
+    ):
+        both_topics = [("topic", one), ("topic", two), ("data", "twice?")]
+        answer = await publish(server, both_topics)
+        await publish(server, [("topic", one), ("data", "sentinel")])
+        for reader in (star, both):
+            events = await reader.wait(2)
+            assert [e.data for e in events] == ["twice?", "sentinel"]
+            assert events[0].id == answer.text
