@@ -6,7 +6,8 @@ signed-in users spread over ``--fleets`` child processes (as bench.runner spread
 4; the open-file limit is raised to the hard one in each) that subscribe, all drop at once, and
 all come back. Meanwhile one more client of this process publishes ``--rate`` ordinary pushes a
 second to the channel (which the server fans out to every member) and times each from publish to
-its own copy. Reported: the join/leave frames each watcher received (against the 2 x clients
+its own copy, first for 10 s with nobody coming or going (the baseline), then over the storm.
+Reported: the join/leave frames each watcher received (against the 2 x clients
 frames a frame-per-change design sends each watcher over the drop and the return), the watchers'
 total, the server's CPU seconds over the drop and the return, and the pushes' p50/p99/max over
 the same span.
@@ -38,6 +39,11 @@ from gos_web_socket.app.testing import WampTestClient
 
 ROOM = "acme/chat/7"
 WATCH = "gos/presence/" + ROOM
+CALM_S = 10.0
+"""Seconds of pushes timed before the storm, in the same run: the baseline the machine allows."""
+HANDSHAKES = 25
+"""Handshakes in flight per fleet: 4 fleets keep 100 under way, as one fleet of 2,000 did (more,
+on a loaded machine, outlast the server's 5 s handshake_timeout)."""
 ROUTES = {"chat": {"pattern": "acme/chat/{room}", "callback": "acme.topic", "presence": True}}
 
 
@@ -56,7 +62,7 @@ async def fleet(url: str, secret: str, first: int, count: int) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    gate = asyncio.Semaphore(100)
+    gate = asyncio.Semaphore(HANDSHAKES)
 
     async def one(user: int) -> WampTestClient:
         async with gate:
@@ -203,6 +209,10 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
         before = [len(e.unread_events()) for e in eyes]  # the joins: not part of the storm
         pusher = await WampTestClient.connect(url)
         pusher.subscribe(ROOM)
+        calm = Pushes(pusher, rate)  # the same pushes with nobody coming or going: the baseline
+        await calm.start()
+        await asyncio.sleep(CALM_S)
+        baseline = await calm.stop()
         timed = Pushes(pusher, rate)
         cpu = cpu_seconds(server.pid)
         started = time.perf_counter()
@@ -229,6 +239,8 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
             "server_cpu_s": round(cpu, 2),
             "pushes_per_s": rate,
             **latencies,
+            "calm_s": CALM_S,
+            **{f"calm_{key}": value for key, value in baseline.items()},
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
     finally:
