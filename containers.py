@@ -495,7 +495,8 @@ class GosWebSocket(containers.DeclarativeContainer):
         PresenceCluster, settings.provided.pushers.amqp, settings.provided.presence, presence
     )
     cluster_running = providers.Resource(lifecycle.listening, presence_cluster, outbox_running)
-    dealer_nodes = providers.Resource(linked, node_link, cluster_running)
+    presence_settling = providers.Resource(lifecycle.settling, presence, cluster_running)
+    dealer_nodes = providers.Resource(linked, node_link, presence_settling)
     running_server = providers.Resource(lifecycle.serving, server, dealer_nodes)
     runtime = providers.Singleton(lifecycle.Runtime, __self__, server)
 

@@ -7,6 +7,7 @@ stops them in the reverse one::
     pushers      nothing to start (they connect on first push); closed last
     listeners    /metrics and /health, then the demo HTTP page: a port that cannot be bound
                  stops start-up with ListenError before any client is accepted
+    presence     its AMQP outbox and node link, then presence itself, closed after the server
     server       the WebSocket listener, then the push handlers under their supervisor
 
 ``Runtime`` is what the CLI, the tests and the benchmark start and stop, so all three run the
@@ -79,6 +80,26 @@ async def listening(listener: Listener, *after: object) -> AsyncIterator[Listene
         yield listener
     finally:
         await listener.close()
+
+
+class Settling(Protocol):
+    """A part with events still under way and timers of its own (presence)."""
+
+    async def settled(self) -> None:
+        """Return once the events so far were delivered."""
+
+    def close(self) -> None: ...
+
+
+async def settling(part: Settling, *after: object) -> AsyncIterator[Settling]:
+    """``part`` for as long as the resource lives; on the way down (after the server stopped,
+    so its connections' leaves are in) it delivers what is under way, then cancels its timers:
+    a stopped server leaves no callback on the loop."""
+    try:
+        yield part
+    finally:
+        await part.settled()
+        part.close()
 
 
 async def serving(server: WampServer, *after: object) -> AsyncIterator[WampServer]:

@@ -253,7 +253,14 @@ def encode_response(response: Response, head_only: bool = False) -> bytes:
     return head if head_only else head + response.body
 
 
-DEMO_FILES = ("index.html", "demo.js", "demo.css", "demo-private.js")
+DEMO_FILES = (
+    "index.html",
+    "demo.js",
+    "demo.css",
+    "demo-config.js",
+    "demo-private.js",
+    "demo-presence.js",
+)
 """The demo page's files under app/static (the rest is the browser client)."""
 
 

@@ -1,9 +1,9 @@
 // The demo's private channels: two users, each with a demo token from /demo/token (served only
 // when server.http.demo_tokens is on, as `make run` does), each subscribed to acme/user/{id}.
+import { websocketUrl } from "./demo-config.js";
 import { GosSocket } from "./gos-websocket.js";
 
 const card = document.getElementById("private-card");
-const params = new URLSearchParams(location.search);
 
 async function demoToken(user) {
   const response = await fetch(`/demo/token?user=${encodeURIComponent(user)}`);
@@ -11,10 +11,18 @@ async function demoToken(user) {
   return (await response.json()).token;
 }
 
-async function websocketUrl() {
-  if (params.has("ws")) return params.get("ws");
-  const ws = (await import("./config.js")).default.ws;
-  return `${ws.scheme}://${ws.host ?? location.hostname}:${ws.port}/`;
+// The presence card's room: entering subscribes this user's socket to it (a member), leaving
+// unsubscribes; the card shows the user come and go.
+const presenceRoom = document.getElementById("presence-card").dataset.room;
+const inRoom = () => {};
+
+function toggleRoom(socket, button) {
+  if (!socket.isConnected()) return;
+  const entering = !socket.channels().includes(presenceRoom);
+  if (entering) socket.subscribeToChannel(presenceRoom, inRoom);
+  else socket.unsubscribeFromChannel(presenceRoom, inRoom);
+  button.textContent = entering ? "Leave the room" : "Enter the room";
+  button.dataset.inside = String(entering);
 }
 
 function showUser(element, url) {
@@ -28,13 +36,17 @@ function showUser(element, url) {
   const button = document.createElement("button");
   button.type = "button";
   button.textContent = `Push to ${user}`;
+  const enter = document.createElement("button");
+  enter.type = "button";
+  enter.className = "enter";
+  enter.textContent = "Enter the room";
   const received = document.createElement("ol");
-  element.append(title, state, button, received);
+  element.append(title, state, button, enter, received);
 
   const socket = GosSocket.connect(url, { retryDelay: 500, getToken: () => demoToken(user) });
   socket.on("socket/connect", () => {
     state.textContent = `connected as ${user}`;
-    if (socket.channels().length === 0) {
+    if (!socket.channels().includes(channel)) {
       socket.subscribeToChannel(channel, (uri, payload) => {
         const item = document.createElement("li");
         item.textContent = JSON.stringify(payload);
@@ -48,6 +60,7 @@ function showUser(element, url) {
   button.addEventListener("click", () =>
     fetch(`/demo/push?user=${encodeURIComponent(user)}&msg=${encodeURIComponent(`hello ${user}`)}`),
   );
+  enter.addEventListener("click", () => toggleRoom(socket, enter));
   window.privateSockets = { ...(window.privateSockets ?? {}), [user]: socket };
 }
 

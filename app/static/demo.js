@@ -1,20 +1,10 @@
 // The demo page: join a room, watch pushes and publishes arrive, publish, call acme/rpc/sum.
-// The WebSocket address comes from ?ws=..., else from /config.js (served beside this page).
+// The WebSocket address: demo-config.js.
+import { websocketUrl } from "./demo-config.js";
 import { GosSocket } from "./gos-websocket.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-
-async function websocketUrl() {
-  if (params.has("ws")) return params.get("ws");
-  let ws = { scheme: "ws", host: null, port: 1337 };
-  try {
-    ws = (await import("./config.js")).default.ws;
-  } catch {
-    // Served by some other web server: assume the default port on the page's host.
-  }
-  return `${ws.scheme}://${ws.host ?? location.hostname}:${ws.port}/`;
-}
 
 function log(kind, text) {
   const item = document.createElement("li");

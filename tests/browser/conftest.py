@@ -153,6 +153,18 @@ async def full_stack(rabbitmq: RabbitMQNode) -> AsyncIterator[Stack]:
     await running.close()
 
 
+@pytest.fixture
+async def demo_stack() -> AsyncIterator[Stack]:
+    """The stack as ``make run`` starts it: demo tokens on, anonymous allowed."""
+    settings = stack_settings(None)
+    http = settings.server.http.model_copy(update={"demo_tokens": True})
+    server = settings.server.model_copy(update={"http": http})
+    running = Stack(settings.model_copy(update={"server": server}))
+    await running.start()
+    yield running
+    await running.close()
+
+
 @pytest.fixture(params=[pytest.param("amqp", marks=pytest.mark.broker), "zmq", "wamp"])
 async def pusher_stack(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Stack, str]]:
     """A stack and one pusher name; only the AMQP case needs (and starts) the broker."""

@@ -83,18 +83,6 @@ async def test_expired_token_is_refreshed_and_pushes_arrive_again(
     assert auth_stack.server.authenticator.expired == 1
 
 
-@pytest.fixture
-async def demo_stack() -> AsyncIterator[Stack]:
-    """The stack as ``make run`` starts it: demo tokens on, anonymous allowed."""
-    settings = stack_settings(None)
-    http = settings.server.http.model_copy(update={"demo_tokens": True})
-    server = settings.server.model_copy(update={"http": http})
-    running = Stack(settings.model_copy(update={"server": server}))
-    await running.start()
-    yield running
-    await running.close()
-
-
 async def test_demo_page_shows_two_users_with_their_own_pushes(
     demo_stack: Stack, page: Page
 ) -> None:

@@ -82,7 +82,13 @@ def test_every_route_is_a_channel_with_its_parameters_and_payload(
     """Each route is a channel at its pattern; parameters carry their requirement; the typed
     route's message is its model's JSON schema; the YAML file says the same as the JSON one."""
     assert document["asyncapi"] == "3.0.0"
-    assert list(document["channels"]) == ["acme_topic", "acme_rpc", "acme_user", "acme_chat"]
+    assert list(document["channels"]) == [
+        "acme_topic",
+        "acme_rpc",
+        "acme_user",
+        "acme_chat",
+        "acme_room",
+    ]
     chat = document["channels"]["acme_chat"]
     assert chat["address"] == "acme/chat/{room}"
     assert chat["parameters"]["room"]["x-gos-requirement"] == "[a-zA-Z0-9_-]+"

@@ -8,7 +8,7 @@ from gos_web_socket.app.exceptions import RouteDefinitionError
 from gos_web_socket.app.router import load_routes_from_mapping
 from gos_web_socket.app.testing import CallError, WampTestClient
 from gos_web_socket.app.testing.wamp2 import V2Client
-from tests.presence.conftest import Presenced, token
+from tests.presence.conftest import Presenced, presence_server, token
 from tests.support.server import eventually, url_of
 
 ROOM = "acme/chat/7"
@@ -145,3 +145,14 @@ def test_presence_key_must_be_a_bool() -> None:
         load_routes_from_mapping({"r": {"pattern": "a/{b}", "callback": "c"}})["r"].presence
         is False
     )
+
+
+async def test_a_stopped_server_leaves_no_diff_timer() -> None:
+    """Stopping the server closes presence: no diff waits for its window, every leave was heard."""
+    async with presence_server({"window": 60.0}) as started:
+        client = await started.client("42")
+        client.subscribe(ROOM)
+        await eventually(lambda: started.presence.diffs.pending == 1, what="42's join waits")
+        presence, recorder = started.presence, started.recorder
+    assert presence.diffs.pending == 0
+    assert recorder.of("disconnected") == [("42", None)]

@@ -370,7 +370,7 @@ def test_push_to_an_rpc_route_is_refused_with_the_topic_routes() -> None:
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
         "error: route acme_rpc calls acme.rpc, an RPC handler: pushes reach topics only "
-        "(routes to a topic: acme_topic, acme_user, acme_chat)"
+        "(routes to a topic: acme_topic, acme_user, acme_chat, acme_room)"
     ]
 
 
