@@ -41,13 +41,16 @@ class ConnectFailed(ConnectionError):
 
 
 class _Protocol(WebSocketClientProtocol):
-    client: WampTestClient
+    client: WampTestClient | None = None
+    """Set once the opening handshake is done: a connect aborted before has none to tell."""
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.client._on_message(json.loads(payload))
+        if self.client is not None:
+            self.client._on_message(json.loads(payload))
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.client._on_close(code, reason)
+        if self.client is not None:
+            self.client._on_close(code, reason)
 
 
 class WampTestClient:
