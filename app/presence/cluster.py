@@ -6,10 +6,11 @@ every third of ``presence.lease`` to one fanout exchange, and reads everyone's t
 exclusive queue. A node that says ``hello`` gets every other node's members (``presence_sync``).
 
 A node silent for ``presence.lease`` seconds (SIGKILL, power loss, a cut cable) is dead: its
-members leave this node's state, and the live node with the lowest origin sends their
-lifecycle events, so that one survivor does it when all see the same nodes. While this node
-has no broker, presence is *stale* (``ChannelPresence.stale``): it keeps what it knew, expires
-nobody, and on reconnection asks everyone again and gives every peer a new lease.
+members leave this node's state, and each user's lifecycle events come from the live node
+``Presence.emitter`` names, so that one survivor sends them when all see the same nodes.
+While this node has no broker, presence is *stale* (``ChannelPresence.stale``): it keeps
+what it knew, expires nobody, and on reconnection asks everyone again and gives every peer
+a new lease.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ class PresenceCluster:
         self._lost = asyncio.Event()
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
         if self.enabled:
-            presence.origin = self.origin
-            presence.link = self
+            presence.attach(self, self.origin)
             presence.stale = True  # until the broker answers
 
     async def start(self) -> None:
@@ -61,6 +61,7 @@ class PresenceCluster:
         """Send what is queued (the leaves of a graceful stop: peers need not wait for the
         lease), at most ``within`` seconds, then leave the exchange."""
         if self._exchange is not None:
+            self.send({"op": "presence_bye"})  # after our leaves: peers drop us from the live set
             try:
                 await asyncio.wait_for(self._outgoing.join(), within)
             except TimeoutError:
@@ -150,14 +151,12 @@ class PresenceCluster:
         for origin in dead:
             del self.seen[origin]
         for origin in dead:
-            emit = self.origin == min([self.origin, *self.seen])
-            dropped = self.presence.origin_gone(origin, emit)
+            dropped = self.presence.origin_gone(origin)
             logger.warning(
-                "presence nodes: %s silent for %s s: %d transitions%s",
+                "presence nodes: %s silent for %s s: %d transitions",
                 origin,
                 self.settings.lease,
                 dropped,
-                " (this node emits them)" if emit else "",
             )
 
     async def _received(self, message: AbstractIncomingMessage) -> None:
@@ -172,12 +171,17 @@ class PresenceCluster:
         origin = str(line["from"])
         if origin == self.origin:
             return
-        fresh = origin not in self.seen
-        self.seen[origin] = asyncio.get_running_loop().time()
         op, to = line.get("op"), line.get("to")
+        fresh = origin not in self.seen
+        if op != "presence_bye":
+            self.seen[origin] = asyncio.get_running_loop().time()
+            self.presence.peer_up(origin)
         if to not in (None, self.origin):
             return
-        if op == "presence_hello":  # it (re)started or came back: it resends its members
+        if op == "presence_bye":  # a graceful stop: no longer a live origin
+            self.seen.pop(origin, None)
+            self.presence.origin_gone(origin)
+        elif op == "presence_hello":  # it (re)started or came back: it resends its members
             self.presence.origin_reset(origin)
             self._share_all(origin)
         elif op == "presence_ask":

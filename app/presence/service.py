@@ -5,8 +5,9 @@ Its own connections reach it through the broker (subscribe/unsubscribe on a pres
 and the ``client_connected``/``client_disconnected`` events; other workers' through a
 ``PeerLink`` (peers.py). Each change of this process goes to its peers; each transition
 (a user's first or last connection, in a channel or at all) becomes a debounced diff for the
-channel's watchers (diffs.py) and, when this process caused it, a lifecycle event for the
-dispatcher's listeners and the sinks (the AMQP outbox: outbox.py).
+channel's watchers (diffs.py) and, on the one live origin that emits for that user
+(``Presence.emitter``), a lifecycle event for the dispatcher's listeners and the sinks (the
+AMQP outbox: outbox.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -91,6 +94,10 @@ class Presence:
         self.link: PeerLink | None = None
         self.stale = False
         """Presence from peers may be out of date (their link is down)."""
+        self.peers: dict[str, float] = {}
+        """The other live origins (workers or nodes) this process hears from, and since when."""
+        self.since: float | None = None
+        """When this process first joined its peers (``attach``)."""
         self._members: dict[str, Member] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._outgoing: deque[PresenceEvent] = deque()
@@ -142,18 +149,18 @@ class Presence:
         """The connection subscribed to a channel of a presence route."""
         member = self.member_of(connection)
         self._share("join", channel, member)
-        self._changed(self.state.join(channel, member), local=True)
+        self._changed(self.state.join(channel, member))
 
     def left(self, connection: Connection, channel: str) -> None:
         member = self.member_of(connection)
         self._share("leave", channel, member)
-        self._changed(self.state.leave(channel, connection.session_id), local=True)
+        self._changed(self.state.leave(channel, connection.session_id))
 
     async def on_connected(self, event: ClientEvent) -> None:
         """``client_connected`` listener: the user is online."""
         member = self.member_of(event.connection)
         self._share("connect", None, member)
-        self._changed(self.state.connect(member), local=True)
+        self._changed(self.state.connect(member))
 
     async def on_disconnected(self, event: ClientEvent) -> None:
         """``client_disconnected`` listener (after its topics were left): maybe offline."""
@@ -163,9 +170,21 @@ class Presence:
         if member is None:
             return
         self._share("disconnect", None, member)
-        self._changed(self.state.disconnect(session_id), local=True)
+        self._changed(self.state.disconnect(session_id))
 
     # -- peers (peers.py) --------------------------------------------------------------------
+
+    def attach(self, link: PeerLink, origin: str) -> None:
+        """Share this process's changes over ``link``, its members named ``origin``."""
+        self.link = link
+        self.origin = origin
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def peer_up(self, origin: str) -> None:
+        """``origin`` is live: it counts in the choice of who emits a user's events."""
+        if origin != self.origin:
+            self.peers.setdefault(origin, time.monotonic())
 
     def _share(self, op: str, channel: str | None, member: Member) -> None:
         if self.link is not None:
@@ -173,18 +192,18 @@ class Presence:
             self.link.send(message)
 
     def remote(self, origin: str, message: Mapping[str, Any]) -> None:
-        """A peer's change: applied to the state; only diffs to watchers come of it here (the
-        peer sends the lifecycle event)."""
+        """A peer's change, applied to the merged state (the peer is live)."""
+        self.peer_up(origin)
         member = Member.from_dict(message["member"], origin)
         channel, op = message.get("channel"), message.get("do")
         if op == "join" and channel is not None:
-            self._changed(self.state.join(channel, member), local=False)
+            self._changed(self.state.join(channel, member))
         elif op == "leave" and channel is not None:
-            self._changed(self.state.leave(channel, member.session_id), local=False)
+            self._changed(self.state.leave(channel, member.session_id))
         elif op == "connect":
-            self._changed(self.state.connect(member), local=False)
+            self._changed(self.state.connect(member))
         elif op == "disconnect":
-            self._changed(self.state.disconnect(member.session_id), local=False)
+            self._changed(self.state.disconnect(member.session_id))
 
     def snapshot(self) -> list[dict[str, Any]]:
         """This process's own changes as peer messages, for a peer that just joined."""
@@ -194,23 +213,43 @@ class Presence:
             for channel, member in self.state.of_origin(self.origin)
         ]
 
-    def origin_gone(self, origin: str, emit: bool) -> int:
-        """A peer died: its members leave; ``emit``: this process is the one survivor that
-        sends their lifecycle events. Returns how many transitions there were."""
+    def origin_gone(self, origin: str) -> int:
+        """A peer died: its members leave, and each user's events come from the one live
+        origin that emits them (``emitter``). Returns how many transitions there were."""
+        self.peers.pop(origin, None)
         transitions = self.state.drop_origin(origin)
         for transition in transitions:
-            self._changed(transition, local=emit)
+            self._changed(transition)
         return len(transitions)
 
     def origin_reset(self, origin: str) -> None:
         """A peer (re)started or came back: forget what it held, it sends its members again
         (a leave and a join of the same user within the window cancel out for watchers)."""
         for transition in self.state.drop_origin(origin):
-            self._changed(transition, local=False)
+            self._changed(transition, emit=False)
 
     # -- transitions -------------------------------------------------------------------------
 
-    def _changed(self, transition: Transition | None, local: bool) -> None:
+    def emitters(self) -> list[str]:
+        """The origins that may emit: those live for a lease (a newcomer has not yet heard every
+        member, and never hears a dead peer's), or every live one while none is that old."""
+        settled = time.monotonic() - self.settings.lease
+        live = {self.origin: self.since or 0.0, **self.peers}
+        return [o for o, since in live.items() if since <= settled] or list(live)
+
+    def emitter(self, user_id: str) -> str:
+        """The origin that sends ``user_id``'s lifecycle events: the same on every peer that
+        sees the same live set (rendezvous hashing: users spread over origins, and only a
+        dead origin's users move)."""
+        return max(
+            self.emitters(),
+            key=lambda origin: (zlib.crc32(f"{origin}|{user_id}".encode()), origin),
+        )
+
+    def _changed(self, transition: Transition | None, emit: bool = True) -> None:
+        """A transition of the merged state (local or a peer's): diffs for this process's
+        watchers, and the lifecycle event when this process is the user's emitter (a peer's
+        line and ours crossing in flight still make exactly one event)."""
         if transition is None:
             return
         member, channel = transition.member, transition.channel
@@ -219,7 +258,7 @@ class Presence:
             self.diffs.joined(channel, member.user_id, member.info)
         elif channel is not None and transition.kind == USER_LEFT:
             self.diffs.left(channel, member.user_id)
-        if local:
+        if emit and self.emitter(member.user_id) == self.origin:
             event = PresenceEvent(
                 transition.kind, member.user_id, channel, member.info, self.origin
             )
