@@ -115,6 +115,10 @@ class Presence:
     def counts(self, channel: str) -> tuple[int, int]:
         return self.state.counts(channel)
 
+    def is_member(self, channel: str, session_id: str) -> bool:
+        """Whether the connection ``session_id`` is in ``channel`` (its subscribe was secured)."""
+        return session_id in self.state.channels.get(channel, {})
+
     def allow_query(self, connection: Connection) -> bool:
         """Spend one of the connection's presence queries; False over its rate."""
         bucket = self._buckets.get(connection.session_id)
