@@ -45,6 +45,8 @@ class PresenceCluster:
         self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.seen: dict[str, float] = {}
         """Live peers by origin: when each was last heard."""
+        self.last_tick: float | None = None
+        """When ``expire`` last ran (its own loop's lag is no peer's silence)."""
         self._exchange: AbstractExchange | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
@@ -130,8 +132,9 @@ class PresenceCluster:
         self._share_all(None)
 
     def _share_all(self, to: str | None) -> None:
-        """This node's members and connections, to one node or (None) to all."""
-        for change in self.presence.snapshot():
+        """This node's members and connections, to one node or (None) to all, then
+        ``presence_synced`` (the receivers' held leaves of members not sent again go out)."""
+        for change in [*self.presence.snapshot(), {"op": "presence_synced"}]:
             self.send(change if to is None else change | {"to": to})
 
     async def _beat(self, sender: asyncio.Task[None]) -> None:
@@ -139,14 +142,21 @@ class PresenceCluster:
         period = self.settings.lease / 3
         while not self._lost.is_set() and not sender.done():
             self.send({"op": "presence_beat"})
-            self._expire()
+            self.expire()
             try:
                 await asyncio.wait_for(self._lost.wait(), period)
             except TimeoutError:
                 pass
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """Peers silent for the lease are dead; unless this node's own loop was what stood
+        still that long (a stalled loop heard nobody: every peer gets a fresh lease)."""
         now = asyncio.get_running_loop().time()
+        last, self.last_tick = self.last_tick, now
+        if last is not None and now - last > self.settings.lease:
+            logger.warning("presence nodes: own loop stalled %.1f s; leases renewed", now - last)
+            self.seen = dict.fromkeys(self.seen, now)
+            return
         dead = [o for o, last in self.seen.items() if now - last > self.settings.lease]
         for origin in dead:
             del self.seen[origin]
@@ -172,21 +182,25 @@ class PresenceCluster:
         if origin == self.origin:
             return
         op, to = line.get("op"), line.get("to")
-        fresh = origin not in self.seen
-        if op != "presence_bye":
-            self.seen[origin] = asyncio.get_running_loop().time()
-            self.presence.peer_up(origin)
-        if to not in (None, self.origin):
-            return
         if op == "presence_bye":  # a graceful stop: no longer a live origin
             self.seen.pop(origin, None)
             self.presence.origin_gone(origin)
-        elif op == "presence_hello":  # it (re)started or came back: it resends its members
+            return
+        fresh = origin not in self.seen
+        self.seen[origin] = asyncio.get_running_loop().time()
+        self.presence.peer_up(origin)
+        if op == "presence_hello":  # it (re)started or came back: it resends its members
             self.presence.origin_reset(origin)
             self._share_all(origin)
-        elif op == "presence_ask":
-            self._share_all(origin)
-        elif op == "presence_beat" and fresh:  # one we had given up on, or missed: ask it
+            return
+        if fresh:  # one we had given up on, or missed: what we hold of it may be partial
+            self.presence.origin_reset(origin)
             self.send({"op": "presence_ask", "to": origin})
+        if to not in (None, self.origin):
+            return
+        if op == "presence_ask":
+            self._share_all(origin)
+        elif op == "presence_synced":
+            self.presence.origin_synced(origin)
         elif op == "presence":
             self.presence.remote(origin, line)

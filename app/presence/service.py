@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gos_web_socket.app.limits import TokenBucket
 from gos_web_socket.app.presence.base import (
     EVENTS_PREFIX,
+    USER_CONNECTED,
     USER_JOINED,
     USER_LEFT,
     ChannelPresence,
@@ -99,6 +100,9 @@ class Presence:
         self.since: float | None = None
         """When this process first joined its peers (``attach``)."""
         self._members: dict[str, Member] = {}
+        self._held: dict[str, dict[tuple[str, str | None], Transition]] = {}
+        """Per reset origin, the leaves its reset made, held until its snapshot ends: a
+        member it sends again was never gone; the others did leave."""
         self._buckets: dict[str, TokenBucket] = {}
         self._outgoing: deque[PresenceEvent] = deque()
         self._drain: asyncio.Task[None] | None = None
@@ -221,16 +225,25 @@ class Presence:
         """A peer died: its members leave, and each user's events come from the one live
         origin that emits them (``emitter``). Returns how many transitions there were."""
         self.peers.pop(origin, None)
+        self.origin_synced(origin)
         transitions = self.state.drop_origin(origin)
         for transition in transitions:
             self._changed(transition)
         return len(transitions)
 
     def origin_reset(self, origin: str) -> None:
-        """A peer (re)started or came back: forget what it held, it sends its members again
-        (a leave and a join of the same user within the window cancel out for watchers)."""
+        """A peer (re)started or came back: forget what it held, it sends its members again;
+        the leaves wait for ``origin_synced`` (a leave and a join of the same user within the
+        window also cancel out for watchers)."""
+        held = self._held.setdefault(origin, {})
         for transition in self.state.drop_origin(origin):
             self._changed(transition, emit=False)
+            held[(transition.member.user_id or "", transition.channel)] = transition
+
+    def origin_synced(self, origin: str) -> None:
+        """``origin``'s snapshot is complete: the members it did not send again left."""
+        for transition in self._held.pop(origin, {}).values():
+            self._emit(transition)
 
     # -- transitions -------------------------------------------------------------------------
 
@@ -262,13 +275,25 @@ class Presence:
             self.diffs.joined(channel, member.user_id, member.info)
         elif channel is not None and transition.kind == USER_LEFT:
             self.diffs.left(channel, member.user_id)
-        if emit and self.emitter(member.user_id) == self.origin:
-            event = PresenceEvent(
-                transition.kind, member.user_id, channel, member.info, self.origin
-            )
-            self._outgoing.append(event)
-            if self._drain is None or self._drain.done():
-                self._drain = asyncio.get_running_loop().create_task(self._deliver())
+        held = self._held.get(member.origin)
+        back = transition.kind in (USER_CONNECTED, USER_JOINED)
+        if back and held and held.pop((member.user_id, channel), None) is not None:
+            return  # a member its origin's reset took away and its snapshot gave back
+        if emit:
+            self._emit(transition)
+
+    def _emit(self, transition: Transition) -> None:
+        """The lifecycle event of ``transition`` when this process is the user's emitter."""
+        member = transition.member
+        assert member.user_id is not None
+        if self.emitter(member.user_id) != self.origin:
+            return
+        event = PresenceEvent(
+            transition.kind, member.user_id, transition.channel, member.info, self.origin
+        )
+        self._outgoing.append(event)
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.get_running_loop().create_task(self._deliver())
 
     async def _deliver(self) -> None:
         """Lifecycle events in order: the sinks take each at once, then the listeners run."""
