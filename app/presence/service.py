@@ -313,6 +313,7 @@ class Presence:
         if topic is None:
             return 0
         diff["num_users"] = self.counts(channel)[1]
+        diff["stale"] = self.stale
         return topic.broadcast(diff)
 
     def close(self) -> None:

@@ -200,7 +200,7 @@ class Broker:
         if accepted is not None:
             accepted(topic)
         members = self.presence.state.members(channel)
-        found = ChannelPresence(channel, members)
+        found = ChannelPresence(channel, members, self.presence.stale)
         state = {"channel": channel, "state": found.as_dict(sessions=False)}
         connection.send_event(uri, state)
         return topic

@@ -84,3 +84,22 @@ async def test_watchers_are_not_members(presenced: Presenced, leave: str) -> Non
         watcher.unsubscribe(WATCH)
     await eventually(lambda: WATCH not in presenced.server.topics)
     assert presenced.recorder.of("left") == []
+
+
+async def test_watchers_are_told_when_presence_is_stale(presenced: Presenced) -> None:
+    """While presence is stale (a broker outage), the watch state and every diff say so."""
+    presence = presenced.presence
+    presence.stale = True  # what PresenceCluster sets while its broker is away
+    watcher = await presenced.client("40")
+    watcher.subscribe(WATCH)
+    first = await watcher.next_event(WATCH)
+    assert first["state"]["stale"] is True
+    here = await presenced.client("41")
+    here.subscribe(ROOM)
+    diff = await watcher.next_event(WATCH)
+    assert list(diff["joins"]) == ["41"]
+    assert diff["stale"] is True
+    presence.stale = False
+    here.unsubscribe(ROOM)
+    diff = await watcher.next_event(WATCH)
+    assert diff["stale"] is False
