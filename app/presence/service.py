@@ -160,9 +160,18 @@ class Presence:
         self._changed(self.state.join(channel, member))
 
     def left(self, connection: Connection, channel: str) -> None:
+        """The connection left a channel; one that is in none and never sent client_connected
+        (an SSE stream gone before it opened) is forgotten here, as none will follow."""
         member = self.member_of(connection)
         self._share("leave", channel, member)
         self._changed(self.state.leave(channel, connection.session_id))
+        session_id = connection.session_id
+        if session_id not in self.state.sessions and not self.state.holds(session_id):
+            self._members.pop(session_id, None)
+
+    def tracked(self) -> int:
+        """How many of this process's connections presence keeps a member for."""
+        return len(self._members)
 
     async def on_connected(self, event: ClientEvent) -> None:
         """``client_connected`` listener: the user is online."""

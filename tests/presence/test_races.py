@@ -123,3 +123,21 @@ async def test_a_dead_peers_users_leave_once_from_the_survivor() -> None:
         ],
         key=str,
     )
+
+
+async def test_a_connection_that_leaves_its_last_channel_unconnected_is_forgotten() -> None:
+    """A connection that joined without client_connected (an SSE stream that never opened)
+    leaves nothing cached once it left its channels; a connected one stays until it closes."""
+    pair = Pair()
+    presence = pair.peers[0]
+    stream, tab = connection("7", "44"), connection("8", "45")
+    presence.joined(stream, ROOM)
+    presence.joined(stream, "acme/chat/8")
+    await pair.open(0, tab)
+    presence.left(stream, ROOM)
+    assert presence.tracked() == 2
+    presence.left(stream, "acme/chat/8")
+    presence.left(tab, ROOM)
+    assert presence.tracked() == 1
+    await presence.on_disconnected(NS(connection=tab))
+    assert presence.tracked() == 0
