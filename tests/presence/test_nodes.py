@@ -22,6 +22,8 @@ from tests.workers.conftest import until_ready
 
 ROOM = "acme/chat/7"
 LEASE = 3.0
+SLACK = 3.0
+"""Seconds a loaded machine adds to detection (polling, scheduling)."""
 
 
 @pytest.fixture
@@ -80,8 +82,10 @@ async def test_nodes_agree_and_a_killed_node_leaves_once(
     async def b_gone() -> bool:
         return await answer(on_a) == remaining
 
-    await until(b_gone, LEASE * 3, "node B's members gone from node A's answer")
-    assert loop.time() - killed_at <= LEASE * 3
+    await until(b_gone, LEASE * 6, "node B's members gone from node A's answer")
+    took = loop.time() - killed_at
+    bound = LEASE + LEASE / 3 + SLACK  # the lease, one heartbeat period, a loaded machine
+    assert took <= bound, f"B's members listed {took:.1f} s after its death (bound {bound} s)"
     events = await read_for(rabbitmq.url, queue, 3.0)
     left = Counter(e.user_id for e in events if e.kind.endswith(".left") and e.channel == ROOM)
     assert dict(left) == {"u3": 1, "u4": 1}
