@@ -45,6 +45,8 @@ class PresenceCluster:
         self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.seen: dict[str, float] = {}
         """Live peers by origin: when each was last heard."""
+        self.knows: dict[str, set[str]] = {}
+        """What each peer's last heartbeat said it hears: who may emit a dead peer's leaves."""
         self.last_tick: float | None = None
         """When ``expire`` last ran (its own loop's lag is no peer's silence)."""
         self._exchange: AbstractExchange | None = None
@@ -141,7 +143,7 @@ class PresenceCluster:
         """Heartbeats, and the expiry of silent peers, until the connection is lost."""
         period = self.settings.lease / 3
         while not self._lost.is_set() and not sender.done():
-            self.send({"op": "presence_beat"})
+            self.send({"op": "presence_beat", "knows": sorted(self.seen)})
             self.expire()
             try:
                 await asyncio.wait_for(self._lost.wait(), period)
@@ -160,8 +162,10 @@ class PresenceCluster:
         dead = [o for o, last in self.seen.items() if now - last > self.settings.lease]
         for origin in dead:
             del self.seen[origin]
+            self.knows.pop(origin, None)
         for origin in dead:
-            dropped = self.presence.origin_gone(origin)
+            knew = [peer for peer in self.seen if origin in self.knows.get(peer, ())]
+            dropped = self.presence.origin_gone(origin, knew)
             logger.warning(
                 "presence nodes: %s silent for %s s: %d transitions",
                 origin,
@@ -198,7 +202,9 @@ class PresenceCluster:
             self.send({"op": "presence_ask", "to": origin})
         if to not in (None, self.origin):
             return
-        if op == "presence_ask":
+        if op == "presence_beat":
+            self.knows[origin] = {str(o) for o in line.get("knows", ())}
+        elif op == "presence_ask":
             self._share_all(origin)
         elif op == "presence_synced":
             self.presence.origin_synced(origin)

@@ -230,14 +230,16 @@ class Presence:
             for channel, member in self.state.of_origin(self.origin)
         ]
 
-    def origin_gone(self, origin: str) -> int:
+    def origin_gone(self, origin: str, knew: Iterable[str] | None = None) -> int:
         """A peer died: its members leave, and each user's events come from the one live
-        origin that emits them (``emitter``). Returns how many transitions there were."""
+        origin that emits them (``emitter``), among those that ``knew`` the dead one when
+        given (a newcomer never heard its members). Returns how many transitions there were."""
         self.peers.pop(origin, None)
         self.origin_synced(origin)
+        among = None if knew is None else [self.origin, *(o for o in knew if o in self.peers)]
         transitions = self.state.drop_origin(origin)
         for transition in transitions:
-            self._changed(transition)
+            self._changed(transition, among=among)
         return len(transitions)
 
     def origin_reset(self, origin: str) -> None:
@@ -263,16 +265,18 @@ class Presence:
         live = {self.origin: self.since or 0.0, **self.peers}
         return [o for o, since in live.items() if since <= settled] or list(live)
 
-    def emitter(self, user_id: str) -> str:
+    def emitter(self, user_id: str, among: Iterable[str] | None = None) -> str:
         """The origin that sends ``user_id``'s lifecycle events: the same on every peer that
         sees the same live set (rendezvous hashing: users spread over origins, and only a
         dead origin's users move)."""
         return max(
-            self.emitters(),
+            self.emitters() if among is None else among,
             key=lambda origin: (zlib.crc32(f"{origin}|{user_id}".encode()), origin),
         )
 
-    def _changed(self, transition: Transition | None, emit: bool = True) -> None:
+    def _changed(
+        self, transition: Transition | None, emit: bool = True, among: list[str] | None = None
+    ) -> None:
         """A transition of the merged state (local or a peer's): diffs for this process's
         watchers, and the lifecycle event when this process is the user's emitter (a peer's
         line and ours crossing in flight still make exactly one event)."""
@@ -289,13 +293,13 @@ class Presence:
         if back and held and held.pop((member.user_id, channel), None) is not None:
             return  # a member its origin's reset took away and its snapshot gave back
         if emit:
-            self._emit(transition)
+            self._emit(transition, among)
 
-    def _emit(self, transition: Transition) -> None:
+    def _emit(self, transition: Transition, among: list[str] | None = None) -> None:
         """The lifecycle event of ``transition`` when this process is the user's emitter."""
         member = transition.member
         assert member.user_id is not None
-        if self.emitter(member.user_id) != self.origin:
+        if self.emitter(member.user_id, among) != self.origin:
             return
         event = PresenceEvent(
             transition.kind, member.user_id, transition.channel, member.info, self.origin
