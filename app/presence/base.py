@@ -80,14 +80,19 @@ class ChannelPresence:
     def num_users(self) -> int:
         return len({m.user_id for m in self.members if m.user_id is not None})
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON answer of ``gos/presence``, the ops listener and the CLI."""
+    def as_dict(self, sessions: bool = True) -> dict[str, Any]:
+        """The JSON answer of the ops listener and the CLI; without ``sessions`` (what WAMP
+        clients get: another client's session id is a handle on it) connections carry only
+        user and info."""
+        connections = [member.as_dict() for member in self.members]
+        if not sessions:
+            connections = [{"user": c["user"], "info": c["info"]} for c in connections]
         return {
             "channel": self.channel,
             "num_clients": self.num_clients,
             "num_users": self.num_users,
             "users": self.users,
-            "connections": [member.as_dict() for member in self.members],
+            "connections": connections,
             "stale": self.stale,
         }
 

@@ -6,10 +6,11 @@ every third of ``presence.lease`` to one fanout exchange, and reads everyone's t
 exclusive queue. A node that says ``hello`` gets every other node's members (``presence_sync``).
 
 A node silent for ``presence.lease`` seconds (SIGKILL, power loss, a cut cable) is dead: its
-members leave this node's state, and the live node with the lowest origin sends their
-lifecycle events, so that one survivor does it when all see the same nodes. While this node
-has no broker, presence is *stale* (``ChannelPresence.stale``): it keeps what it knew, expires
-nobody, and on reconnection asks everyone again and gives every peer a new lease.
+members leave this node's state, and each user's lifecycle events come from the live node
+``Presence.emitter`` names, so that one survivor sends them when all see the same nodes.
+While this node has no broker, presence is *stale* (``ChannelPresence.stale``): it keeps
+what it knew, expires nobody, and on reconnection asks everyone again and gives every peer
+a new lease.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ class PresenceCluster:
         self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.seen: dict[str, float] = {}
         """Live peers by origin: when each was last heard."""
+        self.knows: dict[str, set[str]] = {}
+        """What each peer's last heartbeat said it hears: who may emit a dead peer's leaves."""
+        self.last_tick: float | None = None
+        """When ``expire`` last ran (its own loop's lag is no peer's silence)."""
         self._exchange: AbstractExchange | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
         if self.enabled:
-            presence.origin = self.origin
-            presence.link = self
+            presence.attach(self, self.origin)
             presence.stale = True  # until the broker answers
 
     async def start(self) -> None:
@@ -61,6 +65,7 @@ class PresenceCluster:
         """Send what is queued (the leaves of a graceful stop: peers need not wait for the
         lease), at most ``within`` seconds, then leave the exchange."""
         if self._exchange is not None:
+            self.send({"op": "presence_bye"})  # after our leaves: peers drop us from the live set
             try:
                 await asyncio.wait_for(self._outgoing.join(), within)
             except TimeoutError:
@@ -129,35 +134,43 @@ class PresenceCluster:
         self._share_all(None)
 
     def _share_all(self, to: str | None) -> None:
-        """This node's members and connections, to one node or (None) to all."""
-        for change in self.presence.snapshot():
+        """This node's members and connections, to one node or (None) to all, then
+        ``presence_synced`` (the receivers' held leaves of members not sent again go out)."""
+        for change in [*self.presence.snapshot(), {"op": "presence_synced"}]:
             self.send(change if to is None else change | {"to": to})
 
     async def _beat(self, sender: asyncio.Task[None]) -> None:
         """Heartbeats, and the expiry of silent peers, until the connection is lost."""
         period = self.settings.lease / 3
         while not self._lost.is_set() and not sender.done():
-            self.send({"op": "presence_beat"})
-            self._expire()
+            self.send({"op": "presence_beat", "knows": sorted(self.seen)})
+            self.expire()
             try:
                 await asyncio.wait_for(self._lost.wait(), period)
             except TimeoutError:
                 pass
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """Peers silent for the lease are dead; unless this node's own loop was what stood
+        still that long (a stalled loop heard nobody: every peer gets a fresh lease)."""
         now = asyncio.get_running_loop().time()
+        last, self.last_tick = self.last_tick, now
+        if last is not None and now - last > self.settings.lease:
+            logger.warning("presence nodes: own loop stalled %.1f s; leases renewed", now - last)
+            self.seen = dict.fromkeys(self.seen, now)
+            return
         dead = [o for o, last in self.seen.items() if now - last > self.settings.lease]
         for origin in dead:
             del self.seen[origin]
+            self.knows.pop(origin, None)
         for origin in dead:
-            emit = self.origin == min([self.origin, *self.seen])
-            dropped = self.presence.origin_gone(origin, emit)
+            knew = [peer for peer in self.seen if origin in self.knows.get(peer, ())]
+            dropped = self.presence.origin_gone(origin, knew)
             logger.warning(
-                "presence nodes: %s silent for %s s: %d transitions%s",
+                "presence nodes: %s silent for %s s: %d transitions",
                 origin,
                 self.settings.lease,
                 dropped,
-                " (this node emits them)" if emit else "",
             )
 
     async def _received(self, message: AbstractIncomingMessage) -> None:
@@ -172,17 +185,28 @@ class PresenceCluster:
         origin = str(line["from"])
         if origin == self.origin:
             return
+        op, to = line.get("op"), line.get("to")
+        if op == "presence_bye":  # a graceful stop: no longer a live origin
+            self.seen.pop(origin, None)
+            self.presence.origin_gone(origin)
+            return
         fresh = origin not in self.seen
         self.seen[origin] = asyncio.get_running_loop().time()
-        op, to = line.get("op"), line.get("to")
-        if to not in (None, self.origin):
-            return
+        self.presence.peer_up(origin)
         if op == "presence_hello":  # it (re)started or came back: it resends its members
             self.presence.origin_reset(origin)
             self._share_all(origin)
+            return
+        if fresh:  # one we had given up on, or missed: what we hold of it may be partial
+            self.presence.origin_reset(origin)
+            self.send({"op": "presence_ask", "to": origin})
+        if to not in (None, self.origin):
+            return
+        if op == "presence_beat":
+            self.knows[origin] = {str(o) for o in line.get("knows", ())}
         elif op == "presence_ask":
             self._share_all(origin)
-        elif op == "presence_beat" and fresh:  # one we had given up on, or missed: ask it
-            self.send({"op": "presence_ask", "to": origin})
+        elif op == "presence_synced":
+            self.presence.origin_synced(origin)
         elif op == "presence":
             self.presence.remote(origin, line)

@@ -5,8 +5,9 @@ worker already has with the parent (``ParentLink``, app/workers.py), one JSON ob
   which the parent forwards to every other worker with ``from`` set; with ``to``, to that
   worker only (a snapshot for a worker that just started);
 - parent → worker: the forwarded ``presence`` lines; ``presence_sync`` (send your own
-  members to worker ``to``); ``presence_gone`` (a worker died: drop its members; ``emit``
-  is true for exactly one survivor, the lowest index, which sends the lifecycle events).
+  members to worker ``to``, after a ``presence_peer`` line that says you are live);
+  ``presence_gone`` (a worker died: drop its members; each user's lifecycle events come from
+  the survivor ``Presence.emitter`` names, the same in every survivor).
 
 A worker that dies, SIGKILL included, closes its end of the socket pair: the parent sees it
 at once (no lease needed within a node), and its members are gone from every survivor.
@@ -57,8 +58,7 @@ class WorkerPeers:
     def __init__(self, presence: Presence, send_up: Send, index: int) -> None:
         self.presence = presence
         self.send_up = send_up
-        presence.origin = worker_origin(index)
-        presence.link = self
+        presence.attach(self, worker_origin(index))
 
     def send(self, message: dict[str, Any]) -> None:
         self.send_up(message)
@@ -67,12 +67,16 @@ class WorkerPeers:
         op = message.get("op")
         if op == "presence":
             self.presence.remote(worker_origin(message["from"]), message)
+        elif op == "presence_peer":
+            self.presence.peer_up(worker_origin(message["from"]))
         elif op == "presence_sync":
+            self.presence.peer_up(worker_origin(message["to"]))
+            self.send_up({"op": "presence_peer", "to": message["to"]})
             for line in self.presence.snapshot():
                 self.send_up(line | {"to": message["to"]})
         elif op == "presence_gone":
             origin = worker_origin(message["worker"])
-            dropped = self.presence.origin_gone(origin, bool(message["emit"]))
+            dropped = self.presence.origin_gone(origin)
             logger.info("presence: %s gone, %d transitions", origin, dropped)
         else:
             logger.warning("presence relay: unknown message %r", op)
@@ -107,8 +111,7 @@ class Split:
 
 
 class PresenceHub:
-    """The parent's end: forwards presence lines between workers, elects who emits a dead
-    worker's leaves."""
+    """The parent's end: forwards presence lines between workers, tells who joined and died."""
 
     def __init__(self, forward: Forward) -> None:
         self.forward = forward
@@ -121,10 +124,10 @@ class PresenceHub:
             self.forward(other, {"op": "presence_sync", "to": worker})
 
     def gone(self, worker: int) -> None:
-        """A worker died: every survivor drops its members, the first one emits."""
+        """A worker died: every survivor drops its members."""
         self.alive.discard(worker)
-        for rank, other in enumerate(sorted(self.alive)):
-            self.forward(other, {"op": "presence_gone", "worker": worker, "emit": rank == 0})
+        for other in sorted(self.alive):
+            self.forward(other, {"op": "presence_gone", "worker": worker})
 
     def received(self, worker: int, message: dict[str, Any]) -> None:
         message["from"] = worker

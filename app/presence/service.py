@@ -5,8 +5,9 @@ Its own connections reach it through the broker (subscribe/unsubscribe on a pres
 and the ``client_connected``/``client_disconnected`` events; other workers' through a
 ``PeerLink`` (peers.py). Each change of this process goes to its peers; each transition
 (a user's first or last connection, in a channel or at all) becomes a debounced diff for the
-channel's watchers (diffs.py) and, when this process caused it, a lifecycle event for the
-dispatcher's listeners and the sinks (the AMQP outbox: outbox.py).
+channel's watchers (diffs.py) and, on the one live origin that emits for that user
+(``Presence.emitter``), a lifecycle event for the dispatcher's listeners and the sinks (the
+AMQP outbox: outbox.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gos_web_socket.app.limits import TokenBucket
 from gos_web_socket.app.presence.base import (
     EVENTS_PREFIX,
+    USER_CONNECTED,
     USER_JOINED,
     USER_LEFT,
     ChannelPresence,
@@ -91,7 +95,14 @@ class Presence:
         self.link: PeerLink | None = None
         self.stale = False
         """Presence from peers may be out of date (their link is down)."""
+        self.peers: dict[str, float] = {}
+        """The other live origins (workers or nodes) this process hears from, and since when."""
+        self.since: float | None = None
+        """When this process first joined its peers (``attach``)."""
         self._members: dict[str, Member] = {}
+        self._held: dict[str, dict[tuple[str, str | None], Transition]] = {}
+        """Per reset origin, the leaves its reset made, held until its snapshot ends: a
+        member it sends again was never gone; the others did leave."""
         self._buckets: dict[str, TokenBucket] = {}
         self._outgoing: deque[PresenceEvent] = deque()
         self._drain: asyncio.Task[None] | None = None
@@ -107,6 +118,10 @@ class Presence:
 
     def counts(self, channel: str) -> tuple[int, int]:
         return self.state.counts(channel)
+
+    def is_member(self, channel: str, session_id: str) -> bool:
+        """Whether the connection ``session_id`` is in ``channel`` (its subscribe was secured)."""
+        return session_id in self.state.channels.get(channel, {})
 
     def allow_query(self, connection: Connection) -> bool:
         """Spend one of the connection's presence queries; False over its rate."""
@@ -142,18 +157,27 @@ class Presence:
         """The connection subscribed to a channel of a presence route."""
         member = self.member_of(connection)
         self._share("join", channel, member)
-        self._changed(self.state.join(channel, member), local=True)
+        self._changed(self.state.join(channel, member))
 
     def left(self, connection: Connection, channel: str) -> None:
+        """The connection left a channel; one that is in none and never sent client_connected
+        (an SSE stream gone before it opened) is forgotten here, as none will follow."""
         member = self.member_of(connection)
         self._share("leave", channel, member)
-        self._changed(self.state.leave(channel, connection.session_id), local=True)
+        self._changed(self.state.leave(channel, connection.session_id))
+        session_id = connection.session_id
+        if session_id not in self.state.sessions and not self.state.holds(session_id):
+            self._members.pop(session_id, None)
+
+    def tracked(self) -> int:
+        """How many of this process's connections presence keeps a member for."""
+        return len(self._members)
 
     async def on_connected(self, event: ClientEvent) -> None:
         """``client_connected`` listener: the user is online."""
         member = self.member_of(event.connection)
         self._share("connect", None, member)
-        self._changed(self.state.connect(member), local=True)
+        self._changed(self.state.connect(member))
 
     async def on_disconnected(self, event: ClientEvent) -> None:
         """``client_disconnected`` listener (after its topics were left): maybe offline."""
@@ -163,9 +187,21 @@ class Presence:
         if member is None:
             return
         self._share("disconnect", None, member)
-        self._changed(self.state.disconnect(session_id), local=True)
+        self._changed(self.state.disconnect(session_id))
 
     # -- peers (peers.py) --------------------------------------------------------------------
+
+    def attach(self, link: PeerLink, origin: str) -> None:
+        """Share this process's changes over ``link``, its members named ``origin``."""
+        self.link = link
+        self.origin = origin
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def peer_up(self, origin: str) -> None:
+        """``origin`` is live: it counts in the choice of who emits a user's events."""
+        if origin != self.origin:
+            self.peers.setdefault(origin, time.monotonic())
 
     def _share(self, op: str, channel: str | None, member: Member) -> None:
         if self.link is not None:
@@ -173,18 +209,18 @@ class Presence:
             self.link.send(message)
 
     def remote(self, origin: str, message: Mapping[str, Any]) -> None:
-        """A peer's change: applied to the state; only diffs to watchers come of it here (the
-        peer sends the lifecycle event)."""
+        """A peer's change, applied to the merged state (the peer is live)."""
+        self.peer_up(origin)
         member = Member.from_dict(message["member"], origin)
         channel, op = message.get("channel"), message.get("do")
         if op == "join" and channel is not None:
-            self._changed(self.state.join(channel, member), local=False)
+            self._changed(self.state.join(channel, member))
         elif op == "leave" and channel is not None:
-            self._changed(self.state.leave(channel, member.session_id), local=False)
+            self._changed(self.state.leave(channel, member.session_id))
         elif op == "connect":
-            self._changed(self.state.connect(member), local=False)
+            self._changed(self.state.connect(member))
         elif op == "disconnect":
-            self._changed(self.state.disconnect(member.session_id), local=False)
+            self._changed(self.state.disconnect(member.session_id))
 
     def snapshot(self) -> list[dict[str, Any]]:
         """This process's own changes as peer messages, for a peer that just joined."""
@@ -194,23 +230,56 @@ class Presence:
             for channel, member in self.state.of_origin(self.origin)
         ]
 
-    def origin_gone(self, origin: str, emit: bool) -> int:
-        """A peer died: its members leave; ``emit``: this process is the one survivor that
-        sends their lifecycle events. Returns how many transitions there were."""
+    def origin_gone(self, origin: str, knew: Iterable[str] | None = None) -> int:
+        """A peer died: its members leave, and each user's events come from the one live
+        origin that emits them (``emitter``), among those that ``knew`` the dead one when
+        given (a newcomer never heard its members). Returns how many transitions there were."""
+        self.peers.pop(origin, None)
+        self.origin_synced(origin)
+        among = None if knew is None else [self.origin, *(o for o in knew if o in self.peers)]
         transitions = self.state.drop_origin(origin)
         for transition in transitions:
-            self._changed(transition, local=emit)
+            self._changed(transition, among=among)
         return len(transitions)
 
     def origin_reset(self, origin: str) -> None:
-        """A peer (re)started or came back: forget what it held, it sends its members again
-        (a leave and a join of the same user within the window cancel out for watchers)."""
+        """A peer (re)started or came back: forget what it held, it sends its members again;
+        the leaves wait for ``origin_synced`` (a leave and a join of the same user within the
+        window also cancel out for watchers)."""
+        held = self._held.setdefault(origin, {})
         for transition in self.state.drop_origin(origin):
-            self._changed(transition, local=False)
+            self._changed(transition, emit=False)
+            held[(transition.member.user_id or "", transition.channel)] = transition
+
+    def origin_synced(self, origin: str) -> None:
+        """``origin``'s snapshot is complete: the members it did not send again left."""
+        for transition in self._held.pop(origin, {}).values():
+            self._emit(transition)
 
     # -- transitions -------------------------------------------------------------------------
 
-    def _changed(self, transition: Transition | None, local: bool) -> None:
+    def emitters(self) -> list[str]:
+        """The origins that may emit: those live for a lease (a newcomer has not yet heard every
+        member, and never hears a dead peer's), or every live one while none is that old."""
+        settled = time.monotonic() - self.settings.lease
+        live = {self.origin: self.since or 0.0, **self.peers}
+        return [o for o, since in live.items() if since <= settled] or list(live)
+
+    def emitter(self, user_id: str, among: Iterable[str] | None = None) -> str:
+        """The origin that sends ``user_id``'s lifecycle events: the same on every peer that
+        sees the same live set (rendezvous hashing: users spread over origins, and only a
+        dead origin's users move)."""
+        return max(
+            self.emitters() if among is None else among,
+            key=lambda origin: (zlib.crc32(f"{origin}|{user_id}".encode()), origin),
+        )
+
+    def _changed(
+        self, transition: Transition | None, emit: bool = True, among: list[str] | None = None
+    ) -> None:
+        """A transition of the merged state (local or a peer's): diffs for this process's
+        watchers, and the lifecycle event when this process is the user's emitter (a peer's
+        line and ours crossing in flight still make exactly one event)."""
         if transition is None:
             return
         member, channel = transition.member, transition.channel
@@ -219,13 +288,25 @@ class Presence:
             self.diffs.joined(channel, member.user_id, member.info)
         elif channel is not None and transition.kind == USER_LEFT:
             self.diffs.left(channel, member.user_id)
-        if local:
-            event = PresenceEvent(
-                transition.kind, member.user_id, channel, member.info, self.origin
-            )
-            self._outgoing.append(event)
-            if self._drain is None or self._drain.done():
-                self._drain = asyncio.get_running_loop().create_task(self._deliver())
+        held = self._held.get(member.origin)
+        back = transition.kind in (USER_CONNECTED, USER_JOINED)
+        if back and held and held.pop((member.user_id, channel), None) is not None:
+            return  # a member its origin's reset took away and its snapshot gave back
+        if emit:
+            self._emit(transition, among)
+
+    def _emit(self, transition: Transition, among: list[str] | None = None) -> None:
+        """The lifecycle event of ``transition`` when this process is the user's emitter."""
+        member = transition.member
+        assert member.user_id is not None
+        if self.emitter(member.user_id, among) != self.origin:
+            return
+        event = PresenceEvent(
+            transition.kind, member.user_id, transition.channel, member.info, self.origin
+        )
+        self._outgoing.append(event)
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.get_running_loop().create_task(self._deliver())
 
     async def _deliver(self) -> None:
         """Lifecycle events in order: the sinks take each at once, then the listeners run."""
@@ -245,6 +326,7 @@ class Presence:
         if topic is None:
             return 0
         diff["num_users"] = self.counts(channel)[1]
+        diff["stale"] = self.stale
         return topic.broadcast(diff)
 
     def close(self) -> None:

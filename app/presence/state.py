@@ -123,6 +123,10 @@ class PresenceState:
                 if member.origin == origin:
                     yield channel, member
 
+    def holds(self, session_id: str) -> bool:
+        """Whether ``session_id`` is a member of any channel."""
+        return any(session_id in members for members in self.channels.values())
+
     def members(self, channel: str) -> tuple[Member, ...]:
         return tuple(self.channels.get(channel, {}).values())
 

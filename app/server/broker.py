@@ -169,13 +169,20 @@ class Broker:
         self, connection: WampConnection, uri: str, channel: str
     ) -> WampRequest | Failure:
         """The route of ``channel`` when it keeps presence and its ``subscribe`` rule allows
-        this connection (who may not subscribe may not see who is there)."""
+        this connection (who may not subscribe may not see who is there); on a route whose
+        handler is a ``SecuredTopic``, only for a member of the channel (``secure()`` vetted
+        it: the rule alone cannot say who ``secure()`` bars)."""
         request = self._allowed("subscribe", connection, channel)
         if isinstance(request, Failure):
             return dataclasses.replace(request, uri=uri)
         if not request.route.presence:
             desc = f"{channel}: route {request.route_name} has no presence (presence: true)"
             return Failure(uri, desc, {"code": 404})
+        secured = isinstance(self.topics.handlers.get(request.route.callback), SecuredTopic)
+        assert self.presence is not None
+        if secured and not self.presence.is_member(channel, connection.session_id):
+            desc = f"{channel}: route {request.route_name} is secured; subscribe to it first"
+            return self._not_authorized(uri, f"{desc} (its secure() decides who sees presence)")
         return request
 
     def _watch(
@@ -200,7 +207,8 @@ class Broker:
         if accepted is not None:
             accepted(topic)
         members = self.presence.state.members(channel)
-        state = {"channel": channel, "state": ChannelPresence(channel, members).as_dict()}
+        found = ChannelPresence(channel, members, self.presence.stale)
+        state = {"channel": channel, "state": found.as_dict(sessions=False)}
         connection.send_event(uri, state)
         return topic
 
@@ -475,4 +483,4 @@ class Broker:
         request = self._presence_route(connection, uri, args[0])
         if isinstance(request, Failure):
             return rpc_failure(uri, request.desc, request.code or 404, params, request.error)
-        return Result((await presence.of(args[0])).as_dict())
+        return Result((await presence.of(args[0])).as_dict(sessions=False))

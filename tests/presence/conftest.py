@@ -55,7 +55,15 @@ AUTHENTICATION = {
 
 
 class ChatTopic(TopicHandler):
+    """Counts the unsubscribe hooks it ran, by channel."""
+
     name = "chat.topic"
+
+    def __init__(self) -> None:
+        self.unsubscribed: list[str] = []
+
+    async def on_unsubscribe(self, connection: Any, topic: Any, request: Any) -> None:
+        self.unsubscribed.append(topic.id)
 
 
 class GuardedTopic(SecuredTopic):
@@ -110,6 +118,8 @@ class Presenced:
         self.presence = service(container, "gos_web_socket.presence")
         self.recorder = Recorder(service(container, "gos_web_socket.event_dispatcher"))
         self.clients: list[WampTestClient] = []
+        self.chat = ChatTopic()
+        """The chat routes' handler (its unsubscribe hooks), set by ``presence_server``."""
 
     async def client(self, user: str | None = None, **kwargs: Any) -> WampTestClient:
         url = url_of(self.server) + ("" if user is None else f"?token={token(user)}")
@@ -127,14 +137,16 @@ async def presence_server(
 ) -> AsyncIterator[Presenced]:
     """A running presence server (window 0.2 s unless ``presence`` says) on a free port;
     ``kwargs`` as ``make_container``'s; its clients are closed on exit."""
+    chat = ChatTopic()
     container = make_container(
-        topics=[ChatTopic(), GuardedTopic()], routes=ROUTES, authentication=AUTHENTICATION, **kwargs
+        topics=[chat, GuardedTopic()], routes=ROUTES, authentication=AUTHENTICATION, **kwargs
     )
     settings = container.settings()
     node = PresenceSettings.model_validate({"window": 0.2, **(presence or {})})
     container.settings.override(providers.Object(settings.model_copy(update={"presence": node})))
     async with service(container, RUNTIME):
         found = Presenced(container)
+        found.chat = chat
         try:
             yield found
         finally:

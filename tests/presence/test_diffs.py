@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from gos_web_socket.app.testing import CallError
-from tests.presence.conftest import Presenced
-from tests.support.server import eventually
+from gos_web_socket.app.testing import CallError, WampTestClient
+from tests.presence.conftest import Presenced, token
+from tests.support.server import eventually, url_of
 
 ROOM = "acme/chat/7"
 WATCH = "gos/presence/" + ROOM
@@ -68,7 +68,12 @@ async def test_watching_follows_the_subscribe_rule(presenced: Presenced) -> None
     off = await client.next_topic_error("gos/presence/acme/plain/1")
     assert "presence: true" in off.desc
     assert isinstance(refused, CallError) and client.is_open
-    assert presenced.presence.counts("acme/private/1") == (0, 0)
+    url = f"{url_of(presenced.server)}?token={token('40', roles=['admin'])}"
+    allowed = await WampTestClient.connect(url)  # the private rule's user: a member there
+    presenced.clients.append(allowed)
+    allowed.subscribe("acme/private/1")
+    await eventually(lambda: presenced.presence.counts("acme/private/1") == (1, 1))
+    assert presenced.presence.counts("acme/private/1") == (1, 1)
 
 
 @pytest.mark.parametrize("leave", ["unsubscribe", "close"])
@@ -78,9 +83,35 @@ async def test_watchers_are_not_members(presenced: Presenced, leave: str) -> Non
     watcher.subscribe(WATCH)
     await watcher.next_event(WATCH)
     assert presenced.presence.counts(ROOM) == (0, 0)
+    elsewhere = "acme/chat/8"  # 40 is a member there: its leave would show
+    watcher.subscribe(elsewhere)
+    await eventually(lambda: presenced.presence.counts(elsewhere) == (1, 1))
     if leave == "close":
         await watcher.close()
+        await eventually(lambda: presenced.recorder.of("left") == [("40", elsewhere)])
+        await eventually(lambda: presenced.chat.unsubscribed == [elsewhere])
     else:
         watcher.unsubscribe(WATCH)
     await eventually(lambda: WATCH not in presenced.server.topics)
-    assert presenced.recorder.of("left") == []
+    assert presenced.recorder.of("left") == ([("40", elsewhere)] if leave == "close" else [])
+    assert presenced.chat.unsubscribed == ([elsewhere] if leave == "close" else [])
+    assert presenced.presence.counts(elsewhere) == ((0, 0) if leave == "close" else (1, 1))
+
+
+async def test_watchers_are_told_when_presence_is_stale(presenced: Presenced) -> None:
+    """While presence is stale (a broker outage), the watch state and every diff say so."""
+    presence = presenced.presence
+    presence.stale = True  # what PresenceCluster sets while its broker is away
+    watcher = await presenced.client("40")
+    watcher.subscribe(WATCH)
+    first = await watcher.next_event(WATCH)
+    assert first["state"]["stale"] is True
+    here = await presenced.client("41")
+    here.subscribe(ROOM)
+    diff = await watcher.next_event(WATCH)
+    assert list(diff["joins"]) == ["41"]
+    assert diff["stale"] is True
+    presence.stale = False
+    here.unsubscribe(ROOM)
+    diff = await watcher.next_event(WATCH)
+    assert diff["stale"] is False

@@ -22,6 +22,8 @@ from tests.workers.conftest import until_ready
 
 ROOM = "acme/chat/7"
 LEASE = 3.0
+SLACK = 3.0
+"""Seconds a loaded machine adds to detection (polling, scheduling)."""
 
 
 @pytest.fixture
@@ -80,8 +82,10 @@ async def test_nodes_agree_and_a_killed_node_leaves_once(
     async def b_gone() -> bool:
         return await answer(on_a) == remaining
 
-    await until(b_gone, LEASE * 3, "node B's members gone from node A's answer")
-    assert loop.time() - killed_at <= LEASE * 3
+    await until(b_gone, LEASE * 6, "node B's members gone from node A's answer")
+    took = loop.time() - killed_at
+    bound = LEASE + LEASE / 3 + SLACK  # the lease, one heartbeat period, a loaded machine
+    assert took <= bound, f"B's members listed {took:.1f} s after its death (bound {bound} s)"
     events = await read_for(rabbitmq.url, queue, 3.0)
     left = Counter(e.user_id for e in events if e.kind.endswith(".left") and e.channel == ROOM)
     assert dict(left) == {"u3": 1, "u4": 1}
@@ -114,10 +118,12 @@ async def test_presence_is_stale_during_a_broker_outage(rabbitmq: RabbitMQNode) 
 
 async def test_a_graceful_stop_sends_its_leaves_at_once(rabbitmq: RabbitMQNode) -> None:
     """A node that stops gracefully takes its members out of the others' presence at once,
-    well within the lease, and the survivor sends no second leave for them."""
+    well within the lease, and its user's leave is sent once (by the user's emitter, A or B),
+    with no second one from A after the lease would have expired B."""
     amqp = {"amqp": {"enabled": False, "port": rabbitmq.port, "reconnect_interval": 0.5}}
     nodes = {"enabled": True, "exchange": f"px-{uuid.uuid4().hex[:8]}"}
-    settings = {"nodes": nodes, "lease": 15.0}
+    lease = 9.0
+    settings = {"nodes": nodes, "lease": lease}
     async with presence_server(settings, pushers=amqp) as a:
         async with presence_server(settings, pushers=amqp) as b:
             here, there = await a.client("41"), await b.client("42")
@@ -129,4 +135,6 @@ async def test_a_graceful_stop_sends_its_leaves_at_once(rabbitmq: RabbitMQNode) 
         stopped = loop.time()
         await eventually(lambda: a.presence.counts(ROOM) == (1, 1), 5.0, "B's user gone from A")
         assert loop.time() - stopped < 5.0
-        assert a.recorder.of("left") == []  # B sent its own leave: A emits none
+        await asyncio.sleep(max(0.0, stopped + lease + lease / 3 - loop.time()))
+        assert a.presence.peers == {}, "B's bye took it out of A's live set"
+        assert a.recorder.of("left") + b.recorder.of("left") == [("42", ROOM)]

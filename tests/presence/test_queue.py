@@ -14,17 +14,29 @@ from tests.support.server import eventually
 ROOM = "acme/chat/7"
 
 
-async def read(url: str, queue: str, count: int, within: float = 30.0) -> list[PresenceEvent]:
-    """The first ``count`` events of ``queue``, through the shipped consumer."""
+async def read(
+    url: str, queue: str, count: int, within: float = 30.0, quiet: float = 2.0
+) -> list[PresenceEvent]:
+    """Every event of ``queue`` once ``count`` came and then none for ``quiet`` seconds (a
+    duplicate past ``count`` shows), through the shipped consumer."""
     events: list[PresenceEvent] = []
     stop = asyncio.Event()
 
     def take(event: PresenceEvent) -> None:
         events.append(event)
-        if len(events) >= count:
-            stop.set()
 
-    await asyncio.wait_for(consume(url, take, queue, stop, deduplicate=Deduplicator()), within)
+    async def until_quiet() -> None:
+        seen = -1
+        while len(events) < count or len(events) != seen:
+            seen = len(events) if len(events) >= count else -1
+            await asyncio.sleep(quiet if seen >= 0 else 0.05)
+        stop.set()
+
+    watcher = asyncio.ensure_future(until_quiet())
+    try:
+        await asyncio.wait_for(consume(url, take, queue, stop, deduplicate=Deduplicator()), within)
+    finally:
+        watcher.cancel()
     return events
 
 
