@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,19 @@ class GuardedTopic(SecuredTopic):
     async def secure(self, connection: Any, *args: Any, **kwargs: Any) -> None:
         if connection is not None and connection.user.id == "66":
             raise FirewallRejection("user 66 is barred")
+
+
+def shared_presence(window: float, lease: float) -> tuple[dict[str, Any], str]:
+    """A ``presence`` node shared over the broker with an events queue, under names fresh to
+    this test; and that queue's name."""
+    queue, exchange = f"presence-{uuid.uuid4().hex[:8]}", f"px-{uuid.uuid4().hex[:8]}"
+    presence = {
+        "window": window,
+        "lease": lease,
+        "queue": {"enabled": True, "queue": queue},
+        "nodes": {"enabled": True, "exchange": exchange},
+    }
+    return presence, queue
 
 
 def config_file(directory: Path, presence: dict[str, Any]) -> Path:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from gos_web_socket.app.http_client import get as http_get
 from gos_web_socket.app.presence.http import presence_path
 from gos_web_socket.app.testing import WampTestClient
-from tests.presence.conftest import config_file, token
+from tests.presence.conftest import config_file, shared_presence, token
 from tests.presence.test_workers import read_for, until
 from tests.support.process import ROOT, ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
@@ -36,13 +35,7 @@ async def cluster(
     rabbitmq: RabbitMQNode, tmp_path: Path
 ) -> AsyncIterator[tuple[list[ServerProcess], str]]:
     """Two nodes of two workers each, presence shared over the broker; the events queue."""
-    queue, exchange = f"presence-{uuid.uuid4().hex[:8]}", f"px-{uuid.uuid4().hex[:8]}"
-    presence = {
-        "window": 0.5,
-        "lease": LEASE,
-        "queue": {"enabled": True, "queue": queue},
-        "nodes": {"enabled": True, "exchange": exchange},
-    }
+    presence, queue = shared_presence(0.5, LEASE)
     config = config_file(tmp_path, presence)
     nodes = [
         await ServerProcess(workers_env(rabbitmq), "--config", str(config)).start()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gos_web_socket.app.testing import WampTestClient
-from tests.presence.conftest import config_file, presence_server, token
+from tests.presence.conftest import config_file, presence_server, shared_presence, token
 from tests.presence.test_workers import answer, read_for, until
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
@@ -31,13 +31,7 @@ async def nodes(
     rabbitmq: RabbitMQNode, tmp_path: Path
 ) -> AsyncIterator[tuple[list[ServerProcess], str]]:
     """Two single-process nodes sharing presence over the run's broker; the events queue."""
-    queue, exchange = f"presence-{uuid.uuid4().hex[:8]}", f"px-{uuid.uuid4().hex[:8]}"
-    presence = {
-        "window": 0.2,
-        "lease": LEASE,
-        "queue": {"enabled": True, "queue": queue},
-        "nodes": {"enabled": True, "exchange": exchange},
-    }
+    presence, queue = shared_presence(0.2, LEASE)
     config = config_file(tmp_path, presence)
     servers = [
         await ServerProcess(server_env(rabbitmq), "--config", str(config)).start() for _ in range(2)
