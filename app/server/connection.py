@@ -79,9 +79,11 @@ _STATE_CLOSING = WebSocketServerProtocol.STATE_CLOSING
 _PARSING = (_STATE_OPEN, _STATE_CLOSING)
 PARSE_FEED = 4096
 """Bytes autobahn's parser holds at once (``_dataReceived``): it copies them once per frame."""
-REFUSED_LINGER = 1.0
+REFUSED_LINGER = 5.0
 """Seconds a refused client's connection stays (reads paused) so that it reads our answer
-before the TCP close: closing a socket with unread input sends a reset, which may discard it."""
+before the TCP close: closing a socket with unread input sends a reset, which may discard it.
+Paused reads block a flooding client's sends, so that its reader gets its turn; one second was
+too short for a client on a loaded machine (it saw the reset, not the 1008 close)."""
 
 
 class HandshakeSlots(Protocol):
