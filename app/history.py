@@ -158,7 +158,7 @@ class ReadBack:
 
 ReadLog = Callable[[int, int, frozenset[str]], Awaitable[ReadBack]]
 """Reads the log back from one offset to another for some channels (the server's push handler
-of the stream, ``ServerPushHandler.read_back``)."""
+of the stream, ``LogReader.read_back``)."""
 
 
 @dataclass(slots=True)

@@ -24,19 +24,15 @@ from gos_web_socket.app.events import (
     PushHandlerSuccessEvent,
 )
 from gos_web_socket.app.exceptions import (
-    InvalidPayload,
-    MessageDecodeError,
     PushHandlerError,
-    RoutingError,
 )
-from gos_web_socket.app.history import ReadBack
 from gos_web_socket.app.logs import RateLimitedLog
 from gos_web_socket.app.message import Message
 from gos_web_socket.app.position import LOCAL, Position
-from gos_web_socket.app.push import Capture, Push
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.canary import Canary, is_marker
-from gos_web_socket.app.transports.contract import Delivery, LogReceiver, PushableServer, Receiver
+from gos_web_socket.app.transports.contract import Delivery, PushableServer, Receiver
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router, WampRequest
@@ -44,6 +40,26 @@ if TYPE_CHECKING:
 __all__ = ["ServerPushHandler"]
 
 logger = logging.getLogger(__name__)
+
+
+class SettledIds:
+    """The outcome of the last ``size`` message ids settled (0: none kept), oldest forgotten
+    first: a redelivery is settled like the first delivery was."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._outcomes: OrderedDict[str, bool] = OrderedDict()  # message_id -> delivered
+
+    def outcome(self, message_id: str) -> bool | None:
+        """True: delivered; False: failed; None: not seen (or forgotten)."""
+        return self._outcomes.get(message_id)
+
+    def settled(self, message_id: str | None, delivered: bool) -> None:
+        if message_id is None or not self.size:
+            return
+        self._outcomes[message_id] = delivered
+        if len(self._outcomes) > self.size:
+            self._outcomes.popitem(last=False)
 
 
 class ServerPushHandler:
@@ -76,7 +92,7 @@ class ServerPushHandler:
         self.stats = PushHandlerStats()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._seen: OrderedDict[str, bool] = OrderedDict()  # message_id -> delivered
+        self._seen = SettledIds(dedup_window)
         self._failures = RateLimitedLog(logger)
         self.canary: Canary | None = None
         """Set by a transport whose receiver can send itself markers (app/transports/canary.py)."""
@@ -198,21 +214,22 @@ class ServerPushHandler:
         if is_marker(delivery.body):
             return None  # another node's marker reaches a handler whose canary is off
         if delivery.refill:  # settled before the restart, whatever happens now
-            if message_id is None or message_id not in self._seen:
+            if message_id is None or self._seen.outcome(message_id) is None:
                 await self._refill(app, delivery)
             return None
-        if message_id is not None and message_id in self._seen:
+        delivered = None if message_id is None else self._seen.outcome(message_id)
+        if delivered is not None:
             self.stats.received += 1
             self.stats.deduplicated += 1
-            if self._seen[message_id]:
+            if delivered:
                 return None  # a redelivered duplicate: the topic had it already
             return PushHandlerError(f"message {message_id} failed before; rejecting it again")
         try:
             await self.handle_body(app, delivery.body, delivery.position or LOCAL.next())
         except Exception as exc:  # handle_body fired push_fail already
-            self._remember(message_id, False)
+            self._seen.settled(message_id, False)
             return exc
-        self._remember(message_id, True)
+        self._seen.settled(message_id, True)
         return None
 
     async def _refill(self, app: PushableServer, delivery: Delivery) -> None:
@@ -222,38 +239,7 @@ class ServerPushHandler:
             await app.on_push(Push.refill(request, data, self.name, delivery.position))
         except Exception as exc:  # it failed the first time too; it was settled then
             logger.debug("push handler %s: refill of a push failed: %r", self.name, exc)
-        self._remember(delivery.message_id, True)
-
-    async def read_back(
-        self, app: PushableServer, first: int, last: int, channels: frozenset[str]
-    ) -> ReadBack:
-        """Run the log's pushes at ``first``..``last`` to ``channels`` again, for recoveries
-        older than those channels' history (``Backfill``): what their topics broadcast is
-        captured; nothing is sent, recorded, counted or fired."""
-        receiver = self.receiver
-        if not isinstance(receiver, LogReceiver):
-            raise TypeError(f"push handler {self.name} reads no log ({type(receiver).__name__})")
-        deliveries = await receiver.read_back(first, last)
-        capture = Capture(channels)
-        epoch, start, end = None, None, None
-        for delivery in deliveries:
-            position = delivery.position
-            if position is None or (end is not None and position.offset != end + 1):
-                break  # a hole: what follows it does not count as read
-            epoch, end = position.epoch, position.offset
-            start = position.offset if start is None else start
-            try:
-                request, data = self.route(Message.decode(delivery.body))
-            except (MessageDecodeError, RoutingError, InvalidPayload):  # dead-lettered when it came
-                continue
-            if request.matched not in channels:
-                continue
-            push = Push.read_back(request, data, self.name, position, capture)
-            try:
-                await app.on_push(push)
-            except Exception as exc:  # it failed the first time too; it was settled then
-                logger.debug("push handler %s: read-back push failed: %r", self.name, exc)
-        return ReadBack(epoch, capture.publications, start, end)
+        self._seen.settled(delivery.message_id, True)
 
     def route(self, message: Message) -> tuple[WampRequest, Any]:
         """The route of ``message``'s channel and its data, checked against the route's
@@ -265,13 +251,6 @@ class ServerPushHandler:
         """
         request = self.router.match(message.topic)
         return request, request.route.validate_payload(message.data, request.route_name)
-
-    def _remember(self, message_id: str | None, delivered: bool) -> None:
-        if message_id is None or not self.dedup_window:
-            return
-        self._seen[message_id] = delivered
-        if len(self._seen) > self.dedup_window:
-            self._seen.popitem(last=False)
 
     def _log_failure(self, error: Exception) -> None:
         """Failed bodies may come in floods: one warning per interval, with the count held."""
