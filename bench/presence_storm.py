@@ -3,13 +3,17 @@
 One `gos-websocket server` process (``presence: true`` on ``acme/chat/{room}``, window 1 s),
 ``--watchers`` clients watching ``gos/presence/acme/chat/7`` from this process, and ``--clients``
 signed-in users spread over ``--fleets`` child processes (as bench.runner spreads fleets: at most
-4; the open-file limit is raised to the hard one in each) that subscribe, all drop at once, and
-all come back. Meanwhile one more client of this process publishes ``--rate`` ordinary pushes a
-second to the channel (which the server fans out to every member) and times each from publish to
-its own copy, first for 10 s with nobody coming or going (the baseline), then over the storm.
-Reported: the join/leave frames each watcher received (against the 2 x clients
-frames a frame-per-change design sends each watcher over the drop and the return), the watchers'
-total, the server's CPU seconds over the drop and the return, and the pushes' p50/p99/max over
+4, each on its own 127.0.0.x source address, the open-file limit raised to the hard one) of
+light clients (bare asyncio, as bench.hundred_k's) that subscribe, all drop at once, and all come
+back, retrying what the server's admission refuses or leaves waiting. Meanwhile one more client
+of this process publishes ``--rate`` ordinary pushes a second to the channel (which the server
+fans out to every member) and times each from publish to its own copy, first for 10 s with
+nobody coming or going (the baseline), then over the storm.
+
+Reported: the join/leave frames each watcher received (against the 2 x clients frames a
+frame-per-change design sends each watcher over the drop and the return), the watchers' total,
+the server's CPU seconds over the drop and the return (and its share of one core, beside the
+fleets' CPU seconds: which side is the bottleneck), the retries, and the pushes' p50/p99/max over
 the same span.
 
     python -m bench.presence_storm --clients 2000 --watchers 20
@@ -20,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import random
 import secrets
 import sys
 import tempfile
@@ -34,6 +40,7 @@ import jwt
 import yaml
 
 from bench.agent import raise_nofile
+from bench.hundred_k import masked
 from bench.runner import fleets_for, free_port, percentile, split
 from gos_web_socket.app.testing import WampTestClient
 
@@ -41,9 +48,13 @@ ROOM = "acme/chat/7"
 WATCH = "gos/presence/" + ROOM
 CALM_S = 10.0
 """Seconds of pushes timed before the storm, in the same run: the baseline the machine allows."""
-HANDSHAKES = 25
-"""Handshakes in flight per fleet: 4 fleets keep 100 under way, as one fleet of 2,000 did (more,
-on a loaded machine, outlast the server's 5 s handshake_timeout)."""
+IN_FLIGHT = 500
+"""Connection attempts under way per fleet; the server's handshake budget admits what it can
+finish and leaves the rest in its accept queue, where ``WITHIN`` runs out and they retry."""
+WITHIN = 30.0
+"""Seconds an attempt gets to connect, and as long again for its opening handshake."""
+ATTEMPTS = 30
+"""Attempts per user before it counts as failed (backoff 0.05 s doubling, at most 2 s, jittered)."""
 ROUTES = {"chat": {"pattern": "acme/chat/{room}", "callback": "acme.topic", "presence": True}}
 
 
@@ -56,34 +67,144 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def fleet(url: str, secret: str, first: int, count: int) -> None:
-    """A child: users ``first`` to ``first + count - 1`` subscribe; on ``drop`` all close, on
-    ``back`` all return."""
+class Member(asyncio.Protocol):
+    """One signed-in WAMP v1 member on bare asyncio: the upgrade (its token in the URL), one
+    SUBSCRIBE to the room, then frames dropped unread, as bench.hundred_k's clients do: a full
+    autobahn client per connection (WampTestClient) does not fit 2,500 in one process."""
+
+    __slots__ = ("request", "opened", "buffer", "upgraded", "transport")
+
+    def __init__(self, request: bytes, opened: asyncio.Future[None]) -> None:
+        self.request = request
+        self.opened = opened
+        self.buffer = b""
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self.upgraded:
+            return  # the room's pushes: read and dropped (keepalive pings are off by default)
+        buffer = self.buffer + chunk
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            self.buffer = buffer
+            return
+        if not buffer.startswith(b"HTTP/1.1 101"):
+            self.fail(ConnectionError(buffer[: buffer.find(b"\r\n")].decode()))
+            return
+        self.upgraded = True
+        assert self.transport is not None
+        self.transport.write(SUBSCRIBE)
+        if not self.opened.done():
+            self.opened.set_result(None)
+        self.buffer = b""
+
+    def fail(self, exc: Exception) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
+
+
+SUBSCRIBE = masked(json.dumps([5, ROOM]).encode())
+
+
+def upgrade(host: str, port: int, token: str) -> bytes:
+    """The opening handshake of a signed-in WAMP v1 client."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: wamp\r\n\r\n"
+    ).encode()
+
+
+class Fleet:
+    """Users ``first`` to ``first + count - 1`` from one source address, each connected with the
+    admission the server gives: refused, reset or timed-out attempts retried with backoff."""
+
+    def __init__(self, port: int, secret: str, source: str, users: range) -> None:
+        self.port = port
+        self.source = source
+        self.requests = [upgrade("127.0.0.1", port, token(secret, f"u{u}")) for u in users]
+        self.members: list[Member] = []
+        self.retries = 0
+        self.failed = 0
+        self._gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def attempt(self, request: bytes) -> Member:
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        _, member = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: Member(request, opened), "127.0.0.1", self.port, local_addr=(self.source, 0)
+            ),
+            WITHIN,
+        )
+        try:
+            await asyncio.wait_for(opened, WITHIN)
+        except BaseException:
+            if member.transport is not None:
+                member.transport.abort()
+            raise
+        return member
+
+    async def one(self, request: bytes) -> None:
+        for tries in range(ATTEMPTS):
+            async with self._gate:
+                try:
+                    self.members.append(await self.attempt(request))
+                    return
+                except (OSError, TimeoutError, ConnectionError):
+                    self.retries += 1
+            await asyncio.sleep(min(2.0, 0.05 * 2**tries) * (0.5 + random.random()))
+        self.failed += 1
+
+    async def connect(self) -> None:
+        """Everyone connects at once (a mass reconnect), ``IN_FLIGHT`` attempts under way."""
+        self.members = []
+        await asyncio.gather(*(self.one(r) for r in self.requests))
+
+    def drop(self) -> None:
+        """Every connection closed at once, without a closing handshake."""
+        for member in self.members:
+            if member.transport is not None:
+                member.transport.abort()
+
+
+async def fleet(url: str, secret: str, first: int, count: int, source: str) -> None:
+    """A child: its users subscribe; on ``drop`` all close at once, on ``back`` all return; each
+    answer carries the connections, retries and failures so far."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    gate = asyncio.Semaphore(HANDSHAKES)
+    crowd = Fleet(
+        int(url.rsplit(":", 1)[1].strip("/")), secret, source, range(first, first + count)
+    )
 
-    async def one(user: int) -> WampTestClient:
-        async with gate:
-            client = await WampTestClient.connect(
-                f"{url}?token={token(secret, f'u{user}')}", timeout=60
-            )
-            client.subscribe(ROOM)
-            return client
+    def say(word: str) -> None:
+        counts = f"{len(crowd.members)} {crowd.retries} {crowd.failed}"
+        print(word, counts, flush=True)
 
-    users = range(first, first + count)
-    clients = await asyncio.gather(*(one(u) for u in users))
-    print("ready", flush=True)
+    await crowd.connect()
+    say("ready")
     await reader.readline()  # drop
-    for client in clients:
-        client.abort()
-    print("dropped", flush=True)
+    crowd.drop()
+    say("dropped")
     await reader.readline()  # back
-    clients = await asyncio.gather(*(one(u) for u in users))
-    print("back", flush=True)
+    await crowd.connect()
+    say("back")
     await reader.readline()
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    crowd.drop()
 
 
 def spans(clients: int, fleets: int) -> list[tuple[int, int]]:
@@ -92,19 +213,24 @@ def spans(clients: int, fleets: int) -> list[tuple[int, int]]:
     return [(sum(counts[:i]), count) for i, count in enumerate(counts)]
 
 
-async def each_says(children: list[Process], word: bytes) -> None:
+async def each_says(children: list[Process], word: bytes) -> dict[str, int]:
+    """Wait for every fleet's ``word``; their connections, retries and failures, summed."""
+    total = {"connected": 0, "retries": 0, "failed": 0}
     for child in children:
         assert child.stdout is not None
-        assert (await child.stdout.readline()).strip() == word
+        said, *counts = (await child.stdout.readline()).split()
+        assert said == word, said
+        for key, count in zip(total, counts, strict=True):
+            total[key] += int(count)
+    return total
 
 
-async def tell(children: list[Process], command: bytes, answer: bytes | None) -> None:
+async def tell(children: list[Process], command: bytes, answer: bytes | None) -> dict[str, int]:
     """Send ``command`` to every fleet at once, then wait for each one's ``answer``."""
     for child in children:
         assert child.stdin is not None
         child.stdin.write(command)
-    if answer is not None:
-        await each_says(children, answer)
+    return {} if answer is None else await each_says(children, answer)
 
 
 class Pushes:
@@ -174,6 +300,7 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gos_web_socket.app", "server",
         "--config", str(folder / "config.yaml"), env=env, stdin=asyncio.subprocess.DEVNULL,
+        preexec_fn=raise_nofile,
     )  # fmt: skip
     url = f"ws://127.0.0.1:{port}/"
     try:
@@ -198,13 +325,14 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
                 secret,
                 str(first),
                 str(count),
+                f"127.0.0.{2 + i}",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 preexec_fn=raise_nofile,
             )  # fmt: skip
-            for first, count in spans(clients, fleets)
+            for i, (first, count) in enumerate(spans(clients, fleets))
         ]
-        await each_says(children, b"ready")
+        ready = await each_says(children, b"ready")
         await asyncio.sleep(2.5)  # the joins' diffs out
         before = [len(e.unread_events()) for e in eyes]  # the joins: not part of the storm
         pusher = await WampTestClient.connect(url)
@@ -215,14 +343,17 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
         baseline = await calm.stop()
         timed = Pushes(pusher, rate)
         cpu = cpu_seconds(server.pid)
+        harness = sum(cpu_seconds(child.pid) for child in children)
         started = time.perf_counter()
         await timed.start()
         await tell(children, b"drop\n", b"dropped")
-        await tell(children, b"back\n", b"back")
+        back = await tell(children, b"back\n", b"back")
         storm = time.perf_counter() - started
         await asyncio.sleep(2.5)  # the last window out
         latencies = await timed.stop()
         cpu = cpu_seconds(server.pid) - cpu
+        spent = time.perf_counter() - started
+        harness = sum(cpu_seconds(child.pid) for child in children) - harness
         frames = [len(e.unread_events()) - b for e, b in zip(eyes, before, strict=True)]
         await tell(children, b"end\n", None)
         await asyncio.gather(*(child.wait() for child in children))
@@ -235,8 +366,13 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
             "storm_s": round(storm, 2),
             "frames_per_watcher_max": max(frames),
             "frames_all_watchers": sum(frames),
+            "join_frames_per_watcher": max(before),
             "frames_per_change_design": 2 * clients * watchers,
             "server_cpu_s": round(cpu, 2),
+            "server_cpu_share": round(cpu / spent, 2),
+            "fleets_cpu_s": round(harness, 2),
+            "first_connect": ready,
+            "reconnect": back,
             "pushes_per_s": rate,
             **latencies,
             "calm_s": CALM_S,
@@ -254,11 +390,11 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=20)
     parser.add_argument("--fleets", type=int, help="client processes (default: as bench.runner)")
     parser.add_argument("--rate", type=float, default=5.0, help="ordinary pushes a second")
-    parser.add_argument("--fleet", nargs=4, metavar=("URL", "SECRET", "FIRST", "COUNT"))
+    parser.add_argument("--fleet", nargs=5, metavar=("URL", "SECRET", "FIRST", "COUNT", "SOURCE"))
     args = parser.parse_args()
     if args.fleet:
-        url, secret, first, count = args.fleet
-        asyncio.run(fleet(url, secret, int(first), int(count)))
+        url, secret, first, count, source = args.fleet
+        asyncio.run(fleet(url, secret, int(first), int(count), source))
         return
     fleets = args.fleets or fleets_for(args.clients)
     result = asyncio.run(run(args.clients, args.watchers, fleets, args.rate))
