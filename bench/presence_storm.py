@@ -67,6 +67,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def waiting_seconds(pid: int) -> float:
+    """Seconds the process was runnable but waited for a core (its run-queue delay): beside its
+    CPU seconds, what a loaded machine withheld from it."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 class Member(asyncio.Protocol):
     """One signed-in WAMP v1 member on bare asyncio: the upgrade (its token in the URL), one
     SUBSCRIBE to the room, then frames dropped unread, as bench.hundred_k's clients do: a full
@@ -343,6 +349,7 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
         baseline = await calm.stop()
         timed = Pushes(pusher, rate)
         cpu = cpu_seconds(server.pid)
+        waited = waiting_seconds(server.pid)
         harness = sum(cpu_seconds(child.pid) for child in children)
         started = time.perf_counter()
         await timed.start()
@@ -352,6 +359,7 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
         await asyncio.sleep(2.5)  # the last window out
         latencies = await timed.stop()
         cpu = cpu_seconds(server.pid) - cpu
+        waited = waiting_seconds(server.pid) - waited
         spent = time.perf_counter() - started
         harness = sum(cpu_seconds(child.pid) for child in children) - harness
         frames = [len(e.unread_events()) - b for e, b in zip(eyes, before, strict=True)]
@@ -370,6 +378,7 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
             "frames_per_change_design": 2 * clients * watchers,
             "server_cpu_s": round(cpu, 2),
             "server_cpu_share": round(cpu / spent, 2),
+            "server_runqueue_wait_s": round(waited, 2),
             "fleets_cpu_s": round(harness, 2),
             "first_connect": ready,
             "reconnect": back,
