@@ -7,7 +7,7 @@ exclusive queue. A node that says ``hello`` gets every other node's members (``p
 
 A node silent for ``presence.lease`` seconds (SIGKILL, power loss, a cut cable) is dead: its
 members leave this node's state, and each user's lifecycle events come from the live node
-``Presence.emitter`` names, so that one survivor sends them when all see the same nodes.
+``LifecycleEmitter.emitter`` names, so that one survivor sends them when all see the same nodes.
 While this node has no broker, presence is *stale* (``ChannelPresence.stale``): it keeps
 what it knew, expires nobody, and on reconnection asks everyone again and gives every peer
 a new lease.
@@ -192,7 +192,7 @@ class PresenceCluster:
             return
         fresh = origin not in self.seen
         self.seen[origin] = asyncio.get_running_loop().time()
-        self.presence.peer_up(origin)
+        self.presence.lifecycle.peer_up(origin)
         if op == "presence_hello":  # it (re)started or came back: it resends its members
             self.presence.origin_reset(origin)
             self._share_all(origin)

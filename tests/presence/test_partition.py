@@ -71,8 +71,9 @@ class Two:
         await self.pump()
         for node in self.nodes:
             presence = node.presence
-            presence.since = (presence.since or 0.0) - 2 * LEASE
-            presence.peers = {o: since - 2 * LEASE for o, since in presence.peers.items()}
+            lifecycle = presence.lifecycle
+            lifecycle.since = (lifecycle.since or 0.0) - 2 * LEASE
+            lifecycle.peers = {o: since - 2 * LEASE for o, since in lifecycle.peers.items()}
 
     def silence(self, node: Wired, seconds: float) -> None:
         """``node`` heard its peers last ``seconds`` ago."""
