@@ -1,14 +1,14 @@
 """A mass reconnect on a presence channel: `python -m bench.presence_storm`.
 
-One `gos-websocket server` process (``presence: true`` on ``acme/chat/{room}``, window 1 s),
-``--watchers`` clients watching ``gos/presence/acme/chat/7`` from this process, and ``--clients``
-signed-in users spread over ``--fleets`` child processes (as bench.runner spreads fleets: at most
-4, each on its own 127.0.0.x source address, the open-file limit raised to the hard one) of
-light clients (bare asyncio, as bench.hundred_k's) that subscribe, all drop at once, and all come
-back, retrying what the server's admission refuses or leaves waiting. Meanwhile one more client
-of this process publishes ``--rate`` ordinary pushes a second to the channel (which the server
-fans out to every member) and times each from publish to its own copy, first for 10 s with
-nobody coming or going (the baseline), then over the storm.
+One `gos-websocket server` process (``presence: true`` on ``acme/channel/{room}``, window 1 s),
+``--watchers`` clients watching ``gos/presence/acme/channel/bench`` from this process, and
+``--clients`` signed-in users spread over ``--fleets`` child processes (as bench.runner spreads
+fleets: at most 4, each on its own 127.0.0.x source address, the open-file limit raised to the hard
+one) of light clients (bare asyncio, bench.hundred_k's) that subscribe, all drop at once, and all
+come back, retrying what the server's admission refuses or leaves waiting. Meanwhile one more client
+of this process publishes ``--rate`` ordinary pushes a second to the channel (which the server fans
+out to every member) and times each from publish to its own copy, first for 10 s with nobody coming
+or going (the baseline), then over the storm.
 
 Reported: the join/leave frames each watcher received (against the 2 x clients frames a
 frame-per-change design sends each watcher over the drop and the return), the watchers' total,
@@ -40,11 +40,12 @@ import jwt
 import yaml
 
 from bench.agent import raise_nofile
-from bench.hundred_k import masked
+from bench.hundred_k import RawFleet, RawSubscriber
 from bench.runner import fleets_for, free_port, percentile, split
+from bench.wire import CHANNEL, ROUTE
 from gos_web_socket.app.testing import WampTestClient
 
-ROOM = "acme/chat/7"
+ROOM = CHANNEL
 WATCH = "gos/presence/" + ROOM
 CALM_S = 10.0
 """Seconds of pushes timed before the storm, in the same run: the baseline the machine allows."""
@@ -55,7 +56,7 @@ WITHIN = 30.0
 """Seconds an attempt gets to connect, and as long again for its opening handshake."""
 ATTEMPTS = 30
 """Attempts per user before it counts as failed (backoff 0.05 s doubling, at most 2 s, jittered)."""
-ROUTES = {"chat": {"pattern": "acme/chat/{room}", "callback": "acme.topic", "presence": True}}
+ROUTES = {ROUTE: {"pattern": "acme/channel/{room}", "callback": "acme.topic", "presence": True}}
 
 
 def token(secret: str, user: str) -> str:
@@ -73,55 +74,24 @@ def waiting_seconds(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
-class Member(asyncio.Protocol):
-    """One signed-in WAMP v1 member on bare asyncio: the upgrade (its token in the URL), one
-    SUBSCRIBE to the room, then frames dropped unread, as bench.hundred_k's clients do: a full
+class Member(RawSubscriber):
+    """One signed-in WAMP v1 member on bare asyncio, bench.hundred_k's client with its own
+    upgrade (its token in the URL), subscribed to the room, its pushes dropped unread: a full
     autobahn client per connection (WampTestClient) does not fit 2,500 in one process."""
 
-    __slots__ = ("request", "opened", "buffer", "upgraded", "transport")
+    __slots__ = ("upgrade",)
 
-    def __init__(self, request: bytes, opened: asyncio.Future[None]) -> None:
-        self.request = request
-        self.opened = opened
-        self.buffer = b""
-        self.upgraded = False
-        self.transport: asyncio.Transport | None = None
+    def __init__(self, fleet: Fleet, opened: asyncio.Future[None], upgrade: bytes) -> None:
+        super().__init__(fleet, opened)
+        self.upgrade = upgrade
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.write(self.request)
+        transport.write(self.upgrade)
 
-    def data_received(self, chunk: bytes) -> None:
-        if self.upgraded:
-            return  # the room's pushes: read and dropped (keepalive pings are off by default)
-        buffer = self.buffer + chunk
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            self.buffer = buffer
-            return
-        if not buffer.startswith(b"HTTP/1.1 101"):
-            self.fail(ConnectionError(buffer[: buffer.find(b"\r\n")].decode()))
-            return
-        self.upgraded = True
-        assert self.transport is not None
-        self.transport.write(SUBSCRIBE)
-        if not self.opened.done():
-            self.opened.set_result(None)
-        self.buffer = b""
-
-    def fail(self, exc: Exception) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(exc)
-        if self.transport is not None:
-            self.transport.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
-
-
-SUBSCRIBE = masked(json.dumps([5, ROOM]).encode())
+    def _frames(self, buffer: bytes) -> bytes:
+        return b""  # the room's pushes (keepalive pings are off by default)
 
 
 def upgrade(host: str, port: int, token: str) -> bytes:
@@ -134,15 +104,15 @@ def upgrade(host: str, port: int, token: str) -> bytes:
     ).encode()
 
 
-class Fleet:
+class Fleet(RawFleet):
     """Users ``first`` to ``first + count - 1`` from one source address, each connected with the
     admission the server gives: refused, reset or timed-out attempts retried with backoff."""
 
     def __init__(self, port: int, secret: str, source: str, users: range) -> None:
+        super().__init__()
         self.port = port
         self.source = source
         self.requests = [upgrade("127.0.0.1", port, token(secret, f"u{u}")) for u in users]
-        self.members: list[Member] = []
         self.retries = 0
         self.failed = 0
         self._gate = asyncio.Semaphore(IN_FLIGHT)
@@ -152,7 +122,10 @@ class Fleet:
         opened: asyncio.Future[None] = loop.create_future()
         _, member = await asyncio.wait_for(
             loop.create_connection(
-                lambda: Member(request, opened), "127.0.0.1", self.port, local_addr=(self.source, 0)
+                lambda: Member(self, opened, request),
+                "127.0.0.1",
+                self.port,
+                local_addr=(self.source, 0),
             ),
             WITHIN,
         )
@@ -168,7 +141,7 @@ class Fleet:
         for tries in range(ATTEMPTS):
             async with self._gate:
                 try:
-                    self.members.append(await self.attempt(request))
+                    self.connections.append(await self.attempt(request))
                     return
                 except (OSError, TimeoutError, ConnectionError):
                     self.retries += 1
@@ -177,12 +150,12 @@ class Fleet:
 
     async def connect(self) -> None:
         """Everyone connects at once (a mass reconnect), ``IN_FLIGHT`` attempts under way."""
-        self.members = []
+        self.connections = []
         await asyncio.gather(*(self.one(r) for r in self.requests))
 
     def drop(self) -> None:
         """Every connection closed at once, without a closing handshake."""
-        for member in self.members:
+        for member in self.connections:
             if member.transport is not None:
                 member.transport.abort()
 
@@ -198,7 +171,7 @@ async def fleet(url: str, secret: str, first: int, count: int, source: str) -> N
     )
 
     def say(word: str) -> None:
-        counts = f"{len(crowd.members)} {crowd.retries} {crowd.failed}"
+        counts = f"{len(crowd.connections)} {crowd.retries} {crowd.failed}"
         print(word, counts, flush=True)
 
     await crowd.connect()
