@@ -1,15 +1,19 @@
 """A mass reconnect on a presence channel: `python -m bench.presence_storm`.
 
-One `gos-websocket server` process (``presence: true`` on ``acme/chat/{room}``, window 1 s),
-``--watchers`` clients watching ``gos/presence/acme/chat/7`` from this process, and ``--clients``
-signed-in users spread over ``--fleets`` child processes (as bench.runner spreads fleets: at most
-4; the open-file limit is raised to the hard one in each) that subscribe, all drop at once, and
-all come back. Meanwhile one more client of this process publishes ``--rate`` ordinary pushes a
-second to the channel (which the server fans out to every member) and times each from publish to
-its own copy, first for 10 s with nobody coming or going (the baseline), then over the storm.
-Reported: the join/leave frames each watcher received (against the 2 x clients
-frames a frame-per-change design sends each watcher over the drop and the return), the watchers'
-total, the server's CPU seconds over the drop and the return, and the pushes' p50/p99/max over
+One `gos-websocket server` process (``presence: true`` on ``acme/channel/{room}``, window 1 s),
+``--watchers`` clients watching ``gos/presence/acme/channel/bench`` from this process, and
+``--clients`` signed-in users spread over ``--fleets`` child processes (as bench.runner spreads
+fleets: at most 4, each on its own 127.0.0.x source address, the open-file limit raised to the hard
+one) of light clients (bare asyncio, bench.hundred_k's) that subscribe, all drop at once, and all
+come back, retrying what the server's admission refuses or leaves waiting. Meanwhile one more client
+of this process publishes ``--rate`` ordinary pushes a second to the channel (which the server fans
+out to every member) and times each from publish to its own copy, first for 10 s with nobody coming
+or going (the baseline), then over the storm.
+
+Reported: the join/leave frames each watcher received (against the 2 x clients frames a
+frame-per-change design sends each watcher over the drop and the return), the watchers' total,
+the server's CPU seconds over the drop and the return (and its share of one core, beside the
+fleets' CPU seconds: which side is the bottleneck), the retries, and the pushes' p50/p99/max over
 the same span.
 
     python -m bench.presence_storm --clients 2000 --watchers 20
@@ -20,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import random
 import secrets
 import sys
 import tempfile
@@ -34,17 +40,23 @@ import jwt
 import yaml
 
 from bench.agent import raise_nofile
+from bench.hundred_k import RawFleet, RawSubscriber
 from bench.runner import fleets_for, free_port, percentile, split
+from bench.wire import CHANNEL, ROUTE
 from gos_web_socket.app.testing import WampTestClient
 
-ROOM = "acme/chat/7"
+ROOM = CHANNEL
 WATCH = "gos/presence/" + ROOM
 CALM_S = 10.0
 """Seconds of pushes timed before the storm, in the same run: the baseline the machine allows."""
-HANDSHAKES = 25
-"""Handshakes in flight per fleet: 4 fleets keep 100 under way, as one fleet of 2,000 did (more,
-on a loaded machine, outlast the server's 5 s handshake_timeout)."""
-ROUTES = {"chat": {"pattern": "acme/chat/{room}", "callback": "acme.topic", "presence": True}}
+IN_FLIGHT = 500
+"""Connection attempts under way per fleet; the server's handshake budget admits what it can
+finish and leaves the rest in its accept queue, where ``WITHIN`` runs out and they retry."""
+WITHIN = 30.0
+"""Seconds an attempt gets to connect, and as long again for its opening handshake."""
+ATTEMPTS = 30
+"""Attempts per user before it counts as failed (backoff 0.05 s doubling, at most 2 s, jittered)."""
+ROUTES = {ROUTE: {"pattern": "acme/channel/{room}", "callback": "acme.topic", "presence": True}}
 
 
 def token(secret: str, user: str) -> str:
@@ -56,34 +68,122 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def fleet(url: str, secret: str, first: int, count: int) -> None:
-    """A child: users ``first`` to ``first + count - 1`` subscribe; on ``drop`` all close, on
-    ``back`` all return."""
+def waiting_seconds(pid: int) -> float:
+    """Seconds the process was runnable but waited for a core (its run-queue delay): beside its
+    CPU seconds, what a loaded machine withheld from it."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
+class Member(RawSubscriber):
+    """One signed-in WAMP v1 member on bare asyncio, bench.hundred_k's client with its own
+    upgrade (its token in the URL), subscribed to the room, its pushes dropped unread: a full
+    autobahn client per connection (WampTestClient) does not fit 2,500 in one process."""
+
+    __slots__ = ("upgrade",)
+
+    def __init__(self, fleet: Fleet, opened: asyncio.Future[None], upgrade: bytes) -> None:
+        super().__init__(fleet, opened)
+        self.upgrade = upgrade
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.upgrade)
+
+    def _frames(self, buffer: bytes) -> bytes:
+        return b""  # the room's pushes (keepalive pings are off by default)
+
+
+def upgrade(host: str, port: int, token: str) -> bytes:
+    """The opening handshake of a signed-in WAMP v1 client."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: wamp\r\n\r\n"
+    ).encode()
+
+
+class Fleet(RawFleet):
+    """Users ``first`` to ``first + count - 1`` from one source address, each connected with the
+    admission the server gives: refused, reset or timed-out attempts retried with backoff."""
+
+    def __init__(self, port: int, secret: str, source: str, users: range) -> None:
+        super().__init__()
+        self.port = port
+        self.source = source
+        self.requests = [upgrade("127.0.0.1", port, token(secret, f"u{u}")) for u in users]
+        self.retries = 0
+        self.failed = 0
+        self._gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def attempt(self, request: bytes) -> Member:
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        _, member = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: Member(self, opened, request),
+                "127.0.0.1",
+                self.port,
+                local_addr=(self.source, 0),
+            ),
+            WITHIN,
+        )
+        try:
+            await asyncio.wait_for(opened, WITHIN)
+        except BaseException:
+            if member.transport is not None:
+                member.transport.abort()
+            raise
+        return member
+
+    async def one(self, request: bytes) -> None:
+        for tries in range(ATTEMPTS):
+            async with self._gate:
+                try:
+                    self.connections.append(await self.attempt(request))
+                    return
+                except (OSError, TimeoutError, ConnectionError):
+                    self.retries += 1
+            await asyncio.sleep(min(2.0, 0.05 * 2**tries) * (0.5 + random.random()))
+        self.failed += 1
+
+    async def connect(self) -> None:
+        """Everyone connects at once (a mass reconnect), ``IN_FLIGHT`` attempts under way."""
+        self.connections = []
+        await asyncio.gather(*(self.one(r) for r in self.requests))
+
+    def drop(self) -> None:
+        """Every connection closed at once, without a closing handshake."""
+        for member in self.connections:
+            if member.transport is not None:
+                member.transport.abort()
+
+
+async def fleet(url: str, secret: str, first: int, count: int, source: str) -> None:
+    """A child: its users subscribe; on ``drop`` all close at once, on ``back`` all return; each
+    answer carries the connections, retries and failures so far."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    gate = asyncio.Semaphore(HANDSHAKES)
+    crowd = Fleet(
+        int(url.rsplit(":", 1)[1].strip("/")), secret, source, range(first, first + count)
+    )
 
-    async def one(user: int) -> WampTestClient:
-        async with gate:
-            client = await WampTestClient.connect(
-                f"{url}?token={token(secret, f'u{user}')}", timeout=60
-            )
-            client.subscribe(ROOM)
-            return client
+    def say(word: str) -> None:
+        counts = f"{len(crowd.connections)} {crowd.retries} {crowd.failed}"
+        print(word, counts, flush=True)
 
-    users = range(first, first + count)
-    clients = await asyncio.gather(*(one(u) for u in users))
-    print("ready", flush=True)
+    await crowd.connect()
+    say("ready")
     await reader.readline()  # drop
-    for client in clients:
-        client.abort()
-    print("dropped", flush=True)
+    crowd.drop()
+    say("dropped")
     await reader.readline()  # back
-    clients = await asyncio.gather(*(one(u) for u in users))
-    print("back", flush=True)
+    await crowd.connect()
+    say("back")
     await reader.readline()
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    crowd.drop()
 
 
 def spans(clients: int, fleets: int) -> list[tuple[int, int]]:
@@ -92,19 +192,24 @@ def spans(clients: int, fleets: int) -> list[tuple[int, int]]:
     return [(sum(counts[:i]), count) for i, count in enumerate(counts)]
 
 
-async def each_says(children: list[Process], word: bytes) -> None:
+async def each_says(children: list[Process], word: bytes) -> dict[str, int]:
+    """Wait for every fleet's ``word``; their connections, retries and failures, summed."""
+    total = {"connected": 0, "retries": 0, "failed": 0}
     for child in children:
         assert child.stdout is not None
-        assert (await child.stdout.readline()).strip() == word
+        said, *counts = (await child.stdout.readline()).split()
+        assert said == word, said
+        for key, count in zip(total, counts, strict=True):
+            total[key] += int(count)
+    return total
 
 
-async def tell(children: list[Process], command: bytes, answer: bytes | None) -> None:
+async def tell(children: list[Process], command: bytes, answer: bytes | None) -> dict[str, int]:
     """Send ``command`` to every fleet at once, then wait for each one's ``answer``."""
     for child in children:
         assert child.stdin is not None
         child.stdin.write(command)
-    if answer is not None:
-        await each_says(children, answer)
+    return {} if answer is None else await each_says(children, answer)
 
 
 class Pushes:
@@ -174,6 +279,7 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gos_web_socket.app", "server",
         "--config", str(folder / "config.yaml"), env=env, stdin=asyncio.subprocess.DEVNULL,
+        preexec_fn=raise_nofile,
     )  # fmt: skip
     url = f"ws://127.0.0.1:{port}/"
     try:
@@ -198,13 +304,14 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
                 secret,
                 str(first),
                 str(count),
+                f"127.0.0.{2 + i}",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 preexec_fn=raise_nofile,
             )  # fmt: skip
-            for first, count in spans(clients, fleets)
+            for i, (first, count) in enumerate(spans(clients, fleets))
         ]
-        await each_says(children, b"ready")
+        ready = await each_says(children, b"ready")
         await asyncio.sleep(2.5)  # the joins' diffs out
         before = [len(e.unread_events()) for e in eyes]  # the joins: not part of the storm
         pusher = await WampTestClient.connect(url)
@@ -215,14 +322,19 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
         baseline = await calm.stop()
         timed = Pushes(pusher, rate)
         cpu = cpu_seconds(server.pid)
+        waited = waiting_seconds(server.pid)
+        harness = sum(cpu_seconds(child.pid) for child in children)
         started = time.perf_counter()
         await timed.start()
         await tell(children, b"drop\n", b"dropped")
-        await tell(children, b"back\n", b"back")
+        back = await tell(children, b"back\n", b"back")
         storm = time.perf_counter() - started
         await asyncio.sleep(2.5)  # the last window out
         latencies = await timed.stop()
         cpu = cpu_seconds(server.pid) - cpu
+        waited = waiting_seconds(server.pid) - waited
+        spent = time.perf_counter() - started
+        harness = sum(cpu_seconds(child.pid) for child in children) - harness
         frames = [len(e.unread_events()) - b for e, b in zip(eyes, before, strict=True)]
         await tell(children, b"end\n", None)
         await asyncio.gather(*(child.wait() for child in children))
@@ -235,8 +347,14 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
             "storm_s": round(storm, 2),
             "frames_per_watcher_max": max(frames),
             "frames_all_watchers": sum(frames),
+            "join_frames_per_watcher": max(before),
             "frames_per_change_design": 2 * clients * watchers,
             "server_cpu_s": round(cpu, 2),
+            "server_cpu_share": round(cpu / spent, 2),
+            "server_runqueue_wait_s": round(waited, 2),
+            "fleets_cpu_s": round(harness, 2),
+            "first_connect": ready,
+            "reconnect": back,
             "pushes_per_s": rate,
             **latencies,
             "calm_s": CALM_S,
@@ -254,11 +372,11 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=20)
     parser.add_argument("--fleets", type=int, help="client processes (default: as bench.runner)")
     parser.add_argument("--rate", type=float, default=5.0, help="ordinary pushes a second")
-    parser.add_argument("--fleet", nargs=4, metavar=("URL", "SECRET", "FIRST", "COUNT"))
+    parser.add_argument("--fleet", nargs=5, metavar=("URL", "SECRET", "FIRST", "COUNT", "SOURCE"))
     args = parser.parse_args()
     if args.fleet:
-        url, secret, first, count = args.fleet
-        asyncio.run(fleet(url, secret, int(first), int(count)))
+        url, secret, first, count, source = args.fleet
+        asyncio.run(fleet(url, secret, int(first), int(count), source))
         return
     fleets = args.fleets or fleets_for(args.clients)
     result = asyncio.run(run(args.clients, args.watchers, fleets, args.rate))

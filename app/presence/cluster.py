@@ -7,7 +7,7 @@ exclusive queue. A node that says ``hello`` gets every other node's members (``p
 
 A node silent for ``presence.lease`` seconds (SIGKILL, power loss, a cut cable) is dead: its
 members leave this node's state, and each user's lifecycle events come from the live node
-``Presence.emitter`` names, so that one survivor sends them when all see the same nodes.
+``LifecycleEmitter.emitter`` names, so that one survivor sends them when all see the same nodes.
 While this node has no broker, presence is *stale* (``ChannelPresence.stale``): it keeps
 what it knew, expires nobody, and on reconnection asks everyone again and gives every peer
 a new lease.
@@ -27,6 +27,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage
 
 from gos_web_socket.app.presence.service import Presence
+from gos_web_socket.app.server.membership import Liveness
 from gos_web_socket.app.transports.amqp.topology import broker_url
 from gos_web_socket.settings.presence import PresenceSettings
 from gos_web_socket.settings.pushers import AmqpSettings
@@ -43,12 +44,10 @@ class PresenceCluster:
         self.presence = presence
         self.enabled = settings.nodes.enabled
         self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.seen: dict[str, float] = {}
-        """Live peers by origin: when each was last heard."""
+        self.live = Liveness(settings.lease, "presence nodes")
+        """Live peers by origin (app/server/membership.py: the lease rule the dealer uses too)."""
         self.knows: dict[str, set[str]] = {}
         """What each peer's last heartbeat said it hears: who may emit a dead peer's leaves."""
-        self.last_tick: float | None = None
-        """When ``expire`` last ran (its own loop's lag is no peer's silence)."""
         self._exchange: AbstractExchange | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
@@ -127,8 +126,7 @@ class PresenceCluster:
 
     def _connected(self) -> None:
         """Back on the broker: every known peer gets a fresh lease; ask everyone's members."""
-        now = asyncio.get_running_loop().time()
-        self.seen = dict.fromkeys(self.seen, now)
+        self.live.renew()
         self.presence.stale = False
         self.send({"op": "presence_hello"})  # peers forget what we held: it follows
         self._share_all(None)
@@ -143,7 +141,7 @@ class PresenceCluster:
         """Heartbeats, and the expiry of silent peers, until the connection is lost."""
         period = self.settings.lease / 3
         while not self._lost.is_set() and not sender.done():
-            self.send({"op": "presence_beat", "knows": sorted(self.seen)})
+            self.send({"op": "presence_beat", "knows": sorted(self.live.seen)})
             self.expire()
             try:
                 await asyncio.wait_for(self._lost.wait(), period)
@@ -151,20 +149,13 @@ class PresenceCluster:
                 pass
 
     def expire(self) -> None:
-        """Peers silent for the lease are dead; unless this node's own loop was what stood
-        still that long (a stalled loop heard nobody: every peer gets a fresh lease)."""
-        now = asyncio.get_running_loop().time()
-        last, self.last_tick = self.last_tick, now
-        if last is not None and now - last > self.settings.lease:
-            logger.warning("presence nodes: own loop stalled %.1f s; leases renewed", now - last)
-            self.seen = dict.fromkeys(self.seen, now)
-            return
-        dead = [o for o, last in self.seen.items() if now - last > self.settings.lease]
+        """Peers silent for the lease are dead (``Liveness.expired``: none when this node's own
+        loop is what stood still): their members leave."""
+        dead = self.live.expired()
         for origin in dead:
-            del self.seen[origin]
             self.knows.pop(origin, None)
         for origin in dead:
-            knew = [peer for peer in self.seen if origin in self.knows.get(peer, ())]
+            knew = [peer for peer in self.live.seen if origin in self.knows.get(peer, ())]
             dropped = self.presence.origin_gone(origin, knew)
             logger.warning(
                 "presence nodes: %s silent for %s s: %d transitions",
@@ -187,12 +178,11 @@ class PresenceCluster:
             return
         op, to = line.get("op"), line.get("to")
         if op == "presence_bye":  # a graceful stop: no longer a live origin
-            self.seen.pop(origin, None)
+            self.live.forget(origin)
             self.presence.origin_gone(origin)
             return
-        fresh = origin not in self.seen
-        self.seen[origin] = asyncio.get_running_loop().time()
-        self.presence.peer_up(origin)
+        fresh = self.live.heard(origin)
+        self.presence.lifecycle.peer_up(origin)
         if op == "presence_hello":  # it (re)started or came back: it resends its members
             self.presence.origin_reset(origin)
             self._share_all(origin)

@@ -7,7 +7,7 @@ worker already has with the parent (``ParentLink``, app/workers.py), one JSON ob
 - parent → worker: the forwarded ``presence`` lines; ``presence_sync`` (send your own
   members to worker ``to``, after a ``presence_peer`` line that says you are live);
   ``presence_gone`` (a worker died: drop its members; each user's lifecycle events come from
-  the survivor ``Presence.emitter`` names, the same in every survivor).
+  the survivor ``LifecycleEmitter.emitter`` names, the same in every survivor).
 
 A worker that dies, SIGKILL included, closes its end of the socket pair: the parent sees it
 at once (no lease needed within a node), and its members are gone from every survivor.
@@ -68,9 +68,9 @@ class WorkerPeers:
         if op == "presence":
             self.presence.remote(worker_origin(message["from"]), message)
         elif op == "presence_peer":
-            self.presence.peer_up(worker_origin(message["from"]))
+            self.presence.lifecycle.peer_up(worker_origin(message["from"]))
         elif op == "presence_sync":
-            self.presence.peer_up(worker_origin(message["to"]))
+            self.presence.lifecycle.peer_up(worker_origin(message["to"]))
             self.send_up({"op": "presence_peer", "to": message["to"]})
             for line in self.presence.snapshot():
                 self.send_up(line | {"to": message["to"]})

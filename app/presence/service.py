@@ -5,9 +5,8 @@ Its own connections reach it through the broker (subscribe/unsubscribe on a pres
 and the ``client_connected``/``client_disconnected`` events; other workers' through a
 ``PeerLink`` (peers.py). Each change of this process goes to its peers; each transition
 (a user's first or last connection, in a channel or at all) becomes a debounced diff for the
-channel's watchers (diffs.py) and, on the one live origin that emits for that user
-(``Presence.emitter``), a lifecycle event for the dispatcher's listeners and the sinks (the
-AMQP outbox: outbox.py).
+channel's watchers (diffs.py) and, on the one live origin that emits for that user (emitter.py),
+a lifecycle event for the dispatcher's listeners and the sinks (the AMQP outbox: outbox.py).
 """
 
 from __future__ import annotations
@@ -15,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-import zlib
-from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,9 +26,9 @@ from gos_web_socket.app.presence.base import (
     ChannelPresence,
     LifecycleSink,
     Member,
-    PresenceEvent,
 )
 from gos_web_socket.app.presence.diffs import Diffs
+from gos_web_socket.app.presence.emitter import LifecycleEmitter
 from gos_web_socket.app.presence.state import PresenceState, Transition
 
 if TYPE_CHECKING:
@@ -72,6 +68,26 @@ def bounded_info(info: Mapping[str, Any], limit: int) -> dict[str, Any]:
     return dict(info) if size <= limit else {}
 
 
+class QueryRates:
+    """Presence queries per connection, each within ``presence_queries_per_second``."""
+
+    def __init__(self, limits: LimitsSettings) -> None:
+        self.rate = limits.presence_queries_per_second
+        self.burst = limits.presence_queries_burst
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, session_id: str) -> bool:
+        """Spend one query of ``session_id``; False over its rate."""
+        bucket = self._buckets.get(session_id)
+        if bucket is None:
+            bucket = self._buckets[session_id] = TokenBucket(self.rate, self.burst)
+        return bucket.take(asyncio.get_running_loop().time())
+
+    def forget(self, session_id: str) -> None:
+        """The connection is gone."""
+        self._buckets.pop(session_id, None)
+
+
 class Presence:
     """Members per channel and online users of this process and its peers."""
 
@@ -85,27 +101,23 @@ class Presence:
     ) -> None:
         self.settings = settings
         self.limits = limits
-        self.dispatcher = dispatcher
         self.manager = manager
-        self.sinks = list(sinks)
         self.state = PresenceState()
         self.diffs = Diffs(settings.window, self._publish_diff)
-        self.origin = "local"
-        """This process's name among its peers (``worker:N`` with workers)."""
+        self.lifecycle = LifecycleEmitter(settings.lease, dispatcher, sinks)
         self.link: PeerLink | None = None
         self.stale = False
         """Presence from peers may be out of date (their link is down)."""
-        self.peers: dict[str, float] = {}
-        """The other live origins (workers or nodes) this process hears from, and since when."""
-        self.since: float | None = None
-        """When this process first joined its peers (``attach``)."""
         self._members: dict[str, Member] = {}
         self._held: dict[str, dict[tuple[str, str | None], Transition]] = {}
         """Per reset origin, the leaves its reset made, held until its snapshot ends: a
         member it sends again was never gone; the others did leave."""
-        self._buckets: dict[str, TokenBucket] = {}
-        self._outgoing: deque[PresenceEvent] = deque()
-        self._drain: asyncio.Task[None] | None = None
+        self.queries = QueryRates(limits)
+
+    @property
+    def origin(self) -> str:
+        """This process's name among its peers (``worker:N`` with workers)."""
+        return self.lifecycle.origin
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -125,14 +137,7 @@ class Presence:
 
     def allow_query(self, connection: Connection) -> bool:
         """Spend one of the connection's presence queries; False over its rate."""
-        bucket = self._buckets.get(connection.session_id)
-        if bucket is None:
-            rate, burst = (
-                self.limits.presence_queries_per_second,
-                self.limits.presence_queries_burst,
-            )
-            bucket = self._buckets[connection.session_id] = TokenBucket(rate, burst)
-        return bucket.take(asyncio.get_running_loop().time())
+        return self.queries.take(connection.session_id)
 
     @staticmethod
     def watched(uri: str) -> str | None:
@@ -183,7 +188,7 @@ class Presence:
         """``client_disconnected`` listener (after its topics were left): maybe offline."""
         session_id = event.connection.session_id
         member = self._members.pop(session_id, None)
-        self._buckets.pop(session_id, None)
+        self.queries.forget(session_id)
         if member is None:
             return
         self._share("disconnect", None, member)
@@ -194,14 +199,7 @@ class Presence:
     def attach(self, link: PeerLink, origin: str) -> None:
         """Share this process's changes over ``link``, its members named ``origin``."""
         self.link = link
-        self.origin = origin
-        if self.since is None:
-            self.since = time.monotonic()
-
-    def peer_up(self, origin: str) -> None:
-        """``origin`` is live: it counts in the choice of who emits a user's events."""
-        if origin != self.origin:
-            self.peers.setdefault(origin, time.monotonic())
+        self.lifecycle.join(origin)
 
     def _share(self, op: str, channel: str | None, member: Member) -> None:
         if self.link is not None:
@@ -210,7 +208,7 @@ class Presence:
 
     def remote(self, origin: str, message: Mapping[str, Any]) -> None:
         """A peer's change, applied to the merged state (the peer is live)."""
-        self.peer_up(origin)
+        self.lifecycle.peer_up(origin)
         member = Member.from_dict(message["member"], origin)
         channel, op = message.get("channel"), message.get("do")
         if op == "join" and channel is not None:
@@ -234,9 +232,8 @@ class Presence:
         """A peer died: its members leave, and each user's events come from the one live
         origin that emits them (``emitter``), among those that ``knew`` the dead one when
         given (a newcomer never heard its members). Returns how many transitions there were."""
-        self.peers.pop(origin, None)
+        among = self.lifecycle.peer_gone(origin, knew)
         self.origin_synced(origin)
-        among = None if knew is None else [self.origin, *(o for o in knew if o in self.peers)]
         transitions = self.state.drop_origin(origin)
         for transition in transitions:
             self._changed(transition, among=among)
@@ -254,25 +251,9 @@ class Presence:
     def origin_synced(self, origin: str) -> None:
         """``origin``'s snapshot is complete: the members it did not send again left."""
         for transition in self._held.pop(origin, {}).values():
-            self._emit(transition)
+            self.lifecycle.emit(transition)
 
     # -- transitions -------------------------------------------------------------------------
-
-    def emitters(self) -> list[str]:
-        """The origins that may emit: those live for a lease (a newcomer has not yet heard every
-        member, and never hears a dead peer's), or every live one while none is that old."""
-        settled = time.monotonic() - self.settings.lease
-        live = {self.origin: self.since or 0.0, **self.peers}
-        return [o for o, since in live.items() if since <= settled] or list(live)
-
-    def emitter(self, user_id: str, among: Iterable[str] | None = None) -> str:
-        """The origin that sends ``user_id``'s lifecycle events: the same on every peer that
-        sees the same live set (rendezvous hashing: users spread over origins, and only a
-        dead origin's users move)."""
-        return max(
-            self.emitters() if among is None else among,
-            key=lambda origin: (zlib.crc32(f"{origin}|{user_id}".encode()), origin),
-        )
 
     def _changed(
         self, transition: Transition | None, emit: bool = True, among: list[str] | None = None
@@ -293,33 +274,11 @@ class Presence:
         if back and held and held.pop((member.user_id, channel), None) is not None:
             return  # a member its origin's reset took away and its snapshot gave back
         if emit:
-            self._emit(transition, among)
-
-    def _emit(self, transition: Transition, among: list[str] | None = None) -> None:
-        """The lifecycle event of ``transition`` when this process is the user's emitter."""
-        member = transition.member
-        assert member.user_id is not None
-        if self.emitter(member.user_id, among) != self.origin:
-            return
-        event = PresenceEvent(
-            transition.kind, member.user_id, transition.channel, member.info, self.origin
-        )
-        self._outgoing.append(event)
-        if self._drain is None or self._drain.done():
-            self._drain = asyncio.get_running_loop().create_task(self._deliver())
-
-    async def _deliver(self) -> None:
-        """Lifecycle events in order: the sinks take each at once, then the listeners run."""
-        while self._outgoing:
-            event = self._outgoing.popleft()
-            for sink in self.sinks:
-                sink.emit(event)
-            await self.dispatcher.dispatch(event.kind, event)
+            self.lifecycle.emit(transition, among)
 
     async def settled(self) -> None:
         """Return once every lifecycle event so far reached the listeners and sinks."""
-        while self._drain is not None and not self._drain.done():
-            await asyncio.shield(self._drain)
+        await self.lifecycle.settled()
 
     def _publish_diff(self, channel: str, diff: dict[str, Any]) -> int:
         topic = self.manager.topics.get(EVENTS_PREFIX + channel)
@@ -331,5 +290,4 @@ class Presence:
 
     def close(self) -> None:
         self.diffs.close()
-        if self._drain is not None:
-            self._drain.cancel()
+        self.lifecycle.close()

@@ -130,5 +130,5 @@ async def test_a_graceful_stop_sends_its_leaves_at_once(rabbitmq: RabbitMQNode) 
         await eventually(lambda: a.presence.counts(ROOM) == (1, 1), 5.0, "B's user gone from A")
         assert loop.time() - stopped < 5.0
         await asyncio.sleep(max(0.0, stopped + lease + lease / 3 - loop.time()))
-        assert a.presence.peers == {}, "B's bye took it out of A's live set"
+        assert a.presence.lifecycle.peers == {}, "B's bye took it out of A's live set"
         assert a.recorder.of("left") + b.recorder.of("left") == [("42", ROOM)]

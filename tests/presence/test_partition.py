@@ -71,12 +71,13 @@ class Two:
         await self.pump()
         for node in self.nodes:
             presence = node.presence
-            presence.since = (presence.since or 0.0) - 2 * LEASE
-            presence.peers = {o: since - 2 * LEASE for o, since in presence.peers.items()}
+            lifecycle = presence.lifecycle
+            lifecycle.since = (lifecycle.since or 0.0) - 2 * LEASE
+            lifecycle.peers = {o: since - 2 * LEASE for o, since in lifecycle.peers.items()}
 
     def silence(self, node: Wired, seconds: float) -> None:
         """``node`` heard its peers last ``seconds`` ago."""
-        node.seen = {origin: last - seconds for origin, last in node.seen.items()}
+        node.live.seen = {origin: last - seconds for origin, last in node.live.seen.items()}
 
 
 def tab(session_id: str, user: str) -> Any:
@@ -115,10 +116,10 @@ async def test_own_loop_lag_expires_nobody() -> None:
     await two.pump()
     await two.settled()
     two.a.expire()
-    two.a.last_tick = (two.a.last_tick or 0.0) - (LEASE + 1)
+    two.a.live.last_tick = (two.a.live.last_tick or 0.0) - (LEASE + 1)
     two.silence(two.a, LEASE + 1)
     two.a.expire()
-    assert two.a.presence.is_online("42") and two.b.origin in two.a.seen
+    assert two.a.presence.is_online("42") and two.b.origin in two.a.live
     assert await two.settled() == []
 
 

@@ -53,8 +53,8 @@ class Pair:
         self.links = [DelayedLink(first, second), DelayedLink(second, first)]
         first.attach(self.links[0], "worker:0")
         second.attach(self.links[1], "worker:1")
-        first.peer_up("worker:1")
-        second.peer_up("worker:0")
+        first.lifecycle.peer_up("worker:1")
+        second.lifecycle.peer_up("worker:0")
 
     async def _record(self, event: Any) -> None:
         self.events.append((event.kind.rsplit(".", 1)[1], event.user_id, event.channel))

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
+from gos_web_socket.app.server.membership import Liveness
 from gos_web_socket.app.server.wamp2.codes import CANCELED
 from gos_web_socket.app.transports.amqp.topology import open_connection
 from gos_web_socket.settings.dealer import DealerSettings
@@ -121,8 +122,11 @@ class NodeLink:
         """Where messages for the relay go (``attach``)."""
         self.held: set[str] = set()
         """URIs this node holds."""
-        self.peers: dict[str, tuple[float, set[str]]] = {}
-        """Other nodes: when last heard, the URIs they hold."""
+        self.live = Liveness(settings.node_timeout, f"dealer node {self.node}")
+        """Other nodes and when each was last heard (app/server/membership.py: the lease rule
+        presence uses too)."""
+        self.uris: dict[str, set[str]] = {}
+        """The URIs each other node holds."""
         self._claims: dict[str, list[Claim]] = {}
         """Claims in their window, by URI (several REGISTERs of one URI may overlap)."""
         self._connection: AbstractRobustConnection | None = None
@@ -193,7 +197,7 @@ class NodeLink:
 
     async def _claim(self, uri: str) -> None:
         """Claim ``uri``: ours unless another node objects within ``claim_window``."""
-        ok = not any(uri in uris for _, uris in self.peers.values())
+        ok = not any(uri in uris for uris in self.uris.values())
         if ok:
             claim = Claim(asyncio.get_running_loop().create_future())
             self._claims.setdefault(uri, []).append(claim)
@@ -242,7 +246,7 @@ class NodeLink:
 
     def on_beat(self, source: str, message: dict[str, Any]) -> None:
         uris = set(message["uris"])
-        _, known = self._heard(source)
+        known = self._heard(source)
         for uri in known - uris:
             self._forget(source, uri)
         for uri in uris & self.held:
@@ -253,7 +257,7 @@ class NodeLink:
     def on_held(self, source: str, message: dict[str, Any]) -> None:
         uri = message["uri"]
         self.contest(source, uri)
-        _, known = self._heard(source)
+        known = self._heard(source)
         known.add(uri)
         self._tell_relay({"op": "held", "uri": uri, "worker": source})
 
@@ -268,7 +272,7 @@ class NodeLink:
 
     def on_bye(self, source: str, message: dict[str, Any]) -> None:
         """``source`` closes: gone now rather than after ``node_timeout``."""
-        if source in self.peers:
+        if source in self.live:
             self.expire(source)
 
     def on_released(self, source: str, message: dict[str, Any]) -> None:
@@ -293,18 +297,21 @@ class NodeLink:
     # -- heartbeats and expiry -------------------------------------------------------------------
 
     async def _beat_and_expire(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             self._publish(EVERYONE, {"op": "beat", "uris": sorted(self.held)})
-            now = loop.time()
-            for node, (seen, _) in list(self.peers.items()):
-                if now - seen > self.settings.node_timeout:
-                    self.expire(node)
+            self.expire_silent()
             await asyncio.sleep(self.settings.heartbeat)
+
+    def expire_silent(self) -> None:
+        """The nodes silent for ``node_timeout`` are gone (``Liveness.expired``: none when
+        this node's own loop is what stood still that long)."""
+        for node in self.live.expired():
+            self.expire(node)
 
     def expire(self, node: str) -> None:
         """``node`` is gone: its URIs go, calls to it end canceled, calls from it end."""
-        _, uris = self.peers.pop(node, (0.0, set()))
+        self.live.forget(node)
+        uris = self.uris.pop(node, set())
         logger.warning(
             "dealer node %s: node %s is gone (%d procedures)", self.node, node, len(uris)
         )
@@ -314,16 +321,15 @@ class NodeLink:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _heard(self, node: str) -> tuple[float, set[str]]:
-        _, uris = self.peers.get(node, (0.0, set()))
-        entry = (asyncio.get_running_loop().time(), uris)
-        self.peers[node] = entry
-        return entry
+    def _heard(self, node: str) -> set[str]:
+        """``node`` is live (its lease starts again); the URIs it holds."""
+        self.live.heard(node)
+        return self.uris.setdefault(node, set())
 
     def _forget(self, node: str, uri: str) -> None:
-        entry = self.peers.get(node)
-        if entry is not None and uri in entry[1]:
-            entry[1].discard(uri)
+        uris = self.uris.get(node)
+        if uris is not None and uri in uris:
+            uris.discard(uri)
             self._tell_relay({"op": "released", "uri": uri})
 
     def _tell_relay(self, message: dict[str, Any]) -> None:
