@@ -23,6 +23,7 @@ from gos_web_socket.app.transports.amqp.topology import (
     BrokerRing,
     adopt_queue,
     connect_any,
+    declare_dead_letters,
     declare_exchange,
     declare_queue,
     where as brokers,
@@ -139,6 +140,7 @@ class AmqpReceiver(Receiver):
         connection = self._connection
         assert connection is not None
         exchange = await declare_exchange(channel, self.settings)
+        await declare_dead_letters(connection, self.settings)
         try:
             queue = await declare_queue(
                 channel, self.settings, exchange, self.queue_name, per_node=self.per_node

@@ -18,6 +18,7 @@ from gos_web_socket.app.position import Position
 from gos_web_socket.app.transports.amqp.offsets import OffsetFile, SavedOffset
 from gos_web_socket.app.transports.amqp.receiver import AmqpDelivery, AmqpReceiver
 from gos_web_socket.app.transports.amqp.topology import (
+    declare_dead_letters,
     declare_exchange,
     declare_stream,
     stream_name,
@@ -113,7 +114,7 @@ class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
         connection = self._connection
         assert connection is not None
         exchange = await declare_exchange(channel, self.settings)
-        await channel.declare_queue(self.settings.dead_letter_queue, durable=True)
+        await declare_dead_letters(connection, self.settings)
         queue = await declare_stream(channel, self.settings, exchange)
         self._dead_letters = await connection.channel(publisher_confirms=True)
         self.start = await self._start_offset(queue)
