@@ -116,7 +116,7 @@ class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
         exchange = await declare_exchange(channel, self.settings)
         await declare_dead_letters(connection, self.settings)
         queue = await declare_stream(channel, self.settings, exchange)
-        self._dead_letters = await connection.channel(publisher_confirms=True)
+        await self.dead_letters.publish_on(connection)
         self.start = await self._start_offset(queue)
         self._queue = queue
         self._consumer_tag = await queue.consume(
