@@ -343,7 +343,7 @@ def account(tally: Tally, subscribers: list[Subscriber], mode: str, pushes: int)
     )
 
 
-async def main(mode: str, pushes: int, rate: float) -> int:
+async def main(mode: str, pushes: int, rate: float, per_server: int) -> int:
     for noisy in ("aiormq", "aio_pika"):  # every reconnect's traceback; the counts tell
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     cluster = RabbitMQCluster()
@@ -352,7 +352,13 @@ async def main(mode: str, pushes: int, rate: float) -> int:
         await asyncio.to_thread(cluster.start)
         with TemporaryDirectory(prefix="gos-chaos-") as tmp:
             tally = await run(
-                cluster, mode, pushes, rate, Path(tmp), say=lambda s: print(s, flush=True)
+                cluster,
+                mode,
+                pushes,
+                rate,
+                Path(tmp),
+                per_server,
+                say=lambda s: print(s, flush=True),
             )
     finally:
         await asyncio.to_thread(cluster.stop)
@@ -361,9 +367,12 @@ async def main(mode: str, pushes: int, rate: float) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--mode", choices=["stream", "per_node"], default="stream")
     parser.add_argument("--pushes", type=int, default=20000)
     parser.add_argument("--rate", type=float, default=250.0, help="pushes a second, all pushers")
+    parser.add_argument("--subscribers", type=int, default=4, help="subscribers per server")
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.mode, arguments.pushes, arguments.rate)))
+    sys.exit(
+        asyncio.run(main(arguments.mode, arguments.pushes, arguments.rate, arguments.subscribers))
+    )

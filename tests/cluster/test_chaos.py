@@ -38,6 +38,17 @@ def cluster_settings(cluster: RabbitMQCluster, first: int, **overrides: object) 
     return AmqpSettings(**values)  # type: ignore[arg-type]
 
 
+def quorum_names(tag: str) -> dict[str, object]:
+    """Queue, exchange and dead-letter names no other test uses, and ``queue_type: quorum``."""
+    return {
+        "queue_name": f"q_{tag}",
+        "exchange_name": f"x_{tag}",
+        "dead_letter_exchange": f"dlx_{tag}",
+        "dead_letter_queue": f"dlq_{tag}",
+        "queue_type": "quorum",
+    }
+
+
 async def run_with_fault(
     cluster: RabbitMQCluster,
     mode: str,
@@ -47,13 +58,8 @@ async def run_with_fault(
     """Two pushers send ``TOTAL`` pushes to a supervised handler; ``fault(handler)`` runs once
     a fifth of them arrived. Every confirmed push must reach the topic exactly once. Returns
     the handler's restarts (by the supervisor)."""
-    tag = uuid.uuid4().hex[:8]
     names = {
-        "queue_name": f"q_{tag}",
-        "exchange_name": f"x_{tag}",
-        "dead_letter_exchange": f"dlx_{tag}",
-        "dead_letter_queue": f"dlq_{tag}",
-        "queue_type": "quorum",
+        **quorum_names(uuid.uuid4().hex[:8]),
         "queue_mode": mode,
         "stream": StreamSettings(state_dir=tmp_path, probe_timeout=0.3),
     }

@@ -12,7 +12,7 @@ from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.supervisor import Supervisor
 from tests.amqp.conftest import RecordingServer, drain, make_router, wait_until
-from tests.cluster.test_chaos import cluster_settings
+from tests.cluster.test_chaos import cluster_settings, quorum_names
 from tests.support.cluster import RabbitMQCluster
 
 
@@ -29,13 +29,7 @@ async def test_a_quorum_dead_letter_queue_does_not_hold_the_handler_on_a_dead_no
     it SIGKILLed the handler declares everything on another node and consumes there, and a
     push its topic refuses is dead-lettered, all before that node is back."""
     tag = uuid.uuid4().hex[:8]
-    names = {
-        "queue_name": f"q_{tag}",
-        "exchange_name": f"x_{tag}",
-        "dead_letter_exchange": f"dlx_{tag}",
-        "dead_letter_queue": f"dlq_{tag}",
-        "queue_type": "quorum",
-    }
+    names = quorum_names(tag)
     router, server = make_router(), RecordingServer()
     handler = AmqpServerPushHandler(
         cluster_settings(rabbitmq_cluster, 0, **names), router, EventDispatcher()
