@@ -34,6 +34,7 @@ async def test_quorum_queue_delivers_and_dead_letters(
     server = RecordingServer()
     handler = await start_handler(server, **update)
     assert queue_type(rabbitmq, handler.queue_name) == "quorum"
+    assert queue_type(rabbitmq, amqp_settings.dead_letter_queue) == "quorum"
     assert not handler.amqp.adopted
     settings = amqp_settings.model_copy(update=update)
     async with AmqpPusher(settings, handler.router) as pusher:
@@ -70,6 +71,34 @@ async def test_an_existing_classic_queue_is_adopted_when_quorum_is_asked(
     ) as pusher:
         await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
     await wait_until(lambda: server.counts() == {1: 1})
+
+
+async def test_an_existing_classic_dead_letter_queue_is_kept_when_quorum_is_asked(
+    start_handler: StartHandler,
+    amqp_settings: AmqpSettings,
+    rabbitmq: RabbitMQNode,
+    raw_channel: aio_pika.abc.AbstractChannel,
+) -> None:
+    """A classic dead-letter queue from before queue_type quorum: kept as it is, the new push
+    queue is quorum (not adopted), and a refused push is dead-lettered into the old queue."""
+    await raw_channel.declare_queue(amqp_settings.dead_letter_queue, durable=True)
+    server = RecordingServer()
+    handler = await start_handler(server, queue_type="quorum")
+    assert not handler.amqp.adopted
+    assert queue_type(rabbitmq, handler.queue_name) == "quorum"
+    assert queue_type(rabbitmq, amqp_settings.dead_letter_queue) == "classic"
+    settings = amqp_settings.model_copy(update={"queue_type": "quorum"})
+    async with AmqpPusher(settings, handler.router) as pusher:
+        await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
+        await pusher.push({"n": 2}, "plain_topic", {"room": "1"})  # its topic cannot take it
+    await wait_until(lambda: server.counts() == {1: 1})
+    dead: list[bytes] = []
+    for _ in range(100):  # dead-lettering is asynchronous in the broker
+        dead += await drain(raw_channel, amqp_settings.dead_letter_queue)
+        if dead:
+            break
+        await asyncio.sleep(0.05)
+    assert len(dead) == 1 and b'"n":2' in dead[0].replace(b" ", b"")
 
 
 def test_a_delivery_limit_needs_a_quorum_queue() -> None:

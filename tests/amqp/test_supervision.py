@@ -11,8 +11,8 @@ import pytest
 
 from gos_web_socket.app.exceptions import MessageDecodeError
 from gos_web_socket.app.router import Router
+from gos_web_socket.app.transports.amqp.deadletters import DEAD_LETTER_REASON
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
-from gos_web_socket.app.transports.amqp.receiver import DEAD_LETTER_REASON
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, Supervise, wait_until
 from tests.support.rabbitmq import RabbitMQNode

@@ -16,6 +16,7 @@ from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import AmqpSettings, StreamSettings
 from tests.amqp.conftest import RecordingServer, make_router, wait_until
+from tests.cluster.chaos import run
 from tests.support.cluster import RabbitMQCluster
 
 TOTAL = 2000
@@ -37,6 +38,17 @@ def cluster_settings(cluster: RabbitMQCluster, first: int, **overrides: object) 
     return AmqpSettings(**values)  # type: ignore[arg-type]
 
 
+def quorum_names(tag: str) -> dict[str, object]:
+    """Queue, exchange and dead-letter names no other test uses, and ``queue_type: quorum``."""
+    return {
+        "queue_name": f"q_{tag}",
+        "exchange_name": f"x_{tag}",
+        "dead_letter_exchange": f"dlx_{tag}",
+        "dead_letter_queue": f"dlq_{tag}",
+        "queue_type": "quorum",
+    }
+
+
 async def run_with_fault(
     cluster: RabbitMQCluster,
     mode: str,
@@ -46,13 +58,8 @@ async def run_with_fault(
     """Two pushers send ``TOTAL`` pushes to a supervised handler; ``fault(handler)`` runs once
     a fifth of them arrived. Every confirmed push must reach the topic exactly once. Returns
     the handler's restarts (by the supervisor)."""
-    tag = uuid.uuid4().hex[:8]
     names = {
-        "queue_name": f"q_{tag}",
-        "exchange_name": f"x_{tag}",
-        "dead_letter_exchange": f"dlx_{tag}",
-        "dead_letter_queue": f"dlq_{tag}",
-        "queue_type": "quorum",
+        **quorum_names(uuid.uuid4().hex[:8]),
         "queue_mode": mode,
         "stream": StreamSettings(state_dir=tmp_path, probe_timeout=0.3),
     }
@@ -145,7 +152,8 @@ async def test_the_handlers_own_node_sigkilled_mid_run_loses_no_confirmed_push(
     """Quorum shared queue, 2,000 pushes; the node the handler consumes from SIGKILLed mid-run
     and started 10 s later: the handler lost its consumer and was restarted, and every
     confirmed push reached the topic exactly once. (It cannot consume elsewhere until the node
-    is back when that node is the home of the classic dead-letter queue: NOT_FOUND on declare.)"""
+    is back when that node is the home of a classic dead-letter queue, NOT_FOUND on declare;
+    with queue_type quorum the dead-letter queue is quorum too: test_dead_letters.py.)"""
     killed: list[str] = []
 
     async def kill_the_handlers_node(handler: AmqpServerPushHandler) -> None:
@@ -161,3 +169,20 @@ async def test_the_handlers_own_node_sigkilled_mid_run_loses_no_confirmed_push(
 
     restarts = await run_with_fault(rabbitmq_cluster, "shared", tmp_path, kill_the_handlers_node)
     assert killed and restarts >= 1
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("mode", ["stream", "per_node"])
+async def test_two_server_processes_keep_every_push_through_a_leader_kill_and_a_rolling_restart(
+    mode: str, rabbitmq_cluster: RabbitMQCluster, tmp_path: Path
+) -> None:
+    """The issue's must-show run, small (tests/cluster/chaos.py runs 20,000): two server
+    processes with workers: 2, four pushers (two async, two push_sync in background mode),
+    2,000 pushes spread over the faults; the leader's node SIGKILLed and back 10 s later, then
+    each node's VM stopped and started: each of the eight subscribers saw every confirmed push
+    once by position, every other push was reported failed, no server or worker restarted."""
+    tally = await run(rabbitmq_cluster, mode, 2000, 30, tmp_path)
+    print("\n" + "\n".join(tally.lines))
+    assert len(tally.confirmed) + len(tally.failed) == tally.pushed == 2000
+    assert tally.missing == 0 and tally.twice == 0
+    assert tally.worker_restarts == 0 and tally.servers_alive

@@ -64,6 +64,21 @@ class RabbitMQCluster:
                 return next(node for node in self.nodes if node.nodename == fields[1])
         raise LookupError(f"queue {queue!r} has no leader listed: {out!r}")
 
+    def queue_names(self) -> list[str]:
+        """Every queue (and stream) the cluster holds, as the first running node lists them."""
+        for node in self.nodes:
+            done = node.ctl("list_queues", "-q", "--no-table-headers", "name", timeout=60)
+            if done.returncode == 0:
+                return done.stdout.split()
+        raise BrokerSetupError("no node answered list_queues")
+
+    def restart(self, node: RabbitMQNode) -> None:
+        """Stop the node's Erlang VM (``rabbitmqctl shutdown``, as an upgrade does) and start it
+        again; it keeps its data and rejoins the cluster. The shared epmd stays up."""
+        self._ctl(node, "shutdown")
+        node.kill()  # reaps the exited process and its watchdog; start() makes new ones
+        node.start(timeout=180)
+
     def stop(self) -> None:
         """Stop every node (the last one also stops the shared epmd)."""
         for node in reversed(self.nodes):

@@ -32,6 +32,7 @@ from gos_web_socket.app.message import Message
 from gos_web_socket.app.transports.amqp.topology import (
     adopt_queue,
     check_publish_flags,
+    declare_dead_letters,
     declare_exchange,
     declare_queue,
     declare_stream,
@@ -238,6 +239,7 @@ class AmqpPusher(Pusher):
                     exchange = await declare_exchange(channel, self.settings)
                     if self.settings.queue_mode == "shared":
                         # The shared queue buffers pushes made before any server ever started.
+                        await declare_dead_letters(connection, self.settings)
                         try:
                             await declare_queue(
                                 channel, self.settings, exchange, self.settings.queue_name

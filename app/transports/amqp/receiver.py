@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-import aio_pika
 import aiormq
 from aio_pika.abc import (
     AbstractChannel,
@@ -15,14 +14,16 @@ from aio_pika.abc import (
     AbstractQueue,
     ConsumerTag,
 )
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed
+from aio_pika.exceptions import AMQPError, ChannelPreconditionFailed
 
 from gos_web_socket.app.exceptions import PushHandlerError
+from gos_web_socket.app.transports.amqp.deadletters import SETTLE_ERRORS, DeadLetters
 from gos_web_socket.app.transports.amqp.markers import AmqpMarkers
 from gos_web_socket.app.transports.amqp.topology import (
     BrokerRing,
     adopt_queue,
     connect_any,
+    declare_dead_letters,
     declare_exchange,
     declare_queue,
     where as brokers,
@@ -30,14 +31,10 @@ from gos_web_socket.app.transports.amqp.topology import (
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.settings.models import AmqpSettings
 
-__all__ = ["DEAD_LETTER_REASON", "AmqpDelivery", "AmqpReceiver"]
+__all__ = ["AmqpDelivery", "AmqpReceiver"]
 
 logger = logging.getLogger(__name__)
 
-DEAD_LETTER_REASON = "x-gos-reject-reason"
-"""Header carrying why a push was dead-lettered by the handler itself (on an adopted queue)."""
-
-_SETTLE_ERRORS = (AMQPError, ChannelInvalidStateError, RuntimeError, OSError)
 _adopted_logged: set[tuple[str, str]] = set()  # (node, queue): warn once per process
 
 
@@ -54,12 +51,12 @@ class AmqpDelivery(Delivery):
     async def ack(self, multiple: bool = False) -> None:
         try:
             await self.message.ack(multiple=multiple)
-        except _SETTLE_ERRORS as exc:
+        except SETTLE_ERRORS as exc:
             # Its channel died: the broker redelivers, and dedup keeps the topic from a repeat.
             logger.debug("AMQP ack lost: %r", exc)
 
     async def reject(self, error: Exception) -> None:
-        await self.receiver.dead_letter(self.message, error)
+        await self.receiver.dead_letters.settle(self.message, error)
 
 
 class AmqpReceiver(Receiver):
@@ -88,7 +85,8 @@ class AmqpReceiver(Receiver):
         """True when the queue was found with other arguments and is consumed as it is."""
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._dead_letters: AbstractChannel | None = None  # with confirms, for adopted queues
+        self.dead_letters = DeadLetters(settings)
+        """Rejects failed pushes, or publishes them itself (adopted queue, stream)."""
         self._queue: AbstractQueue | None = None
         self._consumer_tag: ConsumerTag | None = None
         self.markers = AmqpMarkers(settings, self.marker_keys)
@@ -139,6 +137,7 @@ class AmqpReceiver(Receiver):
         connection = self._connection
         assert connection is not None
         exchange = await declare_exchange(channel, self.settings)
+        await declare_dead_letters(connection, self.settings)
         try:
             queue = await declare_queue(
                 channel, self.settings, exchange, self.queue_name, per_node=self.per_node
@@ -150,7 +149,7 @@ class AmqpReceiver(Receiver):
             channel = await self._open_channel()
             self._inbox = asyncio.Queue()
             queue = await adopt_queue(channel, self.settings, self.queue_name)
-            self._dead_letters = await connection.channel(publisher_confirms=True)
+            await self.dead_letters.publish_on(connection)
             self.adopted = True
             if (self.where, self.queue_name) not in _adopted_logged:
                 _adopted_logged.add((self.where, self.queue_name))
@@ -230,28 +229,6 @@ class AmqpReceiver(Receiver):
     def _delivery(self, message: AbstractIncomingMessage) -> AmqpDelivery:
         return AmqpDelivery(message, self)
 
-    async def dead_letter(self, message: AbstractIncomingMessage, error: Exception) -> None:
-        """Reject without requeue, or, on an adopted queue, publish to the DLQ and ack."""
-        try:
-            if self._dead_letters is None:
-                await message.reject(requeue=False)
-                return
-            headers = dict(message.headers or {})
-            headers[DEAD_LETTER_REASON] = str(error)[:1000] or type(error).__name__
-            await self._dead_letters.default_exchange.publish(
-                aio_pika.Message(
-                    message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    message_id=message.message_id,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                self.settings.dead_letter_queue,
-            )
-            await message.ack()
-        except _SETTLE_ERRORS as exc:
-            logger.debug("AMQP reject lost: %r", exc)  # redelivered, and rejected again
-
     async def cancel(self) -> None:
         queue, tag = self._queue, self._consumer_tag
         self._consumer_tag = None
@@ -259,18 +236,19 @@ class AmqpReceiver(Receiver):
             if not self._channel.is_closed:
                 try:
                     await queue.cancel(tag)
-                except _SETTLE_ERRORS as exc:
+                except SETTLE_ERRORS as exc:
                     logger.debug("AMQP cancel failed: %r", exc)
         self._inbox.put_nowait(None)
 
     async def close(self) -> None:
         connection = self._connection
-        self._connection = self._channel = self._dead_letters = None
+        self._connection = self._channel = None
+        self.dead_letters.reset()
         self._queue, self._consumer_tag = None, None
         self.markers.reset()
         self._inbox.put_nowait(None)
         if connection is not None and not connection.is_closed:
             try:
                 await connection.close()
-            except _SETTLE_ERRORS as exc:
+            except SETTLE_ERRORS as exc:
                 logger.debug("AMQP close failed: %r", exc)

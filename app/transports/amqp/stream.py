@@ -6,18 +6,22 @@ See docs/streams.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from gos_web_socket.app.exceptions import PushHandlerError
 from gos_web_socket.app.position import Position
 from gos_web_socket.app.transports.amqp.offsets import OffsetFile, SavedOffset
 from gos_web_socket.app.transports.amqp.receiver import AmqpDelivery, AmqpReceiver
+from gos_web_socket.app.transports.amqp.sidereads import (
+    STREAM_OFFSET,
+    StreamSideReads,
+    message_identity,
+    stream_offset,
+)
 from gos_web_socket.app.transports.amqp.topology import (
+    declare_dead_letters,
     declare_exchange,
     declare_stream,
     stream_name,
@@ -25,31 +29,9 @@ from gos_web_socket.app.transports.amqp.topology import (
 from gos_web_socket.app.transports.contract import Delivery, LogReceiver
 from gos_web_socket.settings.models import AmqpSettings
 
-__all__ = [
-    "STREAM_OFFSET",
-    "AmqpStreamDelivery",
-    "AmqpStreamReceiver",
-    "message_identity",
-    "stream_offset",
-]
+__all__ = ["AmqpStreamDelivery", "AmqpStreamReceiver"]
 
 logger = logging.getLogger(__name__)
-
-STREAM_OFFSET = "x-stream-offset"
-
-
-def message_identity(offset: int, message: AbstractIncomingMessage) -> str:
-    """A short name for the message at ``offset``: its id (or body) and timestamp, hashed."""
-    mark = message.message_id or hashlib.sha1(message.body).hexdigest()
-    stamp = message.timestamp.timestamp() if message.timestamp else ""
-    return hashlib.sha1(f"{offset}:{mark}:{stamp}".encode()).hexdigest()[:16]
-
-
-def stream_offset(message: AbstractIncomingMessage) -> int:
-    offset = (message.headers or {}).get(STREAM_OFFSET)
-    if type(offset) is not int:
-        raise PushHandlerError(f"stream delivery without an integer {STREAM_OFFSET} header")
-    return offset
 
 
 class AmqpStreamDelivery(AmqpDelivery):
@@ -97,6 +79,8 @@ class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
         )
         self.epoch: str | None = None
         """The stream's epoch; None until the stream holds a message."""
+        self.side = StreamSideReads(settings, self.queue_name)
+        """Where the stream starts and ends, and ranges read back for channel history."""
         self.start: int | str = "next"
         """Where the last ``open()`` started reading."""
         self.head: int | None = None
@@ -113,9 +97,9 @@ class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
         connection = self._connection
         assert connection is not None
         exchange = await declare_exchange(channel, self.settings)
-        await channel.declare_queue(self.settings.dead_letter_queue, durable=True)
+        await declare_dead_letters(connection, self.settings)
         queue = await declare_stream(channel, self.settings, exchange)
-        self._dead_letters = await connection.channel(publisher_confirms=True)
+        await self.dead_letters.publish_on(connection)
         self.start = await self._start_offset(queue)
         self._queue = queue
         self._consumer_tag = await queue.consume(
@@ -130,83 +114,11 @@ class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
         """Every node reads the whole stream: markers take the pushes' own routes."""
         return self.settings.binding_keys
 
-    @contextlib.asynccontextmanager
-    async def _side_read(self, prefetch: int) -> AsyncIterator[AbstractQueue]:
-        """The stream on a channel of its own (closed afterwards), beside the node's reader."""
-        assert self._connection is not None
-        channel = await self._connection.channel(publisher_confirms=False)
-        try:
-            await channel.set_qos(prefetch_count=prefetch)
-            yield await channel.get_queue(self.queue_name, ensure=False)
-        finally:
-            await channel.close()
-
-    async def probe(self, offset: int | str) -> tuple[int, str] | None:
-        """The offset and identity of the first message at ``offset`` or later, if one comes
-        within ``stream.probe_timeout``."""
-        async with self._side_read(1) as queue:
-            first: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
-
-            async def take(message: AbstractIncomingMessage) -> None:
-                if not first.done():
-                    at = stream_offset(message)
-                    first.set_result((at, message_identity(at, message)))
-
-            await queue.consume(take, arguments={STREAM_OFFSET: offset})
-            try:
-                return await asyncio.wait_for(first, self.settings.stream.probe_timeout)
-            except TimeoutError:
-                return None
-
-    async def tail(self) -> int | None:
-        """The stream's last offset: the most a reader from ``last`` (its last chunk) gets
-        before a quiet 0.2 s (None: the stream is empty)."""
-        async with self._side_read(self.settings.prefetch_count) as queue:
-            offsets: asyncio.Queue[int] = asyncio.Queue()
-
-            async def take(message: AbstractIncomingMessage) -> None:
-                offsets.put_nowait(stream_offset(message))
-                await message.ack()
-
-            await queue.consume(take, arguments={STREAM_OFFSET: "last"})
-            last: int | None = None
-            wait = self.settings.stream.probe_timeout
-            while True:
-                try:
-                    offset = await asyncio.wait_for(offsets.get(), wait)
-                except TimeoutError:
-                    return last
-                last = offset if last is None else max(last, offset)
-                wait = 0.2
-
     async def read_back(self, first: int, last: int) -> Sequence[Delivery]:
-        """The stream's messages at ``first``..``last``: a read ends at ``last`` or after
-        ``stream.probe_timeout`` without a message (the stream ends)."""
         epoch = self.epoch
         if epoch is None or self._connection is None or last < first:
             return []
-        async with self._side_read(self.settings.prefetch_count) as queue:
-            read: list[Delivery] = []
-            high = [first - 1]  # the last offset kept (a consumer starts at a chunk's start)
-            arrived: asyncio.Queue[int] = asyncio.Queue()
-
-            async def take(message: AbstractIncomingMessage) -> None:
-                offset = stream_offset(message)
-                await message.ack()
-                if high[0] < offset <= last:
-                    high[0] = offset
-                    read.append(Delivery(message.body, message.message_id, Position(epoch, offset)))
-                arrived.put_nowait(offset)
-
-            await queue.consume(take, arguments={STREAM_OFFSET: first})
-            quiet = self.settings.stream.probe_timeout
-            while True:
-                try:
-                    offset = await asyncio.wait_for(arrived.get(), quiet)
-                except TimeoutError:
-                    return read
-                if offset >= last:
-                    return read
+        return await self.side.read_back(self._connection, epoch, first, last)
 
     async def _start_offset(self, queue: AbstractQueue) -> int | str:
         """Where to consume from: ``stream.fill`` pushes before the resume point, read back
@@ -222,18 +134,21 @@ class AmqpStreamReceiver(AmqpReceiver, LogReceiver):
         return start
 
     async def _choose_start(self) -> int | str:
-        head = await self.probe("first")
+        assert self._connection is not None
+        head = await self.side.probe(self._connection, "first")
         self.head = head[0] if head else None
         self.epoch = head[1] if head else None
         saved = self.offsets.load()
         if saved is None:
             if head is None:
                 return "first"
-            tail = await self.tail()  # a new node: after what the stream holds now
+            tail = await self.side.tail(
+                self._connection
+            )  # a new node: after what the stream holds now
             return "next" if tail is None else tail + 1
         if head is not None and saved.epoch == self.epoch:
             return saved.offset + 1
-        there = await self.probe(saved.offset) if head is not None else None
+        there = await self.side.probe(self._connection, saved.offset) if head is not None else None
         if there == (saved.offset, saved.identity):
             return saved.offset + 1  # the same stream; its head moved (retention)
         logger.warning(

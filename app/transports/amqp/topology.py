@@ -19,7 +19,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError
+from aio_pika.exceptions import AMQPError, ChannelPreconditionFailed
 from yarl import URL
 
 from gos_web_socket.app.exceptions import InvalidPushArgument
@@ -35,6 +35,7 @@ __all__ = [
     "broker_url",
     "check_publish_flags",
     "connect_any",
+    "declare_dead_letters",
     "declare_exchange",
     "declare_queue",
     "declare_stream",
@@ -203,16 +204,12 @@ async def declare_queue(
     *,
     per_node: bool = False,
 ) -> AbstractQueue:
-    """The push queue with its dead-letter route and the binding GOS never made.
+    """The push queue, dead-lettering to ``dead_letter_exchange``, and the binding GOS never
+    made (``declare_dead_letters`` declares the exchange and its queue).
 
     All declarations are robust, so aio-pika redeclares them after a broker restart. A node's
     own queue expires ``node_queue_expires`` ms after its last consumer went away.
     """
-    dlx = await channel.declare_exchange(
-        settings.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
-    )
-    dlq = await channel.declare_queue(settings.dead_letter_queue, durable=True)
-    await dlq.bind(dlx, "")
     arguments: dict[str, Any] = {"x-dead-letter-exchange": settings.dead_letter_exchange}
     if per_node:
         arguments["x-expires"] = settings.node_queue_expires
@@ -224,6 +221,35 @@ async def declare_queue(
     for key in settings.binding_keys:
         await queue.bind(exchange, key)
     return queue
+
+
+async def declare_dead_letters(connection: AbstractConnection, settings: AmqpSettings) -> None:
+    """The dead-letter exchange (fanout) and its bound queue, of ``queue_type``.
+
+    A quorum dead-letter queue is replicated, so a handler moving off a dead node can declare
+    it on another; a classic one is homed on the node that declared it first, and declaring
+    it elsewhere fails (NOT_FOUND, home node down) until that node is back. A dead-letter
+    queue that exists with other arguments (classic, from before ``queue_type: quorum``) is
+    kept as it is: the refusal closes only the channel of its own these declarations use.
+    """
+    channel = await connection.channel()
+    try:
+        dlx = await channel.declare_exchange(
+            settings.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        arguments: dict[str, Any] = {}
+        if settings.queue_type == "quorum":
+            arguments["x-queue-type"] = "quorum"
+        try:
+            dlq = await channel.declare_queue(
+                settings.dead_letter_queue, durable=True, arguments=arguments
+            )
+        except ChannelPreconditionFailed:
+            channel = await connection.channel()
+            dlq = await channel.declare_queue(settings.dead_letter_queue, passive=True)
+        await dlq.bind(dlx, "")
+    finally:
+        await channel.close()
 
 
 async def adopt_queue(
