@@ -124,7 +124,7 @@ class Broker:
         topic = self.manager.subscribe(connection, uri, request)
         if topic is None:
             return connection.subscriptions[uri][0]
-        self.meta.subscribed(
+        self.meta.events.subscribed(
             connection.session_id, topic.subscription_id, uri, "exact", len(topic) == 1
         )
         presence = self.presence_verbs if request.route.presence else None
@@ -157,7 +157,7 @@ class Broker:
         if entry is None:
             return None
         topic = entry[0]
-        self.meta.unsubscribed(
+        self.meta.events.unsubscribed(
             connection.session_id, topic.subscription_id, uri, "exact", not len(topic)
         )
         if self.presence is not None and entry[1].route.presence:
@@ -176,7 +176,7 @@ class Broker:
         self.pattern_verbs.leave(session_id)
         for uri in list(connection.subscriptions):
             await self.unsubscribe(connection, uri)
-        self.meta.left(connection)
+        self.meta.events.left(connection)
 
     async def publish(
         self,

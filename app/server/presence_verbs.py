@@ -101,7 +101,7 @@ class PresenceVerbs:
         topic = self.manager.subscribe(connection, uri, request, plain=True)
         if topic is None:
             return connection.subscriptions[uri][0]
-        self.meta.subscribed(
+        self.meta.events.subscribed(
             connection.session_id, topic.subscription_id, uri, "exact", len(topic) == 1
         )
         if accepted is not None:

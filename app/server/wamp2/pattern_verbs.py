@@ -50,7 +50,7 @@ class PatternVerbs:
         count = len(connection.subscriptions) + self.patterns.held(session_id)
         check_count("max_subscriptions", count, limit, "subscriptions")
         subscription, created = self.patterns.add(connection, match, pattern)
-        self.meta.subscribed(session_id, subscription.id, pattern, match, created)
+        self.meta.events.subscribed(session_id, subscription.id, pattern, match, created)
         return subscription, created
 
     def unsubscribe(self, connection: WampConnection, subscription_id: int) -> bool:
@@ -60,14 +60,16 @@ class PatternVerbs:
             return False
         subscription, deleted = gone
         match, pattern = subscription.match, subscription.pattern
-        self.meta.unsubscribed(connection.session_id, subscription_id, pattern, match, deleted)
+        self.meta.events.unsubscribed(
+            connection.session_id, subscription_id, pattern, match, deleted
+        )
         return True
 
     def leave(self, session_id: str) -> None:
         """Leave every pattern subscription of a closed session."""
         for subscription, deleted in self.patterns.leave(session_id):
             match, pattern = subscription.match, subscription.pattern
-            self.meta.unsubscribed(session_id, subscription.id, pattern, match, deleted)
+            self.meta.events.unsubscribed(session_id, subscription.id, pattern, match, deleted)
 
     def narrow(
         self, uri: str, listing: Listing, exclude: Collection[str], eligible: Collection[str]

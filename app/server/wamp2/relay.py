@@ -41,7 +41,8 @@ from gos_web_socket.app.server.wamp2.codes import (
     UNREGISTERED,
 )
 from gos_web_socket.app.server.wamp2.dealer import Dealer
-from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers, relay_meta
+from gos_web_socket.app.server.wamp2.meta_relay import ParentMeta
+from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers
 from gos_web_socket.app.server.wamp2.registrations import Picker, Procedure, Registration
 
 logger = logging.getLogger(__name__)
@@ -311,12 +312,15 @@ class ParentRelay:
         self.policy: dict[str, str] = {}
         """Each held URI's ``invoke`` policy."""
         self.alive: set[int] = set()
+        self.meta = ParentMeta(forward, self.alive)
+        """The meta API's lines: asks, answers, listened topics, events (meta_relay.py)."""
 
     def joined(self, worker: int) -> None:
         """A worker is up: it learns every URI the others hold."""
         self.alive.add(worker)
         for uri in self.held:
             self._announce(uri, [worker])
+        self.meta.joined(worker)
 
     def gone(self, worker: int) -> None:
         """A worker died: its URIs are released and the others told."""
@@ -324,6 +328,7 @@ class ParentRelay:
         for uri in [u for u, holders in self.held.items() if worker in holders]:
             self._drop(uri, worker)
         self._tell_others(worker, {"op": "gone", "worker": worker})
+        self.meta.gone(worker)
 
     def claim(self, worker: int, uri: str, invoke: str) -> bool:
         """Whether ``worker`` may hold ``uri``: nobody holds it, the worker does, or it is
@@ -376,8 +381,8 @@ class ParentRelay:
                 desc = ["the callee's worker is gone"]
                 answer = {"op": "answer", "from": target, "id": message["id"], "kind": "error"}
                 self.forward(worker, answer | {"uri": CANCELED, "args": desc, "kwargs": {}})
-        elif op in ("meta_ask", "meta_answer"):
-            relay_meta(self.forward, self.alive, worker, message)
+        elif str(op).startswith("meta_"):
+            self.meta.received(worker, message)
         else:
             logger.warning("dealer relay: worker %d sent unknown message %r", worker, op)
 
