@@ -79,6 +79,8 @@ class Relay(Protocol):
 
     def release(self, uri: str, match: str = "exact") -> None: ...
 
+    def weigh(self, key: Key, callees: int) -> None: ...
+
 
 @dataclass(slots=True)
 class Invocation:
@@ -166,6 +168,8 @@ class Dealer:
         if await relay.claim(uri, terms.invoke, terms.match):
             if self.registrations.lookup(terms.match, uri) is None:  # its callee left meanwhile
                 relay.release(uri, terms.match)
+            else:
+                self.resized(registration)
             return registration
         self.registrations.remove(callee.session_id, registration.id)
         return PROCEDURE_ALREADY_EXISTS
@@ -175,10 +179,26 @@ class Dealer:
         removed = self.registrations.remove(session_id, registration_id)
         if removed is None:
             return None
-        registration, emptied = removed
+        self.dropped(*removed)
+        return removed[0]
+
+    def dropped(self, registration: Registration, emptied: bool) -> None:
+        """A registration went: its URI is released when no callee is left, else the other
+        workers learn how many callees serve it here."""
         if emptied:
             self.released(registration.terms.match, registration.uri)
-        return registration
+        else:
+            self.resized(registration)
+
+    def resized(self, registration: Registration) -> None:
+        """The number of callees here of a shared registration changed: the other workers
+        weigh this worker by it (relay.py ``SharedRemote``)."""
+        terms = registration.terms
+        if self.relay is None or terms.invoke == "single" or not self.relay.relays(terms.match):
+            return
+        procedure = self.registrations.lookup(terms.match, registration.uri)
+        if procedure is not None:
+            self.relay.weigh((terms.match, registration.uri), len(procedure.callees))
 
     def released(self, match: str, uri: str) -> None:
         """(match, URI) has no callee left here: the other workers stop sending its calls."""
@@ -286,8 +306,8 @@ class Dealer:
     def leave(self, session_id: str) -> None:
         """A session is gone: its registrations go, the calls it serves fail with
         ``canceled``, the calls it made are forgotten and their callees interrupted."""
-        for match, uri in self.registrations.leave(session_id):
-            self.released(match, uri)
+        for registration, emptied in self.registrations.leave(session_id):
+            self.dropped(registration, emptied)
         if session_id not in self._calling and session_id not in self._serving:
             return
         for invocation in [i for i in self._invocations.values() if session_id in _ends(i)]:

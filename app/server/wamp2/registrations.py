@@ -250,10 +250,10 @@ class Registrations:
             del self._by_session[session_id]
         return self._drop(registration_id)
 
-    def leave(self, session_id: str) -> list[tuple[str, str]]:
-        """Drop every registration of a gone session; the (match, URI)s left without a callee."""
-        dropped = [self._drop(i) for i in self._by_session.pop(session_id, set())]
-        return [(r.terms.match, r.uri) for r, emptied in dropped if emptied]
+    def leave(self, session_id: str) -> list[tuple[Registration, bool]]:
+        """Drop every registration of a gone session; each, and whether its URI has no
+        callee left."""
+        return [self._drop(i) for i in self._by_session.pop(session_id, set())]
 
     def _drop(self, registration_id: int) -> tuple[Registration, bool]:
         registration = self._by_id.pop(registration_id)

@@ -167,11 +167,13 @@ class SharedRemote:
     """A shared registration across workers: its policy, and the holding workers in claim
     order, this one (``me``) included when it holds the URI too."""
 
-    __slots__ = ("holders", "me", "turns")
+    __slots__ = ("holders", "me", "turns", "weights")
 
     def __init__(self, invoke: str, me: int) -> None:
         self.me = me
         self.holders: list[int] = []
+        self.weights: list[int] = []
+        """How many callees each holder has (its turns in a round-robin cycle)."""
         self.turns = Picker(invoke)
         """The policy's pick (registrations.py), over this call's candidates."""
 
@@ -180,8 +182,8 @@ class SharedRemote:
         return self.turns.invoke
 
     def pick(self, candidates: list[Registration]) -> Registration | None:
-        """By the policy among this worker's callees and one per other worker (each then
-        picks among its own callees by the same policy)."""
+        """By the policy among this worker's callees and one entry per callee of each other
+        worker (which then picks among its own callees by the same policy)."""
         if not candidates:
             return None
         return self.turns.pick(candidates)
@@ -242,9 +244,9 @@ class WorkerRelay:
         if shared is None:
             return self.remote.get(key) if local is None else None
         candidates: list[Registration] = []
-        for index in shared.holders:
+        for index, weight in zip(shared.holders, shared.weights, strict=True):
             if index != shared.me:
-                candidates.append(self._remote(index, key))
+                candidates.extend([self._remote(index, key)] * weight)
             elif local is not None:
                 candidates.extend(local.callees)
         return shared.pick(candidates)
@@ -256,6 +258,12 @@ class WorkerRelay:
 
     def release(self, uri: str, match: str = "exact") -> None:
         self.send_up(with_match({"op": "release", "uri": uri}, match))
+
+    def weigh(self, key: Key, callees: int) -> None:
+        """Tell the other workers how many callees of shared ``key`` this one has (across
+        workers only: shared registrations stay one node's)."""
+        if self.meta is not None:
+            self.send_up(with_match({"op": "callees", "uri": key[1], "count": callees}, key[0]))
 
     def received(self, message: dict[str, Any]) -> None:
         """One message from the parent."""
@@ -290,6 +298,7 @@ class WorkerRelay:
             return
         shared = self.shared.setdefault(key, SharedRemote(invoke, message["you"]))
         shared.holders = message["workers"]
+        shared.weights = message.get("weights") or [1] * len(shared.holders)
 
     def on_released(self, message: dict[str, Any]) -> None:
         key = key_of(message)
@@ -367,6 +376,8 @@ class ParentRelay:
         """The workers holding each (match, URI), in claim order (several: a shared one)."""
         self.policy: dict[Key, str] = {}
         """Each held (match, URI)'s ``invoke`` policy."""
+        self.weights: dict[Key, dict[int, int]] = {}
+        """A shared one's callees on each holding worker (1 until it says)."""
         self.alive: set[int] = set()
         self.meta = ParentMeta(forward, self.alive)
         """The meta API's lines: asks, answers, listened topics, events (meta_relay.py)."""
@@ -404,9 +415,17 @@ class ParentRelay:
         if worker not in holders:
             return
         holders.remove(worker)
+        self.weights.get(key, {}).pop(worker, None)
         if not holders:
             del self.held[key], self.policy[key]
+            self.weights.pop(key, None)
         self._announce(key, sorted(self.alive))
+
+    def weigh(self, worker: int, key: Key, callees: int) -> None:
+        """A holder of shared ``key`` has ``callees`` of it now: the others weigh it so."""
+        if worker in self.held.get(key, ()):
+            self.weights.setdefault(key, {})[worker] = callees
+            self._announce(key, [w for w in sorted(self.alive) if w != worker])
 
     def _announce(self, key: Key, to: list[int]) -> None:
         """Tell workers ``to`` who else holds ``key`` (``held``), or that nobody does."""
@@ -418,8 +437,10 @@ class ParentRelay:
                 self.forward(target, with_match({"op": "released", "uri": uri}, match))
                 continue
             invoke = self.policy[key]
+            weights = self.weights.get(key, {})
             message = {"op": "held", "uri": uri, "worker": others[0], "invoke": invoke}
             message |= {"workers": holders, "you": target}
+            message["weights"] = [weights.get(holder, 1) for holder in holders]
             self.forward(target, with_match(message, match))
 
     def received(self, worker: int, message: dict[str, Any]) -> None:
@@ -431,6 +452,8 @@ class ParentRelay:
             self.forward(worker, with_match(claimed, key[0]))
         elif op == "release":
             self._drop(key_of(message), worker)
+        elif op == "callees":
+            self.weigh(worker, key_of(message), int(message["count"]))
         elif op in ("invoke", "interrupt", "answer"):
             target = message.pop("to")
             message["from"] = worker
