@@ -104,3 +104,56 @@ async def test_a_worker_that_does_not_answer_is_left_out(workers: ServerProcess)
         os.kill(counts[other][0], signal.SIGCONT)
     assert await first.session.call("wamp.session.count") == 2 + len(extra)
     await leave_all(first, second, *extra)
+
+
+META_EVENTS = [
+    "wamp.session.on_join",
+    "wamp.session.on_leave",
+    "wamp.subscription.on_create",
+    "wamp.subscription.on_subscribe",
+    "wamp.subscription.on_unsubscribe",
+    "wamp.subscription.on_delete",
+    "wamp.registration.on_register",
+]
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_meta_events_reach_subscribers_on_the_other_worker(
+    workers: ServerProcess, serializer: str
+) -> None:
+    """A meta subscriber on one worker gets the join, subscribe, unsubscribe, register and
+    leave events of a session on the other worker; a registration its route rules do not let
+    it call stays hidden there as here."""
+    watcher = await V2Client.join(workers.ws_url, serializer=serializer)
+    (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
+    for topic in META_EVENTS:
+        await watcher.subscribe(topic)
+    # the ask goes after this worker's listened topics on the same lines: the other knows them
+    await watcher.session.call("wamp.session.count")
+    other, extra = await on_other_worker(workers, home, serializer)
+    joined: set[int] = set()
+    while other.session_id not in joined:
+        (details,), _ = await watcher.next_arguments("wamp.session.on_join")
+        joined.add(details["session"])
+    assert joined == {other.session_id, *(client.session_id for client in extra)}
+
+    subscription = await other.subscribe("acme/channel/far")
+    (session, created), _ = await watcher.next_arguments("wamp.subscription.on_create")
+    assert session == other.session_id and created["uri"] == "acme/channel/far"
+    assert created["id"] == subscription.id and created["match"] == "exact"
+    subscribed, _ = await watcher.next_arguments("wamp.subscription.on_subscribe")
+    assert subscribed == (other.session_id, subscription.id)
+
+    await other.session.register(lambda: 2, "com.secret.hidden")  # call: authenticated
+    registration = await other.session.register(lambda: 1, "com.acme.far")
+    registered, _ = await watcher.next_arguments("wamp.registration.on_register")
+    assert registered == (other.session_id, registration.id)
+
+    await subscription.unsubscribe()
+    left = (other.session_id, subscription.id)
+    assert (await watcher.next_arguments("wamp.subscription.on_unsubscribe"))[0] == left
+    assert (await watcher.next_arguments("wamp.subscription.on_delete"))[0] == left
+    await other.leave()
+    (session, *_), _ = await watcher.next_arguments("wamp.session.on_leave")
+    assert session == other.session_id
+    await leave_all(watcher, *extra)

@@ -117,7 +117,7 @@ class Callee:
                 desc = f"REGISTER option {key}={options[key]!r}: this router allows {allowed}"
                 answers.error(request, INVALID_ARGUMENT, desc)
                 return
-        failure = self.broker.registrable(answers.connection, uri)
+        failure = self.broker.procedures.registrable(answers.connection, uri)
         if failure is not None:
             kind = PROCEDURE_ALREADY_EXISTS if failure.code == 409 else error_uri(failure, REGISTER)
             answers.error(request, kind, failure.desc)

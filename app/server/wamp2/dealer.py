@@ -57,19 +57,29 @@ class Reply(Protocol):
     def error(self, uri: str, args: list[Any], kwargs: dict[str, Any]) -> None: ...
 
 
+Key = tuple[str, str]
+"""A registration's (match, URI)."""
+
+
 class Relay(Protocol):
     """The other workers' procedures, with several workers (relay.py's ``WorkerRelay``)."""
 
-    remote: dict[str, Registration]
+    remote: dict[Key, Registration]
     meta: MetaPeers | None
 
-    async def claim(self, uri: str, invoke: str = "single") -> bool: ...
+    def relays(self, match: str) -> bool: ...
 
-    def policy(self, uri: str) -> str: ...
+    async def claim(self, uri: str, invoke: str = "single", match: str = "exact") -> bool: ...
 
-    def pick(self, uri: str, local: Procedure | None) -> Registration | None: ...
+    def policy(self, key: Key) -> str: ...
 
-    def release(self, uri: str) -> None: ...
+    def serving(self, uri: str, local: Procedure | None) -> Key | None: ...
+
+    def pick(self, key: Key, local: Procedure | None) -> Registration | None: ...
+
+    def release(self, uri: str, match: str = "exact") -> None: ...
+
+    def weigh(self, key: Key, callees: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -120,10 +130,11 @@ class Dealer:
         """The registration serving ``uri``: on this worker, else on another, or among both
         for a shared registration held on several workers (relay.py)."""
         serving = self.registrations.serving(uri)
-        exact = serving is None or serving.callees[0].terms.match == "exact"
-        if self.relay is not None and exact:
-            found = self.relay.pick(uri, serving)
-            if found is not None:
+        key = None if self.relay is None else self.relay.serving(uri, serving)
+        if self.relay is not None and key is not None:
+            here = serving is not None and (serving.match, serving.uri) == key
+            found = self.relay.pick(key, serving if here else None)
+            if found is not None or not here:
                 return found
         return None if serving is None else serving.pick()
 
@@ -136,14 +147,14 @@ class Dealer:
     ) -> Registration | str:
         """Register ``uri`` for ``callee`` on ``terms``; or the error URI refusing
         it (taken here or on another worker, or shared with another policy). Patterns
-        (``match`` prefix or wildcard) serve this worker's callers only.
+        (``match`` prefix or wildcard) are claimed alike across workers, not across nodes.
 
         Raises:
             LimitExceeded: ``callee`` holds ``limit`` registrations (``max_registrations``).
         """
-        relay = self.relay if terms.match == "exact" else None
-        if relay is not None and uri in relay.remote:
-            policy = relay.policy(uri)
+        relay = self.relay if self.relay is not None and self.relay.relays(terms.match) else None
+        if relay is not None and (terms.match, uri) in relay.remote:
+            policy = relay.policy((terms.match, uri))
             if policy != terms.invoke:
                 return PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY
             if policy == "single":
@@ -154,9 +165,11 @@ class Dealer:
         registration = self.registrations.add(callee, uri, limit, terms)
         if relay is None:
             return registration
-        if await relay.claim(uri, terms.invoke):
-            if self.registrations.lookup("exact", uri) is None:  # its callee left meanwhile
-                relay.release(uri)
+        if await relay.claim(uri, terms.invoke, terms.match):
+            if self.registrations.lookup(terms.match, uri) is None:  # its callee left meanwhile
+                relay.release(uri, terms.match)
+            else:
+                self.resized(registration)
             return registration
         self.registrations.remove(callee.session_id, registration.id)
         return PROCEDURE_ALREADY_EXISTS
@@ -166,10 +179,31 @@ class Dealer:
         removed = self.registrations.remove(session_id, registration_id)
         if removed is None:
             return None
-        registration, emptied = removed
-        if emptied and self.relay is not None:
-            self.relay.release(registration.uri)
-        return registration
+        self.dropped(*removed)
+        return removed[0]
+
+    def dropped(self, registration: Registration, emptied: bool) -> None:
+        """A registration went: its URI is released when no callee is left, else the other
+        workers learn how many callees serve it here."""
+        if emptied:
+            self.released(registration.terms.match, registration.uri)
+        else:
+            self.resized(registration)
+
+    def resized(self, registration: Registration) -> None:
+        """The number of callees here of a shared registration changed: the other workers
+        weigh this worker by it (relay.py ``SharedRemote``)."""
+        terms = registration.terms
+        if self.relay is None or terms.invoke == "single" or not self.relay.relays(terms.match):
+            return
+        procedure = self.registrations.lookup(terms.match, registration.uri)
+        if procedure is not None:
+            self.relay.weigh((terms.match, registration.uri), len(procedure.callees))
+
+    def released(self, match: str, uri: str) -> None:
+        """(match, URI) has no callee left here: the other workers stop sending its calls."""
+        if self.relay is not None and self.relay.relays(match):
+            self.relay.release(uri, match)
 
     def call(
         self,
@@ -272,9 +306,8 @@ class Dealer:
     def leave(self, session_id: str) -> None:
         """A session is gone: its registrations go, the calls it serves fail with
         ``canceled``, the calls it made are forgotten and their callees interrupted."""
-        for uri in self.registrations.leave(session_id):
-            if self.relay is not None:
-                self.relay.release(uri)
+        for registration, emptied in self.registrations.leave(session_id):
+            self.dropped(registration, emptied)
         if session_id not in self._calling and session_id not in self._serving:
             return
         for invocation in [i for i in self._invocations.values() if session_id in _ends(i)]:

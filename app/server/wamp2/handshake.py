@@ -141,7 +141,7 @@ class Handshake:
             "authprovider": user.provider,
             "transport": {"type": "websocket"},
         }
-        self.broker.meta.joined(connection, session)
+        self.broker.meta.events.joined(connection, session)
 
     def aborted(self, message: list[Any]) -> None:
         """ABORT from the client, in any state: close without a word."""

@@ -8,15 +8,13 @@ ones need an **authenticated** user and the others are open to anyone. What a cl
 then filtered: an exact subscription only when the channel's route lets it subscribe there
 (as pattern subscribers are filtered, patterns.py ``Access``), a pattern subscription only
 when it holds it, a registration only when the route lets it call the URI. With
-``server.workers`` > 1 the procedures answer for the whole node (meta_workers.py); the events
-stay this worker's.
+``server.workers`` > 1 the procedures answer for the whole node (meta_workers.py), and the
+events reach the subscribers of every worker (meta_events.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import MetaRefused, ResourceNotFound
@@ -25,19 +23,22 @@ from gos_web_socket.app.server.wamp2.codes import (
     NO_SUCH_SESSION,
     NOT_AUTHORIZED,
 )
-from gos_web_socket.app.server.wamp2.meta_events import META_TOPICS, MetaTopics, Send
+from gos_web_socket.app.server.wamp2.meta_events import (
+    META_TOPICS,
+    MetaEvents,
+    MetaTopics,
+    Send,
+)
 from gos_web_socket.app.server.wamp2.meta_lookups import (
     Broker,
     RegistrationLookups,
     SubscriptionLookups,
     an_id,
-    registration_details,
 )
 from gos_web_socket.app.server.wamp2.meta_workers import NodeMeta
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.wamp2.patterns import Reader
-    from gos_web_socket.app.server.wamp2.registrations import Procedure, Registration
 
 SESSIONS = "wamp.session."
 
@@ -48,9 +49,14 @@ class MetaApi:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.topics = MetaTopics()
-        self.sessions: dict[str, tuple[Reader, dict[str, Any]]] = {}
+        relay = broker.dealer.relay
+        peers = None if relay is None else relay.meta
+        events = None if peers is None else peers.events
+        self.events = MetaEvents(self, self.topics, broker.patterns, broker.readers, events)
+        """The meta events, sent to the subscribers of every worker (meta_events.py)."""
+        self.sessions = self.events.sessions
         """v2 sessions by id: the connection and its ``wamp.session.get`` details."""
-        self.created: dict[str, str] = {}
+        self.created = self.events.created
         """When each live exact subscription (channel) was created, ISO 8601."""
         self._procedures: dict[str, Callable[[Reader, list[Any]], Any]] = {
             "wamp.session.count": self.session_count,
@@ -59,9 +65,7 @@ class MetaApi:
         }
         self._procedures.update(SubscriptionLookups(self).procedures())
         self._procedures.update(RegistrationLookups(self).procedures())
-        broker.dealer.registrations.observers.append(self)
-        relay = broker.dealer.relay
-        peers = None if relay is None else relay.meta
+        broker.dealer.registrations.observers.append(self.events)
         self.node = None if peers is None else NodeMeta(self, peers)
         """The procedures across the workers of this node, with several (meta_workers.py)."""
 
@@ -146,93 +150,6 @@ class MetaApi:
         if not self.permitted(connection, "subscribe", uri):
             raise MetaRefused(NOT_AUTHORIZED, f"not authorized: subscribe on {uri}")
         return self.topics.subscribe(connection, send, uri)
-
-    # -- events -------------------------------------------------------------------------------
-
-    def joined(self, connection: Reader, details: dict[str, Any]) -> None:
-        """A v2 session was welcomed: ``wamp.session.on_join``."""
-        self.sessions[connection.session_id] = (connection, details)
-        uri = "wamp.session.on_join"
-        self.topics.publish(uri, [details], partial(self.sees, uri=uri))
-
-    def left(self, connection: Reader) -> None:
-        """A session ended: ``wamp.session.on_leave`` (session, authid, authrole)."""
-        self.topics.leave(connection.session_id)
-        entry = self.sessions.pop(connection.session_id, None)
-        if entry is None:
-            return
-        details = entry[1]
-        args = [details["session"], details["authid"], details["authrole"]]
-        uri = "wamp.session.on_leave"
-        self.topics.publish(uri, args, partial(self.sees, uri=uri))
-
-    def subscribed(
-        self, session_id: str, subscription: int, uri: str, match: str, created: bool
-    ) -> None:
-        """A session joined a subscription: ``on_create`` (when new), ``on_subscribe``."""
-        now = datetime.now(UTC).isoformat() if created else ""
-        if created and match == "exact":
-            self.created[uri] = now
-        if not self.topics:  # nobody listens: a subscribe costs nothing more
-            return
-        sees = self._sees_subscription(session_id, uri, match)
-        session = int(session_id)
-        if created:
-            details = {"id": subscription, "created": now, "uri": uri, "match": match}
-            self.topics.publish("wamp.subscription.on_create", [session, details], sees)
-        self.topics.publish("wamp.subscription.on_subscribe", [session, subscription], sees)
-
-    def unsubscribed(
-        self, session_id: str, subscription: int, uri: str, match: str, deleted: bool
-    ) -> None:
-        """A session left a subscription: ``on_unsubscribe``, ``on_delete`` (when gone)."""
-        if deleted and match == "exact":
-            self.created.pop(uri, None)
-        if not self.topics:
-            return
-        sees = self._sees_subscription(session_id, uri, match)
-        session = int(session_id)
-        self.topics.publish("wamp.subscription.on_unsubscribe", [session, subscription], sees)
-        if deleted:
-            self.topics.publish("wamp.subscription.on_delete", [session, subscription], sees)
-
-    def _sees_subscription(self, session_id: str, uri: str, match: str) -> Callable[[Reader], bool]:
-        if match != "exact":  # a pattern: the session concerned and the pattern's subscribers
-            held = self.broker.patterns.lookup(match, uri)
-            members = set(held.members) if held is not None else set()
-            return lambda reader: reader.session_id == session_id or reader.session_id in members
-        readers = self.broker.readers(uri)
-        return (lambda reader: False) if readers is None else readers
-
-    def registered(self, registration: Registration, procedure: Procedure, first: bool) -> None:
-        """A callee registered (``RegistrationObserver``): ``on_create`` when it is the
-        procedure's ``first``, ``on_register``, under the procedure's stable id."""
-        if not self.topics:
-            return
-        session, sees = self._registration_event(registration)
-        if first:
-            details = registration_details(procedure)
-            self.topics.publish("wamp.registration.on_create", [session, details], sees)
-        self.topics.publish("wamp.registration.on_register", [session, procedure.id], sees)
-
-    def unregistered(self, registration: Registration, procedure: Procedure, last: bool) -> None:
-        """A callee's registration ended (``RegistrationObserver``): ``on_unregister``,
-        ``on_delete`` when it was the procedure's ``last``."""
-        if not self.topics:
-            return
-        session, sees = self._registration_event(registration)
-        args = [session, procedure.id]
-        self.topics.publish("wamp.registration.on_unregister", args, sees)
-        if last:
-            self.topics.publish("wamp.registration.on_delete", args, sees)
-
-    def _registration_event(
-        self, registration: Registration
-    ) -> tuple[int, Callable[[Reader], bool]]:
-        """The callee's session and who may see an event of the registration."""
-        return int(registration.callee.session_id), partial(
-            self.sees_procedure, uri=registration.uri
-        )
 
     # -- wamp.session.* -----------------------------------------------------------------------
 

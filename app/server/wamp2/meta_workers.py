@@ -13,7 +13,8 @@ channel (relay.py, through the parent) and merges the answers:
 
 The asking worker waits for the answers at most ``ANSWER_WAIT`` seconds; a worker that does
 not answer in time (busy, dying) is left out: the result is what arrived (a meta view is a
-snapshot anyway, and a dying worker's sessions are leaving). Meta *events* stay per worker.
+snapshot anyway, and a dying worker's sessions are leaving). Meta *events* cross workers too
+(meta_relay.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from gos_web_socket.app.server.wamp2.codes import (
     NO_SUCH_PROCEDURE,
     NOT_AUTHORIZED,
 )
+from gos_web_socket.app.server.wamp2.meta_relay import EventPeers
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.wamp2.patterns import Reader
@@ -106,6 +108,8 @@ class MetaPeers:
 
     def __init__(self, send_up: Send) -> None:
         self.send_up = send_up
+        self.events = EventPeers(send_up)
+        """The meta events across workers (meta_relay.py)."""
         self.local: Local | None = None
         """Set by the meta API: how this worker answers another worker's ask."""
         self._ids = itertools.count(1)
@@ -132,6 +136,9 @@ class MetaPeers:
     def received(self, message: dict[str, Any]) -> None:
         """A ``meta_*`` message from the parent."""
         op = message.get("op")
+        if op in ("meta_listen", "meta_event"):
+            self.events.received(message)
+            return
         if op == "meta_ask":
             self.answer(message)
             return
@@ -157,25 +164,6 @@ class MetaPeers:
             except MetaRefused as exc:
                 reply["error"] = exc.uri
         self.send_up(reply)
-
-
-def relay_meta(
-    forward: Callable[[int, dict[str, Any]], None],
-    alive: set[int],
-    worker: int,
-    message: dict[str, Any],
-) -> None:
-    """The parent's part (relay.py ``ParentRelay``): an ask goes to every other running worker
-    (and the asker learns how many), an answer to the asker."""
-    if message.get("op") == "meta_answer":
-        target = message.pop("to")
-        if target in alive:
-            forward(target, message | {"from": worker})
-        return
-    others = [other for other in alive if other != worker]
-    for other in others:
-        forward(other, message | {"from": worker})
-    forward(worker, {"op": "meta_asked", "id": message["id"], "count": len(others)})
 
 
 CHANNEL_SUBSCRIBERS = "gos.meta.channel_subscribers"

@@ -127,7 +127,9 @@ class PubSub:
             desc = f"SUBSCRIBE match {match!r}: allowed {', '.join(MATCHES)}"
             self.answers.error(request, INVALID_ARGUMENT, desc)
             return
-        subscription, _ = self.broker.subscribe_pattern(self.answers.connection, match, pattern)
+        subscription, _ = self.broker.pattern_verbs.subscribe(
+            self.answers.connection, match, pattern
+        )
         self.answers.acknowledge(request, [SUBSCRIBED, request.id, subscription.id])
 
     async def subscribe_meta(self, request: Request, uri: str) -> None:
@@ -181,7 +183,7 @@ class PubSub:
         uri = next((uri for uri, (t, _) in joined if t.subscription_id == subscription), None)
         session_id = answers.connection.session_id
         if uri is None and (
-            self.broker.unsubscribe_pattern(answers.connection, subscription)
+            self.broker.pattern_verbs.unsubscribe(answers.connection, subscription)
             or self.broker.meta.topics.unsubscribe(session_id, subscription)
         ):
             answers.acknowledge(request, [UNSUBSCRIBED, request.id])
@@ -206,7 +208,7 @@ class PubSub:
         disclose: bool = False,
     ) -> None:
         """``audience``: the ``exclude`` and ``eligible`` session ids and the authid/authrole
-        lists (audience.py), applied when the hook broadcasts (``Broker.narrow``);
+        lists (audience.py), applied when the hook broadcasts (``PatternVerbs.narrow``);
         ``disclose``: name the publisher in the EVENTs (unless the route says
         ``disclose_publisher: false``)."""
         answers = self.answers
@@ -221,7 +223,7 @@ class PubSub:
             return
         disclosed = None
         if disclose:
-            if not self.broker.discloses(uri, "publisher"):
+            if not self.broker.procedures.discloses(uri, "publisher"):
                 desc = f"the route of {uri} does not disclose publishers"
                 answers.error(request, OPTION_DISALLOWED_DISCLOSE_ME, desc)
                 return

@@ -250,10 +250,10 @@ class Registrations:
             del self._by_session[session_id]
         return self._drop(registration_id)
 
-    def leave(self, session_id: str) -> list[str]:
-        """Drop every registration of a gone session; the URIs left without a callee."""
-        dropped = [self._drop(i) for i in self._by_session.pop(session_id, set())]
-        return [registration.uri for registration, emptied in dropped if emptied]
+    def leave(self, session_id: str) -> list[tuple[Registration, bool]]:
+        """Drop every registration of a gone session; each, and whether its URI has no
+        callee left."""
+        return [self._drop(i) for i in self._by_session.pop(session_id, set())]
 
     def _drop(self, registration_id: int) -> tuple[Registration, bool]:
         registration = self._by_id.pop(registration_id)
@@ -266,4 +266,4 @@ class Registrations:
             self._patterns.pop(key, None)
         for observer in self.observers:
             observer.unregistered(registration, procedure, not procedure.callees)
-        return registration, not procedure.callees and key[0] == "exact"
+        return registration, not procedure.callees

@@ -40,9 +40,17 @@ from gos_web_socket.app.server.wamp2.codes import (
     PROCEDURE_ALREADY_EXISTS,
     UNREGISTERED,
 )
-from gos_web_socket.app.server.wamp2.dealer import Dealer
-from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers, relay_meta
-from gos_web_socket.app.server.wamp2.registrations import Picker, Procedure, Registration
+from gos_web_socket.app.server.wamp2.dealer import Dealer, Key
+from gos_web_socket.app.server.wamp2.matching import best
+from gos_web_socket.app.server.wamp2.meta_relay import ParentMeta
+from gos_web_socket.app.server.wamp2.meta_workers import MetaPeers
+from gos_web_socket.app.server.wamp2.registrations import (
+    EXACT,
+    Picker,
+    Procedure,
+    Registration,
+    Terms,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +74,16 @@ class Revocable(Protocol):
     def revokes(self) -> bool: ...
 
 
+def key_of(message: dict[str, Any]) -> Key:
+    """The (match, URI) a relay message names; no ``match``: an exact URI (as nodes say)."""
+    return message.get("match", "exact"), message["uri"]
+
+
+def with_match(message: dict[str, Any], match: str) -> dict[str, Any]:
+    """``message`` naming a pattern's ``match``; an exact URI's stays as it was."""
+    return message if match == "exact" else message | {"match": match}
+
+
 def worker_key(index: int) -> str:
     """The session id under which a worker is a caller or callee in another worker's dealer."""
     return f"worker:{index}"
@@ -74,14 +92,14 @@ def worker_key(index: int) -> str:
 class RemoteCallee:
     """Another worker as the callee of a registration (the dealer's ``CalleeEnd``)."""
 
-    __slots__ = ("index", "send_up", "uri")
+    __slots__ = ("index", "match", "send_up", "uri")
 
     cancels = True  # the callee's own worker decides whether its client gets INTERRUPT
     progresses = True
 
-    def __init__(self, index: int, uri: str, send_up: Send) -> None:
+    def __init__(self, index: int, key: Key, send_up: Send) -> None:
         self.index = index
-        self.uri = uri
+        self.match, self.uri = key
         self.send_up = send_up
 
     @property
@@ -102,17 +120,16 @@ class RemoteCallee:
         if message[0] == INVOCATION:
             args = message[4] if len(message) > 4 else []
             kwargs = message[5] if len(message) > 5 else {}
-            self.send_up(
-                {
-                    "op": "invoke",
-                    "to": self.index,
-                    "id": message[1],
-                    "uri": self.uri,
-                    "details": message[3],
-                    "args": args,
-                    "kwargs": kwargs,
-                }
-            )
+            invoke = {
+                "op": "invoke",
+                "to": self.index,
+                "id": message[1],
+                "uri": self.uri,
+                "details": message[3],
+                "args": args,
+                "kwargs": kwargs,
+            }
+            self.send_up(with_match(invoke, self.match))
         elif message[0] == INTERRUPT:
             self.send_up({"op": "interrupt", "to": self.index, "id": message[1], **message[2]})
 
@@ -150,11 +167,13 @@ class SharedRemote:
     """A shared registration across workers: its policy, and the holding workers in claim
     order, this one (``me``) included when it holds the URI too."""
 
-    __slots__ = ("holders", "me", "turns")
+    __slots__ = ("holders", "me", "turns", "weights")
 
     def __init__(self, invoke: str, me: int) -> None:
         self.me = me
         self.holders: list[int] = []
+        self.weights: list[int] = []
+        """How many callees each holder has (its turns in a round-robin cycle)."""
         self.turns = Picker(invoke)
         """The policy's pick (registrations.py), over this call's candidates."""
 
@@ -163,8 +182,8 @@ class SharedRemote:
         return self.turns.invoke
 
     def pick(self, candidates: list[Registration]) -> Registration | None:
-        """By the policy among this worker's callees and one per other worker (each then
-        picks among its own callees by the same policy)."""
+        """By the policy among this worker's callees and one entry per callee of each other
+        worker (which then picks among its own callees by the same policy)."""
         if not candidates:
             return None
         return self.turns.pick(candidates)
@@ -176,42 +195,75 @@ class WorkerRelay:
     def __init__(self, dealer: Dealer, send_up: Send) -> None:
         self.dealer = dealer
         self.send_up = send_up
-        self.remote: dict[str, Registration] = {}
-        """The procedures other workers hold, by URI."""
-        self._claims: dict[str, list[asyncio.Future[bool]]] = {}
+        self.remote: dict[Key, Registration] = {}
+        """The procedures other workers hold, by (match, URI)."""
+        self._claims: dict[Key, list[asyncio.Future[bool]]] = {}
         self.meta: MetaPeers | None = None
         """The meta API across workers (meta_workers.py); None between nodes."""
-        self.shared: dict[str, SharedRemote] = {}
+        self.shared: dict[Key, SharedRemote] = {}
         """The shared registrations (``invoke`` not single) other workers also hold."""
+        self._patterns: set[Key] = set()
+        """The prefix and wildcard keys of ``remote``."""
 
-    async def claim(self, uri: str, invoke: str = "single") -> bool:
-        """Ask the parent for ``uri``; False: another worker holds it (not shared alike)."""
+    def relays(self, match: str) -> bool:
+        """Whether registrations of ``match`` are claimed here: exact ones always, patterns
+        across workers (the parent's relay), not across nodes (nodes.py claims URIs)."""
+        return match == "exact" or self.meta is not None
+
+    async def claim(self, uri: str, invoke: str = "single", match: str = "exact") -> bool:
+        """Ask the parent for (match, URI); False: another worker holds it (not shared alike)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._claims.setdefault(uri, []).append(future)
-        self.send_up({"op": "claim", "uri": uri, "invoke": invoke})
+        self._claims.setdefault((match, uri), []).append(future)
+        self.send_up(with_match({"op": "claim", "uri": uri, "invoke": invoke}, match))
         return await future
 
-    def policy(self, uri: str) -> str:
-        """The ``invoke`` policy of a URI other workers hold."""
-        shared = self.shared.get(uri)
+    def policy(self, key: Key) -> str:
+        """The ``invoke`` policy of a (match, URI) other workers hold."""
+        shared = self.shared.get(key)
         return "single" if shared is None else shared.invoke
 
-    def pick(self, uri: str, local: Procedure | None) -> Registration | None:
-        """The callee of a call of ``uri`` among this worker's (``local``) and the other
-        workers holding it; None: no other worker does."""
-        shared = self.shared.get(uri)
+    def serving(self, uri: str, local: Procedure | None) -> Key | None:
+        """The (match, URI) a call of ``uri`` goes to among this worker's best (``local``)
+        and the other workers': exact, then the longest prefix, then the wildcard whose
+        literal components come first (matching.py ``best``)."""
+        if ("exact", uri) in self.remote:
+            return "exact", uri
+        if local is not None and local.match == "exact":
+            return "exact", uri
+        if not self._patterns:
+            return None if local is None else (local.match, local.uri)
+        keys = list(self._patterns)
+        if local is not None:
+            keys.append((local.match, local.uri))
+        return best(keys, uri)
+
+    def pick(self, key: Key, local: Procedure | None) -> Registration | None:
+        """The callee of a call to (match, URI) among this worker's (``local``) and the
+        other workers holding it; None: no other worker does."""
+        shared = self.shared.get(key)
         if shared is None:
-            return self.remote.get(uri) if local is None else None
+            return self.remote.get(key) if local is None else None
         candidates: list[Registration] = []
-        for index in shared.holders:
+        for index, weight in zip(shared.holders, shared.weights, strict=True):
             if index != shared.me:
-                candidates.append(Registration(0, uri, RemoteCallee(index, uri, self.send_up)))
+                candidates.extend([self._remote(index, key)] * weight)
             elif local is not None:
                 candidates.extend(local.callees)
         return shared.pick(candidates)
 
-    def release(self, uri: str) -> None:
-        self.send_up({"op": "release", "uri": uri})
+    def _remote(self, index: int, key: Key) -> Registration:
+        """Worker ``index`` as the callee of (match, URI)."""
+        terms = EXACT if key[0] == "exact" else Terms(match=key[0])
+        return Registration(0, key[1], RemoteCallee(index, key, self.send_up), terms)
+
+    def release(self, uri: str, match: str = "exact") -> None:
+        self.send_up(with_match({"op": "release", "uri": uri}, match))
+
+    def weigh(self, key: Key, callees: int) -> None:
+        """Tell the other workers how many callees of shared ``key`` this one has (across
+        workers only: shared registrations stay one node's)."""
+        if self.meta is not None:
+            self.send_up(with_match({"op": "callees", "uri": key[1], "count": callees}, key[0]))
 
     def received(self, message: dict[str, Any]) -> None:
         """One message from the parent."""
@@ -226,27 +278,33 @@ class WorkerRelay:
         handler(message)
 
     def on_claimed(self, message: dict[str, Any]) -> None:
-        waiting = self._claims.get(message["uri"])
+        key = key_of(message)
+        waiting = self._claims.get(key)
         if waiting:
             future = waiting.pop(0)
             if not waiting:
-                del self._claims[message["uri"]]
+                del self._claims[key]
             if not future.done():
                 future.set_result(bool(message["ok"]))
 
     def on_held(self, message: dict[str, Any]) -> None:
-        uri, index = message["uri"], message["worker"]
-        self.remote[uri] = Registration(0, uri, RemoteCallee(index, uri, self.send_up))
+        key, index = key_of(message), message["worker"]
+        self.remote[key] = self._remote(index, key)
+        if key[0] != "exact":
+            self._patterns.add(key)
         invoke = message.get("invoke", "single")
         if invoke == "single":
-            self.shared.pop(uri, None)
+            self.shared.pop(key, None)
             return
-        shared = self.shared.setdefault(uri, SharedRemote(invoke, message["you"]))
+        shared = self.shared.setdefault(key, SharedRemote(invoke, message["you"]))
         shared.holders = message["workers"]
+        shared.weights = message.get("weights") or [1] * len(shared.holders)
 
     def on_released(self, message: dict[str, Any]) -> None:
-        self.remote.pop(message["uri"], None)
-        self.shared.pop(message["uri"], None)
+        key = key_of(message)
+        self.remote.pop(key, None)
+        self.shared.pop(key, None)
+        self._patterns.discard(key)
 
     def on_revoked(self, message: dict[str, Any]) -> None:
         """Another node holds this node's URI too and won (nodes.py): the local callees of
@@ -271,14 +329,15 @@ class WorkerRelay:
     def on_gone(self, message: dict[str, Any]) -> None:
         """A worker died: its URIs go, calls to it fail (canceled), calls from it end."""
         index = message["worker"]
-        for uri in [u for u, r in self.remote.items() if r.callee.session_id == worker_key(index)]:
-            del self.remote[uri]
+        for key in [k for k, r in self.remote.items() if r.callee.session_id == worker_key(index)]:
+            del self.remote[key]
+            self._patterns.discard(key)
         self.dealer.leave(worker_key(index))
 
     def on_invoke(self, message: dict[str, Any]) -> None:
         source, request = message["from"], message["id"]
         reply = RelayReply(self.send_up, source, request)
-        registration = self.dealer.registrations.procedure(message["uri"])
+        registration = self._serving(message)
         if registration is None:  # unregistered on the way
             reply.error(NO_SUCH_PROCEDURE, [f"{message['uri']} is not registered"], {})
             return
@@ -288,6 +347,13 @@ class WorkerRelay:
             details.pop("receive_progress", None)
         caller = worker_key(source)
         self.dealer.call(registration, caller, request, arguments, details, reply, budget=False)
+
+    def _serving(self, message: dict[str, Any]) -> Registration | None:
+        """This worker's callee of a relayed call: of the pattern it names, else of the URI."""
+        if "match" not in message:
+            return self.dealer.registrations.procedure(message["uri"])
+        procedure = self.dealer.registrations.lookup(*key_of(message))
+        return None if procedure is None else procedure.pick()
 
     def on_interrupt(self, message: dict[str, Any]) -> None:
         self.dealer.cancel(worker_key(message["from"]), message["id"], message["mode"])
@@ -306,67 +372,88 @@ class ParentRelay:
 
     def __init__(self, forward: Forward) -> None:
         self.forward = forward
-        self.held: dict[str, list[int]] = {}
-        """The workers holding each URI, in claim order (several: a shared registration)."""
-        self.policy: dict[str, str] = {}
-        """Each held URI's ``invoke`` policy."""
+        self.held: dict[Key, list[int]] = {}
+        """The workers holding each (match, URI), in claim order (several: a shared one)."""
+        self.policy: dict[Key, str] = {}
+        """Each held (match, URI)'s ``invoke`` policy."""
+        self.weights: dict[Key, dict[int, int]] = {}
+        """A shared one's callees on each holding worker (1 until it says)."""
         self.alive: set[int] = set()
+        self.meta = ParentMeta(forward, self.alive)
+        """The meta API's lines: asks, answers, listened topics, events (meta_relay.py)."""
 
     def joined(self, worker: int) -> None:
         """A worker is up: it learns every URI the others hold."""
         self.alive.add(worker)
-        for uri in self.held:
-            self._announce(uri, [worker])
+        for key in self.held:
+            self._announce(key, [worker])
+        self.meta.joined(worker)
 
     def gone(self, worker: int) -> None:
         """A worker died: its URIs are released and the others told."""
         self.alive.discard(worker)
-        for uri in [u for u, holders in self.held.items() if worker in holders]:
-            self._drop(uri, worker)
+        for key in [k for k, holders in self.held.items() if worker in holders]:
+            self._drop(key, worker)
         self._tell_others(worker, {"op": "gone", "worker": worker})
+        self.meta.gone(worker)
 
-    def claim(self, worker: int, uri: str, invoke: str) -> bool:
-        """Whether ``worker`` may hold ``uri``: nobody holds it, the worker does, or it is
-        shared (``invoke`` not single) with the same policy."""
-        holders = self.held.setdefault(uri, [])
-        policy = self.policy.setdefault(uri, invoke)
+    def claim(self, worker: int, key: Key, invoke: str) -> bool:
+        """Whether ``worker`` may hold (match, URI) ``key``: nobody holds it, the worker
+        does, or it is shared (``invoke`` not single) with the same policy."""
+        holders = self.held.setdefault(key, [])
+        policy = self.policy.setdefault(key, invoke)
         if worker in holders:
             return True
         if holders and (invoke == "single" or policy != invoke):
             return False
         holders.append(worker)
-        self._announce(uri, sorted(self.alive))
+        self._announce(key, sorted(self.alive))
         return True
 
-    def _drop(self, uri: str, worker: int) -> None:
-        holders = self.held.get(uri, [])
+    def _drop(self, key: Key, worker: int) -> None:
+        holders = self.held.get(key, [])
         if worker not in holders:
             return
         holders.remove(worker)
+        self.weights.get(key, {}).pop(worker, None)
         if not holders:
-            del self.held[uri], self.policy[uri]
-        self._announce(uri, sorted(self.alive))
+            del self.held[key], self.policy[key]
+            self.weights.pop(key, None)
+        self._announce(key, sorted(self.alive))
 
-    def _announce(self, uri: str, to: list[int]) -> None:
-        """Tell workers ``to`` who else holds ``uri`` (``held``), or that nobody does."""
-        holders = self.held.get(uri, [])
+    def weigh(self, worker: int, key: Key, callees: int) -> None:
+        """A holder of shared ``key`` has ``callees`` of it now: the others weigh it so."""
+        if worker in self.held.get(key, ()):
+            self.weights.setdefault(key, {})[worker] = callees
+            self._announce(key, [w for w in sorted(self.alive) if w != worker])
+
+    def _announce(self, key: Key, to: list[int]) -> None:
+        """Tell workers ``to`` who else holds ``key`` (``held``), or that nobody does."""
+        holders = self.held.get(key, [])
+        match, uri = key
         for target in to:
             others = [h for h in holders if h != target]
             if not others:
-                self.forward(target, {"op": "released", "uri": uri})
+                self.forward(target, with_match({"op": "released", "uri": uri}, match))
                 continue
-            invoke = self.policy[uri]
+            invoke = self.policy[key]
+            weights = self.weights.get(key, {})
             message = {"op": "held", "uri": uri, "worker": others[0], "invoke": invoke}
-            self.forward(target, message | {"workers": holders, "you": target})
+            message |= {"workers": holders, "you": target}
+            message["weights"] = [weights.get(holder, 1) for holder in holders]
+            self.forward(target, with_match(message, match))
 
     def received(self, worker: int, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "claim":
-            uri = message["uri"]
-            ok = self.claim(worker, uri, message.get("invoke", "single"))
-            self.forward(worker, {"op": "claimed", "uri": uri, "ok": ok})
+            key = key_of(message)
+            ok = self.claim(worker, key, message.get("invoke", "single"))
+            claimed = {"op": "claimed", "uri": key[1], "ok": ok}
+            self.forward(worker, with_match(claimed, key[0]))
         elif op == "release":
-            self._drop(message["uri"], worker)
+            self._drop(key_of(message), worker)
+        elif op == "callees":
+            self.weigh(worker, key_of(message), int(message["count"]))
         elif op in ("invoke", "interrupt", "answer"):
             target = message.pop("to")
             message["from"] = worker
@@ -376,8 +463,8 @@ class ParentRelay:
                 desc = ["the callee's worker is gone"]
                 answer = {"op": "answer", "from": target, "id": message["id"], "kind": "error"}
                 self.forward(worker, answer | {"uri": CANCELED, "args": desc, "kwargs": {}})
-        elif op in ("meta_ask", "meta_answer"):
-            relay_meta(self.forward, self.alive, worker, message)
+        elif str(op).startswith("meta_"):
+            self.meta.received(worker, message)
         else:
             logger.warning("dealer relay: worker %d sent unknown message %r", worker, op)
 

@@ -86,7 +86,7 @@ class Rpc:
         if self.broker.meta.serves(uri):
             await self.meta_call(request, uri, args)
             return
-        target = self.broker.procedure(answers.connection, uri)
+        target = self.broker.procedures.procedure(answers.connection, uri)
         if isinstance(target, Registration):
             self.invoke(request, uri, target, (args, kwargs), options)
             return
@@ -128,7 +128,7 @@ class Rpc:
         if flag(options, "receive_progress", False) and registration.callee.progresses:
             details["receive_progress"] = True
         if options.get("disclose_me") or registration.terms.disclose_caller:
-            if not self.broker.discloses(registration.uri):
+            if not self.broker.procedures.discloses(registration.uri):
                 desc = f"the route of {registration.uri} does not disclose callers"
                 self.answers.error(request, OPTION_DISALLOWED_DISCLOSE_ME, desc)
                 return

@@ -1,0 +1,80 @@
+"""Pattern registrations (``match: prefix | wildcard``) across ``server.workers: 2``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import RegisterOptions
+
+from gos_web_socket.app.testing import V2Client
+from tests.support.process import ServerProcess, server_env
+from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker, two_workers
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[ServerProcess]:
+    async with two_workers(server_env(SERVER__WORKERS=2)) as server:
+        yield server
+
+
+def named(name: str) -> Any:
+    return lambda details: [name, details.procedure]
+
+
+def options(match: str) -> RegisterOptions:
+    return RegisterOptions(match=match, details_arg="details")
+
+
+async def answer(client: V2Client, uri: str, expected: str, tries: int = 50) -> None:
+    """The call of ``uri`` reaches callee ``expected``, once a change reached this worker
+    (a release crosses the parent: retried at most ``tries`` times)."""
+    got: Any = None
+    for _ in range(tries):
+        try:
+            got = await client.session.call(uri)
+        except ApplicationError as exc:
+            got = exc.error
+        if got == [expected, uri]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{uri}: {got!r}, not {expected}")
+
+
+@pytest.mark.parametrize("serializer", ["json", "msgpack"])
+async def test_pattern_registrations_across_workers(
+    workers: ServerProcess, serializer: str
+) -> None:
+    """A call on either worker reaches the prefix or wildcard callee on the other, in the
+    spec's order over both workers' registrations (exact, the longest prefix, a wildcard);
+    the same pattern is refused on the other worker, and once unregistered serves no more."""
+    far = await V2Client.join(workers.ws_url, serializer=serializer)
+    (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
+    near, extra = await on_other_worker(workers, home, serializer)
+    await far.session.register(named("exact"), "com.acme.img.big.exact", options("exact"))
+    await far.session.register(named("prefix-short"), "com.acme.img", options("prefix"))
+    await far.session.register(named("wild"), "com.acme..resize", options("wildcard"))
+    long = await near.session.register(named("prefix-long"), "com.acme.img.big", options("prefix"))
+    await near.session.register(named("near-wild"), "com.acme..size", options("wildcard"))
+    cases = {
+        "com.acme.img.big.exact": "exact",  # a remote exact beats a local prefix
+        "com.acme.img.big.one": "prefix-long",  # the longest prefix, wherever it is
+        "com.acme.img.small": "prefix-short",
+        "com.acme.imgx.size": "prefix-short",  # a remote prefix beats a local wildcard
+        "com.acme.x.resize": "wild",
+        "com.acme.x.size": "near-wild",
+    }
+    for caller in (near, far):
+        for uri, expected in cases.items():
+            await answer(caller, uri, expected, tries=1)
+    with pytest.raises(ApplicationError) as raised:
+        await far.session.register(named("again"), "com.acme.img.big", options("prefix"))
+    assert raised.value.error == "wamp.error.procedure_already_exists"
+
+    await long.unregister()
+    await answer(far, "com.acme.img.big.one", "prefix-short")
+    await answer(near, "com.acme.img.big.one", "prefix-short")
+    await leave_all(far, near, *extra)
