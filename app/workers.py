@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from gos_web_socket.app.ops import WorkerOps
     from gos_web_socket.app.presence.peers import PresenceHub
     from gos_web_socket.app.server.wamp2.relay import ParentRelay, RelayEnd
+    from gos_web_socket.app.sse.workers import ParentPublishes
     from gos_web_socket.app.transports.zmq import ZmqFanout
     from gos_web_socket.settings.models import Settings
 
@@ -261,6 +262,8 @@ class WorkerPool:
         """Calls between the workers' dealers (app/server/wamp2/relay.py)."""
         self.presence: PresenceHub | None = None
         """Presence between the workers (app/presence/peers.py)."""
+        self.publishes: ParentPublishes | None = None
+        """HTTP publishes numbered for every worker (app/sse/workers.py)."""
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -283,9 +286,11 @@ class WorkerPool:
 
     async def _start_parts(self) -> None:
         from gos_web_socket.app.presence.peers import PresenceHub
+        from gos_web_socket.app.sse.workers import ParentPublishes
 
         self.relay = self._make_relay(self.forward)
         self.presence = PresenceHub(self.forward)
+        self.publishes = ParentPublishes(self.forward, self.count)
         self._reserve_port()
         self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))
         if self.settings.pushers.zmq.enabled:
@@ -354,14 +359,18 @@ class WorkerPool:
     async def _relay_lines(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
         """The dealer relay's lines from one worker life; its end is the worker gone."""
         from gos_web_socket.app.presence.peers import is_presence
+        from gos_web_socket.app.sse.workers import is_mercure
 
-        relay, presence = self.relay, self.presence
-        assert relay is not None and presence is not None  # made by _start_parts
+        relay, presence, publishes = self.relay, self.presence, self.publishes
+        assert relay is not None and presence is not None and publishes is not None
         relay.joined(slot.index)
         presence.joined(slot.index)
         try:
             while line := await reader.readline():
                 message = json.loads(line)
+                if is_mercure(message):
+                    publishes.received(slot.index, message)
+                    continue
                 (presence if is_presence(message) else relay).received(slot.index, message)
         except (ConnectionError, ValueError) as exc:
             logger.warning("worker %d: relay line refused: %r", slot.index, exc)

@@ -39,7 +39,13 @@ from gos_web_socket.app.push import Push
 from gos_web_socket.app.sse.relay import MercureRelay, open_to_anyone
 from gos_web_socket.app.sse.selectors import MAX_LENGTH
 from gos_web_socket.app.sse.tokens import MercureTokens
-from gos_web_socket.app.sse.wire import HUB_ID_PREFIX, Update, parse_position, position_id
+from gos_web_socket.app.sse.wire import (
+    HUB_ID_PREFIX,
+    WIRE_KEY,
+    Update,
+    parse_position,
+    position_id,
+)
 from gos_web_socket.app.web import Request, Response
 
 if TYPE_CHECKING:
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.memory import OutgoingBudget
     from gos_web_socket.app.server.topic import Topic
+    from gos_web_socket.app.sse.workers import WorkerPublishes
     from gos_web_socket.app.transports.pusher import Pusher
     from gos_web_socket.settings.models import Settings
 
@@ -95,6 +102,9 @@ class Publisher:
         self._ids: OrderedDict[str, Position] = OrderedDict()
         """Publisher-given ids and their positions, the last ``mercure.ids_kept``."""
         self.published = 0
+        self.peers: WorkerPublishes | None = None
+        """With ``server.workers``: publishes go to every worker over the parent's link
+        (app/sse/workers.py); None: this process delivers them."""
 
     def position_of(self, event_id: str, topics: Iterable[Topic] = ()) -> Position | None:
         """The position of an event id: a publisher's id this node saw published, a
@@ -177,13 +187,10 @@ class Publisher:
             retry_field.isascii() and retry_field.isdigit() and len(retry_field) <= MAX_RETRY_DIGITS
         ):
             raise ProtocolError(f'Invalid "retry" parameter: {MAX_RETRY_DIGITS} digits at most')
-        forward = self.forward_to
-        position = LOCAL.next()
-        event_id = given or (f"urn:uuid:{uuid.uuid4()}" if forward else position_id(position))
         data = fields.get("data", [""])[0]
         update = Update.of(
             data,
-            event_id,
+            given or "",
             tuple(topics),
             "private" in fields,
             event_type,
@@ -192,15 +199,46 @@ class Publisher:
         routed = self.routes(topics)
         if "private" in fields:
             self.check_private(routed)
-        for routed_request in routed:
-            if forward is not None:  # every node gets it from the pusher's transport
+        forward = self.forward_to
+        if forward is not None:  # every node gets it from the pusher's transport
+            update.event_id = given or f"urn:uuid:{uuid.uuid4()}"
+            for routed_request in routed:
                 route, attributes = routed_request.route_name, dict(routed_request.attributes)
                 await forward.push(update.to_wire(), route, attributes)
-                continue
-            if given is not None:
-                self.remember(given, position)
-            await self.push(Push(routed_request, update, PROVIDER, position), data)
+            event_id = update.event_id
+        else:
+            event_id = await self.publish({"update": update.to_wire()[WIRE_KEY]}, data)
         return Response(200, event_id.encode(), "text/plain; charset=utf-8")
+
+    async def publish(self, message: dict[str, Any], raw: str) -> Any:
+        """Deliver a checked publish here, or on every worker (``peers``); what its request
+        answers."""
+        if self.peers is not None:
+            return await self.peers.publish(message, raw)
+        return await self.deliver(message, LOCAL.next(), raw)
+
+    async def deliver(self, message: Mapping[str, Any], position: Position, raw: str | None) -> Any:
+        """Push a checked publish at ``position``: ``{"update": fields}`` (a Mercure update,
+        ``Update.to_wire``'s fields; its id, when empty, is the position's) or ``{"channel",
+        "json"}`` (the JSON API); the events fire when ``raw`` is given (the worker that took
+        the request). Answers the update's id, or the JSON API's answer."""
+        if "channel" in message:
+            routed = self.router.match(message["channel"])
+            await self.push(Push(routed, message["json"], PROVIDER, position), raw)
+            # the id SSE subscribers see: the position where the route keeps history, else
+            # none (such a broadcast has no position; its id is per broadcast, not resumable)
+            event_id = position_id(position) if routed.route.history is not None else None
+            return {"channel": routed.matched, "position": position.as_dict(), "id": event_id}
+        update = Update.from_wire({WIRE_KEY: message["update"]})
+        assert update is not None, "the sender built it"
+        given = update.event_id or None
+        if given is None:
+            update.event_id = position_id(position)
+        else:
+            self.remember(given, position)
+        for routed_request in self.routes(list(update.topics)):
+            await self.push(Push(routed_request, update, PROVIDER, position), raw)
+        return update.event_id
 
     def reserved(self, topic: str) -> bool:
         """``*``, the hub's path, or a topic under it (by whole path segment)."""
@@ -244,17 +282,22 @@ class Publisher:
                     "stricter than 'anyone')"
                 )
 
-    async def push(self, push: Push, raw: str) -> None:
-        """The push's way to its topic, with ``push_success`` or ``push_fail`` (re-raised)."""
+    async def push(self, push: Push, raw: str | None) -> None:
+        """The push's way to its topic, with ``push_success`` or ``push_fail`` (re-raised);
+        without events when ``raw`` is None (another worker's publish: its worker fires them)."""
         handler = cast(Any, self)  # the events name the provider that received the push
         try:
             await self.outgoing.room()
             await self.broker.push(push)
         except Exception as exc:
+            if raw is None:
+                raise
             logger.warning("publish to %s failed: %s", push.channel, exc)
             event = PushHandlerFailEvent(message=raw, push_handler=handler, error=exc)
             await self.dispatcher.dispatch(PUSH_FAIL, event)
             raise
+        if raw is None:
+            return
         self.published += 1
         await self.dispatcher.dispatch(
             PUSH_SUCCESS, PushHandlerSuccessEvent(message=raw, push_handler=handler)
@@ -306,11 +349,6 @@ class Publisher:
         if forward is not None:
             await forward.push(message["data"], routed.route_name, dict(routed.attributes))
             return Response.json({"channel": channel, "position": None, "id": None})
-        position = LOCAL.next()
-        push = Push(routed, message["data"], PROVIDER, position)
-        await self.push(push, body.decode("utf-8", "replace"))
-        # the id SSE subscribers see: the position where the route keeps history, else none
-        # (such a broadcast has no position; its id is per broadcast, not resumable)
-        event_id = position_id(position) if routed.route.history is not None else None
-        answer = {"channel": channel, "position": position.as_dict(), "id": event_id}
+        raw = body.decode("utf-8", "replace")
+        answer = await self.publish({"channel": channel, "json": message["data"]}, raw)
         return Response.json(answer)

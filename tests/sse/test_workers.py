@@ -1,5 +1,6 @@
-"""The hub with ``server.workers: 2``: SSE subscribers on every worker get every push with one
-event id, and a ``Last-Event-ID`` taken on one worker replays on the other."""
+"""The hub with ``server.workers: 2``: SSE subscribers on every worker get every push and every
+HTTP publish with one event id, a ``Last-Event-ID`` taken on one worker replays on the other,
+and a publish fires ``push_success`` once."""
 
 from __future__ import annotations
 
@@ -8,12 +9,25 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 import yaml
 
+from gos_web_socket.app.events import PUSH_SUCCESS
 from gos_web_socket.app.sse.wire import parse_position
-from tests.sse.conftest import SECRET, SseReader, subscribed_at
+from gos_web_socket.app.sse.workers import ParentPublishes, WorkerPublishes
+from tests.sse.conftest import (
+    HUB,
+    PUBLISHER,
+    SECRET,
+    SseReader,
+    hub_server,
+    publish,
+    subscribed,
+    subscribed_at,
+)
 from tests.support.process import ServerProcess, setting
 from tests.support.rabbitmq import RabbitMQNode
 from tests.workers.conftest import health, pushers, until_ready, workers_env
@@ -143,3 +157,91 @@ async def test_pushes_reach_sse_readers_on_both_workers_with_one_id(
             assert again.events[6:] == [], worker  # nothing twice
     await zmq.disconnect()
     await amqp.disconnect()
+
+
+async def test_publishes_taken_by_any_worker_reach_readers_on_every_worker(
+    pool: ServerProcess,
+) -> None:
+    """Form and JSON API publishes, each on a new connection (the kernel spreads them over the
+    workers), reach SSE readers on both workers with the id the publish answered; a publish's
+    id used as Last-Event-ID replays the later ones on either worker."""
+    port = port_of(pool)
+    async with contextlib.AsyncExitStack() as stack:
+        spread = Spread(pool, stack)
+        await spread.on_every_worker(f"topic={CHANNEL}")
+        answered = []
+        for n in range(8):
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                answer = await client.post(
+                    f"http://127.0.0.1:{port}{HUB}",
+                    content=urlencode([("topic", CHANNEL), ("data", f"u{n}")]),
+                    headers={
+                        "Authorization": f"Bearer {PUBLISHER}",
+                        "Content-Type": "application/x-www-form-urlencoded",
+                    },
+                )
+            assert answer.status_code == 200, answer.text
+            answered.append(answer.text)
+        assert len(set(answered)) == 8 and all(parse_position(i) for i in answered)
+        for reader in spread.all():
+            events = await reader.wait(8, timeout=20)
+            assert [(e.id, e.data) for e in events] == [
+                (i, f"u{n}") for n, i in enumerate(answered)
+            ]
+        for worker in spread.readers:
+            cursor = {"Last-Event-ID": answered[4]}
+            again = await spread.on(worker, f"topic={CHANNEL}", cursor)
+            assert again.response.headers["last-event-id"] == answered[4], worker
+            events = await again.wait(3, timeout=20)
+            assert [e.id for e in events] == answered[5:], worker
+
+
+async def test_a_publish_fires_push_success_once_across_workers() -> None:
+    """Two servers linked as two workers are (a parent numbering each publish): a form publish
+    on A and a JSON API push on B reach the SSE readers of both with one id each, and
+    push_success fires once per publish, on the server that took it."""
+    key = "k" * 32
+    async with hub_server({"api_keys": [key]}) as a, hub_server({"api_keys": [key]}) as b:
+        servers = [a, b]
+        successes = [0, 0]
+        for index, server in enumerate(servers):
+
+            def counted(event: object, index: int = index) -> None:
+                successes[index] += 1
+
+            server.dispatcher.add_listener(PUSH_SUCCESS, counted)
+        ends: list[WorkerPublishes] = []
+
+        def forward(index: int, line: dict[str, Any]) -> None:
+            ends[index].received(json.loads(json.dumps(line)))  # as over the socket pair
+
+        parent = ParentPublishes(forward, 2)
+        for index, server in enumerate(servers):
+
+            def send_up(message: dict[str, Any], index: int = index) -> None:
+                parent.received(index, json.loads(json.dumps(message)))
+
+            publisher = server.http.publisher  # type: ignore[union-attr]
+            ends.append(WorkerPublishes(publisher, send_up, index))
+            publisher.peers = ends[index]
+        async with (
+            subscribed(a, f"topic={CHANNEL}") as on_a,
+            subscribed(b, f"topic={CHANNEL}") as on_b,
+        ):
+            form = await publish(a, [("topic", CHANNEL), ("data", "form")])
+            assert form.status_code == 200, form.text
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                api = await client.post(
+                    f"http://127.0.0.1:{b.port}/api/publish",
+                    json={"route": "acme_topic", "parameters": {"room": "7"}, "data": {"x": 1}},
+                    headers={"X-API-Key": key},
+                )
+            assert api.status_code == 200, api.text
+            for reader in (on_a, on_b):
+                events = await reader.wait(2)
+                assert [(e.id, e.data) for e in events] == [
+                    (form.text, "form"),
+                    (api.json()["id"], '{"x":1}'),
+                ]
+        assert api.json()["position"]["offset"] == parse_position(form.text).offset + 1  # type: ignore[union-attr]
+        assert successes == [1, 1]
