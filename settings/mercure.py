@@ -33,6 +33,9 @@ class MercureSettings(Node):
     subscriber_secret: SecretStr | None = None
     """HS256 key of subscriber tokens; None: ``authentication.providers.jwt.secret``."""
     cookie: str = Field(default="mercureAuthorization", min_length=1)
+    publish_origins: list[str] = Field(default_factory=list)
+    """Origins a publish authenticated by the cookie may come from (``Origin``, else the
+    ``Referer``'s; ``*``: any); a Bearer token needs none. Empty: cookie publishes refused."""
     max_body: int = Field(default=1_048_576, ge=1024, description="bytes of a publish body")
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Keys of the JSON publish API (``X-API-Key`` or ``Authorization: apikey <key>``)."""
