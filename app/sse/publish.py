@@ -10,15 +10,11 @@ channel of each of its topics that a route matches, carrying its data as an ``Up
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
-import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import parse_qs
 
 from gos_web_socket.app.events import (
     PUSH_FAIL,
@@ -36,16 +32,10 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.push import Push
+from gos_web_socket.app.sse.bodies import check_key, form_fields, form_update, json_body
 from gos_web_socket.app.sse.relay import MercureRelay, open_to_anyone
-from gos_web_socket.app.sse.selectors import MAX_LENGTH
 from gos_web_socket.app.sse.tokens import MercureTokens
-from gos_web_socket.app.sse.wire import (
-    HUB_ID_PREFIX,
-    WIRE_KEY,
-    Update,
-    parse_position,
-    position_id,
-)
+from gos_web_socket.app.sse.wire import WIRE_KEY, Update, parse_position, position_id
 from gos_web_socket.app.web import Request, Response
 
 if TYPE_CHECKING:
@@ -60,22 +50,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROVIDER = "mercure"
-MAX_TOPICS = 1000
-MAX_FIELDS = MAX_TOPICS + 8
-"""Form fields of one publish: its topics and the other fields once each."""
-MAX_RETRY_DIGITS = 10
-RESERVED_TYPE = "mercure"
-
-
-def field_safe(value: str, what: str) -> str:
-    """An ``id`` or ``type`` that cannot inject SSE fields (no control or format characters).
-
-    Raises:
-        ProtocolError: it holds one.
-    """
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
-        raise ProtocolError(f'Invalid "{what}" parameter: control characters are not allowed')
-    return value
 
 
 class Publisher:
@@ -152,62 +126,23 @@ class Publisher:
         grant = self.tokens.grant(request.headers, "publish")
         if grant is None:
             raise AuthenticationFailed("missing", "a publisher token is required")
-        try:
-            text = body.decode("utf-8")
-            fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
-        except UnicodeDecodeError:
-            raise ProtocolError("the body must be UTF-8") from None
-        except ValueError:
-            raise ProtocolError(f"at most {MAX_FIELDS} form fields") from None
-        topics = fields.get("topic", [])
-        if not topics:
-            raise ProtocolError('Missing "topic" parameter.')
-        if len(topics) > MAX_TOPICS:
-            raise ProtocolError(f"at most {MAX_TOPICS} topics")
-        for topic in topics:
-            if len(topic.encode()) > MAX_LENGTH:
-                raise ProtocolError(f"a topic is at most {MAX_LENGTH} bytes")
-            if self.reserved(topic):
-                raise ProtocolError(f"topic {topic!r} is reserved ('*' or the hub's own path)")
+        fields, topics = form_fields(body, self.settings.path)
         denied = [t for t in topics if grant.selectors is None or not grant.selectors.matches(t)]
         if denied:
             raise NotAuthorized(f"the token may not publish to {denied[0]}")
-        given = fields.get("id", [None])[0]
-        if given is not None:
-            field_safe(given, "id")
-            if given.startswith(("#", HUB_ID_PREFIX)) or given == "earliest" or not given:
-                raise ProtocolError(
-                    f'Invalid "id" parameter: not empty, "earliest", "#..." or "{HUB_ID_PREFIX}..."'
-                )
-        event_type = fields.get("type", [None])[0]
-        if event_type is not None and field_safe(event_type, "type") == RESERVED_TYPE:
-            raise ProtocolError(f'Invalid "type" parameter: {RESERVED_TYPE!r} is reserved')
-        retry_field = fields.get("retry", [None])[0]
-        if retry_field is not None and not (
-            retry_field.isascii() and retry_field.isdigit() and len(retry_field) <= MAX_RETRY_DIGITS
-        ):
-            raise ProtocolError(f'Invalid "retry" parameter: {MAX_RETRY_DIGITS} digits at most')
-        data = fields.get("data", [""])[0]
-        update = Update.of(
-            data,
-            given or "",
-            tuple(topics),
-            "private" in fields,
-            event_type,
-            int(retry_field) if retry_field else None,
-        )
+        update = form_update(fields, topics)
         routed = self.routes(topics)
-        if "private" in fields:
+        if update.private:
             self.check_private(routed)
         forward = self.forward_to
         if forward is not None:  # every node gets it from the pusher's transport
-            update.event_id = given or f"urn:uuid:{uuid.uuid4()}"
+            update.event_id = update.event_id or f"urn:uuid:{uuid.uuid4()}"
             for routed_request in routed:
                 route, attributes = routed_request.route_name, dict(routed_request.attributes)
                 await forward.push(update.to_wire(), route, attributes)
             event_id = update.event_id
         else:
-            event_id = await self.publish({"update": update.to_wire()[WIRE_KEY]}, data)
+            event_id = await self.publish({"update": update.to_wire()[WIRE_KEY]}, str(update))
         return Response(200, event_id.encode(), "text/plain; charset=utf-8")
 
     async def publish(self, message: dict[str, Any], raw: str) -> Any:
@@ -239,11 +174,6 @@ class Publisher:
         for routed_request in self.routes(list(update.topics)):
             await self.push(Push(routed_request, update, PROVIDER, position), raw)
         return update.event_id
-
-    def reserved(self, topic: str) -> bool:
-        """``*``, the hub's path, or a topic under it (by whole path segment)."""
-        path = self.settings.path.rstrip("/")
-        return topic in ("*", path) or topic.startswith((path + "/", path + "?", path + "#"))
 
     def routes(self, topics: list[str]) -> list[WampRequest]:
         """The route of each topic's channel, once per channel; topics without one are
@@ -305,20 +235,6 @@ class Publisher:
 
     # -- the JSON API ----------------------------------------------------------------------------
 
-    def check_key(self, request: Request) -> None:
-        """The request's API key (``X-API-Key`` or ``Authorization: apikey <key>``).
-
-        Raises:
-            AuthenticationFailed: none, or not one of ``mercure.api_keys``.
-        """
-        key = request.headers.get("x-api-key")
-        if key is None:
-            scheme, _, value = request.headers.get("authorization", "").partition(" ")
-            key = value.strip() if scheme.lower() == "apikey" else None
-        keys = [k.get_secret_value().encode() for k in self.settings.api_keys]
-        if key is None or not any(hmac.compare_digest(key.encode(), k) for k in keys):
-            raise AuthenticationFailed("bad_key", "a valid API key is required")
-
     async def json_api(self, request: Request, body: bytes) -> Response:
         """``{"route": name, "parameters": {...}, "data": ...}`` or ``{"channel": ..., "data":
         ...}``: a push; answers ``{"channel", "position", "id"}``.
@@ -328,27 +244,13 @@ class Publisher:
             ProtocolError: a body that is not such an object (400).
             RoutingError: no such route, or no route matches the channel (400).
         """
-        self.check_key(request)
-        try:
-            message = json.loads(body)
-        except ValueError:
-            raise ProtocolError("the body must be JSON") from None
-        if not isinstance(message, dict) or "data" not in message:
-            raise ProtocolError('the body must be an object with "data" and "route" or "channel"')
-        if isinstance(message.get("channel"), str):
-            channel = message["channel"]
-        elif isinstance(message.get("route"), str):
-            parameters = message.get("parameters") or {}
-            if not isinstance(parameters, dict):
-                raise ProtocolError('"parameters" must be an object')
-            channel = self.router.generate(message["route"], parameters)
-        else:
-            raise ProtocolError('the body needs "route" (a route name) or "channel"')
+        check_key(request, self.settings.api_keys)
+        channel, data = json_body(body, self.router)
         routed = self.router.match(channel)
         forward = self.forward_to
         if forward is not None:
-            await forward.push(message["data"], routed.route_name, dict(routed.attributes))
+            await forward.push(data, routed.route_name, dict(routed.attributes))
             return Response.json({"channel": channel, "position": None, "id": None})
         raw = body.decode("utf-8", "replace")
-        answer = await self.publish({"channel": channel, "json": message["data"]}, raw)
+        answer = await self.publish({"channel": channel, "json": data}, raw)
         return Response.json(answer)
