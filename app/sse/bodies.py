@@ -1,26 +1,36 @@
-"""What the publish endpoints' requests say, read and checked before anything is published:
-Mercure's form fields (``topic``, ``data``, ``private``, ``id``, ``type``, ``retry``) and the
-JSON API's body and API key. Each refusal is the protocol's 400 (``ProtocolError``) or 401.
+"""What the hub's requests say, read and checked before anything is published: Mercure's form
+fields (``topic``, ``data``, ``private``, ``id``, ``type``, ``retry``) and the JSON API's body
+and API key; and the protocol's answer to each refusal (``failure_response``).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from gos_web_socket.app.exceptions import AuthenticationFailed, ProtocolError
+from gos_web_socket.app.exceptions import (
+    AuthenticationFailed,
+    FirewallRejection,
+    MalformedCredentials,
+    ProtocolError,
+    RoutingError,
+)
 from gos_web_socket.app.sse.selectors import MAX_LENGTH
 from gos_web_socket.app.sse.wire import HUB_ID_PREFIX, Update
+from gos_web_socket.app.web import Response
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from gos_web_socket.app.router import Router
     from gos_web_socket.app.web import Request
+
+logger = logging.getLogger(__name__)
 
 MAX_TOPICS = 1000
 MAX_FIELDS = MAX_TOPICS + 8
@@ -143,3 +153,27 @@ def json_body(body: bytes, router: Router) -> tuple[str, Any]:
             raise ProtocolError('"parameters" must be an object')
         return router.generate(message["route"], parameters), message["data"]
     raise ProtocolError('the body needs "route" (a route name) or "channel"')
+
+
+def failure_response(error: Exception) -> Response:
+    """The protocol's status for an error: 400 malformed (``invalid_request`` for a malformed
+    ``Authorization``), 401 bad token (a bare challenge when there was none), 403 refused (a
+    grant, a route's rule or a topic's ``secure()``), 500 anything else (a topic hook's error)."""
+    if isinstance(error, AuthenticationFailed):
+        response = Response.text("invalid token\n", 401)  # no reason: it helps forgers
+        missing = error.reason == "missing"
+        response.headers["WWW-Authenticate"] = (
+            "Bearer" if missing else 'Bearer error="invalid_token"'
+        )
+    elif isinstance(error, FirewallRejection):
+        response = Response.text(f"{error}\n", 403)
+        response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
+    elif isinstance(error, MalformedCredentials):
+        response = Response.text(f"{error}\n", 400)
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_request"'
+    elif isinstance(error, ProtocolError | RoutingError):
+        response = Response.text(f"{error}\n", 400)
+    else:
+        logger.warning("subscribe failed: %r", error)
+        response = Response.text("the subscription could not be made\n", 500)
+    return response
