@@ -162,9 +162,9 @@ async def test_pushes_reach_sse_readers_on_both_workers_with_one_id(
 async def test_publishes_taken_by_any_worker_reach_readers_on_every_worker(
     pool: ServerProcess,
 ) -> None:
-    """Form and JSON API publishes, each on a new connection (the kernel spreads them over the
-    workers), reach SSE readers on both workers with the id the publish answered; a publish's
-    id used as Last-Event-ID replays the later ones on either worker."""
+    """Form publishes, each on a new connection (the kernel spreads them over the
+    workers), reach SSE readers on both workers with the id the publish answered; a
+    publisher-given id used as Last-Event-ID replays the later ones on either worker."""
     port = port_of(pool)
     async with contextlib.AsyncExitStack() as stack:
         spread = Spread(pool, stack)
@@ -174,7 +174,9 @@ async def test_publishes_taken_by_any_worker_reach_readers_on_every_worker(
             async with httpx.AsyncClient(timeout=10.0) as client:
                 answer = await client.post(
                     f"http://127.0.0.1:{port}{HUB}",
-                    content=urlencode([("topic", CHANNEL), ("data", f"u{n}")]),
+                    content=urlencode(
+                        [("topic", CHANNEL), ("data", f"u{n}")] + ([("id", "given-4")] * (n == 4))
+                    ),
                     headers={
                         "Authorization": f"Bearer {PUBLISHER}",
                         "Content-Type": "application/x-www-form-urlencoded",
@@ -182,7 +184,8 @@ async def test_publishes_taken_by_any_worker_reach_readers_on_every_worker(
                 )
             assert answer.status_code == 200, answer.text
             answered.append(answer.text)
-        assert len(set(answered)) == 8 and all(parse_position(i) for i in answered)
+        assert len(set(answered)) == 8 and answered[4] == "given-4"
+        assert all(parse_position(i) for i in answered[:4] + answered[5:])
         for reader in spread.all():
             events = await reader.wait(8, timeout=20)
             assert [(e.id, e.data) for e in events] == [
