@@ -41,7 +41,8 @@ class MercureSettings(Node):
     """Keys of the JSON publish API (``X-API-Key`` or ``Authorization: apikey <key>``)."""
     forward: str | None = Field(default=None, min_length=1)
     """A pusher's name (``amqp``): HTTP publishes travel through it to every node and worker
-    (ids are then ``urn:uuid:`` ones, the JSON API answers no position); None: this node."""
+    (ids are then ``urn:uuid:`` ones, the JSON API answers no position); None: this node
+    (every worker of it, numbered by the parent: app/sse/workers.py)."""
     ids_kept: int = Field(
         default=100_000, ge=1, description="publisher ids remembered for Last-Event-ID"
     )
