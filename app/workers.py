@@ -64,6 +64,17 @@ STABLE_AFTER = 30.0
 """Seconds a worker must have lived for its slot's backoff to start again from FIRST_BACKOFF."""
 START_TIMEOUT = 60.0
 """Seconds a worker may take from exec to ready (imports, binding, push handlers)."""
+LINK_LINE_FLOOR = 16 * 1024 * 1024
+"""Bytes of one line the parent reads from a worker's link at least (a relayed call's
+arguments); asyncio's default, 64 KiB, would stop the link at the first longer line."""
+JSON_GROWTH = 6
+"""How much longer a publish's data may grow as JSON (a control byte becomes ``\\u00XX``)."""
+
+
+def link_line_limit(settings: Settings) -> int:
+    """Bytes of one line on a worker's link: the largest HTTP publish as JSON, at least
+    ``LINK_LINE_FLOOR``."""
+    return max(LINK_LINE_FLOOR, JSON_GROWTH * settings.mercure.max_body + 65536)
 
 
 @dataclass(frozen=True)
@@ -321,7 +332,8 @@ class WorkerPool:
             theirs.close()
         slot.ready, slot.ops_port = False, None
         slot.started_at = time.monotonic()
-        reader, slot.link = await asyncio.open_connection(sock=ours)
+        limit = link_line_limit(self.settings)
+        reader, slot.link = await asyncio.open_connection(sock=ours, limit=limit)
         logger.info("worker %d started (pid %d)", slot.index, slot.process.pid)
         return reader
 

@@ -197,6 +197,21 @@ async def test_publishes_taken_by_any_worker_reach_readers_on_every_worker(
             assert again.response.headers["last-event-id"] == answered[4], worker
             events = await again.wait(3, timeout=20)
             assert [e.id for e in events] == answered[5:], worker
+        seen = {id(reader): len(reader.events) for reader in spread.all()}
+        big = "x" * 300_000  # longer than a default line of the parent's link
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            answer = await client.post(
+                f"http://127.0.0.1:{port}{HUB}",
+                content=urlencode([("topic", CHANNEL), ("data", big)]),
+                headers={
+                    "Authorization": f"Bearer {PUBLISHER}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+        assert answer.status_code == 200, answer.text
+        for reader in spread.all():
+            events = await reader.wait(seen[id(reader)] + 1, timeout=20)
+            assert (events[-1].id, events[-1].data) == (answer.text, big)
 
 
 async def test_a_publish_fires_push_success_once_across_workers() -> None:
