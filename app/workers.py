@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from gos_web_socket.app.ops import WorkerOps
     from gos_web_socket.app.presence.peers import PresenceHub
     from gos_web_socket.app.server.wamp2.relay import ParentRelay, RelayEnd
+    from gos_web_socket.app.sse.workers import ParentPublishes
     from gos_web_socket.app.transports.zmq import ZmqFanout
     from gos_web_socket.settings.models import Settings
 
@@ -63,6 +64,17 @@ STABLE_AFTER = 30.0
 """Seconds a worker must have lived for its slot's backoff to start again from FIRST_BACKOFF."""
 START_TIMEOUT = 60.0
 """Seconds a worker may take from exec to ready (imports, binding, push handlers)."""
+LINK_LINE_FLOOR = 16 * 1024 * 1024
+"""Bytes of one line the parent reads from a worker's link at least (a relayed call's
+arguments); asyncio's default, 64 KiB, would stop the link at the first longer line."""
+JSON_GROWTH = 6
+"""How much longer a publish's data may grow as JSON (a control byte becomes ``\\u00XX``)."""
+
+
+def link_line_limit(settings: Settings) -> int:
+    """Bytes of one line on a worker's link: the largest HTTP publish as JSON, at least
+    ``LINK_LINE_FLOOR``."""
+    return max(LINK_LINE_FLOOR, JSON_GROWTH * settings.mercure.max_body + 65536)
 
 
 @dataclass(frozen=True)
@@ -261,6 +273,8 @@ class WorkerPool:
         """Calls between the workers' dealers (app/server/wamp2/relay.py)."""
         self.presence: PresenceHub | None = None
         """Presence between the workers (app/presence/peers.py)."""
+        self.publishes: ParentPublishes | None = None
+        """HTTP publishes numbered for every worker (app/sse/workers.py)."""
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -283,9 +297,11 @@ class WorkerPool:
 
     async def _start_parts(self) -> None:
         from gos_web_socket.app.presence.peers import PresenceHub
+        from gos_web_socket.app.sse.workers import ParentPublishes
 
         self.relay = self._make_relay(self.forward)
         self.presence = PresenceHub(self.forward)
+        self.publishes = ParentPublishes(self.forward, self.count)
         self._reserve_port()
         self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))
         if self.settings.pushers.zmq.enabled:
@@ -316,7 +332,8 @@ class WorkerPool:
             theirs.close()
         slot.ready, slot.ops_port = False, None
         slot.started_at = time.monotonic()
-        reader, slot.link = await asyncio.open_connection(sock=ours)
+        limit = link_line_limit(self.settings)
+        reader, slot.link = await asyncio.open_connection(sock=ours, limit=limit)
         logger.info("worker %d started (pid %d)", slot.index, slot.process.pid)
         return reader
 
@@ -354,14 +371,18 @@ class WorkerPool:
     async def _relay_lines(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
         """The dealer relay's lines from one worker life; its end is the worker gone."""
         from gos_web_socket.app.presence.peers import is_presence
+        from gos_web_socket.app.sse.workers import is_mercure
 
-        relay, presence = self.relay, self.presence
-        assert relay is not None and presence is not None  # made by _start_parts
+        relay, presence, publishes = self.relay, self.presence, self.publishes
+        assert relay is not None and presence is not None and publishes is not None
         relay.joined(slot.index)
         presence.joined(slot.index)
         try:
             while line := await reader.readline():
                 message = json.loads(line)
+                if is_mercure(message):
+                    publishes.received(slot.index, message)
+                    continue
                 (presence if is_presence(message) else relay).received(slot.index, message)
         except (ConnectionError, ValueError) as exc:
             logger.warning("worker %d: relay line refused: %r", slot.index, exc)

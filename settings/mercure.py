@@ -33,12 +33,16 @@ class MercureSettings(Node):
     subscriber_secret: SecretStr | None = None
     """HS256 key of subscriber tokens; None: ``authentication.providers.jwt.secret``."""
     cookie: str = Field(default="mercureAuthorization", min_length=1)
+    publish_origins: list[str] = Field(default_factory=list)
+    """Origins a publish authenticated by the cookie may come from (``Origin``, else the
+    ``Referer``'s; ``*``: any); a Bearer token needs none. Empty: cookie publishes refused."""
     max_body: int = Field(default=1_048_576, ge=1024, description="bytes of a publish body")
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Keys of the JSON publish API (``X-API-Key`` or ``Authorization: apikey <key>``)."""
     forward: str | None = Field(default=None, min_length=1)
     """A pusher's name (``amqp``): HTTP publishes travel through it to every node and worker
-    (ids are then ``urn:uuid:`` ones, the JSON API answers no position); None: this node."""
+    (ids are then ``urn:uuid:`` ones, the JSON API answers no position); None: this node
+    (every worker of it, numbered by the parent: app/sse/workers.py)."""
     ids_kept: int = Field(
         default=100_000, ge=1, description="publisher ids remembered for Last-Event-ID"
     )

@@ -10,15 +10,11 @@ channel of each of its topics that a route matches, carrying its data as an ``Up
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
-import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import parse_qs
 
 from gos_web_socket.app.events import (
     PUSH_FAIL,
@@ -36,10 +32,10 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.push import Push
+from gos_web_socket.app.sse.bodies import check_key, form_fields, form_update, json_body
 from gos_web_socket.app.sse.relay import MercureRelay, open_to_anyone
-from gos_web_socket.app.sse.selectors import MAX_LENGTH
 from gos_web_socket.app.sse.tokens import MercureTokens
-from gos_web_socket.app.sse.wire import HUB_ID_PREFIX, Update, parse_position, position_id
+from gos_web_socket.app.sse.wire import WIRE_KEY, Update, parse_position, position_id
 from gos_web_socket.app.web import Request, Response
 
 if TYPE_CHECKING:
@@ -47,28 +43,13 @@ if TYPE_CHECKING:
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.memory import OutgoingBudget
     from gos_web_socket.app.server.topic import Topic
+    from gos_web_socket.app.sse.workers import WorkerPublishes
     from gos_web_socket.app.transports.pusher import Pusher
     from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
 
 PROVIDER = "mercure"
-MAX_TOPICS = 1000
-MAX_FIELDS = MAX_TOPICS + 8
-"""Form fields of one publish: its topics and the other fields once each."""
-MAX_RETRY_DIGITS = 10
-RESERVED_TYPE = "mercure"
-
-
-def field_safe(value: str, what: str) -> str:
-    """An ``id`` or ``type`` that cannot inject SSE fields (no control or format characters).
-
-    Raises:
-        ProtocolError: it holds one.
-    """
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
-        raise ProtocolError(f'Invalid "{what}" parameter: control characters are not allowed')
-    return value
 
 
 class Publisher:
@@ -95,6 +76,9 @@ class Publisher:
         self._ids: OrderedDict[str, Position] = OrderedDict()
         """Publisher-given ids and their positions, the last ``mercure.ids_kept``."""
         self.published = 0
+        self.peers: WorkerPublishes | None = None
+        """With ``server.workers``: publishes go to every worker over the parent's link
+        (app/sse/workers.py); None: this process delivers them."""
 
     def position_of(self, event_id: str, topics: Iterable[Topic] = ()) -> Position | None:
         """The position of an event id: a publisher's id this node saw published, a
@@ -142,70 +126,54 @@ class Publisher:
         grant = self.tokens.grant(request.headers, "publish")
         if grant is None:
             raise AuthenticationFailed("missing", "a publisher token is required")
-        try:
-            text = body.decode("utf-8")
-            fields = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
-        except UnicodeDecodeError:
-            raise ProtocolError("the body must be UTF-8") from None
-        except ValueError:
-            raise ProtocolError(f"at most {MAX_FIELDS} form fields") from None
-        topics = fields.get("topic", [])
-        if not topics:
-            raise ProtocolError('Missing "topic" parameter.')
-        if len(topics) > MAX_TOPICS:
-            raise ProtocolError(f"at most {MAX_TOPICS} topics")
-        for topic in topics:
-            if len(topic.encode()) > MAX_LENGTH:
-                raise ProtocolError(f"a topic is at most {MAX_LENGTH} bytes")
-            if self.reserved(topic):
-                raise ProtocolError(f"topic {topic!r} is reserved ('*' or the hub's own path)")
+        fields, topics = form_fields(body, self.settings.path)
         denied = [t for t in topics if grant.selectors is None or not grant.selectors.matches(t)]
         if denied:
             raise NotAuthorized(f"the token may not publish to {denied[0]}")
-        given = fields.get("id", [None])[0]
-        if given is not None:
-            field_safe(given, "id")
-            if given.startswith(("#", HUB_ID_PREFIX)) or given == "earliest" or not given:
-                raise ProtocolError(
-                    f'Invalid "id" parameter: not empty, "earliest", "#..." or "{HUB_ID_PREFIX}..."'
-                )
-        event_type = fields.get("type", [None])[0]
-        if event_type is not None and field_safe(event_type, "type") == RESERVED_TYPE:
-            raise ProtocolError(f'Invalid "type" parameter: {RESERVED_TYPE!r} is reserved')
-        retry_field = fields.get("retry", [None])[0]
-        if retry_field is not None and not (
-            retry_field.isascii() and retry_field.isdigit() and len(retry_field) <= MAX_RETRY_DIGITS
-        ):
-            raise ProtocolError(f'Invalid "retry" parameter: {MAX_RETRY_DIGITS} digits at most')
-        forward = self.forward_to
-        position = LOCAL.next()
-        event_id = given or (f"urn:uuid:{uuid.uuid4()}" if forward else position_id(position))
-        data = fields.get("data", [""])[0]
-        update = Update.of(
-            data,
-            event_id,
-            tuple(topics),
-            "private" in fields,
-            event_type,
-            int(retry_field) if retry_field else None,
-        )
+        update = form_update(fields, topics)
         routed = self.routes(topics)
-        if "private" in fields:
+        if update.private:
             self.check_private(routed)
-        for routed_request in routed:
-            if forward is not None:  # every node gets it from the pusher's transport
+        forward = self.forward_to
+        if forward is not None:  # every node gets it from the pusher's transport
+            update.event_id = update.event_id or f"urn:uuid:{uuid.uuid4()}"
+            for routed_request in routed:
                 route, attributes = routed_request.route_name, dict(routed_request.attributes)
                 await forward.push(update.to_wire(), route, attributes)
-                continue
-            if given is not None:
-                self.remember(given, position)
-            await self.push(Push(routed_request, update, PROVIDER, position), data)
+            event_id = update.event_id
+        else:
+            event_id = await self.publish({"update": update.to_wire()[WIRE_KEY]}, str(update))
         return Response(200, event_id.encode(), "text/plain; charset=utf-8")
 
-    def reserved(self, topic: str) -> bool:
-        """``*``, the hub's path, or a topic under it (by whole path segment)."""
-        path = self.settings.path.rstrip("/")
-        return topic in ("*", path) or topic.startswith((path + "/", path + "?", path + "#"))
+    async def publish(self, message: dict[str, Any], raw: str) -> Any:
+        """Deliver a checked publish here, or on every worker (``peers``); what its request
+        answers."""
+        if self.peers is not None:
+            return await self.peers.publish(message, raw)
+        return await self.deliver(message, LOCAL.next(), raw)
+
+    async def deliver(self, message: Mapping[str, Any], position: Position, raw: str | None) -> Any:
+        """Push a checked publish at ``position``: ``{"update": fields}`` (a Mercure update,
+        ``Update.to_wire``'s fields; its id, when empty, is the position's) or ``{"channel",
+        "json"}`` (the JSON API); the events fire when ``raw`` is given (the worker that took
+        the request). Answers the update's id, or the JSON API's answer."""
+        if "channel" in message:
+            routed = self.router.match(message["channel"])
+            await self.push(Push(routed, message["json"], PROVIDER, position), raw)
+            # the id SSE subscribers see: the position where the route keeps history, else
+            # none (such a broadcast has no position; its id is per broadcast, not resumable)
+            event_id = position_id(position) if routed.route.history is not None else None
+            return {"channel": routed.matched, "position": position.as_dict(), "id": event_id}
+        update = Update.from_wire({WIRE_KEY: message["update"]})
+        assert update is not None, "the sender built it"
+        given = update.event_id or None
+        if given is None:
+            update.event_id = position_id(position)
+        else:
+            self.remember(given, position)
+        for routed_request in self.routes(list(update.topics)):
+            await self.push(Push(routed_request, update, PROVIDER, position), raw)
+        return update.event_id
 
     def routes(self, topics: list[str]) -> list[WampRequest]:
         """The route of each topic's channel, once per channel; topics without one are
@@ -244,37 +212,28 @@ class Publisher:
                     "stricter than 'anyone')"
                 )
 
-    async def push(self, push: Push, raw: str) -> None:
-        """The push's way to its topic, with ``push_success`` or ``push_fail`` (re-raised)."""
+    async def push(self, push: Push, raw: str | None) -> None:
+        """The push's way to its topic, with ``push_success`` or ``push_fail`` (re-raised);
+        without events when ``raw`` is None (another worker's publish: its worker fires them)."""
         handler = cast(Any, self)  # the events name the provider that received the push
         try:
             await self.outgoing.room()
             await self.broker.push(push)
         except Exception as exc:
+            if raw is None:
+                raise
             logger.warning("publish to %s failed: %s", push.channel, exc)
             event = PushHandlerFailEvent(message=raw, push_handler=handler, error=exc)
             await self.dispatcher.dispatch(PUSH_FAIL, event)
             raise
+        if raw is None:
+            return
         self.published += 1
         await self.dispatcher.dispatch(
             PUSH_SUCCESS, PushHandlerSuccessEvent(message=raw, push_handler=handler)
         )
 
     # -- the JSON API ----------------------------------------------------------------------------
-
-    def check_key(self, request: Request) -> None:
-        """The request's API key (``X-API-Key`` or ``Authorization: apikey <key>``).
-
-        Raises:
-            AuthenticationFailed: none, or not one of ``mercure.api_keys``.
-        """
-        key = request.headers.get("x-api-key")
-        if key is None:
-            scheme, _, value = request.headers.get("authorization", "").partition(" ")
-            key = value.strip() if scheme.lower() == "apikey" else None
-        keys = [k.get_secret_value().encode() for k in self.settings.api_keys]
-        if key is None or not any(hmac.compare_digest(key.encode(), k) for k in keys):
-            raise AuthenticationFailed("bad_key", "a valid API key is required")
 
     async def json_api(self, request: Request, body: bytes) -> Response:
         """``{"route": name, "parameters": {...}, "data": ...}`` or ``{"channel": ..., "data":
@@ -285,32 +244,13 @@ class Publisher:
             ProtocolError: a body that is not such an object (400).
             RoutingError: no such route, or no route matches the channel (400).
         """
-        self.check_key(request)
-        try:
-            message = json.loads(body)
-        except ValueError:
-            raise ProtocolError("the body must be JSON") from None
-        if not isinstance(message, dict) or "data" not in message:
-            raise ProtocolError('the body must be an object with "data" and "route" or "channel"')
-        if isinstance(message.get("channel"), str):
-            channel = message["channel"]
-        elif isinstance(message.get("route"), str):
-            parameters = message.get("parameters") or {}
-            if not isinstance(parameters, dict):
-                raise ProtocolError('"parameters" must be an object')
-            channel = self.router.generate(message["route"], parameters)
-        else:
-            raise ProtocolError('the body needs "route" (a route name) or "channel"')
+        check_key(request, self.settings.api_keys)
+        channel, data = json_body(body, self.router)
         routed = self.router.match(channel)
         forward = self.forward_to
         if forward is not None:
-            await forward.push(message["data"], routed.route_name, dict(routed.attributes))
+            await forward.push(data, routed.route_name, dict(routed.attributes))
             return Response.json({"channel": channel, "position": None, "id": None})
-        position = LOCAL.next()
-        push = Push(routed, message["data"], PROVIDER, position)
-        await self.push(push, body.decode("utf-8", "replace"))
-        # the id SSE subscribers see: the position where the route keeps history, else none
-        # (such a broadcast has no position; its id is per broadcast, not resumable)
-        event_id = position_id(position) if routed.route.history is not None else None
-        answer = {"channel": channel, "position": position.as_dict(), "id": event_id}
+        raw = body.decode("utf-8", "replace")
+        answer = await self.publish({"channel": channel, "json": data}, raw)
         return Response.json(answer)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -61,6 +62,29 @@ def token_of(headers: Mapping[str, str], cookie: str) -> str | None:
     return None
 
 
+def check_origin(headers: Mapping[str, str], allowed: list[str]) -> None:
+    """A publish authenticated by the cookie comes from an allowed origin (Mercure's
+    ``publish_origins``: a page elsewhere could otherwise publish with the browser's cookie):
+    the ``Origin`` header, else the ``Referer``'s origin.
+
+    Raises:
+        MalformedCredentials: neither header, or an origin not in ``allowed`` (400).
+    """
+    origin = headers.get("origin")
+    if origin is None:
+        referer = headers.get("referer")
+        if not referer:
+            raise MalformedCredentials(
+                'an "Origin" or a "Referer" HTTP header must be present to use the cookie'
+            )
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    if "*" not in allowed and origin not in allowed:
+        raise MalformedCredentials(
+            f'"{origin}" is not a valid origin (allowed: those in mercure.publish_origins)'
+        )
+
+
 def _selectors(claims: Mapping[str, Any], role: Role) -> Selectors | None:
     for name in CLAIMS:
         node = claims.get(name)
@@ -80,6 +104,7 @@ class MercureTokens:
 
     def __init__(self, auth: AuthenticationSettings, mercure: MercureSettings) -> None:
         self.cookie = mercure.cookie
+        self.publish_origins = mercure.publish_origins
         base = auth.providers.jwt
         self._verifiers: dict[Role, JwtProvider] = {}
         secrets: dict[Role, SecretStr | None] = {
@@ -98,12 +123,15 @@ class MercureTokens:
         """The grant of the request's token for ``role``; None when it carries none.
 
         Raises:
-            ProtocolError: a malformed ``Authorization`` header (400).
+            ProtocolError: a malformed ``Authorization`` header, or a publisher's cookie sent
+                from an origin not in ``mercure.publish_origins`` (400).
             AuthenticationFailed: a token that does not verify (401).
         """
         token = token_of(headers, self.cookie)
         if token is None:
             return None
+        if role == "publish" and "authorization" not in headers:  # the cookie's
+            check_origin(headers, self.publish_origins)
         claims = self._verifiers[role].verify(token)
         sub = claims.get("sub")
         user = ANONYMOUS

@@ -33,6 +33,7 @@ import zmq.asyncio
 from gos_web_socket.app.exceptions import ListenError, PushFailed, PushHandlerError
 from gos_web_socket.app.logs import RateLimitedLog
 from gos_web_socket.app.message import Message
+from gos_web_socket.app.position import LocalLog, Position
 from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.contract import Delivery, Receiver
 from gos_web_socket.app.transports.handler import ServerPushHandler
@@ -65,6 +66,9 @@ def endpoint(settings: ZmqSettings) -> str:
 
 BIND_RETRY = 0.5  # seconds start() retries a port that a closed handler may still hold
 FANOUT_WELCOME = b"\x00gos-fanout"
+FANOUT_STAMP = b"\x00gos-position:"
+"""The first part of each frame the fan-out forwards: ``<epoch>:<offset>`` in the parent's log,
+so every worker records a push under the same position (one event id, one recovery cursor)."""
 """What the fan-out's XPUB sends each worker that subscribes (never a JSON envelope): a worker
 consumes only once it got it, so its /health turns ready when pushes really reach it."""
 FANOUT_HWM = 100_000
@@ -272,12 +276,18 @@ class ZmqReceiver(Receiver):
             frames = await self._frames()
             if not frames:
                 return []
-            kept = [Delivery(frame) for frame in frames if self._accept(frame)]
+            deliveries = (self.delivery(parts) for parts in frames)
+            kept = [d for d in deliveries if d is not None and self._accept(d.body)]
             if kept:  # a batch of only oversize frames: wait for the next one
                 return kept
 
-    async def _frames(self) -> list[bytes]:
-        """The next frames: one awaited, then those already waiting; [] once cancelled."""
+    def delivery(self, parts: list[bytes]) -> Delivery | None:
+        """One frame's delivery: its parts joined (a pusher may send several)."""
+        return Delivery(_join(parts))
+
+    async def _frames(self) -> list[list[bytes]]:
+        """The next frames' parts: one awaited, then those already waiting; [] once
+        cancelled."""
         sock, fast = self._socket, self._fast
         if sock is None or fast is None or self._cancelled:
             return []
@@ -293,10 +303,10 @@ class ZmqReceiver(Receiver):
             raise PushHandlerError(f"ZMQ transport on {self.endpoint} failed: {exc}") from exc
         finally:
             self._pending = None
-        frames = [_join(parts)]
+        frames = [parts]
         while len(frames) < self.max_batch:
             try:
-                frames.append(_join(fast.recv_multipart(zmq.DONTWAIT)))
+                frames.append(fast.recv_multipart(zmq.DONTWAIT))
             except zmq.Again:
                 break
             except zmq.ZMQError as exc:
@@ -366,14 +376,24 @@ class ZmqSubscriber(ZmqReceiver):
             if kept or not batch:  # a lone welcome (the fan-out reconnected): wait again
                 return kept
 
+    def delivery(self, parts: list[bytes]) -> Delivery | None:
+        """The frame's position from the fan-out's stamp; a frame without one (a fan-out of
+        an older version) is a push of this worker's own log."""
+        if len(parts) != 2 or not parts[0].startswith(FANOUT_STAMP):
+            return Delivery(_join(parts))
+        epoch, _, offset = parts[0].removeprefix(FANOUT_STAMP).decode().rpartition(":")
+        return Delivery(parts[1], position=Position(epoch, int(offset)))
+
 
 class ZmqFanout:
     """The one PULL socket of a multi-worker server (in the parent), forwarded to every worker.
 
     Pushers connect to ``pushers.zmq`` as always; the parent binds it and republishes each frame
     on an XPUB socket at ``publish`` (an ``ipc://`` path), to which each worker's
-    ``ZmqSubscriber`` subscribes. A worker restarting misses what was sent meanwhile
-    (at-most-once, as with one process).
+    ``ZmqSubscriber`` subscribes. Each frame goes with its position in the parent's log
+    (``FANOUT_STAMP``), so that a push has one position (one SSE event id, one WAMP v2
+    ``_position``) on every worker and a client recovers on any of them. A worker restarting
+    misses what was sent meanwhile (at-most-once, as with one process).
     """
 
     def __init__(
@@ -383,6 +403,8 @@ class ZmqFanout:
         self.publish = publish
         self.forwarded = 0
         """Frames taken from pushers and published to the workers."""
+        self.log = LocalLog()
+        """Numbers the forwarded pushes: one position per push, the same on every worker."""
         self._xpub: zmq.asyncio.Socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -421,7 +443,9 @@ class ZmqFanout:
             if not batch:
                 return
             for delivery in batch:
-                await xpub.send(delivery.body)
+                position = self.log.next()
+                stamp = f"{position.epoch}:{position.offset}".encode()
+                await xpub.send_multipart([FANOUT_STAMP + stamp, delivery.body])
             self.forwarded += len(batch)
 
     async def _drain_subscriptions(self, xpub: zmq.asyncio.Socket) -> None:

@@ -177,13 +177,20 @@ class SseReader:
                 await asyncio.wait_for(self.arrived.wait(), left)
 
 
-@contextlib.asynccontextmanager
-async def subscribed(
+def subscribed(
     server: WampServer, query: str, headers: Mapping[str, str] | None = None
-) -> AsyncIterator[SseReader]:
+) -> contextlib.AbstractAsyncContextManager[SseReader]:
     """An open subscription to ``HUB?query`` (status 200 checked), read in the background."""
+    return subscribed_at(server.port, query, headers)
+
+
+@contextlib.asynccontextmanager
+async def subscribed_at(
+    port: int, query: str, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[SseReader]:
+    """``subscribed`` to the hub on ``port`` (a server process)."""
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
-        url = f"http://127.0.0.1:{server.port}{HUB}?{query}"
+        url = f"http://127.0.0.1:{port}{HUB}?{query}"
         async with client.stream("GET", url, headers=dict(headers or {})) as response:
             reader = SseReader(response)
             task = asyncio.create_task(reader.read())

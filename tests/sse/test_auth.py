@@ -177,3 +177,33 @@ def test_the_providers_required_claims_are_required_but_sub() -> None:
     headers = {"authorization": f"Bearer {token(claims, exp=time.time() + 60)}"}
     grant = tokens.grant(headers, "publish")
     assert grant is not None and grant.selectors is not None and grant.selectors.matches(BOOK)
+
+
+async def test_a_cookie_publish_needs_an_origin_in_publish_origins() -> None:
+    """A publisher token in the cookie: without Origin or Referer, or from an origin not in
+    ``mercure.publish_origins``, 400 ``invalid_request`` and nothing published; from an
+    allowed Origin (or Referer) it publishes; a Bearer token needs no origin."""
+    publisher = token({"mercure": {"publish": ["*"]}})
+    cookie = {"Cookie": f"mercureAuthorization={publisher}"}
+    refused = [{}, {"Origin": "https://evil.example"}, {"Referer": "https://evil.example/p"}]
+    allowed = [{"Origin": "https://app.example"}, {"Referer": "https://app.example/page?x=1"}]
+    mercure = {"publish_origins": ["https://app.example"]}
+    async with hub_server(mercure) as server, subscribed(server, f"topic={BOOK}") as reader:
+        async with httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{server.port}{HUB}"
+            for n, headers in enumerate(refused + allowed):
+                fields = {"topic": BOOK, "data": f"d{n}"}
+                answer = await client.post(url, data=fields, headers={**cookie, **headers})
+                if headers in refused:
+                    assert answer.status_code == 400, (headers, answer.text)
+                    assert "invalid_request" in answer.headers["www-authenticate"]
+                else:
+                    assert answer.status_code == 200, (headers, answer.text)
+        assert (await publish(server, [("topic", BOOK), ("data", "bearer")])).is_success
+        events = await reader.wait(3)
+        assert [e.data for e in events] == ["d3", "d4", "bearer"]
+    async with hub_server() as server, httpx.AsyncClient() as client:  # none by default
+        url = f"http://127.0.0.1:{server.port}{HUB}"
+        origin = {"Origin": "https://app.example"}
+        answer = await client.post(url, data={"topic": BOOK}, headers={**cookie, **origin})
+        assert answer.status_code == 400
