@@ -22,16 +22,15 @@ Also here: a session's first frame (v1 WELCOME) leaves in the same ``transport.w
 101 (``send_now``: the PHP client reads once); what breaks the protocol closes this connection
 only, with the error's code (app/close_codes.py) and one log line (``fail``).
 
-Every use of autobahn's internals is in this module and its bases, parser.py and
-plain_http.py (tests/server/test_autobahn_internals.py fails, naming it, when one disappears
-from the installed autobahn): ``data`` (the read buffer), ``receive_queue``/``send_queue``,
-``_valid_events``/``_results`` (``set_valid_events``), ``sendData`` shadowed in
-``succeedHandshake``, ``_fail_connection``, ``_perMessageCompress``, the handshake leftovers
-(``http_request_data``, ``http_response_data``, ``http_status_line``, ``_wskey``,
-``websocket_protocols``), ``wasNotCleanReason``, ``closeHandshakeTimeoutCall`` (its
-``onCloseHandshakeTimeout`` waits for a refused client still sending), ``_dataReceived``/
-``consumeData``/``processData``/``current_frame``/``onFrameBegin`` (the parser fed in pieces,
-the per-turn and per-frame budgets),
+Every use of autobahn's internals is in this module and its bases, parser.py and plain_http.py
+(tests/server/test_autobahn_internals.py
+fails, naming it, when one disappears from the installed autobahn): ``data`` (the read
+buffer), ``receive_queue``/``send_queue``, ``_valid_events``/``_results``
+(``set_valid_events``), ``sendData`` shadowed in ``succeedHandshake``, ``_fail_connection``,
+``_perMessageCompress``, the handshake leftovers (``http_request_data``,
+``http_response_data``, ``http_status_line``, ``_wskey``, ``websocket_protocols``),
+``wasNotCleanReason``, ``_dataReceived``/``consumeData``/``processData``/``current_frame``/
+``onFrameBegin`` (the parser fed in pieces, the per-turn and per-frame budgets),
 ``CONFIG_ATTRS`` (``with_options``) and ``prepareMessage``'s
 ``payloadHybi`` (``WampServerFactory.frame``).
 """

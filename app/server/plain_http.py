@@ -10,9 +10,6 @@ refused client lingers ``REFUSED_LINGER`` seconds, reads paused, so that it read
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import struct
-import termios
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar, cast
 
@@ -29,23 +26,7 @@ before the TCP close: closing a socket with unread input sends a reset, which ma
 Paused reads block a flooding client's sends, so that its reader gets its turn; one second was
 too short for a client on a loaded machine (it saw the reset, not the 1008 close)."""
 
-CLOSE_REPLY_MAX = 2 + 4 + 125
-"""The largest close frame a client sends: head, mask, payload (a code and a reason)."""
-
 C_contra = TypeVar("C_contra", contravariant=True)
-
-
-def unread_bytes(transport: object) -> int:
-    """Bytes the kernel holds for the connection that nobody read yet (0 when unknown)."""
-    get_extra_info = getattr(transport, "get_extra_info", None)
-    sock = None if get_extra_info is None else get_extra_info("socket")
-    if sock is None:
-        return 0
-    try:
-        answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-    except OSError:
-        return 0
-    return int(struct.unpack("i", answer)[0])
 
 
 class HttpTaker(Protocol[C_contra]):
@@ -197,16 +178,6 @@ class PlainHttp(Client, FedParser):  # type: ignore[misc]
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
             asyncio.get_running_loop().call_later(REFUSED_LINGER, self._drop_refused)
-
-    def onCloseHandshakeTimeout(self) -> None:
-        """Autobahn's close-handshake timeout (``closeHandshakeTimeout``: 1 s, rounded to the
-        clock's whole second) drops the connection. A refused client still sending (more
-        unread than its close reply could be) is left to the ``REFUSED_LINGER`` drop instead:
-        a reset while its input is unread may reach it before it read our close."""
-        if self._refused and unread_bytes(self.transport) > CLOSE_REPLY_MAX:
-            self.closeHandshakeTimeoutCall = None
-            return
-        super().onCloseHandshakeTimeout()
 
     def _drop_refused(self) -> None:
         if self.transport is not None:

@@ -28,7 +28,6 @@ METHODS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "sendCloseFrame": (WebSocketServerProtocol, ("code", "reasonUtf8", "isReply")),
     "dropConnection": (WebSocketServerProtocol, ("abort",)),
     "onPing": (WebSocketServerProtocol, ("payload",)),
-    "onCloseHandshakeTimeout": (WebSocketServerProtocol, ()),
     "_dataReceived": (WebSocketServerProtocol, ("data",)),
     "consumeData": (WebSocketServerProtocol, ()),
     "processData": (WebSocketServerProtocol, ()),
@@ -55,7 +54,6 @@ ATTRIBUTES = (
     "_wskey",
     "websocket_protocols",
     "wasNotCleanReason",
-    "closeHandshakeTimeoutCall",
     "payloadHybi",
     "current_frame",
 )

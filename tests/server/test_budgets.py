@@ -8,8 +8,6 @@ other clients carry on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,9 +17,7 @@ from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import RpcHandler, WampConnection, WampServer
-from gos_web_socket.app.server.plain_http import REFUSED_LINGER
 from gos_web_socket.app.testing import WampTestClient
-from tests.support.raw_ws import masked_frame, parse_frames, php_upgrade_request
 from tests.support.server import running_server, url_of
 
 ROUTES = {
@@ -107,35 +103,3 @@ async def test_a_client_within_its_budgets_is_served(server: WampServer) -> None
         await client.wait_closed(timeout=0.3)
     assert closed_for(server) == {}
     await client.close()
-
-
-async def test_a_client_closed_for_a_spent_budget_stays_connected_the_linger_after_its_1008(
-    server: WampServer,
-) -> None:
-    """A flooder still sending after its 1008 keeps its TCP connection ``REFUSED_LINGER``
-    seconds (reads paused), not autobahn's close-handshake timeout (under a second), so a
-    client too busy to read within a second still reads its close before the reset."""
-    host, port = "127.0.0.1", server.port
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(php_upgrade_request(host, port))
-        await reader.readuntil(b"\r\n\r\n")
-        # 25 messages spend the burst of 20; the rest of the flood (1 MB) is never read
-        big = masked_frame(b'[1, "q", "http://x/' + b"a" * 60_000 + b'#"]')
-        writer.write(masked_frame(b'[1, "p", "http://x/#"]') * 25 + big * 16)
-        loop = asyncio.get_running_loop()
-        data, frames = b"", []
-        while not any(frame.opcode == 0x8 for frame in frames):
-            chunk = await asyncio.wait_for(reader.read(4096), 10)
-            assert chunk, "the server ended the connection without a close frame"
-            found, data = parse_frames(data + chunk)
-            frames += found
-        closed_at = loop.time()
-        close = next(frame for frame in frames if frame.opcode == 0x8)
-        assert struct.unpack("!H", close.payload[:2])[0] == 1008
-        with contextlib.suppress(ConnectionError):
-            while await asyncio.wait_for(reader.read(4096), REFUSED_LINGER + 30):
-                pass
-        assert loop.time() - closed_at > REFUSED_LINGER - 2
-    finally:
-        writer.close()
