@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from dependency_injector import containers, providers
 
@@ -48,16 +48,14 @@ from gos_web_socket.app.events import (
     EventDispatcher,
 )
 from gos_web_socket.app.exceptions import ConfigurationError, ServiceNotFound
-from gos_web_socket.app.history import Backfill, HistoryStore, route_limits
+from gos_web_socket.app.history import HistoryStore
 from gos_web_socket.app.ops import OpsService, WorkerOps, launched_listener, readiness
-from gos_web_socket.app.position import LOCAL
 from gos_web_socket.app.presence.base import LifecycleSink
 from gos_web_socket.app.presence.cluster import PresenceCluster
 from gos_web_socket.app.presence.outbox import PresenceOutbox
 from gos_web_socket.app.presence.service import Presence
 from gos_web_socket.app.registry import (
     PusherRegistry,
-    Registry,
     RpcRegistry,
     ServerPushHandlerRegistry,
     TopicRegistry,
@@ -106,8 +104,6 @@ from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.mercure import HttpPusherSettings
 from gos_web_socket.settings.models import LimitsSettings
 
-R = TypeVar("R", bound=Registry[Any])
-
 # 3.x spellings of the same services, accepted by get_service().
 ALIASES = {
     "gos_web_socket.pusher.amqp": "gos_web_socket.amqp.pusher",
@@ -123,11 +119,6 @@ def collection_names(collection: providers.Dict) -> list[str]:
     """The aliases of a tag collection, without building its services (they may depend on
     the registry that asks)."""
     return list(collection.kwargs)
-
-
-def named_registry(registry_class: type[R], items: Iterable[Any]) -> R:
-    """Topics and RPC handlers name themselves: the route callback that reaches them."""
-    return registry_class({item.name: item for item in items})
 
 
 def zmq_fanout(worker: WorkerRole | None) -> str | None:
@@ -154,11 +145,6 @@ def build_presence(
     dispatcher.add_listener(CLIENT_CONNECTED, presence.on_connected)
     dispatcher.add_listener(CLIENT_DISCONNECTED, presence.on_disconnected)
     return presence
-
-
-def worker_link(worker: WorkerRole | None) -> ParentLink | None:
-    """A worker's end of its socket pair with the parent; None: not a worker."""
-    return None if worker is None else ParentLink(worker.link_fd)
 
 
 def dealer_node(settings: DealerSettings, amqp: AmqpSettings) -> NodeLink | None:
@@ -202,19 +188,6 @@ def node_settings(settings: AmqpSettings, worker: WorkerRole | None) -> AmqpSett
     name = f"{settings.stream.state_name()}-w{worker.index}"
     stream = settings.stream.model_copy(update={"node_name": name})
     return settings.model_copy(update={"stream": stream})
-
-
-def build_history(router: Router, amqp: AmqpSettings, log: LogReader) -> HistoryStore:
-    """Channel histories: positioned by the broker log in stream mode (which a recovery older
-    than a history reads back, up to ``recover_max`` offsets), else by this process's log."""
-    stream = amqp.enabled and amqp.queue_mode == "stream"
-    recover_max = amqp.stream.recover_max
-    return HistoryStore(
-        route_limits(router),
-        log=None if stream else LOCAL,
-        origin=log.origin,
-        backfill=Backfill(log.read_back, recover_max) if stream and recover_max else None,
-    )
 
 
 def with_demo(demo_enabled: bool, demo: Iterable[Any], own: Iterable[Any]) -> list[Any]:
@@ -385,16 +358,14 @@ class GosWebSocket(containers.DeclarativeContainer):
     # yours: topics.add_args(...) / rpcs.add_args(...); the demo ones unless server.demo is false
     topics = providers.List()
     demo_topics = providers.List(providers.Singleton(AcmeTopic))
-    topic_registry = providers.Singleton(
-        named_registry,
-        TopicRegistry,
+    topic_registry: providers.Singleton[TopicRegistry[Any]] = providers.Singleton(
+        TopicRegistry.named,
         items=providers.Callable(with_demo, settings.provided.server.demo, demo_topics, topics),
     )
     rpcs = providers.List()
     demo_rpcs = providers.List(providers.Singleton(AcmeRpc))
-    rpc_registry = providers.Singleton(
-        named_registry,
-        RpcRegistry,
+    rpc_registry: providers.Singleton[RpcRegistry[Any]] = providers.Singleton(
+        RpcRegistry.named,
         items=providers.Callable(with_demo, settings.provided.server.demo, demo_rpcs, rpcs),
     )
 
@@ -432,7 +403,11 @@ class GosWebSocket(containers.DeclarativeContainer):
         LogReader, push_handlers=server_push_handler.registry, server=server.provider
     )
     history = providers.Singleton(
-        build_history, router=router, amqp=settings.provided.pushers.amqp, log=log_reader
+        HistoryStore.from_settings,
+        router,
+        settings.provided.pushers.amqp,
+        log_reader.provided.origin,
+        log_reader.provided.read_back,
     )
     # the end of each loop turn: topics hand over their frames, connections write (live.py)
     server_settings = settings.provided.server
@@ -452,7 +427,7 @@ class GosWebSocket(containers.DeclarativeContainer):
     presence = providers.Singleton(
         build_presence, settings, event_dispatcher, topic_manager, presence_outbox, presence_sinks
     )
-    parent_link = providers.Singleton(worker_link, worker)
+    parent_link = providers.Singleton(ParentLink.of, worker)
     node_link = providers.Singleton(
         dealer_node, settings.provided.server.dealer, settings.provided.pushers.amqp
     )

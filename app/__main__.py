@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app import cli
+from gos_web_socket.app.cli.base import PUSH_TARGETS, Services
 from gos_web_socket.app.workers import WorkerRole
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def push_targets(container: Any) -> dict[str, str]:
 
 
 class CommandServices:
-    """The services of one command by id, each built when first asked for (``cli.Services``).
+    """The services of one command by id, each built when first asked for (``cli.base.Services``).
 
     With the default container, LIGHT_SERVICES are built on their own and any other id builds
     the whole container once. A ``server.container`` of yours, ``-m`` and a worker build it at
@@ -92,7 +93,7 @@ class CommandServices:
     def __call__(self, service_id: str) -> Any:
         if service_id == "settings":
             return self.settings
-        if service_id == cli.PUSH_TARGETS:
+        if service_id == PUSH_TARGETS:
             if self._container is not None:
                 return push_targets(self._container)
             return DEMO_CALLBACKS if self.settings.server.demo else {}
@@ -112,7 +113,7 @@ def _services(
     overrides: Mapping[str, Any],
     profile: bool,
     worker: WorkerRole | None = None,
-) -> cli.Services:
+) -> Services:
     from gos_web_socket.settings import load_settings
 
     # Read once, before the container: server.container names the class to build, and bad

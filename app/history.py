@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.exceptions import ResourceNotFound
-from gos_web_socket.app.position import LocalLog, Position, Publication
+from gos_web_socket.app.position import LOCAL, LocalLog, Position, Publication
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router
+    from gos_web_socket.settings import AmqpSettings
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +266,26 @@ class HistoryStore:
         """Publications sent to clients by recoveries."""
         self.recoveries: dict[bool, int] = {True: 0, False: 0}
         """Recoveries by outcome (complete: True)."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        router: Router,
+        amqp: AmqpSettings,
+        origin: Callable[[], Position | None],
+        read_back: ReadLog,
+    ) -> HistoryStore:
+        """Channel histories: positioned by the broker log in stream mode (which a recovery
+        older than a history reads back, up to ``recover_max`` offsets), else by this
+        process's log. ``origin`` and ``read_back``: the server's ``LogReader``."""
+        stream = amqp.enabled and amqp.queue_mode == "stream"
+        recover_max = amqp.stream.recover_max
+        return cls(
+            route_limits(router),
+            log=None if stream else LOCAL,
+            origin=origin,
+            backfill=Backfill(read_back, recover_max) if stream and recover_max else None,
+        )
 
     def note(self, position: Position) -> None:
         """A push at ``position`` is being delivered (logs deliver in order, gap-free)."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Generic, Self, TypeVar
 
 from gos_web_socket.app.exceptions import (
     NotRegistered,
@@ -25,6 +25,12 @@ class Registry(Mapping[str, T], Generic[T]):
         self._items: dict[str, T] = {}
         for name, item in (items or {}).items():
             self.add(name, item)
+
+    @classmethod
+    def named(cls, items: Iterable[Any]) -> Self:
+        """Items that name themselves (topics, RPC handlers: the route callback that reaches
+        them), each under its ``name``."""
+        return cls({item.name: item for item in items})
 
     def add(self, name: str, item: T) -> None:
         """Register ``item`` under ``name``; items that carry a ``name`` get it set."""

@@ -131,6 +131,11 @@ class ParentLink:
     and carry the dealer relay's messages both ways, one JSON object a line
     (app/server/wamp2/relay.py)."""
 
+    @classmethod
+    def of(cls, worker: WorkerRole | None) -> ParentLink | None:
+        """A worker's end of its socket pair with the parent; None: not a worker."""
+        return None if worker is None else cls(worker.link_fd)
+
     def __init__(self, fd: int) -> None:
         self._sock = socket.socket(fileno=fd)
         self._unsent = bytearray()

@@ -8,9 +8,11 @@ autobahn's callbacks to objects that know nothing of autobahn, each tested witho
   scheme that the PHP client sends;
 - ``Output`` (output.py): frames batched per loop turn, back-pressure, slow readers cut off;
 - ``InboundBudgets`` (budgets.py): messages, pings and frames per second; frames and bytes
-  parsed per loop turn, applied by ``FedParser`` (below), the connection's base: autobahn's
+  parsed per loop turn, applied by ``FedParser`` (parser.py), the connection's base: autobahn's
   parser fed 4 KiB at a time, stopped at a frame boundary when the turn's budget is spent
   (reads paused, the rest parsed next turn);
+- ``PlainHttp`` (plain_http.py), the base above it: what the gate answers before the handshake,
+  the requests an ``HttpTaker`` (the SSE hub) answers or streams, a refused client's linger;
 - ``JobQueue`` (jobs.py): the session's requests in arrival order, queued jobs and pending calls;
 - ``Lifecycle`` (lifecycle.py, one per server): registered on open, ``client_connected``, gone
   whatever state its handshake was in, closes counted and logged once;
@@ -20,7 +22,8 @@ Also here: a session's first frame (v1 WELCOME) leaves in the same ``transport.w
 101 (``send_now``: the PHP client reads once); what breaks the protocol closes this connection
 only, with the error's code (app/close_codes.py) and one log line (``fail``).
 
-Every use of autobahn's internals is in this module (tests/server/test_autobahn_internals.py
+Every use of autobahn's internals is in this module and its bases, parser.py and plain_http.py
+(tests/server/test_autobahn_internals.py
 fails, naming it, when one disappears from the installed autobahn): ``data`` (the read
 buffer), ``receive_queue``/``send_queue``, ``_valid_events``/``_results``
 (``set_valid_events``), ``sendData`` shadowed in ``succeedHandshake``, ``_fail_connection``,
@@ -34,15 +37,14 @@ buffer), ``receive_queue``/``send_queue``, ``_valid_events``/``_results``
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.asyncio.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionRequest
 
 from gos_web_socket.app.close_codes import (
@@ -57,14 +59,16 @@ from gos_web_socket.app.events import (
 )
 from gos_web_socket.app.exceptions import LimitExceeded
 from gos_web_socket.app.server.budgets import InboundBudgets
-from gos_web_socket.app.server.client import Client
 from gos_web_socket.app.server.compression import negotiated_window
-from gos_web_socket.app.server.gate import Answer, HttpGate, ReadOn, Take
+from gos_web_socket.app.server.footprint import SmallQueue, shared_event_names, with_options
+from gos_web_socket.app.server.gate import HttpGate
 from gos_web_socket.app.server.guard import Guard
 from gos_web_socket.app.server.jobs import JobQueue
 from gos_web_socket.app.server.lifecycle import Lifecycle
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.output import Flusher, Output, write_paced
+from gos_web_socket.app.server.parser import STATE_OPEN
+from gos_web_socket.app.server.plain_http import HandshakeSlots, HttpTaker, PlainHttp
 from gos_web_socket.app.server.session import SERVER_AGENT, Session
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.settings.models import LimitsSettings
@@ -73,38 +77,6 @@ if TYPE_CHECKING:
     from gos_web_socket.app.auth.authenticator import Authenticator
 
 logger = logging.getLogger(__name__)
-
-_STATE_OPEN = WebSocketServerProtocol.STATE_OPEN
-_STATE_CLOSING = WebSocketServerProtocol.STATE_CLOSING
-_PARSING = (_STATE_OPEN, _STATE_CLOSING)
-PARSE_FEED = 4096
-"""Bytes autobahn's parser holds at once (``_dataReceived``): it copies them once per frame."""
-REFUSED_LINGER = 5.0
-"""Seconds a refused client's connection stays (reads paused) so that it reads our answer
-before the TCP close: closing a socket with unread input sends a reset, which may discard it.
-Paused reads block a flooding client's sends, so that its reader gets its turn; one second was
-too short for a client on a loaded machine (it saw the reset, not the 1008 close)."""
-
-
-class HandshakeSlots(Protocol):
-    """What a connection tells the listener's ``HandshakeBudget``."""
-
-    def arrive(self, connection: WampConnection) -> None: ...
-
-    def finish(self, connection: WampConnection) -> None: ...
-
-
-class HttpTaker(Protocol):
-    """What takes a plain HTTP request to one of its paths over (app/sse/hub.py)."""
-
-    @property
-    def paths(self) -> frozenset[str]: ...
-
-    @property
-    def max_body(self) -> int: ...
-
-    def take(self, connection: WampConnection, taken: Take) -> None:
-        """Answer with ``connection.reply`` or stream with ``connection.open_stream``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,113 +109,27 @@ class ConnectionServices:
     """``server.slow_reader_timeout``: seconds a client may stay over ``max_outgoing_buffer``."""
     outgoing: OutgoingBudget = field(default_factory=OutgoingBudget.unlimited)
     """Bytes queued to all clients together (``server.max_outgoing_total``, memory.py)."""
-    http: HttpTaker | None = None
+    http: HttpTaker[WampConnection] | None = None
     """Takes plain HTTP requests to its ``paths`` (the Mercure hub, app/sse); None: none."""
 
 
-class FedParser(WebSocketServerProtocol):
-    """Autobahn's frame parser, fed in pieces and within a client's budgets (the part of the
-    adapter that reads): every frame counts (``frames_per_second``), at most
-    ``frames_per_turn`` frames and ``read_bytes_per_turn`` bytes are parsed per loop turn
-    (then reads pause and the rest is parsed next turn), and the parser never holds more than
-    ``PARSE_FEED`` bytes. A subclass says how a client over its budget is closed (``fail``)."""
+class WampConnection(PlainHttp):
+    """A ``Client`` (app/server/client.py: what user hooks see) on autobahn's protocol: its
+    WebSocket side, with what it reads (``FedParser``) and its plain HTTP (``PlainHttp``)."""
 
-    _budgets: InboundBudgets
-    _refused = _parse_scheduled = False
-    """Refused (431, a spent budget): input is ignored. Parse scheduled: this turn's budget
-    was spent, reads paused, the rest parsed next turn."""
-    _pending = bytearray()
-    """Read, not yet given to autobahn's parser (``_dataReceived``); never mutated when empty."""
-
-    def _dataReceived(self, data: bytes) -> None:  # noqa: N802
-        """Once open, what a read brings waits in ``_pending`` and autobahn's parser gets it
-        ``PARSE_FEED`` bytes at a time: it copies its whole buffer once per frame, so a 256 KiB
-        read of one-byte frames cost 37,000 copies of up to 256 KiB (seconds of loop time)."""
-        state = self.state
-        if (state != _STATE_OPEN and state != _STATE_CLOSING) or (
-            not self._pending and len(data) + len(self.data) <= PARSE_FEED
-        ):
-            super()._dataReceived(data)  # the handshake, or a small read: as autobahn does
-            return
-        if self._pending:
-            self._pending += data
-        else:
-            self._pending = bytearray(data)
-        self.consumeData()
-
-    def consumeData(self) -> None:
-        """A loop turn's parsing of this client starts: its per-turn budget is full again."""
-        self._budgets.turn(len(self.data) + len(self._pending))
-        super().consumeData()
-
-    def processData(self) -> bool:
-        """Parse one step; at a frame boundary with this turn's budget spent, stop reading and
-        parse the rest next turn (``frames_per_turn``, ``read_bytes_per_turn``)."""
-        pending = self._pending
-        if self.current_frame is None and self._budgets.turn_spent(len(self.data) + len(pending)):
-            self._parse_next_turn()
-            return False
-        if pending and len(self.data) < PARSE_FEED:
-            self.data += pending[:PARSE_FEED]
-            del pending[:PARSE_FEED]
-            if not pending:
-                del self._pending  # back to the shared empty class default
-        if super().processData():
-            return True
-        # Autobahn parsed what it was given: go on while more waits and the client is read.
-        return bool(self._pending) and not self._refused and self.state in _PARSING
-
-    def _parse_next_turn(self) -> None:
-        if not self._parse_scheduled:
-            self._parse_scheduled = True
-            transport = cast(asyncio.Transport, self.transport)  # set: data was just read
-            transport.pause_reading()
-            asyncio.get_running_loop().call_soon(self._parse_on)
-
-    def _parse_on(self) -> None:
-        """The next turn: parse what is buffered, then read again (unless refused or gone)."""
-        self._parse_scheduled = False
-        transport = cast(asyncio.Transport | None, self.transport)
-        if transport is None or self._refused or transport.is_closing():
-            return
-        transport.resume_reading()  # paused again below if this turn's budget runs out
-        self.consumeData()
-
-    def onFrameBegin(self) -> None:
-        """Every frame counts against ``frames_per_second``: fragments and control frames."""
-        super().onFrameBegin()
-        try:
-            self._budgets.frame(time.monotonic())
-        except LimitExceeded as over:
-            if self.state == _STATE_OPEN:
-                self.fail(str(over), over)
-
-    @abc.abstractmethod
-    def fail(self, reason: str, error: BaseException | None = None) -> None:
-        """Close because of what the client sent (``WampConnection.fail``). Abstract for the
-        type checkers (autobahn's metaclass is ``type``: ABCMeta would change its typing)."""
-
-
-# The ignore: autobahn's own bases disagree on ``peer`` and ``_transport_details``, which mypy
-# reports on the first class that adds a base of its own.
-class WampConnection(Client, FedParser):  # type: ignore[misc]
-    """A ``Client`` (app/server/client.py: what user hooks see) on autobahn's protocol."""
-
-    factory: WampServerFactory
+    factory: WampServerFactory  # pyright: ignore[reportIncompatibleVariableOverride]
     # A connection's services are a client's and more; set once, in connection_made.
     _services: ConnectionServices  # pyright: ignore[reportIncompatibleVariableOverride]
     _output: Output
     _budgets: InboundBudgets
 
     # Class defaults, on an instance only once they change (see Client).
-    _blocked = _origin_seen = False
-    """Blocked: closed before any HTTP (``_refused``: see ``FedParser``)."""
-    _raw_origin: str | None = None
+    _blocked = False
+    """Closed before any HTTP (``_refused``: see ``FedParser``)."""
 
     def set_valid_events(self, valid_events: list[str] | None = None) -> None:
         """Shared event names (autobahn only reads them) and an empty results dict."""
-        names = tuple(valid_events or ())
-        self._valid_events = _EVENT_NAMES.setdefault(names, list(names))
+        self._valid_events = shared_event_names(valid_events)
         self._results: dict[str, Any] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -258,7 +144,7 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
             return
         self._jobs = JobQueue(self.session_id, services.spawn, services.limits, self.fail)
         self._budgets = InboundBudgets(services.limits)
-        self._output = output = Output(self, services, _STATE_OPEN)
+        self._output = output = Output(self, services, STATE_OPEN)
         self.write_frame: Callable[[bytes], bool] = output.write
         """``Output.write`` (False: not open), bound: the fan-out calls it once per subscriber."""
         super().connection_made(transport)  # type: ignore[no-untyped-call]
@@ -270,11 +156,6 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=limit)
         if self.factory.handshakes is not None:
             self.factory.handshakes.arrive(self)
-
-    def handshake_over(self) -> None:
-        """Opened, refused or lost: the listener may accept another connection."""
-        if self.factory.handshakes is not None:
-            self.factory.handshakes.finish(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._blocked:
@@ -293,91 +174,6 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
     def data_received(self, data: bytes) -> None:
         if not self._blocked and not self._refused:
             super().data_received(data)  # type: ignore[no-untyped-call]
-
-    def processHandshake(self) -> None:
-        if not self._origin_seen:  # None: the head is not complete yet
-            verdict = self.factory.gate.check(self.data, self.remote_address, self.session_id)
-            if isinstance(verdict, Answer):
-                self.remote_address = verdict.address
-                self._answer(verdict)
-                return
-            if isinstance(verdict, ReadOn):
-                return  # a request to an HTTP path: its body is on its way
-            if isinstance(verdict, Take):
-                self._take(verdict)
-                return
-            if verdict is not None:
-                self._origin_seen = True
-                self.remote_address, self._raw_origin = verdict.address, verdict.origin
-                self.data = verdict.data
-        super().processHandshake()
-
-    def _answer(self, answer: Answer) -> None:
-        """The gate answered the request: write it and end (a 431 lingers, reads stopped)."""
-        self._refused, self.data = True, b""
-        self.handshake_over()
-        transport = cast(asyncio.Transport, self.transport)  # set: the request was read from it
-        transport.write(answer.reply)
-        if answer.reason == "handshake_max_bytes":
-            self.factory.lifecycle.count_close(self, answer.reason)
-            self._stop_reading()
-            return
-        transport.close()
-        if answer.reason == "blocked":
-            self._services.spawn(self._services.guard.blocked(self, self.remote_address))
-
-    def _take(self, taken: Take) -> None:
-        """A plain HTTP request to the hub's paths: its handler answers or streams; what the
-        client sends afterwards is not read (``_refused``)."""
-        self._refused, self.data, self.remote_address = True, b"", taken.address
-        self.handshake_over()
-        self.end_handshake_timeout()
-        assert self._services.http is not None  # the gate takes nothing without it
-        self._services.http.take(self, taken)
-
-    def end_handshake_timeout(self) -> None:
-        """Stop autobahn's opening-handshake timeout: a taken request's head and body came in
-        time, and its answer (a slow publish, a stream) must not be dropped half-way."""
-        timeout = self.openHandshakeTimeoutCall
-        if timeout is not None:
-            timeout.cancel()
-            self.openHandshakeTimeoutCall = None
-
-    def reply(self, response: bytes) -> None:
-        """A whole HTTP response to a taken request, then the end of the connection."""
-        self._answer(Answer(response, "http", self.remote_address))
-
-    @property
-    def streaming(self) -> bool:
-        """True for a taken request answered with a stream (Server-Sent Events)."""
-        return self._refused and self.state == _STATE_OPEN
-
-    def open_stream(self, session: Session[Any], head: bytes) -> bool:
-        """Answer a taken request with ``head`` and keep the connection as a subscriber that
-        ``session`` frames for (counted, registered, cut off and closed like a WebSocket
-        client); False when the client is gone already."""
-        transport = cast(asyncio.Transport | None, self.transport)
-        if transport is None or transport.is_closing():
-            return False
-        self.session, self.state = session, _STATE_OPEN
-        transport.write(head)
-        self.factory.lifecycle.open(self)
-        self.joined()
-        return True
-
-    def _stop_reading(self) -> None:
-        """Read and parse nothing more; drop the client after ``REFUSED_LINGER`` seconds."""
-        self._refused, self.data = True, b""
-        self.__dict__.pop("_pending", None)
-        self.receive_queue.clear()
-        transport = cast(asyncio.Transport | None, self.transport)
-        if transport is not None and not transport.is_closing():
-            transport.pause_reading()
-            asyncio.get_running_loop().call_later(REFUSED_LINGER, self._drop_refused)
-
-    def _drop_refused(self) -> None:
-        if self.transport is not None:
-            self.dropConnection(abort=True)
 
     def onConnect(  # type: ignore[override]  # autobahn also takes a coroutine
         self, request: ConnectionRequest
@@ -414,18 +210,14 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
         self.factory.lifecycle.open(self)
         self.session.opened()
 
-    def joined(self) -> None:
-        """The session is established (v1: on open, v2: WELCOME sent): ``client_connected``."""
-        self.factory.lifecycle.join(self)
-
     def _fail_connection(self, code: int = CLOSE_GOING_AWAY, reason: str = "going away") -> None:
         """Autobahn refused a frame before ``onMessage`` (too big, not UTF-8, bad framing)."""
         why = LIBRARY_CLOSE_REASONS.get(code)
-        if why is not None and self.state == _STATE_OPEN:
+        if why is not None and self.state == STATE_OPEN:
             self.factory.lifecycle.closed_for(self, code, why, reason)
         super()._fail_connection(code, reason)
         if code == CLOSE_MESSAGE_TOO_BIG:
-            self._stop_reading()  # the rest of an oversized message is not worth reading
+            self.stop_reading()  # the rest of an oversized message is not worth reading
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.factory.lifecycle.gone(self)
@@ -485,7 +277,7 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
             self.session.closing(code, reason)
             self.flush()
             cast(asyncio.Transport, self.transport).close()
-        elif self.state == _STATE_OPEN:
+        elif self.state == STATE_OPEN:
             self.session.closing(code, reason)
             self.flush()  # queued frames go before the close frame
             # A close reason holds at most 123 bytes; never cut a UTF-8 sequence in half.
@@ -499,55 +291,21 @@ class WampConnection(Client, FedParser):  # type: ignore[misc]
     def fail(self, reason: str, error: BaseException | None = None) -> None:
         """Close this connection because of what it sent, with the error's ``code`` (1007 by
         default; 1008 for a spent budget, whose reads then stop); the server carries on."""
-        if self.closed or self.state != _STATE_OPEN:
+        if self.closed or self.state != STATE_OPEN:
             return
         self.close(self.factory.lifecycle.failed(self, reason, error), reason)
         if isinstance(error, LimitExceeded):
-            self._stop_reading()  # a flood: do not parse the rest of it
+            self.stop_reading()  # a flood: do not parse the rest of it
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self._services.stats.frames_in += 1
-        if not self.closed and self.state == _STATE_OPEN:
+        if not self.closed and self.state == STATE_OPEN:
             try:
                 self._budgets.message(time.monotonic())
             except LimitExceeded as over:
                 self.fail(str(over), over)
                 return
             self.session.receive(payload, isBinary)
-
-    def answered(self) -> None:
-        """One of this client's messages was dealer traffic that got its answer (a CALL of a
-        client procedure answered with RESULT, a callee's final YIELD or ERROR): it does not
-        count against ``messages_per_second`` but against ``calls_per_second``: past it,
-        close 1008 (docs/wamp2.md, Budgets)."""
-        try:
-            self._budgets.answered(time.monotonic())
-        except LimitExceeded as over:
-            self.fail(str(over), over)
-
-    def onPing(self, payload: bytes) -> None:
-        """Pong, within ``pings_per_second``; a ping flood is a write amplifier: close 1008."""
-        try:
-            self._budgets.ping(time.monotonic())
-        except LimitExceeded as over:
-            if self.state == _STATE_OPEN:
-                self.fail(str(over), over)
-            return
-        super().onPing(payload)
-
-
-_EVENT_NAMES: dict[tuple[str, ...], list[str]] = {}
-"""autobahn's observable event names, one list per distinct set (``set_valid_events``)."""
-
-
-class SmallQueue(list[Any]):
-    """The part of ``deque`` that autobahn's receive and send queues use (append, popleft,
-    clear, len), on a list: they rarely hold more than two items, so ``pop(0)`` is cheap."""
-
-    __slots__ = ()
-
-    def popleft(self) -> Any:
-        return self.pop(0)
 
 
 class WampServerFactory(WebSocketServerFactory):
@@ -577,24 +335,3 @@ class WampServerFactory(WebSocketServerFactory):
         """The wire bytes of one unmasked server frame of ``payload``, uncompressed."""
         prepared = self.prepareMessage(payload, isBinary=binary, doNotCompress=True)
         return prepared.payloadHybi  # type: ignore[no-any-return]
-
-
-def with_options(base: type[WampConnection], factory: WebSocketServerFactory) -> type[Any]:
-    """A subclass of ``base`` holding the factory's protocol options as class attributes.
-
-    Autobahn copies every option (``CONFIG_ATTRS``, about 45) from the factory onto each new
-    connection that does not already have it, which costs each idle connection some 1.5 KiB
-    of instance dictionary; a class attribute counts as already there, so the options are
-    stored once per server instead. Set options with ``setProtocolOptions`` (it rebuilds this
-    class); a connection's own attribute still overrides its class's. The subclass's
-    ``CONFIG_ATTRS`` is empty: nothing is left to copy, and autobahn's debug line of what it
-    copied, a ``pformat`` built for each connection even with debug off (0.27 ms, most of a
-    connection's set-up: a storm of 160 connects held the loop 45 ms), costs nothing.
-    """
-    options = {}
-    for name in base.CONFIG_ATTRS:
-        value = getattr(factory, name)
-        # A function as a class attribute would be bound to the connection: keep it plain.
-        options[name] = staticmethod(value) if callable(value) else value
-    options["CONFIG_ATTRS"] = ()
-    return type(base.__name__, (base,), {**options, "__module__": base.__module__})

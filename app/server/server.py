@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gos_web_socket.app.close_codes import CLOSE_GOING_AWAY
 from gos_web_socket.app.events import SERVER_LAUNCHED, EventDispatcher, ServerLaunchedEvent
 from gos_web_socket.app.registry import ServerPushHandlerRegistry
-from gos_web_socket.app.server.connection import ConnectionServices, HttpTaker, WampConnection
+from gos_web_socket.app.server.connection import ConnectionServices, WampConnection
 from gos_web_socket.app.server.listener import Listener
 from gos_web_socket.app.server.live import FlushScheduler, LiveConnections, Tasks
+from gos_web_socket.app.server.plain_http import HttpTaker
 from gos_web_socket.app.server.subprotocols import Subprotocols
 from gos_web_socket.app.server.timers import PeriodicTimers
 from gos_web_socket.app.server.topic import Topic
@@ -70,7 +71,7 @@ class WampServer:
         profile: bool = False,
         readiness: Readiness | None = None,
         reuse_port: bool = False,
-        http: HttpTaker | None = None,
+        http: HttpTaker[WampConnection] | None = None,
     ) -> None:
         self.settings = settings
         self.http = http
