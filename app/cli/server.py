@@ -86,12 +86,16 @@ async def _serve(services: Services) -> int:
 async def _serve_worker(services: Services, role: WorkerRole) -> int:
     """One worker: the usual runtime, reporting to the parent and stopping when it is gone."""
     from gos_web_socket.app.presence.peers import attach_worker
+    from gos_web_socket.app.sse.workers import attach_worker as attach_publishes
 
     link: ParentLink = services("gos_web_socket.parent_link")
     runtime = services("gos_web_socket.runtime")  # its dealer reads the link's relay lines
     ops = services("gos_web_socket.ops")
     # presence between workers rides the same link (app/presence/peers.py)
     attach_worker(services("gos_web_socket.presence"), link, role.index, services("settings"))
+    # and HTTP publishes, numbered by the parent for every worker (app/sse/workers.py)
+    publisher = services("gos_web_socket.mercure_publisher")
+    publisher.peers = attach_publishes(publisher, link, role.index)
     link.on_parent_gone(runtime.stop_soon)
     try:
 

@@ -20,11 +20,13 @@ from gos_web_socket.app.server.lifecycle import Lifecycle
 from gos_web_socket.app.server.parser import STATE_OPEN, FedParser
 from gos_web_socket.app.server.session import Session
 
-REFUSED_LINGER = 5.0
+REFUSED_LINGER = 2.5
 """Seconds a refused client's connection stays (reads paused) so that it reads our answer
 before the TCP close: closing a socket with unread input sends a reset, which may discard it.
-Paused reads block a flooding client's sends, so that its reader gets its turn; one second was
-too short for a client on a loaded machine (it saw the reset, not the 1008 close)."""
+Paused reads block a flooding client's sends, so that its reader gets its turn. The linger
+replaces autobahn's closing-handshake timeout, whose batched timer may fire at once: the
+client then saw the reset, not the 1008 close. A client that answers the close waits for
+the drop, so the linger stays short."""
 
 C_contra = TypeVar("C_contra", contravariant=True)
 
@@ -174,6 +176,9 @@ class PlainHttp(Client, FedParser):  # type: ignore[misc]
         self._refused, self.data = True, b""
         self.__dict__.pop("_pending", None)
         self.receive_queue.clear()
+        timeout, self.closeHandshakeTimeoutCall = self.closeHandshakeTimeoutCall, None
+        if timeout is not None:
+            timeout.cancel()  # the linger decides when the client goes
         transport = cast(asyncio.Transport | None, self.transport)
         if transport is not None and not transport.is_closing():
             transport.pause_reading()

@@ -8,6 +8,8 @@ other clients carry on.
 from __future__ import annotations
 
 import asyncio
+import json
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +20,7 @@ from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import RpcHandler, WampConnection, WampServer
 from gos_web_socket.app.testing import WampTestClient
+from tests.support.raw_ws import masked_frame, parse_frames, php_upgrade_request
 from tests.support.server import running_server, url_of
 
 ROUTES = {
@@ -103,3 +106,28 @@ async def test_a_client_within_its_budgets_is_served(server: WampServer) -> None
         await client.wait_closed(timeout=0.3)
     assert closed_for(server) == {}
     await client.close()
+
+
+async def test_a_flooder_refused_while_it_still_sends_reads_its_1008_before_the_drop(
+    server: WampServer,
+) -> None:
+    """A client refused for its burst that is still blocked sending reads the 1008 close a
+    second and a half later: the connection is not reset under it before the linger ends."""
+    host, port = "127.0.0.1", server.port
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+    writer.write(php_upgrade_request(host, port))
+    await reader.readuntil(b"\r\n\r\n")
+    pad = "a" * 60_000
+    flood = b"".join(masked_frame(json.dumps([1, f"p{i}", pad]).encode()) for i in range(200))
+    writer.write(flood)  # 12 MB: far past the burst and past what the socket buffers take
+    sending = asyncio.ensure_future(writer.drain())
+    await asyncio.sleep(1.5)  # the flooder is busy: nothing read yet
+    data = b""
+    try:
+        while not any(f.opcode == 0x8 for f in parse_frames(data)[0]):
+            data += await asyncio.wait_for(reader.read(1 << 16), 10)
+    finally:
+        sending.cancel()
+        writer.transport.abort()
+    close = next(f for f in parse_frames(data)[0] if f.opcode == 0x8)
+    assert struct.unpack("!H", close.payload[:2])[0] == 1008
