@@ -145,10 +145,11 @@ def attach_worker(publisher: Deliverer, link: Link, index: int) -> WorkerPublish
 class ParentPublishes:
     """The parent's end: numbers each publish in its own log, sends it to every worker."""
 
-    def __init__(self, forward: Forward, workers: int) -> None:
+    def __init__(self, forward: Forward, workers: int, log: LocalLog | None = None) -> None:
         self.forward = forward
         self.workers = workers
-        self.log = LocalLog()
+        self.log = log or LocalLog()
+        """The parent's log (the ZeroMQ fan-out's when there is one: one epoch for both)."""
 
     def received(self, worker: int, message: dict[str, Any]) -> None:
         position = self.log.next()
