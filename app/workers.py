@@ -306,12 +306,15 @@ class WorkerPool:
 
         self.relay = self._make_relay(self.forward)
         self.presence = PresenceHub(self.forward)
-        self.publishes = ParentPublishes(self.forward, self.count)
         self._reserve_port()
         self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))
         if self.settings.pushers.zmq.enabled:
             self.fanout = self._make_fanout(f"ipc://{self._dir}/zmq")
             await self.fanout.start()
+        # one log numbers the ZeroMQ pushes and the HTTP publishes: a channel fed by both keeps
+        # one epoch, so its history is not started afresh at each source (app/history.py)
+        log = None if self.fanout is None else self.fanout.log
+        self.publishes = ParentPublishes(self.forward, self.count, log)
         self.ops = self._make_ops(self)
         await self.ops.start()
 

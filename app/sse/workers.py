@@ -72,6 +72,9 @@ class WorkerPublishes:
         self._refs = itertools.count()
         self._waiting: dict[int, tuple[asyncio.Future[Any], str]] = {}
         """The sender's publishes the parent has not sent back yet: answer and raw body."""
+        self._late: dict[int, str] = {}
+        """Raw bodies of publishes whose request gave up waiting: their events still fire
+        here when the parent sends them back (the others deliver them too)."""
         self._lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -91,8 +94,11 @@ class WorkerPublishes:
             async with asyncio.timeout(NUMBERED_WITHIN):
                 return await asyncio.shield(answer)
         except TimeoutError:
+            if self._waiting.pop(ref, None) is not None:  # not back yet (else being delivered)
+                self._late[ref] = raw
             raise PushFailed(
-                f"the publish was not delivered within {NUMBERED_WITHIN} s (workers' link)"
+                f"the publish was not delivered within {NUMBERED_WITHIN} s (workers' link); "
+                "it may still be, then push_success or push_fail tells"
             ) from None
         finally:
             self._waiting.pop(ref, None)
@@ -107,8 +113,11 @@ class WorkerPublishes:
         while not self._lines.empty():
             message = self._lines.get_nowait()
             epoch, offset = message["position"]
-            own = self._waiting.get(message["ref"]) if message.get("from") == self.index else None
+            mine = message.get("from") == self.index
+            own = self._waiting.pop(message["ref"], None) if mine else None
             answer, raw = own if own is not None else (None, None)
+            if own is None and mine:  # its request gave up waiting
+                raw = self._late.pop(message["ref"], None)
             try:
                 result = await self.publisher.deliver(message, Position(epoch, offset), raw)
             except Exception as exc:
@@ -145,10 +154,11 @@ def attach_worker(publisher: Deliverer, link: Link, index: int) -> WorkerPublish
 class ParentPublishes:
     """The parent's end: numbers each publish in its own log, sends it to every worker."""
 
-    def __init__(self, forward: Forward, workers: int) -> None:
+    def __init__(self, forward: Forward, workers: int, log: LocalLog | None = None) -> None:
         self.forward = forward
         self.workers = workers
-        self.log = LocalLog()
+        self.log = log or LocalLog()
+        """The parent's log (the ZeroMQ fan-out's when there is one: one epoch for both)."""
 
     def received(self, worker: int, message: dict[str, Any]) -> None:
         position = self.log.next()

@@ -66,11 +66,11 @@ def endpoint(settings: ZmqSettings) -> str:
 
 BIND_RETRY = 0.5  # seconds start() retries a port that a closed handler may still hold
 FANOUT_WELCOME = b"\x00gos-fanout"
+"""What the fan-out's XPUB sends each worker that subscribes (never a JSON envelope): a worker
+consumes only once it got it, so its /health turns ready when pushes really reach it."""
 FANOUT_STAMP = b"\x00gos-position:"
 """The first part of each frame the fan-out forwards: ``<epoch>:<offset>`` in the parent's log,
 so every worker records a push under the same position (one event id, one recovery cursor)."""
-"""What the fan-out's XPUB sends each worker that subscribes (never a JSON envelope): a worker
-consumes only once it got it, so its /health turns ready when pushes really reach it."""
 FANOUT_HWM = 100_000
 """Frames the fan-out queues per worker before dropping (at-most-once, like ZeroMQ itself)."""
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20

@@ -84,6 +84,8 @@ class Tally:
     twice: int = 0
     worker_restarts: int = 0
     servers_alive: bool = True
+    pushing_at_faults: tuple[bool, bool] = (False, False)
+    """Whether the pushers were still sending when the faults began and when they ended."""
 
     @property
     def ok(self) -> bool:
@@ -93,6 +95,8 @@ class Tally:
             and len(self.confirmed) + len(self.failed) == self.pushed
             and self.worker_restarts == 0
             and self.servers_alive
+            and len(self.confirmed) > 0
+            and self.pushing_at_faults[0]
         )
 
 
@@ -283,7 +287,9 @@ async def run(
 
         await wait_until(lambda: least_seen() >= pushes // 5 or producing.done(), within=600)
         queue = queue_of(cluster, mode, tag)
+        began = not producing.done()
         await faults(cluster, lambda: queue, tally, log)
+        tally.pushing_at_faults = (began, not producing.done())
         await asyncio.wait_for(producing, 900)
         log(f"pushers done: {len(tally.confirmed)} confirmed, {len(tally.failed)} failed")
         try:
@@ -325,7 +331,9 @@ def queue_of(cluster: RabbitMQCluster, mode: str, tag: str) -> str:
 def account(tally: Tally, subscribers: list[Subscriber], mode: str, pushes: int) -> None:
     tally.lines.append(
         f"mode {mode}: pushed {tally.pushed} of {pushes}, confirmed {len(tally.confirmed)}, "
-        f"push_fail {len(tally.failed)}; faults: {'; '.join(tally.faults)}"
+        f"push_fail {len(tally.failed)}; faults: {'; '.join(tally.faults)}; pushers still "
+        f"sending when the faults began: {tally.pushing_at_faults[0]}, when they ended: "
+        f"{tally.pushing_at_faults[1]}"
     )
     for number, subscriber in enumerate(subscribers):
         seen, repeats, twice = subscriber.seen()

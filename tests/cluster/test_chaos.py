@@ -184,5 +184,7 @@ async def test_two_server_processes_keep_every_push_through_a_leader_kill_and_a_
     tally = await run(rabbitmq_cluster, mode, 2000, 30, tmp_path)
     print("\n" + "\n".join(tally.lines))
     assert len(tally.confirmed) + len(tally.failed) == tally.pushed == 2000
+    assert tally.confirmed, "no push was confirmed: nothing to count"
+    assert tally.pushing_at_faults[0], "the pushers had finished before the leader was killed"
     assert tally.missing == 0 and tally.twice == 0
     assert tally.worker_restarts == 0 and tally.servers_alive

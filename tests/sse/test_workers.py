@@ -4,6 +4,7 @@ and a publish fires ``push_success`` once."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -15,7 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from gos_web_socket.app.events import PUSH_SUCCESS
+from gos_web_socket.app.events import PUSH_FAIL, PUSH_SUCCESS
+from gos_web_socket.app.sse import workers
 from gos_web_socket.app.sse.wire import parse_position
 from gos_web_socket.app.sse.workers import ParentPublishes, WorkerPublishes
 from tests.sse.conftest import (
@@ -263,3 +265,71 @@ async def test_a_publish_fires_push_success_once_across_workers() -> None:
                 ]
         assert api.json()["position"]["offset"] == parse_position(form.text).offset + 1  # type: ignore[union-attr]
         assert successes == [1, 1]
+
+
+async def test_a_last_event_id_replays_publishes_between_zeromq_pushes(
+    pool: ServerProcess,
+) -> None:
+    """A channel fed by a ZeroMQ push, an HTTP publish and a ZeroMQ push in turn: a
+    Last-Event-ID taken on the first push replays the publish and the second push, on the
+    worker it was taken on (one log in the parent numbers both, so the channel's history is
+    not started afresh at each source)."""
+    zmq, amqp = pushers(pool)
+    port = port_of(pool)
+    async with contextlib.AsyncExitStack() as stack:
+        spread = Spread(pool, stack)
+        worker, reader = await spread.open(f"topic={CHANNEL}")
+        await zmq.push({"n": 1}, "acme_topic", {"room": "7"})
+        (first,) = await reader.wait(1, timeout=20)
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            answer = await client.post(
+                f"http://127.0.0.1:{port}{HUB}",
+                content=urlencode([("topic", CHANNEL), ("data", "u2")]),
+                headers={
+                    "Authorization": f"Bearer {PUBLISHER}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+        assert answer.status_code == 200, answer.text
+        await reader.wait(2, timeout=20)
+        await zmq.push({"n": 3}, "acme_topic", {"room": "7"})
+        live = await reader.wait(3, timeout=20)
+        again = await spread.on(worker, f"topic={CHANNEL}", {"Last-Event-ID": first.id or ""})
+        await again.wait(1, timeout=20)
+        with contextlib.suppress(AssertionError):
+            await again.wait(2, timeout=5)  # a replay that lost the publish has one event
+        assert [(e.id, e.data) for e in again.events] == [(e.id, e.data) for e in live[1:]]
+    await zmq.disconnect()
+    await amqp.disconnect()
+
+
+async def test_a_publish_numbered_after_its_timeout_still_fires_its_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A publish the parent numbers only after the worker stopped waiting: the request is
+    refused, the update still reaches the readers when the line comes back, and push_success
+    then fires on the worker that took it (a listener learns the update went out)."""
+    monkeypatch.setattr(workers, "NUMBERED_WITHIN", 0.3)
+    async with hub_server() as server, subscribed(server, f"topic={CHANNEL}") as reader:
+        events: list[str] = []
+        server.dispatcher.add_listener(PUSH_SUCCESS, lambda event: events.append("success"))
+        server.dispatcher.add_listener(PUSH_FAIL, lambda event: events.append("fail"))
+        loop = asyncio.get_running_loop()
+        end: list[WorkerPublishes] = []
+
+        def forward(index: int, line: dict[str, Any]) -> None:
+            loop.call_later(1.0, end[index].received, json.loads(json.dumps(line)))  # slow
+
+        parent = ParentPublishes(forward, 1)
+        publisher = server.http.publisher  # type: ignore[union-attr]
+        end.append(WorkerPublishes(publisher, lambda line: parent.received(0, line), 0))
+        publisher.peers = end[0]
+        refused = await publish(server, [("topic", CHANNEL), ("data", "late")])
+        assert refused.status_code >= 500, refused.text
+        (event,) = await reader.wait(1)
+        assert event.data == "late"
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.02)
+        assert events == ["success"]
