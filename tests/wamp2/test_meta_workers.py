@@ -157,3 +157,22 @@ async def test_meta_events_reach_subscribers_on_the_other_worker(
     (session, *_), _ = await watcher.next_arguments("wamp.session.on_leave")
     assert session == other.session_id
     await leave_all(watcher, *extra)
+
+
+async def test_a_dead_workers_sessions_leave_for_the_other_workers_watchers(
+    workers: ServerProcess,
+) -> None:
+    """The other worker dies (SIGKILL): a subscriber of wamp.session.on_leave here (and of
+    nothing else) gets an on_leave for each session that joined there after it subscribed."""
+    watcher = await V2Client.join(workers.ws_url)
+    (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
+    await watcher.subscribe("wamp.session.on_leave")
+    await watcher.session.call("wamp.session.count")  # the other worker knows what we listen to
+    other, extra = await on_other_worker(workers, home)
+    # the other worker's join events went before its answer, on the same lines
+    assert await watcher.session.call("wamp.session.count") == 2 + len(extra)
+    (far,) = [i for i in await connections(workers) if i != home]
+    os.kill((await connections(workers))[far][0], signal.SIGKILL)
+    (session, *_), _ = await watcher.next_arguments("wamp.session.on_leave", timeout=20)
+    assert session == other.session_id  # the others opened on the way are on this worker
+    await leave_all(watcher, *extra)
