@@ -11,10 +11,8 @@ meta_workers.py), one JSON object a line:
   only while another worker listens to ``uri``; the parent forwards it to the other workers,
   and each sends it to its own subscribers of ``uri`` whom its route rules let see it.
 
-A worker that dies sends no ``on_leave`` for its sessions: a worker listening to
-``wamp.session.on_leave`` also listens to ``on_join``, keeps the sessions the others announce
-(id, authid, authrole) until they leave, and sends its subscribers their ``on_leave`` when
-their worker is gone (relay.py ``on_gone``).
+A worker that dies sends no ``on_leave``, ``on_unregister`` … for what it held: the other
+workers send their own subscribers those (meta_departures.py, relay.py ``on_gone``).
 """
 
 from __future__ import annotations
@@ -23,11 +21,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gos_web_socket.app.server.wamp2.meta_departures import Departures, listened
+
 logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], None]
 Forward = Callable[[int, dict[str, Any]], None]
-JOIN, LEAVE = "wamp.session.on_join", "wamp.session.on_leave"
 
 Deliver = Callable[[str, list[Any], dict[str, str]], None]
 """Send another worker's event to this worker's subscribers (meta_events.py ``deliver``)."""
@@ -42,22 +41,19 @@ class EventPeers:
         """The meta topics with subscribers on each other worker (those with any)."""
         self.deliver: Deliver | None = None
         """Set by the meta events: how an event from another worker reaches subscribers here."""
-        self.sessions: dict[int, dict[Any, list[Any]]] = {}
-        """While this worker listens to ``on_leave``: each other worker's sessions that joined
-        since, as their ``on_leave`` arguments (sent here when that worker dies)."""
+        self.departures = Departures()
+        """The other workers' sessions, registrations and subscriptions, while this worker
+        listens to their departures (sent here when their worker dies)."""
 
     def listened(self) -> bool:
         """Any other worker has a meta subscriber."""
         return bool(self.listening)
 
     def listen(self, uris: list[str]) -> None:
-        """This worker's meta topics with subscribers changed: tell the others (with
-        ``on_leave``, ``on_join`` too: the sessions to leave when their worker dies)."""
-        if LEAVE in uris:
-            uris = sorted({*uris, JOIN})
-        else:
-            self.sessions.clear()
-        self.send_up({"op": "meta_listen", "uris": uris})
+        """This worker's meta topics with subscribers changed: tell the others (with what
+        the departures listened need: meta_departures.py ``KEEPS``)."""
+        self.departures.keep(uris)
+        self.send_up({"op": "meta_listen", "uris": listened(uris)})
 
     def event(self, uri: str, args: list[Any], about: dict[str, str]) -> None:
         """Send an event of this worker to the others, when any listens to ``uri``."""
@@ -77,25 +73,16 @@ class EventPeers:
             else:
                 self.listening.pop(message["from"], None)
         elif self.deliver is not None:
-            self.track(message["from"], message["uri"], message["args"])
+            self.departures.track(
+                message["from"], message["uri"], message["args"], message["about"]
+            )
             self.deliver(message["uri"], message["args"], message["about"])
 
-    def track(self, worker: int, uri: str, args: list[Any]) -> None:
-        """Keep worker ``worker``'s joined sessions, for their ``on_leave`` when it dies."""
-        if uri == JOIN and args and isinstance(args[0], dict):
-            details = args[0]
-            leave = [details.get("session"), details.get("authid"), details.get("authrole")]
-            self.sessions.setdefault(worker, {})[leave[0]] = leave
-        elif uri == LEAVE and args:
-            self.sessions.get(worker, {}).pop(args[0], None)
-
     def gone(self, worker: int) -> None:
-        """Worker ``worker`` died without saying goodbye: ``on_leave`` here for each of its
-        sessions this worker saw join."""
-        left = self.sessions.pop(worker, {})
-        if self.deliver is not None:
-            for args in left.values():
-                self.deliver(LEAVE, args, {"kind": "session"})
+        """Worker ``worker`` died: its departures to the subscribers here (meta_departures.py)."""
+        for uri, args, about in self.departures.gone(worker):
+            if self.deliver is not None:
+                self.deliver(uri, args, about)
 
 
 def relay_meta(
