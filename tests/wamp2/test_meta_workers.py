@@ -6,6 +6,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
@@ -156,4 +157,46 @@ async def test_meta_events_reach_subscribers_on_the_other_worker(
     await other.leave()
     (session, *_), _ = await watcher.next_arguments("wamp.session.on_leave")
     assert session == other.session_id
+    await leave_all(watcher, *extra)
+
+
+DEPARTURES = [
+    "wamp.session.on_leave",
+    "wamp.registration.on_unregister",
+    "wamp.registration.on_delete",
+    "wamp.subscription.on_unsubscribe",
+    "wamp.subscription.on_delete",
+]
+
+
+async def test_a_dead_workers_departures_reach_the_other_workers_watchers(
+    workers: ServerProcess,
+) -> None:
+    """The other worker dies (SIGKILL): a subscriber here of the departure topics only gets,
+    for what opened there after it subscribed, on_unregister and on_delete of the
+    registrations, on_unsubscribe and on_delete of the subscriptions, then on_leave."""
+    watcher = await V2Client.join(workers.ws_url)
+    (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
+    for topic in DEPARTURES:
+        await watcher.subscribe(topic)
+    await watcher.session.call("wamp.session.count")  # the other worker knows what we listen to
+    other, extra = await on_other_worker(workers, home)
+    registration = await other.session.register(lambda: 1, "com.acme.far")
+    subscription = await other.subscribe("acme/channel/far")
+    # the other worker's events went before its answer, on the same lines
+    assert await watcher.session.call("wamp.session.count") == 2 + len(extra)
+    (far,) = [i for i in await connections(workers) if i != home]
+    os.kill((await connections(workers))[far][0], signal.SIGKILL)
+
+    async def event(topic: str) -> tuple[Any, ...]:
+        return (await watcher.next_arguments(topic, timeout=20))[0]
+
+    held = (other.session_id, registration.id)
+    assert await event("wamp.registration.on_unregister") == held
+    assert await event("wamp.registration.on_delete") == held
+    held = (other.session_id, subscription.id)
+    assert await event("wamp.subscription.on_unsubscribe") == held
+    assert await event("wamp.subscription.on_delete") == held
+    (session, *_) = await event("wamp.session.on_leave")
+    assert session == other.session_id  # the others opened on the way are on this worker
     await leave_all(watcher, *extra)

@@ -78,3 +78,27 @@ async def test_pattern_registrations_across_workers(
     await answer(far, "com.acme.img.big.one", "prefix-short")
     await answer(near, "com.acme.img.big.one", "prefix-short")
     await leave_all(far, near, *extra)
+
+
+async def test_registration_match_names_the_registration_a_call_reaches(
+    workers: ServerProcess,
+) -> None:
+    """wamp.registration.match, asked on either worker, names the registration a call of the
+    URI goes to over both workers (a remote exact beats a local prefix, a remote longer prefix
+    a local shorter one), not the asking worker's own best."""
+    far = await V2Client.join(workers.ws_url)
+    (home,) = [i for i, (_, n) in (await connections(workers)).items() if n == 1]
+    near, extra = await on_other_worker(workers, home)
+    exact = await far.session.register(named("exact"), "com.acme.img.big.exact", options("exact"))
+    longer = await far.session.register(named("long"), "com.acme.img.big", options("prefix"))
+    short = await near.session.register(named("short"), "com.acme.img", options("prefix"))
+    cases = {
+        "com.acme.img.big.exact": exact.id,
+        "com.acme.img.big.one": longer.id,
+        "com.acme.img.small": short.id,
+    }
+    for asker in (near, far):
+        for uri, expected in cases.items():
+            await answer(asker, uri, {exact.id: "exact", longer.id: "long"}.get(expected, "short"))
+            assert await asker.session.call("wamp.registration.match", uri) == expected, uri
+    await leave_all(far, near, *extra)

@@ -138,6 +138,14 @@ class Dealer:
                 return found
         return None if serving is None else serving.pick()
 
+    def serving(self, uri: str) -> Procedure | None:
+        """This worker's procedure a call of ``uri`` goes to, in the order over every worker's
+        (relay.py ``serving``); None: none here (another worker's serves it, or nobody's)."""
+        serving = self.registrations.serving(uri)
+        if self.relay is None or serving is None:
+            return serving
+        return serving if self.relay.serving(uri, serving) == (serving.match, serving.uri) else None
+
     async def register(
         self,
         callee: CalleeEnd,

@@ -160,7 +160,7 @@ class RegistrationLookups(Lookups):
         return None if visible is None else visible.id
 
     def registration_match(self, connection: Reader, args: list[Any]) -> int | None:
-        procedure = self.meta.broker.dealer.registrations.serving(a_uri(args))
+        procedure = self.meta.broker.dealer.serving(a_uri(args))  # the call's, over workers
         visible = self._visible(connection, procedure)
         return None if visible is None else visible.id
 

@@ -11,8 +11,8 @@ meta_workers.py), one JSON object a line:
   only while another worker listens to ``uri``; the parent forwards it to the other workers,
   and each sends it to its own subscribers of ``uri`` whom its route rules let see it.
 
-A worker that dies sends no ``on_leave`` for its sessions: the other workers' subscribers
-learn of it from ``wamp.session.list`` no longer naming them.
+A worker that dies sends no ``on_leave``, ``on_unregister`` … for what it held: the other
+workers send their own subscribers those (meta_departures.py, relay.py ``on_gone``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gos_web_socket.app.server.wamp2.meta_departures import Departures, listened
+
 logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], None]
 Forward = Callable[[int, dict[str, Any]], None]
+
 Deliver = Callable[[str, list[Any], dict[str, str]], None]
 """Send another worker's event to this worker's subscribers (meta_events.py ``deliver``)."""
 
@@ -38,14 +41,19 @@ class EventPeers:
         """The meta topics with subscribers on each other worker (those with any)."""
         self.deliver: Deliver | None = None
         """Set by the meta events: how an event from another worker reaches subscribers here."""
+        self.departures = Departures()
+        """The other workers' sessions, registrations and subscriptions, while this worker
+        listens to their departures (sent here when their worker dies)."""
 
     def listened(self) -> bool:
         """Any other worker has a meta subscriber."""
         return bool(self.listening)
 
     def listen(self, uris: list[str]) -> None:
-        """This worker's meta topics with subscribers changed: tell the others."""
-        self.send_up({"op": "meta_listen", "uris": uris})
+        """This worker's meta topics with subscribers changed: tell the others (with what
+        the departures listened need: meta_departures.py ``KEEPS``)."""
+        self.departures.keep(uris)
+        self.send_up({"op": "meta_listen", "uris": listened(uris)})
 
     def event(self, uri: str, args: list[Any], about: dict[str, str]) -> None:
         """Send an event of this worker to the others, when any listens to ``uri``."""
@@ -65,7 +73,16 @@ class EventPeers:
             else:
                 self.listening.pop(message["from"], None)
         elif self.deliver is not None:
+            self.departures.track(
+                message["from"], message["uri"], message["args"], message["about"]
+            )
             self.deliver(message["uri"], message["args"], message["about"])
+
+    def gone(self, worker: int) -> None:
+        """Worker ``worker`` died: its departures to the subscribers here (meta_departures.py)."""
+        for uri, args, about in self.departures.gone(worker):
+            if self.deliver is not None:
+                self.deliver(uri, args, about)
 
 
 def relay_meta(

@@ -333,6 +333,8 @@ class WorkerRelay:
             del self.remote[key]
             self._patterns.discard(key)
         self.dealer.leave(worker_key(index))
+        if self.meta is not None:
+            self.meta.events.gone(index)
 
     def on_invoke(self, message: dict[str, Any]) -> None:
         source, request = message["from"], message["id"]
