@@ -260,6 +260,20 @@ def percentile(values: list[int], q: float) -> float:
     return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
+def wait_ready(server: subprocess.Popen[bytes], metrics_port: int, within: float = 120) -> None:
+    """Return once the server's ``/health`` says ready; raise if it exits or takes too long."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if health(metrics_port)["status"] == "ready":
+                return
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the server did not become ready")
+        time.sleep(0.2)
+
+
 def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
@@ -330,16 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "somaxconn": int(Path("/proc/sys/net/core/somaxconn").read_text()),
     }
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if health(metrics)["status"] == "ready":
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.2)
+        wait_ready(server, metrics)
         pids = worker_pids(metrics)
         time.sleep(2.0)
         base = rss(pids)

@@ -31,7 +31,15 @@ from typing import Any
 import psutil
 
 from bench.agent import Child, call_all
-from bench.hundred_k import free_port, health, log, metric, percentile, spawn_server, worker_pids
+from bench.hundred_k import (
+    free_port,
+    log,
+    metric,
+    percentile,
+    spawn_server,
+    wait_ready,
+    worker_pids,
+)
 from bench.profile import summarise
 from bench.wire import ROUTE, data
 
@@ -118,16 +126,7 @@ def one_run(system: str, args: argparse.Namespace) -> dict[str, Any]:
     fleets: list[Child] = []
     result: dict[str, Any] = {"system": system}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if health(metrics)["status"] == "ready":
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.2)
+        wait_ready(server, metrics)
         fleets = [Child("hundred_k_fleet", max_life=3600) for _ in range(args.fleets)]
         shares = [
             args.connections // args.fleets + (i < args.connections % args.fleets)
