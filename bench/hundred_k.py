@@ -205,6 +205,11 @@ class RawFleet(Agent):
     async def do_latencies(self) -> list[int]:
         return self.latencies
 
+    async def do_take(self) -> list[int]:
+        """The latencies so far, forgotten here (one push's at a time: bench/lone_push.py)."""
+        taken, self.latencies = self.latencies, []
+        return taken
+
 
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as reply:  # noqa: S310 (loopback http)
@@ -253,6 +258,20 @@ def cpu_seconds(pids: list[int]) -> float:
 def percentile(values: list[int], q: float) -> float:
     ordered = sorted(values)
     return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def wait_ready(server: subprocess.Popen[bytes], metrics_port: int, within: float = 120) -> None:
+    """Return once the server's ``/health`` says ready; raise if it exits or takes too long."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if health(metrics_port)["status"] == "ready":
+                return
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the server did not become ready")
+        time.sleep(0.2)
 
 
 def log(text: str) -> None:
@@ -325,16 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "somaxconn": int(Path("/proc/sys/net/core/somaxconn").read_text()),
     }
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if health(metrics)["status"] == "ready":
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.2)
+        wait_ready(server, metrics)
         pids = worker_pids(metrics)
         time.sleep(2.0)
         base = rss(pids)

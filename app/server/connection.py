@@ -147,6 +147,8 @@ class WampConnection(PlainHttp):
         self._output = output = Output(self, services, STATE_OPEN)
         self.write_frame: Callable[[bytes], bool] = output.write
         """``Output.write`` (False: not open), bound: the fan-out calls it once per subscriber."""
+        self.write_now: Callable[[bytes], bool] = output.write_now
+        """``Output.write_now``, bound: a lone push calls it once per subscriber (topic.py)."""
         super().connection_made(transport)  # type: ignore[no-untyped-call]
         # Empty nearly always: an empty deque keeps a 0.7 KiB block, an empty list 56 bytes.
         self.receive_queue = SmallQueue()  # type: ignore[assignment]
@@ -236,26 +238,18 @@ class WampConnection(PlainHttp):
         output.py); False when the connection closed on the way."""
         return await write_paced(self._output, frames, self._services.max_outgoing_buffer)
 
-    def write_now(self, frame: bytes) -> bool:
-        """Write the frames queued this turn and ``frame`` now, in one write (a topic's frames
-        at the turn's end); False when not open."""
-        if self._fresh is not None:
-            frame = self._fresh(frame)
-        return self._output.write_now(frame)
-
-    _fresh: Callable[[bytes], bytes] | None = None
-
     def filter_writes(self, fresh: Callable[[bytes], bytes]) -> None:
         """Pass every frame the fan-out writes through ``fresh`` (an SSE subscriber drops the
-        events it already got); a frame it empties is not written."""
-        write = self._output.write
-        self._fresh = fresh
+        events it already got); a frame it empties is not queued (``write_frame``), while
+        ``write_now`` still writes what was queued before it."""
+        write, write_now = self._output.write, self._output.write_now
 
         def filtered(frame: bytes) -> bool:
             kept = fresh(frame)
             return write(kept) if kept else True
 
         self.write_frame = filtered
+        self.write_now = lambda frame: write_now(fresh(frame))
 
     def pause_writing(self) -> None:
         """asyncio: the unsent bytes passed ``max_outgoing_buffer`` (``Output.pause``)."""

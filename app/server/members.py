@@ -24,7 +24,7 @@ class Subscriber(Protocol):
         bound method or a callable attribute: the connection's is its output's ``write``)."""
         ...
 
-    def write_now(self, frame: bytes) -> bool:
+    def write_now(self, frame: bytes, /) -> bool:
         """Write what is queued and ``frame`` now, in one write; False once the client is cut
         off (the end of the turn, where a topic hands over its frames)."""
         ...

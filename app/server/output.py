@@ -100,6 +100,7 @@ class Output:
         "_pending",
         "_read_mark",
         "_services",
+        "_stats",
         "_unsent",
         "_written",
     )
@@ -107,6 +108,8 @@ class Output:
     def __init__(self, link: Link, services: OutputServices, open_state: int) -> None:
         self._link = link
         self._services = services
+        self._stats = services.stats
+        """Counted on every write: looked up once (a lone push writes each client)."""
         self._flusher = services.flusher
         self._open = open_state
         """The link's ``state`` while frames may be written (autobahn's ``STATE_OPEN``)."""
@@ -179,7 +182,7 @@ class Output:
         return True
 
     def _send(self, transport: Any, data: bytes, frames: int) -> None:
-        self._services.stats.frames_out += frames
+        self._stats.frames_out += frames
         self._written += len(data)
         transport.write(data)
         unsent = transport.get_write_buffer_size()

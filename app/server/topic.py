@@ -265,10 +265,17 @@ class Topic:
             if not frames or not members:
                 continue
             joined = frames[0] if len(frames) == 1 else b"".join(frames)
-            written = 0
-            for connection in list(members.values()):
-                if (connection.write_now if now else connection.write_frame)(joined):
-                    written += 1
+            # One tight pass per format (a lone push is a write per subscriber: the loop is
+            # its only Python cost, bench/results/issue25/lone-push.md); a copy, as a write
+            # may cut a client off and drop it from the members.
+            if now:
+                written = sum(
+                    [connection.write_now(joined) for connection in list(members.values())]
+                )
+            else:
+                written = sum(
+                    [connection.write_frame(joined) for connection in list(members.values())]
+                )
             extra += (len(frames) - 1) * written
         return extra
 

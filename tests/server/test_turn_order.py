@@ -76,3 +76,16 @@ async def test_one_turn_of_broadcasts_and_direct_sends_arrives_as_queued(
     await settle(alice)
     await settle(bob)  # anything sent twice would have arrived before these answers
     assert alice.unread_events() == [] and bob.unread_events() == []
+
+
+async def test_lone_pushes_reach_every_subscriber_once_each_in_order(server: WampServer) -> None:
+    """Pushes one per loop turn (each a write per subscriber): all arrive once, in order."""
+    clients = [await joined(server, "news/2") for _ in range(3)]
+    news = server.topics["news/2"]
+    for n in range(1, 6):
+        assert news.broadcast(n) == 3
+        await server.flusher.flushed()  # the turn's end: this push is written on its own
+    for client, _ in clients:
+        assert [await client.next_event() for _ in range(5)] == [1, 2, 3, 4, 5]
+        await settle(client)
+        assert client.unread_events() == []
