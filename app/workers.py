@@ -386,14 +386,20 @@ class WorkerPool:
         relay.joined(slot.index)
         presence.joined(slot.index)
         try:
-            while line := await reader.readline():
-                message = json.loads(line)
-                if is_mercure(message):
-                    publishes.received(slot.index, message)
-                    continue
-                (presence if is_presence(message) else relay).received(slot.index, message)
-        except (ConnectionError, ValueError) as exc:
-            logger.warning("worker %d: relay line refused: %r", slot.index, exc)
+            while True:
+                try:
+                    line = await reader.readline()
+                    if not line:
+                        return
+                    message = json.loads(line)
+                    if is_mercure(message):
+                        publishes.received(slot.index, message)
+                    else:
+                        (presence if is_presence(message) else relay).received(slot.index, message)
+                except ConnectionError:
+                    return
+                except Exception as exc:  # a bad line (too long, not JSON, a bug) costs itself only
+                    logger.warning("worker %d: relay line refused: %r", slot.index, exc)
         finally:
             relay.gone(slot.index)
             presence.gone(slot.index)

@@ -1,0 +1,57 @@
+"""The parent's reading of a worker's link: one bad line costs only itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from gos_web_socket.app.workers import WorkerPool, WorkerSlot
+from gos_web_socket.settings import Settings
+
+
+class Seen:
+    """Records the lines one of the link's readers received, and its joins and goes."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self.events: list[str] = []
+
+    def joined(self, index: int) -> None:
+        self.events.append(f"joined {index}")
+
+    def gone(self, index: int) -> None:
+        self.events.append(f"gone {index}")
+
+    def received(self, index: int, message: dict[str, Any]) -> None:
+        self.lines.append(message)
+
+
+async def test_a_bad_or_oversized_line_does_not_deafen_the_link_to_the_lines_after_it() -> None:
+    """Lines after one that is too long, one that is not JSON and one whose reader raises
+    still reach the relay, presence and publishes; the worker is gone once, at EOF."""
+    pool = WorkerPool(Settings(), None, None, None)  # type: ignore[arg-type]
+    relay, presence, publishes = Seen(), Seen(), Seen()
+
+    def broken(index: int, message: dict[str, Any]) -> None:
+        if message.get("boom"):
+            raise KeyError("a bug in a reader")
+        relay.lines.append(message)
+
+    relay.received = broken  # type: ignore[method-assign]
+    pool.relay, pool.presence, pool.publishes = relay, presence, publishes  # type: ignore[assignment]
+    reader = asyncio.StreamReader(limit=1024)
+    for line in (
+        json.dumps({"op": "call", "n": 1}).encode(),
+        json.dumps({"op": "call", "pad": "x" * 4000}).encode(),  # over the reader's limit
+        b"not json",
+        json.dumps({"op": "call", "boom": True}).encode(),
+        json.dumps({"op": "presence_join", "n": 2}).encode(),
+        json.dumps({"op": "call", "n": 3}).encode(),
+    ):
+        reader.feed_data(line + b"\n")
+    reader.feed_eof()
+    await pool._relay_lines(WorkerSlot(0), reader)
+    assert [line.get("n") for line in relay.lines] == [1, 3]
+    assert [line.get("n") for line in presence.lines] == [2]
+    assert relay.events == presence.events == ["joined 0", "gone 0"]
