@@ -205,8 +205,12 @@ class ParentLink:
                 return
             *lines, self._unread = (self._unread + data).split(b"\n")
             for line in lines:
-                if self._relay is not None:
+                if self._relay is None:
+                    continue
+                try:
                     self._relay.received(json.loads(line))
+                except Exception as exc:  # the lines after it in this read still count
+                    logger.warning("relay line from the parent refused: %r", exc)
 
         loop.add_reader(sock.fileno(), readable)
 

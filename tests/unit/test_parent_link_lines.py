@@ -1,12 +1,13 @@
-"""The parent's reading of a worker's link: one bad line costs only itself."""
+"""The link between the parent and a worker, read at either end: one bad line costs only itself."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
-from gos_web_socket.app.workers import WorkerPool, WorkerSlot
+from gos_web_socket.app.workers import ParentLink, WorkerPool, WorkerSlot
 from gos_web_socket.settings import Settings
 
 
@@ -55,3 +56,26 @@ async def test_a_bad_or_oversized_line_does_not_deafen_the_link_to_the_lines_aft
     assert [line.get("n") for line in relay.lines] == [1, 3]
     assert [line.get("n") for line in presence.lines] == [2]
     assert relay.events == presence.events == ["joined 0", "gone 0"]
+
+
+async def test_a_worker_keeps_the_parents_lines_after_one_that_fails_in_the_same_read() -> None:
+    """A worker's link hands on every line of one read even when one is not JSON or its
+    reader raises, and tells the worker once the parent's end closes."""
+    parent, child = socket.socketpair()
+    link = ParentLink(child.detach())
+    got: list[dict[str, Any]] = []
+
+    class Relay:
+        def received(self, message: dict[str, Any]) -> None:
+            if message.get("boom"):
+                raise KeyError("a bug in a reader")
+            got.append(message)
+
+    link.attach(Relay())  # type: ignore[arg-type]
+    gone = asyncio.Event()
+    link.on_parent_gone(gone.set)
+    parent.sendall(b'{"n": 1}\nnot json\n{"boom": true}\n{"n": 2}\n')
+    parent.close()
+    await asyncio.wait_for(gone.wait(), 5)
+    link.close()
+    assert got == [{"n": 1}, {"n": 2}]
