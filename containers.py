@@ -80,7 +80,8 @@ from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
-from gos_web_socket.app.workers import ParentLink, WorkerPool, WorkerRole
+from gos_web_socket.app.worker_link import ParentLink
+from gos_web_socket.app.workers import WorkerPool, WorkerRole
 from gos_web_socket.push import (
     BUILTIN_TRANSPORTS as BUILTIN_TRANSPORTS,
     amqp_pusher,

@@ -10,7 +10,8 @@ process it always was. With more, the ``server`` command becomes the parent::
                          ZeroMQ pushes from the fan-out (ZmqSubscriber), AMQP as a node of its
                          own (queue_mode per_node or stream), /metrics on a private port
 
-A worker tells the parent it is up with one JSON line on a socket pair (``ParentLink``); the
+A worker tells the parent it is up with one JSON line on a socket pair (``ParentLink`` in
+app/worker_link.py, which also carries the workers' relay lines); the
 same socket tells the worker when the parent is gone (it then stops as on SIGTERM). A worker
 that dies is started again after a backoff; one that dies before it was ever up stops the
 start-up with its exit code (a taken port, bad config: retrying cannot help). SIGTERM or
@@ -37,19 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.backoff import Backoff
 from gos_web_socket.app.exceptions import ConfigurationError, ListenError
+from gos_web_socket.app.worker_link import RelayFactory, WorkerLinks, link_line_limit
 
 if TYPE_CHECKING:
     from gos_web_socket.app.ops import WorkerOps
-    from gos_web_socket.app.presence.peers import PresenceHub
-    from gos_web_socket.app.server.wamp2.relay import ParentRelay, RelayEnd
-    from gos_web_socket.app.sse.workers import ParentPublishes
     from gos_web_socket.app.transports.zmq import ZmqFanout
     from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ParentLink",
     "WorkerCommand",
     "WorkerPool",
     "WorkerRole",
@@ -64,17 +62,6 @@ STABLE_AFTER = 30.0
 """Seconds a worker must have lived for its slot's backoff to start again from FIRST_BACKOFF."""
 START_TIMEOUT = 60.0
 """Seconds a worker may take from exec to ready (imports, binding, push handlers)."""
-LINK_LINE_FLOOR = 16 * 1024 * 1024
-"""Bytes of one line the parent reads from a worker's link at least (a relayed call's
-arguments); asyncio's default, 64 KiB, would stop the link at the first longer line."""
-JSON_GROWTH = 6
-"""How much longer a publish's data may grow as JSON (a control byte becomes ``\\u00XX``)."""
-
-
-def link_line_limit(settings: Settings) -> int:
-    """Bytes of one line on a worker's link: the largest HTTP publish as JSON, at least
-    ``LINK_LINE_FLOOR``."""
-    return max(LINK_LINE_FLOOR, JSON_GROWTH * settings.mercure.max_body + 65536)
 
 
 @dataclass(frozen=True)
@@ -126,101 +113,6 @@ def worker_overrides(role: WorkerRole) -> dict[str, Any]:
     return {"server": server}
 
 
-class ParentLink:
-    """A worker's end of its socket pair: report once ready, notice when the parent is gone,
-    and carry the dealer relay's messages both ways, one JSON object a line
-    (app/server/wamp2/relay.py)."""
-
-    @classmethod
-    def of(cls, worker: WorkerRole | None) -> ParentLink | None:
-        """A worker's end of its socket pair with the parent; None: not a worker."""
-        return None if worker is None else cls(worker.link_fd)
-
-    def __init__(self, fd: int) -> None:
-        self._sock = socket.socket(fileno=fd)
-        self._unsent = bytearray()
-        self._unread = b""
-        self._relay: RelayEnd | None = None
-        """Where the parent's lines go (``attach``)."""
-
-    def attach(self, relay: RelayEnd) -> None:
-        """Hand the parent's relay lines to ``relay`` (the worker's ``WorkerRelay``, or a
-        splitter in front of it: presence, app/presence/peers.py)."""
-        self._relay = relay
-
-    @property
-    def attached(self) -> RelayEnd | None:
-        """Who gets the parent's lines now: a splitter attached later passes it the rest."""
-        return self._relay
-
-    def report(self, ops_port: int | None) -> None:
-        """Tell the parent this worker serves (and where its /metrics is)."""
-        line = json.dumps({"pid": os.getpid(), "ops_port": ops_port}) + "\n"
-        self._sock.sendall(line.encode())
-
-    def send(self, message: dict[str, Any]) -> None:
-        """One line to the parent; what the socket does not take now is sent when it can."""
-        data = json.dumps(message).encode() + b"\n"
-        if self._unsent:
-            self._unsent += data
-            return
-        try:
-            sent = self._sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return  # the parent is gone: on_parent_gone stops the worker
-        if sent < len(data):
-            self._unsent += data[sent:]
-            asyncio.get_running_loop().add_writer(self._sock.fileno(), self._flush)
-
-    def _flush(self) -> None:
-        try:
-            sent = self._sock.send(self._unsent)
-        except BlockingIOError:
-            return
-        except OSError:
-            sent = len(self._unsent)
-        del self._unsent[:sent]
-        if not self._unsent:
-            asyncio.get_running_loop().remove_writer(self._sock.fileno())
-
-    def on_parent_gone(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once when the parent's end closes (it exited or was killed);
-        the lines read meanwhile go to the attached relay."""
-        loop = asyncio.get_running_loop()
-        sock = self._sock
-        sock.setblocking(False)
-
-        def readable() -> None:
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                loop.remove_reader(sock.fileno())
-                callback()
-                return
-            *lines, self._unread = (self._unread + data).split(b"\n")
-            for line in lines:
-                if self._relay is None:
-                    continue
-                try:
-                    self._relay.received(json.loads(line))
-                except Exception as exc:  # the lines after it in this read still count
-                    logger.warning("relay line from the parent refused: %r", exc)
-
-        loop.add_reader(sock.fileno(), readable)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(self._sock.fileno())
-            asyncio.get_running_loop().remove_writer(self._sock.fileno())
-        self._sock.close()
-
-
 @dataclass
 class WorkerSlot:
     """One worker position: its current process, and how it fared (for /health, /metrics)."""
@@ -250,8 +142,6 @@ FanoutFactory = Callable[[str], "ZmqFanout"]
 """Makes the ZeroMQ fan-out publishing on an ``ipc://`` endpoint the pool chose."""
 OpsFactory = Callable[["WorkerPool"], "WorkerOps"]
 """Makes the parent's ``/metrics`` and ``/health``, which read the pool's slots."""
-RelayFactory = Callable[[Callable[[int, dict[str, Any]], None]], "ParentRelay"]
-"""Makes the dealer relay's parent end from the pool's ``forward``."""
 
 
 class WorkerPool:
@@ -278,12 +168,8 @@ class WorkerPool:
         self._port_holder: socket.socket | None = None
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.relay: ParentRelay | None = None
-        """Calls between the workers' dealers (app/server/wamp2/relay.py)."""
-        self.presence: PresenceHub | None = None
-        """Presence between the workers (app/presence/peers.py)."""
-        self.publishes: ParentPublishes | None = None
-        """HTTP publishes numbered for every worker (app/sse/workers.py)."""
+        self.links = WorkerLinks(self.slots)
+        """The parent's ends of the workers' links (app/worker_link.py)."""
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -305,11 +191,6 @@ class WorkerPool:
         self.port = holder.getsockname()[1]
 
     async def _start_parts(self) -> None:
-        from gos_web_socket.app.presence.peers import PresenceHub
-        from gos_web_socket.app.sse.workers import ParentPublishes
-
-        self.relay = self._make_relay(self.forward)
-        self.presence = PresenceHub(self.forward)
         self._reserve_port()
         self._dir = Path(tempfile.mkdtemp(prefix="gos-workers-"))
         if self.settings.pushers.zmq.enabled:
@@ -317,8 +198,7 @@ class WorkerPool:
             await self.fanout.start()
         # one log numbers the ZeroMQ pushes and the HTTP publishes: a channel fed by both keeps
         # one epoch, so its history is not started afresh at each source (app/history.py)
-        log = None if self.fanout is None else self.fanout.log
-        self.publishes = ParentPublishes(self.forward, self.count, log)
+        self.links.start(self._make_relay, None if self.fanout is None else self.fanout.log)
         self.ops = self._make_ops(self)
         await self.ops.start()
 
@@ -374,44 +254,10 @@ class WorkerPool:
 
     # -- supervise ------------------------------------------------------------------------------
 
-    def forward(self, index: int, message: dict[str, Any]) -> None:
-        """One relay line to worker ``index`` (dropped when it is not running)."""
-        link = self.slots[index].link
-        if link is not None:
-            link.write(json.dumps(message).encode() + b"\n")
-
-    async def _relay_lines(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
-        """The dealer relay's lines from one worker life; its end is the worker gone."""
-        from gos_web_socket.app.presence.peers import is_presence
-        from gos_web_socket.app.sse.workers import is_mercure
-
-        relay, presence, publishes = self.relay, self.presence, self.publishes
-        assert relay is not None and presence is not None and publishes is not None
-        relay.joined(slot.index)
-        presence.joined(slot.index)
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                    if not line:
-                        return
-                    message = json.loads(line)
-                    if is_mercure(message):
-                        publishes.received(slot.index, message)
-                    else:
-                        (presence if is_presence(message) else relay).received(slot.index, message)
-                except ConnectionError:
-                    return
-                except Exception as exc:  # a bad line (too long, not JSON, a bug) costs itself only
-                    logger.warning("worker %d: relay line refused: %r", slot.index, exc)
-        finally:
-            relay.gone(slot.index)
-            presence.gone(slot.index)
-
     async def _watch(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
         """Restart the slot's worker whenever it dies, until the pool stops."""
         while True:
-            lines = asyncio.create_task(self._relay_lines(slot, reader))
+            lines = asyncio.create_task(self.links.read(slot.index, reader))
             code = await self._exit_code(slot)
             lines.cancel()
             await asyncio.gather(lines, return_exceptions=True)

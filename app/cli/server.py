@@ -10,12 +10,8 @@ from typing import Any
 
 from gos_web_socket.app.cli.base import EXIT_OK, Services, port_number
 from gos_web_socket.app.lifecycle import check_ports, event_loop_factory
-from gos_web_socket.app.workers import (
-    ParentLink,
-    WorkerCommand,
-    WorkerRole,
-    check_workers,
-)
+from gos_web_socket.app.worker_link import ParentLink
+from gos_web_socket.app.workers import WorkerCommand, WorkerRole, check_workers
 
 logger = logging.getLogger(__package__)
 """The command line's logger, as before it was a package: log lines keep ``logger=``."""

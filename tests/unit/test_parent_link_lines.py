@@ -7,8 +7,7 @@ import json
 import socket
 from typing import Any
 
-from gos_web_socket.app.workers import ParentLink, WorkerPool, WorkerSlot
-from gos_web_socket.settings import Settings
+from gos_web_socket.app.worker_link import ParentLink, WorkerLinks
 
 
 class Seen:
@@ -31,7 +30,7 @@ class Seen:
 async def test_a_bad_or_oversized_line_does_not_deafen_the_link_to_the_lines_after_it() -> None:
     """Lines after one that is too long, one that is not JSON and one whose reader raises
     still reach the relay, presence and publishes; the worker is gone once, at EOF."""
-    pool = WorkerPool(Settings(), None, None, None)  # type: ignore[arg-type]
+    links = WorkerLinks([])
     relay, presence, publishes = Seen(), Seen(), Seen()
 
     def broken(index: int, message: dict[str, Any]) -> None:
@@ -40,7 +39,7 @@ async def test_a_bad_or_oversized_line_does_not_deafen_the_link_to_the_lines_aft
         relay.lines.append(message)
 
     relay.received = broken  # type: ignore[method-assign]
-    pool.relay, pool.presence, pool.publishes = relay, presence, publishes  # type: ignore[assignment]
+    links.relay, links.presence, links.publishes = relay, presence, publishes  # type: ignore[assignment]
     reader = asyncio.StreamReader(limit=1024)
     for line in (
         json.dumps({"op": "call", "n": 1}).encode(),
@@ -52,7 +51,7 @@ async def test_a_bad_or_oversized_line_does_not_deafen_the_link_to_the_lines_aft
     ):
         reader.feed_data(line + b"\n")
     reader.feed_eof()
-    await pool._relay_lines(WorkerSlot(0), reader)
+    await links.read(0, reader)
     assert [line.get("n") for line in relay.lines] == [1, 3]
     assert [line.get("n") for line in presence.lines] == [2]
     assert relay.events == presence.events == ["joined 0", "gone 0"]
