@@ -6,7 +6,9 @@ the queue's content is read without acking (so it stays: ``left``); server 2, wi
 subscriber connected first, drains it. Then every push is accounted for:
 
 - ``lost_unacked``: left in the queue after the kill (server 1 had not acked) and never seen by
-  the second subscriber: the bug the issue reports;
+  the second subscriber: what the issue reported. Ungated (``--ungated --delay D``), these are
+  exactly ``before_subscribe``, the first requeued pushes, handled before the subscriber was
+  back (docs/amqp.md);
 - ``acked_unwritten``: acked by server 1 and never seen by its subscriber (frames still in the
   process's buffers at the SIGKILL);
 - ``repeats``: seen by both subscribers (at-least-once).
