@@ -6,7 +6,9 @@ the queue's content is read without acking (so it stays: ``left``); server 2, wi
 subscriber connected first, drains it. Then every push is accounted for:
 
 - ``lost_unacked``: left in the queue after the kill (server 1 had not acked) and never seen by
-  the second subscriber: the bug the issue reports;
+  the second subscriber: what the issue reported. Ungated (``--ungated --delay D``), these are
+  exactly ``before_subscribe``, the first requeued pushes, handled before the subscriber was
+  back (docs/amqp.md);
 - ``acked_unwritten``: acked by server 1 and never seen by its subscriber (frames still in the
   process's buffers at the SIGKILL);
 - ``repeats``: seen by both subscribers (at-least-once).
@@ -47,23 +49,30 @@ class Trial:
     lost_unacked: int
     acked_unwritten: int
     repeats: int
+    before_subscribe: int
+    """Of the unacked pushes, those that come before the first one the second subscriber saw
+    (queue order): handled by the restarted server before its subscriber was there."""
 
     def line(self) -> str:
         return (
             f"backlog {self.backlog}: first server's subscriber saw {self.seen_first}, "
             f"{self.left} left unacked, second saw {self.seen_second}; lost unacked "
             f"{self.lost_unacked}, acked but unwritten {self.acked_unwritten}, "
-            f"repeats {self.repeats}"
+            f"repeats {self.repeats}; handled before the subscriber was back "
+            f"{self.before_subscribe}"
         )
 
 
 class ServerProcess:
     """The test's server in a subprocess with one subscriber that connects before it consumes."""
 
-    def __init__(self, settings: AmqpSettings, gated: bool = True) -> None:
+    def __init__(self, settings: AmqpSettings, gated: bool = True, delay: float = 0.0) -> None:
         self.gated = gated
         """False: the server consumes at once and its subscriber connects afterwards, as
         clients reconnecting to a restarted server do."""
+        self.delay = delay
+        """Ungated: seconds between the server's start of consuming and its subscriber's
+        connect (a client's reconnect back-off)."""
         self.values = {**settings.model_dump(mode="json"), "password": "guest"}
         self.process: asyncio.subprocess.Process | None = None
         self.client: WampTestClient | None = None
@@ -83,6 +92,7 @@ class ServerProcess:
         if not self.gated:
             process.stdin.write(b"go\n")
             await process.stdin.drain()
+            await asyncio.sleep(self.delay)
         self.client = client = await WampTestClient.connect(f"ws://127.0.0.1:{port}/")
         client.subscribe(CHANNEL)
         await client.call("acme/rpc/echo", "subscribed")  # the server has the SUBSCRIBE
@@ -124,6 +134,7 @@ async def trial(
     backlog: int = 2000,
     kill_after: int = 500,
     gated: bool = True,
+    delay: float = 0.0,
 ) -> Trial:
     async with AmqpPusher(settings, make_router()) as pusher:
         for start in range(0, backlog, 200):
@@ -133,7 +144,7 @@ async def trial(
                     for i in range(start, min(backlog, start + 200))
                 )
             )
-    first, second = ServerProcess(settings), ServerProcess(settings, gated)
+    first, second = ServerProcess(settings), ServerProcess(settings, gated, delay)
     try:
         client = await first.start()
         await wait_until(lambda: len(client.events) >= kill_after, within=60)
@@ -149,6 +160,7 @@ async def trial(
         await second.kill()
     seen_second = second.seen()
     acked = set(range(backlog)) - left
+    first_seen = min(left & seen_second, default=backlog)
     return Trial(
         backlog,
         len(seen_first),
@@ -157,10 +169,11 @@ async def trial(
         len(left - seen_second),
         len(acked - seen_first - seen_second),
         len(seen_first & seen_second),
+        sum(1 for n in left if n < first_seen),
     )
 
 
-async def main(trials: int, backlog: int, gated: bool) -> int:
+async def main(trials: int, backlog: int, gated: bool, delay: float) -> int:
     rabbitmq = RabbitMQNode()
     rabbitmq.start()
     missing = 0
@@ -168,7 +181,7 @@ async def main(trials: int, backlog: int, gated: bool) -> int:
         for number in range(1, trials + 1):
             settings = rabbitmq.amqp_settings(push_timeout=30, reconnect_interval=0.5)
             started = time.monotonic()
-            result = await trial(rabbitmq, settings, backlog, gated=gated)
+            result = await trial(rabbitmq, settings, backlog, gated=gated, delay=delay)
             missing += result.lost_unacked + result.acked_unwritten
             print(f"trial {number}: {result.line()} ({time.monotonic() - started:.1f} s)")
     finally:
@@ -186,5 +199,12 @@ if __name__ == "__main__":
         action="store_true",
         help="the restarted server consumes before its subscriber is back (the issue's setup)",
     )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="with --ungated: seconds the subscriber takes to come back after the restart",
+    )
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.trials, arguments.backlog, not arguments.ungated)))
+    gated = not arguments.ungated
+    sys.exit(asyncio.run(main(arguments.trials, arguments.backlog, gated, arguments.delay)))
