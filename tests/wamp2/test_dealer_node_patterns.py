@@ -11,12 +11,15 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails, RegisterOptions
 
+from gos_web_socket.app.server.wamp2.dealer import Dealer
 from gos_web_socket.app.server.wamp2.nodes import NodeLink
+from gos_web_socket.app.server.wamp2.registrations import Registration, Terms
+from gos_web_socket.app.server.wamp2.relay import WorkerRelay
 from gos_web_socket.app.testing import V2Client
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode
-from tests.wamp2.test_dealer_nodes import Relay, nodes, published
+from tests.wamp2.test_dealer_nodes import Callee, Relay, nodes, published
 
 NOBODY = ["nobody"]
 """What ``answer`` says for a call nobody serves (no_such_procedure)."""
@@ -127,3 +130,29 @@ async def test_beats_carry_patterns() -> None:
     assert published(link) == []
     link.received({"op": "beat", "uris": [], "from": peer})
     assert relay.told[-1] == {"op": "released", "uri": "com..y", "match": "wildcard"}
+
+
+async def test_two_nodes_holding_one_pattern_settle_on_the_smaller_id() -> None:
+    """A peer with a smaller id announces a prefix this node holds too: this node gives the
+    pattern up (released with its match), its callee gets UNREGISTERED, and calls the pattern
+    covers go to the peer; the same URI registered exact here is not touched."""
+    link = NodeLink(DealerSettings(across_nodes=True, claim_window=0.01), AmqpSettings())
+    dealer = Dealer()
+    dealer.relay = relay = WorkerRelay(dealer, link.send)
+    link.attach(relay)
+    callee = Callee("s1", revokes=True)
+    prefix = await dealer.register(callee, "com.acme.", 10, Terms(match="prefix"))
+    exact = await dealer.register(callee, "com.acme.", 10)
+    assert isinstance(prefix, Registration) and isinstance(exact, Registration)
+    assert link.held == {("prefix", "com.acme."), ("exact", "com.acme.")}
+    published(link)
+    link.received({"op": "held", "uri": "com.acme.", "match": "prefix", "from": "0" * 12})
+    assert link.held == {("exact", "com.acme.")}
+    assert published(link) == [
+        {"op": "released", "uri": "com.acme.", "match": "prefix", "from": link.node}
+    ]
+    reason = {"registration": prefix.id, "reason": "wamp.error.procedure_already_exists"}
+    assert callee.sent == [[67, 0, reason]]
+    found = dealer.procedure("com.acme.x")
+    assert found is not None and found.callee.session_id == "worker:" + "0" * 12
+    assert dealer.procedure("com.acme.") is exact
