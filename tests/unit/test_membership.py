@@ -29,7 +29,7 @@ def linked_to_peer() -> tuple[NodeLink, Relay]:
     link.attach(relay)
     link.received({"op": "beat", "uris": ["com.acme.x"], "from": "p"})
     link.expire_silent()  # the first tick: nobody is silent yet
-    assert "p" in link.live and link.uris == {"p": {"com.acme.x"}}
+    assert "p" in link.live and link.uris == {"p": {("exact", "com.acme.x")}}
     return link, relay
 
 
@@ -51,7 +51,7 @@ async def test_a_stalled_loop_renews_leases_instead_of_expiring() -> None:
     assert link.live.last_tick is not None
     link.live.last_tick -= TIMEOUT + 1
     link.expire_silent()
-    assert "p" in link.live and link.uris == {"p": {"com.acme.x"}}
+    assert "p" in link.live and link.uris == {"p": {("exact", "com.acme.x")}}
     assert not any(m["op"] in ("released", "gone") for m in relay.told)
     link.expire_silent()  # the next tick, in time: still live
     assert "p" in link.live

@@ -305,10 +305,10 @@ async def test_two_nodes_holding_one_uri_settle_on_the_smaller_id() -> None:
     link.attach(relay)
     callee = Callee("s1", revokes=True)
     registration = await dealer.register(callee, "com.acme.x", 10)
-    assert isinstance(registration, Registration) and link.held == {"com.acme.x"}
+    assert isinstance(registration, Registration) and link.held == {("exact", "com.acme.x")}
     published(link)
     link.received({"op": "beat", "uris": ["com.acme.x"], "from": "z" * 12})
-    assert link.held == {"com.acme.x"} and published(link) == []
+    assert link.held == {("exact", "com.acme.x")} and published(link) == []
     link.received({"op": "held", "uri": "com.acme.x", "from": "0" * 12})
     assert link.held == set()
     assert [m["op"] for m in published(link)] == ["released"]

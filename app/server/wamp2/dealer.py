@@ -67,8 +67,6 @@ class Relay(Protocol):
     remote: dict[Key, Registration]
     meta: MetaPeers | None
 
-    def relays(self, match: str) -> bool: ...
-
     async def claim(self, uri: str, invoke: str = "single", match: str = "exact") -> bool: ...
 
     def policy(self, key: Key) -> str: ...
@@ -155,12 +153,12 @@ class Dealer:
     ) -> Registration | str:
         """Register ``uri`` for ``callee`` on ``terms``; or the error URI refusing
         it (taken here or on another worker, or shared with another policy). Patterns
-        (``match`` prefix or wildcard) are claimed alike across workers, not across nodes.
+        (``match`` prefix or wildcard) are claimed alike across workers and nodes.
 
         Raises:
             LimitExceeded: ``callee`` holds ``limit`` registrations (``max_registrations``).
         """
-        relay = self.relay if self.relay is not None and self.relay.relays(terms.match) else None
+        relay = self.relay
         if relay is not None and (terms.match, uri) in relay.remote:
             policy = relay.policy((terms.match, uri))
             if policy != terms.invoke:
@@ -202,7 +200,7 @@ class Dealer:
         """The number of callees here of a shared registration changed: the other workers
         weigh this worker by it (relay.py ``SharedRemote``)."""
         terms = registration.terms
-        if self.relay is None or terms.invoke == "single" or not self.relay.relays(terms.match):
+        if self.relay is None or terms.invoke == "single":
             return
         procedure = self.registrations.lookup(terms.match, registration.uri)
         if procedure is not None:
@@ -210,7 +208,7 @@ class Dealer:
 
     def released(self, match: str, uri: str) -> None:
         """(match, URI) has no callee left here: the other workers stop sending its calls."""
-        if self.relay is not None and self.relay.relays(match):
+        if self.relay is not None:
             self.relay.release(uri, match)
 
     def call(

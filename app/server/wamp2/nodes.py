@@ -8,11 +8,15 @@ RabbitMQ: one direct exchange (``exchange_name``), and per node an exclusive, au
 queue bound with the node's id and with ``all``. Messages are JSON objects, ``from`` the
 sender's id:
 
-- to ``all``: ``beat`` (the URIs the node holds, every ``heartbeat`` seconds and at start),
+- to ``all``: ``beat`` (the URIs the node holds, every ``heartbeat`` seconds and at start:
+  ``uris`` the exact ones, ``patterns`` the [match, URI] of its prefix and wildcard ones),
   ``claim`` (a URI it wants), ``held`` / ``released`` (a URI it took or gave back), ``bye``
   (it closes: its URIs go and calls to it end now);
 - to one node: ``taken`` (an objection to its claim), and the relay's ``invoke``,
   ``interrupt`` and ``answer``.
+
+A URI is a (match, URI) pair as between workers (relay.py): a message naming a prefix or
+wildcard registration carries ``match``, one naming an exact URI does not.
 
 A REGISTER claims its URI and waits ``claim_window`` seconds: a node holding the URI objects;
 two nodes claiming at once both yield to the smaller node id. Two nodes that hold one URI
@@ -38,11 +42,13 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 
 from gos_web_socket.app.server.membership import Liveness
 from gos_web_socket.app.server.wamp2.codes import CANCELED
+from gos_web_socket.app.server.wamp2.relay import key_of, with_match
 from gos_web_socket.app.transports.amqp.topology import open_connection
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
 
 if TYPE_CHECKING:
+    from gos_web_socket.app.server.wamp2.dealer import Key
     from gos_web_socket.app.server.wamp2.relay import RelayEnd
 
 logger = logging.getLogger(__name__)
@@ -120,14 +126,14 @@ class NodeLink:
         self.node = uuid.uuid4().hex[:12]
         self._relay: RelayEnd | None = None
         """Where messages for the relay go (``attach``)."""
-        self.held: set[str] = set()
-        """URIs this node holds."""
+        self.held: set[Key] = set()
+        """The (match, URI)s this node holds."""
         self.live = Liveness(settings.node_timeout, f"dealer node {self.node}")
         """Other nodes and when each was last heard (app/server/membership.py: the lease rule
         presence uses too)."""
-        self.uris: dict[str, set[str]] = {}
-        """The URIs each other node holds."""
-        self._claims: dict[str, list[Claim]] = {}
+        self.uris: dict[str, set[Key]] = {}
+        """The (match, URI)s each other node holds."""
+        self._claims: dict[Key, list[Claim]] = {}
         """Claims in their window, by URI (several REGISTERs of one URI may overlap)."""
         self._connection: AbstractRobustConnection | None = None
         self.outbox = Outbox(self.node)
@@ -178,30 +184,31 @@ class NodeLink:
         """What the relay sends to "the parent": a claim, a release, or a message to a node."""
         op = message["op"]
         if op == "claim":
-            task = asyncio.get_running_loop().create_task(self._claim(message["uri"]))
+            task = asyncio.get_running_loop().create_task(self._claim(key_of(message)))
             self._claiming.add(task)  # held until done: the loop keeps weak references only
             task.add_done_callback(self._claiming.discard)
         elif op == "release":
-            self.release(message["uri"])
+            self.release(key_of(message))
         else:
             self._publish(message.pop("to"), message)
 
-    def release(self, uri: str) -> None:
-        """This node no longer serves ``uri``: given back if held; claims of it in their
-        window end without holding it (a callee that left while its REGISTER was claimed)."""
-        for claim in self._claims.get(uri, ()):
+    def release(self, key: Key) -> None:
+        """This node no longer serves (match, URI) ``key``: given back if held; claims of it
+        in their window end without holding it (a callee that left while its REGISTER was
+        claimed)."""
+        for claim in self._claims.get(key, ()):
             claim.released = True
-        if uri in self.held:
-            self.held.discard(uri)
-            self._publish(EVERYONE, {"op": "released", "uri": uri})
+        if key in self.held:
+            self.held.discard(key)
+            self._publish(EVERYONE, about("released", key))
 
-    async def _claim(self, uri: str) -> None:
-        """Claim ``uri``: ours unless another node objects within ``claim_window``."""
-        ok = not any(uri in uris for uris in self.uris.values())
+    async def _claim(self, key: Key) -> None:
+        """Claim ``key``: ours unless another node objects within ``claim_window``."""
+        ok = not any(key in keys for keys in self.uris.values())
         if ok:
             claim = Claim(asyncio.get_running_loop().create_future())
-            self._claims.setdefault(uri, []).append(claim)
-            self._publish(EVERYONE, {"op": "claim", "uri": uri})
+            self._claims.setdefault(key, []).append(claim)
+            self._publish(EVERYONE, about("claim", key))
             try:
                 ok = await asyncio.wait_for(
                     asyncio.shield(claim.future), self.settings.claim_window
@@ -209,21 +216,21 @@ class NodeLink:
             except TimeoutError:
                 ok = True
             finally:
-                self._end_claim(uri, claim)
+                self._end_claim(key, claim)
             if ok and claim.released:
-                self._publish(EVERYONE, {"op": "released", "uri": uri})
+                self._publish(EVERYONE, about("released", key))
                 ok = False
         if ok:
-            self.held.add(uri)
-            self._publish(EVERYONE, {"op": "held", "uri": uri})
-        self._tell_relay({"op": "claimed", "uri": uri, "ok": ok})
+            self.held.add(key)
+            self._publish(EVERYONE, about("held", key))
+        self._tell_relay(about("claimed", key) | {"ok": ok})
 
-    def _end_claim(self, uri: str, claim: Claim) -> None:
-        claims = self._claims.get(uri, [])
+    def _end_claim(self, key: Key, claim: Claim) -> None:
+        claims = self._claims.get(key, [])
         if claim in claims:
             claims.remove(claim)
         if not claims:
-            self._claims.pop(uri, None)
+            self._claims.pop(key, None)
 
     # -- from RabbitMQ ---------------------------------------------------------------------------
 
@@ -245,30 +252,31 @@ class NodeLink:
             self._tell_relay(message)
 
     def on_beat(self, source: str, message: dict[str, Any]) -> None:
-        uris = set(message["uris"])
+        keys = {("exact", uri) for uri in message["uris"]}
+        keys |= {(match, uri) for match, uri in message.get("patterns", ())}
         known = self._heard(source)
-        for uri in known - uris:
-            self._forget(source, uri)
-        for uri in uris & self.held:
-            self.contest(source, uri)
-        for uri in uris - known:
-            self.on_held(source, {"uri": uri})
+        for key in known - keys:
+            self._forget(source, key)
+        for key in keys & self.held:
+            self.contest(source, key)
+        for key in keys - known:
+            self.on_held(source, about("held", key))
 
     def on_held(self, source: str, message: dict[str, Any]) -> None:
-        uri = message["uri"]
-        self.contest(source, uri)
+        key = key_of(message)
+        self.contest(source, key)
         known = self._heard(source)
-        known.add(uri)
-        self._tell_relay({"op": "held", "uri": uri, "worker": source})
+        known.add(key)
+        self._tell_relay(about("held", key) | {"worker": source})
 
-    def contest(self, source: str, uri: str) -> None:
-        """``source`` holds ``uri`` and so does this node (an objection lost or late, a false
-        expiry): the smaller node id keeps it; the other revokes its callees' registrations
-        (relay.py, ``on_revoked``) and publishes ``released``."""
-        if uri in self.held and source < self.node:
-            logger.warning("dealer node %s: %s is held by %s too: given up", self.node, uri, source)
-            self.release(uri)
-            self._tell_relay({"op": "revoked", "uri": uri})
+    def contest(self, source: str, key: Key) -> None:
+        """``source`` holds (match, URI) ``key`` and so does this node (an objection lost or
+        late, a false expiry): the smaller node id keeps it; the other revokes its callees'
+        registrations (relay.py, ``on_revoked``) and publishes ``released``."""
+        if key in self.held and source < self.node:
+            logger.warning("dealer node %s: %s is held by %s too: given up", self.node, key, source)
+            self.release(key)
+            self._tell_relay(about("revoked", key))
 
     def on_bye(self, source: str, message: dict[str, Any]) -> None:
         """``source`` closes: gone now rather than after ``node_timeout``."""
@@ -276,31 +284,37 @@ class NodeLink:
             self.expire(source)
 
     def on_released(self, source: str, message: dict[str, Any]) -> None:
-        self._forget(source, message["uri"])
+        self._forget(source, key_of(message))
 
     def on_claim(self, source: str, message: dict[str, Any]) -> None:
         """Another node wants a URI: object when this node holds it, or claims it too with
         the smaller id; yield when it claims it too with a smaller id."""
-        uri = message["uri"]
+        key = key_of(message)
         self._heard(source)
-        claiming = self._claims.get(uri, [])
-        if uri in self.held or (claiming and self.node < source):
-            self._publish(source, {"op": "taken", "uri": uri})
+        claiming = self._claims.get(key, [])
+        if key in self.held or (claiming and self.node < source):
+            self._publish(source, about("taken", key))
         else:
             for claim in claiming:
                 claim.lose()
 
     def on_taken(self, source: str, message: dict[str, Any]) -> None:
-        for claim in self._claims.get(message["uri"], []):
+        for claim in self._claims.get(key_of(message), []):
             claim.lose()
 
     # -- heartbeats and expiry -------------------------------------------------------------------
 
     async def _beat_and_expire(self) -> None:
         while True:
-            self._publish(EVERYONE, {"op": "beat", "uris": sorted(self.held)})
+            self._publish(EVERYONE, self.beat())
             self.expire_silent()
             await asyncio.sleep(self.settings.heartbeat)
+
+    def beat(self) -> dict[str, Any]:
+        """The ``beat``: every (match, URI) this node holds (exact ones as bare URIs)."""
+        exact = sorted(uri for match, uri in self.held if match == "exact")
+        patterns = sorted([match, uri] for match, uri in self.held if match != "exact")
+        return {"op": "beat", "uris": exact, "patterns": patterns}
 
     def expire_silent(self) -> None:
         """The nodes silent for ``node_timeout`` are gone (``Liveness.expired``: none when
@@ -311,26 +325,26 @@ class NodeLink:
     def expire(self, node: str) -> None:
         """``node`` is gone: its URIs go, calls to it end canceled, calls from it end."""
         self.live.forget(node)
-        uris = self.uris.pop(node, set())
+        keys = self.uris.pop(node, set())
         logger.warning(
-            "dealer node %s: node %s is gone (%d procedures)", self.node, node, len(uris)
+            "dealer node %s: node %s is gone (%d procedures)", self.node, node, len(keys)
         )
-        for uri in uris:
-            self._tell_relay({"op": "released", "uri": uri})
+        for key in keys:
+            self._tell_relay(about("released", key))
         self._tell_relay({"op": "gone", "worker": node})
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _heard(self, node: str) -> set[str]:
-        """``node`` is live (its lease starts again); the URIs it holds."""
+    def _heard(self, node: str) -> set[Key]:
+        """``node`` is live (its lease starts again); the (match, URI)s it holds."""
         self.live.heard(node)
         return self.uris.setdefault(node, set())
 
-    def _forget(self, node: str, uri: str) -> None:
-        uris = self.uris.get(node)
-        if uris is not None and uri in uris:
-            uris.discard(uri)
-            self._tell_relay({"op": "released", "uri": uri})
+    def _forget(self, node: str, key: Key) -> None:
+        keys = self.uris.get(node)
+        if keys is not None and key in keys:
+            keys.discard(key)
+            self._tell_relay(about("released", key))
 
     def _tell_relay(self, message: dict[str, Any]) -> None:
         if self._relay is not None:
@@ -338,6 +352,11 @@ class NodeLink:
 
     def _publish(self, to: str, message: dict[str, Any]) -> None:
         self.outbox.put(to, message | {"from": self.node})
+
+
+def about(op: str, key: Key) -> dict[str, Any]:
+    """A message ``op`` naming (match, URI) ``key`` (``match`` only for a pattern)."""
+    return with_match({"op": op, "uri": key[1]}, key[0])
 
 
 async def linked(link: NodeLink | None, *after: object) -> AsyncIterator[NodeLink | None]:

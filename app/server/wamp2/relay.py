@@ -205,11 +205,6 @@ class WorkerRelay:
         self._patterns: set[Key] = set()
         """The prefix and wildcard keys of ``remote``."""
 
-    def relays(self, match: str) -> bool:
-        """Whether registrations of ``match`` are claimed here: exact ones always, patterns
-        across workers (the parent's relay), not across nodes (nodes.py claims URIs)."""
-        return match == "exact" or self.meta is not None
-
     async def claim(self, uri: str, invoke: str = "single", match: str = "exact") -> bool:
         """Ask the parent for (match, URI); False: another worker holds it (not shared alike)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -311,8 +306,8 @@ class WorkerRelay:
         it lose their registrations. A callee that announced ``registration_revocation``
         gets ``UNREGISTERED [67, 0, {registration, reason}]``; the others are not told (the
         spec has no other message for it): logged, their next calls go to the winner."""
-        uri = message["uri"]
-        procedure = self.dealer.registrations.lookup("exact", uri)
+        match, uri = key_of(message)
+        procedure = self.dealer.registrations.lookup(match, uri)
         for registration in list(procedure.callees if procedure is not None else ()):
             callee = registration.callee
             self.dealer.registrations.remove(callee.session_id, registration.id)
