@@ -11,7 +11,7 @@ from tests.amqp.conftest import wait_until
 from tests.amqp.crash import trial
 from tests.streams.nodes import Cluster
 from tests.streams.recovery import RecoveringPeer
-from tests.streams.test_crash import BACKLOG, CHANNEL, read_what_came
+from tests.streams.test_crash import BACKLOG, CHANNEL, push_backlog, read_what_came
 from tests.support.rabbitmq import RabbitMQNode
 
 
@@ -42,17 +42,7 @@ async def test_a_history_client_back_after_a_classic_server_was_sigkilled_is_tol
         client = await RecoveringPeer.connect(a.ws_url, CHANNEL)
         await client.report()
         async with AmqpPusher(settings, cluster.router) as pusher:
-
-            async def produce() -> None:
-                for start in range(0, BACKLOG, 200):
-                    await asyncio.gather(
-                        *(
-                            pusher.push({"n": n}, "acme_topic", {"room": "1"})
-                            for n in range(start, start + 200)
-                        )
-                    )
-
-            producing = asyncio.create_task(produce())
+            producing = asyncio.create_task(push_backlog(pusher))
             try:
                 await client.read(300, timeout=30)
                 a.signal(signal.SIGKILL)

@@ -41,6 +41,14 @@ async def read_what_came(client: RecoveringPeer) -> None:
             return
 
 
+async def push_backlog(pusher: AmqpPusher) -> None:
+    """``BACKLOG`` pushes ``{"n": 0..}`` to the test channel, 200 confirmed at a time."""
+    for start in range(0, BACKLOG, 200):
+        await asyncio.gather(
+            *(pusher.push({"n": n}, "acme_topic", {"room": "1"}) for n in range(start, start + 200))
+        )
+
+
 async def test_a_node_sigkilled_mid_backlog_leaves_nothing_missing_for_a_history_client(
     cluster: Cluster,
 ) -> None:
@@ -50,17 +58,7 @@ async def test_a_node_sigkilled_mid_backlog_leaves_nothing_missing_for_a_history
     client = await RecoveringPeer.connect(a.ws_url, CHANNEL)
     await client.report()
     async with AmqpPusher(cluster.amqp(), cluster.router) as pusher:
-
-        async def produce() -> None:
-            for start in range(0, BACKLOG, 200):
-                await asyncio.gather(
-                    *(
-                        pusher.push({"n": n}, "acme_topic", {"room": "1"})
-                        for n in range(start, start + 200)
-                    )
-                )
-
-        producing = asyncio.create_task(produce())
+        producing = asyncio.create_task(push_backlog(pusher))
         try:
             await client.read(500, timeout=30)
             assert a.process is not None
