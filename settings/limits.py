@@ -106,6 +106,11 @@ class LimitsSettings(Node):
     messages_per_turn: int = Field(
         default=8, ge=1, description="messages of one client handled per event-loop turn (fairness)"
     )
+    departures_per_turn: int = Field(
+        default=64,
+        ge=1,
+        description="gone connections leaving their topics per event-loop turn (a mass drop)",
+    )
     zmq_max_message_size: int = Field(
         default=1_048_576,
         ge=128,

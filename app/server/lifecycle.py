@@ -26,7 +26,9 @@ from gos_web_socket.app.events import (
 )
 from gos_web_socket.app.exceptions import ProtocolError
 from gos_web_socket.app.server.client import Client
+from gos_web_socket.app.server.turn_gate import TurnGate
 from gos_web_socket.app.stats import ServerStats
+from gos_web_socket.settings.models import LimitsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ class LifeServices(Protocol):
 
     @property
     def unregister(self) -> Callable[[Any], None]: ...
+
+    @property
+    def limits(self) -> LimitsSettings: ...
 
     @property
     def leave(self) -> Callable[[Any], Awaitable[None]]:
@@ -72,10 +77,13 @@ class Lifecycle:
     (``Client.opened``, ``established``, ``lost``, ``closed``, ``close_reason``), so an idle
     connection carries no object for them."""
 
-    __slots__ = ("_services",)
+    __slots__ = ("_services", "departures")
 
     def __init__(self, services: LifeServices) -> None:
         self._services = services
+        self.departures = TurnGate(services.limits.departures_per_turn)
+        """Gone connections leave their topics at most this many a loop turn (a mass drop
+        must not stall the pushes to those who stay: turn_gate.py)."""
 
     def open(self, client: Client) -> None:
         """The handshake is done: the server counts the connection."""
@@ -103,6 +111,7 @@ class Lifecycle:
         client.enqueue(partial(self._leave, client))
 
     async def _leave(self, client: Client) -> None:
+        await self.departures.enter()
         await self._services.leave(client)
         if client.established:  # a v2 client that never got WELCOME never connected
             event = ClientDisconnectedEvent(client)

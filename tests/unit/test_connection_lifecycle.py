@@ -18,6 +18,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.dispatcher = EventDispatcher()
         self.stats = ServerStats()
+        self.limits = LimitsSettings()
         self.tasks: list[asyncio.Task[Any]] = []
         self.registered: list[Any] = []
         self.left: list[Any] = []

@@ -153,6 +153,7 @@ def test_every_limit_setting_has_a_close_code() -> None:
         "handshake_timeout",  # dropped: no WebSocket yet
         "handshakes_in_progress",  # later handshakes wait for a slot; nobody is cut off
         "messages_per_turn",  # a fairness knob, nobody is cut off
+        "departures_per_turn",  # gone clients leave in later turns; nobody is cut off
         "frames_burst",
         "frames_per_turn",  # fairness knobs too: the rest is parsed next turn
         "read_bytes_per_turn",

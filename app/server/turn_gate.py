@@ -1,0 +1,60 @@
+"""Housekeeping spread over loop turns, so that a burst of it cannot hold the loop.
+
+When thousands of clients drop at once (a load balancer reload, a network blip), each one's
+departure (out of its topics, presence, ``client_disconnected``) is a job that becomes ready in
+the same loop turn: run together they stall every push for as long as they take. A ``TurnGate``
+lets ``per_turn`` of them through per turn, in arrival order, and the loop polls its sockets
+between slices; when nothing queues, a caller passes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+
+class TurnGate:
+    """At most ``per_turn`` callers of ``enter`` go on per loop turn; the rest wait, in order,
+    for the next turns."""
+
+    __slots__ = ("per_turn", "_passed", "_waiting", "_turn_ends")
+
+    def __init__(self, per_turn: int) -> None:
+        self.per_turn = per_turn
+        self._passed = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._turn_ends: asyncio.Handle | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Callers held for a later turn."""
+        return len(self._waiting)
+
+    async def enter(self) -> None:
+        """Return in this turn when it has room and nobody waits; else in a later one."""
+        if self._passed < self.per_turn and not self._waiting:
+            self._passed += 1
+            self._count_turn()
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        self._count_turn()
+        await future
+
+    def _count_turn(self) -> None:
+        if self._turn_ends is None:
+            self._turn_ends = asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        """A new turn: the next ``per_turn`` waiting callers go on (a cancelled one gives its
+        place up)."""
+        self._turn_ends = None
+        self._passed = 0
+        waiting = self._waiting
+        while waiting and self._passed < self.per_turn:
+            future = waiting.popleft()
+            if not future.done():
+                future.set_result(None)
+                self._passed += 1
+        if self._passed:
+            self._count_turn()
