@@ -14,10 +14,13 @@ Reported: the join/leave frames each watcher received (against the 2 x clients f
 frame-per-change design sends each watcher over the drop and the return), the watchers' total,
 the server's CPU seconds over the drop and the return (and its share of one core, beside the
 fleets' CPU seconds: which side is the bottleneck), the retries, and the pushes' p50/p99/max over
-the same span.
+the same span, with each push's latency by when it was published (``push_series``: which phase of
+the storm held it). ``--workers N`` runs the server with ``server.workers: N`` (CPU summed over
+its processes).
 
     python -m bench.presence_storm --clients 2000 --watchers 20
     python -m bench.presence_storm --clients 10000 --watchers 20 --fleets 4
+    python -m bench.presence_storm --clients 10000 --watchers 20 --fleets 4 --workers 2
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from asyncio.subprocess import Process
 from pathlib import Path
 
 import jwt
+import psutil
 import yaml
 
 from bench.agent import raise_nofile
@@ -63,15 +67,26 @@ def token(secret: str, user: str) -> str:
     return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, secret, "HS256")
 
 
+def tree(pid: int) -> list[int]:
+    """The server's process and, with ``server.workers``, its workers."""
+    return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system) of the server's process tree."""
+    total = 0
+    for one in tree(pid):
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def waiting_seconds(pid: int) -> float:
-    """Seconds the process was runnable but waited for a core (its run-queue delay): beside its
-    CPU seconds, what a loaded machine withheld from it."""
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    """Seconds the server's processes were runnable but waited for a core (their run-queue
+    delay): beside their CPU seconds, what a loaded machine withheld from them."""
+    return sum(
+        int(Path(f"/proc/{one}/schedstat").read_text().split()[1]) / 1e9 for one in tree(pid)
+    )
 
 
 class Member(RawSubscriber):
@@ -221,6 +236,8 @@ class Pushes:
         self.rate = rate
         self.sent = 0
         self.latencies: list[float] = []
+        self.sent_at: list[float] = []
+        """When each received push was published (perf_counter): where in the storm it fell."""
         self._tasks: list[asyncio.Task[None]] = []
         self._caught_up = asyncio.Event()
 
@@ -238,6 +255,7 @@ class Pushes:
         while True:
             event = await self.client.next_event(ROOM, timeout=3600)
             self.latencies.append(time.perf_counter() - event["t"])
+            self.sent_at.append(event["t"])
             if self._tasks[0].done() and len(self.latencies) >= self.sent:
                 self._caught_up.set()
 
@@ -260,7 +278,9 @@ class Pushes:
         }
 
 
-async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str, object]:
+async def run(
+    clients: int, watchers: int, fleets: int, rate: float, workers: int
+) -> dict[str, object]:
     secret = secrets.token_urlsafe(32)
     folder = Path(tempfile.mkdtemp(prefix="presence-storm-"))
     (folder / "routing.yaml").write_text(yaml.safe_dump(ROUTES))
@@ -276,6 +296,8 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
     env = {**os.environ, "GOS_WEB_SOCKET__SERVER__PORT": str(port)}
     env |= {"GOS_WEB_SOCKET__SERVER__HTTP__ENABLED": "false"}
     env |= {"GOS_WEB_SOCKET__SERVER__METRICS__ENABLED": "false"}
+    if workers:
+        env |= {"GOS_WEB_SOCKET__SERVER__WORKERS": str(workers)}
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gos_web_socket.app", "server",
         "--config", str(folder / "config.yaml"), env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -327,6 +349,7 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
         started = time.perf_counter()
         await timed.start()
         await tell(children, b"drop\n", b"dropped")
+        dropped = time.perf_counter() - started
         back = await tell(children, b"back\n", b"back")
         storm = time.perf_counter() - started
         await asyncio.sleep(2.5)  # the last window out
@@ -342,9 +365,15 @@ async def run(clients: int, watchers: int, fleets: int, rate: float) -> dict[str
             await eye.close()
         return {
             "clients": clients,
+            "server_workers": workers or None,
             "fleets": fleets,
             "watchers": watchers,
             "storm_s": round(storm, 2),
+            "all_dropped_at_s": round(dropped, 2),
+            "push_series": [  # (published at, s since the drop; latency, ms)
+                (round(at - started, 2), round(1000 * took, 1))
+                for at, took in zip(timed.sent_at, timed.latencies, strict=True)
+            ],
             "frames_per_watcher_max": max(frames),
             "frames_all_watchers": sum(frames),
             "join_frames_per_watcher": max(before),
@@ -372,6 +401,9 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=20)
     parser.add_argument("--fleets", type=int, help="client processes (default: as bench.runner)")
     parser.add_argument("--rate", type=float, default=5.0, help="ordinary pushes a second")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="server.workers (default: one process, no workers)"
+    )
     parser.add_argument("--fleet", nargs=5, metavar=("URL", "SECRET", "FIRST", "COUNT", "SOURCE"))
     args = parser.parse_args()
     if args.fleet:
@@ -379,7 +411,7 @@ def main() -> None:
         asyncio.run(fleet(url, secret, int(first), int(count), source))
         return
     fleets = args.fleets or fleets_for(args.clients)
-    result = asyncio.run(run(args.clients, args.watchers, fleets, args.rate))
+    result = asyncio.run(run(args.clients, args.watchers, fleets, args.rate, args.workers))
     print(json.dumps(result, indent=2))
 
 
