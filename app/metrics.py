@@ -168,6 +168,16 @@ class _Collector:
             "Times accepting stopped with handshakes_in_progress handshakes in progress.",
             budget.full_total if budget is not None else 0,
         )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_handshakes_allowed",
+            "Handshakes admitted at once now: handshakes_in_progress, cut while the loop lags.",
+            value=budget.allowed if budget is not None else 0,
+        )
+        yield _counter(
+            "handshake_budget_cut",
+            "Times a lagging event loop cut the handshakes admitted at once.",
+            budget.cut_total if budget is not None else 0,
+        )
         yield from self._handler_metrics()
         yield from self._pusher_metrics()
         yield from self._identity_metrics()

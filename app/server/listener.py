@@ -29,7 +29,8 @@ _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class HandshakeBudget:
-    """At most ``limit`` opening handshakes in progress (``server.limits.handshakes_in_progress``).
+    """At most ``allowed`` opening handshakes in progress, ``limit`` at most
+    (``server.limits.handshakes_in_progress``).
 
     A mass reconnect (every client of a restarted node or a reloaded load balancer at once)
     arrives far faster than one process finishes handshakes. Accepted all at once, each
@@ -37,25 +38,51 @@ class HandshakeBudget:
     work half done, the clients retry, and the storm never converges. With the budget full the
     ``Acceptor`` stops accepting: later clients wait in the kernel's accept queue, where no
     timeout runs and nothing is spent on them, and are accepted as handshakes end (opened,
-    refused or lost). Each accepted handshake then finishes in about ``limit`` times one
-    handshake's CPU, well inside the timeout, whatever the storm's size.
+    refused or lost).
+
+    How many handshakes finish inside the timeout depends on the CPU the process gets, which a
+    fixed number cannot know: eight workers on two busy cores get a fraction of one each, and
+    2,048 handshakes then take longer than 5 s. So while handshakes are in progress the budget
+    watches its loop's lag (``watch``): a loop late by more than ``timeout / 8`` cuts
+    ``allowed`` to ``late / lag`` of itself, at most half and at least ``FLOOR``, and a prompt
+    one lets it grow back by ``FLOOR`` a look towards ``limit`` (slowly: a storm's next wave
+    must not undo the cut at once). The signal is the process's own lateness, which a client
+    cannot fake by being slow.
     """
 
-    def __init__(self, limit: int) -> None:
+    FLOOR = 16
+    PROBE = 0.1
+    """Seconds between two looks at the loop's lag while handshakes are in progress."""
+
+    def __init__(self, limit: int, timeout: float = 5.0) -> None:
         self.limit = limit
+        self.allowed = limit
+        """The handshakes admitted at once now (``limit`` while the loop keeps up)."""
+        self.late = timeout / 8
+        """A loop this late (seconds) has too many handshakes to finish them in time."""
         self.on_room: Callable[[], None] | None = None
         """Called when a handshake ends (the ``Acceptor`` accepts again)."""
         self._running: set[object] = set()
+        self._probe: asyncio.TimerHandle | None = None
         self.full_total = 0
         """Times the budget filled up and accepting stopped (``handshake_budget_full``)."""
+        self.cut_total = 0
+        """Times a late loop cut ``allowed`` (``handshake_budget_cut``)."""
 
     @property
     def in_progress(self) -> int:
         return len(self._running)
 
+    @property
+    def room(self) -> int:
+        """Handshakes that may start now."""
+        return self.allowed - len(self._running)
+
     def arrive(self, connection: object) -> None:
         """A connection was accepted: its handshake is in progress."""
         self._running.add(connection)
+        if self._probe is None and self.limit > self.FLOOR:
+            self._schedule()
 
     def finish(self, connection: object) -> None:
         """The connection's handshake ended: accepting may go on. Idempotent: every end of a
@@ -64,6 +91,35 @@ class HandshakeBudget:
             self._running.discard(connection)
             if self.on_room is not None:
                 self.on_room()
+
+    def watch(self, lag: float) -> None:
+        """The loop ran ``lag`` seconds late: cut ``allowed`` when that is too late for the
+        handshakes in progress, grow it back by ``FLOOR`` when the loop is prompt."""
+        if lag > self.late:
+            if self.allowed > self.FLOOR:
+                share = min(0.5, self.late / lag)  # late by 8 times that: an eighth
+                self.allowed = max(self.FLOOR, int(self.allowed * share))
+                self.cut_total += 1
+        elif lag < self.late / 4 and self.allowed < self.limit:
+            self.allowed = min(self.limit, self.allowed + self.FLOOR)
+            if self.on_room is not None:
+                self.on_room()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._probe = loop.call_later(self.PROBE, self._look, loop.time() + self.PROBE)
+
+    def _look(self, due: float) -> None:
+        self._probe = None
+        self.watch(asyncio.get_running_loop().time() - due)
+        if self._running or self.allowed < self.limit:
+            self._schedule()
+
+    def close(self) -> None:
+        """Stop watching the loop (the listener closed)."""
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
 
 
 class Acceptor:
@@ -98,8 +154,7 @@ class Acceptor:
         return not self._closed
 
     def _room(self) -> int:
-        budget = self._budget
-        return budget.limit - budget.in_progress - len(self._opening)
+        return self._budget.room - len(self._opening)
 
     def resume(self) -> None:
         """Watch the sockets again (the budget has room)."""
@@ -159,6 +214,7 @@ class Acceptor:
         """Stop accepting and close the sockets; the connections stay open."""
         self._closed = True
         self.pause()
+        self._budget.close()
         if self._retry is not None:
             self._retry.cancel()
         for task in self._opening:
@@ -247,7 +303,8 @@ class Listener:
         url_host = f"[{host}]" if ":" in host else host
         url = f"{'wss' if secure else 'ws'}://{url_host}"
         factory = WampServerFactory(services, url)
-        self._handshakes = HandshakeBudget(server.limits.handshakes_in_progress)
+        limits = server.limits
+        self._handshakes = HandshakeBudget(limits.handshakes_in_progress, limits.handshake_timeout)
         factory.handshakes = self._handshakes
         keepalive = server.keepalive_interval if server.keepalive_ping else 0
         factory.setProtocolOptions(

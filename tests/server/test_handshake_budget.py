@@ -5,6 +5,7 @@ accepted as handshakes end, so a storm converges."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -95,3 +96,42 @@ def test_a_budget_below_one_is_a_config_error_naming_the_key() -> None:
         "server.limits.handshakes_in_progress: 0 is not allowed: "
         "Input should be greater than or equal to 1"
     ]
+
+
+async def test_a_lagging_loop_cuts_the_budget_and_a_prompt_one_restores_it() -> None:
+    """While a handshake is in progress, a loop held for 0.8 s (late by more than
+    handshake_timeout / 8) admits fewer handshakes at once; prompt again, it admits them all."""
+    limits = {"handshakes_in_progress": 64, "handshake_timeout": 4.0}
+    async with running_server(topics=[AcmeTopic()], limits=limits) as server:
+        budget = budget_of(server)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await eventually(lambda: budget.in_progress == 1, what="the silent client accepted")
+        assert budget.allowed == 64
+        time.sleep(0.8)  # noqa: ASYNC251  # the loop (the server's too) is held: its probe wakes late
+        await eventually(lambda: budget.cut_total >= 1, what="the budget cut")
+        assert budget.allowed < 64
+        writer.close()
+        await eventually(lambda: budget.allowed == 64, timeout=10, what="the budget restored")
+        assert budget.in_progress == 0
+
+
+def test_a_late_loop_cuts_the_budget_by_its_lateness_and_a_prompt_one_adds_the_floor() -> None:
+    """Late by more than timeout / 8: cut to late / lag of itself (at most half, never under
+    FLOOR); prompt (under a quarter of that): FLOOR more, never over the limit; in between:
+    unchanged."""
+    budget = HandshakeBudget(256, timeout=8.0)  # late: 1 s
+    budget.watch(1.5)
+    assert (budget.allowed, budget.cut_total) == (128, 1)  # at most half
+    budget.watch(0.5)  # neither late nor prompt
+    assert budget.allowed == 128
+    budget.watch(4.0)
+    assert (budget.allowed, budget.cut_total) == (32, 2)  # late four times over: a quarter
+    for _ in range(3):
+        budget.watch(2.0)
+    assert budget.allowed == HandshakeBudget.FLOOR == 16
+    assert budget.cut_total == 3  # 16, then no cut below the floor
+    budget.watch(0.1)
+    assert budget.allowed == 32
+    for _ in range(100):
+        budget.watch(0.0)
+    assert budget.allowed == 256
