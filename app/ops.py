@@ -226,7 +226,7 @@ class WorkerView(Protocol):
 
 
 class FanoutView(Protocol):
-    """The parent's ZeroMQ fan-out as its ops read it (``app.transports.zmq.ZmqFanout``)."""
+    """The parent's ZeroMQ fan-out as its ops read it (``app.transports.zmq.fanout.ZmqFanout``)."""
 
     @property
     def forwarded(self) -> int: ...

@@ -42,7 +42,7 @@ from gos_web_socket.app.worker_link import RelayFactory, WorkerLinks, link_line_
 
 if TYPE_CHECKING:
     from gos_web_socket.app.ops import WorkerOps
-    from gos_web_socket.app.transports.zmq import ZmqFanout
+    from gos_web_socket.app.transports.zmq.fanout import ZmqFanout
     from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
