@@ -211,7 +211,7 @@ SCRAPE_TIMEOUT = 2.0
 
 
 class WorkerView(Protocol):
-    """One worker as the parent's ops read it (``app.workers.WorkerSlot``)."""
+    """One worker as the parent's ops read it (``app.worker_slot.WorkerSlot``)."""
 
     @property
     def index(self) -> int: ...
