@@ -78,7 +78,8 @@ from gos_web_socket.app.sse.hub import MercureHub
 from gos_web_socket.app.sse.publish import Publisher
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
-from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.fanout import ZmqFanout
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
 from gos_web_socket.app.web import HttpService
 from gos_web_socket.app.worker_link import ParentLink
 from gos_web_socket.app.workers import WorkerPool, WorkerRole

@@ -109,7 +109,7 @@ def amqp_pusher(**kwargs: Any) -> Pusher:
 
 def zmq_pusher(**kwargs: Any) -> Pusher:
     """``ZmqPusher(**kwargs)`` (pyzmq)."""
-    from gos_web_socket.app.transports.zmq import ZmqPusher
+    from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 
     return ZmqPusher(**kwargs)
 

@@ -211,7 +211,7 @@ SCRAPE_TIMEOUT = 2.0
 
 
 class WorkerView(Protocol):
-    """One worker as the parent's ops read it (``app.workers.WorkerSlot``)."""
+    """One worker as the parent's ops read it (``app.worker_slot.WorkerSlot``)."""
 
     @property
     def index(self) -> int: ...
@@ -226,7 +226,7 @@ class WorkerView(Protocol):
 
 
 class FanoutView(Protocol):
-    """The parent's ZeroMQ fan-out as its ops read it (``app.transports.zmq.ZmqFanout``)."""
+    """The parent's ZeroMQ fan-out as its ops read it (``app.transports.zmq.fanout.ZmqFanout``)."""
 
     @property
     def forwarded(self) -> int: ...

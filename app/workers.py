@@ -17,32 +17,34 @@ that dies is started again after a backoff; one that dies before it was ever up 
 start-up with its exit code (a taken port, bad config: retrying cannot help). SIGTERM or
 SIGINT to the parent sends SIGTERM to every worker, which drains as a single process does;
 workers run in their own session, so a terminal's Ctrl-C reaches the parent alone.
+
+``WorkerPool`` makes the parts (the port, the fan-out, the links, the ops listener);
+``WorkerWatch`` (app/worker_watch.py) starts, restarts and stops the workers, each slot's
+process a ``WorkerSlot`` (app/worker_slot.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import shutil
 import signal
 import socket
 import tempfile
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gos_web_socket.app.backoff import Backoff
 from gos_web_socket.app.exceptions import ConfigurationError, ListenError
 from gos_web_socket.app.worker_link import RelayFactory, WorkerLinks, link_line_limit
+from gos_web_socket.app.worker_slot import WorkerSlot
+from gos_web_socket.app.worker_watch import WorkerWatch
 
 if TYPE_CHECKING:
     from gos_web_socket.app.ops import WorkerOps
-    from gos_web_socket.app.transports.zmq import ZmqFanout
+    from gos_web_socket.app.transports.zmq.fanout import ZmqFanout
     from gos_web_socket.settings.models import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,17 +53,9 @@ __all__ = [
     "WorkerCommand",
     "WorkerPool",
     "WorkerRole",
-    "WorkerSlot",
     "check_workers",
     "worker_overrides",
 ]
-
-FIRST_BACKOFF = 0.5
-MAX_BACKOFF = 30.0
-STABLE_AFTER = 30.0
-"""Seconds a worker must have lived for its slot's backoff to start again from FIRST_BACKOFF."""
-START_TIMEOUT = 60.0
-"""Seconds a worker may take from exec to ready (imports, binding, push handlers)."""
 
 
 @dataclass(frozen=True)
@@ -113,31 +107,6 @@ def worker_overrides(role: WorkerRole) -> dict[str, Any]:
     return {"server": server}
 
 
-@dataclass
-class WorkerSlot:
-    """One worker position: its current process, and how it fared (for /health, /metrics)."""
-
-    index: int
-    process: asyncio.subprocess.Process | None = None
-    ops_port: int | None = None
-    ready: bool = False
-    restarts: int = 0
-    started_at: float = 0.0
-    delays: Backoff = field(default_factory=lambda: Backoff(FIRST_BACKOFF, MAX_BACKOFF), repr=False)
-    """The slot's restart delays; ``backoff`` is the next one."""
-    link: asyncio.StreamWriter | None = field(default=None, repr=False)
-    """The parent's end of the socket pair; closing it (or dying) tells the worker to stop."""
-
-    @property
-    def backoff(self) -> float:
-        """Seconds the next restart waits."""
-        return self.delays.current
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
-
 FanoutFactory = Callable[[str], "ZmqFanout"]
 """Makes the ZeroMQ fan-out publishing on an ``ipc://`` endpoint the pool chose."""
 OpsFactory = Callable[["WorkerPool"], "WorkerOps"]
@@ -166,10 +135,16 @@ class WorkerPool:
         self.ops: WorkerOps | None = None
         self._dir: Path | None = None
         self._port_holder: socket.socket | None = None
-        self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
         self.links = WorkerLinks(self.slots)
         """The parent's ends of the workers' links (app/worker_link.py)."""
+        self.watch = WorkerWatch(
+            self.slots,
+            self.worker_argv,
+            self.links,
+            link_line_limit(settings),
+            kill_after=settings.server.shutdown_timeout * 2 + 5,
+        )
+        """Starts, restarts and stops the workers (app/worker_watch.py)."""
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -202,99 +177,23 @@ class WorkerPool:
         self.ops = self._make_ops(self)
         await self.ops.start()
 
-    def _spawn_args(self, slot: WorkerSlot) -> tuple[Sequence[str], socket.socket, socket.socket]:
+    def worker_argv(self, slot: WorkerSlot, link_fd: int) -> Sequence[str]:
+        """The command line of ``slot``'s worker, whose end of the socket pair is ``link_fd``."""
         assert self.command is not None, "run() sets the command"
-        ours, theirs = socket.socketpair()
         fanout = None if self.fanout is None else self.fanout.publish
-        role = WorkerRole(slot.index, theirs.fileno(), self.port, fanout)
-        return self.command(role), ours, theirs
-
-    async def _spawn(self, slot: WorkerSlot) -> asyncio.StreamReader:
-        argv, ours, theirs = self._spawn_args(slot)
-        try:
-            slot.process = await asyncio.create_subprocess_exec(
-                *argv,
-                pass_fds=(theirs.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL,
-                # Its own session (uvloop has no process_group): a terminal's Ctrl-C reaches
-                # the parent alone, which stops every worker with SIGTERM (exit 0).
-                start_new_session=True,
-            )
-        finally:
-            theirs.close()
-        slot.ready, slot.ops_port = False, None
-        slot.started_at = time.monotonic()
-        limit = link_line_limit(self.settings)
-        reader, slot.link = await asyncio.open_connection(sock=ours, limit=limit)
-        logger.info("worker %d started (pid %d)", slot.index, slot.process.pid)
-        return reader
-
-    async def _until_ready(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> bool:
-        """Wait for the worker's report; False when it exited (or went silent) first."""
-        try:
-            line = await asyncio.wait_for(reader.readline(), START_TIMEOUT)
-        except TimeoutError:
-            logger.error("worker %d did not report within %s s", slot.index, START_TIMEOUT)
-            await self._terminate(slot, kill_after=5.0)
-            return False
-        if not line:
-            return False
-        report = json.loads(line)
-        slot.ops_port, slot.ready = report.get("ops_port"), True
-        return True
-
-    async def _exit_code(self, slot: WorkerSlot) -> int:
-        assert slot.process is not None
-        code = await slot.process.wait()
-        slot.ready = False
-        if slot.link is not None:
-            slot.link.close()
-            slot.link = None
-        return code
-
-    # -- supervise ------------------------------------------------------------------------------
-
-    async def _watch(self, slot: WorkerSlot, reader: asyncio.StreamReader) -> None:
-        """Restart the slot's worker whenever it dies, until the pool stops."""
-        while True:
-            lines = asyncio.create_task(self.links.read(slot.index, reader))
-            code = await self._exit_code(slot)
-            lines.cancel()
-            await asyncio.gather(lines, return_exceptions=True)
-            if self._stopping.is_set():
-                return
-            lived = time.monotonic() - slot.started_at
-            if lived >= STABLE_AFTER:
-                slot.delays.reset()
-            logger.warning(
-                "worker %d (pid %s) exited with %s after %.1f s; restarting in %.1f s",
-                slot.index,
-                slot.pid,
-                code,
-                lived,
-                slot.backoff,
-            )
-            try:
-                await asyncio.wait_for(self._stopping.wait(), slot.backoff)
-                return
-            except TimeoutError:
-                pass
-            slot.delays.next()
-            slot.restarts += 1
-            reader = await self._spawn(slot)
-            if await self._until_ready(slot, reader):
-                logger.info("worker %d is back (pid %s)", slot.index, slot.pid)
+        return self.command(WorkerRole(slot.index, link_fd, self.port, fanout))
 
     async def run(self, command: WorkerCommand) -> int:
         """Start everything, each worker with ``command``, serve until SIGTERM/SIGINT, stop
         every worker; the exit code."""
         self.command = command
         loop = asyncio.get_running_loop()
+        stopping = self.watch.stopping
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stopping.set)
+            loop.add_signal_handler(sig, stopping.set)
         try:
             await self._start_parts()
-            code = await self._start_workers()
+            code = await self.watch.start_all()
             if code != 0:
                 return code
             logger.info(
@@ -304,77 +203,18 @@ class WorkerPool:
                 self.port,
                 os.getpid(),
             )
-            await self._stopping.wait()
-            return await self._stop_workers()
+            await stopping.wait()
+            return await self.watch.stop_all()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            self._stopping.set()
-            await self._stop_workers()
+            stopping.set()
+            await self.watch.stop_all()
             await self._close_parts()
-
-    async def _start_workers(self) -> int:
-        """Start every worker and wait until each is ready; else stop them and return the
-        first failed worker's exit code."""
-        readers = [await self._spawn(slot) for slot in self.slots]
-        waits = [
-            asyncio.create_task(self._until_ready(slot, reader))
-            for slot, reader in zip(self.slots, readers, strict=True)
-        ]
-        stop = asyncio.create_task(self._stopping.wait())
-        pending: set[asyncio.Future[Any]] = {stop, *waits}
-        try:
-            while not all(wait.done() for wait in waits):
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if stop in done:  # SIGTERM during start-up
-                    return 0
-                failed = [slot for slot, w in zip(self.slots, waits, strict=True) if w in done]
-                failed = [slot for slot in failed if not waits[slot.index].result()]
-                if failed:  # one cannot start: the others would not fare better
-                    self._stopping.set()
-                    code = await self._exit_code(failed[0])
-                    logger.error("worker %d exited with %s while starting", failed[0].index, code)
-                    return code or 1
-        finally:
-            for waiting in (stop, *waits):
-                waiting.cancel()
-        for slot, reader in zip(self.slots, readers, strict=True):
-            task = asyncio.create_task(self._watch(slot, reader), name=f"worker-{slot.index}")
-            self._tasks.add(task)
-        return 0
-
-    async def _terminate(self, slot: WorkerSlot, kill_after: float) -> int | None:
-        process = slot.process
-        if process is None:
-            return None
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), kill_after)
-            except TimeoutError:
-                logger.warning("worker %d did not stop in %s s; killing it", slot.index, kill_after)
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        return process.returncode
-
-    async def _stop_workers(self) -> int:
-        """SIGTERM every worker; each drains within ``shutdown_timeout`` or is killed."""
-        self._stopping.set()
-        kill_after = self.settings.server.shutdown_timeout * 2 + 5
-        codes = await asyncio.gather(*(self._terminate(slot, kill_after) for slot in self.slots))
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        return 0 if all(code in (0, None) for code in codes) else 1
 
     async def _close_parts(self) -> None:
         for slot in self.slots:
-            if slot.link is not None:
-                slot.link.close()
-                slot.link = None
+            slot.close_link()
         if self.ops is not None:
             await self.ops.close()
         if self.fanout is not None:

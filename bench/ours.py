@@ -56,7 +56,7 @@ def make_pusher(transport: str, amqp_url: str = "", zmq_port: int = 0, tag: str 
         from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 
         return AmqpPusher(amqp_settings(amqp_url, tag), router())
-    from gos_web_socket.app.transports.zmq import ZmqPusher
+    from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 
     return ZmqPusher(zmq_settings(zmq_port), router())
 

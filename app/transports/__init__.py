@@ -1,2 +1,3 @@
 """Pushers and server push handlers: the contract in ``contract``, one module per transport
-(AMQP: one package); ``pusher``, ``sync``, ``background`` and ``handler`` are shared."""
+(AMQP and ZeroMQ: one package each); ``pusher``, ``sync``, ``background`` and ``handler`` are
+shared."""

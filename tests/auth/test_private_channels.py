@@ -19,7 +19,8 @@ from gos_web_socket.app.testing import V2Client, WampTestClient
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.wamp import WampPusher
-from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.auth.conftest import Keys, jwt_node
 from tests.support.rabbitmq import RabbitMQNode

@@ -38,12 +38,10 @@ from gos_web_socket.app.transports.memory import (
 from gos_web_socket.app.transports.pusher import Pusher
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.app.transports.wamp import WampPusher
-from gos_web_socket.app.transports.zmq import (
-    ZmqPusher,
-    ZmqServerPushHandler,
-    endpoint,
-    shared_context,
-)
+from gos_web_socket.app.transports.zmq.context import shared_context
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
+from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.contract.line_transport import LinePusher, LineReceiver
 from tests.support.rabbitmq import RabbitMQNode, free_port

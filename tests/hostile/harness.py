@@ -26,7 +26,7 @@ import zmq
 import zmq.asyncio
 
 from gos_web_socket.app.router import Router, load_routes
-from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 from tests.hostile.attacks import EXPECTED, Outcome
 from tests.ops.conftest import scrape

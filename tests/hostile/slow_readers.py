@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from gos_web_socket.app.router import Router, load_routes
-from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ServerSettings, ZmqSettings
 from tests.hostile.harness import MiB, _Child, _wait_sessions, received, rss, start_server
 from tests.ops.conftest import scrape

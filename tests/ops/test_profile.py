@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.testing import WampTestClient
-from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 from tests.support.rabbitmq import free_port
 

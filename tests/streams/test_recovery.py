@@ -18,7 +18,7 @@ from gos_web_socket.app.router import Router, load_routes_from_mapping
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.memory import MemoryDelivery
 from gos_web_socket.app.transports.pusher import Pusher
-from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings.models import ZmqSettings
 from gos_web_socket.testing import memory_pusher, use_memory_pusher
 from tests.streams.recovery import ROUTES, RecoveringPeer

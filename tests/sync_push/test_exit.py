@@ -99,7 +99,7 @@ def test_zmq_pusher_exits_cleanly(mode: str, close: bool) -> None:
     try:
         port = pull.bind_to_random_port("tcp://127.0.0.1")
         settings = ZmqSettings(port=port, confirm_mode=mode)  # type: ignore[arg-type]
-        module = "gos_web_socket.app.transports.zmq"
+        module = "gos_web_socket.app.transports.zmq.pusher"
         assert_clean(push_and_exit(module, "ZmqPusher", settings, close))
         pull.RCVTIMEO = 5000
         bodies = [json.loads(pull.recv()) for _ in range(3)]
@@ -153,7 +153,7 @@ def test_a_forked_child_leaves_its_parents_pusher_alone() -> None:
         script = f"""
             import os, sys, time, warnings
             from gos_web_socket.app.router import Router, load_routes
-            from gos_web_socket.app.transports.zmq import ZmqPusher
+            from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
             from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 
             pusher = ZmqPusher(ZmqSettings(port={port}), Router(load_routes(DEFAULT_ROUTING)))

@@ -70,7 +70,7 @@ def test_push_builds_its_pusher_without_the_server_stack() -> None:
     """`push` with the default container builds the pushers-only container, not the server's."""
     code = "from gos_web_socket.app.__main__ import main; main(['push', 'no_such_route'])"
     modules = loaded_modules(code)
-    assert "gos_web_socket.app.transports.zmq" in modules  # the enabled pusher was built
+    assert "gos_web_socket.app.transports.zmq.pusher" in modules  # the enabled pusher was built
     assert heavy(modules) == []
     assert "gos_web_socket.containers" not in modules
 

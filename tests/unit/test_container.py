@@ -23,7 +23,8 @@ from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.memory import InMemoryPusher, InMemoryServerPushHandler
 from gos_web_socket.app.transports.wamp import WampPusher
-from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings import load_settings
 from gos_web_socket.testing import LinkedMemoryPusher, WampTestClient, running, url_of
 from tests.unit import sample_user_module

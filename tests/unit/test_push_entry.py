@@ -53,7 +53,7 @@ def test_building_the_enabled_pushers_loads_no_server_side_module() -> None:
         "assert list(pushers.registry()) == ['zmq'], list(pushers.registry())\n"
     )
     modules = loaded_modules(code)
-    assert "gos_web_socket.app.transports.zmq" in modules
+    assert "gos_web_socket.app.transports.zmq.pusher" in modules
     assert server_side(modules) == []
 
 

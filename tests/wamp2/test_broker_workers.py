@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gos_web_socket.app.testing import V2Client
-from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.containers import build_router
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 from tests.support.process import ServerProcess, server_env, setting

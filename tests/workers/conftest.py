@@ -12,7 +12,7 @@ import pytest
 from gos_web_socket.app.ops import http_get
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
-from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.containers import build_router
 from gos_web_socket.settings.models import DEFAULT_ROUTING, AmqpSettings, ZmqSettings
 from tests.support.process import ServerProcess, server_env, setting

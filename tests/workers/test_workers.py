@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
-from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode

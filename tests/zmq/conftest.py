@@ -21,7 +21,7 @@ from gos_web_socket.app.exceptions import PushUnsupported
 from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import Router, WampRequest, load_routes
 from gos_web_socket.app.server import WampServer
-from gos_web_socket.app.transports.zmq import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 from tests.support.server import running_server
 

@@ -13,8 +13,10 @@ import zmq
 from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.transports.supervisor import Supervisor
-from gos_web_socket.app.transports.zmq import ZmqFanout, ZmqServerPushHandler, endpoint
-from gos_web_socket.app.transports.zmq_context import shared_context
+from gos_web_socket.app.transports.zmq.context import shared_context
+from gos_web_socket.app.transports.zmq.fanout import ZmqFanout
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.models import ZmqSettings
 from tests.zmq.conftest import RecordingServer

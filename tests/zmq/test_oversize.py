@@ -19,14 +19,11 @@ from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.exceptions import PushFailed
 from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.testing import WampTestClient
-from gos_web_socket.app.transports.zmq import (
-    OVERSIZE_READ,
-    ZmqFanout,
-    ZmqServerPushHandler,
-    ZmqSubscriber,
-    endpoint,
-    shared_context,
-)
+from gos_web_socket.app.transports.zmq.context import shared_context
+from gos_web_socket.app.transports.zmq.fanout import ZmqFanout, ZmqSubscriber
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.receiver import OVERSIZE_READ
+from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.push import create_pushers
 from gos_web_socket.settings.models import ZmqSettings
 from tests.support.rabbitmq import free_port

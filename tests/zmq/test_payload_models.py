@@ -15,11 +15,9 @@ from gos_web_socket.app.message import Message
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import WampTestClient
-from gos_web_socket.app.transports.zmq import (
-    ZmqPusher,
-    endpoint,
-    shared_context,
-)
+from gos_web_socket.app.transports.zmq.context import shared_context
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
+from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.settings.models import ZmqSettings
 from tests.support.server import eventually, url_of
 from tests.zmq.conftest import EventLog

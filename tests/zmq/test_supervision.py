@@ -16,7 +16,10 @@ from gos_web_socket.app.metrics import ServerMetrics
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import WampTestClient
-from gos_web_socket.app.transports.zmq import ZmqPusher, ZmqReceiver, ZmqServerPushHandler, endpoint
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
+from gos_web_socket.app.transports.zmq.receiver import ZmqReceiver
+from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.settings.models import ZmqSettings
 from tests.support.server import eventually, make_server, url_of
 

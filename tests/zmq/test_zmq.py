@@ -23,12 +23,10 @@ from gos_web_socket.app.exceptions import (
     PushUnsupported,
 )
 from gos_web_socket.app.router import Router
-from gos_web_socket.app.transports.zmq import (
-    ZmqPusher,
-    ZmqServerPushHandler,
-    endpoint,
-    shared_context,
-)
+from gos_web_socket.app.transports.zmq.context import shared_context
+from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
+from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.settings.models import ZmqSettings
 from tests.support.threads import run_threads
 from tests.zmq.conftest import EventLog, RecordingServer
@@ -244,7 +242,7 @@ def test_close_with_default_linger_when_nothing_listened_exits(unused_port: int)
         import time
         from gos_web_socket.app.exceptions import PushFailed
         from gos_web_socket.app.router import Router, load_routes
-        from gos_web_socket.app.transports.zmq import ZmqPusher
+        from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
         from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 
         settings = ZmqSettings(port={unused_port}, send_timeout=0.3)
@@ -273,7 +271,7 @@ async def test_pushes_of_an_exiting_process_are_flushed(
     """A script that pushes, closes and exits at once still delivers every push."""
     code = f"""
         from gos_web_socket.app.router import Router, load_routes
-        from gos_web_socket.app.transports.zmq import ZmqPusher
+        from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
         from gos_web_socket.settings.models import DEFAULT_ROUTING, ZmqSettings
 
         pusher = ZmqPusher(settings=ZmqSettings(port={zmq_settings.port}),

@@ -10,7 +10,7 @@ import pytest
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import WampTestClient
-from gos_web_socket.app.transports.zmq import ZmqPusher
+from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings.models import ZmqSettings
 from tests.support.server import url_of
 from tests.support.threads import run_threads

@@ -18,7 +18,8 @@ sender's id:
 A URI is a (match, URI) pair as between workers (relay.py): a message naming a prefix or
 wildcard registration carries ``match``, one naming an exact URI does not.
 
-A REGISTER claims its URI and waits ``claim_window`` seconds: a node holding the URI objects;
+A REGISTER claims its URI (``NodeClaims``, node_claims.py: this node's side of the claims)
+and waits ``claim_window`` seconds: a node holding the URI objects;
 two nodes claiming at once both yield to the smaller node id. Two nodes that hold one URI
 all the same (an objection lost or late, a false expiry) find out from each other's ``held``
 or ``beat``: the larger id gives it up (its callees are told UNREGISTERED when they announced
@@ -42,7 +43,8 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 
 from gos_web_socket.app.server.membership import Liveness
 from gos_web_socket.app.server.wamp2.codes import CANCELED
-from gos_web_socket.app.server.wamp2.relay import key_of, with_match
+from gos_web_socket.app.server.wamp2.node_claims import EVERYONE, NodeClaims, about
+from gos_web_socket.app.server.wamp2.relay import key_of
 from gos_web_socket.app.transports.amqp.topology import open_connection
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
@@ -53,25 +55,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EVERYONE = "all"
 BYE_WITHIN = 2.0
 """Seconds ``close`` waits for its ``bye`` (and what was queued before it) to be published."""
-
-
-class Claim:
-    """One claim in its window; ``released``: the URI was released meanwhile (its callee
-    left), so the claim ends without holding it."""
-
-    __slots__ = ("future", "released")
-
-    def __init__(self, future: asyncio.Future[bool]) -> None:
-        self.future = future
-        self.released = False
-
-    def lose(self) -> None:
-        """Another node holds the URI, or claimed it too with a smaller id."""
-        if not self.future.done():
-            self.future.set_result(False)
 
 
 class Outbox:
@@ -126,19 +111,18 @@ class NodeLink:
         self.node = uuid.uuid4().hex[:12]
         self._relay: RelayEnd | None = None
         """Where messages for the relay go (``attach``)."""
-        self.held: set[Key] = set()
-        """The (match, URI)s this node holds."""
         self.live = Liveness(settings.node_timeout, f"dealer node {self.node}")
         """Other nodes and when each was last heard (app/server/membership.py: the lease rule
         presence uses too)."""
         self.uris: dict[str, set[Key]] = {}
         """The (match, URI)s each other node holds."""
-        self._claims: dict[Key, list[Claim]] = {}
-        """Claims in their window, by URI (several REGISTERs of one URI may overlap)."""
+        self.claims = NodeClaims(self.node, settings, self.uris, self._publish, self._tell_relay)
+        """This node's claims and what it holds (node_claims.py)."""
+        self.held = self.claims.held
+        """The (match, URI)s this node holds."""
         self._connection: AbstractRobustConnection | None = None
         self.outbox = Outbox(self.node)
         self._tasks: list[asyncio.Task[None]] = []
-        self._claiming: set[asyncio.Task[None]] = set()
 
     def attach(self, relay: RelayEnd) -> None:
         """Hand what the other nodes send for the relay (and claim outcomes) to ``relay``."""
@@ -172,9 +156,10 @@ class NodeLink:
             self._publish(EVERYONE, {"op": "bye"})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.outbox.queue.join(), BYE_WITHIN)
-        for task in [*self._claiming, *self._tasks]:
+        claiming = self.claims.claiming
+        for task in [*claiming, *self._tasks]:
             task.cancel()
-        await asyncio.gather(*self._claiming, *self._tasks, return_exceptions=True)
+        await asyncio.gather(*claiming, *self._tasks, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
 
@@ -184,53 +169,11 @@ class NodeLink:
         """What the relay sends to "the parent": a claim, a release, or a message to a node."""
         op = message["op"]
         if op == "claim":
-            task = asyncio.get_running_loop().create_task(self._claim(key_of(message)))
-            self._claiming.add(task)  # held until done: the loop keeps weak references only
-            task.add_done_callback(self._claiming.discard)
+            self.claims.claim(key_of(message))
         elif op == "release":
-            self.release(key_of(message))
+            self.claims.release(key_of(message))
         else:
             self._publish(message.pop("to"), message)
-
-    def release(self, key: Key) -> None:
-        """This node no longer serves (match, URI) ``key``: given back if held; claims of it
-        in their window end without holding it (a callee that left while its REGISTER was
-        claimed)."""
-        for claim in self._claims.get(key, ()):
-            claim.released = True
-        if key in self.held:
-            self.held.discard(key)
-            self._publish(EVERYONE, about("released", key))
-
-    async def _claim(self, key: Key) -> None:
-        """Claim ``key``: ours unless another node objects within ``claim_window``."""
-        ok = not any(key in keys for keys in self.uris.values())
-        if ok:
-            claim = Claim(asyncio.get_running_loop().create_future())
-            self._claims.setdefault(key, []).append(claim)
-            self._publish(EVERYONE, about("claim", key))
-            try:
-                ok = await asyncio.wait_for(
-                    asyncio.shield(claim.future), self.settings.claim_window
-                )
-            except TimeoutError:
-                ok = True
-            finally:
-                self._end_claim(key, claim)
-            if ok and claim.released:
-                self._publish(EVERYONE, about("released", key))
-                ok = False
-        if ok:
-            self.held.add(key)
-            self._publish(EVERYONE, about("held", key))
-        self._tell_relay(about("claimed", key) | {"ok": ok})
-
-    def _end_claim(self, key: Key, claim: Claim) -> None:
-        claims = self._claims.get(key, [])
-        if claim in claims:
-            claims.remove(claim)
-        if not claims:
-            self._claims.pop(key, None)
 
     # -- from RabbitMQ ---------------------------------------------------------------------------
 
@@ -258,25 +201,16 @@ class NodeLink:
         for key in known - keys:
             self._forget(source, key)
         for key in keys & self.held:
-            self.contest(source, key)
+            self.claims.contest(source, key)
         for key in keys - known:
             self.on_held(source, about("held", key))
 
     def on_held(self, source: str, message: dict[str, Any]) -> None:
         key = key_of(message)
-        self.contest(source, key)
+        self.claims.contest(source, key)
         known = self._heard(source)
         known.add(key)
         self._tell_relay(about("held", key) | {"worker": source})
-
-    def contest(self, source: str, key: Key) -> None:
-        """``source`` holds (match, URI) ``key`` and so does this node (an objection lost or
-        late, a false expiry): the smaller node id keeps it; the other revokes its callees'
-        registrations (relay.py, ``on_revoked``) and publishes ``released``."""
-        if key in self.held and source < self.node:
-            logger.warning("dealer node %s: %s is held by %s too: given up", self.node, key, source)
-            self.release(key)
-            self._tell_relay(about("revoked", key))
 
     def on_bye(self, source: str, message: dict[str, Any]) -> None:
         """``source`` closes: gone now rather than after ``node_timeout``."""
@@ -287,20 +221,13 @@ class NodeLink:
         self._forget(source, key_of(message))
 
     def on_claim(self, source: str, message: dict[str, Any]) -> None:
-        """Another node wants a URI: object when this node holds it, or claims it too with
-        the smaller id; yield when it claims it too with a smaller id."""
+        """Another node wants a URI (``NodeClaims.answer``)."""
         key = key_of(message)
         self._heard(source)
-        claiming = self._claims.get(key, [])
-        if key in self.held or (claiming and self.node < source):
-            self._publish(source, about("taken", key))
-        else:
-            for claim in claiming:
-                claim.lose()
+        self.claims.answer(source, key)
 
     def on_taken(self, source: str, message: dict[str, Any]) -> None:
-        for claim in self._claims.get(key_of(message), []):
-            claim.lose()
+        self.claims.lose(key_of(message))
 
     # -- heartbeats and expiry -------------------------------------------------------------------
 
@@ -352,11 +279,6 @@ class NodeLink:
 
     def _publish(self, to: str, message: dict[str, Any]) -> None:
         self.outbox.put(to, message | {"from": self.node})
-
-
-def about(op: str, key: Key) -> dict[str, Any]:
-    """A message ``op`` naming (match, URI) ``key`` (``match`` only for a pattern)."""
-    return with_match({"op": op, "uri": key[1]}, key[0])
 
 
 async def linked(link: NodeLink | None, *after: object) -> AsyncIterator[NodeLink | None]:

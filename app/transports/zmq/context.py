@@ -1,7 +1,7 @@
 """The toolkit's one ZeroMQ context per process, and its bounded flush at interpreter exit.
 
-Split from ``app.transports.zmq`` (which re-exports ``shared_context``): every socket of the
-transport is opened and closed here, so the exit flush knows how long their lingers are.
+Every socket of the transport is opened and closed here, so the exit flush knows how long
+their lingers are; ``app.transports.zmq`` exports ``shared_context`` for ``inproc`` peers.
 """
 
 from __future__ import annotations

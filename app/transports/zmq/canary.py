@@ -14,7 +14,7 @@ import zmq
 import zmq.asyncio
 
 from gos_web_socket.app.transports.canary import Canary
-from gos_web_socket.app.transports.zmq_context import close_socket, open_socket
+from gos_web_socket.app.transports.zmq.context import close_socket, open_socket
 from gos_web_socket.settings.models import ZmqSettings
 
 __all__ = ["ZmqMarkers"]
