@@ -73,18 +73,53 @@ class Fanout:
     ) -> int:
         """One EVENT to the listed subscribers (not those in ``exclude``; among ``eligible``
         when it is not empty); returns how many it was written to or kept for. Every frame
-        is built before the first is written or kept."""
+        is built before the first is written or kept.
+
+        A broadcast to every subscriber is kept for the end of the turn, here: the path of a
+        burst, one call from ``Topic.broadcast``; a filtered one is written now (``_write``).
+        """
         formats = self._members.formats
         if not formats:
             return 0
-        if self._turns is not None and not exclude and not eligible:
-            return self._keep(topic, subscription, publication, payload, position, details)
+        turns = self._turns
+        if turns is None or exclude or eligible:
+            return self._write(
+                topic, subscription, publication, payload, position, details, exclude, eligible
+            )
+        turn = self._turn
+        if turn is None:
+            turns.batch(self._topic)  # another topic's frames of this turn go out first
+            turn = self._turn = {wire: [] for wire in formats}
+        framed = [
+            (
+                frames,
+                event_frame(wire, topic, subscription, publication, payload, position, details),
+            )
+            for wire, frames in turn.items()
+        ]
+        for frames, frame in framed:
+            frames.append(frame)
+        turns.queued(max(len(frame) for _, frame in framed))
+        return self._members.listed()
+
+    def _write(
+        self,
+        topic: str,
+        subscription: int,
+        publication: int,
+        payload: Any,
+        position: Position | None,
+        details: Mapping[str, Any] | None,
+        exclude: Collection[str],
+        eligible: Collection[str],
+    ) -> int:
+        """``send`` queued at once for each subscriber it is for (``write_frame``)."""
         groups = [
             (
                 event_frame(wire, topic, subscription, publication, payload, position, details),
                 members,
             )
-            for wire, members in formats.items()
+            for wire, members in self._members.formats.items()
         ]
         skip = set(exclude) if exclude else None
         only = set(eligible) if eligible else None
@@ -100,34 +135,6 @@ class Fanout:
                 if connection.write_frame(frame):
                     sent += 1
         return sent
-
-    def _keep(
-        self,
-        topic: str,
-        subscription: int,
-        publication: int,
-        payload: Any,
-        position: Position | None,
-        details: Mapping[str, Any] | None,
-    ) -> int:
-        """Keep a broadcast to every listed subscriber for the end of the turn; returns how
-        many subscribers it is for. Every frame is built before any is kept."""
-        turn, turns = self._turn, self._turns
-        assert turns is not None  # the caller checked
-        if turn is None:
-            turns.batch(self._topic)  # another topic's frames of this turn go out first
-            turn = self._turn = {wire: [] for wire in self._members.formats}
-        framed = [
-            (
-                frames,
-                event_frame(wire, topic, subscription, publication, payload, position, details),
-            )
-            for wire, frames in turn.items()
-        ]
-        for frames, frame in framed:
-            frames.append(frame)
-        turns.queued(max(len(frame) for _, frame in framed))
-        return self._members.listed()
 
     def write_turn(self, now: bool) -> int:
         """Hand each subscriber this turn's frames, joined, in one call: written ``now`` (the
