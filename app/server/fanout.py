@@ -16,6 +16,9 @@ from gos_web_socket.app.position import Position
 from gos_web_socket.app.server.members import Members
 from gos_web_socket.app.server.session import WireFormat, event_frame
 
+Event = tuple[str, int, int, Any, Position | None, Mapping[str, Any] | None]
+"""An EVENT's (topic, subscription, publication, payload, position, details)."""
+
 
 class Batched(Protocol):
     """A topic holding the EVENT frames of this loop turn for its subscribers (``Topic``,
@@ -83,9 +86,8 @@ class Fanout:
             return 0
         turns = self._turns
         if turns is None or exclude or eligible:
-            return self._write(
-                topic, subscription, publication, payload, position, details, exclude, eligible
-            )
+            event = (topic, subscription, publication, payload, position, details)
+            return self._write(event, exclude, eligible)
         turn = self._turn
         if turn is None:
             turns.batch(self._topic)  # another topic's frames of this turn go out first
@@ -102,24 +104,11 @@ class Fanout:
         turns.queued(max(len(frame) for _, frame in framed))
         return self._members.listed()
 
-    def _write(
-        self,
-        topic: str,
-        subscription: int,
-        publication: int,
-        payload: Any,
-        position: Position | None,
-        details: Mapping[str, Any] | None,
-        exclude: Collection[str],
-        eligible: Collection[str],
-    ) -> int:
-        """``send`` queued at once for each subscriber it is for (``write_frame``)."""
+    def _write(self, event: Event, exclude: Collection[str], eligible: Collection[str]) -> int:
+        """``send`` queued at once for each subscriber it is for (``write_frame``); ``event``
+        is ``send``'s EVENT arguments, framed once per wire format before the first write."""
         groups = [
-            (
-                event_frame(wire, topic, subscription, publication, payload, position, details),
-                members,
-            )
-            for wire, members in self._members.formats.items()
+            (event_frame(wire, *event), members) for wire, members in self._members.formats.items()
         ]
         skip = set(exclude) if exclude else None
         only = set(eligible) if eligible else None
