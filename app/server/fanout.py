@@ -16,9 +16,6 @@ from gos_web_socket.app.position import Position
 from gos_web_socket.app.server.members import Members
 from gos_web_socket.app.server.session import WireFormat, event_frame
 
-Event = tuple[str, int, int, Any, Position | None, Mapping[str, Any] | None]
-"""An EVENT's (topic, subscription, publication, payload, position, details)."""
-
 
 class Batched(Protocol):
     """A topic holding the EVENT frames of this loop turn for its subscribers (``Topic``,
@@ -78,37 +75,36 @@ class Fanout:
         when it is not empty); returns how many it was written to or kept for. Every frame
         is built before the first is written or kept.
 
-        A broadcast to every subscriber is kept for the end of the turn, here: the path of a
-        burst, one call from ``Topic.broadcast``; a filtered one is written now (``_write``).
+        A broadcast to every subscriber is kept for the end of the turn; a filtered one (a v2
+        PUBLISH excludes its publisher) is queued for each of its subscribers at once. Both
+        paths are here, one call from ``Topic.broadcast``.
         """
         formats = self._members.formats
         if not formats:
             return 0
         turns = self._turns
-        if turns is None or exclude or eligible:
-            event = (topic, subscription, publication, payload, position, details)
-            return self._write(event, exclude, eligible)
-        turn = self._turn
-        if turn is None:
-            turns.batch(self._topic)  # another topic's frames of this turn go out first
-            turn = self._turn = {wire: [] for wire in formats}
-        framed = [
-            (
-                frames,
-                event_frame(wire, topic, subscription, publication, payload, position, details),
-            )
-            for wire, frames in turn.items()
-        ]
-        for frames, frame in framed:
-            frames.append(frame)
-        turns.queued(max(len(frame) for _, frame in framed))
-        return self._members.listed()
-
-    def _write(self, event: Event, exclude: Collection[str], eligible: Collection[str]) -> int:
-        """``send`` queued at once for each subscriber it is for (``write_frame``); ``event``
-        is ``send``'s EVENT arguments, framed once per wire format before the first write."""
+        if turns is not None and not exclude and not eligible:
+            turn = self._turn
+            if turn is None:
+                turns.batch(self._topic)  # another topic's frames of this turn go out first
+                turn = self._turn = {wire: [] for wire in formats}
+            framed = [
+                (
+                    frames,
+                    event_frame(wire, topic, subscription, publication, payload, position, details),
+                )
+                for wire, frames in turn.items()
+            ]
+            for frames, frame in framed:
+                frames.append(frame)
+            turns.queued(max(len(frame) for _, frame in framed))
+            return self._members.listed()
         groups = [
-            (event_frame(wire, *event), members) for wire, members in self._members.formats.items()
+            (
+                event_frame(wire, topic, subscription, publication, payload, position, details),
+                members,
+            )
+            for wire, members in formats.items()
         ]
         skip = set(exclude) if exclude else None
         only = set(eligible) if eligible else None

@@ -153,15 +153,9 @@ class Topic:
         )  # built before any exact subscriber's frame is written or kept
         topic, subscription = self.id, self.subscription_id
         held = self._catchup.held
-        if held:
-            held.keep(
-                lambda wire: event_frame(
-                    wire, topic, subscription, publication, payload, position, details
-                ),
-                position,
-                exclude,
-                eligible,
-            )
+        if held:  # the closure's one cell (``event``): a broadcast pays no more for it
+            event = (topic, subscription, publication, payload, position, details)
+            held.keep(lambda wire: event_frame(wire, *event), position, exclude, eligible)
         sent = self._fanout.send(
             topic, subscription, publication, payload, position, details, exclude, eligible
         )
