@@ -92,7 +92,7 @@ class ServerMetrics:
             lambda: len(dealer.registrations)
         )
         gauge("calls_in_flight", "Calls to client procedures not answered yet.").set_function(
-            lambda: dealer.in_flight
+            lambda: dealer.invocations.in_flight
         )
         self.registry.register(_Collector(self))
 

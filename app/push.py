@@ -14,12 +14,12 @@ mode:
 - ``READ_BACK``: a push read back from the log for recoveries older than a channel's history
   (``Backfill``). Broadcasts are only captured (``Capture``): nothing is sent or recorded.
 
-The ``topic`` a ``PushableTopic.on_push`` receives is bound to its push (``BoundTopic`` in
-app/server/topic.py): ``topic.broadcast(payload)`` is recorded as part of the push. A broadcast
-to *another* topic (e.g. ``server.topics[other].broadcast(...)``) is not part of the push: it is
-a live broadcast of its own, sent now and recorded nowhere, in every mode (like a timer's):
-a broadcast is part of a push only through the object that carries it, never by being made
-while the push runs. Check ``topic.push.is_live`` before such side effects, or pass
+The ``topic`` a ``PushableTopic.on_push`` receives is bound to its push (``BoundTopic``
+in app/server/topic_views.py): ``topic.broadcast(payload)`` is recorded as part of the push.
+A broadcast to *another* topic (e.g. ``server.topics[other].broadcast(...)``) is not part of
+the push: it is a live broadcast of its own, sent now and recorded nowhere, in every mode (like
+a timer's): a broadcast is part of a push only through the object that carries it, never by
+being made while the push runs. Check ``topic.push.is_live`` before such side effects, or pass
 ``push=topic.push`` to make the broadcast part of the push (recorded at the push's position, a
 refill, a capture) like the push's own topic's. Documented in docs/streams.md.
 """

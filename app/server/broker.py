@@ -232,7 +232,9 @@ class Broker:
             return rpc_failure(uri, refused, 403, params, NotAuthorized(refused))
         registration = self.procedures.client_procedure(request)
         if registration is not None:  # a WAMP v1 caller: it awaits the callee's answer
-            return await v1_call(self.dealer, connection.session_id, uri, registration, params)
+            return await v1_call(
+                self.dealer.invocations, connection.session_id, uri, registration, params
+            )
         return await self.rpcs.call(connection, uri, request, params)
 
     async def push(self, push: Push) -> None:

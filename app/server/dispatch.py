@@ -20,7 +20,8 @@ from gos_web_socket.app.exceptions import (
 from gos_web_socket.app.server.handlers import PushableTopic, SecuredTopic, TopicHandler
 from gos_web_socket.app.server.rpc import RpcHandler
 from gos_web_socket.app.server.session import Failure, Result
-from gos_web_socket.app.server.topic import Narrow, PublishedTopic, Topic
+from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.server.topic_views import BoundTopic, Narrow, PublishedTopic
 
 if TYPE_CHECKING:
     from gos_web_socket.app.push import Push
@@ -91,8 +92,8 @@ class TopicDispatcher:
     ) -> Failure | None:
         """``disclosed``: the EVENT details naming the publisher, for what ``on_publish``
         broadcasts on ``topic`` (``PUBLISH disclose_me``); ``narrow``: the recipients the
-        PUBLISH's lists allow, when it broadcasts (topic.py ``PublishedTopic``)."""
-        view = topic.published(disclosed, narrow)
+        PUBLISH's lists allow, when it broadcasts (topic_views.py ``PublishedTopic``)."""
+        view = PublishedTopic(topic, disclosed, narrow)
         try:
             return await self._dispatch(
                 ON_PUBLISH, connection, topic, request, event, exclude, eligible, view=view
@@ -173,7 +174,7 @@ class TopicDispatcher:
             raise TopicNotFound(callback, self.handlers)
         if not isinstance(handler, PushableTopic):
             raise PushUnsupported(handler.name or callback)
-        bound = topic.bound(push)
+        bound = BoundTopic(topic, push)
         try:
             if isinstance(handler, SecuredTopic):
                 await handler.secure(None, bound, request, push.data, None, None, push.provider)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from gos_web_socket.app.server.fanout import Batched
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.stats import ServerStats
 
@@ -74,19 +75,6 @@ class Tasks:
             await asyncio.wait(pending, timeout=grace)
             for task in pending:
                 task.cancel()
-
-
-class Batched(Protocol):
-    """A topic holding the EVENT frames of this loop turn for its subscribers (topic.py)."""
-
-    def includes(self, session_id: str) -> bool:
-        """Whether the client is one of the topic's subscribers."""
-        ...
-
-    def write_turn(self, now: bool) -> int:
-        """Hand each subscriber the turn's frames in one call, written ``now`` or queued;
-        returns how many frames were handed over beyond one per call (a call counts one)."""
-        ...
 
 
 class FlushScheduler:

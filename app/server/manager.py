@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from gos_web_socket.app.server.topic import Patterns, Topic, Turns
+from gos_web_socket.app.server.fanout import Turns
+from gos_web_socket.app.server.topic import Patterns, Topic
 
 if TYPE_CHECKING:
     from gos_web_socket.app.history import HistoryStore

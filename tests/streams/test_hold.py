@@ -11,6 +11,7 @@ from gos_web_socket.app.push import Push
 from gos_web_socket.app.router import Route, WampRequest
 from gos_web_socket.app.server import catchup as catchup_module
 from gos_web_socket.app.server.topic import Topic
+from gos_web_socket.app.server.topic_views import BoundTopic
 from gos_web_socket.app.server.wamp2.serializers import JsonSerializer
 from tests.support.subscriber import RecordingSubscriber
 
@@ -37,7 +38,7 @@ def channel_topic() -> Topic:
 def push(topic: Topic, offset: int, payload: Any) -> None:
     """Broadcast ``payload`` as the topic's ``on_push`` of a live push at ``offset`` does."""
     request = WampRequest("channel", Route("acme/channel/{id}", "acme.topic"), {}, topic.id)
-    topic.bound(Push(request, payload, "test", Position("e", offset))).broadcast(payload)
+    BoundTopic(topic, Push(request, payload, "test", Position("e", offset))).broadcast(payload)
 
 
 def test_a_held_subscriber_gets_nothing_until_released_and_then_only_its_own() -> None:

@@ -21,7 +21,7 @@ from gos_web_socket.app.server import PushableTopic, Topic
 from gos_web_socket.app.server.broker import Broker
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher
 from gos_web_socket.app.server.manager import TopicManager
-from gos_web_socket.app.server.topic import BoundTopic
+from gos_web_socket.app.server.topic_views import BoundTopic
 from gos_web_socket.app.server.wamp2.serializers import JsonSerializer
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler, MemoryDelivery
 from tests.support.subscriber import RecordingSubscriber

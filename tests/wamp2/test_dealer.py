@@ -43,7 +43,7 @@ def add(*args: Any, **kwargs: Any) -> Any:
 
 
 def in_flight(server: WampServer) -> int:
-    return server.broker.dealer.in_flight
+    return server.broker.dealer.invocations.in_flight
 
 
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])

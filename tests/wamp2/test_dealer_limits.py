@@ -51,7 +51,7 @@ async def peer(server: WampServer, *uris: str, features: dict[str, bool] | None 
 
 
 def in_flight(server: WampServer) -> int:
-    return server.broker.dealer.in_flight
+    return server.broker.dealer.invocations.in_flight
 
 
 async def test_max_registrations_closes_with_1008(server: WampServer) -> None:
@@ -258,15 +258,15 @@ async def test_killed_callees_leak_nothing() -> None:
                 caller.send([48, request, {}, "com.acme.victim", [request]])
             for _ in range(100):
                 assert (await callee.receive())[0] == 68
-            assert dealer.in_flight == 100
+            assert dealer.invocations.in_flight == 100
             kill(callee)
             errors = [await caller.receive() for _ in range(100)]
             assert {error[1] for error in errors} == {48}
             assert {error[4] for error in errors} == {"wamp.error.canceled"}
             assert {error[2] for error in errors} == set(range(request - 99, request + 1))
-            assert dealer.in_flight == 0
+            assert dealer.invocations.in_flight == 0
         assert len(dealer.registrations) == 0
-        assert dealer.pending(caller_id) == (0, 0)
+        assert dealer.invocations.pending(caller_id) == (0, 0)
         await eventually(lambda: server.connections == 1, what="only the caller left")
         caller.close()
 

@@ -137,7 +137,7 @@ async def test_autobahn_js_callee_and_caller(serializer: str) -> None:
         }
         assert (await next_step(process, "canceled"))["canceled"] == "Cancelled"
         await next_step(process, "closed")
-        assert dealer_server.broker.dealer.in_flight == 0
+        assert dealer_server.broker.dealer.invocations.in_flight == 0
         async with asyncio.timeout(10):
             assert await process.wait() == 0
 

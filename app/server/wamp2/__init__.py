@@ -14,8 +14,9 @@ v1's:
 - pubsub.py: SUBSCRIBE / UNSUBSCRIBE / PUBLISH and the ``_recover`` replay;
 - rpc.py: CALL / RESULT / CANCEL, to a client's procedure or the server's RpcHandlers;
 - callee.py: REGISTER / UNREGISTER / YIELD and a callee's ERROR;
-- dealer.py, registrations.py, calls.py: the calls between clients (one dealer a process),
-  relay.py: the same across ``server.workers`` (the parent relays between the dealers).
+- dealer.py, registrations.py, invocations.py, calls.py: the calls between clients (one
+  dealer a process), relay.py: the same across ``server.workers`` (the parent relays between
+  the dealers).
 
 Session ids are integers in v2 and decimal strings everywhere else (``connection.session_id``
 of session 42 is ``"42"``), so PUBLISH ``exclude``/``eligible`` mean the same in both versions;

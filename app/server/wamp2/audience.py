@@ -2,10 +2,10 @@
 ``eligible_authid``, ``eligible_authrole``), and who a session is in WAMP terms.
 
 The lists are turned into session ids when the topic hook broadcasts (the topic view it
-received, topic.py ``PublishedTopic``; ``PatternVerbs.narrow``), among the channel's subscribers
-then (exact and pattern): plain ``exclude`` / ``eligible`` session id lists, the one path
-every broadcast already takes. A subscriber must be in every present eligible
-list and in no exclude list (the spec).
+received, topic_views.py ``PublishedTopic``; ``PatternVerbs.narrow``), among the channel's
+subscribers then (exact and pattern): plain ``exclude`` / ``eligible`` session id lists, the
+one path every broadcast already takes. A subscriber must be in every present eligible list and
+in no exclude list (the spec).
 """
 
 from __future__ import annotations

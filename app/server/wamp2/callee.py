@@ -94,7 +94,9 @@ class Callee:
         invocation = an_id(message[1], "YIELD request")
         progress = flag(a_dict(message[2], "YIELD options"), "progress", False)
         args, kwargs = arguments(message, 3, "YIELD")
-        if self.broker.dealer.yielded(self.session_id, invocation, args, kwargs, progress):
+        if self.broker.dealer.invocations.yielded(
+            self.session_id, invocation, args, kwargs, progress
+        ):
             if not progress:  # a progressive flood counts (and max_progressive_results)
                 self.answers.connection.answered()
 
@@ -105,7 +107,7 @@ class Callee:
         a_dict(message[3], "ERROR details")
         uri = a_str(message[4], "ERROR uri")
         args, kwargs = arguments(message, 5, "ERROR")
-        if self.broker.dealer.failed(self.session_id, invocation, uri, args, kwargs):
+        if self.broker.dealer.invocations.failed(self.session_id, invocation, uri, args, kwargs):
             self.answers.connection.answered()
 
     # -- requests (run in order by the connection's worker) -----------------------------------

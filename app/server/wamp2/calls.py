@@ -21,7 +21,7 @@ from gos_web_socket.app.server.wamp2.codes import CALL, ERROR, RESULT, TIMEOUT, 
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server.wamp2.answers import Answers
-    from gos_web_socket.app.server.wamp2.dealer import Dealer
+    from gos_web_socket.app.server.wamp2.invocations import Invocations
     from gos_web_socket.app.server.wamp2.parsing import Request
     from gos_web_socket.app.server.wamp2.registrations import Registration
 
@@ -77,7 +77,7 @@ class AwaitedReply:
 
 
 async def v1_call(
-    dealer: Dealer, caller: str, uri: str, registration: Registration, params: Any
+    invocations: Invocations, caller: str, uri: str, registration: Registration, params: Any
 ) -> Result | Failure:
     """A v1 CALL of a procedure a v2 client registered, answered once the callee has (or the
     call timed out, or the callee left)."""
@@ -86,9 +86,9 @@ async def v1_call(
     else:
         args, kwargs = (params if isinstance(params, list) else [params]), {}
     reply = AwaitedReply()
-    request = dealer.new_request_id()
+    request = invocations.new_request_id()
     details = {} if registration.terms.match == "exact" else {"procedure": uri}
-    dealer.call(registration, caller, request, (args, kwargs), details, reply)
+    invocations.call(registration, caller, request, (args, kwargs), details, reply)
     error, args, kwargs = await reply.future
     if error is None:
         if kwargs:

@@ -135,7 +135,7 @@ class RemoteCallee:
 
 
 class RelayReply:
-    """The answers of a call another worker made, sent back to it (the dealer's ``Reply``)."""
+    """The answers of a call another worker made, sent back to it (invocations.py ``Reply``)."""
 
     __slots__ = ("request", "send_up", "to")
 
@@ -343,7 +343,9 @@ class WorkerRelay:
         if not registration.callee.progresses:
             details.pop("receive_progress", None)
         caller = worker_key(source)
-        self.dealer.call(registration, caller, request, arguments, details, reply, budget=False)
+        self.dealer.invocations.call(
+            registration, caller, request, arguments, details, reply, budget=False
+        )
 
     def _serving(self, message: dict[str, Any]) -> Registration | None:
         """This worker's callee of a relayed call: of the pattern it names, else of the URI."""
@@ -353,15 +355,15 @@ class WorkerRelay:
         return None if procedure is None else procedure.pick()
 
     def on_interrupt(self, message: dict[str, Any]) -> None:
-        self.dealer.cancel(worker_key(message["from"]), message["id"], message["mode"])
+        self.dealer.invocations.cancel(worker_key(message["from"]), message["id"], message["mode"])
 
     def on_answer(self, message: dict[str, Any]) -> None:
         callee, request = worker_key(message["from"]), message["id"]
         args, kwargs, kind = message["args"], message["kwargs"], message["kind"]
         if kind == "error":
-            self.dealer.failed(callee, request, message["uri"], args, kwargs)
+            self.dealer.invocations.failed(callee, request, message["uri"], args, kwargs)
         else:
-            self.dealer.yielded(callee, request, args, kwargs, kind == "progress")
+            self.dealer.invocations.yielded(callee, request, args, kwargs, kind == "progress")
 
 
 class ParentRelay:

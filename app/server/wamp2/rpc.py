@@ -1,6 +1,6 @@
 """The v2 caller side of a session: CALL answered by RESULT or ERROR, and CANCEL.
 
-A CALL goes to the procedure a client registered (dealer.py: INVOCATION to that callee, the
+A CALL goes to the procedure a client registered (invocations.py: INVOCATION to that callee, the
 answers come back through ``FrameReply`` without holding the session's queue) or else to the
 server's ``RpcHandler``s (app/server/rpc.py), reached through the ``Broker`` shared with v1.
 """
@@ -20,7 +20,7 @@ from gos_web_socket.app.server.wamp2.codes import (
     OPTION_DISALLOWED_DISCLOSE_ME,
     RESULT,
 )
-from gos_web_socket.app.server.wamp2.dealer import CANCEL_MODES, DEFAULT_CANCEL_MODE
+from gos_web_socket.app.server.wamp2.invocations import CANCEL_MODES, DEFAULT_CANCEL_MODE
 from gos_web_socket.app.server.wamp2.parsing import (
     Request,
     a_dict,
@@ -71,8 +71,8 @@ class Rpc:
         self.answers.connection.enqueue(partial(self.cancel, request, mode))
 
     async def cancel(self, request: int, mode: str) -> None:
-        """Cancel this session's call ``request`` (dealer.py: what each mode does)."""
-        self.broker.dealer.cancel(self.answers.connection.session_id, request, mode)
+        """Cancel this session's call ``request`` (invocations.py: what each mode does)."""
+        self.broker.dealer.invocations.cancel(self.answers.connection.session_id, request, mode)
 
     async def call(
         self,
@@ -138,5 +138,5 @@ class Rpc:
             details["caller_authrole"] = handshake.authrole
         session = self.answers.connection.session_id
         reply = FrameReply(self.answers, request)
-        dealer = self.broker.dealer
-        dealer.call(registration, session, request.id, arguments, details, reply, timeout)
+        invocations = self.broker.dealer.invocations
+        invocations.call(registration, session, request.id, arguments, details, reply, timeout)
