@@ -296,6 +296,7 @@ async def run(
     env = {**os.environ, "GOS_WEB_SOCKET__SERVER__PORT": str(port)}
     env |= {"GOS_WEB_SOCKET__SERVER__HTTP__ENABLED": "false"}
     env |= {"GOS_WEB_SOCKET__SERVER__METRICS__ENABLED": "false"}
+    env |= {"GOS_WEB_SOCKET__PUSHERS__ZMQ__ENABLED": "false"}  # not 5555: tests may hold it
     if workers:
         env |= {"GOS_WEB_SOCKET__SERVER__WORKERS": str(workers)}
     server = await asyncio.create_subprocess_exec(
