@@ -44,7 +44,7 @@ import psutil
 import yaml
 
 from bench.agent import raise_nofile
-from bench.hundred_k import RawFleet, RawSubscriber
+from bench.hundred_k import RawFleet, RawSubscriber, cpu_seconds
 from bench.runner import fleets_for, free_port, percentile, split
 from bench.wire import CHANNEL, ROUTE
 from gos_web_socket.app.testing import WampTestClient
@@ -67,25 +67,16 @@ def token(secret: str, user: str) -> str:
     return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, secret, "HS256")
 
 
-def tree(pid: int) -> list[int]:
+def processes(pid: int) -> list[int]:
     """The server's process and, with ``server.workers``, its workers."""
     return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of the server's process tree."""
-    total = 0
-    for one in tree(pid):
-        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def waiting_seconds(pid: int) -> float:
     """Seconds the server's processes were runnable but waited for a core (their run-queue
     delay): beside their CPU seconds, what a loaded machine withheld from them."""
     return sum(
-        int(Path(f"/proc/{one}/schedstat").read_text().split()[1]) / 1e9 for one in tree(pid)
+        int(Path(f"/proc/{one}/schedstat").read_text().split()[1]) / 1e9 for one in processes(pid)
     )
 
 
@@ -344,9 +335,9 @@ async def run(
         await asyncio.sleep(CALM_S)
         baseline = await calm.stop()
         timed = Pushes(pusher, rate)
-        cpu = cpu_seconds(server.pid)
+        cpu = cpu_seconds(processes(server.pid))
         waited = waiting_seconds(server.pid)
-        harness = sum(cpu_seconds(child.pid) for child in children)
+        harness = cpu_seconds([child.pid for child in children])
         started = time.perf_counter()
         await timed.start()
         await tell(children, b"drop\n", b"dropped")
@@ -355,10 +346,10 @@ async def run(
         storm = time.perf_counter() - started
         await asyncio.sleep(2.5)  # the last window out
         latencies = await timed.stop()
-        cpu = cpu_seconds(server.pid) - cpu
+        cpu = cpu_seconds(processes(server.pid)) - cpu
         waited = waiting_seconds(server.pid) - waited
         spent = time.perf_counter() - started
-        harness = sum(cpu_seconds(child.pid) for child in children) - harness
+        harness = cpu_seconds([child.pid for child in children]) - harness
         frames = [len(e.unread_events()) - b for e, b in zip(eyes, before, strict=True)]
         await tell(children, b"end\n", None)
         await asyncio.gather(*(child.wait() for child in children))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from pathlib import Path
 
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
@@ -11,7 +9,7 @@ from tests.amqp.conftest import wait_until
 from tests.amqp.crash import trial
 from tests.streams.nodes import Cluster
 from tests.streams.recovery import RecoveringPeer
-from tests.streams.test_crash import BACKLOG, CHANNEL, push_backlog, read_what_came
+from tests.streams.test_crash import BACKLOG, CHANNEL, killed_mid_backlog
 from tests.support.rabbitmq import RabbitMQNode
 
 
@@ -42,16 +40,7 @@ async def test_a_history_client_back_after_a_classic_server_was_sigkilled_is_tol
         client = await RecoveringPeer.connect(a.ws_url, CHANNEL)
         await client.report()
         async with AmqpPusher(settings, cluster.router) as pusher:
-            producing = asyncio.create_task(push_backlog(pusher))
-            try:
-                await client.read(300, timeout=30)
-                a.signal(signal.SIGKILL)
-                await a.wait()
-            finally:
-                await asyncio.wait_for(producing, 120)  # every push confirmed
-        await read_what_came(client)
-        first = client.state
-        assert first is not None and first.position is not None
+            first = await killed_mid_backlog(a, client, pusher, 300)
         client.close()
         await wait_until(
             lambda: rabbitmq.queue_counts(settings.queue_name)[1] == 0, within=30, step=0.25

@@ -13,7 +13,8 @@ import pytest
 
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from tests.streams.nodes import Cluster
-from tests.streams.recovery import RecoveringPeer
+from tests.streams.recovery import RecoveringPeer, Subscribed
+from tests.support.process import ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
 
 CHANNEL = "acme/channel/1"
@@ -49,6 +50,25 @@ async def push_backlog(pusher: AmqpPusher) -> None:
         )
 
 
+async def killed_mid_backlog(
+    node: ServerProcess, client: RecoveringPeer, pusher: AmqpPusher, after: int
+) -> Subscribed:
+    """Push the backlog and SIGKILL ``node`` once ``client`` read ``after`` of it; once every
+    push is confirmed and what still came is read, the client's state (with its position)."""
+    producing = asyncio.create_task(push_backlog(pusher))
+    try:
+        await client.read(after, timeout=30)
+        assert node.process is not None
+        node.signal(signal.SIGKILL)
+        await node.wait()
+    finally:
+        await asyncio.wait_for(producing, 120)  # every push confirmed
+    await read_what_came(client)
+    state = client.state
+    assert state is not None and state.position is not None
+    return state
+
+
 async def test_a_node_sigkilled_mid_backlog_leaves_nothing_missing_for_a_history_client(
     cluster: Cluster,
 ) -> None:
@@ -58,17 +78,7 @@ async def test_a_node_sigkilled_mid_backlog_leaves_nothing_missing_for_a_history
     client = await RecoveringPeer.connect(a.ws_url, CHANNEL)
     await client.report()
     async with AmqpPusher(cluster.amqp(), cluster.router) as pusher:
-        producing = asyncio.create_task(push_backlog(pusher))
-        try:
-            await client.read(500, timeout=30)
-            assert a.process is not None
-            a.signal(signal.SIGKILL)
-            await a.wait()
-        finally:
-            await asyncio.wait_for(producing, 120)  # every push confirmed
-    await read_what_came(client)
-    first = client.state
-    assert first is not None and first.position is not None
+        first = await killed_mid_backlog(a, client, pusher, 500)
     seen = {p["n"] for p in first.payloads}
     assert 500 <= len(seen) < BACKLOG  # killed mid-drain
     client.close()
