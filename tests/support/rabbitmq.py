@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import socket
@@ -15,34 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from gos_web_socket.settings.models import AmqpSettings
+from tests.support.ports import free_port
+
+# Erlang binds its distribution port without SO_REUSEADDR: a port below the ephemeral range.
+low_port = free_port
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
 
 class BrokerSetupError(RuntimeError):
     """RabbitMQ is not installed or would not start; the message says what to do."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def low_port() -> int:
-    """A free loopback port in 20000-32767, below Linux's ephemeral range (32768-60999): no
-    client socket of another process, nor its TIME-WAIT, can hold it. Erlang binds the
-    distribution port without SO_REUSEADDR, so a port from the ephemeral range sometimes fails
-    with dist_port_already_used on a busy machine."""
-    while True:
-        port = random.randrange(20000, 32768)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 class RabbitMQNode:
