@@ -3,7 +3,8 @@
 ``ServerPushHandler`` runs one ``Receiver`` (app/transports/contract.py): it decodes the
 envelope, routes it (``router.match``), hands it to the topic (``PushableServer.on_push``),
 fires ``push_success``/``push_fail``, drops duplicate message ids, keeps delivery order, and
-acks only after the server wrote the frames (``PushableServer.flushed``). ``Supervisor``
+acks only after the server wrote the frames (``PushableServer.flushed``); the last three are
+its ``Settler``'s (app/transports/settle.py). ``Supervisor``
 (app/transports/supervisor.py) restarts a handler whose start or receive failed.
 """
 
@@ -12,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gos_web_socket.app.events import (
@@ -33,6 +33,7 @@ from gos_web_socket.app.push import Push
 from gos_web_socket.app.stats import PushHandlerStats
 from gos_web_socket.app.transports.canary import Canary, is_marker
 from gos_web_socket.app.transports.contract import Delivery, PushableServer, Receiver
+from gos_web_socket.app.transports.settle import Settler
 
 if TYPE_CHECKING:
     from gos_web_socket.app.router import Router, WampRequest
@@ -40,26 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["ServerPushHandler"]
 
 logger = logging.getLogger(__name__)
-
-
-class SettledIds:
-    """The outcome of the last ``size`` message ids settled (0: none kept), oldest forgotten
-    first: a redelivery is settled like the first delivery was."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._outcomes: OrderedDict[str, bool] = OrderedDict()  # message_id -> delivered
-
-    def outcome(self, message_id: str) -> bool | None:
-        """True: delivered; False: failed; None: not seen (or forgotten)."""
-        return self._outcomes.get(message_id)
-
-    def settled(self, message_id: str | None, delivered: bool) -> None:
-        if message_id is None or not self.size:
-            return
-        self._outcomes[message_id] = delivered
-        if len(self._outcomes) > self.size:
-            self._outcomes.popitem(last=False)
 
 
 class ServerPushHandler:
@@ -92,7 +73,8 @@ class ServerPushHandler:
         self.stats = PushHandlerStats()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._seen = SettledIds(dedup_window)
+        self.settler = Settler(receiver, self.stats, dedup_window)
+        """Dedup and acks (app/transports/settle.py)."""
         self._failures = RateLimitedLog(logger)
         self.canary: Canary | None = None
         """Set by a transport whose receiver can send itself markers (app/transports/canary.py)."""
@@ -167,6 +149,7 @@ class ServerPushHandler:
 
     async def _run(self, app: PushableServer) -> None:
         receiver = self.receiver
+        deliver = partial(self._deliver, app)
         while True:
             batch = await receiver.receive()
             if not batch:
@@ -175,36 +158,13 @@ class ServerPushHandler:
                 raise PushHandlerError(f"push handler {self.name}: the receiver stopped")
             canary = self.canary
             if canary is None:
-                await self._settle_batch(app, batch)
+                await self.settler.settle_batch(app, batch, deliver)
                 continue
             canary.settling(True)
             try:
-                await self._settle_batch(app, batch)
+                await self.settler.settle_batch(app, batch, deliver)
             finally:
                 canary.settling(False)
-
-    async def _settle_batch(self, app: PushableServer, batch: Sequence[Delivery]) -> None:
-        handled: list[Delivery] = []
-        for delivery in batch:
-            error = await self._deliver(app, delivery)
-            if error is None:
-                handled.append(delivery)
-                continue
-            await self._ack(app, handled)  # acks ahead of the reject: delivery order
-            handled = []
-            await delivery.reject(error)
-        await self._ack(app, handled)
-
-    async def _ack(self, app: PushableServer, handled: list[Delivery]) -> None:
-        if not handled:
-            return
-        if self.receiver.acknowledges:
-            await app.flushed()  # on_push only queued the frames; ack once they are written
-        if self.receiver.acks_multiple:
-            await handled[-1].ack(multiple=True)
-        else:
-            for delivery in handled:
-                await delivery.ack()
 
     async def _deliver(self, app: PushableServer, delivery: Delivery) -> Exception | None:
         """Hand one delivery to its topic; return the error that should reject it, if any."""
@@ -214,23 +174,13 @@ class ServerPushHandler:
         if is_marker(delivery.body):
             return None  # another node's marker reaches a handler whose canary is off
         if delivery.refill:  # settled before the restart, whatever happens now
-            if message_id is None or self._seen.outcome(message_id) is None:
+            if message_id is None or self.settler.seen.outcome(message_id) is None:
                 await self._refill(app, delivery)
             return None
-        delivered = None if message_id is None else self._seen.outcome(message_id)
-        if delivered is not None:
-            self.stats.received += 1
-            self.stats.deduplicated += 1
-            if delivered:
-                return None  # a redelivered duplicate: the topic had it already
-            return PushHandlerError(f"message {message_id} failed before; rejecting it again")
-        try:
-            await self.handle_body(app, delivery.body, delivery.position or LOCAL.next())
-        except Exception as exc:  # handle_body fired push_fail already
-            self._seen.settled(message_id, False)
-            return exc
-        self._seen.settled(message_id, True)
-        return None
+        return await self.settler.once(
+            message_id,
+            lambda: self.handle_body(app, delivery.body, delivery.position or LOCAL.next()),
+        )
 
     async def _refill(self, app: PushableServer, delivery: Delivery) -> None:
         """Run a push read back from the log so that its broadcasts fill channel history."""
@@ -239,7 +189,7 @@ class ServerPushHandler:
             await app.on_push(Push.refill(request, data, self.name, delivery.position))
         except Exception as exc:  # it failed the first time too; it was settled then
             logger.debug("push handler %s: refill of a push failed: %r", self.name, exc)
-        self._seen.settled(delivery.message_id, True)
+        self.settler.seen.settled(delivery.message_id, True)
 
     def route(self, message: Message) -> tuple[WampRequest, Any]:
         """The route of ``message``'s channel and its data, checked against the route's
