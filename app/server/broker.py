@@ -8,8 +8,7 @@ themselves; authorization, history and presence have one place to go here.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +17,14 @@ from gos_web_socket.app.auth.authorization import RouteRules
 from gos_web_socket.app.exceptions import (
     InvalidPayload,
     NotAuthorized,
-    ProtocolError,
     ResourceNotFound,
 )
-from gos_web_socket.app.history import Recovery
 from gos_web_socket.app.limits import check_count
-from gos_web_socket.app.position import Position
 from gos_web_socket.app.presence.base import PRESENCE_PROCEDURE, PRESENCE_RPC
-from gos_web_socket.app.push import Push, PushMode
+from gos_web_socket.app.push import Push
 from gos_web_socket.app.server.dispatch import RpcDispatcher, TopicDispatcher, rpc_failure
 from gos_web_socket.app.server.handlers import SecuredTopic
+from gos_web_socket.app.server.history_verbs import HISTORY_RPC, HistoryVerbs
 from gos_web_socket.app.server.manager import TopicManager
 from gos_web_socket.app.server.presence_verbs import PresenceVerbs
 from gos_web_socket.app.server.session import Failure, KeywordArguments, Result
@@ -48,11 +45,6 @@ if TYPE_CHECKING:
     from gos_web_socket.app.router import Router
     from gos_web_socket.app.server.connection import WampConnection
     from gos_web_socket.app.server.wamp2.audience import Listing
-
-logger = logging.getLogger(__name__)
-
-HISTORY_RPC = "gos/history"
-"""The server's own RPC: what a subscriber missed since a position (WAMP v1's recovery)."""
 
 
 class Broker:
@@ -90,6 +82,8 @@ class Broker:
         """SUBSCRIBE/UNSUBSCRIBE of pattern subscriptions."""
         self.presence = presence
         """Who is in the channels of ``presence: true`` routes (app/presence/)."""
+        self.history = HistoryVerbs(manager)
+        """Recoveries (v2 ``_recover``, SSE, ``gos/history``) and the store following pushes."""
         self.presence_verbs = (
             None
             if presence is None
@@ -220,7 +214,7 @@ class Broker:
         WAMP v1 clients recover (v2 clients say ``_recover`` in SUBSCRIBE options instead).
         """
         if uri == HISTORY_RPC:
-            return await history_call(self.recover, connection, params)
+            return await self.history.call(connection, params)
         if uri in (PRESENCE_RPC, PRESENCE_PROCEDURE) and self.presence_verbs is not None:
             return await self.presence_verbs.call(connection, uri, params)
         try:
@@ -238,55 +232,7 @@ class Broker:
         return await self.rpcs.call(connection, uri, request, params)
 
     async def push(self, push: Push) -> None:
-        """Hand a routed push to its topic's ``on_push``; every failure is raised.
-
-        The store follows the log with every live push and refill that has a position; a
-        read-back is an old push run again for a recovery, not news.
-        """
-        store = self.manager.history
-        if store is not None and push.position is not None and push.mode is not PushMode.READ_BACK:
-            store.note(push.position)
+        """Hand a routed push to its topic's ``on_push``, after the history store noted its
+        position (``HistoryVerbs.note``); every failure is raised."""
+        self.history.note(push)
         await self.topics.push(self.manager.topic(push.channel), push)
-
-    async def recover(self, topic: Topic, since: Position | None) -> Recovery:
-        """What a subscriber of ``topic`` missed after ``since``, for v1 and v2 alike.
-
-        What the channel's history lacks is read back from the stream first (stream mode,
-        ``HistoryStore.gap``). A v2 session holds the subscriber meanwhile (``Topic.hold``):
-        pushes broadcast in the meantime follow the answer, not precede it.
-        """
-        store = self.manager.history
-        if store is None or topic.history is None:
-            return Recovery([], False, None)
-        recovery = await store.recover(topic.id, since)
-        logger.debug(
-            "connection recovers %s since %s: %d publications, complete=%s",
-            topic.id,
-            since,
-            len(recovery.publications),
-            recovery.recovered,
-        )
-        return recovery
-
-
-async def history_call(
-    recover: Callable[[Topic, Position | None], Awaitable[Recovery]],
-    connection: WampConnection,
-    params: Any,
-) -> Result | Failure:
-    """``gos/history`` ``[channel, position|null]``: what ``recover`` says the connection's
-    subscription of ``channel`` missed since ``position``."""
-    args = params if isinstance(params, list) else [params]
-    if not 1 <= len(args) <= 2 or not isinstance(args[0], str):
-        desc = f"{HISTORY_RPC} needs [channel, position|null]"
-        return rpc_failure(HISTORY_RPC, desc, 400, params)
-    channel = args[0]
-    try:
-        since = Position.parse(args[1] if len(args) > 1 else None, "position")
-    except ProtocolError as exc:
-        return rpc_failure(HISTORY_RPC, str(exc), 400, params, exc)
-    entry = connection.subscriptions.get(channel)
-    if entry is None:
-        desc = f"{HISTORY_RPC}: subscribe to {channel} first (what arrives meanwhile is live)"
-        return rpc_failure(HISTORY_RPC, desc, 403, params)
-    return Result((await recover(entry[0], since)).as_dict())

@@ -124,7 +124,7 @@ async def replay(
 ) -> tuple[list[bytes], bool, Position | None]:
     """The frames a held subscriber of ``topics`` missed after ``since``, whether that is
     all of it, and the last position replayed (None: nothing)."""
-    recoveries = [await broker.recover(topic, since) for topic in topics]
+    recoveries = [await broker.history.recover(topic, since) for topic in topics]
     publications, complete = merged(recoveries)
     wire = connection.wire_format
     channel = topics[0].id if topics else ""

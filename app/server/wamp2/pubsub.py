@@ -152,7 +152,7 @@ class PubSub:
         """
         connection = self.answers.connection
         try:
-            recovery = await self.broker.recover(topic, since)
+            recovery = await self.broker.history.recover(topic, since)
             # Held until the replay is written, at the pace the client reads it: a long one
             # is neither held in memory at once nor a backlog that cuts the client off.
             await connection.write_paced(topic.replay(connection, recovery))
