@@ -3,10 +3,11 @@ route, who is online, and the events that say when that changes.
 
 Its own connections reach it through the broker (subscribe/unsubscribe on a presence route)
 and the ``client_connected``/``client_disconnected`` events; other workers' through a
-``PeerLink`` (peers.py). Each change of this process goes to its peers; each transition
-(a user's first or last connection, in a channel or at all) becomes a debounced diff for the
-channel's watchers (diffs.py) and, on the one live origin that emits for that user (emitter.py),
-a lifecycle event for the dispatcher's listeners and the sinks (the AMQP outbox: outbox.py).
+``PeerLink`` (peers.py). Each change of this process goes to its peers (the line and how it
+applies: changes.py); each transition (a user's first or last connection, in a channel or at
+all) becomes a debounced diff for the channel's watchers (diffs.py) and, on the one live origin
+that emits for that user (emitter.py), a lifecycle event for the dispatcher's listeners and the
+sinks (the AMQP outbox: outbox.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gos_web_socket.app.presence.base import (
     LifecycleSink,
     Member,
 )
+from gos_web_socket.app.presence.changes import apply_change, change_line
 from gos_web_socket.app.presence.diffs import Diffs
 from gos_web_socket.app.presence.emitter import LifecycleEmitter
 from gos_web_socket.app.presence.state import PresenceState, Transition
@@ -160,16 +162,12 @@ class Presence:
 
     def joined(self, connection: Connection, channel: str) -> None:
         """The connection subscribed to a channel of a presence route."""
-        member = self.member_of(connection)
-        self._share("join", channel, member)
-        self._changed(self.state.join(channel, member))
+        self._apply("join", channel, self.member_of(connection))
 
     def left(self, connection: Connection, channel: str) -> None:
         """The connection left a channel; one that is in none and never sent client_connected
         (an SSE stream gone before it opened) is forgotten here, as none will follow."""
-        member = self.member_of(connection)
-        self._share("leave", channel, member)
-        self._changed(self.state.leave(channel, connection.session_id))
+        self._apply("leave", channel, self.member_of(connection))
         session_id = connection.session_id
         if session_id not in self.state.sessions and not self.state.holds(session_id):
             self._members.pop(session_id, None)
@@ -180,9 +178,7 @@ class Presence:
 
     async def on_connected(self, event: ClientEvent) -> None:
         """``client_connected`` listener: the user is online."""
-        member = self.member_of(event.connection)
-        self._share("connect", None, member)
-        self._changed(self.state.connect(member))
+        self._apply("connect", None, self.member_of(event.connection))
 
     async def on_disconnected(self, event: ClientEvent) -> None:
         """``client_disconnected`` listener (after its topics were left): maybe offline."""
@@ -191,8 +187,7 @@ class Presence:
         self.queries.forget(session_id)
         if member is None:
             return
-        self._share("disconnect", None, member)
-        self._changed(self.state.disconnect(session_id))
+        self._apply("disconnect", None, member)
 
     # -- peers (peers.py) --------------------------------------------------------------------
 
@@ -201,30 +196,22 @@ class Presence:
         self.link = link
         self.lifecycle.join(origin)
 
-    def _share(self, op: str, channel: str | None, member: Member) -> None:
+    def _apply(self, op: str, channel: str | None, member: Member) -> None:
+        """A change of this process's own: to the peers, then to the merged state."""
         if self.link is not None:
-            message = {"op": "presence", "do": op, "channel": channel, "member": member.as_dict()}
-            self.link.send(message)
+            self.link.send(change_line(op, channel, member))
+        self._changed(apply_change(self.state, op, channel, member))
 
     def remote(self, origin: str, message: Mapping[str, Any]) -> None:
         """A peer's change, applied to the merged state (the peer is live)."""
         self.lifecycle.peer_up(origin)
         member = Member.from_dict(message["member"], origin)
-        channel, op = message.get("channel"), message.get("do")
-        if op == "join" and channel is not None:
-            self._changed(self.state.join(channel, member))
-        elif op == "leave" and channel is not None:
-            self._changed(self.state.leave(channel, member.session_id))
-        elif op == "connect":
-            self._changed(self.state.connect(member))
-        elif op == "disconnect":
-            self._changed(self.state.disconnect(member.session_id))
+        self._changed(apply_change(self.state, message.get("do"), message.get("channel"), member))
 
     def snapshot(self) -> list[dict[str, Any]]:
         """This process's own changes as peer messages, for a peer that just joined."""
         return [
-            {"op": "presence", "do": "connect" if channel is None else "join", "channel": channel}
-            | {"member": member.as_dict()}
+            change_line("connect" if channel is None else "join", channel, member)
             for channel, member in self.state.of_origin(self.origin)
         ]
 
