@@ -5,7 +5,8 @@ process's log: the route's topic handler's ``on_push`` runs, history records it,
 ``push_success`` / ``push_fail`` fire as for a transport's push. A Mercure update goes to the
 channel of each of its topics that a route matches, carrying its data as an ``Update`` (a
 ``str``: WAMP subscribers get the string). Its id is the publisher's ``id`` (remembered, so a
-``Last-Event-ID`` naming it finds its position) or the position itself.
+``Last-Event-ID`` naming it finds its position) or the position itself. Which routes an update
+goes to, and whether a private one may, is checked first (targets.py).
 """
 
 from __future__ import annotations
@@ -27,19 +28,17 @@ from gos_web_socket.app.exceptions import (
     AuthenticationFailed,
     NotAuthorized,
     NotRegistered,
-    ProtocolError,
-    ResourceNotFound,
 )
 from gos_web_socket.app.position import LOCAL, Position
 from gos_web_socket.app.push import Push
 from gos_web_socket.app.sse.bodies import check_key, form_fields, form_update, json_body
-from gos_web_socket.app.sse.relay import MercureRelay, open_to_anyone
+from gos_web_socket.app.sse.targets import check_private, update_routes
 from gos_web_socket.app.sse.tokens import MercureTokens
 from gos_web_socket.app.sse.wire import WIRE_KEY, Update, parse_position, position_id
 from gos_web_socket.app.web import Request, Response
 
 if TYPE_CHECKING:
-    from gos_web_socket.app.router import Router, WampRequest
+    from gos_web_socket.app.router import Router
     from gos_web_socket.app.server.broker import Broker
     from gos_web_socket.app.server.memory import OutgoingBudget
     from gos_web_socket.app.server.topic import Topic
@@ -131,9 +130,9 @@ class Publisher:
         if denied:
             raise NotAuthorized(f"the token may not publish to {denied[0]}")
         update = form_update(fields, topics)
-        routed = self.routes(topics)
+        routed = update_routes(self.router, topics)
         if update.private:
-            self.check_private(routed)
+            check_private(routed, self.broker.topics.handlers)
         forward = self.forward_to
         if forward is not None:  # every node gets it from the pusher's transport
             update.event_id = update.event_id or f"urn:uuid:{uuid.uuid4()}"
@@ -171,46 +170,9 @@ class Publisher:
             update.event_id = position_id(position)
         else:
             self.remember(given, position)
-        for routed_request in self.routes(list(update.topics)):
+        for routed_request in update_routes(self.router, list(update.topics)):
             await self.push(Push(routed_request, update, PROVIDER, position), raw)
         return update.event_id
-
-    def routes(self, topics: list[str]) -> list[WampRequest]:
-        """The route of each topic's channel, once per channel; topics without one are
-        skipped, unless none has one.
-
-        Raises:
-            ResourceNotFound: no topic matches a route.
-        """
-        routed: dict[str, WampRequest] = {}
-        last: ResourceNotFound | None = None
-        for topic in topics:
-            try:
-                routed.setdefault(topic, self.router.match(topic))
-            except ResourceNotFound as exc:
-                last = exc
-        if not routed:
-            assert last is not None
-            raise ResourceNotFound(f"{last} Add a route for it (docs/sse.md: catch-all route).")
-        return list(routed.values())
-
-    def check_private(self, routed: list[WampRequest]) -> None:
-        """A private update goes only where it stays private: a ``mercure.relay`` route (it
-        keeps it to the allowed SSE subscribers) or a route stricter than ``anyone``; another
-        handler would broadcast it (and its history keep it) for anonymous WAMP clients.
-
-        Raises:
-            ProtocolError: a topic's route is neither (400, before anything is published).
-        """
-        for request in routed:
-            handler = self.broker.topics.handlers.get(request.route.callback)
-            if open_to_anyone(request) and not isinstance(handler, MercureRelay):
-                raise ProtocolError(
-                    f"a private update cannot go to {request.matched!r}: its route "
-                    f"{request.route_name!r} lets anyone subscribe and its handler is not "
-                    "mercure.relay (allowed: a mercure.relay route, or a subscribe rule "
-                    "stricter than 'anyone')"
-                )
 
     async def push(self, push: Push, raw: str | None) -> None:
         """The push's way to its topic, with ``push_success`` or ``push_fail`` (re-raised);
