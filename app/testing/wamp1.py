@@ -35,14 +35,93 @@ class CallError(Exception):
         self.details = details
         super().__init__(f"{uri}: {desc}")
 
+    @classmethod
+    def of(cls, message: list[Any]) -> CallError:
+        """The error a CALLERROR message ``[4, id, uri, desc, details?]`` carries."""
+        return cls(message[2], message[3], message[4] if len(message) > 4 else None)
+
 
 class ConnectFailed(ConnectionError):
     """The opening handshake did not end in a WELCOME."""
 
 
+class PendingCalls:
+    """The CALLs a client awaits, by call id. Kept apart from ``WampTestClient`` so that how
+    a CALLRESULT or CALLERROR finds its CALL, and a close fails them all, is in one place."""
+
+    def __init__(self) -> None:
+        self._futures: dict[str, asyncio.Future[Any]] = {}
+
+    def start(self) -> tuple[str, asyncio.Future[Any]]:
+        """A fresh call id, and the future its answer settles."""
+        call_id = secrets.token_hex(6)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._futures[call_id] = future
+        return call_id, future
+
+    def forget(self, call_id: str) -> None:
+        self._futures.pop(call_id, None)
+
+    def answered(self, message: list[Any]) -> bool:
+        """Settle the CALL that a CALLRESULT or CALLERROR answers; False: no CALL waits for
+        it (topic errors put the topic URI in the call-id slot)."""
+        future = self._futures.pop(message[1], None)
+        if future is None:
+            return False
+        if not future.done():
+            if message[0] == v1.CALLRESULT:
+                future.set_result(message[2])
+            else:
+                future.set_exception(CallError.of(message))
+        return True
+
+    def closed(self, code: int | None) -> None:
+        """The connection ended: every CALL still waiting fails."""
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(ConnectionError(f"connection closed ({code})"))
+
+
 class _Protocol(WebSocketClientProtocol):
+    """autobahn's end of a ``WampTestClient``: opens the socket, hands frames and the close
+    on. Kept apart so the client holds only what a test reads and sends."""
+
     client: WampTestClient | None = None
     """Set once the opening handshake is done: a connect aborted before has none to tell."""
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        subprotocols: Sequence[str],
+        origin: str | None,
+        timeout: float,
+        ssl: Any,
+        headers: dict[str, str] | None,
+        local_host: str | None,
+    ) -> _Protocol:
+        """A connection to ``url`` (``ws`` or ``wss``), its opening handshake under way."""
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        loop = asyncio.get_running_loop()
+        factory = WebSocketClientFactory(  # type: ignore[no-untyped-call]
+            url, origin=origin, protocols=list(subprotocols) or None, loop=loop, headers=headers
+        )
+        factory.protocol = cls
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (443 if secure else 80)
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(
+                factory,
+                host,
+                port,
+                ssl=ssl if secure else None,
+                local_addr=(local_host, 0) if local_host else None,
+            ),
+            timeout,
+        )
+        assert isinstance(protocol, cls)
+        return protocol
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.client is not None:
@@ -67,7 +146,7 @@ class WampTestClient:
         self.close_reason: str | None = None
         self._unread: list[tuple[str, Any]] = []
         self._topic_errors: list[list[Any]] = []
-        self._calls: dict[str, asyncio.Future[Any]] = {}
+        self._calls = PendingCalls()
         self._arrived = asyncio.Event()
         self._welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
@@ -89,24 +168,8 @@ class WampTestClient:
         ``local_host`` binds the client's end to that address (e.g. ``127.0.0.5``), so that a
         test can connect from an address of its choosing on loopback."""
         client = cls()
-        parts = urlsplit(url)
-        secure = parts.scheme == "wss"
-        loop = asyncio.get_running_loop()
-        factory = WebSocketClientFactory(  # type: ignore[no-untyped-call]
-            url, origin=origin, protocols=list(subprotocols) or None, loop=loop, headers=headers
-        )
-        factory.protocol = _Protocol
-        host = parts.hostname or "127.0.0.1"
-        port = parts.port or (443 if secure else 80)
-        _, protocol = await asyncio.wait_for(
-            loop.create_connection(
-                factory,
-                host,
-                port,
-                ssl=ssl if secure else None,
-                local_addr=(local_host, 0) if local_host else None,
-            ),
-            timeout,
+        protocol = await _Protocol.open(
+            url, subprotocols, origin, timeout, ssl, headers, local_host
         )
         protocol.client = client
         client._protocol = protocol
@@ -131,16 +194,8 @@ class WampTestClient:
         elif kind == v1.EVENT:
             self.events.append((message[1], message[2]))
             self._unread.append((message[1], message[2]))
-        elif kind in (v1.CALLRESULT, v1.CALLERROR):
-            future = self._calls.pop(message[1], None)
-            if future is None:  # topic errors put the topic URI in the call-id slot
-                self._topic_errors.append(message)
-            elif not future.done():
-                if kind == v1.CALLRESULT:
-                    future.set_result(message[2])
-                else:
-                    details = message[4] if len(message) > 4 else None
-                    future.set_exception(CallError(message[2], message[3], details))
+        elif kind in (v1.CALLRESULT, v1.CALLERROR) and not self._calls.answered(message):
+            self._topic_errors.append(message)
         self._arrived.set()
 
     def _on_close(self, code: int | None, reason: str | None) -> None:
@@ -150,9 +205,7 @@ class WampTestClient:
             self._welcomed.exception()  # mark retrieved
         if not self._closed.done():
             self._closed.set_result(code)
-        for future in self._calls.values():
-            if not future.done():
-                future.set_exception(ConnectionError(f"connection closed ({code})"))
+        self._calls.closed(code)
         self._arrived.set()
 
     async def _wait_for(self, find: Any, timeout: float, what: str) -> Any:
@@ -190,8 +243,7 @@ class WampTestClient:
             for index, message in enumerate(self._topic_errors):
                 if message[1] == topic_uri:
                     del self._topic_errors[index]
-                    details = message[4] if len(message) > 4 else None
-                    return CallError(message[2], message[3], details)
+                    return CallError.of(message)
             return None
 
         return await self._wait_for(find, timeout, f"CALLERROR for {topic_uri}")  # type: ignore[no-any-return]
@@ -222,14 +274,12 @@ class WampTestClient:
 
     async def call(self, uri: str, *args: Any, timeout: float = 5.0) -> Any:
         """CALL and wait: the CALLRESULT's result, or CallError on CALLERROR."""
-        call_id = secrets.token_hex(6)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._calls[call_id] = future
+        call_id, future = self._calls.start()
         self.send([v1.CALL, call_id, uri, *args])
         try:
             return await asyncio.wait_for(future, timeout)
         finally:
-            self._calls.pop(call_id, None)
+            self._calls.forget(call_id)
 
     def subscribe(self, uri: str) -> None:
         self.send([v1.SUBSCRIBE, uri])
