@@ -36,11 +36,11 @@ from gos_web_socket.app.exceptions import PushFailed
 from gos_web_socket.app.router import Router, load_routes_from_mapping
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import wait_until
 from tests.streams.nodes import health
 from tests.streams.recovery import ROUTES, RecoveringPeer
 from tests.support.cluster import RabbitMQCluster
 from tests.support.process import ServerProcess, server_env
+from tests.support.waiting import eventually
 
 CHANNEL = "acme/channel/1"
 SERVERS = 2
@@ -285,7 +285,9 @@ async def run(
         def least_seen() -> int:
             return min(len(s.peer.state.payloads) for s in subscribers if s.peer.state)
 
-        await wait_until(lambda: least_seen() >= pushes // 5 or producing.done(), within=600)
+        await eventually(
+            lambda: least_seen() >= pushes // 5 or producing.done(), within=600, every=0.01
+        )
         queue = queue_of(cluster, mode, tag)
         began = not producing.done()
         await faults(cluster, lambda: queue, tally, log)
@@ -293,10 +295,10 @@ async def run(
         await asyncio.wait_for(producing, 900)
         log(f"pushers done: {len(tally.confirmed)} confirmed, {len(tally.failed)} failed")
         try:
-            await wait_until(
+            await eventually(
                 lambda: all(tally.confirmed <= s.seen()[0] for s in subscribers),
                 within=180,
-                step=0.5,
+                every=0.5,
             )
         except AssertionError:
             log("some subscriber still misses confirmed pushes after 180 s")
