@@ -21,7 +21,7 @@ from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import EventLog, drain
+from tests.amqp.conftest import EventLog, dead_letters
 from tests.support.server import make_server, url_of
 from tests.support.waiting import eventually
 
@@ -155,12 +155,9 @@ async def test_poison_pushes_through_the_real_server(
             MessageDecodeError: 5,
             NoRouteMatch: 5,
         }
-        dead: list[bytes] = []
-        for _ in range(100):  # dead-lettering follows the reject; poll the queue briefly
-            dead += await drain(raw_channel, amqp_settings.dead_letter_queue)
-            if len(dead) >= 20:
-                break
-            await asyncio.sleep(0.02)
+        dead = await dead_letters(
+            raw_channel, amqp_settings.dead_letter_queue, 20, within=3, every=0.02
+        )
         assert len(dead) == 20 and dead.count(b"not json") == 5
         assert server.push_handlers["amqp"].is_consuming
     finally:

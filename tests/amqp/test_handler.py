@@ -19,7 +19,7 @@ from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.amqp.receiver import AmqpReceiver
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, drain
+from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, dead_letters
 from tests.support.rabbitmq import RabbitMQNode, free_port
 from tests.support.waiting import eventually
 
@@ -82,16 +82,9 @@ async def test_poison_messages_go_to_the_dead_letter_queue(
         lambda: len(server.received) == 30 and len(events.fail) == 30, within=10, every=0.01
     )
     assert sorted(server.counts().items()) == [(i, 1) for i in range(30)]
-    dead: list[bytes] = []
-
-    async def collect() -> bool:
-        dead.extend(await drain(raw_channel, amqp_settings.dead_letter_queue))
-        return len(dead) >= 30
-
-    for _ in range(200):
-        if await collect():
-            break
-        await asyncio.sleep(0.02)
+    dead = await dead_letters(
+        raw_channel, amqp_settings.dead_letter_queue, 30, within=6, every=0.02
+    )
     assert sorted(dead) == sorted(expected_dead)
     assert sorted(e.message.encode() for e in events.fail) == sorted(expected_dead)
     kinds = {type(e.error) for e in events.fail}
@@ -203,10 +196,9 @@ async def test_per_node_queues_each_get_every_push(
     def queue_names() -> str:
         return rabbitmq.ctl("list_queues", "-q", "name").stdout
 
-    deadline = asyncio.get_running_loop().time() + 15
-    while node_b.queue_name in queue_names():
-        assert asyncio.get_running_loop().time() < deadline, "node b's queue did not expire"
-        await asyncio.sleep(0.5)
+    await eventually(
+        lambda: node_b.queue_name not in queue_names(), 15, "node b's queue expired", every=0.5
+    )
     assert node_a.queue_name in queue_names()
 
 

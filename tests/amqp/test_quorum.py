@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aio_pika
 import pytest
 from pydantic import ValidationError
 
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import RecordingServer, StartHandler, drain
+from tests.amqp.conftest import RecordingServer, StartHandler, dead_letters
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.waiting import eventually
 
@@ -42,16 +40,7 @@ async def test_quorum_queue_delivers_and_dead_letters(
         await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
         await pusher.push({"n": 2}, "plain_topic", {"room": "1"})  # its topic cannot take it
     await eventually(lambda: server.counts() == {1: 1}, within=10, every=0.01)
-    dead: list[bytes] = []
-
-    async def dead_lettered() -> bool:
-        dead.extend(await drain(raw_channel, settings.dead_letter_queue))
-        return bool(dead)
-
-    for _ in range(100):  # dead-lettering is asynchronous in the broker
-        if await dead_lettered():
-            break
-        await asyncio.sleep(0.05)
+    dead = await dead_letters(raw_channel, settings.dead_letter_queue, within=6)
     assert len(dead) == 1 and b'"n":2' in dead[0].replace(b" ", b"")
 
 
@@ -93,12 +82,7 @@ async def test_an_existing_classic_dead_letter_queue_is_kept_when_quorum_is_aske
         await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
         await pusher.push({"n": 2}, "plain_topic", {"room": "1"})  # its topic cannot take it
     await eventually(lambda: server.counts() == {1: 1}, within=10, every=0.01)
-    dead: list[bytes] = []
-    for _ in range(100):  # dead-lettering is asynchronous in the broker
-        dead += await drain(raw_channel, amqp_settings.dead_letter_queue)
-        if dead:
-            break
-        await asyncio.sleep(0.05)
+    dead = await dead_letters(raw_channel, amqp_settings.dead_letter_queue, within=6)
     assert len(dead) == 1 and b'"n":2' in dead[0].replace(b" ", b"")
 
 

@@ -16,7 +16,7 @@ from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
 from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, Supervise
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, settles
 
 PHP_BODY = b'{"topic":"acme\\/channel\\/42","data":["hi"]}'
 
@@ -152,9 +152,11 @@ async def test_ack_waits_for_the_frames_to_be_written(
     assert server.received == [("acme/channel/42", {"n": 1})]  # on_push ran
     assert await asyncio.to_thread(rabbitmq.queue_counts, handler.queue_name) == (0, 1)
     server.release.set()
-    for _ in range(40):
-        counts = await asyncio.to_thread(rabbitmq.queue_counts, handler.queue_name)
-        if counts == (0, 0):
-            break
-        await asyncio.sleep(0.25)
+    counts = await settles(
+        lambda: asyncio.to_thread(rabbitmq.queue_counts, handler.queue_name),
+        lambda counts: counts == (0, 0),
+        within=40,
+        every=0.25,
+        what="the queue empty and acked",
+    )
     assert counts == (0, 0)

@@ -36,7 +36,7 @@ from gos_web_socket.app.exceptions import PushFailed
 from gos_web_socket.app.router import Router, load_routes_from_mapping
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.streams.nodes import health
+from tests.streams.nodes import healthy
 from tests.streams.recovery import ROUTES, RecoveringPeer
 from tests.support.cluster import RabbitMQCluster
 from tests.support.process import ServerProcess, server_env
@@ -151,16 +151,8 @@ async def start_server(env: dict[str, str]) -> ServerProcess:
     """A server node, once its WAMP port answers and /health says every worker consumes."""
     node = await ServerProcess(env).start()
     await (await node.connect(60)).close()
-    await wait_until_healthy(node, 120)
+    await healthy(node, 120, 0.2)
     return node
-
-
-async def wait_until_healthy(node: ServerProcess, within: float) -> None:
-    deadline = time.monotonic() + within
-    while await health(node) != 200:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"server not healthy within {within} s:\n{node.output}")
-        await asyncio.sleep(0.2)
 
 
 async def subscribe(node: ServerProcess) -> Subscriber:
@@ -303,7 +295,7 @@ async def run(
         except AssertionError:
             log("some subscriber still misses confirmed pushes after 180 s")
         for server in servers:
-            await wait_until_healthy(server, 60)
+            await healthy(server, 60, 0.2)
         tally.servers_alive = [s.process.pid for s in servers if s.process] == pids and all(
             s.process is not None and s.process.returncode is None for s in servers
         )

@@ -11,7 +11,7 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.supervisor import Supervisor
-from tests.amqp.conftest import RecordingServer, drain, make_router
+from tests.amqp.conftest import RecordingServer, dead_letters, make_router
 from tests.cluster.test_chaos import cluster_settings, quorum_names
 from tests.support.cluster import RabbitMQCluster
 from tests.support.waiting import eventually
@@ -56,12 +56,7 @@ async def test_a_quorum_dead_letter_queue_does_not_hold_the_handler_on_a_dead_no
         url = f"amqp://guest:guest@127.0.0.1:{rabbitmq_cluster.nodes[1].port}/"
         async with await aio_pika.connect(url) as connection:
             channel = await connection.channel()
-            dead: list[bytes] = []
-            for _ in range(200):  # dead-lettering is asynchronous in the broker
-                dead += await drain(channel, f"dlq_{tag}")
-                if dead:
-                    break
-                await asyncio.sleep(0.05)
+            dead = await dead_letters(channel, f"dlq_{tag}", within=12)
         assert len(dead) == 1 and b'"n":2' in dead[0].replace(b" ", b"")
     finally:
         await supervisor.close()

@@ -18,7 +18,7 @@ from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, AmqpSettings
-from tests.ops.conftest import http_get
+from tests.streams.nodes import health, healthy
 from tests.support.process import ServerProcess, port_is_free, server_env, setting
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.waiting import eventually
@@ -71,14 +71,6 @@ async def start(processes: list[ServerProcess], env: dict[str, str]) -> ServerPr
     process = await ServerProcess(env).start()
     processes.append(process)
     return process
-
-
-async def health(process: ServerProcess) -> int:
-    try:
-        status, _ = await http_get(process.metrics_port, "/health")
-    except OSError:
-        return 0
-    return status
 
 
 async def restart_with_subscriber(
@@ -244,10 +236,7 @@ async def test_a_late_broker_is_consumed_without_a_restart(
             await asyncio.sleep(1)
     finally:
         rabbitmq.start_app()
-    up = asyncio.get_running_loop().time()
-    while await health(server) != 200:
-        assert asyncio.get_running_loop().time() - up < 10, "not consuming within 10 s"
-        await asyncio.sleep(0.1)
+    await healthy(server, 10, 0.1)
     pusher = pusher_for(env, rabbitmq)
     try:
         await pusher.push({"n": 1}, "acme_topic", {"room": ROOM})

@@ -19,7 +19,7 @@ from gos_web_socket.app.http_client import get as http_get
 from gos_web_socket.app.presence.http import presence_path
 from gos_web_socket.app.testing import WampTestClient
 from tests.presence.conftest import config_file, shared_presence, token
-from tests.presence.test_workers import read_for
+from tests.presence.test_workers import ASKED_EVERY, read_for
 from tests.support.process import ROOT, ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.waiting import settles
@@ -122,7 +122,7 @@ async def test_two_nodes_of_two_workers_agree_and_a_killed_worker_leaves_once(
         await settles(
             everyone_agrees,
             within=60.0,
-            every=0.6,
+            every=ASKED_EVERY,
             what="every node and worker answers the whole fleet",
         )
         for node in nodes:
@@ -141,7 +141,10 @@ async def test_two_nodes_of_two_workers_agree_and_a_killed_worker_leaves_once(
             return cut >= victim["server"]["connections"]
 
         await settles(
-            victims_cut, within=20.0, every=0.6, what="the fleet saw the victim's connections close"
+            victims_cut,
+            within=20.0,
+            every=ASKED_EVERY,
+            what="the fleet saw the victim's connections close",
         )
         remaining = await fleet.open_tabs()
         remaining = {user: n for user, n in remaining.items() if n}
@@ -155,7 +158,7 @@ async def test_two_nodes_of_two_workers_agree_and_a_killed_worker_leaves_once(
         await settles(
             victim_members_gone,
             within=LEASE * 4,
-            every=0.6,
+            every=ASKED_EVERY,
             what="the victim's members gone everywhere",
         )
         took = asyncio.get_running_loop().time() - killed

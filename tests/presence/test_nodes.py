@@ -14,7 +14,7 @@ import pytest
 
 from gos_web_socket.app.testing import WampTestClient
 from tests.presence.conftest import config_file, presence_server, shared_presence, token
-from tests.presence.test_workers import answer, read_for
+from tests.presence.test_workers import ASKED_EVERY, answer, read_for
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.waiting import eventually, settles
@@ -65,7 +65,7 @@ async def test_nodes_agree_and_a_killed_node_leaves_once(
     async def both_agree() -> bool:
         return await answer(on_a) == expected and await answer(on_b) == expected
 
-    await settles(both_agree, within=15.0, every=0.6, what="both nodes answer every member")
+    await settles(both_agree, within=15.0, every=ASKED_EVERY, what="both nodes answer every member")
     b.signal(signal.SIGKILL)
     await b.wait()
     remaining = {u: sum(1 for s, _ in tabs if s is a) for u, tabs in clients.items()}
@@ -77,7 +77,10 @@ async def test_nodes_agree_and_a_killed_node_leaves_once(
         return await answer(on_a) == remaining
 
     await settles(
-        b_gone, within=LEASE * 6, every=0.6, what="node B's members gone from node A's answer"
+        b_gone,
+        within=LEASE * 6,
+        every=ASKED_EVERY,
+        what="node B's members gone from node A's answer",
     )
     took = loop.time() - killed_at
     bound = LEASE + LEASE / 3 + SLACK  # the lease, one heartbeat period, a loaded machine

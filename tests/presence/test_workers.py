@@ -28,6 +28,8 @@ from tests.workers.conftest import health, until_ready, workers_env
 ROOM = "acme/chat/7"
 USERS = 16
 """Users u0..u15; the even ones with two tabs."""
+ASKED_EVERY = 0.6
+"""Seconds between two gos/presence questions: under the 2 a second a connection may make."""
 
 
 @pytest.fixture
@@ -72,14 +74,16 @@ async def test_a_killed_worker_leaves_once(
         answers = [await answer(c) for c in everyone[::3]]
         return all(found == expected for found in answers)
 
-    await settles(all_agree, within=15.0, every=0.6, what="every worker answers every member")
+    await settles(
+        all_agree, within=15.0, every=ASKED_EVERY, what="every worker answers every member"
+    )
     on_victim = body["workers"]["1"]["server"]["connections"]
     os.kill(body["workers"]["1"]["pid"], signal.SIGKILL)
 
     async def all_cut() -> bool:
         return len([c for c in everyone if not c.is_open]) == on_victim
 
-    await settles(all_cut, within=10.0, every=0.6, what="the kill cut the victim's clients")
+    await settles(all_cut, within=10.0, every=ASKED_EVERY, what="the kill cut the victim's clients")
     alive = {u: [c for c in tabs if c.is_open] for u, tabs in clients.items()}
     remaining = {u: len(tabs) for u, tabs in alive.items() if tabs}
     gone = sorted(u for u, tabs in alive.items() if not tabs)
@@ -91,7 +95,7 @@ async def test_a_killed_worker_leaves_once(
     await settles(
         members_gone,
         within=15.0,
-        every=0.6,
+        every=ASKED_EVERY,
         what="the victim's members gone from the survivor's answer",
     )
     path = presence_path(ROOM)

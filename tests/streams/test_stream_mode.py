@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aio_pika
@@ -13,7 +12,7 @@ from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.amqp.stream import AmqpStreamReceiver
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import RecordingServer, drain
+from tests.amqp.conftest import RecordingServer, dead_letters
 from tests.streams.conftest import StartNode
 from tests.support.rabbitmq import RabbitMQNode
 from tests.support.waiting import eventually
@@ -125,12 +124,8 @@ async def test_a_poison_push_is_dead_lettered_and_passed(
     connection = await aio_pika.connect(rabbitmq.url)
     try:
         channel = await connection.channel()
-        dead: list[bytes] = []
-        for _ in range(50):  # the dead letter is confirmed before the push is passed
-            dead += await drain(channel, stream_settings.dead_letter_queue)
-            if dead:
-                break
-            await asyncio.sleep(0.1)
+        # the dead letter is confirmed before the push is passed
+        dead = await dead_letters(channel, stream_settings.dead_letter_queue, within=6, every=0.1)
     finally:
         await connection.close()
     assert [json.loads(body)["data"] for body in dead] == [{"boom": True}]

@@ -14,12 +14,20 @@ from typing import TypeVar
 from autobahn.wamp.exception import ApplicationError
 
 T = TypeVar("T")
+Said = str | Callable[[], str]
+"""What a waiter waits for, in its failure message; a callable is asked at the failure (to
+show what the test saw by then, such as a server's output)."""
+
+
+def said(what: Said) -> str:
+    """``what`` as the failure message says it."""
+    return what() if callable(what) else what
 
 
 async def eventually(
     predicate: Callable[[], object],
     within: float = 5.0,
-    what: str = "",
+    what: Said = "",
     every: float = 0.005,
 ) -> None:
     """Wait until ``predicate()`` holds, checking every ``every`` s (it must be cheap: state
@@ -28,7 +36,7 @@ async def eventually(
     deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
-            raise AssertionError(f"not true within {within} s: {what or predicate}")
+            raise AssertionError(f"not true within {within} s: {said(what) or predicate}")
         await asyncio.sleep(every)
 
 
@@ -37,7 +45,7 @@ async def settles(
     accept: Callable[[T], object] = bool,
     within: float = 10.0,
     every: float = 0.05,
-    what: str = "",
+    what: Said = "",
 ) -> T:
     """``await probe()`` every ``every`` s until ``accept`` takes its answer; that answer. For
     checks that ask someone (a server, a broker): probed at least once, even with no time
@@ -49,7 +57,9 @@ async def settles(
         if accept(answer):
             return answer
         if loop.time() >= deadline:
-            raise AssertionError(f"not within {within} s: {what or probe}; last answer {answer!r}")
+            raise AssertionError(
+                f"not within {within} s: {said(what) or probe}; last answer {answer!r}"
+            )
         await asyncio.sleep(every)
 
 
