@@ -223,7 +223,9 @@ async def test_celery_worker_pushes_at_the_end_of_a_job(rabbitmq: RabbitMQNode) 
     async with server_and_subscriber(amqp=amqp, zmq={"enabled": False}) as (container, client):
         handler = containers.get_service(container, "gos_web_socket.amqp.server_push_handler")
         # its queue is bound: the push is routable
-        await eventually(lambda: handler.is_consuming, 15, "AMQP push handler consuming", 0.02)
+        await eventually(
+            lambda: handler.is_consuming, 15, "AMQP push handler consuming", every=0.02
+        )
         async with app_process(worker, EXAMPLES, env, stop=signal.SIGTERM) as app:
             job = ["celery_app.build_report", "--args", '["lobby", 1000]']
             call = await run(["-m", "celery", "-A", "celery_app", "call", *job], EXAMPLES, env)
