@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,17 +19,7 @@ from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode
-
-
-async def wait_until(
-    predicate: Callable[[], bool], within: float = 10.0, step: float = 0.01
-) -> None:
-    """Poll ``predicate`` until true; fail the test with a clear message at the deadline."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(step)
+from tests.support.waiting import settles
 
 
 def make_router() -> Router:
@@ -110,6 +98,25 @@ async def drain(channel: aio_pika.abc.AbstractChannel, queue_name: str) -> list[
     while (message := await queue.get(fail=False, no_ack=True)) is not None:
         bodies.append(message.body)
     return bodies
+
+
+async def dead_letters(
+    channel: aio_pika.abc.AbstractChannel,
+    queue_name: str,
+    count: int = 1,
+    within: float = 5.0,
+    every: float = 0.05,
+) -> list[bytes]:
+    """The bodies drained from ``queue_name`` once at least ``count`` came (dead-lettering
+    is asynchronous in the broker); a failure shows those that came."""
+    dead: list[bytes] = []
+
+    async def more() -> list[bytes]:
+        dead.extend(await drain(channel, queue_name))
+        return dead
+
+    what = f"{count} dead letters in {queue_name}"
+    return await settles(more, lambda bodies: len(bodies) >= count, within, every, what)
 
 
 @pytest.fixture

@@ -32,9 +32,10 @@ import aio_pika
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import make_router, wait_until
+from tests.amqp.conftest import make_router
 from tests.amqp.test_server_kill import SERVER
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "acme/channel/1"
@@ -147,12 +148,12 @@ async def trial(
     first, second = ServerProcess(settings), ServerProcess(settings, gated, delay)
     try:
         client = await first.start()
-        await wait_until(lambda: len(client.events) >= kill_after, within=60)
+        await eventually(lambda: len(client.events) >= kill_after, within=60, every=0.01)
         await first.kill()
         seen_first = first.seen()
         left = await peek(rabbitmq, settings.queue_name)
         await second.start()
-        await wait_until(lambda: left <= second.seen(), within=60 if gated else 10)
+        await eventually(lambda: left <= second.seen(), within=60 if gated else 10, every=0.01)
     except AssertionError:
         pass
     finally:

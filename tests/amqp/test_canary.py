@@ -18,8 +18,9 @@ from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.canary import Canary
 from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import EventLog, RecordingServer, Supervise, wait_until
+from tests.amqp.conftest import EventLog, RecordingServer, Supervise
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 
 INTERVAL, TIMEOUT = 3.0, 1.5
 
@@ -44,7 +45,7 @@ async def test_deleted_queue_is_noticed_and_consumed_again(
     off = CanarySettings(interval=0)
     handler, supervisor = await supervise(server, canary=off)
     await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: len(server.received) == 1)
+    await eventually(lambda: len(server.received) == 1, within=10, every=0.01)
     seen_down: list[list[str]] = []
 
     def down() -> bool:
@@ -55,13 +56,13 @@ async def test_deleted_queue_is_noticed_and_consumed_again(
 
     deleted = await asyncio.to_thread(rabbitmq.ctl, "delete_queue", amqp_settings.queue_name)
     assert deleted.returncode == 0, deleted.stderr
-    await wait_until(lambda: bool(seen_down) or down(), within=10, step=0.001)
+    await eventually(lambda: bool(seen_down) or down(), within=10, every=0.001)
     assert seen_down[0] == ["push_handler amqp0: not consuming"]
-    await wait_until(lambda: handler.is_consuming and health(handler)[0], within=15)
+    await eventually(lambda: handler.is_consuming and health(handler)[0], within=15, every=0.01)
     assert supervisor.states["amqp"].restarts == 1
     assert "cancelled consumer" in supervisor.states["amqp"].last_error
     await pusher.push({"n": 2}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: len(server.received) == 2)
+    await eventually(lambda: len(server.received) == 2, within=10, every=0.01)
     assert server.counts() == {1: 1, 2: 1}
 
 
@@ -87,7 +88,7 @@ async def test_unbound_node_queue_is_reported_deaf_by_the_canary(
     assert b.canary is None
     if canary_on:
         assert a.canary is not None
-        await wait_until(lambda: a.canary.returned >= 1, within=INTERVAL * 3)  # type: ignore[union-attr]
+        await eventually(lambda: a.canary.returned >= 1, within=INTERVAL * 3, every=0.01)  # type: ignore[union-attr]
     else:
         assert a.canary is None
     assert health(a, b) == (True, [])
@@ -96,7 +97,7 @@ async def test_unbound_node_queue_is_reported_deaf_by_the_canary(
     await queue.unbind(amqp_settings.exchange_name, amqp_settings.binding_keys[0])
     unbound = time.monotonic()
     await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: len(b_server.received) == 1)
+    await eventually(lambda: len(b_server.received) == 1, within=10, every=0.01)
 
     if not canary_on:
         await asyncio.sleep(2 * INTERVAL + TIMEOUT)  # nothing to wait for: nothing happens
@@ -105,18 +106,20 @@ async def test_unbound_node_queue_is_reported_deaf_by_the_canary(
         return
 
     assert a.canary is not None
-    await wait_until(lambda: a.deaf, within=2 * INTERVAL + 5)
+    await eventually(lambda: a.deaf, within=2 * INTERVAL + 5, every=0.01)
     detected = time.monotonic() - unbound
     ready, failing = health(a, b)
     assert not ready
     assert "push_handler amqp0: deaf (a canary marker did not come back)" in failing
     assert a.canary.misses == 1
-    await wait_until(lambda: not a.deaf and a.is_consuming, within=20)  # re-declared, re-bound
+    await eventually(lambda: not a.deaf and a.is_consuming, 20, "re-declared, re-bound", every=0.01)
     assert supervisor.states["amqp"].restarts == 1
     assert "did not come back" in supervisor.states["amqp"].last_error
     assert health(a, b) == (True, [])
     await pusher.push({"n": 2}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: len(a_server.received) == 1 and len(b_server.received) == 2)
+    await eventually(
+        lambda: len(a_server.received) == 1 and len(b_server.received) == 2, within=10, every=0.01
+    )
     assert a_server.counts() == {2: 1} and b_server.counts() == {1: 1, 2: 1}
     assert len(events.success) == 3 and events.fail == []  # the pushes only, no marker
     print(f"deaf reported {detected:.1f} s after the unbind (interval {INTERVAL:g} s)")
@@ -132,9 +135,11 @@ async def test_a_canary_off_node_drops_the_markers_of_its_neighbour(
     a, _ = await supervise(a_server, node_id="a", queue_mode="per_node", canary=on)
     b, _ = await supervise(b_server, node_id="b", queue_mode="per_node", canary=off)
     assert a.canary is not None and b.canary is None
-    await wait_until(lambda: a.canary.returned >= 3, within=30)  # type: ignore[union-attr]
+    await eventually(lambda: a.canary.returned >= 3, within=30, every=0.01)  # type: ignore[union-attr]
     await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: len(b_server.received) == 1 and len(a_server.received) == 1)
+    await eventually(
+        lambda: len(b_server.received) == 1 and len(a_server.received) == 1, within=10, every=0.01
+    )
     assert events.fail == [] and len(events.success) == 2
     assert b.stats.received == 1 and b_server.counts() == {1: 1}
 
@@ -153,7 +158,7 @@ async def test_a_marker_lost_to_an_outage_is_not_deafness() -> None:
     canary = Canary("a", send, 0.05, 0.05, verdicts.append, consuming=lambda: consuming[0])
     canary.start()
     try:
-        await wait_until(lambda: sends[0] >= 3)
+        await eventually(lambda: sends[0] >= 3, within=10, every=0.01)
     finally:
         await canary.stop()
     assert verdicts == [] and canary.misses == 0 and not canary.deaf
@@ -178,12 +183,12 @@ async def test_a_batch_held_up_in_its_ack_is_not_deafness(
     canary = CanarySettings(interval=0.5, timeout=0.5)
     handler, supervisor = await supervise(server, canary=canary)
     assert handler.canary is not None
-    await wait_until(lambda: handler.canary.returned >= 1, within=30)  # type: ignore[union-attr]
+    await eventually(lambda: handler.canary.returned >= 1, within=30, every=0.01)  # type: ignore[union-attr]
     server.stall = 1.5
     await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: len(server.received) == 1)
+    await eventually(lambda: len(server.received) == 1, within=10, every=0.01)
     returned = handler.canary.returned
-    await wait_until(lambda: handler.canary.returned >= returned + 2, within=30)  # type: ignore[union-attr]
+    await eventually(lambda: handler.canary.returned >= returned + 2, within=30, every=0.01)  # type: ignore[union-attr]
     assert handler.canary.misses == 0 and not handler.deaf
     assert supervisor.states["amqp"].restarts == 0 and server.counts() == {1: 1}
 
@@ -201,9 +206,11 @@ async def test_an_unbound_second_binding_key_is_reported_deaf(
         RecordingServer(), node_id="a", queue_mode="per_node", canary=canary, binding_keys=keys
     )
     assert a.canary is not None
-    await wait_until(lambda: a.canary.returned >= 2, within=30)  # type: ignore[union-attr]
+    await eventually(lambda: a.canary.returned >= 2, within=30, every=0.01)  # type: ignore[union-attr]
     queue = await raw_channel.get_queue(a.queue_name, ensure=False)
     await queue.unbind(amqp_settings.exchange_name, "gos.extra")
-    await wait_until(lambda: a.canary.misses == 1, within=20)  # type: ignore[union-attr]
-    await wait_until(lambda: supervisor.states["amqp"].restarts == 1 and not a.deaf, within=30)
+    await eventually(lambda: a.canary.misses == 1, within=20, every=0.01)  # type: ignore[union-attr]
+    await eventually(
+        lambda: supervisor.states["amqp"].restarts == 1 and not a.deaf, within=30, every=0.01
+    )
     assert "did not come back" in supervisor.states["amqp"].last_error

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
-from tests.amqp.conftest import wait_until
 from tests.amqp.crash import trial
 from tests.streams.nodes import Cluster
 from tests.streams.recovery import RecoveringPeer
 from tests.streams.test_crash import BACKLOG, CHANNEL, killed_mid_backlog
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 
 
 async def test_pushes_a_sigkilled_server_had_not_acked_reach_the_next_ones_subscriber(
@@ -42,15 +42,15 @@ async def test_a_history_client_back_after_a_classic_server_was_sigkilled_is_tol
         async with AmqpPusher(settings, cluster.router) as pusher:
             first = await killed_mid_backlog(a, client, pusher, 300)
         client.close()
-        await wait_until(
-            lambda: rabbitmq.queue_counts(settings.queue_name)[1] == 0, within=30, step=0.25
+        await eventually(
+            lambda: rabbitmq.queue_counts(settings.queue_name)[1] == 0, within=30, every=0.25
         )
         left, _ = rabbitmq.queue_counts(settings.queue_name)
         assert left > 0 and len(first.payloads) + left >= BACKLOG  # killed mid-drain
 
         a = await cluster.start("a")  # consumes at once: the backlog goes to nobody
-        await wait_until(
-            lambda: rabbitmq.queue_counts(settings.queue_name) == (0, 0), within=60, step=0.5
+        await eventually(
+            lambda: rabbitmq.queue_counts(settings.queue_name) == (0, 0), within=60, every=0.5
         )
         back = await RecoveringPeer.connect(a.ws_url, CHANNEL, since=first.position)
         report = await back.report(timeout=30)

@@ -21,8 +21,9 @@ from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import EventLog, drain, wait_until
+from tests.amqp.conftest import EventLog, dead_letters
 from tests.support.server import make_server, url_of
+from tests.support.waiting import eventually
 
 ROUTES = {
     "acme_topic": {"pattern": "acme/channel/{room}", "callback": "acme.topic"},
@@ -74,7 +75,7 @@ async def subscribe(server: WampServer, channel: str) -> WampTestClient:
     """A WAMP client subscribed to ``channel``, returned once the server has the subscription."""
     client = await WampTestClient.connect(url_of(server))
     client.subscribe(channel)
-    await wait_until(lambda: channel in server.topics, within=5)
+    await eventually(lambda: channel in server.topics, within=5, every=0.01)
     return client
 
 
@@ -97,7 +98,7 @@ async def test_async_push_reaches_a_wamp_subscriber(
     try:
         await e2e_pusher.push({"msg": "hi"}, "acme_topic", {"room": "42"})
         assert await client.next_event("acme/channel/42") == {"msg": "hi"}
-        await wait_until(lambda: len(events.success) == 1)
+        await eventually(lambda: len(events.success) == 1, within=10, every=0.01)
     finally:
         await client.close()
 
@@ -117,7 +118,7 @@ async def test_sync_pushes_from_eight_threads_reach_a_wamp_subscriber(
     try:
         with ThreadPoolExecutor(max_workers=8) as threads:
             await asyncio.gather(*(loop.run_in_executor(threads, worker, t) for t in range(8)))
-        await wait_until(lambda: len(client.events) >= 200)
+        await eventually(lambda: len(client.events) >= 200, within=10, every=0.01)
         ids = Counter(event["id"] for _, event in client.events)
         assert len(ids) == 200 and set(ids.values()) == {1}
     finally:
@@ -143,7 +144,9 @@ async def test_poison_pushes_through_the_real_server(
             await e2e_pusher.push({"n": i}, "fragile_topic", {"room": "1"})
             await exchange.publish(aio_pika.Message(b"not json"), "")
             await exchange.publish(aio_pika.Message(b'{"topic":"zz/1","data":1}'), "")
-        await wait_until(lambda: len(client.events) == 5 and len(events.fail) == 20)
+        await eventually(
+            lambda: len(client.events) == 5 and len(events.fail) == 20, within=10, every=0.01
+        )
         assert [event["n"] for _, event in client.events] == list(range(5))
         kinds = Counter(type(e.error) for e in events.fail)
         assert kinds == {
@@ -152,12 +155,9 @@ async def test_poison_pushes_through_the_real_server(
             MessageDecodeError: 5,
             NoRouteMatch: 5,
         }
-        dead: list[bytes] = []
-        for _ in range(100):  # dead-lettering follows the reject; poll the queue briefly
-            dead += await drain(raw_channel, amqp_settings.dead_letter_queue)
-            if len(dead) >= 20:
-                break
-            await asyncio.sleep(0.02)
+        dead = await dead_letters(
+            raw_channel, amqp_settings.dead_letter_queue, 20, within=3, every=0.02
+        )
         assert len(dead) == 20 and dead.count(b"not json") == 5
         assert server.push_handlers["amqp"].is_consuming
     finally:

@@ -19,8 +19,9 @@ from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.amqp.receiver import AmqpReceiver
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, drain, wait_until
+from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, dead_letters
 from tests.support.rabbitmq import RabbitMQNode, free_port
+from tests.support.waiting import eventually
 
 
 async def _publish_raw(
@@ -44,7 +45,7 @@ async def test_gos_php_message_is_delivered(
     await start_handler(server)
     php_body = b'{"topic":"acme\\/channel\\/42","data":["hi"]}'
     await _publish_raw(raw_channel, amqp_settings, php_body)
-    await wait_until(lambda: len(server.received) == 1)
+    await eventually(lambda: len(server.received) == 1, within=10, every=0.01)
     assert server.received == [("acme/channel/42", ["hi"])]
 
 
@@ -77,18 +78,13 @@ async def test_poison_messages_go_to_the_dead_letter_queue(
             await pusher.push({"boom": True, "i": i}, "acme_topic", {"room": "1"})
             expected_dead.append(Message("acme/channel/1", {"boom": True, "i": i}).encode())
 
-    await wait_until(lambda: len(server.received) == 30 and len(events.fail) == 30)
+    await eventually(
+        lambda: len(server.received) == 30 and len(events.fail) == 30, within=10, every=0.01
+    )
     assert sorted(server.counts().items()) == [(i, 1) for i in range(30)]
-    dead: list[bytes] = []
-
-    async def collect() -> bool:
-        dead.extend(await drain(raw_channel, amqp_settings.dead_letter_queue))
-        return len(dead) >= 30
-
-    for _ in range(200):
-        if await collect():
-            break
-        await asyncio.sleep(0.02)
+    dead = await dead_letters(
+        raw_channel, amqp_settings.dead_letter_queue, 30, within=6, every=0.02
+    )
     assert sorted(dead) == sorted(expected_dead)
     assert sorted(e.message.encode() for e in events.fail) == sorted(expected_dead)
     kinds = {type(e.error) for e in events.fail}
@@ -96,7 +92,7 @@ async def test_poison_messages_go_to_the_dead_letter_queue(
     assert len(events.success) == 30
     assert handler.is_consuming
     await pusher.push({"n": "after"}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: server.counts()["after"] == 1)
+    await eventually(lambda: server.counts()["after"] == 1, within=10, every=0.01)
 
 
 async def test_duplicate_message_id_is_delivered_once(
@@ -113,7 +109,7 @@ async def test_duplicate_message_id_is_delivered_once(
     for _ in range(3):
         await _publish_raw(raw_channel, amqp_settings, body, message_id="same-id")
     await _publish_raw(raw_channel, amqp_settings, body.replace(b"dup", b"end"), message_id="x")
-    await wait_until(lambda: server.counts()["end"] == 1)
+    await eventually(lambda: server.counts()["end"] == 1, within=10, every=0.01)
     assert server.counts()["dup"] == 1
     assert len(events.success) == 2 and events.fail == []
     queue = await raw_channel.declare_queue(amqp_settings.queue_name, passive=True)
@@ -126,7 +122,7 @@ async def test_push_order_is_preserved(start_handler: StartHandler, pusher: Amqp
     await start_handler(server)
     for i in range(300):
         await pusher.push({"n": i}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: len(server.received) == 300)
+    await eventually(lambda: len(server.received) == 300, within=10, every=0.01)
     assert [data["n"] for _, data in server.received] == list(range(300))
 
 
@@ -142,14 +138,14 @@ async def test_pushes_wait_in_the_shared_queue_while_the_server_is_down(
             await pusher.push({"n": i}, "acme_topic", {"room": "1"})
 
     producing = asyncio.create_task(produce())
-    await wait_until(lambda: len(server.received) >= 50)
+    await eventually(lambda: len(server.received) >= 50, within=10, every=0.01)
     await handler.close()
     assert not handler.is_consuming
     stopped_at = len(server.received)
     await producing
     assert stopped_at < 400, "the handler should have stopped before the pushes ended"
     await start_handler(server)
-    await wait_until(lambda: len(server.received) >= 400)
+    await eventually(lambda: len(server.received) >= 400, within=10, every=0.01)
     assert sorted(server.counts().items()) == [(i, 1) for i in range(400)]
 
 
@@ -161,7 +157,9 @@ async def test_shared_queue_competing_consumers(
     await start_handler(first, node_id="a", prefetch_count=1)
     await start_handler(second, node_id="b", prefetch_count=1)
     await asyncio.gather(*(pusher.push({"n": i}, "acme_topic", {"room": "1"}) for i in range(200)))
-    await wait_until(lambda: len(first.received) + len(second.received) == 200)
+    await eventually(
+        lambda: len(first.received) + len(second.received) == 200, within=10, every=0.01
+    )
     merged = first.counts() + second.counts()
     assert len(merged) == 200 and set(merged.values()) == {1}
     assert first.received and second.received
@@ -188,7 +186,9 @@ async def test_per_node_queues_each_get_every_push(
         await pusher.push("hi", "acme_topic", {"room": "42"})
     finally:
         await pusher.close()
-    await wait_until(lambda: len(first.received) == 1 and len(second.received) == 1)
+    await eventually(
+        lambda: len(first.received) == 1 and len(second.received) == 1, within=10, every=0.01
+    )
     assert first.received == second.received == [("acme/channel/42", ["hi"])]
 
     await node_b.close()
@@ -196,10 +196,9 @@ async def test_per_node_queues_each_get_every_push(
     def queue_names() -> str:
         return rabbitmq.ctl("list_queues", "-q", "name").stdout
 
-    deadline = asyncio.get_running_loop().time() + 15
-    while node_b.queue_name in queue_names():
-        assert asyncio.get_running_loop().time() < deadline, "node b's queue did not expire"
-        await asyncio.sleep(0.5)
+    await eventually(
+        lambda: node_b.queue_name not in queue_names(), 15, "node b's queue expired", every=0.5
+    )
     assert node_a.queue_name in queue_names()
 
 
@@ -225,7 +224,9 @@ async def test_a_delivery_handed_over_after_cancel_does_not_hang_the_receiver(
     await receiver.open()
     try:
         await _publish_raw(raw_channel, amqp_settings, b'{"topic":"acme/channel/1","data":1}')
-        await wait_until(lambda: not receiver._inbox.empty())  # taken, not received yet
+        await eventually(
+            lambda: not receiver._inbox.empty(), 10, "taken, not received yet", every=0.01
+        )
         await receiver.cancel()
         late_queue = await raw_channel.declare_queue(exclusive=True)
         await raw_channel.default_exchange.publish(aio_pika.Message(b"{}"), late_queue.name)

@@ -20,8 +20,9 @@ from gos_web_socket.app.transports.amqp.topology import (
 from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.errors import ConfigurationError
 from gos_web_socket.settings.models import AmqpSettings, load_settings
-from tests.amqp.conftest import RecordingServer, Supervise, drain, wait_until
+from tests.amqp.conftest import RecordingServer, Supervise, drain
 from tests.support.rabbitmq import RabbitMQNode, free_port
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ async def test_a_dead_first_node_is_skipped(
     assert handler.is_consuming
     async with AmqpPusher(settings, router) as pusher:
         await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: server.counts() == {1: 1})
+    await eventually(lambda: server.counts() == {1: 1}, within=10, every=0.01)
 
 
 async def test_pusher_and_handler_move_on_when_their_broker_dies(
@@ -85,7 +86,7 @@ async def test_pusher_and_handler_move_on_when_their_broker_dies(
     total = 300
     async with AmqpPusher(settings, router) as pusher:
         await pusher.push({"n": 0}, "acme_topic", {"room": "1"})
-        await wait_until(lambda: server.counts() == {0: 1})
+        await eventually(lambda: server.counts() == {0: 1}, within=10, every=0.01)
 
         async def produce() -> None:
             for n in range(1, total):
@@ -93,10 +94,12 @@ async def test_pusher_and_handler_move_on_when_their_broker_dies(
                 await asyncio.sleep(0.005)
 
         producing = asyncio.create_task(produce())
-        await wait_until(lambda: len(server.received) >= 50, within=30)
+        await eventually(lambda: len(server.received) >= 50, within=30, every=0.01)
         await asyncio.to_thread(second_broker.kill)
         await asyncio.wait_for(producing, 90)  # every push confirmed, by one node or the other
-    await wait_until(lambda: handler.is_consuming and handler.amqp.where == nodes[1], within=30)
+    await eventually(
+        lambda: handler.is_consuming and handler.amqp.where == nodes[1], within=30, every=0.01
+    )
     counts = server.counts()
     stranded = set(range(total)) - set(counts)
     # A push confirmed by the killed node and not yet consumed waits in its queue: these two

@@ -9,8 +9,9 @@ import pytest
 from gos_web_socket.app.router import Router
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import RecordingServer, Supervise, wait_until
+from tests.amqp.conftest import RecordingServer, Supervise
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 
 
 async def test_broker_restart_during_2000_pushes(
@@ -40,13 +41,13 @@ async def test_broker_restart_during_2000_pushes(
     producing = asyncio.create_task(produce())
     broker_stopped = False
     try:
-        await wait_until(lambda: len(server.received) >= 400, within=30)
+        await eventually(lambda: len(server.received) >= 400, within=30, every=0.01)
         # The first half is confirmed (a batch in flight at the stop would just wait for the
         # broker, so waiting for it afterwards could never succeed).
-        await wait_until(lambda: pushed == 1000, within=30)
+        await eventually(lambda: pushed == 1000, within=30, every=0.01)
         broker_stopped = True
         await asyncio.to_thread(rabbitmq.stop_app)
-        await wait_until(lambda: not handler.is_consuming, within=10)
+        await eventually(lambda: not handler.is_consuming, within=10, every=0.01)
         broker_down.set()
         with pytest.raises(TimeoutError):  # pushes wait for the broker, they do not fail
             await asyncio.wait_for(asyncio.shield(producing), 1.0)
@@ -54,8 +55,8 @@ async def test_broker_restart_during_2000_pushes(
         await asyncio.to_thread(rabbitmq.start_app)
         broker_stopped = False
         await asyncio.wait_for(producing, 60)
-        await wait_until(lambda: len(server.received) >= 2000, within=60)
-        await wait_until(lambda: handler.is_consuming, within=10)
+        await eventually(lambda: len(server.received) >= 2000, within=60, every=0.01)
+        await eventually(lambda: handler.is_consuming, within=10, every=0.01)
         counts = server.counts()
         assert len(counts) == 2000 and set(counts.values()) == {1}
         assert len(server.received) == 2000

@@ -17,9 +17,10 @@ from gos_web_socket.app.router import Router
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.amqp.topology import AMQP_IMMEDIATE, AMQP_MANDATORY
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import RecordingServer, StartHandler, wait_until
+from tests.amqp.conftest import RecordingServer, StartHandler
 from tests.support.rabbitmq import free_port
 from tests.support.threads import run_threads
+from tests.support.waiting import eventually
 
 
 async def _get_one(channel: aio_pika.abc.AbstractChannel, queue: str) -> Any:
@@ -161,7 +162,7 @@ async def test_push_sync_from_eight_threads(
 
     try:
         await asyncio.to_thread(run_threads, worker)
-        await wait_until(lambda: len(server.received) >= expected)
+        await eventually(lambda: len(server.received) >= expected, within=10, every=0.01)
         assert len(server.counts()) == expected and set(server.counts().values()) == {1}
     finally:
         await asyncio.to_thread(pusher.close_sync)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aio_pika
 import pytest
 from pydantic import ValidationError
 
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import RecordingServer, StartHandler, drain, wait_until
+from tests.amqp.conftest import RecordingServer, StartHandler, dead_letters
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 
 
 def queue_type(rabbitmq: RabbitMQNode, name: str) -> str:
@@ -40,17 +39,8 @@ async def test_quorum_queue_delivers_and_dead_letters(
     async with AmqpPusher(settings, handler.router) as pusher:
         await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
         await pusher.push({"n": 2}, "plain_topic", {"room": "1"})  # its topic cannot take it
-    await wait_until(lambda: server.counts() == {1: 1})
-    dead: list[bytes] = []
-
-    async def dead_lettered() -> bool:
-        dead.extend(await drain(raw_channel, settings.dead_letter_queue))
-        return bool(dead)
-
-    for _ in range(100):  # dead-lettering is asynchronous in the broker
-        if await dead_lettered():
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: server.counts() == {1: 1}, within=10, every=0.01)
+    dead = await dead_letters(raw_channel, settings.dead_letter_queue, within=6)
     assert len(dead) == 1 and b'"n":2' in dead[0].replace(b" ", b"")
 
 
@@ -70,7 +60,7 @@ async def test_an_existing_classic_queue_is_adopted_when_quorum_is_asked(
         amqp_settings.model_copy(update={"queue_type": "quorum"}), handler.router
     ) as pusher:
         await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
-    await wait_until(lambda: server.counts() == {1: 1})
+    await eventually(lambda: server.counts() == {1: 1}, within=10, every=0.01)
 
 
 async def test_an_existing_classic_dead_letter_queue_is_kept_when_quorum_is_asked(
@@ -91,13 +81,8 @@ async def test_an_existing_classic_dead_letter_queue_is_kept_when_quorum_is_aske
     async with AmqpPusher(settings, handler.router) as pusher:
         await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
         await pusher.push({"n": 2}, "plain_topic", {"room": "1"})  # its topic cannot take it
-    await wait_until(lambda: server.counts() == {1: 1})
-    dead: list[bytes] = []
-    for _ in range(100):  # dead-lettering is asynchronous in the broker
-        dead += await drain(raw_channel, amqp_settings.dead_letter_queue)
-        if dead:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: server.counts() == {1: 1}, within=10, every=0.01)
+    dead = await dead_letters(raw_channel, amqp_settings.dead_letter_queue, within=6)
     assert len(dead) == 1 and b'"n":2' in dead[0].replace(b" ", b"")
 
 

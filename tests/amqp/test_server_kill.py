@@ -14,8 +14,8 @@ from gos_web_socket.app.router import Router
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import wait_until
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "acme/channel/1"
@@ -77,7 +77,7 @@ async def test_sigkill_of_a_draining_server_loses_no_push(
         await client.call("acme/rpc/echo", "subscribed")  # the server has the SUBSCRIBE
         process.stdin.write(b"go\n")
         await process.stdin.drain()
-        await wait_until(lambda: len(client.events) >= 1500, within=60)  # type: ignore[union-attr]
+        await eventually(lambda: len(client.events) >= 1500, within=60, every=0.01)  # type: ignore[union-attr]
         process.send_signal(signal.SIGKILL)
         await process.wait()
     finally:

@@ -14,8 +14,9 @@ from gos_web_socket.app.router import Router
 from gos_web_socket.app.transports.amqp.deadletters import DEAD_LETTER_REASON
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, Supervise, wait_until
+from tests.amqp.conftest import EventLog, RecordingServer, StartHandler, Supervise
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually, settles
 
 PHP_BODY = b'{"topic":"acme\\/channel\\/42","data":["hi"]}'
 
@@ -35,9 +36,9 @@ async def test_handler_consumes_once_a_late_broker_is_up(
         assert "cannot consume" in supervisor.states["amqp"].last_error
     finally:
         await asyncio.to_thread(rabbitmq.start_app)
-    await wait_until(lambda: handler.is_consuming, within=10)
+    await eventually(lambda: handler.is_consuming, within=10, every=0.01)
     await pusher.push({"n": 1}, "acme_topic", {"room": "42"})
-    await wait_until(lambda: len(server.received) == 1)
+    await eventually(lambda: len(server.received) == 1, within=10, every=0.01)
     assert server.received == [("acme/channel/42", {"n": 1})]
 
 
@@ -61,15 +62,15 @@ async def test_sigkilled_broker_loses_no_confirmed_push(
     producing = asyncio.create_task(produce())
     killed = False
     try:
-        await wait_until(lambda: len(server.received) >= 300, within=30)
+        await eventually(lambda: len(server.received) >= 300, within=30, every=0.01)
         killed = True
         await asyncio.to_thread(rabbitmq.kill)
-        await wait_until(lambda: not handler.is_consuming, within=10)
+        await eventually(lambda: not handler.is_consuming, within=10, every=0.01)
         await asyncio.to_thread(rabbitmq.start)
         killed = False
         await asyncio.wait_for(producing, 120)  # every push confirmed
-        await wait_until(lambda: len(server.counts()) == total, within=60)
-        await wait_until(lambda: handler.is_consuming, within=10)
+        await eventually(lambda: len(server.counts()) == total, within=60, every=0.01)
+        await eventually(lambda: handler.is_consuming, within=10, every=0.01)
     finally:
         if killed:
             await asyncio.to_thread(rabbitmq.start)  # leave a working broker to the others
@@ -109,11 +110,11 @@ async def test_php_declared_queue_is_adopted(
         exchange = await raw_channel.get_exchange("gos_websocket_exchange")
         for body in (PHP_BODY, b"not json", b'{"topic":"acme/channel/42","data":["after"]}'):
             await exchange.publish(aio_pika.Message(body), routing_key="")  # as PHP does
-        await wait_until(lambda: len(server.received) == 2)
+        await eventually(lambda: len(server.received) == 2, within=10, every=0.01)
         assert server.received == [("acme/channel/42", ["hi"]), ("acme/channel/42", ["after"])]
         async with AmqpPusher(handler.settings, router) as pusher:  # ours adopts it too
             await pusher.push({"n": 3}, "acme_topic", {"room": "42"})
-        await wait_until(lambda: len(server.received) == 3)
+        await eventually(lambda: len(server.received) == 3, within=10, every=0.01)
         assert server.received[2] == ("acme/channel/42", {"n": 3})
         assert [type(event.error) for event in events.fail] == [MessageDecodeError]
         dlq = await raw_channel.get_queue(handler.settings.dead_letter_queue)
@@ -151,9 +152,11 @@ async def test_ack_waits_for_the_frames_to_be_written(
     assert server.received == [("acme/channel/42", {"n": 1})]  # on_push ran
     assert await asyncio.to_thread(rabbitmq.queue_counts, handler.queue_name) == (0, 1)
     server.release.set()
-    for _ in range(40):
-        counts = await asyncio.to_thread(rabbitmq.queue_counts, handler.queue_name)
-        if counts == (0, 0):
-            break
-        await asyncio.sleep(0.25)
+    counts = await settles(
+        lambda: asyncio.to_thread(rabbitmq.queue_counts, handler.queue_name),
+        lambda counts: counts == (0, 0),
+        within=40,
+        every=0.25,
+        what="the queue empty and acked",
+    )
     assert counts == (0, 0)

@@ -14,7 +14,8 @@ from gos_web_socket.app.auth import CLOSE_TOKEN_EXPIRED
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import JoinFailed, V2Client, WampTestClient
 from tests.auth.conftest import Keys, Serve, handshake_status
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 BAD_TOKENS: dict[str, Callable[[Keys], str]] = {
     "bad_signature": lambda k: jwt.encode(

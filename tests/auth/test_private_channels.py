@@ -24,7 +24,8 @@ from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.auth.conftest import Keys, jwt_node
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 
 MINE = "acme/user/42"
 USER_42 = {"user_id": "42"}

@@ -6,10 +6,8 @@ pushers, started and stopped by the container's runtime, as in ``make run``.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from gos_web_socket import containers
 from gos_web_socket.settings import Settings
 from tests.support.chromium import launch, require_chromium
 from tests.support.rabbitmq import RabbitMQNode, free_port
+from tests.support.waiting import eventually
 
 try:
     from playwright.async_api import Browser, Page, async_playwright
@@ -43,16 +42,6 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
         browser = await launch(playwright)
         yield browser
         await browser.close()
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 5.0, what: str = "") -> None:
-    """Poll a server-side condition (no fixed sleeps): subscriptions, consumers, connections."""
-    deadline = time.monotonic() + within
-    while True:
-        if condition():
-            return
-        assert time.monotonic() < deadline, f"not within {within}s: {what}"
-        await asyncio.sleep(0.01)
 
 
 class Stack:
@@ -80,10 +69,11 @@ class Stack:
     async def start(self) -> None:
         await self.runtime.start()
         handlers = self.service("gos_web_socket.server_push_handler.registry")
-        await wait_until(
+        await eventually(
             lambda: all(handler.is_consuming for handler in handlers.values()),
             within=15,
             what="push handlers consuming",
+            every=0.01,
         )
 
     async def stop(self) -> None:

@@ -11,7 +11,8 @@ import pytest
 from playwright.async_api import Page
 
 from gos_web_socket.settings.auth import AuthenticationSettings
-from tests.browser.conftest import Stack, stack_settings, wait_until
+from tests.browser.conftest import Stack, stack_settings
+from tests.support.waiting import eventually
 
 MINE = "acme/user/42"
 SECRET = secrets.token_urlsafe(48)
@@ -61,7 +62,9 @@ async def test_expired_token_is_refreshed_and_pushes_arrive_again(
         [f"ws://127.0.0.1:{auth_stack.server.port}/", MINE],
     )
     zmq = auth_stack.pusher("zmq")
-    await wait_until(lambda: auth_stack.subscribers(MINE) == 1, what="subscribed as user 42")
+    await eventually(
+        lambda: auth_stack.subscribers(MINE) == 1, what="subscribed as user 42", every=0.01
+    )
     await zmq.push({"n": 1}, "acme_user", {"user_id": "42"})
     await page.wait_for_function("window.seen.length === 1", timeout=5000)
 
@@ -71,10 +74,11 @@ async def test_expired_token_is_refreshed_and_pushes_arrive_again(
 
     (first,) = subscriber_ids()
     await page.wait_for_function("window.reasons.includes('token expired')", timeout=6000)
-    await wait_until(
+    await eventually(
         lambda: len(issued) == 2 and len(ids := subscriber_ids()) == 1 and ids != [first],
         within=8,
         what="re-subscribed on a new connection with a fresh token",
+        every=0.01,
     )
     await zmq.push({"n": 2}, "acme_user", {"user_id": "42"})
     await page.wait_for_function("window.seen.length === 2", timeout=5000)
@@ -90,7 +94,9 @@ async def test_demo_page_shows_two_users_with_their_own_pushes(
     each reaches that user's column alone, and the anonymous room still works."""
     await page.goto(demo_stack.url)
     for user in ("42", "43"):
-        await wait_until(lambda u=user: demo_stack.subscribers(f"acme/user/{u}") == 1, what=user)
+        await eventually(
+            lambda u=user: demo_stack.subscribers(f"acme/user/{u}") == 1, what=user, every=0.01
+        )
     await page.click('.user[data-user="42"] button')
     await page.wait_for_function(
         "document.querySelectorAll('.user[data-user=\"42\"] li').length === 1"

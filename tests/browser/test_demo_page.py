@@ -8,7 +8,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.browser.conftest import CHANNEL, ROOM, Stack, wait_until
+from tests.browser.conftest import CHANNEL, ROOM, Stack
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -27,7 +28,9 @@ async def wait_joined(page: Page, stack: Stack, subscribers: int = 1) -> None:
     await page.wait_for_function(
         "document.getElementById('channel').dataset.subscribed === 'true'", timeout=10_000
     )
-    await wait_until(lambda: stack.subscribers() >= subscribers, what="server sees the page")
+    await eventually(
+        lambda: stack.subscribers() >= subscribers, what="server sees the page", every=0.01
+    )
 
 
 async def wait_for_event(page: Page, text: str, seconds: float) -> None:
@@ -92,8 +95,10 @@ async def test_joining_another_room_leaves_the_first(stack: Stack, page: Page) -
     await open_demo(page, stack)
     await page.fill("#room", "orders")
     await page.click("#join-form button")
-    await wait_until(lambda: stack.subscribers("acme/channel/orders") == 1, what="joined orders")
-    await wait_until(lambda: stack.subscribers() == 0, what="left room lobby")
+    await eventually(
+        lambda: stack.subscribers("acme/channel/orders") == 1, what="joined orders", every=0.01
+    )
+    await eventually(lambda: stack.subscribers() == 0, what="left room lobby", every=0.01)
     assert await page.evaluate("window.gosSocket.channels()") == ["acme/channel/orders"]
     await stack.pusher("zmq").push({"msg": "for orders"}, "acme_topic", {"room": "orders"})
     await wait_for_event(page, "for orders", PUSH_DEADLINE)

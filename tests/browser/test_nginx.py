@@ -13,8 +13,9 @@ import pytest
 from playwright.async_api import Browser
 
 from gos_web_socket.app.testing import ConnectFailed, WampTestClient
-from tests.browser.conftest import CHANNEL, ROOM, Stack, stack_settings, wait_until
+from tests.browser.conftest import CHANNEL, ROOM, Stack, stack_settings
 from tests.support.nginx import Nginx
+from tests.support.waiting import eventually
 
 BLOCKED = "127.0.0.5"  # loopback addresses the test connects from: nginx forwards them
 ALLOWED = "127.0.0.6"
@@ -75,7 +76,9 @@ async def test_browser_receives_a_push_through_nginx(
         }""",
             [nginx.wss_url if scheme == "wss" else nginx.ws_url, CHANNEL],
         )
-        await wait_until(lambda: stack.subscribers() == 1, what="the browser subscribed")
+        await eventually(
+            lambda: stack.subscribers() == 1, what="the browser subscribed", every=0.01
+        )
         await stack.pusher("zmq").push({"via": scheme}, "acme_topic", {"room": ROOM})
         await page.wait_for_function("window.seen.length === 1", timeout=5000)
         assert await page.evaluate("window.seen") == [{"via": scheme}]
@@ -96,7 +99,7 @@ async def test_wamp_client_receives_a_push_through_nginx(
     client = await WampTestClient.connect(url, ssl=client_tls(nginx), local_host=ALLOWED)
     try:
         client.subscribe(CHANNEL)
-        await wait_until(lambda: stack.subscribers() == 1, what="the client subscribed")
+        await eventually(lambda: stack.subscribers() == 1, what="the client subscribed", every=0.01)
         await stack.pusher("zmq").push({"n": 1}, "acme_topic", {"room": ROOM})
         assert await client.next_event(CHANNEL) == {"n": 1}
         assert addresses(stack) == [ALLOWED]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from playwright.async_api import Page
 
-from tests.browser.conftest import Stack, wait_until
+from tests.browser.conftest import Stack
+from tests.support.waiting import eventually
 
 ROOM = "acme/room/lobby"
 MEMBERS = "[...document.querySelectorAll('#members li')].map((li) => li.dataset.user)"
@@ -22,9 +23,13 @@ async def test_presence_card_shows_users_come_and_go(demo_stack: Stack, page: Pa
     as they come and drops each as they go, and gos/presence answers the same."""
     await page.goto(demo_stack.url)
     for user in ("42", "43"):
-        await wait_until(lambda u=user: demo_stack.subscribers(f"acme/user/{u}") == 1, what=user)
+        await eventually(
+            lambda u=user: demo_stack.subscribers(f"acme/user/{u}") == 1, what=user, every=0.01
+        )
     await page.wait_for_function("document.getElementById('presence-card').dataset.watching")
-    await wait_until(lambda: demo_stack.subscribers(f"gos/presence/{ROOM}") == 1, what="watch")
+    await eventually(
+        lambda: demo_stack.subscribers(f"gos/presence/{ROOM}") == 1, what="watch", every=0.01
+    )
     await shows(page, [])
     presence = demo_stack.service("gos_web_socket.presence")
     await page.click('.user[data-user="42"] button.enter')

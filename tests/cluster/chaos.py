@@ -36,11 +36,11 @@ from gos_web_socket.app.exceptions import PushFailed
 from gos_web_socket.app.router import Router, load_routes_from_mapping
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import wait_until
-from tests.streams.nodes import health
+from tests.streams.nodes import healthy
 from tests.streams.recovery import ROUTES, RecoveringPeer
 from tests.support.cluster import RabbitMQCluster
 from tests.support.process import ServerProcess, server_env
+from tests.support.waiting import eventually
 
 CHANNEL = "acme/channel/1"
 SERVERS = 2
@@ -151,16 +151,8 @@ async def start_server(env: dict[str, str]) -> ServerProcess:
     """A server node, once its WAMP port answers and /health says every worker consumes."""
     node = await ServerProcess(env).start()
     await (await node.connect(60)).close()
-    await wait_until_healthy(node, 120)
+    await healthy(node, 120, 0.2)
     return node
-
-
-async def wait_until_healthy(node: ServerProcess, within: float) -> None:
-    deadline = time.monotonic() + within
-    while await health(node) != 200:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"server not healthy within {within} s:\n{node.output}")
-        await asyncio.sleep(0.2)
 
 
 async def subscribe(node: ServerProcess) -> Subscriber:
@@ -285,7 +277,9 @@ async def run(
         def least_seen() -> int:
             return min(len(s.peer.state.payloads) for s in subscribers if s.peer.state)
 
-        await wait_until(lambda: least_seen() >= pushes // 5 or producing.done(), within=600)
+        await eventually(
+            lambda: least_seen() >= pushes // 5 or producing.done(), within=600, every=0.01
+        )
         queue = queue_of(cluster, mode, tag)
         began = not producing.done()
         await faults(cluster, lambda: queue, tally, log)
@@ -293,15 +287,15 @@ async def run(
         await asyncio.wait_for(producing, 900)
         log(f"pushers done: {len(tally.confirmed)} confirmed, {len(tally.failed)} failed")
         try:
-            await wait_until(
+            await eventually(
                 lambda: all(tally.confirmed <= s.seen()[0] for s in subscribers),
                 within=180,
-                step=0.5,
+                every=0.5,
             )
         except AssertionError:
             log("some subscriber still misses confirmed pushes after 180 s")
         for server in servers:
-            await wait_until_healthy(server, 60)
+            await healthy(server, 60, 0.2)
         tally.servers_alive = [s.process.pid for s in servers if s.process] == pids and all(
             s.process is not None and s.process.returncode is None for s in servers
         )

@@ -15,9 +15,10 @@ from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.supervisor import Supervisor
 from gos_web_socket.settings.models import AmqpSettings, StreamSettings
-from tests.amqp.conftest import RecordingServer, make_router, wait_until
+from tests.amqp.conftest import RecordingServer, make_router
 from tests.cluster.chaos import run
 from tests.support.cluster import RabbitMQCluster
+from tests.support.waiting import eventually
 
 TOTAL = 2000
 """Small while the machine is shared (the issue asks 20,000)."""
@@ -88,13 +89,13 @@ async def run_with_fault(
             )
 
     try:
-        await wait_until(lambda: handler.is_consuming, within=30)
+        await eventually(lambda: handler.is_consuming, within=30, every=0.01)
         producing = [asyncio.create_task(produce(which)) for which in (0, 1)]
-        await wait_until(lambda: len(server.received) >= TOTAL // 5, within=120)
+        await eventually(lambda: len(server.received) >= TOTAL // 5, within=120, every=0.01)
         await fault(handler)
         await asyncio.wait_for(asyncio.gather(*producing), 300)
-        await wait_until(lambda: confirmed <= set(server.counts()), within=120)
-        await wait_until(lambda: handler.is_consuming, within=30)
+        await eventually(lambda: confirmed <= set(server.counts()), within=120, every=0.01)
+        await eventually(lambda: handler.is_consuming, within=30, every=0.01)
     finally:
         for pusher in pushers:
             await pusher.close()
@@ -162,7 +163,7 @@ async def test_the_handlers_own_node_sigkilled_mid_run_loses_no_confirmed_push(
         killed.append(where)
         await asyncio.to_thread(node.kill)
         try:
-            await wait_until(lambda: not handler.is_consuming, within=30)  # it was disrupted
+            await eventually(lambda: not handler.is_consuming, 30, "it was disrupted", every=0.01)
             await asyncio.sleep(10)  # the scenario: the node is back 10 s later
         finally:
             await asyncio.to_thread(node.start, 180)

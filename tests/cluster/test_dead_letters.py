@@ -11,9 +11,10 @@ from gos_web_socket.app.events import EventDispatcher
 from gos_web_socket.app.transports.amqp.handler import AmqpServerPushHandler
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.supervisor import Supervisor
-from tests.amqp.conftest import RecordingServer, drain, make_router, wait_until
+from tests.amqp.conftest import RecordingServer, dead_letters, make_router
 from tests.cluster.test_chaos import cluster_settings, quorum_names
 from tests.support.cluster import RabbitMQCluster
+from tests.support.waiting import eventually
 
 
 def queue_types(cluster: RabbitMQCluster, node: int) -> dict[str, str]:
@@ -38,27 +39,24 @@ async def test_a_quorum_dead_letter_queue_does_not_hold_the_handler_on_a_dead_no
     await supervisor.start()
     node = rabbitmq_cluster.nodes[0]
     try:
-        await wait_until(lambda: handler.is_consuming, within=30)
+        await eventually(lambda: handler.is_consuming, within=30, every=0.01)
         assert handler.amqp.where == f"127.0.0.1:{node.port}"  # it declared the dead letters
         types = await asyncio.to_thread(queue_types, rabbitmq_cluster, 1)
         assert types[f"dlq_{tag}"] == types[f"q_{tag}"] == "quorum"
         await asyncio.to_thread(node.kill)
-        await wait_until(lambda: not handler.is_consuming, within=30)
-        await wait_until(lambda: handler.is_consuming, within=60)  # the node is still down
+        await eventually(lambda: not handler.is_consuming, within=30, every=0.01)
+        await eventually(
+            lambda: handler.is_consuming, 60, "consuming while the node is still down", every=0.01
+        )
         assert handler.amqp.where != f"127.0.0.1:{node.port}"
         async with AmqpPusher(cluster_settings(rabbitmq_cluster, 1, **names), router) as pusher:
             await pusher.push({"n": 1}, "acme_topic", {"room": "1"})
             await pusher.push({"n": 2}, "plain_topic", {"room": "1"})  # refused by its topic
-        await wait_until(lambda: server.counts() == {1: 1}, within=30)
+        await eventually(lambda: server.counts() == {1: 1}, within=30, every=0.01)
         url = f"amqp://guest:guest@127.0.0.1:{rabbitmq_cluster.nodes[1].port}/"
         async with await aio_pika.connect(url) as connection:
             channel = await connection.channel()
-            dead: list[bytes] = []
-            for _ in range(200):  # dead-lettering is asynchronous in the broker
-                dead += await drain(channel, f"dlq_{tag}")
-                if dead:
-                    break
-                await asyncio.sleep(0.05)
+            dead = await dead_letters(channel, f"dlq_{tag}", within=12)
         assert len(dead) == 1 and b'"n":2' in dead[0].replace(b" ", b"")
     finally:
         await supervisor.close()

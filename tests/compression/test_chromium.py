@@ -11,7 +11,8 @@ from gos_web_socket.app.push import Push
 from gos_web_socket.app.server.compression import DeflateFormat
 from tests.compression.test_deflate import CHANNEL, PAYLOAD, ROUTES, NewsTopic
 from tests.support.chromium import launch, require_chromium
-from tests.support.server import eventually, running_server
+from tests.support.server import running_server
+from tests.support.waiting import eventually
 
 SUBSCRIBE_AND_WAIT = """
 (args) => new Promise((resolve, reject) => {

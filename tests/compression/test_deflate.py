@@ -19,8 +19,9 @@ from gos_web_socket.app.server import PushableTopic, Topic, WampServer
 from gos_web_socket.app.server.compression import DeflateFormat, deflate_frame, unframe
 from gos_web_socket.app.server.session import WireFormat
 from gos_web_socket.app.server.wamp2.serializers import serializers
-from tests.support.server import eventually, running_server
+from tests.support.server import running_server
 from tests.support.subscriber import RecordingSubscriber
+from tests.support.waiting import eventually
 
 ROUTES = {"news": {"pattern": "news/{id}", "callback": "news"}}
 CHANNEL = "news/1"

@@ -19,7 +19,7 @@ from gos_web_socket.app.transports.memory import (
 )
 from gos_web_socket.app.transports.supervisor import Supervisor
 from tests.contract.conftest import RecordingServer
-from tests.support.server import eventually
+from tests.support.waiting import eventually
 
 
 class FlakyReceiver(InMemoryReceiver):

@@ -22,7 +22,7 @@ from gos_web_socket.app.exceptions import (
 )
 from gos_web_socket.app.message import Message
 from tests.contract.conftest import ROOM, Rig
-from tests.support.server import eventually
+from tests.support.waiting import eventually
 
 
 async def push_and_take(rig: Rig, data: Any, tries: int = 1) -> Any:

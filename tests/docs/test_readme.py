@@ -47,6 +47,7 @@ from tests.docs import extending
 from tests.integration.test_install import PROJECT_FILES
 from tests.support.chromium import launch, require_chromium
 from tests.support.rabbitmq import free_port
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -401,10 +402,12 @@ async def test_the_browser_snippet_connects_calls_and_receives() -> None:
             await page.goto(f"http://127.0.0.1:{http_port}/gos-websocket.js")
             code = BROWSER.code.replace("ws://127.0.0.1:1337/", url_of(container))
             await page.add_script_tag(type="module", content=code)
-            deadline = asyncio.get_running_loop().time() + 10
-            while not ([3] in logged and [CHANNEL, {"msg": "hi"}] in logged):
-                assert asyncio.get_running_loop().time() < deadline, logged
-                await asyncio.sleep(0.05)
+            await eventually(
+                lambda: [3] in logged and [CHANNEL, {"msg": "hi"}] in logged,
+                10,
+                lambda: f"3 and the push logged; logged: {logged}",
+                every=0.05,
+            )
         finally:
             await browser.close()
 
@@ -435,10 +438,7 @@ async def test_the_extension_example_serves_its_topic_rpc_transport_and_listener
         await lines.push({"hi": 1}, "acme_chat", {"room": "lobby"})
         assert await client.next_event("acme/chat/lobby", timeout=5) == {"hi": 1}
         await lines.push({"hi": 2}, "acme_clock", {"method": "now"})  # an RPC: no on_push
-        deadline = asyncio.get_running_loop().time() + 5
-        while not extending.FAILED:
-            assert asyncio.get_running_loop().time() < deadline, "no push_fail"
-            await asyncio.sleep(0.01)
+        await eventually(lambda: extending.FAILED, 5, "a push_fail", every=0.01)
         await client.close()
 
 

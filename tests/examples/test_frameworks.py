@@ -28,6 +28,7 @@ import pytest
 from gos_web_socket import containers
 from gos_web_socket.testing import WampTestClient, running, url_of
 from tests.support.rabbitmq import RabbitMQNode, free_port
+from tests.support.waiting import eventually
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "frameworks"
 CHANNEL = "acme/channel/lobby"
@@ -221,10 +222,10 @@ async def test_celery_worker_pushes_at_the_end_of_a_job(rabbitmq: RabbitMQNode) 
     worker = ["-m", "celery", "-A", "celery_app", "worker", "--concurrency", "1", "-l", "info"]
     async with server_and_subscriber(amqp=amqp, zmq={"enabled": False}) as (container, client):
         handler = containers.get_service(container, "gos_web_socket.amqp.server_push_handler")
-        deadline = time.monotonic() + 15
-        while not handler.is_consuming:  # its queue is bound: the push is routable
-            assert time.monotonic() < deadline, "AMQP push handler not consuming"
-            await asyncio.sleep(0.02)
+        # its queue is bound: the push is routable
+        await eventually(
+            lambda: handler.is_consuming, 15, "AMQP push handler consuming", every=0.02
+        )
         async with app_process(worker, EXAMPLES, env, stop=signal.SIGTERM) as app:
             job = ["celery_app.build_report", "--args", '["lobby", 1000]']
             call = await run(["-m", "celery", "-A", "celery_app", "call", *job], EXAMPLES, env)

@@ -20,7 +20,8 @@ import pytest
 from gos_web_socket.app.demo.handlers import AcmeTopic
 from gos_web_socket.app.server import WampServer
 from tests.support.raw_ws import php_upgrade_request
-from tests.support.server import eventually, running_server
+from tests.support.server import running_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # a hostile-client load run: 1,000 handshakes around a stalled loop
 
@@ -82,7 +83,7 @@ async def test_1000_handshakes_finishing_around_a_stall_leave_no_session(
     thread.start()
     loop.call_later(STALL_FROM, time.sleep, STALL_FOR)  # the stall: nothing runs meanwhile
     await loop.run_in_executor(None, thread.join)
-    await eventually(lambda: server.connections == 0, timeout=10, what="sessions gone")
+    await eventually(lambda: server.connections == 0, within=10, what="sessions gone")
     assert not server.live_connections
     assert len(answers) == CLIENTS // 2
     messages = [record.getMessage() for record in caplog.records]

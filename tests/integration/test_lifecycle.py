@@ -18,9 +18,10 @@ from gos_web_socket.app.router import Router, load_routes
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, AmqpSettings
-from tests.ops.conftest import http_get
+from tests.streams.nodes import health, healthy
 from tests.support.process import ServerProcess, port_is_free, server_env, setting
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 
 ROOM = "lifecycle"
 CHANNEL = f"acme/channel/{ROOM}"
@@ -57,14 +58,6 @@ def numbers(client: WampTestClient) -> list[int]:
     return [payload["n"] for topic, payload in client.events if topic == CHANNEL]
 
 
-async def wait_for(predicate: object, within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():  # type: ignore[operator]
-        assert loop.time() < deadline, f"not within {within} s: {what}"
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 async def processes() -> AsyncIterator[list[ServerProcess]]:
     """Server processes a test starts; any still running at the end is stopped."""
@@ -78,14 +71,6 @@ async def start(processes: list[ServerProcess], env: dict[str, str]) -> ServerPr
     process = await ServerProcess(env).start()
     processes.append(process)
     return process
-
-
-async def health(process: ServerProcess) -> int:
-    try:
-        status, _ = await http_get(process.metrics_port, "/health")
-    except OSError:
-        return 0
-    return status
 
 
 async def restart_with_subscriber(
@@ -115,7 +100,9 @@ async def rest_after_a_restart(
     assert len(before) < total, "the stop came after every push: nothing was tested"
     second = await restart_with_subscriber(processes, env, rabbitmq)
     everything = set(range(total))
-    await wait_for(lambda: set(before) | set(numbers(second)) >= everything, 60, "every push")
+    await eventually(
+        lambda: set(before) | set(numbers(second)) >= everything, 60, "every push", every=0.02
+    )
     received = Counter(before + numbers(second))
     assert set(received) == everything
     return sum(count - 1 for count in received.values())
@@ -195,7 +182,9 @@ async def test_sigterm_during_pushes_exits_0_and_every_push_arrives(
     pusher = pusher_for(env, rabbitmq)
     try:
         pushing = asyncio.create_task(push_all(pusher, range(2000)))
-        await wait_for(lambda: len(first.events) >= 300, 30, "300 pushes before the stop")
+        await eventually(
+            lambda: len(first.events) >= 300, 30, "300 pushes before the stop", every=0.02
+        )
         server.signal(signal.SIGTERM)
         assert await server.wait(15) == 0, server.output
         assert port_is_free(server.metrics_port)
@@ -219,7 +208,9 @@ async def test_sigkill_while_draining_a_backlog_loses_no_confirmed_push(
     finally:
         await pusher.close()
     first = await restart_with_subscriber(processes, env, rabbitmq)
-    await wait_for(lambda: len(first.events) >= 1500, 60, "1,500 pushes before the kill")
+    await eventually(
+        lambda: len(first.events) >= 1500, 60, "1,500 pushes before the kill", every=0.02
+    )
     processes[-1].signal(signal.SIGKILL)
     await processes[-1].wait(10)
     await first.wait_closed(10)
@@ -245,10 +236,7 @@ async def test_a_late_broker_is_consumed_without_a_restart(
             await asyncio.sleep(1)
     finally:
         rabbitmq.start_app()
-    up = asyncio.get_running_loop().time()
-    while await health(server) != 200:
-        assert asyncio.get_running_loop().time() - up < 10, "not consuming within 10 s"
-        await asyncio.sleep(0.1)
+    await healthy(server, 10, 0.1)
     pusher = pusher_for(env, rabbitmq)
     try:
         await pusher.push({"n": 1}, "acme_topic", {"room": ROOM})

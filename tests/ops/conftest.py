@@ -8,7 +8,6 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -79,19 +78,3 @@ async def scrape(port: int) -> dict[str, float]:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
-
-
-async def poll(
-    check: Any,
-    timeout: float = 20.0,  # noqa: ASYNC109
-    interval: float = 0.05,
-) -> Any:
-    """Await ``check()`` until it returns something truthy and return that; fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result or loop.time() > deadline:
-            assert result, f"not true within {timeout} s"
-            return result
-        await asyncio.sleep(interval)

@@ -14,8 +14,9 @@ import pytest
 
 from gos_web_socket.app.ops import check_health
 from gos_web_socket.app.testing import WampTestClient
-from tests.ops.conftest import amqp_settings, http_get, ops_stack, poll, scrape
+from tests.ops.conftest import amqp_settings, http_get, ops_stack, scrape
 from tests.support.rabbitmq import RabbitMQNode, free_port
+from tests.support.waiting import settles
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +57,7 @@ async def test_health_follows_the_broker(rabbitmq: RabbitMQNode) -> None:
                 status, body = await health(port)
                 return body if status == 503 else None
 
-            body = await poll(not_ready)
+            body = await settles(not_ready, within=20)
             assert body["failing"] == ["push_handler amqp: not consuming"]
             assert body["server"]["accepting"] is True
             down = await health_command("-p", str(port))
@@ -68,7 +69,7 @@ async def test_health_follows_the_broker(rabbitmq: RabbitMQNode) -> None:
         async def ready() -> bool:
             return (await health(port))[0] == 200
 
-        await poll(ready, timeout=30)
+        await settles(ready, within=30)
         samples = await scrape(port)
         assert (
             samples['gos_websocket_push_handler_reconnects_total{handler="amqp",transport="amqp"}']

@@ -10,9 +10,9 @@ from gos_web_socket.app.message import Message
 from gos_web_socket.app.metrics import subscriptions
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings.models import AmqpSettings
-from tests.ops.conftest import amqp_settings, http_get, ops_stack, poll, scrape
+from tests.ops.conftest import amqp_settings, http_get, ops_stack, scrape
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import eventually
+from tests.support.waiting import eventually, settles
 
 AMQP = '{handler="amqp",transport="amqp"}'
 PUSHER = '{pusher="amqp",transport="amqp"}'
@@ -80,7 +80,7 @@ async def test_metrics_report_exactly_the_traffic(rabbitmq: RabbitMQNode) -> Non
             return samples if all(samples.get(k) == v for k, v in expected.items()) else None
 
         try:
-            samples = await poll(reported, timeout=10)
+            samples = await settles(reported, within=10)
         except AssertionError:
             samples = await scrape(stack.ops.port)
             assert {k: samples.get(k) for k in expected} == expected

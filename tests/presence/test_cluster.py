@@ -19,9 +19,10 @@ from gos_web_socket.app.http_client import get as http_get
 from gos_web_socket.app.presence.http import presence_path
 from gos_web_socket.app.testing import WampTestClient
 from tests.presence.conftest import config_file, shared_presence, token
-from tests.presence.test_workers import read_for, until
+from tests.presence.test_workers import ASKED_EVERY, read_for
 from tests.support.process import ROOT, ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import settles
 from tests.workers.conftest import health, until_ready, workers_env
 
 ROOM = "acme/chat/7"
@@ -118,7 +119,12 @@ async def test_two_nodes_of_two_workers_agree_and_a_killed_worker_leaves_once(
             answers = [await users_of(asker) for asker in askers]
             return all(found == expected for found in answers)
 
-        await until(everyone_agrees, 60.0, "every node and worker answers the whole fleet")
+        await settles(
+            everyone_agrees,
+            within=60.0,
+            every=ASKED_EVERY,
+            what="every node and worker answers the whole fleet",
+        )
         for node in nodes:
             status, body = await http_get("127.0.0.1", node.metrics_port, presence_path(ROOM), 10)
             assert status == 200 and json.loads(body)["num_users"] == USERS
@@ -134,7 +140,12 @@ async def test_two_nodes_of_two_workers_agree_and_a_killed_worker_leaves_once(
             cut += sum(1 for asker in askers if not asker.is_open)  # askers there too
             return cut >= victim["server"]["connections"]
 
-        await until(victims_cut, 20.0, "the fleet saw the victim's connections close")
+        await settles(
+            victims_cut,
+            within=20.0,
+            every=ASKED_EVERY,
+            what="the fleet saw the victim's connections close",
+        )
         remaining = await fleet.open_tabs()
         remaining = {user: n for user, n in remaining.items() if n}
         gone = set(expected) - set(remaining)
@@ -144,7 +155,12 @@ async def test_two_nodes_of_two_workers_agree_and_a_killed_worker_leaves_once(
             answers = [await users_of(asker) for asker in live]
             return all(found == remaining for found in answers)
 
-        await until(victim_members_gone, LEASE * 4, "the victim's members gone everywhere")
+        await settles(
+            victim_members_gone,
+            within=LEASE * 4,
+            every=ASKED_EVERY,
+            what="the victim's members gone everywhere",
+        )
         took = asyncio.get_running_loop().time() - killed
         assert took <= 15.0, f"members of the killed worker still listed after {took:.1f} s"
         bound = LEASE + LEASE / 3 + 4.0  # the lease, one heartbeat period, a loaded machine

@@ -9,7 +9,8 @@ from gos_web_socket.app.router import load_routes_from_mapping
 from gos_web_socket.app.testing import CallError, WampTestClient
 from gos_web_socket.app.testing.wamp2 import V2Client
 from tests.presence.conftest import Presenced, presence_server, token
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 ROOM = "acme/chat/7"
 

@@ -8,7 +8,8 @@ import pytest
 
 from gos_web_socket.app.testing import CallError, WampTestClient
 from tests.presence.conftest import Presenced, token
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 ROOM = "acme/chat/7"
 WATCH = "gos/presence/" + ROOM

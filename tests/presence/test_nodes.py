@@ -14,10 +14,10 @@ import pytest
 
 from gos_web_socket.app.testing import WampTestClient
 from tests.presence.conftest import config_file, presence_server, shared_presence, token
-from tests.presence.test_workers import answer, read_for, until
+from tests.presence.test_workers import ASKED_EVERY, answer, read_for
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import eventually
+from tests.support.waiting import eventually, settles
 from tests.workers.conftest import until_ready
 
 ROOM = "acme/chat/7"
@@ -65,7 +65,7 @@ async def test_nodes_agree_and_a_killed_node_leaves_once(
     async def both_agree() -> bool:
         return await answer(on_a) == expected and await answer(on_b) == expected
 
-    await until(both_agree, 15.0, "both nodes answer every member")
+    await settles(both_agree, within=15.0, every=ASKED_EVERY, what="both nodes answer every member")
     b.signal(signal.SIGKILL)
     await b.wait()
     remaining = {u: sum(1 for s, _ in tabs if s is a) for u, tabs in clients.items()}
@@ -76,7 +76,12 @@ async def test_nodes_agree_and_a_killed_node_leaves_once(
     async def b_gone() -> bool:
         return await answer(on_a) == remaining
 
-    await until(b_gone, LEASE * 6, "node B's members gone from node A's answer")
+    await settles(
+        b_gone,
+        within=LEASE * 6,
+        every=ASKED_EVERY,
+        what="node B's members gone from node A's answer",
+    )
     took = loop.time() - killed_at
     bound = LEASE + LEASE / 3 + SLACK  # the lease, one heartbeat period, a loaded machine
     assert took <= bound, f"B's members listed {took:.1f} s after its death (bound {bound} s)"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from gos_web_socket.app.http_client import get as http_get
 from tests.presence.conftest import presence_server
-from tests.support.server import eventually, service
+from tests.support.server import service
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOM = "acme/chat/7"

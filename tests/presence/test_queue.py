@@ -9,7 +9,7 @@ from gos_web_socket.app.presence import PresenceEvent
 from gos_web_socket.app.presence.consumer import Deduplicator, consume
 from tests.presence.conftest import presence_server
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import eventually
+from tests.support.waiting import eventually
 
 ROOM = "acme/chat/7"
 

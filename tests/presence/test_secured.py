@@ -6,7 +6,7 @@ import pytest
 
 from gos_web_socket.app.testing import CallError
 from tests.presence.conftest import Presenced
-from tests.support.server import eventually
+from tests.support.waiting import eventually
 
 GUARDED = "acme/guarded/1"
 WATCH = "gos/presence/" + GUARDED

@@ -9,7 +9,7 @@ import os
 import signal
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,14 @@ from gos_web_socket.app.testing import WampTestClient
 from tests.presence.conftest import config_file, token
 from tests.support.process import ServerProcess
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import settles
 from tests.workers.conftest import health, until_ready, workers_env
 
 ROOM = "acme/chat/7"
 USERS = 16
 """Users u0..u15; the even ones with two tabs."""
+ASKED_EVERY = 0.6
+"""Seconds between two gos/presence questions: under the 2 a second a connection may make."""
 
 
 @pytest.fixture
@@ -47,15 +50,6 @@ async def answer(client: WampTestClient) -> dict[str, int]:
     """Connections per user in ROOM, as the client's worker answers gos/presence."""
     found = await client.call("gos/presence", ROOM)
     return {user: entry["connections"] for user, entry in found["users"].items()}
-
-
-async def until(predicate: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    """Wait until ``await predicate()`` holds (it asks a server), checking every 0.6 s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await predicate():
-        assert loop.time() < deadline, f"not within {within} s: {what}"
-        await asyncio.sleep(0.6)  # under the 2 queries a second a connection may make
 
 
 async def test_a_killed_worker_leaves_once(
@@ -80,14 +74,16 @@ async def test_a_killed_worker_leaves_once(
         answers = [await answer(c) for c in everyone[::3]]
         return all(found == expected for found in answers)
 
-    await until(all_agree, 15.0, "every worker answers every member")
+    await settles(
+        all_agree, within=15.0, every=ASKED_EVERY, what="every worker answers every member"
+    )
     on_victim = body["workers"]["1"]["server"]["connections"]
     os.kill(body["workers"]["1"]["pid"], signal.SIGKILL)
 
     async def all_cut() -> bool:
         return len([c for c in everyone if not c.is_open]) == on_victim
 
-    await until(all_cut, 10.0, "the kill cut the victim's clients")
+    await settles(all_cut, within=10.0, every=ASKED_EVERY, what="the kill cut the victim's clients")
     alive = {u: [c for c in tabs if c.is_open] for u, tabs in clients.items()}
     remaining = {u: len(tabs) for u, tabs in alive.items() if tabs}
     gone = sorted(u for u, tabs in alive.items() if not tabs)
@@ -96,7 +92,12 @@ async def test_a_killed_worker_leaves_once(
     async def members_gone() -> bool:
         return await answer(survivor) == remaining
 
-    await until(members_gone, 15.0, "the victim's members gone from the survivor's answer")
+    await settles(
+        members_gone,
+        within=15.0,
+        every=ASKED_EVERY,
+        what="the victim's members gone from the survivor's answer",
+    )
     path = presence_path(ROOM)
     status, body = await http_get("127.0.0.1", server.metrics_port, path, 5.0)
     users = json.loads(body)["users"]

@@ -21,7 +21,8 @@ from gos_web_socket.app.server import WampServer
 from tests.hostile.attacks import tiny_fragment
 from tests.support.loop_watch import Ticker
 from tests.support.raw_ws import Frame, masked_frame, parse_frames, php_upgrade_request
-from tests.support.server import eventually, running_server
+from tests.support.server import running_server
+from tests.support.waiting import eventually
 
 PING, PONG, CLOSE, TEXT, CONTINUATION = 0x9, 0xA, 0x8, 0x1, 0x0
 ROUTES = {"chat": {"pattern": "chat/{room}", "callback": "acme.topic"}}

@@ -15,7 +15,8 @@ from gos_web_socket.app.server.listener import HandshakeBudget
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings import load_settings
 from gos_web_socket.settings.errors import ConfigurationError
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 
 
 def budget_of(server: WampServer) -> HandshakeBudget:
@@ -111,7 +112,7 @@ async def test_a_lagging_loop_cuts_the_budget_and_a_prompt_one_restores_it() -> 
         await eventually(lambda: budget.cut_total >= 1, what="the budget cut")
         assert budget.allowed < 64
         writer.close()
-        await eventually(lambda: budget.allowed == 64, timeout=10, what="the budget restored")
+        await eventually(lambda: budget.allowed == 64, within=10, what="the budget restored")
         assert budget.in_progress == 0
 
 

@@ -28,8 +28,9 @@ from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import ConnectFailed, WampTestClient
 from tests.support.rabbitmq import free_port
 from tests.support.raw_ws import masked_frame, parse_frames, split_http
-from tests.support.server import eventually, make_server, running_server, url_of
+from tests.support.server import make_server, running_server, url_of
 from tests.support.tls import self_signed
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -27,7 +27,8 @@ from gos_web_socket.app.server import (
     WampServer,
 )
 from gos_web_socket.app.testing import CallError, WampTestClient
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 
 ROUTES = {
     "rec": {"pattern": "rec/{id}", "callback": "rec"},

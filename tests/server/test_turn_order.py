@@ -11,7 +11,8 @@ import pytest
 from gos_web_socket.app.router import WampRequest
 from gos_web_socket.app.server import Topic, TopicHandler, WampConnection, WampServer
 from gos_web_socket.app.testing import CallError, WampTestClient
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 
 ROUTES = {
     "news": {"pattern": "news/{id}", "callback": "news"},

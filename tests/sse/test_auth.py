@@ -13,7 +13,8 @@ from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings.auth import AuthenticationSettings
 from gos_web_socket.settings.mercure import MercureSettings
 from tests.sse.conftest import HUB, SECRET, hub_server, publish, subscribed, token
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 BOOK = "https://example.com/books/1"
 USER_BOOK = "https://example.com/users/42/books/1"
@@ -108,7 +109,7 @@ async def test_the_stream_ends_when_the_subscriber_token_expires() -> None:
     """A subscriber token's ``exp`` ends its stream (the client reconnects with a new one)."""
     soon = token({"mercure": {"subscribe": [BOOK]}}, exp=time.time() + 2)
     async with hub_server() as server, subscribed(server, f"topic={BOOK}", bearer(soon)) as r:
-        await eventually(lambda: r.ended, timeout=10, what="the stream ended")
+        await eventually(lambda: r.ended, within=10, what="the stream ended")
         await eventually(lambda: server.connections == 0)
 
 

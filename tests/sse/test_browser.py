@@ -15,7 +15,8 @@ from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from tests.browser.conftest import browser, chromium  # noqa: F401  (fixtures)
 from tests.sse.conftest import hub_server, publish, token
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 BOOK = "https://example.com/books/1"
 LISTEN = """(url) => {
@@ -39,7 +40,7 @@ async def test_eventsource_in_chromium_and_wamp_clients_get_the_same_push(
         await handler.start(server)
         page = await browser.new_page()
         try:
-            await eventually(lambda: handler.is_consuming, timeout=20, what="the consumer")
+            await eventually(lambda: handler.is_consuming, within=20, what="the consumer")
             await page.goto(f"http://127.0.0.1:{server.port}/health")  # same origin as the hub
             await page.evaluate(LISTEN, f"/.well-known/mercure?topic={BOOK}")
             await eventually_js(page, "window.opened === true")

@@ -6,7 +6,8 @@ from __future__ import annotations
 from gos_web_socket.app.testing import WampTestClient
 from tests.sse.conftest import hub_server, publish, subscribed
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 BOOK = "https://example.com/books/1"
 
@@ -24,7 +25,7 @@ async def test_an_http_publish_reaches_sse_and_wamp_subscribers_on_both_nodes(
     ):
         for node in (node_a, node_b):
             handler = node.push_handlers["amqp"]
-            await eventually(lambda h=handler: h.is_consuming, timeout=20, what="consumer")
+            await eventually(lambda h=handler: h.is_consuming, within=20, what="consumer")
         v1 = await WampTestClient.connect(url_of(node_b))
         try:
             async with (
@@ -41,7 +42,7 @@ async def test_an_http_publish_reaches_sse_and_wamp_subscribers_on_both_nodes(
                 assert await v1.next_event(BOOK, timeout=20) == "across"
             later = await publish(node_a, [("topic", BOOK), ("data", "later"), ("id", "l-1")])
             assert later.text == "l-1"
-            await eventually(lambda: v1.unread_events() != [], timeout=20)
+            await eventually(lambda: v1.unread_events() != [], within=20)
             cursor = {"Last-Event-ID": answer.text}
             async with subscribed(node_b, f"topic={BOOK}", cursor) as again:
                 assert again.response.headers["last-event-id"] == answer.text

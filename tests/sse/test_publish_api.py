@@ -16,7 +16,8 @@ from gos_web_socket.app.sse.relay import MercureRelay
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings.mercure import HttpPusherSettings
 from tests.sse.conftest import hub_server, publish, subscribed
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 KEY = "k" * 32
 

@@ -9,7 +9,7 @@ from gos_web_socket.settings.pushers import AmqpSettings, StreamSettings
 from tests.sse.conftest import hub_server, subscribed
 from tests.sse.test_replay import BOOK, publish_many
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import eventually
+from tests.support.waiting import eventually
 
 
 def stream_node(base: AmqpSettings, name: str) -> AmqpSettings:
@@ -35,7 +35,7 @@ async def test_500_missed_updates_replay_on_another_node(
     ):
         for node in (node_a, node_b):
             handler = node.push_handlers["amqp"]
-            await eventually(lambda h=handler: h.is_consuming, timeout=30, what="consumer")
+            await eventually(lambda h=handler: h.is_consuming, within=30, what="consumer")
         async with subscribed(node_b, f"topic={BOOK}") as reader:
             (seen,) = await publish_many(node_a, 1, "seen", given_ids=False)
             (event,) = await reader.wait(1, timeout=20)
@@ -46,7 +46,7 @@ async def test_500_missed_updates_replay_on_another_node(
             history = node_b.history.channel(BOOK)
             return 0 if history is None else len(history)
 
-        await eventually(lambda: kept() >= 501, timeout=60, what="node B read the stream")
+        await eventually(lambda: kept() >= 501, within=60, what="node B read the stream")
         async with subscribed(node_b, f"topic={BOOK}", {"Last-Event-ID": seen}) as reader:
             assert reader.response.headers["last-event-id"] == seen
             events = await reader.wait(500, timeout=30)

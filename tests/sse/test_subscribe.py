@@ -8,7 +8,8 @@ import httpx
 from gos_web_socket.app.sse.wire import position_id
 from gos_web_socket.app.testing import V2Client, WampTestClient
 from tests.sse.conftest import HUB, hub_server, publish, pusher_of, subscribed
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 
 async def test_headers_are_flushed_before_any_update() -> None:

@@ -32,6 +32,7 @@ from tests.sse.conftest import (
 )
 from tests.support.process import ServerProcess, setting
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 from tests.workers.conftest import health, pushers, until_ready, workers_env
 
 CHANNEL = "acme/channel/7"
@@ -328,8 +329,5 @@ async def test_a_publish_numbered_after_its_timeout_still_fires_its_event(
         assert refused.status_code >= 500, refused.text
         (event,) = await reader.wait(1)
         assert event.data == "late"
-        for _ in range(100):
-            if events:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: events, 2, "a push event", every=0.02)
         assert events == ["success"]

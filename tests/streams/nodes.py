@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from tests.ops.conftest import http_get
 from tests.streams.recovery import ROUTES
 from tests.support.process import ServerProcess, server_env, setting
 from tests.support.rabbitmq import RabbitMQNode, free_port
+from tests.support.waiting import settles
 
 
 async def health(node: ServerProcess) -> int:
@@ -24,6 +24,17 @@ async def health(node: ServerProcess) -> int:
     except OSError:
         return 0
     return status
+
+
+async def healthy(node: ServerProcess, within: float, every: float) -> None:
+    """Wait until the node's /health says 200; a failure shows the node's output."""
+    await settles(
+        lambda: health(node),
+        lambda status: status == 200,
+        within,
+        every,
+        lambda: f"/health 200; the node's output:\n{node.output}",
+    )
 
 
 class Cluster:
@@ -60,11 +71,8 @@ class Cluster:
         node = await ServerProcess(self.env(name)).start()
         self.nodes.append(node)
         await (await node.connect()).close()
-        for _ in range(200):
-            if await health(node) == 200:
-                return node
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"node {name} did not become healthy:\n{node.output}")
+        await healthy(node, 12, 0.05)
+        return node
 
     def amqp(self) -> AmqpSettings:
         """Pusher settings on the cluster's exchange and stream."""

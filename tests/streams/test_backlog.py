@@ -9,7 +9,8 @@ from gos_web_socket.app.push import Push
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.testing import memory_pusher, use_memory_pusher
 from tests.streams.recovery import ROUTES, RecoveringPeer
-from tests.support.server import eventually, make_container, running_server, service, url_of
+from tests.support.server import make_container, running_server, service, url_of
+from tests.support.waiting import eventually
 
 CHANNEL = "acme/channel/1"
 DEEP = {

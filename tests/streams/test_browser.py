@@ -13,7 +13,8 @@ from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.testing import memory_pusher, use_memory_pusher
 from tests.streams.recovery import ROUTES
 from tests.support.rabbitmq import free_port
-from tests.support.server import eventually, make_container, service
+from tests.support.server import make_container, service
+from tests.support.waiting import eventually
 
 CHANNEL = "acme/channel/1"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aio_pika
@@ -13,9 +12,10 @@ from gos_web_socket.app.push import Push, PushMode
 from gos_web_socket.app.transports.amqp.pusher import AmqpPusher
 from gos_web_socket.app.transports.amqp.stream import AmqpStreamReceiver
 from gos_web_socket.settings.models import AmqpSettings
-from tests.amqp.conftest import RecordingServer, drain, wait_until
+from tests.amqp.conftest import RecordingServer, dead_letters
 from tests.streams.conftest import StartNode
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 
 
 async def push_range(pusher: AmqpPusher, start: int, stop: int) -> None:
@@ -35,7 +35,9 @@ async def test_two_nodes_each_get_every_push_once(
     await start_node(a, "a")
     await start_node(b, "b")
     await push_range(pusher, 0, 300)
-    await wait_until(lambda: len(a.received) >= 300 and len(b.received) >= 300)
+    await eventually(
+        lambda: len(a.received) >= 300 and len(b.received) >= 300, within=10, every=0.01
+    )
     assert numbers(a) == list(range(300))
     assert numbers(b) == list(range(300))
 
@@ -47,7 +49,7 @@ async def test_a_restarted_node_resumes_after_its_last_offset(
     server = RecordingServer()
     node = await start_node(server, "a")
     await push_range(pusher, 0, 100)
-    await wait_until(lambda: len(server.received) >= 100)
+    await eventually(lambda: len(server.received) >= 100, within=10, every=0.01)
     await node.close()
     saved = json.loads(next((stream_settings.stream.state_dir).glob("*.json")).read_text())
     await push_range(pusher, 100, 300)
@@ -55,9 +57,9 @@ async def test_a_restarted_node_resumes_after_its_last_offset(
     node = await start_node(restarted, "a")
     assert isinstance(node.amqp, AmqpStreamReceiver)
     assert node.amqp.start == node.amqp.resume_at == saved["offset"] + 1
-    await wait_until(lambda: len(restarted.received) >= 200)
+    await eventually(lambda: len(restarted.received) >= 200, within=10, every=0.01)
     await push_range(pusher, 300, 310)
-    await wait_until(lambda: len(restarted.received) >= 210)
+    await eventually(lambda: len(restarted.received) >= 210, within=10, every=0.01)
     assert numbers(server) == list(range(100))
     assert numbers(restarted) == list(range(100, 310))
 
@@ -68,7 +70,7 @@ async def test_a_new_node_starts_at_the_end(pusher: AmqpPusher, start_node: Star
     server = RecordingServer()
     await start_node(server, "fresh")
     await push_range(pusher, 20, 30)
-    await wait_until(lambda: len(server.received) >= 10)
+    await eventually(lambda: len(server.received) >= 10, within=10, every=0.01)
     assert numbers(server) == list(range(20, 30))
 
 
@@ -79,7 +81,7 @@ async def test_a_recreated_stream_changes_the_epoch_and_is_read_from_its_start(
     server = RecordingServer()
     node = await start_node(server, "a")
     await push_range(pusher, 0, 50)
-    await wait_until(lambda: len(server.received) >= 50)
+    await eventually(lambda: len(server.received) >= 50, within=10, every=0.01)
     assert isinstance(node.amqp, AmqpStreamReceiver)
     old_epoch = node.amqp.epoch
     await node.close()
@@ -91,7 +93,7 @@ async def test_a_recreated_stream_changes_the_epoch_and_is_read_from_its_start(
     await push_range(pusher, 50, 60)  # the pusher declares the stream again
     again = RecordingServer()
     node = await start_node(again, "a")
-    await wait_until(lambda: len(again.received) >= 10)
+    await eventually(lambda: len(again.received) >= 10, within=10, every=0.01)
     assert isinstance(node.amqp, AmqpStreamReceiver)
     assert node.amqp.start == "first"
     assert node.amqp.epoch not in (None, old_epoch)
@@ -118,16 +120,12 @@ async def test_a_poison_push_is_dead_lettered_and_passed(
     await start_node(server, "a")
     await pusher.push({"boom": True}, "acme_topic", {"room": "1"})
     await push_range(pusher, 0, 1)
-    await wait_until(lambda: len(server.received) >= 1)
+    await eventually(lambda: len(server.received) >= 1, within=10, every=0.01)
     connection = await aio_pika.connect(rabbitmq.url)
     try:
         channel = await connection.channel()
-        dead: list[bytes] = []
-        for _ in range(50):  # the dead letter is confirmed before the push is passed
-            dead += await drain(channel, stream_settings.dead_letter_queue)
-            if dead:
-                break
-            await asyncio.sleep(0.1)
+        # the dead letter is confirmed before the push is passed
+        dead = await dead_letters(channel, stream_settings.dead_letter_queue, within=6, every=0.1)
     finally:
         await connection.close()
     assert [json.loads(body)["data"] for body in dead] == [{"boom": True}]
@@ -153,12 +151,12 @@ async def test_a_restarted_node_refills_what_it_handled_before(
     stream = stream_settings.stream.model_copy(update={"fill": 30})
     node = await start_node(RecordingServer(), "a", stream=stream)
     await push_range(pusher, 0, 100)
-    await wait_until(lambda: node.stats.received >= 100)
+    await eventually(lambda: node.stats.received >= 100, within=10, every=0.01)
     await node.close()
     await push_range(pusher, 100, 150)
     server = FillRecorder()
     node = await start_node(server, "a", stream=stream)
-    await wait_until(lambda: len(server.received) >= 80)
+    await eventually(lambda: len(server.received) >= 80, within=10, every=0.01)
     assert numbers(server) == list(range(70, 150))
     assert server.refills == [True] * 30 + [False] * 50
     assert node.stats.received == 50  # refills are not counted as pushes

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +97,3 @@ def service(container: containers.Container, service_id: str) -> Any:
 
 def url_of(server: WampServer, scheme: str = "ws") -> str:
     return f"{scheme}://127.0.0.1:{server.port}/"
-
-
-async def eventually(
-    predicate: Callable[[], bool],
-    timeout: float = 5.0,  # noqa: ASYNC109
-    what: str = "",
-) -> None:
-    """Wait until ``predicate()`` holds, checking each 5 ms (for server-side state)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {what or predicate}")
-        await asyncio.sleep(0.005)

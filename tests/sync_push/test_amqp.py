@@ -20,9 +20,9 @@ from tests.amqp.conftest import (
     RecordingServer,
     Supervise,
     raw_channel as raw_channel,  # to change the topology under it
-    wait_until,
 )
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 from tests.sync_push.conftest import FailLog
 
 ROOM = {"room": "1"}
@@ -119,7 +119,7 @@ async def test_unroutable_pushes_are_listed_by_flush_with_their_message_ids(
             info.value
         )
     assert {e.failure.message_id for e in fail_log.events} == {f.message_id for f in failures}
-    await wait_until(lambda: len(server.received) == 27, within=15)
+    await eventually(lambda: len(server.received) == 27, within=15, every=0.01)
     assert sorted(server.counts()) == [n for n in range(30) if n % 10 != 3]
 
 
@@ -138,7 +138,7 @@ async def test_deleted_exchange_is_declared_again_and_nothing_is_lost(
     await raw_channel.exchange_delete(amqp_settings.exchange_name)
     await asyncio.to_thread(push_many, pusher, range(5, 40))
     await asyncio.to_thread(pusher.flush_sync, 30)
-    await wait_until(lambda: len(server.received) >= 40, within=15)
+    await eventually(lambda: len(server.received) >= 40, within=15, every=0.01)
     assert sorted(server.counts()) == list(range(40)) and len(server.received) == 40
 
 
@@ -188,10 +188,10 @@ async def test_broker_restart_during_a_background_burst_loses_nothing(
     pushing = asyncio.ensure_future(asyncio.to_thread(burst))
     broker_down = False
     try:
-        await wait_until(lambda: len(server.received) >= 500, within=60)
+        await eventually(lambda: len(server.received) >= 500, within=60, every=0.01)
         broker_down = True
         await asyncio.to_thread(rabbitmq.stop_app)
-        await wait_until(lambda: not handler.is_consuming, within=10)
+        await eventually(lambda: not handler.is_consuming, within=10, every=0.01)
         stalled_at = await stalled(lambda: pushed)  # push_sync waits for room
         # No confirm comes back: the window stays as full as it was (a blocked caller is
         # woken once a quarter is free, so it may have stopped anywhere in the last quarter).
@@ -200,11 +200,11 @@ async def test_broker_restart_during_a_background_burst_loses_nothing(
         assert pusher.max_in_flight * 3 // 4 <= pusher.in_flight <= pusher.max_in_flight
         await asyncio.to_thread(rabbitmq.start_app)
         broker_down = False
-        await wait_until(lambda: len(server.counts()) >= stalled_at + 500, within=60)
+        await eventually(lambda: len(server.counts()) >= stalled_at + 500, within=60, every=0.01)
         stop.set()
         await asyncio.wait_for(pushing, 60)
         await asyncio.to_thread(pusher.flush_sync, 90)  # raises if any push was lost
-        await wait_until(lambda: len(server.counts()) >= pushed, within=60)
+        await eventually(lambda: len(server.counts()) >= pushed, within=60, every=0.01)
     finally:
         stop.set()
         if broker_down:

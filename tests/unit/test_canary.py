@@ -6,6 +6,7 @@ import asyncio
 
 from gos_web_socket.app.exceptions import PushHandlerError
 from gos_web_socket.app.transports.canary import Canary, marker_body
+from tests.support.waiting import eventually
 
 
 class Loopback:
@@ -61,18 +62,12 @@ async def test_a_marker_lost_in_silence_makes_it_deaf_until_one_comes_back() -> 
     loop = Loopback(delay=None)
     canary = loop.make(interval=0.05, timeout=0.1)
     canary.start()
-    for _ in range(100):
-        if loop.deafened:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: loop.deafened, 2, "deaf", every=0.02)
     assert canary.deaf and canary.misses == 1 and len(loop.deafened) == 1
     assert "did not come back" in str(loop.deafened[0])
     loop.delay = 0.01
     canary.start()  # the supervisor restarted the handler: a marker goes at once
-    for _ in range(100):
-        if not canary.deaf:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: not canary.deaf, 2, "a marker came back", every=0.02)
     await canary.stop()
     assert not canary.deaf and canary.misses == 1
 

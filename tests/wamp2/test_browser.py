@@ -15,7 +15,8 @@ from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
 from gos_web_socket.settings.models import DEFAULT_ROUTING
 from tests.support.chromium import launch, require_chromium
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 
 try:
     from playwright.async_api import Page, async_playwright

@@ -13,7 +13,8 @@ from autobahn.wamp.types import CallDetails, CallOptions, RegisterOptions
 from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import CallError, RawPeer, V2Client, WampTestClient
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 from tests.wamp2.conftest import Joiner
 
 ROUTES: dict[str, Any] = {

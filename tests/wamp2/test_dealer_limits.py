@@ -13,7 +13,8 @@ from gos_web_socket.app.exceptions import ConfigurationError
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import RawPeer
 from gos_web_socket.settings.models import load_settings
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 
 ROUTES: dict[str, Any] = {
     "procedures": {"pattern": "com.acme.{name}", "options": {"auth": {"register": "anyone"}}},

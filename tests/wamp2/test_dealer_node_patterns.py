@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,35 +18,20 @@ from gos_web_socket.app.testing import V2Client
 from gos_web_socket.settings.dealer import DealerSettings
 from gos_web_socket.settings.models import AmqpSettings
 from tests.support.rabbitmq import RabbitMQNode
-from tests.wamp2.test_dealer_nodes import Callee, Relay, nodes, published
+from tests.support.waiting import outcome, settles
+from tests.wamp2.test_dealer_nodes import NOBODY, Callee, Relay, nodes, published
 
-NOBODY = ["nobody"]
-"""What ``answer`` says for a call nobody serves (no_such_procedure)."""
-NOT_YET = {"wamp.error.no_such_procedure": NOBODY, "wamp.error.canceled": ["canceled"]}
-"""The errors ``answer`` gives as results: nobody serves the URI, or the callee's node died
-with the call (docs/wamp2.md: a node dies)."""
-
-
-async def answer(call: Callable[[], Awaitable[Any]]) -> Any:
-    """``call()``'s result, or what NOT_YET says for its error."""
-    try:
-        return await call()
-    except ApplicationError as exc:
-        if exc.error not in NOT_YET:
-            raise
-        return NOT_YET[exc.error]
+NOT_YET = [NOBODY, "wamp.error.canceled"]
+"""The errors a call may answer while a change crosses: nobody serves the URI, or the callee's
+node died with the call (docs/wamp2.md: a node dies)."""
 
 
 async def becomes(call: Callable[[], Awaitable[Any]], expected: Any, within: float = 15) -> None:
     """Wait until ``call()`` answers ``expected`` (the other node's ``held`` or ``released``
     is on its way, or its expiry); the last answer is shown when it never does."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    got = await answer(call)
-    while got != expected and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-        got = await answer(call)
-    assert got == expected
+    await settles(
+        lambda: outcome(call(), NOT_YET), lambda got: got == expected, within, what=repr(expected)
+    )
 
 
 def named(name: str) -> Callable[[CallDetails], list[Any]]:

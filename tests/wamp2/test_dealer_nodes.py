@@ -25,6 +25,7 @@ from gos_web_socket.settings.models import AmqpSettings
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode, free_port
+from tests.support.waiting import outcome, settles
 from tests.wamp2.test_dealer_workers import connections, leave_all, on_other_worker, two_workers
 
 ROUTING = Path(__file__).with_name("dealer_routing.yaml")
@@ -58,18 +59,14 @@ async def nodes(
             await server.stop()
 
 
-async def until(call: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
-    """``call()``'s result once it stops failing with no_such_procedure (the other node's
-    announcement is on its way)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        try:
-            return await call()
-        except ApplicationError as exc:
-            if exc.error != "wamp.error.no_such_procedure" or loop.time() > deadline:
-                raise
-        await asyncio.sleep(0.05)
+NOBODY = "wamp.error.no_such_procedure"
+"""What a call on one node answers until the other node's announcement of its callee came."""
+
+
+async def served(call: Callable[[], Awaitable[Any]]) -> Any:
+    """``call()``'s result once a callee serves it (the other node's announcement is on its
+    way); its other errors are raised."""
+    return await settles(lambda: outcome(call(), [NOBODY]), lambda got: got != NOBODY)
 
 
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])
@@ -88,16 +85,16 @@ async def test_call_reaches_a_callee_on_another_node(
 
         await callee.session.register(lambda *a, **k: [a, k], "com.acme.echo")
         await callee.session.register(refuse, "com.acme.refuse")
-        echoed = await until(lambda: caller.session.call("com.acme.echo", 1, k="v"))
+        echoed = await served(lambda: caller.session.call("com.acme.echo", 1, k="v"))
         assert echoed == [[1], {"k": "v"}]
         with pytest.raises(ApplicationError) as raised:
-            await until(lambda: caller.session.call("com.acme.refuse"))
+            await served(lambda: caller.session.call("com.acme.refuse"))
         assert (raised.value.error, raised.value.args) == ("com.acme.error.nope", ("nope",))
         with pytest.raises(ApplicationError) as taken:
             await caller.session.register(lambda: 1, "com.acme.echo")
         assert taken.value.error == "wamp.error.procedure_already_exists"
         await callee.session.register(lambda x, y: x + y, "com.acme.add")
-        assert await until(lambda: caller.session.call("com.acme.add", 1, 1)) == 2  # B knows
+        assert await served(lambda: caller.session.call("com.acme.add", 1, 1)) == 2  # B knows
         v1 = await b.connect()  # a WAMP v1 caller on node B (docs/wamp2.md, v1 callers)
         assert await v1.call("com.acme.add", 2, 3) == [5]
         await v1.close()
@@ -122,8 +119,8 @@ async def test_simultaneous_registers_on_two_nodes(rabbitmq: RabbitMQNode) -> No
         assert len(refused) == 1, outcomes
         assert refused[0].error == "wamp.error.procedure_already_exists"
         winner = "a" if refused[0] is outcomes[1] else "b"
-        assert await until(lambda: first.session.call("com.acme.race")) == winner
-        assert await until(lambda: second.session.call("com.acme.race")) == winner
+        assert await served(lambda: first.session.call("com.acme.race")) == winner
+        assert await served(lambda: second.session.call("com.acme.race")) == winner
         for client in (first, second):
             await client.leave()
 
@@ -185,7 +182,7 @@ async def test_callee_node_killed_mid_call(rabbitmq: RabbitMQNode) -> None:
             await asyncio.sleep(60)
 
         await callee.session.register(slow, "com.acme.slow")
-        pending = asyncio.ensure_future(until(lambda: caller.session.call("com.acme.slow")))
+        pending = asyncio.ensure_future(served(lambda: caller.session.call("com.acme.slow")))
         await asyncio.wait_for(started.wait(), 10)
         a.signal(signal.SIGKILL)
         loop = asyncio.get_running_loop()
@@ -232,7 +229,7 @@ async def test_workers_are_nodes_of_their_own(rabbitmq: RabbitMQNode) -> None:
         (home,) = [i for i, (_, n) in (await connections(server)).items() if n == 1]
         await callee.session.register(lambda x: x * 2, "com.acme.double")
         caller, extra = await on_other_worker(server, home)
-        assert await until(lambda: caller.session.call("com.acme.double", 21)) == 42
+        assert await served(lambda: caller.session.call("com.acme.double", 21)) == 42
         await leave_all(callee, caller, *extra)
 
 

@@ -18,7 +18,8 @@ from tests.auth.conftest import (
     jwt_node,
     keys as keys,  # noqa: F401  (the session's key pair fixture)
 )
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 from tests.wamp2.conftest import Events, listen, next_of
 
 ROUTES: dict[str, Any] = {

@@ -17,7 +17,8 @@ from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.server.wamp2.matching import best, matches
 from gos_web_socket.app.testing import RawPeer, V2Client, WampTestClient
 from gos_web_socket.app.transports.memory import InMemoryServerPushHandler
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 from tests.wamp2.conftest import Events, next_of, subscribe_events
 
 ROUTES: dict[str, Any] = {

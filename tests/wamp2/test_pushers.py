@@ -21,7 +21,8 @@ from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
 from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.settings.models import DEFAULT_ROUTING, WampSettings, ZmqSettings
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 
 CHANNEL = "acme/channel/lobby"
 LOBBY = {"room": "lobby"}
@@ -79,7 +80,7 @@ async def test_amqp_push_reaches_v2_subscriber(
     async with running_server(
         topics=[AcmeTopic()], rpcs=[AcmeRpc()], push_handlers={"amqp": handler}
     ) as server:
-        await eventually(lambda: handler.is_consuming, timeout=20, what="the AMQP consumer")
+        await eventually(lambda: handler.is_consuming, within=20, what="the AMQP consumer")
         client = await subscriber(server, serializer)
         async with AmqpPusher(settings, router) as pusher:
             await pusher.push({"msg": "amqp"}, "acme_topic", LOBBY)

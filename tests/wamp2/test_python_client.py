@@ -10,7 +10,8 @@ from gos_web_socket.app.demo import AcmeRpc, AcmeTopic
 from gos_web_socket.app.events import CLIENT_CONNECTED, CLIENT_DISCONNECTED, EventDispatcher
 from gos_web_socket.app.server import WampServer
 from gos_web_socket.app.testing import JoinFailed, V2Client
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 from tests.wamp2.conftest import Joiner
 
 CHANNEL = "acme/channel/lobby"

@@ -8,7 +8,8 @@ from gos_web_socket.app.server import Wamp1Session, Wamp2Session, WampConnection
 from gos_web_socket.app.server.wamp1 import Wamp1Format
 from gos_web_socket.app.server.wamp2.serializers import MsgpackSerializer
 from gos_web_socket.app.testing import RawPeer, WampTestClient
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 
 
 def connection_of(server: WampServer, session_id: str) -> WampConnection:

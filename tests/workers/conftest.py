@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +16,7 @@ from gos_web_socket.containers import build_router
 from gos_web_socket.settings.models import DEFAULT_ROUTING, AmqpSettings, ZmqSettings
 from tests.support.process import ServerProcess, server_env, setting
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import settles
 
 CHANNEL = "acme/channel/42"
 
@@ -29,18 +29,18 @@ async def health(server: ServerProcess) -> tuple[int, dict[str, Any]]:
 
 async def until_ready(server: ServerProcess, within: float = 30.0) -> dict[str, Any]:
     """Poll /health until every worker is ready; the body."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
+
+    async def ready() -> dict[str, Any] | None:
         assert server.process is not None and server.process.returncode is None, server.output
         try:
             status, body = await health(server)
-            if status == 200 and body["status"] == "ready":
-                return body
         except OSError:
-            pass
-        assert loop.time() < deadline, f"not ready within {within} s\n{server.output}"
-        await asyncio.sleep(0.1)
+            return None
+        return body if status == 200 and body["status"] == "ready" else None
+
+    body = await settles(ready, within=within, every=0.1, what=lambda: f"ready\n{server.output}")
+    assert body is not None
+    return body
 
 
 async def spread_subscribers(

@@ -15,6 +15,7 @@ from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from tests.ops.conftest import scrape
 from tests.support.process import ServerProcess, server_env
 from tests.support.rabbitmq import RabbitMQNode
+from tests.support.waiting import eventually
 from tests.workers.conftest import CHANNEL, health, pushers, spread_subscribers, until_ready
 
 PUSHES = 5
@@ -69,11 +70,13 @@ async def test_a_killed_worker_is_restarted_and_its_clients_reconnect(
     on_victim = body["workers"]["1"]["server"]["connections"]
     assert on_victim > 0
     os.kill(victim, signal.SIGKILL)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while len(cut := [c for c in clients if not c.is_open]) < on_victim:
-        assert loop.time() < deadline, f"{len(cut)} of {on_victim} clients saw the kill"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: sum(not c.is_open for c in clients) >= on_victim,
+        10,
+        f"{on_victim} clients saw the kill",
+        every=0.05,
+    )
+    cut = [c for c in clients if not c.is_open]
     body = await until_ready(workers)
     assert body["workers"]["1"]["pid"] not in (None, victim)
     samples = await scrape(workers.metrics_port)
@@ -215,11 +218,9 @@ async def test_workers_stop_when_the_parent_is_killed(workers: ServerProcess) ->
     pids = [w["pid"] for w in body["workers"].values()]
     workers.signal(signal.SIGKILL)
     await workers.wait(10)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while [pid for pid in pids if not _gone(pid)]:
-        assert loop.time() < deadline, "a worker outlived its parent"
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: all(_gone(pid) for pid in pids), 20, "no worker outlived its parent", every=0.1
+    )
 
 
 async def test_a_taken_port_stops_the_start_up_with_one_line() -> None:

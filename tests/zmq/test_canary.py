@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import zmq
@@ -19,16 +17,10 @@ from gos_web_socket.app.transports.zmq.handler import ZmqServerPushHandler
 from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.settings.canary import CanarySettings
 from gos_web_socket.settings.models import ZmqSettings
+from tests.support.waiting import eventually
 from tests.zmq.conftest import RecordingServer
 
 INTERVAL, TIMEOUT = 2.0, 1.0
-
-
-async def wait_for(predicate: Any, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"not within {within} s"
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("canary_on", [True, False], ids=["canary", "no-canary"])
@@ -50,10 +42,10 @@ async def test_an_unsubscribed_worker_is_reported_deaf_and_subscribes_again(
     supervisor = Supervisor({"zmq": handler}, RecordingServer())
     try:
         await supervisor.start()
-        await wait_for(lambda: handler.is_consuming, 10)
+        await eventually(lambda: handler.is_consuming, 10, every=0.02)
         if canary_on:
             assert handler.canary is not None
-            await wait_for(lambda: handler.canary.returned >= 1, 3 * INTERVAL)  # type: ignore[union-attr]
+            await eventually(lambda: handler.canary.returned >= 1, 3 * INTERVAL, every=0.02)  # type: ignore[union-attr]
         sub = handler.receiver._socket  # type: ignore[attr-defined]  # the fault, from outside
         sub.setsockopt(zmq.UNSUBSCRIBE, b"")
         if not canary_on:
@@ -64,15 +56,15 @@ async def test_an_unsubscribed_worker_is_reported_deaf_and_subscribes_again(
             try:
                 push.connect(endpoint(settings))
                 await push.send(b'{"topic":"acme/channel/1","data":1}')
-                await wait_for(lambda: fanout.forwarded == 1, 10)
+                await eventually(lambda: fanout.forwarded == 1, 10, every=0.02)
                 await asyncio.sleep(0.5)  # what the worker would have needed to take it
             finally:
                 push.close(linger=0)
             assert handler.stats.received == 0 and handler.is_consuming  # deaf, unnoticed
             return
-        await wait_for(lambda: handler.deaf, 2 * INTERVAL + 3)
+        await eventually(lambda: handler.deaf, 2 * INTERVAL + 3, every=0.02)
         assert handler.canary is not None and handler.canary.misses == 1
-        await wait_for(lambda: not handler.deaf and handler.is_consuming, 20)
+        await eventually(lambda: not handler.deaf and handler.is_consuming, 20, every=0.02)
         assert supervisor.states["zmq"].restarts == 1
         assert handler.stats.received == 0  # markers are not pushes
     finally:

@@ -27,7 +27,8 @@ from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.push import create_pushers
 from gos_web_socket.settings.models import ZmqSettings
 from tests.support.rabbitmq import free_port
-from tests.support.server import eventually, running_server, url_of
+from tests.support.server import running_server, url_of
+from tests.support.waiting import eventually
 from tests.zmq.conftest import EventLog, RecordingServer
 
 LOBBY = "acme/channel/lobby"

@@ -19,7 +19,8 @@ from gos_web_socket.app.transports.zmq.context import shared_context
 from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.settings.models import ZmqSettings
-from tests.support.server import eventually, url_of
+from tests.support.server import url_of
+from tests.support.waiting import eventually
 from tests.zmq.conftest import EventLog
 
 CHAT = "acme/chat/lobby"

@@ -21,7 +21,8 @@ from gos_web_socket.app.transports.zmq.pusher import ZmqPusher
 from gos_web_socket.app.transports.zmq.receiver import ZmqReceiver
 from gos_web_socket.app.transports.zmq.wire import endpoint
 from gos_web_socket.settings.models import ZmqSettings
-from tests.support.server import eventually, make_server, url_of
+from tests.support.server import make_server, url_of
+from tests.support.waiting import eventually
 
 CHANNEL = "acme/channel/lobby"
 
