@@ -61,6 +61,9 @@ def serve(services: Services, args: argparse.Namespace, role: WorkerRole | None)
     if role is not None:
         return _run_loop(services, lambda: _serve_worker(services, role))
     settings = services("settings")
+    # Config errors the container finds (a pushers.<name> no transport reads) come before the
+    # ports: a typo is reported as itself, not as a port another program happens to hold.
+    services("gos_web_socket.pusher_registry")
     if settings.server.worker_count > 1:
         check_workers(settings)
         pool = services("gos_web_socket.worker_pool")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -360,6 +361,19 @@ def test_a_pusher_node_no_transport_reads_is_an_unknown_key(
     path = tmp_path / "c.yaml"
     path.write_text("gos_web_socket:\n  pushers:\n    zmqq: {port: 5555}\n")
     result = run(*command, "--config", str(path))
+    assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, http, wamp, zmq)"
+
+
+def test_a_config_error_is_reported_before_a_taken_port(tmp_path: Path) -> None:
+    """`server` with a pushers typo and its port held by another socket: the typo is the one
+    line (exit 2), not the port."""
+    path = tmp_path / "c.yaml"
+    path.write_text("gos_web_socket:\n  pushers:\n    zmqq: {port: 5555}\n")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        result = run("server", "--config", str(path), "-p", port, "--host", "127.0.0.1")
     assert one_config_error(result) == "unknown key pushers.zmqq (allowed: amqp, http, wamp, zmq)"
 
 
