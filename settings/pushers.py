@@ -54,6 +54,11 @@ class StreamSettings(Node):
     probe_timeout: float = Field(
         default=1.0, gt=0, description="seconds to wait for one stream message"
     )
+    read_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds a read back of offsets the stream holds waits for its next message",
+    )
     fill: int = Field(default=1000, ge=0, description="pushes read back into history at start")
     save_interval: float = Field(
         default=0.2, gt=0, le=60, description="seconds between writes of the node's offset file"

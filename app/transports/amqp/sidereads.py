@@ -98,22 +98,29 @@ class StreamSideReads:
         self, connection: AbstractConnection, epoch: str, first: int, last: int
     ) -> Sequence[Delivery]:
         """The stream's messages at ``first``..``last``: a read ends at ``last`` or after
-        ``stream.probe_timeout`` without a message (the stream ends)."""
+        ``stream.read_timeout`` without a message.
+
+        Not ``probe_timeout``: these offsets are known to be in the stream, so a slow first
+        message (a busy broker seeking to ``first``) is waited for; ending early would report a
+        recovery incomplete that the stream could have served.
+        """
         async with self.reading(connection, self.settings.prefetch_count) as queue:
             read: list[Delivery] = []
             high = [first - 1]  # the last offset kept (a consumer starts at a chunk's start)
             arrived: asyncio.Queue[int] = asyncio.Queue()
 
             async def take(message: AbstractIncomingMessage) -> None:
+                # Kept before the first await: each delivery's callback is a task of its own,
+                # and they start in the stream's order but may resume in any other.
                 offset = stream_offset(message)
-                await message.ack()
                 if high[0] < offset <= last:
                     high[0] = offset
                     read.append(Delivery(message.body, message.message_id, Position(epoch, offset)))
                 arrived.put_nowait(offset)
+                await message.ack()
 
             await queue.consume(take, arguments={STREAM_OFFSET: first})
-            quiet = self.settings.stream.probe_timeout
+            quiet = self.settings.stream.read_timeout
             while True:
                 try:
                     offset = await asyncio.wait_for(arrived.get(), quiet)
