@@ -182,6 +182,12 @@ class Backfill:
     mass reconnect reads the log a few times, not once per client.
     """
 
+    ATTEMPTS = 3
+    """Reads of one range before its recoveries are reported incomplete: a read that got
+    nothing (the broker busy or briefly away) is tried again ``RETRY_AFTER`` s later, so a
+    hiccup does not make every client of a mass reconnect reload."""
+    RETRY_AFTER = 0.5
+
     def __init__(self, read: ReadLog, limit: int) -> None:
         self._read = read
         self.limit = limit
@@ -222,16 +228,35 @@ class Backfill:
             batch = self._take()
             first, last = min(w.first for w in batch), max(w.last for w in batch)
             channels = frozenset(w.channel for w in batch)
+            read = await self._read_range(first, last, channels)
+            for wanted in batch:
+                if not wanted.answer.done():
+                    part = read.part(wanted.channel, wanted.epoch, wanted.first, wanted.last)
+                    wanted.answer.set_result(part)
+
+    async def _read_range(self, first: int, last: int, channels: frozenset[str]) -> ReadBack:
+        """One range read, tried again while it fails or gets nothing (``ATTEMPTS``). A read
+        that got part of the range (the log no longer holds the rest) is not tried again."""
+        attempt = 1
+        while True:
             self.reads += 1
             try:
                 read = await self._read(first, last, channels)
             except Exception as exc:
                 logger.warning("reading the log back (%d..%d) failed: %r", first, last, exc)
                 read = ReadBack(None, {}, None, None)
-            for wanted in batch:
-                if not wanted.answer.done():
-                    part = read.part(wanted.channel, wanted.epoch, wanted.first, wanted.last)
-                    wanted.answer.set_result(part)
+            if read.first is not None or attempt >= self.ATTEMPTS:
+                return read
+            attempt += 1
+            logger.warning(
+                "reading the log back (%d..%d) got nothing; attempt %d of %d in %s s",
+                first,
+                last,
+                attempt,
+                self.ATTEMPTS,
+                self.RETRY_AFTER,
+            )
+            await asyncio.sleep(self.RETRY_AFTER)
 
 
 class HistoryStore:

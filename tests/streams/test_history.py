@@ -182,6 +182,28 @@ async def test_a_read_back_is_bounded_and_honest() -> None:
     assert await Backfill(Log(fail=True).read, limit=50).fetch("c", "e", 0, 10) == ([], False)
 
 
+async def test_a_read_that_got_nothing_is_tried_again() -> None:
+    """A read that fails, then one that gets nothing, then one that works: the recovery is
+    complete, after three reads; a log that never answers is incomplete after three."""
+    outcomes: list[str] = ["fail", "nothing", "read"]
+
+    async def flaky(first: int, last: int, channels: frozenset[str]) -> ReadBack:
+        outcome = outcomes.pop(0)
+        if outcome == "fail":
+            raise ConnectionError("channel closed")
+        if outcome == "nothing":
+            return ReadBack(None, {}, None, None)
+        return await Log().read(first, last, channels)
+
+    backfill = Backfill(flaky, limit=100)
+    got, whole = await backfill.fetch("c", "e", 10, 14)
+    assert [p.payload for p in got] == [10, 12, 14] and whole is True
+    assert backfill.reads == 3 and outcomes == []
+    silent = Backfill(Log(fail=True).read, limit=100)
+    assert await silent.fetch("c", "e", 10, 14) == ([], False)
+    assert silent.reads == Backfill.ATTEMPTS
+
+
 async def test_a_store_joins_the_log_and_its_history() -> None:
     """A history complete after offset 49 answers a client at 9 with the log's part, then its
     own, complete; a store without a backfill says incomplete."""

@@ -202,8 +202,8 @@ async def test_clients_recovering_together_share_stream_reads(cluster: Cluster) 
             *(RecoveringPeer.connect(b.ws_url, CHANNEL, since=last) for _ in range(30))
         )
         reports = await asyncio.gather(*(peer.report() for peer in peers))
+        assert all(report["recovered"] is True for report in reports), (reports, b.output)
         states = await asyncio.gather(*(peer.read(300) for peer in peers))
-    assert all(report["recovered"] is True for report in reports), reports
     for state in states:
         assert [p["n"] for p in state.payloads] == list(range(10, 310))
     assert await stream_reads(b) <= 5  # 2 here when idle: the first client's, then the rest
