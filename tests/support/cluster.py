@@ -13,14 +13,15 @@ import secrets
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.support.rabbitmq import BrokerSetupError, RabbitMQNode, low_port
+from tests.support.ports import free_port
+from tests.support.rabbitmq import BrokerSetupError, RabbitMQNode
 
 
 class RabbitMQCluster:
     """Three clustered nodes; ``nodes`` in start order, node 1 the seed."""
 
     def __init__(self, size: int = 3) -> None:
-        epmd_port = low_port()
+        epmd_port = free_port()
         cookie = secrets.token_hex(20).upper()
         self.nodes = [RabbitMQNode() for _ in range(size)]
         for node in self.nodes:

@@ -16,9 +16,6 @@ from typing import Any
 from gos_web_socket.settings.models import AmqpSettings
 from tests.support.ports import free_port
 
-# Erlang binds its distribution port without SO_REUSEADDR: a port below the ephemeral range.
-low_port = free_port
-
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
 
@@ -37,8 +34,8 @@ class RabbitMQNode:
             )
         self.dir = Path(tempfile.mkdtemp(prefix="gos-rabbit-"))
         self.port = free_port()
-        self.dist_port = low_port()
-        self.epmd_port = low_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
         self.nodename = f"gostest{self.port}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self._process: subprocess.Popen[bytes] | None = None

@@ -7,10 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from gos_web_socket.app.transports.amqp.sidereads import StreamSideReads
+from gos_web_socket.app.transports.amqp.sidereads import STREAM_OFFSET, StreamSideReads
 from gos_web_socket.settings.models import AmqpSettings, StreamSettings
-
-STREAM_OFFSET = "x-stream-offset"
 
 
 class Delivered:
