@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gos_web_socket.app.exceptions import ConfigurationError, ListenError, PortsTaken
+from gos_web_socket.app.gc_pacer import GcPacer
 
 if TYPE_CHECKING:
     from gos_web_socket.app.server import WampServer
@@ -117,6 +118,8 @@ class Runtime:
     def __init__(self, resources: Resources, server: WampServer) -> None:
         self._resources = resources
         self.server = server
+        self.gc = GcPacer(server.settings.server.gc_full_every, lambda: server.churning)
+        """The full garbage collections, run when calm (``server.gc_full_every``)."""
         self._started = False
         self._stopping: asyncio.Event | None = None
 
@@ -129,12 +132,14 @@ class Runtime:
             await self.stop()
             raise
         freeze_heap()
+        self.gc.start()
 
     async def stop(self) -> None:
         """Stop every started resource in reverse order; a second call does nothing."""
         if not self._started:
             return
         self._started = False
+        self.gc.stop()
         gc.unfreeze()  # what start-up made may be collected again once it is let go
         await _maybe(self._resources.shutdown_resources())
 

@@ -271,19 +271,35 @@ class Pushes:
 
 
 def lowered(nice: int) -> Callable[[], None]:
-    """A fleet's preexec: the open-file limit raised, its priority lowered by ``nice``."""
+    """A fleet's preexec: the open-file limit raised, its priority lowered by ``nice``.
+
+    Where the kernel groups processes by session for scheduling (``sched_autogroup_enabled``,
+    on here), a nice value only ranks processes within their group, and each group gets its
+    share of the CPU: the server's workers each have a session of their own, so a niced fleet
+    left in this one would still take a group's share. A niced fleet gets its own session and
+    lowers that group's priority too."""
 
     def prepare() -> None:
         raise_nofile()
         os.nice(nice)
+        if nice:
+            os.setsid()
+            with contextlib.suppress(OSError):
+                Path("/proc/self/autogroup").write_text(str(nice))
 
     return prepare
 
 
 async def run(
-    clients: int, watchers: int, fleets: int, rate: float, workers: int, nice: int = 0
+    clients: int,
+    watchers: int,
+    fleets: int,
+    rate: float,
+    workers: int,
+    nice: int = 0,
+    lag: float | None = None,
 ) -> dict[str, object]:
-    secret = secrets.token_urlsafe(32)
+    secret = secrets.token_hex(32)  # never "-...": the fleets take it as an argument
     folder = Path(tempfile.mkdtemp(prefix="presence-storm-"))
     (folder / "routing.yaml").write_text(yaml.safe_dump(ROUTES))
     tree = {
@@ -301,6 +317,8 @@ async def run(
     env |= {"GOS_WEB_SOCKET__PUSHERS__ZMQ__ENABLED": "false"}  # not 5555: tests may hold it
     if workers:
         env |= {"GOS_WEB_SOCKET__SERVER__WORKERS": str(workers)}
+    if lag is not None:
+        env |= {"GOS_WEB_SOCKET__SERVER__LIMITS__HANDSHAKE_LAG": str(lag)}
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gos_web_socket.app", "server",
         "--config", str(folder / "config.yaml"), env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -371,6 +389,7 @@ async def run(
             "server_workers": workers or None,
             "fleets": fleets,
             "fleets_nice": nice,
+            "handshake_lag_s": lag,
             "watchers": watchers,
             "storm_s": round(storm, 2),
             "all_dropped_at_s": round(dropped, 2),
@@ -415,6 +434,11 @@ def main() -> None:
         help="run the client fleets at this lower priority (os.nice), so that on a small shared"
         " machine the server's CPU is what a server with its own cores would have",
     )
+    parser.add_argument(
+        "--handshake-lag",
+        type=float,
+        help="server.limits.handshake_lag: the loop lag (s) that cuts the handshakes admitted",
+    )
     parser.add_argument("--fleet", nargs=5, metavar=("URL", "SECRET", "FIRST", "COUNT", "SOURCE"))
     args = parser.parse_args()
     if args.fleet:
@@ -422,7 +446,15 @@ def main() -> None:
         asyncio.run(fleet(url, secret, int(first), int(count), source))
         return
     fleets = args.fleets or fleets_for(args.clients)
-    storm = run(args.clients, args.watchers, fleets, args.rate, args.workers, args.fleet_nice)
+    storm = run(
+        args.clients,
+        args.watchers,
+        fleets,
+        args.rate,
+        args.workers,
+        args.fleet_nice,
+        args.handshake_lag,
+    )
     result = asyncio.run(storm)
     print(json.dumps(result, indent=2))
 

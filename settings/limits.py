@@ -103,6 +103,12 @@ class LimitsSettings(Node):
         ge=1,
         description="opening handshakes a process works on at once; later ones wait, unread",
     )
+    handshake_lag: float = Field(
+        default=0.04,
+        gt=0,
+        description="seconds the event loop may run late before fewer handshakes are admitted "
+        "at once (pushes go first)",
+    )
     messages_per_turn: int = Field(
         default=8, ge=1, description="messages of one client handled per event-loop turn (fairness)"
     )

@@ -115,6 +115,12 @@ class ServerSettings(Node):
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
         default="auto", description="auto: uvloop when installed, else asyncio"
     )
+    gc_full_every: float = Field(
+        default=60.0,
+        ge=0,
+        description="seconds between full garbage collections, run when no storm is under way "
+        "(0: CPython's own trigger)",
+    )
 
     @field_validator("workers", mode="before")
     @classmethod

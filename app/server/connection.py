@@ -162,6 +162,14 @@ class WampConnection(PlainHttp):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._blocked:
             return
+        # Nothing is written to it from now on (pushes, close, send_now); the rest, autobahn's
+        # teardown and the departure, waits its turn: a mass drop loses thousands of
+        # connections in one loop turn (turn_gate.py).
+        self.lost = True
+        self._output.gone()
+        self.factory.lifecycle.departures.call(self._lost, exc)
+
+    def _lost(self, exc: Exception | None) -> None:
         self.handshake_over()
         try:
             super().connection_lost(exc)  # type: ignore[no-untyped-call]
@@ -226,6 +234,8 @@ class WampConnection(PlainHttp):
 
     def send_now(self, frame: bytes) -> None:
         """Write ``frame`` at once; from ``Session.opened`` it shares the 101's write."""
+        if self.lost:
+            return
         self.sendData(frame)
         self._services.stats.frames_out += 1
 
@@ -266,7 +276,9 @@ class WampConnection(PlainHttp):
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999);
-        a stream ends its HTTP response."""
+        a stream ends its HTTP response. A lost connection has nobody to tell."""
+        if self.lost:
+            return
         if self.streaming:
             self.session.closing(code, reason)
             self.flush()

@@ -43,23 +43,27 @@ class HandshakeBudget:
     How many handshakes finish inside the timeout depends on the CPU the process gets, which a
     fixed number cannot know: eight workers on two busy cores get a fraction of one each, and
     2,048 handshakes then take longer than 5 s. So while handshakes are in progress the budget
-    watches its loop's lag (``watch``): a loop late by more than ``timeout / 8`` cuts
-    ``allowed`` to ``late / lag`` of itself, at most half and at least ``FLOOR``, and a prompt
-    one lets it grow back by ``FLOOR`` a look towards ``limit`` (slowly: a storm's next wave
-    must not undo the cut at once). The signal is the process's own lateness, which a client
-    cannot fake by being slow.
+    watches its loop's lag (``watch``): a loop late by more than ``late`` cuts ``allowed`` to
+    ``late / lag`` of itself, at most half and at least ``FLOOR``, and a prompt one lets it
+    grow back by ``FLOOR`` a look towards ``limit`` (slowly: a storm's next wave must not undo
+    the cut at once). The signal is the process's own lateness, which a client cannot fake by
+    being slow. ``late`` is 40 ms by default, not a share of the timeout: the pushes to the
+    clients already connected wait for every loop turn the handshakes hold, so a storm is
+    admitted at the pace that keeps them on time (bench/results/issue27/storm-gc/).
     """
 
     FLOOR = 16
     PROBE = 0.1
     """Seconds between two looks at the loop's lag while handshakes are in progress."""
 
-    def __init__(self, limit: int, timeout: float = 5.0) -> None:
+    def __init__(self, limit: int, late: float = 0.04) -> None:
         self.limit = limit
         self.allowed = limit
         """The handshakes admitted at once now (``limit`` while the loop keeps up)."""
-        self.late = timeout / 8
-        """A loop this late (seconds) has too many handshakes to finish them in time."""
+        self.late = late
+        """A loop this late (seconds, ``server.limits.handshake_lag``) is doing too many
+        handshakes: the pushes wait behind them, and past some point the handshakes' own
+        timeouts run out."""
         self.on_room: Callable[[], None] | None = None
         """Called when a handshake ends (the ``Acceptor`` accepts again)."""
         self._running: set[object] = set()
@@ -279,6 +283,15 @@ class Listener:
         """The handshake budget of the listening factory (None before ``listen``)."""
         return self._handshakes
 
+    @property
+    def churning(self) -> bool:
+        """Clients arrive or leave in numbers: ``HandshakeBudget.FLOOR`` handshakes or more in
+        progress, or departures waiting for a later loop turn (a mass drop)."""
+        if self._factory is None or self._handshakes is None:
+            return False
+        arriving = self._handshakes.in_progress >= HandshakeBudget.FLOOR
+        return arriving or self._factory.lifecycle.departures.waiting > 0
+
     def frame(self, payload: bytes, binary: bool = False) -> bytes:
         """The wire bytes of one unmasked text (or binary) frame, built once (prepareMessage)."""
         if self._factory is None:
@@ -304,7 +317,7 @@ class Listener:
         url = f"{'wss' if secure else 'ws'}://{url_host}"
         factory = WampServerFactory(services, url)
         limits = server.limits
-        self._handshakes = HandshakeBudget(limits.handshakes_in_progress, limits.handshake_timeout)
+        self._handshakes = HandshakeBudget(limits.handshakes_in_progress, limits.handshake_lag)
         factory.handshakes = self._handshakes
         keepalive = server.keepalive_interval if server.keepalive_ping else 0
         factory.setProtocolOptions(

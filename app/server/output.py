@@ -65,6 +65,11 @@ class Flusher(Protocol):
         """Return once every frame queued so far was handed to its client's transport."""
 
 
+GONE = -1
+"""No autobahn state: a lost connection's ``Output`` compares the state with it and writes
+nothing."""
+
+
 class OutputServices(Protocol):
     """What the output path needs of its server (``ConnectionServices`` has it)."""
 
@@ -199,7 +204,10 @@ class Output:
         return self._unsent
 
     def gone(self) -> None:
-        """The connection is lost: forget its deadline and its bytes in the server's budget."""
+        """The connection is lost: nothing is written to it any more (its teardown may wait
+        for a later loop turn, autobahn's state still open); forget its deadline and its bytes
+        in the server's budget."""
+        self._open = GONE
         self.stop()
         if self._unsent:
             self._unsent = 0

@@ -126,6 +126,12 @@ class WampServer:
         return self.live.snapshot()
 
     @property
+    def churning(self) -> bool:
+        """Clients arrive or leave in numbers right now (a mass reconnect or drop): the
+        garbage collector's pacer waits for calm (app/gc_pacer.py)."""
+        return self.listener.churning
+
+    @property
     def accepting(self) -> bool:
         """True while the listening socket takes new connections (health checks read this)."""
         return self.listener.serving

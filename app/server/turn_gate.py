@@ -4,13 +4,19 @@ When thousands of clients drop at once (a load balancer reload, a network blip),
 departure (out of its topics, presence, ``client_disconnected``) is a job that becomes ready in
 the same loop turn: run together they stall every push for as long as they take. A ``TurnGate``
 lets ``per_turn`` of them through per turn, in arrival order, and the loop polls its sockets
-between slices; when nothing queues, a caller passes at once.
+between slices; when nothing queues, a caller passes at once. Coroutines ``enter`` it; plain
+callbacks (a transport's ``connection_lost``, which cannot await) go through ``call``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
+from collections.abc import Callable
+from functools import partial
+
+logger = logging.getLogger(__name__)
 
 
 class TurnGate:
@@ -22,7 +28,7 @@ class TurnGate:
     def __init__(self, per_turn: int) -> None:
         self.per_turn = per_turn
         self._passed = 0
-        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._waiting: deque[asyncio.Future[None] | Callable[[], object]] = deque()
         self._turn_ends: asyncio.Handle | None = None
 
     @property
@@ -41,20 +47,38 @@ class TurnGate:
         self._count_turn()
         await future
 
+    def call(self, callback: Callable[..., object], *args: object) -> None:
+        """Run ``callback(*args)`` now when this turn has room and nobody waits; else queue it
+        behind the others for a later turn."""
+        if self._passed < self.per_turn and not self._waiting:
+            self._passed += 1
+            self._count_turn()
+            callback(*args)
+            return
+        self._waiting.append(partial(callback, *args))
+        self._count_turn()
+
     def _count_turn(self) -> None:
         if self._turn_ends is None:
             self._turn_ends = asyncio.get_running_loop().call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
         """A new turn: the next ``per_turn`` waiting callers go on (a cancelled one gives its
-        place up)."""
+        place up); a queued callback that raises is logged and the others go on."""
         self._turn_ends = None
         self._passed = 0
         waiting = self._waiting
         while waiting and self._passed < self.per_turn:
-            future = waiting.popleft()
-            if not future.done():
-                future.set_result(None)
-                self._passed += 1
+            item = waiting.popleft()
+            if isinstance(item, asyncio.Future):
+                if not item.done():
+                    item.set_result(None)
+                    self._passed += 1
+                continue
+            self._passed += 1
+            try:
+                item()
+            except Exception:
+                logger.exception("a callback queued for its turn failed")
         if self._passed:
             self._count_turn()

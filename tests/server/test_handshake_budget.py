@@ -101,8 +101,8 @@ def test_a_budget_below_one_is_a_config_error_naming_the_key() -> None:
 
 async def test_a_lagging_loop_cuts_the_budget_and_a_prompt_one_restores_it() -> None:
     """While a handshake is in progress, a loop held for 0.8 s (late by more than
-    handshake_timeout / 8) admits fewer handshakes at once; prompt again, it admits them all."""
-    limits = {"handshakes_in_progress": 64, "handshake_timeout": 4.0}
+    handshake_lag) admits fewer handshakes at once; prompt again, it admits them all."""
+    limits = {"handshakes_in_progress": 64, "handshake_timeout": 4.0, "handshake_lag": 0.5}
     async with running_server(topics=[AcmeTopic()], limits=limits) as server:
         budget = budget_of(server)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -117,10 +117,10 @@ async def test_a_lagging_loop_cuts_the_budget_and_a_prompt_one_restores_it() -> 
 
 
 def test_a_late_loop_cuts_the_budget_by_its_lateness_and_a_prompt_one_adds_the_floor() -> None:
-    """Late by more than timeout / 8: cut to late / lag of itself (at most half, never under
+    """Late by more than ``late``: cut to late / lag of itself (at most half, never under
     FLOOR); prompt (under a quarter of that): FLOOR more, never over the limit; in between:
     unchanged."""
-    budget = HandshakeBudget(256, timeout=8.0)  # late: 1 s
+    budget = HandshakeBudget(256, late=1.0)
     budget.watch(1.5)
     assert (budget.allowed, budget.cut_total) == (128, 1)  # at most half
     budget.watch(0.5)  # neither late nor prompt

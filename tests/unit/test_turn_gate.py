@@ -57,3 +57,37 @@ async def test_a_cancelled_waiter_gives_its_place_up() -> None:
     tasks[1].cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     assert passed == [0, 2, 3]
+
+
+async def test_callbacks_share_the_turns_with_callers_in_arrival_order() -> None:
+    """``call`` runs a callback at once while the turn has room, then queues it with the
+    awaiting callers: seven at two a turn run in arrival order, other work between the slices,
+    and one that raises is logged without stopping the ones behind it."""
+    gate = TurnGate(2)
+    ran: list[int] = []
+    marks: list[int] = []
+
+    def callback(i: int) -> None:
+        if i == 4:
+            raise RuntimeError("a broken teardown")
+        ran.append(i)
+
+    async def caller(i: int) -> None:
+        await gate.enter()
+        ran.append(i)
+
+    gate.call(callback, 0)
+    gate.call(callback, 1)
+    assert ran == [0, 1]  # the turn had room for two
+    gate.call(callback, 2)
+    task = asyncio.create_task(caller(3))
+    await asyncio.sleep(0)  # the caller queued behind callback 2
+    for i in (4, 5, 6):
+        gate.call(callback, i)
+    asyncio.get_running_loop().call_soon(lambda: marks.append(len(ran)))
+    await task
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert ran == [0, 1, 2, 3, 5, 6]
+    assert marks and marks[0] < 6
+    assert gate.waiting == 0

@@ -1,0 +1,102 @@
+"""Full garbage collections when the server is calm, not in the middle of a storm.
+
+CPython starts a full collection (of its oldest generation) whenever the objects that survived
+the young collections have grown by a quarter. A mass reconnect builds every returning client's
+objects within seconds, so it sets off one full collection after another, and each stops the
+event loop for as long as it takes to scan every connection's objects: 100 to 540 ms per worker
+with 5,000 connections on the project's machine, the longest waits of the pushes in
+``bench.presence_storm`` (bench/results/issue27/gc/). The young collections cost a few ms and
+stay as they are; ``GcPacer`` takes the full one over: at most once every ``every`` seconds
+(``server.gc_full_every``), when nothing new reached the oldest generation it skips it, while
+clients arrive or leave in numbers it waits for calm, and ``OVERDUE`` intervals late it runs
+anyway, so that a server that is never calm still frees its cyclic garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+NEVER = 1 << 30
+"""A threshold of the oldest generation that CPython's own trigger does not reach."""
+LOOK_EVERY = 1.0
+"""Seconds between two looks for calm once a full collection is due."""
+OVERDUE = 4
+"""A full collection due for this many intervals runs, calm or not."""
+SLOW = 0.05
+"""A full collection longer than this (seconds) is logged at INFO."""
+
+
+class GcPacer:
+    """Runs CPython's full collection itself, every ``every`` seconds at most, when
+    ``churning()`` says no storm is under way; ``every`` 0 leaves CPython's trigger alone."""
+
+    def __init__(self, every: float, churning: Callable[[], bool]) -> None:
+        self.every = every
+        self._churning = churning
+        self._saved: tuple[int, int, int] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._due_since = 0.0
+        self.runs = 0
+        """Full collections this pacer ran."""
+        self.longest = 0.0
+        """Seconds of the longest of them."""
+
+    @property
+    def pacing(self) -> bool:
+        return self._saved is not None
+
+    def start(self) -> None:
+        """Turn CPython's full-collection trigger off and look again in ``every`` seconds."""
+        if self.every <= 0 or self._saved is not None:
+            return
+        self._saved = gc.get_threshold()
+        young, middle, _oldest = self._saved
+        gc.set_threshold(young, middle, NEVER)
+        self._due_since = time.monotonic() + self.every
+        self._schedule(self.every)
+
+    def stop(self) -> None:
+        """Hand the full collections back to CPython (its thresholds as they were)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._saved is not None:
+            gc.set_threshold(*self._saved)
+            self._saved = None
+
+    def _schedule(self, delay: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(delay, self._look)
+
+    def _look(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        if gc.get_count()[2] == 0:
+            # No middle-generation collection since the last full one: nothing new in the
+            # oldest generation to scan.
+            self._due_since = now + self.every
+            self._schedule(self.every)
+            return
+        overdue = now - self._due_since >= (OVERDUE - 1) * self.every
+        if self._churning() and not overdue:
+            self._schedule(LOOK_EVERY)
+            return
+        self.collect()
+        self._due_since = time.monotonic() + self.every
+        self._schedule(self.every)
+
+    def collect(self) -> int:
+        """One full collection now; returns the unreachable objects it found."""
+        started = time.perf_counter()
+        found = gc.collect()
+        took = time.perf_counter() - started
+        self.runs += 1
+        self.longest = max(self.longest, took)
+        level = logging.INFO if took > SLOW else logging.DEBUG
+        logger.log(level, "full garbage collection: %d unreachable, %.0f ms", found, took * 1000)
+        return found
