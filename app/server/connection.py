@@ -162,11 +162,15 @@ class WampConnection(PlainHttp):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._blocked:
             return
-        # Nothing is written to it from now on (pushes, close, send_now); the rest, autobahn's
-        # teardown and the departure, waits its turn: a mass drop loses thousands of
-        # connections in one loop turn (turn_gate.py).
+        # Nothing is written to it from now on (pushes, close, sendData), its queued jobs and
+        # timers are dropped and its handshake slot freed; the rest, autobahn's teardown and
+        # the departure, waits its turn: a mass drop loses thousands of connections in one
+        # loop turn (turn_gate.py).
         self.lost = True
         self._output.gone()
+        self.handshake_over()
+        self.drop_jobs()
+        self.stop_timers()
         self.factory.lifecycle.departures.call(self._lost, exc)
 
     def _lost(self, exc: Exception | None) -> None:
@@ -232,10 +236,17 @@ class WampConnection(PlainHttp):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.factory.lifecycle.gone(self)
 
+    def sendData(  # noqa: N802  # autobahn's name
+        self, data: bytes, sync: bool = False, chopsize: int | None = None
+    ) -> None:
+        """Autobahn's every write (pings, close frames, the 101, ``send_now``); none once the
+        connection is lost: its teardown may wait for a later turn while autobahn's timers
+        still run, and uvloop refuses a write to a closed transport."""
+        if not self.lost:
+            super().sendData(data, sync, chopsize)
+
     def send_now(self, frame: bytes) -> None:
         """Write ``frame`` at once; from ``Session.opened`` it shares the 101's write."""
-        if self.lost:
-            return
         self.sendData(frame)
         self._services.stats.frames_out += 1
 
@@ -297,7 +308,7 @@ class WampConnection(PlainHttp):
     def fail(self, reason: str, error: BaseException | None = None) -> None:
         """Close this connection because of what it sent, with the error's ``code`` (1007 by
         default; 1008 for a spent budget, whose reads then stop); the server carries on."""
-        if self.closed or self.state != STATE_OPEN:
+        if self.lost or self.closed or self.state != STATE_OPEN:
             return
         self.close(self.factory.lifecycle.failed(self, reason, error), reason)
         if isinstance(error, LimitExceeded):

@@ -115,9 +115,12 @@ class PlainHttp(Client, FedParser):  # type: ignore[misc]
         super().processHandshake()
 
     def _answer(self, answer: Answer) -> None:
-        """The gate answered the request: write it and end (a 431 lingers, reads stopped)."""
+        """The gate answered the request: write it and end (a 431 lingers, reads stopped);
+        a client gone meanwhile (a hub POST answered late) gets nothing."""
         self._refused, self.data = True, b""
         self.handshake_over()
+        if self.lost:
+            return
         transport = cast(asyncio.Transport, self.transport)  # set: the request was read from it
         transport.write(answer.reply)
         if answer.reason == "handshake_max_bytes":

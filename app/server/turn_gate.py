@@ -68,17 +68,19 @@ class TurnGate:
         self._turn_ends = None
         self._passed = 0
         waiting = self._waiting
-        while waiting and self._passed < self.per_turn:
-            item = waiting.popleft()
-            if isinstance(item, asyncio.Future):
-                if not item.done():
-                    item.set_result(None)
-                    self._passed += 1
-                continue
-            self._passed += 1
-            try:
-                item()
-            except Exception:
-                logger.exception("a callback queued for its turn failed")
-        if self._passed:
-            self._count_turn()
+        try:
+            while waiting and self._passed < self.per_turn:
+                item = waiting.popleft()
+                if isinstance(item, asyncio.Future):
+                    if not item.done():
+                        item.set_result(None)
+                        self._passed += 1
+                    continue
+                self._passed += 1
+                try:
+                    item()
+                except Exception:
+                    logger.exception("a callback queued for its turn failed")
+        finally:  # even past a BaseException, those still waiting get their turns
+            if self._passed or waiting:
+                self._count_turn()

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import uvloop
 
 from gos_web_socket.app.events import CLIENT_DISCONNECTED, EventDispatcher
 from gos_web_socket.app.router import WampRequest
@@ -88,3 +91,40 @@ async def test_a_push_after_a_mass_drop_does_not_wait_for_every_departure(
     assert departed_when_received < CROWD
     assert len(server.topics["news/1"]) == 1
     await stays.close()
+
+
+def test_a_lost_connection_waiting_for_its_teardown_is_written_to_and_failed_by_nobody(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On uvloop, whose closed transports refuse writes: a connection lost while its teardown
+    waits behind 1.5 s of other departures sends no keepalive ping (every 1 s) and no close
+    frame, a late ``fail()`` counts nothing, and once its turn comes it is gone."""
+    caplog.set_level(logging.WARNING)
+    errors: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        settings = {"keepalive_ping": True, "keepalive_interval": 1}
+        limits = {"departures_per_turn": 1}
+        async with running_server(
+            topics=[News()], routes=ROUTES, limits=limits, **settings
+        ) as server:
+            writer = await raw_subscriber(server.port)
+            await eventually(lambda: server.connections == 1, what="the client in")
+            (connection,) = server.live_connections
+            departures = connection.factory.lifecycle.departures
+            for _ in range(1500):  # one a turn: the queue holds the teardown back about 1.5 s
+                departures.call(time.sleep, 0.001)
+            writer.transport.abort()
+            await eventually(lambda: connection.lost, what="the connection lost")
+            closed = dict(server.stats.closed)
+            connection.fail("a job failing after the client left")
+            connection.close()
+            assert not connection.closed and departures.waiting > 1000  # still in the window
+            await eventually(lambda: connection.closed, within=30, what="its turn")
+            assert server.connections == 0
+            assert dict(server.stats.closed) == closed
+
+    uvloop.run(scenario())
+    assert errors == []
+    assert [r.getMessage() for r in caplog.records if "closed" in r.getMessage()] == []

@@ -99,3 +99,36 @@ async def test_the_runtime_paces_the_server_s_collections() -> None:
     finally:
         await runtime.stop()
     assert gc.get_threshold() == saved
+
+
+async def test_two_servers_in_one_process_hand_the_trigger_back_once_both_stopped() -> None:
+    """Pacers stopped in any order: CPython's thresholds come back when the last one stops,
+    not before (the other still paces) and not the paced ones (which would stay for good)."""
+    saved = gc.get_threshold()
+    first, second = GcPacer(30, churning=lambda: False), GcPacer(30, churning=lambda: False)
+    first.start()
+    second.start()
+    first.stop()
+    assert gc.get_threshold()[2] == NEVER
+    second.stop()
+    assert gc.get_threshold() == saved
+
+
+async def test_a_look_that_fails_still_schedules_the_next() -> None:
+    """A ``churning`` that raises does not leave the trigger off with nobody looking."""
+    looks: list[int] = []
+
+    def churning() -> bool:
+        looks.append(1)
+        raise RuntimeError("a broken probe")
+
+    pacer = GcPacer(0.05, churning=churning)
+    pacer.start()
+    try:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, _ctx: None)
+        for _ in range(2):
+            old_garbage()
+            count = len(looks)
+            await eventually(lambda: len(looks) > count, 5.0, "the next look")  # noqa: B023
+    finally:
+        pacer.stop()
