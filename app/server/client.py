@@ -12,7 +12,7 @@ from gos_web_socket.app.auth.credentials import Credentials
 from gos_web_socket.app.auth.user import ANONYMOUS, User
 from gos_web_socket.app.server.compression import DeflateFormat
 from gos_web_socket.app.server.jobs import Job, JobQueue
-from gos_web_socket.app.server.session import Session, WireFormat, new_session_id
+from gos_web_socket.app.server.session import Ended, Session, WireFormat, new_session_id
 from gos_web_socket.app.server.timers import PeriodicTimers
 from gos_web_socket.settings.models import LimitsSettings
 
@@ -37,8 +37,10 @@ class Client:
     Public attributes: ``session_id`` (a decimal string; a v2 client gets the same number as
     its integer session id), ``remote_address``, ``timers`` (cancelled on close), ``user_data``
     (free for user code), ``subscriptions``, ``session``: the ``Wamp1Session`` or
-    ``Wamp2Session`` chosen during the handshake, and ``user``: who the authenticator says
-    it is (``app.auth.User``; anonymous has no id), from the handshake's ``credentials``.
+    ``Wamp2Session`` chosen during the handshake (an ``Ended`` one, which sends nothing, once
+    its departure is done and ``client_disconnected`` dispatched), and ``user``: who the
+    authenticator says it is (``app.auth.User``; anonymous has no id), from the handshake's
+    ``credentials``.
     """
 
     session: Session[Any]
@@ -51,6 +53,9 @@ class Client:
     opened = established = lost = closed = False
     """The states ``Lifecycle`` (app/server/lifecycle.py) moves the connection through: its
     handshake done, its session established, its TCP connection gone, and unregistered."""
+    departed = torn_down = False
+    """Its departure is done (out of its topics, ``client_disconnected`` dispatched); its
+    transport's teardown is done: with both, ``release`` (``Lifecycle.ended``)."""
     close_reason = ""
     """Why the server closed the client (a ``server.limits`` name, ``invalid_json``...)."""
     _deflate_window: int | None = None
@@ -121,6 +126,16 @@ class Client:
             LimitExceeded: ``max_pending_calls`` or ``max_queued_jobs`` would be passed.
         """
         self._jobs.put_call(job)
+
+    def release(self) -> None:
+        """Its departure and teardown are done: let go of what points back at it (its job
+        queue's ``failed``; its session, which becomes an ``Ended``), so that reference
+        counting frees the connection now instead of the next full garbage collection
+        (app/gc_pacer.py). A caller still holding the old session keeps it."""
+        self._jobs.release()
+        session = self.__dict__.get("session")
+        if session is not None:
+            self.session = Ended(session.wire_format)
 
     def drop_jobs(self) -> None:
         """Drop the jobs not started yet (the connection is closing)."""

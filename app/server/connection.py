@@ -183,7 +183,18 @@ class WampConnection(PlainHttp):
             logger.debug("connection %s: lost during its handshake", self.session_id)
         finally:
             self._output.gone()
-            self.factory.lifecycle.gone(self)
+            lifecycle = self.factory.lifecycle
+            lifecycle.gone(self)
+            self.torn_down = True
+            lifecycle.ended(self)
+
+    def release(self) -> None:
+        """``Client.release``, and autobahn's parts that point back at the connection: its
+        output's link, the futures it resolves with the connection, its reader's waiter."""
+        super().release()
+        self._output.release()
+        for name in ("is_closed", "is_open", "waiter"):
+            self.__dict__.pop(name, None)
 
     def data_received(self, data: bytes) -> None:
         if not self._blocked and not self._refused:

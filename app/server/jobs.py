@@ -25,6 +25,11 @@ Failed = Callable[[str, Exception], None]
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 
 
+def _nobody(reason: str, error: Exception) -> None:
+    """A released queue's failures: its connection is gone, there is nobody to close."""
+    logger.debug("a job failed after its connection's departure: %s", reason)
+
+
 class JobQueue:
     """A connection's jobs in arrival order; ``put`` and ``put_call`` enforce the budgets."""
 
@@ -40,6 +45,11 @@ class JobQueue:
         self._worker: asyncio.Task[None] | None = None
         self.pending_calls = 0
         """RPC calls queued or running (``server.limits.max_pending_calls``)."""
+
+    def release(self) -> None:
+        """The connection's departure is done: let go of its ``failed`` callback (the
+        connection holds this queue: a reference cycle)."""
+        self._failed = _nobody
 
     def put(self, job: Job) -> None:
         """Queue ``job``; raises ``LimitExceeded`` (``max_queued_jobs``) when the queue is full."""

@@ -112,10 +112,21 @@ class Lifecycle:
 
     async def _leave(self, client: Client) -> None:
         await self.departures.enter()
-        await self._services.leave(client)
-        if client.established:  # a v2 client that never got WELCOME never connected
-            event = ClientDisconnectedEvent(client)
-            await self._services.dispatcher.dispatch(CLIENT_DISCONNECTED, event)
+        try:
+            await self._services.leave(client)
+            if client.established:  # a v2 client that never got WELCOME never connected
+                event = ClientDisconnectedEvent(client)
+                await self._services.dispatcher.dispatch(CLIENT_DISCONNECTED, event)
+        finally:
+            client.departed = True
+            self.ended(client)
+
+    @staticmethod
+    def ended(client: Client) -> None:
+        """Release the client once nothing more happens to it: its transport torn down and
+        its departure done (or none to come: it never opened)."""
+        if client.torn_down and (client.departed or not client.closed):
+            client.release()
 
     def count_close(self, client: Client, reason: str) -> None:
         """One count per closed client in ``stats.closed`` (the metric per reason)."""

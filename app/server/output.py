@@ -70,6 +70,20 @@ GONE = -1
 nothing."""
 
 
+class Unlinked:
+    """The link of a released ``Output``: never open, no transport, nothing to abort."""
+
+    session_id = ""
+    state = GONE - 1
+    transport = None
+
+    def abort(self, reason: str) -> None:
+        """Nothing left to drop."""
+
+
+UNLINKED = Unlinked()
+
+
 class OutputServices(Protocol):
     """What the output path needs of its server (``ConnectionServices`` has it)."""
 
@@ -212,6 +226,12 @@ class Output:
         if self._unsent:
             self._unsent = 0
             self._services.outgoing.change(self, 0)
+
+    def release(self) -> None:
+        """The connection's departure is done: let go of it (it points here, this pointed
+        back: a reference cycle only a full garbage collection would free)."""
+        self.gone()
+        self._link = UNLINKED
 
     def pause(self) -> None:
         """The client's unsent bytes passed ``max_outgoing_buffer`` (asyncio's

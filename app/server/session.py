@@ -170,3 +170,31 @@ class Session(ABC, Generic[RequestT]):
     @abstractmethod
     def error(self, request: RequestT, failure: Failure) -> None:
         """Encode and send the error answer to a request."""
+
+
+class Ended(Session[Any]):
+    """The session a connection keeps once its departure is done: it sends and answers
+    nothing. The real one pointed back at the connection (a reference cycle that only a full
+    garbage collection frees, ``app/gc_pacer.py``); whoever still holds the real one (a late
+    RPC answer) keeps it, and its writes find the connection gone."""
+
+    def __init__(self, wire_format: WireFormat) -> None:
+        self.wire_format = wire_format
+
+    def opened(self) -> None:
+        """Never: the connection is gone."""
+
+    def receive(self, payload: bytes, is_binary: bool) -> None:
+        """Never: the connection is gone."""
+
+    def closing(self, code: int, reason: str) -> None:
+        """Nothing to say: the connection is gone."""
+
+    def event(self, topic: str, payload: Any) -> bool:
+        return False
+
+    def result(self, request: Any, result: Result) -> None:
+        """Nobody to answer."""
+
+    def error(self, request: Any, failure: Failure) -> None:
+        """Nobody to answer."""

@@ -7,7 +7,7 @@ import asyncio
 import gc
 import weakref
 
-from gos_web_socket.app.gc_pacer import NEVER, GcPacer
+from gos_web_socket.app.gc_pacer import DEEP_EVERY, NEVER, GcPacer
 from tests.support.server import RUNTIME, make_container, service
 from tests.support.waiting import eventually
 
@@ -130,5 +130,29 @@ async def test_a_look_that_fails_still_schedules_the_next() -> None:
             old_garbage()
             count = len(looks)
             await eventually(lambda: len(looks) > count, 5.0, "the next look")  # noqa: B023
+    finally:
+        pacer.stop()
+
+
+async def test_survivors_are_frozen_and_the_deep_run_frees_their_cycles() -> None:
+    """After a run its survivors are out of the next runs' scans; a cycle among them that is
+    dropped later is freed by the ``DEEP_EVERY``-th run, which scans everything."""
+    pacer = GcPacer(0.02, churning=lambda: False)
+    pacer.start()
+    try:
+        survivor = Cyclic()
+        ref = weakref.ref(survivor)
+        gc.collect(1)  # something for the first run to look at
+        await eventually(lambda: pacer.runs >= 1, 5.0, "the first run")
+        assert gc.get_freeze_count() > 0
+        assert survivor not in gc.get_objects()  # frozen: not scanned
+        del survivor
+        runs = pacer.runs
+        while pacer.runs % DEEP_EVERY != 0:  # the runs before the deep one leave it
+            assert ref() is not None
+            gc.collect(1)
+            await eventually(lambda: pacer.runs > runs, 5.0, "the next run")  # noqa: B023
+            runs = pacer.runs
+        assert ref() is None
     finally:
         pacer.stop()
