@@ -12,7 +12,7 @@ clients arrive or leave in numbers it waits for calm, and ``OVERDUE`` intervals 
 anyway, so that a server that is never calm still frees its cyclic garbage.
 
 After each run the survivors are frozen (``gc.freeze``): the next run scans only what came
-since, not every live connection again (127 to 155 ms per 5,000). Frozen objects are still
+since, not every live connection again (127 to 197 ms per 5,000 here). Frozen objects are still
 freed by their reference counts, and a connection is (its cycles are cut when its departure is
 done: ``Client.release``); cyclic garbage made of frozen objects (a handler's, say) waits for
 the ``DEEP_EVERY``-th run, which unfreezes and scans everything first.
