@@ -174,7 +174,6 @@ class WampConnection(PlainHttp):
         self.factory.lifecycle.departures.call(self._lost, exc)
 
     def _lost(self, exc: Exception | None) -> None:
-        self.handshake_over()
         try:
             super().connection_lost(exc)  # type: ignore[no-untyped-call]
         except asyncio.InvalidStateError:
@@ -182,7 +181,6 @@ class WampConnection(PlainHttp):
             # dropped a connection whose handshake then completed: onClose never ran.
             logger.debug("connection %s: lost during its handshake", self.session_id)
         finally:
-            self._output.gone()
             lifecycle = self.factory.lifecycle
             lifecycle.gone(self)
             self.torn_down = True

@@ -47,7 +47,7 @@ async def test_a_wamp1_client_that_closes_cleanly_is_freed_at_once(server: WampS
     client = await WampTestClient.connect(url_of(server))
     client.subscribe("acme/channel/1")
     await eventually(lambda: server.connections == 1, what="the client in")
-    await asyncio.sleep(0.1)  # the subscription made
+    await eventually(lambda: bool(server.topics.get("acme/channel/1")), what="the subscription")
     await freed_without_a_collection(server, client.close)
 
 

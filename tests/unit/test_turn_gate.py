@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from gos_web_socket.app.server.turn_gate import TurnGate
+from tests.support.waiting import eventually
 
 
 async def test_callers_pass_per_turn_in_order_with_other_work_between() -> None:
@@ -86,8 +87,7 @@ async def test_callbacks_share_the_turns_with_callers_in_arrival_order() -> None
         gate.call(callback, i)
     asyncio.get_running_loop().call_soon(lambda: marks.append(len(ran)))
     await task
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await eventually(lambda: len(ran) == 6, 2.0, "the callbacks behind the caller")
     assert ran == [0, 1, 2, 3, 5, 6]
     assert marks and marks[0] < 6
     assert gate.waiting == 0
