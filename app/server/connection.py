@@ -16,29 +16,29 @@ autobahn's callbacks to objects that know nothing of autobahn, each tested witho
 - ``JobQueue`` (jobs.py): the session's requests in arrival order, queued jobs and pending calls;
 - ``Lifecycle`` (lifecycle.py, one per server): registered on open, ``client_connected``, gone
   whatever state its handshake was in, closes counted and logged once;
-- ``Client`` (client.py), its base: the attributes user hooks see.
+- ``Closing`` (closing.py), the base above ``PlainHttp``: every way a connection ends, and
+  the teardown of a lost one spread over loop turns, then its release;
+- ``Client`` (client.py), the first base: the attributes user hooks see.
 
 Also here: a session's first frame (v1 WELCOME) leaves in the same ``transport.write`` as the
 101 (``send_now``: the PHP client reads once); what breaks the protocol closes this connection
-only, with the error's code (app/close_codes.py) and one log line (``fail``).
+only, with the error's code (app/close_codes.py) and one log line (``Closing.fail``).
 
-Every use of autobahn's internals is in this module and its bases, parser.py and plain_http.py
-(tests/server/test_autobahn_internals.py
-fails, naming it, when one disappears from the installed autobahn): ``data`` (the read
-buffer), ``receive_queue``/``send_queue``, ``_valid_events``/``_results``
-(``set_valid_events``), ``sendData`` shadowed in ``succeedHandshake``, ``_fail_connection``,
-``_perMessageCompress``, the handshake leftovers (``http_request_data``,
-``http_response_data``, ``http_status_line``, ``_wskey``, ``websocket_protocols``),
-``wasNotCleanReason``, ``_dataReceived``/``consumeData``/``processData``/``current_frame``/
-``onFrameBegin`` (the parser fed in pieces, the per-turn and per-frame budgets),
-``CONFIG_ATTRS`` (``with_options``) and ``prepareMessage``'s
-``payloadHybi`` (``WampServerFactory.frame``).
+Every use of autobahn's internals is in this module and its bases, parser.py, plain_http.py and
+closing.py (tests/server/test_autobahn_internals.py fails, naming it, when one disappears from
+the installed autobahn): ``data`` (the read buffer), ``receive_queue``/``send_queue``,
+``_valid_events``/``_results`` (``set_valid_events``), ``sendData`` shadowed in
+``succeedHandshake``, ``_fail_connection``, ``_perMessageCompress``, the handshake leftovers
+(``http_request_data``, ``http_response_data``, ``http_status_line``, ``_wskey``,
+``websocket_protocols``), ``wasNotCleanReason``,
+``_dataReceived``/``consumeData``/``processData``/``current_frame``/``onFrameBegin`` (the
+parser fed in pieces, the per-turn and per-frame budgets), ``CONFIG_ATTRS`` (``with_options``)
+and ``prepareMessage``'s ``payloadHybi`` (``WampServerFactory.frame``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -47,18 +47,12 @@ from typing import TYPE_CHECKING, Any, cast
 from autobahn.asyncio.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionRequest
 
-from gos_web_socket.app.close_codes import (
-    CLOSE_GOING_AWAY,
-    CLOSE_MESSAGE_TOO_BIG,
-    CLOSE_NORMAL,
-    CLOSE_POLICY_VIOLATION,
-    LIBRARY_CLOSE_REASONS,
-)
 from gos_web_socket.app.events import (
     EventDispatcher,
 )
 from gos_web_socket.app.exceptions import LimitExceeded
 from gos_web_socket.app.server.budgets import InboundBudgets
+from gos_web_socket.app.server.closing import Closing
 from gos_web_socket.app.server.compression import negotiated_window
 from gos_web_socket.app.server.footprint import SmallQueue, shared_event_names, with_options
 from gos_web_socket.app.server.gate import HttpGate
@@ -68,15 +62,13 @@ from gos_web_socket.app.server.lifecycle import Lifecycle
 from gos_web_socket.app.server.memory import OutgoingBudget
 from gos_web_socket.app.server.output import Flusher, Output, write_paced
 from gos_web_socket.app.server.parser import STATE_OPEN
-from gos_web_socket.app.server.plain_http import HandshakeSlots, HttpTaker, PlainHttp
+from gos_web_socket.app.server.plain_http import HandshakeSlots, HttpTaker
 from gos_web_socket.app.server.session import SERVER_AGENT, Session
 from gos_web_socket.app.stats import ServerStats
 from gos_web_socket.settings.models import LimitsSettings
 
 if TYPE_CHECKING:
     from gos_web_socket.app.auth.authenticator import Authenticator
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +105,16 @@ class ConnectionServices:
     """Takes plain HTTP requests to its ``paths`` (the Mercure hub, app/sse); None: none."""
 
 
-class WampConnection(PlainHttp):
+class WampConnection(Closing):
     """A ``Client`` (app/server/client.py: what user hooks see) on autobahn's protocol: its
-    WebSocket side, with what it reads (``FedParser``) and its plain HTTP (``PlainHttp``)."""
+    WebSocket side and its writes, with what it reads (``FedParser``), its plain HTTP
+    (``PlainHttp``) and how it ends (``Closing``)."""
 
     factory: WampServerFactory  # pyright: ignore[reportIncompatibleVariableOverride]
     # A connection's services are a client's and more; set once, in connection_made.
     _services: ConnectionServices  # pyright: ignore[reportIncompatibleVariableOverride]
     _output: Output
     _budgets: InboundBudgets
-
-    # Class defaults, on an instance only once they change (see Client).
-    _blocked = False
-    """Closed before any HTTP (``_refused``: see ``FedParser``)."""
 
     def set_valid_events(self, valid_events: list[str] | None = None) -> None:
         """Shared event names (autobahn only reads them) and an empty results dict."""
@@ -158,41 +147,6 @@ class WampConnection(PlainHttp):
         cast(asyncio.WriteTransport, transport).set_write_buffer_limits(high=limit)
         if self.factory.handshakes is not None:
             self.factory.handshakes.arrive(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._blocked:
-            return
-        # Nothing is written to it from now on (pushes, close, sendData), its queued jobs and
-        # timers are dropped and its handshake slot freed; the rest, autobahn's teardown and
-        # the departure, waits its turn: a mass drop loses thousands of connections in one
-        # loop turn (turn_gate.py).
-        self.lost = True
-        self._output.gone()
-        self.handshake_over()
-        self.drop_jobs()
-        self.stop_timers()
-        self.factory.lifecycle.departures.call(self._lost, exc)
-
-    def _lost(self, exc: Exception | None) -> None:
-        try:
-            super().connection_lost(exc)  # type: ignore[no-untyped-call]
-        except asyncio.InvalidStateError:
-            # autobahn resolves its is_closed future twice when its opening-handshake timeout
-            # dropped a connection whose handshake then completed: onClose never ran.
-            logger.debug("connection %s: lost during its handshake", self.session_id)
-        finally:
-            lifecycle = self.factory.lifecycle
-            lifecycle.gone(self)
-            self.torn_down = True
-            lifecycle.ended(self)
-
-    def release(self) -> None:
-        """``Client.release``, and autobahn's parts that point back at the connection: its
-        output's link, the futures it resolves with the connection, its reader's waiter."""
-        super().release()
-        self._output.release()
-        for name in ("is_closed", "is_open", "waiter"):
-            self.__dict__.pop(name, None)
 
     def data_received(self, data: bytes) -> None:
         if not self._blocked and not self._refused:
@@ -232,18 +186,6 @@ class WampConnection(PlainHttp):
         self.websocket_protocols = []
         self.factory.lifecycle.open(self)
         self.session.opened()
-
-    def _fail_connection(self, code: int = CLOSE_GOING_AWAY, reason: str = "going away") -> None:
-        """Autobahn refused a frame before ``onMessage`` (too big, not UTF-8, bad framing)."""
-        why = LIBRARY_CLOSE_REASONS.get(code)
-        if why is not None and self.state == STATE_OPEN:
-            self.factory.lifecycle.closed_for(self, code, why, reason)
-        super()._fail_connection(code, reason)
-        if code == CLOSE_MESSAGE_TOO_BIG:
-            self.stop_reading()  # the rest of an oversized message is not worth reading
-
-    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.factory.lifecycle.gone(self)
 
     def sendData(  # noqa: N802  # autobahn's name
         self, data: bytes, sync: bool = False, chopsize: int | None = None
@@ -288,40 +230,6 @@ class WampConnection(PlainHttp):
     def resume_writing(self) -> None:
         """asyncio: the backlog drained."""
         self._output.resume()
-
-    def abort(self, reason: str) -> None:
-        """Drop the TCP connection now (a client that does not read), ``reason`` logged."""
-        self.wasNotCleanReason = reason
-        self.dropConnection(abort=True)
-
-    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Start the closing handshake with any code (autobahn's sendClose refuses 1001-2999);
-        a stream ends its HTTP response. A lost connection has nobody to tell."""
-        if self.lost:
-            return
-        if self.streaming:
-            self.session.closing(code, reason)
-            self.flush()
-            cast(asyncio.Transport, self.transport).close()
-        elif self.state == STATE_OPEN:
-            self.session.closing(code, reason)
-            self.flush()  # queued frames go before the close frame
-            # A close reason holds at most 123 bytes; never cut a UTF-8 sequence in half.
-            reason_utf8 = reason.encode()[:123].decode("utf-8", "ignore").encode()
-            self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)
-
-    def refuse(self) -> None:
-        """Close with 1008 once the client was told that a secured topic refused it."""
-        self.close(CLOSE_POLICY_VIOLATION, "refused by a secured topic")
-
-    def fail(self, reason: str, error: BaseException | None = None) -> None:
-        """Close this connection because of what it sent, with the error's ``code`` (1007 by
-        default; 1008 for a spent budget, whose reads then stop); the server carries on."""
-        if self.lost or self.closed or self.state != STATE_OPEN:
-            return
-        self.close(self.factory.lifecycle.failed(self, reason, error), reason)
-        if isinstance(error, LimitExceeded):
-            self.stop_reading()  # a flood: do not parse the rest of it
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self._services.stats.frames_in += 1

@@ -74,7 +74,7 @@ async def test_1000_handshakes_finishing_around_a_stall_leave_no_session(
     """After a 3 s stall in which 1,000 handshakes were finished and timed out at once (or had
     just finished, their clients vanishing in the stall), and once every client is gone, no
     session is registered and none is live."""
-    caplog.set_level(logging.DEBUG, logger="gos_web_socket.app.server.connection")
+    caplog.set_level(logging.DEBUG, logger="gos_web_socket.app.server.closing")
     caplog.set_level(logging.WARNING, logger="autobahn")
     loop = asyncio.get_running_loop()
     started = time.monotonic()
