@@ -109,6 +109,12 @@ class LimitsSettings(Node):
         description="seconds the event loop may run late before fewer handshakes are admitted "
         "at once (pushes go first)",
     )
+    handshakes_per_turn: int = Field(
+        default=16,
+        ge=1,
+        description="opening handshakes worked on per event-loop turn; the rest of a mass "
+        "reconnect's requests wait for the next turns (pushes go between)",
+    )
     messages_per_turn: int = Field(
         default=8, ge=1, description="messages of one client handled per event-loop turn (fairness)"
     )

@@ -77,10 +77,13 @@ class Lifecycle:
     (``Client.opened``, ``established``, ``lost``, ``closed``, ``close_reason``), so an idle
     connection carries no object for them."""
 
-    __slots__ = ("_services", "departures")
+    __slots__ = ("_services", "arrivals", "departures")
 
     def __init__(self, services: LifeServices) -> None:
         self._services = services
+        self.arrivals = TurnGate(services.limits.handshakes_per_turn)
+        """Opening handshakes are worked on at most this many a loop turn (a mass reconnect's
+        requests, read in one turn, would otherwise hold every push for all of them)."""
         self.departures = TurnGate(services.limits.departures_per_turn)
         """Gone connections leave their topics at most this many a loop turn (a mass drop
         must not stall the pushes to those who stay: turn_gate.py)."""

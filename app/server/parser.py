@@ -19,6 +19,7 @@ from gos_web_socket.app.exceptions import LimitExceeded
 from gos_web_socket.app.server.budgets import InboundBudgets
 
 STATE_OPEN = WebSocketServerProtocol.STATE_OPEN
+STATE_CONNECTING = WebSocketServerProtocol.STATE_CONNECTING
 _STATE_CLOSING = WebSocketServerProtocol.STATE_CLOSING
 _PARSING = (STATE_OPEN, _STATE_CLOSING)
 PARSE_FEED = 4096

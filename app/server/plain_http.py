@@ -5,6 +5,10 @@ requests itself (431, 403, ``GET /health``), hands a request to one of the ``Htt
 (the Mercure hub, app/sse/hub.py) over once its body is in, and lets the rest go on to
 autobahn's handshake. A request answered or taken is never read further (``_refused``); a
 refused client lingers ``REFUSED_LINGER`` seconds, reads paused, so that it reads its answer.
+
+Requests are worked on at most ``server.limits.handshakes_per_turn`` a loop turn (the
+lifecycle's arrivals gate, turn_gate.py): a mass reconnect's requests arrive together, and a
+turn that parsed, authenticated and answered all of them held every push meanwhile.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from gos_web_socket.app.server.client import Client, ClientServices
 from gos_web_socket.app.server.gate import Answer, HttpGate, ReadOn, Take
 from gos_web_socket.app.server.guard import Guard
 from gos_web_socket.app.server.lifecycle import Lifecycle
-from gos_web_socket.app.server.parser import STATE_OPEN, FedParser
+from gos_web_socket.app.server.parser import STATE_CONNECTING, STATE_OPEN, FedParser
 from gos_web_socket.app.server.session import Session
 
 REFUSED_LINGER = 2.5
@@ -96,7 +100,21 @@ class PlainHttp(Client, FedParser):  # type: ignore[misc]
         if self.factory.handshakes is not None:
             self.factory.handshakes.finish(self)
 
+    _awaiting_turn = False
+    """Its request waits for a turn of the arrivals gate (``processHandshake``)."""
+
     def processHandshake(self) -> None:
+        """Autobahn read (more of) the request: it is worked on when the arrivals gate gives
+        this connection its turn, at once unless a mass reconnect's requests queue; what the
+        client sends meanwhile joins the same buffer (``data``)."""
+        if not self._awaiting_turn:
+            self._awaiting_turn = True
+            self.factory.lifecycle.arrivals.call(self._handshake_turn)
+
+    def _handshake_turn(self) -> None:
+        del self._awaiting_turn  # back to the class default
+        if self.lost or self._refused or self.state != STATE_CONNECTING:
+            return  # gone, answered or timed out while it waited
         if not self._origin_seen:  # None: the head is not complete yet
             verdict = self.factory.gate.check(self.data, self.remote_address, self.session_id)
             if isinstance(verdict, Answer):

@@ -15,6 +15,7 @@ from gos_web_socket.app.server.listener import HandshakeBudget
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings import load_settings
 from gos_web_socket.settings.errors import ConfigurationError
+from tests.support.raw_ws import php_upgrade_request
 from tests.support.server import running_server, url_of
 from tests.support.waiting import eventually
 
@@ -87,6 +88,34 @@ async def test_a_storm_sixty_times_the_budget_opens_every_client() -> None:
             sampler.cancel()
             await asyncio.gather(*(client.close() for client in clients))
         await eventually(lambda: budget.in_progress == 0)
+
+
+async def test_requests_read_in_one_turn_are_answered_a_few_a_turn() -> None:
+    """Twenty upgrade requests that arrive together open at most ``handshakes_per_turn`` (4)
+    sessions per loop turn, and all twenty open."""
+    async with running_server(topics=[AcmeTopic()], limits={"handshakes_per_turn": 4}) as server:
+        budget = budget_of(server)
+        pairs = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+        await eventually(lambda: budget.in_progress == 20, what="all twenty accepted")
+        loop = asyncio.get_running_loop()
+        counts: list[int] = []
+
+        def sample() -> None:  # the sessions open, once every loop turn, until all are
+            counts.append(server.connections)
+            if counts[-1] < 20:
+                loop.call_soon(sample)
+
+        for _, writer in pairs:  # all written in this turn: the server reads them together
+            writer.write(php_upgrade_request("127.0.0.1", server.port))
+        sample()
+        heads = await asyncio.gather(*(reader.readuntil(b"\r\n\r\n") for reader, _ in pairs))
+        await eventually(lambda: counts[-1] == 20, what="the sampler saw all twenty open")
+        for _, writer in pairs:
+            writer.close()
+        assert all(head.startswith(b"HTTP/1.1 101") for head in heads)
+        steps = [after - before for before, after in zip(counts, counts[1:], strict=False)]
+        assert max(steps) <= 4, steps
+        assert sum(1 for step in steps if step) >= 5, steps
 
 
 def test_a_budget_below_one_is_a_config_error_naming_the_key() -> None:

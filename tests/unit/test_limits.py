@@ -153,6 +153,7 @@ def test_every_limit_setting_has_a_close_code() -> None:
         "handshake_timeout",  # dropped: no WebSocket yet
         "handshakes_in_progress",  # later handshakes wait for a slot; nobody is cut off
         "handshake_lag",  # fewer handshakes at once while the loop lags; nobody is cut off
+        "handshakes_per_turn",  # the rest of the requests are worked on next turn
         "messages_per_turn",  # a fairness knob, nobody is cut off
         "departures_per_turn",  # gone clients leave in later turns; nobody is cut off
         "frames_burst",
