@@ -73,6 +73,10 @@ class ParentLink:
     def __init__(self, fd: int) -> None:
         self._sock = socket.socket(fileno=fd)
         self._unsent = bytearray()
+        self._sending = False
+        """A write is scheduled for the turn's end, or waits for the socket to take more."""
+        self._waiting = False
+        """The loop watches the socket for room (what it took was not all)."""
         self._unread = b""
         self._relay: RelayEnd | None = None
         """Where the parent's lines go (``attach``)."""
@@ -93,31 +97,32 @@ class ParentLink:
         self._sock.sendall(line.encode())
 
     def send(self, message: dict[str, Any]) -> None:
-        """One line to the parent; what the socket does not take now is sent when it can."""
-        data = json.dumps(message).encode() + b"\n"
-        if self._unsent:
-            self._unsent += data
-            return
-        try:
-            sent = self._sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return  # the parent is gone: on_parent_gone stops the worker
-        if sent < len(data):
-            self._unsent += data[sent:]
-            asyncio.get_running_loop().add_writer(self._sock.fileno(), self._flush)
+        """One line to the parent, written with the others of this loop turn in one write: a
+        mass reconnect's presence changes are thousands of lines a turn, and a system call
+        each (and a wake-up of the parent each) took a share of the worker's loop."""
+        self._unsent += json.dumps(message).encode() + b"\n"
+        if not self._sending:
+            self._sending = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
+        """Write what waits; what the socket does not take is written when it has room."""
         try:
             sent = self._sock.send(self._unsent)
         except BlockingIOError:
-            return
+            sent = 0
         except OSError:
-            sent = len(self._unsent)
+            sent = len(self._unsent)  # the parent is gone: on_parent_gone stops the worker
         del self._unsent[:sent]
-        if not self._unsent:
-            asyncio.get_running_loop().remove_writer(self._sock.fileno())
+        loop = asyncio.get_running_loop()
+        if self._unsent and not self._waiting:
+            self._waiting = True
+            loop.add_writer(self._sock.fileno(), self._flush)
+        elif not self._unsent:
+            self._sending = False
+            if self._waiting:
+                self._waiting = False
+                loop.remove_writer(self._sock.fileno())
 
     def on_parent_gone(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once when the parent's end closes (it exited or was killed);
@@ -149,6 +154,11 @@ class ParentLink:
         loop.add_reader(sock.fileno(), readable)
 
     def close(self) -> None:
+        """Stop reading and writing; lines of this turn not written yet go now, if the
+        socket takes them."""
+        with contextlib.suppress(OSError):
+            if self._unsent:
+                self._sock.send(self._unsent)
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             asyncio.get_running_loop().remove_writer(self._sock.fileno())
@@ -167,6 +177,8 @@ class WorkerLinks:
         """Presence between the workers (app/presence/peers.py)."""
         self.publishes: ParentPublishes | None = None
         """HTTP publishes numbered for every worker (app/sse/workers.py)."""
+        self._held: dict[int, list[bytes]] = {}
+        """Lines to each worker in this loop turn, written together at its end."""
 
     def start(self, make_relay: RelayFactory, log: LocalLog | None) -> None:
         """Make the three readers; ``log`` numbers the publishes (the fan-out's, if any)."""
@@ -178,10 +190,19 @@ class WorkerLinks:
         self.publishes = ParentPublishes(self.forward, len(self._slots), log)
 
     def forward(self, index: int, message: dict[str, Any]) -> None:
-        """One relay line to worker ``index`` (dropped when it is not running)."""
-        link = self._slots[index].link
-        if link is not None:
-            link.write(json.dumps(message).encode() + b"\n")
+        """One relay line to worker ``index``, written with the others of this loop turn in
+        one write (dropped when the worker is not running then)."""
+        held = self._held
+        if not held:
+            asyncio.get_running_loop().call_soon(self._write_turn)
+        held.setdefault(index, []).append(json.dumps(message).encode() + b"\n")
+
+    def _write_turn(self) -> None:
+        held, self._held = self._held, {}
+        for index, lines in held.items():
+            link = self._slots[index].link
+            if link is not None:
+                link.write(b"".join(lines))
 
     async def read(self, index: int, reader: asyncio.StreamReader) -> None:
         """Worker ``index``'s lines for one of its lives, each to the dealer relay, presence or

@@ -78,3 +78,73 @@ async def test_a_worker_keeps_the_parents_lines_after_one_that_fails_in_the_same
     await asyncio.wait_for(gone.wait(), 5)
     link.close()
     assert got == [{"n": 1}, {"n": 2}]
+
+
+async def test_a_workers_lines_of_one_turn_leave_in_one_write_in_order() -> None:
+    """Three lines sent in one loop turn are not written before the turn ends, then arrive
+    together and in order."""
+    parent, child = socket.socketpair()
+    parent.setblocking(False)
+    link = ParentLink(child.detach())
+    link.on_parent_gone(lambda: None)  # the worker's end is non-blocking from here on
+    for n in range(3):
+        link.send({"op": "presence", "n": n})
+    try:
+        parent.recv(65536)
+        raise AssertionError("a line was written before the turn ended")
+    except BlockingIOError:
+        pass
+    await asyncio.sleep(0)
+    lines = parent.recv(65536).splitlines()
+    assert [json.loads(line)["n"] for line in lines] == [0, 1, 2]
+    link.close()
+    parent.close()
+
+
+async def test_more_lines_than_the_socket_takes_all_arrive_in_order() -> None:
+    """8 MiB of lines sent in one turn (more than the socket pair's buffers) reach the
+    parent whole and in order, written as the socket takes them."""
+    parent, child = socket.socketpair()
+    parent.setblocking(False)
+    link = ParentLink(child.detach())
+    link.on_parent_gone(lambda: None)
+    count = 2048
+    for n in range(count):
+        link.send({"n": n, "pad": "x" * 4096})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    received = bytearray()
+    while received.count(b"\n") < count and loop.time() < deadline:
+        try:
+            received += parent.recv(1 << 20)
+        except BlockingIOError:
+            await asyncio.sleep(0.001)
+    assert [json.loads(line)["n"] for line in received.splitlines()] == list(range(count))
+    link.close()
+    parent.close()
+
+
+class Running:
+    """A worker's slot in the parent while it runs: its end of the link."""
+
+    def __init__(self, link: asyncio.StreamWriter | None) -> None:
+        self.link = link
+
+
+async def test_the_parents_lines_of_one_turn_reach_each_running_worker_in_order() -> None:
+    """Lines forwarded in one loop turn reach the running worker in order; those to a worker
+    that is not running are dropped."""
+    theirs, ours = socket.socketpair()
+    _, writer = await asyncio.open_connection(sock=ours)
+    links = WorkerLinks([Running(writer), Running(None)])
+    for n in range(3):
+        links.forward(0, {"op": "call", "n": n})
+        links.forward(1, {"op": "call", "n": n})
+    await asyncio.sleep(0)
+    theirs.settimeout(5)
+    received = b""
+    while received.count(b"\n") < 3:
+        received += theirs.recv(65536)
+    assert [json.loads(line)["n"] for line in received.splitlines()] == [0, 1, 2]
+    writer.close()
+    theirs.close()
