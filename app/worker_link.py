@@ -92,9 +92,9 @@ class ParentLink:
         return self._relay
 
     def report(self, ops_port: int | None) -> None:
-        """Tell the parent this worker serves (and where its /metrics is)."""
-        line = json.dumps({"pid": os.getpid(), "ops_port": ops_port}) + "\n"
-        self._sock.sendall(line.encode())
+        """Tell the parent this worker serves (and where its /metrics is): a line after the
+        others of this turn."""
+        self.send({"pid": os.getpid(), "ops_port": ops_port})
 
     def send(self, message: dict[str, Any]) -> None:
         """One line to the parent, written with the others of this loop turn in one write: a
@@ -158,7 +158,9 @@ class ParentLink:
         socket takes them."""
         with contextlib.suppress(OSError):
             if self._unsent:
-                self._sock.send(self._unsent)
+                self._sock.settimeout(1.0)  # whole lines, or nothing more once it is stuck
+                self._sock.sendall(self._unsent)
+        self._unsent.clear()
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             asyncio.get_running_loop().remove_writer(self._sock.fileno())
@@ -201,8 +203,12 @@ class WorkerLinks:
         held, self._held = self._held, {}
         for index, lines in held.items():
             link = self._slots[index].link
-            if link is not None:
+            if link is None or link.is_closing():
+                continue
+            try:
                 link.write(b"".join(lines))
+            except (OSError, RuntimeError) as exc:  # a worker just gone: the others' lines go on
+                logger.debug("worker %d: relay lines dropped: %r", index, exc)
 
     async def read(self, index: int, reader: asyncio.StreamReader) -> None:
         """Worker ``index``'s lines for one of its lives, each to the dealer relay, presence or

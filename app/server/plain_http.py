@@ -14,6 +14,7 @@ turn that parsed, authenticated and answered all of them held every push meanwhi
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar, cast
 
@@ -23,6 +24,8 @@ from gos_web_socket.app.server.guard import Guard
 from gos_web_socket.app.server.lifecycle import Lifecycle
 from gos_web_socket.app.server.parser import STATE_CONNECTING, STATE_OPEN, FedParser
 from gos_web_socket.app.server.session import Session
+
+logger = logging.getLogger(__name__)
 
 REFUSED_LINGER = 2.5
 """Seconds a refused client's connection stays (reads paused) so that it reads our answer
@@ -101,20 +104,36 @@ class PlainHttp(Client, FedParser):  # type: ignore[misc]
             self.factory.handshakes.finish(self)
 
     _awaiting_turn = False
-    """Its request waits for a turn of the arrivals gate (``processHandshake``)."""
+    """Its request waits for a turn of the arrivals gate, reads paused (``processHandshake``)."""
 
     def processHandshake(self) -> None:
         """Autobahn read (more of) the request: it is worked on when the arrivals gate gives
-        this connection its turn, at once unless a mass reconnect's requests queue; what the
-        client sends meanwhile joins the same buffer (``data``)."""
-        if not self._awaiting_turn:
+        this connection its turn, at once unless a mass reconnect's requests queue. A queued
+        one is not read meanwhile (the head's size is checked when its turn comes)."""
+        if self._awaiting_turn:
+            return
+        if not self.factory.lifecycle.arrivals.call(self._handshake_turn):
             self._awaiting_turn = True
-            self.factory.lifecycle.arrivals.call(self._handshake_turn)
+            cast(asyncio.Transport, self.transport).pause_reading()
 
     def _handshake_turn(self) -> None:
-        del self._awaiting_turn  # back to the class default
+        transport = cast(asyncio.Transport | None, self.transport)
+        if self._awaiting_turn:
+            del self._awaiting_turn  # back to the class default
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
         if self.lost or self._refused or self.state != STATE_CONNECTING:
             return  # gone, answered or timed out while it waited
+        if transport is None or transport.is_closing():
+            return  # gone, its connection_lost not run yet
+        try:
+            self._read_request()
+        except Exception:  # as a failing data_received did: this client only, logged
+            logger.exception("connection %s: its request failed", self.session_id)
+            self.dropConnection(abort=True)
+
+    def _read_request(self) -> None:
+        """What the gate answers or takes, or autobahn's handshake."""
         if not self._origin_seen:  # None: the head is not complete yet
             verdict = self.factory.gate.check(self.data, self.remote_address, self.session_id)
             if isinstance(verdict, Answer):

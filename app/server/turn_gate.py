@@ -47,16 +47,17 @@ class TurnGate:
         self._count_turn()
         await future
 
-    def call(self, callback: Callable[..., object], *args: object) -> None:
-        """Run ``callback(*args)`` now when this turn has room and nobody waits; else queue it
-        behind the others for a later turn."""
+    def call(self, callback: Callable[..., object], *args: object) -> bool:
+        """Run ``callback(*args)`` now when this turn has room and nobody waits (True); else
+        queue it behind the others for a later turn (False)."""
         if self._passed < self.per_turn and not self._waiting:
             self._passed += 1
             self._count_turn()
             callback(*args)
-            return
+            return True
         self._waiting.append(partial(callback, *args))
         self._count_turn()
+        return False
 
     def _count_turn(self) -> None:
         if self._turn_ends is None:

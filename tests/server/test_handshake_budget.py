@@ -11,6 +11,7 @@ import pytest
 
 from gos_web_socket.app.demo import AcmeTopic
 from gos_web_socket.app.server import WampServer
+from gos_web_socket.app.server.gate import HttpGate
 from gos_web_socket.app.server.listener import HandshakeBudget
 from gos_web_socket.app.testing import WampTestClient
 from gos_web_socket.settings import load_settings
@@ -116,6 +117,41 @@ async def test_requests_read_in_one_turn_are_answered_a_few_a_turn() -> None:
         steps = [after - before for before, after in zip(counts, counts[1:], strict=False)]
         assert max(steps) <= 4, steps
         assert sum(1 for step in steps if step) >= 5, steps
+
+
+async def test_a_request_that_fails_or_leaves_while_queued_costs_only_itself(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With one request worked on a turn: a queued request whose gate check raises is
+    dropped and logged, queued clients that reset meanwhile are passed over, and the first
+    client opens; every handshake slot is free afterwards."""
+    check = HttpGate.check
+
+    def failing(self: HttpGate, data: bytes, peer: str, session_id: str) -> object:
+        if b"X-Boom" in data:
+            raise RuntimeError("a bug in the gate")
+        return check(self, data, peer, session_id)
+
+    monkeypatch.setattr(HttpGate, "check", failing)
+    async with running_server(topics=[AcmeTopic()], limits={"handshakes_per_turn": 1}) as server:
+        budget = budget_of(server)
+        pairs = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(5)]
+        await eventually(lambda: budget.in_progress == 5, what="all five accepted")
+        request = php_upgrade_request("127.0.0.1", server.port)
+        boom = request.replace(b"\r\n\r\n", b"\r\nX-Boom: 1\r\n\r\n")
+        for i, (_, writer) in enumerate(pairs):
+            writer.write(boom if i == 1 else request)
+        for _, writer in pairs[2:]:  # gone before their turn
+            writer.transport.abort()
+        opened = await asyncio.wait_for(pairs[0][0].readuntil(b"\r\n\r\n"), 5)
+        assert opened.startswith(b"HTTP/1.1 101")
+        # dropped at once, not by the handshake timeout (5 s)
+        assert await asyncio.wait_for(pairs[1][0].read(), 2) == b""
+        await eventually(lambda: budget.in_progress == 0, what="every slot free")
+        assert server.connections == 1
+        assert "its request failed" in caplog.text
+        pairs[0][1].close()
+        pairs[1][1].close()
 
 
 def test_a_budget_below_one_is_a_config_error_naming_the_key() -> None:

@@ -7,6 +7,8 @@ import json
 import socket
 from typing import Any
 
+import uvloop
+
 from gos_web_socket.app.worker_link import ParentLink, WorkerLinks
 
 
@@ -120,6 +122,9 @@ async def test_more_lines_than_the_socket_takes_all_arrive_in_order() -> None:
         except BlockingIOError:
             await asyncio.sleep(0.001)
     assert [json.loads(line)["n"] for line in received.splitlines()] == list(range(count))
+    link.send({"n": "after"})  # the link writes as usual once the backlog is gone
+    await asyncio.sleep(0)
+    assert json.loads(parent.recv(65536)) == {"n": "after"}
     link.close()
     parent.close()
 
@@ -131,20 +136,36 @@ class Running:
         self.link = link
 
 
-async def test_the_parents_lines_of_one_turn_reach_each_running_worker_in_order() -> None:
-    """Lines forwarded in one loop turn reach the running worker in order; those to a worker
-    that is not running are dropped."""
-    theirs, ours = socket.socketpair()
-    _, writer = await asyncio.open_connection(sock=ours)
-    links = WorkerLinks([Running(writer), Running(None)])
-    for n in range(3):
-        links.forward(0, {"op": "call", "n": n})
-        links.forward(1, {"op": "call", "n": n})
-    await asyncio.sleep(0)
-    theirs.settimeout(5)
-    received = b""
-    while received.count(b"\n") < 3:
-        received += theirs.recv(65536)
-    assert [json.loads(line)["n"] for line in received.splitlines()] == [0, 1, 2]
-    writer.close()
-    theirs.close()
+def test_the_parents_lines_of_one_turn_reach_each_running_worker_in_order() -> None:
+    """On uvloop (whose closed transports refuse writes): lines forwarded in one loop turn
+    leave when it ends and reach the running worker in order; those to a worker not
+    running, or whose link is closing, are dropped without holding up the others."""
+
+    async def scenario() -> None:
+        theirs, ours = socket.socketpair()
+        theirs.setblocking(False)
+        _, writer = await asyncio.open_connection(sock=ours)
+        gone_theirs, gone_ours = socket.socketpair()
+        _, gone = await asyncio.open_connection(sock=gone_ours)
+        gone.close()
+        links = WorkerLinks([Running(None), Running(gone), Running(writer)])
+        for n in range(3):
+            for index in range(3):
+                links.forward(index, {"op": "call", "n": n})
+        try:
+            theirs.recv(65536)
+            raise AssertionError("a line was written before the turn ended")
+        except BlockingIOError:
+            pass
+        await asyncio.sleep(0)
+        theirs.setblocking(True)
+        theirs.settimeout(5)
+        received = b""
+        while received.count(b"\n") < 3:
+            received += theirs.recv(65536)
+        assert [json.loads(line)["n"] for line in received.splitlines()] == [0, 1, 2]
+        writer.close()
+        theirs.close()
+        gone_theirs.close()
+
+    uvloop.run(scenario())
