@@ -6,9 +6,11 @@ One `gos-websocket server` process (``presence: true`` on ``acme/channel/{room}`
 fleets: at most 4, each on its own 127.0.0.x source address, the open-file limit raised to the hard
 one) of light clients (bare asyncio, bench.hundred_k's) that subscribe, all drop at once, and all
 come back, retrying what the server's admission refuses or leaves waiting. Meanwhile one more client
-of this process publishes ``--rate`` ordinary pushes a second to the channel (which the server fans
-out to every member) and times each from publish to its own copy, first for 10 s with nobody coming
-or going (the baseline), then over the storm.
+of this process publishes ``--rate`` ordinary pushes a second to the channel and times each from
+publish to its own copy, first for 10 s with nobody coming or going (the baseline), then over the
+storm. ``--via publish`` (the default) sends them as that client's PUBLISH, which reaches the
+members on its own worker only (docs/scaling.md); ``--via zmq`` pushes them from this process
+with the ZeroMQ pusher, as a backend does, and every worker fans each out to its members.
 
 Reported: the join/leave frames each watcher received (against the 2 x clients frames a
 frame-per-change design sends each watcher over the drop and the return), the watchers' total,
@@ -37,7 +39,8 @@ import sys
 import tempfile
 import time
 from asyncio.subprocess import Process
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import jwt
@@ -47,7 +50,7 @@ import yaml
 from bench.agent import raise_nofile
 from bench.hundred_k import RawFleet, RawSubscriber, cpu_seconds
 from bench.runner import fleets_for, free_port, percentile, split
-from bench.wire import CHANNEL, ROUTE
+from bench.wire import CHANNEL, ROOM as ROOM_NAME, ROUTE
 from gos_web_socket.app.testing import WampTestClient
 
 ROOM = CHANNEL
@@ -219,13 +222,18 @@ async def tell(children: list[Process], command: bytes, answer: bytes | None) ->
     return {} if answer is None else await each_says(children, answer)
 
 
-class Pushes:
-    """Ordinary pushes to the room at ``rate`` a second from a member of it; each is timed from
-    its publish to the copy the server fans out back to that member."""
+Send = Callable[[dict[str, float]], Awaitable[object]]
+"""One ordinary push of this payload to the room (a PUBLISH or a backend's push)."""
 
-    def __init__(self, client: WampTestClient, rate: float) -> None:
+
+class Pushes:
+    """Ordinary pushes to the room at ``rate`` a second (``send``); each is timed from its
+    publish to the copy the server fans out to ``client``, a member."""
+
+    def __init__(self, client: WampTestClient, rate: float, send: Send) -> None:
         self.client = client
         self.rate = rate
+        self.send = send
         self.sent = 0
         self.latencies: list[float] = []
         self.sent_at: list[float] = []
@@ -239,7 +247,7 @@ class Pushes:
 
     async def _send(self) -> None:
         while True:
-            self.client.publish(ROOM, {"t": time.perf_counter()})
+            await self.send({"t": time.perf_counter()})
             self.sent += 1
             await asyncio.sleep(1 / self.rate)
 
@@ -270,6 +278,24 @@ class Pushes:
         }
 
 
+async def sender(
+    via: str, member: WampTestClient, zmq_port: int, stack: contextlib.AsyncExitStack
+) -> Send:
+    """How the ordinary pushes are sent: ``member``'s PUBLISH, or the ZeroMQ pusher's push."""
+    if via == "publish":
+
+        async def publish(payload: dict[str, float]) -> None:
+            member.publish(ROOM, payload)
+
+        return publish
+    from bench.ours import make_pusher
+
+    pusher = make_pusher("zmq", zmq_port=zmq_port)
+    stack.push_async_callback(pusher.close)
+    await asyncio.sleep(0.5)  # the ZeroMQ connection is up before the first push
+    return partial(pusher.push, route_name=ROUTE, route_parameters={"room": ROOM_NAME})
+
+
 def lowered(nice: int) -> Callable[[], None]:
     """A fleet's preexec: the open-file limit raised, its priority lowered by ``nice``.
 
@@ -298,6 +324,7 @@ async def run(
     workers: int,
     nice: int = 0,
     lag: float | None = None,
+    via: str = "publish",
 ) -> dict[str, object]:
     secret = secrets.token_hex(32)  # never "-...": the fleets take it as an argument
     folder = Path(tempfile.mkdtemp(prefix="presence-storm-"))
@@ -314,7 +341,9 @@ async def run(
     env = {**os.environ, "GOS_WEB_SOCKET__SERVER__PORT": str(port)}
     env |= {"GOS_WEB_SOCKET__SERVER__HTTP__ENABLED": "false"}
     env |= {"GOS_WEB_SOCKET__SERVER__METRICS__ENABLED": "false"}
-    env |= {"GOS_WEB_SOCKET__PUSHERS__ZMQ__ENABLED": "false"}  # not 5555: tests may hold it
+    zmq_port = free_port()  # not 5555: tests may hold it
+    env |= {"GOS_WEB_SOCKET__PUSHERS__ZMQ__ENABLED": "true" if via == "zmq" else "false"}
+    env |= {"GOS_WEB_SOCKET__PUSHERS__ZMQ__PORT": str(zmq_port)}
     if workers:
         env |= {"GOS_WEB_SOCKET__SERVER__WORKERS": str(workers)}
     if lag is not None:
@@ -325,6 +354,7 @@ async def run(
         preexec_fn=raise_nofile,
     )  # fmt: skip
     url = f"ws://127.0.0.1:{port}/"
+    stack = contextlib.AsyncExitStack()
     try:
         for _ in range(200):
             try:
@@ -359,11 +389,12 @@ async def run(
         before = [len(e.unread_events()) for e in eyes]  # the joins: not part of the storm
         pusher = await WampTestClient.connect(url)
         pusher.subscribe(ROOM)
-        calm = Pushes(pusher, rate)  # the same pushes with nobody coming or going: the baseline
+        send = await sender(via, pusher, zmq_port, stack)
+        calm = Pushes(pusher, rate, send)  # the same with nobody coming or going: the baseline
         await calm.start()
         await asyncio.sleep(CALM_S)
         baseline = await calm.stop()
-        timed = Pushes(pusher, rate)
+        timed = Pushes(pusher, rate, send)
         cpu = cpu_seconds(processes(server.pid))
         waited = waiting_seconds(server.pid)
         harness = cpu_seconds([child.pid for child in children])
@@ -408,12 +439,14 @@ async def run(
             "first_connect": ready,
             "reconnect": back,
             "pushes_per_s": rate,
+            "pushes_via": via,
             **latencies,
             "calm_s": CALM_S,
             **{f"calm_{key}": value for key, value in baseline.items()},
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
     finally:
+        await stack.aclose()
         server.terminate()
         await server.wait()
 
@@ -439,6 +472,13 @@ def main() -> None:
         type=float,
         help="server.limits.handshake_lag: the loop lag (s) that cuts the handshakes admitted",
     )
+    parser.add_argument(
+        "--via",
+        choices=["publish", "zmq"],
+        default="publish",
+        help="the ordinary pushes: a member's PUBLISH (its own worker's members) or the ZeroMQ"
+        " pusher's push (every worker's)",
+    )
     parser.add_argument("--fleet", nargs=5, metavar=("URL", "SECRET", "FIRST", "COUNT", "SOURCE"))
     args = parser.parse_args()
     if args.fleet:
@@ -454,6 +494,7 @@ def main() -> None:
         args.workers,
         args.fleet_nice,
         args.handshake_lag,
+        args.via,
     )
     result = asyncio.run(storm)
     print(json.dumps(result, indent=2))

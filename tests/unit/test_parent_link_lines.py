@@ -7,6 +7,7 @@ import json
 import socket
 from typing import Any
 
+import pytest
 import uvloop
 
 from gos_web_socket.app.worker_link import ParentLink, WorkerLinks
@@ -82,6 +83,12 @@ async def test_a_worker_keeps_the_parents_lines_after_one_that_fails_in_the_same
     assert got == [{"n": 1}, {"n": 2}]
 
 
+def assert_nothing_written(end: socket.socket) -> None:
+    """Nothing can be read at ``end`` (non-blocking) yet: the turn has not ended."""
+    with pytest.raises(BlockingIOError):
+        end.recv(65536)
+
+
 async def test_a_workers_lines_of_one_turn_leave_in_one_write_in_order() -> None:
     """Three lines sent in one loop turn are not written before the turn ends, then arrive
     together and in order."""
@@ -91,11 +98,7 @@ async def test_a_workers_lines_of_one_turn_leave_in_one_write_in_order() -> None
     link.on_parent_gone(lambda: None)  # the worker's end is non-blocking from here on
     for n in range(3):
         link.send({"op": "presence", "n": n})
-    try:
-        parent.recv(65536)
-        raise AssertionError("a line was written before the turn ended")
-    except BlockingIOError:
-        pass
+    assert_nothing_written(parent)
     await asyncio.sleep(0)
     lines = parent.recv(65536).splitlines()
     assert [json.loads(line)["n"] for line in lines] == [0, 1, 2]
@@ -152,11 +155,7 @@ def test_the_parents_lines_of_one_turn_reach_each_running_worker_in_order() -> N
         for n in range(3):
             for index in range(3):
                 links.forward(index, {"op": "call", "n": n})
-        try:
-            theirs.recv(65536)
-            raise AssertionError("a line was written before the turn ended")
-        except BlockingIOError:
-            pass
+        assert_nothing_written(theirs)
         await asyncio.sleep(0)
         theirs.setblocking(True)
         theirs.settimeout(5)
