@@ -1,16 +1,19 @@
 """A mass reconnect on a presence channel: `python -m bench.presence_storm`.
 
 One `gos-websocket server` process (``presence: true`` on ``acme/channel/{room}``, window 1 s),
-``--watchers`` clients watching ``gos/presence/acme/channel/bench`` from this process, and
+``--watchers`` clients watching ``gos/presence/acme/channel/bench`` from a child process (niced
+as the fleets are), and
 ``--clients`` signed-in users spread over ``--fleets`` child processes (as bench.runner spreads
 fleets: at most 4, each on its own 127.0.0.x source address, the open-file limit raised to the hard
 one) of light clients (bare asyncio, bench.hundred_k's) that subscribe, all drop at once, and all
 come back, retrying what the server's admission refuses or leaves waiting. Meanwhile one more client
 of this process publishes ``--rate`` ordinary pushes a second to the channel and times each from
 publish to its own copy, first for 10 s with nobody coming or going (the baseline), then over the
-storm. ``--via publish`` (the default) sends them as that client's PUBLISH, which reaches the
-members on its own worker only (docs/scaling.md); ``--via zmq`` pushes them from this process
-with the ZeroMQ pusher, as a backend does, and every worker fans each out to its members.
+storm; this process's own lateness over the storm is reported beside (``harness_late``: the
+pushes are timed here). ``--via publish`` (the default) sends them as that client's PUBLISH,
+which reaches the members on its own worker only (docs/scaling.md); ``--via zmq`` pushes them
+from this process with the ZeroMQ pusher, as a backend does, and every worker fans each out to
+its members.
 
 Reported: the join/leave frames each watcher received (against the 2 x clients frames a
 frame-per-change design sends each watcher over the drop and the return), the watchers' total,
@@ -196,6 +199,32 @@ async def fleet(url: str, secret: str, first: int, count: int, source: str) -> N
     crowd.drop()
 
 
+async def watch(url: str, count: int) -> None:
+    """A child: ``count`` watchers of the room's presence, in a process of their own (a big
+    diff parsed twenty times held the loop that times the pushes up to 200 ms). On each
+    ``count`` line it prints the frames each watcher received so far; on ``end`` it leaves."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    eyes = [await WampTestClient.connect(url) for _ in range(count)]
+    for eye in eyes:
+        eye.subscribe(WATCH)
+        await eye.next_event(WATCH)  # the state
+    print("ready", flush=True)
+    while (await reader.readline()).strip() == b"count":
+        print(json.dumps([len(eye.unread_events()) for eye in eyes]), flush=True)
+    for eye in eyes:
+        await eye.close()
+
+
+async def frames_seen(watchers: Process) -> list[int]:
+    """The presence frames each watcher received so far."""
+    assert watchers.stdin is not None and watchers.stdout is not None
+    watchers.stdin.write(b"count\n")
+    counts: list[int] = json.loads(await watchers.stdout.readline())
+    return counts
+
+
 def spans(clients: int, fleets: int) -> list[tuple[int, int]]:
     """(first user, how many) of each fleet."""
     counts = split(clients, fleets)
@@ -296,6 +325,35 @@ async def sender(
     return partial(pusher.push, route_name=ROUTE, route_parameters={"room": ROOM_NAME})
 
 
+class Lateness:
+    """How late this process's own loop ran over the storm (a 5 ms tick): the pushes are timed
+    here, so a harness busy with the watchers' frames would add its lateness to theirs."""
+
+    TICK = 0.005
+
+    def __init__(self) -> None:
+        self.late: list[tuple[float, float]] = []
+        """(when, s since ``start``; how late, s) of every tick over 20 ms late."""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, since: float) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._tick(since))
+
+    async def _tick(self, since: float) -> None:
+        while True:
+            due = time.perf_counter() + self.TICK
+            await asyncio.sleep(self.TICK)
+            now = time.perf_counter()
+            if now - due > 0.02:
+                self.late.append((round(due - since, 2), round(now - due, 3)))
+
+    def stop(self) -> dict[str, object]:
+        if self._task is not None:
+            self._task.cancel()
+        worst = max((late for _, late in self.late), default=0.0)
+        return {"harness_late_ms_max": round(1000 * worst, 1), "harness_late": self.late}
+
+
 def lowered(nice: int) -> Callable[[], None]:
     """A fleet's preexec: the open-file limit raised, its priority lowered by ``nice``.
 
@@ -363,10 +421,13 @@ async def run(
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        eyes = [await WampTestClient.connect(url) for _ in range(watchers)]
-        for eye in eyes:
-            eye.subscribe(WATCH)
-            await eye.next_event(WATCH)  # the state
+        eyes = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.presence_storm", "--watch", url, str(watchers),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            preexec_fn=lowered(nice),
+        )  # fmt: skip
+        assert eyes.stdout is not None and eyes.stdin is not None
+        assert await eyes.stdout.readline() == b"ready\n"
         children = [
             await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -386,7 +447,7 @@ async def run(
         ]
         ready = await each_says(children, b"ready")
         await asyncio.sleep(2.5)  # the joins' diffs out
-        before = [len(e.unread_events()) for e in eyes]  # the joins: not part of the storm
+        before = await frames_seen(eyes)  # the joins: not part of the storm
         pusher = await WampTestClient.connect(url)
         pusher.subscribe(ROOM)
         send = await sender(via, pusher, zmq_port, stack)
@@ -399,6 +460,8 @@ async def run(
         waited = waiting_seconds(server.pid)
         harness = cpu_seconds([child.pid for child in children])
         started = time.perf_counter()
+        lateness = Lateness()
+        lateness.start(started)
         await timed.start()
         await tell(children, b"drop\n", b"dropped")
         dropped = time.perf_counter() - started
@@ -406,15 +469,17 @@ async def run(
         storm = time.perf_counter() - started
         await asyncio.sleep(2.5)  # the last window out
         latencies = await timed.stop()
+        harness_late = lateness.stop()
         cpu = cpu_seconds(processes(server.pid)) - cpu
         waited = waiting_seconds(server.pid) - waited
         spent = time.perf_counter() - started
         harness = cpu_seconds([child.pid for child in children]) - harness
-        frames = [len(e.unread_events()) - b for e, b in zip(eyes, before, strict=True)]
+        frames = [after - b for after, b in zip(await frames_seen(eyes), before, strict=True)]
         await tell(children, b"end\n", None)
         await asyncio.gather(*(child.wait() for child in children))
-        for eye in (*eyes, pusher):
-            await eye.close()
+        eyes.stdin.write(b"end\n")
+        await eyes.wait()
+        await pusher.close()
         return {
             "clients": clients,
             "server_workers": workers or None,
@@ -441,6 +506,7 @@ async def run(
             "pushes_per_s": rate,
             "pushes_via": via,
             **latencies,
+            **harness_late,
             "calm_s": CALM_S,
             **{f"calm_{key}": value for key, value in baseline.items()},
             "load_average_1m": round(os.getloadavg()[0], 2),
@@ -479,8 +545,12 @@ def main() -> None:
         help="the ordinary pushes: a member's PUBLISH (its own worker's members) or the ZeroMQ"
         " pusher's push (every worker's)",
     )
+    parser.add_argument("--watch", nargs=2, metavar=("URL", "COUNT"))
     parser.add_argument("--fleet", nargs=5, metavar=("URL", "SECRET", "FIRST", "COUNT", "SOURCE"))
     args = parser.parse_args()
+    if args.watch:
+        asyncio.run(watch(args.watch[0], int(args.watch[1])))
+        return
     if args.fleet:
         url, secret, first, count, source = args.fleet
         asyncio.run(fleet(url, secret, int(first), int(count), source))
