@@ -73,8 +73,7 @@ class ParentLink:
     def __init__(self, fd: int) -> None:
         self._sock = socket.socket(fileno=fd)
         self._unsent = bytearray()
-        self._sending = False
-        """A write is scheduled for the turn's end, or waits for the socket to take more."""
+        """Lines not written yet: while there are, a write is scheduled or waits for room."""
         self._waiting = False
         """The loop watches the socket for room (what it took was not all)."""
         self._unread = b""
@@ -100,10 +99,10 @@ class ParentLink:
         """One line to the parent, written with the others of this loop turn in one write: a
         mass reconnect's presence changes are thousands of lines a turn, and a system call
         each (and a wake-up of the parent each) took a share of the worker's loop."""
-        self._unsent += json.dumps(message).encode() + b"\n"
-        if not self._sending:
-            self._sending = True
+        line = json.dumps(message).encode() + b"\n"
+        if not self._unsent:  # else a write is scheduled already, or waits for room
             asyncio.get_running_loop().call_soon(self._flush)
+        self._unsent += line
 
     def _flush(self) -> None:
         """Write what waits; what the socket does not take is written when it has room."""
@@ -118,11 +117,9 @@ class ParentLink:
         if self._unsent and not self._waiting:
             self._waiting = True
             loop.add_writer(self._sock.fileno(), self._flush)
-        elif not self._unsent:
-            self._sending = False
-            if self._waiting:
-                self._waiting = False
-                loop.remove_writer(self._sock.fileno())
+        elif not self._unsent and self._waiting:
+            self._waiting = False
+            loop.remove_writer(self._sock.fileno())
 
     def on_parent_gone(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once when the parent's end closes (it exited or was killed);

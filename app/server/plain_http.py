@@ -122,10 +122,9 @@ class PlainHttp(Client, FedParser):  # type: ignore[misc]
             del self._awaiting_turn  # back to the class default
             if transport is not None and not transport.is_closing():
                 transport.resume_reading()
-        if self.lost or self._refused or self.state != STATE_CONNECTING:
-            return  # gone, answered or timed out while it waited
-        if transport is None or transport.is_closing():
-            return  # gone, its connection_lost not run yet
+        gone = self.lost or transport is None or transport.is_closing()
+        if gone or self._refused or self.state != STATE_CONNECTING:
+            return  # gone (its connection_lost perhaps not run yet), answered or timed out
         try:
             self._read_request()
         except Exception:  # as a failing data_received did: this client only, logged
